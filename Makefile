@@ -1,0 +1,35 @@
+# The two commands: `make run` (the whole system) and `make test`. Both install what is
+# missing first (deploy/bootstrap.sh) and find or start PostgreSQL and RabbitMQ
+# (deploy/devstack.py).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+VAR ?= ./var
+PYTEST_ARGS ?=
+
+.PHONY: run test lint bench install services stop-services clean
+
+install:
+	@bash deploy/bootstrap.sh
+
+run: install
+	@bash deploy/run-dev.sh
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) bench/run.py
+
+services: install
+	@$(PY) deploy/devstack.py up --var $(VAR)
+
+stop-services:
+	@$(PY) deploy/devstack.py down --var $(VAR)
+
+clean: stop-services
+	rm -rf $(VAR)

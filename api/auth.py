@@ -1,0 +1,25 @@
+"""The admin bearer token: management endpoints refuse everything until it is set."""
+
+from __future__ import annotations
+
+import hmac
+
+import falcon
+
+
+def require_admin(req: falcon.Request, admin_token: str | None) -> None:
+    if not admin_token:
+        raise falcon.HTTPUnauthorized(
+            title="Admin API disabled",
+            description="Set VIDEODROP_ADMIN_TOKEN to enable management endpoints.",
+            challenges=['Bearer realm="videodrop"'],
+        )
+    header = req.get_header("Authorization") or ""
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),
+                                                             admin_token.encode()):
+        raise falcon.HTTPUnauthorized(
+            title="Unauthorized",
+            description="Send 'Authorization: Bearer <VIDEODROP_ADMIN_TOKEN>'.",
+            challenges=['Bearer realm="videodrop"'],
+        )

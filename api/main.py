@@ -1,0 +1,39 @@
+"""``videodrop api``: gunicorn serving ``api.app:get_app()``.
+
+Worker class gthread: each worker process serves several connections on threads, so a
+few slow clients streaming a large file cannot pin every worker the way they pin sync
+workers; sendfile() still moves the bytes (it runs in the thread, outside the GIL)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from videodrop.settings import Settings
+
+
+def gunicorn_argv(settings: Settings, extra: list[str]) -> list[str]:
+    return [
+        sys.executable, "-m", "gunicorn", "api.app:get_app()",
+        "--bind", settings.bind,
+        "--worker-class", "gthread",
+        "--workers", str(settings.api_workers),
+        "--threads", str(settings.api_threads),
+        "--timeout", "60",
+        "--graceful-timeout", "20",
+        "--keep-alive", "5",
+        "--error-logfile", "-",
+        "--name", "videodrop-api",
+        *extra,
+    ]
+
+
+def main(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop api",
+                                     description="serve the HTTP API (gunicorn)")
+    _, extra = parser.parse_known_args(argv)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    args = gunicorn_argv(settings, extra)
+    os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
+    return 0  # not reached

@@ -1,0 +1,81 @@
+"""The four token endpoints. The token is the capability: no other credential."""
+
+from __future__ import annotations
+
+import falcon
+import structlog
+
+from api.fileresponse import send_file
+from videodrop import media, records
+from videodrop.catalog import Catalog, Video
+from videodrop.errors import CatalogUnavailable
+from videodrop.settings import Settings
+from videodrop.tokens import token_prefix
+
+NOT_FOUND = falcon.HTTPNotFound(title="Not found",
+                                description="No video has this token (or it was revoked).")
+
+
+class TokenResource:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+
+    def lookup(self, token: str) -> Video:
+        structlog.contextvars.bind_contextvars(token=token_prefix(token))
+        try:
+            video = self.catalog.by_token(token)
+        except CatalogUnavailable as exc:
+            raise falcon.HTTPServiceUnavailable(
+                title="Catalog unavailable", description="The database cannot be reached; "
+                "try again shortly.", retry_after=5) from exc
+        if video is None:
+            raise NOT_FOUND
+        structlog.contextvars.bind_contextvars(video_id=video.id)
+        return video
+
+
+class VideoRecord(TokenResource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        resp.media = records.record(self.lookup(token), self.settings.base_url)
+
+    on_head = on_get
+
+
+class VideoMetadata(TokenResource):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        resp.media = records.metadata(self.lookup(token))
+
+    on_head = on_get
+
+
+class FileEndpoint(TokenResource):
+    disposition: str = "inline"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        video = self.lookup(token)
+        if video.status != "ready":
+            detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
+                      else f"The video is not ready yet (status: {video.status}).")
+            raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
+        path = self.settings.media_root / video.stored_path
+        if not path.is_file():
+            raise falcon.HTTPNotFound(title="File missing",
+                                      description="The stored file is missing; tell an operator.")
+        send_file(req, resp, path,
+                  content_type=media.content_type(video.format, video.original_filename),
+                  disposition=self.disposition,  # type: ignore[arg-type]
+                  filename=video.original_filename,
+                  cache_control="private, max-age=3600",
+                  accel_prefix=self.settings.accel_redirect,
+                  accel_path=video.stored_path)
+
+    on_head = on_get
+
+
+class Stream(FileEndpoint):
+    disposition = "inline"
+
+
+class Download(FileEndpoint):
+    disposition = "attachment"

@@ -1,0 +1,1 @@
+"""The watch-folder daemon: watchdog observer, settle tracking, rescans, confirmed publisher."""

@@ -1,0 +1,211 @@
+"""The ingest daemon's one loop: events → settle → confirmed publish, with rescans."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ingest import openfiles, watcher
+from ingest.scan import FileState, count_dirs, examine, relative, walk
+from ingest.settle import Candidate, OpenForWriting, SettleTracker
+from videodrop.errors import BrokerUnavailable, ConfigurationError
+from videodrop.messages import InboxFile, Message
+from videodrop.settings import Settings
+
+
+class Publishes(Protocol):
+    def publish(self, msg: Message) -> None: ...
+    def process_events(self) -> None: ...
+    def close(self) -> None: ...
+
+
+@dataclass
+class Stats:
+    seen: int = 0
+    settled: int = 0
+    published: int = 0
+    refused: int = 0
+    publish_failures: int = 0
+    rescans: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+class IngestDaemon:
+    def __init__(self, settings: Settings, publisher: Publishes, log: Any, *,
+                 clock: Callable[[], float] = time.monotonic,
+                 open_for_writing: OpenForWriting | None = None) -> None:
+        self.settings = settings
+        self.inbox = settings.inbox.resolve()
+        self.publisher = publisher
+        self.log = log
+        self.clock = clock
+        self.tracker = SettleTracker(settings.settle_seconds,
+                                     open_for_writing or openfiles.open_for_writing)
+        self.events: queue.Queue[watcher.Event] = queue.Queue()
+        self.pending: list[Candidate] = []  # settled, waiting for the broker
+        self.published: dict[Path, tuple[FileState, float]] = {}
+        self.refused: set[Path] = set()
+        self.stats = Stats()
+        self.mode = "inotify"
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._next_rescan = 0.0
+
+    # --- set-up -----------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        self.inbox.mkdir(parents=True, exist_ok=True)
+        self.mode, why = watcher.choose_mode(self.settings.ingest_mode, self.inbox)
+        self.log.info("ingest mode", mode=self.mode, why=why, inbox=str(self.inbox),
+                      settle_seconds=self.settings.settle_seconds)
+        if self.mode == "inotify":
+            limit = watcher.inotify_watch_limit()
+            needed = count_dirs(self.inbox)
+            self.log.info("inotify watches", limit=limit, needed=needed)
+            if limit is not None and needed * 2 > limit:
+                raise ConfigurationError(
+                    f"the inbox has {needed} folders but fs.inotify.max_user_watches is {limit}:"
+                    " raise it (sysctl fs.inotify.max_user_watches=524288) or set"
+                    " VIDEODROP_INGEST_MODE=poll")
+
+    def start(self) -> Any:
+        observer = watcher.start_observer(self.inbox, self.mode, self.events,
+                                          poll_interval=min(1.0, self.settings.settle_seconds / 2))
+        # Watches are in place before the first scan, so nothing falls between the two.
+        self.rescan("startup")
+        return observer
+
+    # --- the loop ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, on_tick: Callable[[], None] | None = None) -> None:
+        self.prepare()
+        observer = self.start()
+        try:
+            while not stop.is_set():
+                self.step(timeout=0.1)
+                if on_tick is not None:
+                    on_tick()
+        finally:
+            observer.stop()
+            observer.join(timeout=5)
+            self.publisher.close()
+
+    def step(self, timeout: float) -> None:
+        try:
+            event = self.events.get(timeout=timeout)
+            self.handle(event)
+            for _ in range(10_000):  # drain what else is there, bounded
+                self.handle(self.events.get_nowait())
+        except queue.Empty:
+            pass
+        now = self.clock()
+        for cand in self.tracker.due(now, self._restat):
+            self.stats.settled += 1
+            self.log.info("settled", path=relative(self.inbox, cand.path),
+                          size=cand.state.size, inode=cand.state.ino)
+            self.pending.append(cand)
+        self.publish_pending(now)
+        if self.settings.rescan_seconds > 0 and now >= self._next_rescan:
+            self.rescan("periodic")
+        self.publisher.process_events()
+
+    def handle(self, event: watcher.Event) -> None:
+        kind, path, _src = event
+        now = self.clock()
+        if kind == "rescan":
+            self.rescan("events lost (inotify queue overflow)")
+            return
+        if kind == "gone":
+            self.tracker.forget(path)
+            self.tracker.forget_below(path)
+            self.published.pop(path, None)
+            return
+        if kind == "dir":
+            for entry in walk(path):
+                self.consider(entry, now, writing=None, why="folder appeared")
+            return
+        if kind == "modified":
+            if self.mode == "inotify":
+                self.consider(path, now, writing=True, why="written")
+            else:
+                self.consider(path, now, writing=None, why="changed")
+            return
+        if kind == "created":
+            self.consider(path, now, writing=None, why="created")
+            return
+        self.consider(path, now, writing=False, why=kind)  # closed, moved
+
+    def consider(self, path: Path, now: float, *, writing: bool | None, why: str) -> None:
+        verdict = examine(self.inbox, path, self.settings.ignore_patterns)
+        if verdict.state is None:
+            if verdict.reason and path not in self.refused:
+                self.refused.add(path)
+                self.stats.refused += 1
+                self.log.warning("refused", path=relative(self.inbox, path), reason=verdict.reason)
+            return
+        if self.tracker.touch(path, verdict.state, now, writing):
+            self.stats.seen += 1
+            self.log.info("seen", path=relative(self.inbox, path), size=verdict.state.size,
+                          inode=verdict.state.ino, why=why)
+
+    def rescan(self, why: str) -> None:
+        now = self.clock()
+        self.stats.rescans += 1
+        found = 0
+        present: set[Path] = set()
+        for path in walk(self.inbox):
+            present.add(path)
+            verdict = examine(self.inbox, path, self.settings.ignore_patterns)
+            if verdict.state is None:
+                if verdict.reason and path not in self.refused:
+                    self.refused.add(path)
+                    self.stats.refused += 1
+                    self.log.warning("refused", path=relative(self.inbox, path),
+                                     reason=verdict.reason)
+                continue
+            last = self.published.get(path)
+            recent = (last is not None and last[0] == verdict.state
+                      and now - last[1] < self.settings.rescan_seconds)
+            if recent or path in self.tracker.candidates:
+                continue
+            found += 1
+            self.consider(path, now, writing=None, why=f"rescan: {why}")
+        for gone in [p for p in self.published if p not in present]:
+            del self.published[gone]
+        self.refused &= present
+        self._next_rescan = now + self.settings.rescan_seconds
+        self.log.info("rescan", why=why, files=len(present), new=found,
+                      tracked=len(self.tracker))
+
+    def publish_pending(self, now: float) -> None:
+        if not self.pending or now < self._retry_at:
+            return
+        while self.pending:
+            cand = self.pending[0]
+            st = cand.state
+            rel = relative(self.inbox, cand.path)
+            assert rel is not None
+            msg = InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size, mtime_ns=st.mtime_ns)
+            try:
+                self.publisher.publish(msg)
+            except BrokerUnavailable as exc:
+                self.stats.publish_failures += 1
+                self._backoff = min(30.0, max(0.5, self._backoff * 2))
+                self._retry_at = now + self._backoff
+                self.log.warning("broker unavailable; will retry", error=str(exc),
+                                 waiting=len(self.pending), retry_in=self._backoff)
+                return
+            self.pending.pop(0)
+            self._backoff = 0.0
+            self.published[cand.path] = (st, self.clock())
+            self.stats.published += 1
+            self.log.info("published", path=rel, size=st.size, inode=st.ino)
+
+    def _restat(self, path: Path) -> FileState | None:
+        return examine(self.inbox, path, self.settings.ignore_patterns).state
+

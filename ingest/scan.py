@@ -1,0 +1,97 @@
+"""Walking the inbox: which entries are candidate files, which are refused and why."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from videodrop import media
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What we compare across a settle window."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileState:
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """``state`` when the entry is a candidate; else ``reason`` (None: silently ignored)."""
+
+    state: FileState | None
+    reason: str | None = None
+
+
+def relative(inbox: Path, path: Path) -> str | None:
+    """Inbox-relative '/'-path, or None when the path is outside the inbox."""
+    try:
+        rel = path.relative_to(inbox)
+    except ValueError:
+        return None
+    text = rel.as_posix()
+    return None if text in {"", "."} or text.startswith("../") else text
+
+
+def examine(inbox: Path, path: Path, ignore: tuple[str, ...]) -> Verdict:
+    """Decide about one entry without opening it (a FIFO must never block us)."""
+    rel = relative(inbox, path)
+    if rel is None:
+        return Verdict(None)
+    if any(media.is_ignored(part, ignore) for part in rel.split("/")):
+        return Verdict(None)  # temporary or hidden: the writer will rename it when done
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return Verdict(None)
+    except OSError as exc:
+        return Verdict(None, f"cannot stat: {exc.strerror}")
+    if stat.S_ISLNK(st.st_mode):
+        target = os.path.realpath(path)
+        outside = relative(inbox.resolve(), Path(target)) is None
+        return Verdict(None, "symlink pointing outside the inbox" if outside else "symlink")
+    if stat.S_ISDIR(st.st_mode):
+        return Verdict(None)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else (
+            "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
+        return Verdict(None, f"not a regular file ({kind})")
+    return Verdict(FileState.of(st))
+
+
+def walk(inbox: Path) -> Iterator[Path]:
+    """Every entry below the inbox that is not a directory, without following links."""
+    stack = [inbox]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                    continue
+            except OSError:
+                continue
+            yield Path(entry.path)
+
+
+def count_dirs(inbox: Path) -> int:
+    n = 1
+    for _root, dirs, _files in os.walk(inbox):
+        n += len(dirs)
+    return n

@@ -1,0 +1,113 @@
+"""watchdog glue: events become small tuples on a queue, read by the daemon's one thread."""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+from pathlib import Path
+from typing import Literal
+
+from watchdog.events import FileSystemEvent, FileSystemEventHandler
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
+
+# closed: a writer closed the file; moved: renamed into place; created: appeared (opened
+# by a writer, or moved in from outside the inbox); modified: written to; gone: deleted or
+# moved away; dir: a folder appeared (scan it); rescan: events were lost.
+Kind = Literal["closed", "moved", "created", "modified", "gone", "dir", "rescan"]
+Event = tuple[Kind, Path, Path | None]
+
+# File systems where inotify does not see other machines' writes.
+REMOTE_FS = {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "vboxsf", "ceph", "glusterfs",
+             "afs", "lustre", "gpfs", "virtiofs", "davfs", "sshfs"}
+
+
+def _p(path: str | bytes) -> Path:
+    return Path(os.fsdecode(path))
+
+
+class Handler(FileSystemEventHandler):
+    def __init__(self, events: queue.Queue[Event]) -> None:
+        self.events = events
+
+    def dispatch(self, event: FileSystemEvent) -> None:
+        kind = event.event_type
+        src = _p(event.src_path)
+        if kind == "moved":
+            dest = _p(event.dest_path)
+            self.events.put(("gone", src, None))
+            self.events.put(("dir" if event.is_directory else "moved", dest, src))
+        elif event.is_directory:
+            if kind == "created":
+                self.events.put(("dir", src, None))
+            elif kind == "deleted":
+                self.events.put(("gone", src, None))
+        elif kind == "closed":
+            self.events.put(("closed", src, None))
+        elif kind in {"created", "modified"}:
+            self.events.put((kind, src, None))  # type: ignore[arg-type]
+        elif kind == "deleted":
+            self.events.put(("gone", src, None))
+
+
+class OverflowAlarm(logging.Handler):
+    """watchdog rebuilds its watches after an inotify queue overflow and only *logs* that
+    events were lost; we listen to that log line and answer with a rescan at once."""
+
+    def __init__(self, events: queue.Queue[Event], inbox: Path) -> None:
+        super().__init__(logging.WARNING)
+        self.events, self.inbox = events, inbox
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.events.put(("rescan", self.inbox, None))
+
+
+def filesystem_type(path: Path) -> str:
+    """The type of the file system holding ``path``, from /proc/self/mounts."""
+    best, fstype = "", "unknown"
+    target = str(path.resolve())
+    try:
+        with open("/proc/self/mounts") as fh:
+            for line in fh:
+                parts = line.split()
+                if len(parts) < 3:
+                    continue
+                mount = parts[1].replace("\\040", " ")
+                inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+                if inside and len(mount) >= len(best):
+                    best, fstype = mount, parts[2]
+    except OSError:
+        pass
+    return fstype
+
+
+def choose_mode(mode: str, inbox: Path) -> tuple[str, str]:
+    """(mode, why) — auto picks poll where inotify cannot see the writers."""
+    if mode != "auto":
+        return mode, "configured"
+    fstype = filesystem_type(inbox)
+    if fstype in REMOTE_FS or fstype.startswith("fuse"):
+        return "poll", f"inbox is on {fstype}: inotify cannot see other machines' writes"
+    return "inotify", f"inbox is on {fstype}"
+
+
+def start_observer(inbox: Path, mode: str, events: queue.Queue[Event],
+                   poll_interval: float) -> BaseObserver:
+    observer: BaseObserver = (PollingObserver(timeout=poll_interval) if mode == "poll"
+                              else Observer())
+    observer.schedule(Handler(events), str(inbox), recursive=True)
+    alarm = OverflowAlarm(events, inbox)
+    for name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
+        logging.getLogger(name).addHandler(alarm)
+    observer.start()
+    return observer
+
+
+def inotify_watch_limit() -> int | None:
+    try:
+        return int(Path("/proc/sys/fs/inotify/max_user_watches").read_text())
+    except (OSError, ValueError):
+        return None

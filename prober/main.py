@@ -1,0 +1,128 @@
+"""``videodrop prober``, ``videodrop probe FILE`` and ``videodrop requeue``."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from prober import store
+from prober.ffprobe import FFprobeMissing, ffprobe_version
+from prober.probe import probe_file
+from prober.worker import Worker
+from videodrop import broker, logs
+from videodrop.catalog import Catalog
+from videodrop.errors import ConfigurationError
+from videodrop.messages import ProbeVideo
+from videodrop.settings import Settings
+
+
+def _version_or_refuse(settings: Settings) -> str:
+    try:
+        return ffprobe_version(settings.ffprobe)
+    except FFprobeMissing as exc:
+        raise ConfigurationError(str(exc)) from exc
+
+
+def main(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop prober",
+                                     description="consume probe messages and record outcomes")
+    parser.add_argument("--concurrency", type=int, default=settings.prober_concurrency,
+                        help="probes at once (default VIDEODROP_PROBER_CONCURRENCY)")
+    args = parser.parse_args(argv)
+    logs.configure(role="prober", fmt=settings.log_format, level=settings.log_level)
+    log = logs.get("prober")
+    version = _version_or_refuse(settings)
+    settings.media_root.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1)
+    prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
+                               timeout=settings.probe_timeout, version=version)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
+             ffprobe_version=version, media_root=str(settings.media_root.resolve()))
+    workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
+               for i in range(args.concurrency)]
+    threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)
+               for w in workers]
+    for t in threads:
+        t.start()
+    while not stop.is_set():
+        stop.wait(0.5)
+        if not any(t.is_alive() for t in threads):
+            log.error("every worker thread has died")
+            return 1
+    for t in threads:
+        t.join(timeout=60)
+    catalog.close()
+    log.info("stopped")
+    return 0
+
+
+def probe_command(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop probe",
+                                     description="print the normalised metadata of FILE as JSON")
+    parser.add_argument("file", type=Path)
+    parser.add_argument("--raw", action="store_true", help="include ffprobe's own JSON")
+    args = parser.parse_args(argv)
+    if not args.file.is_file():
+        print(f"videodrop probe: {args.file}: no such file", file=sys.stderr)
+        return 2
+    version = _version_or_refuse(settings)
+    result = probe_file(args.file, ffprobe=settings.ffprobe, timeout=settings.probe_timeout,
+                        version=version)
+    out = {"status": "ready" if result.ok else "failed", "processing_error": result.error,
+           **result.metadata, "sha256": store.sha256_of(args.file)}
+    if args.raw:
+        out["ffprobe"] = result.raw
+    json.dump(out, sys.stdout, indent=2, default=str)
+    print()
+    return 0 if result.ok else 1
+
+
+def requeue_command(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop requeue",
+                                     description="probe videos again")
+    parser.add_argument("--failed", action="store_true", help="every video whose status is failed")
+    parser.add_argument("--dead", action="store_true",
+                        help="every message in the dead-letter queue")
+    parser.add_argument("ids", nargs="*", type=int, help="these video ids")
+    args = parser.parse_args(argv)
+    if not (args.failed or args.dead or args.ids):
+        parser.error("say what to requeue: --failed, --dead or video ids")
+    logs.configure(role="requeue", fmt=settings.log_format, level=settings.log_level)
+    log = logs.get("prober.requeue")
+    publisher = broker.Publisher(settings, name="videodrop-requeue")
+    ids = list(args.ids)
+    if args.failed:
+        catalog = Catalog.connect(settings.database_url)
+        ids += catalog.ids_with_status("failed")
+        catalog.close()
+    for video_id in ids:
+        publisher.publish(ProbeVideo(video_id=video_id, force=True))
+    moved = _drain_dead(settings, publisher) if args.dead else 0
+    publisher.close()
+    log.info("requeued", videos=len(ids), dead_letters=moved)
+    print(f"requeued {len(ids)} video(s) and {moved} dead-lettered message(s)")
+    return 0
+
+
+def _drain_dead(settings: Settings, publisher: broker.Publisher) -> int:
+    conn = broker.connect(settings, name="videodrop-requeue-dead")
+    channel = conn.channel()
+    broker.declare(channel, settings)
+    moved = 0
+    while True:
+        method, _props, body = channel.basic_get(settings.dead_queue, auto_ack=False)
+        if method is None:
+            break
+        publisher.publish_body(body)
+        channel.basic_ack(method.delivery_tag)
+        moved += 1
+    conn.close()
+    return moved

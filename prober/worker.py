@@ -1,0 +1,203 @@
+"""One consumer: a pika BlockingConnection of its own, prefetch 1, ack after the commit."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pika.exceptions
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from prober import store
+from prober.ffprobe import FFprobeMissing
+from prober.probe import ProbeResult
+from videodrop import broker
+from videodrop.catalog import Catalog, ProbeOutcome, Video
+from videodrop.errors import BrokerUnavailable, CatalogUnavailable, TransientFileError
+from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode
+from videodrop.settings import Settings
+from videodrop.tokens import token_prefix
+
+Prober = Callable[[Path], ProbeResult]
+TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing)
+
+
+class Worker:
+    def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
+                 name: str = "prober") -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.prober = prober
+        self.log = log
+        self.name = name
+        self.inbox = settings.inbox.resolve()
+        self.media_root = settings.media_root.resolve()
+        self.connected = threading.Event()
+        self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
+        self._conn: pika.BlockingConnection | None = None
+
+    # --- consuming --------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        backoff = 0.0
+        while not stop.is_set():
+            try:
+                self._consume(stop)
+                backoff = 0.0
+            except (BrokerUnavailable, *broker.CONNECTION_ERRORS) as exc:
+                self.connected.clear()
+                backoff = min(30.0, max(0.5, backoff * 2))
+                self.log.warning("broker unavailable; reconnecting", error=repr(exc),
+                                 retry_in=backoff)
+                stop.wait(backoff)
+        self._hasher.shutdown(wait=False)
+
+    def _consume(self, stop: threading.Event) -> None:
+        conn = broker.connect(self.settings, name=f"videodrop-{self.name}")
+        self._conn = conn
+        try:
+            channel = conn.channel()
+            broker.declare(channel, self.settings)
+            channel.basic_qos(prefetch_count=1)
+            self.connected.set()
+            self.log.info("consuming", queue=self.settings.probe_queue)
+            for method, props, body in channel.consume(self.settings.probe_queue,
+                                                       inactivity_timeout=0.5):
+                if stop.is_set():
+                    break
+                if method is None:
+                    continue
+                self.handle(channel, method, props, body, stop)
+            if channel.is_open:
+                channel.cancel()
+        finally:
+            self.connected.clear()
+            self._conn = None
+            if conn.is_open:
+                with contextlib.suppress(*broker.CONNECTION_ERRORS):
+                    conn.close()
+
+    def handle(self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+               body: bytes, stop: threading.Event) -> None:
+        tag = method.delivery_tag
+        deliveries = int((props.headers or {}).get("x-delivery-count", 0)) + 1
+        structlog.contextvars.bind_contextvars(delivery=deliveries)
+        try:
+            try:
+                msg = decode(body)
+            except BadMessage as exc:
+                self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
+                channel.basic_nack(tag, requeue=False)
+                return
+            backoff = 0.5
+            while True:
+                try:
+                    self.process(msg)
+                    channel.basic_ack(tag)
+                    return
+                except TRANSIENT as exc:
+                    if stop.is_set():
+                        channel.basic_nack(tag, requeue=True)
+                        return
+                    self.log.warning("transient problem; retrying", error=str(exc),
+                                     retry_in=backoff)
+                    self._pause(backoff)
+                    backoff = min(30.0, backoff * 2)
+                except Exception as exc:
+                    self._crashed(msg, exc, deliveries)
+                    channel.basic_nack(tag, requeue=True)
+                    return
+        finally:
+            structlog.contextvars.unbind_contextvars("delivery", "video_id", "source_id",
+                                                     "path", "token")
+
+    def _pause(self, seconds: float) -> None:
+        """Wait while serving the connection's heartbeats."""
+        if self._conn is not None and self._conn.is_open:
+            self._conn.sleep(seconds)
+        else:
+            time.sleep(seconds)
+
+    def _crashed(self, msg: InboxFile | ProbeVideo, exc: Exception, deliveries: int) -> None:
+        last = deliveries >= self.settings.delivery_limit
+        self.log.exception("handler crashed", deliveries=deliveries,
+                           dead_letter_next=last, error=repr(exc))
+        if not last:
+            return
+        video = None
+        try:
+            if isinstance(msg, ProbeVideo):
+                video = self.catalog.by_id(msg.video_id)
+            else:
+                video = self.catalog.by_claim(store.ClaimKey(msg.dev, msg.ino, msg.size,
+                                                             msg.mtime_ns))
+            if video is not None:
+                self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500])
+        except Exception:  # noqa: S110 - best effort: the dead-letter queue keeps the message
+            pass
+
+    # --- the work ---------------------------------------------------------------------
+
+    def process(self, msg: InboxFile | ProbeVideo) -> None:
+        if isinstance(msg, InboxFile):
+            structlog.contextvars.bind_contextvars(path=msg.path)
+            video = store.claim(self.catalog, self.inbox, self.media_root, msg)
+            if video is None:
+                self.log.info("stale message: file changed or gone before claim")
+                return
+            force = False
+        else:
+            found = self.catalog.by_id(msg.video_id)
+            if found is None:
+                self.log.info("no such video", video_id=msg.video_id)
+                return
+            video, force = found, msg.force
+        structlog.contextvars.bind_contextvars(video_id=video.id, source_id=video.source_id,
+                                               token=token_prefix(video.access_token))
+        if video.status == "uploading":
+            self.log.info("still uploading; the upload will publish again")
+            return
+        with self.catalog.processing_lock(video.id) as locked:
+            if not locked:
+                self.log.info("duplicate: another worker is probing this video")
+                return
+            current = self.catalog.by_id(video.id)
+            if current is None:
+                return
+            if current.status in {"ready", "failed"} and not force:
+                store.ensure_stored(self.inbox, self.media_root, current)
+                self.log.info("already done", status=current.status)
+                return
+            self.probe_and_record(current)
+
+    def probe_and_record(self, video: Video) -> Video:
+        t0 = time.perf_counter()
+        if not store.ensure_stored(self.inbox, self.media_root, video):
+            done = self.catalog.mark_failed(video.id, "stored file is missing")
+            self.log.error("probe", status="failed", error="stored file is missing")
+            return done or video
+        video = self.catalog.start_processing(video.id)
+        path = self.media_root / video.stored_path
+        t1 = time.perf_counter()
+        digest = self._hasher.submit(store.sha256_of, path)
+        result = self.prober(path)
+        sha256 = digest.result()
+        t2 = time.perf_counter()
+        size = path.stat().st_size
+        metadata = {**result.metadata, "sha256": sha256, "size": size}
+        outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
+                               size=size, sha256=sha256, metadata=metadata, raw=result.raw)
+        done = self.catalog.finish_processing(video.id, outcome)
+        t3 = time.perf_counter()
+        self.log.info("probe", status=done.status, error=done.processing_error,
+                      format=done.format, duration=done.duration, size=size,
+                      claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
+                      commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1))
+        return done

@@ -1,0 +1,74 @@
+"""Fixtures shared by every test. Server fixtures (database_url, amqp_url, amqp_prefix,
+throwaway servers) live in tests/servers.py."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest.register_assert_rewrite("tests.servers", "tests.harness")
+
+from tests.harness import System, drop_database, fresh_database  # noqa: E402
+from tests.servers import delete_amqp_names  # noqa: E402
+
+pytest_plugins = ["tests.servers"]
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLES = REPO.parent / "shared" / "samples"
+OUTPUT = REPO / "test-output"
+
+
+@pytest.fixture(scope="session")
+def samples() -> Path:
+    if not (SAMPLES / "bbb_chapters.mp4").is_file():
+        pytest.fail(f"the sample videos are missing: expected ../shared/samples at {SAMPLES}")
+    return SAMPLES
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT.mkdir(exist_ok=True)
+    return OUTPUT
+
+
+@pytest.fixture
+def db_url(database_url: str) -> Iterator[str]:
+    """A fresh, migrated database for one test (on the session's server)."""
+    url = fresh_database(database_url)
+    yield url
+    drop_database(database_url, url)
+
+
+@pytest.fixture
+def broker_prefix(amqp_url: str, amqp_prefix: str) -> Iterator[str]:
+    """Queue and exchange names of one test, inside the session's prefix."""
+    prefix = f"{amqp_prefix}_{secrets.token_hex(3)}"
+    yield prefix
+    delete_amqp_names(amqp_url, prefix)
+
+
+@pytest.fixture
+def make_system(tmp_path: Path, db_url: str, amqp_url: str, broker_prefix: str
+                ) -> Iterator[type[System]]:
+    """Build (not start) the real system for this test: ``make_system(**extra_env)``."""
+    made: list[System] = []
+
+    def make(amqp: str | None = None, **extra_env: str) -> System:
+        system = System(tmp_path / f"sys{len(made)}", db_url, amqp or amqp_url, broker_prefix,
+                        extra_env=extra_env)
+        made.append(system)
+        return system
+
+    yield make  # type: ignore[misc]
+    for system in made:
+        system.stop()
+
+
+@pytest.fixture
+def system(make_system) -> System:  # type: ignore[no-untyped-def]
+    """The whole system running: api, prober (2 at once), ingest."""
+    return make_system().start()
+

@@ -1,0 +1,202 @@
+"""Running the real system in tests: role processes, HTTP over a socket, condition waits."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pika
+import psycopg
+import requests
+
+from videodrop.migrate import migrate
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def wait_for(check: Callable[[], T], *, timeout: float = 30.0, interval: float = 0.05,
+             what: str = "condition") -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            last = check()
+        except (requests.ConnectionError, psycopg.OperationalError) as exc:
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last  # type: ignore[no-any-return]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+def rows(db: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fresh_database(server_url: str, prefix: str = "vdtest") -> str:
+    """A new, migrated database on the server behind ``server_url``."""
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(server_url, dbname=name)
+    migrate(url)
+    return url
+
+
+def drop_database(server_url: str, url: str) -> None:
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class System:
+    """The real roles as child processes of the test, on their own database and queues."""
+
+    root: Path
+    database_url: str
+    amqp_url: str
+    prefix: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def __post_init__(self) -> None:
+        self.inbox = self.root / "inbox"
+        self.media_root = self.root / "media"
+        self.logs = self.root / "logs"
+        for folder in (self.inbox, self.media_root, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.http = requests.Session()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEODROP_")}
+        env.update({
+            "VIDEODROP_DATABASE_URL": self.database_url,
+            "VIDEODROP_AMQP_URL": self.amqp_url,
+            "VIDEODROP_AMQP_PREFIX": self.prefix,
+            "VIDEODROP_INBOX": str(self.inbox),
+            "VIDEODROP_MEDIA_ROOT": str(self.media_root),
+            "VIDEODROP_BASE_URL": self.base_url,
+            "VIDEODROP_BIND": f"127.0.0.1:{self.port}",
+            "VIDEODROP_ADMIN_TOKEN": self.admin_token,
+            "VIDEODROP_LOG_FORMAT": "json",
+            "VIDEODROP_SETTLE_SECONDS": "1",
+            "VIDEODROP_PROBER_CONCURRENCY": "2",
+            "VIDEODROP_API_WORKERS": "1",
+            "VIDEODROP_API_THREADS": "4",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, *roles: str) -> System:
+        for role in roles or ("api", "prober", "ingest"):
+            self.start_role(role)
+        if "api" in (roles or ("api",)):
+            wait_for(lambda: self.http.get(f"{self.base_url}/healthz", timeout=2).ok,
+                     timeout=30, what="the API to answer /healthz")
+        if "prober" in (roles or ("prober",)):
+            self.wait_consumers(1)
+        return self
+
+    def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{role}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args], env=self.env,
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[role] = proc
+        return proc
+
+    def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(role)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for role in list(self.procs):
+            proc = self.procs.pop(role)
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+        self.http.close()
+
+    def log_text(self, role: str) -> str:
+        path = self.logs / f"{role}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- the broker -------------------------------------------------------------------
+
+    def queue_counts(self) -> tuple[int, int]:
+        """(messages, consumers) on the probe queue."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            ok = conn.channel().queue_declare(f"{self.prefix}.probe", passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        finally:
+            conn.close()
+
+    def wait_consumers(self, n: int, timeout: float = 60) -> None:
+        def enough() -> bool:
+            try:
+                return self.queue_counts()[1] >= n
+            except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                return False
+        wait_for(enough, timeout=timeout, what=f"{n} consumer(s) on the probe queue")
+
+    # --- the API ----------------------------------------------------------------------
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def videos(self, **params: Any) -> list[dict[str, Any]]:
+        """Every record through the admin list, following ``next``."""
+        items: list[dict[str, Any]] = []
+        url: str | None = f"{self.base_url}/api/videos"
+        params.setdefault("limit", 1000)
+        while url:
+            resp = self.http.get(url, params=params, headers=self.admin, timeout=10)
+            resp.raise_for_status()
+            body = resp.json()
+            items += body["items"]
+            url, params = body["next"], {}
+        return items
+
+    def wait_done(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+        """Wait until ``count`` records exist and none is still uploading/processing."""
+        def done() -> list[dict[str, Any]] | None:
+            items = self.videos()
+            finished = [v for v in items if v["status"] in {"ready", "failed"}]
+            return items if len(items) >= count and len(finished) == len(items) else None
+        return wait_for(done, timeout=timeout, interval=0.2,
+                        what=f"{count} video(s) to finish processing")

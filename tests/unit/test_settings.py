@@ -1,0 +1,61 @@
+from pathlib import Path
+
+import pytest
+
+from videodrop.settings import DEFAULT_IGNORE, Settings, SettingsError, parse_size
+
+
+def test_defaults_match_the_design_table():
+    s = Settings.from_env({})
+    assert s.database_url == "postgresql://localhost/videodrop"
+    assert s.amqp_url == "amqp://guest:guest@localhost:5672/%2F"
+    assert s.inbox == Path("./var/inbox")
+    assert s.media_root == Path("./var/media")
+    assert s.base_url == "http://localhost:8000"
+    assert s.bind == "127.0.0.1:8000"
+    assert s.max_file_size == 100_000_000
+    assert s.ffprobe == "ffprobe"
+    assert s.probe_timeout == 30
+    assert s.admin_token is None
+    assert s.settle_seconds == 2
+    assert s.rescan_seconds == 300
+    assert s.ingest_mode == "auto"
+    assert s.ignore_patterns == DEFAULT_IGNORE
+
+
+def test_reads_prefixed_variables():
+    s = Settings.from_env({
+        "VIDEODROP_INBOX": "/srv/in", "VIDEODROP_MAX_FILE_SIZE": "2GiB",
+        "VIDEODROP_PROBE_TIMEOUT": "2.5", "VIDEODROP_PROBER_CONCURRENCY": "3",
+        "VIDEODROP_ADMIN_TOKEN": "s3cret", "VIDEODROP_IGNORE_PATTERNS": "*.tmp, .*",
+        "VIDEODROP_AMQP_PREFIX": "vd_test", "VIDEODROP_ACCEL_REDIRECT": "/protected",
+        "UNRELATED": "x",
+    })
+    assert s.inbox == Path("/srv/in")
+    assert s.max_file_size == 2 * 1024**3
+    assert s.probe_timeout == 2.5
+    assert s.prober_concurrency == 3
+    assert s.admin_token == "s3cret"
+    assert s.ignore_patterns == ("*.tmp", ".*")
+    assert (s.exchange, s.probe_queue, s.dead_queue) == ("vd_test", "vd_test.probe",
+                                                          "vd_test.probe.dead")
+    assert s.accel_redirect == "/protected/"
+
+
+@pytest.mark.parametrize(("text", "n"), [("100MB", 100_000_000), ("1k", 1000), ("12345", 12345),
+                                         ("1.5GB", 1_500_000_000), ("1MiB", 1 << 20)])
+def test_parse_size(text, n):
+    assert parse_size(text) == n
+
+
+@pytest.mark.parametrize("env", [
+    {"VIDEODROP_MAX_FILE_SIZE": "lots"},
+    {"VIDEODROP_PROBE_TIMEOUT": "soon"},
+    {"VIDEODROP_INGEST_MODE": "magic"},
+    {"VIDEODROP_PROBER_CONCURRENCY": "0"},
+    {"VIDEODROP_AMQP_PREFIX": "a b"},
+])
+def test_bad_values_name_the_variable(env):
+    with pytest.raises(SettingsError) as err:
+        Settings.from_env(env)
+    assert "VIDEODROP_" in str(err.value)

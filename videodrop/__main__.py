@@ -1,0 +1,5 @@
+import sys
+
+from videodrop.cli import main
+
+sys.exit(main())

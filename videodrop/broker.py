@@ -1,0 +1,126 @@
+"""RabbitMQ topology and a confirmed publisher (pika, one BlockingConnection per thread)."""
+
+from __future__ import annotations
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+
+from videodrop.errors import BrokerUnavailable
+from videodrop.messages import Message, encode
+from videodrop.settings import Settings
+
+# What means "the broker is not there right now" rather than "this message is wrong".
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    pika.exceptions.AMQPConnectionError,
+    pika.exceptions.AMQPChannelError,
+    pika.exceptions.StreamLostError,
+    pika.exceptions.ConnectionClosed,
+    pika.exceptions.ChannelClosed,
+    ConnectionError,
+    OSError,
+)
+
+
+def parameters(settings: Settings, *, name: str) -> pika.URLParameters:
+    params = pika.URLParameters(settings.amqp_url)
+    params.client_properties = {"connection_name": name}
+    params.heartbeat = 60
+    params.blocked_connection_timeout = 30
+    params.connection_attempts = 1
+    params.socket_timeout = 5
+    return params
+
+
+def connect(settings: Settings, *, name: str) -> pika.BlockingConnection:
+    try:
+        return pika.BlockingConnection(parameters(settings, name=name))
+    except CONNECTION_ERRORS as exc:
+        raise BrokerUnavailable(f"RabbitMQ at {_safe_url(settings.amqp_url)}: {exc!r}") from exc
+
+
+def declare(channel: BlockingChannel, settings: Settings) -> None:
+    """Exchange, durable quorum queue with a delivery limit, and its dead-letter queue."""
+    channel.exchange_declare(settings.exchange, exchange_type="direct", durable=True)
+    channel.exchange_declare(settings.dead_exchange, exchange_type="direct", durable=True)
+    channel.queue_declare(settings.dead_queue, durable=True,
+                          arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(settings.dead_queue, settings.dead_exchange, routing_key="probe")
+    channel.queue_declare(
+        settings.probe_queue,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": settings.delivery_limit,
+            "x-dead-letter-exchange": settings.dead_exchange,
+            "x-dead-letter-routing-key": "probe",
+        },
+    )
+    channel.queue_bind(settings.probe_queue, settings.exchange, routing_key="probe")
+
+
+class Publisher:
+    """Persistent messages with publisher confirms: ``publish`` returns once the broker has
+    the message safely, or raises :class:`BrokerUnavailable`. Reconnects on the next call."""
+
+    def __init__(self, settings: Settings, *, name: str) -> None:
+        self.settings = settings
+        self.name = name
+        self._conn: pika.BlockingConnection | None = None
+        self._channel: BlockingChannel | None = None
+
+    def _ensure(self) -> BlockingChannel:
+        if self._channel is None or not self._channel.is_open:
+            self.close()
+            self._conn = connect(self.settings, name=self.name)
+            channel = self._conn.channel()
+            channel.confirm_delivery()
+            declare(channel, self.settings)
+            self._channel = channel
+        return self._channel
+
+    def publish(self, msg: Message) -> None:
+        self.publish_body(encode(msg))
+
+    def publish_body(self, body: bytes) -> None:
+        try:
+            channel = self._ensure()
+            channel.basic_publish(
+                self.settings.exchange,
+                "probe",
+                body,
+                pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
+                                     content_type="application/json"),
+                mandatory=True,
+            )
+        except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+            self.close()
+            raise BrokerUnavailable(f"broker refused the message: {exc!r}") from exc
+        except CONNECTION_ERRORS as exc:
+            self.close()
+            raise BrokerUnavailable(repr(exc)) from exc
+
+    def process_events(self) -> None:
+        """Serve heartbeats while idle."""
+        if self._conn is not None and self._conn.is_open:
+            try:
+                self._conn.process_data_events(0)
+            except CONNECTION_ERRORS:
+                self.close()
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
+                pass
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url

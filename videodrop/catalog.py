@@ -1,0 +1,269 @@
+"""The catalog: video records in PostgreSQL. SQL lives in ``sql/queries.sql``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool
+
+from videodrop import media
+from videodrop.errors import CatalogUnavailable, Conflict
+from videodrop.sql import query
+from videodrop.tokens import Clock, TokenFactory, new_source_id, new_token, utcnow
+
+STATUSES = ("uploading", "processing", "ready", "failed")
+_LOCK_SPACE = 0x5644  # advisory lock namespace of "probing video <id>"
+
+
+@dataclass(frozen=True)
+class Video:
+    id: int
+    source_id: str
+    name: str
+    description: str
+    status: str
+    access_token: str | None
+    token_expires_at: datetime | None
+    original_filename: str
+    origin: str
+    origin_path: str | None
+    stored_path: str
+    size: int | None
+    sha256: str | None
+    format: str | None
+    duration: float | None
+    resolution: str | None
+    fps: float | None
+    codec: str | None
+    audio_codec: str | None
+    metadata: dict[str, Any]
+    processing_started_at: datetime | None
+    processing_completed_at: datetime | None
+    processing_error: str | None
+    attempts: int
+    claim_dev: int | None
+    claim_ino: int | None
+    claim_size: int | None
+    claim_mtime_ns: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Video:
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class ClaimKey:
+    """What makes a watch-folder file the same file: device, inode, size, mtime."""
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+
+    def params(self) -> dict[str, int]:
+        return {"dev": self.dev, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns}
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    status: str  # ready | failed
+    error: str | None
+    size: int | None
+    sha256: str | None
+    metadata: dict[str, Any]
+    raw: dict[str, Any] | None
+
+
+class Catalog:
+    """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`."""
+
+    def __init__(self, pool: ConnectionPool, *, clock: Clock = utcnow,
+                 new_token: TokenFactory = new_token) -> None:
+        self.pool = pool
+        self.clock = clock
+        self.new_token = new_token
+
+    @classmethod
+    def connect(cls, url: str, *, min_size: int = 1, max_size: int = 4,
+                **kwargs: Any) -> Catalog:
+        pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False,
+                              kwargs={"row_factory": dict_row, "autocommit": False},
+                              reconnect_timeout=0, timeout=10)
+        pool.open(wait=False)
+        return cls(pool, **kwargs)
+
+    def close(self) -> None:
+        self.pool.close()
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        try:
+            with self.pool.connection() as conn, conn.transaction():
+                yield conn
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise CatalogUnavailable(str(exc).strip() or type(exc).__name__) from exc
+        except TimeoutError as exc:  # pool could not hand out a connection in time
+            raise CatalogUnavailable(f"no database connection: {exc}") from exc
+
+    def _one(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        with self._tx() as conn:
+            return conn.execute(query(name), params).fetchone()
+
+    @contextlib.contextmanager
+    def processing_lock(self, video_id: int) -> Iterator[bool]:
+        """Hold a session advisory lock on the video while it is probed: True if we got it.
+
+        A duplicate message (a re-publish while the first is still being probed) finds the
+        lock taken and can be acked: the holder's own message stays unacked until its
+        commit, and if the holder dies its connection — and the lock — go with it and the
+        broker redelivers that message."""
+        try:
+            with self.pool.connection() as conn:
+                conn.autocommit = True
+                got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
+                                   (_LOCK_SPACE, video_id)).fetchone()
+                locked = bool(got and got["ok"])  # type: ignore[call-overload]
+                try:
+                    yield locked
+                finally:
+                    if locked:
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, video_id))
+                    conn.autocommit = False
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise CatalogUnavailable(str(exc).strip() or type(exc).__name__) from exc
+
+    def ping(self) -> None:
+        with self._tx() as conn:
+            conn.execute("SELECT 1")
+
+    # --- watch-folder files ---------------------------------------------------------
+
+    def claim_inbox_file(self, key: ClaimKey, *, origin_path: str) -> tuple[Video, bool]:
+        """Insert the row for this file, or return the one a previous message made."""
+        filename = origin_path.rsplit("/", 1)[-1]
+        folder = origin_path.rsplit("/", 1)[0] if "/" in origin_path else ""
+        for _ in range(5):
+            source_id = new_source_id(self.clock())
+            params = {
+                **key.params(),
+                "source_id": source_id,
+                "name": media.name_from_filename(filename),
+                "access_token": self.new_token(),
+                "original_filename": filename,
+                "origin": f"inbox/{folder}" if folder else "inbox",
+                "origin_path": origin_path,
+                "stored_path": media.stored_path(source_id, filename),
+                "now": self.clock(),
+            }
+            try:
+                row = self._one("claim_inbox_file", params)
+            except psycopg.errors.UniqueViolation:  # a random source_id collided: new one
+                continue
+            assert row is not None
+            return Video.from_row(row), bool(row["inserted"])
+        raise Conflict("could not generate a unique source_id")
+
+    def by_claim(self, key: ClaimKey) -> Video | None:
+        row = self._one("get_by_claim", key.params())
+        return Video.from_row(row) if row else None
+
+    # --- uploads ----------------------------------------------------------------------
+
+    def create_upload(self, *, filename: str, name: str | None = None, description: str = "",
+                      source_id: str | None = None) -> Video:
+        safe = media.safe_filename(filename)
+        sid = source_id or new_source_id(self.clock())
+        params = {
+            "source_id": sid,
+            "name": name or media.name_from_filename(safe),
+            "description": description,
+            "access_token": self.new_token(),
+            "original_filename": filename,
+            "stored_path": media.stored_path(sid, safe),
+            "now": self.clock(),
+        }
+        try:
+            row = self._one("create_upload", params)
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(f"source_id {sid!r} already exists") from exc
+        assert row is not None
+        return Video.from_row(row)
+
+    def upload_received(self, video_id: int, size: int) -> Video | None:
+        row = self._one("upload_received", {"id": video_id, "size": size, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    # --- processing -------------------------------------------------------------------
+
+    def start_processing(self, video_id: int) -> Video:
+        row = self._one("start_processing", {"id": video_id, "now": self.clock()})
+        assert row is not None
+        return Video.from_row(row)
+
+    def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video:
+        md = outcome.metadata
+        params = {
+            "id": video_id,
+            "status": outcome.status,
+            "error": outcome.error,
+            "now": self.clock(),
+            "size": outcome.size,
+            "sha256": outcome.sha256,
+            "format": md.get("format"),
+            "duration": md.get("duration"),
+            "resolution": md.get("resolution"),
+            "fps": md.get("fps"),
+            "codec": md.get("codec"),
+            "audio_codec": md.get("audio_codec"),
+            "metadata": Jsonb(md),
+            "ffprobe": Jsonb(outcome.raw) if outcome.raw is not None else None,
+        }
+        row = self._one("finish_processing", params)
+        assert row is not None
+        return Video.from_row(row)
+
+    def mark_failed(self, video_id: int, error: str) -> Video | None:
+        row = self._one("mark_failed", {"id": video_id, "error": error, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    # --- lookups ----------------------------------------------------------------------
+
+    def by_id(self, video_id: int) -> Video | None:
+        row = self._one("get_by_id", {"id": video_id})
+        return Video.from_row(row) if row else None
+
+    def by_token(self, token: str) -> Video | None:
+        if not token or len(token) > 128:
+            return None
+        row = self._one("get_by_token", {"token": token, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    def list_videos(self, *, limit: int = 50, before: int | None = None, status: str | None = None,
+             origin: str | None = None, created_after: datetime | None = None,
+             created_before: datetime | None = None) -> list[Video]:
+        params = {"limit": limit, "before": before, "status": status, "origin": origin,
+                  "created_after": created_after, "created_before": created_before}
+        with self._tx() as conn:
+            rows = conn.execute(query("list_videos"), params).fetchall()
+        return [Video.from_row(r) for r in rows]
+
+    def ids_with_status(self, status: str) -> list[int]:
+        with self._tx() as conn:
+            rows = conn.execute(query("ids_by_status"), {"status": status}).fetchall()
+        return [r["id"] for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._tx() as conn:
+            rows = conn.execute(query("count_by_status")).fetchall()
+        out = dict.fromkeys(STATUSES, 0)
+        out.update({r["status"]: r["n"] for r in rows})
+        return out

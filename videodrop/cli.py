@@ -1,0 +1,87 @@
+"""The ``videodrop`` command. Roles plug in their sub-commands through the
+``videodrop.commands`` entry-point group, so this module never imports a role."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from videodrop import __version__, logs
+from videodrop.errors import CatalogUnavailable, ConfigurationError
+from videodrop.migrate import migrate
+from videodrop.settings import Settings, SettingsError
+from videodrop.supervisor import run_all
+
+EX_CONFIG = 78  # sysexits.h: configuration error, systemd must not restart us
+EX_UNAVAILABLE = 69
+
+Command = Callable[[Settings, list[str]], int]
+
+BUILTIN_HELP = {
+    "migrate": "apply database migrations (idempotent)",
+    "run": "run every role in one foreground process group (ingest, probers, api)",
+}
+PLUGIN_HELP = {
+    "ingest": "watch the inbox and publish finished files",
+    "prober": "consume messages, probe files, record the outcome",
+    "probe": "print the normalised metadata of FILE as JSON (no database)",
+    "requeue": "probe failed or dead-lettered videos again",
+    "api": "serve the HTTP API with gunicorn",
+}
+
+
+def _plugins() -> dict[str, Callable[[], Command]]:
+    return {ep.name: ep.load for ep in entry_points(group="videodrop.commands")}
+
+
+def _migrate(settings: Settings, argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="videodrop migrate").parse_args(argv)
+    logs.configure(role="migrate", fmt=settings.log_format, level=settings.log_level)
+    log = logs.get("videodrop.migrate")
+    applied = migrate(settings.database_url)
+    log.info("migrated", applied=[f"{m.version:04d}_{m.name}" for m in applied])
+    return 0
+
+
+def _run(settings: Settings, argv: list[str]) -> int:
+    return run_all(settings, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    commands = {**BUILTIN_HELP, **PLUGIN_HELP}
+    if not args or args[0] in {"-h", "--help"}:
+        print(f"usage: videodrop COMMAND [ARGS]   (videodrop {__version__})\n")
+        for name, text in commands.items():
+            print(f"  {name:<9} {text}")
+        print("\nSettings come from VIDEODROP_* environment variables (see README).")
+        return 0
+    if args[0] == "--version":
+        print(__version__)
+        return 0
+    name, rest = args[0], args[1:]
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"videodrop: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    builtin: dict[str, Command] = {"migrate": _migrate, "run": _run}
+    try:
+        if name in builtin:
+            return builtin[name](settings, rest)
+        plugins = _plugins()
+        if name not in plugins:
+            print(f"videodrop: unknown command {name!r}; try 'videodrop --help'", file=sys.stderr)
+            return 2
+        command: Command = plugins[name]()
+        return command(settings, rest)
+    except ConfigurationError as exc:
+        print(f"videodrop {name}: configuration error: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except CatalogUnavailable as exc:
+        print(f"videodrop {name}: database unavailable: {exc}", file=sys.stderr)
+        return EX_UNAVAILABLE
+    except KeyboardInterrupt:
+        return 130

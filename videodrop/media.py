@@ -1,0 +1,78 @@
+"""Media rules: which files we take, what they are called on disk, how they are served."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import unicodedata
+from pathlib import PurePosixPath
+
+# The eight containers we accept, by extension, and the Content-Type each is served with.
+CONTENT_TYPES: dict[str, str] = {
+    "mp4": "video/mp4",
+    "m4v": "video/x-m4v",
+    "mov": "video/quicktime",
+    "mkv": "video/x-matroska",
+    "webm": "video/webm",
+    "avi": "video/x-msvideo",
+    "wmv": "video/x-ms-wmv",
+    "flv": "video/x-flv",
+}
+ALLOWED_EXTENSIONS = frozenset(CONTENT_TYPES)
+
+_UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
+
+
+def extension_of(name: str) -> str:
+    """Lower-case extension without the dot (``""`` when none)."""
+    suffix = PurePosixPath(name).suffix
+    return suffix[1:].lower() if suffix else ""
+
+
+def is_allowed(name: str) -> bool:
+    return extension_of(name) in ALLOWED_EXTENSIONS
+
+
+def content_type(fmt: str | None, filename: str = "") -> str:
+    """Content-Type by detected container, else by extension, else octet-stream."""
+    if fmt and fmt in CONTENT_TYPES:
+        return CONTENT_TYPES[fmt]
+    return CONTENT_TYPES.get(extension_of(filename), "application/octet-stream")
+
+
+def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    """True for temporary and hidden names (dotfiles, ``*.part``, rsync's ``.x.XXXXXX``...)."""
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def safe_filename(name: str, *, fallback: str = "video") -> str:
+    """A file name safe to store: the base name only, no path parts, no control characters.
+
+    Keeps letters of any script (a camera in Tokyo names files in Japanese); replaces
+    everything else that a shell, a URL or a file system would trip on with ``_``.
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    base = unicodedata.normalize("NFC", base)
+    base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
+    base = _UNSAFE.sub("_", base).strip(" .")
+    if not base or base in {".", ".."}:
+        base = fallback
+    if len(base.encode()) > 200:  # leave room under NAME_MAX (255) for suffixes
+        stem, dot, ext = base.rpartition(".")
+        keep = stem if dot else base
+        while len(keep.encode()) > 180:
+            keep = keep[:-1]
+        base = f"{keep}.{ext}" if dot and len(ext) <= 10 else keep
+    return base
+
+
+def stored_path(source_id: str, filename: str) -> str:
+    """Where a video lives, relative to MEDIA_ROOT: ``videos/<source_id>/<filename>``."""
+    return f"videos/{safe_filename(source_id, fallback='source')}/{safe_filename(filename)}"
+
+
+def name_from_filename(filename: str) -> str:
+    """A readable default name: ``front_door-2024_05_01.mp4`` → ``front door 2024 05 01``."""
+    stem = PurePosixPath(filename).stem or filename
+    words = re.sub(r"[_\-.]+", " ", stem).strip()
+    return words or "video"

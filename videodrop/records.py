@@ -1,0 +1,76 @@
+"""The public shape of a video record: the seed's JSON, links built from BASE_URL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from videodrop import media
+from videodrop.catalog import Video
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def links(token: str | None, base_url: str) -> dict[str, str | None]:
+    base = base_url.rstrip("/")
+    if not token:
+        return {"api_endpoint": None, "stream_url": None, "access_token": None,
+                "metadata_url": None, "download_url": None}
+    return {
+        "api_endpoint": f"{base}/api/video/{token}/",
+        "stream_url": f"{base}/stream/{token}/",
+        "access_token": token,
+        "metadata_url": f"{base}/api/video/{token}/metadata/",
+        "download_url": f"{base}/api/video/{token}/download/",
+    }
+
+
+def file_info(video: Video) -> dict[str, Any]:
+    return {
+        "filename": video.stored_path,
+        "format": video.format or media.extension_of(video.original_filename) or None,
+        "size": video.size,
+        "duration": video.duration,
+        "resolution": video.resolution,
+        "fps": video.fps,
+        "codec": video.codec,
+        "audio_codec": video.audio_codec,
+    }
+
+
+def record(video: Video, base_url: str) -> dict[str, Any]:
+    return {
+        "id": video.id,
+        "source_id": video.source_id,
+        "name": video.name,
+        "description": video.description,
+        "status": video.status,
+        "file_info": file_info(video),
+        "api_links": links(video.access_token, base_url),
+        "processing_error": video.processing_error,
+        "original_filename": video.original_filename,
+        "origin": video.origin,
+        "created_at": _iso(video.created_at),
+        "processing_started_at": _iso(video.processing_started_at),
+        "processing_completed_at": _iso(video.processing_completed_at),
+        "token_expires_at": _iso(video.token_expires_at),
+    }
+
+
+def metadata(video: Video) -> dict[str, Any]:
+    """Everything we know about the file: the normalised metadata plus processing facts."""
+    return {
+        "id": video.id,
+        "source_id": video.source_id,
+        "status": video.status,
+        "original_filename": video.original_filename,
+        "filename": video.stored_path,
+        **video.metadata,
+        "size": video.size,
+        "sha256": video.sha256,
+        "processing_started_at": _iso(video.processing_started_at),
+        "processing_completed_at": _iso(video.processing_completed_at),
+        "processing_error": video.processing_error,
+    }

@@ -1,0 +1,135 @@
+"""Settings: one object, built once at each process's edge from ``VIDEODROP_*`` variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PREFIX = "VIDEODROP_"
+
+DEFAULT_IGNORE = (
+    ".*",  # dotfiles, rsync's .name.XXXXXX temporaries
+    "*.part",
+    "*.partial",
+    "*.filepart",
+    "*.tmp",
+    "*.crdownload",
+    "*.download",
+    "*~",
+    "*.swp",
+)
+
+_UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
+          "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
+          "GIB": 1024**3, "TIB": 1024**4}
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def parse_size(text: str) -> int:
+    """``"100MB"`` → 100_000_000, ``"1GiB"`` → 1073741824, ``"12345"`` → 12345."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", text)
+    if not m or m.group(2).upper() not in _UNITS:
+        raise SettingsError(f"not a size: {text!r} (use e.g. 100MB, 2GiB or a byte count)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).upper()])
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "postgresql://localhost/videodrop"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
+    amqp_prefix: str = "videodrop"
+    inbox: Path = Path("./var/inbox")
+    media_root: Path = Path("./var/media")
+    base_url: str = "http://localhost:8000"
+    bind: str = "127.0.0.1:8000"
+    max_file_size: int = 100_000_000
+    ffprobe: str = "ffprobe"
+    probe_timeout: float = 30.0
+    admin_token: str | None = None
+    settle_seconds: float = 2.0
+    rescan_seconds: float = 300.0
+    ingest_mode: str = "auto"
+    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
+    prober_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
+    api_workers: int = 2
+    api_threads: int = 8
+    accel_redirect: str | None = None
+    log_format: str = "auto"
+    log_level: str = "info"
+    delivery_limit: int = 5
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Read ``VIDEODROP_<NAME>`` for every field; unknown variables are ignored."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(PREFIX + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _convert(f.name, raw)
+        settings = cls(**values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if self.ingest_mode not in {"auto", "inotify", "poll"}:
+            raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
+        if self.prober_concurrency < 1:
+            raise SettingsError("VIDEODROP_PROBER_CONCURRENCY must be at least 1")
+        if self.probe_timeout <= 0:
+            raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
+            raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
+
+    def with_(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    # Names on the broker, all derived from one prefix so test sessions never collide.
+    @property
+    def exchange(self) -> str:
+        return self.amqp_prefix
+
+    @property
+    def probe_queue(self) -> str:
+        return f"{self.amqp_prefix}.probe"
+
+    @property
+    def dead_exchange(self) -> str:
+        return f"{self.amqp_prefix}.dead"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.amqp_prefix}.probe.dead"
+
+    def link(self, path: str) -> str:
+        return self.base_url.rstrip("/") + path
+
+
+def _convert(name: str, raw: str) -> object:
+    var = PREFIX + name.upper()
+    try:
+        if name in {"inbox", "media_root"}:
+            return Path(raw)
+        if name == "max_file_size":
+            return parse_size(raw)
+        if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
+            return float(raw)
+        if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit"}:
+            return int(raw)
+        if name == "ignore_patterns":
+            return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if name == "accel_redirect":
+            return raw if raw.endswith("/") else raw + "/"
+    except ValueError as exc:
+        raise SettingsError(f"{var}={raw!r}: {exc}") from exc
+    return raw
+
+
+__all__ = ["DEFAULT_IGNORE", "Settings", "SettingsError", "parse_size"]

@@ -1,0 +1,77 @@
+-- Every statement the catalog runs. Loaded once; each block starts with "-- name: <name>".
+
+-- name: claim_inbox_file
+-- Idempotent by claim key: a second message for the same file returns the same row.
+INSERT INTO videos (source_id, name, status, access_token, original_filename, origin,
+                    origin_path, stored_path, size,
+                    claim_dev, claim_ino, claim_size, claim_mtime_ns, created_at, updated_at)
+VALUES (%(source_id)s, %(name)s, 'processing', %(access_token)s, %(original_filename)s,
+        %(origin)s, %(origin_path)s, %(stored_path)s, %(size)s,
+        %(dev)s, %(ino)s, %(size)s, %(mtime_ns)s, %(now)s, %(now)s)
+ON CONFLICT ON CONSTRAINT videos_claim_key DO UPDATE SET updated_at = videos.updated_at
+RETURNING *, (xmax = 0) AS inserted;
+
+-- name: get_by_claim
+SELECT * FROM videos
+WHERE claim_dev = %(dev)s AND claim_ino = %(ino)s AND claim_size = %(size)s
+  AND claim_mtime_ns = %(mtime_ns)s;
+
+-- name: get_by_id
+SELECT * FROM videos WHERE id = %(id)s;
+
+-- name: get_by_token
+SELECT * FROM videos
+WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at > %(now)s);
+
+-- name: create_upload
+INSERT INTO videos (source_id, name, description, status, access_token, original_filename,
+                    origin, stored_path, size, created_at, updated_at)
+VALUES (%(source_id)s, %(name)s, %(description)s, 'uploading', %(access_token)s,
+        %(original_filename)s, 'upload', %(stored_path)s, 0, %(now)s, %(now)s)
+RETURNING *;
+
+-- name: upload_received
+UPDATE videos SET status = 'processing', size = %(size)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'uploading'
+RETURNING *;
+
+-- name: start_processing
+UPDATE videos
+SET status = 'processing', processing_started_at = %(now)s, processing_completed_at = NULL,
+    processing_error = NULL, attempts = attempts + 1, updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: finish_processing
+UPDATE videos
+SET status = %(status)s, processing_error = %(error)s, processing_completed_at = %(now)s,
+    size = %(size)s, sha256 = %(sha256)s, format = %(format)s, duration = %(duration)s,
+    resolution = %(resolution)s, fps = %(fps)s, codec = %(codec)s,
+    audio_codec = %(audio_codec)s, metadata = %(metadata)s, ffprobe = %(ffprobe)s,
+    updated_at = %(now)s
+WHERE id = %(id)s
+RETURNING *;
+
+-- name: mark_failed
+UPDATE videos
+SET status = 'failed', processing_error = %(error)s, processing_completed_at = %(now)s,
+    updated_at = %(now)s
+WHERE id = %(id)s AND status <> 'ready'
+RETURNING *;
+
+-- name: list_videos
+-- Keyset pagination, newest first: stays fast at any depth.
+SELECT * FROM videos
+WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
+  AND (%(status)s::text IS NULL OR status = %(status)s::text)
+  AND (%(origin)s::text IS NULL OR origin = %(origin)s::text)
+  AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::timestamptz)
+  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
+ORDER BY id DESC
+LIMIT %(limit)s;
+
+-- name: ids_by_status
+SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
+
+-- name: count_by_status
+SELECT status, count(*) AS n FROM videos GROUP BY status;
