@@ -15,7 +15,8 @@ install:
 run: install
 	@bash deploy/run-dev.sh
 
-test: install
+test:
+	@bash deploy/bootstrap.sh --test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -3,25 +3,40 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
-from api import admin, health, resources
+from api import admin, health, manage, openapi, resources
 from api.middleware import RequestLog, SecurityHeaders
+from api.publishing import ProbeRequests
+from api.uploads import Upload
 from videodrop import logs
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 
 
-def create_app(settings: Settings, catalog: Catalog) -> falcon.App:
+def create_app(settings: Settings, catalog: Catalog,
+               probes: ProbeRequests | None = None) -> falcon.App:
     log = logs.get("api")
-    app = falcon.App(middleware=[RequestLog(log), SecurityHeaders()])
+    middleware: list[Any] = [RequestLog(log), SecurityHeaders()]
+    app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = settings.base_url.startswith("https")
     app.add_route("/api/video/{token}/", resources.VideoRecord(settings, catalog))
     app.add_route("/api/video/{token}/metadata/", resources.VideoMetadata(settings, catalog))
     app.add_route("/api/video/{token}/download/", resources.Download(settings, catalog))
     app.add_route("/stream/{token}/", resources.Stream(settings, catalog))
-    app.add_route("/api/videos", admin.VideoList(settings, catalog))
+    for path in ("/api/video/{token}", "/api/video/{token}/metadata",
+                 "/api/video/{token}/download", "/stream/{token}"):
+        app.add_route(path, resources.TrailingSlash())
+    probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
+    app.add_route("/api/videos",
+                  admin.VideoList(settings, catalog, Upload(settings, catalog, probes)))
+    video_id = "{video_id:int(min=1, max=9223372036854775807)}"
+    app.add_route(f"/api/videos/{video_id}", manage.VideoItem(settings, catalog))
+    app.add_route(f"/api/videos/{video_id}/token", manage.VideoToken(settings, catalog))
+    app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
     app.add_route("/readyz", health.Ready(settings, catalog))
     return app
@@ -32,4 +47,6 @@ def get_app() -> falcon.App:
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level)
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=max(2, settings.api_threads))
-    return create_app(settings, catalog)
+    probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
+    probes.start()  # per worker: gunicorn calls get_app() after the fork
+    return create_app(settings, catalog, probes)

@@ -25,6 +25,7 @@ def gunicorn_argv(settings: Settings, extra: list[str]) -> list[str]:
         "--keep-alive", "5",
         "--error-logfile", "-",
         "--name", "videodrop-api",
+        "--no-control-socket",  # gunicorn 27's admin socket in $HOME: one per user, unneeded
         *extra,
     ]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import falcon
 import structlog
 
@@ -12,8 +14,16 @@ from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
-NOT_FOUND = falcon.HTTPNotFound(title="Not found",
-                                description="No video has this token (or it was revoked).")
+
+def not_found() -> falcon.HTTPNotFound:
+    """A fresh error each time: raising one shared instance again and again would grow its
+    ``__traceback__`` (and keep every frame on it alive) with each 404."""
+    return falcon.HTTPNotFound(title="Not found",
+                               description="No video has this token (or it was revoked).")
+
+
+# What a token can look like (URL-safe base64); anything else is not looked up at all.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 class TokenResource:
@@ -23,6 +33,8 @@ class TokenResource:
 
     def lookup(self, token: str) -> Video:
         structlog.contextvars.bind_contextvars(token=token_prefix(token))
+        if not TOKEN.fullmatch(token):
+            raise not_found()
         try:
             video = self.catalog.by_token(token)
         except CatalogUnavailable as exc:
@@ -30,7 +42,7 @@ class TokenResource:
                 title="Catalog unavailable", description="The database cannot be reached; "
                 "try again shortly.", retry_after=5) from exc
         if video is None:
-            raise NOT_FOUND
+            raise not_found()
         structlog.contextvars.bind_contextvars(video_id=video.id)
         return video
 
@@ -79,3 +91,16 @@ class Stream(FileEndpoint):
 
 class Download(FileEndpoint):
     disposition = "attachment"
+
+
+class TrailingSlash:
+    """``/api/video/<token>`` and friends without their trailing slash: 308 to the real
+    path (method and body kept). Only token-shaped paths are redirected; the rest 404."""
+
+    def _redirect(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        if not TOKEN.fullmatch(token):
+            raise not_found()
+        query = f"?{req.query_string}" if req.query_string else ""
+        raise falcon.HTTPPermanentRedirect(f"{req.path}/{query}")
+
+    on_get = on_head = on_post = on_put = on_patch = on_delete = _redirect

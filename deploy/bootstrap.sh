@@ -6,6 +6,7 @@
 #   is newer than .venv/.installed).
 # OS packages come from apt-get, as root or with passwordless sudo; otherwise it stops and
 # says what to install. Idempotent, and quick when everything is there.
+# With --test it also installs the tools the test suite drives (sshd, sftp, rsync, curl).
 # Environment: PYTHON (default python3), VIDEODROP_FFPROBE, VIDEODROP_DATABASE_URL,
 # VIDEODROP_AMQP_URL.
 set -euo pipefail
@@ -61,6 +62,14 @@ fi
 if ! have_any rabbitmq-server /usr/sbin/rabbitmq-server /usr/lib/rabbitmq/bin/rabbitmq-server \
         && ! answers amqp "$AMQP_URL"; then
     want rabbitmq-server "RabbitMQ (nothing answers at VIDEODROP_AMQP_URL)"
+fi
+
+# `make test` also needs the real writers the ingest tests drive: sshd/sftp, rsync, curl.
+if [[ ${1:-} == --test ]]; then
+    have_any /usr/sbin/sshd sshd || want openssh-server "sshd (the SFTP ingest tests)"
+    have_any sftp ssh-keygen || want openssh-client "sftp and ssh-keygen (the SFTP ingest tests)"
+    have_any rsync || want rsync "rsync (the rsync ingest test)"
+    have_any curl || want curl "curl (upload tests)"
 fi
 
 # --- install it ------------------------------------------------------------------------

@@ -190,7 +190,8 @@ class IngestDaemon:
             st = cand.state
             rel = relative(self.inbox, cand.path)
             assert rel is not None
-            msg = InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size, mtime_ns=st.mtime_ns)
+            msg = InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size, mtime_ns=st.mtime_ns,
+                            ctime_ns=st.ctime_ns)
             try:
                 self.publisher.publish(msg)
             except BrokerUnavailable as exc:

@@ -7,11 +7,13 @@ ffprobe in its own session and kills the whole process group when the deadline p
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -106,10 +108,8 @@ def default_runner(args: Sequence[str], timeout: float) -> Completed:
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     try:
         proc.communicate(timeout=5)
     except subprocess.TimeoutExpired:  # a grandchild left the group and holds the pipes
@@ -157,7 +157,7 @@ def run_probe(
     ]  # fmt: skip
     done = runner(args, timeout)
     out = done.stdout.decode("utf-8", "replace")
-    err = done.stderr.decode("utf-8", "replace")
+    err = _text(done.stderr)
     try:
         data = json.loads(out) if out.strip() else {}
     except ValueError:
@@ -206,21 +206,27 @@ def scan_packets(
 
     First seek far past the end (ffprobe lands on the last keyframe) and read the tail;
     when that fails (no index, truncated file whose index points past EOF) or shows none
-    of the ``must_see`` streams, read every packet from the start. None if nothing is read.
+    of the ``must_see`` streams, read every packet from the start. A summary without
+    packets means the file holds no media data; None means ffprobe could not read any.
     """
     base = [ffprobe, "-hide_banner", "-v", "error", "-show_entries",
             "packet=stream_index,pts,dts,duration", "-of", "csv=p=0"]  # fmt: skip
+    deadline = time.monotonic() + timeout  # one budget for both runs
     tail = runner([*base, "-read_intervals", _FAR_END, _target(path)], timeout)
     summary = _summarise(tail.stdout, time_bases, full_scan=False)
-    if summary is not None and (not must_see or summary.count(must_see) > 0):
+    if summary.packets and (not must_see or summary.count(must_see) > 0):
         return summary
-    whole = runner([*base, _target(path)], timeout)
-    return _summarise(whole.stdout, time_bases, full_scan=True) or summary
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise FFprobeTimeout(timeout)
+    whole = runner([*base, _target(path)], left)
+    full = _summarise(whole.stdout, time_bases, full_scan=True)
+    if full.packets or whole.returncode == 0:
+        return full  # may hold no packets at all: the file has no media data
+    return summary if summary.packets else None
 
 
-def _summarise(
-    stdout: bytes, time_bases: Mapping[int, str], *, full_scan: bool
-) -> PacketSummary | None:
+def _summarise(stdout: bytes, time_bases: Mapping[int, str], *, full_scan: bool) -> PacketSummary:
     end: Fraction | None = None
     start: Fraction | None = None
     counts: dict[int, int] = {}
@@ -238,14 +244,17 @@ def _summarise(
         finish = (ts + max(_int(fields[3]) or 0, 0)) * tb
         start = begin if start is None else min(start, begin)
         end = finish if end is None else max(end, finish)
-    if not counts:
-        return None
     return PacketSummary(
         end=float(end) if end is not None else None,
         start=float(start) if start is not None else None,
         packets=counts,
         full_scan=full_scan,
     )
+
+
+def _text(data: bytes) -> str:
+    """ffprobe's log as text that PostgreSQL jsonb accepts (no NUL)."""
+    return data.decode("utf-8", "replace").replace("\x00", "")
 
 
 def _int(text: str) -> int | None:
@@ -281,7 +290,7 @@ def read_log_summary(
 ) -> tuple[dict[str, Any] | None, str]:
     """Run ffprobe without JSON output and parse its summary: (ffprobe-like dict, log)."""
     done = runner([ffprobe, "-hide_banner", "-v", "info", _target(path)], timeout)
-    log = done.stderr.decode("utf-8", "replace")
+    log = _text(done.stderr)
     return parse_log_summary(log), log
 
 
@@ -362,7 +371,7 @@ def _log_stream(index: str, lang: str | None, kind: str, rest: str) -> dict[str,
 def _layout_channels(layout: str) -> int | None:
     if m := re.match(r"(\d+) channels", layout):
         return int(m.group(1))
-    digits = re.findall(r"\d+", layout.split("(")[0])
+    digits = re.findall(r"\d+", layout.split("(", maxsplit=1)[0])
     return sum(int(d) for d in digits) if digits else None
 
 

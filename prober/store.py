@@ -21,13 +21,18 @@ _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, 
 
 def matches(st: os.stat_result, key: ClaimKey) -> bool:
     return (stat.S_ISREG(st.st_mode) and st.st_dev == key.dev and st.st_ino == key.ino
-            and st.st_size == key.size and st.st_mtime_ns == key.mtime_ns)
+            and st.st_size == key.size and st.st_mtime_ns == key.mtime_ns
+            and st.st_ctime_ns == key.ctime_ns)
+
+
+def key_of(msg: InboxFile) -> ClaimKey:
+    return ClaimKey(msg.dev, msg.ino, msg.size, msg.mtime_ns, msg.ctime_ns)
 
 
 def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile) -> Video | None:
     """The row for this file, with the file in the store; None for a stale message (the
     file changed or vanished before anyone claimed it: a fresh message will follow)."""
-    key = ClaimKey(msg.dev, msg.ino, msg.size, msg.mtime_ns)
+    key = key_of(msg)
     src = inbox / msg.path
     try:
         st: os.stat_result | None = os.lstat(src)
@@ -47,13 +52,12 @@ def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile) -> Vi
 def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
     """True when the stored file is there; moves it in if a crash left it in the inbox."""
     dst = media_root / video.stored_path
+    key = ClaimKey.of_video(video)
     if dst.exists():
-        if video.origin_path and video.claim_ino is not None:
-            _drop_leftover(inbox / video.origin_path, video)
+        if video.origin_path and key is not None:
+            _unlink_if_same(inbox / video.origin_path, key)
         return True
-    if video.origin_path and video.claim_ino is not None:
-        key = ClaimKey(video.claim_dev or 0, video.claim_ino, video.claim_size or 0,
-                       video.claim_mtime_ns or 0)
+    if video.origin_path and key is not None:
         src = inbox / video.origin_path
         try:
             if matches(os.lstat(src), key):
@@ -103,12 +107,6 @@ def _unlink_if_same(src: Path, key: ClaimKey) -> None:
             src.unlink()
     except FileNotFoundError:
         pass
-
-
-def _drop_leftover(src: Path, video: Video) -> None:
-    key = ClaimKey(video.claim_dev or 0, video.claim_ino or 0, video.claim_size or 0,
-                   video.claim_mtime_ns or 0)
-    _unlink_if_same(src, key)
 
 
 def _fsync_dir(folder: Path) -> None:

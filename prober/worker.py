@@ -27,6 +27,7 @@ from videodrop.tokens import token_prefix
 
 Prober = Callable[[Path], ProbeResult]
 TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing)
+RETRY_CONNECT: tuple[type[BaseException], ...] = (BrokerUnavailable, *broker.CONNECTION_ERRORS)
 
 
 class Worker:
@@ -51,7 +52,7 @@ class Worker:
             try:
                 self._consume(stop)
                 backoff = 0.0
-            except (BrokerUnavailable, *broker.CONNECTION_ERRORS) as exc:
+            except RETRY_CONNECT as exc:
                 self.connected.clear()
                 backoff = min(30.0, max(0.5, backoff * 2))
                 self.log.warning("broker unavailable; reconnecting", error=repr(exc),
@@ -136,8 +137,7 @@ class Worker:
             if isinstance(msg, ProbeVideo):
                 video = self.catalog.by_id(msg.video_id)
             else:
-                video = self.catalog.by_claim(store.ClaimKey(msg.dev, msg.ino, msg.size,
-                                                             msg.mtime_ns))
+                video = self.catalog.by_claim(store.key_of(msg))
             if video is not None:
                 self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500])
         except Exception:  # noqa: S110 - best effort: the dead-letter queue keeps the message

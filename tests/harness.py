@@ -192,6 +192,17 @@ class System:
             url, params = body["next"], {}
         return items
 
+    def records_named(self, name: str) -> list[dict[str, Any]]:
+        return [v for v in self.videos() if v["original_filename"] == name]
+
+    def wait_record(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the one record of the file called ``name`` to finish processing."""
+        def finished() -> dict[str, Any] | None:
+            found = self.records_named(name)
+            assert len(found) <= 1, f"{name} recorded {len(found)} times"
+            return found[0] if found and found[0]["status"] in {"ready", "failed"} else None
+        return wait_for(finished, timeout=timeout, interval=0.2, what=f"{name} to be processed")
+
     def wait_done(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
         """Wait until ``count`` records exist and none is still uploading/processing."""
         def done() -> list[dict[str, Any]] | None:

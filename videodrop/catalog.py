@@ -5,10 +5,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
@@ -52,6 +53,7 @@ class Video:
     claim_ino: int | None
     claim_size: int | None
     claim_mtime_ns: int | None
+    claim_ctime_ns: int | None
     created_at: datetime
     updated_at: datetime
 
@@ -62,15 +64,24 @@ class Video:
 
 @dataclass(frozen=True)
 class ClaimKey:
-    """What makes a watch-folder file the same file: device, inode, size, mtime."""
+    """What makes a watch-folder file the same file: device, inode, size, mtime, ctime."""
 
     dev: int
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
 
     def params(self) -> dict[str, int]:
-        return {"dev": self.dev, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns}
+        return {"dev": self.dev, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns,
+                "ctime_ns": self.ctime_ns}
+
+    @classmethod
+    def of_video(cls, video: Video) -> ClaimKey | None:
+        if video.claim_ino is None:
+            return None
+        return cls(video.claim_dev or 0, video.claim_ino, video.claim_size or 0,
+                   video.claim_mtime_ns or 0, video.claim_ctime_ns or 0)
 
 
 @dataclass(frozen=True)
@@ -247,13 +258,28 @@ class Catalog:
         row = self._one("get_by_token", {"token": token, "now": self.clock()})
         return Video.from_row(row) if row else None
 
-    def list_videos(self, *, limit: int = 50, before: int | None = None, status: str | None = None,
-             origin: str | None = None, created_after: datetime | None = None,
-             created_before: datetime | None = None) -> list[Video]:
-        params = {"limit": limit, "before": before, "status": status, "origin": origin,
-                  "created_after": created_after, "created_before": created_before}
+    def list_videos(self, *, limit: int = 50, cursor: tuple[datetime, int] | None = None,
+                    status: str | None = None, origin: str | None = None,
+                    created_after: datetime | None = None,
+                    created_before: datetime | None = None) -> list[Video]:
+        """Newest first by ``(created_at, id)``; ``cursor`` is the last row of the page before.
+
+        The WHERE clause is put together from fixed fragments (``sql/admin.sql``), one per
+        filter given, so the planner sees plain equalities and ranges that match an index
+        (``0002_list_indexes.sql``) instead of ``(x IS NULL OR col = x)``, which a generic
+        plan cannot serve from an index. ``prepare=False``: always a custom plan."""
+        params: dict[str, Any] = {"limit": limit, "status": status, "origin": origin,
+                                  "created_after": created_after,
+                                  "created_before": created_before}
+        if cursor is not None:
+            params["cursor_at"], params["cursor_id"] = cursor
+        given = [name for name in ("status", "origin", "created_after", "created_before")
+                 if params[name] is not None] + (["cursor"] if cursor is not None else [])
+        where = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(
+            sql.SQL(query(f"list_if_{name}")) for name in given)) if given else sql.SQL("")
+        statement = sql.SQL(query("list_page")).format(where=where)
         with self._tx() as conn:
-            rows = conn.execute(query("list_videos"), params).fetchall()
+            rows = conn.execute(statement, params, prepare=False).fetchall()
         return [Video.from_row(r) for r in rows]
 
     def ids_with_status(self, status: str) -> list[int]:
@@ -267,3 +293,67 @@ class Catalog:
         out = dict.fromkeys(STATUSES, 0)
         out.update({r["status"]: r["n"] for r in rows})
         return out
+
+    # --- management (api/) -------------------------------------------------------------
+
+    def rotate_token(self, video_id: int, *, expires_at: datetime | None = None
+                     ) -> Video | None:
+        """A new token; the old one stops working with this commit."""
+        row = self._one("rotate_token", {"id": video_id, "token": self.new_token(),
+                                         "expires_at": expires_at, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    def revoke_token(self, video_id: int) -> Video | None:
+        row = self._one("revoke_token", {"id": video_id, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    def delete_video(self, video_id: int) -> Video | None:
+        """Remove the row; the caller removes the stored file (its path is in the result)."""
+        row = self._one("delete_video", {"id": video_id})
+        return Video.from_row(row) if row else None
+
+    def touch_upload(self, video_id: int) -> bool:
+        """Heartbeat of a running upload; False when the row is no longer uploading."""
+        return self._one("touch_upload", {"id": video_id, "now": self.clock()}) is not None
+
+    def discard_upload(self, video_id: int) -> Video | None:
+        """Delete the row of a refused upload (only while it is still uploading)."""
+        row = self._one("discard_upload", {"id": video_id})
+        return Video.from_row(row) if row else None
+
+    def upload_details(self, video_id: int, *, name: str | None = None,
+                       description: str | None = None,
+                       source_id: str | None = None) -> Video | None:
+        """Apply form fields that arrived after the file part (before it is stored)."""
+        stored = None
+        if source_id is not None:
+            current = self.by_id(video_id)
+            if current is None:
+                return None
+            stored = media.stored_path(source_id,
+                                       media.safe_filename(current.original_filename))
+        params = {"id": video_id, "name": name, "description": description,
+                  "source_id": source_id, "stored_path": stored, "now": self.clock()}
+        try:
+            row = self._one("upload_details", params)
+        except psycopg.errors.UniqueViolation as exc:
+            raise Conflict(f"source_id {source_id!r} already exists") from exc
+        return Video.from_row(row) if row else None
+
+    def fail_stale_uploads(self, older_than: timedelta) -> list[Video]:
+        """Uploads without a heartbeat for ``older_than`` (their API process died):
+        ``failed: upload interrupted``. Returns them so their files can be removed."""
+        now = self.clock()
+        with self._tx() as conn:
+            rows = conn.execute(query("fail_stale_uploads"),
+                                {"now": now, "cutoff": now - older_than}).fetchall()
+        return [Video.from_row(r) for r in rows]
+
+    def claim_unpublished_uploads(self, older_than: timedelta) -> list[int]:
+        """Received uploads no prober has started for ``older_than``: publish them again
+        (a duplicate message is harmless). Each row goes to one caller per round."""
+        now = self.clock()
+        with self._tx() as conn:
+            rows = conn.execute(query("claim_unpublished_uploads"),
+                                {"now": now, "cutoff": now - older_than}).fetchall()
+        return [r["id"] for r in rows]

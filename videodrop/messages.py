@@ -22,6 +22,7 @@ class InboxFile:
     ino: int
     size: int
     mtime_ns: int
+    ctime_ns: int
     kind: str = "inbox"
 
 
@@ -54,7 +55,8 @@ def decode(body: bytes) -> Message:
             if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/"):
                 raise BadMessage(f"unsafe path in message: {path!r}")
             return InboxFile(path=path, dev=int(data["dev"]), ino=int(data["ino"]),
-                             size=int(data["size"]), mtime_ns=int(data["mtime_ns"]))
+                             size=int(data["size"]), mtime_ns=int(data["mtime_ns"]),
+                             ctime_ns=int(data["ctime_ns"]))
         if kind == "video":
             return ProbeVideo(video_id=int(data["video_id"]), force=bool(data.get("force")))
         raise BadMessage(f"unknown message kind: {kind!r}")

@@ -27,16 +27,20 @@ CREATE TABLE videos (
     processing_completed_at timestamptz,
     processing_error        text,
     attempts                integer NOT NULL DEFAULT 0,
-    -- claim key of a watch-folder file: a re-published or redelivered message lands here
+    -- claim key of a watch-folder file: a re-published or redelivered message lands here.
+    -- ctime is in it because nobody can set it: a new file that reuses a moved file's inode
+    -- with the same size and a preserved mtime (cp -p) is still a new file.
     claim_dev               bigint,
     claim_ino               bigint,
     claim_size              bigint,
     claim_mtime_ns          bigint,
+    claim_ctime_ns          bigint,
     created_at              timestamptz NOT NULL DEFAULT now(),
     updated_at              timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT videos_source_id_key UNIQUE (source_id),
     CONSTRAINT videos_access_token_key UNIQUE (access_token),
-    CONSTRAINT videos_claim_key UNIQUE (claim_dev, claim_ino, claim_size, claim_mtime_ns),
+    CONSTRAINT videos_claim_key UNIQUE (claim_dev, claim_ino, claim_size, claim_mtime_ns,
+                                        claim_ctime_ns),
     CONSTRAINT videos_stored_path_key UNIQUE (stored_path)
 );
 

@@ -4,17 +4,18 @@
 -- Idempotent by claim key: a second message for the same file returns the same row.
 INSERT INTO videos (source_id, name, status, access_token, original_filename, origin,
                     origin_path, stored_path, size,
-                    claim_dev, claim_ino, claim_size, claim_mtime_ns, created_at, updated_at)
+                    claim_dev, claim_ino, claim_size, claim_mtime_ns, claim_ctime_ns,
+                    created_at, updated_at)
 VALUES (%(source_id)s, %(name)s, 'processing', %(access_token)s, %(original_filename)s,
         %(origin)s, %(origin_path)s, %(stored_path)s, %(size)s,
-        %(dev)s, %(ino)s, %(size)s, %(mtime_ns)s, %(now)s, %(now)s)
+        %(dev)s, %(ino)s, %(size)s, %(mtime_ns)s, %(ctime_ns)s, %(now)s, %(now)s)
 ON CONFLICT ON CONSTRAINT videos_claim_key DO UPDATE SET updated_at = videos.updated_at
 RETURNING *, (xmax = 0) AS inserted;
 
 -- name: get_by_claim
 SELECT * FROM videos
 WHERE claim_dev = %(dev)s AND claim_ino = %(ino)s AND claim_size = %(size)s
-  AND claim_mtime_ns = %(mtime_ns)s;
+  AND claim_mtime_ns = %(mtime_ns)s AND claim_ctime_ns = %(ctime_ns)s;
 
 -- name: get_by_id
 SELECT * FROM videos WHERE id = %(id)s;

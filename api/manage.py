@@ -1,0 +1,111 @@
+"""One video, by id (admin bearer token): read, delete, rotate or revoke its token.
+
+* ``GET /api/videos/{id}`` → the record.
+* ``DELETE /api/videos/{id}`` → 204; the row and its stored file are gone.
+* ``POST /api/videos/{id}/token`` → 200 with the record carrying a new token; the old one
+  stops working with the commit. Optional JSON body ``{"expires_at": ISO 8601 | null}``:
+  after that instant the token answers the same 404 as an unknown one.
+* ``DELETE /api/videos/{id}/token`` → 200 with the record, no token: every link is dead
+  until the next rotation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import falcon
+
+from api import staging
+from api.admin import catalog_unavailable, parse_when
+from api.auth import require_admin
+from videodrop import logs, records
+from videodrop.catalog import Catalog, Video
+from videodrop.errors import CatalogUnavailable
+from videodrop.settings import Settings
+from videodrop.tokens import token_prefix
+
+
+def no_such_video() -> falcon.HTTPNotFound:
+    return falcon.HTTPNotFound(title="Not found", description="No video has this id.")
+
+
+class _ById:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.log = logs.get("api.manage")
+
+    def _answer(self, resp: falcon.Response, video: Video | None) -> None:
+        if video is None:
+            raise no_such_video()
+        resp.media = records.record(video, self.settings.base_url)
+
+
+class VideoItem(_ById):
+    def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        require_admin(req, self.settings.admin_token)
+        try:
+            video = self.catalog.by_id(video_id)
+        except CatalogUnavailable as exc:
+            raise catalog_unavailable(exc) from exc
+        self._answer(resp, video)
+
+    on_head = on_get
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        require_admin(req, self.settings.admin_token)
+        try:
+            video = self.catalog.delete_video(video_id)
+        except CatalogUnavailable as exc:
+            raise catalog_unavailable(exc) from exc
+        if video is None:
+            raise no_such_video()
+        # The row is gone first: from now on no link serves the file, then it goes too.
+        staging.remove_files(self.settings.media_root, video)
+        self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
+        resp.status = falcon.HTTP_204
+
+
+class VideoToken(_ById):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        require_admin(req, self.settings.admin_token)
+        expires_at = _expires_at(req)
+        try:
+            video = self.catalog.rotate_token(video_id, expires_at=expires_at)
+        except CatalogUnavailable as exc:
+            raise catalog_unavailable(exc) from exc
+        if video is not None:
+            self.log.info("token rotated", video_id=video.id,
+                          token=token_prefix(video.access_token),
+                          expires_at=expires_at.isoformat() if expires_at else None)
+        self._answer(resp, video)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        require_admin(req, self.settings.admin_token)
+        try:
+            video = self.catalog.revoke_token(video_id)
+        except CatalogUnavailable as exc:
+            raise catalog_unavailable(exc) from exc
+        if video is not None:
+            self.log.info("token revoked", video_id=video.id)
+        self._answer(resp, video)
+
+
+def _expires_at(req: falcon.Request) -> datetime | None:
+    """``expires_at`` from an optional JSON object body."""
+    if not req.content_length and req.get_header("Transfer-Encoding") is None:
+        return None
+    body: Any = req.get_media(default_when_empty=None)
+    if body is None:
+        return None
+    if not isinstance(body, dict) or set(body) - {"expires_at"}:
+        raise falcon.HTTPBadRequest(title="Bad body",
+                                    description='Send {"expires_at": "<ISO 8601>"} or nothing.')
+    value = body.get("expires_at")
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise falcon.HTTPBadRequest(title="Bad expires_at",
+                                    description="expires_at is an ISO 8601 string or null")
+    return parse_when(value, "expires_at")

@@ -1,0 +1,123 @@
+"""Telling the probers about received uploads, without ever losing one.
+
+``ProbeRequests.publish(video_id)`` sends a persistent ``ProbeVideo`` with publisher
+confirms on a publisher of the calling thread (pika is not thread-safe; gunicorn's gthread
+workers serve requests on a pool of long-lived threads, so each keeps one connection).
+A stale connection (the broker restarted, heartbeats missed while idle) fails the first
+try; the second try reconnects. If the broker is really down the upload still succeeds
+(the row is ``processing``) and the id is kept for the housekeeping thread, which, once a
+round (``interval`` seconds):
+
+* publishes the ids this process could not publish;
+* publishes again uploads that no prober has started for ``unpublished_after`` — a message
+  lost with a process that died between commit and publish; a duplicate is harmless (the
+  prober takes a video once: advisory lock, then status check);
+* fails uploads left ``uploading`` without a heartbeat for ``stale_after`` (the process
+  that received them died) and removes their files.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta
+from typing import Any
+
+from api import staging
+from videodrop.broker import Publisher
+from videodrop.catalog import Catalog
+from videodrop.errors import BrokerUnavailable, CatalogUnavailable
+from videodrop.messages import ProbeVideo
+from videodrop.settings import Settings
+
+
+class ProbeRequests:
+    def __init__(self, settings: Settings, catalog: Catalog, log: Any, *,
+                 interval: float = 30.0, stale_after: timedelta = timedelta(minutes=5),
+                 unpublished_after: timedelta = timedelta(minutes=10)) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.log = log
+        self.interval = interval
+        self.stale_after = stale_after
+        self.unpublished_after = unpublished_after
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._pending: set[int] = set()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- from request threads -------------------------------------------------------------
+
+    def publish(self, video_id: int) -> bool:
+        """True once the broker has confirmed the message; False if it is deferred."""
+        publisher: Publisher | None = getattr(self._local, "publisher", None)
+        if publisher is None:
+            name = f"videodrop-api-{threading.current_thread().name}"
+            publisher = self._local.publisher = Publisher(self.settings, name=name)
+        error: BrokerUnavailable | None = None
+        for _ in range(2):
+            try:
+                publisher.publish(ProbeVideo(video_id=video_id))
+                return True
+            except BrokerUnavailable as exc:
+                error = exc
+        self.log.warning("publish deferred: broker unavailable", video_id=video_id,
+                         error=str(error))
+        with self._lock:
+            self._pending.add(video_id)
+        return False
+
+    def pending(self) -> set[int]:
+        with self._lock:
+            return set(self._pending)
+
+    # --- housekeeping ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the housekeeping thread (once per process, after gunicorn has forked)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="api-housekeeping",
+                                            daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        publisher = Publisher(self.settings, name="videodrop-api-housekeeping")
+        try:
+            # Spread the rounds of several workers; the first comes soon after start.
+            while not self._stop.wait(self.interval * random.uniform(0.5, 1.0)):
+                try:
+                    self.run_once(publisher)
+                except Exception as exc:  # keep the thread alive whatever happens
+                    self.log.warning("housekeeping round failed", error=repr(exc))
+        finally:
+            publisher.close()
+
+    def run_once(self, publisher: Publisher) -> dict[str, int]:
+        with self._lock:
+            pending, self._pending = self._pending, set()
+        counts = {"republished": 0, "stale": 0}
+        try:
+            for video in self.catalog.fail_stale_uploads(self.stale_after):
+                staging.remove_files(self.settings.media_root, video)
+                counts["stale"] += 1
+                self.log.warning("upload interrupted (no heartbeat)", video_id=video.id)
+            pending |= set(self.catalog.claim_unpublished_uploads(self.unpublished_after))
+        except CatalogUnavailable as exc:
+            self.log.warning("housekeeping: catalog unavailable", error=str(exc))
+        for done, video_id in enumerate(sorted(pending)):
+            try:
+                publisher.publish(ProbeVideo(video_id=video_id))
+                counts["republished"] += 1
+            except BrokerUnavailable:
+                with self._lock:
+                    self._pending |= set(sorted(pending)[done:])
+                break
+        if any(counts.values()):
+            self.log.info("housekeeping", **counts)
+        return counts

@@ -1,0 +1,63 @@
+"""Where an upload's bytes live on disk before and after they are complete.
+
+An upload is written to ``MEDIA_ROOT/.uploads/<video id>.part`` (same file system as the
+store, so the final step is a ``rename``), fsynced, then renamed to the row's
+``stored_path``. The temporary name derives from the row id alone, so whoever finds a row
+stuck in ``uploading`` (the API's sweep) can remove its file without any other record.
+Paths only ever come from the catalog, never from a request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from videodrop.catalog import Video
+
+STAGING_DIR = ".uploads"
+
+
+def stage_path(media_root: Path, video_id: int) -> Path:
+    return media_root / STAGING_DIR / f"{video_id}.part"
+
+
+def open_stage(media_root: Path, video_id: int) -> tuple[Path, int]:
+    """Create the temporary file (never reusing one) and return its path and descriptor."""
+    path = stage_path(media_root, video_id)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()  # a leftover of a crashed process that had the same row: not ours
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    return path, fd
+
+
+def commit(stage: Path, media_root: Path, stored_path: str) -> Path:
+    """Rename the complete upload into place and make the rename durable."""
+    dst = media_root / stored_path
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    os.rename(stage, dst)
+    fsync_dir(dst.parent)
+    return dst
+
+
+def remove_files(media_root: Path, video: Video, *, stored: bool = True) -> None:
+    """Remove an upload's temporary file and (with ``stored``) its stored file, then the
+    ``videos/<source_id>/`` folder if that leaves it empty. Missing files are fine."""
+    with contextlib.suppress(FileNotFoundError):
+        stage_path(media_root, video.id).unlink()
+    if not stored:
+        return
+    dst = media_root / video.stored_path
+    with contextlib.suppress(FileNotFoundError):
+        dst.unlink()
+    with contextlib.suppress(OSError):  # not empty, or already gone
+        dst.parent.rmdir()
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,365 @@
+"""``POST /api/videos``: an upload streamed to disk, never held in memory.
+
+Two shapes of request, both read a chunk at a time:
+
+* ``multipart/form-data`` as browsers and ``curl -F`` send it: a ``file`` part and optional
+  ``name``, ``description``, ``source_id`` fields (any order; fields after the file are
+  applied before the file is stored). Parsed by Falcon's streaming multipart parser.
+* a raw body (``Content-Type: video/...`` or ``application/octet-stream``), file name from
+  ``?filename=`` or ``Content-Disposition``, the fields as query parameters.
+
+The row exists from the first byte of the file as ``uploading`` with its token; the bytes
+go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/staging.py), are fsynced, renamed to the row's
+``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
+(api/publishing.py). Answer: 202, the record, ``Location``: its token URL.
+
+Refusals leave nothing behind (no file, no row): 413 as soon as the size is known to be
+over VIDEODROP_MAX_FILE_SIZE (Content-Length, else the running count), 415 for an
+extension outside the eight formats or a body that is neither a form nor a video, 409 for
+a duplicate ``source_id``, 400 for a malformed form. A client that goes away mid-upload
+(connection closed or reset, body shorter than its Content-Length, idle for
+``IDLE_TIMEOUT``) leaves the row ``failed: upload interrupted`` and no file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote
+
+import falcon
+import structlog
+from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
+from falcon.util import BufferedReader
+from falcon.util.mediatypes import parse_header
+
+from api import staging
+from api.auth import require_admin
+from api.publishing import ProbeRequests
+from videodrop import logs, media, records
+from videodrop.catalog import Catalog, Video
+from videodrop.errors import CatalogUnavailable, Conflict
+from videodrop.settings import Settings
+from videodrop.tokens import token_prefix
+
+CHUNK = 1 << 20
+FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
+HEARTBEAT_SECONDS = 30.0  # how often a running upload touches its row (see publishing.py)
+IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
+TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128}
+SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
+RAW_TYPES = ("video/", "application/octet-stream")
+_RFC5987 = re.compile(r"([\w!#$%&+^`{}~-]+)'[^']*'(.*)")
+
+
+class ClientGone(Exception):
+    """The body stopped before its end: closed, reset, truncated, idle."""
+
+
+class TooLarge(Exception):
+    """More bytes than VIDEODROP_MAX_FILE_SIZE allows."""
+
+
+class Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class Body:
+    """The request body as it arrives: counted, bounded, and telling a client that went
+    away (an error from the server's input, or EOF before Content-Length) from the end."""
+
+    def __init__(self, raw: Readable, expected: int | None, limit: int) -> None:
+        self.raw = raw
+        self.expected = expected
+        self.limit = limit
+        self.count = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self.expected is not None:
+            remaining = self.expected - self.count
+            if remaining <= 0:
+                return b""
+            size = remaining if size is None or size < 0 else min(size, remaining)
+        elif size is None or size < 0:
+            size = CHUNK
+        try:
+            data = self.raw.read(size)
+        except Exception as exc:  # OSError, timeout, gunicorn's NoMoreData/chunk errors
+            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
+        if not data:
+            if self.expected is not None:
+                raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
+            return b""
+        self.count += len(data)
+        if self.count > self.limit:
+            raise TooLarge()
+        return data
+
+
+@dataclass
+class Fields:
+    name: str | None = None
+    description: str | None = None
+    source_id: str | None = None
+
+    def set(self, key: str, value: str) -> None:
+        setattr(self, key, _checked(key, value))
+
+
+@dataclass
+class Receipt:
+    """One upload in flight: its row, temporary file and byte count."""
+
+    video: Video | None = None
+    stage: Path | None = None
+    size: int = 0
+    late: Fields = field(default_factory=Fields)
+
+
+def _checked(key: str, value: str) -> str:
+    if "\x00" in value or len(value) > TEXT_LIMITS.get(key, 1024):
+        raise falcon.HTTPBadRequest(
+            title=f"Bad {key}",
+            description=f"{key} holds at most {TEXT_LIMITS.get(key, 1024)} characters, "
+                        "no NUL")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise falcon.HTTPBadRequest(title=f"Bad {key}", description="not valid UTF-8") from exc
+    if key == "source_id" and not SOURCE_ID.fullmatch(value):
+        raise falcon.HTTPBadRequest(
+            title="Bad source_id",
+            description="source_id: letters, digits, '_', '.', '-'; starting with a letter "
+                        "or digit")
+    return value
+
+
+def _check_filename(filename: str | None) -> str:
+    if not filename:
+        raise falcon.HTTPBadRequest(
+            title="File name missing",
+            description="Give the file a name: a multipart 'file' part with a filename, or "
+                        "?filename= or Content-Disposition for a raw body.")
+    filename = _checked("filename", filename)
+    if not media.is_allowed(filename):
+        raise falcon.HTTPUnsupportedMediaType(
+            title="Unsupported format",
+            description=f"{media.extension_of(filename) or 'no extension'!r} is not one of "
+                        f"{', '.join(sorted(media.ALLOWED_EXTENSIONS))}")
+    return filename
+
+
+def disposition_filename(header: str | None) -> str | None:
+    """The file name of a ``Content-Disposition`` header (``filename*`` wins, RFC 6266)."""
+    if not header:
+        return None
+    _, params = parse_header(header)
+    if star := params.get("filename*"):
+        m = _RFC5987.fullmatch(star)
+        if m:
+            try:
+                return unquote(m.group(2), encoding=m.group(1), errors="strict")
+            except (LookupError, UnicodeDecodeError):
+                pass
+    return params.get("filename") or None
+
+
+def _too_large(limit: int) -> falcon.HTTPError:
+    return falcon.HTTPContentTooLarge(
+        title="Upload too large",
+        description=f"The file is larger than VIDEODROP_MAX_FILE_SIZE ({limit} bytes).")
+
+
+class Upload:
+    """``POST /api/videos`` (admin)."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
+                 clock: Any = time.monotonic) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.probes = probes
+        self.clock = clock
+        self.log = logs.get("api.uploads")
+        options = MultipartParseOptions()
+        options.max_body_part_buffer_size = 16 * 1024  # text fields only; files stream
+        options.max_body_part_count = 16
+        self.forms = MultipartFormHandler(options)
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        require_admin(req, self.settings.admin_token)
+        mime = (req.content_type or "").split(";", 1)[0].strip().lower()
+        multipart = mime == "multipart/form-data"
+        if not multipart and not mime.startswith(RAW_TYPES):
+            raise falcon.HTTPUnsupportedMediaType(
+                title="Unsupported body",
+                description="Send multipart/form-data with a 'file' part, or the video "
+                            "itself with Content-Type video/... and ?filename=.")
+        limit = self.settings.max_file_size
+        body_limit = limit + (FORM_SLACK if multipart else 0)
+        declared = req.content_length
+        if declared is not None and declared > body_limit:
+            raise _too_large(limit)
+        sock = req.env.get("gunicorn.socket")
+        if sock is not None and hasattr(sock, "settimeout"):
+            sock.settimeout(IDLE_TIMEOUT)
+        body = Body(req.stream, declared, body_limit)
+        receipt = Receipt()
+        try:
+            if multipart:
+                self._read_form(req, body, receipt)
+            else:
+                self._read_raw(req, body, receipt)
+            video = self._store(receipt)
+        except ClientGone as exc:
+            self._abandon(receipt, interrupted=True, reason=str(exc))
+            raise falcon.HTTPBadRequest(
+                title="Upload interrupted",
+                description="The body ended before it was complete.") from exc
+        except TooLarge:
+            self._abandon(receipt, reason="too large")
+            raise _too_large(limit) from None
+        except Conflict as exc:
+            self._abandon(receipt, reason="conflict")
+            raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from exc
+        except CatalogUnavailable as exc:
+            self._abandon(receipt, reason="catalog unavailable")
+            raise falcon.HTTPServiceUnavailable(
+                title="Catalog unavailable",
+                description="The database cannot be reached; try again shortly.",
+                retry_after=5) from exc
+        except OSError as exc:  # writing to the store: disk full, permissions...
+            self._abandon(receipt, reason=f"storage: {exc.strerror}")
+            raise falcon.HTTPInsufficientStorage(
+                title="Cannot store the upload",
+                description=f"The media folder refused the file: {exc.strerror}.") from exc
+        except BaseException as exc:  # refusals (HTTP errors), bugs: nothing stays behind
+            self._abandon(receipt, reason=repr(exc))
+            raise
+        published = self.probes.publish(video.id)
+        self.log.info("upload received", video_id=video.id, size=video.size,
+                      token=token_prefix(video.access_token), published=published)
+        rec = records.record(video, self.settings.base_url)
+        resp.status = falcon.HTTP_202
+        resp.location = rec["api_links"]["api_endpoint"]
+        resp.media = rec
+
+    # --- the two shapes -----------------------------------------------------------------
+
+    def _read_raw(self, req: falcon.Request, body: Body, receipt: Receipt) -> None:
+        filename = req.get_param("filename") or disposition_filename(
+            req.get_header("Content-Disposition"))
+        filename = _check_filename(filename)
+        fields = Fields()
+        for key in TEXT_LIMITS:
+            if (value := req.get_param(key)) is not None:
+                fields.set(key, value)
+        self._begin(receipt, filename, fields)
+        self._pump(receipt, body)
+
+    def _read_form(self, req: falcon.Request, body: Body, receipt: Receipt) -> None:
+        reader = BufferedReader(body.read, body.expected or body.limit + 1, 256 * 1024)
+        form = self.forms.deserialize(reader, req.content_type, body.expected)
+        fields = Fields()
+        for part in form:
+            if part.name == "file":
+                if receipt.video is not None:
+                    raise falcon.HTTPBadRequest(title="One file per upload",
+                                                description="The form has two 'file' parts.")
+                self._begin(receipt, _check_filename(part.filename), fields)
+                self._pump(receipt, part.stream)
+            elif part.name in TEXT_LIMITS:
+                try:
+                    text = part.get_data().decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise falcon.HTTPBadRequest(title=f"Bad {part.name}",
+                                                description="not valid UTF-8") from exc
+                (receipt.late if receipt.video else fields).set(part.name, text)
+            # other parts are skipped: the parser drains them when it moves on
+        if receipt.video is None:
+            raise falcon.HTTPBadRequest(title="File missing",
+                                        description="The form has no 'file' part.")
+
+    # --- steps ---------------------------------------------------------------------------
+
+    def _begin(self, receipt: Receipt, filename: str, fields: Fields) -> None:
+        receipt.video = self.catalog.create_upload(
+            filename=filename, name=fields.name, description=fields.description or "",
+            source_id=fields.source_id)
+        structlog.contextvars.bind_contextvars(video_id=receipt.video.id)
+        receipt.stage, fd = staging.open_stage(self.settings.media_root, receipt.video.id)
+        os.close(fd)
+
+    def _pump(self, receipt: Receipt, source: Readable) -> None:
+        assert receipt.video is not None and receipt.stage is not None
+        limit = self.settings.max_file_size
+        next_beat = self.clock() + HEARTBEAT_SECONDS
+        fd = os.open(receipt.stage, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            while chunk := source.read(CHUNK):
+                receipt.size += len(chunk)
+                if receipt.size > limit:
+                    raise TooLarge()
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+                if self.clock() >= next_beat:
+                    next_beat = self.clock() + HEARTBEAT_SECONDS
+                    self._heartbeat(receipt.video.id)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _heartbeat(self, video_id: int) -> None:
+        try:
+            alive = self.catalog.touch_upload(video_id)
+        except CatalogUnavailable:
+            return  # the sweep allows minutes; the next beat may get through
+        if not alive:
+            raise falcon.HTTPConflict(title="Upload cancelled",
+                                      description="The video was deleted during the upload.")
+
+    def _store(self, receipt: Receipt) -> Video:
+        video, stage = receipt.video, receipt.stage
+        assert video is not None and stage is not None
+        if receipt.size == 0:
+            raise falcon.HTTPBadRequest(title="Empty upload", description="The file is empty.")
+        late = receipt.late
+        if late.name is not None or late.description is not None or late.source_id is not None:
+            updated = self.catalog.upload_details(video.id, name=late.name,
+                                                  description=late.description,
+                                                  source_id=late.source_id)
+            if updated is None:
+                raise falcon.HTTPConflict(title="Upload cancelled",
+                                          description="The video was deleted during the upload.")
+            receipt.video = video = updated
+        dst = staging.commit(stage, self.settings.media_root, video.stored_path)
+        receipt.stage = None
+        done = self.catalog.upload_received(video.id, receipt.size)
+        if done is None:
+            dst.unlink(missing_ok=True)
+            raise falcon.HTTPConflict(title="Upload cancelled",
+                                      description="The video was deleted during the upload.")
+        return done
+
+    def _abandon(self, receipt: Receipt, *, reason: str, interrupted: bool = False) -> None:
+        """Undo what an unfinished upload did: its file, and its row (deleted when refused,
+        ``failed: upload interrupted`` when the client went away)."""
+        video = receipt.video
+        if video is None:
+            return
+        staging.remove_files(self.settings.media_root, video, stored=False)
+        if receipt.stage is None and receipt.size:  # renamed into place already
+            staging.remove_files(self.settings.media_root, video)
+        try:
+            if interrupted:
+                self.catalog.mark_failed(video.id, "upload interrupted")
+            else:
+                self.catalog.discard_upload(video.id)
+        except CatalogUnavailable:
+            pass  # the housekeeping sweep fails the row once its heartbeat is old
+        self.log.info("upload abandoned", video_id=video.id, reason=reason,
+                      received=receipt.size, interrupted=interrupted)
