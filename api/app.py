@@ -7,7 +7,7 @@ from typing import Any
 
 import falcon
 
-from api import admin, health, manage, openapi, resources
+from api import admin, health, manage, openapi, pages, resources
 from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
 from api.uploads import Upload
@@ -39,6 +39,7 @@ def create_app(settings: Settings, catalog: Catalog,
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
     app.add_route("/readyz", health.Ready(settings, catalog))
+    pages.add_routes(app, settings, catalog)
     return app
 
 

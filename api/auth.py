@@ -6,6 +6,8 @@ import hmac
 
 import falcon
 
+from api import session
+
 
 def require_admin(req: falcon.Request, admin_token: str | None) -> None:
     if not admin_token:
@@ -14,6 +16,8 @@ def require_admin(req: falcon.Request, admin_token: str | None) -> None:
             description="Set VIDEODROP_ADMIN_TOKEN to enable management endpoints.",
             challenges=['Bearer realm="videodrop"'],
         )
+    if req.get_header("Authorization") is None and session.admitted(req, admin_token):
+        return  # the web pages' login cookie (api/session.py; CSRF-checked for changes)
     header = req.get_header("Authorization") or ""
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(),

@@ -17,8 +17,9 @@ from typing import Any
 import falcon
 
 from api import staging
-from api.admin import catalog_unavailable, parse_when
+from api.admin import catalog_unavailable
 from api.auth import require_admin
+from api.params import parse_when
 from videodrop import logs, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable

@@ -176,26 +176,37 @@ def _file_operation(disposition: str) -> Schema:
 
 
 def _get_and_head(operation: Schema, summary: str) -> Schema:
-    return {"get": {"summary": summary, **operation},
-            "head": {"summary": f"{summary} (headers only)", **operation}}
+    return {"get": {**operation, "summary": summary},
+            "head": {**operation, "summary": f"{summary} (headers only)"}}
 
 
+NO_NUL = r"^[^\x00]*$"
 UPLOAD_FIELDS = {
-    "name": {"type": "string", "maxLength": 500},
-    "description": {"type": "string", "maxLength": 10000},
+    "name": {"type": "string", "maxLength": 500, "pattern": NO_NUL},
+    "description": {"type": "string", "maxLength": 10000, "pattern": NO_NUL},
     "source_id": {"type": "string", "maxLength": 128, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
 }
+# One of the eight extensions, any case (the server compares in lower case).
+FILENAME = r"^[^\x00]*\.(" + "|".join(
+    "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in ext)
+    for ext in sorted(ALLOWED_EXTENSIONS)) + ")$"
 
 
 def _upload() -> Schema:
     binary = {"schema": {"type": "string", "format": "binary"}}
-    query = [{"name": "filename", "in": "query", "schema": {"type": "string"},
-              "description": "File name of a raw body (else Content-Disposition)."}]
+    query = [{"name": "filename", "in": "query",
+              "schema": {"type": "string", "maxLength": 1024, "pattern": FILENAME},
+              "description": "File name of a raw body (else Content-Disposition, else "
+                             "video.<ext> from the Content-Type). Ignored for a form."}]
     query += [{"name": key, "in": "query", "schema": schema,
                "description": f"{key} of a raw-body upload"}
               for key, schema in UPLOAD_FIELDS.items()]
+    raw = {ctype: binary for ctype in sorted(set(CONTENT_TYPES.values()))}
     return {
         "summary": "Upload a video (streamed to disk); the prober takes it from there.",
+        "description": "A form (`curl -F file=@clip.mp4`) or the raw bytes "
+                       "(`curl -H 'Content-Type: video/mp4' -T clip.mp4 -X POST`). The file "
+                       "name must end in one of: " + ", ".join(sorted(ALLOWED_EXTENSIONS)),
         "security": ADMIN,
         "parameters": query,
         "requestBody": {"required": True, "content": {
@@ -203,10 +214,15 @@ def _upload() -> Schema:
                 "schema": {"type": "object", "required": ["file"],
                            "properties": {"file": {"type": "string", "format": "binary"},
                                           **UPLOAD_FIELDS}},
-                "encoding": {"file": {"contentType": "application/octet-stream"}},
+                "encoding": {"file": {
+                    "contentType": "video/*, application/octet-stream",
+                    "headers": {"Content-Disposition": {
+                        "description": "the part's filename must end in a video extension",
+                        "schema": {"type": "string",
+                                   "example": 'form-data; name="file"; filename="clip.mp4"'}}},
+                }},
             },
-            "video/mp4": binary, "video/webm": binary, "video/quicktime": binary,
-            "application/octet-stream": binary,
+            **raw,
         }},
         "responses": {
             "202": _json("Received; status processing until the prober is done.",
@@ -232,16 +248,15 @@ def _list() -> Schema:
         {"name": "cursor", "in": "query", "description": "from the previous page's next",
          "schema": {"type": "string", "pattern": r"^-?[0-9]{1,18}_[0-9]{1,19}$"}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
-        {"name": "origin", "in": "query", "schema": {"type": "string", "maxLength": 1024,
-                                                     "pattern": r"^[^\x00-\x1f\x7f]*$"},
+        {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
+                                                     "maxLength": 1024, "pattern": NO_NUL},
          "description": "upload, inbox or inbox/<subfolder>"},
         {"name": "created_after", "in": "query", "description": "inclusive",
          "schema": {"type": "string", "format": "date-time"}},
         {"name": "created_before", "in": "query", "description": "exclusive",
          "schema": {"type": "string", "format": "date-time"}},
     ]
-    return {"summary": "Videos, newest first, keyset-paginated.", "security": ADMIN,
-            "parameters": params,
+    return {"security": ADMIN, "parameters": params,
             "responses": {"200": _json("A page.", _ref("Page")),
                           "400": _error("Bad parameter."), "401": UNAUTHORIZED,
                           "503": UNAVAILABLE}}
@@ -284,9 +299,10 @@ def document() -> Schema:
             "/api/video/{token}/download/": _get_and_head(
                 _file_operation("attachment"), "Download the file."),
             "/stream/{token}/": _get_and_head(_file_operation("inline"), "Stream the file."),
-            "/api/videos": {"get": _list(), "post": _upload()},
+            "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
+                            "post": _upload()},
             "/api/videos/{video_id}": {
-                "get": _by_id("A video's record, by id.", record_200),
+                **_get_and_head(_by_id("", record_200), "A video's record, by id."),
                 "delete": _by_id("Delete the row and its stored file.",
                                  {"204": {"description": "Deleted."}}),
             },
@@ -295,15 +311,18 @@ def document() -> Schema:
                                body=True),
                 "delete": _by_id("Revoke the token: every link answers 404.", record_200),
             },
-            "/healthz": {"get": {"summary": "The process answers.", "security": NOBODY,
-                                 "responses": {"200": _json("ok", {"type": "object"})}}},
-            "/readyz": {"get": {"summary": "Database and broker reachable, inbox writable.",
-                                "security": NOBODY,
-                                "responses": {"200": _json("ready", {"type": "object"}),
-                                              "503": _json("not ready", {"type": "object"})}}},
-            "/api/openapi.json": {"get": {"summary": "This document.", "security": NOBODY,
-                                          "responses": {"200": _json("OpenAPI 3.1",
-                                                                     {"type": "object"})}}},
+            "/healthz": _get_and_head(
+                {"security": NOBODY, "responses": {"200": _json("ok", {"type": "object"})}},
+                "The process answers."),
+            "/readyz": _get_and_head(
+                {"security": NOBODY,
+                 "responses": {"200": _json("ready", {"type": "object"}),
+                               "503": _json("not ready", {"type": "object"})}},
+                "Database and broker reachable, inbox writable."),
+            "/api/openapi.json": _get_and_head(
+                {"security": NOBODY,
+                 "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}},
+                "This document."),
         },
     }
 

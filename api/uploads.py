@@ -39,6 +39,7 @@ from falcon.util.mediatypes import parse_header
 
 from api import staging
 from api.auth import require_admin
+from api.params import query_params
 from api.publishing import ProbeRequests
 from videodrop import logs, media, records
 from videodrop.catalog import Catalog, Video
@@ -54,6 +55,7 @@ TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128}
 SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 RAW_TYPES = ("video/", "application/octet-stream")
 _RFC5987 = re.compile(r"([\w!#$%&+^`{}~-]+)'[^']*'(.*)")
+_EXTENSION_OF = {ctype: ext for ext, ctype in media.CONTENT_TYPES.items()}
 
 
 class ClientGone(Exception):
@@ -145,12 +147,27 @@ def _check_filename(filename: str | None) -> str:
             description="Give the file a name: a multipart 'file' part with a filename, or "
                         "?filename= or Content-Disposition for a raw body.")
     filename = _checked("filename", filename)
-    if not media.is_allowed(filename):
+    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
+    if extension not in media.ALLOWED_EXTENSIONS:
         raise falcon.HTTPUnsupportedMediaType(
             title="Unsupported format",
-            description=f"{media.extension_of(filename) or 'no extension'!r} is not one of "
+            description=f"{extension or 'no extension'!r} is not one of "
                         f"{', '.join(sorted(media.ALLOWED_EXTENSIONS))}")
     return filename
+
+
+def raw_filename(mime: str, query: dict[str, str], disposition: str | None) -> str:
+    """``?filename=``, else ``Content-Disposition``, else ``video.<ext>`` when the
+    Content-Type names one of the eight formats (``video/webm`` → ``video.webm``)."""
+    if "filename" in query:
+        return _check_filename(query["filename"])
+    if named := disposition_filename(disposition):
+        return _check_filename(named)
+    extension = _EXTENSION_OF.get(mime)
+    if extension is None and mime.startswith("video/"):
+        raise falcon.HTTPUnsupportedMediaType(
+            title="Unsupported format", description=f"{mime} is not one of the eight formats")
+    return _check_filename(f"video.{extension}" if extension else None)
 
 
 def disposition_filename(header: str | None) -> str | None:
@@ -250,12 +267,12 @@ class Upload:
     # --- the two shapes -----------------------------------------------------------------
 
     def _read_raw(self, req: falcon.Request, body: Body, receipt: Receipt) -> None:
-        filename = req.get_param("filename") or disposition_filename(
-            req.get_header("Content-Disposition"))
-        filename = _check_filename(filename)
+        mime = (req.content_type or "").split(";", 1)[0].strip().lower()
+        query = query_params(req)
+        filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
         fields = Fields()
         for key in TEXT_LIMITS:
-            if (value := req.get_param(key)) is not None:
+            if (value := query.get(key)) is not None:
                 fields.set(key, value)
         self._begin(receipt, filename, fields)
         self._pump(receipt, body)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 
 from prober import store
-from prober.ffprobe import FFprobeMissing, ffprobe_version
+from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
 from videodrop import broker, logs
@@ -21,11 +21,15 @@ from videodrop.messages import ProbeVideo
 from videodrop.settings import Settings
 
 
-def _version_or_refuse(settings: Settings) -> str:
+def _version_or_refuse(settings: Settings) -> str | None:
+    """ffprobe's version; a missing ffprobe is a configuration error (exit 78)."""
     try:
         return ffprobe_version(settings.ffprobe)
     except FFprobeMissing as exc:
         raise ConfigurationError(str(exc)) from exc
+    except ProbeError as exc:  # it exists but misbehaves: probes will say so, file by file
+        logs.get("prober").warning("ffprobe -version failed", error=str(exc))
+        return None
 
 
 def main(settings: Settings, argv: list[str]) -> int:

@@ -26,7 +26,12 @@ from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
 Prober = Callable[[Path], ProbeResult]
-TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing)
+# Worth waiting for: the database comes back; a file turns readable; ffprobe is reinstalled.
+TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
+# Only a database outage is waited out indefinitely: nothing could be recorded meanwhile.
+# Other transient problems get this many tries in place, then go back to the queue, where
+# the delivery limit sends a hopeless message to the dead-letter queue.
+LOCAL_TRIES = 8
 RETRY_CONNECT: tuple[type[BaseException], ...] = (BrokerUnavailable, *broker.CONNECTION_ERRORS)
 
 
@@ -97,18 +102,22 @@ class Worker:
                 self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
                 channel.basic_nack(tag, requeue=False)
                 return
-            backoff = 0.5
+            backoff, tries = 0.5, 0
             while True:
                 try:
                     self.process(msg)
                     channel.basic_ack(tag)
                     return
                 except TRANSIENT as exc:
-                    if stop.is_set():
+                    tries += 1
+                    give_up = tries >= LOCAL_TRIES and not isinstance(exc, CatalogUnavailable)
+                    if stop.is_set() or give_up:
+                        self.log.warning("transient problem; back to the queue",
+                                         error=str(exc), tries=tries)
                         channel.basic_nack(tag, requeue=True)
                         return
                     self.log.warning("transient problem; retrying", error=str(exc),
-                                     retry_in=backoff)
+                                     retry_in=backoff, tries=tries)
                     self._pause(backoff)
                     backoff = min(30.0, backoff * 2)
                 except Exception as exc:

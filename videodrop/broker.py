@@ -51,7 +51,8 @@ def declare(channel: BlockingChannel, settings: Settings) -> None:
         durable=True,
         arguments={
             "x-queue-type": "quorum",
-            "x-delivery-limit": settings.delivery_limit,
+            # RabbitMQ counts *returns*: a limit of n allows n + 1 deliveries
+            "x-delivery-limit": settings.delivery_limit - 1,
             "x-dead-letter-exchange": settings.dead_exchange,
             "x-dead-letter-routing-key": "probe",
         },

@@ -108,7 +108,9 @@ class Catalog:
                 **kwargs: Any) -> Catalog:
         pool = ConnectionPool(url, min_size=min_size, max_size=max_size, open=False,
                               kwargs={"row_factory": dict_row, "autocommit": False},
-                              reconnect_timeout=0, timeout=10)
+                              # a connection broken by a server restart is replaced
+                              # before it is handed out, not discovered by a query
+                              check=ConnectionPool.check_connection, timeout=10)
         pool.open(wait=False)
         return cls(pool, **kwargs)
 
@@ -263,21 +265,10 @@ class Catalog:
                     created_after: datetime | None = None,
                     created_before: datetime | None = None) -> list[Video]:
         """Newest first by ``(created_at, id)``; ``cursor`` is the last row of the page before.
-
-        The WHERE clause is put together from fixed fragments (``sql/admin.sql``), one per
-        filter given, so the planner sees plain equalities and ranges that match an index
-        (``0002_list_indexes.sql``) instead of ``(x IS NULL OR col = x)``, which a generic
-        plan cannot serve from an index. ``prepare=False``: always a custom plan."""
-        params: dict[str, Any] = {"limit": limit, "status": status, "origin": origin,
-                                  "created_after": created_after,
-                                  "created_before": created_before}
-        if cursor is not None:
-            params["cursor_at"], params["cursor_id"] = cursor
-        given = [name for name in ("status", "origin", "created_after", "created_before")
-                 if params[name] is not None] + (["cursor"] if cursor is not None else [])
-        where = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(
-            sql.SQL(query(f"list_if_{name}")) for name in given)) if given else sql.SQL("")
-        statement = sql.SQL(query("list_page")).format(where=where)
+        See :meth:`list_statement` for why each page is an index range scan."""
+        statement, params = self.list_statement(
+            limit=limit, cursor=cursor, status=status, origin=origin,
+            created_after=created_after, created_before=created_before)
         with self._tx() as conn:
             rows = conn.execute(statement, params, prepare=False).fetchall()
         return [Video.from_row(r) for r in rows]
@@ -357,3 +348,75 @@ class Catalog:
             rows = conn.execute(query("claim_unpublished_uploads"),
                                 {"now": now, "cutoff": now - older_than}).fetchall()
         return [r["id"] for r in rows]
+
+    # --- the web pages (api/pages*.py, sql/pages.sql) --------------------------------------
+
+    def library_page(self, *, limit: int, search: str | None = None,
+                     status: str | None = None, before: tuple[datetime, int] | None = None,
+                     after: tuple[datetime, int] | None = None) -> list[Video]:
+        """A page of the library, newest first: rows older than ``before`` or (the page
+        before) newer than ``after``, matching ``status`` and ``search`` (a substring of
+        the name, source_id or original file name, any case)."""
+        params, given = self._pages_filters(search, status)
+        params["limit"] = limit
+        cursor = before or after
+        if cursor is not None:
+            params["cursor_at"], params["cursor_id"] = cursor
+            given.append("before" if before else "after")
+        newer = after is not None and before is None
+        where = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(
+            sql.SQL(query(f"pages_if_{name}")) for name in given)) if given else sql.SQL("")
+        statement = sql.SQL(query("pages_list_newer" if newer else "pages_list_older"))
+        with self._tx() as conn:
+            rows = conn.execute(statement.format(where=where), params, prepare=False).fetchall()
+        videos = [Video.from_row(r) for r in rows]
+        return videos[::-1] if newer else videos
+
+    def library_counts(self, *, search: str | None = None) -> dict[str, int]:
+        """Videos per status, of those matching ``search`` (all when None)."""
+        params, given = self._pages_filters(search, None)
+        where = sql.SQL("WHERE " + query("pages_if_search")) if given else sql.SQL("")
+        with self._tx() as conn:
+            rows = conn.execute(sql.SQL(query("pages_counts")).format(where=where), params,
+                                prepare=False).fetchall()
+        out = dict.fromkeys(STATUSES, 0)
+        out.update({r["status"]: r["n"] for r in rows})
+        return out
+
+    @staticmethod
+    def _pages_filters(search: str | None, status: str | None
+                       ) -> tuple[dict[str, Any], list[str]]:
+        params: dict[str, Any] = {}
+        given: list[str] = []
+        if status:
+            params["status"] = status
+            given.append("status")
+        if search:
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params["pattern"] = f"%{escaped}%"
+            given.append("search")
+        return params, given
+
+    @staticmethod
+    def list_statement(*, limit: int, cursor: tuple[datetime, int] | None = None,
+                       status: str | None = None, origin: str | None = None,
+                       created_after: datetime | None = None,
+                       created_before: datetime | None = None
+                       ) -> tuple[sql.Composed, dict[str, Any]]:
+        """The admin list's statement for the filters given, and its parameters.
+
+        The WHERE clause is put together from fixed fragments (``sql/admin.sql``), one per
+        filter given, so the planner sees plain equalities and ranges that match an index
+        (``0002_list_indexes.sql``) instead of ``(x IS NULL OR col = x)``, which a generic
+        plan cannot serve from an index. Run it with ``prepare=False``: a custom plan
+        each time, chosen with the actual values (a rare status → its own index)."""
+        params: dict[str, Any] = {"limit": limit, "status": status, "origin": origin,
+                                  "created_after": created_after,
+                                  "created_before": created_before}
+        if cursor is not None:
+            params["cursor_at"], params["cursor_id"] = cursor
+        given = [name for name in ("status", "origin", "created_after", "created_before")
+                 if params[name] is not None] + (["cursor"] if cursor is not None else [])
+        where = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(
+            sql.SQL(query(f"list_if_{name}")) for name in given)) if given else sql.SQL("")
+        return sql.SQL(query("list_page")).format(where=where), params

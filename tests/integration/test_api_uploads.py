@@ -171,7 +171,10 @@ def test_raw_upload_named_by_query_or_content_disposition(make_system, samples):
     assert resp.status_code == 202, resp.text
     rec = resp.json()
     assert rec["original_filename"] == "café vidéo.flv"
-    for made in (by_query.json(), rec):
+    unnamed = requests.post(f"{system.base_url}/api/videos", data=src.read_bytes(),
+                            headers={**system.admin, "Content-Type": "video/x-flv"}, timeout=30)
+    assert unnamed.status_code == 202 and unnamed.json()["original_filename"] == "video.flv"
+    for made in (by_query.json(), rec, unnamed.json()):
         done = wait_status(system, made["api_links"]["access_token"])
         assert done["status"] == "ready", done
         assert done["file_info"]["format"] == "flv"
@@ -280,8 +283,14 @@ def test_bad_forms_are_400_and_leave_nothing(small):
         assert resp.status_code == 400, (body[:80], resp.text)
         assert resp.json()["title"]
     missing = requests.post(url, data=b"x", timeout=10,
-                            headers={**small.admin, "Content-Type": "video/mp4"})
+                            headers={**small.admin, "Content-Type": "application/octet-stream"})
     assert missing.status_code == 400 and missing.json()["title"] == "File name missing"
+    blank = requests.post(url, params={"filename": ""}, data=b"x", timeout=10,
+                          headers={**small.admin, "Content-Type": "video/mp4"})
+    assert blank.status_code == 400
+    unknown = requests.post(url, data=b"x", timeout=10,
+                            headers={**small.admin, "Content-Type": "video/ogg"})
+    assert unknown.status_code == 415
     no_boundary = requests.post(url, data=b"x", timeout=10, headers={
         **small.admin, "Content-Type": "multipart/form-data"})
     assert no_boundary.status_code == 400
@@ -330,7 +339,7 @@ def test_client_gone_mid_upload_leaves_a_failed_row_and_no_file(make_system, how
                                   {"Content-Type": "video/mp4", "Content-Length": "5000000"}))
         sock.sendall(b"\0" * 1_000_000)
     # The row exists from the first byte, with its token, and the bytes are on disk.
-    [video_id] = wait_for(row_ids, what="the upload's row")
+    [video_id] = wait_for(lambda: row_ids(system), what="the upload's row")
     assert status_of(system, video_id) == ("uploading", None)
     wait_for(lambda: any(f.startswith(".uploads/") for f in stored_files(system)),
              what="the temporary file")

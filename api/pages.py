@@ -1,0 +1,267 @@
+"""The web pages: log in with the admin token, the library, adding files, one video.
+
+Server-rendered with Jinja2 (``api/templates/``) and a little plain JavaScript
+(``api/static/``), nothing fetched from elsewhere. Logging in trades the admin token for
+an HttpOnly, SameSite=Strict session cookie (api/session.py); the pages' scripts then
+call the management API (``/api/videos``…) with that cookie and an ``X-CSRF-Token``.
+
+Routes (``add_routes``):
+
+* ``GET /login``, ``POST /login``, ``POST /logout``
+* ``GET /`` the library; ``GET /library.json`` the same page as JSON, polled for live
+  status badges
+* ``GET /source-management/add/?type=file`` and ``GET /upload``: add files
+* ``GET /videos/{id}``: one video
+* ``GET /static/{name}``: the stylesheet and scripts
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import falcon
+import jinja2
+
+from api import pages_library, session
+from api.pages_render import Static, environment, render
+from videodrop import media, records
+from videodrop.catalog import STATUSES, Catalog, Video
+from videodrop.errors import CatalogUnavailable
+from videodrop.settings import Settings
+
+NOTICES = {"rotated": "A new token was made; the old links no longer work.",
+           "revoked": "The token was revoked; every link of this video now answers 404.",
+           "deleted": "The video and its file were deleted.",
+           "loggedout": "You are logged out."}
+
+
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog) -> None:
+    static = Static()
+    site = Site(settings, catalog, environment(static))
+    app.add_route("/static/{name}", static)
+    app.add_route("/login", Login(site))
+    app.add_route("/logout", Logout(site))
+    app.add_route("/", Library(site))
+    app.add_route("/library.json", LibraryLive(site))
+    add = AddPage(site)
+    app.add_route("/upload", add)
+    app.add_route("/source-management/add/", add)
+    app.add_route("/source-management/add", add, suffix="slash")
+    app.add_route("/videos/{video_id:int(min=1, max=9223372036854775807)}", VideoPage(site))
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path of this site: never ``//other.host`` or ``https://…``."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
+class Site:
+    """What every page needs: settings, catalog, templates, and the login check."""
+
+    def __init__(self, settings: Settings, catalog: Catalog, env: jinja2.Environment) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.env = env
+
+    def session(self, req: falcon.Request) -> str:
+        """The session cookie of a logged-in browser; others are sent to the login page."""
+        value = session.cookie_of(req)
+        if not session.valid(self.settings.admin_token, value):
+            target = req.relative_uri if req.method == "GET" else "/"
+            raise falcon.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
+        assert value is not None
+        return value
+
+    def page(self, req: falcon.Request, resp: falcon.Response, template: str, *,
+             status: str = falcon.HTTP_200, **context: Any) -> None:
+        value = session.cookie_of(req)
+        logged_in = session.valid(self.settings.admin_token, value)
+        csrf = (session.csrf_token(self.settings.admin_token or "", value or "")
+                if logged_in else "")
+        notice = NOTICES.get(req.get_param("done") or "")
+        render(self.env, resp, template, status=status, logged_in=logged_in, csrf=csrf,
+               notice=notice, path=req.path, **context)
+
+    def unavailable(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.page(req, resp, "message.html", status=falcon.HTTP_503, title="Unavailable",
+                  message="The database cannot be reached right now; try again shortly.")
+        resp.retry_after = 5
+
+
+class Login:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if session.valid(self.site.settings.admin_token, session.cookie_of(req)):
+            raise falcon.HTTPSeeOther(safe_next(req.get_param("next")))
+        self.site.page(req, resp, "login.html", next=safe_next(req.get_param("next")),
+                       error=None, enabled=bool(self.site.settings.admin_token))
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        admin_token = self.site.settings.admin_token
+        form = _form(req)
+        target = safe_next(form.get("next"))
+        given = form.get("token", "").strip()
+        if not session.same_origin(req, self.site.settings.base_url):
+            raise falcon.HTTPForbidden(title="Forbidden",
+                                       description="Log in from a page of this site.")
+        if admin_token and given and hmac.compare_digest(given.encode(), admin_token.encode()):
+            session.set_cookie(resp, session.issue(admin_token))
+            _see_other(resp, target)
+            return
+        self.site.page(req, resp, "login.html", status=falcon.HTTP_200, next=target,
+                       enabled=bool(admin_token),
+                       error="That is not the admin token." if admin_token else None)
+
+
+class Logout:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        value = session.cookie_of(req)
+        token = self.site.settings.admin_token or ""
+        if value and session.valid(token, value) and not (
+                session.csrf_ok(token, value, _form(req).get("csrf"))
+                and session.same_origin(req, self.site.settings.base_url)):
+            raise falcon.HTTPForbidden(title="CSRF check failed",
+                                       description="Log out from a page of this site.")
+        session.clear_cookie(resp)
+        _see_other(resp, "/login?done=loggedout")
+
+
+def _see_other(resp: falcon.Response, location: str) -> None:
+    resp.status = falcon.HTTP_303
+    resp.location = location
+    resp.cache_control = ["no-store"]
+
+
+def _form(req: falcon.Request) -> dict[str, str]:
+    """A small urlencoded form (login, logout)."""
+    if (req.content_length or 0) > 8192:
+        raise falcon.HTTPContentTooLarge(title="Too large", description="A form this big?")
+    if not (req.content_type or "").startswith("application/x-www-form-urlencoded"):
+        return {}
+    data = req.get_media(default_when_empty={})
+    return {k: v for k, v in data.items() if isinstance(v, str)}
+
+
+class Library:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.site.session(req)
+        query = pages_library.LibraryQuery.from_request(req)
+        try:
+            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
+                                      self.site.settings.ignore_patterns)
+        except CatalogUnavailable:
+            self.site.unavailable(req, resp)
+            return
+        self.site.page(req, resp, "library.html", view=view, statuses=STATUSES,
+                       live_url=query.url("/library.json"))
+
+
+class LibraryLive:
+    """``GET /library.json``: the library page's rows, counts and arrivals, for polling."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if not session.valid(self.site.settings.admin_token, session.cookie_of(req)):
+            raise falcon.HTTPUnauthorized(title="Logged out",
+                                          description="Log in again.")
+        query = pages_library.LibraryQuery.from_request(req)
+        try:
+            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
+                                      self.site.settings.ignore_patterns)
+        except CatalogUnavailable as exc:
+            raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
+                                                retry_after=5) from exc
+        parts = self.site.env.get_template("_library_parts.html").module
+        resp.cache_control = ["no-store"]
+        resp.media = {
+            "counts": view.counts,
+            "total": view.total,
+            "rows": [{"id": v.id, "status": v.status, "name": v.name,
+                      "html": str(parts.row(v))} for v in view.videos],  # type: ignore[attr-defined]
+            "arriving": str(parts.arriving(view.arriving)),  # type: ignore[attr-defined]
+        }
+
+
+class AddPage:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.site.session(req)
+        kind = req.get_param("type") or "file"
+        if kind != "file":
+            self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
+                           title="Unknown source type",
+                           message=f"Sources of type {kind!r} are not supported; add files "
+                                   "instead.", link=("/upload", "Add files"))
+            return
+        self.site.page(req, resp, "add.html", max_size=self.site.settings.max_file_size,
+                       extensions=sorted(media.ALLOWED_EXTENSIONS),
+                       inbox=str(self.site.settings.inbox),
+                       base_url=self.site.settings.base_url.rstrip("/"))
+
+    def on_get_slash(self, req: falcon.Request, resp: falcon.Response) -> None:
+        raise falcon.HTTPPermanentRedirect(
+            "/source-management/add/" + (f"?{req.query_string}" if req.query_string else ""))
+
+
+class VideoPage:
+    def __init__(self, site: Site) -> None:
+        self.site = site
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        self.site.session(req)
+        try:
+            video = self.site.catalog.by_id(video_id)
+        except CatalogUnavailable:
+            self.site.unavailable(req, resp)
+            return
+        if video is None:
+            self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
+                           title="No such video",
+                           message="It may have been deleted.", link=("/", "Back to the library"))
+            return
+        record = records.record(video, self.site.settings.base_url)
+        self.site.page(req, resp, "video.html", video=video, record=record,
+                       md=video.metadata, snippets=snippets(video, record),
+                       stream_path=f"/stream/{video.access_token}/"
+                       if video.access_token else None)
+
+
+def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
+    links = record["api_links"]
+    if not links["access_token"]:
+        return None
+    filename = media.safe_filename(video.original_filename)
+    curl = (f"# the record (JSON)\ncurl -s '{links['api_endpoint']}'\n\n"
+            f"# the metadata (JSON)\ncurl -s '{links['metadata_url']}'\n\n"
+            f"# download the file\ncurl -o '{filename}' '{links['download_url']}'\n\n"
+            f"# the first MiB of the stream (HTTP Range)\n"
+            f"curl -r 0-1048575 -o part.bin '{links['stream_url']}'")
+    python = ("import requests\n\n"
+              f'record_url = "{links["api_endpoint"]}"\n'
+              "video = requests.get(record_url, timeout=10).json()\n"
+              'metadata = requests.get(video["api_links"]["metadata_url"], timeout=10).json()\n'
+              'print(video["status"], metadata["duration"], metadata["resolution"])\n\n'
+              'with requests.get(video["api_links"]["download_url"], stream=True,\n'
+              "                  timeout=60) as response:\n"
+              "    response.raise_for_status()\n"
+              f'    with open("{filename}", "wb") as f:\n'
+              "        for chunk in response.iter_content(1 << 20):\n"
+              "            f.write(chunk)\n")
+    return {"curl": curl, "python": python}

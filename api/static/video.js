@@ -1,0 +1,66 @@
+// The video page: follow a video still processing, rotate/revoke/delete with confirmation.
+"use strict";
+
+(() => {
+  const article = document.getElementById("video");
+  if (!article) return;
+  const id = article.dataset.id;
+  const dialog = document.getElementById("confirm");
+  const errorBox = document.getElementById("action-error");
+
+  function confirmAction(title, text, okLabel) {
+    return new Promise((resolve) => {
+      document.getElementById("confirm-title").textContent = title;
+      document.getElementById("confirm-text").textContent = text;
+      document.getElementById("confirm-ok").textContent = okLabel;
+      dialog.returnValue = "";
+      dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+      dialog.showModal();
+    });
+  }
+
+  const actions = {
+    rotate: {
+      title: "Rotate the token?", ok: "Rotate",
+      text: "New links are made now; the current links stop working at once.",
+      run: async () => { await videodrop.api("POST", `/api/videos/${id}/token`); location.assign(`/videos/${id}?done=rotated`); },
+    },
+    revoke: {
+      title: "Revoke the token?", ok: "Revoke",
+      text: "Every link of this video will answer 404 until you rotate the token.",
+      run: async () => { await videodrop.api("DELETE", `/api/videos/${id}/token`); location.assign(`/videos/${id}?done=revoked`); },
+    },
+    delete: {
+      title: "Delete this video?", ok: "Delete",
+      text: "The record and the stored file are removed. This cannot be undone.",
+      run: async () => { await videodrop.api("DELETE", `/api/videos/${id}`); location.assign("/?done=deleted"); },
+    },
+  };
+
+  for (const button of document.querySelectorAll("button[data-action]")) {
+    button.addEventListener("click", async () => {
+      const action = actions[button.dataset.action];
+      if (!(await confirmAction(action.title, action.text, action.ok))) { button.focus(); return; }
+      errorBox.hidden = true;
+      button.disabled = true;
+      try {
+        await action.run();
+      } catch (e) {
+        errorBox.textContent = `Could not ${button.dataset.action}: ${e.message}`;
+        errorBox.hidden = false;
+        button.disabled = false;
+      }
+    });
+  }
+
+  // Still uploading or processing: reload once the status changes.
+  const status = article.dataset.status;
+  if (status === "uploading" || status === "processing") {
+    const timer = window.setInterval(async () => {
+      try {
+        const rec = await videodrop.api("GET", `/api/videos/${id}`);
+        if (rec.status !== status) { window.clearInterval(timer); location.reload(); }
+      } catch (e) { /* try again */ }
+    }, 1500);
+  }
+})();

@@ -1,0 +1,172 @@
+"""The prober on the real pipeline: every sample through inbox → RabbitMQ → ffprobe →
+PostgreSQL → HTTP, and the faults: a hanging ffprobe, a missing one, a database outage,
+a worker killed mid-probe, a message that keeps crashing the handler, requeues."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pika
+import psycopg
+import pytest
+
+from prober.probe import ProbeResult
+from tests.harness import REPO, System, rows, wait_for
+from tests.integration.test_probe_samples import EXPECTED, check
+from videodrop.catalog import Catalog
+from videodrop.messages import ProbeVideo, encode
+
+REAL_FFPROBE = shutil.which("ffprobe") or "ffprobe"
+
+
+def fake_ffprobe(folder: Path, *, hang_on: str = "HANGME", slow_on: str = "SLOWME",
+                 slow_seconds: float = 4) -> Path:
+    """An ffprobe that sleeps forever on files whose name contains ``hang_on``, sleeps a
+    while before answering on ``slow_on`` files, and is the real one otherwise."""
+    script = folder / "ffprobe"
+    script.write_text(f"""#!/bin/sh
+case "$*" in
+  *{hang_on}*) exec sleep 600 ;;
+  *{slow_on}*) sleep {slow_seconds} ;;
+esac
+exec {REAL_FFPROBE} "$@"
+""")
+    script.chmod(0o755)
+    return script
+
+
+def test_every_sample_through_the_pipeline(system: System, samples: Path):
+    for name in sorted(EXPECTED):
+        shutil.copy(samples / name, system.inbox / name)
+    items = system.wait_done(len(EXPECTED), timeout=180)
+    assert len(items) == len(EXPECTED)
+    for item in items:
+        name = item["original_filename"]
+        meta = system.http.get(item["api_links"]["metadata_url"], timeout=5).json()
+        result = ProbeResult(ok=item["status"] == "ready", error=item["processing_error"],
+                             metadata=meta, raw={} if item["status"] == "ready" else None)
+        try:
+            check(result, EXPECTED[name])
+        except AssertionError as exc:
+            raise AssertionError(f"{name}: {exc}") from exc
+        assert meta["processing_started_at"] and meta["processing_completed_at"]
+        if item["status"] == "ready":
+            assert item["file_info"]["format"] == meta["format"]
+            assert item["file_info"]["duration"] == meta["duration"] > 0
+        assert (item["status"] == "failed") == bool(item["processing_error"])
+    assert list(system.inbox.iterdir()) == []
+
+
+def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, tmp_path):
+    ffprobe = fake_ffprobe(tmp_path)
+    system = make_system(VIDEODROP_FFPROBE=str(ffprobe), VIDEODROP_PROBE_TIMEOUT="2").start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "HANGME.mp4")
+    [hung] = system.wait_done(1, timeout=60)
+    assert hung["status"] == "failed"
+    assert hung["processing_error"] == "timed out after 2 s"
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "fine.mp4")
+    assert system.wait_record("fine.mp4")["status"] == "ready"
+    leftover = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True)
+    assert leftover.stdout.strip() == "", "the hanging ffprobe was not killed"
+
+    # After an "ffprobe upgrade", requeue --failed probes it again.
+    system.kill("prober")
+    system.extra_env["VIDEODROP_FFPROBE"] = REAL_FFPROBE
+    system.start("prober")
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--failed"],
+                          env=system.env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: system.wait_record("HANGME.mp4")["status"] == "ready", timeout=60,
+             what="the requeued video to be ready")
+    assert len(system.records_named("HANGME.mp4")) == 1
+
+
+def test_missing_ffprobe_refuses_to_start(make_system):
+    system = make_system(VIDEODROP_FFPROBE="/nonexistent/ffprobe")
+    proc = subprocess.run([sys.executable, "-m", "videodrop", "prober"], env=system.env,
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 78
+    assert "/nonexistent/ffprobe" in proc.stderr and "apt-get install ffmpeg" in proc.stderr
+
+
+def test_worker_killed_mid_probe_is_redelivered_and_ready_once(make_system, samples, tmp_path):
+    ffprobe = fake_ffprobe(tmp_path, slow_seconds=5)
+    system = make_system(VIDEODROP_FFPROBE=str(ffprobe), VIDEODROP_PROBER_CONCURRENCY="1")
+    system.start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "SLOWME.mp4")
+
+    def probing() -> bool:
+        found = rows(system.database_url,
+                     "SELECT count(*) FROM videos WHERE processing_started_at IS NOT NULL"
+                     " AND status = 'processing'")
+        return found[0][0] == 1
+    wait_for(probing, timeout=30, what="the probe to start")
+    system.kill("prober")  # SIGKILL, mid-probe
+    system.start("prober")
+    record = system.wait_record("SLOWME.mp4", timeout=60)
+    assert record["status"] == "ready"
+    assert rows(system.database_url, "SELECT count(*), max(attempts) FROM videos") == [(1, 2)]
+
+
+def test_database_outage_is_waited_out(make_system, samples, throwaway_postgres):
+    from tests.harness import fresh_database
+    db = fresh_database(throwaway_postgres.url)
+    system = make_system()
+    system.database_url = db
+    system.start("api", "prober", "ingest")
+    throwaway_postgres.stop()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "outage.mp4")
+    wait_for(lambda: "transient problem; retrying" in system.log_text("prober"), timeout=60,
+             what="the prober to notice the outage")
+    throwaway_postgres.start()
+    record = system.wait_record("outage.mp4", timeout=90)
+    assert record["status"] == "ready"
+    assert len(system.records_named("outage.mp4")) == 1
+
+
+def test_a_message_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system, samples):
+    system = make_system().start("prober")
+    # A row ready to probe, and a database that refuses to mark it 'processing': a crash
+    # in the handler that is neither transient nor a bad message (a schema bug, say).
+    catalog = Catalog.connect(system.database_url)
+    video = catalog.create_upload(filename="poison.mp4")
+    stored = system.media_root / video.stored_path
+    stored.parent.mkdir(parents=True)
+    shutil.copy(samples / "tiny_av1.mp4", stored)
+    catalog.upload_received(video.id, stored.stat().st_size)
+    catalog.close()
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refusing to start processing'; END $$""")
+        db.execute("""CREATE TRIGGER refuse BEFORE UPDATE ON videos FOR EACH ROW
+            WHEN (NEW.status = 'processing' AND NEW.attempts > OLD.attempts)
+            EXECUTE FUNCTION refuse()""")
+    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
+    channel = conn.channel()
+    channel.confirm_delivery()
+    channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video.id)),
+                          pika.BasicProperties(delivery_mode=2))
+
+    def dead_letters() -> int:
+        return channel.queue_declare(f"{system.prefix}.probe.dead", passive=True
+                                     ).method.message_count
+    wait_for(lambda: dead_letters() == 1, timeout=60, what="the message to be dead-lettered")
+    assert system.queue_counts()[0] == 0
+    assert system.log_text("prober").count("handler crashed") == 5
+    conn.close()
+    [(status, error)] = rows(system.database_url, "SELECT status, processing_error FROM videos")
+    assert status == "failed" and "refusing to start processing" in error
+    # The worker is unharmed: still consuming.
+    assert system.queue_counts()[1] >= 1
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--dead"],
+                          env=system.env, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "1 dead-lettered" in done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("concurrency", ["3"])
+def test_concurrency_setting_starts_that_many_consumers(make_system, concurrency):
+    system = make_system(VIDEODROP_PROBER_CONCURRENCY=concurrency).start("prober")
+    system.wait_consumers(int(concurrency))

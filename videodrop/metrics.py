@@ -1,0 +1,193 @@
+"""Prometheus metrics of every role, and the small HTTP server ingest and prober expose.
+
+Each role has a registry of its own (``INGEST``, ``PROBER``, ``API``), so a role's
+endpoint shows its own metrics (plus the process metrics of the default registry) and not
+the other roles' counters stuck at zero. The API runs under several gunicorn workers and
+uses prometheus_client's multiprocess mode instead: see ``api/metrics.py`` and
+``api/gunicorn_conf.py``.
+
+Ingest and prober serve ``/metrics`` on ``VIDEODROP_METRICS_BIND``: ``HOST:PORT``, or
+``HOST:FIRST-LAST`` to take the first free port of a range (several prober units, or
+``videodrop run``, share one setting that way). Unset: no metrics server.
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import start_http_server
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+from videodrop.errors import ConfigurationError
+
+NAMESPACE = "videodrop"
+
+INGEST = CollectorRegistry()
+PROBER = CollectorRegistry()
+API = CollectorRegistry()
+
+# --- ingest ------------------------------------------------------------------------------
+
+FILES_SEEN = Counter(
+    "files_seen", "Inbox files noticed (written, created, moved in or found by a rescan).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+FILES_SETTLED = Counter(
+    "files_settled", "Inbox files that stopped changing and were closed by their writer.",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+FILES_PUBLISHED = Counter(
+    "files_published", "Probe messages confirmed by the broker for settled inbox files.",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+FILES_IGNORED = Counter(
+    "files_ignored", "Inbox files refused (not a video, too big, unsafe name...): the log"
+    " line is 'refused' with the reason.",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+PUBLISH_RETRIES = Counter(
+    "publish_retries", "Publishes that failed because the broker was unavailable"
+    " (the file is kept and published again).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+RESCANS = Counter(
+    "rescans", "Full walks of the inbox (startup, periodic, lost events).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+INBOX_BACKLOG = Gauge(
+    "inbox_backlog", "Inbox files seen but not yet published (settling or waiting for the"
+    " broker).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST, multiprocess_mode="livesum")
+
+# --- prober ------------------------------------------------------------------------------
+
+PROBES = Counter(
+    "probes", "Videos probed and recorded, by outcome (ready or failed).",
+    ["outcome"], namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+PROBE_SECONDS = Histogram(
+    "probe_seconds", "Time ffprobe took on one file (hashing runs alongside).",
+    namespace=NAMESPACE, subsystem="prober", registry=PROBER,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120))
+PROBES_IN_PROGRESS = Gauge(
+    "probes_in_progress", "Probes running right now in this process.",
+    namespace=NAMESPACE, subsystem="prober", registry=PROBER, multiprocess_mode="livesum")
+REDELIVERIES = Counter(
+    "redeliveries", "Messages received again after an earlier delivery was not acked"
+    " (a prober died or gave the message back).",
+    namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+DEAD_LETTERS = Counter(
+    "dead_letters", "Messages sent to the dead-letter queue: unreadable messages, and"
+    " messages whose handler crashed on their last allowed delivery.",
+    namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+
+# --- api ---------------------------------------------------------------------------------
+
+HTTP_REQUESTS = Counter(
+    "requests", "HTTP requests answered, by method, route template and status.",
+    ["method", "route", "status"], namespace=NAMESPACE, subsystem="http", registry=API)
+HTTP_RESPONSE_BYTES = Counter(
+    "response_bytes", "Bytes of response bodies (Content-Length: a Range answer counts its"
+    " range, an aborted download its full length), by route template.",
+    ["route"], namespace=NAMESPACE, subsystem="http", registry=API)
+HTTP_REQUEST_SECONDS = Histogram(
+    "request_seconds", "Time until the response starts (a file body is sent after),"
+    " by method and route template.",
+    ["method", "route"], namespace=NAMESPACE, subsystem="http", registry=API,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "api": API}
+
+
+def family_names(registry: CollectorRegistry) -> frozenset[str]:
+    """The metric family names a registry holds (``videodrop_http_requests``...)."""
+    return frozenset(m.name for m in registry.collect())
+
+
+class Combined(Collector):
+    """Several collectors exposed as one (a role's registry plus the process metrics)."""
+
+    def __init__(self, *collectors: Collector) -> None:
+        self.collectors = collectors
+
+    def collect(self) -> Iterable[Metric]:
+        return self._chain()
+
+    def _chain(self) -> Iterator[Metric]:
+        for collector in self.collectors:
+            yield from collector.collect()
+
+
+def exposition_registry(role: str) -> CollectorRegistry:
+    """A registry to serve for ``role``: its metrics and the default registry's process,
+    platform and garbage-collector metrics."""
+    if role not in ROLE_REGISTRIES:
+        raise ValueError(f"unknown role {role!r}")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Combined(ROLE_REGISTRIES[role], REGISTRY))
+    return registry
+
+
+def parse_bind(bind: str) -> tuple[str, list[int]]:
+    """``"127.0.0.1:9361"`` → ("127.0.0.1", [9361]); ``"[::1]:9362-9365"`` → ("::1",
+    [9362, ..., 9365]); ``":9361"`` → ("0.0.0.0", [9361])."""
+    m = re.fullmatch(r"\s*(?:\[([0-9A-Fa-f:.]+)\]|([^:\s\[\]]*)):(\d{1,5})(?:-(\d{1,5}))?\s*",
+                     bind)
+    if m is None:
+        raise ConfigurationError(
+            f"VIDEODROP_METRICS_BIND={bind!r}: use HOST:PORT or HOST:FIRST-LAST"
+            " (e.g. 127.0.0.1:9361 or 127.0.0.1:9362-9379)")
+    host = m.group(1) or m.group(2) or "0.0.0.0"
+    first = int(m.group(3))
+    last = int(m.group(4) or first)
+    if not (0 < first <= last <= 65535) or last - first > 1000:
+        raise ConfigurationError(f"VIDEODROP_METRICS_BIND={bind!r}: bad port or range")
+    return host, list(range(first, last + 1))
+
+
+@dataclass
+class MetricsServer:
+    host: str
+    port: int
+    httpd: WSGIServer
+    thread: threading.Thread
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}/metrics"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+
+def start_metrics_server(bind: str, role: str) -> MetricsServer:
+    """Serve ``role``'s metrics on the first free port of ``bind`` in a daemon thread.
+
+    Raises :class:`ConfigurationError` (exit code 78: systemd does not restart) when
+    ``bind`` is malformed or no port of it can be had."""
+    host, ports = parse_bind(bind)
+    registry = exposition_registry(role)
+    last_error: OSError | None = None
+    for port in ports:
+        try:
+            httpd, thread = start_http_server(port, addr=host, registry=registry)
+        except OSError as exc:
+            last_error = exc
+            if exc.errno == errno.EADDRINUSE:
+                continue
+            break
+        return MetricsServer(host, port, httpd, thread)
+    raise ConfigurationError(
+        f"VIDEODROP_METRICS_BIND={bind!r}: cannot listen: {last_error}") from last_error
+
+
+__all__ = [
+    "API", "DEAD_LETTERS", "FILES_IGNORED", "FILES_PUBLISHED", "FILES_SEEN", "FILES_SETTLED",
+    "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES", "INBOX_BACKLOG", "INGEST",
+    "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
+    "REDELIVERIES", "RESCANS", "MetricsServer", "exposition_registry", "family_names",
+    "parse_bind", "start_metrics_server",
+]
