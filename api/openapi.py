@@ -14,6 +14,7 @@ from typing import Any
 
 import falcon
 
+from api.uploads import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
 from videodrop.media import ALLOWED_EXTENSIONS, CONTENT_TYPES
@@ -182,9 +183,11 @@ def _get_and_head(operation: Schema, summary: str) -> Schema:
 
 NO_NUL = r"^[^\x00]*$"
 UPLOAD_FIELDS = {
-    "name": {"type": "string", "maxLength": 500, "pattern": NO_NUL},
-    "description": {"type": "string", "maxLength": 10000, "pattern": NO_NUL},
-    "source_id": {"type": "string", "maxLength": 128, "pattern": r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"},
+    "name": {"type": "string", "maxLength": TEXT_LIMITS["name"], "pattern": NO_NUL},
+    "description": {"type": "string", "maxLength": TEXT_LIMITS["description"],
+                    "pattern": NO_NUL},
+    "source_id": {"type": "string", "maxLength": TEXT_LIMITS["source_id"],
+                  "pattern": "^" + SOURCE_ID.pattern + "$"},
 }
 # One of the eight extensions, any case (the server compares in lower case).
 FILENAME = r"^[^\x00]*\.(" + "|".join(
@@ -195,11 +198,14 @@ FILENAME = r"^[^\x00]*\.(" + "|".join(
 def _upload() -> Schema:
     binary = {"schema": {"type": "string", "format": "binary"}}
     query = [{"name": "filename", "in": "query",
-              "schema": {"type": "string", "maxLength": 1024, "pattern": FILENAME},
+              "schema": {"type": "string", "maxLength": QUERY_LIMITS["filename"],
+                         "pattern": FILENAME},
               "description": "File name of a raw body (else Content-Disposition, else "
                              "video.<ext> from the Content-Type). Ignored for a form."}]
-    query += [{"name": key, "in": "query", "schema": schema,
-               "description": f"{key} of a raw-body upload"}
+    query += [{"name": key, "in": "query",
+               "schema": {**schema, "maxLength": QUERY_LIMITS[key]},
+               "description": f"{key} of a raw-body upload (URLs are short: a form takes "
+                              "longer ones)"}
               for key, schema in UPLOAD_FIELDS.items()]
     raw = {ctype: binary for ctype in sorted(set(CONTENT_TYPES.values()))}
     return {
@@ -212,7 +218,8 @@ def _upload() -> Schema:
         "requestBody": {"required": True, "content": {
             "multipart/form-data": {
                 "schema": {"type": "object", "required": ["file"],
-                           "properties": {"file": {"type": "string", "format": "binary"},
+                           "properties": {"file": {"type": "string", "format": "binary",
+                                                   "minLength": 1},
                                           **UPLOAD_FIELDS}},
                 "encoding": {"file": {
                     "contentType": "video/*, application/octet-stream",
@@ -246,7 +253,7 @@ def _list() -> Schema:
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
         {"name": "cursor", "in": "query", "description": "from the previous page's next",
-         "schema": {"type": "string", "pattern": r"^-?[0-9]{1,18}_[0-9]{1,19}$"}},
+         "schema": {"type": "string", "pattern": r"^[0-9]{1,17}_[0-9]{1,18}$"}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
                                                      "maxLength": 1024, "pattern": NO_NUL},

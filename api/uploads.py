@@ -51,7 +51,11 @@ CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
 HEARTBEAT_SECONDS = 30.0  # how often a running upload touches its row (see publishing.py)
 IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
-TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128}
+TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128, "filename": 1024}
+# A raw upload's fields travel in the URL, which gunicorn limits to 4094 bytes: worst case
+# (4-byte UTF-8, percent-encoded: 12 bytes a character) these still fit.
+QUERY_LIMITS = {"name": 100, "description": 100, "source_id": 128, "filename": 100}
+FIELDS = ("name", "description", "source_id")
 SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 RAW_TYPES = ("video/", "application/octet-stream")
 _RFC5987 = re.compile(r"([\w!#$%&+^`{}~-]+)'[^']*'(.*)")
@@ -108,8 +112,8 @@ class Fields:
     description: str | None = None
     source_id: str | None = None
 
-    def set(self, key: str, value: str) -> None:
-        setattr(self, key, _checked(key, value))
+    def set(self, key: str, value: str, limits: dict[str, int] = TEXT_LIMITS) -> None:
+        setattr(self, key, _checked(key, value, limits[key]))
 
 
 @dataclass
@@ -122,12 +126,10 @@ class Receipt:
     late: Fields = field(default_factory=Fields)
 
 
-def _checked(key: str, value: str) -> str:
-    if "\x00" in value or len(value) > TEXT_LIMITS.get(key, 1024):
-        raise falcon.HTTPBadRequest(
-            title=f"Bad {key}",
-            description=f"{key} holds at most {TEXT_LIMITS.get(key, 1024)} characters, "
-                        "no NUL")
+def _checked(key: str, value: str, limit: int) -> str:
+    if "\x00" in value or len(value) > limit:
+        raise falcon.HTTPBadRequest(title=f"Bad {key}",
+                                    description=f"{key} holds at most {limit} characters, no NUL")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
@@ -140,13 +142,13 @@ def _checked(key: str, value: str) -> str:
     return value
 
 
-def _check_filename(filename: str | None) -> str:
+def _check_filename(filename: str | None, limit: int = TEXT_LIMITS["filename"]) -> str:
     if not filename:
         raise falcon.HTTPBadRequest(
             title="File name missing",
             description="Give the file a name: a multipart 'file' part with a filename, or "
                         "?filename= or Content-Disposition for a raw body.")
-    filename = _checked("filename", filename)
+    filename = _checked("filename", filename, limit)
     extension = filename.rpartition(".")[2].lower() if "." in filename else ""
     if extension not in media.ALLOWED_EXTENSIONS:
         raise falcon.HTTPUnsupportedMediaType(
@@ -160,7 +162,7 @@ def raw_filename(mime: str, query: dict[str, str], disposition: str | None) -> s
     """``?filename=``, else ``Content-Disposition``, else ``video.<ext>`` when the
     Content-Type names one of the eight formats (``video/webm`` → ``video.webm``)."""
     if "filename" in query:
-        return _check_filename(query["filename"])
+        return _check_filename(query["filename"], QUERY_LIMITS["filename"])
     if named := disposition_filename(disposition):
         return _check_filename(named)
     extension = _EXTENSION_OF.get(mime)
@@ -271,9 +273,9 @@ class Upload:
         query = query_params(req)
         filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
         fields = Fields()
-        for key in TEXT_LIMITS:
+        for key in FIELDS:
             if (value := query.get(key)) is not None:
-                fields.set(key, value)
+                fields.set(key, value, QUERY_LIMITS)
         self._begin(receipt, filename, fields)
         self._pump(receipt, body)
 
@@ -288,7 +290,7 @@ class Upload:
                                                 description="The form has two 'file' parts.")
                 self._begin(receipt, _check_filename(part.filename), fields)
                 self._pump(receipt, part.stream)
-            elif part.name in TEXT_LIMITS:
+            elif part.name in FIELDS:
                 try:
                     text = part.get_data().decode("utf-8")
                 except UnicodeDecodeError as exc:

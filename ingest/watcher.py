@@ -84,11 +84,11 @@ def filesystem_type(path: Path) -> str:
     return fstype
 
 
-def choose_mode(mode: str, inbox: Path) -> tuple[str, str]:
+def choose_mode(mode: str, inbox: Path, fstype: str | None = None) -> tuple[str, str]:
     """(mode, why) — auto picks poll where inotify cannot see the writers."""
     if mode != "auto":
         return mode, "configured"
-    fstype = filesystem_type(inbox)
+    fstype = fstype or filesystem_type(inbox)
     if fstype in REMOTE_FS or fstype.startswith("fuse"):
         return "poll", f"inbox is on {fstype}: inotify cannot see other machines' writes"
     return "inotify", f"inbox is on {fstype}"

@@ -96,7 +96,7 @@
     start.textContent = queued > 1 ? `Upload ${queued} files` : "Upload";
     clear.hidden = !items.some((i) => ["done", "refused", "error"].includes(i.state)) || busy;
     toLibrary.hidden = !items.some((i) => i.state === "done");
-    const several = items.filter((i) => i.state !== "refused").length > 1;
+    const several = items.filter((i) => i.state === "queued").length > 1;
     sourceId.disabled = several;
   }
 

@@ -131,3 +131,14 @@ def test_examine_refuses_what_must_never_be_published(tmp_path):
         assert examine(inbox, outside, DEFAULT_IGNORE).state is None  # outside the inbox
     finally:
         sock.close()
+
+
+def test_auto_mode_polls_on_network_file_systems(tmp_path):
+    from ingest.watcher import choose_mode, filesystem_type
+
+    for fstype in ("nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "9p"):
+        assert choose_mode("auto", tmp_path, fstype)[0] == "poll", fstype
+    for fstype in ("ext4", "xfs", "tmpfs", "btrfs", "overlay"):
+        assert choose_mode("auto", tmp_path, fstype)[0] == "inotify", fstype
+    assert choose_mode("poll", tmp_path, "ext4") == ("poll", "configured")
+    assert filesystem_type(Path("/proc")) == "proc"
