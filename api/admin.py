@@ -11,7 +11,15 @@ from urllib.parse import urlencode
 import falcon
 
 from api.auth import require_admin
-from api.params import bad, decode_cursor, encode_cursor, parse_int, parse_when, query_params
+from api.params import (
+    bad,
+    decode_cursor,
+    encode_cursor,
+    parse_int,
+    parse_when,
+    query_params,
+    text,
+)
 from api.uploads import Upload
 from videodrop import records
 from videodrop.catalog import STATUSES, Catalog
@@ -42,8 +50,10 @@ class VideoList:
         if status is not None and status not in STATUSES:
             raise bad("status", f"status is one of {', '.join(STATUSES)}")
         origin = query.get("origin")
-        if origin is not None and (not origin or "\x00" in origin or len(origin) > 1024):
+        if origin is not None and not 1 <= len(origin) <= 1024:
             raise bad("origin", "origin is e.g. upload, inbox, inbox/cam1")
+        if origin is not None:
+            origin = text(origin)
         cursor = decode_cursor(query["cursor"]) if "cursor" in query else None
         after, before = query.get("created_after"), query.get("created_before")
         try:

@@ -9,6 +9,7 @@ tests/integration/test_api_schema.py runs schemathesis against the real gunicorn
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any
 
@@ -181,16 +182,14 @@ def _get_and_head(operation: Schema, summary: str) -> Schema:
             "head": {**operation, "summary": f"{summary} (headers only)"}}
 
 
-NO_NUL = r"^[^\x00]*$"
 UPLOAD_FIELDS = {
-    "name": {"type": "string", "maxLength": TEXT_LIMITS["name"], "pattern": NO_NUL},
-    "description": {"type": "string", "maxLength": TEXT_LIMITS["description"],
-                    "pattern": NO_NUL},
+    "name": {"type": "string", "maxLength": TEXT_LIMITS["name"]},
+    "description": {"type": "string", "maxLength": TEXT_LIMITS["description"]},
     "source_id": {"type": "string", "maxLength": TEXT_LIMITS["source_id"],
                   "pattern": "^" + SOURCE_ID.pattern + "$"},
 }
 # One of the eight extensions, any case (the server compares in lower case).
-FILENAME = r"^[^\x00]*\.(" + "|".join(
+FILENAME = r"^[\s\S]*\.(" + "|".join(
     "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in ext)
     for ext in sorted(ALLOWED_EXTENSIONS)) + ")$"
 
@@ -256,7 +255,7 @@ def _list() -> Schema:
          "schema": {"type": "string", "pattern": r"^[0-9]{1,17}_[0-9]{1,18}$"}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
-                                                     "maxLength": 1024, "pattern": NO_NUL},
+                                                     "maxLength": 1024},
          "description": "upload, inbox or inbox/<subfolder>"},
         {"name": "created_after", "in": "query", "description": "inclusive",
          "schema": {"type": "string", "format": "date-time"}},
@@ -281,6 +280,39 @@ def _by_id(summary: str, ok: Schema, *, body: bool = False) -> Schema:
     return op
 
 
+def _operation_id(method: str, path: str) -> str:
+    return f"{method}_" + re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
+TOKEN_LINKS = {"/api/video/{token}/": "Record", "/api/video/{token}/metadata/": "Metadata",
+               "/api/video/{token}/download/": "Download", "/stream/{token}/": "Stream"}
+ID_LINKS = {("get", "/api/videos/{video_id}"): "ById",
+            ("delete", "/api/videos/{video_id}"): "Delete",
+            ("post", "/api/videos/{video_id}/token"): "Rotate",
+            ("delete", "/api/videos/{video_id}/token"): "Revoke"}
+
+
+def _finish(paths: Schema) -> Schema:
+    """operationIds, links from a record to what it names, and gunicorn's 414 everywhere."""
+    links: Schema = {
+        name: {"operationId": _operation_id("get", path),
+               "parameters": {"token": "$response.body#/api_links/access_token"}}
+        for path, name in TOKEN_LINKS.items()}
+    links |= {name: {"operationId": _operation_id(method, path),
+                     "parameters": {"video_id": "$response.body#/id"}}
+              for (method, path), name in ID_LINKS.items()}
+    for path, item in paths.items():
+        for method, op in item.items():
+            op["operationId"] = _operation_id(method, path)
+            op["responses"].setdefault(
+                "414", {"description": "URI too long (gunicorn's 4094-byte request line)."})
+    for method, path, status in (("post", "/api/videos", "202"),
+                                 ("post", "/api/videos/{video_id}/token", "200")):
+        paths[path][method]["responses"][status] = {
+            **paths[path][method]["responses"][status], "links": links}
+    return paths
+
+
 def document() -> Schema:
     record_200 = {"200": _json("The record.", _ref("Record"))}
     token_record = {"security": NOBODY, "parameters": [TOKEN_PARAM],
@@ -300,7 +332,7 @@ def document() -> Schema:
                 "description": "VIDEODROP_ADMIN_TOKEN"}},
             "schemas": SCHEMAS,
         },
-        "paths": {
+        "paths": _finish({
             "/api/video/{token}/": _get_and_head(token_record, "A video's record."),
             "/api/video/{token}/metadata/": _get_and_head(metadata, "A video's metadata."),
             "/api/video/{token}/download/": _get_and_head(
@@ -330,7 +362,7 @@ def document() -> Schema:
                 {"security": NOBODY,
                  "responses": {"200": _json("OpenAPI 3.1", {"type": "object"})}},
                 "This document."),
-        },
+        }),
     }
 
 

@@ -22,6 +22,17 @@ def query_params(req: falcon.Request) -> dict[str, str]:
     return {k: v[0] if isinstance(v, list) else v for k, v in parsed.items()}
 
 
+def text(value: str) -> str:
+    """A string PostgreSQL can store: NUL (which ``text`` cannot hold) and lone surrogates
+    become U+FFFD. Nothing else changes."""
+    value = value.replace("\x00", "\ufffd")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        value = "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in value)
+    return value
+
+
 def bad(name: str, description: str) -> falcon.HTTPBadRequest:
     return falcon.HTTPBadRequest(title=f"Bad {name}", description=description)
 

@@ -39,7 +39,7 @@ from falcon.util.mediatypes import parse_header
 
 from api import staging
 from api.auth import require_admin
-from api.params import query_params
+from api.params import query_params, text
 from api.publishing import ProbeRequests
 from videodrop import logs, media, records
 from videodrop.catalog import Catalog, Video
@@ -127,19 +127,15 @@ class Receipt:
 
 
 def _checked(key: str, value: str, limit: int) -> str:
-    if "\x00" in value or len(value) > limit:
+    if len(value) > limit:
         raise falcon.HTTPBadRequest(title=f"Bad {key}",
-                                    description=f"{key} holds at most {limit} characters, no NUL")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise falcon.HTTPBadRequest(title=f"Bad {key}", description="not valid UTF-8") from exc
+                                    description=f"{key} holds at most {limit} characters")
     if key == "source_id" and not SOURCE_ID.fullmatch(value):
         raise falcon.HTTPBadRequest(
             title="Bad source_id",
             description="source_id: letters, digits, '_', '.', '-'; starting with a letter "
                         "or digit")
-    return value
+    return text(value)
 
 
 def _check_filename(filename: str | None, limit: int = TEXT_LIMITS["filename"]) -> str:
@@ -225,13 +221,22 @@ class Upload:
         sock = req.env.get("gunicorn.socket")
         if sock is not None and hasattr(sock, "settimeout"):
             sock.settimeout(IDLE_TIMEOUT)
+        query = query_params(req)
+        fields = Fields()
+        for key in FIELDS:  # for either shape; a form's own fields win
+            if (value := query.get(key)) is not None:
+                fields.set(key, value, QUERY_LIMITS)
         body = Body(req.stream, declared, body_limit)
         receipt = Receipt()
         try:
             if multipart:
-                self._read_form(req, body, receipt)
+                if "filename" in query:  # not used (the part names the file), but checked
+                    _check_filename(query["filename"], QUERY_LIMITS["filename"])
+                self._read_form(req, body, receipt, fields)
             else:
-                self._read_raw(req, body, receipt)
+                filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
+                self._begin(receipt, filename, fields)
+                self._pump(receipt, body)
             video = self._store(receipt)
         except ClientGone as exc:
             self._abandon(receipt, interrupted=True, reason=str(exc))
@@ -268,21 +273,10 @@ class Upload:
 
     # --- the two shapes -----------------------------------------------------------------
 
-    def _read_raw(self, req: falcon.Request, body: Body, receipt: Receipt) -> None:
-        mime = (req.content_type or "").split(";", 1)[0].strip().lower()
-        query = query_params(req)
-        filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
-        fields = Fields()
-        for key in FIELDS:
-            if (value := query.get(key)) is not None:
-                fields.set(key, value, QUERY_LIMITS)
-        self._begin(receipt, filename, fields)
-        self._pump(receipt, body)
-
-    def _read_form(self, req: falcon.Request, body: Body, receipt: Receipt) -> None:
+    def _read_form(self, req: falcon.Request, body: Body, receipt: Receipt,
+                   fields: Fields) -> None:
         reader = BufferedReader(body.read, body.expected or body.limit + 1, 256 * 1024)
         form = self.forms.deserialize(reader, req.content_type, body.expected)
-        fields = Fields()
         for part in form:
             if part.name == "file":
                 if receipt.video is not None:

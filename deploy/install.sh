@@ -88,9 +88,8 @@ fi
 say "installing videodrop from $REPO into $venv"
 src=$(mktemp -d)
 trap 'rm -rf "$src"' EXIT
-tar -C "$REPO" --exclude=./.git --exclude=./.venv --exclude=./var --exclude=./build \
-    --exclude='*.egg-info' --exclude=./test-output --exclude=__pycache__ --exclude=./tests \
-    --exclude=./bench -cf - . | tar -C "$src" -xf -
+tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml README.md \
+    videodrop ingest prober api | tar -C "$src" -xf -
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade \
     "${PIP_EXTRA[@]}" "$src"
 [[ -x $venv/bin/videodrop ]] || die "pip did not install the videodrop command into $venv/bin"

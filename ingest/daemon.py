@@ -19,7 +19,7 @@ from videodrop.settings import Settings
 
 
 class Publishes(Protocol):
-    def publish(self, msg: Message) -> None: ...
+    def publish_batch(self, msgs: list[Message]) -> list[Message]: ...
     def process_events(self) -> None: ...
     def close(self) -> None: ...
 
@@ -182,30 +182,38 @@ class IngestDaemon:
         self.log.info("rescan", why=why, files=len(present), new=found,
                       tracked=len(self.tracker))
 
-    def publish_pending(self, now: float) -> None:
-        if not self.pending or now < self._retry_at:
-            return
-        while self.pending:
-            cand = self.pending[0]
-            st = cand.state
-            rel = relative(self.inbox, cand.path)
-            assert rel is not None
-            msg = InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size, mtime_ns=st.mtime_ns,
-                            ctime_ns=st.ctime_ns)
+    def publish_pending(self, now: float, batch: int = 1000) -> None:
+        """Publish what has settled, a batch per broker round trip. A file counts as
+        published only once the broker confirmed its message; the rest stay pending."""
+        while self.pending and now >= self._retry_at:
+            chunk, self.pending = self.pending[:batch], self.pending[batch:]
+            msgs: dict[InboxFile, Candidate] = {}
+            for cand in chunk:
+                st, rel = cand.state, relative(self.inbox, cand.path)
+                assert rel is not None
+                msgs[InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size,
+                               mtime_ns=st.mtime_ns, ctime_ns=st.ctime_ns)] = cand
             try:
-                self.publisher.publish(msg)
+                confirmed = self.publisher.publish_batch(list(msgs))
             except BrokerUnavailable as exc:
+                confirmed, error = [], str(exc)
+            else:
+                error = "the broker did not confirm every message"
+            for msg in confirmed:
+                cand = msgs.pop(msg)  # type: ignore[arg-type]
+                self.published[cand.path] = (cand.state, self.clock())
+                self.stats.published += 1
+                self.log.info("published", path=msg.path, size=msg.size,  # type: ignore[union-attr]
+                              inode=msg.ino)  # type: ignore[union-attr]
+            if msgs:  # not confirmed: back to the front of the line, retried after a pause
+                self.pending = list(msgs.values()) + self.pending
                 self.stats.publish_failures += 1
                 self._backoff = min(30.0, max(0.5, self._backoff * 2))
                 self._retry_at = now + self._backoff
-                self.log.warning("broker unavailable; will retry", error=str(exc),
+                self.log.warning("broker unavailable; will retry", error=error,
                                  waiting=len(self.pending), retry_in=self._backoff)
                 return
-            self.pending.pop(0)
             self._backoff = 0.0
-            self.published[cand.path] = (st, self.clock())
-            self.stats.published += 1
-            self.log.info("published", path=rel, size=st.size, inode=st.ino)
 
     def _restat(self, path: Path) -> FileState | None:
         return examine(self.inbox, path, self.settings.ignore_patterns).state

@@ -8,7 +8,7 @@ import threading
 
 from ingest.daemon import IngestDaemon
 from videodrop import logs
-from videodrop.broker import Publisher
+from videodrop.broker import BatchPublisher
 from videodrop.settings import Settings
 
 
@@ -21,7 +21,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    daemon = IngestDaemon(settings, Publisher(settings, name="videodrop-ingest"), log)
+    daemon = IngestDaemon(settings, BatchPublisher(settings, name="videodrop-ingest"), log)
     daemon.run(stop)
     log.info("stopped", published=daemon.stats.published, pending=len(daemon.pending),
              tracked=len(daemon.tracker))

@@ -48,6 +48,8 @@ class Handler(FileSystemEventHandler):
             self.events.put(("closed", src, None))
         elif kind in {"created", "modified"}:
             self.events.put((kind, src, None))  # type: ignore[arg-type]
+        elif kind == "attrib":  # chmod, touch, cp -p's utime: a fresh look, no write implied
+            self.events.put(("created", src, None))
         elif kind == "deleted":
             self.events.put(("gone", src, None))
 

@@ -49,8 +49,8 @@ FILES_IGNORED = Counter(
     " line is 'refused' with the reason.",
     namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
 PUBLISH_RETRIES = Counter(
-    "publish_retries", "Publishes that failed because the broker was unavailable"
-    " (the file is kept and published again).",
+    "publish_retries", "Files whose publish failed (broker unavailable, or no confirm):"
+    " each is kept and published again after a pause.",
     namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
 RESCANS = Counter(
     "rescans", "Full walks of the inbox (startup, periodic, lost events).",

@@ -16,8 +16,7 @@ from tests.harness import System
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--autoplay-policy=no-user-gesture-required"]
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 PLAYABLE = "bbb_input.webm"  # VP9/Opus: every Chromium build decodes it
 OTHER = "bbb_chapters.mp4"
 
@@ -77,6 +76,7 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
         assert items.nth(i).locator("progress").evaluate("p => p.value === p.max")
     expect(items.nth(0)).to_contain_text("Uploaded: Bunny in the woods")
     expect(add.locator("[data-status=ready]")).to_have_count(2)  # followed to ready
+    add.evaluate("window.scrollTo(0, 0)")
     add.screenshot(path=str(output_dir / "add.png"), full_page=True)
     for path in (samples / PLAYABLE, samples / OTHER):
         assert system.records_named(path.name), f"{path.name} not recorded"
@@ -192,3 +192,7 @@ def test_add_page_verdicts_and_arrivals(make_system, browser: BrowserContext, sa
     expect(row(page, "tiny av1")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(output_dir / "library-phone.png"), full_page=True)
+    page.get_by_role("link", name="tiny av1", exact=True).click()
+    expect(page.get_by_role("heading", name="tiny av1")).to_be_visible()
+    expect(page.get_by_role("button", name="Copy Stream link")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

@@ -1,0 +1,1 @@
+"""Benchmarks: ``make bench`` (bench/run.py) prints one table; each module also runs alone."""

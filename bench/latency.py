@@ -1,0 +1,109 @@
+"""Drop-to-ready latency: one clip at a time into an idle system (rename into the inbox,
+wait for its row to be ``ready``, next), 20 files; p50 and p99 against one bare ffprobe run
+on the same file (our prober's main-run arguments), timed just before each drop, while
+the system idles.
+
+The settle window (VIDEODROP_SETTLE_SECONDS, default 2 s) is a deliberate wait: a file
+counts as finished only once it has been quiet for the window, so it is measured twice,
+with the default and with 0.2 s. Each drop's journey is taken apart from the roles' JSON
+logs: drop → published (settle), published → probe summary line (queue, claim, probe,
+commit).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import psycopg
+
+from bench import common
+from bench.common import Row, Scratch, ms, percentile, row
+from bench.ingest import log_events, stage, when
+
+FILES = 20
+P50_TARGET = 1.5
+P99_TARGET = 3.0
+SETTLES = (2.0, 0.2)
+
+
+def bare_once(path: Path) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(common.ffprobe_args(path), stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+def run_once(clips: Sequence[Path], settle: float, timeout: float = 60) -> dict[str, Any]:
+    with Scratch("latency", env={"VIDEODROP_PROBER_CONCURRENCY": "2",
+                                 "VIDEODROP_SETTLE_SECONDS": f"{settle:g}"}) as scratch:
+        system = scratch.system()
+        staged = stage(clips, scratch.root / "stage")
+        ours: list[float] = []
+        bare: list[float] = []
+        drops: dict[str, float] = {}
+        with psycopg.connect(scratch.database_url, autocommit=True) as conn:
+            for clip, path in zip(clips, staged, strict=True):
+                bare.append(bare_once(clip))
+                time.sleep(0.2)  # idle again
+                drops[path.name] = time.time()
+                t0 = time.perf_counter()
+                os.rename(path, system.inbox / path.name)
+                deadline = t0 + timeout
+                while True:
+                    got = conn.execute("SELECT status FROM videos WHERE original_filename = %s",
+                                       (path.name,)).fetchone()
+                    if got and got[0] in ("ready", "failed"):
+                        break
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"{path.name} not ready after {timeout} s")
+                    time.sleep(0.005)
+                ours.append(time.perf_counter() - t0)
+                if got[0] != "ready":
+                    raise RuntimeError(f"{path.name} ended {got[0]}")
+        published = {x["path"]: when(x) for x in log_events(system, "ingest", "published")}
+        probes = log_events(system, "prober", "probe")
+        settle_parts = [published[n] - t for n, t in drops.items() if n in published]
+        return {"ours": ours, "bare": bare, "to_publish": settle_parts,
+                "probe_ms": [float(x.get("total_ms", 0)) for x in probes],
+                "ffprobe_ms": [float(x.get("probe_ms", 0)) for x in probes]}
+
+
+def median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def main() -> list[Row]:
+    clips = common.clips(FILES)
+    rows: list[Row] = []
+    for settle in SETTLES:
+        with common.stage(f"drop-to-ready latency, settle {settle:g} s"):
+            got = run_once(clips, settle)
+        ours, bare = got["ours"], got["bare"]
+        p50, p99 = percentile(ours, 50), percentile(ours, 99)
+        b50, b99 = percentile(bare, 50), percentile(bare, 99)
+        common.log(
+            f"settle {settle:g} s: p50 {ms(p50)}, p99 {ms(p99)}; bare ffprobe p50 {ms(b50)},"
+            f" p99 {ms(b99)}; median drop→published {ms(median(got['to_publish']))},"
+            f" median prober total {median(got['probe_ms']):.0f} ms"
+            f" (ffprobe runs + sha256 {median(got['ffprobe_ms']):.0f} ms)")
+        label = "default" if settle == 2.0 else "short"
+        rows.append(row(f"drop-to-ready p50, 1 file into idle system (settle {settle:g} s,"
+                        f" {label})", ms(p50), ms(b50), p50 / b50, f"<= {P50_TARGET}x",
+                        p50 / b50 <= P50_TARGET))
+        rows.append(row(f"drop-to-ready p99 of {FILES} (settle {settle:g} s, {label})",
+                        ms(p99), ms(b99), p99 / b99, f"<= {P99_TARGET}x",
+                        p99 / b99 <= P99_TARGET))
+    return rows
+
+
+if __name__ == "__main__":
+    common.standalone(main, "drop-to-ready latency")

@@ -1,0 +1,150 @@
+"""The web pages over plain HTTP against the real system: the login cookie on the API
+(with its CSRF checks), the library's search, filter and pages, headers and errors."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import requests
+
+from tests.harness import System
+from videodrop.catalog import Catalog
+
+
+def logged_in(system: System) -> tuple[requests.Session, str]:
+    """A session holding the login cookie, and the CSRF token the pages carry."""
+    http = requests.Session()
+    resp = http.post(f"{system.base_url}/login",
+                     data={"token": system.admin_token, "next": "/upload"},
+                     allow_redirects=False, timeout=5)
+    assert resp.status_code == 303 and resp.headers["Location"] == "/upload"
+    cookie = resp.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Path=/" in cookie
+    page = http.get(f"{system.base_url}/", timeout=5)
+    assert page.status_code == 200
+    match = re.search(r'data-csrf="([^"]+)"', page.text)
+    assert match
+    return http, match.group(1)
+
+
+def test_the_api_takes_the_login_cookie_with_a_csrf_token(system: System,
+                                                          samples: Path) -> None:
+    http, csrf = logged_in(system)
+    api = f"{system.base_url}/api/videos"
+    assert http.get(api, timeout=5).status_code == 200
+    assert requests.get(api, timeout=5).status_code == 401
+
+    def post(**headers: str) -> requests.Response:
+        with (samples / "tiny_av1.mp4").open("rb") as fh:
+            return http.post(api, files={"file": ("tiny.mp4", fh, "video/mp4")},
+                             headers=headers, timeout=10)
+
+    assert post().status_code == 403  # the cookie alone cannot change anything
+    assert post(**{"X-CSRF-Token": "forged"}).status_code == 403
+    assert post(**{"X-CSRF-Token": csrf, "Origin": "https://evil.example"}).status_code == 403
+    assert system.videos() == []  # nothing refused left a row
+    made = post(**{"X-CSRF-Token": csrf, "Origin": system.base_url})
+    assert made.status_code == 202, made.text
+    video_id = made.json()["id"]
+
+    token_url = f"{api}/{video_id}/token"
+    assert http.delete(token_url, timeout=5).status_code == 403
+    revoked = http.delete(token_url, headers={"X-CSRF-Token": csrf}, timeout=5)
+    assert revoked.status_code == 200 and revoked.json()["api_links"]["access_token"] is None
+    # a bearer token still works as before, cookie or not
+    rotated = requests.post(token_url, headers=system.admin, timeout=5)
+    assert rotated.status_code == 200 and rotated.json()["api_links"]["access_token"]
+    wrong_bearer = http.get(api, headers={"Authorization": "Bearer wrong"}, timeout=5)
+    assert wrong_bearer.status_code == 401  # a wrong bearer is not rescued by the cookie
+
+    # log out: a forged form is refused, the real one clears the cookie
+    assert http.post(f"{system.base_url}/logout", data={"csrf": "forged"},
+                     allow_redirects=False, timeout=5).status_code == 403
+    out = http.post(f"{system.base_url}/logout", data={"csrf": csrf}, allow_redirects=False,
+                    timeout=5)
+    assert out.status_code == 303 and out.headers["Location"] == "/login?done=loggedout"
+    assert "videodrop_session" not in http.cookies
+    assert http.get(f"{system.base_url}/", allow_redirects=False,
+                    timeout=5).headers["Location"] == "/login?next=%2F"
+
+
+def test_library_search_filter_and_pages(system: System) -> None:
+    catalog = Catalog.connect(system.database_url)
+    try:
+        for i in range(30):
+            video = catalog.create_upload(filename=f"clip{i:02d}.mp4", name=f"Clip {i:02d}",
+                                          source_id=f"cam-{i % 3}-{i:02d}")
+            if i % 10 == 0:
+                catalog.mark_failed(video.id, "upload interrupted")
+    finally:
+        catalog.close()
+    http, _ = logged_in(system)
+
+    def names(html: str) -> list[str]:
+        return re.findall(r'<a href="/videos/\d+">([^<]+)</a>', html)
+
+    first = http.get(f"{system.base_url}/", timeout=5).text
+    assert names(first) == [f"Clip {i:02d}" for i in range(29, 4, -1)]  # newest first, 25
+    assert 'data-count="all">30<' in first and 'data-count="failed">3<' in first
+    older = re.search(r'href="([^"]+)" rel="next"', first)
+    assert older
+    second = http.get(system.base_url + older.group(1).replace("&amp;", "&"), timeout=5).text
+    assert names(second) == [f"Clip {i:02d}" for i in range(4, -1, -1)]
+    assert 'rel="next"' not in second
+    newer = re.search(r'href="([^"]+)" rel="prev"', second)
+    assert newer
+    back = http.get(system.base_url + newer.group(1).replace("&amp;", "&"), timeout=5).text
+    assert names(back) == names(first)
+
+    found = http.get(f"{system.base_url}/", params={"q": "cam-1-"}, timeout=5).text
+    assert names(found) == [f"Clip {i:02d}" for i in range(28, -1, -1) if i % 3 == 1]
+    assert 'data-count="all">10<' in found
+    assert names(http.get(f"{system.base_url}/", params={"q": "CLIP 07"}, timeout=5).text) == [
+        "Clip 07"]
+    assert names(http.get(f"{system.base_url}/", params={"q": "100%_"}, timeout=5).text) == []
+    failed = http.get(f"{system.base_url}/", params={"status": "failed"}, timeout=5).text
+    assert names(failed) == ["Clip 20", "Clip 10", "Clip 00"]
+
+    live = http.get(f"{system.base_url}/library.json", params={"status": "failed", "q": "clip"},
+                    timeout=5)
+    assert live.status_code == 200 and live.headers["Cache-Control"] == "no-store"
+    body = live.json()
+    assert [r["name"] for r in body["rows"]] == ["Clip 20", "Clip 10", "Clip 00"]
+    assert body["counts"] == {"uploading": 27, "processing": 0, "ready": 0, "failed": 3}
+    assert 'data-status="failed"' in body["rows"][0]["html"]
+    assert requests.get(f"{system.base_url}/library.json", timeout=5).status_code == 401
+
+
+def test_page_headers_redirects_and_errors(system: System) -> None:
+    http, _ = logged_in(system)
+    base = system.base_url
+    page = http.get(f"{base}/source-management/add/", params={"type": "file"}, timeout=5)
+    assert page.status_code == 200 and 'type="file"' in page.text and "multiple" in page.text
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert page.headers["Cache-Control"] == "no-store"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert '"maxSize": 100000000' in page.text  # the limit the browser checks against
+    assert http.get(f"{base}/upload", timeout=5).status_code == 200
+    slash = http.get(f"{base}/source-management/add?type=file", allow_redirects=False,
+                     timeout=5)
+    assert slash.status_code == 308
+    assert slash.headers["Location"].endswith("/source-management/add/?type=file")
+    assert http.get(f"{base}/source-management/add/?type=rtsp", timeout=5).status_code == 404
+    missing = http.get(f"{base}/videos/424242", timeout=5)
+    assert missing.status_code == 404 and "No such video" in missing.text
+    for src in re.findall(r'(?:src|href)="(/static/[^"]+)"', page.text):
+        asset = requests.get(base + src.replace("&amp;", "&"), timeout=5)
+        assert asset.status_code == 200 and "immutable" in asset.headers["Cache-Control"]
+    assert "http://" not in re.sub(r'(value|href)="http[^"]*"', "", page.text.split("<main")[0])
+
+
+def test_login_is_disabled_without_an_admin_token(make_system) -> None:
+    system: System = make_system(VIDEODROP_ADMIN_TOKEN="").start("api")
+    page = requests.get(f"{system.base_url}/login", timeout=5)
+    assert page.status_code == 200 and "VIDEODROP_ADMIN_TOKEN" in page.text
+    tried = requests.post(f"{system.base_url}/login", data={"token": ""},
+                          allow_redirects=False, timeout=5)
+    assert tried.status_code == 200 and "Set-Cookie" not in tried.headers
+    assert requests.get(f"{system.base_url}/", allow_redirects=False,
+                        timeout=5).status_code == 303

@@ -1,0 +1,87 @@
+"""`videodrop upload` against the real system: streamed uploads, links printed, --wait."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.harness import REPO, System
+
+
+def upload(system: System, *args: str, token: str | None = None,
+           url: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in system.env.items() if k != "VIDEODROP_ADMIN_TOKEN"}
+    env["VIDEODROP_ADMIN_TOKEN"] = system.admin_token if token is None else token
+    if url is not None:
+        env["VIDEODROP_BASE_URL"] = url
+    return subprocess.run([sys.executable, "-m", "videodrop", "upload", *args], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+
+
+def test_upload_wait_prints_links_and_fails_on_a_broken_file(system: System, samples: Path,
+                                                             tmp_path: Path) -> None:
+    broken = tmp_path / "broken.flv"
+    broken.write_bytes((samples / "tiny-broken.flv").read_bytes())
+    done = upload(system, "--wait", "--json", "--name", "Bunny", "--name", "Broken",
+                  str(samples / "bbb_input.webm"), str(broken))
+    assert done.returncode == 1, done.stderr  # one of them failed
+    records = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["original_filename"] for r in records] == ["bbb_input.webm", "broken.flv"]
+    good, bad = records
+    assert good["status"] == "ready" and good["name"] == "Bunny"
+    assert bad["status"] == "failed" and bad["processing_error"]
+    assert "uploading bbb_input.webm" in done.stderr and "sent: bbb_input.webm" in done.stderr
+    assert "broken.flv: failed" in done.stderr
+    body = requests.get(good["api_links"]["download_url"], timeout=10).content
+    assert body == (samples / "bbb_input.webm").read_bytes()
+
+
+def test_upload_all_ready_exits_zero_and_prints_every_link(system: System,
+                                                           samples: Path) -> None:
+    files = [samples / "bbb_chapters.mp4", samples / "sar_2x1.mp4"]
+    done = upload(system, "--wait", "--description", "from the shell",
+                  *map(str, files), url=system.base_url)
+    assert done.returncode == 0, done.stderr
+    items = {v["original_filename"]: v for v in system.videos()}
+    assert set(items) == {"bbb_chapters.mp4", "sar_2x1.mp4"}
+    for path in files:
+        rec = items[path.name]
+        assert rec["status"] == "ready" and rec["description"] == "from the shell"
+        assert f"{path.name}: id {rec['id']}, ready" in done.stdout
+        assert f"page     {system.base_url}/videos/{rec['id']}" in done.stdout
+        for key in ("api_endpoint", "stream_url", "metadata_url", "download_url"):
+            assert rec["api_links"][key] in done.stdout
+
+
+def test_upload_refusals(system: System, samples: Path, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video")
+    wrong = upload(system, str(samples / "sar_2x1.mp4"), token="wrong")
+    assert wrong.returncode == 1 and "401" in wrong.stderr
+    mixed = upload(system, str(notes), str(tmp_path / "missing.mp4"),
+                   str(samples / "tiny_av1.mp4"))
+    assert mixed.returncode == 1
+    assert "not a supported format" in mixed.stderr and "no such file" in mixed.stderr
+    assert "tiny_av1.mp4: id" in mixed.stdout  # the good one still went
+    dup = upload(system, "--source-id", "cam-1", str(samples / "tiny_av1.mp4"))
+    again = upload(system, "--source-id", "cam-1", str(samples / "tiny_av1.mp4"))
+    assert dup.returncode == 0 and again.returncode == 1 and "409" in again.stderr
+    usage = upload(system, "--name", "one", str(samples / "a.mp4"), str(samples / "b.mp4"))
+    assert usage.returncode == 2 and "once per FILE" in usage.stderr
+    nobody = upload(system, str(samples / "tiny_av1.mp4"), token="")
+    assert nobody.returncode == 2 and "no admin token" in nobody.stderr
+
+
+def test_upload_over_the_limit_is_refused_early(make_system, tmp_path: Path) -> None:
+    system: System = make_system(VIDEODROP_MAX_FILE_SIZE="1MB").start("api")
+    big = tmp_path / "big.mp4"
+    with big.open("wb") as fh:  # sparse: 50 MB that take no disk
+        fh.truncate(50_000_000)
+    done = upload(system, str(big))
+    assert done.returncode == 1
+    assert "413" in done.stderr and "too large" in done.stderr.lower()
+    assert system.videos() == []

@@ -1,0 +1,160 @@
+"""The pure parts of the web pages: the session cookie, redirects, formatting, the inbox
+listing, library URLs, templates and static files (no services)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import falcon
+import falcon.testing
+import pytest
+
+from api import pages_library, session
+from api.pages import safe_next
+from api.pages_render import (
+    Static,
+    elapsed,
+    environment,
+    human_bitrate,
+    human_duration,
+    human_size,
+    when,
+)
+from videodrop.settings import DEFAULT_IGNORE
+
+ADMIN = "s3cret-admin-token"
+
+
+def test_session_round_trip_and_tampering() -> None:
+    value = session.issue(ADMIN, clock=lambda: 1_000_000.0)
+    assert ADMIN not in value
+    assert session.valid(ADMIN, value, clock=lambda: 1_000_000.0 + 60)
+    assert not session.valid("another-token", value, clock=lambda: 1_000_060.0)
+    assert not session.valid(None, value)
+    issued, nonce, sig = value.split(".")
+    assert not session.valid(ADMIN, f"{int(issued) + 1}.{nonce}.{sig}",
+                             clock=lambda: 1_000_060.0)
+    forged = sig[:-1] + ("B" if sig.endswith("A") else "A")
+    assert not session.valid(ADMIN, f"{issued}.{nonce}.{forged}", clock=lambda: 1_000_060.0)
+    for junk in ("", "x", "1.2", "a.b.c", "." * 3, "9" * 300):
+        assert not session.valid(ADMIN, junk)
+
+
+def test_session_expires() -> None:
+    value = session.issue(ADMIN, clock=lambda: 1_000_000.0)
+    assert session.valid(ADMIN, value, clock=lambda: 1_000_000.0 + session.MAX_AGE)
+    assert not session.valid(ADMIN, value, clock=lambda: 1_000_001.0 + session.MAX_AGE)
+
+
+def test_csrf_token_is_bound_to_the_session() -> None:
+    one, two = session.issue(ADMIN), session.issue(ADMIN)
+    token = session.csrf_token(ADMIN, one)
+    assert session.csrf_ok(ADMIN, one, token)
+    assert not session.csrf_ok(ADMIN, two, token)
+    assert not session.csrf_ok(ADMIN, one, None)
+    assert not session.csrf_ok(ADMIN, one, "")
+
+
+def _admitted(method: str, headers: dict[str, str]) -> object:
+    class Probe:
+        def on_request(self, req: falcon.Request, resp: falcon.Response) -> None:
+            resp.media = {"admitted": session.admitted(req, ADMIN)}
+    app = falcon.App()
+    app.add_sink(Probe().on_request, "/")
+    result = falcon.testing.TestClient(app).simulate_request(method, "/", headers=headers)
+    return result.json["admitted"] if result.status_code == 200 else result.status_code
+
+
+def test_admitted_needs_csrf_for_changes_only() -> None:
+    value = session.issue(ADMIN)
+    cookie = {"Cookie": f"{session.COOKIE}={value}"}
+    csrf = {session.CSRF_HEADER: session.csrf_token(ADMIN, value)}
+    assert _admitted("GET", cookie) is True
+    assert _admitted("GET", {}) is False
+    assert _admitted("POST", {}) is False  # no cookie: the bearer check decides
+    assert _admitted("POST", cookie) == 403
+    assert _admitted("DELETE", {**cookie, session.CSRF_HEADER: "forged"}) == 403
+    assert _admitted("POST", {**cookie, **csrf}) is True
+    assert _admitted("POST", {**cookie, **csrf, "Origin": "null"}) is True
+    assert _admitted("POST", {**cookie, **csrf, "Origin": "http://falconframework.org"}) is True
+    assert _admitted("POST", {**cookie, **csrf, "Origin": "https://evil.example"}) == 403
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/videos/3", "/videos/3"), ("/?q=a&status=ready", "/?q=a&status=ready"), (None, "/"),
+    ("", "/"), ("//evil.example/", "/"), ("https://evil.example/", "/"), ("/\\evil", "/"),
+    ("javascript:alert(1)", "/"), ("videos/3", "/"),
+])
+def test_safe_next(target: str | None, expected: str) -> None:
+    assert safe_next(target) == expected
+
+
+def test_human_formats() -> None:
+    assert human_size(None) == "—" and human_size(999) == "999 B"
+    assert human_size(1_295_235) == "1.3 MB" and human_size(2_500_000_000) == "2.5 GB"
+    assert human_duration(None) == "—" and human_duration(10.008) == "0:10.01"
+    assert human_duration(3725.5) == "1:02:05"
+    assert human_bitrate(None) == "—" and human_bitrate(128_000) == "128 kb/s"
+    assert human_bitrate(1_035_359) == "1.04 Mb/s"
+    start = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert str(when(start)) == ('<time datetime="2026-01-02T03:04:05Z">'
+                                "2026-01-02 03:04:05 UTC</time>")
+    assert elapsed(start, start.replace(second=7)) == "2.0 s"
+    assert elapsed(start, None) == "—"
+
+
+def test_arriving_lists_inbox_files_newest_write_first(tmp_path: Path) -> None:
+    (tmp_path / "cam1").mkdir()
+    old = tmp_path / "cam1" / "old.mp4"
+    old.write_bytes(b"x" * 10)
+    os.utime(old, (1000, 1000))
+    new = tmp_path / "new.mkv"
+    new.write_bytes(b"y" * 5)
+    os.utime(new, (1900, 1900))
+    (tmp_path / ".new.mkv.Ab12Cd").write_bytes(b"z")  # rsync's temporary
+    os.utime(tmp_path / ".new.mkv.Ab12Cd", (1950, 1950))
+    found = pages_library.arriving(tmp_path, DEFAULT_IGNORE, now=2000)
+    assert [(a.path, a.size, a.age, a.temporary) for a in found] == [
+        (".new.mkv.Ab12Cd", 1, 50, True), ("new.mkv", 5, 100, False),
+        ("cam1/old.mp4", 10, 1000, False)]
+    assert len(pages_library.arriving(tmp_path, limit=2)) == 2
+    assert pages_library.arriving(tmp_path / "missing") == []
+
+
+def test_library_query_urls() -> None:
+    q = pages_library.LibraryQuery(status="ready", search="door cam", before="1_2")
+    assert q.url() == "/?status=ready&q=door+cam&before=1_2"
+    assert q.status_url(None) == "/?q=door+cam"
+    assert q.url("/library.json", before=None, after="5_6") == (
+        "/library.json?status=ready&q=door+cam&after=5_6")
+
+
+def test_static_files_are_served_with_long_cache_when_versioned() -> None:
+    static = Static()
+    assert {"app.css", "common.js", "library.js", "upload.js", "video.js",
+            "icon.svg"} <= set(static.files)
+    app = falcon.App()
+    app.add_route("/static/{name}", static)
+    client = falcon.testing.TestClient(app)
+    url = static.url("app.css")
+    versioned = client.simulate_get(url.split("?")[0], params={"v": url.split("v=")[1]})
+    assert versioned.status_code == 200
+    assert versioned.headers["Content-Type"] == "text/css; charset=utf-8"
+    assert "immutable" in versioned.headers["Cache-Control"]
+    plain = client.simulate_get("/static/app.css")
+    assert plain.headers["Cache-Control"] == "public, max-age=300"
+    again = client.simulate_get("/static/app.css", headers={"If-None-Match": plain.headers["ETag"]})
+    assert again.status_code == 304
+    assert client.simulate_get("/static/../pages.py").status_code == 404
+    assert client.simulate_get("/static/nope.js").status_code == 404
+
+
+def test_templates_escape_what_they_show() -> None:
+    env = environment(Static())
+    html = env.get_template("message.html").render(
+        title="<script>x</script>", message="a & b", logged_in=False, csrf="", notice=None,
+        path="/")
+    assert "<script>x</script>" not in html and "&lt;script&gt;" in html
+    assert "a &amp; b" in html
