@@ -98,9 +98,7 @@ def _expires_at(req: falcon.Request) -> datetime | None:
     if not req.content_length and req.get_header("Transfer-Encoding") is None:
         return None
     body: Any = req.get_media(default_when_empty=None)
-    if body is None:
-        return None
-    if not isinstance(body, dict) or set(body) - {"expires_at"}:
+    if not isinstance(body, dict) or set(body) - {"expires_at"}:  # JSON null included
         raise falcon.HTTPBadRequest(title="Bad body",
                                     description='Send {"expires_at": "<ISO 8601>"} or nothing.')
     value = body.get("expires_at")

@@ -38,12 +38,14 @@ class Stats:
 class IngestDaemon:
     def __init__(self, settings: Settings, publisher: Publishes, log: Any, *,
                  clock: Callable[[], float] = time.monotonic,
-                 open_for_writing: OpenForWriting | None = None) -> None:
+                 open_for_writing: OpenForWriting | None = None,
+                 watch_limit: Callable[[], int | None] = watcher.inotify_watch_limit) -> None:
         self.settings = settings
         self.inbox = settings.inbox.resolve()
         self.publisher = publisher
         self.log = log
         self.clock = clock
+        self.watch_limit = watch_limit
         self.tracker = SettleTracker(settings.settle_seconds,
                                      open_for_writing or openfiles.open_for_writing)
         self.events: queue.Queue[watcher.Event] = queue.Queue()
@@ -64,7 +66,7 @@ class IngestDaemon:
         self.log.info("ingest mode", mode=self.mode, why=why, inbox=str(self.inbox),
                       settle_seconds=self.settings.settle_seconds)
         if self.mode == "inotify":
-            limit = watcher.inotify_watch_limit()
+            limit = self.watch_limit()
             needed = count_dirs(self.inbox)
             self.log.info("inotify watches", limit=limit, needed=needed)
             if limit is not None and needed * 2 > limit:

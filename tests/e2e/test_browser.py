@@ -48,6 +48,13 @@ def log_in(page: Page, system: System) -> None:
     expect(page.get_by_role("heading", name="Library")).to_be_visible()
 
 
+UNLABELLED = """() => Array.from(document.querySelectorAll('input, textarea, select, button'))
+    .filter(el => el.type !== 'hidden' && !el.hidden)
+    .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+    .map(el => el.outerHTML.slice(0, 80))"""
+
+
 def row(page: Page, name: str):  # type: ignore[no-untyped-def]
     return page.locator("#videos tbody tr", has=page.get_by_role("link", name=name, exact=True))
 
@@ -76,6 +83,7 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
         assert items.nth(i).locator("progress").evaluate("p => p.value === p.max")
     expect(items.nth(0)).to_contain_text("Uploaded: Bunny in the woods")
     expect(add.locator("[data-status=ready]")).to_have_count(2)  # followed to ready
+    assert add.evaluate(UNLABELLED) == []
     add.evaluate("window.scrollTo(0, 0)")
     add.screenshot(path=str(output_dir / "add.png"), full_page=True)
     for path in (samples / PLAYABLE, samples / OTHER):
@@ -88,6 +96,7 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
         expect(row(library, name).locator(".badge")).to_have_text("ready")
     assert library.evaluate("window.__notReloaded === true")
     expect(library.locator("[data-count=ready]")).to_have_text("2")
+    assert library.evaluate(UNLABELLED) == []
     library.screenshot(path=str(output_dir / "library.png"), full_page=True)
 
     # --- the video page: play, seek -----------------------------------------------------
@@ -113,6 +122,7 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
     table = library.locator("table.facts").first
     for fact in ("1280x720", "vp9", "opus", "60 fps", "1.3 MB"):
         expect(table).to_contain_text(fact)
+    assert library.evaluate(UNLABELLED) == []
     library.screenshot(path=str(output_dir / "video.png"), full_page=True)
 
     # --- copy a link ---------------------------------------------------------------------
@@ -124,9 +134,19 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
     assert library.evaluate("navigator.clipboard.readText()") == old_link
     assert requests.get(old_link, headers={"Range": "bytes=0-1"}, timeout=5).status_code == 206
 
+    # --- delete asks first; from the keyboard, Escape keeps the video --------------------
+    dialog = library.locator("dialog#confirm")
+    library.get_by_role("button", name="Delete video").focus()
+    library.keyboard.press("Enter")
+    expect(dialog).to_be_visible()
+    expect(dialog).to_contain_text("Delete this video?")
+    library.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    expect(library.get_by_role("button", name="Delete video")).to_be_focused()
+    assert requests.get(old_link, headers={"Range": "bytes=0-1"}, timeout=5).status_code == 206
+
     # --- rotate the token: the old link answers 404 --------------------------------------
     library.get_by_role("button", name="Rotate token").click()
-    dialog = library.locator("dialog#confirm")
     expect(dialog).to_be_visible()
     dialog.get_by_role("button", name="Rotate").click()
     expect(library.locator(".notice")).to_contain_text("new token")
@@ -196,3 +216,16 @@ def test_add_page_verdicts_and_arrivals(make_system, browser: BrowserContext, sa
     expect(page.get_by_role("heading", name="tiny av1")).to_be_visible()
     expect(page.get_by_role("button", name="Copy Stream link")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+    # revoke, then delete, each after its confirmation
+    old_link = page.locator("#link-api_endpoint").input_value()
+    page.get_by_role("button", name="Revoke token").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Revoke").click()
+    expect(page.locator(".notice")).to_contain_text("revoked")
+    expect(page.locator("#link-api_endpoint")).to_have_count(0)
+    assert requests.get(old_link, timeout=5).status_code == 404
+    page.get_by_role("button", name="Delete video").click()
+    page.locator("dialog#confirm").get_by_role("button", name="Delete").click()
+    expect(page).to_have_url(f"{system.base_url}/?done=deleted")
+    expect(row(page, "tiny av1")).to_have_count(0)
+    assert system.videos() == []

@@ -328,8 +328,11 @@ def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None
                     found[role] = text
         return found
 
-    texts = wait_for(lambda: (t := scrape_all()) if len(t) == 2 else None, timeout=20,
-                     what="the ingest and prober metrics servers")
+    def both() -> dict[str, str] | None:
+        found = scrape_all()
+        return found if len(found) == 2 else None
+
+    texts = wait_for(both, timeout=20, what="the ingest and prober metrics servers")
     assert sample(texts["ingest"], "videodrop_ingest_files_published_total") >= 1
     assert sample(texts["prober"], "videodrop_prober_probes_total", outcome="ready") >= 1
     assert sample(texts["prober"], "videodrop_prober_probe_seconds_count") >= 1

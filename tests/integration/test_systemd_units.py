@@ -10,7 +10,6 @@ at a stand-in executable.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
@@ -156,11 +155,12 @@ def test_metrics_ports_of_ingest_and_probers_do_not_overlap() -> None:
 PR_SET_MDWE = 65
 PR_MDWE_REFUSE_EXEC_GAIN = 1
 
-MDWE_RUNNER = """
+# Sets the kernel's MDWE on itself, then becomes the command (MDWE survives exec).
+MDWE_RUNNER = f"""
 import ctypes, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(65, 1, 0, 0, 0) != 0:
-    sys.exit(f"prctl(PR_SET_MDWE): errno {ctypes.get_errno()}")
+if libc.prctl({PR_SET_MDWE}, {PR_MDWE_REFUSE_EXEC_GAIN}, 0, 0, 0) != 0:
+    sys.exit(f"prctl(PR_SET_MDWE): errno {{ctypes.get_errno()}}")
 os.execv(sys.argv[1], sys.argv[1:])
 """
 

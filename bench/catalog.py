@@ -1,0 +1,197 @@
+"""The catalog at 1,000,000 rows against the same at 1,000 rows: p99 of token lookups
+(``GET /api/video/{token}/`` over random existing tokens) and of admin list pages
+(``GET /api/videos?limit=50``: the first page, and deep pages reached through ``next``).
+
+Rows are made in SQL (one ``INSERT ... SELECT generate_series``) in a scratch database
+migrated by our own migrations; each row looks like a probed clip: the metadata and raw
+ffprobe JSON of a real clip, a 43-character token, a claim key, created_at 20 s apart.
+For the bulk insert the table's indexes and unique constraints are dropped and rebuilt
+after (the same definitions, read from the catalog), then ``VACUUM ANALYZE``, as a
+long-running table would be.
+
+One API (gunicorn, 1 worker as in the tests' harness) per database, the same settings.
+Requests go one at a time over one keep-alive connection (latency, not throughput):
+2,000 lookups after 200 warm-ups; 300 first pages; 300 deep pages following ``next``
+from the middle of the table (wrapping to the middle again when the list ends).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import random
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from bench import common
+from bench.common import Row, Scratch, ms, percentile, row
+
+BIG, SMALL = 1_000_000, 1_000
+LOOKUPS, WARMUP, PAGES = 2000, 200, 300
+TARGET = 1.2
+
+FILL = """
+INSERT INTO videos (source_id, name, description, status, access_token, original_filename,
+                    origin, origin_path, stored_path, size, sha256, format, duration,
+                    resolution, fps, codec, audio_codec, metadata, ffprobe,
+                    processing_started_at, processing_completed_at, attempts,
+                    claim_dev, claim_ino, claim_size, claim_mtime_ns, claim_ctime_ns,
+                    created_at, updated_at)
+SELECT 'file_' || to_char(t, 'YYYYMMDD_HH24MISS') || '_' || lpad(to_hex(i), 12, '0'),
+       'clip ' || i, '', CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'ready' END,
+       translate(rtrim(encode(sha256(('token:' || i)::bytea), 'base64'), '='), '+/', '-_'),
+       'clip_' || i || '.mp4',
+       CASE WHEN i %% 10 = 0 THEN 'upload' WHEN i %% 3 = 0 THEN 'inbox/cam1' ELSE 'inbox' END,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE 'clip_' || i || '.mp4' END,
+       'videos/file_' || i || '/clip_' || i || '.mp4',
+       100000 + i, encode(sha256(('sha:' || i)::bytea), 'hex'), 'mp4', 1.5,
+       '320x240', 25.0, 'h264', 'aac', %(metadata)s, %(raw)s,
+       t + interval '1 second', t + interval '2 seconds', 1,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE 2049 END,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE i END,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE 100000 + i END,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE 1700000000000000000 + i END,
+       CASE WHEN i %% 10 = 0 THEN NULL ELSE 1700000000000000000 + i END,
+       t, t + interval '2 seconds'
+FROM generate_series(1, %(n)s) AS i,
+     LATERAL (SELECT now() - (%(n)s - i) * interval '20 seconds' AS t) AS c
+"""
+
+
+def template_record() -> tuple[dict[str, Any], dict[str, Any]]:
+    """(metadata, raw ffprobe JSON) of a real clip, as the prober stores them."""
+    from prober.ffprobe import ffprobe_version
+    from prober.probe import probe_file
+
+    result = probe_file(common.clips(1)[0], version=ffprobe_version())
+    return {**result.metadata, "sha256": "0" * 64}, result.raw or {}
+
+
+def fill(url: str, n: int, metadata: dict[str, Any], raw: dict[str, Any]) -> None:
+    """``n`` rows in ``videos``: indexes dropped, one INSERT ... SELECT, indexes rebuilt."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        constraints = conn.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = 'videos'::regclass AND contype = 'u'").fetchall()
+        indexes = conn.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i WHERE i.tablename = 'videos'"
+            " AND i.indexname NOT IN (SELECT conname FROM pg_constraint"
+            "  WHERE conrelid = 'videos'::regclass)").fetchall()
+        for name, _ in constraints:
+            conn.execute(f'ALTER TABLE videos DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            conn.execute(f'DROP INDEX "{name}"')
+        conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute(FILL, {"n": n, "metadata": Jsonb(metadata), "raw": Jsonb(raw)})
+        for name, definition in constraints:
+            conn.execute(f'ALTER TABLE videos ADD CONSTRAINT "{name}" {definition}')
+        for _, definition in indexes:
+            conn.execute(definition)
+        conn.execute("VACUUM (ANALYZE) videos")
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; ``get`` returns (seconds, status, body)."""
+
+    def __init__(self, base_url: str, headers: dict[str, str]) -> None:
+        parts = urlsplit(base_url)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port,
+                                               timeout=30)
+        self.headers = headers
+
+    def get(self, path: str) -> tuple[float, int, bytes]:
+        t0 = time.perf_counter()
+        self.conn.request("GET", path, headers=self.headers)
+        resp = self.conn.getresponse()
+        body = resp.read()
+        return time.perf_counter() - t0, resp.status, body
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def measure(system: common.System, url: str, n: int) -> dict[str, list[float]]:
+    from api.params import encode_cursor
+
+    rng = random.Random(n)
+    with psycopg.connect(url) as conn:
+        ids = rng.sample(range(1, n + 1), min(n, LOOKUPS + WARMUP))
+        tokens = [t for (t,) in conn.execute(
+            "SELECT access_token FROM videos WHERE id = ANY(%s)", (ids,)).fetchall()]
+        mid = conn.execute("SELECT created_at, id FROM videos ORDER BY created_at DESC, id DESC"
+                           " OFFSET %s LIMIT 1", (n // 2,)).fetchone()
+    assert mid is not None
+    rng.shuffle(tokens)
+    while len(tokens) < LOOKUPS + WARMUP:  # the small table has fewer rows than lookups
+        tokens += tokens
+    middle = f"/api/videos?limit=50&cursor={encode_cursor(mid[0], mid[1])}"
+    client = Client(system.base_url, system.admin)
+    try:
+        def timed(path: str, expect: int = 200) -> tuple[float, bytes]:
+            seconds, status, body = client.get(path)
+            if status != expect:
+                raise RuntimeError(f"GET {path} answered {status}: {body[:200]!r}")
+            return seconds, body
+
+        lookups = [timed(f"/api/video/{tok}/")[0] for tok in tokens[:LOOKUPS + WARMUP]]
+        for _ in range(20):
+            timed("/api/videos?limit=50")
+        first = [timed("/api/videos?limit=50")[0] for _ in range(PAGES)]
+        deep: list[float] = []
+        path = middle
+        for _ in range(PAGES + 20):
+            seconds, body = timed(path)
+            deep.append(seconds)
+            nxt = json.loads(body)["next"]
+            path = path_of(nxt) if nxt else middle
+        return {"lookup": lookups[WARMUP:], "first": first, "deep": deep[20:]}
+    finally:
+        client.close()
+
+
+def run_size(n: int, metadata: dict[str, Any], raw: dict[str, Any]) -> dict[str, list[float]]:
+    with Scratch(f"catalog{n}") as scratch:
+        with common.stage(f"catalog: {n:,} rows"):
+            fill(scratch.database_url, n, metadata, raw)
+        system = scratch.system("api")
+        with common.stage(f"catalog: requests against {n:,} rows"):
+            return measure(system, scratch.database_url, n)
+
+
+def main() -> list[Row]:
+    metadata, raw = template_record()
+    big = run_size(BIG, metadata, raw)
+    small = run_size(SMALL, metadata, raw)
+    rows: list[Row] = []
+    what: dict[str, str] = {
+        "lookup": "GET /api/video/{token}/ p99, random tokens",
+        "first": "GET /api/videos?limit=50 p99, first page",
+        "deep": "GET /api/videos?limit=50 p99, deep pages via next",
+    }
+    p: Callable[[list[float], float], float] = percentile
+    for key, label in what.items():
+        b99, s99 = p(big[key], 99), p(small[key], 99)
+        common.log(f"{label}: 1M rows p50 {ms(p(big[key], 50))} p99 {ms(b99)};"
+                   f" 1k rows p50 {ms(p(small[key], 50))} p99 {ms(s99)}")
+        rows.append(row(f"catalog 1M rows: {label}", ms(b99), f"{ms(s99)} (1k rows)",
+                        b99 / s99, f"<= {TARGET}x", b99 / s99 <= TARGET))
+    return rows
+
+
+if __name__ == "__main__":
+    common.standalone(main, "catalog at a million rows")

@@ -1,0 +1,36 @@
+"""The daemon's start-up checks (no broker: nothing is published here)."""
+
+import pytest
+
+from ingest.daemon import IngestDaemon
+from videodrop import logs
+from videodrop.errors import ConfigurationError
+from videodrop.settings import Settings
+
+
+class NoBroker:
+    def publish_batch(self, msgs):
+        raise AssertionError("nothing should be published")
+
+    def process_events(self):
+        pass
+
+    def close(self):
+        pass
+
+
+def daemon(tmp_path, limit):
+    (tmp_path / "inbox" / "a" / "b").mkdir(parents=True)
+    settings = Settings(inbox=tmp_path / "inbox", ingest_mode="inotify")
+    return IngestDaemon(settings, NoBroker(), logs.get("test"), watch_limit=lambda: limit)
+
+
+def test_too_few_inotify_watches_is_refused_loudly(tmp_path):
+    with pytest.raises(ConfigurationError, match=r"max_user_watches is 3.*VIDEODROP_INGEST_MODE"):
+        daemon(tmp_path, 3).prepare()
+
+
+def test_enough_watches_pass(tmp_path):
+    d = daemon(tmp_path, 8192)
+    d.prepare()
+    assert d.mode == "inotify"
