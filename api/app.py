@@ -8,6 +8,7 @@ from typing import Any
 import falcon
 
 from api import admin, health, manage, openapi, pages, resources
+from api.metrics import Metrics, RequestMetrics
 from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
 from api.uploads import Upload
@@ -19,7 +20,7 @@ from videodrop.settings import Settings
 def create_app(settings: Settings, catalog: Catalog,
                probes: ProbeRequests | None = None) -> falcon.App:
     log = logs.get("api")
-    middleware: list[Any] = [RequestLog(log), SecurityHeaders()]
+    middleware: list[Any] = [RequestMetrics(), RequestLog(log), SecurityHeaders()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = settings.base_url.startswith("https")
@@ -38,6 +39,7 @@ def create_app(settings: Settings, catalog: Catalog,
     app.add_route(f"/api/videos/{video_id}/token", manage.VideoToken(settings, catalog))
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
+    app.add_route("/metrics", Metrics.from_environment())
     app.add_route("/readyz", health.Ready(settings, catalog))
     pages.add_routes(app, settings, catalog)
     return app

@@ -16,6 +16,7 @@ from videodrop.settings import Settings
 def gunicorn_argv(settings: Settings, extra: list[str]) -> list[str]:
     return [
         sys.executable, "-m", "gunicorn", "api.app:get_app()",
+        "-c", "python:api.gunicorn_conf",  # systemd notify + multiprocess metrics
         "--bind", settings.bind,
         "--worker-class", "gthread",
         "--workers", str(settings.api_workers),

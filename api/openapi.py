@@ -15,6 +15,7 @@ from typing import Any
 
 import falcon
 
+from api.params import CURSOR
 from api.uploads import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
@@ -252,7 +253,7 @@ def _list() -> Schema:
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
         {"name": "cursor", "in": "query", "description": "from the previous page's next",
-         "schema": {"type": "string", "pattern": r"^[0-9]{1,17}_[0-9]{1,18}$"}},
+         "schema": {"type": "string", "pattern": f"^{CURSOR.pattern}$"}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
                                                      "maxLength": 1024},

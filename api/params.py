@@ -11,7 +11,7 @@ import falcon.uri
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
-_CURSOR = re.compile(r"([0-9]{1,17})_([0-9]{1,18})")  # kept exactly in openapi.py
+CURSOR = re.compile(r"[0-9]{1,17}_[0-9]{1,18}")  # openapi.py documents this pattern
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:([0-9]{2})"
                       r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
@@ -64,7 +64,7 @@ def encode_cursor(created_at: datetime, video_id: int) -> str:
 
 
 def decode_cursor(raw: str) -> tuple[datetime, int]:
-    m = _CURSOR.fullmatch(raw)
-    if m is None:
+    if not CURSOR.fullmatch(raw):
         raise bad("cursor", "Use the 'next' link of the previous page.")
-    return _EPOCH + int(m.group(1)) * _MICRO, int(m.group(2))
+    micros, video_id = raw.split("_")
+    return _EPOCH + int(micros) * _MICRO, int(video_id)

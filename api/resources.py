@@ -36,7 +36,7 @@ class TokenResource:
         if not TOKEN.fullmatch(token):
             raise not_found()
         try:
-            video = self.catalog.by_token(token)
+            video = self.catalog.lookup_token(token)
         except CatalogUnavailable as exc:
             raise falcon.HTTPServiceUnavailable(
                 title="Catalog unavailable", description="The database cannot be reached; "

@@ -9,8 +9,10 @@ row is informative only). Run alone (``python bench/ingest.py``) it prints its o
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import platform
+import resource
 import secrets
 import shutil
 import subprocess
@@ -28,7 +30,7 @@ if str(REPO) not in sys.path:
 
 import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
-import psycopg  # noqa: E402
+import requests  # noqa: E402
 
 from tests.harness import System, drop_database, fresh_database, wait_for  # noqa: E402
 
@@ -148,7 +150,18 @@ class Scratch:
         sys_ = System(self.root, self.database_url, self.amqp_url, self.prefix,
                       extra_env={**self.env, **env})
         self.systems.append(sys_)
-        sys_.start(*roles)
+        roles = roles or ("api", "prober", "ingest")
+        for role in roles:
+            sys_.start_role(role)
+        if "api" in roles:
+            def healthy() -> bool:
+                try:
+                    return sys_.http.get(f"{sys_.base_url}/healthz", timeout=5).ok
+                except requests.RequestException:  # not up yet, or slow on a busy machine
+                    return False
+            wait_for(healthy, timeout=60, what="the API to answer /healthz")
+        if "prober" in roles:
+            sys_.wait_consumers(1)
         return sys_
 
     def close(self) -> None:
@@ -167,12 +180,6 @@ class Scratch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def psql(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        cur = conn.execute(sql, params or None)  # type: ignore[arg-type]
-        return cur.fetchall() if cur.description else []
 
 
 # --- inputs ----------------------------------------------------------------------------
@@ -229,6 +236,13 @@ def timed(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - t0
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of every child process that has ended and been waited
+    for, with their own waited-for descendants (the roles and their ffprobes)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def rss_kib(pid: int, key: str = "VmRSS") -> int:
     """``VmRSS`` (or ``VmHWM``, the peak) of a process from /proc, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -250,8 +264,8 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def row(measure: str, value: Any, reference: Any = "—", ratio: float | None = None,
-        target: str = "—", met: bool | None = None) -> Row:
+def row(measure: str, value: Any, reference: Any = "—",  # noqa: PLR0917 - a table row
+        ratio: float | None = None, target: str = "—", met: bool | None = None) -> Row:
     return {"measure": measure, "value": value, "reference": reference, "ratio": ratio,
             "target": target, "met": met}
 
@@ -280,7 +294,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "NO"
     if isinstance(value, float):
-        return f"{value:.2f}x" if value == value else "—"
+        return "—" if math.isnan(value) else f"{value:.2f}x"
     return str(value)
 
 

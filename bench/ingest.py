@@ -38,16 +38,18 @@ TARGET = 0.9
 SETTLES = (2.0, 0.2)
 
 
-def bare_ffprobe(paths: Sequence[Path], parallel: int = 2) -> float:
-    """Seconds for ffprobe (our main-run arguments) over ``paths``, ``parallel`` at a time."""
+def bare_ffprobe(paths: Sequence[Path], parallel: int = 2) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of ffprobe (our main-run arguments) over ``paths``,
+    ``parallel`` at a time."""
     def one(path: Path) -> None:
         subprocess.run(common.ffprobe_args(path), stdout=subprocess.DEVNULL,
                        stderr=subprocess.DEVNULL, check=True)
 
+    cpu0 = common.children_cpu()
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         list(pool.map(one, paths))
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, common.children_cpu() - cpu0
 
 
 def stage(paths: Sequence[Path], folder: Path) -> list[Path]:
@@ -101,6 +103,13 @@ def probe_breakdown(system: common.System) -> dict[str, float]:
 
 
 def run_once(clips: Sequence[Path], settle: float, timeout: float = 180) -> dict[str, Any]:
+    cpu0 = common.children_cpu()
+    got = _run_once(clips, settle, timeout)
+    got["cpu"] = common.children_cpu() - cpu0  # every role and its ffprobes, start to stop
+    return got
+
+
+def _run_once(clips: Sequence[Path], settle: float, timeout: float) -> dict[str, Any]:
     with Scratch("ingest", env={"VIDEODROP_PROBER_CONCURRENCY": "2",
                                 "VIDEODROP_SETTLE_SECONDS": f"{settle:g}"}) as scratch:
         system = scratch.system()
@@ -137,13 +146,19 @@ def main() -> list[Row]:
     bare_ffprobe(clips[:4])  # warm the page cache and ffprobe's libraries
     for settle in SETTLES:
         with common.stage(f"ingest throughput, settle {settle:g} s"):
+            before, before_cpu = bare_ffprobe(clips, parallel=2)
             ours = run_once(clips, settle)
-            ref = bare_ffprobe(clips, parallel=2)
+            after, after_cpu = bare_ffprobe(clips, parallel=2)
+        # the reference runs before and after ours: a busy spell of the machine hits both
+        ref = (before + after) / 2
         ratio = ref / ours["seconds"]
         b = ours["breakdown"]
         common.log(
             f"settle {settle:g} s: {ours['seconds']:.2f} s for {CLIPS} ({ours['failed']} failed);"
-            f" bare ffprobe x2 {ref:.2f} s; first publish +{ours['first_publish'] or 0:.2f} s,"
+            f" bare ffprobe x2 {before:.2f} s before, {after:.2f} s after; CPU: ours"
+            f" {ours['cpu']:.1f} s (all roles, start to stop), bare"
+            f" {(before_cpu + after_cpu) / 2:.1f} s;"
+            f" first publish +{ours['first_publish'] or 0:.2f} s,"
             f" last publish +{ours['last_publish'] or 0:.2f} s, first claim"
             f" +{ours['first_claim'] or 0:.2f} s; per file: claim {b['claim_ms']:.0f} ms,"
             f" probe {b['probe_ms']:.0f} ms, commit {b['commit_ms']:.0f} ms")

@@ -70,6 +70,7 @@ if [[ ${1:-} == --test ]]; then
     have_any sftp ssh-keygen || want openssh-client "sftp and ssh-keygen (the SFTP ingest tests)"
     have_any rsync || want rsync "rsync (the rsync ingest test)"
     have_any curl || want curl "curl (upload tests)"
+    have_any systemd-analyze || want systemd "systemd-analyze (the unit file checks)"
     have_any /usr/bin/chromium chromium || want chromium "Chromium (browser tests)"
 fi
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from ingest import openfiles, watcher
 from ingest.scan import FileState, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
+from videodrop import metrics
 from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.messages import InboxFile, Message
 from videodrop.settings import Settings
@@ -108,6 +109,7 @@ class IngestDaemon:
         now = self.clock()
         for cand in self.tracker.due(now, self._restat):
             self.stats.settled += 1
+            metrics.FILES_SETTLED.inc()
             self.log.info("settled", path=relative(self.inbox, cand.path),
                           size=cand.state.size, inode=cand.state.ino)
             self.pending.append(cand)
@@ -148,16 +150,19 @@ class IngestDaemon:
             if verdict.reason and path not in self.refused:
                 self.refused.add(path)
                 self.stats.refused += 1
+                metrics.FILES_IGNORED.inc()
                 self.log.warning("refused", path=relative(self.inbox, path), reason=verdict.reason)
             return
         if self.tracker.touch(path, verdict.state, now, writing):
             self.stats.seen += 1
+            metrics.FILES_SEEN.inc()
             self.log.info("seen", path=relative(self.inbox, path), size=verdict.state.size,
                           inode=verdict.state.ino, why=why)
 
     def rescan(self, why: str) -> None:
         now = self.clock()
         self.stats.rescans += 1
+        metrics.RESCANS.inc()
         found = 0
         present: set[Path] = set()
         for path in walk(self.inbox):
@@ -167,6 +172,7 @@ class IngestDaemon:
                 if verdict.reason and path not in self.refused:
                     self.refused.add(path)
                     self.stats.refused += 1
+                    metrics.FILES_IGNORED.inc()
                     self.log.warning("refused", path=relative(self.inbox, path),
                                      reason=verdict.reason)
                 continue
@@ -205,11 +211,13 @@ class IngestDaemon:
                 cand = msgs.pop(msg)  # type: ignore[arg-type]
                 self.published[cand.path] = (cand.state, self.clock())
                 self.stats.published += 1
+                metrics.FILES_PUBLISHED.inc()
                 self.log.info("published", path=msg.path, size=msg.size,  # type: ignore[union-attr]
                               inode=msg.ino)  # type: ignore[union-attr]
             if msgs:  # not confirmed: back to the front of the line, retried after a pause
                 self.pending = list(msgs.values()) + self.pending
                 self.stats.publish_failures += 1
+                metrics.PUBLISH_RETRIES.inc(len(msgs))
                 self._backoff = min(30.0, max(0.5, self._backoff * 2))
                 self._retry_at = now + self._backoff
                 self.log.warning("broker unavailable; will retry", error=error,

@@ -14,7 +14,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -36,10 +36,13 @@ __all__ = [
     "read_log_summary",
     "run_probe",
     "scan_packets",
+    "stream_time_bases",
 ]
 
 #: Seek target (seconds) far beyond any real file: ffprobe then lands on the last keyframe.
 _FAR_END = "99999999%"
+#: What the packet scan needs of each packet.
+_PACKET_ENTRIES = "packet=stream_index,pts,dts,duration"
 _INSTALL_HINT = "install it with `apt-get install ffmpeg` or set VIDEODROP_FFPROBE to its path"
 
 
@@ -138,9 +141,25 @@ def _target(path: Path | str) -> str:
 
 
 @dataclass(frozen=True)
+class PacketSummary:
+    """What the packets actually in the file say (timestamps in seconds)."""
+
+    end: float | None  # max over packets of (pts or dts) + duration
+    start: float | None  # smallest timestamp seen
+    packets: dict[int, int]  # stream index -> packets read
+    full_scan: bool  # read from the beginning (else only the tail after the last keyframe)
+
+    def count(self, streams: Sequence[int]) -> int:
+        return sum(self.packets.get(i, 0) for i in streams)
+
+
+@dataclass(frozen=True)
 class ProbeOutput:
-    data: dict[str, Any]  # ffprobe's JSON
+    data: dict[str, Any]  # ffprobe's JSON (format, streams, chapters)
     log: str  # ffprobe's stderr (at -v error)
+    #: The packets after the last keyframe when the same run listed them (``read_tail``):
+    #: empty when ffprobe could not seek there; None when they were not listed.
+    tail: PacketSummary | None = None
 
 
 def run_probe(
@@ -149,13 +168,22 @@ def run_probe(
     ffprobe: str = "ffprobe",
     timeout: float = 30.0,
     runner: Runner = default_runner,
+    read_tail: bool = False,
 ) -> ProbeOutput:
-    args = [
-        ffprobe, "-hide_banner", "-v", "error", "-print_format", "json",
-        "-show_format", "-show_streams", "-show_chapters", "-show_error",
-        _target(path),
-    ]  # fmt: skip
-    done = runner(args, timeout)
+    """ffprobe's JSON for ``path``; FFprobeFailed when it cannot open or read the file.
+
+    ``read_tail``: the same process also lists the packets after the last keyframe (what
+    scan_packets reads first). ffprobe prints format, streams and chapters from the header
+    whatever it reads next, so they stay as without the tail (bar each stream's
+    ``nb_read_packets``, dropped here). When the seek fails, ffprobe prints an empty packet
+    list and an error instead: read the header again alone, with an empty ``tail``.
+    """
+    deadline = time.monotonic() + timeout  # one budget, the retry included
+    args = [ffprobe, "-hide_banner", "-v", "error", "-print_format", "json", "-show_format",
+            "-show_streams", "-show_chapters", "-show_error"]  # fmt: skip
+    if read_tail:
+        args += ["-show_entries", _PACKET_ENTRIES, "-read_intervals", _FAR_END]
+    done = runner([*args, _target(path)], timeout)
     out = done.stdout.decode("utf-8", "replace")
     err = _text(done.stderr)
     try:
@@ -164,9 +192,26 @@ def run_probe(
         data = None
     error = data.get("error") if isinstance(data, dict) else None
     if done.returncode != 0 or not isinstance(data, dict) or error:
+        if read_tail and isinstance(data, dict) and "packets" in data:  # only the seek failed
+            if (left := deadline - time.monotonic()) <= 0:
+                raise FFprobeTimeout(timeout)
+            plain = run_probe(path, ffprobe=ffprobe, timeout=left, runner=runner)
+            return ProbeOutput(plain.data, plain.log, PacketSummary(None, None, {}, False))
         message = error.get("string") if isinstance(error, dict) else None
         raise FFprobeFailed(done.returncode, message, err, out)
-    return ProbeOutput(data, err)
+    listed = data.pop("packets", None) if read_tail else None
+    if not isinstance(listed, list):
+        return ProbeOutput(data, err)
+    for stream in data.get("streams") or []:
+        stream.pop("nb_read_packets", None)
+    keys = ("stream_index", "pts", "dts", "duration")
+    rows = ([p.get(k, "N/A") for k in keys] for p in listed if isinstance(p, dict))
+    return ProbeOutput(data, err, _summarise_rows(rows, stream_time_bases(data), full_scan=False))
+
+
+def stream_time_bases(data: Mapping[str, Any]) -> dict[int, str]:
+    """Stream index -> time base ("1/90000") from ffprobe's JSON."""
+    return {int(s.get("index", -1)): str(s.get("time_base")) for s in data.get("streams") or []}
 
 
 def probe_json(
@@ -180,19 +225,6 @@ def probe_json(
     return run_probe(path, ffprobe=ffprobe, timeout=timeout, runner=runner).data
 
 
-@dataclass(frozen=True)
-class PacketSummary:
-    """What the packets actually in the file say (timestamps in seconds)."""
-
-    end: float | None  # max over packets of (pts or dts) + duration
-    start: float | None  # smallest timestamp seen
-    packets: dict[int, int]  # stream index -> packets read
-    full_scan: bool  # read from the beginning (else only the tail after the last keyframe)
-
-    def count(self, streams: Sequence[int]) -> int:
-        return sum(self.packets.get(i, 0) for i in streams)
-
-
 def scan_packets(
     path: Path | str,
     time_bases: Mapping[int, str],
@@ -201,19 +233,23 @@ def scan_packets(
     ffprobe: str = "ffprobe",
     timeout: float = 30.0,
     runner: Runner = default_runner,
+    tail: PacketSummary | None = None,
 ) -> PacketSummary | None:
     """End time of the last packet in the file, reading as little as possible.
 
-    First seek far past the end (ffprobe lands on the last keyframe) and read the tail;
-    when that fails (no index, truncated file whose index points past EOF) or shows none
-    of the ``must_see`` streams, read every packet from the start. A summary without
-    packets means the file holds no media data; None means ffprobe could not read any.
+    First seek far past the end (ffprobe lands on the last keyframe) and read the tail,
+    unless ``tail`` already holds it (run_probe with ``read_tail``); when that fails (no
+    index, truncated file whose index points past EOF) or shows none of the ``must_see``
+    streams, read every packet from the start. A summary without packets means the file
+    holds no media data; None means ffprobe could not read any.
     """
     base = [ffprobe, "-hide_banner", "-v", "error", "-show_entries",
-            "packet=stream_index,pts,dts,duration", "-of", "csv=p=0"]  # fmt: skip
+            _PACKET_ENTRIES, "-of", "csv=p=0"]  # fmt: skip
     deadline = time.monotonic() + timeout  # one budget for both runs
-    tail = runner([*base, "-read_intervals", _FAR_END, _target(path)], timeout)
-    summary = _summarise(tail.stdout, time_bases, full_scan=False)
+    summary = tail
+    if summary is None:
+        done = runner([*base, "-read_intervals", _FAR_END, _target(path)], timeout)
+        summary = _summarise(done.stdout, time_bases, full_scan=False)
     if summary.packets and (not must_see or summary.count(must_see) > 0):
         return summary
     left = deadline - time.monotonic()
@@ -227,11 +263,20 @@ def scan_packets(
 
 
 def _summarise(stdout: bytes, time_bases: Mapping[int, str], *, full_scan: bool) -> PacketSummary:
+    """Summary of ffprobe's ``csv=p=0`` packet listing (stream_index,pts,dts,duration)."""
+    rows = (line.strip().split(",") for line in stdout.decode("ascii", "replace").splitlines())
+    return _summarise_rows(rows, time_bases, full_scan=full_scan)
+
+
+def _summarise_rows(
+    rows: Iterable[Sequence[object]], time_bases: Mapping[int, str], *, full_scan: bool
+) -> PacketSummary:
+    """Summary of packets given as (stream_index, pts, dts, duration), "N/A" when unset."""
     end: Fraction | None = None
     start: Fraction | None = None
     counts: dict[int, int] = {}
-    for line in stdout.decode("ascii", "replace").splitlines():
-        fields = line.strip().split(",")
+    for row in rows:
+        fields = [str(value) for value in row]
         if len(fields) < 4 or not fields[0].isdigit():
             continue
         index = int(fields[0])

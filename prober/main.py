@@ -14,10 +14,11 @@ from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
-from videodrop import broker, logs
+from videodrop import broker, logs, metrics
 from videodrop.catalog import Catalog
 from videodrop.errors import ConfigurationError
 from videodrop.messages import ProbeVideo
+from videodrop.notify import Notifier
 from videodrop.settings import Settings
 
 
@@ -45,9 +46,18 @@ def main(settings: Settings, argv: list[str]) -> int:
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1)
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version)
+    notifier = Notifier()
+    if settings.metrics_bind:
+        server = metrics.start_metrics_server(settings.metrics_bind, "prober")
+        log.info("metrics", url=server.url)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_: object) -> None:
+        notifier.stopping("finishing the files in hand")
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
              ffprobe_version=version, media_root=str(settings.media_root.resolve()))
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
@@ -61,6 +71,12 @@ def main(settings: Settings, argv: list[str]) -> int:
         if not any(t.is_alive() for t in threads):
             log.error("every worker thread has died")
             return 1
+        attached = sum(w.connected.is_set() for w in workers)
+        if attached == len(workers):
+            notifier.ready(f"consuming {settings.probe_queue}")
+        notifier.status(f"{attached}/{len(workers)} consumers attached to"
+                        f" {settings.probe_queue}")
+        notifier.watchdog()
     for t in threads:
         t.join(timeout=60)
     catalog.close()

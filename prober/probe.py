@@ -19,18 +19,22 @@ from prober.ffprobe import (
     FFprobeTimeout,
     PacketSummary,
     ProbeError,
+    ProbeOutput,
     Runner,
     default_runner,
     ffprobe_version,
     read_log_summary,
     run_probe,
     scan_packets,
+    stream_time_bases,
 )
 from prober.metadata import assess, base_metadata, real_video_streams
 
 __all__ = ["ProbeResult", "probe_file"]
 
 _MAX_REASON = 160
+#: Share of the deadline the first ffprobe run (header and packet tail together) may use.
+_COMBINED_SHARE = 0.8
 
 
 @dataclass(frozen=True)
@@ -113,9 +117,10 @@ def _probe(
     warnings: list[str] = []
     log = ""
     from_log = False
+    tail: PacketSummary | None = None
     try:
-        output = run_probe(path, ffprobe=ffprobe, timeout=deadline.left(), runner=runner)
-        raw, log = output.data, output.log
+        output = _header_and_tail(path, ffprobe=ffprobe, runner=runner, deadline=deadline)
+        raw, log, tail = output.data, output.log, output.tail
     except FFprobeFailed as exc:
         if exc.error or exc.returncode < 0 or exc.stdout.strip() not in {"", "{"}:
             meta = base_metadata(path.name, size, version)
@@ -138,16 +143,15 @@ def _probe(
     scan_timed_out = False
     videos = real_video_streams(raw)
     if videos and not from_log:  # (a file ffprobe cannot print, it cannot scan either)
-        streams = raw.get("streams") or []
-        time_bases = {int(s.get("index", -1)): str(s.get("time_base")) for s in streams}
-        try:
+        try:  # runs ffprobe again only when the tail read with the header is not enough
             packets = scan_packets(
                 path,
-                time_bases,
+                stream_time_bases(raw),
                 must_see=[int(s.get("index", -1)) for s in videos],
                 ffprobe=ffprobe,
                 timeout=deadline.left(),
                 runner=runner,
+                tail=tail,
             )
         except FFprobeTimeout:
             scan_timed_out = True
@@ -167,6 +171,22 @@ def _probe(
     if outcome.error:
         return _failed(outcome.error, outcome.metadata, raw)
     return ProbeResult(True, None, outcome.metadata, raw)
+
+
+def _header_and_tail(
+    path: Path, *, ffprobe: str, runner: Runner, deadline: _Deadline
+) -> ProbeOutput:
+    """Header and packet tail in one ffprobe run: one process per file in the common case.
+
+    The tail is what can take long (a file with few keyframes is read almost whole), so
+    that run gets most of the budget, not all: when it overruns, the header is read alone,
+    as before, and the packet scan's own timeout keeps the header's duration.
+    """
+    try:
+        budget = deadline.left() * _COMBINED_SHARE
+        return run_probe(path, ffprobe=ffprobe, timeout=budget, runner=runner, read_tail=True)
+    except FFprobeTimeout:
+        return run_probe(path, ffprobe=ffprobe, timeout=deadline.left(), runner=runner)
 
 
 def _failed(reason: str, metadata: dict[str, Any], raw: dict[str, Any] | None) -> ProbeResult:

@@ -18,7 +18,7 @@ from pika.spec import Basic, BasicProperties
 from prober import store
 from prober.ffprobe import FFprobeMissing
 from prober.probe import ProbeResult
-from videodrop import broker
+from videodrop import broker, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable, TransientFileError
 from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode
@@ -95,11 +95,14 @@ class Worker:
         tag = method.delivery_tag
         deliveries = int((props.headers or {}).get("x-delivery-count", 0)) + 1
         structlog.contextvars.bind_contextvars(delivery=deliveries)
+        if deliveries > 1 or method.redelivered:
+            metrics.REDELIVERIES.inc()
         try:
             try:
                 msg = decode(body)
             except BadMessage as exc:
                 self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
+                metrics.DEAD_LETTERS.inc()
                 channel.basic_nack(tag, requeue=False)
                 return
             backoff, tries = 0.5, 0
@@ -141,6 +144,7 @@ class Worker:
                            dead_letter_next=last, error=repr(exc))
         if not last:
             return
+        metrics.DEAD_LETTERS.inc()
         video = None
         try:
             if isinstance(msg, ProbeVideo):
@@ -191,14 +195,17 @@ class Worker:
         if not store.ensure_stored(self.inbox, self.media_root, video):
             done = self.catalog.mark_failed(video.id, "stored file is missing")
             self.log.error("probe", status="failed", error="stored file is missing")
+            metrics.PROBES.labels(outcome="failed").inc()
             return done or video
         video = self.catalog.start_processing(video.id)
         path = self.media_root / video.stored_path
         t1 = time.perf_counter()
         digest = self._hasher.submit(store.sha256_of, path)
-        result = self.prober(path)
-        sha256 = digest.result()
+        with metrics.PROBES_IN_PROGRESS.track_inprogress():
+            result = self.prober(path)
+            sha256 = digest.result()
         t2 = time.perf_counter()
+        metrics.PROBE_SECONDS.observe(t2 - t1)
         size = path.stat().st_size
         metadata = {**result.metadata, "sha256": sha256, "size": size}
         outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
@@ -209,4 +216,5 @@ class Worker:
                       format=done.format, duration=done.duration, size=size,
                       claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
                       commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1))
+        metrics.PROBES.labels(outcome=done.status).inc()
         return done

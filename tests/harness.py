@@ -32,7 +32,7 @@ def wait_for(check: Callable[[], T], *, timeout: float = 30.0, interval: float =
     while True:
         try:
             last = check()
-        except (requests.ConnectionError, psycopg.OperationalError) as exc:
+        except (requests.RequestException, psycopg.OperationalError) as exc:
             last = exc
         if last and not isinstance(last, Exception):
             return last  # type: ignore[no-any-return]

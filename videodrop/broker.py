@@ -63,15 +63,36 @@ def declare(channel: BlockingChannel, settings: Settings) -> None:
     channel.queue_bind(settings.probe_queue, settings.exchange, routing_key="probe")
 
 
-class Publisher:
-    """Persistent messages with publisher confirms: ``publish`` returns once the broker has
-    the message safely, or raises :class:`BrokerUnavailable`. Reconnects on the next call."""
+class _Link:
+    """One connection and channel, opened on first use, dropped on any error."""
 
     def __init__(self, settings: Settings, *, name: str) -> None:
         self.settings = settings
         self.name = name
         self._conn: pika.BlockingConnection | None = None
         self._channel: BlockingChannel | None = None
+
+    def process_events(self) -> None:
+        """Serve heartbeats (and confirms) while idle."""
+        if self._conn is not None and self._conn.is_open:
+            try:
+                self._conn.process_data_events(0)
+            except CONNECTION_ERRORS:
+                self.close()
+
+    def close(self) -> None:
+        conn, self._conn, self._channel = self._conn, None, None
+        if conn is not None:
+            try:
+                if conn.is_open:
+                    conn.close()
+            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
+                pass
+
+
+class Publisher(_Link):
+    """Persistent messages with publisher confirms: ``publish`` returns once the broker has
+    the message safely, or raises :class:`BrokerUnavailable`. Reconnects on the next call."""
 
     def _ensure(self) -> BlockingChannel:
         if self._channel is None or not self._channel.is_open:
@@ -104,23 +125,6 @@ class Publisher:
             self.close()
             raise BrokerUnavailable(repr(exc)) from exc
 
-    def process_events(self) -> None:
-        """Serve heartbeats while idle."""
-        if self._conn is not None and self._conn.is_open:
-            try:
-                self._conn.process_data_events(0)
-            except CONNECTION_ERRORS:
-                self.close()
-
-    def close(self) -> None:
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
-                pass
-
 
 def _safe_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
@@ -130,7 +134,7 @@ def _safe_url(url: str) -> str:
     return url
 
 
-class BatchPublisher:
+class BatchPublisher(_Link):
     """Many messages per broker round trip: publish a batch, then wait for the broker's
     confirms of all of it. ``publish_batch`` returns the messages the broker confirmed;
     the rest (nacked, returned, or unanswered when the connection broke) are the
@@ -142,11 +146,8 @@ class BatchPublisher:
     that pika runs inside ``process_data_events``."""
 
     def __init__(self, settings: Settings, *, name: str, confirm_timeout: float = 30.0) -> None:
-        self.settings = settings
-        self.name = name
+        super().__init__(settings, name=name)
         self.confirm_timeout = confirm_timeout
-        self._conn: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
         self._acked: set[int] = set()
         self._failed: set[int] = set()
         self._answered_to = 0  # every tag up to here has an answer
@@ -212,19 +213,3 @@ class BatchPublisher:
             self._failed.discard(t)
         self._returned.clear()
         return confirmed
-
-    def process_events(self) -> None:
-        if self._conn is not None and self._conn.is_open:
-            try:
-                self._conn.process_data_events(0)
-            except CONNECTION_ERRORS:
-                self.close()
-
-    def close(self) -> None:
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None:
-            try:
-                if conn.is_open:
-                    conn.close()
-            except Exception:  # noqa: S110 - closing a broken connection may fail; nothing to do
-                pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -420,3 +421,31 @@ class Catalog:
         where = (sql.SQL("WHERE ") + sql.SQL(" AND ").join(
             sql.SQL(query(f"list_if_{name}")) for name in given)) if given else sql.SQL("")
         return sql.SQL(query("list_page")).format(where=where), params
+
+    def lookup_token(self, token: str) -> Video | None:
+        """:meth:`by_token` for the token endpoints' hot path: one round trip (a single
+        SELECT needs no BEGIN/COMMIT, so autocommit) and only the columns of a Video."""
+        if not token or len(token) > 128:
+            return None
+        statement = _lookup_statement()
+        try:
+            with self.pool.connection() as conn:
+                conn.autocommit = True
+                try:
+                    row: Any = conn.execute(statement, {"token": token, "now": self.clock()}
+                                            ).fetchone()
+                finally:
+                    with contextlib.suppress(psycopg.Error):
+                        conn.autocommit = False
+        except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+            raise CatalogUnavailable(str(exc).strip() or type(exc).__name__) from exc
+        except TimeoutError as exc:
+            raise CatalogUnavailable(f"no database connection: {exc}") from exc
+        return Video.from_row(row) if row else None
+
+
+@functools.cache
+def _lookup_statement() -> str:
+    """``lookup_token`` with the Video columns filled in, composed once."""
+    columns = sql.SQL(", ").join(sql.Identifier(f.name) for f in fields(Video))
+    return sql.SQL(query("lookup_token")).format(columns=columns).as_string()

@@ -29,6 +29,7 @@ PLUGIN_HELP = {
     "probe": "print the normalised metadata of FILE as JSON (no database)",
     "requeue": "probe failed or dead-lettered videos again",
     "api": "serve the HTTP API with gunicorn",
+    "health": "check database, broker, folders and ffprobe (exit 0/1)",
     "upload": "upload FILEs through the API and print their links (--wait: follow to ready)",
 }
 

@@ -63,6 +63,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     delivery_limit: int = 5
+    metrics_bind: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

@@ -104,10 +104,18 @@ def test_bad_parameters_are_400(make_system):
     for params in ({"limit": 0}, {"limit": 1001}, {"limit": "x"}, {"status": "done"},
                    {"cursor": "abc"}, {"cursor": "1_99999999999999999999"},
                    {"cursor": "999999999999999999_1"}, {"created_after": "yesterday"},
-                   {"created_before": "2026-13-01"}, {"origin": "a\x00b"}):
+                   {"created_before": "2026-13-01"}, {"created_after": "2026-01-01"},
+                   {"created_after": "2026-01-01T00:00:00"},  # RFC 3339: a zone is required
+                   {"limit": ""}, {"status": ""}, {"origin": ""}, {"cursor": ""},
+                   {"created_after": ""}, {"origin": "x" * 1025}):
         resp = requests.get(url, params=params, headers=system.admin, timeout=5)
         assert resp.status_code == 400, (params, resp.text)
         assert set(resp.json()) <= {"title", "description"} and resp.json()["title"]
+    odd = requests.get(url, params={"origin": "a\x00b"}, headers=system.admin, timeout=5)
+    assert odd.status_code == 200 and odd.json() == {"items": [], "next": None}
+    zones = requests.get(url, headers=system.admin, timeout=5, params={
+        "created_after": "2026-01-01T05:00:00+05:00", "created_before": "2026-01-01t00:00:01z"})
+    assert zones.status_code == 200
 
 
 # --- plans -----------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -64,18 +63,19 @@ def api(database_url: str, amqp_url: str, amqp_prefix: str,
         drop_database(database_url, db)
 
 
-def st_run(system: System, tmp_path: Path, *args: str, config: str = CONFIG) -> None:
+def st_run(system: System, tmp_path: Path, *args: str, config: str = CONFIG,
+           checks: tuple[str, ...] = ("--checks", "all", "--exclude-checks",
+                                      "positive_data_acceptance")) -> str:
     (tmp_path / "schemathesis.toml").write_text(config)
     seed = [] if SEED == "random" else ["--seed", SEED]
     cmd = [ST, "--config-file", str(tmp_path / "schemathesis.toml"), "--no-color", "run",
-           f"{system.base_url}/api/openapi.json", "--checks", "all",
-           "--exclude-checks", "positive_data_acceptance",
+           f"{system.base_url}/api/openapi.json", *checks,
            "-H", f"Authorization: Bearer {system.admin_token}", "--request-timeout", "20",
            "--report-dir", str(tmp_path / "report"), *seed, *args]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    report = out.stdout[-20000:] + out.stderr[-5000:]
-    assert out.returncode == 0, report
-    assert " passed" in out.stdout and "failure" not in out.stdout.split("SUMMARY")[-1], report
+    assert out.returncode == 0, out.stdout[-20000:] + out.stderr[-5000:]
+    assert "Tested:" in out.stdout, out.stdout
+    return out.stdout
 
 
 def test_the_whole_api_conforms(api, tmp_path):
@@ -98,17 +98,7 @@ def test_token_endpoints_of_a_real_video_conform(api, tmp_path, samples):
 
 
 def test_positive_uploads_are_accepted(api, tmp_path):
-    """The positive-data check on the upload alone: every schema-valid upload is taken."""
-    config = CONFIG.replace('checks.negative_data_rejection.enabled = false',
-                            'checks.negative_data_rejection.enabled = false\n'
-                            'checks.positive_data_acceptance.enabled = true')
-    shutil.rmtree(tmp_path / "report", ignore_errors=True)
-    (tmp_path / "schemathesis.toml").write_text(config)
-    seed = [] if SEED == "random" else ["--seed", SEED]
-    cmd = [ST, "--config-file", str(tmp_path / "schemathesis.toml"), "--no-color", "run",
-           f"{api.base_url}/api/openapi.json", "--checks", "positive_data_acceptance",
-           "--include-path", "/api/videos", "--include-method", "POST",
-           "--phases", "examples,fuzzing", "--max-examples", "40",
-           "-H", f"Authorization: Bearer {api.admin_token}", *seed]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert out.returncode == 0, out.stdout[-20000:] + out.stderr[-5000:]
+    """Every schema-valid upload is taken (202): the document says exactly what is."""
+    st_run(api, tmp_path, "--include-path", "/api/videos", "--include-method", "POST",
+           "--phases", "examples,coverage,fuzzing", "--max-examples", "40",
+           checks=("--checks", "positive_data_acceptance,not_a_server_error"))

@@ -77,9 +77,12 @@ def test_expiry(make_system, samples):
     assert never.json()["token_expires_at"] is None
     assert statuses(system.base_url, never.json()["api_links"]["access_token"]) == [200] * 4
 
+    zoned = requests.post(url, json={"expires_at": "2999-01-01T02:00:00+02:00"},
+                          headers=system.admin, timeout=5)
+    assert zoned.json()["token_expires_at"] == "2999-01-01T00:00:00Z"
     naive = requests.post(url, json={"expires_at": "2999-01-01T00:00:00"},
                           headers=system.admin, timeout=5)
-    assert naive.json()["token_expires_at"] == "2999-01-01T00:00:00Z"  # no zone: UTC
+    assert naive.status_code == 400  # RFC 3339: the zone is not optional
 
 
 def test_bad_token_requests(make_system, samples):
@@ -87,6 +90,7 @@ def test_bad_token_requests(make_system, samples):
     rec = upload_raw(system, samples / SAMPLE).json()
     url = f"{system.base_url}/api/videos/{rec['id']}/token"
     for body, ctype in [(b"{", "application/json"), (b"[]", "application/json"),
+                        (b"null", "application/json"),
                         (b'{"expires_at": 5}', "application/json"),
                         (b'{"expires_at": "soon"}', "application/json"),
                         (b'{"other": 1}', "application/json")]:

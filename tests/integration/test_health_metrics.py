@@ -306,9 +306,8 @@ def test_health_fails_loudly(health_env: dict[str, str], postgres_server_url: st
                          .format(sql.Identifier(name)))
 
 
-# --- the real roles (wiring pending) ----------------------------------------------------------
+# --- the real roles ----------------------------------------------------------
 
-@pytest.mark.xfail(strict=False, reason="wiring pending: metrics calls in ingest/prober/api")
 def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None:
     first = free_port()
     system: System = make_system(VIDEODROP_METRICS_BIND=f"127.0.0.1:{first}-{first + 20}")

@@ -9,17 +9,26 @@ hand, and the file headers themselves (``test_the_premises`` re-reads those here
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from prober.ffprobe import ffprobe_version
+from prober.ffprobe import (
+    Completed,
+    FFprobeFailed,
+    default_runner,
+    ffprobe_version,
+    run_probe,
+    scan_packets,
+    stream_time_bases,
+)
 from prober.probe import ProbeResult, probe_file
 
 SAMPLES = Path(__file__).resolve().parents[2].parent / "shared" / "samples"
@@ -270,6 +279,60 @@ def test_sample(name: str, samples: Path, ffprobe: str) -> None:
     assert result.metadata["ffprobe_version"] == "5.1-test"
 
 
+# ffprobe processes per file: one (header and packet tail together) unless noted.
+EXTRA_RUNS = {
+    "annex-b.mp4": 2,  # the tail holds no video packet: read every packet
+    "invalid_userdata.mp4": 2,  # the same (no media data at all)
+    "sandwich-av-mp4a.40.5.mov": 2,  # no JSON at all: read ffprobe's summary log instead
+    "tiny-empty-tracks.mp4": 2,  # nothing to seek in: the header alone
+    "tiny-mpeg4.avi": 3,  # no index to seek with: the header alone, then every packet
+    "tiny-msmpeg4.wmv": 3,  # the same
+}
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+
+    def __call__(self, args: Sequence[str], timeout: float) -> Completed:
+        self.calls.append(list(args))
+        return default_runner(args, timeout)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_ffprobe_runs_per_sample(name: str, samples: Path, ffprobe: str) -> None:
+    runner = Counting()
+    probe_file(samples / name, ffprobe=ffprobe, timeout=30, runner=runner, version="5.1-test")
+    assert len(runner.calls) == EXTRA_RUNS.get(name, 1), runner.calls
+
+
+def _unaddressed(log: str) -> str:
+    return re.sub(r" @ 0x[0-9a-f]+", "", log)  # "[h264 @ 0x55d1…]" differs run to run
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_the_tail_read_with_the_header_changes_neither(
+    name: str, samples: Path, ffprobe: str
+) -> None:
+    """The premise of reading both in one run: ffprobe prints the same format, streams and
+    chapters with the packet tail as without it, and the same tail as a run of its own."""
+    path = samples / name
+    try:
+        plain = run_probe(path, ffprobe=ffprobe)
+    except FFprobeFailed as exc:
+        with pytest.raises(FFprobeFailed) as caught:
+            run_probe(path, ffprobe=ffprobe, read_tail=True)
+        assert (caught.value.error, caught.value.returncode) == (exc.error, exc.returncode)
+        return
+    both = run_probe(path, ffprobe=ffprobe, read_tail=True)
+    assert both.data == plain.data
+    assert _unaddressed(both.log) == _unaddressed(plain.log)
+    assert both.tail is not None
+    if both.tail.packets:  # (else it could not seek: scan_packets reads the whole file)
+        alone = scan_packets(path, stream_time_bases(plain.data), ffprobe=ffprobe)
+        assert both.tail == alone
+
+
 def test_truncated_files_say_what_the_header_claimed(samples: Path, ffprobe: str) -> None:
     result = probe_file(samples / "annex-b.mp4", ffprobe=ffprobe)
     assert any("truncated" in w and "35.229" in w for w in result.metadata["warnings"])
@@ -449,3 +512,10 @@ def test_a_good_file_after_all_the_bad_ones(clips: Path, ffprobe: str) -> None:
     for name in ("empty.mp4", "random.mp4", "text.mkv", "image.mp4", "song.mp3"):
         assert not probe_file(clips / name, ffprobe=ffprobe).ok
     assert probe_file(clips / "clip.mp4", ffprobe=ffprobe).ok
+
+
+@pytest.mark.parametrize("name", sorted(CLIPS))
+def test_a_generated_clip_costs_one_ffprobe_run(name: str, clips: Path, ffprobe: str) -> None:
+    runner = Counting()
+    assert probe_file(clips / name, ffprobe=ffprobe, runner=runner, version="5.1-test").ok
+    assert len(runner.calls) == 1

@@ -303,8 +303,6 @@ def notify_socket() -> Iterator[NotifySocket]:
     s.close()
 
 
-@pytest.mark.xfail(strict=False, reason="wiring pending: Notifier calls in the roles,"
-                                        " -c python:api.gunicorn_conf in api/main.py")
 @pytest.mark.parametrize("role", ["ingest", "prober", "api"])
 def test_role_tells_systemd_it_is_ready(role: str, make_system: Any,
                                         notify_socket: NotifySocket) -> None:

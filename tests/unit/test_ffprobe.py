@@ -23,6 +23,7 @@ from prober.ffprobe import (
     default_runner,
     ffprobe_version,
     probe_json,
+    run_probe,
     scan_packets,
 )
 from prober.probe import probe_file
@@ -300,3 +301,119 @@ def test_permission_denied_raises(tmp_path: Path) -> None:
     video.chmod(0)
     with pytest.raises(PermissionError):
         probe_file(video, runner=Recorder(), version="5.1")
+
+
+# --- one ffprobe process per good file ------------------------------------------------
+
+HEADER = {
+    "format": {"format_name": "matroska,webm", "duration": "1.040000"},
+    "streams": [
+        {**VIDEO_STREAM, "nb_read_packets": "2"},
+        {"index": 1, "codec_type": "audio", "codec_name": "opus", "time_base": "1/48000",
+         "nb_read_packets": "1"},
+    ],
+    "chapters": [],
+}  # fmt: skip
+TAIL_PACKETS = [
+    {"stream_index": 0, "pts": 1000, "dts": 1000, "duration": 40},
+    {"stream_index": 1, "pts": 48000, "duration": 960},  # no dts: "N/A"
+    {"stream_index": 0, "pts": 1000, "dts": 1000, "duration": 40, "side_data_list": [{}]},
+]
+
+
+def with_tail(packets: Sequence[Mapping[str, object]]) -> Completed:
+    return ok(json.dumps({"packets": list(packets), **HEADER}))
+
+
+def test_a_good_file_costs_one_ffprobe_process(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mkv"
+    video.write_bytes(b"1234")
+    runner = Recorder(with_tail(TAIL_PACKETS))
+    result = probe_file(video, runner=runner, version="5.1")
+    assert result.ok, result.error
+    assert len(runner.calls) == 1
+    args = runner.calls[0]
+    for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters"):
+        assert flag in args
+    assert args[args.index("-show_entries") + 1] == "packet=stream_index,pts,dts,duration"
+    assert args[args.index("-read_intervals") + 1] == "99999999%"
+    assert args[-1] == f"file:{video}"
+    assert result.metadata["duration"] == 1.04  # header and tail agree: no truncation
+    # The raw JSON is the header's alone, as a run without the tail prints it.
+    assert result.raw is not None and "packets" not in result.raw
+    assert all("nb_read_packets" not in s for s in result.raw["streams"])
+
+
+def test_the_tail_read_with_the_header_is_summarised() -> None:
+    output = run_probe("x.mkv", runner=Recorder(with_tail(TAIL_PACKETS)), read_tail=True)
+    assert output.tail is not None
+    assert output.tail.packets == {0: 2, 1: 1}
+    assert output.tail.end == pytest.approx(1.04)  # video: (1000 + 40) / 1000 s
+    assert output.tail.full_scan is False
+    plain = run_probe("x.mkv", runner=Recorder(ok(json.dumps(HEADER))))
+    assert plain.tail is None
+
+
+def test_a_tail_without_video_packets_reads_the_whole_file_in_a_second_run(
+    tmp_path: Path,
+) -> None:
+    video = tmp_path / "clip.mkv"
+    video.write_bytes(b"1234")
+    audio_only_tail = [p for p in TAIL_PACKETS if p["stream_index"] == 1]
+    runner = Recorder(with_tail(audio_only_tail), ok("0,0,0,40\n0,1000,1000,40\n1,0,0,960\n"))
+    result = probe_file(video, runner=runner, version="5.1")
+    assert result.ok, result.error
+    assert len(runner.calls) == 2
+    assert "-read_intervals" not in runner.calls[1] and "-show_format" not in runner.calls[1]
+
+
+def test_a_failed_seek_reads_the_header_alone_then_every_packet(tmp_path: Path) -> None:
+    video = tmp_path / "clip.avi"
+    video.write_bytes(b"1234")
+    # What ffprobe 5.1 prints when it opened the file but could not seek to the tail.
+    seek_failed = ok(
+        '{"packets": [], "error": {"code": -1, "string": "Operation not permitted"}}',
+        "Could not seek to position 99999999000000: Operation not permitted",
+        1,
+    )
+    runner = Recorder(seek_failed, ok(json.dumps(HEADER)), ok("0,0,0,40\n0,1000,1000,40\n"))
+    result = probe_file(video, runner=runner, version="5.1")
+    assert result.ok, result.error
+    assert len(runner.calls) == 3
+    header, whole = runner.calls[1], runner.calls[2]
+    assert "-show_format" in header and "-read_intervals" not in header
+    assert "-show_format" not in whole and "-read_intervals" not in whole
+    assert not any("seek" in w for w in result.metadata["warnings"])  # the header run's log
+
+
+def test_a_file_ffprobe_cannot_open_is_still_one_run(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"1234")
+    answer = ok('{"error": {"code": -1094995529, "string": "Invalid data found"}}', "", 1)
+    runner = Recorder(answer)
+    result = probe_file(video, runner=runner, version="5.1")
+    assert result.error == "not a media file: Invalid data found"
+    assert len(runner.calls) == 1
+
+
+def test_a_slow_tail_still_keeps_the_header_duration(tmp_path: Path) -> None:
+    """The run that reads header and tail together may overrun: the header is then read
+    alone and the packet scan's timeout keeps the header's duration, as before."""
+    video = tmp_path / "clip.mkv"
+    video.write_bytes(b"1234")
+    budgets: list[tuple[bool, float]] = []
+
+    def runner(args: Sequence[str], timeout: float) -> Completed:
+        tail = "-read_intervals" in args
+        budgets.append((tail, timeout))
+        if tail:
+            raise FFprobeTimeout(timeout)
+        return ok(json.dumps(HEADER)) if "-show_format" in args else ok("", "", 1)
+
+    result = probe_file(video, runner=runner, timeout=10, version="5.1")
+    assert result.ok, result.error
+    assert result.metadata["duration"] == 1.04
+    assert any("deadline" in w for w in result.metadata["warnings"])
+    first_tail, first_budget = budgets[0]
+    assert first_tail and 7 < first_budget <= 8  # most of the budget, not all of it
+    assert budgets[1][0] is False  # then the header alone

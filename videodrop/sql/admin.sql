@@ -67,3 +67,9 @@ UPDATE videos SET updated_at = %(now)s
 WHERE status = 'processing' AND origin = 'upload' AND processing_started_at IS NULL
   AND updated_at < %(cutoff)s
 RETURNING id;
+
+-- name: lookup_token
+-- The token endpoints' hot path (Catalog.lookup_token): the unique index, the columns of
+-- a Video only ({columns}: not the raw ffprobe JSON, which no token endpoint serves).
+SELECT {columns} FROM videos
+WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at > %(now)s)

@@ -1,0 +1,170 @@
+"""Token lookups: ``GET /api/video/{token}/`` over random tokens against a bare Falcon app
+answering a constant record, both under the same gunicorn settings.
+
+The API runs as ``videodrop api`` starts it (``api/main.py:gunicorn_argv``, the default
+VIDEODROP_API_WORKERS/THREADS) on a scratch database of 10,000 probed-looking rows (the
+metadata and raw ffprobe JSON of a real clip, random 256-bit tokens). The reference is
+``bare_app()`` below, started with the same gunicorn arguments: one route, the JSON of a
+real record from that database, no middleware, no database.
+
+wrk, 32 connections, each request a token drawn at random from the 10,000. After a warm-up
+of each, the two alternate in short rounds in the same run. Targets: at least 0.8x the
+bare app's requests/s, p99 at most 10 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import falcon
+import psycopg
+import requests
+from psycopg.types.json import Jsonb
+
+from bench import common, wrk
+from bench.common import REPO, Row, Scratch, row
+from tests.harness import free_port, wait_for
+from videodrop.settings import Settings
+
+ROWS = 10_000
+CONNECTIONS = 32
+WARMUP, ROUND, ROUNDS = 3.0, 6.0, 3
+RPS_TARGET, P99_TARGET_MS = 0.8, 10.0
+RECORD_FILE = "VIDEODROP_BENCH_RECORD"  # the bare app's answer, a JSON file
+
+
+def bare_app() -> falcon.App:
+    """The reference: the record a lookup returns, as constant bytes; nothing else."""
+    body = Path(os.environ[RECORD_FILE]).read_bytes()
+
+    class Constant:
+        def on_get(self, req: falcon.Request, resp: falcon.Response, **_: Any) -> None:
+            resp.content_type = falcon.MEDIA_JSON
+            resp.data = body
+
+    app = falcon.App()
+    app.req_options.strip_url_path_trailing_slash = False
+    app.add_route("/api/video/{token}/", Constant())
+    app.add_route("/healthz", Constant())
+    return app
+
+
+def probed(clip: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "videodrop", "probe", "--raw", str(clip)],
+                         capture_output=True, check=True, cwd=REPO)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+def fill(database_url: str, clip: Path) -> list[str]:
+    """ROWS ready rows with the metadata and raw ffprobe JSON of ``clip``; their tokens."""
+    info = probed(clip)
+    raw = info.pop("ffprobe")
+    tokens = [secrets.token_urlsafe(32) for _ in range(ROWS)]
+    copy_sql = ("COPY videos (source_id, name, status, access_token, original_filename,"
+                " origin, stored_path, size, sha256, format, duration, resolution, fps,"
+                " codec, audio_codec, metadata, ffprobe) FROM STDIN")
+    with psycopg.connect(database_url) as conn, conn.cursor() as cur, cur.copy(copy_sql) as copy:
+        for i, token in enumerate(tokens):
+            copy.write_row((f"bench_{i}", f"clip {i}", "ready", token, f"clip_{i}.mp4",
+                            "inbox", f"videos/bench_{i}/clip_{i}.mp4", info.get("size"),
+                            info.get("sha256"), info.get("format"), info.get("duration"),
+                            info.get("resolution"), info.get("fps"), info.get("codec"),
+                            info.get("audio_codec"), Jsonb(info), Jsonb(raw)))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE videos")
+    return tokens
+
+
+def lua(tokens: list[str]) -> str:
+    table = ",".join(f'"{t}"' for t in tokens)
+    return f"""
+local tokens = {{{table}}}
+request = function()
+  return wrk.format("GET", "/api/video/" .. tokens[math.random(1, #tokens)] .. "/")
+end
+"""
+
+
+def start_bare(settings: Settings, record: Path) -> tuple[subprocess.Popen[bytes], str]:
+    from api.main import gunicorn_argv  # the API's own gunicorn arguments
+
+    port = free_port()
+    argv = gunicorn_argv(settings.with_(bind=f"127.0.0.1:{port}"), [])
+    argv[argv.index("api.app:get_app()")] = "bench.lookup:bare_app()"
+    env = {**os.environ, RECORD_FILE: str(record), "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(argv, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=30,
+             what="the bare app to answer")
+    return proc, url
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def main() -> list[Row]:
+    wrk.require()
+    settings = Settings()
+    workers, threads = settings.api_workers, settings.api_threads
+    with Scratch("lookup", env={"VIDEODROP_API_WORKERS": str(workers),
+                                "VIDEODROP_API_THREADS": str(threads)}) as scratch:
+        with common.stage(f"{ROWS} rows"):
+            tokens = fill(scratch.database_url, common.clips(1)[0])
+        system = scratch.system("api")
+        record = requests.get(f"{system.base_url}/api/video/{tokens[0]}/", timeout=5)
+        record.raise_for_status()
+        (scratch.root / "record.json").write_bytes(record.content)
+        bare, bare_url = start_bare(settings, scratch.root / "record.json")
+        script = lua(tokens)
+        urls = {"api": system.base_url + "/", "bare": bare_url + "/"}
+        results: dict[str, wrk.Load] = {}
+        try:
+            for name, url in urls.items():
+                with common.stage(f"warm-up {name}"):
+                    wrk.run(url, script, scratch.root, connections=CONNECTIONS, seconds=WARMUP)
+            for i in range(ROUNDS):
+                for name in (("api", "bare") if i % 2 == 0 else ("bare", "api")):
+                    load = wrk.run(urls[name], script, scratch.root, connections=CONNECTIONS,
+                                   seconds=ROUND)
+                    common.log(f"round {i + 1} {name}: {load.rps:.0f} req/s,"
+                               f" p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms")
+                    results[name] = results[name].merged(load) if name in results else load
+        finally:
+            stop(bare)
+    for name, load in results.items():
+        if load.errors or load.bad_status:
+            raise RuntimeError(f"{name}: {load.errors} socket errors, {load.bad_status} non-2xx")
+    api, ref = results["api"], results["bare"]
+    ratio = api.rps / ref.rps
+    setup = f"{workers} workers x {threads} threads, {CONNECTIONS} conns, {ROWS} rows"
+    return [
+        row(f"token lookup requests/s ({setup})", f"{api.rps:.0f}", f"{ref.rps:.0f}", ratio,
+            f">= {RPS_TARGET}x", ratio >= RPS_TARGET),
+        row("token lookup p99 latency", f"{api.p99_ms:.2f} ms", f"{ref.p99_ms:.2f} ms",
+            api.p99_ms / ref.p99_ms if ref.p99_ms else None, f"<= {P99_TARGET_MS:g} ms",
+            api.p99_ms <= P99_TARGET_MS),
+        row("token lookup p50 latency", f"{api.p50_ms:.2f} ms", f"{ref.p50_ms:.2f} ms",
+            api.p50_ms / ref.p50_ms if ref.p50_ms else None),
+    ]
+
+
+if __name__ == "__main__":
+    common.standalone(main, "token lookups against a bare Falcon app")

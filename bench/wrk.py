@@ -1,0 +1,86 @@
+"""wrk, the loopback load generator of bench/stream.py and bench/lookup.py: run it with a
+Lua script and read its summary back (requests, bytes, latency percentiles, errors).
+
+``apt-get install wrk`` (Debian/Ubuntu) when it is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+# Appended to every script: one machine-readable line at the end of the run. Latencies are
+# in microseconds; "status" counts answers outside 2xx/3xx.
+DONE = """
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRK_RESULT %d %d %d %d %d %d %d %d\\n",
+    summary.requests, summary.bytes, summary.duration,
+    latency:percentile(50), latency:percentile(99), latency:percentile(99.9),
+    e.connect + e.read + e.write + e.timeout, e.status))
+end
+"""
+
+# Every thread draws its own random sequence.
+SEEDING = """
+local counter = 0
+setup = function(thread)
+  counter = counter + 1
+  thread:set("thread_id", counter)
+end
+init = function(args)
+  math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
+end
+"""
+
+
+@dataclass(frozen=True)
+class Load:
+    requests: int
+    bytes: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+    p999_ms: float
+    errors: int
+    bad_status: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def bytes_per_s(self) -> float:
+        return self.bytes / self.seconds
+
+    def merged(self, other: Load) -> Load:
+        """Two runs as one: sums, and the worse percentiles (a conservative p99)."""
+        return Load(self.requests + other.requests, self.bytes + other.bytes,
+                    self.seconds + other.seconds, max(self.p50_ms, other.p50_ms),
+                    max(self.p99_ms, other.p99_ms), max(self.p999_ms, other.p999_ms),
+                    self.errors + other.errors, self.bad_status + other.bad_status)
+
+
+def require() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise SystemExit("bench: wrk is missing; install it: sudo apt-get install wrk")
+    return found
+
+
+def run(url: str, script: str, folder: Path, *, connections: int = 32, threads: int = 2,
+        seconds: float = 10.0) -> Load:
+    """``wrk`` against ``url`` with ``script`` (a Lua ``request`` function and friends)."""
+    lua = folder / f"wrk-{abs(hash(script)) % 10**8}.lua"
+    lua.write_text(SEEDING + script + DONE)
+    out = subprocess.run(
+        [require(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
+         "--timeout", "10s", "-s", str(lua), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60)
+    line = next((ln for ln in out.stdout.splitlines() if ln.startswith("WRK_RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
+    n, size, micros, p50, p99, p999, errors, status = (int(x) for x in line.split()[1:])
+    return Load(n, size, micros / 1e6, p50 / 1000, p99 / 1000, p999 / 1000, errors, status)

@@ -1,0 +1,111 @@
+"""deploy/nginx.conf in front of the real API with VIDEODROP_ACCEL_REDIRECT: the API checks
+the token, nginx sends the bytes (ranges, conditionals), uploads pass through unbuffered."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import shutil
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.harness import REPO, System, free_port, wait_for
+from tests.integration.test_api_uploads import wait_status
+
+SITE = REPO / "deploy" / "nginx.conf"
+MAIN = """
+user {user};  # the test's folders are private to the user running it
+worker_processes 1;
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    default_type application/octet-stream;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+    include {root}/site.conf;
+}}
+"""
+
+
+def site_for(system: System, port: int, root: Path) -> str:
+    """deploy/nginx.conf with this test's addresses and folders (nothing else changed)."""
+    text = SITE.read_text()
+    text = re.sub(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{system.port};", text)
+    text = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", text)
+    text = re.sub(r"\n\s*listen \[::\]:80;", "", text)
+    text = re.sub(r"access_log \S+;", f"access_log {root}/access.log;", text)
+    return text.replace("alias /srv/videodrop/media/;", f"alias {system.media_root}/;")
+
+
+@pytest.fixture
+def fronted(make_system, tmp_path) -> Iterator[tuple[System, str]]:
+    if shutil.which("nginx") is None:
+        pytest.skip("nginx is not installed (apt-get install nginx-light); deploy/ only")
+    system = make_system(VIDEODROP_ACCEL_REDIRECT="/protected/",
+                         VIDEODROP_MAX_FILE_SIZE="100MB").start("api", "prober")
+    port = free_port()
+    root = tmp_path / "nginx"
+    root.mkdir()
+    (root / "site.conf").write_text(site_for(system, port, root))
+    user = pwd.getpwuid(os.getuid()).pw_name
+    (root / "nginx.conf").write_text(MAIN.format(root=root, user=user))
+    proc = subprocess.Popen(["nginx", "-p", str(root), "-e", str(root / "error.log"),
+                             "-c", str(root / "nginx.conf")], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=20,
+                 what="nginx in front of the API")
+        yield system, url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_nginx_sends_the_bytes_the_api_allows(fronted, samples):
+    system, url = fronted
+    src = samples / "bbb_chapters.mp4"
+    data = src.read_bytes()
+    with src.open("rb") as fh:  # an upload through nginx (unbuffered)
+        up = requests.post(f"{url}/api/videos", params={"filename": src.name}, data=fh,
+                           headers={**system.admin, "Content-Type": "video/mp4"}, timeout=30)
+    assert up.status_code == 202, up.text
+    token = up.json()["api_links"]["access_token"]
+    assert wait_status(system, token)["status"] == "ready"
+
+    direct = requests.get(f"{system.base_url}/stream/{token}/", timeout=5)
+    assert direct.status_code == 200 and direct.content == b""  # the API only redirects
+    assert direct.headers["X-Accel-Redirect"].startswith("/protected/videos/")
+
+    whole = requests.get(f"{url}/stream/{token}/", timeout=10)
+    assert whole.status_code == 200 and whole.content == data
+    assert "X-Accel-Redirect" not in whole.headers
+    assert whole.headers["Content-Type"] == "video/mp4"
+    assert whole.headers["Content-Disposition"].startswith("inline")
+    assert whole.headers["Referrer-Policy"] == "no-referrer"
+    assert whole.headers["X-Content-Type-Options"] == "nosniff"
+    part = requests.get(f"{url}/stream/{token}/", headers={"Range": "bytes=100-1099"},
+                        timeout=5)
+    assert part.status_code == 206 and part.content == data[100:1100]
+    assert part.headers["Content-Range"] == f"bytes 100-1099/{len(data)}"
+    download = requests.get(f"{url}/api/video/{token}/download/", timeout=10)
+    assert download.content == data
+    assert download.headers["Content-Disposition"].startswith("attachment")
+
+    # The API still decides: revoked → the same 404, and the internal location is closed.
+    requests.delete(f"{url}/api/videos/{up.json()['id']}/token", headers=system.admin,
+                    timeout=5).raise_for_status()
+    assert requests.get(f"{url}/stream/{token}/", timeout=5).status_code == 404
+    stored = up.json()["file_info"]["filename"]
+    assert requests.get(f"{url}/protected/{stored}", timeout=5).status_code == 404
