@@ -9,7 +9,7 @@
 # none (with a freshly generated admin token), and the systemd units in
 # /etc/systemd/system; then `systemctl daemon-reload` when systemd is running.
 # Running it again upgrades the package and the units and keeps the env file and data:
-# it is also the upgrade command (see docs/OPERATIONS.md).
+# it is also the upgrade command (see README.md (Operations)).
 #
 # Environment (defaults in brackets):
 #   DESTDIR    stage everything under this root instead of / (packaging, tests): no user
@@ -94,9 +94,6 @@ tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml READ
     "${PIP_EXTRA[@]}" "$src"
 [[ -x $venv/bin/videodrop ]] || die "pip did not install the videodrop command into $venv/bin"
 install -m 0644 "$REPO/README.md" "$DESTDIR$PREFIX/README.md"
-if [[ -f $REPO/docs/OPERATIONS.md ]]; then
-    install -m 0644 "$REPO/docs/OPERATIONS.md" "$DESTDIR$PREFIX/OPERATIONS.md"
-fi
 
 # --- configuration ------------------------------------------------------------------------
 envfile="$DESTDIR$ETC/videodrop.env"
