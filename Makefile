@@ -23,7 +23,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
-bench: install
+bench:
+	@bash deploy/bootstrap.sh --test
 	$(PY) bench/run.py
 
 services: install

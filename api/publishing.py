@@ -1,12 +1,14 @@
 """Telling the probers about received uploads, without ever losing one.
 
 ``ProbeRequests.publish(video_id)`` sends a persistent ``ProbeVideo`` with publisher
-confirms on a publisher of the calling thread (pika is not thread-safe; gunicorn's gthread
-workers serve requests on a pool of long-lived threads, so each keeps one connection).
-A stale connection (the broker restarted, heartbeats missed while idle) fails the first
-try; the second try reconnects. If the broker is really down the upload still succeeds
-(the row is ``processing``) and the id is kept for the housekeeping thread, which, once a
-round (``interval`` seconds):
+confirms on a connection of its own, closed right after. pika is not thread-safe and a
+BlockingConnection only serves its heartbeats while it is used: a connection kept per
+gunicorn thread would sit idle between uploads until the broker drops it for missed
+heartbeats. An upload is rare and large; one connection handshake (a few ms) per upload
+is nothing next to it. A second try follows a failed first one.
+
+If the broker is really down the upload still succeeds (the row is ``processing``) and the
+id is kept for the housekeeping thread, which, once a round (``interval`` seconds):
 
 * publishes the ids this process could not publish;
 * publishes again uploads that no prober has started for ``unpublished_after`` — a message
@@ -41,7 +43,6 @@ class ProbeRequests:
         self.interval = interval
         self.stale_after = stale_after
         self.unpublished_after = unpublished_after
-        self._local = threading.local()
         self._lock = threading.Lock()
         self._pending: set[int] = set()
         self._stop = threading.Event()
@@ -51,17 +52,17 @@ class ProbeRequests:
 
     def publish(self, video_id: int) -> bool:
         """True once the broker has confirmed the message; False if it is deferred."""
-        publisher: Publisher | None = getattr(self._local, "publisher", None)
-        if publisher is None:
-            name = f"videodrop-api-{threading.current_thread().name}"
-            publisher = self._local.publisher = Publisher(self.settings, name=name)
+        name = f"videodrop-api-{threading.current_thread().name}"
         error: BrokerUnavailable | None = None
         for _ in range(2):
+            publisher = Publisher(self.settings, name=name)
             try:
                 publisher.publish(ProbeVideo(video_id=video_id))
                 return True
             except BrokerUnavailable as exc:
                 error = exc
+            finally:
+                publisher.close()
         self.log.warning("publish deferred: broker unavailable", video_id=video_id,
                          error=str(error))
         with self._lock:
@@ -87,16 +88,15 @@ class ProbeRequests:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
-        publisher = Publisher(self.settings, name="videodrop-api-housekeeping")
-        try:
-            # Spread the rounds of several workers; the first comes soon after start.
-            while not self._stop.wait(self.interval * random.uniform(0.5, 1.0)):
-                try:
-                    self.run_once(publisher)
-                except Exception as exc:  # keep the thread alive whatever happens
-                    self.log.warning("housekeeping round failed", error=repr(exc))
-        finally:
-            publisher.close()
+        # Spread the rounds of several workers; the first comes soon after start.
+        while not self._stop.wait(self.interval * random.uniform(0.5, 1.0)):
+            publisher = Publisher(self.settings, name="videodrop-api-housekeeping")
+            try:
+                self.run_once(publisher)
+            except Exception as exc:  # keep the thread alive whatever happens
+                self.log.warning("housekeeping round failed", error=repr(exc))
+            finally:
+                publisher.close()  # connects only if there was something to publish
 
     def run_once(self, publisher: Publisher) -> dict[str, int]:
         with self._lock:

@@ -138,11 +138,17 @@ def main() -> list[Row]:
                 with common.stage(f"warm-up {name}"):
                     wrk.run(url, RANGES, scratch.root, connections=CONNECTIONS,
                             seconds=WARMUP)
+            pids = {"api": (wrk.process_tree(system.procs["api"].pid)
+                            + wrk.backends(scratch.database_url)),
+                    "nginx": wrk.process_tree(nginx.pid)}
             results: dict[str, wrk.Load] = {}
+            cpu = dict.fromkeys(urls, 0.0)
             for i in range(ROUNDS):
                 for name in (("api", "nginx") if i % 2 == 0 else ("nginx", "api")):
+                    before = wrk.cpu_seconds(pids[name])
                     load = wrk.run(urls[name], RANGES, scratch.root, connections=CONNECTIONS,
                                    seconds=ROUND)
+                    cpu[name] += wrk.cpu_seconds(pids[name]) - before
                     common.log(f"round {i + 1} {name}: {load.bytes_per_s / 2**20:.0f} MiB/s,"
                                f" {load.rps:.0f} req/s, p99 {load.p99_ms:.1f} ms")
                     results[name] = results[name].merged(load) if name in results else load
@@ -162,6 +168,10 @@ def main() -> list[Row]:
             api.rps / ref.rps),
         row("stream 1 MiB ranges: p99 latency", f"{api.p99_ms:.1f} ms",
             f"{ref.p99_ms:.1f} ms", api.p99_ms / ref.p99_ms if ref.p99_ms else None),
+        row("stream 1 MiB ranges: server CPU per request (API: gunicorn + PostgreSQL)",
+            f"{cpu['api'] / api.requests * 1e6:.0f} us",
+            f"{cpu['nginx'] / ref.requests * 1e6:.0f} us",
+            (cpu["api"] / api.requests) / (cpu["nginx"] / ref.requests)),
     ]
 
 

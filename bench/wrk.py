@@ -6,10 +6,16 @@ Lua script and read its summary back (requests, bytes, latency percentiles, erro
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
+
+from bench.common import children
 
 # Appended to every script: one machine-readable line at the end of the run. Latencies are
 # in microseconds; "status" counts answers outside 2xx/3xx.
@@ -84,3 +90,34 @@ def run(url: str, script: str, folder: Path, *, connections: int = 32, threads: 
         raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
     n, size, micros, p50, p99, p999, errors, status = (int(x) for x in line.split()[1:])
     return Load(n, size, micros / 1e6, p50 / 1000, p99 / 1000, p999 / 1000, errors, status)
+
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time used so far by these processes (gone ones count 0)."""
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(stat[11]) + int(stat[12])
+    return total / _TICK
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (gunicorn's master and workers, nginx's too)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children(current))
+    return found
+
+
+def backends(database_url: str) -> list[int]:
+    """The PostgreSQL server processes serving ``database_url``'s other connections."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        got = conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                           " AND pid <> pg_backend_pid()").fetchall()
+    return [int(r[0]) for r in got]
