@@ -12,7 +12,7 @@ import stat
 from pathlib import Path
 
 from videodrop.catalog import Catalog, ClaimKey, Video
-from videodrop.errors import TransientFileError
+from videodrop.errors import StorageFull, TransientFileError
 from videodrop.messages import InboxFile
 
 _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, errno.EROFS,
@@ -42,7 +42,11 @@ def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile) -> Vi
         raise TransientFileError(f"cannot stat {msg.path}: {exc.strerror}") from exc
     if st is not None and matches(st, key):
         video, _inserted = catalog.claim_inbox_file(key, origin_path=msg.path)
-        move_into_store(src, media_root / video.stored_path, key)
+        try:
+            move_into_store(src, media_root / video.stored_path, key)
+        except TransientFileError as exc:  # the row says why the file still waits
+            catalog.note_waiting(video.id, str(exc))
+            raise
         return video
     # Not (or no longer) in the inbox as this message describes it. If someone claimed
     # it before (a redelivery, a re-publish), the row tells where the file went.
@@ -95,6 +99,8 @@ def move_into_store(src: Path, dst: Path, key: ClaimKey) -> None:
         if not dst.exists():
             raise TransientFileError(f"{src.name} vanished while being moved") from None
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFull(f"media store full: {src.name} waits in the inbox") from exc
         if exc.errno in _TRANSIENT:
             raise TransientFileError(f"cannot move {src.name} into the store: "
                                      f"{exc.strerror}") from exc

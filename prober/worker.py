@@ -20,7 +20,12 @@ from prober.ffprobe import FFprobeMissing
 from prober.probe import ProbeResult
 from videodrop import broker, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
-from videodrop.errors import BrokerUnavailable, CatalogUnavailable, TransientFileError
+from videodrop.errors import (
+    BrokerUnavailable,
+    CatalogUnavailable,
+    StorageFull,
+    TransientFileError,
+)
 from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -28,7 +33,8 @@ from videodrop.tokens import token_prefix
 Prober = Callable[[Path], ProbeResult]
 # Worth waiting for: the database comes back; a file turns readable; ffprobe is reinstalled.
 TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
-# Only a database outage is waited out indefinitely: nothing could be recorded meanwhile.
+# A database outage and a full media store are waited out indefinitely (nothing could be
+# recorded or stored meanwhile, and the file is safe in the inbox).
 # Other transient problems get this many tries in place, then go back to the queue, where
 # the delivery limit sends a hopeless message to the dead-letter queue.
 LOCAL_TRIES = 8
@@ -113,7 +119,8 @@ class Worker:
                     return
                 except TRANSIENT as exc:
                     tries += 1
-                    give_up = tries >= LOCAL_TRIES and not isinstance(exc, CatalogUnavailable)
+                    outage = isinstance(exc, CatalogUnavailable | StorageFull)
+                    give_up = tries >= LOCAL_TRIES and not outage
                     if stop.is_set() or give_up:
                         self.log.warning("transient problem; back to the queue",
                                          error=str(exc), tries=tries)
@@ -197,7 +204,11 @@ class Worker:
             self.log.error("probe", status="failed", error="stored file is missing")
             metrics.PROBES.labels(outcome="failed").inc()
             return done or video
-        video = self.catalog.start_processing(video.id)
+        started = self.catalog.start_processing(video.id)
+        if started is None:
+            self.log.info("deleted before its probe; nothing to do")
+            return video
+        video = started
         path = self.media_root / video.stored_path
         t1 = time.perf_counter()
         digest = self._hasher.submit(store.sha256_of, path)
@@ -211,6 +222,9 @@ class Worker:
         outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
                                size=size, sha256=sha256, metadata=metadata, raw=result.raw)
         done = self.catalog.finish_processing(video.id, outcome)
+        if done is None:
+            self.log.info("deleted while being probed; nothing recorded")
+            return video
         t3 = time.perf_counter()
         self.log.info("probe", status=done.status, error=done.processing_error,
                       format=done.format, duration=done.duration, size=size,

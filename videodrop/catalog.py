@@ -218,12 +218,12 @@ class Catalog:
 
     # --- processing -------------------------------------------------------------------
 
-    def start_processing(self, video_id: int) -> Video:
+    def start_processing(self, video_id: int) -> Video | None:
+        """None when the row is gone (deleted meanwhile)."""
         row = self._one("start_processing", {"id": video_id, "now": self.clock()})
-        assert row is not None
-        return Video.from_row(row)
+        return Video.from_row(row) if row else None
 
-    def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video:
+    def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video | None:
         md = outcome.metadata
         params = {
             "id": video_id,
@@ -242,8 +242,12 @@ class Catalog:
             "ffprobe": Jsonb(outcome.raw) if outcome.raw is not None else None,
         }
         row = self._one("finish_processing", params)
-        assert row is not None
-        return Video.from_row(row)
+        return Video.from_row(row) if row else None
+
+    def note_waiting(self, video_id: int, reason: str) -> None:
+        with self._tx() as conn:
+            conn.execute(query("note_waiting"), {"id": video_id, "error": reason,
+                                                 "now": self.clock()})
 
     def mark_failed(self, video_id: int, error: str) -> Video | None:
         row = self._one("mark_failed", {"id": video_id, "error": error, "now": self.clock()})

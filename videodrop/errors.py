@@ -29,3 +29,7 @@ class Conflict(VideodropError):
 
 class TransientFileError(VideodropError):
     """A file cannot be read or moved right now (disk full, permissions being fixed...)."""
+
+
+class StorageFull(TransientFileError):
+    """The media store has no room: files wait safely in the inbox until it has."""

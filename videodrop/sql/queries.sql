@@ -53,23 +53,17 @@ SET status = %(status)s, processing_error = %(error)s, processing_completed_at =
 WHERE id = %(id)s
 RETURNING *;
 
+-- name: note_waiting
+-- Why a claimed file still waits (disk full...); cleared when processing starts.
+UPDATE videos SET processing_error = %(error)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'processing';
+
 -- name: mark_failed
 UPDATE videos
 SET status = 'failed', processing_error = %(error)s, processing_completed_at = %(now)s,
     updated_at = %(now)s
 WHERE id = %(id)s AND status <> 'ready'
 RETURNING *;
-
--- name: list_videos
--- Keyset pagination, newest first: stays fast at any depth.
-SELECT * FROM videos
-WHERE (%(before)s::bigint IS NULL OR id < %(before)s::bigint)
-  AND (%(status)s::text IS NULL OR status = %(status)s::text)
-  AND (%(origin)s::text IS NULL OR origin = %(origin)s::text)
-  AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s::timestamptz)
-  AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s::timestamptz)
-ORDER BY id DESC
-LIMIT %(limit)s;
 
 -- name: ids_by_status
 SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
