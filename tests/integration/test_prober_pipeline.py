@@ -15,7 +15,7 @@ import pytest
 
 from prober.probe import ProbeResult
 from tests.harness import REPO, System, rows, wait_for
-from tests.integration.test_probe_samples import EXPECTED, check
+from tests.integration.test_probe_samples import EXPECTED, check, clips, ffprobe  # noqa: F401
 from videodrop.catalog import Catalog
 from videodrop.messages import ProbeVideo, encode
 
@@ -61,8 +61,8 @@ def test_every_sample_through_the_pipeline(system: System, samples: Path):
 
 
 def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, tmp_path):
-    ffprobe = fake_ffprobe(tmp_path)
-    system = make_system(VIDEODROP_FFPROBE=str(ffprobe), VIDEODROP_PROBE_TIMEOUT="2").start()
+    fake = fake_ffprobe(tmp_path)
+    system = make_system(VIDEODROP_FFPROBE=str(fake), VIDEODROP_PROBE_TIMEOUT="2").start()
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "HANGME.mp4")
     [hung] = system.wait_done(1, timeout=60)
     assert hung["status"] == "failed"
@@ -93,8 +93,8 @@ def test_missing_ffprobe_refuses_to_start(make_system):
 
 
 def test_worker_killed_mid_probe_is_redelivered_and_ready_once(make_system, samples, tmp_path):
-    ffprobe = fake_ffprobe(tmp_path, slow_seconds=5)
-    system = make_system(VIDEODROP_FFPROBE=str(ffprobe), VIDEODROP_PROBER_CONCURRENCY="1")
+    fake = fake_ffprobe(tmp_path, slow_seconds=5)
+    system = make_system(VIDEODROP_FFPROBE=str(fake), VIDEODROP_PROBER_CONCURRENCY="1")
     system.start()
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "SLOWME.mp4")
 
@@ -170,3 +170,27 @@ def test_a_message_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system
 def test_concurrency_setting_starts_that_many_consumers(make_system, concurrency):
     system = make_system(VIDEODROP_PROBER_CONCURRENCY=concurrency).start("prober")
     system.wait_consumers(int(concurrency))
+
+
+GENERATED = {"clip.mp4": "mp4", "clip.avi": "avi", "clip.mov": "mov", "clip.mkv": "mkv",
+             "clip.wmv": "wmv", "clip.flv": "flv", "clip.webm": "webm", "clip.m4v": "m4v",
+             "mov-named.mp4": "mov", "mkv-named.mp4": "mkv", "m4v-named.mp4": "m4v"}
+BAD = {"empty.mp4": "empty file", "random.mp4": "not a media file: ", "text.mkv":
+       "not a media file: ", "image.mp4": "still image, not a video",
+       "song.mp3": "no video stream"}
+
+
+def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixture is shared
+        system: System, clips: Path, samples: Path):  # noqa: F811
+    for name in list(BAD) + list(GENERATED):
+        shutil.copy(clips / name, system.inbox / name)
+    items = {v["original_filename"]: v for v in system.wait_done(len(BAD) + len(GENERATED))}
+    for name, container in GENERATED.items():
+        assert items[name]["status"] == "ready", items[name]
+        assert items[name]["file_info"]["format"] == container, name
+        assert items[name]["file_info"]["duration"] == pytest.approx(1.0, abs=0.1), name
+    for name, reason in BAD.items():
+        assert items[name]["status"] == "failed", name
+        assert items[name]["processing_error"].startswith(reason), items[name]
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "good-after-bad.mp4")
+    assert system.wait_record("good-after-bad.mp4")["status"] == "ready"
