@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -95,6 +96,25 @@ class ProbeOutcome:
     raw: dict[str, Any] | None
 
 
+_IDLE_CHECK_SECONDS = 2.0
+
+
+def _stamp(conn: psycopg.Connection[Any]) -> None:
+    """Pool ``reset`` hook: remember when the connection was last given back."""
+    _last_used[id(conn)] = time.monotonic()
+
+
+def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
+    """Pool ``check`` hook: a round trip only for connections idle a while (a server restart
+    breaks idle ones); a connection in steady use is known good, and the hot path (a token
+    lookup per request) keeps its single round trip."""
+    if time.monotonic() - _last_used.get(id(conn), 0.0) > _IDLE_CHECK_SECONDS:
+        ConnectionPool.check_connection(conn)
+
+
+_last_used: dict[int, float] = {}
+
+
 class Catalog:
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`."""
 
@@ -111,7 +131,7 @@ class Catalog:
                               kwargs={"row_factory": dict_row, "autocommit": False},
                               # a connection broken by a server restart is replaced
                               # before it is handed out, not discovered by a query
-                              check=ConnectionPool.check_connection, timeout=10)
+                              check=_check_if_idle, reset=_stamp, timeout=10)
         pool.open(wait=False)
         return cls(pool, **kwargs)
 
