@@ -34,3 +34,33 @@ def test_enough_watches_pass(tmp_path):
     d = daemon(tmp_path, 8192)
     d.prepare()
     assert d.mode == "inotify"
+
+
+def test_an_inotify_overflow_asks_for_a_rescan_at_once(tmp_path):
+    """watchdog rebuilds its watches after IN_Q_OVERFLOW and only logs that events were
+    lost; the alarm turns that log line into a rescan event."""
+    import logging
+    import queue
+
+    from ingest.watcher import OverflowAlarm
+
+    events: queue.Queue = queue.Queue()
+    alarm = OverflowAlarm(events, tmp_path)
+    logger = logging.getLogger("watchdog.observers.inotify_c")
+    logger.addHandler(alarm)
+    try:
+        logger.warning("Inotify queue overflowed; filesystem events were lost")
+        assert events.get_nowait() == ("rescan", tmp_path, None)
+        logger.warning("something else")
+        assert events.empty()
+    finally:
+        logger.removeHandler(alarm)
+
+
+def test_a_rescan_event_rescans(tmp_path):
+    d = daemon(tmp_path, 8192)
+    d.prepare()
+    (d.inbox / "a" / "missed.mp4").write_bytes(b"x")
+    d.handle(("rescan", d.inbox, None))
+    assert d.inbox / "a" / "missed.mp4" in d.tracker.candidates
+    assert d.stats.rescans == 1
