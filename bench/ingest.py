@@ -8,7 +8,10 @@ system, then renamed into the inbox one after another (a few ms for all 100: ino
 ``moved_to`` events). The clock runs from the first rename until the database shows the
 last row ``ready`` (polled every 20 ms on one connection). Measured with the default settle
 window (2 s) and a short one (0.2 s): every file waits at least the window before it is
-published, so the window sits on the critical path once.
+published, so the window sits on the critical path once; the value column says what share
+of the total passed before the first file was published. The reference runs before and
+after the system's run (their mean), so a busy spell of a shared machine hits both alike;
+the log line also gives CPU seconds (ours: every role and its ffprobes, start to stop).
 """
 
 from __future__ import annotations
@@ -163,10 +166,11 @@ def main() -> list[Row]:
             f" +{ours['first_claim'] or 0:.2f} s; per file: claim {b['claim_ms']:.0f} ms,"
             f" probe {b['probe_ms']:.0f} ms, commit {b['commit_ms']:.0f} ms")
         label = "default" if settle == 2.0 else "short"
+        waited = (ours["first_publish"] or 0.0) / ours["seconds"]  # the settle window's share
         rows.append(row(
             f"ingest throughput, {CLIPS} clips at once (settle {settle:g} s, {label})",
-            f"{CLIPS / ours['seconds']:.1f} clips/s ({ours['seconds']:.2f} s;"
-            f" settle {settle / ours['seconds']:.0%})",
+            f"{CLIPS / ours['seconds']:.1f} clips/s ({ours['seconds']:.2f} s, of which"
+            f" {waited:.0%} before the first publish)",
             f"{CLIPS / ref:.1f} clips/s ({ref:.2f} s)",
             ratio, f">= {TARGET}x", ratio >= TARGET if ours["failed"] == 0 else False))
     return rows
