@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest import openfiles, watcher
-from ingest.scan import FileState, count_dirs, examine, relative, walk
+from ingest.scan import FileState, Verdict, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
 from videodrop import metrics
 from videodrop.errors import BrokerUnavailable, ConfigurationError
@@ -144,8 +144,10 @@ class IngestDaemon:
             return
         self.consider(path, now, writing=False, why=kind)  # closed, moved
 
-    def consider(self, path: Path, now: float, *, writing: bool | None, why: str) -> None:
-        verdict = examine(self.inbox, path, self.settings.ignore_patterns)
+    def consider(self, path: Path, now: float, *, writing: bool | None, why: str,
+                 verdict: Verdict | None = None) -> None:
+        if verdict is None:
+            verdict = examine(self.inbox, path, self.settings.ignore_patterns)
         if verdict.state is None:
             if verdict.reason and path not in self.refused:
                 self.refused.add(path)
@@ -182,7 +184,7 @@ class IngestDaemon:
             if recent or path in self.tracker.candidates:
                 continue
             found += 1
-            self.consider(path, now, writing=None, why=f"rescan: {why}")
+            self.consider(path, now, writing=None, why=f"rescan: {why}", verdict=verdict)
         for gone in [p for p in self.published if p not in present]:
             del self.published[gone]
         self.refused &= present
