@@ -37,10 +37,11 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
-from api import staging
+from api import rawbody, staging
 from api.auth import require_admin
 from api.params import query_params, text
 from api.publishing import ProbeRequests
+from api.rawbody import SocketSource
 from videodrop import logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable, Conflict
@@ -78,11 +79,35 @@ class Body:
     """The request body as it arrives: counted, bounded, and telling a client that went
     away (an error from the server's input, or EOF before Content-Length) from the end."""
 
-    def __init__(self, raw: Readable, expected: int | None, limit: int) -> None:
+    def __init__(self, raw: Readable, expected: int | None, limit: int,
+                 direct: SocketSource | None = None) -> None:
         self.raw = raw
         self.expected = expected
         self.limit = limit
         self.count = 0
+        self.direct = direct  # the same body straight from the socket (api/rawbody.py)
+
+    def readinto(self, buf: memoryview) -> int:
+        """Fill the start of ``buf``; 0 at the end of the body."""
+        if self.direct is None:
+            data = self.read(len(buf))
+            buf[:len(data)] = data
+            return len(data)
+        want = len(buf)
+        if self.expected is not None:
+            want = min(want, self.expected - self.count)
+            if want <= 0:
+                return 0
+        try:
+            n = self.direct.readinto(buf[:want])
+        except Exception as exc:  # OSError, socket timeout
+            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
+        if n == 0:
+            raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
+        self.count += n
+        if self.count > self.limit:
+            raise TooLarge()
+        return n
 
     def read(self, size: int = -1, /) -> bytes:
         if self.expected is not None:
@@ -226,7 +251,8 @@ class Upload:
         for key in FIELDS:  # for either shape; a form's own fields win
             if (value := query.get(key)) is not None:
                 fields.set(key, value, QUERY_LIMITS)
-        body = Body(req.stream, declared, body_limit)
+        direct = None if multipart else rawbody.socket_source(req.env, declared)
+        body = Body(req.stream, declared, body_limit, direct)
         receipt = Receipt()
         try:
             if multipart:
@@ -311,12 +337,19 @@ class Upload:
         limit = self.settings.max_file_size
         next_beat = self.clock() + HEARTBEAT_SECONDS
         fd = os.open(receipt.stage, os.O_WRONLY | os.O_CLOEXEC)
+        body = source if isinstance(source, Body) else None
+        buffer = memoryview(bytearray(CHUNK if body is not None else 0))
         try:
-            while chunk := source.read(CHUNK):
-                receipt.size += len(chunk)
+            while True:
+                if body is not None:  # one buffer, filled in place: no copy per chunk
+                    view = buffer[:body.readinto(buffer)]
+                else:
+                    view = memoryview(source.read(CHUNK))
+                if not view:
+                    break
+                receipt.size += len(view)
                 if receipt.size > limit:
                     raise TooLarge()
-                view = memoryview(chunk)
                 while view:
                     view = view[os.write(fd, view):]
                 if self.clock() >= next_beat:

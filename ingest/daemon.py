@@ -142,10 +142,12 @@ class IngestDaemon:
         if kind == "created":
             self.consider(path, now, writing=None, why="created")
             return
-        self.consider(path, now, writing=False, why=kind)  # closed, moved
+        # A rename into place (mv, rsync, WinSCP's .filepart) is the writer saying "done":
+        # no window. A close may be followed by a reopen to append: the window absorbs it.
+        self.consider(path, now, writing=False, why=kind, finished=kind == "moved")
 
     def consider(self, path: Path, now: float, *, writing: bool | None, why: str,
-                 verdict: Verdict | None = None) -> None:
+                 verdict: Verdict | None = None, finished: bool = False) -> None:
         if verdict is None:
             verdict = examine(self.inbox, path, self.settings.ignore_patterns)
         if verdict.state is None:
@@ -155,7 +157,7 @@ class IngestDaemon:
                 metrics.FILES_IGNORED.inc()
                 self.log.warning("refused", path=relative(self.inbox, path), reason=verdict.reason)
             return
-        if self.tracker.touch(path, verdict.state, now, writing):
+        if self.tracker.touch(path, verdict.state, now, writing, finished=finished):
             self.stats.seen += 1
             metrics.FILES_SEEN.inc()
             self.log.info("seen", path=relative(self.inbox, path), size=verdict.state.size,

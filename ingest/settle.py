@@ -31,14 +31,18 @@ class SettleTracker:
         return len(self.candidates)
 
     def touch(self, path: Path, state: FileState, now: float,
-              writing: bool | None = None) -> bool:
+              writing: bool | None = None, *, finished: bool = False) -> bool:
         """Something happened to ``path``: (re)start its window. True if it is new.
-        ``writing`` True: a writer has it open (wait for its close); None: unchanged."""
+        ``writing`` True: a writer has it open (wait for its close); None: unchanged.
+        ``finished``: the event itself says the file is complete (renamed into place), so
+        no window: it is due at once (``due`` still re-stats it and asks /proc whether a
+        local process holds it open for writing)."""
+        quiet_since = now - self.settle if finished else now
         known = self.candidates.get(path)
         if known is None:
-            self.candidates[path] = Candidate(path, state, now, bool(writing))
+            self.candidates[path] = Candidate(path, state, quiet_since, bool(writing))
             return True
-        known.state, known.quiet_since = state, now
+        known.state, known.quiet_since = state, quiet_since
         if writing is not None:
             known.writing = writing
         return False

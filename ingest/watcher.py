@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Literal
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.inotify import InotifyObserver
+from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
 from watchdog.observers.polling import PollingObserver
 
 # closed: a writer closed the file; moved: renamed into place; created: appeared (opened
@@ -35,10 +36,12 @@ class Handler(FileSystemEventHandler):
     def dispatch(self, event: FileSystemEvent) -> None:
         kind = event.event_type
         src = _p(event.src_path)
-        if kind == "moved":
-            dest = _p(event.dest_path)
-            self.events.put(("gone", src, None))
-            self.events.put(("dir" if event.is_directory else "moved", dest, src))
+        if kind == "moved":  # full events: src "" = moved in from outside, dest "" = out
+            if event.src_path:
+                self.events.put(("gone", src, None))
+            if event.dest_path:
+                dest = _p(event.dest_path)
+                self.events.put(("dir" if event.is_directory else "moved", dest, src))
         elif event.is_directory:
             if kind == "created":
                 self.events.put(("dir", src, None))
@@ -96,10 +99,21 @@ def choose_mode(mode: str, inbox: Path, fstype: str | None = None) -> tuple[str,
     return "inotify", f"inbox is on {fstype}"
 
 
+# watchdog holds every IN_MOVED_FROM for 0.5 s to pair it with its IN_MOVED_TO, and its
+# queue is first in, first out: each file the prober moves out of the inbox stalls the
+# events behind it (the next file dropped in) for up to 0.5 s. The kernel queues the two
+# halves of a rename back to back, so a short hold still pairs them; and with full events
+# an unpaired half is no loss to us (gone + moved in are what the daemon wants anyway).
+MOVE_PAIRING_SECONDS = 0.05
+
+
 def start_observer(inbox: Path, mode: str, events: queue.Queue[Event],
                    poll_interval: float) -> BaseObserver:
+    # Full events: a file renamed in from outside the inbox comes as a move (not as a
+    # creation), so it counts as finished like a rename inside the inbox.
+    InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
     observer: BaseObserver = (PollingObserver(timeout=poll_interval) if mode == "poll"
-                              else Observer())
+                              else InotifyObserver(generate_full_events=True))
     observer.schedule(Handler(events), str(inbox), recursive=True)
     alarm = OverflowAlarm(events, inbox)
     for name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):

@@ -191,8 +191,10 @@ class BatchPublisher(_Link):
                                          content_type="application/json")
             for i, msg in enumerate(msgs):
                 body = encode(msg)
-                channel.basic_publish(self.settings.exchange, "probe", body, props,
-                                      mandatory=True)
+                # the wrapped channel only queues the frames; BlockingChannel.basic_publish
+                # would also flush the socket and poll after every message
+                channel._impl.basic_publish(self.settings.exchange, "probe", body, props,
+                                            mandatory=True)
                 self._tag += 1
                 sent[self._tag] = (msg, body)
                 if i % 256 == 255:

@@ -142,3 +142,15 @@ def test_auto_mode_polls_on_network_file_systems(tmp_path):
         assert choose_mode("auto", tmp_path, fstype)[0] == "inotify", fstype
     assert choose_mode("poll", tmp_path, "ext4") == ("poll", "configured")
     assert filesystem_type(Path("/proc")) == "proc"
+
+
+def test_a_rename_into_place_needs_no_window_but_still_the_checks(tmp_path):
+    f = tmp_path / "renamed.mp4"
+    f.write_bytes(b"x")
+    st = state(f)
+    busy = {(st.dev, st.ino)}
+    t = SettleTracker(2.0, lambda keys: keys & busy)
+    t.touch(f, st, now=10.0, finished=True)
+    assert t.due(10.0, restat) == []  # due at once, but a local writer still has it open
+    busy.clear()
+    assert [c.path for c in t.due(10.0, restat)] == [f]
