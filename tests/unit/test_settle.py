@@ -151,6 +151,15 @@ def test_a_rename_into_place_needs_no_window_but_still_the_checks(tmp_path):
     busy = {(st.dev, st.ino)}
     t = SettleTracker(2.0, lambda keys: keys & busy)
     t.touch(f, st, now=10.0, finished=True)
-    assert t.due(10.0, restat) == []  # due at once, but a local writer still has it open
-    busy.clear()
+    assert t.due(10.0, restat) == []  # due at once, but a local writer still has it open:
+    busy.clear()                        # then it waits for a whole window like any other
+    assert t.due(11.9, restat) == []
+    assert [c.path for c in t.due(12.0, restat)] == [f]
+
+
+def test_a_rename_into_place_settles_at_once(tmp_path):
+    f = tmp_path / "renamed.mp4"
+    f.write_bytes(b"x")
+    t = SettleTracker(2.0, never_open)
+    t.touch(f, state(f), now=10.0, finished=True)
     assert [c.path for c in t.due(10.0, restat)] == [f]
