@@ -13,6 +13,7 @@ import contextlib
 import os
 from pathlib import Path
 
+from videodrop import media
 from videodrop.catalog import Video
 
 STAGING_DIR = ".uploads"
@@ -37,7 +38,7 @@ def commit(stage: Path, media_root: Path, stored_path: str) -> Path:
     dst = media_root / stored_path
     dst.parent.mkdir(parents=True, exist_ok=True)
     os.rename(stage, dst)
-    fsync_dir(dst.parent)
+    media.fsync_dir(dst.parent)
     return dst
 
 
@@ -54,10 +55,3 @@ def remove_files(media_root: Path, video: Video, *, stored: bool = True) -> None
     with contextlib.suppress(OSError):  # not empty, or already gone
         dst.parent.rmdir()
 
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

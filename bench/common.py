@@ -33,6 +33,7 @@ import pika.exceptions  # noqa: E402
 import requests  # noqa: E402
 
 from tests.harness import System, drop_database, fresh_database, wait_for  # noqa: E402
+from tests.servers import delete_amqp_names  # noqa: E402
 
 BENCH_VAR = REPO / "var" / "bench"
 CACHE = BENCH_VAR / "cache"  # generated inputs kept between runs (clips)
@@ -90,21 +91,6 @@ def servers() -> tuple[str, str]:
         var = REPO / "var"
         _servers = (devstack.ensure_postgres(pg, var), devstack.ensure_amqp(amqp, var))
     return _servers
-
-
-def amqp_names(prefix: str) -> list[str]:
-    return [prefix, f"{prefix}.probe", f"{prefix}.probe.dead", f"{prefix}.dead"]
-
-
-def delete_amqp_names(url: str, prefix: str) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        for name in amqp_names(prefix):
-            for delete in ("queue_delete", "exchange_delete"):
-                with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                    getattr(conn.channel(), delete)(name)
-    finally:
-        conn.close()
 
 
 def queue_depth(url: str, queue: str) -> int | None:

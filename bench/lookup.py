@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ from psycopg.types.json import Jsonb
 
 from bench import common, wrk
 from bench.common import REPO, Row, Scratch, row
-from tests.harness import free_port, wait_for
+from tests.harness import free_port, stop_process, wait_for
 from videodrop.settings import Settings
 
 ROWS = 10_000
@@ -117,13 +116,7 @@ def start_bare(settings: Settings, record: Path) -> tuple[subprocess.Popen[bytes
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, timeout=20)
 
 
 def main() -> list[Row]:

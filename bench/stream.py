@@ -15,7 +15,6 @@ bytes per second; the target is at least 0.9x nginx's.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +26,7 @@ import psycopg
 
 from bench import common, wrk
 from bench.common import Row, Scratch, row
-from tests.harness import free_port, wait_for
+from tests.harness import free_port, stop_process, wait_for
 from videodrop.settings import Settings
 
 SIZE = 256 * 1024 * 1024
@@ -98,13 +97,7 @@ def start_nginx(root: Path, folder: Path, workers: int) -> tuple[subprocess.Pope
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    stop_process(proc, timeout=10)
 
 
 def check_range(url: str) -> None:

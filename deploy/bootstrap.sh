@@ -73,6 +73,7 @@ if [[ ${1:-} == --test ]]; then
     have_any systemd-analyze || want systemd "systemd-analyze (the unit file checks)"
     have_any nginx /usr/sbin/nginx || want nginx-light "nginx (the X-Accel-Redirect test, make bench)"
     have_any wrk || want wrk "wrk (make bench)"
+    have_any strace || want strace "strace (the sendfile test)"
     have_any /usr/bin/chromium chromium || want chromium "Chromium (browser tests)"
 fi
 

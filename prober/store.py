@@ -11,6 +11,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from videodrop import media
 from videodrop.catalog import Catalog, ClaimKey, Video
 from videodrop.errors import StorageFull, TransientFileError
 from videodrop.messages import InboxFile
@@ -94,7 +95,7 @@ def move_into_store(src: Path, dst: Path, key: ClaimKey) -> None:
             finally:
                 tmp.unlink(missing_ok=True)
             _unlink_if_same(src, key)
-        _fsync_dir(dst.parent)
+        media.fsync_dir(dst.parent)
     except FileNotFoundError:
         if not dst.exists():
             raise TransientFileError(f"{src.name} vanished while being moved") from None
@@ -114,13 +115,6 @@ def _unlink_if_same(src: Path, key: ClaimKey) -> None:
     except FileNotFoundError:
         pass
 
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def sha256_of(path: Path) -> str:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import os
 import re
 import unicodedata
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 # The eight containers we accept, by extension, and the Content-Type each is served with.
 CONTENT_TYPES: dict[str, str] = {
@@ -76,6 +77,15 @@ def safe_filename(name: str, *, fallback: str = "video") -> str:
 def stored_path(source_id: str, filename: str) -> str:
     """Where a video lives, relative to MEDIA_ROOT: ``videos/<source_id>/<filename>``."""
     return f"videos/{safe_filename(source_id, fallback='source')}/{safe_filename(filename)}"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or an unlink in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def name_from_filename(filename: str) -> str:

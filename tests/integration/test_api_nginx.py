@@ -51,7 +51,7 @@ def site_for(system: System, port: int, root: Path) -> str:
 @pytest.fixture
 def fronted(make_system, tmp_path) -> Iterator[tuple[System, str]]:
     if shutil.which("nginx") is None:
-        pytest.skip("nginx is not installed (apt-get install nginx-light); deploy/ only")
+        pytest.fail("nginx is not installed: apt-get install nginx-light (make test does)")
     system = make_system(VIDEODROP_ACCEL_REDIRECT="/protected/",
                          VIDEODROP_MAX_FILE_SIZE="100MB").start("api", "prober")
     port = free_port()

@@ -577,10 +577,11 @@ def test_multipart_memory_stays_flat(server: Server) -> None:
         assert peak_kib < 100 * 1024, f"worker {pid} peaked at {peak_kib} KiB"
 
 
-@pytest.mark.skipif(shutil.which("strace") is None, reason="strace not installed")
 def test_gunicorn_uses_sendfile_bounded_by_content_length(
     workdir: Path, files: dict[str, bytes], tmp_path: Path,
 ) -> None:
+    if shutil.which("strace") is None:
+        pytest.fail("strace is not installed: apt-get install strace (make test does)")
     trace = tmp_path / "strace.log"
     srv = start_server(workdir, workdir / "data", name="traced", strace_log=trace)
     try:
