@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -33,7 +33,6 @@ class Stats:
     refused: int = 0
     publish_failures: int = 0
     rescans: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 class IngestDaemon:

@@ -84,6 +84,8 @@ class Settings:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
             raise SettingsError("VIDEODROP_PROBER_CONCURRENCY must be at least 1")
+        if self.delivery_limit < 1:
+            raise SettingsError("VIDEODROP_DELIVERY_LIMIT must be at least 1")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):

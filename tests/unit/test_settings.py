@@ -54,6 +54,7 @@ def test_parse_size(text, n):
     {"VIDEODROP_INGEST_MODE": "magic"},
     {"VIDEODROP_PROBER_CONCURRENCY": "0"},
     {"VIDEODROP_AMQP_PREFIX": "a b"},
+    {"VIDEODROP_DELIVERY_LIMIT": "0"},
 ])
 def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError) as err:
