@@ -11,23 +11,25 @@ from api import admin, health, manage, openapi, pages, resources
 from api.metrics import Metrics, RequestMetrics
 from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
+from api.tokencache import TokenCache
 from api.uploads import Upload
 from videodrop import logs
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 
 
-def create_app(settings: Settings, catalog: Catalog,
-               probes: ProbeRequests | None = None) -> falcon.App:
+def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
+               tokens: TokenCache | None = None) -> falcon.App:
     log = logs.get("api")
     middleware: list[Any] = [RequestMetrics(), RequestLog(log), SecurityHeaders()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = settings.base_url.startswith("https")
-    app.add_route("/api/video/{token}/", resources.VideoRecord(settings, catalog))
-    app.add_route("/api/video/{token}/metadata/", resources.VideoMetadata(settings, catalog))
-    app.add_route("/api/video/{token}/download/", resources.Download(settings, catalog))
-    app.add_route("/stream/{token}/", resources.Stream(settings, catalog))
+    for path, endpoint in (("/api/video/{token}/", resources.VideoRecord),
+                           ("/api/video/{token}/metadata/", resources.VideoMetadata),
+                           ("/api/video/{token}/download/", resources.Download),
+                           ("/stream/{token}/", resources.Stream)):
+        app.add_route(path, endpoint(settings, catalog, tokens))
     for path in ("/api/video/{token}", "/api/video/{token}/metadata",
                  "/api/video/{token}/download", "/stream/{token}"):
         app.add_route(path, resources.TrailingSlash())
@@ -47,9 +49,16 @@ def create_app(settings: Settings, catalog: Catalog,
 
 def get_app() -> falcon.App:
     settings = Settings.from_env()
-    logs.configure(role="api", fmt=settings.log_format, level=settings.log_level)
+    logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
+                   batched=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=max(2, settings.api_threads))
     probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
     probes.start()  # per worker: gunicorn calls get_app() after the fork
-    return create_app(settings, catalog, probes)
+    tokens = None
+    if settings.token_cache_size:
+        tokens = TokenCache(settings.database_url, clock=catalog.clock,
+                            log=logs.get("api.tokens"), max_entries=settings.token_cache_size)
+        catalog.after_write = tokens.changed
+        tokens.start()
+    return create_app(settings, catalog, probes, tokens)

@@ -1,12 +1,15 @@
 """gunicorn hooks for the API (``gunicorn -c python:api.gunicorn_conf ...``).
 
-Two jobs, both in the gunicorn master:
+Three jobs, all in the gunicorn master:
 
 * **Metrics across workers.** Before any worker exists, point
   ``$PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty folder (a new temporary one, or the one
   the operator named, emptied), so the workers' counters add up in ``/metrics``
   (``api/metrics.py``) and a restart starts from zero as Prometheus expects. A worker that
   exits is marked dead for the live gauges; the temporary folder goes away at exit.
+
+* **One shared page for the token cache.** Importing ``api.tokencache`` here creates the
+  stamp every worker's cache watches, before the workers are forked from this process.
 
 * **systemd ``Type=notify``.** gunicorn would send ``READY=1`` itself as soon as its
   socket is bound, before any worker has loaded the app, and never sends ``WATCHDOG=1``.
@@ -68,6 +71,9 @@ def take_systemd_environment() -> dict[str, str]:
 prepare_metrics_dir()
 _systemd_env = take_systemd_environment()
 
+# The token cache's shared stamp (api/tokencache.py) is made here, in the master, so that
+# every worker forked from it shares the same page.
+import api.tokencache  # noqa: E402, F401
 
 # --- gunicorn server hooks (names and signatures are gunicorn's) ---------------------------
 
@@ -82,6 +88,13 @@ def when_ready(server: Any) -> None:
     thread = threading.Thread(target=_supervise, args=(server, notifier), daemon=True,
                               name="videodrop-systemd")
     thread.start()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """In the worker, as it exits: the log lines it collected go out."""
+    from videodrop import logs  # noqa: PLC0415
+
+    logs.flush()
 
 
 def child_exit(server: Any, worker: Any) -> None:

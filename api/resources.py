@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import falcon
 import structlog
 
 from api.fileresponse import send_file
-from videodrop import media, records
+from api.tokencache import Entry, TokenCache
+from videodrop import media, metrics, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
@@ -22,19 +25,38 @@ def not_found() -> falcon.HTTPNotFound:
                                description="No video has this token (or it was revoked).")
 
 
+CACHE_HITS = metrics.TOKEN_LOOKUPS.labels("cache")
+DATABASE_LOOKUPS = metrics.TOKEN_LOOKUPS.labels("database")
+
 # What a token can look like (URL-safe base64); anything else is not looked up at all.
 TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
+def to_json(value: Any) -> bytes:
+    """What ``resp.media`` would send (Falcon's default JSON handler), once per entry."""
+    return json.dumps(value, ensure_ascii=False).encode()
+
+
 class TokenResource:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog,
+                 tokens: TokenCache | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.tokens = tokens
 
-    def lookup(self, token: str) -> Video:
+    def lookup(self, token: str) -> Entry:
         structlog.contextvars.bind_contextvars(token=token_prefix(token))
         if not TOKEN.fullmatch(token):
             raise not_found()
+        cache = self.tokens
+        if cache is not None:
+            entry = cache.get(token)
+            if entry is not None:
+                CACHE_HITS.inc()
+                structlog.contextvars.bind_contextvars(video_id=entry.video.id)
+                return entry
+            mark = cache.mark()
+        DATABASE_LOOKUPS.inc()
         try:
             video = self.catalog.lookup_token(token)
         except CatalogUnavailable as exc:
@@ -44,28 +66,44 @@ class TokenResource:
         if video is None:
             raise not_found()
         structlog.contextvars.bind_contextvars(video_id=video.id)
-        return video
+        return cache.put(token, video, mark) if cache is not None else Entry(video)
 
 
-class VideoRecord(TokenResource):
+class JSONEndpoint(TokenResource):
+    """A JSON view of the video, rendered once per cached entry."""
+
+    name: str
+
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        resp.media = records.record(self.lookup(token), self.settings.base_url)
+        entry = self.lookup(token)
+        resp.content_type = falcon.MEDIA_JSON
+        resp.data = entry.body(self.name, self.render)
 
     on_head = on_get
 
+    def render(self, video: Video) -> bytes:
+        raise NotImplementedError
 
-class VideoMetadata(TokenResource):
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        resp.media = records.metadata(self.lookup(token))
 
-    on_head = on_get
+class VideoRecord(JSONEndpoint):
+    name = "record"
+
+    def render(self, video: Video) -> bytes:
+        return to_json(records.record(video, self.settings.base_url))
+
+
+class VideoMetadata(JSONEndpoint):
+    name = "metadata"
+
+    def render(self, video: Video) -> bytes:
+        return to_json(records.metadata(video))
 
 
 class FileEndpoint(TokenResource):
     disposition: str = "inline"
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        video = self.lookup(token)
+        video = self.lookup(token).video
         if video.status != "ready":
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")

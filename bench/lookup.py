@@ -8,7 +8,12 @@ metadata and raw ffprobe JSON of a real clip, random 256-bit tokens). The refere
 real record from that database, no middleware, no database.
 
 wrk, 32 connections, each request a token drawn at random from the 10,000. After a warm-up
-of each, the two alternate in short rounds in the same run. Targets: at least 0.8x the
+of each, the two alternate in short rounds in the same run. The API's warm-up goes on until
+its workers' token caches hold the working set (fewer than 1 % of a round's lookups read
+the database, per ``videodrop_api_token_lookups_total``): the steady state of a catalog
+whose videos are being read. A cold lookup, one PostgreSQL round trip, is measured by
+``bench/catalog.py`` (cache off) and reported in the table as the rate of the first pass.
+Targets: at least 0.8x the
 bare app's requests/s, p99 at most 10 ms (reported at 32 connections, where it is mostly
 queueing, and at 2 connections, where it is the service time).
 """
@@ -33,7 +38,7 @@ from psycopg.types.json import Jsonb
 
 from bench import common, wrk
 from bench.common import REPO, Row, Scratch, row
-from tests.harness import free_port, stop_process, wait_for
+from tests.harness import free_port, stop_process, token_lookups, wait_for
 from videodrop.settings import Settings
 
 ROWS = 10_000
@@ -96,6 +101,23 @@ end
 """
 
 
+def warm_caches(base_url: str, url: str, script: str, root: Path, *, limit: float = 90.0,
+                enough: float = 0.01) -> None:
+    """Rounds of load until under ``enough`` of the lookups of a round read the database."""
+    spent = 0.0
+    while spent < limit:
+        before = token_lookups(base_url)
+        wrk.run(url, script, root, connections=CONNECTIONS, seconds=WARMUP)
+        spent += WARMUP
+        after = token_lookups(base_url)
+        hits, misses = (after[k] - before[k] for k in ("cache", "database"))
+        common.log(f"warm-up: {misses / max(1.0, hits + misses):.1%} of lookups read the"
+                   " database")
+        if misses <= enough * (hits + misses):
+            return
+    raise RuntimeError(f"the token caches did not warm up within {limit:.0f} s")
+
+
 def start_bare(settings: Settings, record: Path) -> tuple[subprocess.Popen[bytes], str]:
     from api.main import gunicorn_argv  # the API's own gunicorn arguments
 
@@ -138,7 +160,11 @@ def main() -> list[Row]:
         try:
             for name, url in urls.items():
                 with common.stage(f"warm-up {name}"):
-                    wrk.run(url, script, scratch.root, connections=CONNECTIONS, seconds=WARMUP)
+                    load = wrk.run(url, script, scratch.root, connections=CONNECTIONS,
+                                   seconds=WARMUP)
+                    if name == "api":
+                        cold = load
+                        warm_caches(system.base_url, url, script, scratch.root)
             pids = {"api": (wrk.process_tree(system.procs["api"].pid)
                             + wrk.backends(scratch.database_url)),
                     "bare": wrk.process_tree(bare.pid)}
@@ -167,6 +193,8 @@ def main() -> list[Row]:
     return [
         row(f"token lookup requests/s ({setup})", f"{api.rps:.0f}", f"{ref.rps:.0f}", ratio,
             f">= {RPS_TARGET}x", ratio >= RPS_TARGET),
+        row("token lookup requests/s, cold caches (the first 3 s: most read the database)",
+            f"{cold.rps:.0f}", f"{ref.rps:.0f}", cold.rps / ref.rps),
         row("token lookup p99 latency", f"{api.p99_ms:.2f} ms", f"{ref.p99_ms:.2f} ms",
             api.p99_ms / ref.p99_ms if ref.p99_ms else None, f"<= {P99_TARGET_MS:g} ms",
             api.p99_ms <= P99_TARGET_MS),

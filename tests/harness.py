@@ -41,6 +41,18 @@ def wait_for(check: Callable[[], T], *, timeout: float = 30.0, interval: float =
         time.sleep(interval)
 
 
+def token_lookups(base_url: str) -> dict[str, float]:
+    """``videodrop_api_token_lookups_total`` by source (cache, database), from ``/metrics``."""
+    found = {"cache": 0.0, "database": 0.0}
+    for line in requests.get(f"{base_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("videodrop_api_token_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            for source in found:
+                if f'source="{source}"' in labels:
+                    found[source] += float(value)
+    return found
+
+
 def rows(db: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
     with psycopg.connect(db) as conn:
         return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]

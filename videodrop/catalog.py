@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -123,6 +123,8 @@ class Catalog:
         self.pool = pool
         self.clock = clock
         self.new_token = new_token
+        # Called after rotate/revoke/delete commit (the API's token cache forgets then).
+        self.after_write: Callable[[], None] | None = None
 
     @classmethod
     def connect(cls, url: str, *, min_size: int = 1, max_size: int = 4,
@@ -317,16 +319,23 @@ class Catalog:
         """A new token; the old one stops working with this commit."""
         row = self._one("rotate_token", {"id": video_id, "token": self.new_token(),
                                          "expires_at": expires_at, "now": self.clock()})
+        self._changed()
         return Video.from_row(row) if row else None
 
     def revoke_token(self, video_id: int) -> Video | None:
         row = self._one("revoke_token", {"id": video_id, "now": self.clock()})
+        self._changed()
         return Video.from_row(row) if row else None
 
     def delete_video(self, video_id: int) -> Video | None:
         """Remove the row; the caller removes the stored file (its path is in the result)."""
         row = self._one("delete_video", {"id": video_id})
+        self._changed()
         return Video.from_row(row) if row else None
+
+    def _changed(self) -> None:
+        if self.after_write is not None:
+            self.after_write()
 
     def touch_upload(self, video_id: int) -> bool:
         """Heartbeat of a running upload; False when the row is no longer uploading."""

@@ -95,6 +95,10 @@ HTTP_REQUEST_SECONDS = Histogram(
     " by method and route template.",
     ["method", "route"], namespace=NAMESPACE, subsystem="http", registry=API,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+TOKEN_LOOKUPS = Counter(
+    "token_lookups", "Token lookups of the four token endpoints, by where the answer came"
+    " from: the worker's token cache, or the database (a miss, or the cache off).",
+    ["source"], namespace=NAMESPACE, subsystem="api", registry=API)
 
 ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "api": API}
 
@@ -188,6 +192,6 @@ __all__ = [
     "API", "DEAD_LETTERS", "FILES_IGNORED", "FILES_PUBLISHED", "FILES_SEEN", "FILES_SETTLED",
     "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES", "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
-    "REDELIVERIES", "RESCANS", "MetricsServer", "exposition_registry", "family_names",
-    "parse_bind", "start_metrics_server",
+    "REDELIVERIES", "RESCANS", "TOKEN_LOOKUPS", "MetricsServer", "exposition_registry",
+    "family_names", "parse_bind", "start_metrics_server",
 ]

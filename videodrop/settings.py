@@ -59,6 +59,7 @@ class Settings:
     prober_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     api_workers: int = 2
     api_threads: int = 8
+    token_cache_size: int = 20_000
     accel_redirect: str | None = None
     log_format: str = "auto"
     log_level: str = "info"
@@ -84,6 +85,8 @@ class Settings:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
             raise SettingsError("VIDEODROP_PROBER_CONCURRENCY must be at least 1")
+        if self.token_cache_size < 0:
+            raise SettingsError("VIDEODROP_TOKEN_CACHE_SIZE must be 0 (off) or more")
         if self.delivery_limit < 1:
             raise SettingsError("VIDEODROP_DELIVERY_LIMIT must be at least 1")
         if self.probe_timeout <= 0:
@@ -124,7 +127,8 @@ def _convert(name: str, raw: str) -> object:
             return parse_size(raw)
         if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
             return float(raw)
-        if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit"}:
+        if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
+                    "token_cache_size"}:
             return int(raw)
         if name == "ignore_patterns":
             return tuple(p.strip() for p in raw.split(",") if p.strip())

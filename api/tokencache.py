@@ -1,0 +1,223 @@
+"""Ready videos by token, kept in each API worker: a token lookup without a database
+round trip, and never a stale answer worth the name.
+
+What keeps an entry honest:
+
+* **PostgreSQL says when a ready row changes or goes.** A trigger (migration 0003) sends
+  ``NOTIFY videodrop_videos, '<id>'`` for every update or delete of a ready row, and
+  ``'*'`` on a TRUNCATE; a listener thread in each worker drops that entry. Until the
+  listener has its ``LISTEN`` in place, and from the moment it loses its connection until
+  it has it back, the cache is off and every lookup reads the database.
+* **The API's own writes are seen at once.** Rotate, revoke and delete (``Catalog``'s
+  ``after_write`` hook) change a stamp in memory shared by every worker of the gunicorn
+  master before they answer, and every worker's next lookup drops all it holds: "the old
+  token stops at once" does not wait for a notification. Writes from other processes (a
+  re-probe, the command line) are seen when their notification arrives, milliseconds later.
+* **No store after a change.** A row read before a change but stored after its
+  notification would be stale: every notification and stamp change moves a generation,
+  and a store whose read began under an older generation is refused.
+* **Expiry** is checked against the clock on every hit.
+
+Only ready rows with a token are kept (the other states change on their own soon), at most
+``max_entries``, oldest out first. The rendered JSON of each endpoint is kept with the row.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from videodrop.catalog import Video
+
+CHANNEL = "videodrop_videos"  # the trigger's channel (migration 0003)
+EVERYTHING = "*"
+APPLICATION_NAME = "videodrop-token-cache"  # the listener in pg_stat_activity
+KEEPALIVE_SECONDS = 10.0  # a SELECT 1 on a quiet listener connection, to notice it dying
+
+
+class SharedStamp:
+    """Eight bytes of anonymous shared memory. Created at import: imported by the gunicorn
+    master (``api/gunicorn_conf.py``) before it forks, the same page is every worker's.
+    A change writes fresh random bytes, so two concurrent changes never cancel out."""
+
+    def __init__(self) -> None:
+        self._page = mmap.mmap(-1, 8)
+
+    def read(self) -> bytes:
+        return self._page[:8]
+
+    def change(self) -> None:
+        self._page[:8] = os.urandom(8)
+
+
+STAMP = SharedStamp()
+
+
+@dataclass
+class Entry:
+    video: Video
+    rendered: dict[str, bytes] = field(default_factory=dict)  # endpoint -> JSON body
+
+    def body(self, name: str, render: Callable[[Video], bytes]) -> bytes:
+        data = self.rendered.get(name)
+        if data is None:
+            data = self.rendered[name] = render(self.video)
+        return data
+
+
+Mark = tuple[int, bytes]
+
+
+class TokenCache:
+    def __init__(self, database_url: str, *, clock: Callable[[], datetime], log: Any,
+                 max_entries: int = 20_000, stamp: SharedStamp = STAMP) -> None:
+        self.database_url = database_url
+        self.clock = clock
+        self.log = log
+        self.max_entries = max_entries
+        self._stamp = stamp
+        self._seen = stamp.read()
+        self._entries: dict[str, Entry] = {}
+        self._ids: dict[int, str] = {}
+        self._generation = 0
+        self._live = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._listening = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._conn: psycopg.Connection[Any] | None = None
+
+    # --- the request path ---------------------------------------------------------------
+
+    def get(self, token: str) -> Entry | None:
+        if not self._live:
+            return None
+        if self._stamp.read() != self._seen:
+            self._drop_all()
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        expires = entry.video.token_expires_at
+        if expires is not None and expires <= self.clock():
+            return None
+        return entry
+
+    def mark(self) -> Mark:
+        """Taken before reading a row from the database; :meth:`put` needs it."""
+        return self._generation, self._stamp.read()
+
+    def put(self, token: str, video: Video, mark: Mark) -> Entry:
+        entry = Entry(video)
+        if video.status != "ready" or video.access_token != token:
+            return entry
+        with self._lock:
+            if not self._live or mark != (self._generation, self._stamp.read()):
+                return entry  # something changed while the row was read
+            if len(self._entries) >= self.max_entries:
+                oldest = next(iter(self._entries))
+                self._ids.pop(self._entries.pop(oldest).video.id, None)
+            self._entries[token] = entry
+            self._ids[video.id] = token
+        return entry
+
+    def changed(self) -> None:
+        """This process committed a change to a video: every worker forgets everything."""
+        self._stamp.change()
+        self._drop_all()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def live(self) -> bool:
+        return self._live
+
+    # --- invalidation -------------------------------------------------------------------
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._seen = self._stamp.read()
+            self._entries.clear()
+            self._ids.clear()
+
+    def _drop(self, payload: str) -> None:
+        if payload == EVERYTHING:
+            self._drop_all()
+            return
+        with self._lock:
+            self._generation += 1
+            with contextlib.suppress(ValueError):
+                token = self._ids.pop(int(payload), None)
+                if token is not None:
+                    self._entries.pop(token, None)
+
+    def _set_live(self, live: bool) -> None:
+        with self._lock:
+            self._live = live
+            if live:
+                self._listening.set()
+            else:
+                self._listening.clear()
+            self._generation += 1
+            self._entries.clear()
+            self._ids.clear()
+
+    # --- the listener thread ------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._listen, daemon=True,
+                                        name="videodrop-token-cache")
+        self._thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._set_live(False)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def wait_live(self, timeout: float) -> bool:
+        """True once the listener is in place (within ``timeout`` seconds)."""
+        return self._listening.wait(timeout)
+
+    def _listen(self) -> None:
+        delay, outage = 0.2, False
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.database_url, autocommit=True, connect_timeout=5,
+                                     application_name=APPLICATION_NAME,
+                                     keepalives=1, keepalives_idle=5, keepalives_interval=2,
+                                     keepalives_count=3) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    self._set_live(True)
+                    if outage:
+                        self.log.info("token cache back on", channel=CHANNEL)
+                    delay, outage = 0.2, False
+                    self._pump(conn)
+            except psycopg.Error as exc:
+                if not outage:
+                    self.log.warning("token cache off: lookups read the database until the"
+                                     " listener reconnects", error=str(exc).strip())
+                outage = True
+            self._set_live(False)
+            self._stop.wait(delay)
+            delay = min(delay * 2, 5.0)
+
+    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+        heard = time.monotonic()
+        while not self._stop.is_set():
+            for note in conn.notifies(timeout=1.0):
+                self._drop(note.payload)
+                heard = time.monotonic()
+            if time.monotonic() - heard > KEEPALIVE_SECONDS:
+                conn.execute("SELECT 1")  # raises if the connection has died quietly
+                heard = time.monotonic()
