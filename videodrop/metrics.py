@@ -14,13 +14,14 @@ Ingest and prober serve ``/metrics`` on ``VIDEODROP_METRICS_BIND``: ``HOST:PORT`
 from __future__ import annotations
 
 import errno
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from wsgiref.simple_server import WSGIServer
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.exposition import start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -28,6 +29,14 @@ from prometheus_client.registry import Collector
 from videodrop.errors import ConfigurationError
 
 NAMESPACE = "videodrop"
+
+# In multiprocess mode every increment asks for the process id, to notice a fork: a system
+# call per increment, five per API request. The id is remembered instead, and refreshed in
+# the child of a fork (the one case it changes).
+_pid = [os.getpid()]
+os.register_at_fork(after_in_child=lambda: _pid.__setitem__(0, os.getpid()))
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    values.ValueClass = values.MultiProcessValue(process_identifier=lambda: _pid[0])
 
 INGEST = CollectorRegistry()
 PROBER = CollectorRegistry()
