@@ -25,12 +25,20 @@ def new_request_id() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
+SLOW_MS = 1000.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than this
+
+
 class RequestLog:
     """One summary line per request: method, route, status, bytes, ms. The token in the
-    path is never logged whole: the route template stands in for the path."""
+    path is never logged whole: the route template stands in for the path.
 
-    def __init__(self, log: Any) -> None:
+    ``mode`` (VIDEODROP_REQUEST_LOG): ``all`` logs every request; ``errors`` only answers
+    of 400 and up and requests slower than a second; ``off`` none."""
+
+    def __init__(self, log: Any, mode: str = "all") -> None:
         self.log = log
+        self.every = mode == "all"
+        self.errors = mode == "errors"
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.t0 = time.perf_counter()
@@ -42,7 +50,8 @@ class RequestLog:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
         ms = round((time.perf_counter() - t0) * 1000, 2) if t0 else None
-        route = req.uri_template or req.path
-        self.log.info("request", method=req.method, route=route, status=resp.status_code,
-                      bytes=resp.content_length, ms=ms)
+        if self.every or (self.errors and (resp.status_code >= 400 or (ms or 0) >= SLOW_MS)):
+            route = req.uri_template or req.path
+            self.log.info("request", method=req.method, route=route,
+                          status=resp.status_code, bytes=resp.content_length, ms=ms)
         structlog.contextvars.unbind_contextvars("request_id", "video_id", "token")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 PREFIX = "VIDEODROP_"
+REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
 
 DEFAULT_IGNORE = (
     ".*",  # dotfiles, rsync's .name.XXXXXX temporaries
@@ -63,6 +64,7 @@ class Settings:
     accel_redirect: str | None = None
     log_format: str = "auto"
     log_level: str = "info"
+    request_log: str = "all"  # all | errors | off: the API's line per request
     delivery_limit: int = 5
     metrics_bind: str | None = None
 
@@ -85,6 +87,8 @@ class Settings:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
             raise SettingsError("VIDEODROP_PROBER_CONCURRENCY must be at least 1")
+        if self.request_log not in REQUEST_LOGS:
+            raise SettingsError(f"VIDEODROP_REQUEST_LOG must be one of {', '.join(REQUEST_LOGS)}")
         if self.token_cache_size < 0:
             raise SettingsError("VIDEODROP_TOKEN_CACHE_SIZE must be 0 (off) or more")
         if self.delivery_limit < 1:

@@ -55,6 +55,8 @@ def test_parse_size(text, n):
     {"VIDEODROP_PROBER_CONCURRENCY": "0"},
     {"VIDEODROP_AMQP_PREFIX": "a b"},
     {"VIDEODROP_DELIVERY_LIMIT": "0"},
+    {"VIDEODROP_REQUEST_LOG": "some"},
+    {"VIDEODROP_TOKEN_CACHE_SIZE": "-1"},
 ])
 def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError) as err:
