@@ -24,6 +24,7 @@ How the bytes leave (gunicorn ≥ 20, checked against gunicorn 27 ``http/wsgi.py
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import re
@@ -143,6 +144,7 @@ def _multipart(size: int, ranges: tuple[tuple[int, int], ...], content_type: str
     return boundary, parts, trailer, total + len(trailer)
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names are asked for again and again
 def content_disposition(disposition: Literal["inline", "attachment"], filename: str) -> str:
     """RFC 6266 value: an ASCII ``filename`` fallback plus ``filename*`` when needed.
 
@@ -176,7 +178,7 @@ def accel_redirect_uri(prefix: str, path: str) -> str:
     return prefix.rstrip("/") + "/" + quote(relative, safe="/")
 
 
-def _open_regular(path: Path) -> tuple[io.FileIO, os.stat_result]:
+def _open_regular(path: Path | str) -> tuple[io.FileIO, os.stat_result]:
     """Open once and fstat the same descriptor: no race between stat and open."""
     try:
         # O_NONBLOCK so that a FIFO planted at the path cannot block the open.
@@ -204,7 +206,7 @@ def _validator_headers(resp: falcon.Response, v: Validators, cache_control: str)
 def send_file(
     req: falcon.Request,
     resp: falcon.Response,
-    path: Path,
+    path: Path | str,
     *,
     content_type: str,
     disposition: Literal["inline", "attachment"],

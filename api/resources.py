@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any
 
@@ -108,17 +109,18 @@ class FileEndpoint(TokenResource):
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
-        path = self.settings.media_root / video.stored_path
-        if not path.is_file():
-            raise falcon.HTTPNotFound(title="File missing",
-                                      description="The stored file is missing; tell an operator.")
-        send_file(req, resp, path,
-                  content_type=media.content_type(video.format, video.original_filename),
-                  disposition=self.disposition,  # type: ignore[arg-type]
-                  filename=video.original_filename,
-                  cache_control="private, max-age=3600",
-                  accel_prefix=self.settings.accel_redirect,
-                  accel_path=video.stored_path)
+        try:
+            send_file(req, resp, os.path.join(self.settings.media_root, video.stored_path),
+                      content_type=media.content_type(video.format, video.original_filename),
+                      disposition=self.disposition,  # type: ignore[arg-type]
+                      filename=video.original_filename,
+                      cache_control="private, max-age=3600",
+                      accel_prefix=self.settings.accel_redirect,
+                      accel_path=video.stored_path)
+        except falcon.HTTPNotFound as exc:  # no regular file at the stored path
+            raise falcon.HTTPNotFound(
+                title="File missing",
+                description="The stored file is missing; tell an operator.") from exc
 
     on_head = on_get
 

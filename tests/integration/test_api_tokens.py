@@ -158,3 +158,17 @@ def test_paths_without_the_trailing_slash_redirect(make_system, samples):
     assert followed.status_code == 200 and followed.json()["status"] == "processing"
     assert requests.get(f"{system.base_url}/api/video/not%20a%20token", allow_redirects=False,
                         timeout=5).status_code == 404
+
+
+def test_a_stored_file_gone_from_disk_is_a_clear_404(make_system, samples):
+    system = make_system().start("api", "prober")
+    rec = ready_upload(system, samples / SAMPLE)
+    token = rec["api_links"]["access_token"]
+    assert statuses(system.base_url, token) == [200] * 4
+    [stored] = stored_files(system)
+    (system.media_root / stored).unlink()  # an operator's mistake, or a disk problem
+    for url in token_urls(system.base_url, token)[2:]:
+        gone = requests.get(url, timeout=5)
+        assert gone.status_code == 404
+        assert gone.json()["title"] == "File missing"
+    assert requests.get(token_urls(system.base_url, token)[0], timeout=5).status_code == 200
