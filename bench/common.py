@@ -200,7 +200,9 @@ def clips(count: int = 100) -> list[Path]:
 
 
 def ffprobe_args(path: Path | str) -> list[str]:
-    """The arguments our prober gives ffprobe for its main run (prober/ffprobe.py:run_probe)."""
+    """A bare metadata probe: the arguments of our prober's main run (prober/ffprobe.py:
+    run_probe) without its tail read (``-show_entries packet=... -read_intervals``), which
+    our prober adds to check that the file really plays to its claimed duration."""
     return ["ffprobe", "-hide_banner", "-v", "error", "-print_format", "json",
             "-show_format", "-show_streams", "-show_chapters", "-show_error", f"file:{path}"]
 

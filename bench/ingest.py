@@ -1,7 +1,8 @@
 """Ingest throughput: 100 short clips dropped at once into the inbox of the real system
 (ingest + prober with VIDEODROP_PROBER_CONCURRENCY=2 + api) until every one is ``ready``,
-against bare ffprobe over the same files, 2 at a time, with the arguments our prober uses
-for its main run (prober/ffprobe.py:run_probe).
+against bare ffprobe over the same files, 2 at a time: a plain metadata probe
+(``common.ffprobe_args``: our prober's main-run arguments without the tail read that checks
+a file plays to its end; that read is part of what we own).
 
 "Dropped at once": the clips are first copied into a staging folder on the inbox's file
 system, then renamed into the inbox one after another (a few ms for all 100: inotify
