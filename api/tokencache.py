@@ -94,7 +94,6 @@ class TokenCache:
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
-        self._conn: psycopg.Connection[Any] | None = None
 
     # --- the request path ---------------------------------------------------------------
 
