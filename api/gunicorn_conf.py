@@ -8,7 +8,7 @@ Three jobs, all in the gunicorn master:
   (``api/metrics.py``) and a restart starts from zero as Prometheus expects. A worker that
   exits is marked dead for the live gauges; the temporary folder goes away at exit.
 
-* **One shared page for the token cache.** Importing ``api.tokencache`` here creates the
+* **One shared page for the token cache.** Importing ``api.sharedstamp`` here creates the
   stamp every worker's cache watches, before the workers are forked from this process.
 
 * **systemd ``Type=notify``.** gunicorn would send ``READY=1`` itself as soon as its
@@ -71,9 +71,9 @@ def take_systemd_environment() -> dict[str, str]:
 prepare_metrics_dir()
 _systemd_env = take_systemd_environment()
 
-# The token cache's shared stamp (api/tokencache.py) is made here, in the master, so that
+# The token cache's shared stamp (api/sharedstamp.py) is made here, in the master, so that
 # every worker forked from it shares the same page.
-import api.tokencache  # noqa: E402, F401
+import api.sharedstamp  # noqa: E402, F401
 
 # --- gunicorn server hooks (names and signatures are gunicorn's) ---------------------------
 

@@ -25,8 +25,6 @@ Only ready rows with a token are kept (the other states change on their own soon
 from __future__ import annotations
 
 import contextlib
-import mmap
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +34,7 @@ from typing import Any
 
 import psycopg
 
+from api.sharedstamp import STAMP, SharedStamp
 from videodrop.catalog import Video
 
 CHANNEL = "videodrop_videos"  # the trigger's channel (migration 0003)
@@ -44,22 +43,6 @@ APPLICATION_NAME = "videodrop-token-cache"  # the listener in pg_stat_activity
 KEEPALIVE_SECONDS = 10.0  # a SELECT 1 on a quiet listener connection, to notice it dying
 
 
-class SharedStamp:
-    """Eight bytes of anonymous shared memory. Created at import: imported by the gunicorn
-    master (``api/gunicorn_conf.py``) before it forks, the same page is every worker's.
-    A change writes fresh random bytes, so two concurrent changes never cancel out."""
-
-    def __init__(self) -> None:
-        self._page = mmap.mmap(-1, 8)
-
-    def read(self) -> bytes:
-        return self._page[:8]
-
-    def change(self) -> None:
-        self._page[:8] = os.urandom(8)
-
-
-STAMP = SharedStamp()
 
 
 @dataclass

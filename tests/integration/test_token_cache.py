@@ -12,7 +12,8 @@ import psycopg
 import pytest
 import requests
 
-from api.tokencache import APPLICATION_NAME, SharedStamp, TokenCache
+from api.sharedstamp import SharedStamp
+from api.tokencache import APPLICATION_NAME, TokenCache
 from tests.harness import rows, token_lookups, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from videodrop import logs
