@@ -159,7 +159,6 @@ def main() -> list[Row]:
         script = lua(tokens)
         urls = {"api": system.base_url + "/", "bare": bare_url + "/",
                 "quiet": quiet.base_url + "/"}
-        results: dict[str, wrk.Load] = {}
         try:
             for name, url in urls.items():
                 with common.stage(f"warm-up {name}"):
@@ -173,17 +172,11 @@ def main() -> list[Row]:
             pids = {"api": wrk.process_tree(system.procs["api"].pid) + backends,
                     "bare": wrk.process_tree(bare.pid),
                     "quiet": wrk.process_tree(quiet.procs["api"].pid) + backends}
-            cpu = dict.fromkeys(urls, 0.0)
-            for i in range(ROUNDS):
-                order = ("api", "bare", "quiet")
-                for name in (order if i % 2 == 0 else order[::-1]):
-                    before = wrk.cpu_seconds(pids[name])
-                    load = wrk.run(urls[name], script, scratch.root, connections=CONNECTIONS,
-                                   seconds=ROUND)
-                    cpu[name] += wrk.cpu_seconds(pids[name]) - before
-                    common.log(f"round {i + 1} {name}: {load.rps:.0f} req/s,"
-                               f" p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms")
-                    results[name] = results[name].merged(load) if name in results else load
+            results, cpu = wrk.alternate(
+                urls, script, scratch.root, pids, rounds=ROUNDS, seconds=ROUND,
+                connections=CONNECTIONS,
+                describe=lambda load: (f"{load.rps:.0f} req/s, p50 {load.p50_ms:.2f} ms,"
+                                       f" p99 {load.p99_ms:.2f} ms"))
             # Service time without the queue: at 32 connections a request waits for the
             # ones ahead of it (Little: mean latency = 32 / throughput).
             light = {name: wrk.run(url, script, scratch.root, connections=LIGHT, threads=1,

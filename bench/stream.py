@@ -49,22 +49,29 @@ request = function()
 end
 """
 
-NGINX_CONF = """
+# What both nginx configurations share: the process settings and the temporary folders.
+PROCESS = """
 worker_processes {workers};
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/nginx-error.log warn;
 events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 1000000;
+"""
+TEMPS = """
     client_body_temp_path {root}/client_body;
     proxy_temp_path {root}/proxy;
     fastcgi_temp_path {root}/fastcgi;
     uwsgi_temp_path {root}/uwsgi;
     scgi_temp_path {root}/scgi;
+"""
+
+# The reference: nginx serving the file itself.
+NGINX_CONF = PROCESS + """
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 1000000;""" + TEMPS + """
     types {{ video/mp4 mp4; }}
     server {{
         listen 127.0.0.1:{port};
@@ -92,20 +99,10 @@ def add_video(database_url: str, stored_path: str) -> str:
     return token
 
 
-FRONT_CONF = """
-user {user};
-worker_processes {workers};
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/nginx-error.log warn;
-events {{ worker_connections 1024; }}
+# The alternative: nginx in front of the API, the site file as deploy/nginx.conf ships it.
+FRONT_CONF = "user {user};" + PROCESS + """
 http {{
-    default_type application/octet-stream;
-    client_body_temp_path {root}/client_body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
+    default_type application/octet-stream;""" + TEMPS + """
     include {root}/site.conf;
 }}
 """
@@ -180,18 +177,11 @@ def main() -> list[Row]:
                     "nginx": wrk.process_tree(nginx.pid),
                     "front": (wrk.process_tree(front.pid) + backends
                               + wrk.process_tree(offload.procs["api"].pid))}
-            results: dict[str, wrk.Load] = {}
-            cpu = dict.fromkeys(urls, 0.0)
-            for i in range(ROUNDS):
-                order = ("api", "nginx", "front")
-                for name in (order if i % 2 == 0 else order[::-1]):
-                    before = wrk.cpu_seconds(pids[name])
-                    load = wrk.run(urls[name], RANGES, scratch.root, connections=CONNECTIONS,
-                                   seconds=ROUND)
-                    cpu[name] += wrk.cpu_seconds(pids[name]) - before
-                    common.log(f"round {i + 1} {name}: {load.bytes_per_s / 2**20:.0f} MiB/s,"
-                               f" {load.rps:.0f} req/s, p99 {load.p99_ms:.1f} ms")
-                    results[name] = results[name].merged(load) if name in results else load
+            results, cpu = wrk.alternate(
+                urls, RANGES, scratch.root, pids, rounds=ROUNDS, seconds=ROUND,
+                connections=CONNECTIONS,
+                describe=lambda load: (f"{load.bytes_per_s / 2**20:.0f} MiB/s,"
+                                       f" {load.rps:.0f} req/s, p99 {load.p99_ms:.1f} ms"))
         finally:
             stop(nginx)
             stop(front)

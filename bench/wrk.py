@@ -10,12 +10,13 @@ import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 
-from bench.common import children
+from bench.common import children, log
 
 # Appended to every script: one machine-readable line at the end of the run. Latencies are
 # in microseconds; "status" counts answers outside 2xx/3xx.
@@ -90,6 +91,25 @@ def run(url: str, script: str, folder: Path, *, connections: int = 32, threads: 
         raise RuntimeError(f"wrk printed no result:\n{out.stdout}\n{out.stderr}")
     n, size, micros, p50, p99, p999, errors, status = (int(x) for x in line.split()[1:])
     return Load(n, size, micros / 1e6, p50 / 1000, p99 / 1000, p999 / 1000, errors, status)
+
+
+def alternate(urls: dict[str, str], script: str, folder: Path, pids: dict[str, list[int]], *,
+              rounds: int, seconds: float, connections: int,
+              describe: Callable[[Load], str]) -> tuple[dict[str, Load], dict[str, float]]:
+    """Short rounds against each of ``urls`` in turn, the order reversed every other round,
+    so a busy moment of a shared machine hits all alike. Returns each one's runs merged and
+    the CPU seconds its ``pids`` used meanwhile; logs every run with ``describe``."""
+    results: dict[str, Load] = {}
+    cpu = dict.fromkeys(urls, 0.0)
+    order = tuple(urls)
+    for i in range(rounds):
+        for name in (order if i % 2 == 0 else order[::-1]):
+            before = cpu_seconds(pids[name])
+            load = run(urls[name], script, folder, connections=connections, seconds=seconds)
+            cpu[name] += cpu_seconds(pids[name]) - before
+            log(f"round {i + 1} {name}: {describe(load)}")
+            results[name] = results[name].merged(load) if name in results else load
+    return results, cpu
 
 
 _TICK = os.sysconf("SC_CLK_TCK")
