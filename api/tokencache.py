@@ -43,8 +43,6 @@ APPLICATION_NAME = "videodrop-token-cache"  # the listener in pg_stat_activity
 KEEPALIVE_SECONDS = 10.0  # a SELECT 1 on a quiet listener connection, to notice it dying
 
 
-
-
 @dataclass
 class Entry:
     video: Video

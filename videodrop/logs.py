@@ -6,6 +6,7 @@ import atexit
 import logging
 import sys
 import threading
+import time
 from typing import Any, TextIO
 
 import structlog
@@ -25,7 +26,6 @@ class BatchedLines:
         self._pending: list[str] = []
         self._lock = threading.Lock()  # guards _pending
         self._write_lock = threading.Lock()  # keeps batches in order
-        self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
                                         name="videodrop-log-writer")
         self._thread.start()
@@ -52,7 +52,8 @@ class BatchedLines:
                     pass
 
     def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
+        while True:  # a daemon thread: it ends with the process (atexit writes the rest)
+            time.sleep(interval)
             self.flush()
 
 
