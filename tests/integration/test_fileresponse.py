@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
 from pathlib import Path
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 
 from api.conditional import http_date
 from api.fileresponse import accel_redirect_uri, content_disposition
+from tests.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -114,14 +115,6 @@ class Server:
                 os.kill(self.master, signal.SIGKILL)
                 self.proc.kill()
                 self.proc.wait()
-
-
-def wait_until(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def start_server(workdir: Path, data_dir: Path, *, name: str = "gunicorn",
@@ -553,11 +546,13 @@ def test_descriptors_closed_after_every_kind_of_response(server: Server) -> None
         client.connect(("127.0.0.1", server.port))
         client.sendall(request)
         assert client.recv(1024).startswith(b"HTTP/1.1 20")
-        wait_until(lambda: server.open_files_under(data_dir), "a worker to hold the file open")
+        wait_for(lambda: server.open_files_under(data_dir), timeout=20,
+                 what="a worker to hold the file open")
         # ... and drops it when the client goes away (RST).
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
-        wait_until(lambda: not server.open_files_under(data_dir), "the descriptor to be closed")
+        wait_for(lambda: not server.open_files_under(data_dir), timeout=20,
+                 what="the descriptor to be closed")
 
 
 def test_multipart_memory_stays_flat(server: Server) -> None:
