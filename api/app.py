@@ -13,7 +13,7 @@ from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
 from api.tokencache import TokenCache
 from api.uploads import Upload
-from videodrop import logs
+from videodrop import links, logs
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 
@@ -53,13 +53,16 @@ def get_app() -> falcon.App:
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,
-                              max_size=max(2, settings.api_threads))
+                              max_size=max(2, settings.api_threads),
+                              links=links.from_settings(settings))
     probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
     probes.start()  # per worker: gunicorn calls get_app() after the fork
     tokens = None
-    if settings.token_cache_size:
+    if settings.token_cache_size or catalog.links is not None:
+        # with the cache off, its listener still runs for the stream links
         tokens = TokenCache(settings.database_url, clock=catalog.clock,
-                            log=logs.get("api.tokens"), max_entries=settings.token_cache_size)
+                            log=logs.get("api.tokens"), max_entries=settings.token_cache_size,
+                            stream_links=catalog.links)
         catalog.after_write = tokens.changed
         tokens.start()
-    return create_app(settings, catalog, probes, tokens)
+    return create_app(settings, catalog, probes, tokens if settings.token_cache_size else None)

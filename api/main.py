@@ -10,6 +10,9 @@ import argparse
 import os
 import sys
 
+from videodrop import logs
+from videodrop.cli import sync_links
+from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 
@@ -36,6 +39,24 @@ def main(settings: Settings, argv: list[str]) -> int:
                                      description="serve the HTTP API (gunicorn)")
     _, extra = parser.parse_known_args(argv)
     settings.inbox.mkdir(parents=True, exist_ok=True)
+    if settings.stream_links is not None:
+        _sync_links(settings)
     args = gunicorn_argv(settings, extra)
     os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
     return 0  # not reached
+
+
+def _sync_links(settings: Settings) -> None:
+    """Before serving: the stream links in step with the catalog (changes made while no
+    API listened). Without the database the API starts anyway: links are only removed
+    by then, never wrongly kept, except for changes made by hand meanwhile."""
+    logs.configure(role="api", fmt=settings.log_format, level=settings.log_level)
+    log = logs.get("api.links")
+    try:
+        made, removed = sync_links(settings)
+    except (CatalogUnavailable, OSError) as exc:
+        log.warning("stream links not checked: run 'videodrop links' once the database"
+                    " answers", error=str(exc))
+        return
+    log.info("stream links in step", folder=str(settings.stream_links), made=made,
+             removed=removed)

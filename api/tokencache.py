@@ -18,6 +18,9 @@ What keeps an entry honest:
   and a store whose read began under an older generation is refused.
 * **Expiry** is checked against the clock on every hit.
 
+The same listener keeps the stream links (``videodrop/links.py``) in step with changes made
+around the catalog: a ``videodrop_links`` notice (migration 0004) removes that token's link.
+
 Only ready rows with a token are kept (the other states change on their own soon), at most
 ``max_entries``, oldest out first. The rendered JSON of each endpoint is kept with the row.
 """
@@ -35,6 +38,7 @@ from typing import Any
 import psycopg
 
 from api.sharedstamp import STAMP, SharedStamp
+from videodrop import links
 from videodrop.catalog import Video
 
 CHANNEL = "videodrop_videos"  # the trigger's channel (migration 0003)
@@ -60,7 +64,8 @@ Mark = tuple[int, bytes]
 
 class TokenCache:
     def __init__(self, database_url: str, *, clock: Callable[[], datetime], log: Any,
-                 max_entries: int = 20_000, stamp: SharedStamp = STAMP) -> None:
+                 max_entries: int = 20_000, stamp: SharedStamp = STAMP,
+                 stream_links: links.StreamLinks | None = None) -> None:
         self.database_url = database_url
         self.clock = clock
         self.log = log
@@ -75,6 +80,7 @@ class TokenCache:
         self._stop = threading.Event()
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
+        self.stream_links = stream_links
 
     # --- the request path ---------------------------------------------------------------
 
@@ -141,6 +147,19 @@ class TokenCache:
                 if token is not None:
                     self._entries.pop(token, None)
 
+    def _unlink(self, token: str) -> None:
+        """A row lost its link behind the catalog's back (``psql``): remove it."""
+        if self.stream_links is None:
+            return
+        try:
+            if token == links.EVERYTHING:
+                self.stream_links.remove_all()
+            else:
+                self.stream_links.remove(token)
+        except OSError as exc:
+            self.log.warning("stream link not removed: run 'videodrop links'",
+                             error=str(exc))
+
     def _set_live(self, live: bool) -> None:
         with self._lock:
             self._live = live
@@ -178,6 +197,8 @@ class TokenCache:
                                      keepalives=1, keepalives_idle=5, keepalives_interval=2,
                                      keepalives_count=3) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    if self.stream_links is not None:
+                        conn.execute(f"LISTEN {links.CHANNEL}")
                     self._set_live(True)
                     if outage:
                         self.log.info("token cache back on", channel=CHANNEL)
@@ -196,7 +217,10 @@ class TokenCache:
         heard = time.monotonic()
         while not self._stop.is_set():
             for note in conn.notifies(timeout=1.0):
-                self._drop(note.payload)
+                if note.channel == CHANNEL:
+                    self._drop(note.payload)
+                else:
+                    self._unlink(note.payload)
                 heard = time.monotonic()
             if time.monotonic() - heard > KEEPALIVE_SECONDS:
                 conn.execute("SELECT 1")  # raises if the connection has died quietly

@@ -14,7 +14,7 @@ from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
-from videodrop import broker, logs, metrics
+from videodrop import broker, links, logs, metrics
 from videodrop.catalog import Catalog
 from videodrop.errors import ConfigurationError
 from videodrop.messages import ProbeVideo
@@ -43,7 +43,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     log = logs.get("prober")
     version = _version_or_refuse(settings)
     settings.media_root.mkdir(parents=True, exist_ok=True)
-    catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1)
+    catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
+                              links=links.from_settings(settings))
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version)
     notifier = Notifier()

@@ -16,8 +16,9 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from videodrop import media
+from videodrop import logs, media
 from videodrop.errors import CatalogUnavailable, Conflict
+from videodrop.links import StreamLinks
 from videodrop.sql import query
 from videodrop.tokens import Clock, TokenFactory, new_source_id, new_token, utcnow
 
@@ -119,10 +120,13 @@ class Catalog:
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`."""
 
     def __init__(self, pool: ConnectionPool, *, clock: Clock = utcnow,
-                 new_token: TokenFactory = new_token) -> None:
+                 new_token: TokenFactory = new_token, links: StreamLinks | None = None
+                 ) -> None:
         self.pool = pool
         self.clock = clock
         self.new_token = new_token
+        # VIDEODROP_STREAM_LINKS: nginx serves /stream/ from these (videodrop/links.py)
+        self.links = links
         # Called after rotate/revoke/delete commit (the API's token cache forgets then).
         self.after_write: Callable[[], None] | None = None
 
@@ -242,7 +246,10 @@ class Catalog:
 
     def start_processing(self, video_id: int) -> Video | None:
         """None when the row is gone (deleted meanwhile)."""
-        row = self._one("start_processing", {"id": video_id, "now": self.clock()})
+        with self._tx() as conn:
+            self._unlink(conn, video_id)  # probing a ready row again
+            row = conn.execute(query("start_processing"),
+                               {"id": video_id, "now": self.clock()}).fetchone()
         return Video.from_row(row) if row else None
 
     def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video | None:
@@ -263,7 +270,11 @@ class Catalog:
             "metadata": Jsonb(md),
             "ffprobe": Jsonb(outcome.raw) if outcome.raw is not None else None,
         }
-        row = self._one("finish_processing", params)
+        with self._tx() as conn:
+            self._unlink(conn, video_id)
+            row = conn.execute(query("finish_processing"), params).fetchone()
+        if row and row["status"] == "ready":
+            self._link(video_id)
         return Video.from_row(row) if row else None
 
     def note_waiting(self, video_id: int, reason: str) -> None:
@@ -317,25 +328,90 @@ class Catalog:
     def rotate_token(self, video_id: int, *, expires_at: datetime | None = None
                      ) -> Video | None:
         """A new token; the old one stops working with this commit."""
-        row = self._one("rotate_token", {"id": video_id, "token": self.new_token(),
-                                         "expires_at": expires_at, "now": self.clock()})
-        self._changed()
+        row = self._changing("rotate_token", {"id": video_id, "token": self.new_token(),
+                                              "expires_at": expires_at, "now": self.clock()})
+        if row and row["status"] == "ready":
+            self._link(video_id)
         return Video.from_row(row) if row else None
 
     def revoke_token(self, video_id: int) -> Video | None:
-        row = self._one("revoke_token", {"id": video_id, "now": self.clock()})
-        self._changed()
+        row = self._changing("revoke_token", {"id": video_id, "now": self.clock()})
         return Video.from_row(row) if row else None
 
     def delete_video(self, video_id: int) -> Video | None:
         """Remove the row; the caller removes the stored file (its path is in the result)."""
-        row = self._one("delete_video", {"id": video_id})
-        self._changed()
+        row = self._changing("delete_video", {"id": video_id})
         return Video.from_row(row) if row else None
+
+    def _changing(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """A token-changing write: the link goes before it commits, caches forget after."""
+        with self._tx() as conn:
+            self._unlink(conn, params["id"])
+            row: dict[str, Any] | None = conn.execute(query(name), params).fetchone()
+        self._changed()
+        return row
 
     def _changed(self) -> None:
         if self.after_write is not None:
             self.after_write()
+
+    # --- stream links (videodrop/links.py) ---------------------------------------------
+
+    def _unlink(self, conn: psycopg.Connection[Any], video_id: int) -> None:
+        """In a transaction about to change a row: if it is ready, lock it and remove its
+        link now, so that the link is gone before the change is visible."""
+        if self.links is None:
+            return
+        row = conn.execute(query("lock_ready_token"), {"id": video_id}).fetchone()
+        if row and row["access_token"]:
+            self.links.remove(row["access_token"])
+
+    def _link(self, video_id: int) -> None:
+        """After a row turned ready or got a new token: its link, made while the committed
+        row is held FOR SHARE. A failure costs speed only (the API answers instead)."""
+        if self.links is None:
+            return
+        try:
+            with self._tx() as conn:
+                row = conn.execute(query("link_row"), {"id": video_id}).fetchone()
+                target = self.links.target(row) if row else None
+                if target is not None:
+                    self.links.add(target)
+        except (CatalogUnavailable, OSError) as exc:
+            logs.get("videodrop.links").warning(
+                "stream link not made: the API serves this video", video_id=video_id,
+                error=str(exc))
+
+    def sync_links(self, batch: int = 1000) -> tuple[int, int]:
+        """Put the link folder in step with the catalog: (links made, links removed).
+        Links of rows that are no longer ready, revoked, expiring or moved go (removing is
+        always safe); then every ready row's link is made, a batch of rows held FOR SHARE
+        at a time."""
+        links = self.links
+        if links is None:
+            return 0, 0
+        removed = 0
+        for shard in links.shards():
+            if not shard:
+                continue
+            with self._tx() as conn:
+                rows = conn.execute(query("link_rows_by_token"),
+                                    {"tokens": [token for token, _ in shard]}).fetchall()
+            valid = {t.token: t for t in map(links.target, rows) if t is not None}
+            removed += links.prune(shard, valid)
+        made, after = 0, 0
+        while True:
+            with self._tx() as conn:
+                rows = conn.execute(query("link_rows"), {"after": after, "limit": batch}
+                                    ).fetchall()
+                for row in rows:
+                    target = links.target(row)
+                    if target is not None and not links.is_current(target):
+                        links.add(target)
+                        made += 1
+            if len(rows) < batch:
+                return made, removed
+            after = rows[-1]["id"]
 
     def touch_upload(self, video_id: int) -> bool:
         """Heartbeat of a running upload; False when the row is no longer uploading."""

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
-from videodrop import __version__, logs
+from videodrop import __version__, links, logs
+from videodrop.catalog import Catalog
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.migrate import migrate
 from videodrop.settings import Settings, SettingsError
@@ -22,6 +23,7 @@ Command = Callable[[Settings, list[str]], int]
 BUILTIN_HELP = {
     "migrate": "apply database migrations (idempotent)",
     "run": "run every role in one foreground process group (ingest, probers, api)",
+    "links": "put the stream links (VIDEODROP_STREAM_LINKS) in step with the catalog",
 }
 PLUGIN_HELP = {
     "ingest": "watch the inbox and publish finished files",
@@ -47,6 +49,28 @@ def _migrate(settings: Settings, argv: list[str]) -> int:
     return 0
 
 
+def _links(settings: Settings, argv: list[str]) -> int:
+    argparse.ArgumentParser(prog="videodrop links", description=BUILTIN_HELP["links"]
+                            ).parse_args(argv)
+    logs.configure(role="links", fmt=settings.log_format, level=settings.log_level)
+    made, removed = sync_links(settings)
+    logs.get("videodrop.links").info("stream links in step", folder=str(settings.stream_links),
+                                     made=made, removed=removed)
+    return 0
+
+
+def sync_links(settings: Settings) -> tuple[int, int]:
+    """(links made, links removed); (0, 0) when VIDEODROP_STREAM_LINKS is not set."""
+    stream_links = links.from_settings(settings)
+    if stream_links is None:
+        return 0, 0
+    catalog = Catalog.connect(settings.database_url, links=stream_links)
+    try:
+        return catalog.sync_links()
+    finally:
+        catalog.close()
+
+
 def _run(settings: Settings, argv: list[str]) -> int:
     return run_all(settings, argv)
 
@@ -69,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"videodrop: configuration error: {exc}", file=sys.stderr)
         return EX_CONFIG
-    builtin: dict[str, Command] = {"migrate": _migrate, "run": _run}
+    builtin: dict[str, Command] = {"migrate": _migrate, "run": _run, "links": _links}
     try:
         if name in builtin:
             return builtin[name](settings, rest)

@@ -62,6 +62,7 @@ class Settings:
     api_threads: int = 8
     token_cache_size: int = 20_000
     accel_redirect: str | None = None
+    stream_links: Path | None = None  # nginx serves /stream/ from links here (links.py)
     log_format: str = "auto"
     log_level: str = "info"
     request_log: str = "all"  # all | errors | off: the API's line per request
@@ -125,7 +126,7 @@ class Settings:
 def _convert(name: str, raw: str) -> object:
     var = PREFIX + name.upper()
     try:
-        if name in {"inbox", "media_root"}:
+        if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
         if name == "max_file_size":
             return parse_size(raw)

@@ -3,6 +3,7 @@ the token, nginx sends the bytes (ranges, conditionals), uploads pass through un
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import re
@@ -45,21 +46,28 @@ def site_for(system: System, port: int, root: Path) -> str:
     text = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", text)
     text = re.sub(r"\n\s*listen \[::\]:80;", "", text)
     text = re.sub(r"access_log \S+;", f"access_log {root}/access.log;", text)
+    links = system.env.get("VIDEODROP_STREAM_LINKS") or str(system.root / "no-stream-links")
+    text = text.replace("root /srv/videodrop/stream-links;", f"root {links};")
     return text.replace("alias /srv/videodrop/media/;", f"alias {system.media_root}/;")
 
 
-@pytest.fixture
-def fronted(make_system, tmp_path) -> Iterator[tuple[System, str]]:
+@contextlib.contextmanager
+def nginx_in_front(system: System, root: Path, *, log_format: str | None = None
+                   ) -> Iterator[str]:
+    """nginx with deploy/nginx.conf in front of ``system``'s API: its base URL. With
+    ``log_format``, the access log (``root/access.log``) uses it."""
     if shutil.which("nginx") is None:
         pytest.fail("nginx is not installed: apt-get install nginx-light (make test does)")
-    system = make_system(VIDEODROP_ACCEL_REDIRECT="/protected/",
-                         VIDEODROP_MAX_FILE_SIZE="100MB").start("api", "prober")
     port = free_port()
-    root = tmp_path / "nginx"
-    root.mkdir()
-    (root / "site.conf").write_text(site_for(system, port, root))
-    user = pwd.getpwuid(os.getuid()).pw_name
-    (root / "nginx.conf").write_text(MAIN.format(root=root, user=user))
+    root.mkdir(parents=True, exist_ok=True)
+    site = site_for(system, port, root)
+    main = MAIN.format(root=root, user=pwd.getpwuid(os.getuid()).pw_name)
+    if log_format is not None:
+        main = main.replace("http {", f"http {{\n    log_format videodrop '{log_format}';", 1)
+        site = site.replace(f"access_log {root}/access.log;",
+                            f"access_log {root}/access.log videodrop;")
+    (root / "site.conf").write_text(site)
+    (root / "nginx.conf").write_text(main)
     proc = subprocess.Popen(["nginx", "-p", str(root), "-e", str(root / "error.log"),
                              "-c", str(root / "nginx.conf")], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -67,10 +75,18 @@ def fronted(make_system, tmp_path) -> Iterator[tuple[System, str]]:
     try:
         wait_for(lambda: requests.get(f"{url}/healthz", timeout=2).ok, timeout=20,
                  what="nginx in front of the API")
-        yield system, url
+        yield url
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+@pytest.fixture
+def fronted(make_system, tmp_path) -> Iterator[tuple[System, str]]:
+    system = make_system(VIDEODROP_ACCEL_REDIRECT="/protected/",
+                         VIDEODROP_MAX_FILE_SIZE="100MB").start("api", "prober")
+    with nginx_in_front(system, tmp_path / "nginx") as url:
+        yield system, url
 
 
 def test_nginx_sends_the_bytes_the_api_allows(fronted, samples):

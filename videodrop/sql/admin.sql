@@ -73,3 +73,27 @@ RETURNING id;
 -- a Video only ({columns}: not the raw ffprobe JSON, which no token endpoint serves).
 SELECT {columns} FROM videos
 WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at > %(now)s)
+
+-- name: lock_ready_token
+-- Stream links (videodrop/links.py): before a change to a ready row commits, its lock and
+-- its token, so that its link goes first.
+SELECT access_token FROM videos WHERE id = %(id)s AND status = 'ready' FOR UPDATE;
+
+-- name: link_row
+-- A link is made only from a committed ready row held FOR SHARE: no change to it can
+-- commit until the link is made (and then that change removes it).
+SELECT access_token, stored_path, format, original_filename FROM videos
+WHERE id = %(id)s AND status = 'ready' AND access_token IS NOT NULL
+  AND token_expires_at IS NULL
+FOR SHARE;
+
+-- name: link_rows
+SELECT id, access_token, stored_path, format, original_filename FROM videos
+WHERE id > %(after)s AND status = 'ready' AND access_token IS NOT NULL
+  AND token_expires_at IS NULL
+ORDER BY id LIMIT %(limit)s
+FOR SHARE;
+
+-- name: link_rows_by_token
+SELECT access_token, stored_path, format, original_filename FROM videos
+WHERE access_token = ANY(%(tokens)s) AND status = 'ready' AND token_expires_at IS NULL;

@@ -1,0 +1,340 @@
+"""Stream links (VIDEODROP_STREAM_LINKS, videodrop/links.py) behind deploy/nginx.conf: nginx
+answers /stream/{token}/ alone from the token's link, and a revoked, rotated or deleted
+token stops at once all the same; everything a link cannot answer goes to the API."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from tests.harness import REPO, System, drop_database, fresh_database, wait_for
+from tests.integration.test_api_nginx import nginx_in_front
+from tests.integration.test_api_uploads import wait_status
+from tests.integration.test_fileresponse import (
+    check_against_oracle,
+    check_consistent,
+    parse_parts,
+    range_cases,
+)
+from tests.servers import delete_amqp_names
+from videodrop.catalog import Catalog, ProbeOutcome
+from videodrop.links import StreamLinks, Target
+
+SAMPLE = "bbb_chapters.mp4"
+# Which server answered: nginx alone logs "-" as the upstream.
+LOG_FORMAT = "$request_uri $status upstream=$upstream_addr"
+SAME_HEADERS = ("Content-Type", "Content-Length", "Content-Range", "ETag", "Last-Modified",
+                "Cache-Control", "Referrer-Policy", "X-Content-Type-Options")
+
+
+@pytest.fixture(scope="module")
+def linked(tmp_path_factory, database_url, amqp_url, amqp_prefix
+           ) -> Iterator[tuple[System, str]]:
+    """API + prober with stream links, nginx in front: one for the module, on a database
+    and queues of its own (the property test needs a long-lived server; each test uses
+    videos of its own)."""
+    root = tmp_path_factory.mktemp("links")
+    db = fresh_database(database_url)
+    prefix = f"{amqp_prefix}_{secrets.token_hex(3)}"
+    system = System(root=root / "system", database_url=db, amqp_url=amqp_url, prefix=prefix,
+                    extra_env={"VIDEODROP_STREAM_LINKS": str(root / "system" / "links")})
+    try:
+        system.start("api", "prober")
+        with nginx_in_front(system, root / "nginx", log_format=LOG_FORMAT) as url:
+            yield system, url
+    finally:
+        system.stop()
+        drop_database(database_url, db)
+        delete_amqp_names(amqp_url, prefix)
+
+
+def links_dir(system: System) -> Path:
+    return Path(system.env["VIDEODROP_STREAM_LINKS"])
+
+
+def upload(system: System, path: Path) -> dict[str, Any]:
+    with path.open("rb") as fh:
+        up = requests.post(f"{system.base_url}/api/videos", params={"filename": path.name},
+                           data=fh, headers={**system.admin, "Content-Type": "video/mp4"},
+                           timeout=30)
+    assert up.status_code == 202, up.text
+    record: dict[str, Any] = up.json()
+    assert wait_status(system, record["api_links"]["access_token"])["status"] == "ready"
+    return record
+
+
+def link_of(system: System, token: str) -> Path | None:
+    found = list(links_dir(system).glob(f"{token[:2]}/{token}.*"))
+    assert len(found) <= 1
+    return found[0] if found else None
+
+
+def served_by(system: System, url: str, path: str, headers: dict[str, str] | None = None
+              ) -> tuple[requests.Response, str]:
+    """GET through nginx: the response and who answered ("nginx" or "api")."""
+    log = Path(system.root).parent / "nginx" / "access.log"
+    before = log.stat().st_size if log.exists() else 0
+    resp = requests.get(f"{url}{path}", headers=headers or {}, timeout=10)
+
+    def logged() -> str | None:
+        lines = [ln for ln in log.read_bytes()[before:].decode().splitlines()
+                 if ln.startswith(path + " ")]
+        return lines[-1] if lines else None
+    line = wait_for(logged, timeout=10, what="nginx's access log line")
+    return resp, ("nginx" if line.endswith("upstream=-") else "api")
+
+
+def test_a_ready_video_is_served_by_nginx_with_the_apis_headers(linked, samples):
+    system, url = linked
+    data = (samples / SAMPLE).read_bytes()
+    record = upload(system, samples / SAMPLE)
+    token = record["api_links"]["access_token"]
+    link = link_of(system, token)
+    assert link is not None and link.suffix == ".mp4"
+    assert link.resolve() == (system.media_root / record["file_info"]["filename"]).resolve()
+
+    path = f"/stream/{token}/"
+    for headers in ({}, {"Range": "bytes=0-1"}, {"Range": "bytes=100-"},
+                    {"Range": "bytes=-500"}, {"Range": f"bytes={len(data) - 10}-{10**12}"}):
+        resp, who = served_by(system, url, path, headers)
+        assert who == "nginx", headers
+        direct = requests.get(f"{system.base_url}{path}", headers=headers, timeout=10)
+        assert resp.status_code == direct.status_code, headers
+        assert resp.content == direct.content, headers
+        for name in SAME_HEADERS:
+            assert resp.headers.get(name) == direct.headers.get(name), (name, headers)
+        assert resp.headers["Content-Disposition"] == "inline"
+        if resp.status_code == 200:  # nginx does not repeat it on a 206 (RFC 9110: MAY)
+            assert resp.headers["Accept-Ranges"] == "bytes"
+        assert resp.headers["X-Request-ID"]
+    safari, _ = served_by(system, url, path, {"Range": "bytes=0-1"})
+    assert safari.status_code == 206 and safari.content == data[:2]
+
+    # One validator whichever server answers: nginx's conditionals honour the API's ETag.
+    etag = requests.head(f"{system.base_url}{path}", timeout=5).headers["ETag"]
+    resp, who = served_by(system, url, path, {"If-None-Match": etag})
+    assert (resp.status_code, who) == (304, "nginx")
+    resp, _ = served_by(system, url, path, {"Range": "bytes=0-9", "If-Range": etag})
+    assert resp.status_code == 206 and resp.content == data[:10]
+    resp, _ = served_by(system, url, path, {"Range": "bytes=0-9", "If-Range": '"stale"'})
+    assert resp.status_code == 200 and resp.content == data
+    assert requests.head(f"{url}{path}", timeout=5).headers["Content-Length"] == str(len(data))
+
+
+def test_what_a_link_cannot_answer_goes_to_the_api(linked, samples):
+    system, url = linked
+    data = (samples / SAMPLE).read_bytes()
+    token = upload(system, samples / SAMPLE)["api_links"]["access_token"]
+    path = f"/stream/{token}/"
+    # several ranges: the API merges overlapping ones into one multipart answer
+    resp, who = served_by(system, url, path, {"Range": "bytes=0-9,5-19,100-109"})
+    assert (resp.status_code, who) == (206, "api")
+    assert resp.headers["Content-Type"].startswith("multipart/byteranges")
+    spans = [(a, b) for a, b, _ in parse_parts(resp.headers, resp.content, len(data))]
+    assert spans == [(0, 19), (100, 109)]
+    # 30 digits: still the whole file (nginx alone would answer 416)
+    resp, who = served_by(system, url, path, {"Range": "bytes=0-" + "9" * 30})
+    assert (who, resp.status_code) == ("api", 206) and resp.content == data
+    # the other endpoints are the API's
+    download, who = served_by(system, url, f"/api/video/{token}/download/")
+    assert who == "api" and download.content == data
+    # unknown tokens: the API's 404
+    resp, who = served_by(system, url, "/stream/" + "x" * 43 + "/")
+    assert (resp.status_code, who) == (404, "api")
+
+
+def test_revoke_rotate_delete_and_expiry_stop_the_link_at_once(linked, samples):
+    system, url = linked
+    record = upload(system, samples / SAMPLE)
+    video_id, token = record["id"], record["api_links"]["access_token"]
+    assert served_by(system, url, f"/stream/{token}/")[1] == "nginx"
+
+    rotated = requests.post(f"{url}/api/videos/{video_id}/token", headers=system.admin,
+                            timeout=5)
+    assert rotated.status_code == 200, rotated.text
+    new = rotated.json()["api_links"]["access_token"]
+    assert requests.get(f"{url}/stream/{token}/", timeout=5).status_code == 404  # at once
+    assert link_of(system, token) is None
+    resp, who = served_by(system, url, f"/stream/{new}/")
+    assert (resp.status_code, who) == (200, "nginx")
+
+    # a token with an expiry has no link: the API checks the clock on every request
+    expiring = requests.post(f"{url}/api/videos/{video_id}/token", headers=system.admin,
+                             json={"expires_at": "2999-01-01T00:00:00Z"}, timeout=5)
+    assert expiring.status_code == 200, expiring.text
+    timed = expiring.json()["api_links"]["access_token"]
+    assert requests.get(f"{url}/stream/{new}/", timeout=5).status_code == 404
+    assert link_of(system, timed) is None
+    resp, who = served_by(system, url, f"/stream/{timed}/")
+    assert (resp.status_code, who) == (200, "api")
+
+    final = requests.post(f"{url}/api/videos/{video_id}/token", headers=system.admin,
+                          timeout=5).json()["api_links"]["access_token"]
+    assert link_of(system, final) is not None
+    assert requests.delete(f"{url}/api/videos/{video_id}/token", headers=system.admin,
+                           timeout=5).status_code in (200, 204)
+    assert requests.get(f"{url}/stream/{final}/", timeout=5).status_code == 404
+    assert link_of(system, final) is None
+
+    other = upload(system, samples / SAMPLE)
+    gone = other["api_links"]["access_token"]
+    assert link_of(system, gone) is not None
+    assert requests.delete(f"{url}/api/videos/{other['id']}", headers=system.admin,
+                           timeout=5).status_code in (200, 204)
+    assert requests.get(f"{url}/stream/{gone}/", timeout=5).status_code == 404
+    assert link_of(system, gone) is None
+
+
+def test_changes_made_around_the_catalog_remove_the_link(linked, samples):
+    system, url = linked
+    record = upload(system, samples / SAMPLE)
+    token = record["api_links"]["access_token"]
+    assert link_of(system, token) is not None
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE videos SET access_token = NULL WHERE id = %s", (record["id"],))
+    wait_for(lambda: link_of(system, token) is None, timeout=10,
+             what="the API's listener to remove the link")
+    assert requests.get(f"{url}/stream/{token}/", timeout=5).status_code == 404
+
+
+def test_videodrop_links_puts_the_folder_in_step(linked, samples):
+    system, _url = linked
+    token = upload(system, samples / SAMPLE)["api_links"]["access_token"]
+    link = link_of(system, token)
+    assert link is not None
+    target = os.readlink(link)
+    link.unlink()  # lost
+    stray = links_dir(system) / "zz" / ("zz" + "q" * 41 + ".mp4")  # no such token
+    stray.parent.mkdir(exist_ok=True)
+    stray.symlink_to(target)
+    wrong = links_dir(system) / "zz" / "not-a-link.mp4"
+    wrong.write_bytes(b"")
+    out = subprocess.run([sys.executable, "-m", "videodrop", "links"], env=system.env,
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert link_of(system, token) is not None and os.readlink(link) == target
+    assert not stray.exists() and not stray.is_symlink() and not wrong.exists()
+    assert '"made": 1' in out.stdout and '"removed": 1' in out.stdout, out.stdout
+
+
+@pytest.fixture(scope="module")
+def linked_video(linked, samples) -> tuple[str, bytes]:
+    system, _url = linked
+    return upload(system, samples / SAMPLE)["api_links"]["access_token"], \
+        (samples / SAMPLE).read_bytes()
+
+
+@pytest.fixture(scope="module")
+def keepalive(linked) -> Iterator[http.client.HTTPConnection]:
+    _system, url = linked
+    conn = http.client.HTTPConnection(url.removeprefix("http://").split(":")[0],
+                                      int(url.rsplit(":", 1)[1]), timeout=30)
+    yield conn
+    conn.close()
+
+
+@settings(max_examples=300, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                 HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_random_range_headers_through_nginx_match_the_bytes(
+    linked_video: tuple[str, bytes], keepalive: http.client.HTTPConnection,
+    data: st.DataObject,
+) -> None:
+    """The property test of tests/integration/test_fileresponse.py, through nginx and the
+    links: single ranges are nginx's, several ranges and huge numbers the API's."""
+    token, content = linked_video
+    size = len(content)
+    header, specs = data.draw(range_cases(size))
+    keepalive.request("GET", f"/stream/{token}/", headers={"Range": header})
+    r = keepalive.getresponse()
+    status, headers, body = r.status, r.headers, r.read()
+    assert isinstance(headers, Message)
+    check_consistent(status, headers, body, content)
+    event(f"{'structured' if specs else 'garbage'} → {status}")
+    if specs is not None:  # nginx refuses some invalid headers with 416: RFC 9110 allows it
+        check_against_oracle(status, headers, body, size, header, specs=specs, invalid=(200, 416))
+
+
+# --- the catalog's two rules, on real PostgreSQL ------------------------------------------
+
+class Watching(StreamLinks):
+    """Stream links that look at the database from outside each time they change: is the
+    change that removes a link still invisible? can the row that gets a link be changed?"""
+
+    def __init__(self, root: Path, media_root: Path, database_url: str) -> None:
+        super().__init__(root, media_root)
+        self.database_url = database_url
+        self.seen: list[tuple[str, bool]] = []
+
+    def remove(self, token: str) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            still = conn.execute("SELECT 1 FROM videos WHERE access_token = %s AND"
+                                 " status = 'ready'", (token,)).fetchone() is not None
+        self.seen.append(("remove: the old row still visible", still))
+        super().remove(token)
+
+    def add(self, target: Target) -> None:
+        with psycopg.connect(self.database_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '200ms'")
+            try:
+                conn.execute("UPDATE videos SET access_token = NULL WHERE access_token = %s",
+                             (target.token,))
+                held = False
+            except psycopg.errors.LockNotAvailable:
+                held = True
+        self.seen.append(("add: the row held against changes", held))
+        super().add(target)
+
+
+def test_links_go_before_a_change_commits_and_come_only_from_a_held_ready_row(db_url, tmp_path):
+    media_root = tmp_path / "media"
+    watching = Watching(tmp_path / "links", media_root, db_url)
+    catalog = Catalog.connect(db_url, links=watching)
+    try:
+        video = catalog.create_upload(filename="clip.mp4")
+        stored = media_root / video.stored_path
+        stored.parent.mkdir(parents=True)
+        stored.write_bytes(b"x")
+        catalog.upload_received(video.id, 1)
+        catalog.start_processing(video.id)
+        ready = ProbeOutcome(status="ready", error=None, size=1, sha256=None,
+                             metadata={"format": "mp4"}, raw=None)
+        catalog.finish_processing(video.id, ready)
+        assert watching.seen == [("add: the row held against changes", True)]
+        assert watching.is_current(watching.target(
+            {"access_token": video.access_token, "stored_path": video.stored_path,
+             "format": "mp4", "original_filename": "clip.mp4"}) or pytest.fail("no target"))
+
+        rotated = catalog.rotate_token(video.id)
+        assert rotated is not None and rotated.access_token != video.access_token
+        catalog.revoke_token(video.id)
+        catalog.rotate_token(video.id)
+        catalog.start_processing(video.id)  # probed again: no link meanwhile
+        catalog.finish_processing(video.id, ready)
+        catalog.delete_video(video.id)
+        assert [what for what, _ in watching.seen] == [
+            "add: the row held against changes",
+            "remove: the old row still visible", "add: the row held against changes",
+            "remove: the old row still visible",
+            "add: the row held against changes",
+            "remove: the old row still visible",
+            "add: the row held against changes",
+            "remove: the old row still visible"]
+        assert all(ok for _, ok in watching.seen), watching.seen
+        assert all(not shard for shard in watching.shards())  # no link left
+    finally:
+        catalog.close()

@@ -1,0 +1,164 @@
+"""Stream links: nginx answers ``/stream/{token}/`` by itself, at nginx's speed.
+
+With ``VIDEODROP_STREAM_LINKS`` set to a folder, every ready video whose token has no
+expiry has a symbolic link there, named by its token, pointing at its stored file::
+
+    <folder>/<first 2 characters of the token>/<token>.<extension> -> <media root>/<stored path>
+
+``deploy/nginx.conf`` serves ``/stream/{token}/`` from that link when it exists (Range,
+If-Range, conditional requests and ``sendfile`` are nginx's own) and hands every other
+request to the API: no link (not ready, failed, unknown, revoked, expiring tokens), several
+ranges (the API merges them), numbers nginx reads wrongly. The extension is the one of the
+Content-Type the API would send, so nginx's ``types`` give the same header.
+
+What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog.py``, is the
+only writer):
+
+* a link is **removed before** any change to its row commits, in the same transaction and
+  under the row's lock: once the change is visible, the link is gone; a crash in between
+  leaves the row unchanged and merely the link missing (the API answers instead);
+* a link is **created only from a committed ready row**, read ``FOR SHARE``, so no change
+  to that row can commit between the read and the link;
+* a change made behind the catalog's back (``psql``) is announced by a trigger on the
+  ``videodrop_links`` channel with the old token; the API's listener removes the link
+  milliseconds later; ``videodrop links`` (run by ``videodrop api`` at start) puts the
+  folder back in step with the catalog.
+
+Removing a link is always safe (the API answers); only creating one needs the rules above.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from videodrop import media
+from videodrop.settings import Settings
+
+CHANNEL = "videodrop_links"  # NOTIFY payload: the old token, or '*' (table truncated)
+EVERYTHING = "*"
+EXTENSIONS = {ctype: ext for ext, ctype in media.CONTENT_TYPES.items()}  # one per type
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_LINK = re.compile(r"([A-Za-z0-9_-]{16,128})\.([a-z0-9]+)")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a link needs from a row."""
+
+    token: str
+    path: Path  # absolute: the stored file
+    extension: str
+
+
+def target_of(token: str | None, stored_path: str, fmt: str | None, original_filename: str,
+              media_root: Path) -> Target | None:
+    """The link of a ready row, or None when nginx must not serve it alone (no token, a
+    token of another shape, a type outside the eight: the API answers those)."""
+    if not token or not _TOKEN.fullmatch(token):
+        return None
+    extension = EXTENSIONS.get(media.content_type(fmt, original_filename))
+    if extension is None:
+        return None
+    return Target(token, Path(os.path.abspath(media_root / stored_path)), extension)
+
+
+def from_settings(settings: Settings) -> StreamLinks | None:
+    """The link folder of ``VIDEODROP_STREAM_LINKS``, or None when it is not set."""
+    if settings.stream_links is None:
+        return None
+    return StreamLinks(settings.stream_links, settings.media_root)
+
+
+class StreamLinks:
+    """The link folder. Only the file system here; when to call what is the catalog's."""
+
+    def __init__(self, root: Path, media_root: Path) -> None:
+        self.root = Path(os.path.abspath(root))
+        self.media_root = Path(os.path.abspath(media_root))
+
+    def target(self, row: Mapping[str, Any]) -> Target | None:
+        """The link of a ready row (``access_token``, ``stored_path``, ``format``,
+        ``original_filename``)."""
+        return target_of(row["access_token"], row["stored_path"], row["format"],
+                         row["original_filename"], self.media_root)
+
+    def _shard(self, token: str) -> Path:
+        return self.root / token[:2]
+
+    def add(self, target: Target) -> None:
+        """Create (or replace) the link atomically: a new link under a temporary name,
+        renamed over the final one."""
+        shard = self._shard(target.token)
+        final = shard / f"{target.token}.{target.extension}"
+        with contextlib.suppress(FileNotFoundError):
+            if os.readlink(final) == str(target.path):
+                return
+        shard.mkdir(parents=True, exist_ok=True)
+        temporary = shard / f".new-{secrets.token_hex(8)}"
+        os.symlink(target.path, temporary)
+        try:
+            os.replace(temporary, final)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
+
+    def remove(self, token: str) -> None:
+        """Remove every link of ``token`` (one per extension at most); missing is fine."""
+        if not _TOKEN.fullmatch(token):
+            return
+        shard = self._shard(token)
+        for extension in media.CONTENT_TYPES:
+            with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+                os.unlink(shard / f"{token}.{extension}")
+
+    def is_current(self, target: Target) -> bool:
+        try:
+            return os.readlink(self._shard(target.token)
+                               / f"{target.token}.{target.extension}") == str(target.path)
+        except OSError:
+            return False
+
+    def shards(self) -> Iterator[list[tuple[str, Path]]]:
+        """The links of the folder, a shard at a time: (token, link path) pairs. Strays are
+        removed on the way (temporaries of an interrupted :meth:`add`, non-links)."""
+        try:
+            shards = sorted(e.path for e in os.scandir(self.root)
+                            if e.is_dir(follow_symlinks=False))
+        except FileNotFoundError:
+            return
+        for shard in shards:
+            links: list[tuple[str, Path]] = []
+            with contextlib.suppress(FileNotFoundError):
+                for entry in os.scandir(shard):
+                    m = _LINK.fullmatch(entry.name)
+                    if m and entry.is_symlink():
+                        links.append((m.group(1), Path(entry.path)))
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+            yield links
+
+    def remove_all(self) -> int:
+        return sum(self.prune(links, {}) for links in self.shards())
+
+    def prune(self, links: list[tuple[str, Path]], valid: dict[str, Target]) -> int:
+        """Remove those of ``links`` that are not the link of ``valid[token]``: how many."""
+        removed = 0
+        for token, path in links:
+            target = valid.get(token)
+            with contextlib.suppress(FileNotFoundError):
+                if target is None or path.name != f"{token}.{target.extension}" or \
+                        os.readlink(path) != str(target.path):
+                    path.unlink()
+                    removed += 1
+        return removed
+
+
+__all__ = ["CHANNEL", "EVERYTHING", "StreamLinks", "Target", "from_settings", "target_of"]
