@@ -20,9 +20,8 @@ from videodrop.settings import Settings
 
 def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
                tokens: TokenCache | None = None) -> falcon.App:
-    log = logs.get("api")
-    middleware: list[Any] = [RequestMetrics(), RequestLog(log, settings.request_log),
-                             SecurityHeaders()]
+    request_log = RequestLog(logs.later("api"), settings.request_log)
+    middleware: list[Any] = [RequestMetrics(), request_log, SecurityHeaders()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = settings.base_url.startswith("https")

@@ -91,9 +91,10 @@ def when_ready(server: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """In the worker, as it exits: the log lines it collected go out."""
-    from videodrop import logs  # noqa: PLC0415
+    """In the worker, as it exits: the log lines and the counts it collected go out."""
+    from videodrop import logs, metrics  # noqa: PLC0415 - after the env var is set
 
+    metrics.flush()
     logs.flush()
 
 

@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import falcon
-import structlog
+
+from videodrop import logs
 
 
 class SecurityHeaders:
@@ -27,10 +28,20 @@ def new_request_id() -> str:
 
 SLOW_MS = 1000.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than this
 
+# structlog's context variables of what a request binds: set directly, a ContextVar.set
+# each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").
+REQUEST_ID = logs.context_variable("request_id")
+BOUND_BY_RESOURCES = (logs.context_variable("video_id"), logs.context_variable("token"))
+
 
 class RequestLog:
     """One summary line per request: method, route, status, bytes, ms. The token in the
-    path is never logged whole: the route template stands in for the path.
+    path is never logged whole: the route template stands in for the path. The request's
+    id is bound for every line logged while it runs (``request_id``), and what the
+    resources bound (``video_id``, ``token``) is unbound when it ends.
+
+    ``log`` is a :class:`videodrop.logs.LaterLogger` in the API (the line is rendered by
+    the log writer thread), or any logger with ``info``.
 
     ``mode`` (VIDEODROP_REQUEST_LOG): ``all`` logs every request; ``errors`` only answers
     of 400 and up and requests slower than a second; ``off`` none."""
@@ -42,8 +53,8 @@ class RequestLog:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.t0 = time.perf_counter()
-        req.context.request_id = req.get_header("X-Request-ID") or new_request_id()
-        structlog.contextvars.bind_contextvars(request_id=req.context.request_id)
+        req.context.request_id = request_id = req.get_header("X-Request-ID") or new_request_id()
+        REQUEST_ID.set(request_id)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
@@ -54,4 +65,6 @@ class RequestLog:
             route = req.uri_template or req.path
             self.log.info("request", method=req.method, route=route,
                           status=resp.status_code, bytes=resp.content_length, ms=ms)
-        structlog.contextvars.unbind_contextvars("request_id", "video_id", "token")
+        REQUEST_ID.set(...)
+        for variable in BOUND_BY_RESOURCES:
+            variable.set(...)

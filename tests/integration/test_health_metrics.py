@@ -171,6 +171,11 @@ def test_metrics_add_up_across_gunicorn_workers(gunicorn: type[Gunicorn]) -> Non
     assert len(pids) == 2, "the requests never reached the second worker"
 
     route = "/hello/{name}/"
+    # A worker writes its counts every 0.2 s (and before it answers /metrics itself):
+    # the other worker's requests may take that long to show.
+    wait_for(lambda: sample(g.get("/metrics").text, "videodrop_http_requests_total",
+                            method="GET", route=route, status="200") == sent,
+             timeout=5, what="every worker's requests in /metrics")
     for _ in range(6):  # whichever worker answers, it reports every worker's requests
         text = g.get("/metrics").text
         assert sample(text, "videodrop_http_requests_total", method="GET", route=route,
@@ -337,4 +342,6 @@ def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None
     assert sample(texts["prober"], "videodrop_prober_probe_seconds_count") >= 1
     api = system.http.get(f"{system.base_url}/metrics", timeout=5)
     assert api.status_code == 200
-    assert sample(api.text, "videodrop_http_requests_total", route="/api/videos") >= 1
+    wait_for(lambda: sample(system.http.get(f"{system.base_url}/metrics", timeout=5).text,
+                            "videodrop_http_requests_total", route="/api/videos") >= 1,
+             timeout=5, what="the API's requests in its /metrics")

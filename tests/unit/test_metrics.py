@@ -1,9 +1,10 @@
-"""videodrop.metrics (definitions, the ingest/prober server) and api.metrics (the /metrics
-resource and the request middleware) in one process; the multiprocess mode under gunicorn
-is tested in tests/integration/test_health_metrics.py."""
+"""videodrop.metrics (definitions, the ingest/prober server, counts kept in memory and
+flushed) and api.metrics (the /metrics resource and the request middleware) in one process;
+the multiprocess mode under gunicorn is tested in tests/integration/test_health_metrics.py."""
 
 from __future__ import annotations
 
+import random
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -11,9 +12,10 @@ from collections.abc import Iterator
 import falcon
 import falcon.testing
 import pytest
+from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import UNMATCHED, Metrics, RequestMetrics
+from api.metrics import PENDING, UNMATCHED, Metrics, RequestMetrics, observe_all
 from videodrop import metrics
 from videodrop.errors import ConfigurationError
 
@@ -169,11 +171,17 @@ class Blob:
         resp.status = falcon.HTTP_206
 
 
+class Quiet:
+    def on_head(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.status = falcon.HTTP_204
+
+
 @pytest.fixture
 def client() -> falcon.testing.TestClient:
     app = falcon.App(middleware=[RequestMetrics()])
     app.add_route("/hello/{name}/", Hello())
     app.add_route("/blob", Blob())
+    app.add_route("/quiet", Quiet())
     app.add_route("/metrics", Metrics(None))
     return falcon.testing.TestClient(app)
 
@@ -230,3 +238,98 @@ def test_family_names_of_the_api_registry() -> None:
     assert metrics.family_names(metrics.API) == {
         "videodrop_http_requests", "videodrop_http_response_bytes",
         "videodrop_http_request_seconds", "videodrop_api_token_lookups"}
+
+
+# --- counts kept in memory and written in batches ----------------------------------------
+
+def test_observe_all_writes_what_observe_one_by_one_writes() -> None:
+    registry = CollectorRegistry()
+    buckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+    one_by_one = Histogram("one_by_one", "reference", ["route"], buckets=buckets,
+                           registry=registry)
+    at_once = Histogram("at_once", "batched", ["route"], buckets=buckets, registry=registry)
+    rng = random.Random(7)
+    amounts = [0.0, 0.005, 0.0050001, 0.01, 1, 10, 10.5, 1e6, *buckets,
+               *(rng.expovariate(20) for _ in range(500))]
+    for amount in amounts:
+        one_by_one.labels("/x").observe(amount)
+    observe_all(at_once.labels("/x"), amounts)
+
+    def samples(name: str) -> dict[tuple[str, str], float]:
+        return {(s.name.removeprefix(name), s.labels.get("le", "")): s.value
+                for fam in registry.collect() if fam.name == name for s in fam.samples
+                if not s.name.endswith("_created")}
+
+    expected, got = samples("one_by_one"), samples("at_once")
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        assert got[key] == pytest.approx(value, rel=1e-12), key
+    assert got[("_count", "")] == len(amounts)
+
+
+class RecordingCounter:
+    def __init__(self) -> None:
+        self.added: list[tuple[tuple[str, ...], float]] = []
+
+    def labels(self, *values: str) -> RecordingCounter.Series:
+        return RecordingCounter.Series(self, values)
+
+    class Series:
+        def __init__(self, counter: RecordingCounter, values: tuple[str, ...]) -> None:
+            self.counter, self.values = counter, values
+
+        def inc(self, amount: float = 1) -> None:
+            self.counter.added.append((self.values, amount))
+
+
+def test_a_later_counter_adds_up_before_it_writes() -> None:
+    counter = RecordingCounter()
+    later = metrics.LaterCounter(counter)  # type: ignore[arg-type]
+    cache, database = later.labels("cache"), later.labels("database")
+    assert later.labels("cache") is cache
+    for _ in range(5):
+        cache.inc()
+    database.inc(2.5)
+    with pytest.raises(ValueError, match="only go up"):
+        cache.inc(-1)
+    metrics.flush()
+    by_series: dict[tuple[str, ...], float] = {}
+    for values, amount in counter.added:
+        by_series[values] = by_series.get(values, 0) + amount
+    assert by_series == {("cache",): 5, ("database",): 2.5}
+    assert len(counter.added) <= 6  # at most one write per increment, usually one per series
+    metrics.flush()
+    assert sum(amount for _, amount in counter.added) == 7.5  # nothing written twice
+
+
+def test_token_lookups_are_read_up_to_date() -> None:
+    before = value(metrics.API, "videodrop_api_token_lookups_total", source="cache")
+    metrics.TOKEN_LOOKUPS.labels("cache").inc()
+    metrics.TOKEN_LOOKUPS.labels(source="cache").inc()
+    # Reading the API registry flushes first (FlushOnRead): no wait in this process.
+    assert value(metrics.API, "videodrop_api_token_lookups_total", source="cache") == before + 2
+
+
+def test_requests_wait_in_memory_until_a_flush(client: falcon.testing.TestClient) -> None:
+    metrics.flush()
+    route = "/hello/{name}/"
+    labels = {"method": "GET", "route": route, "status": "200"}
+    series = metrics.HTTP_REQUESTS.labels(*labels.values())
+    before = series._value.get()
+    client.simulate_get("/hello/z/")
+    assert series._value.get() in (before, before + 1)  # + 1 if the flush thread ran
+    metrics.flush()
+    assert not PENDING
+    assert series._value.get() == before + 1
+
+
+def test_every_series_of_a_request_shows_even_at_zero(client: falcon.testing.TestClient) -> None:
+    """As when each request wrote its counters: a route that never sent a byte still has
+    its bytes series (at 0), and its histogram."""
+    client.simulate_head("/quiet")
+    found = families(client.simulate_get("/metrics").text)
+    key = (("__name__", "videodrop_http_response_bytes_total"), ("route", "/quiet"))
+    assert found["videodrop_http_response_bytes"][key] == 0
+    count = (("__name__", "videodrop_http_request_seconds_count"), ("method", "HEAD"),
+             ("route", "/quiet"))
+    assert found["videodrop_http_request_seconds"][count] >= 1

@@ -1,0 +1,260 @@
+"""videodrop.logs: the batched writer, and the fast path of the API's line per request
+(LaterLogger, render_json), held to what structlog's own chain writes for the same call;
+api.middleware.RequestLog over it."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import falcon
+import falcon.testing
+import pytest
+import structlog
+
+from api.middleware import RequestLog
+from videodrop import logs
+
+
+class Lines:
+    """What a process configured by ``logs.configure(batched=True)`` writes on stdout."""
+
+    def __init__(self, stream: io.StringIO, batched: logs.BatchedLines) -> None:
+        self.stream, self.batched = stream, batched
+
+    def written(self) -> list[str]:
+        """The lines written so far (without a flush)."""
+        return self.stream.getvalue().splitlines()
+
+    def flushed(self) -> list[str]:
+        self.batched.flush()
+        return self.written()
+
+
+@pytest.fixture
+def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``configure(fmt=..., level=...)``: logs.configure(role="api", batched=True) writing
+    to a buffer (a writer that never writes on its own: only flushes and warnings)."""
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", stream)
+    batched = logs.BatchedLines(stream, interval=3600)
+    monkeypatch.setattr(logs, "_batched", batched)
+    monkeypatch.setattr(logs, "_later", None)
+
+    def configure(fmt: str = "json", level: str = "info") -> Lines:
+        logs.configure(role="api", fmt=fmt, level=level, batched=True)
+        return Lines(stream, batched)
+
+    yield configure
+    structlog.reset_defaults()
+    structlog.contextvars.clear_contextvars()
+
+
+def timestamp_ns(line: str) -> int:
+    """The time of a structlog line, as ``time.time_ns()`` would have given it."""
+    stamp = datetime.fromisoformat(json.loads(line)["timestamp"].replace("Z", "+00:00"))
+    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000 + 999
+
+
+def both_ways(lines: Lines, monkeypatch: pytest.MonkeyPatch, event: str,
+              **kw: Any) -> tuple[str, str]:
+    """The line structlog writes for ``info(event, **kw)`` of logger "api", and the one the
+    fast path writes for the same call at the same time."""
+    before = len(lines.flushed())
+    logs.get("api").info(event, **kw)
+    [slow] = lines.flushed()[before:]
+    ns = timestamp_ns(slow)
+    with monkeypatch.context() as m:
+        m.setattr(time, "time_ns", lambda: ns)
+        logs.later("api").info(event, **kw)
+    assert len(lines.written()) == before + 1, "the fast path wrote before a flush"
+    [fast] = lines.flushed()[before + 1:]
+    return slow, fast
+
+
+class Custom:
+    def __structlog__(self) -> str:
+        return "custom!"
+
+
+class Opaque:
+    def __repr__(self) -> str:
+        return "<opaque>"
+
+
+def test_the_request_line_is_the_line_structlog_writes(configure: Any,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    lines = configure()
+    structlog.contextvars.bind_contextvars(request_id="5f2c9e0d1a7b3c44", token="Ab3xYz",
+                                           video_id=42)
+    slow, fast = both_ways(lines, monkeypatch, "request", method="GET",
+                           route="/api/video/{token}/", status=200, bytes=312, ms=0.07)
+    assert fast == slow
+    got = json.loads(fast)
+    assert got["request_id"] == "5f2c9e0d1a7b3c44" and got["video_id"] == 42
+    assert got["role"] == "api" and got["logger"] == "api" and got["level"] == "info"
+    assert list(got)[:6] == ["method", "route", "status", "bytes", "ms", "event"]
+
+
+@pytest.mark.parametrize("kw", [
+    {},
+    {"method": "HEAD", "route": "/stream/{token}/", "status": 404, "bytes": None, "ms": None},
+    {"token": "given-here-wins", "text": "ünïcode \"quoted\"\n", "ratio": 1e-7, "big": 2**70},
+    {"level": "fake", "logger": "shadow", "timestamp": "early", "flag": True,
+     "items": [1, "two", None], "nested": {"a": [0.5]}},
+    {"custom": Custom(), "opaque": Opaque(), "inf": float("inf")},
+    {"logger_name": "renamed"},
+])
+def test_any_info_line_is_the_line_structlog_writes(configure: Any,
+                                                    monkeypatch: pytest.MonkeyPatch,
+                                                    kw: dict[str, Any]) -> None:
+    lines = configure()
+    structlog.contextvars.bind_contextvars(request_id="r1", token="t1", gone="x")
+    structlog.contextvars.unbind_contextvars("gone")  # bound once, not any more
+    slow, fast = both_ways(lines, monkeypatch, "something", **kw)
+    assert fast == slow
+    assert "gone" not in json.loads(fast)
+
+
+def test_lines_from_a_new_thread_carry_the_role_too(configure: Any,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A gunicorn gthread worker answers in threads that start with an empty context."""
+    lines = configure()
+    got: list[tuple[str, str]] = []
+    worker = threading.Thread(target=lambda: got.append(
+        both_ways(lines, monkeypatch, "request", status=200)))
+    worker.start()
+    worker.join()
+    [(slow, fast)] = got
+    assert fast == slow
+    assert json.loads(fast)["role"] == "api"
+
+
+def test_only_the_context_of_the_call_counts(configure: Any) -> None:
+    lines = configure()
+    structlog.contextvars.bind_contextvars(request_id="during")
+    logs.later("api").info("request")
+    structlog.contextvars.bind_contextvars(request_id="after", video_id=7)
+    [line] = lines.flushed()
+    assert json.loads(line)["request_id"] == "during" and "video_id" not in json.loads(line)
+
+
+def test_warnings_are_written_at_once_after_earlier_lines(configure: Any) -> None:
+    lines = configure()
+    fast, slow = logs.later("api"), logs.get("api")
+    fast.info("one")
+    slow.info("two")
+    fast.info("three")
+    assert lines.written() == []
+    slow.warning("four")
+    assert [json.loads(line)["event"] for line in lines.written()] \
+        == ["one", "two", "three", "four"]
+
+
+def test_the_timestamp_is_structlogs_iso_utc() -> None:
+    for stamp in (datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC),  # no microseconds: none shown
+                  datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=UTC),
+                  datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                  datetime.now(UTC)):
+        ns = (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
+        expected = stamp.isoformat().replace("+00:00", "Z")
+        assert logs.iso_utc(ns) == expected
+        assert logs.iso_utc(ns + 999) == expected  # truncated, as datetime.now()
+
+
+def test_console_other_levels_and_exceptions_go_through_structlog(
+        configure: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    lines = configure(fmt="console")
+    logs.later("api").info("request", status=200)
+    [line] = lines.flushed()
+    assert "request" in line and "status" in line and not line.startswith("{")
+
+    lines = configure(level="warning")
+    logs.later("api").info("request", status=200)
+    assert lines.flushed() == [line]  # nothing more
+
+    lines = configure()
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logs.later("api").info("request", exc_info=True)
+    [_, failed] = lines.flushed()
+    assert "RuntimeError: boom" in json.loads(failed)["exception"]
+
+
+def test_a_value_that_cannot_be_rendered_costs_its_line_only(configure: Any) -> None:
+    lines = configure()
+    loop: list[Any] = []
+    loop.append(loop)
+    logs.later("api").info("looped", value=loop)
+    logs.later("api").info("fine")
+    failed, fine = (json.loads(line) for line in lines.flushed())
+    assert failed["event"] == "looped" and failed["level"] == "error"
+    assert "not rendered" in failed["error"]
+    assert fine["event"] == "fine"
+
+
+def test_context_variable_is_structlogs_own() -> None:
+    request_id = logs.context_variable("request_id")
+    try:
+        request_id.set("abc")
+        assert structlog.contextvars.get_contextvars()["request_id"] == "abc"
+        structlog.contextvars.bind_contextvars(request_id="def")
+        assert request_id.get() == "def"
+        request_id.set(...)
+        assert "request_id" not in structlog.contextvars.get_contextvars()
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+# --- RequestLog over the fast path -----------------------------------------------------------
+
+class Thing:
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        structlog.contextvars.bind_contextvars(token=token[:6], video_id=9)
+        logs.get("api.things").info("looked up")
+        if token == "missing":
+            raise falcon.HTTPNotFound()
+        resp.media = {"ok": True}
+
+
+def request_log_client(mode: str) -> falcon.testing.TestClient:
+    app = falcon.App(middleware=[RequestLog(logs.later("api"), mode)])
+    app.add_route("/things/{token}/", Thing())
+    return falcon.testing.TestClient(app)
+
+
+def test_request_lines_carry_what_the_request_bound(configure: Any) -> None:
+    lines = configure()
+    client = request_log_client("all")
+    resp = client.simulate_get("/things/secret-token/", headers={"X-Request-ID": "req-1"})
+    assert resp.headers["X-Request-ID"] == "req-1"
+    looked_up, request = (json.loads(line) for line in lines.flushed())
+    assert looked_up["event"] == "looked up" and looked_up["request_id"] == "req-1"
+    assert request["event"] == "request" and request["request_id"] == "req-1"
+    assert request["route"] == "/things/{token}/" and request["status"] == 200
+    assert request["token"] == "secret" and request["video_id"] == 9
+    assert "secret-token" not in json.dumps(request)
+    # ...and nothing of it stays bound once the request is over.
+    assert structlog.contextvars.get_contextvars() == {"role": "api"}
+
+    client.simulate_get("/things/other/")
+    [_, _, _, second] = (json.loads(line) for line in lines.flushed())
+    assert len(second["request_id"]) == 16 and second["request_id"] != "req-1"
+
+
+@pytest.mark.parametrize(("mode", "logged"), [("all", [200, 404]), ("errors", [404]),
+                                              ("off", [])])
+def test_request_log_modes(configure: Any, mode: str, logged: list[int]) -> None:
+    lines = configure()
+    client = request_log_client(mode)
+    client.simulate_get("/things/present/")
+    client.simulate_get("/things/missing/")
+    found = [json.loads(line) for line in lines.flushed()]
+    assert [e["status"] for e in found if e["event"] == "request"] == logged
