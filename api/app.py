@@ -20,7 +20,8 @@ from videodrop.settings import Settings
 
 def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
                tokens: TokenCache | None = None) -> falcon.App:
-    request_log = RequestLog(logs.later("api"), settings.request_log)
+    request_log = RequestLog(logs.later("api"), settings.request_log,
+                             settings.request_log_rate)
     middleware: list[Any] = [RequestMetrics(), request_log, SecurityHeaders()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False

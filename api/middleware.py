@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -31,7 +34,9 @@ SLOW_MS = 1000.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than
 # structlog's context variables of what a request binds: set directly, a ContextVar.set
 # each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").
 REQUEST_ID = logs.context_variable("request_id")
-BOUND_BY_RESOURCES = (logs.context_variable("video_id"), logs.context_variable("token"))
+VIDEO_ID = logs.context_variable("video_id")  # bound by the token resources
+TOKEN_PREFIX = logs.context_variable("token")  # idem: the token's prefix, never all of it
+BOUND_BY_RESOURCES = (VIDEO_ID, TOKEN_PREFIX)
 
 
 class RequestLog:
@@ -40,16 +45,23 @@ class RequestLog:
     id is bound for every line logged while it runs (``request_id``), and what the
     resources bound (``video_id``, ``token``) is unbound when it ends.
 
-    ``log`` is a :class:`videodrop.logs.LaterLogger` in the API (the line is rendered by
-    the log writer thread), or any logger with ``info``.
+    ``log`` is a :class:`videodrop.logs.LaterLogger` in the API (the line is rendered
+    without structlog's chain, written by the log writer thread), or any logger with ``info``.
 
     ``mode`` (VIDEODROP_REQUEST_LOG): ``all`` logs every request; ``errors`` only answers
-    of 400 and up and requests slower than a second; ``off`` none."""
+    of 400 and up and requests slower than a second; ``off`` none.
 
-    def __init__(self, log: Any, mode: str = "all") -> None:
+    ``rate`` (VIDEODROP_REQUEST_LOG_RATE, 0: no limit): in ``all`` mode, at most that many
+    lines a second for successful, fast requests; the others of that second are counted
+    and summed up in one ``requests not logged`` line (:class:`LineBudget`). Errors and
+    slow requests are always logged."""
+
+    def __init__(self, log: Any, mode: str = "all", rate: int = 0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.log = log
         self.every = mode == "all"
         self.errors = mode == "errors"
+        self.budget = LineBudget(log, rate, clock) if self.every and rate > 0 else None
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.t0 = time.perf_counter()
@@ -61,10 +73,61 @@ class RequestLog:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
         ms = round((time.perf_counter() - t0) * 1000, 2) if t0 else None
-        if self.every or (self.errors and (resp.status_code >= 400 or (ms or 0) >= SLOW_MS)):
+        status = resp.status_code
+        if self.every or self.errors:
             route = req.uri_template or req.path
-            self.log.info("request", method=req.method, route=route,
-                          status=resp.status_code, bytes=resp.content_length, ms=ms)
+            important = status >= 400 or (ms or 0) >= SLOW_MS
+            if important or (self.every and (self.budget is None
+                                             or self.budget.allow(req.method, route, status))):
+                self.log.info("request", method=req.method, route=route, status=status,
+                              bytes=resp.content_length, ms=ms)
         REQUEST_ID.set(...)
         for variable in BOUND_BY_RESOURCES:
             variable.set(...)
+
+
+class LineBudget:
+    """At most ``rate`` request lines a second (per worker): a busy API would otherwise
+    write thousands a second, and journald's rate limit (10,000 lines per 30 s per unit by
+    default) would then drop lines of the unit, warnings included. What goes over is
+    counted (a deque append: safe from any thread without a lock) and written once a second
+    as ``requests not logged`` with the count per method, route and status; the log writer
+    thread writes a due summary even when no request comes."""
+
+    def __init__(self, log: Any, rate: int, clock: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self.log = log
+        self.rate = rate
+        self.clock = clock
+        self.second = int(clock())
+        self.used = 0
+        self.skipped: deque[tuple[str, str, int]] = deque()
+        self._lock = threading.Lock()  # one summary at a time
+        logs.every_batch(self.roll)
+
+    def allow(self, method: str, route: str, status: int) -> bool:
+        if int(self.clock()) != self.second:
+            self.roll()
+        if self.used < self.rate:
+            self.used += 1  # a race between threads may let a line or two more through
+            return True
+        self.skipped.append((method, route, status))
+        return False
+
+    def roll(self) -> None:
+        """Start a new second if the last one is over, summing up what it did not log."""
+        now = int(self.clock())
+        if now == self.second:
+            return
+        with self._lock:
+            if now == self.second:
+                return
+            seconds, self.second, self.used = now - self.second, now, 0
+            counts: dict[str, int] = {}
+            for _ in range(len(self.skipped)):
+                method, route, status = self.skipped.popleft()
+                key = f"{method} {route} {status}"
+                counts[key] = counts.get(key, 0) + 1
+        if counts:
+            self.log.info("requests not logged", requests=sum(counts.values()),
+                          seconds=seconds, by_route=counts, limit_per_second=self.rate)

@@ -8,9 +8,9 @@ import re
 from typing import Any
 
 import falcon
-import structlog
 
 from api.fileresponse import send_file
+from api.middleware import TOKEN_PREFIX, VIDEO_ID
 from api.tokencache import Entry, TokenCache
 from videodrop import media, metrics, records
 from videodrop.catalog import Catalog, Video
@@ -46,7 +46,7 @@ class TokenResource:
         self.tokens = tokens
 
     def lookup(self, token: str) -> Entry:
-        structlog.contextvars.bind_contextvars(token=token_prefix(token))
+        TOKEN_PREFIX.set(token_prefix(token))
         if not TOKEN.fullmatch(token):
             raise not_found()
         cache = self.tokens
@@ -54,7 +54,7 @@ class TokenResource:
             entry = cache.get(token)
             if entry is not None:
                 CACHE_HITS.inc()
-                structlog.contextvars.bind_contextvars(video_id=entry.video.id)
+                VIDEO_ID.set(entry.video.id)
                 return entry
             mark = cache.mark()
         DATABASE_LOOKUPS.inc()
@@ -66,7 +66,7 @@ class TokenResource:
                 "try again shortly.", retry_after=5) from exc
         if video is None:
             raise not_found()
-        structlog.contextvars.bind_contextvars(video_id=video.id)
+        VIDEO_ID.set(video.id)
         return cache.put(token, video, mark) if cache is not None else Entry(video)
 
 

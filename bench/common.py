@@ -34,6 +34,7 @@ import requests  # noqa: E402
 
 from tests.harness import System, drop_database, fresh_database, wait_for  # noqa: E402
 from tests.servers import delete_amqp_names  # noqa: E402
+from videodrop.settings import Settings  # noqa: E402
 
 BENCH_VAR = REPO / "var" / "bench"
 CACHE = BENCH_VAR / "cache"  # generated inputs kept between runs (clips)
@@ -322,3 +323,14 @@ def stage(what: str) -> Iterator[None]:
     t0 = time.monotonic()
     yield
     log(f"{what}: {time.monotonic() - t0:.1f} s")
+
+
+def api_settings() -> Settings:
+    """The default settings, except VIDEODROP_API_WORKERS/THREADS when set (to measure
+    other gunicorn settings: the reference runs with the same ones)."""
+    settings = Settings()
+    for name in ("api_workers", "api_threads"):
+        value = os.environ.get(f"VIDEODROP_{name.upper()}")
+        if value:
+            settings = settings.with_(**{name: int(value)})
+    return settings

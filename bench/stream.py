@@ -38,7 +38,6 @@ import psycopg
 from bench import common, wrk
 from bench.common import Row, Scratch, row
 from tests.harness import System, free_port, stop_process, wait_for
-from videodrop.settings import Settings
 
 SIZE = 256 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -152,7 +151,7 @@ def check_range(url: str) -> None:
 
 def main() -> list[Row]:
     wrk.require()
-    defaults = Settings()
+    defaults = common.api_settings()
     workers, threads = defaults.api_workers, defaults.api_threads
     with Scratch("stream", env={"VIDEODROP_API_WORKERS": str(workers),
                                 "VIDEODROP_API_THREADS": str(threads)}) as scratch:

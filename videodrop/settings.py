@@ -66,6 +66,7 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     request_log: str = "all"  # all | errors | off: the API's line per request
+    request_log_rate: int = 50  # at most this many request lines a second per API worker
     delivery_limit: int = 5
     metrics_bind: str | None = None
 
@@ -90,6 +91,8 @@ class Settings:
             raise SettingsError("VIDEODROP_PROBER_CONCURRENCY must be at least 1")
         if self.request_log not in REQUEST_LOGS:
             raise SettingsError(f"VIDEODROP_REQUEST_LOG must be one of {', '.join(REQUEST_LOGS)}")
+        if self.request_log_rate < 0:
+            raise SettingsError("VIDEODROP_REQUEST_LOG_RATE must be 0 (no limit) or more")
         if self.token_cache_size < 0:
             raise SettingsError("VIDEODROP_TOKEN_CACHE_SIZE must be 0 (off) or more")
         if self.delivery_limit < 1:
@@ -133,7 +136,7 @@ def _convert(name: str, raw: str) -> object:
         if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
             return float(raw)
         if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
-                    "token_cache_size"}:
+                    "token_cache_size", "request_log_rate"}:
             return int(raw)
         if name == "ignore_patterns":
             return tuple(p.strip() for p in raw.split(",") if p.strip())

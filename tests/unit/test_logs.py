@@ -258,3 +258,30 @@ def test_request_log_modes(configure: Any, mode: str, logged: list[int]) -> None
     client.simulate_get("/things/missing/")
     found = [json.loads(line) for line in lines.flushed()]
     assert [e["status"] for e in found if e["event"] == "request"] == logged
+
+
+def test_request_lines_over_the_rate_are_summed_up_once_a_second(configure: Any) -> None:
+    lines = configure()
+    now = [100.0]
+    log = RequestLog(logs.later("api"), "all", rate=3, clock=lambda: now[0])
+    app = falcon.App(middleware=[log])
+    app.add_route("/things/{token}/", Thing())
+    client = falcon.testing.TestClient(app)
+    for _ in range(5):
+        client.simulate_get("/things/present/")
+    client.simulate_get("/things/missing/")  # an error: always logged
+    found = [json.loads(line) for line in lines.flushed()]
+    assert [(e["event"], e["status"]) for e in found if e["event"] == "request"] == [
+        ("request", 200), ("request", 200), ("request", 200), ("request", 404)]
+    assert not [e for e in found if e["event"] == "requests not logged"]
+
+    now[0] = 101.5
+    assert log.budget is not None
+    log.budget.roll()  # what the log writer thread does every 0.2 s
+    [summary] = [json.loads(line) for line in lines.flushed()[len(found):]
+                 if "requests not logged" in line]
+    assert summary["requests"] == 2 and summary["seconds"] == 1
+    assert summary["by_route"] == {"GET /things/{token}/ 200": 2}
+    log.budget.roll()  # nothing more to say
+    client.simulate_get("/things/present/")  # a new second: lines again
+    assert json.loads(lines.flushed()[-1])["event"] == "request"
