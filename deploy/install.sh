@@ -3,7 +3,7 @@
 #
 #   sudo deploy/install.sh
 #
-# creates the system user `videodrop`, the folders /srv/videodrop/{inbox,media}, a
+# creates the system user `videodrop`, the folders /srv/videodrop/{inbox,media,stream-links}, a
 # virtualenv /opt/videodrop/venv with the package installed (pip install from this
 # checkout), /etc/videodrop/videodrop.env from deploy/videodrop.env.example when there is
 # none (with a freshly generated admin token), and the systemd units in
@@ -69,12 +69,14 @@ fi
 # inbox: writers (sftp users, cameras' upload account) join group $USER_NAME; setgid keeps
 # the group on what they write, so the probers can read and move it. media: group-readable
 # for a front proxy that serves files itself (add www-data to the group for X-Accel).
+# stream-links: VIDEODROP_STREAM_LINKS, the same (links are named by tokens: no "other").
 install -d -m 0755 "$DESTDIR$SRV"
 install -d -m 2770 "$DESTDIR$SRV/inbox"
-install -d -m 2750 "$DESTDIR$SRV/media"
+install -d -m 2750 "$DESTDIR$SRV/media" "$DESTDIR$SRV/stream-links"
 install -d -m 0755 "$DESTDIR$ETC" "$DESTDIR$PREFIX" "$DESTDIR$UNITDIR"
 if $own; then
-    chown "$USER_NAME:$USER_NAME" "$DESTDIR$SRV/inbox" "$DESTDIR$SRV/media"
+    chown "$USER_NAME:$USER_NAME" "$DESTDIR$SRV/inbox" "$DESTDIR$SRV/media" \
+        "$DESTDIR$SRV/stream-links"
 fi
 
 # --- the virtualenv -----------------------------------------------------------------------

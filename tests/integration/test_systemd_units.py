@@ -249,7 +249,7 @@ def test_install_stages_everything_and_is_idempotent(tmp_path: Path) -> None:
                            env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert shown.returncode == 0 and shown.stdout.strip(), shown.stderr
 
-    for folder, mode in (("inbox", 0o2770), ("media", 0o2750)):
+    for folder, mode in (("inbox", 0o2770), ("media", 0o2750), ("stream-links", 0o2750)):
         assert (dest / "srv/videodrop" / folder).stat().st_mode & 0o7777 == mode
     envfile = dest / "etc/videodrop/videodrop.env"
     assert envfile.stat().st_mode & 0o777 == 0o640
