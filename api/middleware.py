@@ -29,7 +29,7 @@ def new_request_id() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
-SLOW_MS = 1000.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than this
+SLOW_SECONDS = 1.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than this
 
 # structlog's context variables of what a request binds: set directly, a ContextVar.set
 # each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").
@@ -65,20 +65,23 @@ class RequestLog:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.t0 = time.perf_counter()
-        req.context.request_id = request_id = req.get_header("X-Request-ID") or new_request_id()
+        # the environ directly: Request.get_header costs ten times as much
+        request_id = req.env.get("HTTP_X_REQUEST_ID") or new_request_id()
+        req.context.request_id = request_id
         REQUEST_ID.set(request_id)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
-        ms = round((time.perf_counter() - t0) * 1000, 2) if t0 else None
+        elapsed = time.perf_counter() - t0 if t0 else None
         status = resp.status_code
         if self.every or self.errors:
             route = req.uri_template or req.path
-            important = status >= 400 or (ms or 0) >= SLOW_MS
+            important = status >= 400 or (elapsed or 0.0) >= SLOW_SECONDS
             if important or (self.every and (self.budget is None
                                              or self.budget.allow(req.method, route, status))):
+                ms = round(elapsed * 1000, 2) if elapsed is not None else None
                 self.log.info("request", method=req.method, route=route, status=status,
                               bytes=resp.content_length, ms=ms)
         REQUEST_ID.set(...)

@@ -364,7 +364,12 @@ class Catalog:
             return
         row = conn.execute(query("lock_ready_token"), {"id": video_id}).fetchone()
         if row and row["access_token"]:
-            self.links.remove(row["access_token"])
+            try:
+                self.links.remove(row["access_token"])
+            except OSError as exc:  # the change must not commit while the link serves
+                raise CatalogUnavailable(
+                    f"stream link of video {video_id} not removed, change refused: {exc}"
+                ) from exc
 
     def _link(self, video_id: int) -> None:
         """After a row turned ready or got a new token: its link, made while the committed

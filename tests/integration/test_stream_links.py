@@ -31,6 +31,7 @@ from tests.integration.test_fileresponse import (
 )
 from tests.servers import delete_amqp_names
 from videodrop.catalog import Catalog, ProbeOutcome
+from videodrop.errors import CatalogUnavailable
 from videodrop.links import StreamLinks, Target
 
 SAMPLE = "bbb_chapters.mp4"
@@ -336,5 +337,31 @@ def test_links_go_before_a_change_commits_and_come_only_from_a_held_ready_row(db
             "remove: the old row still visible"]
         assert all(ok for _, ok in watching.seen), watching.seen
         assert all(not shard for shard in watching.shards())  # no link left
+    finally:
+        catalog.close()
+
+
+class Stuck(StreamLinks):
+    def remove(self, token: str) -> None:
+        raise OSError(30, "Read-only file system")
+
+
+def test_a_link_that_cannot_be_removed_refuses_the_change(db_url, tmp_path):
+    """Committing a revocation while its link still serves would keep the token working."""
+    catalog = Catalog.connect(db_url, links=Stuck(tmp_path / "links", tmp_path / "media"))
+    try:
+        video = catalog.create_upload(filename="clip.mp4")
+        catalog.upload_received(video.id, 1)
+        catalog.start_processing(video.id)
+        catalog.finish_processing(video.id, ProbeOutcome(
+            status="ready", error=None, size=1, sha256=None, metadata={"format": "mp4"},
+            raw=None))
+        for change in (catalog.revoke_token, catalog.rotate_token, catalog.delete_video,
+                       catalog.start_processing):
+            with pytest.raises(CatalogUnavailable, match="not removed"):
+                change(video.id)
+        after = catalog.by_id(video.id)
+        assert after is not None and after.status == "ready"
+        assert after.access_token == video.access_token
     finally:
         catalog.close()
