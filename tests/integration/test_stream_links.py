@@ -365,3 +365,38 @@ def test_a_link_that_cannot_be_removed_refuses_the_change(db_url, tmp_path):
         assert after.access_token == video.access_token
     finally:
         catalog.close()
+
+
+def test_only_changes_made_around_the_catalog_are_announced(db_url, tmp_path):
+    """The catalog removes links itself; a notice of its own change could arrive after it
+    made the row's next link (a video probed again keeps its token) and remove that."""
+    media_root = tmp_path / "media"
+    links = StreamLinks(tmp_path / "links", media_root)
+    catalog = Catalog.connect(db_url, links=links)
+    ready = ProbeOutcome(status="ready", error=None, size=1, sha256=None,
+                         metadata={"format": "mp4"}, raw=None)
+    try:
+        made = []
+        for name in ("a.mp4", "b.mp4"):
+            video = catalog.create_upload(filename=name)
+            catalog.upload_received(video.id, 1)
+            catalog.start_processing(video.id)
+            catalog.finish_processing(video.id, ready)
+            made.append(video)
+        a, b = made
+        with psycopg.connect(db_url, autocommit=True) as listener:
+            listener.execute("LISTEN videodrop_links")
+            catalog.start_processing(a.id)  # probed again: same token, new link
+            catalog.finish_processing(a.id, ready)
+            rotated = catalog.rotate_token(a.id)
+            with psycopg.connect(db_url, autocommit=True) as outside:  # then a psql change
+                outside.execute("UPDATE videos SET access_token = NULL WHERE id = %s", (b.id,))
+            heard = [n.payload for n in listener.notifies(timeout=10, stop_after=1)]
+        assert heard == [b.access_token]  # in commit order: nothing of the catalog's before
+        assert rotated is not None and rotated.access_token
+        target = links.target({"access_token": rotated.access_token,
+                               "stored_path": rotated.stored_path, "format": "mp4",
+                               "original_filename": "a.mp4"})
+        assert target is not None and links.is_current(target)
+    finally:
+        catalog.close()

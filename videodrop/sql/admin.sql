@@ -76,8 +76,10 @@ WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at
 
 -- name: lock_ready_token
 -- Stream links (videodrop/links.py): before a change to a ready row commits, its lock and
--- its token, so that its link goes first.
-SELECT access_token FROM videos WHERE id = %(id)s AND status = 'ready' FOR UPDATE;
+-- its token, so that its link goes first; and, for this transaction, "the link is handled"
+-- (migration 0005: the trigger does not announce this change).
+SELECT access_token, set_config('videodrop.links_handled', 'on', true) AS handled
+FROM videos WHERE id = %(id)s AND status = 'ready' FOR UPDATE;
 
 -- name: link_row
 -- A link is made only from a committed ready row held FOR SHARE: no change to it can
