@@ -23,7 +23,7 @@ only writer):
   ``videodrop_links`` channel with the old token; the API's listener removes the link
   milliseconds later; ``videodrop links`` (run by ``videodrop api`` at start) puts the
   folder back in step with the catalog. The catalog's own changes are not announced
-  (migration 0005): it removed the link itself, and a late notice could remove the next
+  (migration 0004): it removed the link itself, and a late notice could remove the next
   link of a row that keeps its token (a video probed again).
 
 Removing a link is always safe (the API answers); only creating one needs the rules above.

@@ -3,8 +3,16 @@
 -- made around it (psql, another tool): NOTIFY videodrop_links with the token that lost its
 -- link, or '*' when the table is truncated. Only rows that were ready with a token can have
 -- a link; an update that keeps token, status, expiry and file is not announced.
+--
+-- The catalog's own changes are not announced either: it says so for the transaction
+-- (set_config('videodrop.links_handled', 'on', true), in the statement that locks the row).
+-- A notice would only repeat its removal, and could arrive after the catalog has made the
+-- row's next link (a video probed again keeps its token) and remove that.
 CREATE FUNCTION videodrop_notify_link() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF coalesce(current_setting('videodrop.links_handled', true), '') = 'on' THEN
+        RETURN NULL;
+    END IF;
     IF TG_LEVEL = 'STATEMENT' THEN
         PERFORM pg_notify('videodrop_links', '*');
     ELSE

@@ -77,7 +77,7 @@ WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at
 -- name: lock_ready_token
 -- Stream links (videodrop/links.py): before a change to a ready row commits, its lock and
 -- its token, so that its link goes first; and, for this transaction, "the link is handled"
--- (migration 0005: the trigger does not announce this change).
+-- (migration 0004: the trigger does not announce this change).
 SELECT access_token, set_config('videodrop.links_handled', 'on', true) AS handled
 FROM videos WHERE id = %(id)s AND status = 'ready' FOR UPDATE;
 
