@@ -53,10 +53,7 @@ def _sync_links(settings: Settings) -> None:
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("api.links")
     try:
-        made, removed = sync_links(settings)
+        sync_links(settings, log)
     except (CatalogUnavailable, OSError) as exc:
         log.warning("stream links not checked: run 'videodrop links' once the database"
                     " answers", error=str(exc))
-        return
-    log.info("stream links in step", folder=str(settings.stream_links), made=made,
-             removed=removed)

@@ -246,10 +246,8 @@ class Catalog:
 
     def start_processing(self, video_id: int) -> Video | None:
         """None when the row is gone (deleted meanwhile)."""
-        with self._tx() as conn:
-            self._unlink(conn, video_id)  # probing a ready row again
-            row = conn.execute(query("start_processing"),
-                               {"id": video_id, "now": self.clock()}).fetchone()
+        # probing a ready row again: its link goes first
+        row = self._write_unlinked("start_processing", {"id": video_id, "now": self.clock()})
         return Video.from_row(row) if row else None
 
     def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video | None:
@@ -270,9 +268,7 @@ class Catalog:
             "metadata": Jsonb(md),
             "ffprobe": Jsonb(outcome.raw) if outcome.raw is not None else None,
         }
-        with self._tx() as conn:
-            self._unlink(conn, video_id)
-            row = conn.execute(query("finish_processing"), params).fetchone()
+        row = self._write_unlinked("finish_processing", params)
         if row and row["status"] == "ready":
             self._link(video_id)
         return Video.from_row(row) if row else None
@@ -345,10 +341,16 @@ class Catalog:
 
     def _changing(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
         """A token-changing write: the link goes before it commits, caches forget after."""
+        row = self._write_unlinked(name, params)
+        self._changed()
+        return row
+
+    def _write_unlinked(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Statement ``name`` on row ``params["id"]``, its stream link removed first, in the
+        same transaction (:meth:`_unlink`)."""
         with self._tx() as conn:
             self._unlink(conn, params["id"])
             row: dict[str, Any] | None = conn.execute(query(name), params).fetchone()
-        self._changed()
         return row
 
     def _changed(self) -> None:

@@ -7,6 +7,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from typing import Any
 
 from videodrop import __version__, links, logs
 from videodrop.catalog import Catalog
@@ -53,22 +54,23 @@ def _links(settings: Settings, argv: list[str]) -> int:
     argparse.ArgumentParser(prog="videodrop links", description=BUILTIN_HELP["links"]
                             ).parse_args(argv)
     logs.configure(role="links", fmt=settings.log_format, level=settings.log_level)
-    made, removed = sync_links(settings)
-    logs.get("videodrop.links").info("stream links in step", folder=str(settings.stream_links),
-                                     made=made, removed=removed)
+    sync_links(settings, logs.get("videodrop.links"))
     return 0
 
 
-def sync_links(settings: Settings) -> tuple[int, int]:
-    """(links made, links removed); (0, 0) when VIDEODROP_STREAM_LINKS is not set."""
+def sync_links(settings: Settings, log: Any) -> None:
+    """Put VIDEODROP_STREAM_LINKS in step with the catalog and log what it took (nothing
+    to do when the setting is not set)."""
     stream_links = links.from_settings(settings)
     if stream_links is None:
-        return 0, 0
+        return
     catalog = Catalog.connect(settings.database_url, links=stream_links)
     try:
-        return catalog.sync_links()
+        made, removed = catalog.sync_links()
     finally:
         catalog.close()
+    log.info("stream links in step", folder=str(stream_links.root), made=made,
+             removed=removed)
 
 
 def _run(settings: Settings, argv: list[str]) -> int:

@@ -94,19 +94,20 @@ class StreamLinks:
     def _shard(self, token: str) -> Path:
         return self.root / token[:2]
 
+    def _path(self, target: Target) -> Path:
+        return self._shard(target.token) / f"{target.token}.{target.extension}"
+
     def add(self, target: Target) -> None:
         """Create (or replace) the link atomically: a new link under a temporary name,
         renamed over the final one."""
+        if self.is_current(target):
+            return
         shard = self._shard(target.token)
-        final = shard / f"{target.token}.{target.extension}"
-        with contextlib.suppress(FileNotFoundError):
-            if os.readlink(final) == str(target.path):
-                return
         shard.mkdir(parents=True, exist_ok=True)
         temporary = shard / f".new-{secrets.token_hex(8)}"
         os.symlink(target.path, temporary)
         try:
-            os.replace(temporary, final)
+            os.replace(temporary, self._path(target))
         except OSError:
             temporary.unlink(missing_ok=True)
             raise
@@ -121,9 +122,9 @@ class StreamLinks:
                 os.unlink(shard / f"{token}.{extension}")
 
     def is_current(self, target: Target) -> bool:
+        """The link of ``target`` is in place and points at its file."""
         try:
-            return os.readlink(self._shard(target.token)
-                               / f"{target.token}.{target.extension}") == str(target.path)
+            return os.readlink(self._path(target)) == str(target.path)
         except OSError:
             return False
 
@@ -155,9 +156,8 @@ class StreamLinks:
         removed = 0
         for token, path in links:
             target = valid.get(token)
-            with contextlib.suppress(FileNotFoundError):
-                if target is None or path.name != f"{token}.{target.extension}" or \
-                        os.readlink(path) != str(target.path):
+            if target is None or path != self._path(target) or not self.is_current(target):
+                with contextlib.suppress(FileNotFoundError):
                     path.unlink()
                     removed += 1
         return removed
