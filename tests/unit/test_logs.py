@@ -285,3 +285,16 @@ def test_request_lines_over_the_rate_are_summed_up_once_a_second(configure: Any)
     log.budget.roll()  # nothing more to say
     client.simulate_get("/things/present/")  # a new second: lines again
     assert json.loads(lines.flushed()[-1])["event"] == "request"
+
+    # A summary made by the request that starts a new second is not about that request.
+    for _ in range(3):
+        client.simulate_get("/things/present/")
+    now[0] = 102.5
+    before = len(lines.flushed())
+    client.simulate_get("/things/present/", headers={"X-Request-ID": "starts-a-second"})
+    summary, request = (e for e in map(json.loads, lines.flushed()[before:])
+                        if e["event"] != "looked up")
+    assert summary["event"] == "requests not logged" and summary["requests"] == 1
+    assert summary["role"] == "api"
+    assert not {"request_id", "token", "video_id"} & set(summary)
+    assert request["request_id"] == "starts-a-second" and request["video_id"] == 9
