@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from typing import Any
+from wsgiref.types import WSGIApplication
 
 import falcon
 
@@ -11,6 +12,7 @@ from api import admin, health, manage, openapi, pages, resources
 from api.metrics import Metrics, RequestMetrics
 from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
+from api.recordcache import CachedRecords
 from api.tokencache import TokenCache
 from api.uploads import Upload
 from videodrop import links, logs
@@ -19,9 +21,9 @@ from videodrop.settings import Settings
 
 
 def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
-               tokens: TokenCache | None = None) -> falcon.App:
-    request_log = RequestLog(logs.later("api"), settings.request_log,
-                             settings.request_log_rate)
+               tokens: TokenCache | None = None, request_log: RequestLog | None = None
+               ) -> falcon.App:
+    request_log = request_log or new_request_log(settings)
     middleware: list[Any] = [RequestMetrics(), request_log, SecurityHeaders()]
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
@@ -48,7 +50,11 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     return app
 
 
-def get_app() -> falcon.App:
+def new_request_log(settings: Settings) -> RequestLog:
+    return RequestLog(logs.later("api"), settings.request_log, settings.request_log_rate)
+
+
+def get_app() -> WSGIApplication:
     settings = Settings.from_env()
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
@@ -65,4 +71,9 @@ def get_app() -> falcon.App:
                             stream_links=catalog.links)
         catalog.after_write = tokens.changed
         tokens.start()
-    return create_app(settings, catalog, probes, tokens if settings.token_cache_size else None)
+    if tokens is None or not settings.token_cache_size:
+        return create_app(settings, catalog, probes)
+    request_log = new_request_log(settings)
+    app = create_app(settings, catalog, probes, tokens, request_log)
+    return CachedRecords(app, tokens, resources.VideoRecord(settings, catalog, tokens),
+                         request_log)

@@ -109,6 +109,12 @@ class RequestMetrics:
         PENDING.append((method, req.uri_template or UNMATCHED, resp.status_code, size, seconds))
 
 
+def note(method: str, route: str, status: int, size: int, seconds: float) -> None:
+    """A request answered without Falcon (api/recordcache.py), as RequestMetrics notes one
+    (``method`` one of the known methods, ``size`` 0 for HEAD)."""
+    PENDING.append((method, route, status, size, seconds))
+
+
 # What requests were answered and not yet written to the metrics (deque: appended by any
 # thread without a lock, emptied by the flush).
 PENDING: deque[tuple[str, str, int, int, float | None]] = deque()
@@ -197,5 +203,14 @@ def body_size(resp: falcon.Response) -> int:
     return len(body) if body else 0
 
 
-__all__ = ["PENDING", "Metrics", "OnlyFamilies", "RequestMetrics", "body_size",
-           "exposition_registry", "observe_all", "write_pending"]
+__all__ = [
+    "PENDING",
+    "Metrics",
+    "OnlyFamilies",
+    "RequestMetrics",
+    "body_size",
+    "exposition_registry",
+    "note",
+    "observe_all",
+    "write_pending",
+]

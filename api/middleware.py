@@ -12,16 +12,21 @@ from typing import Any
 
 import falcon
 
+from api.metrics import body_size
 from videodrop import logs
+
+# Every response: these, and Cache-Control: no-store unless the endpoint set its own.
+SECURITY_HEADERS = (("referrer-policy", "no-referrer"), ("x-content-type-options", "nosniff"))
+DEFAULT_CACHE_CONTROL = "no-store"
 
 
 class SecurityHeaders:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
-        resp.set_header("Referrer-Policy", "no-referrer")
-        resp.set_header("X-Content-Type-Options", "nosniff")
+        for name, value in SECURITY_HEADERS:
+            resp.set_header(name, value)
         if resp.get_header("Cache-Control") is None:
-            resp.set_header("Cache-Control", "no-store")
+            resp.set_header("Cache-Control", DEFAULT_CACHE_CONTROL)
 
 
 def new_request_id() -> str:
@@ -66,25 +71,34 @@ class RequestLog:
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.t0 = time.perf_counter()
-        # the environ directly: Request.get_header costs ten times as much
-        request_id = req.env.get("HTTP_X_REQUEST_ID") or new_request_id()
-        req.context.request_id = request_id
-        REQUEST_ID.set(request_id)
+        req.context.request_id = self.begin(req.env)
 
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
-        elapsed = time.perf_counter() - t0 if t0 else None
-        status = resp.status_code
+        size = 0 if req.method == "HEAD" else body_size(resp)
+        self.end(req.method, req.uri_template or req.path, resp.status_code, size,
+                 time.perf_counter() - t0 if t0 else None)
+
+    def begin(self, env: dict[str, Any]) -> str:
+        """The request's id (the client's ``X-Request-ID``, else a new one), bound."""
+        # the environ directly: Request.get_header costs ten times as much
+        request_id: str = env.get("HTTP_X_REQUEST_ID") or new_request_id()
+        REQUEST_ID.set(request_id)
+        return request_id
+
+    def end(self, method: str, route: str, status: int, size: int | None,
+            elapsed: float | None) -> None:
+        """The request's line, if it is to be written; then everything the request bound
+        is unbound."""
         if self.every or self.errors:
-            route = req.uri_template or req.path
             important = status >= 400 or (elapsed or 0.0) >= SLOW_SECONDS
             if important or (self.every and (self.budget is None
-                                             or self.budget.allow(req.method, route, status))):
+                                             or self.budget.allow(method, route, status))):
                 ms = round(elapsed * 1000, 2) if elapsed is not None else None
-                self.log.info("request", method=req.method, route=route, status=status,
-                              bytes=resp.content_length, ms=ms)
+                self.log.info("request", method=method, route=route, status=status,
+                              bytes=size, ms=ms)
         REQUEST_ID.set(...)
         for variable in BOUND_BY_RESOURCES:
             variable.set(...)
