@@ -68,7 +68,7 @@ def get_app() -> WSGIApplication:
         # with the cache off, its listener still runs for the stream links
         tokens = TokenCache(settings.database_url, clock=catalog.clock,
                             log=logs.get("api.tokens"), max_entries=settings.token_cache_size,
-                            stream_links=catalog.links)
+                            stream_links=catalog.links, resync=catalog.prune_links)
         catalog.after_write = tokens.changed
         tokens.start()
     if tokens is None or not settings.token_cache_size:

@@ -20,6 +20,9 @@ What keeps an entry honest:
 
 The same listener keeps the stream links (``videodrop/links.py``) in step with changes made
 around the catalog: a ``videodrop_links`` notice (migration 0004) removes that token's link.
+Notices sent while the listener was disconnected are lost, so once it listens again after
+an outage it removes every link whose row changed meanwhile (``resync``:
+``Catalog.prune_links``), before it handles the next notice.
 
 Only ready rows with a token are kept (the other states change on their own soon), at most
 ``max_entries``, oldest out first. The rendered JSON of each endpoint is kept with the row.
@@ -40,6 +43,7 @@ import psycopg
 from api.sharedstamp import STAMP, SharedStamp
 from videodrop import links
 from videodrop.catalog import Video
+from videodrop.errors import CatalogUnavailable
 
 CHANNEL = "videodrop_videos"  # the trigger's channel (migration 0003)
 EVERYTHING = "*"
@@ -65,7 +69,8 @@ Mark = tuple[int, bytes]
 class TokenCache:
     def __init__(self, database_url: str, *, clock: Callable[[], datetime], log: Any,
                  max_entries: int = 20_000, stamp: SharedStamp = STAMP,
-                 stream_links: links.StreamLinks | None = None) -> None:
+                 stream_links: links.StreamLinks | None = None,
+                 resync: Callable[[], int] | None = None) -> None:
         self.database_url = database_url
         self.clock = clock
         self.log = log
@@ -81,6 +86,7 @@ class TokenCache:
         self._listening = threading.Event()
         self._thread: threading.Thread | None = None
         self.stream_links = stream_links
+        self.resync = resync  # removes stale stream links: after an outage
 
     # --- the request path ---------------------------------------------------------------
 
@@ -160,6 +166,19 @@ class TokenCache:
             self.log.warning("stream link not removed: run 'videodrop links'",
                              error=str(exc))
 
+    def _resync(self) -> None:
+        """Links of rows changed while no notice could be heard: removed (the listener
+        listens again already, so a change from now on comes as a notice)."""
+        if self.stream_links is None or self.resync is None:
+            return
+        try:
+            removed = self.resync()
+        except (OSError, psycopg.Error, CatalogUnavailable) as exc:
+            self.log.warning("stream links not checked after the listener's outage: run"
+                             " 'videodrop links'", error=str(exc).strip())
+            return
+        self.log.info("stream links checked after the listener's outage", removed=removed)
+
     def _set_live(self, live: bool) -> None:
         with self._lock:
             self._live = live
@@ -202,6 +221,7 @@ class TokenCache:
                     self._set_live(True)
                     if outage:
                         self.log.info("token cache back on", channel=CHANNEL)
+                        self._resync()
                     delay, outage = 0.2, False
                     self._pump(conn)
             except psycopg.Error as exc:

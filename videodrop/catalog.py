@@ -397,15 +397,7 @@ class Catalog:
         links = self.links
         if links is None:
             return 0, 0
-        removed = 0
-        for shard in links.shards():
-            if not shard:
-                continue
-            with self._tx() as conn:
-                rows = conn.execute(query("link_rows_by_token"),
-                                    {"tokens": [token for token, _ in shard]}).fetchall()
-            valid = {t.token: t for t in map(links.target, rows) if t is not None}
-            removed += links.prune(shard, valid)
+        removed = self.prune_links()
         made, after = 0, 0
         while True:
             with self._tx() as conn:
@@ -419,6 +411,23 @@ class Catalog:
             if len(rows) < batch:
                 return made, removed
             after = rows[-1]["id"]
+
+    def prune_links(self) -> int:
+        """Remove the links of rows that are no longer ready, revoked, expiring or moved:
+        how many (the first half of :meth:`sync_links`; removing is always safe)."""
+        links = self.links
+        if links is None:
+            return 0
+        removed = 0
+        for shard in links.shards():
+            if not shard:
+                continue
+            with self._tx() as conn:
+                rows = conn.execute(query("link_rows_by_token"),
+                                    {"tokens": [token for token, _ in shard]}).fetchall()
+            valid = {t.token: t for t in map(links.target, rows) if t is not None}
+            removed += links.prune(shard, valid)
+        return removed
 
     def touch_upload(self, video_id: int) -> bool:
         """Heartbeat of a running upload; False when the row is no longer uploading."""

@@ -21,10 +21,11 @@ only writer):
   to that row can commit between the read and the link;
 * a change made behind the catalog's back (``psql``) is announced by a trigger on the
   ``videodrop_links`` channel with the old token; the API's listener removes the link
-  milliseconds later; ``videodrop links`` (run by ``videodrop api`` at start) puts the
-  folder back in step with the catalog. The catalog's own changes are not announced
-  (migration 0004): it removed the link itself, and a late notice could remove the next
-  link of a row that keeps its token (a video probed again).
+  milliseconds later (a listener back from an outage first removes the links of rows
+  changed meanwhile, ``Catalog.prune_links``); ``videodrop links`` (run by ``videodrop
+  api`` at start) puts the folder back in step with the catalog. The catalog's own
+  changes are not announced (migration 0004): it removed the link itself, and a late
+  notice could remove the next link of a row that keeps its token (a video probed again).
 
 Removing a link is always safe (the API answers); only creating one needs the rules above.
 """
@@ -35,6 +36,7 @@ import contextlib
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +50,8 @@ EVERYTHING = "*"
 EXTENSIONS = {ctype: ext for ext, ctype in media.CONTENT_TYPES.items()}  # one per type
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _LINK = re.compile(r"([A-Za-z0-9_-]{16,128})\.([a-z0-9]+)")
+_TEMPORARY = ".new-"  # a link being made (:meth:`StreamLinks.add`)
+STRAY_SECONDS = 60.0  # a temporary this old is left over from an interrupted add
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,7 @@ class StreamLinks:
             return
         shard = self._shard(target.token)
         shard.mkdir(parents=True, exist_ok=True)
-        temporary = shard / f".new-{secrets.token_hex(8)}"
+        temporary = shard / f"{_TEMPORARY}{secrets.token_hex(8)}"
         os.symlink(target.path, temporary)
         try:
             os.replace(temporary, self._path(target))
@@ -130,7 +134,8 @@ class StreamLinks:
 
     def shards(self) -> Iterator[list[tuple[str, Path]]]:
         """The links of the folder, a shard at a time: (token, link path) pairs. Strays are
-        removed on the way (temporaries of an interrupted :meth:`add`, non-links)."""
+        removed on the way: non-links, and temporaries of an interrupted :meth:`add` (older
+        than :data:`STRAY_SECONDS`: a younger one may be an :meth:`add` under way)."""
         try:
             shards = sorted(e.path for e in os.scandir(self.root)
                             if e.is_dir(follow_symlinks=False))
@@ -143,10 +148,20 @@ class StreamLinks:
                     m = _LINK.fullmatch(entry.name)
                     if m and entry.is_symlink():
                         links.append((m.group(1), Path(entry.path)))
-                    else:
+                    elif self._stray(entry):
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
             yield links
+
+    @staticmethod
+    def _stray(entry: os.DirEntry[str]) -> bool:
+        if not entry.name.startswith(_TEMPORARY):
+            return True
+        try:
+            age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            return False
+        return age > STRAY_SECONDS
 
     def remove_all(self) -> int:
         return sum(self.prune(links, {}) for links in self.shards())

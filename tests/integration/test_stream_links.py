@@ -9,6 +9,7 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from email.message import Message
 from pathlib import Path
@@ -19,7 +20,9 @@ import pytest
 import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from psycopg import conninfo
 
+from api.tokencache import TokenCache
 from tests.harness import REPO, System, drop_database, fresh_database, wait_for
 from tests.integration.test_api_nginx import nginx_in_front
 from tests.integration.test_api_uploads import wait_status
@@ -30,7 +33,8 @@ from tests.integration.test_fileresponse import (
     range_cases,
 )
 from tests.servers import delete_amqp_names
-from videodrop.catalog import Catalog, ProbeOutcome
+from videodrop import logs
+from videodrop.catalog import Catalog, ProbeOutcome, Video
 from videodrop.errors import CatalogUnavailable
 from videodrop.links import StreamLinks, Target
 
@@ -223,11 +227,18 @@ def test_videodrop_links_puts_the_folder_in_step(linked, samples):
     stray.symlink_to(target)
     wrong = links_dir(system) / "zz" / "not-a-link.mp4"
     wrong.write_bytes(b"")
+    # temporaries of StreamLinks.add: one under way (young), one left by a crash (old)
+    under_way, left = (links_dir(system) / "zz" / f".new-{n}" for n in ("young", "old"))
+    for temporary in (under_way, left):
+        temporary.symlink_to(target)
+    an_hour_ago = time.time() - 3600
+    os.utime(left, (an_hour_ago, an_hour_ago), follow_symlinks=False)
     out = subprocess.run([sys.executable, "-m", "videodrop", "links"], env=system.env,
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert link_of(system, token) is not None and os.readlink(link) == target
     assert not stray.exists() and not stray.is_symlink() and not wrong.exists()
+    assert under_way.is_symlink() and not left.is_symlink()
     assert '"made": 1' in out.stdout and '"removed": 1' in out.stdout, out.stdout
 
 
@@ -341,6 +352,19 @@ def test_links_go_before_a_change_commits_and_come_only_from_a_held_ready_row(db
         catalog.close()
 
 
+READY = ProbeOutcome(status="ready", error=None, size=1, sha256=None,
+                     metadata={"format": "mp4"}, raw=None)
+
+
+def ready_video(catalog: Catalog, filename: str = "clip.mp4") -> Video:
+    """An upload taken through to ready (its file need not exist for a link)."""
+    video = catalog.create_upload(filename=filename)
+    catalog.upload_received(video.id, 1)
+    catalog.start_processing(video.id)
+    catalog.finish_processing(video.id, READY)
+    return video
+
+
 class Stuck(StreamLinks):
     def remove(self, token: str) -> None:
         raise OSError(30, "Read-only file system")
@@ -350,12 +374,7 @@ def test_a_link_that_cannot_be_removed_refuses_the_change(db_url, tmp_path):
     """Committing a revocation while its link still serves would keep the token working."""
     catalog = Catalog.connect(db_url, links=Stuck(tmp_path / "links", tmp_path / "media"))
     try:
-        video = catalog.create_upload(filename="clip.mp4")
-        catalog.upload_received(video.id, 1)
-        catalog.start_processing(video.id)
-        catalog.finish_processing(video.id, ProbeOutcome(
-            status="ready", error=None, size=1, sha256=None, metadata={"format": "mp4"},
-            raw=None))
+        video = ready_video(catalog)
         for change in (catalog.revoke_token, catalog.rotate_token, catalog.delete_video,
                        catalog.start_processing):
             with pytest.raises(CatalogUnavailable, match="not removed"):
@@ -373,17 +392,9 @@ def test_only_changes_made_around_the_catalog_are_announced(db_url, tmp_path):
     media_root = tmp_path / "media"
     links = StreamLinks(tmp_path / "links", media_root)
     catalog = Catalog.connect(db_url, links=links)
-    ready = ProbeOutcome(status="ready", error=None, size=1, sha256=None,
-                         metadata={"format": "mp4"}, raw=None)
+    ready = READY
     try:
-        made = []
-        for name in ("a.mp4", "b.mp4"):
-            video = catalog.create_upload(filename=name)
-            catalog.upload_received(video.id, 1)
-            catalog.start_processing(video.id)
-            catalog.finish_processing(video.id, ready)
-            made.append(video)
-        a, b = made
+        a, b = (ready_video(catalog, name) for name in ("a.mp4", "b.mp4"))
         with psycopg.connect(db_url, autocommit=True) as listener:
             listener.execute("LISTEN videodrop_links")
             catalog.start_processing(a.id)  # probed again: same token, new link
@@ -400,3 +411,42 @@ def test_only_changes_made_around_the_catalog_are_announced(db_url, tmp_path):
         assert target is not None and links.is_current(target)
     finally:
         catalog.close()
+
+
+def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url, tmp_path):
+    """A psql change while the API's listener is disconnected sends a notice nobody hears;
+    the listener, back, removes the links of such changes before it listens on."""
+    links = StreamLinks(tmp_path / "links", tmp_path / "media")
+    catalog = Catalog.connect(db_url, links=links)
+    role = f"vd_listener_{secrets.token_hex(4)}"
+    with psycopg.connect(db_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN")
+    cache = TokenCache(conninfo.make_conninfo(db_url, user=role), clock=catalog.clock,
+                       log=logs.get("test"), stream_links=links, resync=catalog.prune_links)
+    try:
+        video = ready_video(catalog)
+        target = links.target({"access_token": video.access_token,
+                               "stored_path": video.stored_path, "format": "mp4",
+                               "original_filename": "clip.mp4"})
+        assert target is not None and links.is_current(target)
+        cache.start()
+        assert cache.wait_live(10), "the listener did not start"
+
+        with psycopg.connect(db_url, autocommit=True) as admin:  # the listener's outage
+            admin.execute(f"ALTER ROLE {role} NOLOGIN")
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE usename = %s", (role,))
+            wait_for(lambda: not cache.live, timeout=10, what="the listener to go")
+            admin.execute("UPDATE videos SET access_token = NULL WHERE id = %s", (video.id,))
+            assert links.is_current(target)  # its notice went unheard
+            admin.execute(f"ALTER ROLE {role} LOGIN")
+        wait_for(lambda: not links.is_current(target), timeout=20,
+                 what="the listener, back, to remove the link")
+        assert cache.live
+    finally:
+        cache.close()
+        catalog.close()
+        with psycopg.connect(db_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                          " WHERE usename = %s", (role,))
+            admin.execute(f"DROP ROLE {role}")
