@@ -95,10 +95,13 @@ def run(url: str, script: str, folder: Path, *, connections: int = 32, threads: 
 
 def alternate(urls: dict[str, str], script: str, folder: Path, pids: dict[str, list[int]], *,
               rounds: int, seconds: float, connections: int,
-              describe: Callable[[Load], str]) -> tuple[dict[str, Load], dict[str, float]]:
+              describe: Callable[[Load], str],
+              per_round: dict[str, list[Load]] | None = None,
+              ) -> tuple[dict[str, Load], dict[str, float]]:
     """Short rounds against each of ``urls`` in turn, the order reversed every other round,
     so a busy moment of a shared machine hits all alike. Returns each one's runs merged and
-    the CPU seconds its ``pids`` used meanwhile; logs every run with ``describe``."""
+    the CPU seconds its ``pids`` used meanwhile; logs every run with ``describe``; appends
+    each run to ``per_round[name]`` when given."""
     results: dict[str, Load] = {}
     cpu = dict.fromkeys(urls, 0.0)
     order = tuple(urls)
@@ -109,6 +112,8 @@ def alternate(urls: dict[str, str], script: str, folder: Path, pids: dict[str, l
             cpu[name] += cpu_seconds(pids[name]) - before
             log(f"round {i + 1} {name}: {describe(load)}")
             results[name] = results[name].merged(load) if name in results else load
+            if per_round is not None:
+                per_round.setdefault(name, []).append(load)
     return results, cpu
 
 
