@@ -75,5 +75,6 @@ def get_app() -> WSGIApplication:
         return create_app(settings, catalog, probes)
     request_log = new_request_log(settings)
     app = create_app(settings, catalog, probes, tokens, request_log)
-    return CachedRecords(app, tokens, resources.VideoRecord(settings, catalog, tokens),
-                         request_log)
+    views = {"": resources.VideoRecord(settings, catalog, tokens),
+             "metadata/": resources.VideoMetadata(settings, catalog, tokens)}
+    return CachedRecords(app, tokens, views, request_log)

@@ -1,4 +1,5 @@
-"""Cache hits of the record answered in front of Falcon (api/recordcache.py), over real HTTP
+"""Cache hits of the record and metadata answered in front of Falcon (api/recordcache.py),
+over real HTTP
 against gunicorn with one worker: a token's first lookup reads the database (through
 Falcon), the next ones are cache hits (answered before Falcon). Both must answer the same,
 log the same and count the same."""
@@ -17,7 +18,7 @@ from tests.harness import token_lookups, wait_for
 from tests.integration.test_api_request_log import request_lines
 from tests.integration.test_token_cache import add_ready
 
-ROUTE = "/api/video/{token}/"
+VIEWS = {"record": "", "metadata": "metadata/"}  # view -> what follows /api/video/{token}/
 VARIES = {"date", "x-request-id"}  # the only headers the two answers may differ in
 
 
@@ -41,12 +42,12 @@ def sample(base: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-def answer(base: str, method: str, token: str, request_id: str, query: str = ""
-           ) -> tuple[requests.Response, str]:
+def answer(base: str, method: str, token: str, request_id: str, *, query: str = "",
+           tail: str = "") -> tuple[requests.Response, str]:
     """One request; which way it was answered ("database": a miss, through Falcon;
     "cache": a hit), from the token lookup counts around it."""
     before = lookup_counts(base)
-    resp = requests.request(method, f"{base}/api/video/{token}/{query}",
+    resp = requests.request(method, f"{base}/api/video/{token}/{tail}{query}",
                             headers={"X-Request-ID": request_id}, timeout=5)
     after = wait_for(lambda: (now := lookup_counts(base)) != before and now, timeout=5,
                      what="the lookup to be counted")
@@ -66,16 +67,18 @@ def request_line(system: Any, request_id: str) -> dict[str, Any]:
     return {k: v for k, v in line.items() if k not in {"timestamp", "ms", "request_id"}}
 
 
+@pytest.mark.parametrize("view", VIEWS)
 @pytest.mark.parametrize("method", ["GET", "HEAD"])
-def test_a_cache_hit_answers_logs_and_counts_as_falcon_does(api, method):
-    base = api.base_url
+def test_a_cache_hit_answers_logs_and_counts_as_falcon_does(api, method, view):
+    base, tail = api.base_url, VIEWS[view]
+    route = f"/api/video/{{token}}/{tail}"
     video_id, token = add_ready(api.database_url, name="same either way")
     requests_before = sample(base, "videodrop_http_requests_total", method=method,
-                             route=ROUTE, status="200")
-    bytes_before = sample(base, "videodrop_http_response_bytes_total", route=ROUTE)
+                             route=route, status="200")
+    bytes_before = sample(base, "videodrop_http_response_bytes_total", route=route)
 
-    miss, first = answer(base, method, token, f"miss-{method}")
-    hit, second = answer(base, method, token, f"hit-{method}", query="?ignored=1")
+    miss, first = answer(base, method, token, f"miss-{method}", tail=tail)
+    hit, second = answer(base, method, token, f"hit-{method}", query="?ignored=1", tail=tail)
     assert (first, second) == ("database", "cache")
 
     assert miss.status_code == 200
@@ -83,8 +86,11 @@ def test_a_cache_hit_answers_logs_and_counts_as_falcon_does(api, method):
     assert hit.headers["X-Request-ID"] == f"hit-{method}"
     assert miss.headers["X-Request-ID"] == f"miss-{method}"
     if method == "GET":
-        record = hit.json()
-        assert record["id"] == video_id and record["name"] == "same either way"
+        if view == "record":
+            record = hit.json()
+            assert record["id"] == video_id and record["name"] == "same either way"
+        else:
+            assert "api_links" not in hit.json()
         assert int(hit.headers["Content-Length"]) == len(hit.content)
     else:
         assert hit.content == b"" and int(hit.headers["Content-Length"]) > 0
@@ -97,14 +103,14 @@ def test_a_cache_hit_answers_logs_and_counts_as_falcon_does(api, method):
     logged = request_line(api, f"hit-{method}")
     assert logged == request_line(api, f"miss-{method}")
     assert logged["token"] == token[:6] + "…" and token not in json.dumps(logged)
-    assert logged["video_id"] == video_id and logged["route"] == ROUTE
+    assert logged["video_id"] == video_id and logged["route"] == route
     assert logged["bytes"] == (len(hit.content) if method == "GET" else 0)
 
     # the request metrics count both
-    assert sample(base, "videodrop_http_requests_total", method=method, route=ROUTE,
+    assert sample(base, "videodrop_http_requests_total", method=method, route=route,
                   status="200") == requests_before + 2
     sent = 2 * len(miss.content) if method == "GET" else 0
-    assert sample(base, "videodrop_http_response_bytes_total", route=ROUTE) == (
+    assert sample(base, "videodrop_http_response_bytes_total", route=route) == (
         bytes_before + sent)
 
 
@@ -117,8 +123,14 @@ def test_what_a_cached_token_leaves_to_falcon(api):
     assert way == "cache"
 
     # other endpoints and methods of the same token, and the path without its slash
-    metadata = requests.get(f"{base}/api/video/{token}/metadata/", timeout=5)
-    assert metadata.status_code == 200 and "api_links" not in metadata.json()
+    # (the row has no file: the download is Falcon's "File missing")
+    expected = {"download/": (404, "File missing"), "metadata/extra/": (404, None),
+                "metadata": (308, None)}
+    for tail, (status, title) in expected.items():
+        other = requests.get(f"{base}/api/video/{token}/{tail}", allow_redirects=False,
+                             timeout=5)
+        assert other.status_code == status, (tail, other.status_code)
+        assert title is None or other.json()["title"] == title
     posted = requests.post(f"{base}/api/video/{token}/", timeout=5)
     assert posted.status_code == 405
     bare = requests.get(f"{base}/api/video/{token}", allow_redirects=False, timeout=5)
