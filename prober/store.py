@@ -75,7 +75,9 @@ def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
 
 def move_into_store(src: Path, dst: Path, key: ClaimKey) -> None:
     """rename() when inbox and store share a file system; else copy to a temporary name
-    in the store, fsync, rename into place, then remove the inbox copy."""
+    in the store, fsync, rename into place, make that rename durable, and only then remove
+    the inbox copy (the two file systems commit their journals independently: a power cut
+    could otherwise keep the unlink and lose the rename)."""
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
         if dst.exists():  # a crash after the copy's rename, before the unlink
@@ -94,7 +96,9 @@ def move_into_store(src: Path, dst: Path, key: ClaimKey) -> None:
                 os.rename(tmp, dst)
             finally:
                 tmp.unlink(missing_ok=True)
+            media.fsync_dir(dst.parent)
             _unlink_if_same(src, key)
+            return
         media.fsync_dir(dst.parent)
     except FileNotFoundError:
         if not dst.exists():
