@@ -45,7 +45,7 @@ def site_for(system: System, port: int, root: Path) -> str:
     text = re.sub(r"server 127\.0\.0\.1:8000;", f"server 127.0.0.1:{system.port};", text)
     text = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", text)
     text = re.sub(r"\n\s*listen \[::\]:80;", "", text)
-    text = re.sub(r"access_log \S+;", f"access_log {root}/access.log;", text)
+    text = re.sub(r"access_log /\S+", f"access_log {root}/access.log", text)
     links = system.env.get("VIDEODROP_STREAM_LINKS") or str(system.root / "no-stream-links")
     text = text.replace("root /srv/videodrop/stream-links;", f"root {links};")
     return text.replace("alias /srv/videodrop/media/;", f"alias {system.media_root}/;")
@@ -64,8 +64,8 @@ def nginx_in_front(system: System, root: Path, *, log_format: str | None = None
     main = MAIN.format(root=root, user=pwd.getpwuid(os.getuid()).pw_name)
     if log_format is not None:
         main = main.replace("http {", f"http {{\n    log_format videodrop '{log_format}';", 1)
-        site = site.replace(f"access_log {root}/access.log;",
-                            f"access_log {root}/access.log videodrop;")
+        site = site.replace(f"access_log {root}/access.log combined",
+                            f"access_log {root}/access.log videodrop")
     (root / "site.conf").write_text(site)
     (root / "nginx.conf").write_text(main)
     proc = subprocess.Popen(["nginx", "-p", str(root), "-e", str(root / "error.log"),
