@@ -154,7 +154,17 @@ class TokenCache:
                     self._entries.pop(token, None)
 
     def _unlink(self, token: str) -> None:
-        """A row lost its link behind the catalog's back (``psql``): remove it."""
+        """A row lost its link behind the catalog's back (``psql``): forget its entry (its
+        own notice may come later), then remove the link, so that this worker never answers
+        from memory for a token whose link it removed."""
+        if token == links.EVERYTHING:
+            self._drop_all()
+        else:
+            with self._lock:
+                self._generation += 1
+                entry = self._entries.pop(token, None)
+                if entry is not None:
+                    self._ids.pop(entry.video.id, None)
         if self.stream_links is None:
             return
         try:

@@ -16,8 +16,9 @@ from api.sharedstamp import SharedStamp
 from api.tokencache import APPLICATION_NAME, TokenCache
 from tests.harness import rows, token_lookups, wait_for
 from tests.integration.test_api_uploads import ready_upload
-from videodrop import logs
+from videodrop import links, logs
 from videodrop.catalog import Catalog, Video
+from videodrop.links import StreamLinks
 
 SAMPLE = "tiny_av1.mp4"
 
@@ -144,6 +145,18 @@ def test_only_ready_rows_within_their_expiry_are_kept(parts, db_url):
     for one in tokens:
         cached(cache, catalog, one)
     assert len(cache) == 2 and cache.get(tokens[0]) is None  # the oldest went out
+
+
+def test_a_link_notice_alone_drops_the_entry(parts, db_url, tmp_path):
+    """A change around the catalog sends two notices (the row's id, the old token's link);
+    whichever this worker hears first, it stops answering for the token from memory, so
+    it never serves a token whose link it removed."""
+    catalog, make_cache, _ = parts
+    cache = make_cache(stream_links=StreamLinks(tmp_path / "links", tmp_path / "media"))
+    _, token = add_ready(db_url)
+    cached(cache, catalog, token)
+    execute(db_url, "SELECT pg_notify(%s, %s)", links.CHANNEL, token)
+    wait_for(lambda: cache.get(token) is None, timeout=5, what="the link notice")
 
 
 def test_the_cache_is_off_while_its_listener_is_down(parts, db_url):
