@@ -14,8 +14,9 @@ trailing slash.
 The answer is the one Falcon gives, made from the same parts: the entry's rendered body
 (the resource's ``render``), the headers every response carries
 (``api.middleware.SECURITY_HEADERS``), the request id and the request line with its budget
-(``RequestLog.begin``/``end``), the request metrics (``api.metrics.note``) and the count of
-cache hits. tests/integration/test_record_cache.py holds the two answers equal over gunicorn.
+(``RequestLog.begin``/``end``), the request metrics (``api.metrics.note``) and the hit's
+count and log binding (``api.resources.from_cache``). tests/integration/test_record_cache.py
+holds the two answers equal over gunicorn.
 """
 
 from __future__ import annotations
@@ -31,10 +32,9 @@ from api.middleware import (
     DEFAULT_CACHE_CONTROL,
     SECURITY_HEADERS,
     TOKEN_PREFIX,
-    VIDEO_ID,
     RequestLog,
 )
-from api.resources import CACHE_HITS, TOKEN, JSONEndpoint
+from api.resources import TOKEN, JSONEndpoint, from_cache
 from api.tokencache import TokenCache
 from videodrop.tokens import token_prefix
 
@@ -70,9 +70,7 @@ class CachedRecords:
                     route, name, render = view
                     request_id = self.request_log.begin(env)
                     TOKEN_PREFIX.set(token_prefix(token))
-                    VIDEO_ID.set(entry.video.id)
-                    CACHE_HITS.inc()
-                    body = entry.body(name, render)
+                    body = from_cache(entry).body(name, render)
                     start_response("200 OK", [*HEADERS, ("x-request-id", request_id),
                                               ("content-length", str(len(body)))])
                     size = len(body) if method == "GET" else 0
