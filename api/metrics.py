@@ -103,7 +103,7 @@ class RequestMetrics:
     def process_response(self, req: falcon.Request, resp: falcon.Response, resource: Any,
                          req_succeeded: bool) -> None:
         method = req.method if req.method in _METHODS else "OTHER"
-        size = 0 if method == "HEAD" else body_size(resp)
+        size = sent_bytes(req, resp)
         t0 = getattr(req.context, "metrics_t0", None)
         seconds = None if t0 is None else time.perf_counter() - t0
         PENDING.append((method, req.uri_template or UNMATCHED, resp.status_code, size, seconds))
@@ -187,6 +187,11 @@ metrics.on_flush(write_pending)
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+def sent_bytes(req: falcon.Request, resp: falcon.Response) -> int:
+    """The bytes of body a request is answered with: none for HEAD."""
+    return 0 if req.method == "HEAD" else body_size(resp)
+
+
 def body_size(resp: falcon.Response) -> int:
     """The body's length: ``Content-Length`` when set (file and Range responses), else the
     rendered text/data/media (cached by Falcon, so rendering it here costs nothing twice);
@@ -212,5 +217,6 @@ __all__ = [
     "exposition_registry",
     "note",
     "observe_all",
+    "sent_bytes",
     "write_pending",
 ]

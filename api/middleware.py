@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from api.metrics import body_size
+from api.metrics import sent_bytes
 from videodrop import logs
 
 # Every response: these, and Cache-Control: no-store unless the endpoint set its own.
@@ -77,7 +77,7 @@ class RequestLog:
                          req_succeeded: bool) -> None:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
-        size = 0 if req.method == "HEAD" else body_size(resp)
+        size = sent_bytes(req, resp)
         self.end(req.method, req.uri_template or req.path, resp.status_code, size,
                  time.perf_counter() - t0 if t0 else None)
 
