@@ -153,18 +153,22 @@ class TokenCache:
                 if token is not None:
                     self._entries.pop(token, None)
 
+    def _forget(self, token: str) -> None:
+        """:meth:`_drop` by token (``links.EVERYTHING``: all) instead of by id."""
+        if token == links.EVERYTHING:
+            self._drop_all()
+            return
+        with self._lock:
+            self._generation += 1
+            entry = self._entries.pop(token, None)
+            if entry is not None:
+                self._ids.pop(entry.video.id, None)
+
     def _unlink(self, token: str) -> None:
         """A row lost its link behind the catalog's back (``psql``): forget its entry (its
         own notice may come later), then remove the link, so that this worker never answers
         from memory for a token whose link it removed."""
-        if token == links.EVERYTHING:
-            self._drop_all()
-        else:
-            with self._lock:
-                self._generation += 1
-                entry = self._entries.pop(token, None)
-                if entry is not None:
-                    self._ids.pop(entry.video.id, None)
+        self._forget(token)
         if self.stream_links is None:
             return
         try:
