@@ -63,7 +63,7 @@ def timeline(
         return Timeline(claimed, claimed_source, claimed, held, False, None)
     if claimed is None:
         return Timeline(held or None, "packets", None, held, False, None)
-    truncated = claimed > held and any(sign in log for sign in TRUNCATION_SIGNS)
+    truncated = claimed > held and _cut(log)
     text = f"header claims {claimed:g} s; the file holds {held:g} s"
     return Timeline(held or None, "packets", claimed, held, truncated,
                     f"truncated: {text}" if truncated else text)
@@ -87,7 +87,8 @@ def _held(fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]],
     return round(max(end - start, 0.0), 6)
 
 
-def count_video(stream: Mapping[str, Any], packets: PacketSummary | None) -> VideoCount:
+def count_video(stream: Mapping[str, Any], packets: PacketSummary | None,
+                log: str = "") -> VideoCount:
     """Frame count, the seconds the frames span and their rate, from the packets when they
     were all read; the header's values (unchecked) otherwise."""
     index = int(stream.get("index", -1))
@@ -113,9 +114,16 @@ def count_video(stream: Mapping[str, Any], packets: PacketSummary | None) -> Vid
             warnings.append(f"header claims {float(nominal):g} fps; the file holds"
                             f" {found.count} frames in {seconds:g} s ({counted:.3g} fps)")
     if header_frames and abs(header_frames - found.count) > AGREE * found.count:
-        warnings.append(f"header claims {header_frames} frames; the file holds {found.count}")
+        cut = header_frames > found.count and _cut(log)
+        warnings.append(f"{'truncated: ' if cut else ''}header claims {header_frames} frames;"
+                        f" the file holds {found.count}")
     return VideoCount(found.count, round(seconds, 6), fps, is_nominal,
                       round(found.size * 8 / seconds), warnings)
+
+
+def _cut(log: str) -> bool:
+    """The demuxer said the file ends inside its data."""
+    return any(sign in log for sign in TRUNCATION_SIGNS)
 
 
 def _media(stream: Mapping[str, Any]) -> bool:

@@ -91,7 +91,7 @@ default_runner: Runner = ChildRunner()
 @dataclass(frozen=True)
 class ProbeOutput:
     data: dict[str, Any]  # ffprobe's JSON (format, streams, chapters), without packets
-    log: str  # ffprobe's stderr (at -v error)
+    log: str  # ffprobe's stderr (at -v warning)
     packets: PacketSummary  # every packet (``full``), or those after the last keyframe
     max_rss: int = 0  # the child's peak resident memory, bytes
 
@@ -153,7 +153,8 @@ def run_probe(
     the file's first that many bytes (``subfile`` protocol), for a file whose tail
     ffprobe cannot parse. FFprobeFailed when ffprobe cannot open the file.
     """
-    args = [*_guarded(ffprobe), "-print_format", "json=compact=1", "-show_format",
+    # (at "warning": the demuxers' "Packet corrupt" lines tell a truncated file)
+    args = [*_guarded(ffprobe, "warning"), "-print_format", "json=compact=1", "-show_format",
             "-show_streams", "-show_chapters", "-show_error", "-show_entries", _PACKET_ENTRIES]
     if not full:
         args += ["-read_intervals", _FAR_END]

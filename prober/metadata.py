@@ -108,7 +108,7 @@ def assess(
         if any(s.get("codec_type") == "video" and not _attached(s) for s in streams):
             return Assessment(meta, "still image, not a video", ErrorCode.STILL_IMAGE)
         return Assessment(meta, "no video stream", ErrorCode.NO_VIDEO_STREAM)
-    count = count_video(videos[0], packets)
+    count = count_video(videos[0], packets, log)
     meta["warnings"] += count.warnings
     _add_video(meta, videos[0], count)
     if packets is not None and packets.count([int(s.get("index", -1)) for s in videos]) == 0:

@@ -166,7 +166,7 @@ def test_run_probe_arguments_are_a_list_not_a_shell() -> None:
     for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters",
                  "-show_error"):
         assert flag in args
-    assert args[args.index("-v") + 1] == "error"
+    assert args[args.index("-v") + 1] == "warning"  # (demuxers say "Packet corrupt" there)
     assert args[-1] == "file:/in box/it's; rm -rf.mp4"
 
 
