@@ -44,7 +44,8 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.TIMEOUT: "ffprobe did not finish within VIDEODROP_PROBE_TIMEOUT",
     ErrorCode.RESOURCE_LIMIT: "ffprobe was stopped by a resource limit (memory: "
                               "VIDEODROP_CHILD_MEMORY, or CPU time)",
-    ErrorCode.UNREADABLE: "ffprobe crashed or answered something that is not its JSON",
+    ErrorCode.UNREADABLE: "ffprobe crashed, answered something that is not its JSON, or "
+                          "found no timing at all in the file",
     ErrorCode.TOO_LARGE: "over VIDEODROP_MAX_FILE_SIZE",
     ErrorCode.MISSING_FILE: "the stored file is gone",
     ErrorCode.UPLOAD_INTERRUPTED: "the client went away before the upload was complete",
