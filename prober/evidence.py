@@ -113,7 +113,8 @@ def count_video(stream: Mapping[str, Any], packets: PacketSummary | None,
         if nominal:
             warnings.append(f"header claims {float(nominal):g} fps; the file holds"
                             f" {found.count} frames in {seconds:g} s ({counted:.3g} fps)")
-    if header_frames and abs(header_frames - found.count) > AGREE * found.count:
+    stored = found.count + found.discarded  # (an index lists the discarded packets too)
+    if header_frames and abs(header_frames - stored) > AGREE * stored:
         cut = header_frames > found.count and _cut(log)
         warnings.append(f"{'truncated: ' if cut else ''}header claims {header_frames} frames;"
                         f" the file holds {found.count}")

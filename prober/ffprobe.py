@@ -160,7 +160,7 @@ def run_probe(
         args += ["-read_intervals", _FAR_END]
     target = _target(path)
     if subfile_end is not None:
-        args[args.index("file")] = "file,subfile"
+        args[args.index("-protocol_whitelist") + 1] = "file,subfile"
         target = f"subfile,,start,0,end,{subfile_end},,:{target}"
     listing = Listing()
     done = _run(runner, [*args, target], timeout, listing.feed)

@@ -37,6 +37,7 @@ class StreamPackets:
     end: int | None = None  # largest pts (else dts) + duration
     durations: int = 0  # sum of the packets' own durations
     timed: int = 0  # packets that carry a timestamp
+    discarded: int = 0  # packets flagged D (an edit list's cut, encoder priming): not counted
 
     def add(self, ts: int | None, duration: int, size: int, key: bool) -> None:
         self.count += 1
@@ -119,14 +120,15 @@ class Listing:
     def _packet(self, text: str) -> None:
         fields = dict(_FIELD.findall(text))
         flags = fields.get("flags", "")
-        if "D" in flags:
-            return
         index = _int(fields.get("stream_index"))
         if index is None:
             return
+        stream = self._raw.setdefault(index, StreamPackets())
+        if "D" in flags:
+            stream.discarded += 1
+            return
         ts = _int(fields.get("pts"))
         ts = _int(fields.get("dts")) if ts is None else ts
-        stream = self._raw.setdefault(index, StreamPackets())
         stream.add(ts, max(_int(fields.get("duration")) or 0, 0), _int(fields.get("size")) or 0,
                    "K" in flags)
 

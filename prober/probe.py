@@ -168,8 +168,8 @@ def _header_and_packets(ctx: _Context, warnings: list[str]) -> ProbeOutput:
     (a huge file on a slow disk), the header and the packets after the last keyframe are
     read instead: the duration is still the packets', the frame count and rate the
     header's, and a warning says so."""
+    budget = ctx.deadline.left() * _FULL_SHARE
     try:
-        budget = ctx.deadline.left() * _FULL_SHARE
         return run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=budget, runner=ctx.runner)
     except FFprobeTimeout:
         warnings.append(f"reading every packet took longer than {budget:.3g} s: frame count"

@@ -93,11 +93,11 @@ class ClaimKey:
 class ProbeOutcome:
     status: str  # ready | failed
     error: str | None
-    error_code: ErrorCode | None  # set exactly when failed
     size: int | None
     sha256: str | None
     metadata: dict[str, Any]
     raw: dict[str, Any] | None
+    error_code: ErrorCode | None = None  # required when failed (the table's CHECK says so)
 
 
 _IDLE_CHECK_SECONDS = 2.0

@@ -219,7 +219,7 @@ def test_the_listing_folds_packets_and_keeps_the_header() -> None:
     video, audio, raw = summary.streams[0], summary.streams[1], summary.streams[2]
     assert (video.count, video.keyframes, video.size) == (3, 1, 5373)
     assert (video.first, video.last, video.end) == (0, 2, 3)  # by pts, not dts
-    assert audio.count == 1  # the discarded (D) priming packet is left out
+    assert (audio.count, audio.discarded) == (1, 1)  # the D (priming) packet is left out
     assert raw.timed == 0 and raw.seconds(Fraction(1, 1_200_000)) == (0.0, 80000 / 1_200_000)
 
 
