@@ -19,6 +19,7 @@ from api.params import CURSOR
 from api.uploads import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
+from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 from videodrop.media import ALLOWED_EXTENSIONS, CONTENT_TYPES
 
 Schema = dict[str, Any]
@@ -64,6 +65,12 @@ UNAVAILABLE = _error("The database cannot be reached.", {"Retry-After": _header(
 TOKEN_404 = _error("Unknown, revoked or expired token (all look the same).")
 ID_404 = _error("No video has this id.")
 
+ERROR_CODE: Schema = {
+    "enum": [*(code.value for code in ErrorCode), None],
+    "description": "Why a failed video failed, from a fixed list (null unless failed): "
+                   + "; ".join(f"{code}: {text}" for code, text in DESCRIPTIONS.items()),
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object", "required": ["title"],
@@ -96,8 +103,8 @@ SCHEMAS: dict[str, Schema] = {
     "Record": {
         "type": "object",
         "required": ["id", "source_id", "name", "description", "status", "file_info",
-                     "api_links", "processing_error", "original_filename", "origin",
-                     "created_at"],
+                     "api_links", "processing_error", "error_code", "original_filename",
+                     "origin", "created_at"],
         "properties": {
             "id": {"type": "integer"},
             "source_id": {"type": "string"},
@@ -107,6 +114,7 @@ SCHEMAS: dict[str, Schema] = {
             "file_info": _ref("FileInfo"),
             "api_links": _ref("Links"),
             "processing_error": _nullable("string"),
+            "error_code": ERROR_CODE,
             "original_filename": {"type": "string"},
             "origin": {"type": "string", "examples": ["upload", "inbox", "inbox/cam1"]},
             "created_at": {"type": "string", "format": "date-time"},
@@ -123,6 +131,7 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {"id": {"type": "integer"}, "source_id": {"type": "string"},
                        "status": {"type": "string", "enum": list(STATUSES)},
                        "filename": {"type": "string"}, "sha256": _nullable("string"),
+                       "error_code": ERROR_CODE,
                        "size": _nullable("integer")},
         "additionalProperties": True,
     },

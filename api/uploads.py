@@ -44,6 +44,7 @@ from api.publishing import ProbeRequests
 from api.rawbody import SocketSource
 from videodrop import logs, media, records
 from videodrop.catalog import Catalog, Video
+from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -402,7 +403,8 @@ class Upload:
             staging.remove_files(self.settings.media_root, video)
         try:
             if interrupted:
-                self.catalog.mark_failed(video.id, "upload interrupted")
+                self.catalog.mark_failed(video.id, "upload interrupted",
+                                         ErrorCode.UPLOAD_INTERRUPTED)
             else:
                 self.catalog.discard_upload(video.id)
         except CatalogUnavailable:

@@ -50,7 +50,7 @@ INSERT INTO videos (source_id, name, description, status, access_token, original
                     resolution, fps, codec, audio_codec, metadata, ffprobe,
                     processing_started_at, processing_completed_at, attempts,
                     claim_dev, claim_ino, claim_size, claim_mtime_ns, claim_ctime_ns,
-                    created_at, updated_at)
+                    created_at, updated_at, processing_error, error_code)
 SELECT 'file_' || to_char(t, 'YYYYMMDD_HH24MISS') || '_' || lpad(to_hex(i), 12, '0'),
        'clip ' || i, '', CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'ready' END,
        translate(rtrim(encode(sha256(('token:' || i)::bytea), 'base64'), '='), '+/', '-_'),
@@ -66,7 +66,9 @@ SELECT 'file_' || to_char(t, 'YYYYMMDD_HH24MISS') || '_' || lpad(to_hex(i), 12, 
        CASE WHEN i %% 10 = 0 THEN NULL ELSE 100000 + i END,
        CASE WHEN i %% 10 = 0 THEN NULL ELSE 1700000000000000000 + i END,
        CASE WHEN i %% 10 = 0 THEN NULL ELSE 1700000000000000000 + i END,
-       t, t + interval '2 seconds'
+       t, t + interval '2 seconds',
+       CASE WHEN i %% 50 = 0 THEN 'not a media file: Invalid data' END,
+       CASE WHEN i %% 50 = 0 THEN 'not_media' END
 FROM generate_series(%(low)s::int, %(high)s::int) AS i,
      LATERAL (SELECT now() - (%(n)s::int - i) * interval '20 seconds' AS t) AS c
 """

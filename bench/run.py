@@ -37,6 +37,7 @@ BENCHMARKS: dict[str, str] = {
     "upload": "1 GiB upload",
     "catalog": "catalog with 1,000,000 rows",
     "inbox": "inbox holding 100,000 files",
+    "probe": "the cost of every packet (issue 14) and the HLS memory bomb (issue 15)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

@@ -16,16 +16,27 @@ from prober.probe import probe_file
 from prober.worker import Worker
 from videodrop import broker, links, logs, metrics
 from videodrop.catalog import Catalog
+from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import ConfigurationError
 from videodrop.messages import ProbeVideo
 from videodrop.notify import Notifier
 from videodrop.settings import Settings
 
 
-def _version_or_refuse(settings: Settings) -> str | None:
+def _runner(settings: Settings) -> ChildRunner:
+    """ffprobe's runner: each child limited to VIDEODROP_CHILD_MEMORY of address space; no
+    prlimit (util-linux) to apply the limits is a configuration error (exit 78)."""
+    try:
+        prlimit = prlimit_binary()
+    except ChildMissing as exc:
+        raise ConfigurationError(f"cannot limit ffprobe's resources: {exc}") from exc
+    return ChildRunner(settings.child_memory, prlimit=prlimit)
+
+
+def _version_or_refuse(settings: Settings, runner: ChildRunner) -> str | None:
     """ffprobe's version; a missing ffprobe is a configuration error (exit 78)."""
     try:
-        return ffprobe_version(settings.ffprobe)
+        return ffprobe_version(settings.ffprobe, runner)
     except FFprobeMissing as exc:
         raise ConfigurationError(str(exc)) from exc
     except ProbeError as exc:  # it exists but misbehaves: probes will say so, file by file
@@ -41,12 +52,13 @@ def main(settings: Settings, argv: list[str]) -> int:
     args = parser.parse_args(argv)
     logs.configure(role="prober", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("prober")
-    version = _version_or_refuse(settings)
+    runner = _runner(settings)
+    version = _version_or_refuse(settings, runner)
     settings.media_root.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
                               links=links.from_settings(settings))
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
-                               timeout=settings.probe_timeout, version=version)
+                               timeout=settings.probe_timeout, version=version, runner=runner)
     notifier = Notifier()
     if settings.metrics_bind:
         server = metrics.start_metrics_server(settings.metrics_bind, "prober")
@@ -60,7 +72,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
-             ffprobe_version=version, media_root=str(settings.media_root.resolve()))
+             ffprobe_version=version, media_root=str(settings.media_root.resolve()),
+             child_memory=settings.child_memory)
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
                for i in range(args.concurrency)]
     threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)
@@ -94,10 +107,12 @@ def probe_command(settings: Settings, argv: list[str]) -> int:
     if not args.file.is_file():
         print(f"videodrop probe: {args.file}: no such file", file=sys.stderr)
         return 2
-    version = _version_or_refuse(settings)
+    runner = _runner(settings)
+    version = _version_or_refuse(settings, runner)
     result = probe_file(args.file, ffprobe=settings.ffprobe, timeout=settings.probe_timeout,
-                        version=version)
+                        version=version, runner=runner)
     out = {"status": "ready" if result.ok else "failed", "processing_error": result.error,
+           "error_code": result.code,
            **result.metadata, "sha256": store.sha256_of(args.file)}
     if args.raw:
         out["ffprobe"] = result.raw

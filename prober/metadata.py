@@ -1,13 +1,14 @@
-"""ffprobe JSON -> normalised, JSON-serialisable metadata and a verdict. Pure: no I/O.
+"""ffprobe JSON and packets -> normalised, JSON-serialisable metadata and a verdict. Pure.
 
-Verdict: ``ready`` only when ffprobe opened the file and it holds at least one real video
-stream (not cover art, not a still image) with at least one packet of video data.
+Verdict: ``ready`` only when the content is one of the accepted containers
+(:data:`videodrop.formats.DEMUXERS`) holding at least one real video stream (not cover
+art, not a still image) with at least one packet of video data.
 
-Truncation rule: the duration a file *claims* (container, else longest stream) is checked
-against the end of the last packet actually in the file (``PacketSummary``, read from the
-tail, or from the start when the tail is unreachable). When the file holds clearly less
-than it claims, the file is truncated: ``ready`` with the playable duration and a warning
-naming the claimed one, or ``failed`` ("truncated: …") when no video data is left at all.
+Numbers: duration, fps, frame count and bitrate come from the packets actually in the
+file when ffprobe read them all (``prober.evidence``); the header's values are kept where
+they agree, and a warning names both figures where they do not. ``resolution`` is the
+size a player shows: the stored frame size (``coded_width`` x ``coded_height``) with the
+sample aspect ratio and the rotation applied.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from fractions import Fraction
 from pathlib import PurePath
 from typing import Any
 
-from prober.ffprobe import PacketSummary
+from prober.evidence import VideoCount, count_video, timeline
+from prober.fields import as_float, as_int, as_rate, tag
+from prober.packets import PacketSummary
+from videodrop.errorcodes import ErrorCode
+from videodrop.formats import DEMUXERS
 
 __all__ = ["Assessment", "assess", "base_metadata", "container_format", "real_video_streams"]
 
@@ -31,15 +35,14 @@ IMAGE_CODECS = frozenset({
 })  # fmt: skip
 IMAGE_BRANDS = frozenset({"avif", "heic", "heix", "mif1"})
 WEBM_CODECS = {"video": {"vp8", "vp9", "av1"}, "audio": {"vorbis", "opus"}, "subtitle": {"webvtt"}}
-SHORT_FORMATS = {"avi": "avi", "asf": "wmv", "flv": "flv"}
-#: Truncated when the file ends this much before the claimed duration (s, or fraction).
-TRUNCATION_SLACK_S, TRUNCATION_SLACK = 0.5, 0.05
+SHORT_FORMATS = {"avi": "avi", "asf": "wmv", "flv": "flv", "mpegts": "ts"}
 
 
 @dataclass(frozen=True)
 class Assessment:
     metadata: dict[str, Any]
     error: str | None  # None means ready
+    code: ErrorCode | None = None  # set exactly when error is
 
 
 def base_metadata(filename: str, size: int, version: str | None) -> dict[str, Any]:
@@ -48,9 +51,10 @@ def base_metadata(filename: str, size: int, version: str | None) -> dict[str, An
         "format": None, "extension": PurePath(filename).suffix.lower().lstrip("."),
         "format_name": None, "format_long_name": None, "size": size, "duration": None,
         "duration_source": None, "bitrate": None, "resolution": None, "width": None,
-        "height": None, "rotation": None, "fps": None, "codec": None, "audio_codec": None,
-        "channels": None, "sample_rate": None, "video": None, "audio_tracks": [],
-        "subtitles": [], "data_streams": [], "attachments": [], "chapters": [], "tags": {},
+        "height": None, "coded_width": None, "coded_height": None, "rotation": None,
+        "fps": None, "nb_frames": None, "codec": None, "audio_codec": None, "channels": None,
+        "sample_rate": None, "video": None, "audio_tracks": [], "subtitles": [],
+        "data_streams": [], "attachments": [], "chapters": [], "tags": {},
         "creation_time": None, "title": None, "encoder": None, "warnings": [],
         "ffprobe_version": version,
     }  # fmt: skip
@@ -78,52 +82,43 @@ def assess(
     _add_tags(meta, fmt, streams)
     _add_streams(meta, streams)
     meta["chapters"] = [
-        {"start": _float(c.get("start_time")), "end": _float(c.get("end_time")),
-         "title": _tag(c, "title")}
+        {"start": as_float(c.get("start_time")), "end": as_float(c.get("end_time")),
+         "title": tag(c, "title")}
         for c in raw.get("chapters") or []
     ]  # fmt: skip
+    names = {n for n in str(fmt.get("format_name") or "").split(",") if n}
+    if names and not names & DEMUXERS:  # (ffprobe's whitelist refuses these before)
+        if any(s.get("codec_type") == "video" and _still(s, fmt) for s in streams):
+            return Assessment(meta, "still image, not a video", ErrorCode.STILL_IMAGE)
+        what = meta["format_long_name"] or sorted(names)[0]
+        return Assessment(meta, f"unsupported container: the content is {what}"
+                          f" ({fmt.get('format_name')})", ErrorCode.UNSUPPORTED_CONTAINER)
 
     videos = real_video_streams(raw)
     claimed, source = _claimed_duration(fmt, streams)
-    start = _float(fmt.get("start_time"))
-    if start is None and packets is not None and packets.full_scan:
-        start = packets.start
-    playable = None
-    if packets is not None and packets.end is not None:
-        playable = round(max(packets.end - (start or 0.0), 0.0), 6)
-    elif packets is not None and not packets.packets:
-        playable = 0.0  # the whole file was read: no media data in it
-    duration = claimed
-    truncated = False
-    if claimed is None and playable:
-        duration, source = playable, "packets"
-    elif claimed and playable is not None:
-        truncated = claimed - playable > max(TRUNCATION_SLACK_S, TRUNCATION_SLACK * claimed)
-        if truncated:
-            duration, source = (playable or None), "packets"  # None: nothing playable
-            meta["warnings"].append(
-                f"truncated: header claims {claimed:g} s, the file holds {playable:g} s"
-            )
-    meta["duration"], meta["duration_source"] = duration, source
-    meta["bitrate"] = _int(fmt.get("bit_rate")) if not truncated else None
-    if meta["bitrate"] is None:
-        rates = [r for s in streams if (r := _stream_bitrate(s))]
-        if rates and not truncated:
-            meta["bitrate"] = sum(rates)
-        elif duration:
-            meta["bitrate"] = round(size * 8 / duration)
+    line = timeline(fmt, streams, claimed=claimed, claimed_source=source, packets=packets,
+                    log=log)
+    meta["duration"], meta["duration_source"] = line.duration, line.source
+    if line.warning:
+        meta["warnings"].append(line.warning)
+    if line.duration:
+        meta["bitrate"] = int(size * 8 / line.duration)  # as libavformat computes it
 
     if not videos:
         if any(s.get("codec_type") == "video" and not _attached(s) for s in streams):
-            return Assessment(meta, "still image, not a video")
-        return Assessment(meta, "no video stream")
-    _add_video(meta, videos[0])
+            return Assessment(meta, "still image, not a video", ErrorCode.STILL_IMAGE)
+        return Assessment(meta, "no video stream", ErrorCode.NO_VIDEO_STREAM)
+    count = count_video(videos[0], packets, log)
+    meta["warnings"] += count.warnings
+    _add_video(meta, videos[0], count)
     if packets is not None and packets.count([int(s.get("index", -1)) for s in videos]) == 0:
         if claimed:
-            return Assessment(meta, f"truncated: header claims {claimed:g} s, no video data")
-        return Assessment(meta, "no video frames")
-    if not duration:
-        return Assessment(meta, "duration unknown: no timestamps in the file")
+            return Assessment(meta, f"truncated: header claims {claimed:g} s, no video data",
+                              ErrorCode.TRUNCATED)
+        return Assessment(meta, "no video frames", ErrorCode.NO_VIDEO_FRAMES)
+    if not line.duration:
+        return Assessment(meta, "duration unknown: no timestamps in the file",
+                          ErrorCode.UNREADABLE)
     return Assessment(meta, None)
 
 
@@ -176,13 +171,13 @@ def _still(stream: Mapping[str, Any], fmt: Mapping[str, Any]) -> bool:
         return True
     if stream.get("codec_name") not in IMAGE_CODECS:
         return False
-    return name == "image2" or name.endswith("_pipe") or _int(stream.get("nb_frames")) == 1
+    return name == "image2" or name.endswith("_pipe") or as_int(stream.get("nb_frames")) == 1
 
 
 def _claimed_duration(
     fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]]
 ) -> tuple[float | None, str | None]:
-    container = _float(fmt.get("duration"))
+    container = as_float(fmt.get("duration"))
     if container and container > 0:
         return round(container, 6), "container"
     durations = [d for s in streams if (d := _stream_duration(s)) and d > 0]
@@ -192,10 +187,10 @@ def _claimed_duration(
 
 
 def _stream_duration(stream: Mapping[str, Any]) -> float | None:
-    value = _float(stream.get("duration"))
+    value = as_float(stream.get("duration"))
     if value:
         return value
-    text = _tag(stream, "DURATION")  # Matroska per-track statistics tag "HH:MM:SS.nnnnnnnnn"
+    text = tag(stream, "DURATION")  # Matroska per-track statistics tag "HH:MM:SS.nnnnnnnnn"
     match = re.fullmatch(r"(\d+):(\d\d):(\d\d(?:\.\d+)?)", text or "")
     if match:
         h, m, s = match.groups()
@@ -204,15 +199,16 @@ def _stream_duration(stream: Mapping[str, Any]) -> float | None:
 
 
 def _stream_bitrate(stream: Mapping[str, Any]) -> int | None:
-    return _int(stream.get("bit_rate")) or _int(_tag(stream, "BPS"))
+    return as_int(stream.get("bit_rate")) or as_int(tag(stream, "BPS"))
 
 
-def _add_video(meta: dict[str, Any], s: Mapping[str, Any]) -> None:
+def _add_video(meta: dict[str, Any], s: Mapping[str, Any], count: VideoCount) -> None:
     rotation = _rotation(s)
-    width, height = _int(s.get("width")), _int(s.get("height"))
-    shown_w, shown_h = (height, width) if rotation in {90, -90} else (width, height)
-    avg, real = _rate(s.get("avg_frame_rate")), _rate(s.get("r_frame_rate"))
-    fps = avg or real
+    width, height = as_int(s.get("width")), as_int(s.get("height"))
+    shown_w, shown_h = _display_size(width, height, s.get("sample_aspect_ratio"))
+    if rotation in {90, -90}:
+        shown_w, shown_h = shown_h, shown_w
+    avg, real = as_rate(s.get("avg_frame_rate")), as_rate(s.get("r_frame_rate"))
     vfr = bool(avg and real and abs(avg - real) / max(avg, real) > 0.02)
     if vfr and avg and real and abs(real / avg - 2) < 0.01:  # field rate of interlaced video
         vfr = False
@@ -221,35 +217,48 @@ def _add_video(meta: dict[str, Any], s: Mapping[str, Any]) -> None:
         "index": s.get("index"), "codec": s.get("codec_name") or s.get("codec_tag_string"),
         "codec_long_name": s.get("codec_long_name"), "codec_tag": s.get("codec_tag_string"),
         "profile": s.get("profile"), "level": s.get("level"), "pix_fmt": s.get("pix_fmt"),
-        "width": width, "height": height, "resolution": resolution, "rotation": rotation,
+        "width": width, "height": height, "coded_width": width, "coded_height": height,
+        "resolution": resolution, "rotation": rotation,
         "sample_aspect_ratio": _ratio(s.get("sample_aspect_ratio")),
         "display_aspect_ratio": _ratio(s.get("display_aspect_ratio")),
-        "fps": round(float(fps), 3) if fps else None,
+        "fps": count.fps, "fps_source": "header" if count.nominal else "packets",
         "avg_frame_rate": s.get("avg_frame_rate"), "r_frame_rate": s.get("r_frame_rate"),
-        "variable_frame_rate": vfr,
-        "nb_frames": _int(s.get("nb_frames")) or _int(_tag(s, "NUMBER_OF_FRAMES")),
-        "bitrate": _stream_bitrate(s), "duration": _stream_duration(s),
+        "variable_frame_rate": vfr, "nb_frames": count.frames,
+        "bitrate": count.bitrate, "duration": count.seconds or _stream_duration(s),
         "field_order": s.get("field_order"), "color_space": s.get("color_space"),
         "color_range": s.get("color_range"), "color_transfer": s.get("color_transfer"),
-        "color_primaries": s.get("color_primaries"), "language": _tag(s, "language"),
+        "color_primaries": s.get("color_primaries"), "language": tag(s, "language"),
     }  # fmt: skip
     meta.update(
-        video=video, codec=video["codec"], fps=video["fps"], rotation=rotation,
-        resolution=resolution, width=shown_w, height=shown_h,
+        video=video, codec=video["codec"], fps=count.fps, nb_frames=count.frames,
+        rotation=rotation, resolution=resolution, width=shown_w, height=shown_h,
+        coded_width=width, coded_height=height,
     )  # fmt: skip
+
+
+def _display_size(
+    width: int | None, height: int | None, sar: Any
+) -> tuple[int | None, int | None]:
+    """The frame size with its sample aspect ratio applied (the width stretched, as ffmpeg
+    and players do): 640x360 at SAR 2:1 shows as 1280x360."""
+    ratio = _ratio(sar)
+    if not width or not height or ratio is None:
+        return width, height
+    num, den = (int(x) for x in ratio.split(":"))
+    return round(width * num / den), height
 
 
 def _add_streams(meta: dict[str, Any], streams: Sequence[Mapping[str, Any]]) -> None:
     for s in streams:
         kind = s.get("codec_type")
         common = {"index": s.get("index"), "codec": s.get("codec_name"),
-                  "language": _tag(s, "language"), "title": _tag(s, "title")}  # fmt: skip
+                  "language": tag(s, "language"), "title": tag(s, "title")}  # fmt: skip
         disposition = s.get("disposition") or {}
         if kind == "audio":
             meta["audio_tracks"].append({
-                **common, "profile": s.get("profile"), "channels": _int(s.get("channels")),
+                **common, "profile": s.get("profile"), "channels": as_int(s.get("channels")),
                 "channel_layout": s.get("channel_layout"),
-                "sample_rate": _int(s.get("sample_rate")), "bitrate": _stream_bitrate(s),
+                "sample_rate": as_int(s.get("sample_rate")), "bitrate": _stream_bitrate(s),
                 "duration": _stream_duration(s), "default": bool(disposition.get("default")),
             })  # fmt: skip
         elif kind == "subtitle":
@@ -258,12 +267,12 @@ def _add_streams(meta: dict[str, Any], streams: Sequence[Mapping[str, Any]]) -> 
         elif kind == "data":
             meta["data_streams"].append({
                 **common, "codec": s.get("codec_name") or s.get("codec_tag_string"),
-                "codec_tag": s.get("codec_tag_string"), "handler": _tag(s, "handler_name"),
-                "duration": _stream_duration(s), "timecode": _tag(s, "timecode"),
+                "codec_tag": s.get("codec_tag_string"), "handler": tag(s, "handler_name"),
+                "duration": _stream_duration(s), "timecode": tag(s, "timecode"),
             })  # fmt: skip
         elif kind == "attachment":
-            meta["attachments"].append({**common, "filename": _tag(s, "filename"),
-                                        "mimetype": _tag(s, "mimetype")})  # fmt: skip
+            meta["attachments"].append({**common, "filename": tag(s, "filename"),
+                                        "mimetype": tag(s, "mimetype")})  # fmt: skip
     if meta["audio_tracks"]:
         first = meta["audio_tracks"][0]
         meta.update(audio_codec=first["codec"], channels=first["channels"],
@@ -284,7 +293,7 @@ def _add_tags(
         tags["creation_time"] = picked["creation_time"]  # kept as given when unreadable
     for s in streams:
         if created is None and s.get("codec_type") == "video":
-            created = _utc(_tag(s, "creation_time"))
+            created = _utc(tag(s, "creation_time"))
     meta.update(tags=tags, creation_time=created, title=picked["title"],
                 encoder=picked["encoder"])  # fmt: skip
 
@@ -314,10 +323,10 @@ def _rotation(stream: Mapping[str, Any]) -> int:
     value: float | None = None
     for side in stream.get("side_data_list") or []:
         if side.get("side_data_type") == "Display Matrix" and "rotation" in side:
-            value = _float(side.get("rotation"))
+            value = as_float(side.get("rotation"))
     if value is None:
-        tag = _float(_tag(stream, "rotate"))  # older ffprobe: clockwise, opposite sign
-        value = -tag if tag is not None else 0.0
+        rotate = as_float(tag(stream, "rotate"))  # older ffprobe: clockwise, opposite sign
+        value = -rotate if rotate is not None else 0.0
     degrees = round(value) % 360
     return degrees - 360 if degrees > 180 else degrees
 
@@ -331,37 +340,6 @@ def _log_warnings(log: str) -> list[str]:
     return seen[:10]
 
 
-def _tag(item: Mapping[str, Any], name: str) -> str | None:
-    tags = item.get("tags") or {}
-    wanted = name.lower()
-    for key, value in tags.items():
-        if key.lower() == wanted or key.lower().split("-")[0] == wanted:
-            return str(value)
-    return None
-
-
-def _rate(text: Any) -> Fraction | None:
-    try:
-        value = Fraction(str(text)) if text else None
-    except (ValueError, ZeroDivisionError):
-        return None
-    return value if value and value > 0 else None
-
-
 def _ratio(text: Any) -> str | None:
     match = re.fullmatch(r"(\d+):(\d+)", str(text or ""))
     return f"{match.group(1)}:{match.group(2)}" if match and "0" not in match.groups() else None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        return float(value) if value not in (None, "", "N/A") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _int(value: Any) -> int | None:
-    try:
-        return int(value) if value not in (None, "", "N/A") else None
-    except (TypeError, ValueError):
-        return None

@@ -1,15 +1,23 @@
 """probe_file(): one file in, a verdict and normalised metadata out. No database, no broker.
 
-It never raises for a bad file (empty, garbage, truncated, ffprobe hanging): those come
-back as ``ok=False`` with a short reason. FFprobeMissing propagates (the worker refuses to
-start); so does OSError when the file cannot be read at all (the worker retries that).
+It never raises for a bad file (empty, garbage, truncated, hostile, ffprobe hanging):
+those come back as ``ok=False`` with a code from :class:`videodrop.errorcodes.ErrorCode`
+and a short sentence. FFprobeMissing propagates (the worker refuses to start); so does
+OSError when the file cannot be read at all (the worker retries that).
+
+A good file costs one ffprobe process: header and every packet in one run. More runs
+only for files that fail it: a format outside the accepted containers (a debug run names
+it), an ISO BMFF file ffprobe cannot open (its complete prefix is probed), a file whose
+JSON ffprobe refuses to print (its summary log is read), or a full read that overran most
+of the deadline (the header and the packet tail are read instead).
 """
 
 from __future__ import annotations
 
 import re
+import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +25,36 @@ from prober.ffprobe import (
     FFprobeFailed,
     FFprobeMissing,
     FFprobeTimeout,
-    PacketSummary,
     ProbeError,
     ProbeOutput,
     Runner,
     default_runner,
     ffprobe_version,
+    identify_format,
     read_log_summary,
     run_probe,
-    scan_packets,
-    stream_time_bases,
 )
+from prober.isobmff import Boxes, top_level_boxes
 from prober.metadata import assess, base_metadata, real_video_streams
+from videodrop.errorcodes import ErrorCode
 
 __all__ = ["ProbeResult", "probe_file"]
 
 _MAX_REASON = 160
-#: Share of the deadline the first ffprobe run (header and packet tail together) may use.
-_COMBINED_SHARE = 0.8
+#: Share of the deadline the full read (header and every packet) may use.
+_FULL_SHARE = 0.8
+#: What the refused demuxers are, in words (others are named by ffprobe's short name).
+_KINDS = {
+    "hls": "an HLS playlist (it names other files to read)",
+    "concat": "a concat list (it names other files to read)",
+    "image2": "an image sequence", "gif": "a GIF animation", "apng": "an animated PNG",
+    "srt": "SubRip subtitles", "webvtt": "WebVTT subtitles", "ass": "ASS subtitles",
+    "tty": "text", "mp3": "MP3 audio", "wav": "WAV audio", "aac": "raw AAC audio",
+    "flac": "FLAC audio", "ogg": "an Ogg file", "mpeg": "an MPEG program stream",
+}  # fmt: skip
+_OOM = "Cannot allocate memory"  # ENOMEM: the address space limit (VIDEODROP_CHILD_MEMORY)
+_LIMIT_SIGNALS: dict[int, str] = {signal.SIGKILL: "CPU time", signal.SIGXCPU: "CPU time",
+                                  signal.SIGXFSZ: "file size"}
 
 
 @dataclass(frozen=True)
@@ -43,6 +63,7 @@ class ProbeResult:
     error: str | None  # short reason when not ok
     metadata: dict[str, Any]  # normalised, JSON-serialisable (partial when failed)
     raw: dict[str, Any] | None  # raw ffprobe JSON (None if ffprobe could not run)
+    code: ErrorCode | None = None  # set exactly when not ok
 
 
 class _Deadline:
@@ -59,6 +80,20 @@ class _Deadline:
         return left
 
 
+@dataclass(frozen=True)
+class _Context:
+    path: Path
+    size: int
+    head: bytes
+    version: str | None
+    ffprobe: str
+    runner: Runner
+    deadline: _Deadline
+
+    def base(self) -> dict[str, Any]:
+        return base_metadata(self.path.name, self.size, self.version)
+
+
 def probe_file(
     path: Path,
     *,
@@ -72,27 +107,21 @@ def probe_file(
     with path.open("rb") as handle:  # unreadable -> OSError for the caller to retry
         head = handle.read(4096)
     if size == 0:
-        return _failed("empty file", base_metadata(path.name, 0, version), None)
+        return _failed("empty file", ErrorCode.EMPTY, base_metadata(path.name, 0, version))
     deadline = _Deadline(timeout)  # one budget for every ffprobe run of this file
     try:
         if version is None:
             version = _version(ffprobe, runner, deadline)
-        return _probe(
-            path,
-            size=size,
-            head=head,
-            version=version,
-            ffprobe=ffprobe,
-            runner=runner,
-            deadline=deadline,
-        )
+        ctx = _Context(path, size, head, version, ffprobe, runner, deadline)
+        return _probe(ctx)
     except FFprobeMissing:
         raise
     except FFprobeTimeout:
         meta = base_metadata(path.name, size, version)
-        return _failed(f"timed out after {timeout:g} s", meta, None)
+        return _failed(f"timed out after {timeout:g} s", ErrorCode.TIMEOUT, meta)
     except ProbeError as exc:  # ffprobe misbehaving (e.g. output that is not JSON)
-        return _failed(f"ffprobe failed: {exc}", base_metadata(path.name, size, version), None)
+        meta = base_metadata(path.name, size, version)
+        return _failed(f"ffprobe failed: {exc}", ErrorCode.UNREADABLE, meta)
 
 
 def _version(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:
@@ -104,100 +133,139 @@ def _version(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:
         return None
 
 
-def _probe(
-    path: Path,
-    *,
-    size: int,
-    head: bytes,
-    version: str | None,
-    ffprobe: str,
-    runner: Runner,
-    deadline: _Deadline,
-) -> ProbeResult:
+def _probe(ctx: _Context) -> ProbeResult:
     warnings: list[str] = []
-    log = ""
-    from_log = False
-    tail: PacketSummary | None = None
     try:
-        output = _header_and_tail(path, ffprobe=ffprobe, runner=runner, deadline=deadline)
-        raw, log, tail = output.data, output.log, output.tail
+        output = _header_and_packets(ctx, warnings)
     except FFprobeFailed as exc:
-        if exc.error or exc.returncode < 0 or exc.stdout.strip() not in {"", "{"}:
-            meta = base_metadata(path.name, size, version)
-            meta["warnings"] = [f"ffprobe: {line}" for line in _detail_lines(exc.stderr)]
-            return _failed(_not_media(exc), meta, _error_raw(exc))
-        # ffprobe opened the container but refused to print it (a decoder it lacks):
-        # read its human summary instead.
-        summary, text = read_log_summary(
-            path, ffprobe=ffprobe, timeout=deadline.left(), runner=runner
-        )
-        if summary is None:
-            meta = base_metadata(path.name, size, version)
-            return _failed(_not_media(exc), meta, _error_raw(exc))
-        raw, from_log = {**summary, "ffprobe_log": text}, True
-        problems = [line for line in _detail_lines(text) if "Could not open codec" in line]
-        detail = f" ({problems[0]})" if problems else ""
-        warnings.append(f"ffprobe could not print JSON{detail}: metadata read from its summary log")
+        return _unopened(ctx, exc)
+    if not output.packets.full and not output.packets.count(
+            [int(s.get("index", -1)) for s in real_video_streams(output.data)]):
+        raise FFprobeTimeout(ctx.deadline.seconds)  # nothing to decide with
+    return _assessed(ctx, output.data, output, warnings)
 
-    packets: PacketSummary | None = None
-    scan_timed_out = False
-    videos = real_video_streams(raw)
-    if videos and not from_log:  # (a file ffprobe cannot print, it cannot scan either)
-        try:  # runs ffprobe again only when the tail read with the header is not enough
-            packets = scan_packets(
-                path,
-                stream_time_bases(raw),
-                must_see=[int(s.get("index", -1)) for s in videos],
-                ffprobe=ffprobe,
-                timeout=deadline.left(),
-                runner=runner,
-                tail=tail,
-            )
-        except FFprobeTimeout:
-            scan_timed_out = True
-            warnings.append(f"packet scan stopped at the {deadline.seconds:g} s deadline")
+
+def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
+              warnings: list[str]) -> ProbeResult:
     outcome = assess(
         raw,
-        filename=path.name,
-        size=size,
-        version=version,
-        packets=packets,
-        doctype=_ebml_doctype(head),
-        log=log,
+        filename=ctx.path.name,
+        size=ctx.size,
+        version=ctx.version,
+        packets=output.packets if output is not None else None,
+        doctype=_ebml_doctype(ctx.head),
+        log=output.log if output is not None else "",
         warnings=warnings,
     )
-    if outcome.error and scan_timed_out:  # decided without the packets it needed
-        return _failed(f"timed out after {deadline.seconds:g} s", outcome.metadata, raw)
     if outcome.error:
-        return _failed(outcome.error, outcome.metadata, raw)
+        return _failed(outcome.error, outcome.code or ErrorCode.UNREADABLE, outcome.metadata,
+                       raw)
     return ProbeResult(True, None, outcome.metadata, raw)
 
 
-def _header_and_tail(
-    path: Path, *, ffprobe: str, runner: Runner, deadline: _Deadline
-) -> ProbeOutput:
-    """Header and packet tail in one ffprobe run: one process per file in the common case.
-
-    The tail is what can take long (a file with few keyframes is read almost whole), so
-    that run gets most of the budget, not all: when it overruns, the header is read alone,
-    as before, and the packet scan's own timeout keeps the header's duration.
-    """
+def _header_and_packets(ctx: _Context, warnings: list[str]) -> ProbeOutput:
+    """Header and every packet in one ffprobe run. When that overruns most of the budget
+    (a huge file on a slow disk), the header and the packets after the last keyframe are
+    read instead: the duration is still the packets', the frame count and rate the
+    header's, and a warning says so."""
+    budget = ctx.deadline.left() * _FULL_SHARE
     try:
-        budget = deadline.left() * _COMBINED_SHARE
-        return run_probe(path, ffprobe=ffprobe, timeout=budget, runner=runner, read_tail=True)
+        return run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=budget, runner=ctx.runner)
     except FFprobeTimeout:
-        return run_probe(path, ffprobe=ffprobe, timeout=deadline.left(), runner=runner)
+        warnings.append(f"reading every packet took longer than {budget:.3g} s: frame count"
+                        " and rate are the header's, the duration the last packets'")
+        return run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+                         runner=ctx.runner, full=False)
 
 
-def _failed(reason: str, metadata: dict[str, Any], raw: dict[str, Any] | None) -> ProbeResult:
+def _unopened(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
+    """ffprobe could not open the file: say what it is, or read what it can."""
+    if exc.refused:
+        return _refused(ctx)
+    if exc.returncode < 0 or _OOM in f"{exc.error} {exc.stderr}":
+        return _crashed(ctx, exc)
+    boxes = top_level_boxes(ctx.path)
+    if boxes is not None and boxes.cut is not None:
+        return _cut_mp4(ctx, exc, boxes)
+    if exc.error or exc.stdout.strip() not in {"", "{"}:
+        meta = ctx.base()
+        meta["warnings"] = [f"ffprobe: {line}" for line in _detail_lines(exc.stderr)]
+        return _failed(_not_media(exc), ErrorCode.NOT_MEDIA, meta, _error_raw(exc))
+    # ffprobe opened the container but refused to print it (a decoder it lacks): read its
+    # human summary instead.
+    summary, text = read_log_summary(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+                                     runner=ctx.runner)
+    if summary is None:
+        return _failed(_not_media(exc), ErrorCode.NOT_MEDIA, ctx.base(), _error_raw(exc))
+    problems = [line for line in _detail_lines(text) if "Could not open codec" in line]
+    detail = f" ({problems[0]})" if problems else ""
+    warnings = [f"ffprobe could not print JSON{detail}: metadata read from its summary log"]
+    return _assessed(ctx, {**summary, "ffprobe_log": text}, None, warnings)
+
+
+def _refused(ctx: _Context) -> ProbeResult:
+    """A format outside the accepted containers: named from ffprobe's probe."""
+    name = identify_format(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+                           runner=ctx.runner)
+    meta = ctx.base()
+    meta["format_name"] = name
+    if name is not None and (name.endswith("_pipe") or name == "image2"):
+        kind = name.removesuffix("_pipe").upper()
+        return _failed(f"still image ({kind}), not a video", ErrorCode.STILL_IMAGE, meta)
+    what = _KINDS.get(name or "", f"'{name}' content" if name else "a format ffprobe cannot"
+                       " name")
+    return _failed(f"unsupported container: the content is {what}, not one of the accepted"
+                   " video containers", ErrorCode.UNSUPPORTED_CONTAINER, meta)
+
+
+def _crashed(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
+    number = -exc.returncode
+    meta = ctx.base()
+    if _OOM in f"{exc.error} {exc.stderr}":
+        return _failed(f"ffprobe stopped at its memory limit ({_OOM.lower()})",
+                       ErrorCode.RESOURCE_LIMIT, meta, _error_raw(exc))
+    if number in _LIMIT_SIGNALS:
+        return _failed(f"ffprobe stopped at its {_LIMIT_SIGNALS[number]} limit (signal"
+                       f" {number})", ErrorCode.RESOURCE_LIMIT, meta, _error_raw(exc))
+    return _failed(f"ffprobe crashed (signal {number})", ErrorCode.UNREADABLE, meta,
+                   _error_raw(exc))
+
+
+def _cut_mp4(ctx: _Context, exc: FFprobeFailed, boxes: Boxes) -> ProbeResult:
+    """An MP4/MOV that ends inside a box. Without a ``moov`` nothing plays; a fragmented
+    one whose last fragment is cut plays its complete fragments (the file's prefix up to
+    the last complete box), but ffmpeg will not open the file as it is."""
+    complete, fragments = boxes.complete_end, boxes.fragments
+    where = f"the file ends inside a '{boxes.cut}' box (at byte {complete})"
+    meta = ctx.base()
+    meta["warnings"] = [f"ffprobe: {line}" for line in _detail_lines(exc.stderr)]
+    if "moov" not in boxes.kinds:
+        return _failed(f"truncated: {where}, before its index (moov) was written: nothing"
+                       " in it plays", ErrorCode.TRUNCATED, meta, _error_raw(exc))
+    try:
+        prefix = run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+                           runner=ctx.runner, subfile_end=complete)
+    except FFprobeFailed:
+        return _failed(f"truncated: {where}; ffprobe cannot open it", ErrorCode.TRUNCATED,
+                       meta, _error_raw(exc))
+    part = _assessed(replace(ctx, size=complete), prefix.data, prefix, [])
+    plays = part.metadata.get("duration") if part.ok else None
+    text = (f"truncated: {where}; ffmpeg cannot open it as it is; its {fragments} complete"
+            f" fragment{'s' if fragments != 1 else ''} play {plays:g} s") if plays else (
+        f"truncated: {where}; nothing in it plays")
+    meta = {**part.metadata, "size": ctx.size, "playable_bytes": complete}
+    meta["warnings"] = [*meta.get("warnings", []), text]
+    return _failed(text, ErrorCode.TRUNCATED, meta, prefix.data)
+
+
+def _failed(reason: str, code: ErrorCode, metadata: dict[str, Any],
+            raw: dict[str, Any] | None = None) -> ProbeResult:
     if len(reason) > _MAX_REASON:
         reason = reason[: _MAX_REASON - 1] + "…"
-    return ProbeResult(False, reason, metadata, raw)
+    return ProbeResult(False, reason, metadata, raw, code)
 
 
 def _not_media(exc: FFprobeFailed) -> str:
-    if exc.returncode < 0:
-        return f"not a media file: ffprobe crashed (signal {-exc.returncode})"
     message = exc.error or f"ffprobe exited with status {exc.returncode}"
     details = [d for d in _detail_lines(exc.stderr) if message not in d]
     return f"not a media file: {message}" + (f" ({details[0]})" if details else "")

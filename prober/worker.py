@@ -20,6 +20,7 @@ from prober.ffprobe import FFprobeMissing
 from prober.probe import ProbeResult
 from videodrop import broker, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
+from videodrop.errorcodes import ErrorCode
 from videodrop.errors import (
     BrokerUnavailable,
     CatalogUnavailable,
@@ -159,7 +160,8 @@ class Worker:
             else:
                 video = self.catalog.by_claim(store.key_of(msg))
             if video is not None:
-                self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500])
+                self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
+                                         ErrorCode.INTERNAL)
         except Exception:  # noqa: S110 - best effort: the dead-letter queue keeps the message
             pass
 
@@ -200,7 +202,8 @@ class Worker:
     def probe_and_record(self, video: Video) -> Video:
         t0 = time.perf_counter()
         if not store.ensure_stored(self.inbox, self.media_root, video):
-            done = self.catalog.mark_failed(video.id, "stored file is missing")
+            done = self.catalog.mark_failed(video.id, "stored file is missing",
+                                            ErrorCode.MISSING_FILE)
             self.log.error("probe", status="failed", error="stored file is missing")
             metrics.PROBES.labels(outcome="failed").inc()
             return done or video
@@ -220,13 +223,15 @@ class Worker:
         size = path.stat().st_size
         metadata = {**result.metadata, "sha256": sha256, "size": size}
         outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
-                               size=size, sha256=sha256, metadata=metadata, raw=result.raw)
+                               error_code=result.code, size=size, sha256=sha256,
+                               metadata=metadata, raw=result.raw)
         done = self.catalog.finish_processing(video.id, outcome)
         if done is None:
             self.log.info("deleted while being probed; nothing recorded")
             return video
         t3 = time.perf_counter()
         self.log.info("probe", status=done.status, error=done.processing_error,
+                      error_code=done.error_code,
                       format=done.format, duration=done.duration, size=size,
                       claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
                       commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1))

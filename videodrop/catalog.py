@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from videodrop import logs, media
+from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.links import StreamLinks
 from videodrop.sql import query
@@ -51,6 +52,7 @@ class Video:
     processing_started_at: datetime | None
     processing_completed_at: datetime | None
     processing_error: str | None
+    error_code: str | None  # videodrop.errorcodes.ErrorCode, when failed
     attempts: int
     claim_dev: int | None
     claim_ino: int | None
@@ -95,6 +97,7 @@ class ProbeOutcome:
     sha256: str | None
     metadata: dict[str, Any]
     raw: dict[str, Any] | None
+    error_code: ErrorCode | None = None  # required when failed (the table's CHECK says so)
 
 
 _IDLE_CHECK_SECONDS = 2.0
@@ -256,6 +259,7 @@ class Catalog:
             "id": video_id,
             "status": outcome.status,
             "error": outcome.error,
+            "error_code": outcome.error_code,
             "now": self.clock(),
             "size": outcome.size,
             "sha256": outcome.sha256,
@@ -278,8 +282,10 @@ class Catalog:
             conn.execute(query("note_waiting"), {"id": video_id, "error": reason,
                                                  "now": self.clock()})
 
-    def mark_failed(self, video_id: int, error: str) -> Video | None:
-        row = self._one("mark_failed", {"id": video_id, "error": error, "now": self.clock()})
+    def mark_failed(self, video_id: int, error: str, code: ErrorCode) -> Video | None:
+        """``failed`` with ``code`` and the sentence ``error`` (never a ready row)."""
+        row = self._one("mark_failed", {"id": video_id, "error": error, "error_code": code,
+                                        "now": self.clock()})
         return Video.from_row(row) if row else None
 
     # --- lookups ----------------------------------------------------------------------

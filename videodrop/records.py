@@ -50,6 +50,7 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "file_info": file_info(video),
         "api_links": links(video.access_token, base_url),
         "processing_error": video.processing_error,
+        "error_code": video.error_code,
         "original_filename": video.original_filename,
         "origin": video.origin,
         "created_at": _iso(video.created_at),
@@ -73,4 +74,5 @@ def metadata(video: Video) -> dict[str, Any]:
         "processing_started_at": _iso(video.processing_started_at),
         "processing_completed_at": _iso(video.processing_completed_at),
         "processing_error": video.processing_error,
+        "error_code": video.error_code,
     }

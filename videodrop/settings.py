@@ -23,6 +23,8 @@ DEFAULT_IGNORE = (
     "*.swp",
 )
 
+MIN_CHILD_MEMORY = 384 << 20
+
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
           "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
           "GIB": 1024**3, "TIB": 1024**4}
@@ -52,6 +54,7 @@ class Settings:
     max_file_size: int = 100_000_000
     ffprobe: str = "ffprobe"
     probe_timeout: float = 30.0
+    child_memory: int = 1 << 30  # RLIMIT_AS of every ffprobe/ffmpeg child (children.py)
     admin_token: str | None = None
     settle_seconds: float = 2.0
     rescan_seconds: float = 300.0
@@ -97,6 +100,10 @@ class Settings:
             raise SettingsError("VIDEODROP_TOKEN_CACHE_SIZE must be 0 (off) or more")
         if self.delivery_limit < 1:
             raise SettingsError("VIDEODROP_DELIVERY_LIMIT must be at least 1")
+        if self.child_memory < MIN_CHILD_MEMORY:
+            raise SettingsError(f"VIDEODROP_CHILD_MEMORY must be at least"
+                                f" {MIN_CHILD_MEMORY >> 20}MiB (ffprobe alone maps about"
+                                " 270 MiB of shared libraries)")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
@@ -131,7 +138,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
-        if name == "max_file_size":
+        if name in {"max_file_size", "child_memory"}:
             return parse_size(raw)
         if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
             return float(raw)
@@ -147,4 +154,4 @@ def _convert(name: str, raw: str) -> object:
     return raw
 
 
-__all__ = ["DEFAULT_IGNORE", "Settings", "SettingsError", "parse_size"]
+__all__ = ["DEFAULT_IGNORE", "MIN_CHILD_MEMORY", "Settings", "SettingsError", "parse_size"]

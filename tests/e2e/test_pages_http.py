@@ -10,6 +10,7 @@ import requests
 
 from tests.harness import System
 from videodrop.catalog import Catalog
+from videodrop.errorcodes import ErrorCode
 
 
 def logged_in(system: System) -> tuple[requests.Session, str]:
@@ -76,7 +77,8 @@ def test_library_search_filter_and_pages(system: System) -> None:
             video = catalog.create_upload(filename=f"clip{i:02d}.mp4", name=f"Clip {i:02d}",
                                           source_id=f"cam-{i % 3}-{i:02d}")
             if i % 10 == 0:
-                catalog.mark_failed(video.id, "upload interrupted")
+                catalog.mark_failed(video.id, "upload interrupted",
+                                    ErrorCode.UPLOAD_INTERRUPTED)
     finally:
         catalog.close()
     http, _ = logged_in(system)

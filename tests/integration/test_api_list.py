@@ -24,10 +24,11 @@ def seed(db: str, n: int, first: int = 1) -> list[dict[str, Any]]:
     with psycopg.connect(db) as conn:
         conn.execute(
             "INSERT INTO videos (source_id, name, status, access_token, original_filename,"
-            " origin, stored_path, created_at, updated_at)"
+            " origin, stored_path, created_at, updated_at, error_code)"
             " SELECT 's' || g, 'n' || g, (%s::text[])[1 + g %% 4], 't' || g, 'f.mp4',"
             "  (%s::text[])[1 + g %% 3], 'videos/s' || g || '/f.mp4',"
-            "  %s + (g / 3) * interval '1 minute', now()"
+            "  %s + (g / 3) * interval '1 minute', now(),"
+            "  CASE WHEN g %% 4 = 1 THEN 'not_media' END"  # STATUSES[1] is failed
             " FROM generate_series(%s::int, %s::int) g",
             (list(STATUSES), list(ORIGINS), T0, first, first + n - 1))
         got = conn.execute("SELECT id, status, origin, created_at FROM videos").fetchall()

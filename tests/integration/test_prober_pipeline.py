@@ -17,6 +17,7 @@ from prober.probe import ProbeResult
 from tests.harness import REPO, System, rows, wait_for
 from tests.integration.test_probe_samples import EXPECTED, check, clips, ffprobe  # noqa: F401
 from videodrop.catalog import Catalog
+from videodrop.errorcodes import ErrorCode
 from videodrop.messages import ProbeVideo, encode
 
 REAL_FFPROBE = shutil.which("ffprobe") or "ffprobe"
@@ -47,7 +48,8 @@ def test_every_sample_through_the_pipeline(system: System, samples: Path):
         name = item["original_filename"]
         meta = system.http.get(item["api_links"]["metadata_url"], timeout=5).json()
         result = ProbeResult(ok=item["status"] == "ready", error=item["processing_error"],
-                             metadata=meta, raw={} if item["status"] == "ready" else None)
+                             metadata=meta, raw={} if item["status"] == "ready" else None,
+                             code=item["error_code"] and ErrorCode(item["error_code"]))
         try:
             check(result, EXPECTED[name])
         except AssertionError as exc:
@@ -57,6 +59,8 @@ def test_every_sample_through_the_pipeline(system: System, samples: Path):
             assert item["file_info"]["format"] == meta["format"]
             assert item["file_info"]["duration"] == meta["duration"] > 0
         assert (item["status"] == "failed") == bool(item["processing_error"])
+        assert (item["status"] == "failed") == bool(item["error_code"])
+        assert meta["error_code"] == item["error_code"]
     assert list(system.inbox.iterdir()) == []
 
 
@@ -67,6 +71,7 @@ def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, 
     [hung] = system.wait_done(1, timeout=60)
     assert hung["status"] == "failed"
     assert hung["processing_error"] == "timed out after 2 s"
+    assert hung["error_code"] == "timeout"
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "fine.mp4")
     assert system.wait_record("fine.mp4")["status"] == "ready"
     leftover = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True)
@@ -157,8 +162,10 @@ def test_a_message_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system
     assert system.queue_counts()[0] == 0
     assert system.log_text("prober").count("handler crashed") == 5
     conn.close()
-    [(status, error)] = rows(system.database_url, "SELECT status, processing_error FROM videos")
+    [(status, error, code)] = rows(system.database_url,
+                                   "SELECT status, processing_error, error_code FROM videos")
     assert status == "failed" and "refusing to start processing" in error
+    assert code == "internal"
     # The worker is unharmed: still consuming.
     assert system.queue_counts()[1] >= 1
     done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--dead"],
@@ -175,9 +182,11 @@ def test_concurrency_setting_starts_that_many_consumers(make_system, concurrency
 GENERATED = {"clip.mp4": "mp4", "clip.avi": "avi", "clip.mov": "mov", "clip.mkv": "mkv",
              "clip.wmv": "wmv", "clip.flv": "flv", "clip.webm": "webm", "clip.m4v": "m4v",
              "mov-named.mp4": "mov", "mkv-named.mp4": "mkv", "m4v-named.mp4": "m4v"}
-BAD = {"empty.mp4": "empty file", "random.mp4": "not a media file: ", "text.mkv":
-       "not a media file: ", "image.mp4": "still image, not a video",
-       "song.mp3": "no video stream"}
+BAD = {"empty.mp4": ("empty file", "empty"),
+       "random.mp4": ("not a media file: ", "not_media"),
+       "text.mkv": ("not a media file: ", "not_media"),
+       "image.mp4": ("still image (PNG), not a video", "still_image"),
+       "song.mp3": ("unsupported container: the content is MP3 audio", "unsupported_container")}
 
 
 def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixture is shared
@@ -189,8 +198,11 @@ def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixtu
         assert items[name]["status"] == "ready", items[name]
         assert items[name]["file_info"]["format"] == container, name
         assert items[name]["file_info"]["duration"] == pytest.approx(1.0, abs=0.1), name
-    for name, reason in BAD.items():
+    for name, (reason, code) in BAD.items():
         assert items[name]["status"] == "failed", name
         assert items[name]["processing_error"].startswith(reason), items[name]
+        assert items[name]["error_code"] == code, items[name]
+    for name in GENERATED:
+        assert items[name]["error_code"] is None
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "good-after-bad.mp4")
     assert system.wait_record("good-after-bad.mp4")["status"] == "ready"

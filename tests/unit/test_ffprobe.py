@@ -9,8 +9,10 @@ import json
 import os
 import stat
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,14 +21,14 @@ from prober.ffprobe import (
     FFprobeFailed,
     FFprobeMissing,
     FFprobeTimeout,
-    Runner,
-    default_runner,
     ffprobe_version,
-    probe_json,
     run_probe,
-    scan_packets,
 )
+from prober.packets import Listing
 from prober.probe import probe_file
+from videodrop.children import ChildRunner
+from videodrop.errorcodes import ErrorCode
+from videodrop.formats import DEMUXERS
 
 
 def script(path: Path, body: str) -> Path:
@@ -63,11 +65,15 @@ def sleeper(tmp_path: Path) -> tuple[Path, Path]:
     return fake, pids
 
 
+# The fakes record their pids in a file: they may write files (ffprobe may not).
+WRITER = ChildRunner(file_size=None)
+
+
 def test_hanging_ffprobe_is_killed_with_its_children(sleeper: tuple[Path, Path]) -> None:
     fake, pids = sleeper
     started = time.monotonic()
     with pytest.raises(FFprobeTimeout, match=r"timed out after 1 s"):
-        default_runner([str(fake), "-version"], 1.0)
+        ffprobe_version(str(fake), WRITER, timeout=1.0)
     assert time.monotonic() - started < 3.0
     recorded = [int(line) for line in pids.read_text().split()]
     assert len(recorded) == 2
@@ -79,7 +85,7 @@ def test_probe_file_reports_the_timeout(sleeper: tuple[Path, Path], tmp_path: Pa
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"\x00" * 1000)
     started = time.monotonic()
-    result = probe_file(video, ffprobe=str(fake), timeout=1.0, version="fake")
+    result = probe_file(video, ffprobe=str(fake), timeout=1.0, version="fake", runner=WRITER)
     assert time.monotonic() - started < 3.0
     assert (result.ok, result.error) == (False, "timed out after 1 s")
     assert result.metadata["size"] == 1000
@@ -96,7 +102,7 @@ def test_missing_binary(tmp_path: Path) -> None:
     assert missing in message
     assert "apt-get install ffmpeg" in message and "VIDEODROP_FFPROBE" in message
     with pytest.raises(FFprobeMissing):
-        probe_json(tmp_path / "x.mp4", ffprobe=missing)
+        run_probe(tmp_path / "x.mp4", ffprobe=missing)
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"data")
     with pytest.raises(FFprobeMissing):
@@ -127,10 +133,24 @@ class Recorder:
         self.answers = list(answers)
         self.calls: list[list[str]] = []
 
-    def __call__(self, args: Sequence[str], timeout: float) -> Completed:
+    def __call__(self, args: Sequence[str], timeout: float, *,
+                 on_stdout: Callable[[bytes], None] | None = None) -> Completed:
         assert timeout > 0
         self.calls.append(list(args))
         return self.answers.pop(0)
+
+
+def compact(data: Mapping[str, Any]) -> str:
+    """``data`` laid out as ffprobe's ``-print_format json=compact=1`` prints it: a line per
+    packet, a line per other member."""
+    lines = []
+    for key, value in data.items():
+        if key == "packets":
+            rows = [f"        {json.dumps(p)}," for p in value]
+            lines.append('    "packets": [\n' + "\n".join(rows).rstrip(",") + "\n    ]")
+        else:
+            lines.append(f"    {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"
 
 
 def ok(stdout: str | bytes, stderr: str = "", code: int = 0) -> Completed:
@@ -138,60 +158,79 @@ def ok(stdout: str | bytes, stderr: str = "", code: int = 0) -> Completed:
     return Completed(code, out, stderr.encode())
 
 
-def test_probe_json_arguments_are_a_list_not_a_shell() -> None:
+def test_run_probe_arguments_are_a_list_not_a_shell() -> None:
     runner = Recorder(ok(json.dumps({"format": {"format_name": "avi"}, "streams": []})))
-    data = probe_json("/in box/it's; rm -rf.mp4", ffprobe="ffprobe", timeout=5, runner=runner)
-    assert data["format"]["format_name"] == "avi"
+    output = run_probe("/in box/it's; rm -rf.mp4", ffprobe="ffprobe", timeout=5, runner=runner)
+    assert output.data["format"]["format_name"] == "avi"
     args = runner.calls[0]
-    for flag in (
-        "-print_format",
-        "json",
-        "-show_format",
-        "-show_streams",
-        "-show_chapters",
-        "-show_error",
-    ):
+    for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters",
+                 "-show_error"):
         assert flag in args
-    assert args[args.index("-v") + 1] == "error"
+    assert args[args.index("-v") + 1] == "warning"  # (demuxers say "Packet corrupt" there)
     assert args[-1] == "file:/in box/it's; rm -rf.mp4"
 
 
-def test_probe_json_raises_with_ffprobe_error() -> None:
+def test_every_read_is_limited_to_files_and_the_accepted_demuxers() -> None:
+    runner = Recorder(ok(json.dumps({"format": {"format_name": "avi"}, "streams": []})))
+    run_probe("x.mp4", runner=runner)
+    args = runner.calls[0]
+    assert args[args.index("-protocol_whitelist") + 1] == "file"
+    assert set(args[args.index("-format_whitelist") + 1].split(",")) == DEMUXERS
+    assert {"hls", "concat", "image2", "gif", "srt"}.isdisjoint(DEMUXERS)
+
+
+def test_run_probe_raises_with_ffprobe_error() -> None:
     answer = ok('{"error": {"code": -1094995529, "string": "Invalid data found"}}', "x", 1)
     with pytest.raises(FFprobeFailed) as caught:
-        probe_json("x.mp4", runner=Recorder(answer))
+        run_probe("x.mp4", runner=Recorder(answer))
     assert caught.value.error == "Invalid data found"
     assert caught.value.returncode == 1
 
 
-def test_scan_reads_the_tail_and_uses_each_time_base() -> None:
-    tail = ok("0,30,30,1\n1,44100,44100,1024\n1,45124,N/A,1024\n")  # video ends 31/30 s
-    runner = Recorder(tail)
-    summary = scan_packets("x.mkv", {0: "1/30", 1: "1/44100"}, must_see=[0], runner=runner)
-    assert summary is not None
-    assert summary.end == pytest.approx(46148 / 44100)
-    assert summary.packets == {0: 1, 1: 2}
-    assert summary.full_scan is False
-    assert "-read_intervals" in runner.calls[0]
-    assert len(runner.calls) == 1
+LISTING = b"""{
+    "packets": [
+        { "stream_index": 0, "pts": 0, "dts": -2, "duration": 1, "size": "5173", "flags": "K_" },
+        { "stream_index": 1, "pts": -1024, "dts": -1024, "duration": 1024, "flags": "KD",
+            "side_data_list": [
+                {  }
+            ] },
+        { "stream_index": 1, "pts": 0, "dts": 0, "duration": 1024, "size": "300", "flags": "K_" },
+        { "stream_index": 0, "pts": 2, "dts": -1, "duration": 1, "size": "100", "flags": "__" },
+        { "stream_index": 0, "pts": 1, "dts": 0, "duration": 1, "size": "100", "flags": "__" },
+        { "stream_index": 2, "duration": 40000, "size": "10", "flags": "K_" },
+        { "stream_index": 2, "duration": 40000, "size": "10", "flags": "__" }
+    ],
+    "streams": [
+        { "index": 0, "codec_type": "video", "time_base": "1/25" }
+    ],
+    "format": { "format_name": "mov,mp4,m4a,3gp,3g2,mj2" }
+}
+"""
 
 
-def test_scan_falls_back_to_reading_everything() -> None:
-    failed_seek = ok("", "Could not seek to position", 1)
-    runner = Recorder(failed_seek, ok("0,0,0,1\n0,1,1,1\n"))
-    summary = scan_packets("x.avi", {0: "1/25"}, must_see=[0], runner=runner)
-    assert summary is not None
-    assert summary.full_scan is True
-    assert summary.end == pytest.approx(2 / 25)
-    assert "-read_intervals" not in runner.calls[1]
+def test_the_listing_folds_packets_and_keeps_the_header() -> None:
+    listing = Listing()
+    for at in range(0, len(LISTING), 7):  # chunks cut anywhere, mid-line included
+        listing.feed(LISTING[at : at + 7])
+    header = listing.header()
+    assert header == {"streams": [{"index": 0, "codec_type": "video", "time_base": "1/25"}],
+                      "format": {"format_name": "mov,mp4,m4a,3gp,3g2,mj2"}}
+    summary = listing.summary()
+    video, audio, raw = summary.streams[0], summary.streams[1], summary.streams[2]
+    assert (video.count, video.keyframes, video.size) == (3, 1, 5373)
+    assert (video.first, video.last, video.end) == (0, 2, 3)  # by pts, not dts
+    assert (audio.count, audio.discarded) == (1, 1)  # the D (priming) packet is left out
+    assert raw.timed == 0 and raw.seconds(Fraction(1, 1_200_000)) == (0.0, 80000 / 1_200_000)
 
 
-def test_scan_of_a_file_without_packets() -> None:
-    runner = Recorder(ok("", "Could not seek", 1), ok(""))
-    summary = scan_packets("x.avi", {0: "1/100"}, must_see=[0], runner=runner)
-    assert summary is not None and summary.packets == {} and summary.end is None
-    runner = Recorder(ok("", "boom", 1), ok("", "boom", 1))
-    assert scan_packets("x.avi", {0: "1/100"}, must_see=[0], runner=runner) is None
+def test_durations_too_short_for_the_timeline_are_not_believed() -> None:
+    """AVI written with a 1/600 time base: 5 fps frames 120 ticks apart, each 1 tick long."""
+    listing = Listing()
+    lines = [f'        {{ "stream_index": 0, "pts": {i * 120}, "duration": 1, "size": "9" }},'
+             for i in range(50)]
+    listing.feed(("{\n    \"packets\": [\n" + "\n".join(lines) + "\n    ],\n"
+                  '    "format": {}\n}\n').encode())
+    assert listing.summary().streams[0].seconds(Fraction(1, 600)) == (0.0, 10.0)
 
 
 def test_empty_file_never_reaches_ffprobe(tmp_path: Path) -> None:
@@ -220,13 +259,18 @@ def test_ffprobe_crash_is_reported(tmp_path: Path) -> None:
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"1234")
     result = probe_file(video, runner=Recorder(ok("", "", -11)), version="5.1")
-    assert result.error == "not a media file: ffprobe crashed (signal 11)"
+    assert (result.error, result.code) == ("ffprobe crashed (signal 11)", ErrorCode.UNREADABLE)
+    result = probe_file(video, runner=Recorder(ok("", "", -9)), version="5.1")
+    assert result.code == ErrorCode.RESOURCE_LIMIT and "limit" in (result.error or "")
+    answer = ok('{"error": {"code": -12, "string": "Cannot allocate memory"}}', "", 1)
+    result = probe_file(video, runner=Recorder(answer), version="5.1")
+    assert result.code == ErrorCode.RESOURCE_LIMIT
 
 
-def _scan_times_out(probe: Mapping[str, object]) -> Runner:
-    def runner(args: Sequence[str], timeout: float) -> Completed:
-        if "-show_format" in args:
-            return ok(json.dumps(probe))
+def _full_read_times_out(probe: Mapping[str, object]) -> Callable[..., Completed]:
+    def runner(args: Sequence[str], timeout: float, **_: object) -> Completed:
+        if "-read_intervals" in args:
+            return ok(compact(probe))
         raise FFprobeTimeout(timeout)
 
     return runner
@@ -242,25 +286,27 @@ VIDEO_STREAM = {
 }
 
 
-def test_timeout_during_the_packet_scan_without_a_duration(tmp_path: Path) -> None:
+def test_a_full_read_that_overruns_without_a_video_tail_times_out(tmp_path: Path) -> None:
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"1234")
     probe = {"format": {"format_name": "matroska,webm"}, "streams": [VIDEO_STREAM]}
-    result = probe_file(video, runner=_scan_times_out(probe), timeout=7, version="5.1")
-    assert result.error == "timed out after 7 s"
+    result = probe_file(video, runner=_full_read_times_out(probe), timeout=7, version="5.1")
+    assert (result.error, result.code) == ("timed out after 7 s", ErrorCode.TIMEOUT)
 
 
-def test_timeout_during_the_packet_scan_keeps_the_header_duration(tmp_path: Path) -> None:
+def test_a_full_read_that_overruns_falls_back_to_the_tail(tmp_path: Path) -> None:
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"1234")
     probe = {
+        "packets": [{"stream_index": 0, "pts": 12000, "duration": 500}],
         "format": {"format_name": "matroska,webm", "duration": "12.5"},
-        "streams": [VIDEO_STREAM],
+        "streams": [{**VIDEO_STREAM, "avg_frame_rate": "25/1"}],
     }
-    result = probe_file(video, runner=_scan_times_out(probe), timeout=7, version="5.1")
-    assert result.ok
+    result = probe_file(video, runner=_full_read_times_out(probe), timeout=7, version="5.1")
+    assert result.ok, result.error
     assert result.metadata["duration"] == 12.5
-    assert any("deadline" in w for w in result.metadata["warnings"])
+    assert result.metadata["fps"] == 25.0
+    assert any("header's" in w for w in result.metadata["warnings"])
 
 
 def test_version_is_looked_up_when_not_given(tmp_path: Path) -> None:
@@ -289,7 +335,7 @@ def test_hanging_version_lookup_counts_against_the_deadline(
     video = tmp_path / "clip.mp4"
     video.write_bytes(b"1234")
     started = time.monotonic()
-    result = probe_file(video, ffprobe=str(fake), timeout=1.0)
+    result = probe_file(video, ffprobe=str(fake), timeout=1.0, runner=WRITER)
     assert time.monotonic() - started < 3.0
     assert result.error == "timed out after 1 s"
 
@@ -308,82 +354,64 @@ def test_permission_denied_raises(tmp_path: Path) -> None:
 HEADER = {
     "format": {"format_name": "matroska,webm", "duration": "1.040000"},
     "streams": [
-        {**VIDEO_STREAM, "nb_read_packets": "2"},
+        {**VIDEO_STREAM, "avg_frame_rate": "25/1", "nb_read_packets": "26"},
         {"index": 1, "codec_type": "audio", "codec_name": "opus", "time_base": "1/48000",
          "nb_read_packets": "1"},
     ],
     "chapters": [],
 }  # fmt: skip
-TAIL_PACKETS = [
-    {"stream_index": 0, "pts": 1000, "dts": 1000, "duration": 40},
-    {"stream_index": 1, "pts": 48000, "duration": 960},  # no dts: "N/A"
-    {"stream_index": 0, "pts": 1000, "dts": 1000, "duration": 40, "side_data_list": [{}]},
+PACKETS = [
+    *({"stream_index": 0, "pts": i * 40, "dts": i * 40, "duration": 40} for i in range(26)),
+    {"stream_index": 1, "pts": 0, "duration": 48000},  # no dts: "N/A"
 ]
 
 
-def with_tail(packets: Sequence[Mapping[str, object]]) -> Completed:
-    return ok(json.dumps({"packets": list(packets), **HEADER}))
+def with_packets(packets: Sequence[Mapping[str, object]]) -> Completed:
+    return ok(compact({"packets": list(packets), **HEADER}))
 
 
 def test_a_good_file_costs_one_ffprobe_process(tmp_path: Path) -> None:
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"1234")
-    runner = Recorder(with_tail(TAIL_PACKETS))
+    runner = Recorder(with_packets(PACKETS))
     result = probe_file(video, runner=runner, version="5.1")
     assert result.ok, result.error
     assert len(runner.calls) == 1
     args = runner.calls[0]
     for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters"):
         assert flag in args
-    assert args[args.index("-show_entries") + 1] == "packet=stream_index,pts,dts,duration"
-    assert args[args.index("-read_intervals") + 1] == "99999999%"
+    entries = args[args.index("-show_entries") + 1]
+    assert entries == "packet=stream_index,pts,dts,duration,size,flags"
+    assert "-read_intervals" not in args  # every packet, from the start
     assert args[-1] == f"file:{video}"
-    assert result.metadata["duration"] == 1.04  # header and tail agree: no truncation
-    # The raw JSON is the header's alone, as a run without the tail prints it.
+    assert result.metadata["duration"] == 1.04  # header and packets agree
+    assert (result.metadata["nb_frames"], result.metadata["fps"]) == (26, 25.0)
+    # The raw JSON is the header's alone, as a run without packets prints it.
     assert result.raw is not None and "packets" not in result.raw
     assert all("nb_read_packets" not in s for s in result.raw["streams"])
 
 
-def test_the_tail_read_with_the_header_is_summarised() -> None:
-    output = run_probe("x.mkv", runner=Recorder(with_tail(TAIL_PACKETS)), read_tail=True)
-    assert output.tail is not None
-    assert output.tail.packets == {0: 2, 1: 1}
-    assert output.tail.end == pytest.approx(1.04)  # video: (1000 + 40) / 1000 s
-    assert output.tail.full_scan is False
-    plain = run_probe("x.mkv", runner=Recorder(ok(json.dumps(HEADER))))
-    assert plain.tail is None
-
-
-def test_a_tail_without_video_packets_reads_the_whole_file_in_a_second_run(
-    tmp_path: Path,
-) -> None:
+def test_a_slow_full_read_falls_back_to_the_header_and_the_tail(tmp_path: Path) -> None:
+    """The full read may overrun (a huge file on a slow disk): it gets most of the budget,
+    not all; then the header and the packets after the last keyframe are read."""
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"1234")
-    audio_only_tail = [p for p in TAIL_PACKETS if p["stream_index"] == 1]
-    runner = Recorder(with_tail(audio_only_tail), ok("0,0,0,40\n0,1000,1000,40\n1,0,0,960\n"))
-    result = probe_file(video, runner=runner, version="5.1")
-    assert result.ok, result.error
-    assert len(runner.calls) == 2
-    assert "-read_intervals" not in runner.calls[1] and "-show_format" not in runner.calls[1]
+    budgets: list[tuple[bool, float]] = []
 
+    def runner(args: Sequence[str], timeout: float, **_: object) -> Completed:
+        tail = "-read_intervals" in args
+        budgets.append((tail, timeout))
+        if not tail:
+            raise FFprobeTimeout(timeout)
+        return with_packets(PACKETS[-2:])
 
-def test_a_failed_seek_reads_the_header_alone_then_every_packet(tmp_path: Path) -> None:
-    video = tmp_path / "clip.avi"
-    video.write_bytes(b"1234")
-    # What ffprobe 5.1 prints when it opened the file but could not seek to the tail.
-    seek_failed = ok(
-        '{"packets": [], "error": {"code": -1, "string": "Operation not permitted"}}',
-        "Could not seek to position 99999999000000: Operation not permitted",
-        1,
-    )
-    runner = Recorder(seek_failed, ok(json.dumps(HEADER)), ok("0,0,0,40\n0,1000,1000,40\n"))
-    result = probe_file(video, runner=runner, version="5.1")
+    result = probe_file(video, runner=runner, timeout=10, version="5.1")
     assert result.ok, result.error
-    assert len(runner.calls) == 3
-    header, whole = runner.calls[1], runner.calls[2]
-    assert "-show_format" in header and "-read_intervals" not in header
-    assert "-show_format" not in whole and "-read_intervals" not in whole
-    assert not any("seek" in w for w in result.metadata["warnings"])  # the header run's log
+    assert result.metadata["duration"] == 1.04
+    assert result.metadata["nb_frames"] is None  # not counted: the header has none
+    full, first_budget = budgets[0]
+    assert not full and 7 < first_budget <= 8  # most of the budget, not all of it
+    assert budgets[1][0] is True
 
 
 def test_a_file_ffprobe_cannot_open_is_still_one_run(tmp_path: Path) -> None:
@@ -392,28 +420,21 @@ def test_a_file_ffprobe_cannot_open_is_still_one_run(tmp_path: Path) -> None:
     answer = ok('{"error": {"code": -1094995529, "string": "Invalid data found"}}', "", 1)
     runner = Recorder(answer)
     result = probe_file(video, runner=runner, version="5.1")
-    assert result.error == "not a media file: Invalid data found"
+    assert (result.error, result.code) == ("not a media file: Invalid data found",
+                                           ErrorCode.NOT_MEDIA)
     assert len(runner.calls) == 1
 
 
-def test_a_slow_tail_still_keeps_the_header_duration(tmp_path: Path) -> None:
-    """The run that reads header and tail together may overrun: the header is then read
-    alone and the packet scan's timeout keeps the header's duration, as before."""
-    video = tmp_path / "clip.mkv"
-    video.write_bytes(b"1234")
-    budgets: list[tuple[bool, float]] = []
-
-    def runner(args: Sequence[str], timeout: float) -> Completed:
-        tail = "-read_intervals" in args
-        budgets.append((tail, timeout))
-        if tail:
-            raise FFprobeTimeout(timeout)
-        return ok(json.dumps(HEADER)) if "-show_format" in args else ok("", "", 1)
-
-    result = probe_file(video, runner=runner, timeout=10, version="5.1")
-    assert result.ok, result.error
-    assert result.metadata["duration"] == 1.04
-    assert any("deadline" in w for w in result.metadata["warnings"])
-    first_tail, first_budget = budgets[0]
-    assert first_tail and 7 < first_budget <= 8  # most of the budget, not all of it
-    assert budgets[1][0] is False  # then the header alone
+def test_a_refused_format_is_named_by_a_second_run(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"#EXTM3U\n")
+    refused = ok('{"error": {"code": -22, "string": "Invalid argument"}}',
+                 "[hls @ 0x5] Format not on whitelist 'avi,...'\n", 1)
+    named = ok("", "[hls @ 0x5] Format hls probed with size=2048 and score=100\n"
+                   "[hls @ 0x5] Format not on whitelist 'avi,...'\n", 1)
+    runner = Recorder(refused, named)
+    result = probe_file(video, runner=runner, version="5.1")
+    assert result.code == ErrorCode.UNSUPPORTED_CONTAINER
+    assert result.error is not None and "HLS playlist" in result.error
+    assert runner.calls[1][runner.calls[1].index("-v") + 1] == "debug"
+    assert "-format_whitelist" in runner.calls[1]  # still refused before it opens anything

@@ -62,3 +62,10 @@ def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError) as err:
         Settings.from_env(env)
     assert "VIDEODROP_" in str(err.value)
+
+
+def test_child_memory():
+    assert Settings.from_env({}).child_memory == 1 << 30
+    assert Settings.from_env({"VIDEODROP_CHILD_MEMORY": "2GiB"}).child_memory == 2 << 30
+    with pytest.raises(SettingsError, match="VIDEODROP_CHILD_MEMORY"):
+        Settings.from_env({"VIDEODROP_CHILD_MEMORY": "100MB"})

@@ -56,6 +56,7 @@ RETURNING *;
 -- name: fail_stale_uploads
 UPDATE videos
 SET status = 'failed', processing_error = 'upload interrupted',
+    error_code = 'upload_interrupted',
     processing_completed_at = %(now)s, updated_at = %(now)s
 WHERE status = 'uploading' AND updated_at < %(cutoff)s
 RETURNING *;

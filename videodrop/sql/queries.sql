@@ -39,13 +39,14 @@ RETURNING *;
 -- name: start_processing
 UPDATE videos
 SET status = 'processing', processing_started_at = %(now)s, processing_completed_at = NULL,
-    processing_error = NULL, attempts = attempts + 1, updated_at = %(now)s
+    processing_error = NULL, error_code = NULL, attempts = attempts + 1, updated_at = %(now)s
 WHERE id = %(id)s
 RETURNING *;
 
 -- name: finish_processing
 UPDATE videos
-SET status = %(status)s, processing_error = %(error)s, processing_completed_at = %(now)s,
+SET status = %(status)s, processing_error = %(error)s, error_code = %(error_code)s,
+    processing_completed_at = %(now)s,
     size = %(size)s, sha256 = %(sha256)s, format = %(format)s, duration = %(duration)s,
     resolution = %(resolution)s, fps = %(fps)s, codec = %(codec)s,
     audio_codec = %(audio_codec)s, metadata = %(metadata)s, ffprobe = %(ffprobe)s,
@@ -60,8 +61,8 @@ WHERE id = %(id)s AND status = 'processing';
 
 -- name: mark_failed
 UPDATE videos
-SET status = 'failed', processing_error = %(error)s, processing_completed_at = %(now)s,
-    updated_at = %(now)s
+SET status = 'failed', processing_error = %(error)s, error_code = %(error_code)s,
+    processing_completed_at = %(now)s, updated_at = %(now)s
 WHERE id = %(id)s AND status <> 'ready'
 RETURNING *;
 

@@ -1,0 +1,42 @@
+"""Reading ffprobe's JSON values, which come as strings, numbers, "N/A" or not at all."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from fractions import Fraction
+from typing import Any
+
+__all__ = ["as_float", "as_int", "as_rate", "tag"]
+
+
+def tag(item: Mapping[str, Any], name: str) -> str | None:
+    """Tag ``name`` of a stream/format/chapter, any case; ``DURATION-eng`` counts as
+    ``DURATION`` (Matroska statistics tags carry a language suffix)."""
+    wanted = name.lower()
+    for key, value in (item.get("tags") or {}).items():
+        if key.lower() == wanted or key.lower().split("-")[0] == wanted:
+            return str(value)
+    return None
+
+
+def as_rate(text: Any) -> Fraction | None:
+    """``"30000/1001"`` -> Fraction; None for ``0/0``, garbage or a rate <= 0."""
+    try:
+        value = Fraction(str(text)) if text else None
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value and value > 0 else None
+
+
+def as_float(value: Any) -> float | None:
+    try:
+        return float(value) if value not in (None, "", "N/A") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def as_int(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "", "N/A") else None
+    except (TypeError, ValueError):
+        return None

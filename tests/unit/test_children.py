@@ -1,0 +1,91 @@
+"""videodrop.children: every child under hard limits, a deadline and typed errors, with
+real processes (a Python child reports the limits it runs under)."""
+
+from __future__ import annotations
+
+import resource
+import sys
+from pathlib import Path
+
+import pytest
+
+from videodrop.children import (
+    STDERR_LIMIT,
+    ChildLimits,
+    ChildMissing,
+    ChildRunner,
+    ChildTimeout,
+)
+
+REPORT = """
+import resource
+for name in ("RLIMIT_AS", "RLIMIT_CPU", "RLIMIT_NOFILE", "RLIMIT_CORE", "RLIMIT_FSIZE"):
+    print(name, *resource.getrlimit(getattr(resource, name)))
+"""
+
+
+def limits_of(runner: ChildRunner, timeout: float = 5) -> dict[str, tuple[int, int]]:
+    done = runner([sys.executable, "-c", REPORT], timeout)
+    assert done.returncode == 0, done.stderr
+    found = {}
+    for line in done.stdout.decode().splitlines():
+        name, soft, hard = line.split()
+        found[name] = (int(soft), int(hard))
+    return found
+
+
+def test_the_child_runs_under_hard_limits() -> None:
+    found = limits_of(ChildRunner(512 << 20), timeout=7.5)
+    assert found["RLIMIT_AS"] == (512 << 20, 512 << 20)
+    assert found["RLIMIT_CPU"] == (9, 9)  # the deadline rounded up, plus a second
+    assert found["RLIMIT_NOFILE"] == (64, 64)
+    assert found["RLIMIT_CORE"] == (0, 0)
+    assert found["RLIMIT_FSIZE"] == (0, 0)
+    writer = limits_of(ChildRunner(file_size=None))
+    assert writer["RLIMIT_FSIZE"] == (resource.RLIM_INFINITY, resource.RLIM_INFINITY)
+
+
+def test_the_memory_cap_holds_and_the_peak_is_measured() -> None:
+    runner = ChildRunner(256 << 20)
+    done = runner([sys.executable, "-c", "x = bytearray(600 << 20)"], 10)
+    assert done.returncode == 1 and b"MemoryError" in done.stderr
+    assert 0 < done.max_rss < 256 << 20
+    touch = "x = bytearray(64 << 20); x[::4096] = b'1' * len(x[::4096])"  # resident pages
+    fine = runner([sys.executable, "-c", touch], 10)
+    assert fine.returncode == 0 and fine.max_rss >= 64 << 20
+
+
+def test_the_deadline_kills_the_whole_group(tmp_path: Path) -> None:
+    runner = ChildRunner(file_size=None)
+    pids = tmp_path / "pids"
+    script = f"sleep 60 & echo $! > {pids}; wait"
+    with pytest.raises(ChildTimeout, match=r"timed out after 0\.5 s"):
+        runner(["sh", "-c", script], 0.5)
+    child = int(pids.read_text())
+    stat = Path(f"/proc/{child}/stat")
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_missing_and_unexecutable_programs(tmp_path: Path) -> None:
+    with pytest.raises(ChildMissing, match="not found"):
+        ChildRunner()([str(tmp_path / "nothing"), "-version"], 5)
+    plain = tmp_path / "plain"
+    plain.write_text("not a program")
+    with pytest.raises(ChildMissing, match="not executable"):
+        ChildRunner()([str(plain)], 5)
+
+
+def test_stdout_streams_and_stderr_is_bounded() -> None:
+    chunks: list[bytes] = []
+    code = (f"import sys; sys.stdout.write('x' * 300000); "
+            f"sys.stderr.write('e' * {STDERR_LIMIT + 5000})")
+    done = ChildRunner()([sys.executable, "-c", code], 10, on_stdout=chunks.append)
+    assert done.stdout == b"" and b"".join(chunks) == b"x" * 300000
+    assert done.stderr == b"e" * STDERR_LIMIT
+
+
+def test_limits_follow_the_deadline() -> None:
+    assert ChildLimits.for_deadline(30).cpu_seconds == 31
+    assert ChildLimits.for_deadline(0.2).cpu_seconds == 2
+    with pytest.raises(ChildTimeout):
+        ChildRunner()(["true"], 0)

@@ -1,0 +1,32 @@
+"""The error codes are one list: README's table, the OpenAPI document and the catalog's
+descriptions all hold exactly the codes of videodrop.errorcodes.ErrorCode."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from api.openapi import SCHEMAS
+from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_every_code_is_described_once() -> None:
+    assert set(DESCRIPTIONS) == set(ErrorCode)
+    assert len({code.value for code in ErrorCode}) == len(ErrorCode)
+
+
+def test_the_readme_table_lists_every_code() -> None:
+    text = README.read_text()
+    table = text[text.index("| --- |", text.index("### Error codes")):]
+    table = table[: table.index("\n\n")]
+    listed = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
+    assert listed == [code.value for code in ErrorCode]
+
+
+def test_the_openapi_document_lists_every_code() -> None:
+    for schema in ("Record", "Metadata"):
+        enum = SCHEMAS[schema]["properties"]["error_code"]["enum"]
+        assert enum == [*(code.value for code in ErrorCode), None]
+    assert "error_code" in SCHEMAS["Record"]["required"]
