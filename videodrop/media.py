@@ -9,37 +9,7 @@ import re
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-# The eight containers we accept, by extension, and the Content-Type each is served with.
-CONTENT_TYPES: dict[str, str] = {
-    "mp4": "video/mp4",
-    "m4v": "video/x-m4v",
-    "mov": "video/quicktime",
-    "mkv": "video/x-matroska",
-    "webm": "video/webm",
-    "avi": "video/x-msvideo",
-    "wmv": "video/x-ms-wmv",
-    "flv": "video/x-flv",
-}
-ALLOWED_EXTENSIONS = frozenset(CONTENT_TYPES)
-
 _UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
-
-
-def extension_of(name: str) -> str:
-    """Lower-case extension without the dot (``""`` when none)."""
-    suffix = PurePosixPath(name).suffix
-    return suffix[1:].lower() if suffix else ""
-
-
-def is_allowed(name: str) -> bool:
-    return extension_of(name) in ALLOWED_EXTENSIONS
-
-
-def content_type(fmt: str | None, filename: str = "") -> str:
-    """Content-Type by detected container, else by extension, else octet-stream."""
-    if fmt and fmt in CONTENT_TYPES:
-        return CONTENT_TYPES[fmt]
-    return CONTENT_TYPES.get(extension_of(filename), "application/octet-stream")
 
 
 def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:

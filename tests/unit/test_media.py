@@ -1,16 +1,17 @@
 import pytest
 
-from videodrop import media
+from videodrop import formats, media
 from videodrop.settings import DEFAULT_IGNORE
 
 
 @pytest.mark.parametrize(("name", "ok"), [
     ("a.mp4", True), ("A.MKV", True), ("x.webm", True), ("x.avi", True), ("x.wmv", True),
-    ("x.flv", True), ("x.m4v", True), ("x.mov", True), ("x.mp3", False), ("x", False),
-    ("x.mp4.txt", False),
+    ("x.flv", True), ("x.m4v", True), ("x.mov", True), ("x.ts", True), ("x.MTS", True),
+    ("x.m2ts", True), ("x.3gp", True), ("x.mp3", False), ("x", False), ("x.mp4.txt", False),
+    ("x.xml", False), ("x.h264", False),
 ])
-def test_allowed(name, ok):
-    assert media.is_allowed(name) is ok
+def test_accepted_by_extension(name, ok):
+    assert (formats.by_extension(name) is not None) is ok
 
 
 @pytest.mark.parametrize(("name", "ignored"), [
@@ -38,7 +39,10 @@ def test_long_names_keep_their_extension():
 
 def test_stored_path_and_content_type():
     assert media.stored_path("file_001", "security.mp4") == "videos/file_001/security.mp4"
-    assert media.content_type("mkv", "x.mp4") == "video/x-matroska"
-    assert media.content_type(None, "x.webm") == "video/webm"
-    assert media.content_type(None, "x.bin") == "application/octet-stream"
+    assert formats.content_type("mkv", "x.mp4") == "video/x-matroska"
+    assert formats.content_type(None, "x.webm") == "video/webm"
+    assert formats.content_type(None, "x.bin") == "application/octet-stream"
+    assert formats.content_type("mpegts", "x.bin") == "video/mp2t"  # a demuxer of one
+    assert formats.content_type(None, "x.m2ts") == "video/mp2t"
+    assert formats.content_type(None, "x.3gp") == "video/3gpp"
     assert media.name_from_filename("front_door-2024.mp4") == "front door 2024"
