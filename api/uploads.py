@@ -13,6 +13,9 @@ go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/staging.py), are fsynced, renamed t
 ``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
 (api/publishing.py). Answer: 202, the record, ``Location``: its token URL.
 
+The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
+holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
+
 Refusals leave nothing behind (no file, no row): 413 as soon as the size is known to be
 over VIDEODROP_MAX_FILE_SIZE (Content-Length, else the running count), 415 for an
 extension outside ``videodrop/formats.py`` or a body that is neither a form nor a video, 409 for
@@ -42,7 +45,7 @@ from api.auth import require_admin
 from api.params import query_params, text
 from api.publishing import ProbeRequests
 from api.rawbody import SocketSource
-from videodrop import formats, logs, records
+from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.settings import Settings
@@ -171,7 +174,7 @@ def _check_filename(filename: str | None, limit: int = TEXT_LIMITS["filename"]) 
             title="File name missing",
             description="Give the file a name: a multipart 'file' part with a filename, or "
                         "?filename= or Content-Disposition for a raw body.")
-    filename = _checked("filename", filename, limit)
+    filename = media.client_basename(_checked("filename", filename, limit))
     if formats.by_extension(filename) is None:
         extension = formats.extension_of(filename)
         raise falcon.HTTPUnsupportedMediaType(
