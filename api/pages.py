@@ -161,7 +161,8 @@ class Library:
         query = pages_library.LibraryQuery.from_request(req)
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns)
+                                      self.site.settings.ignore_patterns,
+                                      self.site.settings.inbox_extensions)
         except CatalogUnavailable:
             self.site.unavailable(req, resp)
             return
@@ -182,7 +183,8 @@ class LibraryLive:
         query = pages_library.LibraryQuery.from_request(req)
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns)
+                                      self.site.settings.ignore_patterns,
+                                      self.site.settings.inbox_extensions)
         except CatalogUnavailable as exc:
             raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
                                                 retry_after=5) from exc
