@@ -6,17 +6,20 @@ these are the cases where that used to strand a name until the rescan."""
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from prober import store
-from tests.harness import rows
+from tests.harness import drop_database, rows
 from videodrop.catalog import Catalog
 from videodrop.errors import TransientFileError
 from videodrop.messages import InboxFile
+from videodrop.migrate import available, migrate
 
 
 @pytest.fixture
@@ -128,3 +131,27 @@ def test_a_name_being_claimed_makes_the_other_message_wait(catalog, places, samp
             store.claim(catalog, inbox, media, msg)
     assert count(db_url) == 0 and (inbox / "i.mp4").exists()
     assert store.claim(catalog, inbox, media, msg) is not None
+
+
+def test_migration_0006_keeps_the_paths_of_existing_rows(database_url):
+    """Rows recorded before 0006 (origin_path text) keep their path, now as its bytes."""
+    name = f"vdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for mig in [m for m in available() if m.version < 6]:
+                conn.execute(mig.sql.encode())
+            conn.execute("""INSERT INTO videos (source_id, name, original_filename, origin,
+                origin_path, stored_path, claim_dev, claim_ino, claim_size, claim_mtime_ns,
+                claim_ctime_ns) VALUES ('s1', 'n', 'café.mp4', 'inbox/cam1', 'cam1/café.mp4',
+                'videos/s1/café.mp4', 1, 2, 3, 4, 5)""")
+            conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                         " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            conn.execute("INSERT INTO schema_migrations (version, name)"
+                         " SELECT v, 'before' FROM generate_series(1, 5) AS v")
+        assert [m.version for m in migrate(url)] == [6]
+        assert rows(url, "SELECT origin_path FROM videos") == [("cam1/café.mp4".encode(),)]
+    finally:
+        drop_database(database_url, url)

@@ -10,16 +10,14 @@ INSERT INTO videos (source_id, name, status, access_token, original_filename, or
 VALUES (%(source_id)s, %(name)s, 'processing', %(access_token)s, %(original_filename)s,
         %(origin)s, %(origin_path)s, %(stored_path)s, %(size)s,
         %(dev)s, %(ino)s, %(size)s, %(mtime_ns)s, %(ctime_ns)s, %(now)s, %(now)s)
-ON CONFLICT (claim_dev, claim_ino, claim_size, claim_mtime_ns, claim_ctime_ns,
-             sha256(origin_path))
-DO UPDATE SET updated_at = videos.updated_at
+ON CONFLICT ON CONSTRAINT videos_claim_key DO UPDATE SET updated_at = videos.updated_at
 RETURNING *, (xmax = 0) AS inserted;
 
 -- name: get_by_claim
 SELECT * FROM videos
 WHERE claim_dev = %(dev)s AND claim_ino = %(ino)s AND claim_size = %(size)s
   AND claim_mtime_ns = %(mtime_ns)s AND claim_ctime_ns = %(ctime_ns)s
-  AND sha256(origin_path) = sha256(%(origin_path)s::bytea) AND origin_path = %(origin_path)s;
+  AND claim_path_sha256 = sha256(%(origin_path)s::bytea) AND origin_path = %(origin_path)s;
 
 -- name: earlier_claims
 -- Rows of this name of this inode, with the same size and mtime, claimed at an earlier
