@@ -20,7 +20,7 @@ from api.uploads import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
-from videodrop.media import ALLOWED_EXTENSIONS, CONTENT_TYPES
+from videodrop.formats import CONTAINERS, EXTENSIONS
 
 Schema = dict[str, Any]
 
@@ -82,7 +82,7 @@ SCHEMAS: dict[str, Schema] = {
                      "audio_codec"],
         "properties": {
             "filename": {"type": "string", "description": "stored path, relative to MEDIA_ROOT"},
-            "format": _nullable("string", examples=sorted(ALLOWED_EXTENSIONS)),
+            "format": _nullable("string", examples=[c.key for c in CONTAINERS]),
             "size": _nullable("integer", minimum=0),
             "duration": _nullable("number"),
             "resolution": _nullable("string", examples=["1920x1080"]),
@@ -161,7 +161,7 @@ def _file_operation(disposition: str) -> Schema:
         {"name": "If-Unmodified-Since", "in": "header", "schema": {"type": "string"}},
     ]
     video = {ctype: {"schema": {"type": "string", "format": "binary"}}
-             for ctype in sorted(set(CONTENT_TYPES.values()))}
+             for ctype in sorted({c.content_type for c in CONTAINERS})}
     validators = {"ETag": _header("strong entity tag"),
                   "Last-Modified": _header("HTTP date"),
                   "Accept-Ranges": _header("bytes"),
@@ -198,10 +198,11 @@ UPLOAD_FIELDS = {
     "source_id": {"type": "string", "maxLength": TEXT_LIMITS["source_id"],
                   "pattern": "^" + SOURCE_ID.pattern + "$"},
 }
-# One of the eight extensions, any case (the server compares in lower case).
+# One of the accepted extensions (videodrop/formats.py), any case (the server compares in
+# lower case).
 FILENAME = r"^[\s\S]*\.(" + "|".join(
     "".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in ext)
-    for ext in sorted(ALLOWED_EXTENSIONS)) + ")$"
+    for ext in sorted(EXTENSIONS)) + ")$"
 
 
 def _upload() -> Schema:
@@ -216,12 +217,12 @@ def _upload() -> Schema:
                "description": f"{key} of a raw-body upload (URLs are short: a form takes "
                               "longer ones)"}
               for key, schema in UPLOAD_FIELDS.items()]
-    raw = {ctype: binary for ctype in sorted(set(CONTENT_TYPES.values()))}
+    raw = {ctype: binary for ctype in sorted({c.content_type for c in CONTAINERS})}
     return {
         "summary": "Upload a video (streamed to disk); the prober takes it from there.",
         "description": "A form (`curl -F file=@clip.mp4`) or the raw bytes "
                        "(`curl -H 'Content-Type: video/mp4' -T clip.mp4 -X POST`). The file "
-                       "name must end in one of: " + ", ".join(sorted(ALLOWED_EXTENSIONS)),
+                       "name must end in one of: " + ", ".join(sorted(EXTENSIONS)),
         "security": ADMIN,
         "parameters": query,
         "requestBody": {"required": True, "content": {
@@ -250,7 +251,7 @@ def _upload() -> Schema:
             "401": UNAUTHORIZED,
             "409": _error("source_id exists already."),
             "413": _error("Larger than VIDEODROP_MAX_FILE_SIZE."),
-            "415": _error("Not one of the eight formats, or neither a form nor a video."),
+            "415": _error("Not one of the accepted formats, or neither a form nor a video."),
             "503": UNAVAILABLE,
             "507": _error("The media folder cannot take the file."),
         },

@@ -26,7 +26,7 @@ import jinja2
 
 from api import pages_library, session
 from api.pages_render import Static, environment, render
-from videodrop import media, records
+from videodrop import formats, media, records
 from videodrop.catalog import STATUSES, Catalog, Video
 from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
@@ -161,7 +161,8 @@ class Library:
         query = pages_library.LibraryQuery.from_request(req)
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns)
+                                      self.site.settings.ignore_patterns,
+                                      self.site.settings.inbox_extensions)
         except CatalogUnavailable:
             self.site.unavailable(req, resp)
             return
@@ -182,7 +183,8 @@ class LibraryLive:
         query = pages_library.LibraryQuery.from_request(req)
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns)
+                                      self.site.settings.ignore_patterns,
+                                      self.site.settings.inbox_extensions)
         except CatalogUnavailable as exc:
             raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
                                                 retry_after=5) from exc
@@ -211,7 +213,7 @@ class AddPage:
                                    "instead.", link=("/upload", "Add files"))
             return
         self.site.page(req, resp, "add.html", max_size=self.site.settings.max_file_size,
-                       extensions=sorted(media.ALLOWED_EXTENSIONS),
+                       extensions=sorted(formats.EXTENSIONS),
                        inbox=str(self.site.settings.inbox),
                        base_url=self.site.settings.base_url.rstrip("/"))
 

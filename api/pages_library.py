@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import falcon
 
 from api.params import decode_cursor, encode_cursor
-from videodrop import media
+from videodrop import formats, media
 from videodrop.catalog import STATUSES, Catalog, Video
 
 PAGE_SIZE = 25
@@ -22,10 +22,11 @@ MAX_ARRIVING = 100  # inbox entries shown; the walk stops there
 
 @dataclass(frozen=True)
 class Arriving:
-    path: str  # relative to the inbox
+    path: str  # relative to the inbox, decoded (media.display)
     size: int
     age: float  # seconds since the last write
     temporary: bool  # a name ingest ignores until it is renamed (rsync, browsers, .part)
+    refused: bool = False  # an extension the inbox policy refuses: it stays there
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ def _cursor(raw: str | None) -> tuple[datetime, int] | None:
 
 
 def load(catalog: Catalog, query: LibraryQuery, inbox: Path | None,
-         ignore: tuple[str, ...] = ()) -> LibraryView:
+         ignore: tuple[str, ...] = (), extensions: frozenset[str] = formats.EXTENSIONS
+         ) -> LibraryView:
     before, after = _cursor(query.before), _cursor(query.after)
     if after is not None:
         before = None
@@ -94,11 +96,12 @@ def load(catalog: Catalog, query: LibraryQuery, inbox: Path | None,
             view.older_url = query.url(before=encode_cursor(last.created_at, last.id),
                                        after=None)
     if before is None and after is None and inbox is not None:
-        view.arriving = arriving(inbox, ignore)
+        view.arriving = arriving(inbox, ignore, extensions)
     return view
 
 
-def arriving(inbox: Path, ignore: tuple[str, ...] = (), limit: int = MAX_ARRIVING,
+def arriving(inbox: Path, ignore: tuple[str, ...] = (),
+             extensions: frozenset[str] = formats.EXTENSIONS, limit: int = MAX_ARRIVING,
              now: float | None = None) -> list[Arriving]:
     """Files in the inbox, newest write first: each one is still arriving or waiting for a
     prober (a claimed file is moved out of the inbox). Bounded, and silent when the inbox
@@ -119,9 +122,9 @@ def arriving(inbox: Path, ignore: tuple[str, ...] = (), limit: int = MAX_ARRIVIN
                 continue  # claimed while we looked
             if not os.path.isfile(path) or os.path.islink(path):
                 continue
-            found.append(Arriving(str(path.relative_to(inbox)), st.st_size,
-                                  max(0.0, now - st.st_mtime),
-                                  media.is_ignored(name, ignore)))
+            found.append(Arriving(media.display(str(path.relative_to(inbox))), st.st_size,
+                                  max(0.0, now - st.st_mtime), media.is_ignored(name, ignore),
+                                  not media.has_extension(name, extensions)))
         if seen > limit:
             break
     return sorted(found, key=lambda a: a.age)

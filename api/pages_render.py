@@ -14,7 +14,7 @@ import falcon
 import jinja2
 from markupsafe import Markup
 
-from videodrop import media
+from videodrop import formats
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "media-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; "
@@ -117,7 +117,7 @@ def environment(static: Static) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters.update(size=human_size, duration=human_duration, bitrate=human_bitrate,
-                       when=when, ext=media.extension_of)
+                       when=when, ext=formats.extension_of)
     env.globals.update(static=static.url, elapsed=elapsed)
     return env
 

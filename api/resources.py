@@ -12,7 +12,7 @@ import falcon
 from api.fileresponse import send_file
 from api.middleware import TOKEN_PREFIX, VIDEO_ID
 from api.tokencache import Entry, TokenCache
-from videodrop import media, metrics, records
+from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
@@ -117,7 +117,8 @@ class FileEndpoint(TokenResource):
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
         try:
             send_file(req, resp, os.path.join(self.settings.media_root, video.stored_path),
-                      content_type=media.content_type(video.format, video.original_filename),
+                      content_type=formats.content_type(video.format,
+                                                        video.original_filename),
                       disposition=self.disposition,  # type: ignore[arg-type]
                       filename=video.original_filename,
                       cache_control="private, max-age=3600",

@@ -13,9 +13,12 @@ go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/staging.py), are fsynced, renamed t
 ``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
 (api/publishing.py). Answer: 202, the record, ``Location``: its token URL.
 
+The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
+holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
+
 Refusals leave nothing behind (no file, no row): 413 as soon as the size is known to be
 over VIDEODROP_MAX_FILE_SIZE (Content-Length, else the running count), 415 for an
-extension outside the eight formats or a body that is neither a form nor a video, 409 for
+extension outside ``videodrop/formats.py`` or a body that is neither a form nor a video, 409 for
 a duplicate ``source_id``, 400 for a malformed form. A client that goes away mid-upload
 (connection closed or reset, body shorter than its Content-Length, idle for
 ``IDLE_TIMEOUT``) leaves the row ``failed: upload interrupted`` and no file.
@@ -42,7 +45,7 @@ from api.auth import require_admin
 from api.params import query_params, text
 from api.publishing import ProbeRequests
 from api.rawbody import SocketSource
-from videodrop import logs, media, records
+from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
@@ -61,7 +64,9 @@ FIELDS = ("name", "description", "source_id")
 SOURCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")
 RAW_TYPES = ("video/", "application/octet-stream")
 _RFC5987 = re.compile(r"([\w!#$%&+^`{}~-]+)'[^']*'(.*)")
-_EXTENSION_OF = {ctype: ext for ext, ctype in media.CONTENT_TYPES.items()}
+# a raw body without a file name: video.<ext> by its Content-Type (video/mp2t → video.ts)
+_EXTENSION_OF = {c.content_type: c.extensions[0] for c in formats.CONTAINERS if c.extensions}
+_ACCEPTED = ", ".join(sorted(formats.EXTENSIONS))
 
 
 class ClientGone(Exception):
@@ -170,19 +175,18 @@ def _check_filename(filename: str | None, limit: int = TEXT_LIMITS["filename"]) 
             title="File name missing",
             description="Give the file a name: a multipart 'file' part with a filename, or "
                         "?filename= or Content-Disposition for a raw body.")
-    filename = _checked("filename", filename, limit)
-    extension = filename.rpartition(".")[2].lower() if "." in filename else ""
-    if extension not in media.ALLOWED_EXTENSIONS:
+    filename = media.client_basename(_checked("filename", filename, limit))
+    if formats.by_extension(filename) is None:
+        extension = formats.extension_of(filename)
         raise falcon.HTTPUnsupportedMediaType(
             title="Unsupported format",
-            description=f"{extension or 'no extension'!r} is not one of "
-                        f"{', '.join(sorted(media.ALLOWED_EXTENSIONS))}")
+            description=f"{extension or 'no extension'!r} is not one of {_ACCEPTED}")
     return filename
 
 
 def raw_filename(mime: str, query: dict[str, str], disposition: str | None) -> str:
     """``?filename=``, else ``Content-Disposition``, else ``video.<ext>`` when the
-    Content-Type names one of the eight formats (``video/webm`` → ``video.webm``)."""
+    Content-Type names one of the formats (``video/webm`` → ``video.webm``)."""
     if "filename" in query:
         return _check_filename(query["filename"], QUERY_LIMITS["filename"])
     if named := disposition_filename(disposition):
@@ -190,7 +194,8 @@ def raw_filename(mime: str, query: dict[str, str], disposition: str | None) -> s
     extension = _EXTENSION_OF.get(mime)
     if extension is None and mime.startswith("video/"):
         raise falcon.HTTPUnsupportedMediaType(
-            title="Unsupported format", description=f"{mime} is not one of the eight formats")
+            title="Unsupported format",
+            description=f"{mime} is not one of {', '.join(sorted(_EXTENSION_OF))}")
     return _check_filename(f"video.{extension}" if extension else None)
 
 

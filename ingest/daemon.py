@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest import openfiles, watcher
+from ingest.policy import InboxPolicy, Refusal
 from ingest.scan import FileState, Verdict, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
-from videodrop import metrics
+from videodrop import media, metrics
 from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.messages import InboxFile, Message
 from videodrop.settings import Settings
@@ -41,6 +42,7 @@ class IngestDaemon:
                  open_for_writing: OpenForWriting | None = None,
                  watch_limit: Callable[[], int | None] = watcher.inotify_watch_limit) -> None:
         self.settings = settings
+        self.policy = InboxPolicy.from_settings(settings)
         self.inbox = settings.inbox.resolve()
         self.publisher = publisher
         self.log = log
@@ -51,7 +53,8 @@ class IngestDaemon:
         self.events: queue.Queue[watcher.Event] = queue.Queue()
         self.pending: list[Candidate] = []  # settled, waiting for the broker
         self.published: dict[Path, tuple[FileState, float]] = {}
-        self.refused: set[Path] = set()
+        # refused files: the state they were refused in (None: by name) and the reason code
+        self.refused: dict[Path, tuple[FileState | None, str]] = {}
         self.stats = Stats()
         self.mode = "inotify"
         self._retry_at = 0.0
@@ -107,9 +110,14 @@ class IngestDaemon:
             pass
         now = self.clock()
         for cand in self.tracker.due(now, self._restat):
+            refusal = self.policy.by_size(cand.state.size)
+            if refusal is not None:
+                self.refuse(cand.path, refusal, cand.state)
+                continue
+            self.refused.pop(cand.path, None)
             self.stats.settled += 1
             metrics.FILES_SETTLED.inc()
-            self.log.info("settled", path=relative(self.inbox, cand.path),
+            self.log.info("settled", path=self.shown(cand.path),
                           size=cand.state.size, inode=cand.state.ino)
             self.pending.append(cand)
         self.publish_pending(now)
@@ -127,6 +135,7 @@ class IngestDaemon:
             self.tracker.forget(path)
             self.tracker.forget_below(path)
             self.published.pop(path, None)
+            self.refused.pop(path, None)
             return
         if kind == "dir":
             for entry in walk(path):
@@ -148,19 +157,31 @@ class IngestDaemon:
     def consider(self, path: Path, now: float, *, writing: bool | None, why: str,
                  verdict: Verdict | None = None, finished: bool = False) -> None:
         if verdict is None:
-            verdict = examine(self.inbox, path, self.settings.ignore_patterns)
+            verdict = examine(self.inbox, path, self.policy)
         if verdict.state is None:
-            if verdict.reason and path not in self.refused:
-                self.refused.add(path)
-                self.stats.refused += 1
-                metrics.FILES_IGNORED.inc()
-                self.log.warning("refused", path=relative(self.inbox, path), reason=verdict.reason)
+            if verdict.refusal is not None:
+                self.refuse(path, verdict.refusal, None)
             return
         if self.tracker.touch(path, verdict.state, now, writing, finished=finished):
             self.stats.seen += 1
             metrics.FILES_SEEN.inc()
-            self.log.info("seen", path=relative(self.inbox, path), size=verdict.state.size,
+            self.log.info("seen", path=self.shown(path), size=verdict.state.size,
                           inode=verdict.state.ino, why=why)
+
+    def refuse(self, path: Path, refusal: Refusal, state: FileState | None) -> None:
+        """Leave ``path`` where it is: logged and counted once for each state it is
+        refused in (a file refused by name, once)."""
+        if self.refused.get(path) == (state, refusal.code):
+            return
+        self.refused[path] = (state, refusal.code)
+        self.stats.refused += 1
+        metrics.FILES_REFUSED.labels(refusal.code).inc()
+        self.log.warning("refused", path=self.shown(path), reason=refusal.reason,
+                         code=refusal.code)
+
+    def shown(self, path: Path) -> str:
+        """``path`` for the log: inbox-relative, decoded (``media.display``)."""
+        return media.display(relative(self.inbox, path) or str(path))
 
     def rescan(self, why: str) -> None:
         now = self.clock()
@@ -170,25 +191,22 @@ class IngestDaemon:
         present: set[Path] = set()
         for path in walk(self.inbox):
             present.add(path)
-            verdict = examine(self.inbox, path, self.settings.ignore_patterns)
+            verdict = examine(self.inbox, path, self.policy)
             if verdict.state is None:
-                if verdict.reason and path not in self.refused:
-                    self.refused.add(path)
-                    self.stats.refused += 1
-                    metrics.FILES_IGNORED.inc()
-                    self.log.warning("refused", path=relative(self.inbox, path),
-                                     reason=verdict.reason)
+                if verdict.refusal is not None:
+                    self.refuse(path, verdict.refusal, None)
                 continue
             last = self.published.get(path)
             recent = (last is not None and last[0] == verdict.state
                       and now - last[1] < self.settings.rescan_seconds)
-            if recent or path in self.tracker.candidates:
+            refused = path in self.refused and self.refused[path][0] == verdict.state
+            if recent or refused or path in self.tracker.candidates:
                 continue
             found += 1
             self.consider(path, now, writing=None, why=f"rescan: {why}", verdict=verdict)
         for gone in [p for p in self.published if p not in present]:
             del self.published[gone]
-        self.refused &= present
+        self.refused = {p: r for p, r in self.refused.items() if p in present}
         self._next_rescan = now + self.settings.rescan_seconds
         self.log.info("rescan", why=why, files=len(present), new=found,
                       tracked=len(self.tracker))
@@ -215,8 +233,8 @@ class IngestDaemon:
                 self.published[cand.path] = (cand.state, self.clock())
                 self.stats.published += 1
                 metrics.FILES_PUBLISHED.inc()
-                self.log.info("published", path=msg.path, size=msg.size,  # type: ignore[union-attr]
-                              inode=msg.ino)  # type: ignore[union-attr]
+                self.log.info("published", path=self.shown(cand.path), size=cand.state.size,
+                              inode=cand.state.ino)
             if msgs:  # not confirmed: back to the front of the line, retried after a pause
                 self.pending = list(msgs.values()) + self.pending
                 self.stats.publish_failures += 1
@@ -229,5 +247,5 @@ class IngestDaemon:
             self._backoff = 0.0
 
     def _restat(self, path: Path) -> FileState | None:
-        return examine(self.inbox, path, self.settings.ignore_patterns).state
+        return examine(self.inbox, path, self.policy).state
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from videodrop import media
+from ingest.policy import InboxPolicy, Refusal
 
 
 @dataclass(frozen=True)
@@ -28,10 +28,11 @@ class FileState:
 
 @dataclass(frozen=True)
 class Verdict:
-    """``state`` when the entry is a candidate; else ``reason`` (None: silently ignored)."""
+    """``state`` when the entry is a candidate; else ``refusal`` (None: silently passed
+    over: gone, a folder, a hidden or temporary name, outside the inbox)."""
 
     state: FileState | None
-    reason: str | None = None
+    refusal: Refusal | None = None
 
 
 def relative(inbox: Path, path: Path) -> str | None:
@@ -44,30 +45,32 @@ def relative(inbox: Path, path: Path) -> str | None:
     return None if text in {"", "."} or text.startswith("../") else text
 
 
-def examine(inbox: Path, path: Path, ignore: tuple[str, ...]) -> Verdict:
+def examine(inbox: Path, path: Path, policy: InboxPolicy) -> Verdict:
     """Decide about one entry without opening it (a FIFO must never block us)."""
     rel = relative(inbox, path)
     if rel is None:
         return Verdict(None)
-    if any(media.is_ignored(part, ignore) for part in rel.split("/")):
+    if any(policy.ignored(part) for part in rel.split("/")):
         return Verdict(None)  # temporary or hidden: the writer will rename it when done
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return Verdict(None)
     except OSError as exc:
-        return Verdict(None, f"cannot stat: {exc.strerror}")
+        return Verdict(None, Refusal("unreadable", f"cannot stat: {exc.strerror}"))
     if stat.S_ISLNK(st.st_mode):
         target = os.path.realpath(path)
         outside = relative(inbox.resolve(), Path(target)) is None
-        return Verdict(None, "symlink pointing outside the inbox" if outside else "symlink")
+        return Verdict(None, Refusal("symlink", "symlink pointing outside the inbox"
+                                     if outside else "symlink"))
     if stat.S_ISDIR(st.st_mode):
         return Verdict(None)
     if not stat.S_ISREG(st.st_mode):
         kind = "FIFO" if stat.S_ISFIFO(st.st_mode) else (
             "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
-        return Verdict(None, f"not a regular file ({kind})")
-    return Verdict(FileState.of(st))
+        return Verdict(None, Refusal("special_file", f"not a regular file ({kind})"))
+    refusal = policy.by_name(path.name)
+    return Verdict(None, refusal) if refusal else Verdict(FileState.of(st))
 
 
 def walk(inbox: Path) -> Iterator[Path]:

@@ -146,6 +146,8 @@ def container_format(
         brand = str((fmt.get("tags") or {}).get("major_brand", "")).strip().lower()
         if brand == "qt" or (not brand and extension in {"mov", "qt"}):
             return "mov"
+        if brand.startswith(("3gp", "3g2", "3ge", "3gg")):  # 3GPP/3GPP2 (TS 26.244)
+            return "3gp"
         if brand.startswith("m4v") or extension == "m4v":
             return "m4v"
         return "mp4"

@@ -18,7 +18,7 @@ from pika.spec import Basic, BasicProperties
 from prober import store
 from prober.ffprobe import FFprobeMissing
 from prober.probe import ProbeResult
-from videodrop import broker, metrics
+from videodrop import broker, media, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import (
@@ -169,7 +169,7 @@ class Worker:
 
     def process(self, msg: InboxFile | ProbeVideo) -> None:
         if isinstance(msg, InboxFile):
-            structlog.contextvars.bind_contextvars(path=msg.path)
+            structlog.contextvars.bind_contextvars(path=media.display(msg.path))
             video = store.claim(self.catalog, self.inbox, self.media_root, msg)
             if video is None:
                 self.log.info("stale message: file changed or gone before claim")

@@ -4,6 +4,7 @@ throwaway servers) live in tests/servers.py."""
 from __future__ import annotations
 
 import secrets
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,3 +73,25 @@ def system(make_system) -> System:  # type: ignore[no-untyped-def]
     """The whole system running: api, prober (2 at once), ingest."""
     return make_system().start()
 
+
+
+# The containers of videodrop/formats.py that no sample holds: name → (ffmpeg arguments,
+# the Content-Type IANA registered for it).
+FORMAT_CLIPS = {
+    "clip.ts": (["-c:v", "libx264", "-f", "mpegts"], "video/mp2t"),  # RFC 3555
+    "clip.mts": (["-c:v", "libx264", "-f", "mpegts"], "video/mp2t"),  # AVCHD's name
+    "clip.m2ts": (["-c:v", "libx264", "-mpegts_m2ts_mode", "1", "-f", "mpegts"],
+                  "video/mp2t"),  # Blu-ray's 192-byte packets
+    "clip.3gp": (["-c:v", "mpeg4", "-f", "3gp"], "video/3gpp"),  # RFC 3839
+}
+
+
+@pytest.fixture(scope="session")
+def format_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One second of each of :data:`FORMAT_CLIPS`, made by ffmpeg."""
+    folder = tmp_path_factory.mktemp("format-clips")
+    for name, (args, _ctype) in FORMAT_CLIPS.items():
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                        "testsrc=duration=1:size=64x64:rate=10", "-pix_fmt", "yuv420p", *args,
+                        str(folder / name)], check=True, timeout=60)
+    return folder

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -9,7 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import pika
 import psycopg
 import requests
 
+from tests.servers import delete_amqp_names
 from videodrop.migrate import migrate
 
 T = TypeVar("T")
@@ -227,3 +229,18 @@ class System:
             return items if len(items) >= count and len(finished) == len(items) else None
         return wait_for(done, timeout=timeout, interval=0.2,
                         what=f"{count} video(s) to finish processing")
+
+
+@contextlib.contextmanager
+def own_system(root: Path, server_url: str, amqp_url: str, prefix: str, *roles: str,
+               **extra_env: str) -> Iterator[System]:
+    """The real system on a database and queue names of its own (for a module's tests):
+    started with ``roles`` (default all), and everything of it removed afterwards."""
+    db = fresh_database(server_url)
+    system = System(root, db, amqp_url, prefix, extra_env=extra_env)
+    try:
+        yield system.start(*roles)
+    finally:
+        system.stop()
+        drop_database(server_url, db)
+        delete_amqp_names(amqp_url, prefix)

@@ -17,6 +17,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from videodrop import logs, media
+from videodrop.claims import InboxClaims
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.links import StreamLinks
@@ -38,7 +39,7 @@ class Video:
     token_expires_at: datetime | None
     original_filename: str
     origin: str
-    origin_path: str | None
+    origin_path: bytes | None  # inbox files: the inbox-relative path, raw bytes
     stored_path: str
     size: int | None
     sha256: str | None
@@ -65,28 +66,6 @@ class Video:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Video:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
-
-
-@dataclass(frozen=True)
-class ClaimKey:
-    """What makes a watch-folder file the same file: device, inode, size, mtime, ctime."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    def params(self) -> dict[str, int]:
-        return {"dev": self.dev, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns,
-                "ctime_ns": self.ctime_ns}
-
-    @classmethod
-    def of_video(cls, video: Video) -> ClaimKey | None:
-        if video.claim_ino is None:
-            return None
-        return cls(video.claim_dev or 0, video.claim_ino, video.claim_size or 0,
-                   video.claim_mtime_ns or 0, video.claim_ctime_ns or 0)
 
 
 @dataclass(frozen=True)
@@ -119,8 +98,9 @@ def _check_if_idle(conn: psycopg.Connection[Any]) -> None:
 _last_used: dict[int, float] = {}
 
 
-class Catalog:
-    """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`."""
+class Catalog(InboxClaims):
+    """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`.
+    The watch-folder claims are :class:`videodrop.claims.InboxClaims`."""
 
     def __init__(self, pool: ConnectionPool, *, clock: Clock = utcnow,
                  new_token: TokenFactory = new_token, links: StreamLinks | None = None
@@ -161,25 +141,38 @@ class Catalog:
         with self._tx() as conn:
             return conn.execute(query(name), params).fetchone()
 
-    @contextlib.contextmanager
-    def processing_lock(self, video_id: int) -> Iterator[bool]:
+    def _all(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]:
+        with self._tx() as conn:
+            return conn.execute(query(name), params).fetchall()
+
+    @staticmethod
+    def _video(row: Mapping[str, Any]) -> Video:
+        return Video.from_row(row)
+
+    def processing_lock(self, video_id: int) -> contextlib.AbstractContextManager[bool]:
         """Hold a session advisory lock on the video while it is probed: True if we got it.
 
         A duplicate message (a re-publish while the first is still being probed) finds the
         lock taken and can be acked: the holder's own message stays unacked until its
         commit, and if the holder dies its connection — and the lock — go with it and the
         broker redelivers that message."""
+        return self._advisory_lock(_LOCK_SPACE, video_id)
+
+    @contextlib.contextmanager
+    def _advisory_lock(self, space: int, key: int) -> Iterator[bool]:
+        """A session advisory lock on (``space``, ``key``), tried once, held for the block:
+        True if we got it. It goes with the connection if the process dies."""
         try:
             with self.pool.connection() as conn:
                 conn.autocommit = True
                 got = conn.execute("SELECT pg_try_advisory_lock(%s, %s) AS ok",
-                                   (_LOCK_SPACE, video_id)).fetchone()
+                                   (space, key)).fetchone()
                 locked = bool(got and got["ok"])  # type: ignore[call-overload]
                 try:
                     yield locked
                 finally:
                     if locked:
-                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_LOCK_SPACE, video_id))
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (space, key))
                     conn.autocommit = False
         except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
             raise CatalogUnavailable(str(exc).strip() or type(exc).__name__) from exc
@@ -188,58 +181,41 @@ class Catalog:
         with self._tx() as conn:
             conn.execute("SELECT 1")
 
-    # --- watch-folder files ---------------------------------------------------------
-
-    def claim_inbox_file(self, key: ClaimKey, *, origin_path: str) -> tuple[Video, bool]:
-        """Insert the row for this file, or return the one a previous message made."""
-        filename = origin_path.rsplit("/", 1)[-1]
-        folder = origin_path.rsplit("/", 1)[0] if "/" in origin_path else ""
-        for _ in range(5):
-            source_id = new_source_id(self.clock())
-            params = {
-                **key.params(),
-                "source_id": source_id,
-                "name": media.name_from_filename(filename),
-                "access_token": self.new_token(),
-                "original_filename": filename,
-                "origin": f"inbox/{folder}" if folder else "inbox",
-                "origin_path": origin_path,
-                "stored_path": media.stored_path(source_id, filename),
-                "now": self.clock(),
-            }
-            try:
-                row = self._one("claim_inbox_file", params)
-            except psycopg.errors.UniqueViolation:  # a random source_id collided: new one
-                continue
-            assert row is not None
-            return Video.from_row(row), bool(row["inserted"])
-        raise Conflict("could not generate a unique source_id")
-
-    def by_claim(self, key: ClaimKey) -> Video | None:
-        row = self._one("get_by_claim", key.params())
-        return Video.from_row(row) if row else None
-
     # --- uploads ----------------------------------------------------------------------
 
     def create_upload(self, *, filename: str, name: str | None = None, description: str = "",
                       source_id: str | None = None) -> Video:
-        safe = media.safe_filename(filename)
+        """The row of an upload, ``uploading``. ``filename`` as the client sent it: its
+        folders go (``C:\\Users\\bob\\holiday.mp4`` → ``holiday.mp4``) and it is bounded
+        to ``media.NAME_BYTES``, keeping its extension."""
+        filename = media.bounded(media.client_basename(filename))
         sid = source_id or new_source_id(self.clock())
         params = {
             "source_id": sid,
-            "name": name or media.name_from_filename(safe),
+            "name": name or media.name_from_filename(media.safe_filename(filename)),
             "description": description,
             "access_token": self.new_token(),
             "original_filename": filename,
-            "stored_path": media.stored_path(sid, safe),
             "now": self.clock(),
         }
-        try:
-            row = self._one("create_upload", params)
-        except psycopg.errors.UniqueViolation as exc:
-            raise Conflict(f"source_id {sid!r} already exists") from exc
+        row = self._in_own_folder("create_upload", params, sid, filename)
         assert row is not None
         return Video.from_row(row)
+
+    def _in_own_folder(self, statement: str, params: dict[str, Any], source_id: str,
+                       filename: str) -> dict[str, Any] | None:
+        """Run ``statement`` with the row's ``stored_path`` in the source_id's folder
+        (``media.source_folder``). Should that folder hold a file of a row made before
+        folders were kept apart (``a.`` once shared ``a``'s), the row goes to its
+        ``media.hashed_folder`` instead. A source_id already taken is a :class:`Conflict`."""
+        for folder in (media.source_folder(source_id), media.hashed_folder(source_id)):
+            try:
+                return self._one(statement, {**params, "stored_path": media.stored_path(
+                    source_id, filename, folder=folder)})
+            except psycopg.errors.UniqueViolation as exc:
+                if exc.diag.constraint_name != "videos_stored_path_key":
+                    raise Conflict(f"source_id {source_id!r} already exists") from exc
+        raise Conflict(f"source_id {source_id!r} already exists")
 
     def upload_received(self, video_id: int, size: int) -> Video | None:
         row = self._one("upload_received", {"id": video_id, "size": size, "now": self.clock()})
@@ -448,19 +424,16 @@ class Catalog:
                        description: str | None = None,
                        source_id: str | None = None) -> Video | None:
         """Apply form fields that arrived after the file part (before it is stored)."""
-        stored = None
-        if source_id is not None:
+        params = {"id": video_id, "name": name, "description": description,
+                  "source_id": source_id, "stored_path": None, "now": self.clock()}
+        if source_id is None:
+            row = self._one("upload_details", params)
+        else:
             current = self.by_id(video_id)
             if current is None:
                 return None
-            stored = media.stored_path(source_id,
-                                       media.safe_filename(current.original_filename))
-        params = {"id": video_id, "name": name, "description": description,
-                  "source_id": source_id, "stored_path": stored, "now": self.clock()}
-        try:
-            row = self._one("upload_details", params)
-        except psycopg.errors.UniqueViolation as exc:
-            raise Conflict(f"source_id {source_id!r} already exists") from exc
+            row = self._in_own_folder("upload_details", params, source_id,
+                                      current.original_filename)
         return Video.from_row(row) if row else None
 
     def fail_stale_uploads(self, older_than: timedelta) -> list[Video]:

@@ -19,6 +19,11 @@ __all__ = [
     "DEMUXERS",
     "EXTENSIONS",
     "Container",
+    "by_content",
+    "by_extension",
+    "content_type",
+    "extension_of",
+    "served_as",
 ]
 
 
@@ -65,3 +70,40 @@ EXTENSIONS: frozenset[str] = frozenset(BY_EXTENSION)
 #: Every demuxer whose output may become ``ready``; anything else (playlists such as
 #: ``hls``/``concat``, image sequences, GIF, subtitles, text) is refused by content.
 DEMUXERS: frozenset[str] = frozenset().union(*(c.demuxers for c in CONTAINERS))
+#: Demuxers that name one container only (``mpegts`` → ts, ``asf`` → wmv): what a format
+#: recorded by ffprobe's demuxer name rather than by key still maps to.
+_BY_DEMUXER: dict[str, Container] = {
+    d: c for c in CONTAINERS for d in c.demuxers
+    if sum(d in other.demuxers for other in CONTAINERS) == 1}
+
+
+def extension_of(name: str) -> str:
+    """Lower-case extension without the dot, what follows the last ``.`` of the base name
+    (``""`` when none): ``"A.MP4"`` → ``"mp4"``, ``".mp4"`` → ``"mp4"``."""
+    base = name.rsplit("/", 1)[-1]
+    return base.rpartition(".")[2].lower() if "." in base else ""
+
+
+def by_extension(name: str) -> Container | None:
+    """The container a file name claims by its extension, or None."""
+    return BY_EXTENSION.get(extension_of(name))
+
+
+def by_content(fmt: str | None) -> Container | None:
+    """The container of a recorded ``file_info.format``: a key of :data:`BY_KEY`, or a
+    demuxer name that only one container has; None otherwise."""
+    if not fmt:
+        return None
+    return BY_KEY.get(fmt) or _BY_DEMUXER.get(fmt)
+
+
+def served_as(fmt: str | None, filename: str = "") -> Container | None:
+    """The container a file is served as: the one found by content (``fmt``, its
+    ``file_info.format``), else the one its name claims; None when neither is known."""
+    return by_content(fmt) or by_extension(filename)
+
+
+def content_type(fmt: str | None, filename: str = "") -> str:
+    """The Content-Type of :func:`served_as`, else ``application/octet-stream``."""
+    container = served_as(fmt, filename)
+    return container.content_type if container else "application/octet-stream"

@@ -8,8 +8,9 @@ expiry has a symbolic link there, named by its token, pointing at its stored fil
 ``deploy/nginx.conf`` serves ``/stream/{token}/`` from that link when it exists (Range,
 If-Range, conditional requests and ``sendfile`` are nginx's own) and hands every other
 request to the API: no link (not ready, failed, unknown, revoked, expiring tokens), several
-ranges (the API merges them), numbers nginx reads wrongly. The extension is the one of the
-Content-Type the API would send, so nginx's ``types`` give the same header.
+ranges (the API merges them), numbers nginx reads wrongly. The extension is the key of the
+container the API would serve it as (``videodrop/formats.py``: one per Content-Type), and
+nginx's ``types`` map each key to that Content-Type.
 
 What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog.py``, is the
 only writer):
@@ -42,12 +43,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videodrop import media
+from videodrop import formats
 from videodrop.settings import Settings
 
 CHANNEL = "videodrop_links"  # NOTIFY payload: the old token, or '*' (table truncated)
 EVERYTHING = "*"
-EXTENSIONS = {ctype: ext for ext, ctype in media.CONTENT_TYPES.items()}  # one per type
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _LINK = re.compile(r"([A-Za-z0-9_-]{16,128})\.([a-z0-9]+)")
 _TEMPORARY = ".new-"  # a link being made (:meth:`StreamLinks.add`)
@@ -66,13 +66,13 @@ class Target:
 def target_of(token: str | None, stored_path: str, fmt: str | None, original_filename: str,
               media_root: Path) -> Target | None:
     """The link of a ready row, or None when nginx must not serve it alone (no token, a
-    token of another shape, a type outside the eight: the API answers those)."""
+    token of another shape, a file of no known container: the API answers those)."""
     if not token or not _TOKEN.fullmatch(token):
         return None
-    extension = EXTENSIONS.get(media.content_type(fmt, original_filename))
-    if extension is None:
+    container = formats.served_as(fmt, original_filename)
+    if container is None:
         return None
-    return Target(token, Path(os.path.abspath(media_root / stored_path)), extension)
+    return Target(token, Path(os.path.abspath(media_root / stored_path)), container.key)
 
 
 def from_settings(settings: Settings) -> StreamLinks | None:
@@ -117,11 +117,11 @@ class StreamLinks:
             raise
 
     def remove(self, token: str) -> None:
-        """Remove every link of ``token`` (one per extension at most); missing is fine."""
+        """Remove every link of ``token`` (one per container at most); missing is fine."""
         if not _TOKEN.fullmatch(token):
             return
         shard = self._shard(token)
-        for extension in media.CONTENT_TYPES:
+        for extension in formats.BY_KEY:
             with contextlib.suppress(FileNotFoundError, NotADirectoryError):
                 os.unlink(shard / f"{token}.{extension}")
 

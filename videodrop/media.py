@@ -4,42 +4,85 @@ from __future__ import annotations
 
 import fnmatch
 import functools
+import hashlib
 import os
 import re
 import unicodedata
 from pathlib import Path, PurePosixPath
 
-# The eight containers we accept, by extension, and the Content-Type each is served with.
-CONTENT_TYPES: dict[str, str] = {
-    "mp4": "video/mp4",
-    "m4v": "video/x-m4v",
-    "mov": "video/quicktime",
-    "mkv": "video/x-matroska",
-    "webm": "video/webm",
-    "avi": "video/x-msvideo",
-    "wmv": "video/x-ms-wmv",
-    "flv": "video/x-flv",
-}
-ALLOWED_EXTENSIONS = frozenset(CONTENT_TYPES)
+from videodrop import formats
 
 _UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
+#: The longest name a file system holds (NAME_MAX), in UTF-8 bytes: a stored or recorded
+#: file name never exceeds it, so every header that carries one (Content-Disposition,
+#: X-Accel-Redirect) fits a proxy's default 4 KiB header buffer.
+NAME_BYTES = 255
+_STORED_NAME_BYTES = 200  # room under NAME_MAX for an upload's ".part" and the like
+_LONGEST_EXTENSION = 10
+#: A source_id that is its own folder name: what ``safe_filename`` leaves unchanged.
+_PLAIN_SOURCE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,126}[A-Za-z0-9_\-])?")
 
 
-def extension_of(name: str) -> str:
-    """Lower-case extension without the dot (``""`` when none)."""
-    suffix = PurePosixPath(name).suffix
-    return suffix[1:].lower() if suffix else ""
+def _windows_1252() -> tuple[str, ...]:
+    """Windows-1252 as the WHATWG Encoding Standard decodes it: its five unassigned bytes
+    (0x81, 0x8D, 0x8F, 0x90, 0x9D) as the Latin-1 code points of the same value."""
+    table = []
+    for byte in range(256):
+        try:
+            table.append(bytes([byte]).decode("cp1252"))
+        except UnicodeDecodeError:
+            table.append(chr(byte))
+    return tuple(table)
 
 
-def is_allowed(name: str) -> bool:
-    return extension_of(name) in ALLOWED_EXTENSIONS
+_WINDOWS_1252 = _windows_1252()
 
 
-def content_type(fmt: str | None, filename: str = "") -> str:
-    """Content-Type by detected container, else by extension, else octet-stream."""
-    if fmt and fmt in CONTENT_TYPES:
-        return CONTENT_TYPES[fmt]
-    return CONTENT_TYPES.get(extension_of(filename), "application/octet-stream")
+def decode_name(raw: bytes) -> str:
+    """A file or folder name as bytes → text to show and record: UTF-8 when the bytes are
+    UTF-8, else Windows-1252 (what FTP and SMB servers write for Windows clients, e.g.
+    ``b"Caf\xe9.mp4"`` → ``"Café.mp4"``). Every byte sequence decodes; it never raises.
+    The mapping is not reversible: keep the bytes where they matter (``origin_path``)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return "".join(map(_WINDOWS_1252.__getitem__, raw))
+
+
+def display(name: str) -> str:
+    """A name as the OS gave it to Python (undecodable bytes as surrogate escapes, PEP 383)
+    → text that PostgreSQL, JSON and logs accept (:func:`decode_name` of its bytes)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return decode_name(os.fsencode(name))
+    return name
+
+
+def client_basename(name: str) -> str:
+    """A file name sent by a client, without the client's folders (RFC 7578 §4.2):
+    ``C:\\Users\\bob\\holiday.mp4`` and ``/home/bob/holiday.mp4`` → ``holiday.mp4``."""
+    return name.replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def bounded(name: str, limit: int = NAME_BYTES) -> str:
+    """``name`` cut to at most ``limit`` UTF-8 bytes, between characters, keeping its
+    extension (of up to 10 characters): ``"x" * 400 + ".mp4"`` → 251 x's + ``".mp4"``."""
+    if len(name.encode()) <= limit:
+        return name
+    stem, dot, ext = name.rpartition(".")
+    if not dot or not stem or len(ext) > _LONGEST_EXTENSION:
+        stem, ext = name, ""
+    tail = f".{ext}" if ext else ""
+    room = limit - len(tail.encode())
+    cut = stem.encode()[:room].decode("utf-8", errors="ignore")
+    return cut + tail
+
+
+def has_extension(name: str, extensions: frozenset[str]) -> bool:
+    """True when ``name`` ends in one of ``extensions`` (lower case, no dot); ``"*"`` among
+    them accepts every name."""
+    return "*" in extensions or formats.extension_of(name) in extensions
 
 
 def is_ignored(name: str, patterns: tuple[str, ...]) -> bool:
@@ -59,24 +102,39 @@ def safe_filename(name: str, *, fallback: str = "video") -> str:
     Keeps letters of any script (a camera in Tokyo names files in Japanese); replaces
     everything else that a shell, a URL or a file system would trip on with ``_``.
     """
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    base = unicodedata.normalize("NFC", base)
+    base = unicodedata.normalize("NFC", client_basename(name))
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
     base = _UNSAFE.sub("_", base).strip(" .")
     if not base or base in {".", ".."}:
         base = fallback
-    if len(base.encode()) > 200:  # leave room under NAME_MAX (255) for suffixes
-        stem, dot, ext = base.rpartition(".")
-        keep = stem if dot else base
-        while len(keep.encode()) > 180:
-            keep = keep[:-1]
-        base = f"{keep}.{ext}" if dot and len(ext) <= 10 else keep
-    return base
+    return bounded(base, _STORED_NAME_BYTES)
 
 
-def stored_path(source_id: str, filename: str) -> str:
-    """Where a video lives, relative to MEDIA_ROOT: ``videos/<source_id>/<filename>``."""
-    return f"videos/{safe_filename(source_id, fallback='source')}/{safe_filename(filename)}"
+def source_folder(source_id: str) -> str:
+    """The folder of a source_id under ``videos/``, one per id: the id itself when it is a
+    plain name (letters, digits, ``_ . -``, not ending in ``.``), which is what every such
+    id always had. Any other id (``a.``, ``a..``, spaces, other scripts) is spelled with
+    ``%XX`` escapes (``a.`` → ``a%2E``), or, beyond 200 bytes, as ``~`` and the SHA-256 of
+    the id: neither form can be a plain id, nor a folder made before (``%`` and ``~`` were
+    never kept in one), so distinct ids never share a folder."""
+    if _PLAIN_SOURCE_ID.fullmatch(source_id):
+        return source_id
+    escaped = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else
+                      "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
+                      for ch in source_id)
+    return escaped if len(escaped) <= _STORED_NAME_BYTES else hashed_folder(source_id)
+
+
+def hashed_folder(source_id: str) -> str:
+    """``~`` and the SHA-256 of the id: the folder of a source_id too long to spell, and of
+    one whose plain folder is held by a row made before folders were kept apart."""
+    return "~" + hashlib.sha256(source_id.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def stored_path(source_id: str, filename: str, *, folder: str | None = None) -> str:
+    """Where a video lives, relative to MEDIA_ROOT: ``videos/<folder>/<filename>``, the
+    folder being :func:`source_folder` of the id unless given."""
+    return f"videos/{folder or source_folder(source_id)}/{safe_filename(filename)}"
 
 
 def fsync_dir(folder: Path) -> None:

@@ -1,10 +1,18 @@
-"""The message contract between the roles: one JSON object per message, versioned."""
+"""The message contract between the roles: one JSON object per message, versioned.
+
+An inbox file's ``path`` is text (valid UTF-8, for people and logs); when the name on disk
+is not UTF-8, ``path_b64`` carries its bytes (base64) and is what the prober opens."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
+import os
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from videodrop import media
 
 VERSION = 1
 
@@ -17,7 +25,7 @@ class BadMessage(ValueError):
 class InboxFile:
     """A settled file in the inbox. The claim key makes re-publishing harmless."""
 
-    path: str  # relative to the inbox, '/'-separated
+    path: str  # relative to the inbox, '/'-separated; os.fsdecode of the bytes on disk
     dev: int
     ino: int
     size: int
@@ -39,7 +47,28 @@ Message = InboxFile | ProbeVideo
 
 
 def encode(msg: Message) -> bytes:
-    return json.dumps({"v": VERSION, **asdict(msg)}, separators=(",", ":")).encode()
+    data = {"v": VERSION, **asdict(msg)}
+    if isinstance(msg, InboxFile) and (shown := media.display(msg.path)) != msg.path:
+        data["path"] = shown
+        data["path_b64"] = base64.b64encode(os.fsencode(msg.path)).decode("ascii")
+    return json.dumps(data, separators=(",", ":")).encode()
+
+
+def _inbox_path(data: dict[str, Any]) -> str:
+    """The path to open: from ``path_b64`` when given, else ``path``; refused when it is
+    absolute, climbs out (``..``) or holds a NUL."""
+    if "path_b64" in data:
+        try:
+            raw = base64.b64decode(data["path_b64"], validate=True)
+        except (binascii.Error, TypeError) as exc:
+            raise BadMessage(f"path_b64 is not base64: {exc}") from exc
+    elif isinstance(data["path"], str):
+        raw = os.fsencode(data["path"])
+    else:
+        raise BadMessage(f"path is not text: {data['path']!r}")
+    if not raw or raw.startswith(b"/") or b"\0" in raw or b".." in raw.split(b"/"):
+        raise BadMessage(f"unsafe path in message: {raw!r}")
+    return os.fsdecode(raw)
 
 
 def decode(body: bytes) -> Message:
@@ -51,10 +80,7 @@ def decode(body: bytes) -> Message:
             raise BadMessage(f"unknown message version: {data.get('v')!r}")
         kind = data.get("kind")
         if kind == "inbox":
-            path = data["path"]
-            if not isinstance(path, str) or path.startswith("/") or ".." in path.split("/"):
-                raise BadMessage(f"unsafe path in message: {path!r}")
-            return InboxFile(path=path, dev=int(data["dev"]), ino=int(data["ino"]),
+            return InboxFile(path=_inbox_path(data), dev=int(data["dev"]), ino=int(data["ino"]),
                              size=int(data["size"]), mtime_ns=int(data["mtime_ns"]),
                              ctime_ns=int(data["ctime_ns"]))
         if kind == "video":

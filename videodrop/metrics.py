@@ -164,10 +164,14 @@ FILES_SETTLED = Counter(
 FILES_PUBLISHED = Counter(
     "files_published", "Probe messages confirmed by the broker for settled inbox files.",
     namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
-FILES_IGNORED = Counter(
-    "files_ignored", "Inbox files refused (not a video, too big, unsafe name...): the log"
-    " line is 'refused' with the reason.",
-    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+FILES_REFUSED = Counter(
+    "files_refused", "Inbox files refused and left where they are, by reason (extension,"
+    " empty, too_large, symlink, special_file, unreadable): the log line is 'refused' with"
+    " the reason in words, once per file.",
+    ["reason"], namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+REFUSAL_REASONS = ("extension", "empty", "too_large", "symlink", "special_file", "unreadable")
+for _reason in REFUSAL_REASONS:  # every reason shows, at 0 until it happens
+    FILES_REFUSED.labels(_reason)
 PUBLISH_RETRIES = Counter(
     "publish_retries", "Files whose publish failed (broker unavailable, or no confirm):"
     " each is kept and published again after a pause.",
@@ -309,10 +313,10 @@ def start_metrics_server(bind: str, role: str) -> MetricsServer:
 
 
 __all__ = [
-    "API", "DEAD_LETTERS", "FILES_IGNORED", "FILES_PUBLISHED", "FILES_SEEN", "FILES_SETTLED",
+    "API", "DEAD_LETTERS", "FILES_PUBLISHED", "FILES_REFUSED", "FILES_SEEN", "FILES_SETTLED",
     "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES", "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
-    "REDELIVERIES", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount", "LaterCounter",
-    "MetricsServer", "exposition_registry", "family_names", "flush", "on_flush", "parse_bind",
-    "start_flushing", "start_metrics_server",
+    "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount",
+    "LaterCounter", "MetricsServer", "exposition_registry", "family_names", "flush", "on_flush",
+    "parse_bind", "start_flushing", "start_metrics_server",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from videodrop import media
+from videodrop import formats
 from videodrop.catalog import Video
 
 
@@ -30,7 +30,7 @@ def links(token: str | None, base_url: str) -> dict[str, str | None]:
 def file_info(video: Video) -> dict[str, Any]:
     return {
         "filename": video.stored_path,
-        "format": video.format or media.extension_of(video.original_filename) or None,
+        "format": video.format or formats.extension_of(video.original_filename) or None,
         "size": video.size,
         "duration": video.duration,
         "resolution": video.resolution,

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from videodrop import formats
+
 PREFIX = "VIDEODROP_"
 REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
 
@@ -60,6 +62,9 @@ class Settings:
     rescan_seconds: float = 300.0
     ingest_mode: str = "auto"
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
+    # the inbox policy (ingest/policy.py): extensions taken, and a size limit (None: none)
+    inbox_extensions: frozenset[str] = formats.EXTENSIONS
+    inbox_max_file_size: int | None = None
     prober_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     api_workers: int = 2
     api_threads: int = 8
@@ -106,6 +111,10 @@ class Settings:
                                 " 270 MiB of shared libraries)")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
+        if not self.inbox_extensions:
+            raise SettingsError("VIDEODROP_INBOX_EXTENSIONS names no extension")
+        if self.inbox_max_file_size is not None and self.inbox_max_file_size < 1:
+            raise SettingsError("VIDEODROP_INBOX_MAX_FILE_SIZE must be a size of 1 byte or more")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -138,7 +147,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
-        if name in {"max_file_size", "child_memory"}:
+        if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:
             return parse_size(raw)
         if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
             return float(raw)
@@ -147,6 +156,9 @@ def _convert(name: str, raw: str) -> object:
             return int(raw)
         if name == "ignore_patterns":
             return tuple(p.strip() for p in raw.split(",") if p.strip())
+        if name == "inbox_extensions":  # "mp4, .MKV, 264" → {"mp4", "mkv", "264"}; "*": all
+            return frozenset(e.strip().lstrip(".").lower() for e in raw.split(",")
+                             if e.strip().lstrip("."))
         if name == "accel_redirect":
             return raw if raw.endswith("/") else raw + "/"
     except ValueError as exc:

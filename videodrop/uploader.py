@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
 
-from videodrop import __version__, media
+from videodrop import __version__, formats
 from videodrop.settings import Settings
 
 CHUNK = 1 << 20
@@ -128,7 +128,7 @@ class Client:
                   "source_id": source_id}
         query = urlencode({k: v for k, v in params.items() if v})
         headers = {**self._headers(), "Content-Length": str(size),
-                   "Content-Type": media.content_type(None, path.name)}
+                   "Content-Type": formats.content_type(None, path.name)}
         bar = Progress(path.name, size, self.err)
         conn = self.target.connect()
         try:
@@ -307,9 +307,8 @@ def _show(rec: dict[str, Any], target: Target, out: TextIO, as_json: bool) -> No
 def _check(path: Path) -> str | None:
     if not path.is_file():
         return "no such file" if not path.exists() else "not a regular file"
-    if not media.is_allowed(path.name):
-        return (f"not a supported format (use "
-                f"{', '.join(sorted(media.ALLOWED_EXTENSIONS))})")
+    if formats.by_extension(path.name) is None:
+        return f"not a supported format (use {', '.join(sorted(formats.EXTENSIONS))})"
     if not os.access(path, os.R_OK):
         return "not readable"
     return None

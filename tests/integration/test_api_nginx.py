@@ -125,3 +125,36 @@ def test_nginx_sends_the_bytes_the_api_allows(fronted, samples):
     assert requests.get(f"{url}/stream/{token}/", timeout=5).status_code == 404
     stored = up.json()["file_info"]["filename"]
     assert requests.get(f"{url}/protected/{stored}", timeout=5).status_code == 404
+
+
+@pytest.fixture(params=["api sends the bytes", "X-Accel-Redirect"])
+def proxied(request, make_system, tmp_path) -> Iterator[tuple[System, str]]:
+    accel = {"VIDEODROP_ACCEL_REDIRECT": "/protected/"} if request.param != (
+        "api sends the bytes") else {}
+    system = make_system(**accel).start("api", "prober")
+    with nginx_in_front(system, tmp_path / "nginx") as url:
+        yield system, url
+
+
+def test_the_longest_names_fit_nginx_s_header_buffers(proxied, samples):
+    """A 1,020-emoji file name (13.7 KB of Content-Disposition once) and a source_id spelled
+    with escapes: /download/ and /stream/ answer through deploy/nginx.conf's defaults."""
+    system, url = proxied
+    data = (samples / "tiny_av1.mp4").read_bytes()
+    name = "\N{CLAPPER BOARD}" * 1020 + ".mp4"
+    up = requests.post(f"{url}/api/videos", headers=system.admin, timeout=30,
+                       files=[("file", (name, data)), ("source_id", (None, "a" + "." * 60))])
+    assert up.status_code == 202, up.text
+    rec = wait_status(system, up.json()["api_links"]["access_token"])
+    assert rec["status"] == "ready", rec
+    stored_name = rec["original_filename"]
+    assert stored_name.endswith(".mp4") and len(stored_name.encode()) <= 255
+    assert stored_name == "\N{CLAPPER BOARD}" * 62 + ".mp4"  # cut between characters
+    token = rec["api_links"]["access_token"]
+    whole = requests.get(f"{url}/api/video/{token}/download/", timeout=10)
+    assert whole.status_code == 200 and whole.content == data
+    assert "filename*=UTF-8''" + "%F0%9F%8E%AC" * 62 + ".mp4" in whole.headers[
+        "Content-Disposition"]
+    part = requests.get(f"{url}/stream/{token}/", headers={"Range": "bytes=10-99"}, timeout=10)
+    assert part.status_code == 206 and part.content == data[10:100]
+    assert len(str(whole.headers).encode()) < 4096

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import System, drop_database, free_port, fresh_database, wait_for
-from tests.servers import delete_amqp_names
+from tests.harness import System, free_port, own_system, wait_for
 
 SOURCE = "bbb_chapters.mp4"
 
@@ -30,14 +29,9 @@ def ffprobe_duration(path: Path) -> float:
 
 @pytest.fixture(scope="module")
 def ingest_system(tmp_path_factory, database_url, amqp_url, amqp_prefix) -> Iterator[System]:
-    db = fresh_database(database_url)
-    prefix = f"{amqp_prefix}_writers"
-    system = System(tmp_path_factory.mktemp("writers"), db, amqp_url, prefix,
-                    extra_env={"VIDEODROP_SETTLE_SECONDS": "2"}).start()
-    yield system
-    system.stop()
-    drop_database(database_url, db)
-    delete_amqp_names(amqp_url, prefix)
+    with own_system(tmp_path_factory.mktemp("writers"), database_url, amqp_url,
+                    f"{amqp_prefix}_writers", VIDEODROP_SETTLE_SECONDS="2") as system:
+        yield system
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,6 @@
+import base64
 import json
+import os
 
 import pytest
 
@@ -8,6 +10,17 @@ from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode, encode
 def test_round_trip():
     for msg in (InboxFile("cam1/a.mp4", 1, 2, 3, 4, 5), ProbeVideo(7), ProbeVideo(8, force=True)):
         assert decode(encode(msg)) == msg
+
+
+def test_a_name_that_is_not_utf8_travels_losslessly():
+    raw = b"cam\xe91/Caf\xe9.mp4"  # Latin-1 bytes in a folder and a file name
+    msg = InboxFile(os.fsdecode(raw), 1, 2, 3, 4, 5)
+    body = encode(msg)
+    data = json.loads(body)  # strict UTF-8 JSON, readable by anyone
+    assert data["path"] == "camé1/Café.mp4"
+    assert base64.b64decode(data["path_b64"]) == raw
+    back = decode(body)
+    assert back == msg and os.fsencode(back.path) == raw
 
 
 def test_encoding_is_versioned_json():
@@ -24,6 +37,12 @@ def test_encoding_is_versioned_json():
     b'{"v": 1, "kind": "inbox", "path": "/abs.mp4", "dev": 1, "ino": 1, "size": 1,'
     b' "mtime_ns": 1}',
     b'{"v": 1, "kind": "video", "video_id": "x"}',
+    b'{"v": 1, "kind": "inbox", "path": "a.mp4", "path_b64": "Li4vYQ==", "dev": 1, "ino": 1,'
+    b' "size": 1, "mtime_ns": 1, "ctime_ns": 1}',  # ../a
+    b'{"v": 1, "kind": "inbox", "path": "a.mp4", "path_b64": "YQBi", "dev": 1, "ino": 1,'
+    b' "size": 1, "mtime_ns": 1, "ctime_ns": 1}',  # a NUL
+    b'{"v": 1, "kind": "inbox", "path": "a.mp4", "path_b64": "not base64!", "dev": 1,'
+    b' "ino": 1, "size": 1, "mtime_ns": 1, "ctime_ns": 1}',
 ])
 def test_bad_messages_are_refused(body):
     with pytest.raises(BadMessage):

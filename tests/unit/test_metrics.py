@@ -110,7 +110,7 @@ def test_ingest_server_shows_ingest_metrics_only(servers: list[metrics.MetricsSe
     assert found["videodrop_ingest_inbox_backlog"][(("__name__",
                                                       "videodrop_ingest_inbox_backlog"),)] == 7
     for name in ("videodrop_ingest_files_seen", "videodrop_ingest_files_settled",
-                 "videodrop_ingest_files_ignored", "videodrop_ingest_publish_retries"):
+                 "videodrop_ingest_files_refused", "videodrop_ingest_publish_retries"):
         assert name in found
     assert "python_info" in found  # the default registry's platform metrics come along
     assert not [n for n in found if n.startswith(("videodrop_prober", "videodrop_http"))]

@@ -123,6 +123,13 @@ def test_arriving_lists_inbox_files_newest_write_first(tmp_path: Path) -> None:
     assert pages_library.arriving(tmp_path / "missing") == []
 
 
+def test_arriving_shows_any_name_and_what_the_inbox_refuses(tmp_path: Path) -> None:
+    (tmp_path / os.fsdecode(b"Caf\xe9.mp4")).write_bytes(b"x")  # Latin-1, not UTF-8
+    (tmp_path / "clip.xml").write_bytes(b"<x/>")  # a camera's sidecar
+    found = {a.path: a.refused for a in pages_library.arriving(tmp_path, DEFAULT_IGNORE)}
+    assert found == {"Café.mp4": False, "clip.xml": True}
+
+
 def test_library_query_urls() -> None:
     q = pages_library.LibraryQuery(status="ready", search="door cam", before="1_2")
     assert q.url() == "/?status=ready&q=door+cam&before=1_2"

@@ -2,6 +2,7 @@ from pathlib import Path
 
 import pytest
 
+from videodrop import formats
 from videodrop.settings import DEFAULT_IGNORE, Settings, SettingsError, parse_size
 
 
@@ -21,6 +22,15 @@ def test_defaults_match_the_design_table():
     assert s.rescan_seconds == 300
     assert s.ingest_mode == "auto"
     assert s.ignore_patterns == DEFAULT_IGNORE
+    assert s.inbox_extensions == formats.EXTENSIONS
+    assert s.inbox_max_file_size is None
+
+
+def test_the_inbox_policy_settings():
+    s = Settings.from_env({"VIDEODROP_INBOX_EXTENSIONS": "mp4, .MKV,264,",
+                           "VIDEODROP_INBOX_MAX_FILE_SIZE": "20GB"})
+    assert s.inbox_extensions == frozenset({"mp4", "mkv", "264"})
+    assert s.inbox_max_file_size == 20_000_000_000
 
 
 def test_reads_prefixed_variables():
@@ -57,6 +67,9 @@ def test_parse_size(text, n):
     {"VIDEODROP_DELIVERY_LIMIT": "0"},
     {"VIDEODROP_REQUEST_LOG": "some"},
     {"VIDEODROP_TOKEN_CACHE_SIZE": "-1"},
+    {"VIDEODROP_INBOX_EXTENSIONS": ", ."},
+    {"VIDEODROP_INBOX_MAX_FILE_SIZE": "0"},
+    {"VIDEODROP_INBOX_MAX_FILE_SIZE": "big"},
 ])
 def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError) as err:

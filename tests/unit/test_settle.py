@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 from ingest.openfiles import open_for_writing
+from ingest.policy import InboxPolicy, Refusal
 from ingest.scan import FileState, examine
 from ingest.settle import SettleTracker
 from videodrop.settings import DEFAULT_IGNORE
@@ -119,47 +120,36 @@ def test_examine_refuses_what_must_never_be_published(tmp_path):
     (inbox / "dir.mp4").mkdir()
     (inbox / ".hidden.mp4").write_bytes(b"x")
     (inbox / "ok.mp4").write_bytes(b"x")
+    (inbox / "clip.XML").write_bytes(b"<x/>")
+    (inbox / "noext").write_bytes(b"x")
+    policy = InboxPolicy(DEFAULT_IGNORE)
+
+    def refusal(name: str) -> tuple[str, str] | None:
+        found = examine(inbox, inbox / name, policy).refusal
+        return (found.code, found.reason) if found else None
     try:
-        assert examine(inbox, inbox / "link.mp4", DEFAULT_IGNORE).reason == (
-            "symlink pointing outside the inbox")
-        assert "FIFO" in (examine(inbox, inbox / "x.mp4", DEFAULT_IGNORE).reason or "")
-        assert "socket" in (examine(inbox, inbox / "s.mp4", DEFAULT_IGNORE).reason or "")
-        assert examine(inbox, inbox / "dir.mp4", DEFAULT_IGNORE).state is None
-        hidden = examine(inbox, inbox / ".hidden.mp4", DEFAULT_IGNORE)
-        assert hidden.state is None and hidden.reason is None
-        assert examine(inbox, inbox / "ok.mp4", DEFAULT_IGNORE).state is not None
-        assert examine(inbox, outside, DEFAULT_IGNORE).state is None  # outside the inbox
+        assert refusal("link.mp4") == ("symlink", "symlink pointing outside the inbox")
+        assert refusal("x.mp4") == ("special_file", "not a regular file (FIFO)")
+        assert refusal("s.mp4") == ("special_file", "not a regular file (socket)")
+        assert examine(inbox, inbox / "dir.mp4", policy).state is None
+        hidden = examine(inbox, inbox / ".hidden.mp4", policy)
+        assert hidden.state is None and hidden.refusal is None
+        assert examine(inbox, inbox / "ok.mp4", policy).state is not None
+        assert examine(inbox, outside, policy).state is None  # outside the inbox
+        assert refusal("clip.XML") == (
+            "extension", "not a video: .xml is not one of VIDEODROP_INBOX_EXTENSIONS")
+        assert refusal("noext") == (
+            "extension", "not a video: no extension is not one of VIDEODROP_INBOX_EXTENSIONS")
+        everything = InboxPolicy(DEFAULT_IGNORE, extensions=frozenset({"*"}))
+        assert examine(inbox, inbox / "noext", everything).state is not None
     finally:
         sock.close()
 
 
-def test_auto_mode_polls_on_network_file_systems(tmp_path):
-    from ingest.watcher import choose_mode, filesystem_type
-
-    for fstype in ("nfs", "nfs4", "cifs", "smb3", "fuse.sshfs", "9p"):
-        assert choose_mode("auto", tmp_path, fstype)[0] == "poll", fstype
-    for fstype in ("ext4", "xfs", "tmpfs", "btrfs", "overlay"):
-        assert choose_mode("auto", tmp_path, fstype)[0] == "inotify", fstype
-    assert choose_mode("poll", tmp_path, "ext4") == ("poll", "configured")
-    assert filesystem_type(Path("/proc")) == "proc"
-
-
-def test_a_rename_into_place_needs_no_window_but_still_the_checks(tmp_path):
-    f = tmp_path / "renamed.mp4"
-    f.write_bytes(b"x")
-    st = state(f)
-    busy = {(st.dev, st.ino)}
-    t = SettleTracker(2.0, lambda keys: keys & busy)
-    t.touch(f, st, now=10.0, finished=True)
-    assert t.due(10.0, restat) == []  # due at once, but a local writer still has it open:
-    busy.clear()                        # then it waits for a whole window like any other
-    assert t.due(11.9, restat) == []
-    assert [c.path for c in t.due(12.0, restat)] == [f]
-
-
-def test_a_rename_into_place_settles_at_once(tmp_path):
-    f = tmp_path / "renamed.mp4"
-    f.write_bytes(b"x")
-    t = SettleTracker(2.0, never_open)
-    t.touch(f, state(f), now=10.0, finished=True)
-    assert [c.path for c in t.due(10.0, restat)] == [f]
+def test_the_policy_by_size():
+    policy = InboxPolicy(max_size=1000)
+    assert policy.by_size(0) == Refusal("empty", "empty file")
+    assert policy.by_size(1000) is None
+    assert policy.by_size(1001) == Refusal(
+        "too_large", "1001 bytes, over VIDEODROP_INBOX_MAX_FILE_SIZE (1000 bytes)")
+    assert InboxPolicy().by_size(10**15) is None  # no limit by default

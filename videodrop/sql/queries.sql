@@ -1,7 +1,8 @@
 -- Every statement the catalog runs. Loaded once; each block starts with "-- name: <name>".
 
 -- name: claim_inbox_file
--- Idempotent by claim key: a second message for the same file returns the same row.
+-- Idempotent by claim key: a second message for the same name of the same file returns
+-- the same row (migration 0006: the name is part of the key).
 INSERT INTO videos (source_id, name, status, access_token, original_filename, origin,
                     origin_path, stored_path, size,
                     claim_dev, claim_ino, claim_size, claim_mtime_ns, claim_ctime_ns,
@@ -15,7 +16,24 @@ RETURNING *, (xmax = 0) AS inserted;
 -- name: get_by_claim
 SELECT * FROM videos
 WHERE claim_dev = %(dev)s AND claim_ino = %(ino)s AND claim_size = %(size)s
-  AND claim_mtime_ns = %(mtime_ns)s AND claim_ctime_ns = %(ctime_ns)s;
+  AND claim_mtime_ns = %(mtime_ns)s AND claim_ctime_ns = %(ctime_ns)s
+  AND claim_path_sha256 = sha256(%(origin_path)s::bytea) AND origin_path = %(origin_path)s;
+
+-- name: earlier_claims
+-- Rows of this name of this inode, with the same size and mtime, claimed at an earlier
+-- ctime and not probed yet: the file in the inbox may be theirs (removing another name of
+-- the inode moves its ctime). Oldest first.
+SELECT * FROM videos
+WHERE claim_dev = %(dev)s AND claim_ino = %(ino)s AND claim_size = %(size)s
+  AND claim_mtime_ns = %(mtime_ns)s AND claim_ctime_ns < %(ctime_ns)s
+  AND origin_path = %(origin_path)s AND status = 'processing'
+ORDER BY id;
+
+-- name: rekey_claim
+-- The file of this row, found again with a later ctime: the key follows the file.
+UPDATE videos SET claim_ctime_ns = %(ctime_ns)s, updated_at = %(now)s
+WHERE id = %(id)s AND claim_ctime_ns = %(old_ctime_ns)s
+RETURNING *;
 
 -- name: get_by_id
 SELECT * FROM videos WHERE id = %(id)s;

@@ -1,0 +1,157 @@
+"""Claims of several names of one file (prober/store.py) on a real PostgreSQL and real file
+systems: each name one row, once, whatever order the probers take the names in and
+wherever a prober died. Removing a name moves the inode's ctime under the other names:
+these are the cases where that used to strand a name until the rescan."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from prober import store
+from tests.harness import drop_database, rows
+from videodrop.catalog import Catalog
+from videodrop.errors import TransientFileError
+from videodrop.messages import InboxFile
+from videodrop.migrate import available, migrate
+
+
+@pytest.fixture
+def catalog(db_url: str) -> Iterator[Catalog]:
+    cat = Catalog.connect(db_url)
+    yield cat
+    cat.close()
+
+
+@pytest.fixture
+def places(tmp_path: Path) -> tuple[Path, Path]:
+    inbox, media = tmp_path / "inbox", tmp_path / "media"
+    inbox.mkdir()
+    media.mkdir()
+    return inbox, media
+
+
+def settled(inbox: Path, name: str) -> InboxFile:
+    """The message the ingest publishes for ``name`` as it is now."""
+    st = os.lstat(inbox / name)
+    return InboxFile(name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def linked_pair(inbox: Path, samples: Path, one: str, two: str) -> tuple[InboxFile, InboxFile]:
+    shutil.copy(samples / "tiny_av1.mp4", inbox / one)
+    os.link(inbox / one, inbox / two)
+    return settled(inbox, one), settled(inbox, two)
+
+
+def count(db_url: str) -> int:
+    return rows(db_url, "SELECT count(*) FROM videos")[0][0]
+
+
+def test_the_second_name_after_the_first_moved_its_ctime(catalog, places, samples, db_url):
+    inbox, media = places
+    msg_a, msg_b = linked_pair(inbox, samples, "a.mp4", "b.mp4")
+    a = store.claim(catalog, inbox, media, msg_a)
+    assert a is not None and not (inbox / "a.mp4").exists()
+    assert os.lstat(inbox / "b.mp4").st_ctime_ns > msg_b.ctime_ns  # the unlink moved it
+    b = store.claim(catalog, inbox, media, msg_b)
+    assert b is not None and b.id != a.id and not (inbox / "b.mp4").exists()
+    for video in (a, b):
+        assert (media / video.stored_path).read_bytes() == (samples / "tiny_av1.mp4"
+                                                            ).read_bytes()
+    # Redeliveries: the same rows (a) or a stale message (b's key moved on), never a third.
+    again_a = store.claim(catalog, inbox, media, msg_a)
+    assert again_a is not None and again_a.id == a.id
+    store.claim(catalog, inbox, media, msg_b)
+    assert count(db_url) == 2
+
+
+def test_a_claim_that_died_before_its_move_is_taken_up(catalog, places, samples, db_url):
+    inbox, media = places
+    msg_c, msg_d = linked_pair(inbox, samples, "c.mp4", "d.mp4")
+    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_c))  # and then the prober died
+    store.claim(catalog, inbox, media, msg_d)  # another name goes: c's ctime moves
+    c = store.claim(catalog, inbox, media, msg_c)  # the redelivery
+    assert c is not None and c.id == stranded.id
+    assert not (inbox / "c.mp4").exists() and (media / c.stored_path).is_file()
+    assert c.claim_ctime_ns != msg_c.ctime_ns  # the key followed the file
+    # Had the ingest published c again as it changed: the same row, no other.
+    republished = InboxFile("c.mp4", msg_c.dev, msg_c.ino, msg_c.size, msg_c.mtime_ns,
+                            c.claim_ctime_ns)
+    found = store.claim(catalog, inbox, media, republished)
+    assert found is not None and found.id == c.id
+    assert count(db_url) == 2
+
+
+def test_a_copy_that_died_before_the_unlink_is_not_recorded_twice(catalog, places, samples,
+                                                                   db_url):
+    inbox, media = places
+    msg_e, msg_f = linked_pair(inbox, samples, "e.mp4", "f.mp4")
+    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_e))
+    (media / stranded.stored_path).parent.mkdir(parents=True)
+    shutil.copy(inbox / "e.mp4", media / stranded.stored_path)  # copied; then the prober died
+    store.claim(catalog, inbox, media, msg_f)
+    again = store.claim(catalog, inbox, media, settled(inbox, "e.mp4"))  # the re-publish
+    assert again is not None and again.id == stranded.id
+    assert not (inbox / "e.mp4").exists()
+    assert count(db_url) == 2
+
+
+def test_a_name_rewritten_in_place_is_a_new_video(catalog, places, samples, db_url):
+    """Same name, inode, size and mtime (restored) but other bytes: not the stored copy."""
+    inbox, media = places
+    msg_g, _ = linked_pair(inbox, samples, "g.mp4", "h.mp4")
+    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_g))
+    (media / stranded.stored_path).parent.mkdir(parents=True)
+    shutil.copy(inbox / "g.mp4", media / stranded.stored_path)
+    with open(inbox / "g.mp4", "r+b") as fh:
+        fh.seek(100)
+        fh.write(b"other bytes")
+    os.utime(inbox / "g.mp4", ns=(msg_g.mtime_ns, msg_g.mtime_ns))
+    fresh = store.claim(catalog, inbox, media, settled(inbox, "g.mp4"))
+    assert fresh is not None and fresh.id != stranded.id
+    assert (media / stranded.stored_path).read_bytes() == (samples / "tiny_av1.mp4"
+                                                           ).read_bytes()
+    assert b"other bytes" in (media / fresh.stored_path).read_bytes()
+    assert count(db_url) == 2
+
+
+def test_a_name_being_claimed_makes_the_other_message_wait(catalog, places, samples, db_url):
+    inbox, media = places
+    shutil.copy(samples / "tiny_av1.mp4", inbox / "i.mp4")
+    msg = settled(inbox, "i.mp4")
+    with catalog.claim_lock(store.key_of(msg)) as locked:
+        assert locked
+        with pytest.raises(TransientFileError, match=r"another prober is claiming i\.mp4"):
+            store.claim(catalog, inbox, media, msg)
+    assert count(db_url) == 0 and (inbox / "i.mp4").exists()
+    assert store.claim(catalog, inbox, media, msg) is not None
+
+
+def test_migration_0006_keeps_the_paths_of_existing_rows(database_url):
+    """Rows recorded before 0006 (origin_path text) keep their path, now as its bytes."""
+    name = f"vdmig_{secrets.token_hex(4)}"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for mig in [m for m in available() if m.version < 6]:
+                conn.execute(mig.sql.encode())
+            conn.execute("""INSERT INTO videos (source_id, name, original_filename, origin,
+                origin_path, stored_path, claim_dev, claim_ino, claim_size, claim_mtime_ns,
+                claim_ctime_ns) VALUES ('s1', 'n', 'café.mp4', 'inbox/cam1', 'cam1/café.mp4',
+                'videos/s1/café.mp4', 1, 2, 3, 4, 5)""")
+            conn.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY,"
+                         " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
+            conn.execute("INSERT INTO schema_migrations (version, name)"
+                         " SELECT v, 'before' FROM generate_series(1, 5) AS v")
+        assert [m.version for m in migrate(url)] == [6]
+        assert rows(url, "SELECT origin_path FROM videos") == [("cam1/café.mp4".encode(),)]
+    finally:
+        drop_database(database_url, url)

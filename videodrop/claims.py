@@ -1,0 +1,127 @@
+"""Watch-folder claims in the catalog: one row per name of an inbox file.
+
+A claim key is the file's device, inode, size, mtime and ctime as the ingest saw them when
+the file settled, and its name (the inbox-relative path, as raw bytes): two names of one
+inode (hard links) are two videos; a re-published or redelivered message for the same name
+of the same file lands on the same row. SQL lives in ``sql/queries.sql``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from videodrop import media
+from videodrop.errors import Conflict
+from videodrop.tokens import new_source_id
+
+if TYPE_CHECKING:
+    from videodrop.catalog import Video
+
+_CLAIM_LOCK_SPACE = 0x5643  # advisory lock namespace of "claiming name <path> of inode <ino>"
+
+
+@dataclass(frozen=True)
+class ClaimKey:
+    """What makes a watch-folder file the same file under the same name.
+
+    ``path``: the inbox-relative path as the file system spells it (bytes, any encoding).
+    """
+
+    dev: int
+    ino: int
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    path: bytes
+
+    def params(self) -> dict[str, Any]:
+        return {"dev": self.dev, "ino": self.ino, "size": self.size, "mtime_ns": self.mtime_ns,
+                "ctime_ns": self.ctime_ns, "origin_path": self.path}
+
+    def at(self, ctime_ns: int) -> ClaimKey:
+        """The same name and file with another ctime."""
+        return replace(self, ctime_ns=ctime_ns)
+
+    @property
+    def lock_id(self) -> int:
+        """A signed 32-bit number for the advisory lock of this name of this inode."""
+        digest = hashlib.blake2b(b"%d:%d:" % (self.dev, self.ino) + self.path, digest_size=4)
+        return int.from_bytes(digest.digest(), "big", signed=True)
+
+    @classmethod
+    def of_video(cls, video: Video) -> ClaimKey | None:
+        if video.claim_ino is None or video.origin_path is None:
+            return None
+        return cls(video.claim_dev or 0, video.claim_ino, video.claim_size or 0,
+                   video.claim_mtime_ns or 0, video.claim_ctime_ns or 0,
+                   bytes(video.origin_path))
+
+
+class InboxClaims:
+    """The catalog's watch-folder methods (a part of :class:`videodrop.catalog.Catalog`)."""
+
+    if TYPE_CHECKING:
+        def _one(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None: ...
+        def _all(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]: ...
+        def _advisory_lock(self, space: int, key: int) -> contextlib.AbstractContextManager[
+            bool]: ...
+        def _video(self, row: Mapping[str, Any]) -> Video: ...
+        clock: Any
+        new_token: Any
+
+    def claim_lock(self, key: ClaimKey) -> contextlib.AbstractContextManager[bool]:
+        """Held while one prober claims one name of one inode (True if we got it): another
+        message for the same name waits its turn instead of racing the move."""
+        return self._advisory_lock(_CLAIM_LOCK_SPACE, key.lock_id)
+
+    def claim_inbox_file(self, key: ClaimKey) -> tuple[Video, bool]:
+        """Insert the row for this name of this file, or return the one a previous message
+        made: (row, inserted). Name and origin are the decoded path (``media.decode_name``),
+        bounded to ``media.NAME_BYTES``; ``origin_path`` keeps the bytes."""
+        shown = media.decode_name(key.path)
+        folder, _, filename = shown.rpartition("/")
+        filename = media.bounded(filename)
+        for _ in range(5):
+            source_id = new_source_id(self.clock())
+            params = {
+                **key.params(),
+                "source_id": source_id,
+                "name": media.name_from_filename(filename),
+                "access_token": self.new_token(),
+                "original_filename": filename,
+                "origin": f"inbox/{folder}" if folder else "inbox",
+                "stored_path": media.stored_path(source_id, filename),
+                "now": self.clock(),
+            }
+            try:
+                row = self._one("claim_inbox_file", params)
+            except psycopg.errors.UniqueViolation:  # a random source_id collided: new one
+                continue
+            assert row is not None
+            return self._video(row), bool(row["inserted"])
+        raise Conflict("could not generate a unique source_id")
+
+    def by_claim(self, key: ClaimKey) -> Video | None:
+        row = self._one("get_by_claim", key.params())
+        return self._video(row) if row else None
+
+    def earlier_claims(self, key: ClaimKey) -> list[Video]:
+        """Rows of this name and inode, size and mtime, claimed at an earlier ctime and not
+        probed yet, oldest first (``sql/queries.sql`` earlier_claims)."""
+        return [self._video(r) for r in self._all("earlier_claims", key.params())]
+
+    def rekey_claim(self, video: Video, ctime_ns: int) -> Video | None:
+        """Move the row's claim to the file's current ctime; None if it changed meanwhile."""
+        row = self._one("rekey_claim", {"id": video.id, "ctime_ns": ctime_ns,
+                                        "old_ctime_ns": video.claim_ctime_ns,
+                                        "now": self.clock()})
+        return self._video(row) if row else None
+
+
+__all__ = ["ClaimKey", "InboxClaims"]
