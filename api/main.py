@@ -1,8 +1,11 @@
 """``videodrop api``: gunicorn serving ``api.app:get_app()``.
 
-Worker class gthread: each worker process serves several connections on threads, so a
-few slow clients streaming a large file cannot pin every worker the way they pin sync
-workers; sendfile() still moves the bytes (it runs in the thread, outside the GIL)."""
+Worker class ``api.worker.ArrivedRequestWorker``, gunicorn's gthread with the request read
+in its main loop: each worker process serves several connections on threads, so a few
+slow clients streaming a large file cannot pin every worker the way they pin sync workers,
+and a thread is given to a connection only once its request has arrived, so clients that
+send slowly or not at all hold none; sendfile() still moves the bytes (it runs in the
+thread, outside the GIL)."""
 
 from __future__ import annotations
 
@@ -21,7 +24,7 @@ def gunicorn_argv(settings: Settings, extra: list[str]) -> list[str]:
         sys.executable, "-m", "gunicorn", "api.app:get_app()",
         "-c", "python:api.gunicorn_conf",  # systemd notify + multiprocess metrics
         "--bind", settings.bind,
-        "--worker-class", "gthread",
+        "--worker-class", "api.worker.ArrivedRequestWorker",  # gthread, reading requests first
         "--workers", str(settings.api_workers),
         "--threads", str(settings.api_threads),
         "--timeout", "60",

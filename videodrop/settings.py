@@ -69,6 +69,7 @@ class Settings:
     request_log_rate: int = 50  # at most this many request lines a second per API worker
     delivery_limit: int = 5
     metrics_bind: str | None = None
+    header_timeout: float = 10.0  # seconds for a request head (and a small body) to arrive
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -99,6 +100,8 @@ class Settings:
             raise SettingsError("VIDEODROP_DELIVERY_LIMIT must be at least 1")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
+        if self.header_timeout <= 0:
+            raise SettingsError("VIDEODROP_HEADER_TIMEOUT must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -133,7 +136,7 @@ def _convert(name: str, raw: str) -> object:
             return Path(raw)
         if name == "max_file_size":
             return parse_size(raw)
-        if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
+        if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout"}:
             return float(raw)
         if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
                     "token_cache_size", "request_log_rate"}:

@@ -26,7 +26,7 @@ worker_processes 1;
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     default_type application/octet-stream;
     client_body_temp_path {root}/body;
