@@ -158,6 +158,14 @@ class Catalog:
         with self._tx() as conn:
             return conn.execute(query(name), params).fetchone()
 
+    def statement(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One named statement (``videodrop/sql/*.sql``) in a transaction of its own: its
+        first row, or None. For the catalog's neighbours (videodrop/websessions.py); driver
+        errors leave as :class:`CatalogUnavailable`."""
+        with self._tx() as conn:
+            cursor = conn.execute(query(name), params)
+            return cursor.fetchone() if cursor.description is not None else None
+
     @contextlib.contextmanager
     def processing_lock(self, video_id: int) -> Iterator[bool]:
         """Hold a session advisory lock on the video while it is probed: True if we got it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -69,7 +70,11 @@ class Settings:
     request_log_rate: int = 50  # at most this many request lines a second per API worker
     delivery_limit: int = 5
     metrics_bind: str | None = None
+    # the API against hostile clients (api/worker.py, api/clients.py, api/throttle.py)
     header_timeout: float = 10.0  # seconds for a request head (and a small body) to arrive
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # may name the client
+    login_burst: int = 10  # wrong admin tokens a client address may try at once...
+    login_rate: float = 10.0  # ...and then this many a minute
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -102,6 +107,14 @@ class Settings:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if self.header_timeout <= 0:
             raise SettingsError("VIDEODROP_HEADER_TIMEOUT must be positive")
+        if self.login_burst < 1 or self.login_rate <= 0:
+            raise SettingsError("VIDEODROP_LOGIN_BURST must be at least 1 and"
+                                " VIDEODROP_LOGIN_RATE positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"VIDEODROP_TRUSTED_PROXIES: {exc}") from exc
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -136,12 +149,15 @@ def _convert(name: str, raw: str) -> object:
             return Path(raw)
         if name == "max_file_size":
             return parse_size(raw)
-        if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout"}:
+        if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout",
+                    "login_rate"}:
             return float(raw)
         if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
-                    "token_cache_size", "request_log_rate"}:
+                    "token_cache_size", "request_log_rate", "login_burst"}:
             return int(raw)
-        if name == "ignore_patterns":
+        if name == "trusted_proxies" and raw.strip().lower() == "none":
+            return ()
+        if name in {"ignore_patterns", "trusted_proxies"}:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
         if name == "accel_redirect":
             return raw if raw.endswith("/") else raw + "/"
