@@ -8,7 +8,7 @@ from wsgiref.types import WSGIApplication
 
 import falcon
 
-from api import admin, health, manage, openapi, pages, resources
+from api import admin, failures, health, manage, openapi, pages, resources
 from api.auth import AdminAuth, weak_token
 from api.clients import ClientAddress
 from api.metrics import Metrics, RequestMetrics
@@ -54,6 +54,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     app.add_route("/metrics", Metrics.from_environment())
     app.add_route("/readyz", health.Ready(settings, catalog))
     pages.add_routes(app, settings, catalog, auth)
+    failures.register(app)
     return app
 
 

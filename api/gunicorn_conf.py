@@ -1,6 +1,9 @@
 """gunicorn hooks for the API (``gunicorn -c python:api.gunicorn_conf ...``).
 
-Three jobs, all in the gunicorn master:
+Four jobs, all in the gunicorn master:
+
+* **No whole token in gunicorn's own log** (:class:`RedactingLogger`, gunicorn's
+  ``logger_class``).
 
 * **Metrics across workers.** Before any worker exists, point
   ``$PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty folder (a new temporary one, or the one
@@ -36,6 +39,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gunicorn.glogging import Logger
+
+from videodrop.logs import RedactTokens
 from videodrop.notify import Notifier
 
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -74,6 +80,22 @@ _systemd_env = take_systemd_environment()
 # The token cache's shared stamp (api/sharedstamp.py) is made here, in the master, so that
 # every worker forked from it shares the same page.
 import api.sharedstamp  # noqa: E402, F401
+
+
+class RedactingLogger(Logger):
+    """gunicorn's own error and access log (its start-up lines, a request it refuses, an
+    error it catches), with token-shaped runs cut to a prefix: such a line may quote the
+    request line, whose path holds a token (``/stream/{token}/``)."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            if not any(isinstance(f, RedactTokens) for f in log.filters):
+                log.addFilter(RedactTokens())
+
+
+logger_class = RedactingLogger  # a gunicorn setting, as the hooks below
+
 
 # --- gunicorn server hooks (names and signatures are gunicorn's) ---------------------------
 
