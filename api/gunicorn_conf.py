@@ -2,8 +2,7 @@
 
 Four jobs, all in the gunicorn master:
 
-* **No whole token in gunicorn's own log** (:class:`RedactingLogger`, gunicorn's
-  ``logger_class``).
+* **No whole token in gunicorn's own log** (``logger_class``: api/gunicorn_log.py).
 
 * **Metrics across workers.** Before any worker exists, point
   ``$PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty folder (a new temporary one, or the one
@@ -39,9 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gunicorn.glogging import Logger
-
-from videodrop.logs import RedactTokens
 from videodrop.notify import Notifier
 
 MULTIPROC_VAR = "PROMETHEUS_MULTIPROC_DIR"
@@ -81,20 +77,8 @@ _systemd_env = take_systemd_environment()
 # every worker forked from it shares the same page.
 import api.sharedstamp  # noqa: E402, F401
 
-
-class RedactingLogger(Logger):
-    """gunicorn's own error and access log (its start-up lines, a request it refuses, an
-    error it catches), with token-shaped runs cut to a prefix: such a line may quote the
-    request line, whose path holds a token (``/stream/{token}/``)."""
-
-    def setup(self, cfg: Any) -> None:
-        super().setup(cfg)
-        for log in (self.error_log, self.access_log):
-            if not any(isinstance(f, RedactTokens) for f in log.filters):
-                log.addFilter(RedactTokens())
-
-
-logger_class = RedactingLogger  # a gunicorn setting, as the hooks below
+# gunicorn settings, as the hooks below (a class named by its path: gunicorn loads it)
+logger_class = "api.gunicorn_log.RedactingLogger"
 
 
 # --- gunicorn server hooks (names and signatures are gunicorn's) ---------------------------
