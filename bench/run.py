@@ -37,6 +37,8 @@ BENCHMARKS: dict[str, str] = {
     "upload": "1 GiB upload",
     "catalog": "catalog with 1,000,000 rows",
     "inbox": "inbox holding 100,000 files",
+    "slow_clients": "liveness under slow and silent clients",
+    "login": "guessing the admin token",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 
