@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.auth import require_admin
+from api.auth import AdminAuth
 from api.params import (
     bad,
     decode_cursor,
@@ -36,14 +36,15 @@ def catalog_unavailable(exc: CatalogUnavailable) -> falcon.HTTPError:
 
 
 class VideoList:
-    def __init__(self, settings: Settings, catalog: Catalog, upload: Upload | None = None
-                 ) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth,
+                 upload: Upload | None = None) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.admin = admin
         self.upload = upload
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         query = query_params(req)
         limit = parse_int(query.get("limit", "50"), "limit", low=1, high=MAX_LIMIT)
         status = query.get("status")

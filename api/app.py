@@ -8,16 +8,22 @@ from wsgiref.types import WSGIApplication
 
 import falcon
 
-from api import admin, health, manage, openapi, pages, resources
+from api import admin, failures, health, manage, openapi, pages, resources
+from api.auth import AdminAuth, weak_token
+from api.clients import ClientAddress
 from api.metrics import Metrics, RequestMetrics
 from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
 from api.recordcache import CachedRecords
+from api.session import Sessions
+from api.throttle import LoginThrottle
 from api.tokencache import TokenCache
 from api.uploads import Upload
 from videodrop import links, logs
 from videodrop.catalog import Catalog
+from videodrop.errors import ConfigurationError
 from videodrop.settings import Settings
+from videodrop.websessions import LoginStore
 
 
 def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
@@ -37,17 +43,28 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                  "/api/video/{token}/download", "/stream/{token}"):
         app.add_route(path, resources.TrailingSlash())
     probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
+    auth = admin_auth(settings, catalog)
     app.add_route("/api/videos",
-                  admin.VideoList(settings, catalog, Upload(settings, catalog, probes)))
+                  admin.VideoList(settings, catalog, auth, Upload(settings, catalog, probes, auth)))
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
-    app.add_route(f"/api/videos/{video_id}", manage.VideoItem(settings, catalog))
-    app.add_route(f"/api/videos/{video_id}/token", manage.VideoToken(settings, catalog))
+    app.add_route(f"/api/videos/{video_id}", manage.VideoItem(settings, catalog, auth))
+    app.add_route(f"/api/videos/{video_id}/token", manage.VideoToken(settings, catalog, auth))
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
     app.add_route("/metrics", Metrics.from_environment())
     app.add_route("/readyz", health.Ready(settings, catalog))
-    pages.add_routes(app, settings, catalog)
+    pages.add_routes(app, settings, catalog, auth)
+    failures.register(app)
     return app
+
+
+def admin_auth(settings: Settings, catalog: Catalog) -> AdminAuth:
+    """The admin credential's checks: sessions and the login throttle in PostgreSQL (the
+    catalog's pool), client addresses as VIDEODROP_TRUSTED_PROXIES says."""
+    store = LoginStore(catalog)
+    return AdminAuth(settings.admin_token, Sessions(settings.admin_token, store),
+                     LoginThrottle(store, settings.login_burst, settings.login_rate),
+                     ClientAddress(settings.trusted_proxies))
 
 
 def new_request_log(settings: Settings) -> RequestLog:
@@ -56,6 +73,8 @@ def new_request_log(settings: Settings) -> RequestLog:
 
 def get_app() -> WSGIApplication:
     settings = Settings.from_env()
+    if problem := weak_token(settings.admin_token):
+        raise ConfigurationError(problem)
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,

@@ -1,6 +1,8 @@
 """gunicorn hooks for the API (``gunicorn -c python:api.gunicorn_conf ...``).
 
-Three jobs, all in the gunicorn master:
+Four jobs, all in the gunicorn master:
+
+* **No whole token in gunicorn's own log** (``logger_class``: api/gunicorn_log.py).
 
 * **Metrics across workers.** Before any worker exists, point
   ``$PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty folder (a new temporary one, or the one
@@ -74,6 +76,10 @@ _systemd_env = take_systemd_environment()
 # The token cache's shared stamp (api/sharedstamp.py) is made here, in the master, so that
 # every worker forked from it shares the same page.
 import api.sharedstamp  # noqa: E402, F401
+
+# gunicorn settings, as the hooks below (a class named by its path: gunicorn loads it)
+logger_class = "api.gunicorn_log.RedactingLogger"
+
 
 # --- gunicorn server hooks (names and signatures are gunicorn's) ---------------------------
 

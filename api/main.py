@@ -1,8 +1,12 @@
 """``videodrop api``: gunicorn serving ``api.app:get_app()``.
 
-Worker class gthread: each worker process serves several connections on threads, so a
-few slow clients streaming a large file cannot pin every worker the way they pin sync
-workers; sendfile() still moves the bytes (it runs in the thread, outside the GIL)."""
+Worker class ``api.worker.ArrivedRequestWorker``, gunicorn's gthread with the request read
+in its main loop: each worker process serves several connections on threads, so a few
+slow clients streaming a large file cannot pin every worker the way they pin sync workers,
+and a thread is given to a connection only once its request has arrived, so clients that
+send slowly or not at all hold none; sendfile() still moves the bytes (it runs in the
+thread, outside the GIL). The API refuses to start with a guessable admin token (exit
+78)."""
 
 from __future__ import annotations
 
@@ -10,9 +14,10 @@ import argparse
 import os
 import sys
 
+from api.auth import weak_token
 from videodrop import logs
 from videodrop.cli import sync_links
-from videodrop.errors import CatalogUnavailable
+from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.settings import Settings
 
 
@@ -21,7 +26,7 @@ def gunicorn_argv(settings: Settings, extra: list[str]) -> list[str]:
         sys.executable, "-m", "gunicorn", "api.app:get_app()",
         "-c", "python:api.gunicorn_conf",  # systemd notify + multiprocess metrics
         "--bind", settings.bind,
-        "--worker-class", "gthread",
+        "--worker-class", "api.worker.ArrivedRequestWorker",  # gthread, reading requests first
         "--workers", str(settings.api_workers),
         "--threads", str(settings.api_threads),
         "--timeout", "60",
@@ -38,6 +43,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="videodrop api",
                                      description="serve the HTTP API (gunicorn)")
     _, extra = parser.parse_known_args(argv)
+    if problem := weak_token(settings.admin_token):
+        raise ConfigurationError(problem)  # exit 78: systemd does not restart
     settings.inbox.mkdir(parents=True, exist_ok=True)
     if settings.stream_links is not None:
         _sync_links(settings)

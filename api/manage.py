@@ -18,7 +18,7 @@ import falcon
 
 from api import staging
 from api.admin import catalog_unavailable
-from api.auth import require_admin
+from api.auth import AdminAuth
 from api.params import parse_when
 from videodrop import logs, records
 from videodrop.catalog import Catalog, Video
@@ -32,9 +32,10 @@ def no_such_video() -> falcon.HTTPNotFound:
 
 
 class _ById:
-    def __init__(self, settings: Settings, catalog: Catalog) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.admin = admin
         self.log = logs.get("api.manage")
 
     def _answer(self, resp: falcon.Response, video: Video | None) -> None:
@@ -45,7 +46,7 @@ class _ById:
 
 class VideoItem(_ById):
     def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         try:
             video = self.catalog.by_id(video_id)
         except CatalogUnavailable as exc:
@@ -55,7 +56,7 @@ class VideoItem(_ById):
     on_head = on_get
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         try:
             video = self.catalog.delete_video(video_id)
         except CatalogUnavailable as exc:
@@ -70,7 +71,7 @@ class VideoItem(_ById):
 
 class VideoToken(_ById):
     def on_post(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         expires_at = _expires_at(req)
         try:
             video = self.catalog.rotate_token(video_id, expires_at=expires_at)
@@ -83,7 +84,7 @@ class VideoToken(_ById):
         self._answer(resp, video)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         try:
             video = self.catalog.revoke_token(video_id)
         except CatalogUnavailable as exc:

@@ -14,6 +14,7 @@ import falcon
 
 from api.metrics import sent_bytes
 from videodrop import logs
+from videodrop.tokens import TOKEN_SHAPED, redact_tokens
 
 # Every response: these, and Cache-Control: no-store unless the endpoint set its own.
 SECURITY_HEADERS = (("referrer-policy", "no-referrer"), ("x-content-type-options", "nosniff"))
@@ -36,6 +37,14 @@ def new_request_id() -> str:
 
 
 SLOW_SECONDS = 1.0  # VIDEODROP_REQUEST_LOG=errors still logs requests slower than this
+MAX_REQUEST_ID = 64  # characters of a client's X-Request-ID kept
+
+
+def route_of(req: falcon.Request) -> str:
+    """What the request line and error lines name a request by: its route template
+    (``/stream/{token}/``), or for a path no route matched, the path with token-shaped
+    segments cut to a prefix (``/stream/Jx0iAb…/video.mp4``)."""
+    return req.uri_template or redact_tokens(req.path)
 
 # structlog's context variables of what a request binds: set directly, a ContextVar.set
 # each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").
@@ -47,7 +56,8 @@ BOUND_BY_RESOURCES = (VIDEO_ID, TOKEN_PREFIX)
 
 class RequestLog:
     """One summary line per request: method, route, status, bytes, ms. The token in the
-    path is never logged whole: the route template stands in for the path. The request's
+    path is never logged whole: the route template stands in for the path (a path no route
+    matched is logged with its token-shaped segments cut: :func:`route_of`). The request's
     id is bound for every line logged while it runs (``request_id``), and what the
     resources bound (``video_id``, ``token``) is unbound when it ends.
 
@@ -78,13 +88,18 @@ class RequestLog:
         resp.set_header("X-Request-ID", req.context.request_id)
         t0 = getattr(req.context, "t0", None)
         size = sent_bytes(req, resp)
-        self.end(req.method, req.uri_template or req.path, resp.status_code, size,
+        self.end(req.method, route_of(req), resp.status_code, size,
                  time.perf_counter() - t0 if t0 else None)
 
     def begin(self, env: dict[str, Any]) -> str:
-        """The request's id (the client's ``X-Request-ID``, else a new one), bound."""
+        """The request's id (the client's ``X-Request-ID``, else a new one), bound. A
+        client's id that is long or token-shaped (a client that sends its token as the id)
+        is replaced: it is logged."""
         # the environ directly: Request.get_header costs ten times as much
-        request_id: str = env.get("HTTP_X_REQUEST_ID") or new_request_id()
+        request_id: str | None = env.get("HTTP_X_REQUEST_ID")
+        if not request_id or len(request_id) > MAX_REQUEST_ID or TOKEN_SHAPED.search(
+                request_id):
+            request_id = new_request_id()
         REQUEST_ID.set(request_id)
         return request_id
 

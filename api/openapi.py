@@ -62,6 +62,9 @@ VIDEO_ID = {"name": "video_id", "in": "path", "required": True,
 UNAUTHORIZED = _error("Missing or wrong admin token (or VIDEODROP_ADMIN_TOKEN unset).",
                       {"WWW-Authenticate": _header("Bearer challenge")})
 UNAVAILABLE = _error("The database cannot be reached.", {"Retry-After": _header("seconds")})
+THROTTLED = _error("Too many wrong admin tokens from this client address: refused without"
+                   " comparing the token until Retry-After.",
+                   {"Retry-After": _header("seconds")})
 TOKEN_404 = _error("Unknown, revoked or expired token (all look the same).")
 ID_404 = _error("No video has this id.")
 
@@ -248,7 +251,7 @@ def _upload() -> Schema:
                                        "schema": {"type": "string"}}}),
             "400": _error("Malformed form, no file, empty file, bad field, or the body "
                           "ended early (the row is then failed: upload interrupted)."),
-            "401": UNAUTHORIZED,
+            "401": UNAUTHORIZED, "429": THROTTLED,
             "409": _error("source_id exists already."),
             "413": _error("Larger than VIDEODROP_MAX_FILE_SIZE."),
             "415": _error("Not one of the accepted formats, or neither a form nor a video."),
@@ -275,13 +278,13 @@ def _list() -> Schema:
     ]
     return {"security": ADMIN, "parameters": params,
             "responses": {"200": _json("A page.", _ref("Page")),
-                          "400": _error("Bad parameter."), "401": UNAUTHORIZED,
+                          "400": _error("Bad parameter."), "401": UNAUTHORIZED, "429": THROTTLED,
                           "503": UNAVAILABLE}}
 
 
 def _by_id(summary: str, ok: Schema, *, body: bool = False) -> Schema:
     op: Schema = {"summary": summary, "security": ADMIN, "parameters": [VIDEO_ID],
-                  "responses": {**ok, "401": UNAUTHORIZED, "404": ID_404,
+                  "responses": {**ok, "401": UNAUTHORIZED, "429": THROTTLED, "404": ID_404,
                                 "503": UNAVAILABLE}}
     if body:
         op["requestBody"] = {"required": False, "content": {

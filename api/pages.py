@@ -7,7 +7,9 @@ call the management API (``/api/videos``…) with that cookie and an ``X-CSRF-To
 
 Routes (``add_routes``):
 
-* ``GET /login``, ``POST /login``, ``POST /logout``
+* ``GET /login``, ``POST /login`` (wrong tokens count against the client's address:
+  api/throttle.py), ``POST /logout`` (ends the session server-side; with
+  ``everywhere=1``, every session)
 * ``GET /`` the library; ``GET /library.json`` the same page as JSON, polled for live
   status badges
 * ``GET /source-management/add/?type=file`` and ``GET /upload``: add files
@@ -17,7 +19,6 @@ Routes (``add_routes``):
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -25,7 +26,9 @@ import falcon
 import jinja2
 
 from api import pages_library, session
+from api.auth import AdminAuth
 from api.pages_render import Static, environment, render
+from api.throttle import Throttled
 from videodrop import formats, media, records
 from videodrop.catalog import STATUSES, Catalog, Video
 from videodrop.errors import CatalogUnavailable
@@ -34,12 +37,14 @@ from videodrop.settings import Settings
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
            "revoked": "The token was revoked; every link of this video now answers 404.",
            "deleted": "The video and its file were deleted.",
-           "loggedout": "You are logged out."}
+           "loggedout": "You are logged out.",
+           "everywhere": "Every session is logged out, on every browser."}
 
 
-def add_routes(app: falcon.App, settings: Settings, catalog: Catalog) -> None:
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: AdminAuth
+               ) -> None:
     static = Static()
-    site = Site(settings, catalog, environment(static))
+    site = Site(settings, catalog, auth, environment(static))
     app.add_route("/static/{name}", static)
     app.add_route("/login", Login(site))
     app.add_route("/logout", Logout(site))
@@ -53,8 +58,11 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog) -> None:
 
 
 def safe_next(target: str | None) -> str:
-    """Only a path of this site: never ``//other.host`` or ``https://…``."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only a path of this site: never ``//other.host`` or ``https://…``, and nothing but
+    printable ASCII (what a browser sends in a request line, percent-encoded beyond that):
+    the value goes into a ``Location`` header, where a CR, LF, NUL or U+2028 has no place."""
+    if (not target or not target.startswith("/") or target.startswith("//") or "\\" in target
+            or not all("!" <= ch <= "~" for ch in target)):
         return "/"
     parts = urlsplit(target)
     return target if not parts.scheme and not parts.netloc else "/"
@@ -63,26 +71,27 @@ def safe_next(target: str | None) -> str:
 class Site:
     """What every page needs: settings, catalog, templates, and the login check."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, env: jinja2.Environment) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, auth: AdminAuth,
+                 env: jinja2.Environment) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.auth = auth
+        self.sessions = auth.sessions
         self.env = env
 
     def session(self, req: falcon.Request) -> str:
         """The session cookie of a logged-in browser; others are sent to the login page."""
-        value = session.cookie_of(req)
-        if not session.valid(self.settings.admin_token, value):
+        value = self.sessions.of(req)
+        if value is None:
             target = req.relative_uri if req.method == "GET" else "/"
             raise falcon.HTTPSeeOther(f"/login?next={quote(target, safe='')}")
-        assert value is not None
         return value
 
     def page(self, req: falcon.Request, resp: falcon.Response, template: str, *,
              status: str = falcon.HTTP_200, **context: Any) -> None:
-        value = session.cookie_of(req)
-        logged_in = session.valid(self.settings.admin_token, value)
-        csrf = (session.csrf_token(self.settings.admin_token or "", value or "")
-                if logged_in else "")
+        value = self.sessions.of(req)
+        logged_in = value is not None
+        csrf = self.sessions.csrf_token(value) if value is not None else ""
         notice = NOTICES.get(req.get_param("done") or "")
         render(self.env, resp, template, status=status, logged_in=logged_in, csrf=csrf,
                notice=notice, path=req.path, **context)
@@ -98,7 +107,7 @@ class Login:
         self.site = site
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if session.valid(self.site.settings.admin_token, session.cookie_of(req)):
+        if self.site.sessions.of(req) is not None:
             raise falcon.HTTPSeeOther(safe_next(req.get_param("next")))
         self.site.page(req, resp, "login.html", next=safe_next(req.get_param("next")),
                        error=None, enabled=bool(self.site.settings.admin_token))
@@ -111,8 +120,20 @@ class Login:
         if not session.same_origin(req, self.site.settings.base_url):
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description="Log in from a page of this site.")
-        if admin_token and given and hmac.compare_digest(given.encode(), admin_token.encode()):
-            session.set_cookie(resp, session.issue(admin_token))
+        try:
+            right = bool(admin_token and given) and self.site.auth.token_ok(req, given)
+        except Throttled as exc:
+            self.site.page(req, resp, "login.html", status=falcon.HTTP_429, next=target,
+                           enabled=True, error=exc.description)
+            resp.retry_after = exc.wait
+            return
+        if right:
+            try:
+                value = self.site.sessions.begin(self.site.auth.client(req))
+            except CatalogUnavailable:
+                self.site.unavailable(req, resp)
+                return
+            session.set_cookie(resp, value)
             _see_other(resp, target)
             return
         self.site.page(req, resp, "login.html", status=falcon.HTTP_200, next=target,
@@ -125,15 +146,21 @@ class Logout:
         self.site = site
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        value = session.cookie_of(req)
-        token = self.site.settings.admin_token or ""
-        if value and session.valid(token, value) and not (
-                session.csrf_ok(token, value, _form(req).get("csrf"))
-                and session.same_origin(req, self.site.settings.base_url)):
+        sessions = self.site.sessions
+        value = sessions.of(req)
+        form = _form(req)
+        if value is not None and not (sessions.csrf_ok(value, form.get("csrf"))
+                                      and session.same_origin(req, self.site.settings.base_url)):
             raise falcon.HTTPForbidden(title="CSRF check failed",
                                        description="Log out from a page of this site.")
+        done = "loggedout"
+        if value is not None and form.get("everywhere") == "1":
+            sessions.end_all()
+            done = "everywhere"
+        elif value is not None:
+            sessions.end(value)
         session.clear_cookie(resp)
-        _see_other(resp, "/login?done=loggedout")
+        _see_other(resp, f"/login?done={done}")
 
 
 def _see_other(resp: falcon.Response, location: str) -> None:
@@ -146,6 +173,10 @@ def _form(req: falcon.Request) -> dict[str, str]:
     """A small urlencoded form (login, logout)."""
     if (req.content_length or 0) > 8192:
         raise falcon.HTTPContentTooLarge(title="Too large", description="A form this big?")
+    if req.content_length is None and req.get_header("Transfer-Encoding"):
+        # read only a body of announced length: a chunked one could go on without end
+        raise falcon.HTTPLengthRequired(title="Length required",
+                                        description="Send the form with a Content-Length.")
     if not (req.content_type or "").startswith("application/x-www-form-urlencoded"):
         return {}
     data = req.get_media(default_when_empty={})
@@ -177,7 +208,7 @@ class LibraryLive:
         self.site = site
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if not session.valid(self.site.settings.admin_token, session.cookie_of(req)):
+        if self.site.sessions.of(req) is None:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
         query = pages_library.LibraryQuery.from_request(req)

@@ -1,11 +1,14 @@
 """The web pages' login session: an HttpOnly, SameSite=Strict cookie standing in for the
 admin token, and the CSRF token that cookie-authenticated changes must carry.
 
-The cookie is ``<issued unix time>.<random nonce>.<signature>``; the signature is an
-HMAC-SHA256 keyed by a key derived from ``VIDEODROP_ADMIN_TOKEN``, so the cookie proves
-that its holder once typed the admin token, no server state is needed (any gunicorn
-worker, any API process checks it), and changing the admin token logs every browser out.
-The cookie never contains the admin token itself.
+The cookie is ``<secret>.<signature>``: a random secret (256 bits) naming a row of
+``web_sessions`` in PostgreSQL (videodrop/websessions.py, which keeps only its SHA-256),
+and an HMAC-SHA256 of it keyed by a key derived from ``VIDEODROP_ADMIN_TOKEN``. A request
+carrying it is admitted while the row exists and has not expired (``MAX_AGE``): logging out
+deletes the row, so the cookie stops working at once for every API worker and machine
+(a copy of it replayed later is refused); "log out everywhere" deletes every row. The
+signature refuses a forged or stale cookie without asking the database, and changing the
+admin token logs every browser out. The cookie never contains the admin token.
 
 Cross-site request forgery: the cookie is ``SameSite=Strict`` (another site's page cannot
 make the browser send it), and on top of that a cookie-authenticated POST/PUT/PATCH/DELETE
@@ -19,60 +22,101 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 import falcon
+
+from videodrop.websessions import LoginStore
 
 COOKIE = "videodrop_session"
 CSRF_HEADER = "X-CSRF-Token"
 MAX_AGE = 12 * 3600  # seconds a login lasts
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-Clock = Callable[[], float]
+MAX_COOKIE = 200  # characters: longer values are not ours
 
 
 def _b64(raw: bytes) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def _key(admin_token: str) -> bytes:
-    return hmac.new(admin_token.encode(), b"videodrop web session v1", hashlib.sha256).digest()
+class Sessions:
+    """Login sessions for ``admin_token`` (None: nobody can log in), kept in ``store``."""
 
+    def __init__(self, admin_token: str | None, store: LoginStore, *,
+                 max_age: float = MAX_AGE) -> None:
+        self.admin_token = admin_token
+        self.store = store
+        self.max_age = max_age
+        self._key = hmac.new((admin_token or "").encode(), b"videodrop web session v2",
+                             hashlib.sha256).digest()
 
-def _sign(admin_token: str, purpose: str, text: str) -> str:
-    return _b64(hmac.new(_key(admin_token), f"{purpose}|{text}".encode(),
-                         hashlib.sha256).digest())
+    def _sign(self, purpose: str, text: str) -> str:
+        return _b64(hmac.new(self._key, f"{purpose}|{text}".encode(), hashlib.sha256).digest())
 
+    def begin(self, client: str) -> str:
+        """A new session for someone who just gave the right admin token: the cookie's
+        value. Raises CatalogUnavailable without the database."""
+        secret = secrets.token_urlsafe(32)
+        self.store.begin_session(secret, self.max_age, client)
+        return f"{secret}.{self._sign('session', secret)}"
 
-def issue(admin_token: str, *, clock: Clock = time.time) -> str:
-    """A new session value for someone who just gave the right admin token."""
-    body = f"{int(clock())}.{secrets.token_urlsafe(16)}"
-    return f"{body}.{_sign(admin_token, 'session', body)}"
+    def _secret(self, value: str | None) -> str | None:
+        """The secret of a cookie signed by us, or None."""
+        if not self.admin_token or not value or len(value) > MAX_COOKIE:
+            return None
+        secret, _, signature = value.partition(".")
+        if not secret or not hmac.compare_digest(signature.encode(),
+                                                 self._sign("session", secret).encode()):
+            return None
+        return secret
 
+    def valid(self, value: str | None) -> bool:
+        """The cookie's session exists and has not expired (one database read; raises
+        CatalogUnavailable without the database)."""
+        secret = self._secret(value)
+        return secret is not None and self.store.session_alive(secret)
 
-def valid(admin_token: str | None, value: str | None, *, clock: Clock = time.time) -> bool:
-    if not admin_token or not value or len(value) > 200:
-        return False
-    body, _, signature = value.rpartition(".")
-    issued, _, _nonce = body.partition(".")
-    if not issued.isdigit():
-        return False
-    if not hmac.compare_digest(signature.encode(), _sign(admin_token, "session", body).encode()):
-        return False
-    age = clock() - int(issued)
-    return -60 <= age <= MAX_AGE
+    def of(self, req: falcon.Request) -> str | None:
+        """The request's session cookie if it is valid, else None; asked once a request."""
+        context = req.context
+        if "session" not in context:
+            value = cookie_of(req)
+            context.session = value if self.valid(value) else None
+        return context.session
 
+    def end(self, value: str | None) -> None:
+        """Log this cookie's session out (nothing if it is not one of ours)."""
+        secret = self._secret(value)
+        if secret is not None:
+            self.store.end_session(secret)
 
-def csrf_token(admin_token: str, value: str) -> str:
-    """The token a page sends back with a change (bound to this one session)."""
-    return _sign(admin_token, "csrf", value)
+    def end_all(self) -> int:
+        """Log every session out; how many there were."""
+        return self.store.end_all_sessions()
 
+    def csrf_token(self, value: str) -> str:
+        """The token a page sends back with a change (bound to this one session)."""
+        return self._sign("csrf", value)
 
-def csrf_ok(admin_token: str, value: str, given: str | None) -> bool:
-    return bool(given) and hmac.compare_digest(
-        (given or "").encode(), csrf_token(admin_token, value).encode())
+    def csrf_ok(self, value: str, given: str | None) -> bool:
+        return bool(given) and hmac.compare_digest((given or "").encode(),
+                                                   self.csrf_token(value).encode())
+
+    def admitted(self, req: falcon.Request) -> bool:
+        """True when the request carries a valid session cookie (and, for a change, the
+        CSRF token and a same-site origin). A valid cookie without them is refused with
+        403."""
+        value = self.of(req)
+        if value is None:
+            return False
+        if req.method in SAFE_METHODS:
+            return True
+        if not self.csrf_ok(value, req.get_header(CSRF_HEADER)) or not same_origin(req):
+            raise falcon.HTTPForbidden(
+                title="CSRF check failed",
+                description=f"A change made with the session cookie must send {CSRF_HEADER} "
+                            "from a page of this site.")
+        return True
 
 
 def cookie_of(req: falcon.Request) -> str | None:
@@ -92,23 +136,6 @@ def same_origin(req: falcon.Request, base_url: str | None = None) -> bool:
     if base_url:
         mine.add(urlsplit(base_url).netloc.lower())
     return netloc in mine
-
-
-def admitted(req: falcon.Request, admin_token: str) -> bool:
-    """True when the request carries a valid session cookie (and, for a change, the CSRF
-    token and a same-site origin). A valid cookie without them is refused with 403."""
-    value = cookie_of(req)
-    if not valid(admin_token, value):
-        return False
-    assert value is not None
-    if req.method in SAFE_METHODS:
-        return True
-    if not csrf_ok(admin_token, value, req.get_header(CSRF_HEADER)) or not same_origin(req):
-        raise falcon.HTTPForbidden(
-            title="CSRF check failed",
-            description=f"A change made with the session cookie must send {CSRF_HEADER} "
-                        "from a page of this site.")
-    return True
 
 
 def set_cookie(resp: falcon.Response, value: str) -> None:

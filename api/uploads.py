@@ -41,7 +41,7 @@ from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
 from api import rawbody, staging
-from api.auth import require_admin
+from api.auth import AdminAuth
 from api.params import query_params, text
 from api.publishing import ProbeRequests
 from api.rawbody import SocketSource
@@ -223,9 +223,10 @@ def _too_large(limit: int) -> falcon.HTTPError:
 class Upload:
     """``POST /api/videos`` (admin)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
-                 clock: Any = time.monotonic) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests,
+                 admin: AdminAuth, *, clock: Any = time.monotonic) -> None:
         self.settings = settings
+        self.admin = admin
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -236,7 +237,7 @@ class Upload:
         self.forms = MultipartFormHandler(options)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        require_admin(req, self.settings.admin_token)
+        self.admin.require(req)
         mime = (req.content_type or "").split(";", 1)[0].strip().lower()
         multipart = mime == "multipart/form-data"
         if not multipart and not mime.startswith(RAW_TYPES):

@@ -38,6 +38,8 @@ BENCHMARKS: dict[str, str] = {
     "catalog": "catalog with 1,000,000 rows",
     "inbox": "inbox holding 100,000 files",
     "probe": "the cost of every packet (issue 14) and the HLS memory bomb (issue 15)",
+    "slow_clients": "liveness under slow and silent clients",
+    "login": "guessing the admin token",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

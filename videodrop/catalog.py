@@ -149,6 +149,14 @@ class Catalog(InboxClaims):
     def _video(row: Mapping[str, Any]) -> Video:
         return Video.from_row(row)
 
+    def statement(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """One named statement (``videodrop/sql/*.sql``) in a transaction of its own: its
+        first row, or None. For the catalog's neighbours (videodrop/websessions.py); driver
+        errors leave as :class:`CatalogUnavailable`."""
+        with self._tx() as conn:
+            cursor = conn.execute(query(name), params)
+            return cursor.fetchone() if cursor.description is not None else None
+
     def processing_lock(self, video_id: int) -> contextlib.AbstractContextManager[bool]:
         """Hold a session advisory lock on the video while it is probed: True if we got it.
 

@@ -21,6 +21,8 @@ from typing import Any, TextIO
 
 import structlog
 
+from videodrop.tokens import redact_tokens
+
 BATCH_SECONDS = 0.2
 
 # What render_json renders: (time.time_ns(), the context of the call, the logger's name,
@@ -220,10 +222,11 @@ def configure(*, role: str, fmt: str = "auto", level: str = "info",
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    processors += [structlog.processors.format_exc_info, _redact_tokens]
     if use_console:
         processors.append(structlog.dev.ConsoleRenderer())
     else:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        processors.append(structlog.processors.JSONRenderer())
     factory: Any = structlog.PrintLoggerFactory(sys.stdout)
     _later = None
     if batched:
@@ -244,6 +247,9 @@ def configure(*, role: str, fmt: str = "auto", level: str = "info",
     # Libraries (pika, psycopg, watchdog) speak through stdlib logging: warnings and up only.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactTokens) for f in handler.filters):
+            handler.addFilter(RedactTokens())
 
 
 _role: str | None = None  # the role configure() was given
@@ -255,6 +261,41 @@ def _role_of_process(_logger: Any, _method: str, event: dict[str, Any]) -> dict[
     if _role is not None:
         event.setdefault("role", _role)
     return event
+
+
+# Fields that name a file a writer dropped into the inbox: theirs, kept whole (the recipes
+# in README select lines by them). Every other text may quote a request's path or an error
+# naming a stream link, and is redacted.
+_KEPT_WHOLE = frozenset({"path"})
+
+
+def _redact_tokens(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    """No whole token in a line: token-shaped runs in the texts of ``event`` (the message,
+    errors, a traceback) are cut to a prefix (videodrop.tokens.redact_tokens)."""
+    for key, value in event.items():
+        if isinstance(value, str) and key not in _KEPT_WHOLE:
+            event[key] = redact_tokens(value)
+    return event
+
+
+class RedactTokens(logging.Filter):
+    """The same for stdlib logging's records (libraries, gunicorn's own error log): the
+    message and the traceback, once formatted, with token-shaped runs cut to a prefix."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact_tokens(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        if record.exc_info:
+            record.exc_text = redact_tokens(_FORMATTER.formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = redact_tokens(record.exc_text)
+        return True
+
+
+_FORMATTER = logging.Formatter()
 
 
 def _logger_name(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:

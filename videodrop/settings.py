@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -77,6 +78,11 @@ class Settings:
     request_log_rate: int = 50  # at most this many request lines a second per API worker
     delivery_limit: int = 5
     metrics_bind: str | None = None
+    # the API against hostile clients (api/worker.py, api/clients.py, api/throttle.py)
+    header_timeout: float = 10.0  # seconds for a request head (and a small body) to arrive
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # may name the client
+    login_burst: int = 10  # wrong admin tokens a client address may try at once...
+    login_rate: float = 10.0  # ...and then this many a minute
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -115,6 +121,16 @@ class Settings:
             raise SettingsError("VIDEODROP_INBOX_EXTENSIONS names no extension")
         if self.inbox_max_file_size is not None and self.inbox_max_file_size < 1:
             raise SettingsError("VIDEODROP_INBOX_MAX_FILE_SIZE must be a size of 1 byte or more")
+        if self.header_timeout <= 0:
+            raise SettingsError("VIDEODROP_HEADER_TIMEOUT must be positive")
+        if self.login_burst < 1 or self.login_rate <= 0:
+            raise SettingsError("VIDEODROP_LOGIN_BURST must be at least 1 and"
+                                " VIDEODROP_LOGIN_RATE positive")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise SettingsError(f"VIDEODROP_TRUSTED_PROXIES: {exc}") from exc
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -149,12 +165,15 @@ def _convert(name: str, raw: str) -> object:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:
             return parse_size(raw)
-        if name in {"probe_timeout", "settle_seconds", "rescan_seconds"}:
+        if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout",
+                    "login_rate"}:
             return float(raw)
         if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
-                    "token_cache_size", "request_log_rate"}:
+                    "token_cache_size", "request_log_rate", "login_burst"}:
             return int(raw)
-        if name == "ignore_patterns":
+        if name == "trusted_proxies" and raw.strip().lower() == "none":
+            return ()
+        if name in {"ignore_patterns", "trusted_proxies"}:
             return tuple(p.strip() for p in raw.split(",") if p.strip())
         if name == "inbox_extensions":  # "mp4, .MKV, 264" → {"mp4", "mkv", "264"}; "*": all
             return frozenset(e.strip().lstrip(".").lower() for e in raw.split(",")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -28,3 +29,17 @@ def new_source_id(now: datetime | None = None) -> str:
 def token_prefix(token: str | None) -> str:
     """What may be logged of a token: its first 6 characters."""
     return (token[:6] + "…") if token else "-"
+
+
+# A token as it shows up in text (a URL path, a link's file name, a message quoting either):
+# a run of at least a token's length (43) of the URL-safe base64 alphabet.
+TOKEN_SHAPED = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43,}")
+
+
+def redact_tokens(text: str) -> str:
+    """``text`` with every token-shaped run cut to what :func:`token_prefix` keeps
+    (``/stream/Jx0iAbQ…/video.mp4``): for text that may quote a token (a request's path, an
+    error message naming a stream link), before it is logged."""
+    if len(text) < 43:
+        return text
+    return TOKEN_SHAPED.sub(lambda m: token_prefix(m.group()), text)

@@ -174,7 +174,7 @@ def test_login_logout_and_a_wrong_token(system: System, browser: BrowserContext)
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict"
     assert system.admin_token not in cookie["value"]
     assert page.evaluate("document.cookie") == ""  # invisible to scripts
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page).to_have_url(f"{system.base_url}/login?done=loggedout")
     page.goto(f"{system.base_url}/")
     expect(page).to_have_url(f"{system.base_url}/login?next=%2F")

@@ -26,7 +26,7 @@ worker_processes 1;
 daemon off;
 pid {root}/nginx.pid;
 error_log {root}/error.log warn;
-events {{ worker_connections 256; }}
+events {{ worker_connections 1024; }}
 http {{
     default_type application/octet-stream;
     client_body_temp_path {root}/body;
@@ -63,9 +63,9 @@ def nginx_in_front(system: System, root: Path, *, log_format: str | None = None
     site = site_for(system, port, root)
     main = MAIN.format(root=root, user=pwd.getpwuid(os.getuid()).pw_name)
     if log_format is not None:
-        main = main.replace("http {", f"http {{\n    log_format videodrop '{log_format}';", 1)
-        site = site.replace(f"access_log {root}/access.log combined",
-                            f"access_log {root}/access.log videodrop")
+        main = main.replace("http {", f"http {{\n    log_format test_format '{log_format}';", 1)
+        site = re.sub(rf"access_log {re.escape(str(root))}/access\.log \w+",
+                      f"access_log {root}/access.log test_format", site)
     (root / "site.conf").write_text(site)
     (root / "nginx.conf").write_text(main)
     proc = subprocess.Popen(["nginx", "-p", str(root), "-e", str(root / "error.log"),
@@ -158,3 +158,26 @@ def test_the_longest_names_fit_nginx_s_header_buffers(proxied, samples):
     part = requests.get(f"{url}/stream/{token}/", headers={"Range": "bytes=10-99"}, timeout=10)
     assert part.status_code == 206 and part.content == data[10:100]
     assert len(str(whole.headers).encode()) < 4096
+
+
+def test_the_access_log_cuts_tokens(fronted, samples):
+    """deploy/nginx.conf's access log names requests by their path with the token cut to
+    its first 6 characters, as the API's own lines do."""
+    system, url = fronted
+    with (samples / "tiny_av1.mp4").open("rb") as fh:
+        up = requests.post(f"{url}/api/videos", params={"filename": "tiny.mp4"}, data=fh,
+                           headers={**system.admin, "Content-Type": "video/mp4"}, timeout=30)
+    token = up.json()["api_links"]["access_token"]
+    for path in (f"/api/video/{token}/", f"/stream/{token}/video.mp4", f"/api/video/{token}x/"):
+        requests.get(url + path, timeout=5)
+    log = Path(system.root).parent / "nginx" / "access.log"
+
+    def written() -> str | None:  # the site file writes its log every second
+        text = log.read_text() if log.exists() else ""
+        return text if text.count("\n") >= 4 else None
+
+    text = wait_for(written, timeout=10, what="nginx's access log")
+    assert token not in text
+    assert f'"GET /api/video/{token[:6]}.../ HTTP/1.1" ' in text
+    assert f'"GET /stream/{token[:6]}.../video.mp4 HTTP/1.1" ' in text
+    assert '"POST /api/videos?filename=tiny.mp4 HTTP/1.1" 202' in text

@@ -133,6 +133,65 @@ def test_service_settings(unit: str) -> None:
     assert install["WantedBy"] == ["videodrop.target"]
 
 
+SIZE_UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def size_of(value: str) -> int:
+    """A systemd byte size (``1536M``, ``2G``, bytes)."""
+    number, unit = re.fullmatch(r"(\d+)([KMGT]?)", value).groups()  # type: ignore[union-attr]
+    return int(number) * SIZE_UNITS.get(unit, 1)
+
+
+# Each role's caps: what the unit may hold at most (and its tasks: threads and children).
+CAPS = {"videodrop-ingest.service": (1024**3, 128),
+        "videodrop-prober@.service": (4 * 1024**3, 1024),
+        "videodrop-api.service": (2 * 1024**3, 512)}
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_the_role_is_capped(unit: str) -> None:
+    """MemoryMax= and TasksMax= bound each role; MemoryHigh= throttles it before the
+    kernel kills in it. (Enforced by the kernel's cgroups under systemd, which does not run
+    here: verify above checks the syntax, this the values.)"""
+    service = parse_unit(UNITS / unit)["Service"]
+    memory_max, tasks_max = CAPS[unit]
+    assert size_of(service["MemoryMax"][-1]) == memory_max
+    assert size_of(service["MemoryHigh"][-1]) < memory_max
+    assert int(service["TasksMax"][-1]) == tasks_max
+
+
+def test_the_api_has_descriptors_for_its_connections() -> None:
+    """gunicorn's worker_connections (1000) per worker, waiting ones included
+    (api/worker.py), plus the database pool and open files."""
+    service = parse_unit(UNITS / "videodrop-api.service")["Service"]
+    assert int(service["LimitNOFILE"][-1]) >= 2 * 1000 + 1024
+
+
+@pytest.mark.parametrize(("unit", "ports"), [("videodrop-ingest.service", "9361-9369"),
+                                             ("videodrop-prober@.service", "9370-9399")])
+def test_ingest_and_probers_listen_on_their_metrics_ports_only(unit: str, ports: str) -> None:
+    """No port but the metrics server's can be bound in these units (ffprobe included);
+    the range allowed is the one the unit gives VIDEODROP_METRICS_BIND."""
+    service = parse_unit(UNITS / unit)["Service"]
+    assert service["SocketBindDeny"] == ["any"]
+    assert service["SocketBindAllow"] == [f"tcp:{ports}"]
+    bind = next(e for e in service["Environment"] if e.startswith("VIDEODROP_METRICS_BIND="))
+    assert bind.endswith(f":{ports}")
+
+
+def test_security_analysis_sees_the_address_families(unit_copies: Path) -> None:
+    """What systemd itself makes of RestrictAddressFamilies= for the prober: no packet,
+    netlink or other sockets; local and Internet ones remain (database, broker)."""
+    done = subprocess.run([systemd_analyze(), "security", "--offline=true", "--no-pager",
+                           str(UNITS / "videodrop-prober@.service")], capture_output=True,
+                          text=True, timeout=60, cwd=UNITS)
+    out = done.stdout
+    for denied in ("AF_PACKET", "AF_NETLINK", "…"):
+        assert re.search(rf"✓ RestrictAddressFamilies=~{re.escape(denied)}\s", out), out
+    for kept in ("AF_UNIX", r"AF_\(INET\|INET6\)"):
+        assert re.search(rf"✗ RestrictAddressFamilies=~{kept}\s", out), out
+
+
 def test_prober_stop_timeout_leaves_room_for_a_probe() -> None:
     service = parse_unit(UNITS / "videodrop-prober@.service")["Service"]
     default_probe_timeout = 30

@@ -1,11 +1,12 @@
 """videodrop.logs: the batched writer, and the fast path of the API's line per request
 (LaterLogger, render_json), held to what structlog's own chain writes for the same call;
-api.middleware.RequestLog over it."""
+api.middleware.RequestLog over it; no whole token in a line (redaction)."""
 
 from __future__ import annotations
 
 import io
 import json
+import logging
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ import structlog
 
 from api.middleware import RequestLog
 from videodrop import logs
+from videodrop.tokens import redact_tokens
 
 
 class Lines:
@@ -298,3 +300,50 @@ def test_request_lines_over_the_rate_are_summed_up_once_a_second(configure: Any)
     assert summary["role"] == "api"
     assert not {"request_id", "token", "video_id"} & set(summary)
     assert request["request_id"] == "starts-a-second" and request["video_id"] == 9
+
+
+TOKEN = "Jx0iAbQ8w2-RkT_7mZpL4vN9cY1eH6sGdU3oF5aKq0B"  # 43 characters, as tokens are
+
+
+def test_redact_tokens_cuts_every_token_shaped_run() -> None:
+    assert len(TOKEN) == 43
+    assert redact_tokens(f"/stream/{TOKEN}/video.mp4") == "/stream/Jx0iAb…/video.mp4"
+    assert redact_tokens(f"'/srv/links/Jx/{TOKEN}.mp4' -> {TOKEN}x") == (
+        "'/srv/links/Jx/Jx0iAb….mp4' -> Jx0iAb…")  # longer runs too: they hold a token
+    assert redact_tokens(TOKEN[:42]) == TOKEN[:42]  # shorter: not a token of ours
+    assert redact_tokens("file_20261125_151201_8c1f0a2b9d3e") == "file_20261125_151201_8c1f0a2b9d3e"
+
+
+def test_structlog_lines_are_redacted_but_inbox_paths_kept(configure: Any) -> None:
+    lines = configure()
+    try:
+        raise OSError(2, "No such file or directory", f"/srv/links/Jx/{TOKEN}.mp4")
+    except OSError as exc:
+        logs.get("api").warning(f"link {TOKEN} not removed", error=str(exc), exc_info=True,
+                                path=f"cam1/{TOKEN}.mp4")
+    [line] = lines.flushed()
+    parsed = json.loads(line)
+    assert TOKEN not in parsed["event"] + parsed["error"] + parsed["exception"]
+    assert "Jx0iAb…" in parsed["error"] and "Jx0iAb…" in parsed["exception"]
+    assert parsed["path"] == f"cam1/{TOKEN}.mp4"  # a writer's file name, as it is
+
+
+def test_stdlib_records_are_redacted() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("test.redaction")
+    logger.addHandler(handler)
+    logger.addFilter(logs.RedactTokens())
+    try:
+        try:
+            raise ValueError(f"bad /stream/{TOKEN}/")
+        except ValueError:
+            logger.exception("Error handling request %s %s", "GET", f"/stream/{TOKEN}/")
+        logger.warning("Invalid request from ip=%s: %r", "127.0.0.1", f"GET /api/video/{TOKEN}/")
+    finally:
+        logger.removeHandler(handler)
+    written = stream.getvalue()
+    assert TOKEN not in written
+    assert "GET /stream/Jx0iAb…/" in written and "ValueError: bad /stream/Jx0iAb…/" in written
+    assert "GET /api/video/Jx0iAb…/" in written

@@ -70,6 +70,10 @@ def test_parse_size(text, n):
     {"VIDEODROP_INBOX_EXTENSIONS": ", ."},
     {"VIDEODROP_INBOX_MAX_FILE_SIZE": "0"},
     {"VIDEODROP_INBOX_MAX_FILE_SIZE": "big"},
+    {"VIDEODROP_HEADER_TIMEOUT": "0"},
+    {"VIDEODROP_LOGIN_BURST": "0"},
+    {"VIDEODROP_LOGIN_RATE": "0"},
+    {"VIDEODROP_TRUSTED_PROXIES": "10.0.0.0/8, nginx.local"},
 ])
 def test_bad_values_name_the_variable(env):
     with pytest.raises(SettingsError) as err:
@@ -82,3 +86,15 @@ def test_child_memory():
     assert Settings.from_env({"VIDEODROP_CHILD_MEMORY": "2GiB"}).child_memory == 2 << 30
     with pytest.raises(SettingsError, match="VIDEODROP_CHILD_MEMORY"):
         Settings.from_env({"VIDEODROP_CHILD_MEMORY": "100MB"})
+
+
+def test_the_api_limits() -> None:
+    s = Settings.from_env({})
+    assert (s.header_timeout, s.login_burst, s.login_rate) == (10.0, 10, 10.0)
+    assert s.trusted_proxies == ("127.0.0.1", "::1")
+    s = Settings.from_env({"VIDEODROP_HEADER_TIMEOUT": "2.5", "VIDEODROP_LOGIN_BURST": "3",
+                           "VIDEODROP_LOGIN_RATE": "0.5",
+                           "VIDEODROP_TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32"})
+    assert (s.header_timeout, s.login_burst, s.login_rate) == (2.5, 3, 0.5)
+    assert s.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
+    assert Settings.from_env({"VIDEODROP_TRUSTED_PROXIES": "none"}).trusted_proxies == ()

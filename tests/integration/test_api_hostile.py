@@ -1,0 +1,107 @@
+"""Slow and silent clients against the real API (gunicorn with api/worker.py, 2 workers x 8
+threads as deployed), straight and through nginx with deploy/nginx.conf: while 64 sockets
+send their request head a byte a second, 32 send a ``POST /login`` body a byte a second and
+64 send nothing (tests/hostile.py, loopback, reopened whenever the server closes them),
+``/healthz`` and a token lookup are answered, each probe on a fresh connection, within a
+second. And what the worker does to keep it so: a request that stalls is answered 408 and
+closed, an oversized head 431, while an upload that keeps progressing is never cut off."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.harness import System, wait_for
+from tests.hostile import Probe, under_attack
+from tests.integration.test_api_nginx import nginx_in_front
+from tests.integration.test_token_cache import add_ready
+
+HEADER_TIMEOUT = 3  # seconds (VIDEODROP_HEADER_TIMEOUT): a few cycles of reopened sockets
+SECONDS = 10.0  # of probing under attack, per way in
+ATTACK = {"slow_headers": 64, "slow_bodies": 32, "silent": 64}
+LIVE = 1.0  # seconds each probe may take: a functional bound, far above the ~2 ms usual
+
+
+@pytest.fixture
+def deployed(make_system) -> Iterator[tuple[System, str]]:  # type: ignore[no-untyped-def]
+    system: System = make_system(VIDEODROP_API_WORKERS="2", VIDEODROP_API_THREADS="8",
+                                 VIDEODROP_HEADER_TIMEOUT=str(HEADER_TIMEOUT)).start("api")
+    _, token = add_ready(system.database_url)
+    yield system, token
+
+
+def check(probes: list[Probe], token: str) -> None:
+    assert {p.path for p in probes} == {"/healthz", f"/api/video/{token}/"}
+    late = [p for p in probes if p.status != 200 or p.seconds >= LIVE]
+    assert not late, f"{len(late)} of {len(probes)} probes failed or took {LIVE} s or more:" \
+                     f" {late[:5]}"
+
+
+def test_slow_and_silent_clients_do_not_starve_the_api(deployed, tmp_path: Path) -> None:
+    system, token = deployed
+    paths = ("/healthz", f"/api/video/{token}/")
+    probes, attack = under_attack(system.base_url, paths, SECONDS, **ATTACK)
+    check(probes, token)
+    assert attack.closed_by_server >= 64  # the slow heads were closed (and came back)
+    with nginx_in_front(system, tmp_path / "nginx") as url:
+        probes, attack = under_attack(url, paths, SECONDS, **ATTACK)
+    check(probes, token)
+
+
+def raw(system: System) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", system.port), timeout=HEADER_TIMEOUT + 10)
+    return sock
+
+
+def answer(sock: socket.socket) -> bytes:
+    """Everything the server sends until it closes the connection."""
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def test_a_stalled_request_is_answered_408_and_closed(deployed) -> None:
+    system, _ = deployed
+    with raw(system) as sock:  # a head that stops half way
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        assert answer(sock).startswith(b"HTTP/1.1 408 ")
+    with raw(system) as sock:  # a small body that stops half way
+        sock.sendall(b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n"
+                     b"Content-Type: application/x-www-form-urlencoded\r\n\r\ntoken=")
+        assert answer(sock).startswith(b"HTTP/1.1 408 ")
+    with raw(system) as sock:  # kept alive: the next request stalls the same way
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n")
+        got = answer(sock)
+        assert got.startswith(b"HTTP/1.1 200 ") and b"HTTP/1.1 408 " in got
+    with raw(system) as sock:  # silent: closed without a word
+        assert answer(sock) == b""
+    with raw(system) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
+        assert answer(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def test_a_slow_but_progressing_upload_goes_through(deployed, samples: Path) -> None:
+    """A raw upload sent in pieces over about three header timeouts: a body too large to be
+    held is read by a thread as it comes (each read may wait up to the upload's idle time)."""
+    system, _ = deployed
+    data = (samples / "bbb_chapters.mp4").read_bytes()
+    pieces = 12
+    step = -(-len(data) // pieces)
+    with raw(system) as sock:
+        sock.sendall(b"POST /api/videos?filename=slow.mp4 HTTP/1.1\r\nHost: x\r\n"
+                     b"Authorization: Bearer " + system.admin_token.encode() + b"\r\n"
+                     b"Content-Type: video/mp4\r\n"
+                     b"Content-Length: " + str(len(data)).encode() + b"\r\n\r\n")
+        started = time.monotonic()
+        for i in range(pieces):
+            sock.sendall(data[i * step:(i + 1) * step])
+            time.sleep(HEADER_TIMEOUT * 3 / pieces)  # the client's pace, the point of the test
+        assert time.monotonic() - started > HEADER_TIMEOUT * 2
+        head = sock.recv(65536)
+    assert head.startswith(b"HTTP/1.1 202 "), head[:200]
+    wait_for(lambda: system.records_named("slow.mp4"), timeout=10, what="the upload's row")
