@@ -164,12 +164,14 @@ def test_the_cache_is_off_while_its_listener_is_down(parts, db_url):
     cache = make_cache()
     _, token = add_ready(db_url)
     cached(cache, catalog, token)
-    [(pid,)] = rows(db_url, "SELECT pid FROM pg_stat_activity WHERE application_name = %s",
-                    APPLICATION_NAME)
+    # this test's database only: other test sessions on the server run listeners too
+    [(pid,)] = rows(db_url, "SELECT pid FROM pg_stat_activity WHERE application_name = %s"
+                    " AND datname = current_database()", APPLICATION_NAME)
     execute(db_url, "SELECT pg_terminate_backend(%s)", pid)
     # Until it has a new LISTEN in place nothing is served from memory; then it starts empty.
     wait_for(lambda: rows(db_url, "SELECT pid FROM pg_stat_activity WHERE application_name"
-                          " = %s AND pid <> %s AND query LIKE 'LISTEN%%'", APPLICATION_NAME, pid)
+                          " = %s AND datname = current_database() AND pid <> %s"
+                          " AND query LIKE 'LISTEN%%'", APPLICATION_NAME, pid)
              and cache.live, timeout=15, what="the listener to reconnect")
     assert cache.get(token) is None
     video_id = cached(cache, catalog, token).id
