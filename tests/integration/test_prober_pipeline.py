@@ -4,6 +4,7 @@ a worker killed mid-probe, a message that keeps crashing the handler, requeues."
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import subprocess
 import sys
@@ -25,12 +26,15 @@ REAL_FFPROBE = shutil.which("ffprobe") or "ffprobe"
 
 def fake_ffprobe(folder: Path, *, hang_on: str = "HANGME", slow_on: str = "SLOWME",
                  slow_seconds: float = 4) -> Path:
-    """An ffprobe that sleeps forever on files whose name contains ``hang_on``, sleeps a
+    """An ffprobe that sleeps forever on files whose name contains ``hang_on`` (as
+    ``sleep 600.<digits>``, the digits its own, ``HANG_COMMAND`` in ``folder``), sleeps a
     while before answering on ``slow_on`` files, and is the real one otherwise."""
     script = folder / "ffprobe"
+    hang = f"sleep 600.{secrets.randbelow(10**9):09d}"  # unique on the machine: pgrep finds ours
+    (folder / "HANG_COMMAND").write_text(hang)
     script.write_text(f"""#!/bin/sh
 case "$*" in
-  *{hang_on}*) exec sleep 600 ;;
+  *{hang_on}*) exec {hang} ;;
   *{slow_on}*) sleep {slow_seconds} ;;
 esac
 exec {REAL_FFPROBE} "$@"
@@ -74,7 +78,8 @@ def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, 
     assert hung["error_code"] == "timeout"
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "fine.mp4")
     assert system.wait_record("fine.mp4")["status"] == "ready"
-    leftover = subprocess.run(["pgrep", "-f", "sleep 600"], capture_output=True, text=True)
+    hang = (tmp_path / "HANG_COMMAND").read_text()
+    leftover = subprocess.run(["pgrep", "-f", hang], capture_output=True, text=True)
     assert leftover.stdout.strip() == "", "the hanging ffprobe was not killed"
 
     # After an "ffprobe upgrade", requeue --failed probes it again.
