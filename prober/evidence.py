@@ -20,6 +20,8 @@ from prober.packets import PacketSummary, time_bases
 
 __all__ = ["AGREE", "TRUNCATION_SIGNS", "Timeline", "VideoCount", "count_video", "timeline"]
 
+#: Shortest span of frames a rate is taken from (s): below it a count/seconds is noise.
+MIN_SPAN = 1e-3
 #: Header and content agree when they differ by at most this share (or AGREE_S seconds).
 AGREE, AGREE_S = 0.01, 0.03
 #: What libavformat's demuxers log when the file ends inside a packet or element.
@@ -97,7 +99,7 @@ def count_video(stream: Mapping[str, Any], packets: PacketSummary | None,
     found = packets.streams.get(index) if packets is not None and packets.full else None
     base = time_bases({"streams": [stream]}).get(index)
     span = found.seconds(base) if found is not None else None
-    if found is None or span is None or span[1] <= span[0]:
+    if found is None or span is None or span[1] - span[0] < MIN_SPAN:
         fps = round(float(nominal), 3) if nominal else None
         return VideoCount(header_frames, as_float(stream.get("duration")), fps, True,
                           as_int(stream.get("bit_rate")), [])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from fractions import Fraction
 from typing import Any
@@ -20,19 +21,24 @@ def tag(item: Mapping[str, Any], name: str) -> str | None:
 
 
 def as_rate(text: Any) -> Fraction | None:
-    """``"30000/1001"`` -> Fraction; None for ``0/0``, garbage or a rate <= 0."""
+    """``"30000/1001"`` -> Fraction; None for ``0/0``, garbage, a rate <= 0 or one no float
+    can hold."""
     try:
         value = Fraction(str(text)) if text else None
-    except (ValueError, ZeroDivisionError):
+        if value is None or value <= 0 or not math.isfinite(float(value)):
+            return None
+    except (ValueError, ZeroDivisionError, OverflowError):
         return None
-    return value if value and value > 0 else None
+    return value
 
 
 def as_float(value: Any) -> float | None:
+    """A finite float; None for "N/A", garbage, "inf" or "nan" (JSON holds neither)."""
     try:
-        return float(value) if value not in (None, "", "N/A") else None
-    except (TypeError, ValueError):
+        number = float(value) if value not in (None, "", "N/A") else None
+    except (TypeError, ValueError, OverflowError):
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def as_int(value: Any) -> int | None:

@@ -48,7 +48,8 @@ def test_rows_failed_before_the_migration_get_their_code(bare_db: str) -> None:
                       "duration unknown: no timestamps in the file"):
             insert(conn, "failed", error)
         insert(conn, "ready", None)
-    assert [m.version for m in migrate(bare_db)][0] == 5
+    after = [m.version for m in available() if m.version >= 5]  # 0005 and those after it
+    assert [m.version for m in migrate(bare_db)] == after
     found = dict(rows(bare_db, "SELECT processing_error, error_code FROM videos"
                                " WHERE status = 'failed'"))
     assert found == {

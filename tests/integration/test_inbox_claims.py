@@ -151,8 +151,8 @@ def test_migration_0006_keeps_the_paths_of_existing_rows(database_url):
                          " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())")
             conn.execute("INSERT INTO schema_migrations (version, name)"
                          " SELECT v, 'before' FROM generate_series(1, 5) AS v")
-        later = [m.version for m in available() if m.version >= 6]
-        assert [m.version for m in migrate(url)] == later
+        after = [m.version for m in available() if m.version >= 6]  # 0006 and those after it
+        assert [m.version for m in migrate(url)] == after
         assert rows(url, "SELECT origin_path FROM videos") == [("cam1/café.mp4".encode(),)]
     finally:
         drop_database(database_url, url)

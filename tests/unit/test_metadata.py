@@ -457,6 +457,18 @@ _streams = st.fixed_dictionaries(
 )
 
 
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_values_no_json_can_hold_are_left_out(value: str) -> None:
+    """ffprobe prints "N/A" for unknowns, but a hostile tag or header could carry these."""
+    raw = {"format": {"format_name": "avi", "duration": value, "start_time": value},
+           "streams": [{"index": 0, "codec_type": "video", "time_base": "1/1000",
+                        "duration": value, "avg_frame_rate": value, "width": 2, "height": 2}],
+           "chapters": [{"start_time": value, "end_time": value}]}
+    outcome = assess(raw, filename="f.avi", size=10)
+    json.dumps(outcome.metadata, allow_nan=False)
+    assert outcome.metadata["duration"] is None
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     streams=st.lists(_streams, max_size=4),
