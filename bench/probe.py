@@ -23,11 +23,12 @@ if __package__ in (None, ""):  # run as a script: import the bench package, not 
 
 from bench import common
 from bench.common import Row, row
-from prober.ffprobe import default_runner, run_probe
+from prober.ffprobe import run_probe
 from prober.probe import probe_file
-from videodrop.children import Completed
+from videodrop.children import ChildRunner, Completed
 
 ROUNDS = 5
+MEASURED = ChildRunner(measure_peak=True)  # the probe's limits, peak memory measured
 BOMB = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nself_a.mp4\n"
 
 
@@ -73,7 +74,7 @@ def bomb(folder: Path) -> tuple[float, int, int]:
     peaks: list[int] = []
 
     def measuring(args: Any, timeout: float, **kwargs: Any) -> Completed:
-        done = default_runner(args, timeout, **kwargs)
+        done = MEASURED(args, timeout, **kwargs)
         peaks.append(done.max_rss)
         return done
 
@@ -81,7 +82,7 @@ def bomb(folder: Path) -> tuple[float, int, int]:
     result = probe_file(path, runner=measuring, version="bench")
     took = time.perf_counter() - started
     assert result.code == "unsupported_container", result.error
-    idle = default_runner(["ffprobe", "-hide_banner", "-version"], 10).max_rss
+    idle = MEASURED(["ffprobe", "-hide_banner", "-version"], 10).max_rss
     return took, max(peaks), idle
 
 

@@ -74,6 +74,7 @@ if [[ ${1:-} == --test ]]; then
     have_any nginx /usr/sbin/nginx || want nginx-light "nginx (the X-Accel-Redirect test, make bench)"
     have_any wrk || want wrk "wrk (make bench)"
     have_any strace || want strace "strace (the sendfile test)"
+    have_any /usr/bin/time || want time "GNU time (a child's own peak memory, tests and make bench)"
     have_any /usr/bin/chromium chromium || want chromium "Chromium (browser tests)"
 fi
 

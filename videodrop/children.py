@@ -10,6 +10,12 @@ on the pid after the spawn leaves the child running unlimited for a moment).
 or handed chunk by chunk to ``on_stdout`` (bounded memory for long listings); stderr is
 kept up to :data:`STDERR_LIMIT` bytes (its head). Each child runs in its own session and
 its whole process group is killed when the deadline passes.
+
+Peak memory (``ChildRunner(measure_peak=True)``, for tests and ``make bench``): the
+kernel's ``ru_maxrss`` of a child we fork includes the pages of *this* process at the fork
+(or, with vfork, this process's own peak), so it says nothing about ffprobe when the
+parent is large. GNU ``time`` forks the child from its own small image and reports the
+child's peak; the child then costs one more exec. Without it ``max_rss`` is 0 (unknown).
 """
 
 from __future__ import annotations
@@ -17,13 +23,16 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import selectors
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
     "DEFAULT_MEMORY",
@@ -35,6 +44,7 @@ __all__ = [
     "ChildTimeout",
     "Completed",
     "prlimit_binary",
+    "time_binary",
 ]
 
 #: Address space a child may map (bytes): VIDEODROP_CHILD_MEMORY's default, 1 GiB.
@@ -45,6 +55,8 @@ OPEN_FILES = 64
 STDERR_LIMIT = 1 << 20
 _CHUNK = 1 << 16
 _PRLIMIT_HINT = "install util-linux (it provides prlimit)"
+_TIME_HINT = "install GNU time (apt-get install time)"
+_TIME_SIGNAL = re.compile(rb"^Command terminated by signal (\d+)$", re.MULTILINE)
 
 
 class ChildError(Exception):
@@ -70,7 +82,7 @@ class Completed:
     returncode: int  # negative: killed by that signal
     stdout: bytes  # empty when it went to ``on_stdout``
     stderr: bytes
-    max_rss: int = 0  # peak resident memory of the child, bytes (0 when unknown)
+    max_rss: int = 0  # peak resident memory of the child, bytes (0: not measured)
 
 
 @dataclass(frozen=True)
@@ -108,14 +120,27 @@ def prlimit_binary() -> str:
     return found
 
 
+def time_binary() -> str:
+    """GNU time's path (peak memory of a child); ChildMissing when it is not installed."""
+    found = shutil.which("time")
+    if found is None:
+        raise ChildMissing("time", "not found", _TIME_HINT)
+    return found
+
+
 class ChildRunner:
-    """Runs children under :class:`ChildLimits` with ``memory`` bytes of address space."""
+    """Runs children under :class:`ChildLimits` with ``memory`` bytes of address space.
+
+    ``measure_peak``: report the child's own peak resident memory in ``max_rss`` (through
+    GNU time; ChildMissing when it is not installed).
+    """
 
     def __init__(self, memory: int = DEFAULT_MEMORY, *, file_size: int | None = 0,
-                 prlimit: str | None = None) -> None:
+                 prlimit: str | None = None, measure_peak: bool = False) -> None:
         self.memory = memory
         self.file_size = file_size
         self._prlimit = prlimit
+        self.measure_peak = measure_peak
 
     def __call__(self, args: Sequence[str], timeout: float, *,
                  on_stdout: Callable[[bytes], None] | None = None) -> Completed:
@@ -124,8 +149,22 @@ class ChildRunner:
         if self._prlimit is None:
             self._prlimit = prlimit_binary()
         limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size)
-        return run_limited([*limits.prlimit_args(self._prlimit), *args], timeout, on_stdout,
-                           program=args[0])
+        argv = [*limits.prlimit_args(self._prlimit), *args]
+        if not self.measure_peak:
+            return run_limited(argv, timeout, on_stdout, program=args[0])
+        with tempfile.NamedTemporaryFile(prefix="videodrop-peak-") as report:
+            done = run_limited([time_binary(), "-f", "%M", "-o", report.name, *argv],
+                               timeout, on_stdout, program=args[0])
+            return _measured(done, Path(report.name).read_bytes())
+
+
+def _measured(done: Completed, report: bytes) -> Completed:
+    """``done`` (GNU time's own exit) with the child's peak and its signal restored."""
+    lines = report.strip().splitlines()
+    max_rss = int(lines[-1]) * 1024 if lines and lines[-1].isdigit() else 0  # KiB
+    signalled = _TIME_SIGNAL.search(report)
+    returncode = -int(signalled.group(1)) if signalled else done.returncode
+    return Completed(returncode, done.stdout, done.stderr, max_rss)
 
 
 def run_limited(argv: Sequence[str], timeout: float,
@@ -147,12 +186,12 @@ def run_limited(argv: Sequence[str], timeout: float,
     except BaseException:
         _kill_group(proc)
         raise
-    returncode, max_rss = _reap(proc)
+    returncode = proc.wait()
     if returncode == 127 and not out and b"failed to execute" in err:
         raise ChildMissing(program)  # prlimit could not exec the program
     if returncode == 126 and b"failed to execute" in err:
         raise ChildMissing(program, "is not executable")
-    return Completed(returncode, out, err, max_rss)
+    return Completed(returncode, out, err)
 
 
 def _pump(proc: subprocess.Popen[bytes], deadline: float,
@@ -181,16 +220,6 @@ def _pump(proc: subprocess.Popen[bytes], deadline: float,
     # both pipes closed: the child is exiting (a grandchild could hold them open: then
     # the deadline above is what ends the wait)
     return b"".join(out), bytes(err)
-
-
-def _reap(proc: subprocess.Popen[bytes]) -> tuple[int, int]:
-    """Wait for the child: (returncode, peak RSS in bytes, from wait4's rusage)."""
-    try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
-    except ChildProcessError:  # reaped elsewhere
-        return proc.wait(), 0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, usage.ru_maxrss * 1024  # Linux reports KiB
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:

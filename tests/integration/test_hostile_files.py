@@ -21,11 +21,13 @@ import pytest
 from watchdog.events import FileOpenedEvent, FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
-from prober.ffprobe import default_runner, run_probe
+from prober.ffprobe import run_probe
 from prober.probe import probe_file
 from tests.harness import System
 from videodrop.children import ChildRunner, Completed
 
+#: the probe's limits, with the child's own peak memory measured
+MEASURED = ChildRunner(measure_peak=True)
 BOMB = b"#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\nself_a.mp4\n"
 REFUSED = {"unsupported_container", "not_media", "still_image"}
 
@@ -162,8 +164,8 @@ def test_the_memory_cap_holds_even_without_the_demuxer_whitelist(tmp_path: Path)
     bomb = tmp_path / "self_a.mp4"
     bomb.write_bytes(BOMB)
     cap = 512 << 20
-    done = ChildRunner(cap)(["ffprobe", "-v", "error", "-protocol_whitelist", "file",
-                             f"file:{bomb}"], 60)
+    runner = ChildRunner(cap, measure_peak=True)
+    done = runner(["ffprobe", "-v", "error", "-protocol_whitelist", "file", f"file:{bomb}"], 60)
     assert done.returncode != 0 and b"Cannot allocate memory" in done.stderr, done.stderr
     assert 0 < done.max_rss < cap
 
@@ -175,13 +177,13 @@ def test_a_guarded_probe_of_the_bomb_stays_small(tmp_path: Path) -> None:
 
     def measuring(args: Sequence[str], timeout: float, *,
                   on_stdout: Callable[[bytes], None] | None = None) -> Completed:
-        done = default_runner(args, timeout, on_stdout=on_stdout)
+        done = MEASURED(args, timeout, on_stdout=on_stdout)
         peaks.append(done.max_rss)
         return done
 
     result = probe_file(bomb, runner=measuring, version="test")
     assert result.code == "unsupported_container"
-    idle = default_runner(["ffprobe", "-hide_banner", "-version"], 10).max_rss
+    idle = MEASURED(["ffprobe", "-hide_banner", "-version"], 10).max_rss
     # refused before the demuxer opened: no more than ffprobe's own libraries take
     assert len(peaks) == 2 and 0 < max(peaks) < idle * 1.5, (peaks, idle)
     with pytest.raises(Exception, match="Invalid argument"):

@@ -46,13 +46,33 @@ def test_the_child_runs_under_hard_limits() -> None:
 
 
 def test_the_memory_cap_holds_and_the_peak_is_measured() -> None:
-    runner = ChildRunner(256 << 20)
+    runner = ChildRunner(256 << 20, measure_peak=True)
     done = runner([sys.executable, "-c", "x = bytearray(600 << 20)"], 10)
     assert done.returncode == 1 and b"MemoryError" in done.stderr
     assert 0 < done.max_rss < 256 << 20
     touch = "x = bytearray(64 << 20); x[::4096] = b'1' * len(x[::4096])"  # resident pages
     fine = runner([sys.executable, "-c", touch], 10)
     assert fine.returncode == 0 and fine.max_rss >= 64 << 20
+
+
+def test_the_peak_is_the_childs_own_not_the_parents() -> None:
+    """wait4's ru_maxrss of a child forked from this process counts this process's pages:
+    with 320 MiB resident here, a small child must still report a small peak."""
+    ballast = bytearray(320 << 20)
+    ballast[::4096] = b"1" * len(ballast[::4096])  # resident, not just mapped
+    done = ChildRunner(measure_peak=True)([sys.executable, "-c", "pass"], 10)
+    assert done.returncode == 0 and 0 < done.max_rss < 64 << 20, done
+    assert len(ballast) == 320 << 20
+
+
+def test_a_measured_child_keeps_its_exit_status_and_signal() -> None:
+    runner = ChildRunner(measure_peak=True)
+    assert runner([sys.executable, "-c", "raise SystemExit(3)"], 10).returncode == 3
+    killed = runner([sys.executable, "-c", "import os; os.kill(os.getpid(), 9)"], 10)
+    assert killed.returncode == -9 and killed.max_rss > 0
+    assert ChildRunner()([sys.executable, "-c", "pass"], 10).max_rss == 0  # not measured
+    with pytest.raises(ChildMissing):
+        runner(["/nonexistent/ffprobe"], 10)
 
 
 def test_the_deadline_kills_the_whole_group(tmp_path: Path) -> None:
