@@ -16,6 +16,7 @@ from api.middleware import RequestLog, SecurityHeaders
 from api.publishing import ProbeRequests
 from api.recordcache import CachedRecords
 from api.session import Sessions
+from api.sharedstamp import made_for_workers
 from api.throttle import LoginThrottle
 from api.tokencache import TokenCache
 from api.uploads import Upload
@@ -75,6 +76,8 @@ def get_app() -> WSGIApplication:
     settings = Settings.from_env()
     if problem := weak_token(settings.admin_token):
         raise ConfigurationError(problem)
+    # what the workers share, made by the master before the fork (or refuse to start)
+    stamp = made_for_workers() if settings.token_cache_size else None
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,
@@ -87,7 +90,8 @@ def get_app() -> WSGIApplication:
         # with the cache off, its listener still runs for the stream links
         tokens = TokenCache(settings.database_url, clock=catalog.clock,
                             log=logs.get("api.tokens"), max_entries=settings.token_cache_size,
-                            stream_links=catalog.links, resync=catalog.prune_links)
+                            stamp=stamp, stream_links=catalog.links,
+                            resync=catalog.prune_links)
         catalog.after_write = tokens.changed
         tokens.start()
     if tokens is None or not settings.token_cache_size:

@@ -10,8 +10,9 @@ Four jobs, all in the gunicorn master:
   (``api/metrics.py``) and a restart starts from zero as Prometheus expects. A worker that
   exits is marked dead for the live gauges; the temporary folder goes away at exit.
 
-* **One shared page for the token cache.** Importing ``api.sharedstamp`` here creates the
-  stamp every worker's cache watches, before the workers are forked from this process.
+* **One shared page for the token cache.** ``api.sharedstamp.make_for_workers()`` here
+  makes the stamp every worker's cache watches, before the workers are forked from this
+  process; a worker whose master made none refuses to load the app.
 
 * **systemd ``Type=notify``.** gunicorn would send ``READY=1`` itself as soon as its
   socket is bound, before any worker has loaded the app, and never sends ``WATCHDOG=1``.
@@ -75,7 +76,9 @@ _systemd_env = take_systemd_environment()
 
 # The token cache's shared stamp (api/sharedstamp.py) is made here, in the master, so that
 # every worker forked from it shares the same page.
-import api.sharedstamp  # noqa: E402, F401
+from api.sharedstamp import make_for_workers  # noqa: E402
+
+make_for_workers()
 
 # gunicorn settings, as the hooks below (a class named by its path: gunicorn loads it)
 logger_class = "api.gunicorn_log.RedactingLogger"

@@ -40,7 +40,7 @@ from typing import Any
 
 import psycopg
 
-from api.sharedstamp import STAMP, SharedStamp
+from api.sharedstamp import SharedStamp
 from videodrop import links
 from videodrop.catalog import Video
 from videodrop.errors import CatalogUnavailable
@@ -68,15 +68,15 @@ Mark = tuple[int, bytes]
 
 class TokenCache:
     def __init__(self, database_url: str, *, clock: Callable[[], datetime], log: Any,
-                 max_entries: int = 20_000, stamp: SharedStamp = STAMP,
+                 max_entries: int = 20_000, stamp: SharedStamp | None = None,
                  stream_links: links.StreamLinks | None = None,
                  resync: Callable[[], int] | None = None) -> None:
         self.database_url = database_url
         self.clock = clock
         self.log = log
         self.max_entries = max_entries
-        self._stamp = stamp
-        self._seen = stamp.read()
+        self._stamp = stamp or SharedStamp()  # one process's own: tests, a single worker
+        self._seen = self._stamp.read()
         self._entries: dict[str, Entry] = {}
         self._ids: dict[int, str] = {}
         self._generation = 0

@@ -5,6 +5,8 @@ what it was."""
 from __future__ import annotations
 
 import secrets
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +16,7 @@ import requests
 
 from api.sharedstamp import SharedStamp
 from api.tokencache import APPLICATION_NAME, TokenCache
-from tests.harness import rows, token_lookups, wait_for
+from tests.harness import REPO, rows, token_lookups, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from videodrop import links, logs
 from videodrop.catalog import Catalog, Video
@@ -237,3 +239,38 @@ def test_the_cache_can_be_turned_off(make_system, samples):
     counts = wait_for(lambda: (c := token_lookups(system.base_url))["database"] >= 5 and c,
                       timeout=5, what="5 database lookups in /metrics")
     assert counts["cache"] == 0
+
+
+# --- how gunicorn is started -------------------------------------------------------------
+
+def test_gunicorn_started_without_the_master_hooks_refuses_to_serve_a_cache(make_system):
+    """``gunicorn 'api.app:get_app()'`` without ``-c python:api.gunicorn_conf``: no master
+    made the page the workers share, so the workers refuse to load the app (a private copy
+    each would keep serving a token another worker revoked); with the cache off there is
+    nothing to share and it serves. ``videodrop api`` (which passes ``-c``) is the test
+    above."""
+    system = make_system()
+    bare = [sys.executable, "-m", "gunicorn", "api.app:get_app()", "--workers", "2",
+            "--bind", f"127.0.0.1:{system.port}"]
+    refused = subprocess.run(bare, env=system.env, cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode != 0
+    assert "share a page of memory" in refused.stderr, refused.stderr[-2000:]
+    assert "gunicorn -c python:api.gunicorn_conf" in refused.stderr
+
+    env = {**system.env, "VIDEODROP_TOKEN_CACHE_SIZE": "0"}
+    served = subprocess.Popen(bare, env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _answers(f"{system.base_url}/healthz"), timeout=30,
+                 what="gunicorn without -c and without the cache to answer")
+    finally:
+        served.terminate()
+        served.wait(30)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
