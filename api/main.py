@@ -11,7 +11,9 @@ thread, outside the GIL). The API refuses to start with a guessable admin token 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
 
 from api.auth import weak_token
@@ -45,12 +47,42 @@ def main(settings: Settings, argv: list[str]) -> int:
     _, extra = parser.parse_known_args(argv)
     if problem := weak_token(settings.admin_token):
         raise ConfigurationError(problem)  # exit 78: systemd does not restart
+    refuse_taken_address(settings.bind)  # exit 78, not a restart loop on a taken port
     settings.inbox.mkdir(parents=True, exist_ok=True)
     if settings.stream_links is not None:
         _sync_links(settings)
     args = gunicorn_argv(settings, extra)
     os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
     return 0  # not reached
+
+
+def refuse_taken_address(bind: str) -> None:
+    """ConfigurationError when ``bind`` (``HOST:PORT``, ``[V6]:PORT`` or ``unix:PATH``) is
+    already served by another process: gunicorn would exit 1 after five tries, and a
+    service manager would restart it forever. A unix socket path is left to gunicorn."""
+    if bind.startswith(("unix:", "fd://")):
+        return
+    host, _, port_text = bind.rpartition(":")
+    host = host.strip("[]") or "0.0.0.0"  # gunicorn's own default for ":PORT"
+    try:
+        port = int(port_text)
+    except ValueError:
+        return  # gunicorn reports a malformed address itself
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return
+            raise ConfigurationError(
+                f"cannot listen on {bind}: the address is in use by another process "
+                f"(another videodrop api?); stop it or set VIDEODROP_BIND") from exc
 
 
 def _sync_links(settings: Settings) -> None:

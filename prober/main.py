@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import signal
 import sys
 import threading
@@ -99,29 +100,49 @@ def main(settings: Settings, argv: list[str]) -> int:
 
 
 def probe_command(settings: Settings, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="videodrop probe",
-                                     description="print the normalised metadata of FILE as JSON")
-    parser.add_argument("file", type=Path)
+    """``videodrop probe FILE…``: one file's metadata as indented JSON; several files as
+    JSON lines (one object a file, with its ``file``). Exit 0 when every file is ready,
+    1 when any failed, 2 when any is missing; a closed pipe (``| head``) ends it quietly."""
+    parser = argparse.ArgumentParser(
+        prog="videodrop probe", description="print the normalised metadata of each FILE "
+        "as JSON (one file) or JSON lines (several), without touching the database")
+    parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--raw", action="store_true", help="include ffprobe's own JSON")
     args = parser.parse_args(argv)
-    if not args.file.is_file():
-        print(f"videodrop probe: {args.file}: no such file", file=sys.stderr)
-        return 2
     runner = _runner(settings)
     version = _version_or_refuse(settings, runner)
-    result = probe_file(args.file, ffprobe=settings.ffprobe, timeout=settings.probe_timeout,
-                        version=version, runner=runner)
-    out = {"status": "ready" if result.ok else "failed", "processing_error": result.error,
-           "error_code": result.code,
-           **result.metadata, "sha256": store.sha256_of(args.file)}
-    if args.raw:
-        out["ffprobe"] = result.raw
-    json.dump(out, sys.stdout, indent=2, default=str)
-    print()
-    return 0 if result.ok else 1
+    worst = 0
+    try:
+        for path in args.files:
+            if not path.is_file():
+                print(f"videodrop probe: {path}: no such file", file=sys.stderr)
+                worst = 2
+                continue
+            result = probe_file(path, ffprobe=settings.ffprobe, timeout=settings.probe_timeout,
+                                version=version, runner=runner)
+            out = {"status": "ready" if result.ok else "failed",
+                   "processing_error": result.error, "error_code": result.code,
+                   **result.metadata, "sha256": store.sha256_of(path)}
+            if args.raw:
+                out["ffprobe"] = result.raw
+            if len(args.files) > 1:
+                print(json.dumps({"file": str(path), **out}, default=str))
+            else:
+                json.dump(out, sys.stdout, indent=2, default=str)
+                print()
+            sys.stdout.flush()
+            worst = max(worst, 0 if result.ok else 1)
+    except BrokenPipeError:
+        # the reader went away (`| head`): no traceback, and nothing more to print
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
+    return worst
 
 
 def requeue_command(settings: Settings, argv: list[str]) -> int:
+    """``videodrop requeue [--failed] [--dead] [ID…]``: probe videos again. Unknown ids
+    are named and nothing is requeued (exit 1)."""
     parser = argparse.ArgumentParser(prog="videodrop requeue",
                                      description="probe videos again")
     parser.add_argument("--failed", action="store_true", help="every video whose status is failed")
@@ -133,12 +154,20 @@ def requeue_command(settings: Settings, argv: list[str]) -> int:
         parser.error("say what to requeue: --failed, --dead or video ids")
     logs.configure(role="requeue", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("prober.requeue")
-    publisher = broker.Publisher(settings, name="videodrop-requeue")
-    ids = list(args.ids)
-    if args.failed:
+    ids = list(dict.fromkeys(args.ids))
+    if ids or args.failed:
         catalog = Catalog.connect(settings.database_url)
-        ids += catalog.ids_with_status("failed")
-        catalog.close()
+        try:
+            unknown = sorted(set(ids) - catalog.known_ids(ids)) if ids else []
+            if args.failed:
+                ids += [i for i in catalog.ids_with_status("failed") if i not in ids]
+        finally:
+            catalog.close()
+        if unknown:
+            print(f"videodrop requeue: no video with id {', '.join(map(str, unknown))}; "
+                  "nothing requeued", file=sys.stderr)
+            return 1
+    publisher = broker.Publisher(settings, name="videodrop-requeue")
     for video_id in ids:
         publisher.publish(ProbeVideo(video_id=video_id, force=True))
     moved = _drain_dead(settings, publisher) if args.dead else 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -301,6 +301,12 @@ class Catalog(InboxClaims):
         with self._tx() as conn:
             rows = conn.execute(query("ids_by_status"), {"status": status}).fetchall()
         return [r["id"] for r in rows]
+
+    def known_ids(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` that name a video."""
+        with self._tx() as conn:
+            rows = conn.execute(query("ids_known"), {"ids": list(ids)}).fetchall()
+        return {r["id"] for r in rows}
 
     def counts(self) -> dict[str, int]:
         with self._tx() as conn:

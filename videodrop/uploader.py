@@ -8,6 +8,9 @@ whole; a progress bar per file goes to stderr; the links of each record go to st
 Standard library only (``http.client``), so the command works wherever videodrop is
 installed; it talks to the server over HTTP and imports no role.
 
+The admin token: ``--token``, else ``VIDEODROP_ADMIN_TOKEN``, else ``var/admin-token`` in
+the current folder (where ``make run`` keeps the development token).
+
 Exit status: 0 when every file was accepted (and, with ``--wait``, became ready); 1 when
 any was refused or failed; 2 for a usage error.
 """
@@ -30,6 +33,8 @@ from videodrop import __version__, formats
 from videodrop.settings import Settings
 
 CHUNK = 1 << 20
+#: where ``make run`` (deploy/run-dev.sh) keeps the development admin token
+DEV_TOKEN_FILE = Path("var/admin-token")
 TIMEOUT = 60.0
 
 
@@ -186,18 +191,38 @@ def _reason(body: Any) -> str:
 
 
 def print_record(rec: dict[str, Any], origin: str, out: TextIO) -> None:
+    """The record's page and links; the file links only once it is ready (before, they
+    answer 409), and a failed video's reason instead."""
     links = rec.get("api_links") or {}
     print(f"{rec.get('original_filename')}: id {rec.get('id')}, {rec.get('status')}, "
           f"source_id {rec.get('source_id')}", file=out)
-    rows = [("page", f"{origin}/videos/{rec.get('id')}"),
-            ("record", links.get("api_endpoint")), ("stream", links.get("stream_url")),
-            ("metadata", links.get("metadata_url")), ("download", links.get("download_url"))]
+    rows = [("page", f"{origin}/videos/{rec.get('id')}"), ("record", links.get("api_endpoint"))]
+    if rec.get("status") == "ready":
+        rows += [("stream", links.get("stream_url")), ("metadata", links.get("metadata_url")),
+                 ("download", links.get("download_url"))]
     for label, url in rows:
         if url:
             print(f"  {label:<9}{url}", file=out)
     if rec.get("processing_error"):
-        print(f"  error    {rec['processing_error']}", file=out)
+        code = f"{rec['error_code']}: " if rec.get("error_code") else ""
+        print(f"  error    {code}{rec['processing_error']}", file=out)
     out.flush()
+
+
+def find_token(given: str | None, settings: Settings) -> tuple[str | None, str]:
+    """(the admin token, where it came from or, when none was found, where we looked)."""
+    if given:
+        return given, "--token"
+    if settings.admin_token:
+        return settings.admin_token, "VIDEODROP_ADMIN_TOKEN"
+    place = Path.cwd() / DEV_TOKEN_FILE
+    try:
+        token = place.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        token = ""
+    if token:
+        return token, str(place)
+    return None, f"--token, VIDEODROP_ADMIN_TOKEN, {place}"
 
 
 def wait_all(client: Client, records: list[dict[str, Any]], timeout: float,
@@ -249,9 +274,10 @@ def main(settings: Settings, argv: list[str], *, out: TextIO | None = None,
     out = out or sys.stdout
     err = err or sys.stderr
     args = parser().parse_args(argv)
-    token = args.token or settings.admin_token
+    token, looked = find_token(args.token, settings)
     if not token:
-        print("videodrop upload: no admin token: pass --token or set VIDEODROP_ADMIN_TOKEN",
+        print(f"videodrop upload: no admin token (looked at {looked}): pass --token, set "
+              "VIDEODROP_ADMIN_TOKEN, or run it in the folder of a `make run` checkout",
               file=err)
         return 2
     for option in ("name", "source_id"):

@@ -13,13 +13,13 @@ from tests.harness import REPO, System
 
 
 def upload(system: System, *args: str, token: str | None = None,
-           url: str | None = None) -> subprocess.CompletedProcess[str]:
+           url: str | None = None, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in system.env.items() if k != "VIDEODROP_ADMIN_TOKEN"}
     env["VIDEODROP_ADMIN_TOKEN"] = system.admin_token if token is None else token
     if url is not None:
         env["VIDEODROP_BASE_URL"] = url
     return subprocess.run([sys.executable, "-m", "videodrop", "upload", *args], env=env,
-                          cwd=REPO, capture_output=True, text=True, timeout=180)
+                          cwd=cwd, capture_output=True, text=True, timeout=180)
 
 
 def test_upload_wait_prints_links_and_fails_on_a_broken_file(system: System, samples: Path,
@@ -33,7 +33,7 @@ def test_upload_wait_prints_links_and_fails_on_a_broken_file(system: System, sam
     assert [r["original_filename"] for r in records] == ["bbb_input.webm", "broken.flv"]
     good, bad = records
     assert good["status"] == "ready" and good["name"] == "Bunny"
-    assert bad["status"] == "failed" and bad["processing_error"]
+    assert bad["status"] == "failed" and bad["processing_error"] and bad["error_code"]
     assert "uploading bbb_input.webm" in done.stderr and "sent: bbb_input.webm" in done.stderr
     assert "broken.flv: failed" in done.stderr
     body = requests.get(good["api_links"]["download_url"], timeout=10).content
@@ -72,8 +72,27 @@ def test_upload_refusals(system: System, samples: Path, tmp_path: Path) -> None:
     assert dup.returncode == 0 and again.returncode == 1 and "409" in again.stderr
     usage = upload(system, "--name", "one", str(samples / "a.mp4"), str(samples / "b.mp4"))
     assert usage.returncode == 2 and "once per FILE" in usage.stderr
-    nobody = upload(system, str(samples / "tiny_av1.mp4"), token="")
+    # no token anywhere (run from a folder without var/admin-token): says where it looked
+    nobody = upload(system, str(samples / "tiny_av1.mp4"), token="", cwd=tmp_path)
     assert nobody.returncode == 2 and "no admin token" in nobody.stderr
+    assert str(tmp_path / "var" / "admin-token") in nobody.stderr
+
+
+def test_upload_finds_the_make_run_token_and_shows_a_failure_without_links(
+        system: System, samples: Path, tmp_path: Path) -> None:
+    """A second shell in a `make run` checkout: the token comes from var/admin-token; a
+    file that failed shows its reason, not stream and download links that answer 409."""
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "admin-token").write_text(system.admin_token + "\n")
+    broken = tmp_path / "broken.flv"
+    broken.write_bytes((samples / "tiny-broken.flv").read_bytes())
+    done = upload(system, "--wait", str(broken), token="", cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    [rec] = system.videos()
+    assert rec["status"] == "failed" and rec["error_code"]
+    assert f"broken.flv: id {rec['id']}, failed" in done.stdout
+    assert f"error    {rec['error_code']}: {rec['processing_error']}" in done.stdout
+    assert "stream" not in done.stdout and "download" not in done.stdout
 
 
 def test_upload_over_the_limit_is_refused_early(make_system, tmp_path: Path) -> None:

@@ -89,3 +89,6 @@ SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
 
 -- name: count_by_status
 SELECT status, count(*) AS n FROM videos GROUP BY status;
+
+-- name: ids_known
+SELECT id FROM videos WHERE id = ANY(%(ids)s);
