@@ -18,6 +18,7 @@ this worker renders ``/metrics``), so another worker's requests may show up to 0
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from bisect import bisect_left
@@ -34,6 +35,21 @@ from prometheus_client.registry import Collector
 from videodrop import metrics
 
 UNMATCHED = "unmatched"  # the route label of requests no route matched (404s)
+_CONVERTER = re.compile(r"\{(\w+):[^{}]*(?:\([^()]*\))?\}")
+_plain: dict[str, str] = {}
+
+
+def plain_template(req: falcon.Request) -> str | None:
+    """The matched route's template without Falcon's converters
+    (``/api/videos/{video_id:int(min=1)}`` → ``/api/videos/{video_id}``); None when no
+    route matched. The label of metrics and the route of request lines."""
+    template = req.uri_template
+    if template is None:
+        return None
+    plain = _plain.get(template)
+    if plain is None:
+        plain = _plain[template] = _CONVERTER.sub(r"{\1}", template)
+    return plain
 
 
 class OnlyFamilies(Collector):
@@ -106,7 +122,7 @@ class RequestMetrics:
         size = sent_bytes(req, resp)
         t0 = getattr(req.context, "metrics_t0", None)
         seconds = None if t0 is None else time.perf_counter() - t0
-        PENDING.append((method, req.uri_template or UNMATCHED, resp.status_code, size, seconds))
+        PENDING.append((method, plain_template(req) or UNMATCHED, resp.status_code, size, seconds))
 
 
 def note(method: str, route: str, status: int, size: int, seconds: float) -> None:

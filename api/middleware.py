@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from api.metrics import sent_bytes
+from api.metrics import plain_template, sent_bytes
 from videodrop import logs
 from videodrop.tokens import TOKEN_SHAPED, redact_tokens
 
@@ -44,7 +44,7 @@ def route_of(req: falcon.Request) -> str:
     """What the request line and error lines name a request by: its route template
     (``/stream/{token}/``), or for a path no route matched, the path with token-shaped
     segments cut to a prefix (``/stream/Jx0iAb…/video.mp4``)."""
-    return req.uri_template or redact_tokens(req.path)
+    return plain_template(req) or redact_tokens(req.path)
 
 # structlog's context variables of what a request binds: set directly, a ContextVar.set
 # each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").

@@ -41,3 +41,22 @@ def test_request_lines(make_system, mode):
     assert gone["level"] == "info" and gone["ms"] >= 0
     fine = [e for e in lines if e.get("request_id") == "fine-1"]
     assert len(fine) == (1 if mode == "all" else 0)
+
+
+def test_routes_are_named_by_their_plain_template(make_system):
+    """Falcon's converter syntax (``{video_id:int(min=1, max=…)}``) stays out of the request
+    line and the metrics labels: ``/api/videos/{video_id}``."""
+    system = make_system().start("api")
+    answer = requests.get(f"{system.base_url}/api/videos/424242", headers={
+        **system.admin, "X-Request-ID": "plain-1"}, timeout=5)
+    assert answer.status_code == 404
+    [line] = wait_for(lambda: [e for e in request_lines(system)
+                               if e.get("request_id") == "plain-1"],
+                      timeout=10, what="the request line")
+    assert line["route"] == "/api/videos/{video_id}"
+    def labelled() -> str | None:
+        text = requests.get(f"{system.base_url}/metrics", timeout=5).text
+        return text if 'route="/api/videos/{video_id}"' in text else None
+
+    metrics = wait_for(labelled, timeout=10, what="the route in /metrics")
+    assert "int(" not in metrics and ":int" not in metrics
