@@ -297,7 +297,8 @@ class Upload:
             self._abandon(receipt, reason=repr(exc))
             raise
         published = self.probes.publish(video.id)
-        self.log.info("upload received", video_id=video.id, size=video.size,
+        self.log.info("upload received", video_id=video.id, filename=video.original_filename,
+                      size=video.size,
                       token=token_prefix(video.access_token), published=published)
         rec = records.record(video, self.settings.base_url)
         resp.status = falcon.HTTP_202
