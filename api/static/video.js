@@ -53,6 +53,23 @@
     });
   }
 
+  // A file the browser cannot play (WMV, FLV, HEVC in most builds): the media element
+  // fails (error), or plays the sound over no picture (no videoWidth once the metadata is
+  // in). Say so, with the download link, instead of a dead or black player.
+  const player = document.getElementById("player");
+  const problem = document.getElementById("player-problem");
+  if (player && problem) {
+    const cannotPlay = () => { problem.hidden = false; player.classList.add("unplayable"); };
+    const noPicture = () => {  // the sound may still play: keep the player, say why it is dark
+      if (player.dataset.hasVideo === "true" && player.videoWidth === 0) problem.hidden = false;
+    };
+    player.addEventListener("error", cannotPlay);
+    player.addEventListener("loadedmetadata", noPicture);
+    // the script is deferred: the element may have failed or loaded before it ran
+    if (player.error) cannotPlay();
+    else if (player.readyState >= 1) noPicture();
+  }
+
   // Still uploading or processing: reload once the status changes.
   const status = article.dataset.status;
   if (status === "uploading" || status === "processing") {

@@ -229,3 +229,34 @@ def test_add_page_verdicts_and_arrivals(make_system, browser: BrowserContext, sa
     expect(page).to_have_url(f"{system.base_url}/?done=deleted")
     expect(row(page, "tiny av1")).to_have_count(0)
     assert system.videos() == []
+
+
+@pytest.mark.parametrize(("sample", "playable"), [
+    ("xbox.wmv", False),  # no WMV demuxer in a browser: the element fails
+    ("video-h265.mp4", False),    # HEVC: Debian's Chromium has no decoder
+    (PLAYABLE, True),
+])
+def test_the_player_says_when_the_browser_cannot_play(system: System, browser: BrowserContext,
+                                                      samples: Path, output_dir: Path, *,
+                                                      sample: str, playable: bool) -> None:
+    from tests.integration.test_api_uploads import ready_upload
+
+    rec = ready_upload(system, samples / sample)
+    page = browser.new_page()
+    log_in(page, system)
+    page.goto(f"{system.base_url}/videos/{rec['id']}")
+    player = page.locator("#player")
+    # wait until the element has either failed or loaded its metadata
+    player.evaluate("v => v.error || v.readyState >= 1 || new Promise(r => {"
+                    " v.addEventListener('error', r, {once: true});"
+                    " v.addEventListener('loadedmetadata', r, {once: true}); })")
+    problem = page.locator("#player-problem")
+    if playable:
+        expect(problem).to_be_hidden()
+        assert player.evaluate("v => v.videoWidth") > 0
+        return
+    expect(problem).to_be_visible()
+    expect(problem).to_contain_text(f"This browser cannot play {rec['file_info']['codec']}")
+    link = problem.get_by_role("link", name="download it")
+    assert link.get_attribute("href") == rec["api_links"]["download_url"]
+    page.screenshot(path=str(output_dir / f"unplayable-{sample}.png"))
