@@ -278,8 +278,8 @@ class VideoPage:
 
 def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
     links = record["api_links"]
-    if not links["access_token"]:
-        return None
+    if not links["access_token"] or video.status != "ready":
+        return None  # the file links answer 409 until the video is ready
     filename = media.safe_filename(video.original_filename)
     curl = (f"# the record (JSON)\ncurl -s '{links['api_endpoint']}'\n\n"
             f"# the metadata (JSON)\ncurl -s '{links['metadata_url']}'\n\n"

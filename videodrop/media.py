@@ -147,7 +147,17 @@ def fsync_dir(folder: Path) -> None:
 
 
 def name_from_filename(filename: str) -> str:
-    """A readable default name: ``front_door-2024_05_01.mp4`` → ``front door 2024 05 01``."""
+    """A readable default name: separators become spaces, except a single ``-`` or ``.``
+    between digits, which keeps dates, times and versions readable:
+    ``Front_door-2026-11-30.mp4`` → ``Front door 2026-11-30``, ``cam_12.30.mp4`` →
+    ``cam 12.30``."""
     stem = PurePosixPath(filename).stem or filename
-    words = re.sub(r"[_\-.]+", " ", stem).strip()
-    return words or "video"
+    words = re.sub(r"[_\-.]+", _separator, stem).strip()
+    return re.sub(r"\s+", " ", words) or "video"
+
+
+def _separator(found: re.Match[str]) -> str:
+    text, start, end = found.string, found.start(), found.end()
+    between_digits = start > 0 and end < len(text) and text[start - 1].isdigit() \
+        and text[end].isdigit()
+    return found.group() if between_digits and found.group() in {"-", "."} else " "

@@ -53,13 +53,17 @@ const videodrop = (() => {
 
   function localTimes(root) {
     const short = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+    // table cells: this year's dates without the year (one short line per row)
+    const thisYear = new Intl.DateTimeFormat(undefined, {
+      month: "short", day: "numeric", hour: "2-digit", minute: "2-digit" });
     const precise = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
     for (const el of (root || document).querySelectorAll("time[datetime]")) {
       if (el.dataset.local) continue;
       const when = new Date(el.getAttribute("datetime"));
       if (Number.isNaN(when.getTime())) continue;
       el.title = el.textContent;
-      el.textContent = (el.closest(".facts") ? precise : short).format(when);
+      const inTable = el.closest("td") && when.getFullYear() === new Date().getFullYear();
+      el.textContent = (el.closest(".facts") ? precise : inTable ? thisYear : short).format(when);
       el.dataset.local = "1";
     }
   }

@@ -29,7 +29,13 @@
     const dot = name.lastIndexOf(".");
     return dot > 0 ? name.slice(dot + 1).toLowerCase() : "";
   };
-  const defaultName = (name) => (name.replace(/\.[^.]*$/, "").replace(/[_\-.]+/g, " ").trim() || "video");
+  // as videodrop.media.name_from_filename: separators become spaces, except a single - or .
+  // between digits (dates, times: "Front door 2026-11-30")
+  const separator = (found, at, text) => (
+    (found === "-" || found === ".") && /\d/.test(text[at - 1] || "") && /\d/.test(text[at + found.length] || "")
+      ? found : " ");
+  const defaultName = (name) => (name.replace(/\.[^.]*$/, "").replace(/[_\-.]+/g, separator)
+    .replace(/\s+/g, " ").trim() || "video");
 
   function verdict(file) {
     const ext = extension(file.name);

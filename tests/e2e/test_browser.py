@@ -260,3 +260,40 @@ def test_the_player_says_when_the_browser_cannot_play(system: System, browser: B
     link = problem.get_by_role("link", name="download it")
     assert link.get_attribute("href") == rec["api_links"]["download_url"]
     page.screenshot(path=str(output_dir / f"unplayable-{sample}.png"))
+
+
+def test_the_library_shows_a_dozen_rows_at_1280x800(system: System, browser: BrowserContext,
+                                                    output_dir: Path) -> None:
+    """At 1280x800 at least 12 rows fit; a row's date stays on one line and its source_id
+    is never broken inside (cut with an ellipsis, whole in its title)."""
+    from videodrop.catalog import Catalog
+    from videodrop.errorcodes import ErrorCode
+
+    catalog = Catalog.connect(system.database_url)
+    try:
+        for i in range(16):
+            video = catalog.create_upload(
+                filename=f"Front door 2026-11-30 {i:02d}.mp4",
+                source_id=f"file_20261130_1235{i:02d}_96e1b7c8243d{i:02d}")
+            if i % 4 == 0:
+                catalog.mark_failed(video.id, "not a media file: ffprobe found no streams "
+                                    "and no container it could read in the first bytes",
+                                    ErrorCode.NOT_MEDIA)
+    finally:
+        catalog.close()
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, system)
+    rows = page.locator("#videos tbody tr")
+    expect(rows).to_have_count(16)
+    page.screenshot(path=str(output_dir / "library-1280x800.png"))
+    fits = page.evaluate("() => Array.from(document.querySelectorAll('#videos tbody tr'))"
+                         ".filter(r => r.getBoundingClientRect().bottom <= innerHeight).length")
+    assert fits >= 12, fits
+    lines = page.evaluate("""() => Array.from(document.querySelectorAll(
+        '#videos tbody td[data-label=Added] time, #videos tbody .source-id')).map(el =>
+          Math.round(el.getBoundingClientRect().height
+                     / parseFloat(getComputedStyle(el).lineHeight)))""")
+    assert len(lines) == 32 and set(lines) == {1}, lines
+    first = page.locator("#videos tbody tr .source-id").first
+    assert first.get_attribute("title") == first.evaluate("e => e.textContent.trim()")

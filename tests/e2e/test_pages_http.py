@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import psycopg
 import requests
 
 from tests.harness import System
@@ -84,7 +85,7 @@ def test_library_search_filter_and_pages(system: System) -> None:
     http, _ = logged_in(system)
 
     def names(html: str) -> list[str]:
-        return re.findall(r'<a href="/videos/\d+">([^<]+)</a>', html)
+        return re.findall(r'<a href="/videos/\d+"[^>]*>([^<]+)</a>', html)
 
     first = http.get(f"{system.base_url}/", timeout=5).text
     assert names(first) == [f"Clip {i:02d}" for i in range(29, 4, -1)]  # newest first, 25
@@ -150,3 +151,40 @@ def test_login_is_disabled_without_an_admin_token(make_system) -> None:
     assert tried.status_code == 200 and "Set-Cookie" not in tried.headers
     assert requests.get(f"{system.base_url}/", allow_redirects=False,
                         timeout=5).status_code == 303
+
+
+def test_a_video_page_offers_only_links_that_answer(system: System, samples: Path) -> None:
+    """A failed (or still processing) video's page offers its record and metadata, never
+    stream or download links that would answer 409; a ready one offers all four."""
+    from tests.integration.test_api_uploads import upload_raw, wait_status
+
+    http, _ = logged_in(system)
+    for sample, status in (("tiny-broken.flv", "failed"), ("tiny_av1.mp4", "ready")):
+        token = upload_raw(system, samples / sample).json()["api_links"]["access_token"]
+        rec = wait_status(system, token)
+        assert rec["status"] == status
+        page = http.get(f"{system.base_url}/videos/{rec['id']}", timeout=5).text
+        offered = set(re.findall(r'(?:href|value)="(https?://[^"]+)"', page))
+        links = rec["api_links"]
+        file_links = {links["stream_url"], links["download_url"]}
+        assert {links["api_endpoint"], links["metadata_url"]} <= offered
+        assert (file_links <= offered) if status == "ready" else not file_links & offered
+        for url in offered:
+            if url.startswith(system.base_url):
+                answer = requests.head(url, timeout=5)
+                assert answer.status_code == 200, (url, answer.status_code)
+
+
+def test_library_search_matches_the_origin(system: System) -> None:
+    catalog = Catalog.connect(system.database_url)
+    try:
+        camera = catalog.create_upload(filename="porch.mp4", source_id="porch-1")
+        catalog.create_upload(filename="yard.mp4", source_id="yard-1")
+    finally:
+        catalog.close()
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE videos SET origin = 'inbox/cam7/2026-11-30' WHERE id = %s",
+                     (camera.id,))
+    http, _ = logged_in(system)
+    found = http.get(f"{system.base_url}/", params={"q": "cam7"}, timeout=5).text
+    assert re.findall(r'<a href="/videos/\d+"[^>]*>([^<]+)</a>', found) == ["porch"]

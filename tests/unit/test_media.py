@@ -96,3 +96,9 @@ def test_stored_path_and_content_type():
     assert formats.content_type(None, "x.m2ts") == "video/mp2t"
     assert formats.content_type(None, "x.3gp") == "video/3gpp"
     assert media.name_from_filename("front_door-2024.mp4") == "front door 2024"
+    # dates, times and versions stay readable: a single - or . between digits is kept
+    assert media.name_from_filename("Front door 2026-11-30.mp4") == "Front door 2026-11-30"
+    assert media.name_from_filename("cam_2026.11.30_12.30.mov") == "cam 2026.11.30 12.30"
+    assert media.name_from_filename("front_door-2024_05_01.mp4") == "front door 2024 05 01"
+    assert media.name_from_filename("a--1--2.mp4") == "a 1 2"
+    assert media.name_from_filename("-2026-.mp4") == "2026"

@@ -14,7 +14,8 @@ status = %(status)s
 
 -- name: pages_if_search
 -- %(pattern)s is '%<text>%' with \, % and _ escaped by the caller.
-(name ILIKE %(pattern)s OR source_id ILIKE %(pattern)s OR original_filename ILIKE %(pattern)s)
+(name ILIKE %(pattern)s OR source_id ILIKE %(pattern)s OR original_filename ILIKE %(pattern)s
+ OR origin ILIKE %(pattern)s)
 
 -- name: pages_if_before
 (created_at, id) < (%(cursor_at)s, %(cursor_id)s)
