@@ -8,8 +8,13 @@
   const dialog = document.getElementById("confirm");
   const errorBox = document.getElementById("action-error");
 
-  function confirmAction(title, text, okLabel) {
+  const expiryField = document.getElementById("confirm-expiry");
+  const expiry = document.getElementById("expiry");
+
+  function confirmAction(title, text, okLabel, asksExpiry) {
     return new Promise((resolve) => {
+      expiryField.hidden = !asksExpiry;
+      expiry.value = "";
       document.getElementById("confirm-title").textContent = title;
       document.getElementById("confirm-text").textContent = text;
       document.getElementById("confirm-ok").textContent = okLabel;
@@ -23,7 +28,13 @@
     rotate: {
       title: "Rotate the token?", ok: "Rotate",
       text: "New links are made now; the current links stop working at once.",
-      run: async () => { await videodrop.api("POST", `/api/videos/${id}/token`); location.assign(`/videos/${id}?done=rotated`); },
+      asksExpiry: true,
+      run: async () => {
+        const seconds = Number(expiry.value);  // "" (never): no body, a token without expiry
+        const body = seconds ? { expires_at: new Date(Date.now() + seconds * 1000).toISOString() } : undefined;
+        await videodrop.api("POST", `/api/videos/${id}/token`, body);
+        location.assign(`/videos/${id}?done=rotated`);
+      },
     },
     revoke: {
       title: "Revoke the token?", ok: "Revoke",
@@ -40,7 +51,7 @@
   for (const button of document.querySelectorAll("button[data-action]")) {
     button.addEventListener("click", async () => {
       const action = actions[button.dataset.action];
-      if (!(await confirmAction(action.title, action.text, action.ok))) { button.focus(); return; }
+      if (!(await confirmAction(action.title, action.text, action.ok, action.asksExpiry))) { button.focus(); return; }
       errorBox.hidden = true;
       button.disabled = true;
       try {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,18 @@ def test_upload_watch_play_copy_rotate(system: System, browser: BrowserContext, 
     assert resp.status_code == 206 and len(resp.content) == 100
     expect(library.locator("#player")).to_have_attribute(
         "src", "/stream/" + new_link.rsplit("/stream/", 1)[1])
+
+    # --- rotate with an expiry: the new token ends in a day ---------------------------
+    library.get_by_role("button", name="Rotate token").click()
+    dialog.get_by_label("The new links expire").select_option(label="in 1 day")
+    dialog.get_by_role("button", name="Rotate").click()
+    expect(library.locator(".notice")).to_contain_text("new token")
+    expect(library.locator("#links-title + p")).to_contain_text("The token expires")
+    video_id = library.locator("#video").get_attribute("data-id")
+    rec = requests.get(f"{system.base_url}/api/videos/{video_id}", headers=system.admin,
+                       timeout=5).json()
+    ends = datetime.fromisoformat(rec["token_expires_at"].replace("Z", "+00:00"))
+    assert timedelta(hours=23) < ends - datetime.now(UTC) <= timedelta(days=1)
 
 
 def test_login_logout_and_a_wrong_token(system: System, browser: BrowserContext) -> None:
