@@ -54,7 +54,9 @@ from videodrop.tokens import token_prefix
 
 CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
-HEARTBEAT_SECONDS = 30.0  # how often a running upload touches its row (see publishing.py)
+# how often a running upload records the bytes received so far in its row's size (the
+# library shows them) and touches it (the stale-upload sweep, publishing.py)
+HEARTBEAT_SECONDS = 2.0
 IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
 TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128, "filename": 1024}
 # A raw upload's fields travel in the URL, which gunicorn limits to 4094 bytes: worst case
@@ -362,14 +364,14 @@ class Upload:
                     view = view[os.write(fd, view):]
                 if self.clock() >= next_beat:
                     next_beat = self.clock() + HEARTBEAT_SECONDS
-                    self._heartbeat(receipt.video.id)
+                    self._heartbeat(receipt.video.id, receipt.size)
             os.fsync(fd)
         finally:
             os.close(fd)
 
-    def _heartbeat(self, video_id: int) -> None:
+    def _heartbeat(self, video_id: int, received: int) -> None:
         try:
-            alive = self.catalog.touch_upload(video_id)
+            alive = self.catalog.touch_upload(video_id, received)
         except CatalogUnavailable:
             return  # the sweep allows minutes; the next beat may get through
         if not alive:

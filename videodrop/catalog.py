@@ -425,9 +425,11 @@ class Catalog(InboxClaims):
             removed += links.prune(shard, valid)
         return removed
 
-    def touch_upload(self, video_id: int) -> bool:
-        """Heartbeat of a running upload; False when the row is no longer uploading."""
-        return self._one("touch_upload", {"id": video_id, "now": self.clock()}) is not None
+    def touch_upload(self, video_id: int, received: int) -> bool:
+        """Heartbeat of a running upload, with the bytes ``received`` so far (kept in
+        ``size`` until the file is stored); False when the row is no longer uploading."""
+        return self._one("touch_upload", {"id": video_id, "now": self.clock(),
+                                          "received": received}) is not None
 
     def discard_upload(self, video_id: int) -> Video | None:
         """Delete the row of a refused upload (only while it is still uploading)."""

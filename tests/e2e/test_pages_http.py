@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 import requests
 
-from tests.harness import System
+from tests.harness import System, wait_for
 from videodrop.catalog import Catalog
 from videodrop.errorcodes import ErrorCode
 
@@ -188,3 +188,38 @@ def test_library_search_matches_the_origin(system: System) -> None:
     http, _ = logged_in(system)
     found = http.get(f"{system.base_url}/", params={"q": "cam7"}, timeout=5).text
     assert re.findall(r'<a href="/videos/\d+"[^>]*>([^<]+)</a>', found) == ["porch"]
+
+
+def test_an_uploading_row_shows_the_bytes_received(system: System) -> None:
+    """A running upload records what it has received (every few seconds while data
+    arrives): the library's row says so."""
+    import socket
+    import threading
+    from urllib.parse import urlsplit
+
+    http, _ = logged_in(system)
+    where = urlsplit(system.base_url)
+    stop = threading.Event()
+    conn = socket.create_connection((where.hostname, where.port), timeout=10)
+
+    def send_slowly() -> None:
+        conn.sendall(b"POST /api/videos?filename=slow.mp4 HTTP/1.1\r\n"
+                     b"Host: x\r\nContent-Type: video/mp4\r\nContent-Length: 100000000\r\n"
+                     b"Authorization: Bearer " + system.admin_token.encode() + b"\r\n\r\n")
+        while not stop.wait(0.05):
+            conn.sendall(b"\0" * 65536)
+
+    sender = threading.Thread(target=send_slowly, daemon=True)
+    sender.start()
+    try:
+        def received() -> str | None:
+            rows = http.get(f"{system.base_url}/library.json", timeout=5).json()["rows"]
+            html = rows[0]["html"] if rows else ""
+            found = re.search(r"([\d.]+ [kM]B) received", html)
+            return found.group(1) if found else None
+
+        assert wait_for(received, timeout=30, what="the bytes received in the row")
+    finally:
+        stop.set()
+        sender.join(10)
+        conn.close()

@@ -36,8 +36,10 @@ RETURNING *;
 DELETE FROM videos WHERE id = %(id)s RETURNING *;
 
 -- name: touch_upload
--- An upload's heartbeat: a row left 'uploading' without one is swept (fail_stale_uploads).
-UPDATE videos SET updated_at = %(now)s WHERE id = %(id)s AND status = 'uploading'
+-- An upload's heartbeat: a row left 'uploading' without one is swept (fail_stale_uploads);
+-- size holds the bytes received so far.
+UPDATE videos SET updated_at = %(now)s, size = %(received)s
+WHERE id = %(id)s AND status = 'uploading'
 RETURNING id;
 
 -- name: discard_upload
