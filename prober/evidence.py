@@ -13,17 +13,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 from prober.fields import as_float, as_int, as_rate, tag
 from prober.packets import PacketSummary, time_bases
 
-__all__ = ["AGREE", "TRUNCATION_SIGNS", "Timeline", "VideoCount", "count_video", "timeline"]
+__all__ = ["AGREE", "TRUNCATION_SIGNS", "Timeline", "VideoCount", "count_video", "said_cut",
+           "timeline"]
 
 #: Shortest span of frames a rate is taken from (s): below it a count/seconds is noise.
 MIN_SPAN = 1e-3
 #: Header and content agree when they differ by at most this share (or AGREE_S seconds).
 AGREE, AGREE_S = 0.01, 0.03
+#: A "rate" this high that equals the time base's tick rate is the tick, not frames.
+TICK_RATE = 1000
 #: What libavformat's demuxers log when the file ends inside a packet or element.
 TRUNCATION_SIGNS = ("partial file", "File ended prematurely", "Packet corrupt",
                     "Truncating packet", "truncated", "End of file")
@@ -59,13 +63,21 @@ def timeline(
     fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]], *, claimed: float | None,
     claimed_source: str | None, packets: PacketSummary | None, log: str,
 ) -> Timeline:
-    """The duration to report, and a warning when the header and the packets disagree."""
+    """The duration to report, and a warning when the header and the packets disagree.
+
+    When the last frame's length is unknown (``StreamPackets.open_end``: a single frame
+    without a duration), the packets only bound the duration from below: a header that
+    claims at least that much is believed, unless the demuxer said the file is cut."""
     held = _held(fmt, streams, packets)
+    open_end = packets is not None and held is not None and _open_end(streams, packets)
+    if open_end and claimed is not None and held is not None and claimed >= held \
+            and not said_cut(log):
+        return Timeline(claimed, claimed_source, claimed, held, False, None)
     if held is None or (claimed is not None and agree(claimed, held)):
         return Timeline(claimed, claimed_source, claimed, held, False, None)
     if claimed is None:
         return Timeline(held or None, "packets", None, held, False, None)
-    truncated = claimed > held and _cut(log)
+    truncated = claimed > held and said_cut(log)
     text = f"header claims {claimed:g} s; the file holds {held:g} s"
     return Timeline(held or None, "packets", claimed, held, truncated,
                     f"truncated: {text}" if truncated else text)
@@ -90,41 +102,65 @@ def _held(fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]],
 
 
 def count_video(stream: Mapping[str, Any], packets: PacketSummary | None,
-                log: str = "") -> VideoCount:
+                log: str = "", *, duration: float | None = None,
+                cut: int = 0) -> VideoCount:
     """Frame count, the seconds the frames span and their rate, from the packets when they
-    were all read; the header's values (unchecked) otherwise."""
+    were all read; the header's values (unchecked) otherwise. ``duration`` (s): the file's,
+    for a stream whose packets span no time (a single frame); ``cut``: packets at the end
+    of a truncated file that do not decode (not frames)."""
     index = int(stream.get("index", -1))
-    nominal = as_rate(stream.get("avg_frame_rate")) or as_rate(stream.get("r_frame_rate"))
+    base = time_bases({"streams": [stream]}).get(index)
+    nominal = _nominal(stream, base)
     header_frames = as_int(stream.get("nb_frames")) or as_int(tag(stream, "NUMBER_OF_FRAMES"))
     found = packets.streams.get(index) if packets is not None and packets.full else None
-    base = time_bases({"streams": [stream]}).get(index)
     span = found.seconds(base) if found is not None else None
+    if found is not None and found.count == 1:  # one frame: it lasts what the file lasts
+        fps = round(1 / duration, 3) if duration else None
+        return VideoCount(1, duration, fps, False, round(found.size * 8 / duration)
+                          if duration else None, [])
     if found is None or span is None or span[1] - span[0] < MIN_SPAN:
         fps = round(float(nominal), 3) if nominal else None
         return VideoCount(header_frames, as_float(stream.get("duration")), fps, True,
                           as_int(stream.get("bit_rate")), [])
     seconds = span[1] - span[0]
-    counted = found.count / seconds
+    frames = max(found.count - cut, 1)
+    counted = frames / seconds
     warnings: list[str] = []
     # N frames in S seconds cannot tell rates apart by less than a frame over S seconds
-    if nominal and abs(float(nominal) * seconds - found.count) <= max(AGREE * found.count,
+    if nominal and abs(float(nominal) * seconds - frames) <= max(AGREE * frames,
                                                                        1) + 1e-6:
         fps, is_nominal = round(float(nominal), 3), True
     else:
         fps, is_nominal = round(counted, 3), False
         if nominal:
             warnings.append(f"header claims {float(nominal):g} fps; the file holds"
-                            f" {found.count} frames in {seconds:g} s ({counted:.3g} fps)")
+                            f" {frames} frames in {seconds:g} s ({counted:.3g} fps)")
     stored = found.count + found.discarded  # (an index lists the discarded packets too)
     if header_frames and abs(header_frames - stored) > AGREE * stored:
-        cut = header_frames > found.count and _cut(log)
-        warnings.append(f"{'truncated: ' if cut else ''}header claims {header_frames} frames;"
-                        f" the file holds {found.count}")
-    return VideoCount(found.count, round(seconds, 6), fps, is_nominal,
+        said = header_frames > frames and said_cut(log)
+        warnings.append(f"{'truncated: ' if said else ''}header claims {header_frames} frames;"
+                        f" the file holds {frames}")
+    return VideoCount(frames, round(seconds, 6), fps, is_nominal,
                       round(found.size * 8 / seconds), warnings)
 
 
-def _cut(log: str) -> bool:
+def _nominal(stream: Mapping[str, Any], base: Fraction | None) -> Fraction | None:
+    """The header's frame rate; not the tick of a millisecond time base, which ASF and FLV
+    give as ``r_frame_rate`` when they know no rate (1000 fps)."""
+    for key in ("avg_frame_rate", "r_frame_rate"):
+        rate = as_rate(stream.get(key))
+        if rate and not (base and rate * base == 1 and rate >= TICK_RATE):
+            return rate
+    return None
+
+
+def _open_end(streams: Sequence[Mapping[str, Any]], packets: PacketSummary) -> bool:
+    found = [packets.streams[i] for s in streams if _media(s)
+             and (i := int(s.get("index", -1))) in packets.streams]
+    return bool(found) and all(f.open_end for f in found)
+
+
+def said_cut(log: str) -> bool:
     """The demuxer said the file ends inside its data."""
     return any(sign in log for sign in TRUNCATION_SIGNS)
 

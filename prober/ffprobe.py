@@ -11,6 +11,7 @@ opens anything. The runner is injected (``Runner``); the default runs each child
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,23 +19,28 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prober.ffprobe_log import parse_log_summary
+from prober.fields import as_int
 from prober.packets import Listing, PacketSummary
 from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
 
 __all__ = [
     "Completed",
+    "Decoded",
     "FFprobeFailed",
     "FFprobeMissing",
     "FFprobeTimeout",
+    "Guess",
     "ProbeError",
     "ProbeOutput",
     "Runner",
+    "count_decoded",
     "default_runner",
     "ffprobe_version",
     "identify_format",
     "read_log_summary",
     "run_probe",
+    "undecoded_tail",
 ]
 
 #: Seek target (seconds) far beyond any real file: ffprobe then lands on the last keyframe.
@@ -179,15 +185,95 @@ def run_probe(
     return ProbeOutput(data, err, listing.summary(full=full), done.max_rss)
 
 
+@dataclass(frozen=True)
+class Decoded:
+    """What a bounded decode of one stream gave: packets read, frames they decoded to."""
+
+    packets: int
+    frames: int
+
+
+def count_decoded(
+    path: Path | str, index: int, *, packets: int, ffprobe: str = "ffprobe",
+    timeout: float = 30.0, runner: Runner = default_runner,
+) -> Decoded:
+    """Decode the first ``packets`` packets of stream ``index`` of ``path``. Decoders are
+    flushed at the end, so every packet that decodes counts, delayed ones included.
+    FFprobeFailed when ffprobe cannot open the file."""
+    data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
+                              "-count_frames", "-count_packets", "-read_intervals",
+                              f"%+#{packets}", "-show_entries",
+                              "stream=index,nb_read_frames,nb_read_packets", "-print_format",
+                              "json", "-show_error", _target(path)], timeout)
+    found: dict[str, Any] = next(
+        (s for s in data.get("streams") or [] if s.get("index") == index), {})
+    return Decoded(as_int(found.get("nb_read_packets")) or 0,
+                   as_int(found.get("nb_read_frames")) or 0)
+
+
+def undecoded_tail(
+    path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 30.0,
+    runner: Runner = default_runner,
+) -> int:
+    """Packets at the very end of stream ``index`` (in file order) that decode to no frame:
+    the packets from the last keyframe on are decoded (a seek far past the end) and each
+    matched to a frame by its timestamp. 0 when nothing there decodes (the read did not
+    start where decoding can). FFprobeFailed when ffprobe cannot open the file."""
+    data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
+                              "-read_intervals", _FAR_END, "-show_entries",
+                              "packet=pts,dts:frame=pts,best_effort_timestamp",
+                              "-print_format", "json", "-show_error", _target(path)], timeout)
+    items = data.get("packets_and_frames") or []
+    shown = {_stamp(i, "pts", "best_effort_timestamp") for i in items if i.get("type") == "frame"}
+    if not shown - {None}:
+        return 0
+    stamps = [_stamp(i, "pts", "dts") for i in items if i.get("type") == "packet"]
+    cut = 0
+    for stamp in reversed(stamps):
+        if stamp is not None and stamp in shown:
+            break
+        cut += 1
+    return cut
+
+
+def _stamp(item: dict[str, Any], first: str, second: str) -> int | None:
+    value = as_int(item.get(first))
+    return as_int(item.get(second)) if value is None else value
+
+
+def _json_run(runner: Runner, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    done = _run(runner, args, timeout)
+    try:
+        data = json.loads(done.stdout or b"{}")
+    except ValueError:
+        data = None
+    if done.returncode != 0 or not isinstance(data, dict) or data.get("error"):
+        error = data.get("error") if isinstance(data, dict) else None
+        message = error.get("string") if isinstance(error, dict) else None
+        raise FFprobeFailed(done.returncode, message, _text(done.stderr), _text(done.stdout))
+    return data
+
+
+@dataclass(frozen=True)
+class Guess:
+    """The demuxer ffprobe's probe picked and its score (100: certain; 50: by the file's
+    extension alone; 25 or less: a guess ffprobe itself calls a possible misdetection)."""
+
+    name: str | None
+    score: int | None
+
+
 def identify_format(
     path: Path | str, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
     runner: Runner = default_runner,
-) -> str | None:
+) -> Guess:
     """The demuxer ffprobe's probe picks for ``path`` (``"hls"``, ``"srt"``, ``"gif"``...),
     read from its debug log; the whitelist still refuses it before it opens anything."""
     done = _run(runner, [*_guarded(ffprobe, "debug"), _target(path)], timeout)
-    found = re.search(r"Format (\S+) probed with size=\d+ and score=\d+", _text(done.stderr))
-    return found.group(1) if found else None
+    log = _text(done.stderr)
+    found = (re.search(r"Format (\S+) probed with size=\d+ and score=(\d+)", log)
+             or re.search(r"Format (\S+) detected only with low score of (\d+)", log))
+    return Guess(found.group(1), int(found.group(2))) if found else Guess(None, None)
 
 
 def read_log_summary(

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import PurePath
 from typing import Any
 
-from prober.evidence import VideoCount, count_video, timeline
+from prober.evidence import VideoCount, count_video, said_cut, timeline
+from prober.ffprobe import Decoded
 from prober.fields import as_float, as_int, as_rate, tag
 from prober.packets import PacketSummary
 from videodrop.errorcodes import ErrorCode
@@ -70,8 +71,15 @@ def assess(
     doctype: str | None = None,
     log: str = "",
     warnings: Sequence[str] = (),
+    decoded: Decoded | None = None,
+    cut: int = 0,
 ) -> Assessment:
-    """Map ffprobe's JSON (plus what the packets say) to metadata and decide the verdict."""
+    """Map ffprobe's JSON (plus what the packets say) to metadata and decide the verdict.
+
+    ``decoded``: what decoding the main video stream's first packets gave (None: not
+    tried); nothing decoded fails the file. ``cut``: packets at the end of a truncated file
+    that do not decode; they are not counted as frames, and a truncated file must keep at
+    least two frames that decode (one frame of a recording is a picture, not a video)."""
     meta = base_metadata(filename, size, version)
     fmt: Mapping[str, Any] = raw.get("format") or {}
     streams: list[Mapping[str, Any]] = list(raw.get("streams") or [])
@@ -108,7 +116,7 @@ def assess(
         if any(s.get("codec_type") == "video" and not _attached(s) for s in streams):
             return Assessment(meta, "still image, not a video", ErrorCode.STILL_IMAGE)
         return Assessment(meta, "no video stream", ErrorCode.NO_VIDEO_STREAM)
-    count = count_video(videos[0], packets, log)
+    count = count_video(videos[0], packets, log, duration=line.duration, cut=cut)
     meta["warnings"] += count.warnings
     _add_video(meta, videos[0], count)
     if packets is not None and packets.count([int(s.get("index", -1)) for s in videos]) == 0:
@@ -116,7 +124,24 @@ def assess(
             return Assessment(meta, f"truncated: header claims {claimed:g} s, no video data",
                               ErrorCode.TRUNCATED)
         return Assessment(meta, "no video frames", ErrorCode.NO_VIDEO_FRAMES)
+    cut_off = bool(claimed and (line.truncated or (line.held is not None
+                                                   and claimed > line.held and said_cut(log))))
+    if decoded is not None and decoded.frames == 0:
+        tried = f"{decoded.packets} video packet{'s' if decoded.packets != 1 else ''}"
+        if cut_off:
+            return Assessment(meta, f"truncated: header claims {claimed:g} s; none of the"
+                              f" first {tried} decodes", ErrorCode.TRUNCATED)
+        return Assessment(meta, f"no video frame decodes: none of the first {tried} gives a"
+                          " picture (a piece cut from inside a stream, or damaged data)",
+                          ErrorCode.NO_VIDEO_FRAMES)
+    if cut_off and count.frames is not None and count.frames < 2:
+        return Assessment(meta, f"truncated: header claims {claimed:g} s; the file holds"
+                          f" {count.frames} frame that decodes", ErrorCode.TRUNCATED)
     if not line.duration:
+        if count.frames == 1:  # ready: one frame, but no length for it anywhere
+            meta["warnings"].append("duration unknown: a single frame, and neither the"
+                                    " packet nor the header gives its duration")
+            return Assessment(meta, None)
         return Assessment(meta, "duration unknown: no timestamps in the file",
                           ErrorCode.UNREADABLE)
     return Assessment(meta, None)

@@ -38,35 +38,58 @@ class StreamPackets:
     durations: int = 0  # sum of the packets' own durations
     timed: int = 0  # packets that carry a timestamp
     discarded: int = 0  # packets flagged D (an edit list's cut, encoder priming): not counted
+    last_duration: int = 0  # the own duration of the packet with the largest timestamp
+    step: int | None = None  # smallest positive step between packets in file order
+    first_key: int | None = None  # packets before the first keyframe
+    _previous: int | None = None  # (the previous packet's dts, else pts)
 
-    def add(self, ts: int | None, duration: int, size: int, key: bool) -> None:
+    def add(self, ts: int | None, duration: int, size: int, key: bool,
+            order: int | None = None) -> None:
+        """One packet: ``ts`` its pts (else dts), ``order`` its dts (else pts), ticks."""
+        if key and self.first_key is None:
+            self.first_key = self.count
         self.count += 1
         self.keyframes += key
         self.size += size
         self.durations += duration
+        order = ts if order is None else order
+        if order is not None:
+            if self._previous is not None and order > self._previous:
+                gap = order - self._previous
+                self.step = gap if self.step is None else min(self.step, gap)
+            self._previous = order
         if ts is None:
             return
         self.timed += 1
         self.first = ts if self.first is None else min(self.first, ts)
-        self.last = ts if self.last is None else max(self.last, ts)
+        if self.last is None or ts >= self.last:
+            self.last, self.last_duration = ts, duration
         self.end = ts + duration if self.end is None else max(self.end, ts + duration)
+
+    @property
+    def open_end(self) -> bool:
+        """The last frame's length is unknown: it carries no duration and no step between
+        packets tells one (a single frame in FLV or ASF)."""
+        return self.timed > 0 and self.last_duration == 0 and self.step is None
 
     def seconds(self, time_base: Fraction | None) -> tuple[float, float] | None:
         """(start, end) of what plays, in seconds; None without a usable timeline.
 
-        Packets without timestamps (raw elementary streams) play back to back from 0: the
-        end is the sum of their durations. A muxer that wrote durations too short to cover
-        the timeline (AVI with a 1/600 time base gives each 5 fps frame 1 tick) is not
-        believed: the last packet then lasts the mean step between packets."""
+        The end is the last packet's timestamp plus that packet's own duration (a gap
+        before it, as in variable-rate video, is part of what plays). Packets without
+        timestamps (raw elementary streams) play back to back from 0: the end is the sum of
+        their durations. A last packet whose duration is missing or shorter than half the
+        smallest step between packets is not believed (AVI with a 1/600 time base gives
+        each 5 fps frame 1 tick; FLV and ASF give none): it then lasts that smallest step.
+        """
         if time_base is None or self.count == 0:
             return None
         if self.timed == 0:
             return (0.0, float(self.durations * time_base)) if self.durations else None
         assert self.first is not None and self.last is not None and self.end is not None
         end = self.end
-        span = self.last - self.first
-        if self.timed >= 2 and self.durations * 2 < span:
-            end = max(end, self.last + round(span / (self.timed - 1)))
+        if self.step is not None and self.last_duration * 2 < self.step:
+            end = max(end, self.last + self.step)
         return float(self.first * time_base), float(end * time_base)
 
 
@@ -127,10 +150,9 @@ class Listing:
         if "D" in flags:
             stream.discarded += 1
             return
-        ts = _int(fields.get("pts"))
-        ts = _int(fields.get("dts")) if ts is None else ts
-        stream.add(ts, max(_int(fields.get("duration")) or 0, 0), _int(fields.get("size")) or 0,
-                   "K" in flags)
+        pts, dts = _int(fields.get("pts")), _int(fields.get("dts"))
+        stream.add(dts if pts is None else pts, max(_int(fields.get("duration")) or 0, 0),
+                   _int(fields.get("size")) or 0, "K" in flags, pts if dts is None else dts)
 
     def text(self) -> str:
         """What ffprobe printed besides its packets."""

@@ -21,18 +21,22 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from prober.evidence import said_cut
 from prober.ffprobe import (
+    Decoded,
     FFprobeFailed,
     FFprobeMissing,
     FFprobeTimeout,
     ProbeError,
     ProbeOutput,
     Runner,
+    count_decoded,
     default_runner,
     ffprobe_version,
     identify_format,
     read_log_summary,
     run_probe,
+    undecoded_tail,
 )
 from prober.isobmff import Boxes, top_level_boxes
 from prober.metadata import assess, base_metadata, real_video_streams
@@ -49,9 +53,18 @@ _KINDS = {
     "concat": "a concat list (it names other files to read)",
     "image2": "an image sequence", "gif": "a GIF animation", "apng": "an animated PNG",
     "srt": "SubRip subtitles", "webvtt": "WebVTT subtitles", "ass": "ASS subtitles",
-    "tty": "text", "mp3": "MP3 audio", "wav": "WAV audio", "aac": "raw AAC audio",
+    "mp3": "MP3 audio", "wav": "WAV audio", "aac": "raw AAC audio",
     "flac": "FLAC audio", "ogg": "an Ogg file", "mpeg": "an MPEG program stream",
 }  # fmt: skip
+#: Packets decoded past the first keyframe to show the video decodes; packets tried when
+#: none is flagged as a keyframe.
+_HEAD_AFTER_KEY, _HEAD_WITHOUT_KEY = 2, 250
+#: A probe score at or below this is ffprobe's "misdetection possible" (AVPROBE_SCORE_MAX/4).
+_GUESS = 25
+#: Image kinds whose content has no signature: only their name tells them (libavformat's
+#: image2 demuxer by extension). Others are recognised by their content (``*_pipe``).
+_UNSIGNED_IMAGES = frozenset({"tga", "vda", "icb", "vst", "yuv", "y", "raw", "im1", "im8",
+                              "im24", "im32", "rs", "pix"})
 _OOM = "Cannot allocate memory"  # ENOMEM: the address space limit (VIDEODROP_CHILD_MEMORY)
 _LIMIT_SIGNALS: dict[int, str] = {signal.SIGKILL: "CPU time", signal.SIGXCPU: "CPU time",
                                   signal.SIGXFSZ: "file size"}
@@ -142,11 +155,37 @@ def _probe(ctx: _Context) -> ProbeResult:
     if not output.packets.full and not output.packets.count(
             [int(s.get("index", -1)) for s in real_video_streams(output.data)]):
         raise FFprobeTimeout(ctx.deadline.seconds)  # nothing to decide with
-    return _assessed(ctx, output.data, output, warnings)
+    decoded, cut = _decode_checks(ctx, output)
+    return _assessed(ctx, output.data, output, warnings, decoded=decoded, cut=cut)
+
+
+def _decode_checks(ctx: _Context, output: ProbeOutput) -> tuple[Decoded | None, int]:
+    """Whether the main video stream decodes at all: its first packets, up to one past its
+    first keyframe (at most :data:`_HEAD_WITHOUT_KEY` when none is flagged), must give a
+    frame. In a file the demuxer says is cut, the packets from the last keyframe to the
+    end are decoded too; the last ones that give no frame (the cut last one) are ``cut``."""
+    videos = real_video_streams(output.data) if output.packets.full else []
+    index = int(videos[0].get("index", -1)) if videos else -1
+    found = output.packets.streams.get(index)
+    if found is None or found.count == 0:
+        return None, 0
+    first_key = _HEAD_WITHOUT_KEY if found.first_key is None else found.first_key
+    head = min(found.count, first_key + _HEAD_AFTER_KEY) + found.discarded
+    try:
+        decoded = count_decoded(ctx.path, index, packets=head, ffprobe=ctx.ffprobe,
+                                timeout=ctx.deadline.left(), runner=ctx.runner)
+        if not said_cut(output.log) or not decoded.frames:
+            return decoded, 0
+        cut = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+                             timeout=ctx.deadline.left(), runner=ctx.runner)
+    except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn
+        return None, 0
+    return decoded, cut
 
 
 def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
-              warnings: list[str]) -> ProbeResult:
+              warnings: list[str], *, decoded: Decoded | None = None,
+              cut: int = 0) -> ProbeResult:
     outcome = assess(
         raw,
         filename=ctx.path.name,
@@ -156,6 +195,8 @@ def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
         doctype=_ebml_doctype(ctx.head),
         log=output.log if output is not None else "",
         warnings=warnings,
+        decoded=decoded,
+        cut=cut,
     )
     if outcome.error:
         return _failed(outcome.error, outcome.code or ErrorCode.UNREADABLE, outcome.metadata,
@@ -204,16 +245,26 @@ def _unopened(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
 
 
 def _refused(ctx: _Context) -> ProbeResult:
-    """A format outside the accepted containers: named from ffprobe's probe."""
-    name = identify_format(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
-                           runner=ctx.runner)
+    """A format outside the accepted containers: named from ffprobe's probe. Content that
+    no demuxer recognises (ffprobe's best guess is a possible misdetection, or an image
+    sequence chosen by the file's extension alone for a kind of image that its content
+    would name) is not media at all."""
+    guess = identify_format(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+                            runner=ctx.runner)
+    name = guess.name
     meta = ctx.base()
     meta["format_name"] = name
-    if name is not None and (name.endswith("_pipe") or name == "image2"):
+    by_name = name == "image2" and ctx.path.suffix.lower().lstrip(".") not in _UNSIGNED_IMAGES
+    text = name == "tty"  # (chosen by a text extension: .txt, .nfo, .asc...)
+    if name is None or (guess.score is not None and guess.score <= _GUESS) or by_name or text:
+        what = ("its name says an image, its content is none" if by_name else
+                "its content is text" if text else "no format recognises its content")
+        meta["format_name"] = None
+        return _failed(f"not a media file: {what}", ErrorCode.NOT_MEDIA, meta)
+    if name.endswith("_pipe") or name == "image2":
         kind = name.removesuffix("_pipe").upper()
         return _failed(f"still image ({kind}), not a video", ErrorCode.STILL_IMAGE, meta)
-    what = _KINDS.get(name or "", f"'{name}' content" if name else "a format ffprobe cannot"
-                       " name")
+    what = _KINDS.get(name, f"'{name}' content")
     return _failed(f"unsupported container: the content is {what}, not one of the accepted"
                    " video containers", ErrorCode.UNSUPPORTED_CONTAINER, meta)
 

@@ -194,19 +194,29 @@ class Worker:
             if current is None:
                 return
             if current.status in {"ready", "failed"} and not force:
-                store.ensure_stored(self.inbox, self.media_root, current)
+                if not store.ensure_stored(self.inbox, self.media_root, current) \
+                        and current.status == "ready":
+                    self._missing(current)
+                    return
                 self.log.info("already done", status=current.status)
                 return
             self.probe_and_record(current)
 
+    def _missing(self, video: Video) -> Video:
+        """The stored file is gone: the row becomes ``failed`` (``missing_file``), a ready
+        one included, and the log line says what the row now holds."""
+        done = self.catalog.mark_missing(video.id, "stored file is missing")
+        status = done.status if done is not None else video.status
+        self.log.error("probe", status=status, error="stored file is missing",
+                       error_code=ErrorCode.MISSING_FILE.value if done is not None else None,
+                       was=video.status)
+        metrics.PROBES.labels(outcome=status).inc()
+        return done or video
+
     def probe_and_record(self, video: Video) -> Video:
         t0 = time.perf_counter()
         if not store.ensure_stored(self.inbox, self.media_root, video):
-            done = self.catalog.mark_failed(video.id, "stored file is missing",
-                                            ErrorCode.MISSING_FILE)
-            self.log.error("probe", status="failed", error="stored file is missing")
-            metrics.PROBES.labels(outcome="failed").inc()
-            return done or video
+            return self._missing(video)
         started = self.catalog.start_processing(video.id)
         if started is None:
             self.log.info("deleted before its probe; nothing to do")

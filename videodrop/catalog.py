@@ -272,6 +272,13 @@ class Catalog(InboxClaims):
                                         "now": self.clock()})
         return Video.from_row(row) if row else None
 
+    def mark_missing(self, video_id: int, error: str) -> Video | None:
+        """``failed`` with code ``missing_file``, a ready row included: a record whose
+        stored file is gone must not keep answering ``ready`` (nothing behind its links
+        plays). None when there is no such row or it is still uploading."""
+        row = self._one("mark_missing", {"id": video_id, "error": error, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
     # --- lookups ----------------------------------------------------------------------
 
     def by_id(self, video_id: int) -> Video | None:

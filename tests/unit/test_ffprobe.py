@@ -370,13 +370,22 @@ def with_packets(packets: Sequence[Mapping[str, object]]) -> Completed:
     return ok(compact({"packets": list(packets), **HEADER}))
 
 
-def test_a_good_file_costs_one_ffprobe_process(tmp_path: Path) -> None:
+def decoding(packets: int, frames: int, index: int = 0) -> Completed:
+    """ffprobe's answer to a bounded decode (count_decoded)."""
+    return ok(json.dumps({"streams": [{"index": index, "nb_read_frames": str(frames),
+                                       "nb_read_packets": str(packets)}]}))
+
+
+def test_a_good_file_costs_a_listing_and_a_short_decode(tmp_path: Path) -> None:
     video = tmp_path / "clip.mkv"
     video.write_bytes(b"1234")
-    runner = Recorder(with_packets(PACKETS))
+    runner = Recorder(with_packets(PACKETS), decoding(26, 26))
     result = probe_file(video, runner=runner, version="5.1")
     assert result.ok, result.error
-    assert len(runner.calls) == 1
+    assert len(runner.calls) == 2
+    decode = runner.calls[1]  # no keyframe flagged: the first 250 packets at most
+    assert decode[decode.index("-read_intervals") + 1] == "%+#26"
+    assert {"-count_frames", "-select_streams"} <= set(decode)
     args = runner.calls[0]
     for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters"):
         assert flag in args

@@ -84,6 +84,13 @@ SET status = 'failed', processing_error = %(error)s, error_code = %(error_code)s
 WHERE id = %(id)s AND status <> 'ready'
 RETURNING *;
 
+-- name: mark_missing
+UPDATE videos
+SET status = 'failed', processing_error = %(error)s, error_code = 'missing_file',
+    processing_completed_at = %(now)s, updated_at = %(now)s
+WHERE id = %(id)s AND status <> 'uploading'
+RETURNING *;
+
 -- name: ids_by_status
 SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
 
