@@ -11,13 +11,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ingest import openfiles, watcher
-from ingest.policy import InboxPolicy, Refusal
 from ingest.scan import FileState, Verdict, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
-from videodrop import media, metrics
+from videodrop import inboxpolicy, media, metrics
 from videodrop.errors import BrokerUnavailable, ConfigurationError
+from videodrop.inboxpolicy import InboxPolicy, Refusal
 from videodrop.messages import InboxFile, Message
 from videodrop.settings import Settings
+
+#: A name published again within this many seconds, as another file, is logged (a writer
+#: that appends in chunks); at most REUSE_REMEMBERED names are kept before pruning.
+REUSE_SECONDS = 600.0
+REUSE_REMEMBERED = 10_000
 
 
 class Publishes(Protocol):
@@ -53,6 +58,8 @@ class IngestDaemon:
         self.events: queue.Queue[watcher.Event] = queue.Queue()
         self.pending: list[Candidate] = []  # settled, waiting for the broker
         self.published: dict[Path, tuple[FileState, float]] = {}
+        # every name published within REUSE_SECONDS: the file it was then, and when
+        self.lately: dict[Path, tuple[FileState, float]] = {}
         # refused files: the state they were refused in (None: by name) and the reason code
         self.refused: dict[Path, tuple[FileState | None, str]] = {}
         self.stats = Stats()
@@ -111,6 +118,9 @@ class IngestDaemon:
         now = self.clock()
         for cand in self.tracker.due(now, self._restat):
             refusal = self.policy.by_size(cand.state.size)
+            if refusal is None and inboxpolicy.may_be_sparse(cand.state.size,
+                                                             cand.state.blocks):
+                refusal = self.policy.by_path(cand.path)
             if refusal is not None:
                 self.refuse(cand.path, refusal, cand.state)
                 continue
@@ -230,7 +240,8 @@ class IngestDaemon:
                 error = "the broker did not confirm every message"
             for msg in confirmed:
                 cand = msgs.pop(msg)  # type: ignore[arg-type]
-                self.published[cand.path] = (cand.state, self.clock())
+                self._warn_if_reused(cand)
+                self.published[cand.path] = self.lately[cand.path] = (cand.state, self.clock())
                 self.stats.published += 1
                 metrics.FILES_PUBLISHED.inc()
                 self.log.info("published", path=self.shown(cand.path), size=cand.state.size,
@@ -245,6 +256,24 @@ class IngestDaemon:
                                  waiting=len(self.pending), retry_in=self._backoff)
                 return
             self._backoff = 0.0
+
+    def _warn_if_reused(self, cand: Candidate) -> None:
+        """A name published again within REUSE_SECONDS as another file: most likely a
+        writer that closes and reopens to append, pausing longer than the settle window,
+        which makes one video per chunk (README: the writer contract). Logged, not
+        prevented: cameras that reuse a name on purpose are served as before."""
+        now = self.clock()
+        if len(self.lately) > REUSE_REMEMBERED:
+            self.lately = {p: v for p, v in self.lately.items() if now - v[1] < REUSE_SECONDS}
+        last = self.lately.get(cand.path)
+        if last is None or now - last[1] >= REUSE_SECONDS or last[0].unchanged(cand.state):
+            return
+        self.log.warning("name published again as another file", path=self.shown(cand.path),
+                         seconds_since=round(now - last[1], 1), size=cand.state.size,
+                         size_before=last[0].size,
+                         hint="a writer appending after pauses longer than"
+                              " VIDEODROP_SETTLE_SECONDS makes one video per chunk: write to a"
+                              " temporary name and rename it when done (README: writers)")
 
     def _restat(self, path: Path) -> FileState | None:
         return examine(self.inbox, path, self.policy).state

@@ -5,25 +5,39 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from ingest.policy import InboxPolicy, Refusal
+from videodrop.inboxpolicy import InboxPolicy, Refusal
 
 
 @dataclass(frozen=True)
 class FileState:
-    """What we compare across a settle window."""
+    """What we compare across a settle window (:meth:`unchanged`); ``nlink`` and ``blocks``
+    (512-byte blocks allocated) are along for the ride and not compared."""
 
     dev: int
     ino: int
     size: int
     mtime_ns: int
     ctime_ns: int
+    nlink: int = field(default=1, compare=False)
+    blocks: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, st: os.stat_result) -> FileState:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
+                   st.st_nlink, st.st_blocks)
+
+    def unchanged(self, later: FileState) -> bool:
+        """``later`` is this file with nothing written to it: same inode, size and mtime,
+        and the same ctime unless the link count changed (``ln``, ``cp -al``, a name of
+        it removed: that moves the ctime of every name without touching the data). A
+        ctime change without a link-count change (a rewrite whose mtime was put back,
+        chmod) is a change."""
+        return ((self.dev, self.ino, self.size, self.mtime_ns)
+                == (later.dev, later.ino, later.size, later.mtime_ns)
+                and (self.ctime_ns == later.ctime_ns or self.nlink != later.nlink))
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Settle tracking: a candidate becomes *settled* once nothing has happened to it for a
-settle window, its size/mtime/ctime are unchanged across that window, and no local
-process holds it open for writing."""
+settle window, its size/mtime/ctime are unchanged across that window (a ctime moved by a
+link-count change alone does not count: ``FileState.unchanged``), and no local process
+holds it open for writing."""
 
 from __future__ import annotations
 
@@ -65,9 +66,10 @@ class SettleTracker:
             current = restat(cand.path)
             if current is None:  # gone (renamed away, deleted) or no longer a regular file
                 del self.candidates[cand.path]
-            elif current != cand.state:  # still changing: another window
+            elif not cand.state.unchanged(current):  # still changing: another window
                 cand.state, cand.quiet_since = current, now
             else:
+                cand.state = current  # the latest ctime goes into the message
                 checked.append(cand)
         busy = self.open_for_writing({(c.state.dev, c.state.ino) for c in checked})
         settled = []

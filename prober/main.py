@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
@@ -45,6 +46,18 @@ def _version_or_refuse(settings: Settings, runner: ChildRunner) -> str | None:
         return None
 
 
+def _sweep(settings: Settings, log: Any) -> None:
+    """Temporary copies left in the store by a prober that died mid-copy, at start."""
+    try:
+        removed = store.sweep_parts(settings.media_root.resolve())
+    except OSError as exc:
+        log.warning("stale copies: sweep failed", error=str(exc))
+        return
+    log.info("stale copies removed", count=len(removed),
+             older_than_s=store.STALE_PART_SECONDS,
+             paths=[str(p.relative_to(settings.media_root.resolve())) for p in removed[:20]])
+
+
 def main(settings: Settings, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="videodrop prober",
                                      description="consume probe messages and record outcomes")
@@ -75,6 +88,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
              ffprobe_version=version, media_root=str(settings.media_root.resolve()),
              child_memory=settings.child_memory)
+    threading.Thread(target=_sweep, args=(settings, log), name="part-sweep",
+                     daemon=True).start()
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
                for i in range(args.concurrency)]
     threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)

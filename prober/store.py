@@ -15,15 +15,25 @@ import errno
 import filecmp
 import hashlib
 import os
+import re
 import secrets
 import stat
+import time
 from pathlib import Path
 
 from videodrop import media
 from videodrop.catalog import Catalog, Video
 from videodrop.claims import ClaimKey
+from videodrop.errorcodes import ErrorCode
 from videodrop.errors import StorageFull, TransientFileError
+from videodrop.inboxpolicy import InboxPolicy, Refusal, data_extents
 from videodrop.messages import InboxFile
+
+#: A copy's temporary name beside its destination: ``.<name>.<8 hex>.part``.
+_PART = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{8}\.part")
+#: A temporary copy not written to for this long belongs to a copy that died (a running
+#: copy writes continuously); :func:`sweep_parts` removes it.
+STALE_PART_SECONDS = 3600.0
 
 _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, errno.EROFS,
               errno.EBUSY, errno.ENOMEM}
@@ -47,10 +57,23 @@ def key_of(msg: InboxFile) -> ClaimKey:
                     os.fsencode(msg.path))
 
 
-def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile) -> Video | None:
+class Refused(Exception):
+    """The inbox policy refuses the file of a message at claim: it stays in the inbox and
+    gets no row (a row an earlier, interrupted claim made is marked ``failed``,
+    ``error_code`` ``refused``)."""
+
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.reason)
+        self.refusal = refusal
+
+
+def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
+          policy: InboxPolicy | None = None) -> Video | None:
     """The row for this name of this file, with the file in the store; None for a stale
     message (the file changed or vanished before anyone claimed it: a fresh message will
-    follow). :class:`TransientFileError` while another prober claims the same name."""
+    follow). :class:`TransientFileError` while another prober claims the same name;
+    :class:`Refused` when ``policy`` (default: the default policy) refuses the file as it
+    is now."""
     key = key_of(msg)
     src = inbox / msg.path
     with catalog.claim_lock(key) as locked:
@@ -62,14 +85,69 @@ def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile) -> Vi
             # claimed it before (a redelivery, a re-publish), the row tells where it went.
             return catalog.by_claim(key)
         now = key.at(st.st_ctime_ns)
-        video = (catalog.by_claim(now) or _earlier_claim(catalog, media_root, src, now)
-                 or catalog.claim_inbox_file(now)[0])
+        refusal = _refusal(policy or InboxPolicy(), src, key)
+        known = catalog.by_claim(now) or _earlier_claim(catalog, media_root, src, now)
+        if refusal is not None:
+            if known is not None and known.status == "processing":
+                catalog.mark_failed(known.id, refusal.reason, ErrorCode.REFUSED)
+            raise Refused(refusal)
+        video = known or catalog.claim_inbox_file(now)[0]
+        dst = media_root / video.stored_path
+        if _held_by_another(src, dst):
+            moved = catalog.move_stored(video)
+            if moved is None:
+                raise TransientFileError(f"{media.display(msg.path)}: its row changed")
+            video, dst = moved, media_root / moved.stored_path
         try:
-            move_into_store(src, media_root / video.stored_path, now, linked=st.st_nlink > 1)
+            remove_parts(dst)  # of a copy of this claim that died: we hold its lock
+            move_into_store(src, dst, now, linked=st.st_nlink > 1)
         except TransientFileError as exc:  # the row says why the file still waits
             catalog.note_waiting(video.id, str(exc))
             raise
         return video
+
+
+def _refusal(policy: InboxPolicy, src: Path, key: ClaimKey) -> Refusal | None:
+    """The inbox policy on the file of ``key`` at ``src`` as it is now: its name, then its
+    size and holes (read from one descriptor of that very inode)."""
+    refusal = policy.by_name(src.name)
+    if refusal is not None:
+        return refusal
+    try:
+        fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise TransientFileError(f"{media.display(src.name)} vanished") from None
+    except OSError as exc:
+        raise TransientFileError(f"cannot open {media.display(src.name)}: "
+                                 f"{exc.strerror}") from exc
+    try:
+        if not same_content(os.fstat(fd), key):
+            raise TransientFileError(f"{media.display(src.name)} changed during its claim")
+        return policy.by_file(fd)
+    finally:
+        os.close(fd)
+
+
+def _held_by_another(src: Path, dst: Path) -> bool:
+    """``dst`` exists and is not the file at ``src`` (same inode, or same size and bytes):
+    on a case-insensitive store ``videos/A/x.mp4`` is ``videos/a/x.mp4``."""
+    try:
+        there = os.stat(dst)
+    except FileNotFoundError:
+        return False
+    return not _same_file(src, there, dst)
+
+
+def _same_file(src: Path, there: os.stat_result, dst: Path) -> bool:
+    """The file at ``src`` is ``dst`` (``there`` its stat): one inode, or the same size and
+    the same bytes (a finished copy). False when ``src`` is gone."""
+    try:
+        here = os.stat(src)
+    except FileNotFoundError:
+        return False
+    if os.path.samestat(here, there):
+        return True
+    return here.st_size == there.st_size and filecmp.cmp(src, dst, shallow=False)
 
 
 def _earlier_claim(catalog: Catalog, media_root: Path, src: Path, key: ClaimKey
@@ -101,7 +179,7 @@ def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
     src = inbox / os.fsdecode(key.path) if key is not None else None
     if dst.exists():
         if src is not None and key is not None:
-            _unlink_if_same(src, key)
+            _unlink_if_same(src, key, dst)
         return True
     if src is not None and key is not None:
         try:
@@ -122,8 +200,10 @@ def move_into_store(src: Path, dst: Path, key: ClaimKey, *, linked: bool = False
     shown = media.display(src.name)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if dst.exists():  # a crash after the copy's rename, before the unlink
-            _unlink_if_same(src, key)
+        if dst.exists():  # a crash after the copy's rename, before the unlink?
+            if not _unlink_if_same(src, key, dst):
+                raise TransientFileError(f"{media.display(dst.name)} in the store is another"
+                                         f" file: {shown} waits in the inbox")
             return
         if not linked:
             try:
@@ -162,7 +242,7 @@ def _copy_in(src: Path, dst: Path, key: ClaimKey) -> None:
             raise TransientFileError(f"{media.display(src.name)} changed before its copy")
         try:
             with open(tmp, "wb") as out:
-                _send_all(fh.fileno(), out.fileno(), before.st_size)
+                _copy_data(fh.fileno(), out.fileno(), before.st_size)
                 os.fsync(out.fileno())
             after = os.fstat(fh.fileno())
             if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
@@ -180,22 +260,79 @@ def _copy_in(src: Path, dst: Path, key: ClaimKey) -> None:
             src.unlink()
 
 
-def _send_all(source: int, target: int, size: int) -> None:
-    """Copy ``size`` bytes from the start of ``source`` to ``target`` in the kernel."""
-    offset = 0
-    while offset < size:
-        sent = os.sendfile(target, source, offset, size - offset)
-        if sent == 0:
-            raise TransientFileError("the file shrank while being copied into the store")
-        offset += sent
+def _copy_data(source: int, target: int, size: int) -> None:
+    """Copy the first ``size`` bytes of ``source`` to the empty ``target`` in the kernel,
+    holes left as holes: no more is written than ``source`` holds as data."""
+    for start, length in data_extents(source, size):
+        os.lseek(target, start, os.SEEK_SET)
+        offset, end = start, start + length
+        while offset < end:
+            sent = os.sendfile(target, source, offset, end - offset)
+            if sent == 0:
+                raise TransientFileError("the file shrank while being copied into the store")
+            offset += sent
+    os.ftruncate(target, size)
 
 
-def _unlink_if_same(src: Path, key: ClaimKey) -> None:
+def _unlink_if_same(src: Path, key: ClaimKey, dst: Path) -> bool:
+    """Remove the inbox name ``src`` of ``key`` when ``dst`` holds its file (a move or a
+    copy that finished); True when nothing of it is left in the inbox to store."""
     try:
-        if matches(os.lstat(src), key):
-            src.unlink()
+        st = os.lstat(src)
     except FileNotFoundError:
-        pass
+        return True
+    if not matches(st, key):
+        return True  # not this claim's file any more: not ours to store or remove
+    if not _same_file(src, os.stat(dst), dst):
+        return False
+    src.unlink()
+    return True
+
+
+def remove_parts(dst: Path) -> int:
+    """Remove the temporary copies of ``dst`` beside it (``.<name>.<hex>.part``) that a
+    prober left when it died mid-copy; the caller holds the claim of ``dst``. Returns how
+    many were removed."""
+    removed = 0
+    try:
+        entries = list(os.scandir(dst.parent))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        found = _PART.fullmatch(entry.name)
+        if found and found["name"] == dst.name and entry.is_file(follow_symlinks=False):
+            Path(entry.path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def sweep_parts(media_root: Path, older_than: float = STALE_PART_SECONDS,
+                now: float | None = None) -> list[Path]:
+    """Remove temporary copies under ``media_root/videos/*/`` not modified for
+    ``older_than`` seconds (a prober died mid-copy; its video may be gone since). Returns
+    what was removed."""
+    now = time.time() if now is None else now
+    removed: list[Path] = []
+    try:
+        folders = [e for e in os.scandir(media_root / "videos") if e.is_dir(follow_symlinks=False)]
+    except FileNotFoundError:
+        return removed
+    for folder in folders:
+        try:
+            entries = list(os.scandir(folder.path))
+        except OSError:
+            continue
+        for entry in entries:
+            if not _PART.fullmatch(entry.name):
+                continue
+            try:
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and now - st.st_mtime >= older_than:
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+            except FileNotFoundError:
+                continue
+    return removed
 
 
 def sha256_of(path: Path) -> str:

@@ -27,6 +27,7 @@ from videodrop.errors import (
     StorageFull,
     TransientFileError,
 )
+from videodrop.inboxpolicy import InboxPolicy
 from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -51,6 +52,7 @@ class Worker:
         self.log = log
         self.name = name
         self.inbox = settings.inbox.resolve()
+        self.policy = InboxPolicy.from_settings(settings)
         self.media_root = settings.media_root.resolve()
         self.connected = threading.Event()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
@@ -170,7 +172,13 @@ class Worker:
     def process(self, msg: InboxFile | ProbeVideo) -> None:
         if isinstance(msg, InboxFile):
             structlog.contextvars.bind_contextvars(path=media.display(msg.path))
-            video = store.claim(self.catalog, self.inbox, self.media_root, msg)
+            try:
+                video = store.claim(self.catalog, self.inbox, self.media_root, msg,
+                                    self.policy)
+            except store.Refused as exc:  # left in the inbox, like the ingest's refusals
+                metrics.CLAIMS_REFUSED.labels(exc.refusal.code).inc()
+                self.log.warning("refused", reason=exc.refusal.reason, code=exc.refusal.code)
+                return
             if video is None:
                 self.log.info("stale message: file changed or gone before claim")
                 return

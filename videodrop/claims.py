@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -115,6 +116,21 @@ class InboxClaims:
         """Rows of this name and inode, size and mtime, claimed at an earlier ctime and not
         probed yet, oldest first (``sql/queries.sql`` earlier_claims)."""
         return [self._video(r) for r in self._all("earlier_claims", key.params())]
+
+    def move_stored(self, video: Video) -> Video | None:
+        """Give ``video`` (``processing``, nothing stored yet) a stored path in a folder of
+        its own no other row can have (``~`` and 128 random bits, lower case: distinct on
+        a case-insensitive store too); None if the row changed meanwhile."""
+        filename = video.stored_path.rsplit("/", 1)[-1]
+        for _ in range(5):
+            new = f"videos/~{secrets.token_hex(16)}/{filename}"
+            try:
+                row = self._one("move_stored", {"id": video.id, "old": video.stored_path,
+                                                "stored_path": new, "now": self.clock()})
+            except psycopg.errors.UniqueViolation:  # pragma: no cover - 128 random bits
+                continue
+            return self._video(row) if row else None
+        raise Conflict("could not find a free stored path")
 
     def rekey_claim(self, video: Video, ctime_ns: int) -> Video | None:
         """Move the row's claim to the file's current ctime; None if it changed meanwhile."""

@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     RESOURCE_LIMIT = "resource_limit"
     UNREADABLE = "unreadable"
     TOO_LARGE = "too_large"
+    REFUSED = "refused"
     MISSING_FILE = "missing_file"
     UPLOAD_INTERRUPTED = "upload_interrupted"
     INTERNAL = "internal"
@@ -48,6 +49,9 @@ DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.UNREADABLE: "ffprobe crashed, answered something that is not its JSON, or "
                           "found no timing at all in the file",
     ErrorCode.TOO_LARGE: "over VIDEODROP_MAX_FILE_SIZE",
+    ErrorCode.REFUSED: "the inbox policy refused the file when a prober claimed it (an "
+                       "extension VIDEODROP_INBOX_EXTENSIONS no longer lists, over "
+                       "VIDEODROP_INBOX_MAX_FILE_SIZE, a sparse file): it stays in the inbox",
     ErrorCode.MISSING_FILE: "the stored file is gone (a ready video becomes failed when a "
                             "new probe finds it gone)",
     ErrorCode.UPLOAD_INTERRUPTED: "the client went away before the upload was complete",

@@ -19,8 +19,12 @@ _UNSAFE = re.compile(r"[^\w.\- ()+,@=]+", re.UNICODE)
 NAME_BYTES = 255
 _STORED_NAME_BYTES = 200  # room under NAME_MAX for an upload's ".part" and the like
 _LONGEST_EXTENSION = 10
-#: A source_id that is its own folder name: what ``safe_filename`` leaves unchanged.
-_PLAIN_SOURCE_ID = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_.\-]{0,126}[A-Za-z0-9_\-])?")
+#: A source_id that is its own folder name: what ``safe_filename`` leaves unchanged, in
+#: lower case (a store on a case-insensitive file system, vfat or SMB, holds ``A`` and
+#: ``a`` in one folder).
+_PLAIN_SOURCE_ID = re.compile(r"[a-z0-9](?:[a-z0-9_.\-]{0,126}[a-z0-9_\-])?")
+#: What an escaped folder keeps as it is; all else is ``%XX`` (upper-case hex digits).
+_KEPT = frozenset("abcdefghijklmnopqrstuvwxyz0123456789_-")
 
 
 def _windows_1252() -> tuple[str, ...]:
@@ -101,25 +105,30 @@ def safe_filename(name: str, *, fallback: str = "video") -> str:
 
     Keeps letters of any script (a camera in Tokyo names files in Japanese); replaces
     everything else that a shell, a URL or a file system would trip on with ``_``.
+    A name that is nothing but an extension keeps it behind ``fallback``: ``.mp4`` →
+    ``video.mp4`` (what :func:`videodrop.formats.extension_of` reads in it too).
     """
     base = unicodedata.normalize("NFC", client_basename(name))
     base = "".join(ch for ch in base if unicodedata.category(ch)[0] != "C")
-    base = _UNSAFE.sub("_", base).strip(" .")
-    if not base or base in {".", ".."}:
-        base = fallback
-    return bounded(base, _STORED_NAME_BYTES)
+    base = _UNSAFE.sub("_", base).strip(" ")
+    stem, dot, ext = base.rpartition(".")
+    if dot and ext:  # leading dots and spaces go, the extension stays
+        stem = stem.lstrip(" .") or fallback
+        return bounded(f"{stem}.{ext}", _STORED_NAME_BYTES)
+    return bounded(base.strip(" .") or fallback, _STORED_NAME_BYTES)
 
 
 def source_folder(source_id: str) -> str:
     """The folder of a source_id under ``videos/``, one per id: the id itself when it is a
-    plain name (letters, digits, ``_ . -``, not ending in ``.``), which is what every such
-    id always had. Any other id (``a.``, ``a..``, spaces, other scripts) is spelled with
-    ``%XX`` escapes (``a.`` → ``a%2E``), or, beyond 200 bytes, as ``~`` and the SHA-256 of
-    the id: neither form can be a plain id, nor a folder made before (``%`` and ``~`` were
-    never kept in one), so distinct ids never share a folder."""
+    plain name (lower-case letters, digits, ``_ . -``, not ending in ``.``), which is what
+    every such id always had. Any other id (``A``, ``a.``, spaces, other scripts) is spelled
+    with ``%XX`` escapes (``a.`` → ``a%2E``, ``Cam1`` → ``%43am1``), or, beyond 200 bytes,
+    as ``~`` and the SHA-256 of the id: neither form can be a plain id, nor a folder made
+    before (``%`` and ``~`` were never kept in one), so distinct ids never share a folder,
+    not even on a case-insensitive store (no two folders differ by case alone)."""
     if _PLAIN_SOURCE_ID.fullmatch(source_id):
         return source_id
-    escaped = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-") else
+    escaped = "".join(ch if ch in _KEPT else
                       "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
                       for ch in source_id)
     return escaped if len(escaped) <= _STORED_NAME_BYTES else hashed_folder(source_id)
@@ -150,8 +159,10 @@ def name_from_filename(filename: str) -> str:
     """A readable default name: separators become spaces, except a single ``-`` or ``.``
     between digits, which keeps dates, times and versions readable:
     ``Front_door-2026-11-30.mp4`` → ``Front door 2026-11-30``, ``cam_12.30.mp4`` →
-    ``cam 12.30``."""
-    stem = PurePosixPath(filename).stem or filename
+    ``cam 12.30``; ``.mp4`` (an extension only) → ``video``."""
+    base = PurePosixPath(filename).name or filename
+    stem, dot, _ext = base.rpartition(".")
+    stem = stem if dot else base
     words = re.sub(r"[_\-.]+", _separator, stem).strip()
     return re.sub(r"\s+", " ", words) or "video"
 

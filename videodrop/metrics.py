@@ -166,10 +166,11 @@ FILES_PUBLISHED = Counter(
     namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
 FILES_REFUSED = Counter(
     "files_refused", "Inbox files refused and left where they are, by reason (extension,"
-    " empty, too_large, symlink, special_file, unreadable): the log line is 'refused' with"
-    " the reason in words, once per file.",
+    " empty, too_large, sparse, symlink, special_file, unreadable): the log line is"
+    " 'refused' with the reason in words, once per file.",
     ["reason"], namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
-REFUSAL_REASONS = ("extension", "empty", "too_large", "symlink", "special_file", "unreadable")
+REFUSAL_REASONS = ("extension", "empty", "too_large", "sparse", "symlink", "special_file",
+                   "unreadable")
 for _reason in REFUSAL_REASONS:  # every reason shows, at 0 until it happens
     FILES_REFUSED.labels(_reason)
 PUBLISH_RETRIES = Counter(
@@ -204,6 +205,13 @@ DEAD_LETTERS = Counter(
     "dead_letters", "Messages sent to the dead-letter queue: unreadable messages, and"
     " messages whose handler crashed on their last allowed delivery.",
     namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+CLAIMS_REFUSED = Counter(
+    "files_refused", "Inbox files the prober refused when claiming them, by reason (the"
+    " inbox policy applied again: a message queued under a wider policy, a file that"
+    " became sparse or too large after the ingest saw it): left in the inbox, no row.",
+    ["reason"], namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+for _reason in ("extension", "empty", "too_large", "sparse"):
+    CLAIMS_REFUSED.labels(_reason)
 
 # --- api ---------------------------------------------------------------------------------
 
@@ -313,8 +321,9 @@ def start_metrics_server(bind: str, role: str) -> MetricsServer:
 
 
 __all__ = [
-    "API", "DEAD_LETTERS", "FILES_PUBLISHED", "FILES_REFUSED", "FILES_SEEN", "FILES_SETTLED",
-    "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES", "INBOX_BACKLOG", "INGEST",
+    "API", "CLAIMS_REFUSED", "DEAD_LETTERS", "FILES_PUBLISHED", "FILES_REFUSED", "FILES_SEEN",
+    "FILES_SETTLED", "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES",
+    "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
     "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount",
     "LaterCounter", "MetricsServer", "exposition_registry", "family_names", "flush", "on_flush",

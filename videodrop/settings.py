@@ -63,7 +63,7 @@ class Settings:
     rescan_seconds: float = 300.0
     ingest_mode: str = "auto"
     ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
-    # the inbox policy (ingest/policy.py): extensions taken, and a size limit (None: none)
+    # the inbox policy (videodrop/inboxpolicy.py): extensions taken, and a size limit (None: none)
     inbox_extensions: frozenset[str] = formats.EXTENSIONS
     inbox_max_file_size: int | None = None
     prober_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)

@@ -156,3 +156,63 @@ def test_migration_0006_keeps_the_paths_of_existing_rows(database_url):
         assert rows(url, "SELECT origin_path FROM videos") == [("cam1/café.mp4".encode(),)]
     finally:
         drop_database(database_url, url)
+
+
+# --- what the store already holds ---------------------------------------------------------
+
+def test_a_store_path_held_by_another_file_keeps_both_files(catalog, places, samples):
+    """On a case-insensitive store (vfat, SMB) the row's ``videos/a/x.mp4`` can be another
+    video's ``videos/A/x.mp4``: here that other file is put at the row's path, as such a
+    store shows it, after an interrupted claim made the row."""
+    inbox, media = places
+    shutil.copy(samples / "tiny_av1.mp4", inbox / "x.mp4")
+    msg = settled(inbox, "x.mp4")
+    video, _ = catalog.claim_inbox_file(store.key_of(msg))
+    other = media / video.stored_path
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"another video's bytes")
+    claimed = store.claim(catalog, inbox, media, msg)
+    assert claimed is not None and claimed.id == video.id
+    assert claimed.stored_path != video.stored_path
+    assert claimed.stored_path.startswith("videos/~")
+    assert (media / claimed.stored_path).read_bytes() == (samples / "tiny_av1.mp4").read_bytes()
+    assert other.read_bytes() == b"another video's bytes"
+    assert not (inbox / "x.mp4").exists()
+
+
+def test_a_copy_keeps_the_holes_of_a_hard_linked_file(catalog, places, samples):
+    """A file with holes but enough data not to be refused: the store's copy writes the data
+    only (its allocation stays near the source's, not its size)."""
+    inbox, media = places
+    src = inbox / "holey.mp4"
+    data = (samples / "tiny_av1.mp4").read_bytes()
+    with src.open("wb") as fh:
+        fh.write(data)
+        fh.write(os.urandom(2 << 20))
+        fh.seek(16 << 20, os.SEEK_CUR)  # a 16 MiB hole
+        fh.write(os.urandom(1 << 20))
+    os.link(src, inbox / "holey-again.mp4")
+    size, allocated = src.stat().st_size, src.stat().st_blocks * 512
+    assert allocated < size // 4  # the file system keeps the hole
+    video = store.claim(catalog, inbox, media, settled(inbox, "holey.mp4"))
+    assert video is not None
+    stored = media / video.stored_path
+    assert stored.stat().st_size == size
+    assert stored.stat().st_blocks * 512 <= allocated + (1 << 20)
+    assert store.sha256_of(stored) == store.sha256_of(inbox / "holey-again.mp4")
+
+
+def test_a_sparse_file_is_refused_at_claim_and_its_interrupted_row_failed(catalog, places,
+                                                                            db_url):
+    inbox, media = places
+    src = inbox / "void.mp4"
+    with src.open("wb") as fh:
+        fh.truncate(1 << 30)
+    msg = settled(inbox, "void.mp4")
+    video, _ = catalog.claim_inbox_file(store.key_of(msg))  # a claim that died
+    with pytest.raises(store.Refused) as refused:
+        store.claim(catalog, inbox, media, msg)
+    assert refused.value.refusal.code == "sparse"
+    assert rows(db_url, "SELECT status, error_code FROM videos WHERE id = %s", video.id) == [
+        ("failed", "refused")]
+    assert src.exists() and not any(media.rglob("*"))

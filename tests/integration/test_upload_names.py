@@ -129,3 +129,12 @@ def test_a_late_source_id_gets_its_own_folder_too(uploads, samples):
         "videos/late%2E/late.mp4")
     assert (uploads.media_root / "videos/late%2E/late.mp4").read_bytes() == data
 
+
+
+def test_a_file_named_only_by_its_extension_keeps_it(uploads, samples):
+    data = (samples / SAMPLE).read_bytes()
+    rec = ready(uploads, form(uploads, ".mp4", data, source_id="dotonly"))
+    assert rec["original_filename"] == ".mp4" and rec["name"] == "video"
+    assert rec["file_info"]["filename"] == "videos/dotonly/video.mp4"
+    download = requests.get(rec["api_links"]["download_url"], timeout=10)
+    assert download.headers["Content-Type"] == "video/mp4" and download.content == data

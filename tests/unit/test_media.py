@@ -32,9 +32,20 @@ def test_ignored(name, ignored):
     ("../../etc/passwd", "passwd"), ("a/b\\c.mp4", "c.mp4"), ("", "video"), ("..", "video"),
     ("clip\x00\n.mp4", "clip.mp4"), ("vidéo été.mp4", "vidéo été.mp4"),
     ("a;rm -rf $(x).mp4", "a_rm -rf _(x).mp4"),
+    # a name that is only an extension keeps it: the fallback stands in for the stem
+    (".mp4", "video.mp4"), ("..mp4", "video.mp4"), (" .MKV", "video.MKV"),
+    ("C:\\x\\.mp4", "video.mp4"), ("x..mp4", "x..mp4"), ("a.mp4.", "a.mp4"),
 ])
 def test_safe_filename(raw, safe):
     assert media.safe_filename(raw) == safe
+
+
+@pytest.mark.parametrize(("filename", "name"), [
+    (".mp4", "video"), ("front_door-2024_05_01.mp4", "front door 2024 05 01"),
+    ("README", "README"), ("a.b.mkv", "a b"),
+])
+def test_name_from_filename(filename, name):
+    assert media.name_from_filename(filename) == name
 
 
 def test_long_names_keep_their_extension():
@@ -77,9 +88,13 @@ def test_every_byte_sequence_decodes(raw, text):
 
 def test_source_folders_never_collide():
     ids = ["a", "a.", "a..", "a.b", "a-b", "a_b", "A", "cam 1", "cam_1", "ünï", "a%2E", "x" * 128,
-           "x" * 128 + ".", "." * 200, "a" + "." * 127]
+           "x" * 128 + ".", "." * 200, "a" + "." * 127, "Cam1", "cam1", "CAM1", "ä", "Ä",
+           "%41", "a%2e", "A.", "B" * 128]
     folders = [media.source_folder(i) for i in ids]
     assert len(set(folders)) == len(ids), folders
+    # nor on a case-insensitive store (vfat, SMB): no two differ by case alone
+    assert len({f.casefold() for f in folders}) == len(ids), folders
+    assert media.source_folder("A") == "%41" and media.source_folder("Cam1") == "%43am1"
     assert media.source_folder("a") == "a" and media.source_folder("file_20240501_x") == (
         "file_20240501_x")  # plain ids keep the folder they always had
     assert media.source_folder("a.") == "a%2E" and media.source_folder("a..") == "a%2E%2E"

@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 
 from ingest.openfiles import open_for_writing
-from ingest.policy import InboxPolicy, Refusal
 from ingest.scan import FileState, examine
 from ingest.settle import SettleTracker
+from videodrop.inboxpolicy import InboxPolicy, Refusal
 from videodrop.settings import DEFAULT_IGNORE
 
 
@@ -153,3 +153,50 @@ def test_the_policy_by_size():
     assert policy.by_size(1001) == Refusal(
         "too_large", "1001 bytes, over VIDEODROP_INBOX_MAX_FILE_SIZE (1000 bytes)")
     assert InboxPolicy().by_size(10**15) is None  # no limit by default
+
+
+# --- hard links: a link-count change moves the ctime but is not a write -----------------
+
+def next_tick(folder: Path, ctime_ns: int) -> None:
+    """Return once the file system's clock stamps a ctime later than ``ctime_ns`` (its
+    timestamps are coarse: two changes within a tick would look like none)."""
+    probe = folder / ".tick"
+    while True:
+        probe.write_bytes(b"")
+        if os.lstat(probe).st_ctime_ns > ctime_ns:
+            probe.unlink()
+            return
+
+
+def test_linking_and_unlinking_other_names_does_not_restart_the_window(tmp_path):
+    """cp -al, ln, and a prober removing the first name: each moves the inode's ctime under
+    every name. Both names are due one window after they were seen, not one per change."""
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    a.write_bytes(b"x" * 100)
+    t = SettleTracker(1.0, never_open)
+    t.touch(a, state(a), now=0.0)
+    next_tick(tmp_path, state(a).ctime_ns)
+    os.link(a, b)  # b appears: a's ctime moves
+    t.touch(b, state(b), now=0.5)
+    assert state(a).ctime_ns != t.candidates[a].state.ctime_ns
+    assert [c.path for c in t.due(1.0, restat)] == [a]
+    seen = state(b).ctime_ns
+    next_tick(tmp_path, seen)
+    a.unlink()  # the prober took a: b's ctime moves
+    assert os.lstat(b).st_ctime_ns != seen
+    [due] = t.due(1.5, restat)
+    assert due.path == b
+    assert due.state.ctime_ns == os.lstat(b).st_ctime_ns  # the message carries the latest
+
+
+def test_a_rewrite_with_its_mtime_put_back_still_restarts_the_window(tmp_path):
+    f = tmp_path / "a.mp4"
+    f.write_bytes(b"x" * 100)
+    before = os.lstat(f)
+    t = SettleTracker(1.0, never_open)
+    t.touch(f, state(f), now=0.0)
+    next_tick(tmp_path, before.st_ctime_ns)
+    f.write_bytes(b"y" * 100)  # same size...
+    os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))  # ...and mtime put back
+    assert t.due(1.0, restat) == []  # only the ctime tells: another window
+    assert [c.path for c in t.due(2.0, restat)] == [f]

@@ -35,6 +35,13 @@ UPDATE videos SET claim_ctime_ns = %(ctime_ns)s, updated_at = %(now)s
 WHERE id = %(id)s AND claim_ctime_ns = %(old_ctime_ns)s
 RETURNING *;
 
+-- name: move_stored
+-- A row not stored yet whose stored path is held by another file (a case-insensitive
+-- store: folders `A` and `a` are one): the row gets another path before its file goes in.
+UPDATE videos SET stored_path = %(stored_path)s, updated_at = %(now)s
+WHERE id = %(id)s AND stored_path = %(old)s AND status = 'processing'
+RETURNING *;
+
 -- name: get_by_id
 SELECT * FROM videos WHERE id = %(id)s;
 
