@@ -9,7 +9,8 @@ import pika.exceptions
 import psycopg
 import pytest
 
-from tests.servers import amqp_names, delete_amqp_names, devstack
+from testbed.broker import amqp_names, delete_amqp_names
+from tests.servers import devstack
 
 
 def test_session_database_is_fresh_empty_and_its_own(
