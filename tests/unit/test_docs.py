@@ -5,6 +5,7 @@ the manuals quote from the code (the number of migrations) are the code's."""
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import fields
 from pathlib import Path
 
@@ -93,3 +94,15 @@ def test_the_health_example_counts_the_migrations() -> None:
     quoted = re.findall(r"schema up to date \((\d+) migrations\)",
                         (DOCS / "operations.md").read_text())
     assert quoted == [str(migrations)]
+
+
+def test_the_command_table_lists_every_sub_command() -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    plugged = set(project["entry-points"]["videodrop.commands"])
+    builtin = re.search(r"builtin: dict\[str, Command\] = \{([^}]*)\}",
+                        (REPO / "videodrop" / "cli.py").read_text())
+    assert builtin is not None, "videodrop/cli.py no longer spells its built-in commands so"
+    commands = plugged | set(re.findall(r'"(\w+)":', builtin.group(1)))
+    table = section((DOCS / "operations.md").read_text(), "Command line")
+    listed = set(re.findall(r"^\| `videodrop (\w+)", table, flags=re.M))
+    assert listed == commands
