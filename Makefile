@@ -22,6 +22,7 @@ test:
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench:
 	@bash deploy/bootstrap.sh --test

@@ -32,8 +32,10 @@ import pika  # noqa: E402
 import pika.exceptions  # noqa: E402
 import requests  # noqa: E402
 
-from tests.harness import System, drop_database, fresh_database, wait_for  # noqa: E402
-from tests.servers import delete_amqp_names  # noqa: E402
+from testbed.broker import delete_amqp_names  # noqa: E402
+from testbed.databases import drop_database, fresh_database  # noqa: E402
+from testbed.system import System  # noqa: E402
+from testbed.waits import wait_for  # noqa: E402
 from videodrop.settings import Settings  # noqa: E402
 
 BENCH_VAR = REPO / "var" / "bench"
@@ -112,7 +114,7 @@ def queue_depth(url: str, queue: str) -> int | None:
 @dataclass
 class Scratch:
     """A folder under var/bench, a fresh migrated database and an AMQP prefix of its own;
-    ``system()`` gives the real roles on them (tests/harness.py). ``close()`` stops every
+    ``system()`` gives the real roles on them (testbed/system.py). ``close()`` stops every
     process, drops the database, deletes the queues and removes the folder."""
 
     name: str = "run"

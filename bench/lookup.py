@@ -44,7 +44,9 @@ from psycopg.types.json import Jsonb
 
 from bench import common, wrk
 from bench.common import REPO, Row, Scratch, row
-from tests.harness import free_port, stop_process, token_lookups, wait_for
+from testbed.processes import free_port, stop_process
+from testbed.system import token_lookups
+from testbed.waits import wait_for
 from videodrop.settings import Settings
 
 ROWS = 10_000

@@ -1,6 +1,6 @@
 """Slow and silent clients against the API: how long ``/healthz`` and a token lookup take
 while 64 sockets send their request head a byte a second, 32 send a ``POST /login`` body a
-byte a second and 64 send nothing (tests/hostile.py), straight to gunicorn and through
+byte a second and 64 send nothing (testbed/hostile.py), straight to gunicorn and through
 nginx with ``deploy/nginx.conf``. The reference is the same probes with no attack, in the
 same run. Target: every probe answered in under a second.
 
@@ -19,9 +19,9 @@ if __package__ in (None, ""):  # run as a script: import the bench package, not 
 
 from bench import common
 from bench.common import Row, Scratch, row
-from tests.harness import rows
-from tests.hostile import Liveness, Probe, under_attack
-from tests.integration.test_api_nginx import nginx_in_front
+from testbed.databases import rows
+from testbed.hostile import Liveness, Probe, under_attack
+from testbed.nginx import nginx_in_front
 
 SECONDS = 20.0
 ATTACK = {"slow_headers": 64, "slow_bodies": 32, "silent": 64}

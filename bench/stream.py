@@ -37,7 +37,9 @@ import psycopg
 
 from bench import common, wrk
 from bench.common import Row, Scratch, row
-from tests.harness import System, free_port, stop_process, wait_for
+from testbed.processes import free_port, stop_process
+from testbed.system import System
+from testbed.waits import wait_for
 
 SIZE = 256 * 1024 * 1024
 CHUNK = 1024 * 1024
@@ -121,7 +123,7 @@ def start_nginx(root: Path, folder: Path, workers: int) -> tuple[subprocess.Pope
 
 def start_front(root: Path, api: System, workers: int) -> tuple[subprocess.Popen[bytes], int]:
     """nginx with deploy/nginx.conf (as the tests adapt it) in front of ``api``."""
-    from tests.integration.test_api_nginx import site_for
+    from testbed.nginx import site_for
 
     port = free_port()
     root.mkdir(parents=True, exist_ok=True)

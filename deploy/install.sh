@@ -9,7 +9,7 @@
 # none (with a freshly generated admin token), and the systemd units in
 # /etc/systemd/system; then `systemctl daemon-reload` when systemd is running.
 # Running it again upgrades the package and the units and keeps the env file and data:
-# it is also the upgrade command (see README.md (Operations)).
+# it is also the upgrade command (see docs/operations.md).
 #
 # Environment (defaults in brackets):
 #   DESTDIR    stage everything under this root instead of / (packaging, tests): no user
@@ -96,6 +96,8 @@ tar -C "$REPO" --exclude=__pycache__ --exclude='*.pyc' -cf - pyproject.toml READ
     "${PIP_EXTRA[@]}" "$src"
 [[ -x $venv/bin/videodrop ]] || die "pip did not install the videodrop command into $venv/bin"
 install -m 0644 "$REPO/README.md" "$DESTDIR$PREFIX/README.md"
+install -d -m 0755 "$DESTDIR$PREFIX/docs"
+install -m 0644 "$REPO"/docs/*.md "$DESTDIR$PREFIX/docs/"
 
 # --- configuration ------------------------------------------------------------------------
 envfile="$DESTDIR$ETC/videodrop.env"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-pytest.register_assert_rewrite("tests.servers", "tests.harness")
+pytest.register_assert_rewrite("tests.servers", "tests.harness", "testbed")
 
-from tests.harness import System, drop_database, fresh_database  # noqa: E402
-from tests.servers import delete_amqp_names  # noqa: E402
+from testbed.broker import delete_amqp_names  # noqa: E402
+from testbed.databases import drop_database, fresh_database  # noqa: E402
+from testbed.system import System  # noqa: E402
 
 pytest_plugins = ["tests.servers"]
 
@@ -36,9 +37,10 @@ def output_dir() -> Path:
 
 
 @pytest.fixture
-def db_url(database_url: str) -> Iterator[str]:
-    """A fresh, migrated database for one test (on the session's server)."""
-    url = fresh_database(database_url)
+def db_url(database_url: str, template_database: str) -> Iterator[str]:
+    """A fresh, migrated database for one test (on the session's server): a clone of the
+    session's migrated template."""
+    url = fresh_database(database_url, template=template_database)
     yield url
     drop_database(database_url, url)
 

@@ -8,14 +8,14 @@ Where each server comes from, first match wins:
 4. a throwaway server started from the local binaries (deploy/devstack.py).
 
 ``VIDEODROP_TEST_SERVERS=throwaway`` skips 2 and 3. Each session gets a fresh database
-``videodrop_test_<hex>`` (dropped at the end) and AMQP names under the prefix
+``videodrop_test_<hex>``, a migrated template ``vdtemplate_<hex>`` that each test's
+database is cloned from (both dropped at the end), and AMQP names under the prefix
 ``vdtest_<hex>`` (deleted at the end). A server that cannot be had fails the tests, in CI
 and out of it, with a message that says how to install it: never a skip.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import secrets
@@ -33,6 +33,9 @@ import pika.exceptions
 import psycopg
 import pytest
 from psycopg import sql
+
+from testbed.broker import delete_amqp_names
+from testbed.databases import create_template, drop_database
 
 DEVSTACK_PATH = Path(__file__).resolve().parents[1] / "deploy" / "devstack.py"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -52,23 +55,6 @@ def load_devstack() -> ModuleType:
 
 
 devstack = load_devstack()
-
-
-def amqp_names(prefix: str) -> list[str]:
-    """The exchange and queue names the app derives from VIDEODROP_AMQP_PREFIX."""
-    return [prefix, f"{prefix}.probe", f"{prefix}.probe.dead", f"{prefix}.dead"]
-
-
-def delete_amqp_names(url: str, prefix: str) -> None:
-    """Delete the queues and exchanges named after `prefix`; missing ones are fine."""
-    conn = pika.BlockingConnection(pika.URLParameters(url))
-    try:
-        for name in amqp_names(prefix):
-            for delete in ("queue_delete", "exchange_delete"):
-                with contextlib.suppress(pika.exceptions.ChannelClosedByBroker):
-                    getattr(conn.channel(), delete)(name)
-    finally:
-        conn.close()
 
 
 def with_dbname(url: str, dbname: str) -> str:
@@ -184,6 +170,15 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
         conn.execute(drop.format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def template_database(database_url: str) -> Iterator[str]:
+    """This session's migrated template (its URL): each test's database is a clone of it
+    (testbed.databases). It accepts no connections; it is dropped at the session's end."""
+    url = create_template(database_url)
+    yield url
+    drop_database(database_url, url)
 
 
 @pytest.fixture(scope="session")

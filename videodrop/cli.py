@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"usage: videodrop COMMAND [ARGS]   (videodrop {__version__})\n")
         for name, text in commands.items():
             print(f"  {name:<9} {text}")
-        print("\nSettings come from VIDEODROP_* environment variables (see README).")
+        print("\nSettings come from VIDEODROP_* environment variables (see docs/configuration.md).")
         return 0
     if args[0] == "--version":
         print(__version__)

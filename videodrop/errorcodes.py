@@ -1,6 +1,6 @@
 """The fixed list of ``error_code`` values a ``failed`` record carries (beside the sentence
 in ``processing_error``). The one definition: the catalog, the prober, the API document
-(``api/openapi.py``) and README's table all read it from here."""
+(``api/openapi.py``) and docs/api.md's table all read it from here."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ class ErrorCode(StrEnum):
     INTERNAL = "internal"
 
 
-#: What each code means, for README and the OpenAPI document.
+#: What each code means, for docs/api.md and the OpenAPI document.
 DESCRIPTIONS: dict[ErrorCode, str] = {
     ErrorCode.EMPTY: "the file has no bytes",
     ErrorCode.NOT_MEDIA: "ffprobe finds no media content in it (random bytes, text, a "

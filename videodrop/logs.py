@@ -264,8 +264,8 @@ def _role_of_process(_logger: Any, _method: str, event: dict[str, Any]) -> dict[
 
 
 # Fields that name a file a writer dropped into the inbox: theirs, kept whole (the recipes
-# in README select lines by them). Every other text may quote a request's path or an error
-# naming a stream link, and is redacted.
+# in docs/operations.md select lines by them). Every other text may quote a request's path
+# or an error naming a stream link, and is redacted.
 _KEPT_WHOLE = frozenset({"path"})
 
 

@@ -1,7 +1,7 @@
 """Slow and silent clients against the real API (gunicorn with api/worker.py, 2 workers x 8
 threads as deployed), straight and through nginx with deploy/nginx.conf: while 64 sockets
 send their request head a byte a second, 32 send a ``POST /login`` body a byte a second and
-64 send nothing (tests/hostile.py, loopback, reopened whenever the server closes them),
+64 send nothing (testbed/hostile.py, loopback, reopened whenever the server closes them),
 ``/healthz`` and a token lookup are answered, each probe on a fresh connection, within a
 second. And what the worker does to keep it so: a request that stalls is answered 408 and
 closed, an oversized head 431, while an upload that keeps progressing is never cut off."""
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from testbed.hostile import Probe, under_attack
+from testbed.nginx import nginx_in_front
 from tests.harness import System, wait_for
-from tests.hostile import Probe, under_attack
-from tests.integration.test_api_nginx import nginx_in_front
 from tests.integration.test_token_cache import add_ready
 
 HEADER_TIMEOUT = 3  # seconds (VIDEODROP_HEADER_TIMEOUT): a few cycles of reopened sockets

@@ -18,8 +18,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from api.auth import MIN_TOKEN_BITS, token_bits, weak_token
+from testbed.nginx import nginx_in_front
 from tests.harness import REPO, System, wait_for
-from tests.integration.test_api_nginx import nginx_in_front
 
 BURST, PER_MINUTE = 3, 30  # a try every 2 s after the burst
 

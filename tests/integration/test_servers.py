@@ -9,7 +9,9 @@ import pika.exceptions
 import psycopg
 import pytest
 
-from tests.servers import amqp_names, delete_amqp_names, devstack
+from testbed.broker import amqp_names, delete_amqp_names
+from tests.servers import devstack
+from videodrop.migrate import migrate
 
 
 def test_session_database_is_fresh_empty_and_its_own(
@@ -30,6 +32,17 @@ def test_session_database_is_fresh_empty_and_its_own(
         ).fetchone()
     assert same == (1,)
     assert name[0] not in postgres_server_url
+
+
+def test_a_tests_database_is_a_migrated_clone_of_the_closed_template(
+    db_url: str, template_database: str
+) -> None:
+    assert migrate(db_url) == []  # every migration is in place already
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT count(*) FROM videos").fetchone() == (0,)
+    # nobody connects to the template, so that no stray session can make a clone fail
+    with pytest.raises(psycopg.OperationalError, match="not currently accepting connections"):
+        psycopg.connect(template_database).close()
 
 
 def test_amqp_prefix_names_are_this_sessions(amqp_url: str, amqp_prefix: str) -> None:

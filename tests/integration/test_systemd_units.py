@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,10 +348,21 @@ def test_install_refuses_to_touch_the_system_unprivileged(tmp_path: Path) -> Non
         return
     nobody = shutil.which("setpriv")
     assert nobody, "setpriv (util-linux) is missing"
-    done = subprocess.run([nobody, "--reuid=65534", "--regid=65534", "--clear-groups",
-                           "bash", str(REPO / "deploy/install.sh")], capture_output=True,
-                          text=True, timeout=60, env={**os.environ, "DESTDIR": ""})
-    assert done.returncode != 0 and "run as root" in done.stderr
+    # nobody may not read the checkout (a clone in root's 0700 home, or in a mktemp -d
+    # folder): the script runs from a copy in a folder every user can read.
+    readable = Path(tempfile.mkdtemp(prefix="vdinstall-"))
+    try:
+        readable.chmod(0o755)
+        (readable / "deploy").mkdir(mode=0o755)
+        script = readable / "deploy" / "install.sh"
+        shutil.copyfile(REPO / "deploy/install.sh", script)
+        script.chmod(0o755)
+        done = subprocess.run([nobody, "--reuid=65534", "--regid=65534", "--clear-groups",
+                               "bash", str(script)], capture_output=True, cwd=readable,
+                              text=True, timeout=60, env={**os.environ, "DESTDIR": ""})
+    finally:
+        shutil.rmtree(readable)
+    assert done.returncode != 0 and "run as root" in done.stderr, done.stderr
 
 
 # --- the notify protocol from the real roles (wiring pending) ----------------------------------

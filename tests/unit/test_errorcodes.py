@@ -1,4 +1,4 @@
-"""The error codes are one list: README's table, the OpenAPI document and the catalog's
+"""The error codes are one list: docs/api.md's table, the OpenAPI document and the catalog's
 descriptions all hold exactly the codes of videodrop.errorcodes.ErrorCode."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from api.openapi import SCHEMAS
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 
 
 def test_every_code_is_described_once() -> None:
@@ -17,9 +17,9 @@ def test_every_code_is_described_once() -> None:
     assert len({code.value for code in ErrorCode}) == len(ErrorCode)
 
 
-def test_the_readme_table_lists_every_code() -> None:
-    text = README.read_text()
-    table = text[text.index("| --- |", text.index("### Error codes")):]
+def test_the_api_doc_table_lists_every_code() -> None:
+    text = API_DOC.read_text()
+    table = text[text.index("| --- |", text.index("## Error codes")):]
     table = table[: table.index("\n\n")]
     listed = re.findall(r"^\| `([a-z_]+)` \|", table, flags=re.M)
     assert listed == [code.value for code in ErrorCode]

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from tests.harness import wait_for
+from testbed.waits import wait_for
 
 SLOW_HEAD = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: "
 SLOW_BODY_HEAD = (b"POST /login HTTP/1.1\r\nHost: localhost\r\n"
@@ -180,11 +180,12 @@ class Liveness:
             self._stop.wait(self.pause)
 
 
-def under_attack(url: str, paths: tuple[str, ...], seconds: float, **clients: int
-                 ) -> tuple[list[Probe], SlowClients]:
-    """Liveness probes of ``paths`` for ``seconds`` while :class:`SlowClients` (with
-    ``clients``: slow_headers, slow_bodies, silent) press on ``url``."""
-    with SlowClients(url, **clients) as attack:
+def under_attack(url: str, paths: tuple[str, ...], seconds: float, *, slow_headers: int = 64,
+                 slow_bodies: int = 32, silent: int = 0) -> tuple[list[Probe], SlowClients]:
+    """Liveness probes of ``paths`` for ``seconds`` while :class:`SlowClients` (that many
+    slow heads, slow bodies and silent sockets) press on ``url``."""
+    with SlowClients(url, slow_headers=slow_headers, slow_bodies=slow_bodies,
+                     silent=silent) as attack:
         attack.wait_started()
         liveness = Liveness(url, paths).start()
         time.sleep(seconds)  # the length of the measurement, not a wait for something

@@ -1,0 +1,191 @@
+"""The real roles as child processes on a database and broker names of their own, with
+HTTP over a socket: what tests and benchmarks start and stop."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import requests
+
+from testbed.broker import delete_amqp_names
+from testbed.databases import drop_database, fresh_database
+from testbed.processes import free_port, stop_process
+from testbed.waits import wait_for
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def token_lookups(base_url: str) -> dict[str, float]:
+    """``videodrop_api_token_lookups_total`` by source (cache, database), from ``/metrics``."""
+    found = {"cache": 0.0, "database": 0.0}
+    for line in requests.get(f"{base_url}/metrics", timeout=5).text.splitlines():
+        if line.startswith("videodrop_api_token_lookups_total{"):
+            labels, value = line.rsplit(" ", 1)
+            for source in found:
+                if f'source="{source}"' in labels:
+                    found[source] += float(value)
+    return found
+
+
+@dataclass
+class System:
+    """The real roles as child processes of the test, on their own database and queues."""
+
+    root: Path
+    database_url: str
+    amqp_url: str
+    prefix: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def __post_init__(self) -> None:
+        self.inbox = self.root / "inbox"
+        self.media_root = self.root / "media"
+        self.logs = self.root / "logs"
+        for folder in (self.inbox, self.media_root, self.logs):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.http = requests.Session()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEODROP_")}
+        env.update({
+            "VIDEODROP_DATABASE_URL": self.database_url,
+            "VIDEODROP_AMQP_URL": self.amqp_url,
+            "VIDEODROP_AMQP_PREFIX": self.prefix,
+            "VIDEODROP_INBOX": str(self.inbox),
+            "VIDEODROP_MEDIA_ROOT": str(self.media_root),
+            "VIDEODROP_BASE_URL": self.base_url,
+            "VIDEODROP_BIND": f"127.0.0.1:{self.port}",
+            "VIDEODROP_ADMIN_TOKEN": self.admin_token,
+            "VIDEODROP_LOG_FORMAT": "json",
+            "VIDEODROP_SETTLE_SECONDS": "1",
+            "VIDEODROP_PROBER_CONCURRENCY": "2",
+            "VIDEODROP_API_WORKERS": "1",
+            "VIDEODROP_API_THREADS": "4",
+            "PYTHONUNBUFFERED": "1",
+        })
+        env.update(self.extra_env)
+        return env
+
+    def start(self, *roles: str) -> System:
+        for role in roles or ("api", "prober", "ingest"):
+            self.start_role(role)
+        if "api" in (roles or ("api",)):
+            wait_for(lambda: self.http.get(f"{self.base_url}/healthz", timeout=2).ok,
+                     timeout=30, what="the API to answer /healthz")
+        if "prober" in (roles or ("prober",)):
+            self.wait_consumers(1)
+        return self
+
+    def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"{role}.log").open("ab")
+        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args], env=self.env,
+                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        self.procs[role] = proc
+        return proc
+
+    def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.procs.pop(role)
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for role in list(self.procs):
+            stop_process(self.procs.pop(role))
+        self.http.close()
+
+    def log_text(self, role: str) -> str:
+        path = self.logs / f"{role}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    # --- the broker -------------------------------------------------------------------
+
+    def queue_counts(self) -> tuple[int, int]:
+        """(messages, consumers) on the probe queue."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        try:
+            ok = conn.channel().queue_declare(f"{self.prefix}.probe", passive=True)
+            return ok.method.message_count, ok.method.consumer_count
+        finally:
+            conn.close()
+
+    def wait_consumers(self, n: int, timeout: float = 60) -> None:
+        def enough() -> bool:
+            try:
+                return self.queue_counts()[1] >= n
+            except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                return False
+        wait_for(enough, timeout=timeout, what=f"{n} consumer(s) on the probe queue")
+
+    # --- the API ----------------------------------------------------------------------
+
+    @property
+    def admin(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
+
+    def videos(self, **params: Any) -> list[dict[str, Any]]:
+        """Every record through the admin list, following ``next``."""
+        items: list[dict[str, Any]] = []
+        url: str | None = f"{self.base_url}/api/videos"
+        params.setdefault("limit", 1000)
+        while url:
+            resp = self.http.get(url, params=params, headers=self.admin, timeout=10)
+            resp.raise_for_status()
+            body = resp.json()
+            items += body["items"]
+            url, params = body["next"], {}
+        return items
+
+    def records_named(self, name: str) -> list[dict[str, Any]]:
+        return [v for v in self.videos() if v["original_filename"] == name]
+
+    def wait_record(self, name: str, timeout: float = 60) -> dict[str, Any]:
+        """Wait for the one record of the file called ``name`` to finish processing."""
+        def finished() -> dict[str, Any] | None:
+            found = self.records_named(name)
+            assert len(found) <= 1, f"{name} recorded {len(found)} times"
+            return found[0] if found and found[0]["status"] in {"ready", "failed"} else None
+        return wait_for(finished, timeout=timeout, interval=0.2, what=f"{name} to be processed")
+
+    def wait_done(self, count: int, timeout: float = 60) -> list[dict[str, Any]]:
+        """Wait until ``count`` records exist and none is still uploading/processing."""
+        def done() -> list[dict[str, Any]] | None:
+            items = self.videos()
+            finished = [v for v in items if v["status"] in {"ready", "failed"}]
+            return items if len(items) >= count and len(finished) == len(items) else None
+        return wait_for(done, timeout=timeout, interval=0.2,
+                        what=f"{count} video(s) to finish processing")
+
+
+@contextlib.contextmanager
+def own_system(root: Path, server_url: str, amqp_url: str, prefix: str, *roles: str,
+               template: str | None = None, **extra_env: str) -> Iterator[System]:
+    """The real system on a database and queue names of its own (for a module's tests):
+    started with ``roles`` (default all), and everything of it removed afterwards. The
+    database is a clone of ``template`` when given (:func:`testbed.databases.fresh_database`)."""
+    db = fresh_database(server_url, template=template)
+    system = System(root, db, amqp_url, prefix, extra_env=extra_env)
+    try:
+        yield system.start(*roles)
+    finally:
+        system.stop()
+        drop_database(server_url, db)
+        delete_amqp_names(amqp_url, prefix)
