@@ -10,45 +10,34 @@ is compared. A request without any credential is not a guess and is not counted.
 from __future__ import annotations
 
 import hmac
-import math
-import string
 
 import falcon
 
 from api.clients import ClientAddress
 from api.session import Sessions
 from api.throttle import LoginThrottle
+from api.token_strength import REASONS, estimates, token_bits
+
+__all__ = ["MIN_TOKEN_BITS", "AdminAuth", "token_bits", "weak_token"]
 
 MIN_TOKEN_BITS = 128
-# The character classes a token's alphabet is estimated from (their sizes add up).
-CLASSES = (string.ascii_lowercase, string.ascii_uppercase, string.digits,
-           string.punctuation + " ")
-OTHER_CLASS = 128  # any character outside printable ASCII counts as one of this many
-
-
-def token_bits(token: str) -> float:
-    """An estimate of the entropy of ``token`` in bits: its length times log2 of the
-    alphabet made of the character classes it uses (lowercase 26, uppercase 26, digits 10,
-    ASCII punctuation and space 33, anything else 128). An upper bound for a token a person
-    made up; about right for a random one (``secrets.token_urlsafe(32)``: 43 characters of
-    64, about 256 bits)."""
-    alphabet = sum(len(c) for c in CLASSES if any(ch in c for ch in token))
-    if any(not any(ch in c for c in CLASSES) for ch in token):
-        alphabet += OTHER_CLASS
-    return len(token) * math.log2(alphabet) if alphabet > 1 else 0.0
 
 
 def weak_token(token: str | None) -> str | None:
-    """Why ``token`` may not be the admin token, or None (no token: management is off)."""
+    """Why ``token`` may not be the admin token, or None (no token: management is off).
+    The entropy is estimated by :func:`api.token_strength.token_bits`: the smallest of
+    several bounds, so repeated characters or pieces, runs, common words and few distinct
+    characters each make a token weak whatever its length."""
     if not token:
         return None
-    bits = token_bits(token)
+    found = estimates(token)
+    bits = min(found.values())
     if bits >= MIN_TOKEN_BITS:
         return None
+    why = min(found, key=found.__getitem__)
     return (f"VIDEODROP_ADMIN_TOKEN is too easy to guess: about {bits:.0f} bits, at least"
-            f" {MIN_TOKEN_BITS} needed (length x log2 of the alphabet of the character classes"
-            " it uses). Make one with: python3 -c 'import secrets;"
-            " print(secrets.token_urlsafe(32))'")
+            f" {MIN_TOKEN_BITS} needed ({REASONS[why]}). Make one with: python3 -c"
+            " 'import secrets; print(secrets.token_urlsafe(32))'")
 
 
 class AdminAuth:

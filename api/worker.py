@@ -55,7 +55,9 @@ from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 from videodrop.settings import Settings
 
 HELD_BODY = 64 * 1024  # bodies up to this size arrive before a thread is given
-MAX_HEAD = 64 * 1024  # a request head larger than this is answered 431
+# A request head (request line, fields and the blank line ending them) of more bytes than
+# this is answered 431, as soon as that many have arrived without the blank line.
+MAX_HEAD = 64 * 1024
 READ_SIZE = 64 * 1024
 LINGER = 2.0  # seconds a closing connection may still send (gunicorn's close_graceful)
 LINGER_BYTES = 64 * 1024
@@ -82,13 +84,16 @@ class Verdict:
 
 
 def assess(data: bytes | bytearray) -> Verdict:
-    """How much of the request at the start of ``data`` has arrived. Only what is needed
+    """How much of the request at the start of ``data`` has arrived: TOO_LARGE when its
+    head (up to and including the blank line) is, or is sure to be, longer than
+    ``MAX_HEAD`` bytes, whether or not its end is in ``data``. Only what is needed
     to know where it ends is looked at; gunicorn's parser checks the request afterwards, so
     anything odd here (a bad or repeated Content-Length) is handed over as WHOLE for it to
     refuse."""
-    end = data.find(b"\r\n\r\n")
+    end = data.find(b"\r\n\r\n", 0, MAX_HEAD)
     if end < 0:
-        return Verdict(Arrived.TOO_LARGE if len(data) > MAX_HEAD else Arrived.NOT_YET)
+        # no end within MAX_HEAD bytes: once that many are here, the head is longer
+        return Verdict(Arrived.TOO_LARGE if len(data) >= MAX_HEAD else Arrived.NOT_YET)
     lines = bytes(data[:end]).split(b"\r\n")
     length: int | None = None
     expect = False

@@ -1,12 +1,19 @@
-"""One consumer: a pika BlockingConnection of its own, prefetch 1, ack after the commit."""
+"""One consumer: a pika BlockingConnection of its own, prefetch 1, ack after the commit.
+
+The consumer's thread owns the connection (pika: one thread per connection) and serves it
+while the message's work runs on a work thread of the worker's own, as pika's
+``basic_consumer_threaded.py`` example does: heartbeats go on however long ffprobe and the
+hash take, so the broker never drops the connection and redelivers a message in hand."""
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +47,16 @@ TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
 # Other transient problems get this many tries in place, then go back to the queue, where
 # the delivery limit sends a hopeless message to the dead-letter queue.
 LOCAL_TRIES = 8
+SERVE_SECONDS = 1.0  # at most between two looks at the work (it wakes the loop when done)
 RETRY_CONNECT: tuple[type[BaseException], ...] = (BrokerUnavailable, *broker.CONNECTION_ERRORS)
+
+
+class Settle(Enum):
+    """What the broker is told of a delivery."""
+
+    ACK = "ack"
+    REQUEUE = "nack, requeue"  # tried again (the delivery limit ends a hopeless one)
+    DEAD = "nack, dead-letter"
 
 
 class Worker:
@@ -56,6 +72,7 @@ class Worker:
         self.media_root = settings.media_root.resolve()
         self.connected = threading.Event()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
+        self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-work")
         self._conn: pika.BlockingConnection | None = None
 
     # --- consuming --------------------------------------------------------------------
@@ -72,6 +89,7 @@ class Worker:
                 self.log.warning("broker unavailable; reconnecting", error=repr(exc),
                                  retry_in=backoff)
                 stop.wait(backoff)
+        self._work.shutdown(wait=True)  # the message in hand, if the connection was lost
         self._hasher.shutdown(wait=False)
 
     def _consume(self, stop: threading.Event) -> None:
@@ -101,52 +119,73 @@ class Worker:
 
     def handle(self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
                body: bytes, stop: threading.Event) -> None:
+        """Settle one delivery: its work runs on this worker's work thread while this
+        thread, the connection's, serves the connection (heartbeats: a probe or a hash may
+        take longer than RabbitMQ waits for one), then acks or nacks it here. A lost
+        connection raises one of ``broker.CONNECTION_ERRORS`` (the caller reconnects; the
+        broker delivers the message again, and the work in hand finishes first)."""
         tag = method.delivery_tag
         deliveries = int((props.headers or {}).get("x-delivery-count", 0)) + 1
         structlog.contextvars.bind_contextvars(delivery=deliveries)
         if deliveries > 1 or method.redelivered:
             metrics.REDELIVERIES.inc()
         try:
-            try:
-                msg = decode(body)
-            except BadMessage as exc:
-                self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
-                metrics.DEAD_LETTERS.inc()
-                channel.basic_nack(tag, requeue=False)
-                return
-            backoff, tries = 0.5, 0
-            while True:
-                try:
-                    self.process(msg)
-                    channel.basic_ack(tag)
-                    return
-                except TRANSIENT as exc:
-                    tries += 1
-                    outage = isinstance(exc, CatalogUnavailable | StorageFull)
-                    give_up = tries >= LOCAL_TRIES and not outage
-                    if stop.is_set() or give_up:
-                        self.log.warning("transient problem; back to the queue",
-                                         error=str(exc), tries=tries)
-                        channel.basic_nack(tag, requeue=True)
-                        return
-                    self.log.warning("transient problem; retrying", error=str(exc),
-                                     retry_in=backoff, tries=tries)
-                    self._pause(backoff)
-                    backoff = min(30.0, backoff * 2)
-                except Exception as exc:
-                    self._crashed(msg, exc, deliveries)
-                    channel.basic_nack(tag, requeue=True)
-                    return
+            context = contextvars.copy_context()  # the work's log lines carry the delivery
+            work = self._work.submit(context.run, self.settle, body, deliveries, stop)
+            verdict = self._serve_until(work)
         finally:
             structlog.contextvars.unbind_contextvars("delivery", "video_id", "source_id",
                                                      "path", "token")
-
-    def _pause(self, seconds: float) -> None:
-        """Wait while serving the connection's heartbeats."""
-        if self._conn is not None and self._conn.is_open:
-            self._conn.sleep(seconds)
+        if verdict is Settle.ACK:
+            channel.basic_ack(tag)
         else:
-            time.sleep(seconds)
+            channel.basic_nack(tag, requeue=verdict is Settle.REQUEUE)
+
+    def _serve_until(self, work: Future[Settle]) -> Settle:
+        """Serve the connection until ``work`` is done (woken at once when it is), then
+        its result."""
+        conn = self._conn
+        if conn is None:
+            return work.result()
+
+        def wake(_: object) -> None:
+            with contextlib.suppress(*broker.CONNECTION_ERRORS, pika.exceptions.AMQPError):
+                conn.add_callback_threadsafe(lambda: None)
+
+        work.add_done_callback(wake)
+        while not work.done():
+            conn.process_data_events(time_limit=SERVE_SECONDS)
+        return work.result()
+
+    def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
+        """On the work thread: process the message, retrying transient problems in place;
+        what to tell the broker."""
+        try:
+            msg = decode(body)
+        except BadMessage as exc:
+            self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
+            metrics.DEAD_LETTERS.inc()
+            return Settle.DEAD
+        backoff, tries = 0.5, 0
+        while True:
+            try:
+                self.process(msg)
+                return Settle.ACK
+            except TRANSIENT as exc:
+                tries += 1
+                outage = isinstance(exc, CatalogUnavailable | StorageFull)
+                give_up = tries >= LOCAL_TRIES and not outage
+                if stop.is_set() or give_up:
+                    self.log.warning("transient problem; back to the queue",
+                                     error=str(exc), tries=tries)
+                    return Settle.REQUEUE
+                self.log.warning("transient problem; retrying", error=str(exc),
+                                 retry_in=backoff, tries=tries)
+                stop.wait(backoff)
+                backoff = min(30.0, backoff * 2)
+            except Exception as exc:
+                self._crashed(msg, exc, deliveries)
+                return Settle.REQUEUE
 
     def _crashed(self, msg: InboxFile | ProbeVideo, exc: Exception, deliveries: int) -> None:
         last = deliveries >= self.settings.delivery_limit

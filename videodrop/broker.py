@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pika
 import pika.exceptions
@@ -25,10 +26,16 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+HEARTBEAT = 60  # seconds, unless VIDEODROP_AMQP_URL says (``?heartbeat=N``)
+
+
 def parameters(settings: Settings, *, name: str) -> pika.URLParameters:
+    """pika's parameters from VIDEODROP_AMQP_URL; its ``heartbeat`` query option is kept
+    (seconds; RabbitMQ closes a connection silent for two of them), else ``HEARTBEAT``."""
     params = pika.URLParameters(settings.amqp_url)
     params.client_properties = {"connection_name": name}
-    params.heartbeat = 60
+    if "heartbeat" not in parse_qs(urlsplit(settings.amqp_url).query):
+        params.heartbeat = HEARTBEAT
     params.blocked_connection_timeout = 30
     params.connection_attempts = 1
     params.socket_timeout = 5

@@ -31,9 +31,10 @@ def token_prefix(token: str | None) -> str:
     return (token[:6] + "…") if token else "-"
 
 
-# A token as it shows up in text (a URL path, a link's file name, a message quoting either):
-# a run of at least a token's length (43) of the URL-safe base64 alphabet.
-TOKEN_SHAPED = re.compile(r"(?<![A-Za-z0-9_-])[A-Za-z0-9_-]{43,}")
+# A token as it shows up in text (a URL path or query, a link's file name, a message quoting
+# either): a run of at least a token's length (43) of the URL-safe base64 alphabet, any of
+# whose characters may be %-encoded (%4A, %4a; %254A, encoded twice, is a run too).
+TOKEN_SHAPED = re.compile(r"(?<![A-Za-z0-9_-])(?:[A-Za-z0-9_-]|%[0-9A-Fa-f]{2}){43,}")
 
 
 def redact_tokens(text: str) -> str:

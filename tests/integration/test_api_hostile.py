@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from api.worker import MAX_HEAD
 from testbed.hostile import Probe, under_attack
 from testbed.nginx import nginx_in_front
 from tests.harness import System, wait_for
@@ -83,6 +84,35 @@ def test_a_stalled_request_is_answered_408_and_closed(deployed) -> None:
     with raw(system) as sock:
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 70_000)
         assert answer(sock).startswith(b"HTTP/1.1 431 ")
+
+
+def head_of(size: int) -> bytes:
+    """A well-formed request head of exactly ``size`` bytes (its blank line included), in
+    fields gunicorn accepts (each under its 8190-byte limit)."""
+    start = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    fields = b""
+    i = 0
+    while (left := size - len(start) - len(fields) - 2) > 0:
+        name = b"X-Pad-%d: " % i
+        value = b"a" * max(1, min(4000, left - len(name) - 2))
+        fields += name + value + b"\r\n"
+        i += 1
+    head = start + fields + b"\r\n"
+    assert len(head) == size, (len(head), size)
+    return head
+
+
+@pytest.mark.parametrize(("size", "status"), [
+    (MAX_HEAD, b"200"), (MAX_HEAD + 1, b"431"), (90 * 1024, b"431"), (100 * 1024, b"431"),
+])
+def test_the_head_limit_holds_for_complete_heads(deployed, size: int, status: bytes) -> None:
+    """MAX_HEAD bytes of head, its blank line included, are the most the API reads: a head
+    that ends within what arrived is measured too, not only one still without its end."""
+    system, _ = deployed
+    with raw(system) as sock:
+        sock.sendall(head_of(size))
+        got = answer(sock)
+    assert got.startswith(b"HTTP/1.1 " + status + b" "), got[:100]
 
 
 def test_a_slow_but_progressing_upload_goes_through(deployed, samples: Path) -> None:

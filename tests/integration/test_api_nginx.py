@@ -3,8 +3,11 @@ the token, nginx sends the bytes (ranges, conditionals), uploads pass through un
 
 from __future__ import annotations
 
+import http.client
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -114,3 +117,66 @@ def test_the_access_log_cuts_tokens(fronted, samples):
     assert f'"GET /api/video/{token[:6]}.../ HTTP/1.1" ' in text
     assert f'"GET /stream/{token[:6]}.../video.mp4 HTTP/1.1" ' in text
     assert '"POST /api/videos?filename=tiny.mp4 HTTP/1.1" 202' in text
+
+
+def every_escape(text: str, *, lower: bool = False, every: int = 1) -> str:
+    """``text`` with every ``every``-th character %-encoded."""
+    return "".join(f"%{ord(ch):02x}" if lower else f"%{ord(ch):02X}" if i % every == 0 else ch
+                   for i, ch in enumerate(text))
+
+
+def decoded(line: str) -> str:
+    """``line`` %-decoded until nothing changes (a doubly encoded token included)."""
+    while (once := unquote(line)) != line:
+        line = once
+    return line
+
+
+def test_no_log_line_holds_a_whole_token_in_any_shape(make_system, tmp_path):
+    """Token-shaped runs are cut wherever and however often they appear in a request: in
+    the query as well as the path, several in one path, %-encoded (wholly, partly, in
+    lowercase, twice), in the Referer. Checked in nginx's access log and in the API's output
+    (gunicorn's access and error logs, the request log), each line %-decoded first."""
+    system: System = make_system()
+    system.start_role("api", "--access-logfile", "-")  # gunicorn's own access log too
+    wait_for(lambda: system.http.get(f"{system.base_url}/healthz", timeout=2).ok, timeout=30,
+             what="the API")
+    t1, t2, t3, t4 = (secrets.token_urlsafe(32) for _ in range(4))
+    paths = [
+        f"/api/video/{t1}/?t={t2}",
+        f"/stream/{t1}/{t2}",
+        f"/api/video/{every_escape(t1)}/",
+        f"/api/video/{every_escape(t2, lower=True, every=2)}/metadata/",
+        f"/api/video/{every_escape(every_escape(t3))}/",  # %25 then the digits
+        f"/x/{t1}/{t2}/{t3}/{t4}?a={t1}&b={t4}",
+        f"/api/videos?token={t3}",
+    ]
+    with nginx_in_front(system, tmp_path / "nginx") as url:
+        for base in (url, system.base_url):
+            for path in paths:
+                conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+                conn.request("GET", path, headers={"Referer": f"{url}/api/video/{t4}/?x={t1}",
+                                                   "Connection": "close"})
+                conn.getresponse().read()
+                conn.close()
+        log = tmp_path / "nginx" / "access.log"
+
+        def written() -> str | None:  # the site file writes its log every second
+            text = log.read_text() if log.exists() else ""
+            return text if text.count("\n") >= len(paths) + 1 else None  # + /healthz
+
+        nginx_lines = wait_for(written, timeout=10, what="nginx's access log").splitlines()
+    system.stop()
+    api_lines = system.log_text("api").splitlines()
+    tokens = (t1, t2, t3, t4)
+    leaks = [line for line in nginx_lines + api_lines
+             if any(t in decoded(line) for t in tokens)]
+    assert not leaks, f"{len(leaks)} lines hold a whole token, e.g. {leaks[:3]}"
+    nginx_text = "\n".join(nginx_lines)  # ...and the requests were logged, cut
+    assert f"/stream/{t1[:6]}.../{t2[:6]}... HTTP/1.1" in nginx_text
+    assert f"/api/video/{t1[:6]}.../?t={t2[:6]}... HTTP/1.1" in nginx_text
+    assert f'"{url}/api/video/{t4[:6]}...[cut]"' in nginx_text
+    assert f"/x/{t1[:6]}.../{t2[:6]}.../{t3[:6]}...[cut] HTTP/1.1" in nginx_text
+    assert '"GET /healthz HTTP/1.1" 200 16 "-" "python-requests/' in nginx_text
+    gunicorn = [line for line in api_lines if '"GET /stream/' in line]
+    assert gunicorn and f"/stream/{t1[:6]}…/{t2[:6]}…" in gunicorn[0]

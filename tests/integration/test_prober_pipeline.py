@@ -4,11 +4,14 @@ a worker killed mid-probe, a message that keeps crashing the handler, requeues."
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pika
 import psycopg
@@ -212,3 +215,37 @@ def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixtu
     assert system.wait_record("good-after-bad.mp4")["status"] == "ready"
     assert sorted(p.name for p in system.inbox.iterdir()) == sorted(REFUSED)
     assert not set(REFUSED) & {v["original_filename"] for v in system.videos()}
+
+
+def with_heartbeat(amqp_url: str, seconds: int) -> str:
+    parts = urlsplit(amqp_url)
+    query = "&".join(q for q in [parts.query, f"heartbeat={seconds}"] if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+def test_a_probe_longer_than_heartbeats_keeps_its_connection(make_system, samples, tmp_path):
+    """The connection is served while a probe runs: with a 2 s heartbeat (RabbitMQ closes
+    a connection that misses two), a probe of 5 heartbeats ends with one delivery, one ack,
+    no reconnection and one row probed once."""
+    heartbeat = 2
+    fake = fake_ffprobe(tmp_path, slow_seconds=5 * heartbeat)
+    system = make_system(amqp=with_heartbeat(system_amqp(make_system), heartbeat),
+                         VIDEODROP_FFPROBE=str(fake), VIDEODROP_PROBER_CONCURRENCY="1")
+    system.start("api", "prober", "ingest")
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "SLOWME.mp4")
+    record = system.wait_record("SLOWME.mp4", timeout=90)
+    assert record["status"] == "ready"
+    system.kill("prober", signal.SIGTERM)  # a message still unacked would go back to ready
+    assert system.queue_counts() == (0, 0)
+    assert rows(system.database_url, "SELECT count(*), max(attempts) FROM videos") == [(1, 1)]
+    log = system.log_text("prober")
+    events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+    assert [e["delivery"] for e in events if e["event"] == "probe"] == [1]
+    assert not [e for e in events if e.get("delivery", 1) > 1], "a redelivery"
+    for sign in ("StreamLostError", "reconnecting", "ConnectionClosed", "already done"):
+        assert sign not in log, f"{sign!r} in the prober's log"
+
+
+def system_amqp(make_system) -> str:  # type: ignore[no-untyped-def]
+    """The session's RabbitMQ URL, as a built system has it."""
+    return str(make_system().amqp_url)

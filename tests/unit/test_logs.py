@@ -314,6 +314,16 @@ def test_redact_tokens_cuts_every_token_shaped_run() -> None:
     assert redact_tokens("file_20261125_151201_8c1f0a2b9d3e") == "file_20261125_151201_8c1f0a2b9d3e"
 
 
+def test_redact_tokens_cuts_query_and_percent_encoded_tokens() -> None:
+    encoded = "".join(f"%{ord(ch):02x}" for ch in TOKEN)
+    assert redact_tokens(f"/api/video/{TOKEN}/?t={TOKEN}&u={TOKEN}") == (
+        "/api/video/Jx0iAb…/?t=Jx0iAb…&u=Jx0iAb…")
+    assert redact_tokens(f"/api/video/{encoded}/") == "/api/video/%4a%78…/"
+    assert redact_tokens(f"/a/{TOKEN[:20]}%{ord(TOKEN[20]):02X}{TOKEN[21:]}") == "/a/Jx0iAb…"
+    assert redact_tokens(f"/a/{encoded.replace('%', '%25')}") == "/a/%254a%…"  # encoded twice
+    assert redact_tokens("/a/" + "%e4%bd%a0" * 5) == "/a/" + "%e4%bd%a0" * 5  # 15 units
+
+
 def test_structlog_lines_are_redacted_but_inbox_paths_kept(configure: Any) -> None:
     lines = configure()
     try:

@@ -10,6 +10,12 @@ from api.worker import HELD_BODY, MAX_HEAD, Arrived, assess
 HEAD = b"POST /login HTTP/1.1\r\nHost: x\r\n"
 
 
+def long_head(size: int) -> bytes:
+    """A complete request head of exactly ``size`` bytes."""
+    start, end = b"GET / HTTP/1.1\r\nX: ", b"\r\n\r\n"
+    return start + b"a" * (size - len(start) - len(end)) + end
+
+
 @pytest.mark.parametrize(("data", "arrived"), [
     (b"", Arrived.NOT_YET),
     (b"GET / HTTP/1.1\r\nHost: x\r\n", Arrived.NOT_YET),
@@ -27,6 +33,12 @@ HEAD = b"POST /login HTTP/1.1\r\nHost: x\r\n"
     (HEAD + b"Content-Length: -1\r\n\r\n", Arrived.WHOLE),
     (HEAD + b"Content-Length: 1e3\r\n\r\n", Arrived.WHOLE),
     (b"GET / HTTP/1.1\r\nX: " + b"a" * MAX_HEAD, Arrived.TOO_LARGE),
+    # the limit counts the head up to its blank line, whether or not the end has arrived
+    (long_head(MAX_HEAD), Arrived.WHOLE),
+    (long_head(MAX_HEAD + 1), Arrived.TOO_LARGE),
+    (long_head(90 * 1024), Arrived.TOO_LARGE),
+    (long_head(MAX_HEAD)[:-1], Arrived.NOT_YET),  # its last byte still to come
+    (long_head(MAX_HEAD + 1)[:MAX_HEAD], Arrived.TOO_LARGE),  # no end in MAX_HEAD bytes
 ])
 def test_assess(data: bytes, arrived: Arrived) -> None:
     assert assess(data).arrived is arrived
