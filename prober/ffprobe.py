@@ -213,20 +213,24 @@ def count_decoded(
 
 def undecoded_tail(
     path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 30.0,
-    runner: Runner = default_runner,
-) -> int:
+    runner: Runner = default_runner, start: float | None = None,
+) -> int | None:
     """Packets at the very end of stream ``index`` (in file order) that decode to no frame:
-    the packets from the last keyframe on are decoded (a seek far past the end) and each
-    matched to a frame by its timestamp. 0 when nothing there decodes (the read did not
-    start where decoding can). FFprobeFailed when ffprobe cannot open the file."""
+    the packets from the last keyframe on are decoded and each matched to a frame by its
+    timestamp. The read starts with a seek far past the end (the demuxer lands on the last
+    keyframe it indexes), or at ``start`` seconds (a keyframe's time: a fragmented MP4
+    without an index lands on its very last packet instead). None when nothing read there
+    decodes (the read did not start where decoding can). FFprobeFailed when ffprobe cannot
+    open the file."""
+    interval = _FAR_END if start is None else f"{start:.6f}%"
     data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
-                              "-read_intervals", _FAR_END, "-show_entries",
+                              "-read_intervals", interval, "-show_entries",
                               "packet=pts,dts:frame=pts,best_effort_timestamp",
                               "-print_format", "json", "-show_error", _target(path)], timeout)
     items = data.get("packets_and_frames") or []
     shown = {_stamp(i, "pts", "best_effort_timestamp") for i in items if i.get("type") == "frame"}
     if not shown - {None}:
-        return 0
+        return None
     stamps = [_stamp(i, "pts", "dts") for i in items if i.get("type") == "packet"]
     cut = 0
     for stamp in reversed(stamps):

@@ -41,6 +41,7 @@ class StreamPackets:
     last_duration: int = 0  # the own duration of the packet with the largest timestamp
     step: int | None = None  # smallest positive step between packets in file order
     first_key: int | None = None  # packets before the first keyframe
+    last_key: int | None = None  # largest pts (else dts) of a keyframe
     _previous: int | None = None  # (the previous packet's dts, else pts)
 
     def add(self, ts: int | None, duration: int, size: int, key: bool,
@@ -60,6 +61,8 @@ class StreamPackets:
             self._previous = order
         if ts is None:
             return
+        if key:
+            self.last_key = ts if self.last_key is None else max(self.last_key, ts)
         self.timed += 1
         self.first = ts if self.first is None else min(self.first, ts)
         if self.last is None or ts >= self.last:

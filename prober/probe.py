@@ -40,6 +40,7 @@ from prober.ffprobe import (
 )
 from prober.isobmff import Boxes, top_level_boxes
 from prober.metadata import assess, base_metadata, real_video_streams
+from prober.packets import time_bases
 from videodrop.errorcodes import ErrorCode
 
 __all__ = ["ProbeResult", "probe_file"]
@@ -178,9 +179,16 @@ def _decode_checks(ctx: _Context, output: ProbeOutput) -> tuple[Decoded | None, 
             return decoded, 0
         cut = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
                              timeout=ctx.deadline.left(), runner=ctx.runner)
+        base = time_bases(output.data).get(index)
+        if cut is None and found.last_key is not None and base is not None:
+            # the seek past the end found no keyframe to land on (a fragmented MP4
+            # without an index): start at the last keyframe the listing saw
+            cut = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+                                 timeout=ctx.deadline.left(), runner=ctx.runner,
+                                 start=float(found.last_key * base))
     except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn
         return None, 0
-    return decoded, cut
+    return decoded, cut or 0
 
 
 def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
