@@ -123,7 +123,7 @@ class LineBudget:
     write thousands a second, and journald's rate limit (10,000 lines per 30 s per unit by
     default) would then drop lines of the unit, warnings included. What goes over is
     counted (a deque append: safe from any thread without a lock) and written once a second
-    as ``requests not logged`` with the count per method, route and status; the log writer
+    as ``requests not logged`` with the count per method, route and status; the ticker
     thread (``videodrop.batching``) writes a due summary even when no request comes."""
 
     def __init__(self, log: Any, rate: int, clock: Callable[[], float] = time.monotonic

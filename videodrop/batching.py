@@ -32,8 +32,9 @@ class Ticker:
     """One daemon thread that, each ``interval`` seconds and once more at exit, calls the
     callables given to :meth:`every_tick` and then flushes the buffers given to
     :meth:`flush_every_tick` (what a call adds to a buffer goes out in the same tick).
-    :meth:`start` is idempotent within a process; a forked child (a gunicorn worker)
-    starts its own thread when it calls :meth:`start` (threads do not survive a fork)."""
+    :meth:`start` is idempotent within a process. Threads do not survive a fork: the child
+    of a process whose ticker runs (a gunicorn worker of a preloading master) starts its
+    own, with fresh locks."""
 
     def __init__(self, interval: float = INTERVAL) -> None:
         self.interval = interval
@@ -42,6 +43,7 @@ class Ticker:
         self._lock = threading.Lock()
         self._started_in = 0  # the process id whose thread runs, 0: none
         atexit.register(self.tick)
+        os.register_at_fork(after_in_child=self._after_fork)
 
     def every_tick(self, call: Callable[[], None]) -> None:
         """Have the thread call ``call`` each tick (and at exit)."""
@@ -69,6 +71,16 @@ class Ticker:
         for call in calls:
             with contextlib.suppress(Exception):  # the ticker must go on ticking
                 call()
+
+    def _after_fork(self) -> None:
+        """In a forked child: locks held by the parent's threads at the fork are fresh
+        here, and the thread runs again if it ran in the parent."""
+        self._lock = threading.Lock()
+        for buffer in self._buffers:
+            buffer.reset_lock()
+        if self._started_in:
+            self._started_in = 0
+            self.start()
 
     def _run(self) -> None:
         while True:  # a daemon thread: it ends with the process (atexit ticks once more)
@@ -98,6 +110,10 @@ class TimedBuffer(Generic[T]):
         self.add = self._items.append  # the hot path: a bound deque.append, nothing more
         if ticker is not None:
             ticker.flush_every_tick(self)
+
+    def reset_lock(self) -> None:
+        """A fresh lock (after a fork: the parent's could have been held by a thread)."""
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         """How many items wait for the next flush."""

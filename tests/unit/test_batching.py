@@ -3,7 +3,10 @@ one ticker thread that flushes them."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 
 from testbed.waits import wait_for
 from videodrop.batching import Ticker, TimedBuffer
@@ -69,3 +72,25 @@ def test_the_ticker_thread_flushes_on_its_own() -> None:
     ticker.start()  # once per process
     buffer.add("line")
     wait_for(lambda: written == ["line"], timeout=10, what="the ticker's flush")
+
+
+def test_a_forked_child_ticks_on_its_own() -> None:
+    """A gunicorn worker forked from a master whose ticker runs gets its own thread."""
+    ticker = Ticker(interval=0.01)
+    read, write = os.pipe()
+    buffer = TimedBuffer(lambda items: os.write(write, b"".join(items)), ticker=ticker)
+    ticker.start()
+    pid = os.fork()
+    if pid == 0:  # the child: only the ticker may write what it collects
+        try:
+            buffer.add(b"from the child\n")
+        finally:
+            time.sleep(5)  # the ticker's flush comes well before; the parent waits on the pipe
+            os._exit(0)
+    os.close(write)  # the child's copy is the only writer left: EOF when it ends
+    try:
+        with os.fdopen(read, "rb") as pipe:
+            assert pipe.readline() == b"from the child\n"
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
