@@ -1,6 +1,6 @@
 # The two commands: `make run` (the whole system) and `make test`. Both install what is
 # missing first (deploy/bootstrap.sh) and find or start PostgreSQL and RabbitMQ
-# (deploy/devstack.py).
+# (python3 -m deploy.devstack).
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -29,10 +29,10 @@ bench:
 	$(PY) bench/run.py
 
 services: install
-	@$(PY) deploy/devstack.py up --var $(VAR)
+	@$(PY) -m deploy.devstack up --var $(VAR)
 
 stop-services:
-	@$(PY) deploy/devstack.py down --var $(VAR)
+	@$(PY) -m deploy.devstack down --var $(VAR)
 
 clean: stop-services
 	rm -rf $(VAR)

@@ -69,7 +69,7 @@ def admin_auth(settings: Settings, catalog: Catalog) -> AdminAuth:
 
 
 def new_request_log(settings: Settings) -> RequestLog:
-    return RequestLog(logs.later("api"), settings.request_log, settings.request_log_rate)
+    return RequestLog(logs.get("api"), settings.request_log, settings.request_log_rate)
 
 
 def get_app() -> WSGIApplication:

@@ -10,19 +10,17 @@ is served as it is, with this process's own process metrics.
 Labels are route *templates* (``/stream/{token}/``), never paths: a token must not reach
 the metrics, and paths would make a series per video.
 
-The request middleware only notes each request in memory; the counts are added up and
-written to the metrics by ``videodrop.metrics.flush`` (every 0.2 s, at exit, and before
-this worker renders ``/metrics``), so another worker's requests may show up to 0.2 s late.
+The request middleware only notes each request in a timed buffer (``videodrop.batching``);
+the counts are added up and written to the metrics when it is flushed (every 0.2 s, at
+exit, and before this worker renders ``/metrics``), so another worker's requests may show
+up to 0.2 s late.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import threading
 import time
-from bisect import bisect_left
-from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -105,10 +103,10 @@ class RequestMetrics:
     seconds until the response starts by method and route. Put it first in the middleware
     list so its time covers the others.
 
-    A request only appends ``(method, route, status, bytes, seconds)`` to a queue in memory
-    (:data:`PENDING`); :func:`write_pending`, called by ``videodrop.metrics.flush`` (which
-    this starts every 0.2 s), adds them up and writes each series once per flush instead of
-    five memory-mapped writes per request."""
+    A request only adds ``(method, route, status, bytes, seconds)`` to a timed buffer
+    (:data:`PENDING`, ``videodrop.batching``); :func:`write_pending`, called when it is
+    flushed (every 0.2 s once this starts the ticker, and by ``videodrop.metrics.flush``),
+    adds them up and writes each counter series once per flush."""
 
     def __init__(self) -> None:
         metrics.start_flushing()
@@ -122,82 +120,58 @@ class RequestMetrics:
         size = sent_bytes(req, resp)
         t0 = getattr(req.context, "metrics_t0", None)
         seconds = None if t0 is None else time.perf_counter() - t0
-        PENDING.append((method, plain_template(req) or UNMATCHED, resp.status_code, size, seconds))
+        PENDING.add((method, plain_template(req) or UNMATCHED, resp.status_code, size, seconds))
 
 
 def note(method: str, route: str, status: int, size: int, seconds: float) -> None:
     """A request answered without Falcon (api/recordcache.py), as RequestMetrics notes one
     (``method`` one of the known methods, ``size`` 0 for HEAD)."""
-    PENDING.append((method, route, status, size, seconds))
+    PENDING.add((method, route, status, size, seconds))
 
 
-# What requests were answered and not yet written to the metrics (deque: appended by any
-# thread without a lock, emptied by the flush).
-PENDING: deque[tuple[str, str, int, int, float | None]] = deque()
+Noted = tuple[str, str, int, int, float | None]  # method, route, status, bytes, seconds
 
 # The labelled series, looked up once per label set (``labels()`` costs a lock and more).
 _requests: dict[tuple[str, str, int], Any] = {}
 _response_bytes: dict[str, Any] = {}
 _seconds: dict[tuple[str, str], Any] = {}
-_write_lock = threading.Lock()
 
 
-def write_pending() -> None:
-    """Add up the requests noted since the last call and write them to the metrics: what
-    ``inc``/``observe`` per request would have written, in one write per series (plus one
-    per histogram bucket used)."""
+def write_pending(noted: list[Noted]) -> None:
+    """Add up the requests noted since the last flush and write them to the metrics: what
+    ``inc``/``observe`` per request would have written, in one write per counter series."""
     counts: dict[tuple[str, str, int], int] = {}
     sizes: dict[str, int] = {}
     durations: dict[tuple[str, str], list[float]] = {}
-    with _write_lock:
-        while PENDING:
-            method, route, status, size, seconds = PENDING.popleft()
-            key = (method, route, status)
-            counts[key] = counts.get(key, 0) + 1
-            sizes[route] = sizes.get(route, 0) + size  # the series exists, even at 0
-            observed = durations.setdefault((method, route), [])
-            if seconds is not None:
-                observed.append(seconds)
-        for key, n in counts.items():
-            series = _requests.get(key)
-            if series is None:
-                series = _requests[key] = metrics.HTTP_REQUESTS.labels(
-                    key[0], key[1], str(key[2]))
-            series.inc(n)
-        for route, size in sizes.items():
-            series = _response_bytes.get(route)
-            if series is None:
-                series = _response_bytes[route] = metrics.HTTP_RESPONSE_BYTES.labels(route)
-            if size:
-                series.inc(size)
-        for method_route, observed in durations.items():
-            series = _seconds.get(method_route)
-            if series is None:
-                series = _seconds[method_route] = metrics.HTTP_REQUEST_SECONDS.labels(
-                    *method_route)
-            if observed:
-                observe_all(series, observed)
+    for method, route, status, size, seconds in noted:
+        key = (method, route, status)
+        counts[key] = counts.get(key, 0) + 1
+        sizes[route] = sizes.get(route, 0) + size  # the series exists, even at 0
+        observed = durations.setdefault((method, route), [])
+        if seconds is not None:
+            observed.append(seconds)
+    for key, n in counts.items():
+        series = _requests.get(key)
+        if series is None:
+            series = _requests[key] = metrics.HTTP_REQUESTS.labels(key[0], key[1], str(key[2]))
+        series.inc(n)
+    for route, size in sizes.items():
+        series = _response_bytes.get(route)
+        if series is None:
+            series = _response_bytes[route] = metrics.HTTP_RESPONSE_BYTES.labels(route)
+        if size:
+            series.inc(size)
+    for method_route, observed in durations.items():
+        series = _seconds.get(method_route)
+        if series is None:
+            series = _seconds[method_route] = metrics.HTTP_REQUEST_SECONDS.labels(*method_route)
+        if observed:
+            metrics.observe_all(series, observed)
 
 
-def observe_all(histogram: Any, amounts: list[float]) -> None:
-    """``histogram.observe(a) for a in amounts`` in one write per bucket used, and one to
-    the sum. ``observe`` adds 1 to the first bucket whose upper bound is >= the amount
-    (the buckets are not cumulative in store: the exposition adds them up) and the amount
-    to the sum; prometheus_client has no public call for many at once, hence its
-    ``_upper_bounds``, ``_buckets`` and ``_sum``."""
-    bounds: list[float] = histogram._upper_bounds
-    per_bucket = [0] * len(bounds)
-    total = 0.0
-    for amount in amounts:
-        total += amount
-        per_bucket[bisect_left(bounds, amount)] += 1
-    histogram._sum.inc(total)
-    for i, n in enumerate(per_bucket):
-        if n:
-            histogram._buckets[i].inc(n)
-
-
-metrics.on_flush(write_pending)
+# What requests were answered and not yet written to the metrics: a timed buffer, added to
+# by any thread without a lock, written by write_pending.
+PENDING = metrics.buffer(write_pending)
 
 
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -232,7 +206,6 @@ __all__ = [
     "body_size",
     "exposition_registry",
     "note",
-    "observe_all",
     "sent_bytes",
     "write_pending",
 ]

@@ -46,8 +46,7 @@ def route_of(req: falcon.Request) -> str:
     segments cut to a prefix (``/stream/Jx0iAb…/video.mp4``)."""
     return plain_template(req) or redact_tokens(req.path)
 
-# structlog's context variables of what a request binds: set directly, a ContextVar.set
-# each, instead of bind_contextvars/unbind_contextvars (Ellipsis is "not bound").
+# What a request binds for its log lines (structlog's context variables).
 REQUEST_ID = logs.context_variable("request_id")
 VIDEO_ID = logs.context_variable("video_id")  # bound by the token resources
 TOKEN_PREFIX = logs.context_variable("token")  # idem: the token's prefix, never all of it
@@ -61,8 +60,8 @@ class RequestLog:
     id is bound for every line logged while it runs (``request_id``), and what the
     resources bound (``video_id``, ``token``) is unbound when it ends.
 
-    ``log`` is a :class:`videodrop.logs.LaterLogger` in the API (the line is rendered
-    without structlog's chain, written by the log writer thread), or any logger with ``info``.
+    ``log``: any logger with ``info`` (in the API, ``videodrop.logs.get("api")``: lines
+    written in batches).
 
     ``mode`` (VIDEODROP_REQUEST_LOG): ``all`` logs every request; ``errors`` only answers
     of 400 and up and requests slower than a second; ``off`` none.
@@ -114,9 +113,9 @@ class RequestLog:
                 ms = round(elapsed * 1000, 2) if elapsed is not None else None
                 self.log.info("request", method=method, route=route, status=status,
                               bytes=size, ms=ms)
-        REQUEST_ID.set(...)
+        REQUEST_ID.unbind()
         for variable in BOUND_BY_RESOURCES:
-            variable.set(...)
+            variable.unbind()
 
 
 class LineBudget:
@@ -124,8 +123,8 @@ class LineBudget:
     write thousands a second, and journald's rate limit (10,000 lines per 30 s per unit by
     default) would then drop lines of the unit, warnings included. What goes over is
     counted (a deque append: safe from any thread without a lock) and written once a second
-    as ``requests not logged`` with the count per method, route and status; the log writer
-    thread writes a due summary even when no request comes."""
+    as ``requests not logged`` with the count per method, route and status; the ticker
+    thread (``videodrop.batching``) writes a due summary even when no request comes."""
 
     def __init__(self, log: Any, rate: int, clock: Callable[[], float] = time.monotonic
                  ) -> None:

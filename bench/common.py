@@ -76,18 +76,12 @@ def servers() -> tuple[str, str]:
     """(PostgreSQL server URL whose user may create databases, AMQP URL).
 
     ``VIDEODROP_BENCH_DATABASE_URL`` / ``VIDEODROP_BENCH_AMQP_URL`` when set, else the
-    machine's own servers on 127.0.0.1; when those do not answer, deploy/devstack.py
+    machine's own servers on 127.0.0.1; when those do not answer, deploy/devstack/
     starts throwaway ones under var/ (as ``make run`` does)."""
     global _servers
     if _servers is None:
-        import importlib.util
+        from deploy import devstack
 
-        spec = importlib.util.spec_from_file_location("videodrop_devstack",
-                                                      REPO / "deploy" / "devstack.py")
-        assert spec is not None and spec.loader is not None
-        devstack = importlib.util.module_from_spec(spec)
-        sys.modules["videodrop_devstack"] = devstack
-        spec.loader.exec_module(devstack)
         pg = os.environ.get("VIDEODROP_BENCH_DATABASE_URL",
                             "postgresql://postgres@127.0.0.1:5432/postgres")
         amqp = os.environ.get("VIDEODROP_BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")

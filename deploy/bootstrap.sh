@@ -38,7 +38,7 @@ have_any() {  # have_any FILE_OR_COMMAND... : true when one of them exists
 }
 
 answers() {  # answers postgres|amqp URL : the server at URL answers (needs python3)
-    command -v "$PYTHON" >/dev/null 2>&1 && "$PYTHON" deploy/devstack.py check "$1" "$2"
+    command -v "$PYTHON" >/dev/null 2>&1 && "$PYTHON" -m deploy.devstack check "$1" "$2"
 }
 
 # --- what is missing -------------------------------------------------------------------

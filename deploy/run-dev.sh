@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VAR=${VAR:-./var}
 mkdir -p "$VAR"
-exports=$(.venv/bin/python deploy/devstack.py up --var "$VAR")
+exports=$(.venv/bin/python -m deploy.devstack up --var "$VAR")
 eval "$exports"
 export VIDEODROP_INBOX=${VIDEODROP_INBOX:-$VAR/inbox}
 export VIDEODROP_MEDIA_ROOT=${VIDEODROP_MEDIA_ROOT:-$VAR/media}

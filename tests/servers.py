@@ -5,7 +5,7 @@ Where each server comes from, first match wins:
 1. ``VIDEODROP_TEST_DATABASE_URL`` / ``VIDEODROP_TEST_AMQP_URL``: a server URL (it must answer);
 2. the machine's own server on 127.0.0.1:5432 (user postgres) / 127.0.0.1:5672 (guest);
 3. testcontainers, when a Docker engine answers;
-4. a throwaway server started from the local binaries (deploy/devstack.py).
+4. a throwaway server started from the local binaries (deploy/devstack/).
 
 ``VIDEODROP_TEST_SERVERS=throwaway`` skips 2 and 3. Each session gets a fresh database
 ``videodrop_test_<hex>``, a migrated template ``vdtemplate_<hex>`` that each test's
@@ -16,15 +16,12 @@ and out of it, with a message that says how to install it: never a skip.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any, NoReturn
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -34,27 +31,14 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from deploy import devstack
 from testbed.broker import delete_amqp_names
 from testbed.databases import create_template, drop_database
 
-DEVSTACK_PATH = Path(__file__).resolve().parents[1] / "deploy" / "devstack.py"
 LOCAL_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 LOCAL_AMQP = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
-def load_devstack() -> ModuleType:
-    """deploy/devstack.py, imported by path (deploy/ is not a package)."""
-    name = "videodrop_devstack"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, DEVSTACK_PATH)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-devstack = load_devstack()
 
 
 def with_dbname(url: str, dbname: str) -> str:

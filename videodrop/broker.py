@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pika
+import pika.channel
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
@@ -141,6 +142,20 @@ def _safe_url(url: str) -> str:
     return url
 
 
+def wrapped_channel(channel: BlockingChannel) -> pika.channel.Channel:
+    """The asynchronous ``pika.channel.Channel`` a ``BlockingChannel`` drives: its
+    ``confirm_delivery`` takes a callback for many confirms at once, and its
+    ``basic_publish`` only queues the frames (the blocking one also flushes the socket and
+    polls after every message). pika has no public accessor, so this is the one place that
+    reads ``BlockingChannel._impl``; tests/integration/test_broker_batches.py fails when
+    pika changes it. Raises ``TypeError`` when it is not there."""
+    wrapped = getattr(channel, "_impl", None)
+    if not isinstance(wrapped, pika.channel.Channel):
+        raise TypeError(f"pika {pika.__version__}: BlockingChannel wraps no pika.channel.Channel"
+                        " (_impl); BatchPublisher needs it for batched confirms")
+    return wrapped
+
+
 class BatchPublisher(_Link):
     """Many messages per broker round trip: publish a batch, then wait for the broker's
     confirms of all of it. ``publish_batch`` returns the messages the broker confirmed;
@@ -149,8 +164,8 @@ class BatchPublisher(_Link):
     message (about 1,000/s here); a batch shares them.
 
     pika's BlockingChannel only offers one-at-a-time confirms, so confirm mode is switched
-    on through the channel it wraps (``_impl``, stable across pika 1.x) with a callback
-    that pika runs inside ``process_data_events``."""
+    on through the channel it wraps (:func:`wrapped_channel`) with a callback that pika runs
+    inside ``process_data_events``."""
 
     def __init__(self, settings: Settings, *, name: str, confirm_timeout: float = 30.0) -> None:
         super().__init__(settings, name=name)
@@ -165,8 +180,9 @@ class BatchPublisher(_Link):
             self._conn = connect(self.settings, name=self.name)
             channel = self._conn.channel()
             declare(channel, self.settings)
-            channel._impl.confirm_delivery(ack_nack_callback=self._on_confirm)
-            channel._impl.add_on_return_callback(self._on_return)
+            wrapped = wrapped_channel(channel)
+            wrapped.confirm_delivery(ack_nack_callback=self._on_confirm)
+            wrapped.add_on_return_callback(self._on_return)
             self._conn.process_data_events(0)
             self._channel = channel
             self._tag = 0
@@ -191,7 +207,7 @@ class BatchPublisher(_Link):
         if not msgs:
             return []
         try:
-            channel = self._ensure()
+            channel = wrapped_channel(self._ensure())
             assert self._conn is not None
             sent: dict[int, tuple[Message, bytes]] = {}
             props = pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
@@ -200,8 +216,8 @@ class BatchPublisher(_Link):
                 body = encode(msg)
                 # the wrapped channel only queues the frames; BlockingChannel.basic_publish
                 # would also flush the socket and poll after every message
-                channel._impl.basic_publish(self.settings.exchange, "probe", body, props,
-                                            mandatory=True)
+                channel.basic_publish(self.settings.exchange, "probe", body, props,
+                                      mandatory=True)
                 self._tag += 1
                 sent[self._tag] = (msg, body)
                 if i % 256 == 255:

@@ -1,202 +1,108 @@
 """structlog set-up: JSON lines on stdout for the journal, the console renderer on a TTY.
 
-A busy path (the API's line per request) logs through :class:`LaterLogger`: when JSON
-lines are written in batches, an ``info`` call renders its line directly
-(:func:`render_json`: the same line structlog's processor chain would have written, for a
-third of its cost) and leaves it to the writer thread of :class:`BatchedLines`."""
+JSON lines take structlog's documented fast path (its performance guide): orjson renders
+each line to bytes (:func:`dumps`) and the final logger writes bytes,
+``structlog.BytesLoggerFactory`` on stdout, or for a busy process (the API's line per
+request, ``configure(batched=True)``) :class:`BatchedLogger` over :class:`BatchedLines`, a
+timed buffer (``videodrop.batching``) written every ``BATCH_SECONDS``.
+
+Every line, whichever logger wrote it: ``event``, the keywords of the call, the bound
+context variables (``merge_contextvars``), ``role``, ``level``, ``logger``, ``timestamp``
+(ISO 8601 UTC, ``Z``), ``exception`` when given ``exc_info``; token-shaped runs in its
+texts cut to a prefix (:func:`redact_tokens_processor`)."""
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import contextvars
 import json
 import logging
 import sys
-import threading
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
+import orjson
 import structlog
 
+from videodrop import batching
 from videodrop.tokens import redact_tokens
 
-BATCH_SECONDS = 0.2
-
-# What render_json renders: (time.time_ns(), the context of the call, the logger's name,
-# the event, the keywords).
-Captured = tuple[int, contextvars.Context, str, str, dict[str, Any]]
+BATCH_SECONDS = batching.INTERVAL
 
 
 class BatchedLines:
     """Log lines for a busy process (the API: a line per request). ``debug`` and ``info``
-    lines are collected and written together by a thread every ``interval`` seconds (one
-    write for many lines, instead of a write and a GIL hand-off per request); a warning or
-    worse is written at once, after the lines collected before it. At exit everything is
-    written; a process killed outright loses at most ``interval`` seconds of info lines.
+    lines are collected in a :class:`videodrop.batching.TimedBuffer` and written together
+    every ``BATCH_SECONDS`` (one write for many lines, instead of a write and a GIL
+    hand-off per request); a warning or worse is written at once, after the lines collected
+    before it. At exit everything is written; a process killed outright loses at most
+    ``BATCH_SECONDS`` of info lines.
 
-    Lines are rendered before they are handed over: rendering a whole batch in the writer
-    thread held the GIL long enough to stall requests (p99.9 of 90 ms at 2 connections)."""
+    ``stream``: where the lines go, as bytes (``sys.stdout.buffer``). ``ticker``: what
+    flushes the buffer on time (None: only :meth:`flush` and warnings do, for tests)."""
 
-    def __init__(self, stream: TextIO, interval: float = BATCH_SECONDS) -> None:
+    def __init__(self, stream: BinaryIO,
+                 ticker: batching.Ticker | None = batching.TICKER) -> None:
         self._stream = stream
-        self._pending: list[str] = []
-        self._lock = threading.Lock()  # guards _pending
-        self._write_lock = threading.Lock()  # keeps batches in order
-        self._thread = threading.Thread(target=self._run, args=(interval,), daemon=True,
-                                        name="videodrop-log-writer")
-        self._thread.start()
-        atexit.register(self.flush)
+        self._lines: batching.TimedBuffer[bytes] = batching.TimedBuffer(self._write,
+                                                                        ticker=ticker)
+        self.later = self._lines.add  # collect a rendered line (no newline)
+        self.flush = self._lines.flush
 
-    def later(self, message: str) -> None:
-        with self._lock:
-            self._pending.append(message)
+    def now(self, line: bytes) -> None:
+        """Write ``line`` now, after every line collected before it."""
+        self._lines.add(line)
+        self._lines.flush()
 
-    def now(self, message: str) -> None:
-        with self._lock:
-            self._pending.append(message)
-        self.flush()
-
-    def flush(self) -> None:
-        with self._write_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if batch:
-                try:
-                    self._stream.write("\n".join(batch) + "\n")
-                    self._stream.flush()
-                except (OSError, ValueError):  # stdout closed: nowhere left to write
-                    pass
-
-    def _run(self, interval: float) -> None:
-        while True:  # a daemon thread: it ends with the process (atexit writes the rest)
-            time.sleep(interval)
-            for tick in list(_ticks):
-                with contextlib.suppress(Exception):  # the writer must go on writing
-                    tick()
-            self.flush()
-
-
-_ticks: list[Callable[[], None]] = []
+    def _write(self, lines: list[bytes]) -> None:
+        try:
+            self._stream.write(b"\n".join(lines) + b"\n")
+            self._stream.flush()
+        except (OSError, ValueError):  # stdout closed: nowhere left to write
+            pass
 
 
 def every_batch(tick: Callable[[], None]) -> None:
-    """Have the writer thread call ``tick`` before each batch (every ``BATCH_SECONDS``),
-    e.g. to write a summary that is due even when no request comes."""
-    _ticks.append(tick)
+    """Have the ticker thread call ``tick`` before each batch of lines (every
+    ``BATCH_SECONDS``), e.g. to write a summary that is due even when no request comes."""
+    batching.TICKER.every_tick(tick)
 
 
 class BatchedLogger:
-    """structlog's final logger over :class:`BatchedLines`."""
+    """structlog's final logger over :class:`BatchedLines`: takes the rendered line, bytes
+    (JSON) or text (console)."""
 
     def __init__(self, lines: BatchedLines) -> None:
         self._lines = lines
 
-    def debug(self, message: str) -> None:
-        self._lines.later(message)
+    def debug(self, message: bytes | str) -> None:
+        self._lines.later(message if isinstance(message, bytes) else message.encode())
 
     info = msg = debug
 
-    def warning(self, message: str) -> None:
-        self._lines.now(message)
+    def warning(self, message: bytes | str) -> None:
+        self._lines.now(message if isinstance(message, bytes) else message.encode())
 
     warn = error = err = critical = fatal = exception = failure = warning
 
 
-# --- the fast path: an info line rendered without structlog's chain ---------------------------
-
-_STRUCTLOG_PREFIX = "structlog_"  # how structlog.contextvars names its context variables
-_PREFIX_LENGTH = len(_STRUCTLOG_PREFIX)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _json_default(value: Any) -> Any:
-    """What structlog's JSONRenderer does with a value JSON has no type for."""
+def dumps(event: dict[str, Any], **kw: Any) -> bytes:
+    """The JSON line of ``event`` (structlog's ``JSONRenderer`` serializer): orjson; what
+    orjson refuses (an integer over 64 bits, a key that is not a string) by the standard
+    library's ``json``, the same content; a line that cannot be rendered at all (a value
+    that contains itself) becomes an ``error`` line naming the event, so that logging
+    never fails the caller."""
     try:
-        return value.__structlog__()
-    except AttributeError:
-        return repr(value)
-
-
-_ENCODER = json.JSONEncoder(default=_json_default)  # json.dumps(..., default=...), made once
-# The C encoder JSONEncoder.encode builds on every call, built once (the same arguments:
-# ensure_ascii, ", " and ": ", no key sorting, NaN allowed); None without the C module.
-_C_ENCODE = json.encoder.c_make_encoder and json.encoder.c_make_encoder(  # type: ignore[attr-defined]
-    None, _json_default, json.encoder.encode_basestring_ascii, None, ": ", ", ", False,
-    False, True)
-
-
-_second: tuple[int, str] = (0, "1970-01-01T00:00:00")  # the last second iso_utc rendered
-
-
-def iso_utc(ns: int) -> str:
-    """``datetime.now(UTC).isoformat().replace("+00:00", "Z")`` (structlog's ISO UTC
-    stamp) of the time ``time.time_ns()`` gave: whole microseconds (``now()`` truncates
-    too), none shown when there are none (as ``isoformat``). The date and time of day are
-    rendered once a second."""
-    global _second
-    second, micro = divmod(ns // 1000, 1_000_000)
-    last = _second
-    if last[0] != second:
-        text = (_EPOCH + timedelta(seconds=second)).isoformat()[:-6]  # without "+00:00"
-        last = _second = (second, text)
-    return f"{last[1]}.{micro:06d}Z" if micro else f"{last[1]}Z"
-
-
-def render_json(captured: Captured) -> str:
-    """The JSON line ``configure(fmt="json")``'s processor chain makes of an ``info`` call,
-    from what :class:`LaterLogger` kept of it. Step by step, as structlog does: the bound
-    logger's context (``logger_name``), the keywords and ``event``; the bound context
-    variables not already there (``merge_contextvars``, in the context's order); ``role``
-    if no context variable gave it (``_role_of_process``); ``level``;
-    ``logger_name`` moved to ``logger``; ``timestamp`` (``TimeStamper(fmt="iso",
-    utc=True)``); ``JSONRenderer``. tests/unit/test_logs.py holds it to structlog's output."""
-    ns, context, name, event, kw = captured
+        return orjson.dumps(event, **kw)
+    except TypeError:
+        pass
     try:
-        line: dict[str, Any] = {"logger_name": name, **kw, "event": event}
-        for var, value in context.items():
-            key = var.name
-            if key.startswith(_STRUCTLOG_PREFIX) and value is not Ellipsis:
-                line.setdefault(key[_PREFIX_LENGTH:], value)
-        if _role is not None:
-            line.setdefault("role", _role)
-        line["level"] = "info"
-        logger = line.pop("logger_name", None)
-        if logger is not None:
-            line["logger"] = logger
-        line["timestamp"] = iso_utc(ns)
-        return "".join(_C_ENCODE(line, 0)) if _C_ENCODE else _ENCODER.encode(line)
-    except Exception as exc:  # a line that cannot be rendered must not fail the request
-        return json.dumps({"event": event, "logger": name, "level": "error",
-                           "error": f"log line not rendered: {exc!r}"})
-
-
-class LaterLogger:
-    """``info`` for a line written very often (the API's line per request).
-
-    While :func:`configure` has JSON lines written in batches at level ``info`` or lower,
-    ``info(event, **kw)`` renders the line itself (:func:`render_json`: same keys, order,
-    timestamp format and bound context variables as structlog) and hands it to the writer
-    thread. Otherwise (console, lines written at once, a higher level,
-    ``exc_info``/``stack_info``), the call goes through structlog as any other."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self._log = get(name)
-
-    def info(self, event: str, **kw: Any) -> None:
-        lines = _later
-        if lines is None or "exc_info" in kw or "stack_info" in kw:
-            self._log.info(event, **kw)
-        else:
-            lines.later(render_json((time.time_ns(), contextvars.copy_context(), self.name,
-                                     event, kw)))
+        return json.dumps(event, **kw).encode()
+    except Exception as exc:  # any failure costs this line only
+        return orjson.dumps({"event": str(event.get("event")),
+                             "logger": str(event.get("logger")), "level": "error",
+                             "error": f"log line not rendered: {exc!r}"})
 
 
 _batched: BatchedLines | None = None
-_later: BatchedLines | None = None  # _batched, when LaterLogger may capture lines for it
 
 
 def flush() -> None:
@@ -205,14 +111,21 @@ def flush() -> None:
         _batched.flush()
 
 
+def _byte_stream() -> BinaryIO:
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:
+        raise RuntimeError("JSON log lines need a stdout with a byte buffer")
+    sys.stdout.flush()  # what was printed as text goes first
+    return buffer
+
+
 def configure(*, role: str, fmt: str = "auto", level: str = "info",
               batched: bool = False) -> None:
     """Call once at a process's edge. ``fmt`` is auto, json or console; ``batched`` writes
     info lines in batches (:class:`BatchedLines`), for the API's line per request."""
-    global _batched, _later
+    global _batched, _role
     use_console = sys.stdout.isatty() if fmt == "auto" else fmt == "console"
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    global _role
     _role = role
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -221,21 +134,23 @@ def configure(*, role: str, fmt: str = "auto", level: str = "info",
         _logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        redact_tokens_processor,
     ]
-    processors += [structlog.processors.format_exc_info, _redact_tokens]
     if use_console:
         processors.append(structlog.dev.ConsoleRenderer())
+        factory: Any = structlog.PrintLoggerFactory(sys.stdout)
     else:
-        processors.append(structlog.processors.JSONRenderer())
-    factory: Any = structlog.PrintLoggerFactory(sys.stdout)
-    _later = None
+        processors.append(structlog.processors.JSONRenderer(serializer=dumps))
+        factory = None
     if batched:
         if _batched is None:
-            _batched = BatchedLines(sys.stdout)
+            _batched = BatchedLines(_byte_stream())
+            batching.TICKER.start()
         logger = BatchedLogger(_batched)
         factory = lambda *_: logger  # noqa: E731 - one logger for every name
-        if not use_console and lvl <= logging.INFO:
-            _later = _batched
+    elif factory is None:
+        factory = structlog.BytesLoggerFactory(_byte_stream())
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
@@ -269,7 +184,7 @@ def _role_of_process(_logger: Any, _method: str, event: dict[str, Any]) -> dict[
 _KEPT_WHOLE = frozenset({"path"})
 
 
-def _redact_tokens(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact_tokens_processor(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
     """No whole token in a line: token-shaped runs in the texts of ``event`` (the message,
     errors, a traceback) are cut to a prefix (videodrop.tokens.redact_tokens)."""
     for key, value in event.items():
@@ -310,15 +225,22 @@ def get(name: str) -> Any:
     return structlog.get_logger(logger_name=name)
 
 
-def later(name: str) -> LaterLogger:
-    """A :class:`LaterLogger` named ``name`` (``logger`` in its lines, as :func:`get`)."""
-    return LaterLogger(name)
+class ContextKey:
+    """One key of structlog's context variables (``merge_contextvars`` puts it on every
+    line logged in the context), bound and unbound through structlog's public calls."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+    def set(self, value: Any) -> None:
+        """Bind the key to ``value`` (``bind_contextvars``)."""
+        structlog.contextvars.bind_contextvars(**{self.key: value})
+
+    def unbind(self) -> None:
+        """Unbind the key (``unbind_contextvars``); unbound already is fine."""
+        structlog.contextvars.unbind_contextvars(self.key)
 
 
-def context_variable(key: str) -> contextvars.ContextVar[Any]:
-    """structlog's context variable for ``key``: the one ``bind_contextvars(key=...)`` sets
-    and ``merge_contextvars`` reads. ``set(value)`` on it binds ``key`` for the price of
-    one ``ContextVar.set``; ``set(...)`` (Ellipsis) unbinds it, as ``unbind_contextvars``."""
-    token = structlog.contextvars.bind_contextvars(**{key: ...})[key]
-    token.var.reset(token)
-    return token.var
+def context_variable(key: str) -> ContextKey:
+    """``key`` of structlog's context variables, to bind per request or unit of work."""
+    return ContextKey(key)

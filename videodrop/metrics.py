@@ -11,23 +11,22 @@ Ingest and prober serve ``/metrics`` on ``VIDEODROP_METRICS_BIND``: ``HOST:PORT`
 ``videodrop run``, share one setting that way). Unset: no metrics server.
 
 Counts of the API's request path are kept in memory first (``TOKEN_LOOKUPS`` here, the
-request metrics in ``api/metrics.py``) and written to their metrics by :func:`flush`:
-every ``FLUSH_SECONDS`` from a thread (:func:`start_flushing`), at exit, before the API
-renders ``/metrics``, and whenever the ``API`` registry is read in this process.
+request metrics in ``api/metrics.py``), in timed buffers (``videodrop.batching``), and
+written to their metrics by :func:`flush`: every ``FLUSH_SECONDS`` from the process's
+ticker thread (:func:`start_flushing`), at exit, before the API renders ``/metrics``, and
+whenever the ``API`` registry is read in this process.
 """
 
 from __future__ import annotations
 
-import atexit
 import errno
 import os
 import re
 import threading
-import time
-from collections import deque
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, values
@@ -35,7 +34,10 @@ from prometheus_client.exposition import start_http_server
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from videodrop import batching
 from videodrop.errors import ConfigurationError
+
+T = TypeVar("T")
 
 NAMESPACE = "videodrop"
 
@@ -53,41 +55,29 @@ API = CollectorRegistry()
 
 # --- counts kept in memory, written in batches --------------------------------------------
 
-FLUSH_SECONDS = 0.2
-_flushes: list[Callable[[], None]] = []
-_flush_lock = threading.Lock()  # one flush at a time
-_flushing_in: list[int] = [0]  # the process whose flush thread runs
+FLUSH_SECONDS = batching.INTERVAL
+_buffers: list[batching.TimedBuffer[Any]] = []  # what flush() writes out
 
 
-def on_flush(write: Callable[[], None]) -> None:
-    """Have :func:`flush` call ``write``: it writes what it kept in memory to its metrics."""
-    with _flush_lock:
-        _flushes.append(write)
+def buffer(write: Callable[[list[T]], None]) -> batching.TimedBuffer[T]:
+    """A timed buffer of counts for metrics: ``write(items)`` adds them to their metrics,
+    every ``FLUSH_SECONDS`` (once :func:`start_flushing` ran), at exit, and on
+    :func:`flush`."""
+    made: batching.TimedBuffer[T] = batching.TimedBuffer(write)
+    _buffers.append(made)
+    return made
 
 
 def flush() -> None:
     """Write every count kept in memory to its metric, now."""
-    with _flush_lock:
-        for write in _flushes:
-            write()
+    for one in list(_buffers):
+        one.flush()
 
 
-def start_flushing(interval: float = FLUSH_SECONDS) -> None:
-    """Flush every ``interval`` seconds from a daemon thread, and at exit (once per
-    process: a forked child starts its own)."""
-    with _flush_lock:
-        if _flushing_in[0] == os.getpid():
-            return
-        _flushing_in[0] = os.getpid()
-    threading.Thread(target=_flush_every, args=(interval,), daemon=True,
-                     name="videodrop-metrics-flush").start()
-    atexit.register(flush)
-
-
-def _flush_every(interval: float) -> None:
-    while True:  # a daemon thread: it ends with the process (atexit flushes the rest)
-        time.sleep(interval)
-        flush()
+def start_flushing() -> None:
+    """Flush every ``FLUSH_SECONDS`` from this process's ticker thread
+    (``videodrop.batching.TICKER``; a forked child starts its own)."""
+    batching.TICKER.start()
 
 
 class FlushOnRead:
@@ -107,35 +97,28 @@ class LaterCount:
     """One labelled series of a :class:`LaterCounter`: ``inc`` adds in memory (a deque
     append: safe from any thread, no lock), :func:`flush` adds the sum to the counter."""
 
-    def __init__(self, series: Counter) -> None:
+    def __init__(self, series: Counter, pending: batching.TimedBuffer[tuple[Counter, float]]
+                 ) -> None:
         self._series = series
-        self._amounts: deque[float] = deque()
+        self._add = pending.add
 
     def inc(self, amount: float = 1) -> None:
         if amount < 0:
             raise ValueError("counters only go up")
-        self._amounts.append(amount)
-
-    def write(self) -> None:
-        total: float = 0
-        amounts = self._amounts
-        while amounts:
-            total += amounts.popleft()
-        if total:
-            self._series.inc(total)
+        self._add((self._series, amount))
 
 
 class LaterCounter:
     """A labelled counter for a request path: ``labels(...).inc()`` costs a deque append
     instead of a write to prometheus_client's memory-mapped value (a lock and a struct
-    pack, several µs under gunicorn's threads); the counter is exposed as before, at most
-    ``FLUSH_SECONDS`` behind in another worker's ``/metrics``."""
+    pack); the counter is exposed as before, at most ``FLUSH_SECONDS`` behind in another
+    worker's ``/metrics``."""
 
     def __init__(self, counter: Counter) -> None:
         self.counter = counter
         self._series: dict[tuple[Any, ...], LaterCount] = {}
         self._lock = threading.Lock()
-        on_flush(self.write)
+        self._pending = buffer(_add_up)
 
     def labels(self, *values: str, **by_name: str) -> LaterCount:
         """As ``Counter.labels``; keep what it returns (this takes a lock)."""
@@ -144,14 +127,59 @@ class LaterCounter:
             series = self._series.get(key)
             if series is None:
                 series = self._series[key] = LaterCount(
-                    self.counter.labels(*values, **by_name))
+                    self.counter.labels(*values, **by_name), self._pending)
             return series
 
-    def write(self) -> None:
-        with self._lock:
-            series = list(self._series.values())
-        for one in series:
-            one.write()
+
+def _add_up(amounts: list[tuple[Counter, float]]) -> None:
+    """Each series' amounts added up, then one ``inc`` per series."""
+    totals: dict[Counter, float] = {}
+    for series, amount in amounts:
+        totals[series] = totals.get(series, 0) + amount
+    for series, total in totals.items():
+        if total:
+            series.inc(total)
+
+def observe_all(histogram: Any, amounts: list[float]) -> None:
+    """``histogram.observe(a) for a in amounts`` (``histogram``: a labelled series of a
+    ``Histogram``), in one write per bucket used and one to the sum.
+
+    prometheus_client has no public call for many observations at once, and in
+    multiprocess mode each ``observe`` costs two locked writes to a memory-mapped file.
+    This is the one place that reads its internals (:func:`histogram_internals`); without
+    them (another version of the library) it observes one by one, and
+    tests/unit/test_metrics.py fails so that the fallback is noticed."""
+    internals = histogram_internals(histogram)
+    if internals is None:
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    bounds, buckets, total_of = internals
+    per_bucket = [0] * len(bounds)
+    total = 0.0
+    for amount in amounts:
+        total += amount
+        per_bucket[bisect_left(bounds, amount)] += 1
+    total_of.inc(total)
+    for i, n in enumerate(per_bucket):
+        if n:
+            buckets[i].inc(n)
+
+
+def histogram_internals(histogram: Any) -> tuple[list[float], list[Any], Any] | None:
+    """prometheus_client's ``_upper_bounds`` (sorted, ending in +Inf), ``_buckets`` (one
+    value per bound, not cumulative: ``observe`` adds 1 to the first bucket whose bound is
+    >= the amount) and ``_sum`` of a labelled histogram series; None when they are not
+    there in that shape."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total_of = getattr(histogram, "_sum", None)
+    if (not isinstance(bounds, list) or not isinstance(buckets, list)
+            or len(bounds) != len(buckets) or not bounds or bounds[-1] != float("inf")
+            or not hasattr(total_of, "inc")):
+        return None
+    return bounds, buckets, total_of
+
 
 # --- ingest ------------------------------------------------------------------------------
 
@@ -326,6 +354,7 @@ __all__ = [
     "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
     "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount",
-    "LaterCounter", "MetricsServer", "exposition_registry", "family_names", "flush", "on_flush",
+    "LaterCounter", "MetricsServer", "buffer", "exposition_registry", "family_names", "flush",
+    "histogram_internals", "observe_all",
     "parse_bind", "start_flushing", "start_metrics_server",
 ]

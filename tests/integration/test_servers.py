@@ -1,4 +1,4 @@
-"""The server fixtures are real and isolated (tests/servers.py, deploy/devstack.py)."""
+"""The server fixtures are real and isolated (tests/servers.py, deploy/devstack/)."""
 
 from __future__ import annotations
 

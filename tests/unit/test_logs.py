@@ -1,17 +1,16 @@
-"""videodrop.logs: the batched writer, and the fast path of the API's line per request
-(LaterLogger, render_json), held to what structlog's own chain writes for the same call;
-api.middleware.RequestLog over it; no whole token in a line (redaction)."""
+"""videodrop.logs: the line every logger writes (structlog's chain, orjson, bytes), the
+batched writer over the timed buffer, api.middleware.RequestLog over it; no whole token in
+a line (redaction)."""
 
 from __future__ import annotations
 
 import io
 import json
 import logging
-import sys
+import re
 import threading
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import falcon
@@ -27,12 +26,12 @@ from videodrop.tokens import redact_tokens
 class Lines:
     """What a process configured by ``logs.configure(batched=True)`` writes on stdout."""
 
-    def __init__(self, stream: io.StringIO, batched: logs.BatchedLines) -> None:
+    def __init__(self, stream: io.BytesIO, batched: logs.BatchedLines) -> None:
         self.stream, self.batched = stream, batched
 
     def written(self) -> list[str]:
         """The lines written so far (without a flush)."""
-        return self.stream.getvalue().splitlines()
+        return self.stream.getvalue().decode().splitlines()
 
     def flushed(self) -> list[str]:
         self.batched.flush()
@@ -43,11 +42,9 @@ class Lines:
 def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``configure(fmt=..., level=...)``: logs.configure(role="api", batched=True) writing
     to a buffer (a writer that never writes on its own: only flushes and warnings)."""
-    stream = io.StringIO()
-    monkeypatch.setattr(sys, "stdout", stream)
-    batched = logs.BatchedLines(stream, interval=3600)
+    stream = io.BytesIO()
+    batched = logs.BatchedLines(stream, ticker=None)
     monkeypatch.setattr(logs, "_batched", batched)
-    monkeypatch.setattr(logs, "_later", None)
 
     def configure(fmt: str = "json", level: str = "info") -> Lines:
         logs.configure(role="api", fmt=fmt, level=level, batched=True)
@@ -58,26 +55,32 @@ def configure(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     structlog.contextvars.clear_contextvars()
 
 
-def timestamp_ns(line: str) -> int:
-    """The time of a structlog line, as ``time.time_ns()`` would have given it."""
-    stamp = datetime.fromisoformat(json.loads(line)["timestamp"].replace("Z", "+00:00"))
-    return (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000 + 999
+ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z")
 
 
-def both_ways(lines: Lines, monkeypatch: pytest.MonkeyPatch, event: str,
-              **kw: Any) -> tuple[str, str]:
-    """The line structlog writes for ``info(event, **kw)`` of logger "api", and the one the
-    fast path writes for the same call at the same time."""
-    before = len(lines.flushed())
-    logs.get("api").info(event, **kw)
-    [slow] = lines.flushed()[before:]
-    ns = timestamp_ns(slow)
-    with monkeypatch.context() as m:
-        m.setattr(time, "time_ns", lambda: ns)
-        logs.later("api").info(event, **kw)
-    assert len(lines.written()) == before + 1, "the fast path wrote before a flush"
-    [fast] = lines.flushed()[before + 1:]
-    return slow, fast
+def test_the_request_line(configure: Any) -> None:
+    """The journal format of the API's line per request: the call's keywords in order,
+    then ``event``, the bound context, role, level, logger and an ISO UTC timestamp."""
+    lines = configure()
+    structlog.contextvars.bind_contextvars(request_id="5f2c9e0d1a7b3c44", token="Ab3xYz",
+                                           video_id=42)
+    before = datetime.now(UTC)
+    logs.get("api").info("request", method="GET", route="/api/video/{token}/", status=200,
+                         bytes=312, ms=0.07)
+    after = datetime.now(UTC)
+    [line] = lines.flushed()
+    got = json.loads(line)
+    keys = list(got)
+    assert keys[:6] == ["method", "route", "status", "bytes", "ms", "event"]
+    assert set(keys[6:10]) == {"role", "request_id", "token", "video_id"}  # context order
+    assert keys[10:] == ["level", "logger", "timestamp"]
+    assert got == {"method": "GET", "route": "/api/video/{token}/", "status": 200,
+                   "bytes": 312, "ms": 0.07, "event": "request", "role": "api",
+                   "request_id": "5f2c9e0d1a7b3c44", "token": "Ab3xYz", "video_id": 42,
+                   "level": "info", "logger": "api", "timestamp": got["timestamp"]}
+    assert ISO_UTC.fullmatch(got["timestamp"])
+    stamp = datetime.fromisoformat(got["timestamp"].replace("Z", "+00:00"))
+    assert before.replace(microsecond=0) <= stamp <= after
 
 
 class Custom:
@@ -90,102 +93,103 @@ class Opaque:
         return "<opaque>"
 
 
-def test_the_request_line_is_the_line_structlog_writes(configure: Any,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    lines = configure()
-    structlog.contextvars.bind_contextvars(request_id="5f2c9e0d1a7b3c44", token="Ab3xYz",
-                                           video_id=42)
-    slow, fast = both_ways(lines, monkeypatch, "request", method="GET",
-                           route="/api/video/{token}/", status=200, bytes=312, ms=0.07)
-    assert fast == slow
-    got = json.loads(fast)
-    assert got["request_id"] == "5f2c9e0d1a7b3c44" and got["video_id"] == 42
-    assert got["role"] == "api" and got["logger"] == "api" and got["level"] == "info"
-    assert list(got)[:6] == ["method", "route", "status", "bytes", "ms", "event"]
-
-
-@pytest.mark.parametrize("kw", [
-    {},
-    {"method": "HEAD", "route": "/stream/{token}/", "status": 404, "bytes": None, "ms": None},
-    {"token": "given-here-wins", "text": "ünïcode \"quoted\"\n", "ratio": 1e-7, "big": 2**70},
-    {"level": "fake", "logger": "shadow", "timestamp": "early", "flag": True,
-     "items": [1, "two", None], "nested": {"a": [0.5]}},
-    {"custom": Custom(), "opaque": Opaque(), "inf": float("inf")},
-    {"logger_name": "renamed"},
+@pytest.mark.parametrize(("kw", "expected"), [
+    ({}, {}),
+    ({"method": "HEAD", "route": "/stream/{token}/", "status": 404, "bytes": None, "ms": None},
+     None),
+    ({"token": "given-here-wins", "text": "ünïcode \"quoted\"\n", "ratio": 1e-7},
+     None),
+    ({"big": 2**70}, None),  # over 64 bits: orjson refuses it, json writes it
+    ({"level": "fake", "logger": "shadow", "flag": True, "items": [1, "two", None],
+      "nested": {"a": [0.5]}}, {"level": "info", "logger": "api", "flag": True,
+                                "items": [1, "two", None], "nested": {"a": [0.5]}}),
+    ({"custom": Custom(), "opaque": Opaque(), "when": datetime(2024, 5, 1, tzinfo=UTC)},
+     {"custom": "custom!", "opaque": "<opaque>", "when": "2024-05-01T00:00:00+00:00"}),
+    ({"logger_name": "renamed"}, {"logger": "renamed"}),
 ])
-def test_any_info_line_is_the_line_structlog_writes(configure: Any,
-                                                    monkeypatch: pytest.MonkeyPatch,
-                                                    kw: dict[str, Any]) -> None:
+def test_any_info_line_carries_its_keywords_and_context(
+        configure: Any, kw: dict[str, Any], expected: dict[str, Any] | None) -> None:
     lines = configure()
     structlog.contextvars.bind_contextvars(request_id="r1", token="t1", gone="x")
     structlog.contextvars.unbind_contextvars("gone")  # bound once, not any more
-    slow, fast = both_ways(lines, monkeypatch, "something", **kw)
-    assert fast == slow
-    assert "gone" not in json.loads(fast)
+    logs.get("api").info("something", **kw)
+    [line] = lines.flushed()
+    got = json.loads(line)
+    for key, value in (kw if expected is None else expected).items():
+        assert got[key] == value, key
+    assert got["event"] == "something" and got["role"] == "api"
+    assert got["request_id"] == "r1" and "gone" not in got
+    assert got["token"] == kw.get("token", "t1")  # the call's keyword wins over the context
+    assert ISO_UTC.fullmatch(got["timestamp"])
 
 
-def test_lines_from_a_new_thread_carry_the_role_too(configure: Any,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_lines_are_rendered_by_orjson_to_bytes(configure: Any) -> None:
+    """structlog's performance guide: orjson's compact JSON, bytes to the final logger."""
+    lines = configure()
+    logs.get("api").info("request", status=200)
+    [line] = lines.flushed()
+    assert line.startswith('{"status":200,"event":"request",')
+
+
+def test_lines_from_a_new_thread_carry_the_role_too(configure: Any) -> None:
     """A gunicorn gthread worker answers in threads that start with an empty context."""
     lines = configure()
-    got: list[tuple[str, str]] = []
-    worker = threading.Thread(target=lambda: got.append(
-        both_ways(lines, monkeypatch, "request", status=200)))
+    worker = threading.Thread(target=lambda: logs.get("api").info("request", status=200))
     worker.start()
     worker.join()
-    [(slow, fast)] = got
-    assert fast == slow
-    assert json.loads(fast)["role"] == "api"
+    [line] = lines.flushed()
+    assert json.loads(line)["role"] == "api"
 
 
 def test_only_the_context_of_the_call_counts(configure: Any) -> None:
     lines = configure()
     structlog.contextvars.bind_contextvars(request_id="during")
-    logs.later("api").info("request")
+    logs.get("api").info("request")
     structlog.contextvars.bind_contextvars(request_id="after", video_id=7)
     [line] = lines.flushed()
     assert json.loads(line)["request_id"] == "during" and "video_id" not in json.loads(line)
 
 
-def test_warnings_are_written_at_once_after_earlier_lines(configure: Any) -> None:
+def test_info_lines_wait_for_a_flush_and_warnings_go_at_once_after_them(
+        configure: Any) -> None:
     lines = configure()
-    fast, slow = logs.later("api"), logs.get("api")
-    fast.info("one")
-    slow.info("two")
-    fast.info("three")
+    log = logs.get("api")
+    log.info("one")
+    log.debug("two")  # filtered out at info
+    log.info("three")
     assert lines.written() == []
-    slow.warning("four")
-    assert [json.loads(line)["event"] for line in lines.written()] \
-        == ["one", "two", "three", "four"]
+    log.warning("four")
+    assert [json.loads(line)["event"] for line in lines.written()] == ["one", "three", "four"]
 
 
-def test_the_timestamp_is_structlogs_iso_utc() -> None:
-    for stamp in (datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC),  # no microseconds: none shown
-                  datetime(2024, 5, 1, 12, 0, 0, 1, tzinfo=UTC),
-                  datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
-                  datetime.now(UTC)):
-        ns = (stamp - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1) * 1000
-        expected = stamp.isoformat().replace("+00:00", "Z")
-        assert logs.iso_utc(ns) == expected
-        assert logs.iso_utc(ns + 999) == expected  # truncated, as datetime.now()
+def test_the_ticker_writes_collected_lines() -> None:
+    stream = io.BytesIO()
+    ticker = logs.batching.Ticker(interval=3600)
+    batched = logs.BatchedLines(stream, ticker=ticker)
+    batched.later(b'{"event":"one"}')
+    batched.later(b'{"event":"two"}')
+    assert stream.getvalue() == b""
+    ticker.tick()  # what the ticker thread does every BATCH_SECONDS, and at exit
+    assert stream.getvalue() == b'{"event":"one"}\n{"event":"two"}\n'
+    ticker.tick()
+    assert stream.getvalue().count(b"\n") == 2  # nothing written twice
 
 
-def test_console_other_levels_and_exceptions_go_through_structlog(
-        configure: Any, capsys: pytest.CaptureFixture[str]) -> None:
+def test_console_other_levels_and_exceptions(configure: Any) -> None:
     lines = configure(fmt="console")
-    logs.later("api").info("request", status=200)
+    logs.get("api").info("request", status=200)
     [line] = lines.flushed()
     assert "request" in line and "status" in line and not line.startswith("{")
 
     lines = configure(level="warning")
-    logs.later("api").info("request", status=200)
+    logs.get("api").info("request", status=200)
     assert lines.flushed() == [line]  # nothing more
 
     lines = configure()
     try:
         raise RuntimeError("boom")
     except RuntimeError:
-        logs.later("api").info("request", exc_info=True)
+        logs.get("api").info("request", exc_info=True)
     [_, failed] = lines.flushed()
     assert "RuntimeError: boom" in json.loads(failed)["exception"]
 
@@ -194,28 +198,30 @@ def test_a_value_that_cannot_be_rendered_costs_its_line_only(configure: Any) -> 
     lines = configure()
     loop: list[Any] = []
     loop.append(loop)
-    logs.later("api").info("looped", value=loop)
-    logs.later("api").info("fine")
+    logs.get("api").info("looped", value=loop)
+    logs.get("api").info("fine")
     failed, fine = (json.loads(line) for line in lines.flushed())
     assert failed["event"] == "looped" and failed["level"] == "error"
-    assert "not rendered" in failed["error"]
+    assert failed["logger"] == "api" and "not rendered" in failed["error"]
     assert fine["event"] == "fine"
 
 
-def test_context_variable_is_structlogs_own() -> None:
+def test_context_keys_bind_and_unbind_structlogs_context() -> None:
     request_id = logs.context_variable("request_id")
     try:
         request_id.set("abc")
         assert structlog.contextvars.get_contextvars()["request_id"] == "abc"
         structlog.contextvars.bind_contextvars(request_id="def")
-        assert request_id.get() == "def"
-        request_id.set(...)
+        request_id.set("ghi")
+        assert structlog.contextvars.get_contextvars()["request_id"] == "ghi"
+        request_id.unbind()
         assert "request_id" not in structlog.contextvars.get_contextvars()
+        request_id.unbind()  # unbound already: fine
     finally:
         structlog.contextvars.clear_contextvars()
 
 
-# --- RequestLog over the fast path -----------------------------------------------------------
+# --- RequestLog over the batched lines -----------------------------------------------------------
 
 class Thing:
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
@@ -227,7 +233,7 @@ class Thing:
 
 
 def request_log_client(mode: str) -> falcon.testing.TestClient:
-    app = falcon.App(middleware=[RequestLog(logs.later("api"), mode)])
+    app = falcon.App(middleware=[RequestLog(logs.get("api"), mode)])
     app.add_route("/things/{token}/", Thing())
     return falcon.testing.TestClient(app)
 
@@ -265,7 +271,7 @@ def test_request_log_modes(configure: Any, mode: str, logged: list[int]) -> None
 def test_request_lines_over_the_rate_are_summed_up_once_a_second(configure: Any) -> None:
     lines = configure()
     now = [100.0]
-    log = RequestLog(logs.later("api"), "all", rate=3, clock=lambda: now[0])
+    log = RequestLog(logs.get("api"), "all", rate=3, clock=lambda: now[0])
     app = falcon.App(middleware=[log])
     app.add_route("/things/{token}/", Thing())
     client = falcon.testing.TestClient(app)
@@ -357,3 +363,16 @@ def test_stdlib_records_are_redacted() -> None:
     assert TOKEN not in written
     assert "GET /stream/Jx0iAb…/" in written and "ValueError: bad /stream/Jx0iAb…/" in written
     assert "GET /api/video/Jx0iAb…/" in written
+
+
+def test_info_lines_of_the_busy_path_are_redacted_too(configure: Any) -> None:
+    """The request line goes through the same chain as every line: a token in any of its
+    texts (a path no route matched, an error) is cut."""
+    lines = configure()
+    logs.get("api").info("request", route=f"/stream/{TOKEN}/video.mp4", status=404,
+                         error=f"no link {TOKEN}", path=f"cam1/{TOKEN}.mp4")
+    [line] = lines.flushed()
+    parsed = json.loads(line)
+    assert TOKEN not in parsed["route"] + parsed["error"]
+    assert parsed["route"] == "/stream/Jx0iAb…/video.mp4"
+    assert parsed["path"] == f"cam1/{TOKEN}.mp4"

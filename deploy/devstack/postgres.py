@@ -11,18 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from devstack_common import (
-    DEVNULL,
-    PG_INSTALL,
-    DevstackError,
-    Throwaway,
-    find_postgres_bindir,
-    free_port,
-    port_free,
-    read_json,
-    run,
-    tail,
-)
+from .probes import PG_INSTALL, find_postgres_bindir
+from .throwaway import DEVNULL, DevstackError, Throwaway, free_port, port_free, read_json, run, tail
 
 if TYPE_CHECKING:
     from typing import Self

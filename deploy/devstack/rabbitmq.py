@@ -14,19 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from devstack_common import (
-    DEVNULL,
-    RABBITMQ_INSTALL,
-    DevstackError,
-    Throwaway,
-    amqp_answers,
-    find_rabbitmq_server,
-    free_port,
-    port_free,
-    read_json,
-    run,
-    tail,
-)
+from .probes import RABBITMQ_INSTALL, amqp_answers, find_rabbitmq_server
+from .throwaway import DEVNULL, DevstackError, Throwaway, free_port, port_free, read_json, run, tail
 
 if TYPE_CHECKING:
     from typing import Self

@@ -1,0 +1,2 @@
+"""What an operator needs beyond systemd; ``deploy.devstack`` is importable from the
+checkout's root."""
