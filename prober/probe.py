@@ -127,7 +127,7 @@ def probe_file(
         if version is None:
             version = _version(ffprobe, runner, deadline)
         ctx = _Context(path, size, head, version, ffprobe, runner, deadline)
-        return _probe(ctx)
+        return _bounded(_probe(ctx))
     except FFprobeMissing:
         raise
     except FFprobeTimeout:
@@ -136,6 +136,47 @@ def probe_file(
     except ProbeError as exc:  # ffprobe misbehaving (e.g. output that is not JSON)
         meta = base_metadata(path.name, size, version)
         return _failed(f"ffprobe failed: {exc}", ErrorCode.UNREADABLE, meta)
+
+
+#: What a file's writer controls (tags, titles, chapters, attachment names) is kept to
+#: this much in the record: a text of at most MAX_TEXT characters, a list or mapping of at
+#: most MAX_ITEMS entries. The cut is said in ``warnings``.
+MAX_TEXT = 2048
+MAX_ITEMS = 256
+
+
+def _bounded(result: ProbeResult) -> ProbeResult:
+    """``result`` with every text and list of its metadata and raw JSON bounded (an 8 MiB
+    title tag or 20,000 chapters would otherwise be stored, cached and served whole)."""
+    cuts: list[str] = []
+    metadata = _bound(result.metadata, "", cuts)
+    raw = _bound(result.raw, "", []) if result.raw is not None else None
+    if cuts:
+        shown = ", ".join(cuts[:5]) + (f" and {len(cuts) - 5} more" if len(cuts) > 5 else "")
+        metadata["warnings"] = [*metadata.get("warnings", [])[:MAX_ITEMS - 1],
+                                f"metadata cut to {MAX_TEXT} characters a text and"
+                                f" {MAX_ITEMS} entries a list: {shown}"]
+    return ProbeResult(result.ok, result.error, metadata, raw, result.code)
+
+
+def _bound(value: Any, where: str, cuts: list[str]) -> Any:
+    if isinstance(value, str):
+        if len(value) <= MAX_TEXT:
+            return value
+        cuts.append(f"{where or 'a value'} ({len(value)} characters)")
+        return value[:MAX_TEXT - 1] + "…"
+    if isinstance(value, dict):
+        items = list(value.items())
+        if len(items) > MAX_ITEMS:
+            cuts.append(f"{where or 'a mapping'} ({len(items)} entries)")
+        return {(k[:MAX_TEXT] if isinstance(k, str) else k): _bound(v, f"{where}.{k}".strip("."),
+                                                                   cuts)
+                for k, v in items[:MAX_ITEMS]}
+    if isinstance(value, list):
+        if len(value) > MAX_ITEMS and where != "warnings":
+            cuts.append(f"{where or 'a list'} ({len(value)} entries)")
+        return [_bound(v, where, cuts) for v in value[:MAX_ITEMS]]
+    return value
 
 
 def _version(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:

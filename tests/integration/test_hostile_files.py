@@ -10,6 +10,7 @@ video they name, and strace of the child), and a good file dropped after them is
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -22,7 +23,7 @@ from watchdog.events import FileOpenedEvent, FileSystemEvent, FileSystemEventHan
 from watchdog.observers import Observer
 
 from prober.ffprobe import run_probe
-from prober.probe import probe_file
+from prober.probe import MAX_ITEMS, MAX_TEXT, probe_file
 from tests.harness import System
 from videodrop.children import ChildRunner, Completed
 
@@ -200,3 +201,26 @@ def test_the_prober_refuses_to_start_without_prlimit(make_system, tmp_path: Path
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 78
     assert "prlimit" in proc.stderr and "util-linux" in proc.stderr
+
+
+def test_what_a_writer_puts_in_the_metadata_is_bounded(tmp_path: Path) -> None:
+    """A 100,000-character title tag and 2,000 chapters (ffmpeg writes what it is given):
+    the record keeps a bounded text and list of each, and says so."""
+    meta = tmp_path / "meta.txt"
+    chapters = "".join(f"[CHAPTER]\nTIMEBASE=1/1000\nSTART={i}\nEND={i + 1}\ntitle=c{i}\n"
+                       for i in range(2000))
+    meta.write_text(f";FFMETADATA1\ntitle={'x' * 100_000}\n{chapters}")
+    clip = tmp_path / "tagged.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=96x64:rate=25:duration=2", "-i", str(meta),
+                    "-map_metadata", "1", "-map_chapters", "1", "-c:v", "libx264", "-preset",
+                    "ultrafast", str(clip)], check=True, capture_output=True, timeout=120)
+    result = probe_file(clip, version="test")
+    assert result.ok, result.error
+    got = result.metadata
+    assert len(got["title"]) == MAX_TEXT and got["title"].endswith("…")
+    assert len(got["chapters"]) == MAX_ITEMS
+    assert any(w.startswith("metadata cut") and "chapters (2000 entries)" in w
+               for w in got["warnings"]), got["warnings"]
+    assert result.raw is not None and len(result.raw["chapters"]) == MAX_ITEMS
+    assert len(json.dumps(got)) < 200_000 and len(json.dumps(result.raw)) < 400_000
