@@ -20,6 +20,7 @@
 #   UNITDIR    systemd unit folder [/etc/systemd/system]
 #   PYTHON     Python >= 3.11 to build the virtualenv with [python3]
 #   VIDEODROP_USER  the service account [videodrop]
+#   WRITERS_GROUP   the group of the accounts that drop files into the inbox [videodrop-writers]
 #   PIP_INSTALL_ARGS  extra arguments for `pip install` (e.g. --no-deps) []
 # The units name /opt/videodrop, /srv/videodrop and /etc/videodrop; other PREFIX, SRV or
 # ETC values are written into the installed copies.
@@ -33,6 +34,7 @@ ETC=${ETC:-/etc/videodrop}
 UNITDIR=${UNITDIR:-/etc/systemd/system}
 PYTHON=${PYTHON:-python3}
 USER_NAME=${VIDEODROP_USER:-videodrop}
+WRITERS=${WRITERS_GROUP:-videodrop-writers}
 read -r -a PIP_EXTRA <<<"${PIP_INSTALL_ARGS:-}"
 
 say() { printf 'install: %s\n' "$*" >&2; }
@@ -62,21 +64,37 @@ if ! $staged; then
         useradd --system --user-group --home-dir "$SRV" --no-create-home \
             --shell /usr/sbin/nologin --comment "videodrop service" "$USER_NAME"
     fi
+    if ! getent group "$WRITERS" >/dev/null; then
+        say "creating group $WRITERS (the inbox's writers join it, never $USER_NAME)"
+        groupadd --system "$WRITERS"
+    fi
+    usermod -a -G "$WRITERS" "$USER_NAME"  # the service reads and moves what writers drop
     own=true
 fi
 
 # --- folders ------------------------------------------------------------------------------
-# inbox: writers (sftp users, cameras' upload account) join group $USER_NAME; setgid keeps
-# the group on what they write, so the probers can read and move it. media: group-readable
-# for a front proxy that serves files itself (add www-data to the group for X-Accel).
-# stream-links: VIDEODROP_STREAM_LINKS, the same (links are named by tokens: no "other").
+# inbox: writers (sftp users, cameras' upload account) join group $WRITERS, which the
+# service account is in too; setgid keeps that group on what they write, so the probers can
+# read and move it, and a default ACL lets group $USER_NAME read it once it is stored.
+# media and stream-links: group $USER_NAME only (the service, and www-data for a front
+# proxy that serves files itself): a writer can neither list the links (named by tokens)
+# nor read stored videos, nor reach a file it dropped once it is stored.
 install -d -m 0755 "$DESTDIR$SRV"
 install -d -m 2770 "$DESTDIR$SRV/inbox"
 install -d -m 2750 "$DESTDIR$SRV/media" "$DESTDIR$SRV/stream-links"
 install -d -m 0755 "$DESTDIR$ETC" "$DESTDIR$PREFIX" "$DESTDIR$UNITDIR"
 if $own; then
-    chown "$USER_NAME:$USER_NAME" "$DESTDIR$SRV/inbox" "$DESTDIR$SRV/media" \
-        "$DESTDIR$SRV/stream-links"
+    chown "$USER_NAME:$WRITERS" "$DESTDIR$SRV/inbox"
+    chown "$USER_NAME:$USER_NAME" "$DESTDIR$SRV/media" "$DESTDIR$SRV/stream-links"
+    if command -v setfacl >/dev/null 2>&1; then
+        # a file renamed into the store keeps its writer and group: this lets group
+        # $USER_NAME (a front proxy) read it there
+        setfacl -d -m "g:$USER_NAME:r" "$DESTDIR$SRV/inbox" \
+            || say "warning: no default ACL on the inbox (file system without ACLs?)"
+    else
+        say "warning: setfacl not found (apt-get install acl): files stored from the inbox" \
+            "keep group $WRITERS, which a front proxy serving files itself cannot read"
+    fi
 fi
 
 # --- the virtualenv -----------------------------------------------------------------------
