@@ -193,7 +193,9 @@ class Library:
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
                                       self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions)
+                                      self.site.settings.inbox_extensions,
+                                      max_size=self.site.settings.inbox_max_file_size,
+                                      settle=self.site.settings.settle_seconds)
         except CatalogUnavailable:
             self.site.unavailable(req, resp)
             return
@@ -215,7 +217,9 @@ class LibraryLive:
         try:
             view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
                                       self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions)
+                                      self.site.settings.inbox_extensions,
+                                      max_size=self.site.settings.inbox_max_file_size,
+                                      settle=self.site.settings.settle_seconds)
         except CatalogUnavailable as exc:
             raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
                                                 retry_after=5) from exc

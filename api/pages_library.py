@@ -15,6 +15,7 @@ import falcon
 from api.params import decode_cursor, encode_cursor
 from videodrop import formats, media
 from videodrop.catalog import STATUSES, Catalog, Video
+from videodrop.inboxpolicy import InboxPolicy
 
 PAGE_SIZE = 25
 MAX_ARRIVING = 100  # inbox entries shown; the walk stops there
@@ -26,7 +27,7 @@ class Arriving:
     size: int
     age: float  # seconds since the last write
     temporary: bool  # a name ingest ignores until it is renamed (rsync, browsers, .part)
-    refused: bool = False  # an extension the inbox policy refuses: it stays there
+    refused: str | None = None  # why the inbox policy refuses it (it stays there), or None
 
 
 @dataclass(frozen=True)
@@ -77,8 +78,8 @@ def _cursor(raw: str | None) -> tuple[datetime, int] | None:
 
 
 def load(catalog: Catalog, query: LibraryQuery, inbox: Path | None,
-         ignore: tuple[str, ...] = (), extensions: frozenset[str] = formats.EXTENSIONS
-         ) -> LibraryView:
+         ignore: tuple[str, ...] = (), extensions: frozenset[str] = formats.EXTENSIONS,
+         *, max_size: int | None = None, settle: float = 2.0) -> LibraryView:
     before, after = _cursor(query.before), _cursor(query.after)
     if after is not None:
         before = None
@@ -96,17 +97,21 @@ def load(catalog: Catalog, query: LibraryQuery, inbox: Path | None,
             view.older_url = query.url(before=encode_cursor(last.created_at, last.id),
                                        after=None)
     if before is None and after is None and inbox is not None:
-        view.arriving = arriving(inbox, ignore, extensions)
+        view.arriving = arriving(inbox, ignore, extensions, max_size=max_size, settle=settle)
     return view
 
 
 def arriving(inbox: Path, ignore: tuple[str, ...] = (),
              extensions: frozenset[str] = formats.EXTENSIONS, limit: int = MAX_ARRIVING,
-             now: float | None = None) -> list[Arriving]:
+             now: float | None = None, *, max_size: int | None = None,
+             settle: float = 2.0) -> list[Arriving]:
     """Files in the inbox, newest write first: each one is still arriving or waiting for a
-    prober (a claimed file is moved out of the inbox). Bounded, and silent when the inbox
-    is not readable from here (the API may run on another host)."""
+    prober (a claimed file is moved out of the inbox), or refused by the inbox policy
+    (videodrop/inboxpolicy.py: by its name at once; empty, too large or sparse once it has
+    been still for ``settle`` seconds). Bounded, and silent when the inbox is not readable
+    from here (the API may run on another host)."""
     now = time.time() if now is None else now
+    policy = InboxPolicy(ignore, extensions, max_size)
     found: list[Arriving] = []
     seen = 0
     for folder, dirs, files in os.walk(inbox, onerror=lambda exc: None):
@@ -122,9 +127,11 @@ def arriving(inbox: Path, ignore: tuple[str, ...] = (),
                 continue  # claimed while we looked
             if not os.path.isfile(path) or os.path.islink(path):
                 continue
+            age = max(0.0, now - st.st_mtime)
+            refusal = policy.by_name(name) or (policy.by_path(path) if age >= settle else None)
             found.append(Arriving(media.display(str(path.relative_to(inbox))), st.st_size,
-                                  max(0.0, now - st.st_mtime), media.is_ignored(name, ignore),
-                                  not media.has_extension(name, extensions)))
+                                  age, policy.ignored(name),
+                                  refusal.reason if refusal is not None else None))
         if seen > limit:
             break
     return sorted(found, key=lambda a: a.age)

@@ -5,6 +5,7 @@ tested in tests/integration/test_api_sessions.py."""
 from __future__ import annotations
 
 import os
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -73,8 +74,19 @@ def test_arriving_lists_inbox_files_newest_write_first(tmp_path: Path) -> None:
 def test_arriving_shows_any_name_and_what_the_inbox_refuses(tmp_path: Path) -> None:
     (tmp_path / os.fsdecode(b"Caf\xe9.mp4")).write_bytes(b"x")  # Latin-1, not UTF-8
     (tmp_path / "clip.xml").write_bytes(b"<x/>")  # a camera's sidecar
-    found = {a.path: a.refused for a in pages_library.arriving(tmp_path, DEFAULT_IGNORE)}
-    assert found == {"Café.mp4": False, "clip.xml": True}
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with (tmp_path / "sparse.mp4").open("wb") as f:
+        f.truncate(64 << 20)  # all hole
+    (tmp_path / "fresh.mp4").write_bytes(b"")  # still being written: not refused yet
+    later = time.time() + 60
+    os.utime(tmp_path / "fresh.mp4", (later, later))
+    found = {a.path: a.refused for a in pages_library.arriving(tmp_path, DEFAULT_IGNORE,
+                                                               now=later)}
+    assert found.pop("Café.mp4") is None and found.pop("fresh.mp4") is None
+    assert found.pop("clip.xml").startswith("not a video: .xml")
+    assert found.pop("empty.mp4") == "empty file"
+    assert found.pop("sparse.mp4").startswith("sparse file")
+    assert found == {}
 
 
 def test_library_query_urls() -> None:
