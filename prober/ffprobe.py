@@ -214,14 +214,14 @@ def count_decoded(
 def undecoded_tail(
     path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 30.0,
     runner: Runner = default_runner, start: float | None = None,
-) -> int | None:
+) -> Tail | None:
     """Packets at the very end of stream ``index`` (in file order) that decode to no frame:
     the packets from the last keyframe on are decoded and each matched to a frame by its
     timestamp. The read starts with a seek far past the end (the demuxer lands on the last
     keyframe it indexes), or at ``start`` seconds (a keyframe's time: a fragmented MP4
     without an index lands on its very last packet instead). None when nothing read there
-    decodes (the read did not start where decoding can). FFprobeFailed when ffprobe cannot
-    open the file."""
+    decodes (the read did not start where decoding can), else the :class:`Tail`.
+    FFprobeFailed when ffprobe cannot open the file."""
     interval = _FAR_END if start is None else f"{start:.6f}%"
     data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
                               "-read_intervals", interval, "-show_entries",
@@ -237,7 +237,16 @@ def undecoded_tail(
         if stamp is not None and stamp in shown:
             break
         cut += 1
-    return cut
+    return Tail(cut, max(t for t in shown if t is not None))
+
+
+@dataclass(frozen=True)
+class Tail:
+    """The end of a truncated stream: ``cut`` packets (file order) that decode to no frame,
+    and the pts of the latest frame that does (ticks of the stream's time base)."""
+
+    cut: int
+    last_frame: int
 
 
 def _stamp(item: dict[str, Any], first: str, second: str) -> int | None:

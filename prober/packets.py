@@ -75,6 +75,14 @@ class StreamPackets:
         packets tells one (a single frame in FLV or ASF)."""
         return self.timed > 0 and self.last_duration == 0 and self.step is None
 
+    def drop_tail(self, cut: int, last_frame: int | None) -> None:
+        """Forget the ``cut`` packets at the end of a truncated file that decode to no frame:
+        they are not frames, and what plays ends with the frame at ``last_frame`` (its pts,
+        ticks; it then lasts the smallest step between packets)."""
+        self.count = max(self.count - cut, 0)
+        if last_frame is not None and self.last is not None and last_frame < self.last:
+            self.last, self.last_duration, self.end = last_frame, 0, last_frame
+
     def seconds(self, time_base: Fraction | None) -> tuple[float, float] | None:
         """(start, end) of what plays, in seconds; None without a usable timeline.
 

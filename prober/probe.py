@@ -218,18 +218,23 @@ def _decode_checks(ctx: _Context, output: ProbeOutput) -> tuple[Decoded | None, 
                                 timeout=ctx.deadline.left(), runner=ctx.runner)
         if not said_cut(output.log) or not decoded.frames:
             return decoded, 0
-        cut = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
-                             timeout=ctx.deadline.left(), runner=ctx.runner)
+        tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+                              timeout=ctx.deadline.left(), runner=ctx.runner)
         base = time_bases(output.data).get(index)
-        if cut is None and found.last_key is not None and base is not None:
+        if tail is None and found.last_key is not None and base is not None:
             # the seek past the end found no keyframe to land on (a fragmented MP4
             # without an index): start at the last keyframe the listing saw
-            cut = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
-                                 timeout=ctx.deadline.left(), runner=ctx.runner,
-                                 start=float(found.last_key * base))
+            tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+                                  timeout=ctx.deadline.left(), runner=ctx.runner,
+                                  start=float(found.last_key * base))
     except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn
         return None, 0
-    return decoded, cut or 0
+    if tail is None or not tail.cut:
+        return decoded, 0
+    # what plays ends with the last frame that decodes: the frame count, the stream's span
+    # and so the file's duration leave the cut packets out
+    found.drop_tail(tail.cut, tail.last_frame)
+    return decoded, 0
 
 
 def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,

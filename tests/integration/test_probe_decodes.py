@@ -236,3 +236,28 @@ def test_a_ready_video_whose_file_vanished_becomes_failed(system, samples: Path,
 
     wait_for(lambda: state()[0] == "failed", timeout=60, what="the row to become failed")
     assert state() == ("failed", ErrorCode.MISSING_FILE.value)
+
+
+@pytest.mark.parametrize("share", [35, 50, 80])
+def test_a_cut_fragmented_mp4_with_b_frames_counts_and_spans_only_what_decodes(
+        tmp_path: Path, share: int) -> None:
+    """A fragmented recording with B-frames cut mid-fragment: the packets after the cut
+    have timestamps later than the last frame that decodes. Frames and duration are what
+    decodes (the frames ffprobe decodes, and the span of their timestamps)."""
+    whole = tmp_path / "frag.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=25:duration=6", "-c:v", "libx264", "-g", "25",
+                    "-movflags", "frag_keyframe+empty_moov", str(whole)],
+                   check=True, capture_output=True, timeout=120)
+    data = whole.read_bytes()
+    cut = tmp_path / f"cut{share}.mp4"
+    cut.write_bytes(data[: len(data) * share // 100])
+    shown = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                            "frame=pts_time", "-of", "csv=p=0", str(cut)],
+                           capture_output=True, text=True, timeout=120).stdout.split()
+    times = sorted(float(t.strip(",")) for t in shown if t.strip(","))
+    result = probe_file(cut, version="test")
+    assert result.ok, result.error
+    meta = result.metadata
+    assert meta["nb_frames"] == len(times)
+    assert meta["duration"] == pytest.approx(times[-1] + 1 / 25 - times[0], abs=1e-3)
