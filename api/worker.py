@@ -34,7 +34,11 @@ already runs for kept-alive connections:
 What still holds a thread: the work of a request, an answer being sent to a client that
 reads it slowly (a download: nginx with VIDEODROP_ACCEL_REDIRECT or VIDEODROP_STREAM_LINKS
 takes those over) and the body of an upload (admin only: the credential is checked before
-the body is read). TLS and HTTP/2 are nginx's: this worker refuses to start with them.
+the body is read). So one client (an address, as api/clients.py names it: behind a trusted
+proxy, the one it forwards for) may hold at most half of a worker's threads
+(:data:`CLIENT_SHARE`); a request beyond that is answered 503 with ``Retry-After`` from the
+main loop, and the other half stays free for everyone else. TLS and HTTP/2 are nginx's:
+this worker refuses to start with them.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ from typing import Any
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from api.clients import ClientAddress
 from videodrop.settings import Settings
 
 HELD_BODY = 64 * 1024  # bodies up to this size arrive before a thread is given
@@ -68,6 +73,10 @@ TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Leng
 HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                   b"Content-Length: 0\r\n\r\n")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+CLIENT_SHARE = 2  # one client may hold at most 1/CLIENT_SHARE of a worker's threads
+CLIENT_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+               b"Content-Type: application/json\r\nContent-Length: 81\r\n\r\n"
+               b'{"title": "Too many requests at once", "description": "Finish the others first."}')
 
 
 class Arrived(Enum):
@@ -152,6 +161,11 @@ class ArrivedRequestWorker(ThreadWorker):
         # reads the rest of the body (set and popped whole: atomic under the GIL)
         self.held: dict[TConn, tuple[bytes, bool]] = {}
         self.next_sweep = 0.0
+        # threads in use per client, counted in the main loop only
+        self.clients = ClientAddress(Settings().trusted_proxies)
+        self.per_client = 1
+        self.busy: dict[str, int] = {}
+        self.busy_of: dict[TConn, str] = {}
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -165,8 +179,11 @@ class ArrivedRequestWorker(ThreadWorker):
         the app's modules must not be imported: their metrics belong to each worker)."""
         from api.uploads import IDLE_TIMEOUT  # noqa: PLC0415 - see the docstring
 
-        self.header_timeout = Settings.from_env().header_timeout
+        settings = Settings.from_env()
+        self.header_timeout = settings.header_timeout
         self.client_timeout = IDLE_TIMEOUT
+        self.clients = ClientAddress(settings.trusted_proxies)
+        self.per_client = max(1, self.cfg.threads // CLIENT_SHARE)
         super().init_process()
 
     # --- the main loop ------------------------------------------------------------------
@@ -219,8 +236,38 @@ class ArrivedRequestWorker(ThreadWorker):
         if verdict.arrived is Arrived.TOO_LARGE:
             self.refuse(conn, HEAD_TOO_LARGE)
             return
+        client = self.client_of(conn, arrival.data)
+        if self.busy.get(client, 0) >= self.per_client:
+            self.refuse(conn, CLIENT_BUSY)  # this client holds its share of the threads
+            return
+        self.busy[client] = self.busy.get(client, 0) + 1
+        self.busy_of[conn] = client
         self.held[conn] = (bytes(arrival.data), verdict.arrived is Arrived.STREAMED)
         self.enqueue_req(conn)
+
+    def client_of(self, conn: TConn, data: bytes | bytearray) -> str:
+        """Who sent the request whose head is in ``data`` (api/clients.py)."""
+        peer = conn.client[0] if isinstance(conn.client, tuple) else ""
+        env = {"REMOTE_ADDR": peer}
+        head = bytes(data[: data.find(b"\r\n\r\n")])
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            key = name.strip().lower()
+            if key in {b"x-forwarded-for", b"x-real-ip"}:
+                env["HTTP_" + key.decode("latin-1").upper().replace("-", "_")] = \
+                    value.strip().decode("latin-1")
+        return self.clients.of(env)
+
+    def release(self, conn: TConn) -> None:
+        """The thread ``conn`` held is free again (its client's count goes down)."""
+        client = self.busy_of.pop(conn, None)
+        if client is None:
+            return
+        left = self.busy.get(client, 1) - 1
+        if left > 0:
+            self.busy[client] = left
+        else:
+            self.busy.pop(client, None)
 
     def leave(self, conn: TConn) -> None:
         """Out of the selector and of the connections awaiting a request."""
@@ -295,6 +342,7 @@ class ArrivedRequestWorker(ThreadWorker):
         """In the main loop, after a thread is done with ``conn``: back to the selector for
         the next request (with what the thread read of it already), or closed."""
         self.held.pop(conn, None)
+        self.release(conn)
         try:
             keep = not fs.cancelled() and fs.result() is True
             if keep:

@@ -135,3 +135,62 @@ def test_a_slow_but_progressing_upload_goes_through(deployed, samples: Path) -> 
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 202 "), head[:200]
     wait_for(lambda: system.records_named("slow.mp4"), timeout=10, what="the upload's row")
+
+
+def test_one_client_holds_at_most_half_of_a_workers_threads(make_system) -> None:
+    """Slow downloads from one client (here named by the trusted proxy's X-Forwarded-For)
+    take at most half the threads: the next from that client gets 503 with Retry-After
+    at once, and everyone else is still answered."""
+    import socket
+
+    import psycopg
+    import requests
+
+    system: System = make_system(VIDEODROP_API_WORKERS="1", VIDEODROP_API_THREADS="4",
+                                 VIDEODROP_TOKEN_CACHE_SIZE="0")
+    system.start("api")
+    wait_for(lambda: _up(system), timeout=30, what="the API")
+    video_id, token = add_ready(system.database_url)
+    stored = system.media_root / "videos" / "big" / "c.mp4"
+    stored.parent.mkdir(parents=True)
+    stored.write_bytes(b"\0" * (64 << 20))  # far more than the sockets' buffers hold
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE videos SET stored_path = 'videos/big/c.mp4', size = %s"
+                     " WHERE id = %s", (64 << 20, video_id))
+    request = (f"GET /api/video/{token}/download/ HTTP/1.1\r\nHost: x\r\n"
+               "X-Forwarded-For: 203.0.113.7\r\n\r\n").encode()
+    readers = []
+    try:
+        for _ in range(2):  # half of 4 threads, reading nothing
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", system.port))
+            sock.sendall(request)
+            readers.append(sock)
+            wait_for(lambda s=sock: s.recv(64, socket.MSG_PEEK), timeout=10,
+                     what="the download to start")
+        third = socket.create_connection(("127.0.0.1", system.port), timeout=10)
+        third.sendall(request)
+        answer = third.recv(4096)
+        third.close()
+        assert answer.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in answer, answer
+        assert requests.get(f"{system.base_url}/healthz", timeout=5).status_code == 200
+        other = requests.get(f"{system.base_url}/api/video/{token}/", timeout=5,
+                             headers={"X-Forwarded-For": "198.51.100.1"})
+        assert other.status_code == 200
+    finally:
+        for sock in readers:
+            sock.close()
+    # the threads come back: the same client is served again
+    wait_for(lambda: requests.get(f"{system.base_url}/api/video/{token}/", timeout=5,
+                                  headers={"X-Forwarded-For": "203.0.113.7"}).status_code
+             == 200, timeout=30, what="the client's threads to be free again")
+
+
+def _up(system: System) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{system.base_url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
