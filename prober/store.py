@@ -22,8 +22,7 @@ import time
 from pathlib import Path
 
 from videodrop import media
-from videodrop.catalog import Catalog, Video
-from videodrop.claims import ClaimKey
+from videodrop.catalog import Catalog, ClaimKey, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy, Refusal, data_extents

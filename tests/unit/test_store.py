@@ -10,7 +10,7 @@ import pytest
 
 from prober import store
 from videodrop import media
-from videodrop.claims import ClaimKey
+from videodrop.catalog import ClaimKey
 
 SHM = Path("/dev/shm")
 

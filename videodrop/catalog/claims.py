@@ -3,7 +3,7 @@
 A claim key is the file's device, inode, size, mtime and ctime as the ingest saw them when
 the file settled, and its name (the inbox-relative path, as raw bytes): two names of one
 inode (hard links) are two videos; a re-published or redelivered message for the same name
-of the same file lands on the same row. SQL lives in ``sql/queries.sql``.
+of the same file lands on the same row. SQL: ``sql/claims.sql``.
 """
 
 from __future__ import annotations
@@ -11,20 +11,17 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import secrets
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
-
-import psycopg
+from typing import Any
 
 from videodrop import media
+from videodrop.catalog.base import CatalogBase
+from videodrop.catalog.connector import Duplicate
+from videodrop.catalog.rows import Video
 from videodrop.errors import Conflict
 from videodrop.tokens import new_source_id
 
-if TYPE_CHECKING:
-    from videodrop.catalog import Video
-
-_CLAIM_LOCK_SPACE = 0x5643  # advisory lock namespace of "claiming name <path> of inode <ino>"
+CLAIM_LOCK_SPACE = 0x5643  # advisory lock namespace of "claiming name <path> of inode <ino>"
 
 
 @dataclass(frozen=True)
@@ -64,22 +61,13 @@ class ClaimKey:
                    bytes(video.origin_path))
 
 
-class InboxClaims:
-    """The catalog's watch-folder methods (a part of :class:`videodrop.catalog.Catalog`)."""
-
-    if TYPE_CHECKING:
-        def _one(self, name: str, params: Mapping[str, Any]) -> dict[str, Any] | None: ...
-        def _all(self, name: str, params: Mapping[str, Any]) -> list[dict[str, Any]]: ...
-        def _advisory_lock(self, space: int, key: int) -> contextlib.AbstractContextManager[
-            bool]: ...
-        def _video(self, row: Mapping[str, Any]) -> Video: ...
-        clock: Any
-        new_token: Any
+class InboxClaims(CatalogBase):
+    """The catalog's watch-folder methods."""
 
     def claim_lock(self, key: ClaimKey) -> contextlib.AbstractContextManager[bool]:
         """Held while one prober claims one name of one inode (True if we got it): another
         message for the same name waits its turn instead of racing the move."""
-        return self._advisory_lock(_CLAIM_LOCK_SPACE, key.lock_id)
+        return self.db.advisory_lock(CLAIM_LOCK_SPACE, key.lock_id)
 
     def claim_inbox_file(self, key: ClaimKey) -> tuple[Video, bool]:
         """Insert the row for this name of this file, or return the one a previous message
@@ -101,21 +89,21 @@ class InboxClaims:
                 "now": self.clock(),
             }
             try:
-                row = self._one("claim_inbox_file", params)
-            except psycopg.errors.UniqueViolation:  # a random source_id collided: new one
+                row = self.db.one("claim_inbox_file", params)
+            except Duplicate:  # a random source_id collided: new one
                 continue
             assert row is not None
-            return self._video(row), bool(row["inserted"])
+            return Video.from_row(row), bool(row["inserted"])
         raise Conflict("could not generate a unique source_id")
 
     def by_claim(self, key: ClaimKey) -> Video | None:
-        row = self._one("get_by_claim", key.params())
-        return self._video(row) if row else None
+        row = self.db.one("get_by_claim", key.params())
+        return Video.from_row(row) if row else None
 
     def earlier_claims(self, key: ClaimKey) -> list[Video]:
         """Rows of this name and inode, size and mtime, claimed at an earlier ctime and not
-        probed yet, oldest first (``sql/queries.sql`` earlier_claims)."""
-        return [self._video(r) for r in self._all("earlier_claims", key.params())]
+        probed yet, oldest first (``sql/claims.sql`` earlier_claims)."""
+        return [Video.from_row(r) for r in self.db.all("earlier_claims", key.params())]
 
     def move_stored(self, video: Video) -> Video | None:
         """Give ``video`` (``processing``, nothing stored yet) a stored path in a folder of
@@ -125,19 +113,16 @@ class InboxClaims:
         for _ in range(5):
             new = f"videos/~{secrets.token_hex(16)}/{filename}"
             try:
-                row = self._one("move_stored", {"id": video.id, "old": video.stored_path,
-                                                "stored_path": new, "now": self.clock()})
-            except psycopg.errors.UniqueViolation:  # pragma: no cover - 128 random bits
+                row = self.db.one("move_stored", {"id": video.id, "old": video.stored_path,
+                                                  "stored_path": new, "now": self.clock()})
+            except Duplicate:  # pragma: no cover - 128 random bits
                 continue
-            return self._video(row) if row else None
+            return Video.from_row(row) if row else None
         raise Conflict("could not find a free stored path")
 
     def rekey_claim(self, video: Video, ctime_ns: int) -> Video | None:
         """Move the row's claim to the file's current ctime; None if it changed meanwhile."""
-        row = self._one("rekey_claim", {"id": video.id, "ctime_ns": ctime_ns,
-                                        "old_ctime_ns": video.claim_ctime_ns,
-                                        "now": self.clock()})
-        return self._video(row) if row else None
-
-
-__all__ = ["ClaimKey", "InboxClaims"]
+        row = self.db.one("rekey_claim", {"id": video.id, "ctime_ns": ctime_ns,
+                                          "old_ctime_ns": video.claim_ctime_ns,
+                                          "now": self.clock()})
+        return Video.from_row(row) if row else None
