@@ -14,7 +14,7 @@ SQL lives in ``videodrop/sql/*.sql``, one file per part."""
 
 from __future__ import annotations
 
-from videodrop.catalog.claims import ClaimKey, InboxClaims
+from videodrop.catalog.claims import InboxClaims
 from videodrop.catalog.connector import Connector, Duplicate
 from videodrop.catalog.lists import Cursor, VideoFilter
 from videodrop.catalog.processing import Processing
@@ -30,5 +30,5 @@ class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads):
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
 
-__all__ = ["STATUSES", "Catalog", "CatalogUnavailable", "ClaimKey", "Conflict", "Connector",
+__all__ = ["STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
            "Cursor", "Duplicate", "ProbeOutcome", "Video", "VideoFilter"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime
@@ -11,6 +12,7 @@ from typing import Any
 from psycopg import sql
 
 from videodrop.errorcodes import ErrorCode
+from videodrop.messages import InboxFile
 
 STATUSES = ("uploading", "processing", "ready", "failed")
 
@@ -58,6 +60,14 @@ class Video:
         """The row's columns named as the fields; other columns are ignored, a missing one
         is a KeyError naming it."""
         return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    def claim(self) -> InboxFile | None:
+        """The claim key of a watch-folder file's row; None for an upload."""
+        if self.claim_ino is None or self.origin_path is None:
+            return None
+        return InboxFile(os.fsdecode(bytes(self.origin_path)), self.claim_dev or 0,
+                         self.claim_ino, self.claim_size or 0, self.claim_mtime_ns or 0,
+                         self.claim_ctime_ns or 0)
 
 
 @functools.cache
