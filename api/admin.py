@@ -1,8 +1,11 @@
 """Management endpoints (admin bearer token): the list, and the collection's POST (upload).
 
 ``GET /api/videos`` pages newest first by ``(created_at, id)`` with an opaque keyset
-``cursor``; ``status``, ``origin``, ``created_after`` and ``created_before`` filter. Each
-page is an index range scan however deep it is (catalog.list_videos)."""
+``cursor``; ``status``, ``origin`` (a folder and everything under it), ``source_id``
+(exact), ``q`` (a substring of name, file name, source_id or origin, any case),
+``created_after`` and ``created_before`` filter; any other parameter is a 400 naming these.
+A page is an index range scan however deep it is (videodrop/catalog/lists.py), except that
+``q`` reads every row of what the other filters leave."""
 
 from __future__ import annotations
 
@@ -22,11 +25,13 @@ from api.params import (
 )
 from api.uploads import Upload
 from videodrop import records
-from videodrop.catalog import STATUSES, Catalog
+from videodrop.catalog import STATUSES, Catalog, VideoFilter
 from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 MAX_LIMIT = 1000
+LIST_PARAMS = ("limit", "cursor", "status", "origin", "source_id", "q", "created_after",
+               "created_before")
 
 
 def catalog_unavailable(exc: CatalogUnavailable) -> falcon.HTTPError:
@@ -46,22 +51,34 @@ class VideoList:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.admin.require(req)
         query = query_params(req)
+        unknown = sorted(set(query) - set(LIST_PARAMS))
+        if unknown:
+            raise bad("parameter", f"unknown parameter {', '.join(unknown)}; the list takes "
+                                   f"{', '.join(LIST_PARAMS)}")
         limit = parse_int(query.get("limit", "50"), "limit", low=1, high=MAX_LIMIT)
         status = query.get("status")
         if status is not None and status not in STATUSES:
             raise bad("status", f"status is one of {', '.join(STATUSES)}")
         origin = query.get("origin")
-        if origin is not None and not 1 <= len(origin) <= 1024:
-            raise bad("origin", "origin is e.g. upload, inbox, inbox/cam1")
         if origin is not None:
+            origin = origin.rstrip("/")
+            if not 1 <= len(origin) <= 1024:
+                raise bad("origin", "origin is a folder, e.g. upload, inbox, inbox/cam1")
             origin = text(origin)
+        source_id, search = query.get("source_id"), query.get("q")
+        for name, value in (("source_id", source_id), ("q", search)):
+            if value is not None and not 1 <= len(value) <= 1024:
+                raise bad(name, f"{name} is 1 to 1024 characters")
         cursor = decode_cursor(query["cursor"]) if "cursor" in query else None
         after, before = query.get("created_after"), query.get("created_before")
+        filters = VideoFilter(
+            status=status, origin=origin,
+            source_id=None if source_id is None else text(source_id),
+            search=None if search is None else text(search),
+            created_after=None if after is None else parse_when(after, "created_after"),
+            created_before=None if before is None else parse_when(before, "created_before"))
         try:
-            videos = self.catalog.list_videos(
-                limit=limit + 1, cursor=cursor, status=status, origin=origin,
-                created_after=None if after is None else parse_when(after, "created_after"),
-                created_before=None if before is None else parse_when(before, "created_before"))
+            videos = self.catalog.list_page(filters, limit=limit + 1, before=cursor)
         except CatalogUnavailable as exc:
             raise catalog_unavailable(exc) from exc
         nxt = None

@@ -270,7 +270,13 @@ def _list() -> Schema:
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
                                                      "maxLength": 1024},
-         "description": "upload, inbox or inbox/<subfolder>"},
+         "description": "a folder and everything under it: upload, inbox, inbox/cam1"},
+        {"name": "source_id", "in": "query", "description": "exactly this source_id",
+         "schema": {"type": "string", "minLength": 1, "maxLength": 1024}},
+        {"name": "q", "in": "query", "schema": {"type": "string", "minLength": 1,
+                                                "maxLength": 1024},
+         "description": "a substring, any case, of name, original filename, source_id or"
+                        " origin"},
         {"name": "created_after", "in": "query", "description": "inclusive",
          "schema": {"type": "string", "format": "date-time"}},
         {"name": "created_before", "in": "query", "description": "exclusive",
@@ -278,7 +284,8 @@ def _list() -> Schema:
     ]
     return {"security": ADMIN, "parameters": params,
             "responses": {"200": _json("A page.", _ref("Page")),
-                          "400": _error("Bad parameter."), "401": UNAUTHORIZED, "429": THROTTLED,
+                          "400": _error("Bad parameter, or one the list does not take."),
+                          "401": UNAUTHORIZED, "429": THROTTLED,
                           "503": UNAVAILABLE}}
 
 

@@ -14,7 +14,7 @@ import falcon
 
 from api.params import decode_cursor, encode_cursor
 from videodrop import formats, media
-from videodrop.catalog import STATUSES, Catalog, Video
+from videodrop.catalog import STATUSES, Catalog, Video, VideoFilter
 from videodrop.inboxpolicy import InboxPolicy
 
 PAGE_SIZE = 25
@@ -83,11 +83,11 @@ def load(catalog: Catalog, query: LibraryQuery, inbox: Path | None,
     before, after = _cursor(query.before), _cursor(query.after)
     if after is not None:
         before = None
-    rows = catalog.library_page(limit=PAGE_SIZE + 1, search=query.search, status=query.status,
-                                before=before, after=after)
+    filters = VideoFilter(status=query.status, search=query.search)
+    rows = catalog.list_page(filters, limit=PAGE_SIZE + 1, before=before, after=after)
     more = len(rows) > PAGE_SIZE
     videos = rows[-PAGE_SIZE:] if after is not None else rows[:PAGE_SIZE]
-    view = LibraryView(query, videos, catalog.library_counts(search=query.search))
+    view = LibraryView(query, videos, catalog.count_by_status(filters.without_status()))
     if videos:
         first, last = videos[0], videos[-1]
         if before is not None or (after is not None and more):

@@ -1,6 +1,9 @@
 """The catalog at 1,000,000 rows against the same at 1,000 rows: p99 of token lookups
 (``GET /api/video/{token}/`` over random existing tokens) and of admin list pages
 (``GET /api/videos?limit=50``: the first page, and deep pages reached through ``next``).
+And, at 1,000,000 rows, deep pages of one folder and its subfolders
+(``?origin=inbox/cam1``: a third of the rows, in a subfolder per day) against the plain
+deep pages of the same run.
 
 Rows are made in SQL (one ``INSERT ... SELECT generate_series``) in a scratch database
 migrated by our own migrations; each row looks like a probed clip: the metadata and raw
@@ -43,6 +46,7 @@ from bench.common import Row, Scratch, ms, percentile, row
 BIG, SMALL = 1_000_000, 1_000
 LOOKUPS, WARMUP, PAGES = 2000, 200, 300
 TARGET = 1.2
+FOLDER_TARGET = 1.5  # a folder's page against the plain page, both at 1M rows
 
 FILL = """
 INSERT INTO videos (source_id, name, description, status, access_token, original_filename,
@@ -55,7 +59,8 @@ SELECT 'file_' || to_char(t, 'YYYYMMDD_HH24MISS') || '_' || lpad(to_hex(i), 12, 
        'clip ' || i, '', CASE WHEN i %% 50 = 0 THEN 'failed' ELSE 'ready' END,
        translate(rtrim(encode(sha256(('token:' || i)::bytea), 'base64'), '='), '+/', '-_'),
        'clip_' || i || '.mp4',
-       CASE WHEN i %% 10 = 0 THEN 'upload' WHEN i %% 3 = 0 THEN 'inbox/cam1' ELSE 'inbox' END,
+       CASE WHEN i %% 10 = 0 THEN 'upload'
+            WHEN i %% 3 = 0 THEN 'inbox/cam1/' || to_char(t, 'YYYY-MM-DD') ELSE 'inbox' END,
        CASE WHEN i %% 10 = 0 THEN NULL ELSE convert_to('clip_' || i || '.mp4', 'UTF8') END,
        'videos/file_' || i || '/clip_' || i || '.mp4',
        100000 + i, encode(sha256(('sha:' || i)::bytea), 'hex'), 'mp4', 1.5,
@@ -85,7 +90,8 @@ def template_record() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def fill(url: str, n: int, metadata: dict[str, Any], raw: dict[str, Any]) -> None:
     """``n`` rows in ``videos``: indexes dropped, INSERT ... SELECT (two halves on two
-    connections: one per core), indexes rebuilt."""
+    connections: one per core), indexes rebuilt; ``video_folders`` (migration 0008) filled
+    in one statement, as the migration does, instead of by its trigger row by row."""
 
     def insert(low: int, high: int) -> None:
         with psycopg.connect(url, autocommit=True) as conn:
@@ -105,13 +111,19 @@ def fill(url: str, n: int, metadata: dict[str, Any], raw: dict[str, Any]) -> Non
         for name, _ in indexes:
             conn.execute(f'DROP INDEX "{name}"')
         conn.execute("SET maintenance_work_mem = '256MB'")
+        conn.execute("ALTER TABLE videos DISABLE TRIGGER USER")
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda span: insert(*span), [(1, n // 2), (n // 2 + 1, n)]))
+        conn.execute("ALTER TABLE videos ENABLE TRIGGER USER")
         for name, definition in constraints:
             conn.execute(f'ALTER TABLE videos ADD CONSTRAINT "{name}" {definition}')
         for _, definition in indexes:
             conn.execute(definition)
+        conn.execute("INSERT INTO video_folders (folder, status, created_at, id)"
+                     " SELECT f, v.status, v.created_at, v.id"
+                     " FROM videos AS v, video_folders_of(v.origin) AS f")
         conn.execute("VACUUM (ANALYZE) videos")
+        conn.execute("VACUUM (ANALYZE) video_folders")
 
 
 class Client:
@@ -160,8 +172,11 @@ class Target:
         self.tokens = tokens[:LOOKUPS + WARMUP]
         self.middle = f"/api/videos?limit=50&cursor={encode_cursor(mid[0], mid[1])}"
         self.deep_path = self.middle
+        self.folder_middle = f"{self.middle}&origin=inbox/cam1"
+        self.folder_path = self.folder_middle
         self.client = Client(system.base_url, system.admin)
-        self.times: dict[str, list[float]] = {"lookup": [], "first": [], "deep": []}
+        self.times: dict[str, list[float]] = {"lookup": [], "first": [], "deep": [],
+                                              "folder": []}
 
     def get(self, path: str) -> tuple[float, bytes]:
         seconds, status, body = self.client.get(path)
@@ -181,13 +196,19 @@ class Target:
         nxt = json.loads(body)["next"]
         self.deep_path = path_of(nxt) if nxt else self.middle
 
+    def folder(self) -> None:
+        seconds, body = self.get(self.folder_path)
+        self.times["folder"].append(seconds)
+        nxt = json.loads(body)["next"]
+        self.folder_path = path_of(nxt) if nxt else self.folder_middle
+
 
 def measure(targets: list[Target]) -> None:
     """Every request alternates between the catalogs, so both see the same machine."""
     for i in range(LOOKUPS + WARMUP):
         for t in targets:
             t.lookup(i)
-    for step in (Target.first, Target.deep):
+    for step in (Target.first, Target.deep, Target.folder):
         for _ in range(PAGES + 20):
             for t in targets:
                 step(t)
@@ -195,6 +216,7 @@ def measure(targets: list[Target]) -> None:
         t.times["lookup"] = t.times["lookup"][WARMUP:]
         t.times["first"] = t.times["first"][20:]
         t.times["deep"] = t.times["deep"][20:]
+        t.times["folder"] = t.times["folder"][20:]
         t.client.close()
 
 
@@ -225,6 +247,13 @@ def main() -> list[Row]:
                    f" 1k rows p50 {ms(p(s, 50))} p99 {ms(s99)}")
         rows.append(row(f"catalog 1M rows: {label}", ms(b99), f"{ms(s99)} (1k rows)",
                         b99 / s99, f"<= {TARGET}x", b99 / s99 <= TARGET))
+    folder, plain = p(big.times["folder"], 99), p(big.times["deep"], 99)
+    common.log(f"GET /api/videos?origin=inbox/cam1&limit=50 at 1M rows: p50"
+               f" {ms(p(big.times['folder'], 50))} p99 {ms(folder)}")
+    rows.append(row("catalog 1M rows: GET /api/videos?origin=inbox/cam1&limit=50 p99, deep"
+                    " pages via next (a folder with a subfolder per day)", ms(folder),
+                    f"{ms(plain)} (deep pages, no filter)", folder / plain,
+                    f"<= {FOLDER_TARGET}x", folder / plain <= FOLDER_TARGET))
     return rows
 
 

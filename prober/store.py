@@ -1,13 +1,13 @@
-"""Claiming a watch-folder file: one row per name of a file (by claim key), and the file
-moved from the inbox into ``MEDIA_ROOT/videos/<source_id>/<filename>`` — safely across
-crashes.
+"""Moving a claimed watch-folder file from the inbox into
+``MEDIA_ROOT/videos/<source_id>/<filename>``, safely across crashes. Files only: the
+claim's sequence and its rows are the worker's (prober/worker.py).
 
 A file with one name is renamed into the store. A file with more names (hard links: ``cp
 -al``, ``rsync --link-dest``; the other names inside the inbox or anywhere else) is copied:
 the stored file is an inode of its own, which writes through the other names cannot change.
 Removing a name of such a file moves the inode's ctime under the other names, so a claim
 accepts the file of its message with an unchanged size and mtime and a later ctime, and
-the row's key follows it (:func:`_earlier_claim`)."""
+the row's key follows it (the worker's earlier-claim step, with :func:`holds_same_bytes`)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,7 @@ import time
 from pathlib import Path
 
 from videodrop import media
-from videodrop.catalog import Catalog, Video
-from videodrop.claims import ClaimKey
-from videodrop.errorcodes import ErrorCode
+from videodrop.catalog import Video
 from videodrop.errors import StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy, Refusal, data_extents
 from videodrop.messages import InboxFile
@@ -39,22 +37,17 @@ _TRANSIENT = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EIO, 
               errno.EBUSY, errno.ENOMEM}
 
 
-def matches(st: os.stat_result, key: ClaimKey) -> bool:
+def matches(st: os.stat_result, key: InboxFile) -> bool:
     """``st`` is the file of ``key``, unchanged."""
     return same_content(st, key) and st.st_ctime_ns == key.ctime_ns
 
 
-def same_content(st: os.stat_result, key: ClaimKey) -> bool:
+def same_content(st: os.stat_result, key: InboxFile) -> bool:
     """``st`` is the inode of ``key`` with the same size and mtime, and a ctime no earlier
     (another name of it may have been removed since)."""
     return (stat.S_ISREG(st.st_mode) and st.st_dev == key.dev and st.st_ino == key.ino
             and st.st_size == key.size and st.st_mtime_ns == key.mtime_ns
             and st.st_ctime_ns >= key.ctime_ns)
-
-
-def key_of(msg: InboxFile) -> ClaimKey:
-    return ClaimKey(msg.dev, msg.ino, msg.size, msg.mtime_ns, msg.ctime_ns,
-                    os.fsencode(msg.path))
 
 
 class Refused(Exception):
@@ -67,47 +60,15 @@ class Refused(Exception):
         self.refusal = refusal
 
 
-def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
-          policy: InboxPolicy | None = None) -> Video | None:
-    """The row for this name of this file, with the file in the store; None for a stale
-    message (the file changed or vanished before anyone claimed it: a fresh message will
-    follow). :class:`TransientFileError` while another prober claims the same name;
-    :class:`Refused` when ``policy`` (default: the default policy) refuses the file as it
-    is now."""
-    key = key_of(msg)
-    src = inbox / msg.path
-    with catalog.claim_lock(key) as locked:
-        if not locked:
-            raise TransientFileError(f"another prober is claiming {media.display(msg.path)}")
-        st = _lstat(src, msg.path)
-        if st is None or not same_content(st, key):
-            # Not (or no longer) in the inbox as this message describes it. If someone
-            # claimed it before (a redelivery, a re-publish), the row tells where it went.
-            return catalog.by_claim(key)
-        now = key.at(st.st_ctime_ns)
-        refusal = _refusal(policy or InboxPolicy(), src, key)
-        known = catalog.by_claim(now) or _earlier_claim(catalog, media_root, src, now)
-        if refusal is not None:
-            if known is not None and known.status == "processing":
-                catalog.mark_failed(known.id, refusal.reason, ErrorCode.REFUSED)
-            raise Refused(refusal)
-        video = known or catalog.claim_inbox_file(now)[0]
-        dst = media_root / video.stored_path
-        if _held_by_another(src, dst):
-            moved = catalog.move_stored(video)
-            if moved is None:
-                raise TransientFileError(f"{media.display(msg.path)}: its row changed")
-            video, dst = moved, media_root / moved.stored_path
-        try:
-            remove_parts(dst)  # of a copy of this claim that died: we hold its lock
-            move_into_store(src, dst, now, linked=st.st_nlink > 1)
-        except TransientFileError as exc:  # the row says why the file still waits
-            catalog.note_waiting(video.id, str(exc))
-            raise
-        return video
+def settled_stat(inbox: Path, msg: InboxFile) -> os.stat_result | None:
+    """The ``lstat`` of the message's file when it is still in the inbox as the message
+    describes it (:func:`same_content`); None when it is gone or another file.
+    :class:`TransientFileError` when it cannot be looked at."""
+    st = _lstat(inbox / msg.path, msg.path)
+    return st if st is not None and same_content(st, msg) else None
 
 
-def _refusal(policy: InboxPolicy, src: Path, key: ClaimKey) -> Refusal | None:
+def refusal_of(policy: InboxPolicy, src: Path, key: InboxFile) -> Refusal | None:
     """The inbox policy on the file of ``key`` at ``src`` as it is now: its name, then its
     size and holes (read from one descriptor of that very inode)."""
     refusal = policy.by_name(src.name)
@@ -128,7 +89,7 @@ def _refusal(policy: InboxPolicy, src: Path, key: ClaimKey) -> Refusal | None:
         os.close(fd)
 
 
-def _held_by_another(src: Path, dst: Path) -> bool:
+def held_by_another(src: Path, dst: Path) -> bool:
     """``dst`` exists and is not the file at ``src`` (same inode, or same size and bytes):
     on a case-insensitive store ``videos/A/x.mp4`` is ``videos/a/x.mp4``."""
     try:
@@ -150,17 +111,10 @@ def _same_file(src: Path, there: os.stat_result, dst: Path) -> bool:
     return here.st_size == there.st_size and filecmp.cmp(src, dst, shallow=False)
 
 
-def _earlier_claim(catalog: Catalog, media_root: Path, src: Path, key: ClaimKey
-                   ) -> Video | None:
-    """The row that already owns this file under an earlier ctime, with its key moved to
-    ``key``: one not probed yet whose stored file is missing (a claim interrupted before
-    its move), or whose stored copy has the bytes of this file (a copy interrupted before
-    the inbox name was removed). None: the file is new (its inode reused)."""
-    for video in catalog.earlier_claims(key):
-        stored = media_root / video.stored_path
-        if not stored.exists() or filecmp.cmp(src, stored, shallow=False):
-            return catalog.rekey_claim(video, key.ctime_ns)
-    return None
+def holds_same_bytes(src: Path, stored: Path) -> bool:
+    """``stored`` is missing (a claim interrupted before its move) or has the bytes of
+    ``src`` (a copy interrupted before the inbox name was removed)."""
+    return not stored.exists() or filecmp.cmp(src, stored, shallow=False)
 
 
 def _lstat(path: Path, shown: str) -> os.stat_result | None:
@@ -175,8 +129,8 @@ def _lstat(path: Path, shown: str) -> os.stat_result | None:
 def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
     """True when the stored file is there; moves it in if a crash left it in the inbox."""
     dst = media_root / video.stored_path
-    key = ClaimKey.of_video(video)
-    src = inbox / os.fsdecode(key.path) if key is not None else None
+    key = video.claim()
+    src = inbox / key.path if key is not None else None
     if dst.exists():
         if src is not None and key is not None:
             _unlink_if_same(src, key, dst)
@@ -192,7 +146,7 @@ def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
     return False
 
 
-def move_into_store(src: Path, dst: Path, key: ClaimKey, *, linked: bool = False) -> None:
+def move_into_store(src: Path, dst: Path, key: InboxFile, *, linked: bool = False) -> None:
     """rename() when inbox and store share a file system and the file has no other name;
     else copy to a temporary name in the store, fsync, rename into place, make that rename
     durable, and only then remove the inbox name (the two file systems commit their journals
@@ -226,7 +180,7 @@ def move_into_store(src: Path, dst: Path, key: ClaimKey, *, linked: bool = False
         raise
 
 
-def _copy_in(src: Path, dst: Path, key: ClaimKey) -> None:
+def _copy_in(src: Path, dst: Path, key: InboxFile) -> None:
     """Copy the inode of ``key`` under ``src`` to ``dst``, then remove the name ``src``.
 
     The copy reads one open descriptor: while it is open the inode cannot be freed and its
@@ -274,7 +228,7 @@ def _copy_data(source: int, target: int, size: int) -> None:
     os.ftruncate(target, size)
 
 
-def _unlink_if_same(src: Path, key: ClaimKey, dst: Path) -> bool:
+def _unlink_if_same(src: Path, key: InboxFile, dst: Path) -> bool:
     """Remove the inbox name ``src`` of ``key`` when ``dst`` holds its file (a move or a
     copy that finished); True when nothing of it is left in the inbox to store."""
     try:

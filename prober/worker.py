@@ -199,7 +199,7 @@ class Worker:
             if isinstance(msg, ProbeVideo):
                 video = self.catalog.by_id(msg.video_id)
             else:
-                video = self.catalog.by_claim(store.key_of(msg))
+                video = self.catalog.by_claim(msg)
             if video is not None:
                 self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
                                          ErrorCode.INTERNAL)
@@ -212,8 +212,7 @@ class Worker:
         if isinstance(msg, InboxFile):
             structlog.contextvars.bind_contextvars(path=media.display(msg.path))
             try:
-                video = store.claim(self.catalog, self.inbox, self.media_root, msg,
-                                    self.policy)
+                video = claim(self.catalog, self.inbox, self.media_root, msg, self.policy)
             except store.Refused as exc:  # left in the inbox, like the ingest's refusals
                 metrics.CLAIMS_REFUSED.labels(exc.refusal.code).inc()
                 self.log.warning("refused", reason=exc.refusal.reason, code=exc.refusal.code)
@@ -294,3 +293,56 @@ class Worker:
                       commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1))
         metrics.PROBES.labels(outcome=done.status).inc()
         return done
+
+
+# --- the claim of an inbox file ---------------------------------------------------------
+
+def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
+          policy: InboxPolicy | None = None) -> Video | None:
+    """The row for this name of this file, with the file in the store (prober/store.py
+    moves it); None for a stale message (the file changed or vanished before anyone
+    claimed it: a fresh message will follow). :class:`TransientFileError` while another
+    prober claims the same name; :class:`store.Refused` when ``policy`` (default: the
+    default policy) refuses the file as it is now (a row an interrupted claim left goes
+    ``failed``, ``refused``)."""
+    src = inbox / msg.path
+    with catalog.claim_lock(msg) as locked:
+        if not locked:
+            raise TransientFileError(f"another prober is claiming {media.display(msg.path)}")
+        st = store.settled_stat(inbox, msg)
+        if st is None:
+            # Not (or no longer) in the inbox as this message describes it. If someone
+            # claimed it before (a redelivery, a re-publish), the row tells where it went.
+            return catalog.by_claim(msg)
+        now = msg.at(st.st_ctime_ns)
+        refusal = store.refusal_of(policy or InboxPolicy(), src, now)
+        known = catalog.by_claim(now) or _earlier_claim(catalog, media_root, src, now)
+        if refusal is not None:
+            if known is not None and known.status == "processing":
+                catalog.mark_failed(known.id, refusal.reason, ErrorCode.REFUSED)
+            raise store.Refused(refusal)
+        video = known or catalog.claim_inbox_file(now)[0]
+        dst = media_root / video.stored_path
+        if store.held_by_another(src, dst):
+            moved = catalog.move_stored(video)
+            if moved is None:
+                raise TransientFileError(f"{media.display(msg.path)}: its row changed")
+            video, dst = moved, media_root / moved.stored_path
+        try:
+            store.remove_parts(dst)  # of a copy of this claim that died: we hold its lock
+            store.move_into_store(src, dst, now, linked=st.st_nlink > 1)
+        except TransientFileError as exc:  # the row says why the file still waits
+            catalog.note_waiting(video.id, str(exc))
+            raise
+        return video
+
+
+def _earlier_claim(catalog: Catalog, media_root: Path, src: Path, key: InboxFile
+                   ) -> Video | None:
+    """The row that already owns this file under an earlier ctime, with its key moved to
+    ``key``: one not probed yet whose stored file is missing or holds this file's bytes
+    (:func:`store.holds_same_bytes`). None: the file is new (its inode reused)."""
+    for video in catalog.earlier_claims(key):
+        if store.holds_same_bytes(src, media_root / video.stored_path):
+            return catalog.rekey_claim(video, key.ctime_ns)
+    return None

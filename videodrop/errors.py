@@ -19,10 +19,6 @@ class BrokerUnavailable(VideodropError):
     """RabbitMQ cannot be reached right now: retry later."""
 
 
-class NotFound(VideodropError):
-    """No such video (or token)."""
-
-
 class Conflict(VideodropError):
     """The request clashes with what exists (duplicate source_id...)."""
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from videodrop import media
@@ -23,7 +24,13 @@ class BadMessage(ValueError):
 
 @dataclass(frozen=True)
 class InboxFile:
-    """A settled file in the inbox. The claim key makes re-publishing harmless."""
+    """A settled file in the inbox, and the claim key of its row: what makes a
+    watch-folder file the same file under the same name. A re-published or redelivered
+    message for the same name of the same file lands on the same row; two names of one
+    inode (hard links) are two videos.
+
+    ``dev``, ``ino``, ``size`` (bytes), ``mtime_ns`` and ``ctime_ns`` (ns since 1970) are
+    the file's ``lstat`` as the ingest saw it when it settled."""
 
     path: str  # relative to the inbox, '/'-separated; os.fsdecode of the bytes on disk
     dev: int
@@ -32,6 +39,23 @@ class InboxFile:
     mtime_ns: int
     ctime_ns: int
     kind: str = "inbox"
+
+    @property
+    def raw_path(self) -> bytes:
+        """The path as the file system spells it (any bytes but NUL)."""
+        return os.fsencode(self.path)
+
+    def at(self, ctime_ns: int) -> InboxFile:
+        """The same name and file with another ctime (removing another name of an inode
+        moves the ctime of the rest)."""
+        return replace(self, ctime_ns=ctime_ns)
+
+    @property
+    def lock_id(self) -> int:
+        """A signed 32-bit number for an advisory lock of this name of this inode."""
+        digest = hashlib.blake2b(b"%d:%d:" % (self.dev, self.ino) + self.raw_path,
+                                 digest_size=4)
+        return int.from_bytes(digest.digest(), "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,7 @@ Message = InboxFile | ProbeVideo
 
 
 def encode(msg: Message) -> bytes:
-    data = {"v": VERSION, **asdict(msg)}
+    data = {"v": VERSION, **asdict(msg)}  # the wire format: the fields, flat
     if isinstance(msg, InboxFile) and (shown := media.display(msg.path)) != msg.path:
         data["path"] = shown
         data["path_b64"] = base64.b64encode(os.fsencode(msg.path)).decode("ascii")

@@ -1,4 +1,5 @@
-"""The admin list: filters, keyset pagination, and plans that stay index scans."""
+"""The admin list: filters, keyset pagination, strict parameters, and plans that stay
+index scans."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ import psycopg
 import pytest
 import requests
 
-from videodrop.catalog import Catalog
-from videodrop.sql import query
+from videodrop.catalog import VideoFilter
+from videodrop.catalog.lists import page_statement
+from videodrop.catalog.reads import _lookup_statement
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ORIGINS = ("upload", "inbox", "inbox/cam1")
@@ -37,8 +39,10 @@ def seed(db: str, n: int, first: int = 1) -> list[dict[str, Any]]:
 
 def expected(all_rows: list[dict[str, Any]], **filters: Any) -> list[int]:
     def keep(r: dict[str, Any]) -> bool:
+        origin = filters.get("origin")
         return ((filters.get("status") in (None, r["status"]))
-                and (filters.get("origin") in (None, r["origin"]))
+                and (origin is None or r["origin"] == origin
+                     or r["origin"].startswith(origin + "/"))
                 and ("created_after" not in filters or r["created_at"] >= filters["created_after"])
                 and ("created_before" not in filters
                      or r["created_at"] < filters["created_before"]))
@@ -146,6 +150,7 @@ MIXES: list[dict[str, Any]] = [
     {"created_after": T0 + timedelta(days=3), "created_before": T0 + timedelta(days=4)},
     {"status": "processing", "created_after": T0 + timedelta(days=3)},
     {"origin": "upload", "created_before": T0 + timedelta(days=30)},
+    {"origin": "inbox", "cursor": CURSOR},
     {"cursor": CURSOR}, {"status": "uploading", "cursor": CURSOR},
     {"status": "failed", "origin": "inbox", "cursor": CURSOR,
      "created_after": T0 + timedelta(days=1)},
@@ -154,15 +159,128 @@ MIXES: list[dict[str, Any]] = [
 
 @pytest.mark.parametrize("filters", MIXES, ids=lambda f: "+".join(f) or "none")
 def test_every_filter_mix_is_an_ordered_index_scan(big_db, filters):
-    statement, params = Catalog.list_statement(limit=51, **filters)
+    filters = dict(filters)
+    cursor = filters.pop("cursor", None)
+    statement, params = page_statement(VideoFilter(**filters), limit=51, before=cursor)
     with psycopg.connect(big_db) as conn:
         text = plan(conn, statement, params)
     assert "Seq Scan" not in text and '"Sort"' not in text, text
-    assert "Index Scan" in text, text
+    assert "Index Scan" in text or "Index Only Scan" in text, text
+
+
+@pytest.mark.parametrize("filters", [{"source_id": "s77"},
+                                     {"source_id": "s77", "origin": "inbox", "status": "ready"}],
+                         ids="+".join)
+def test_source_id_is_a_unique_index_lookup(big_db, filters):
+    statement, params = page_statement(VideoFilter(**filters), limit=51)
+    with psycopg.connect(big_db) as conn:
+        text = plan(conn, statement, params)
+    assert "videos_source_id_key" in text and "Seq Scan" not in text, text
 
 
 def test_token_lookup_is_a_unique_index_lookup(big_db):
     with psycopg.connect(big_db) as conn:
-        text = plan(conn, psycopg.sql.SQL(query("get_by_token")),
+        text = plan(conn, psycopg.sql.SQL(_lookup_statement()),
                     {"token": "t12345", "now": datetime.now(UTC)})
     assert "videos_access_token_key" in text and "Seq Scan" not in text, text
+
+
+# --- strict parameters, source_id, q, origin folders -----------------------------------
+
+def get_list(system: Any, **params: Any) -> requests.Response:
+    return requests.get(f"{system.base_url}/api/videos", params=params, headers=system.admin,
+                        timeout=10)
+
+
+def ids_of(resp: requests.Response) -> list[int]:
+    assert resp.status_code == 200, resp.text
+    return [item["id"] for item in resp.json()["items"]]
+
+
+def test_unknown_parameters_are_400_naming_the_allowed_ones(make_system):
+    system = make_system().start("api")
+    seed(system.database_url, 3)
+    for params in ({"bogus": "1"}, {"limit": "5", "sourceid": "s1"}, {"search": "x"}):
+        resp = get_list(system, **params)
+        assert resp.status_code == 400, (params, resp.text)
+        description = resp.json()["description"]
+        unknown = next(k for k in params if k != "limit")
+        assert unknown in description, description
+        for allowed in ("limit", "cursor", "status", "origin", "source_id", "q",
+                        "created_after", "created_before"):
+            assert allowed in description, description
+    for params in ({"source_id": ""}, {"q": ""}, {"q": "x" * 1025}, {"origin": "/"}):
+        assert get_list(system, **params).status_code == 400, params
+
+
+def insert(db: str, rows: list[tuple[str, str, str, str]]) -> dict[str, int]:
+    """(source_id, name, original_filename, origin) rows, one minute apart in list order:
+    {source_id: id}."""
+    with psycopg.connect(db) as conn:
+        out = {}
+        for i, (sid, name, filename, origin) in enumerate(rows):
+            got = conn.execute(
+                "INSERT INTO videos (source_id, name, status, original_filename, origin,"
+                " stored_path, created_at) VALUES (%s, %s, 'processing', %s, %s, %s, %s)"
+                " RETURNING id",
+                (sid, name, filename, origin, f"videos/{sid}/{filename}",
+                 T0 + timedelta(minutes=i))).fetchone()
+            assert got is not None
+            out[sid] = got[0]
+    return out
+
+
+def test_source_id_q_and_origin_folders(make_system):
+    system = make_system().start("api")
+    ids = insert(system.database_url, [
+        ("cam7-0001", "Front door", "front.mp4", "inbox/cam1"),
+        ("cam7-00010", "Back door", "back.mp4", "inbox/cam1/2026-11-30"),
+        ("cam7-0002", "Garden", "garden_50%.mp4", "inbox/cam10"),
+        ("up-1", "Holiday", "holiday.mp4", "upload"),
+        ("root-1", "Loose", "loose.mp4", "inbox"),
+        ("deep-1", "Deeper", "d.mp4", "inbox/cam1/2026-11-30/night"),
+    ])
+    # source_id: exact, not a prefix or substring
+    assert ids_of(get_list(system, source_id="cam7-0001")) == [ids["cam7-0001"]]
+    assert ids_of(get_list(system, source_id="cam7-000")) == []
+    # q: any case, in name, original filename, source_id or origin; % and _ are plain
+    assert ids_of(get_list(system, q="DOOR")) == [ids["cam7-00010"], ids["cam7-0001"]]
+    assert ids_of(get_list(system, q="garden_50%")) == [ids["cam7-0002"]]
+    assert ids_of(get_list(system, q="do_r")) == []  # _ is no wildcard ("door")
+    assert ids_of(get_list(system, q="UP-1")) == [ids["up-1"]]
+    assert ids_of(get_list(system, q="cam10")) == [ids["cam7-0002"]]  # the origin
+    # origin: the folder and everything under it, not a sibling sharing its prefix
+    cam1 = [ids["deep-1"], ids["cam7-00010"], ids["cam7-0001"]]
+    assert ids_of(get_list(system, origin="inbox/cam1")) == cam1
+    assert ids_of(get_list(system, origin="inbox/cam1/")) == cam1
+    assert ids_of(get_list(system, origin="inbox/cam1/2026-11-30")) == cam1[:2]
+    assert ids_of(get_list(system, origin="inbox/cam10")) == [ids["cam7-0002"]]
+    assert ids_of(get_list(system, origin="inbox/cam")) == []
+    assert len(ids_of(get_list(system, origin="inbox"))) == 5
+    # together, and paged through next
+    assert ids_of(get_list(system, origin="inbox/cam1", q="back")) == [ids["cam7-00010"]]
+    got, pages = walk(system, 1, origin="inbox/cam1")
+    assert (got, pages) == (cam1, 3)
+
+
+def test_origin_folders_follow_status_changes_and_deletes(make_system):
+    """The folder rows (migration 0008) keep the status filter right when a row changes
+    status, and a deleted video leaves no folder row behind."""
+    system = make_system().start("api")
+    ids = insert(system.database_url, [("a", "a", "a.mp4", "inbox/cam1/x"),
+                                       ("b", "b", "b.mp4", "inbox/cam1")])
+    assert ids_of(get_list(system, origin="inbox/cam1", status="processing")) == [
+        ids["b"], ids["a"]]
+    with psycopg.connect(system.database_url) as conn:
+        conn.execute("UPDATE videos SET status = 'failed', error_code = 'not_media'"
+                     " WHERE id = %s", (ids["a"],))
+    assert ids_of(get_list(system, origin="inbox/cam1", status="failed")) == [ids["a"]]
+    assert ids_of(get_list(system, origin="inbox/cam1", status="processing")) == [ids["b"]]
+    deleted = requests.delete(f"{system.base_url}/api/videos/{ids['a']}", headers=system.admin,
+                              timeout=10)
+    assert deleted.status_code in (200, 204), deleted.text
+    assert ids_of(get_list(system, origin="inbox/cam1")) == [ids["b"]]
+    with psycopg.connect(system.database_url) as conn:
+        left = conn.execute("SELECT count(*) FROM video_folders WHERE id = %s",
+                            (ids["a"],)).fetchone()
+    assert left == (0,)

@@ -1,7 +1,8 @@
-"""Claims of several names of one file (prober/store.py) on a real PostgreSQL and real file
-systems: each name one row, once, whatever order the probers take the names in and
-wherever a prober died. Removing a name moves the inode's ctime under the other names:
-these are the cases where that used to strand a name until the rescan."""
+"""Claims of several names of one file (``prober.worker.claim``, which moves files with
+prober/store.py) on a real PostgreSQL and real file systems: each name one row, once,
+whatever order the probers take the names in and wherever a prober died. Removing a name
+moves the inode's ctime under the other names: these are the cases where that used to
+strand a name until the rescan."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from prober import store
+from prober import store, worker
 from tests.harness import drop_database, rows
 from videodrop.catalog import Catalog
 from videodrop.errors import TransientFileError
@@ -56,34 +57,34 @@ def count(db_url: str) -> int:
 def test_the_second_name_after_the_first_moved_its_ctime(catalog, places, samples, db_url):
     inbox, media = places
     msg_a, msg_b = linked_pair(inbox, samples, "a.mp4", "b.mp4")
-    a = store.claim(catalog, inbox, media, msg_a)
+    a = worker.claim(catalog, inbox, media, msg_a)
     assert a is not None and not (inbox / "a.mp4").exists()
     assert os.lstat(inbox / "b.mp4").st_ctime_ns > msg_b.ctime_ns  # the unlink moved it
-    b = store.claim(catalog, inbox, media, msg_b)
+    b = worker.claim(catalog, inbox, media, msg_b)
     assert b is not None and b.id != a.id and not (inbox / "b.mp4").exists()
     for video in (a, b):
         assert (media / video.stored_path).read_bytes() == (samples / "tiny_av1.mp4"
                                                             ).read_bytes()
     # Redeliveries: the same rows (a) or a stale message (b's key moved on), never a third.
-    again_a = store.claim(catalog, inbox, media, msg_a)
+    again_a = worker.claim(catalog, inbox, media, msg_a)
     assert again_a is not None and again_a.id == a.id
-    store.claim(catalog, inbox, media, msg_b)
+    worker.claim(catalog, inbox, media, msg_b)
     assert count(db_url) == 2
 
 
 def test_a_claim_that_died_before_its_move_is_taken_up(catalog, places, samples, db_url):
     inbox, media = places
     msg_c, msg_d = linked_pair(inbox, samples, "c.mp4", "d.mp4")
-    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_c))  # and then the prober died
-    store.claim(catalog, inbox, media, msg_d)  # another name goes: c's ctime moves
-    c = store.claim(catalog, inbox, media, msg_c)  # the redelivery
+    stranded, _ = catalog.claim_inbox_file(msg_c)  # and then the prober died
+    worker.claim(catalog, inbox, media, msg_d)  # another name goes: c's ctime moves
+    c = worker.claim(catalog, inbox, media, msg_c)  # the redelivery
     assert c is not None and c.id == stranded.id
     assert not (inbox / "c.mp4").exists() and (media / c.stored_path).is_file()
     assert c.claim_ctime_ns != msg_c.ctime_ns  # the key followed the file
     # Had the ingest published c again as it changed: the same row, no other.
     republished = InboxFile("c.mp4", msg_c.dev, msg_c.ino, msg_c.size, msg_c.mtime_ns,
                             c.claim_ctime_ns)
-    found = store.claim(catalog, inbox, media, republished)
+    found = worker.claim(catalog, inbox, media, republished)
     assert found is not None and found.id == c.id
     assert count(db_url) == 2
 
@@ -92,11 +93,11 @@ def test_a_copy_that_died_before_the_unlink_is_not_recorded_twice(catalog, place
                                                                    db_url):
     inbox, media = places
     msg_e, msg_f = linked_pair(inbox, samples, "e.mp4", "f.mp4")
-    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_e))
+    stranded, _ = catalog.claim_inbox_file(msg_e)
     (media / stranded.stored_path).parent.mkdir(parents=True)
     shutil.copy(inbox / "e.mp4", media / stranded.stored_path)  # copied; then the prober died
-    store.claim(catalog, inbox, media, msg_f)
-    again = store.claim(catalog, inbox, media, settled(inbox, "e.mp4"))  # the re-publish
+    worker.claim(catalog, inbox, media, msg_f)
+    again = worker.claim(catalog, inbox, media, settled(inbox, "e.mp4"))  # the re-publish
     assert again is not None and again.id == stranded.id
     assert not (inbox / "e.mp4").exists()
     assert count(db_url) == 2
@@ -106,14 +107,14 @@ def test_a_name_rewritten_in_place_is_a_new_video(catalog, places, samples, db_u
     """Same name, inode, size and mtime (restored) but other bytes: not the stored copy."""
     inbox, media = places
     msg_g, _ = linked_pair(inbox, samples, "g.mp4", "h.mp4")
-    stranded, _ = catalog.claim_inbox_file(store.key_of(msg_g))
+    stranded, _ = catalog.claim_inbox_file(msg_g)
     (media / stranded.stored_path).parent.mkdir(parents=True)
     shutil.copy(inbox / "g.mp4", media / stranded.stored_path)
     with open(inbox / "g.mp4", "r+b") as fh:
         fh.seek(100)
         fh.write(b"other bytes")
     os.utime(inbox / "g.mp4", ns=(msg_g.mtime_ns, msg_g.mtime_ns))
-    fresh = store.claim(catalog, inbox, media, settled(inbox, "g.mp4"))
+    fresh = worker.claim(catalog, inbox, media, settled(inbox, "g.mp4"))
     assert fresh is not None and fresh.id != stranded.id
     assert (media / stranded.stored_path).read_bytes() == (samples / "tiny_av1.mp4"
                                                            ).read_bytes()
@@ -125,12 +126,12 @@ def test_a_name_being_claimed_makes_the_other_message_wait(catalog, places, samp
     inbox, media = places
     shutil.copy(samples / "tiny_av1.mp4", inbox / "i.mp4")
     msg = settled(inbox, "i.mp4")
-    with catalog.claim_lock(store.key_of(msg)) as locked:
+    with catalog.claim_lock(msg) as locked:
         assert locked
         with pytest.raises(TransientFileError, match=r"another prober is claiming i\.mp4"):
-            store.claim(catalog, inbox, media, msg)
+            worker.claim(catalog, inbox, media, msg)
     assert count(db_url) == 0 and (inbox / "i.mp4").exists()
-    assert store.claim(catalog, inbox, media, msg) is not None
+    assert worker.claim(catalog, inbox, media, msg) is not None
 
 
 def test_migration_0006_keeps_the_paths_of_existing_rows(database_url):
@@ -167,11 +168,11 @@ def test_a_store_path_held_by_another_file_keeps_both_files(catalog, places, sam
     inbox, media = places
     shutil.copy(samples / "tiny_av1.mp4", inbox / "x.mp4")
     msg = settled(inbox, "x.mp4")
-    video, _ = catalog.claim_inbox_file(store.key_of(msg))
+    video, _ = catalog.claim_inbox_file(msg)
     other = media / video.stored_path
     other.parent.mkdir(parents=True)
     other.write_bytes(b"another video's bytes")
-    claimed = store.claim(catalog, inbox, media, msg)
+    claimed = worker.claim(catalog, inbox, media, msg)
     assert claimed is not None and claimed.id == video.id
     assert claimed.stored_path != video.stored_path
     assert claimed.stored_path.startswith("videos/~")
@@ -194,7 +195,7 @@ def test_a_copy_keeps_the_holes_of_a_hard_linked_file(catalog, places, samples):
     os.link(src, inbox / "holey-again.mp4")
     size, allocated = src.stat().st_size, src.stat().st_blocks * 512
     assert allocated < size // 4  # the file system keeps the hole
-    video = store.claim(catalog, inbox, media, settled(inbox, "holey.mp4"))
+    video = worker.claim(catalog, inbox, media, settled(inbox, "holey.mp4"))
     assert video is not None
     stored = media / video.stored_path
     assert stored.stat().st_size == size
@@ -209,9 +210,9 @@ def test_a_sparse_file_is_refused_at_claim_and_its_interrupted_row_failed(catalo
     with src.open("wb") as fh:
         fh.truncate(1 << 30)
     msg = settled(inbox, "void.mp4")
-    video, _ = catalog.claim_inbox_file(store.key_of(msg))  # a claim that died
+    video, _ = catalog.claim_inbox_file(msg)  # a claim that died
     with pytest.raises(store.Refused) as refused:
-        store.claim(catalog, inbox, media, msg)
+        worker.claim(catalog, inbox, media, msg)
     assert refused.value.refusal.code == "sparse"
     assert rows(db_url, "SELECT status, error_code FROM videos WHERE id = %s", video.id) == [
         ("failed", "refused")]

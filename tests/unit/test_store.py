@@ -10,15 +10,15 @@ import pytest
 
 from prober import store
 from videodrop import media
-from videodrop.claims import ClaimKey
+from videodrop.messages import InboxFile
 
 SHM = Path("/dev/shm")
 
 
-def key(path: Path) -> ClaimKey:
+def key(path: Path) -> InboxFile:
     st = os.lstat(path)
-    return ClaimKey(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                    os.fsencode(path.name))
+    return InboxFile(path.name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns,
+                     st.st_ctime_ns)
 
 
 @pytest.fixture

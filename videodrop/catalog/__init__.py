@@ -1,0 +1,34 @@
+"""The catalog: video rows in PostgreSQL, one :class:`Catalog` made of parts with one
+purpose each.
+
+- :mod:`~videodrop.catalog.connector`: the pool; the one place driver errors are turned
+  into :class:`~videodrop.errors.CatalogUnavailable` and :class:`Duplicate`;
+- :mod:`~videodrop.catalog.rows`: :class:`Video`, :class:`ProbeOutcome` (``from_row``);
+- :mod:`~videodrop.catalog.lists`: the one keyset list builder (:class:`VideoFilter`);
+- the operations, by audience: :mod:`~videodrop.catalog.claims` (watch-folder claims),
+  :mod:`~videodrop.catalog.uploads`, :mod:`~videodrop.catalog.processing` (the prober),
+  :mod:`~videodrop.catalog.tokens` (management), :mod:`~videodrop.catalog.reads`,
+  :mod:`~videodrop.catalog.streamlinks` (the stream-link folder).
+
+SQL lives in ``videodrop/sql/*.sql``, one file per part."""
+
+from __future__ import annotations
+
+from videodrop.catalog.claims import InboxClaims
+from videodrop.catalog.connector import Connector, Duplicate
+from videodrop.catalog.lists import Cursor, VideoFilter
+from videodrop.catalog.processing import Processing
+from videodrop.catalog.reads import Reads
+from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
+from videodrop.catalog.tokens import TokenChanges
+from videodrop.catalog.uploads import Uploads
+from videodrop.errors import CatalogUnavailable, Conflict
+
+
+class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads):
+    """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`
+    (retry later) or :class:`Duplicate`/:class:`Conflict`."""
+
+
+__all__ = ["STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
+           "Cursor", "Duplicate", "ProbeOutcome", "Video", "VideoFilter"]

@@ -1,0 +1,59 @@
+"""Reading the catalog: one row by id or by token, lists and counts (one builder:
+:mod:`videodrop.catalog.lists`), ids. SQL: ``sql/reads.sql``, ``sql/lists.sql``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+from psycopg import sql
+
+from videodrop.catalog.base import CatalogBase
+from videodrop.catalog.lists import Cursor, VideoFilter, counts_statement, page_statement
+from videodrop.catalog.rows import STATUSES, Video, video_columns
+from videodrop.sql import query
+
+MAX_TOKEN_CHARS = 128  # longer is no token of ours: not looked up
+
+
+class Reads(CatalogBase):
+    def by_id(self, video_id: int) -> Video | None:
+        row = self.db.one("get_by_id", {"id": video_id})
+        return Video.from_row(row) if row else None
+
+    def lookup_token(self, token: str) -> Video | None:
+        """The video whose token this is, unexpired; None otherwise. The token endpoints'
+        hot path: one round trip (autocommit) and only the columns of a Video."""
+        if not token or len(token) > MAX_TOKEN_CHARS:
+            return None
+        row = self.db.read_one(_lookup_statement(), {"token": token, "now": self.clock()})
+        return Video.from_row(row) if row else None
+
+    def list_page(self, filters: VideoFilter, *, limit: int, before: Cursor | None = None,
+                  after: Cursor | None = None) -> list[Video]:
+        """At most ``limit`` videos matching ``filters``, newest first by ``(created_at,
+        id)``: older than ``before``, or (the page before) newer than ``after``; the first
+        page when both are None (:mod:`videodrop.catalog.lists`)."""
+        statement, params = page_statement(filters, limit=limit, before=before, after=after)
+        videos = [Video.from_row(r) for r in self.db.all(statement, params)]
+        return videos[::-1] if before is None and after is not None else videos
+
+    def count_by_status(self, filters: VideoFilter | None = None) -> dict[str, int]:
+        """Videos per status (every status, 0 when none) of those matching ``filters``."""
+        statement, params = counts_statement(filters or VideoFilter())
+        out = dict.fromkeys(STATUSES, 0)
+        out.update({r["status"]: r["n"] for r in self.db.all(statement, params)})
+        return out
+
+    def ids_with_status(self, status: str) -> list[int]:
+        return [r["id"] for r in self.db.all("ids_by_status", {"status": status})]
+
+    def known_ids(self, ids: Sequence[int]) -> set[int]:
+        """Those of ``ids`` that name a video."""
+        return {r["id"] for r in self.db.all("ids_known", {"ids": list(ids)})}
+
+
+@functools.cache
+def _lookup_statement() -> str:
+    """``lookup_token`` with the Video columns filled in, composed once."""
+    return sql.SQL(query("lookup_token")).format(columns=video_columns()).as_string()

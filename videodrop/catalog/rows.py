@@ -1,0 +1,92 @@
+"""Rows of the catalog as frozen dataclasses, each built from a row by ``from_row``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any
+
+from psycopg import sql
+
+from videodrop.errorcodes import ErrorCode
+from videodrop.messages import InboxFile
+
+STATUSES = ("uploading", "processing", "ready", "failed")
+
+
+@dataclass(frozen=True)
+class Video:
+    """One row of ``videos`` (migrations 0001..): every column but the raw ffprobe JSON
+    and the claim key's path digest."""
+
+    id: int
+    source_id: str
+    name: str
+    description: str
+    status: str  # one of STATUSES
+    access_token: str | None  # None once revoked
+    token_expires_at: datetime | None
+    original_filename: str
+    origin: str  # 'upload', 'inbox' or 'inbox/<folder>[/<folder>...]'
+    origin_path: bytes | None  # inbox files: the inbox-relative path, raw bytes
+    stored_path: str  # relative to the media store's root
+    size: int | None  # bytes; while uploading, the bytes received so far
+    sha256: str | None  # hex
+    format: str | None
+    duration: float | None  # seconds
+    resolution: str | None  # '<width>x<height>'
+    fps: float | None
+    codec: str | None
+    audio_codec: str | None
+    metadata: dict[str, Any]
+    processing_started_at: datetime | None
+    processing_completed_at: datetime | None
+    processing_error: str | None
+    error_code: str | None  # videodrop.errorcodes.ErrorCode, when failed
+    attempts: int
+    claim_dev: int | None
+    claim_ino: int | None
+    claim_size: int | None
+    claim_mtime_ns: int | None
+    claim_ctime_ns: int | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Video:
+        """The row's columns named as the fields; other columns are ignored, a missing one
+        is a KeyError naming it."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    def claim(self) -> InboxFile | None:
+        """The claim key of a watch-folder file's row; None for an upload."""
+        if self.claim_ino is None or self.origin_path is None:
+            return None
+        return InboxFile(os.fsdecode(bytes(self.origin_path)), self.claim_dev or 0,
+                         self.claim_ino, self.claim_size or 0, self.claim_mtime_ns or 0,
+                         self.claim_ctime_ns or 0)
+
+
+@functools.cache
+def video_columns(table: str | None = None) -> sql.Composed:
+    """The columns of a :class:`Video`, qualified by ``table`` when given."""
+    names = [f.name for f in fields(Video)]
+    if table is None:
+        return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    return sql.SQL(", ").join(sql.Identifier(table, n) for n in names)
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """What a probe found, to record on the row (``Catalog.finish_processing``)."""
+
+    status: str  # ready | failed
+    error: str | None
+    size: int | None  # bytes
+    sha256: str | None  # hex
+    metadata: dict[str, Any]
+    raw: dict[str, Any] | None  # ffprobe's JSON
+    error_code: ErrorCode | None = None  # required when failed (the table's CHECK says so)

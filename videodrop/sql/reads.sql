@@ -1,0 +1,16 @@
+-- Reading single rows and ids (videodrop/catalog/reads.py); lists are in lists.sql.
+
+-- name: get_by_id
+SELECT * FROM videos WHERE id = %(id)s;
+
+-- name: lookup_token
+-- The token endpoints' hot path (Catalog.lookup_token): the unique index, the columns of
+-- a Video only ({columns}: not the raw ffprobe JSON, which no token endpoint serves).
+SELECT {columns} FROM videos
+WHERE access_token = %(token)s AND (token_expires_at IS NULL OR token_expires_at > %(now)s)
+
+-- name: ids_by_status
+SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
+
+-- name: ids_known
+SELECT id FROM videos WHERE id = ANY(%(ids)s);

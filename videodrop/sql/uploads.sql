@@ -1,0 +1,50 @@
+-- Statements of HTTP uploads (videodrop/catalog/uploads.py): a row 'uploading' while its
+-- file arrives.
+
+-- name: create_upload
+INSERT INTO videos (source_id, name, description, status, access_token, original_filename,
+                    origin, stored_path, size, created_at, updated_at)
+VALUES (%(source_id)s, %(name)s, %(description)s, 'uploading', %(access_token)s,
+        %(original_filename)s, 'upload', %(stored_path)s, 0, %(now)s, %(now)s)
+RETURNING *;
+
+-- name: upload_received
+UPDATE videos SET status = 'processing', size = %(size)s, updated_at = %(now)s
+WHERE id = %(id)s AND status = 'uploading'
+RETURNING *;
+
+-- name: touch_upload
+-- An upload's heartbeat: a row left 'uploading' without one is swept (fail_stale_uploads);
+-- size holds the bytes received so far.
+UPDATE videos SET updated_at = %(now)s, size = %(received)s
+WHERE id = %(id)s AND status = 'uploading'
+RETURNING id;
+
+-- name: discard_upload
+-- A refused upload (too large, duplicate source_id...) leaves no row behind.
+DELETE FROM videos WHERE id = %(id)s AND status = 'uploading' RETURNING *;
+
+-- name: upload_details
+-- Form fields that came after the file part: applied before the file is renamed into place.
+UPDATE videos
+SET name = coalesce(%(name)s, name), description = coalesce(%(description)s, description),
+    source_id = coalesce(%(source_id)s, source_id),
+    stored_path = coalesce(%(stored_path)s, stored_path), updated_at = %(now)s
+WHERE id = %(id)s AND status = 'uploading'
+RETURNING *;
+
+-- name: fail_stale_uploads
+UPDATE videos
+SET status = 'failed', processing_error = 'upload interrupted',
+    error_code = 'upload_interrupted',
+    processing_completed_at = %(now)s, updated_at = %(now)s
+WHERE status = 'uploading' AND updated_at < %(cutoff)s
+RETURNING *;
+
+-- name: claim_unpublished_uploads
+-- Uploads whose ProbeVideo message may never have reached the broker: received, never
+-- started. Bumping updated_at hands each row to one API worker per round.
+UPDATE videos SET updated_at = %(now)s
+WHERE status = 'processing' AND origin = 'upload' AND processing_started_at IS NULL
+  AND updated_at < %(cutoff)s
+RETURNING id;
