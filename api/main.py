@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from api.auth import weak_token
+from api.auth.credential import weak_token
 from videodrop import logs
 from videodrop.cli import sync_links
 from videodrop.errors import CatalogUnavailable, ConfigurationError

@@ -15,8 +15,8 @@ from typing import Any
 
 import falcon
 
-from api.params import CURSOR
-from api.uploads import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
+from api.http.params import CURSOR
+from api.uploads.receive import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode

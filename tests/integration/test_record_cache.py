@@ -1,4 +1,4 @@
-"""Cache hits of the record and metadata answered in front of Falcon (api/recordcache.py),
+"""Cache hits of the record and metadata answered in front of Falcon (api/tokens/fastpath.py),
 over real HTTP
 against gunicorn with one worker: a token's first lookup reads the database (through
 Falcon), the next ones are cache hits (answered before Falcon). Both must answer the same,

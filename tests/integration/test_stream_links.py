@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import conninfo
 
-from api.tokencache import TokenCache
+from api.tokens.cache import TokenCache
 from tests.harness import REPO, System, drop_database, fresh_database, wait_for
 from tests.integration.test_api_nginx import nginx_in_front
 from tests.integration.test_api_uploads import wait_status

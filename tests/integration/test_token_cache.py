@@ -1,4 +1,4 @@
-"""The API's token cache (api/tokencache.py) on real PostgreSQL and over real HTTP against
+"""The API's token cache (api/tokens/cache.py) on real PostgreSQL and over real HTTP against
 gunicorn with several workers: whoever changes a video, no worker keeps answering with
 what it was."""
 
@@ -14,8 +14,8 @@ import psycopg
 import pytest
 import requests
 
-from api.sharedstamp import SharedStamp
-from api.tokencache import APPLICATION_NAME, TokenCache
+from api.tokens.cache import APPLICATION_NAME, TokenCache
+from api.tokens.sharedstamp import SharedStamp
 from tests.harness import REPO, rows, token_lookups, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from videodrop import links, logs

@@ -1,6 +1,6 @@
 """videodrop.logs: the batched writer, and the fast path of the API's line per request
 (LaterLogger, render_json), held to what structlog's own chain writes for the same call;
-api.middleware.RequestLog over it; no whole token in a line (redaction)."""
+api.ops.requestlog.RequestLog over it; no whole token in a line (redaction)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import falcon.testing
 import pytest
 import structlog
 
-from api.middleware import RequestLog
+from api.ops.requestlog import RequestLog
 from videodrop import logs
 from videodrop.tokens import redact_tokens
 

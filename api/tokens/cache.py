@@ -40,7 +40,7 @@ from typing import Any
 
 import psycopg
 
-from api.sharedstamp import SharedStamp
+from api.tokens.sharedstamp import SharedStamp
 from videodrop import links
 from videodrop.catalog import Video
 from videodrop.errors import CatalogUnavailable

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.auth import AdminAuth
-from api.params import (
+from api.auth.credential import AdminAuth
+from api.http.params import (
     bad,
     decode_cursor,
     encode_cursor,
@@ -20,7 +20,7 @@ from api.params import (
     query_params,
     text,
 )
-from api.uploads import Upload
+from api.uploads.receive import Upload
 from videodrop import records
 from videodrop.catalog import STATUSES, Catalog
 from videodrop.errors import CatalogUnavailable

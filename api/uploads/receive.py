@@ -9,9 +9,9 @@ Two shapes of request, both read a chunk at a time:
   ``?filename=`` or ``Content-Disposition``, the fields as query parameters.
 
 The row exists from the first byte of the file as ``uploading`` with its token; the bytes
-go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/staging.py), are fsynced, renamed to the row's
+go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/uploads/staging.py), are fsynced, renamed to the row's
 ``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
-(api/publishing.py). Answer: 202, the record, ``Location``: its token URL.
+(api/uploads/probe_requests.py). Answer: 202, the record, ``Location``: its token URL.
 
 The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
 holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
@@ -40,11 +40,11 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
-from api import rawbody, staging
-from api.auth import AdminAuth
-from api.params import query_params, text
-from api.publishing import ProbeRequests
-from api.rawbody import SocketSource
+from api.auth.credential import AdminAuth
+from api.http.params import query_params, text
+from api.uploads import rawbody, staging
+from api.uploads.probe_requests import ProbeRequests
+from api.uploads.rawbody import SocketSource
 from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
@@ -93,7 +93,7 @@ class Body:
         self.expected = expected
         self.limit = limit
         self.count = 0
-        self.direct = direct  # the same body straight from the socket (api/rawbody.py)
+        self.direct = direct  # the same body straight from the socket (api/uploads/rawbody.py)
 
     def readinto(self, buf: memoryview) -> int:
         """Fill the start of ``buf``; 0 at the end of the body."""

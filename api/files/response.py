@@ -38,14 +38,14 @@ from urllib.parse import quote
 
 import falcon
 
-from api.conditional import (
+from api.files.conditional import (
     Precondition,
     Validators,
     evaluate_preconditions,
     if_range_matches,
     validators_for,
 )
-from api.ranges import Partial, Unsatisfiable, content_range, parse_range
+from api.files.ranges import Partial, Unsatisfiable, content_range, parse_range
 
 __all__ = ["CHUNK_SIZE", "accel_redirect_uri", "content_disposition", "send_file"]
 

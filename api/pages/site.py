@@ -2,13 +2,13 @@
 
 Server-rendered with Jinja2 (``api/templates/``) and a little plain JavaScript
 (``api/static/``), nothing fetched from elsewhere. Logging in trades the admin token for
-an HttpOnly, SameSite=Strict session cookie (api/session.py); the pages' scripts then
+an HttpOnly, SameSite=Strict session cookie (api/auth/sessions.py); the pages' scripts then
 call the management API (``/api/videos``…) with that cookie and an ``X-CSRF-Token``.
 
 Routes (``add_routes``):
 
 * ``GET /login``, ``POST /login`` (wrong tokens count against the client's address:
-  api/throttle.py), ``POST /logout`` (ends the session server-side; with
+  api/auth/throttle.py), ``POST /logout`` (ends the session server-side; with
   ``everywhere=1``, every session)
 * ``GET /`` the library; ``GET /library.json`` the same page as JSON, polled for live
   status badges
@@ -25,10 +25,11 @@ from urllib.parse import quote, urlsplit
 import falcon
 import jinja2
 
-from api import pages_library, session
-from api.auth import AdminAuth
-from api.pages_render import Static, environment, render
-from api.throttle import Throttled
+from api.auth.credential import AdminAuth
+from api.auth.sessions import clear_cookie, same_origin, set_cookie
+from api.auth.throttle import Throttled
+from api.pages import library
+from api.pages.render import Static, environment, render
 from videodrop import formats, media, records
 from videodrop.catalog import STATUSES, Catalog, Video
 from videodrop.errors import CatalogUnavailable
@@ -117,7 +118,7 @@ class Login:
         form = _form(req)
         target = safe_next(form.get("next"))
         given = form.get("token", "").strip()
-        if not session.same_origin(req, self.site.settings.base_url):
+        if not same_origin(req, self.site.settings.base_url):
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description="Log in from a page of this site.")
         try:
@@ -133,7 +134,7 @@ class Login:
             except CatalogUnavailable:
                 self.site.unavailable(req, resp)
                 return
-            session.set_cookie(resp, value)
+            set_cookie(resp, value)
             _see_other(resp, target)
             return
         self.site.page(req, resp, "login.html", status=falcon.HTTP_200, next=target,
@@ -150,7 +151,7 @@ class Logout:
         value = sessions.of(req)
         form = _form(req)
         if value is not None and not (sessions.csrf_ok(value, form.get("csrf"))
-                                      and session.same_origin(req, self.site.settings.base_url)):
+                                      and same_origin(req, self.site.settings.base_url)):
             raise falcon.HTTPForbidden(title="CSRF check failed",
                                        description="Log out from a page of this site.")
         done = "loggedout"
@@ -159,7 +160,7 @@ class Logout:
             done = "everywhere"
         elif value is not None:
             sessions.end(value)
-        session.clear_cookie(resp)
+        clear_cookie(resp)
         _see_other(resp, f"/login?done={done}")
 
 
@@ -189,9 +190,9 @@ class Library:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         self.site.session(req)
-        query = pages_library.LibraryQuery.from_request(req)
+        query = library.LibraryQuery.from_request(req)
         try:
-            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
+            view = library.load(self.site.catalog, query, self.site.settings.inbox,
                                       self.site.settings.ignore_patterns,
                                       self.site.settings.inbox_extensions)
         except CatalogUnavailable:
@@ -211,9 +212,9 @@ class LibraryLive:
         if self.site.sessions.of(req) is None:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
-        query = pages_library.LibraryQuery.from_request(req)
+        query = library.LibraryQuery.from_request(req)
         try:
-            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
+            view = library.load(self.site.catalog, query, self.site.settings.inbox,
                                       self.site.settings.ignore_patterns,
                                       self.site.settings.inbox_extensions)
         except CatalogUnavailable as exc:

@@ -16,10 +16,10 @@ from typing import Any
 
 import falcon
 
-from api import staging
-from api.admin import catalog_unavailable
-from api.auth import AdminAuth
-from api.params import parse_when
+from api.admin.listing import catalog_unavailable
+from api.auth.credential import AdminAuth
+from api.http.params import parse_when
+from api.uploads import staging
 from videodrop import logs, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errors import CatalogUnavailable

@@ -25,7 +25,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from api import staging
+from api.uploads import staging
 from videodrop.broker import Publisher
 from videodrop.catalog import Catalog
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable

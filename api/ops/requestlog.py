@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from api.metrics import plain_template, sent_bytes
+from api.ops.metrics import plain_template, sent_bytes
 from videodrop import logs
 from videodrop.tokens import TOKEN_SHAPED, redact_tokens
 

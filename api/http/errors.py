@@ -5,7 +5,7 @@ app (``add_error_handler``; HTTP errors keep Falcon's own handler).
 Falcon's default for an unplanned exception writes the method, the path and the traceback
 to ``wsgi.errors``, which gunicorn copies into its error log as they are: the path of
 ``/stream/{token}/`` holds the whole token. Here the failure is one structured ``error``
-line instead, naming the request by its route (``api.middleware.route_of``) and carrying
+line instead, naming the request by its route (``api.ops.requestlog.route_of``) and carrying
 the traceback with token-shaped runs cut (``videodrop.logs``), and the answer is a JSON 500
 with the request's id to find that line by.
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 import falcon
 
-from api.middleware import route_of
+from api.ops.requestlog import route_of
 from videodrop import logs
 from videodrop.errors import CatalogUnavailable
 
