@@ -50,7 +50,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
         app.add_route(path, endpoints.TrailingSlash())
     probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
     auth = admin_auth(settings, catalog)
-    upload = Upload(settings, catalog, probes, auth)
+    upload = Upload(settings, catalog, probes)
     app.add_route("/api/videos", listing.VideoList(settings, catalog, auth, upload))
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
     app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth))
@@ -59,8 +59,8 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     app.add_route("/healthz", health.Health())
     app.add_route("/metrics", Metrics.from_environment())
     app.add_route("/readyz", health.Ready(settings, catalog))
-    pages.add_routes(app, settings, catalog, auth)
-    errors.register(app)
+    site = pages.add_routes(app, settings, catalog, auth)
+    errors.register(app, html_page=site.unavailable, html_routes=pages.HTML_ROUTES)
     return app
 
 

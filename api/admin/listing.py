@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.auth.credential import AdminAuth
+from api.auth.credential import AdminAuth, admin_only
 from api.http.params import (
     bad,
     decode_cursor,
@@ -23,28 +23,23 @@ from api.http.params import (
 from api.uploads.receive import Upload
 from videodrop import records
 from videodrop.catalog import STATUSES, Catalog
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 MAX_LIMIT = 1000
 
 
-def catalog_unavailable(exc: CatalogUnavailable) -> falcon.HTTPError:
-    return falcon.HTTPServiceUnavailable(
-        title="Catalog unavailable",
-        description="The database cannot be reached; try again shortly.", retry_after=5)
-
-
+@admin_only
 class VideoList:
+    """``GET /api/videos`` (the module docstring); ``POST`` is :class:`Upload`'s."""
+
     def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth,
-                 upload: Upload | None = None) -> None:
+                 upload: Upload) -> None:
         self.settings = settings
         self.catalog = catalog
         self.admin = admin
         self.upload = upload
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.admin.require(req)
         query = query_params(req)
         limit = parse_int(query.get("limit", "50"), "limit", low=1, high=MAX_LIMIT)
         status = query.get("status")
@@ -57,13 +52,10 @@ class VideoList:
             origin = text(origin)
         cursor = decode_cursor(query["cursor"]) if "cursor" in query else None
         after, before = query.get("created_after"), query.get("created_before")
-        try:
-            videos = self.catalog.list_videos(
-                limit=limit + 1, cursor=cursor, status=status, origin=origin,
-                created_after=None if after is None else parse_when(after, "created_after"),
-                created_before=None if before is None else parse_when(before, "created_before"))
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
+        videos = self.catalog.list_videos(
+            limit=limit + 1, cursor=cursor, status=status, origin=origin,
+            created_after=None if after is None else parse_when(after, "created_after"),
+            created_before=None if before is None else parse_when(before, "created_before"))
         nxt = None
         if len(videos) > limit:
             videos = videos[:limit]
@@ -75,6 +67,4 @@ class VideoList:
     on_head = on_get
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self.upload is None:
-            raise falcon.HTTPMethodNotAllowed(["GET"])
         self.upload.on_post(req, resp)

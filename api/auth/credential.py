@@ -10,6 +10,7 @@ is compared. A request without any credential is not a guess and is not counted.
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import falcon
 
@@ -18,7 +19,7 @@ from api.auth.sessions import Sessions
 from api.auth.throttle import LoginThrottle
 from api.auth.token_strength import REASONS, estimates, token_bits
 
-__all__ = ["MIN_TOKEN_BITS", "AdminAuth", "token_bits", "weak_token"]
+__all__ = ["MIN_TOKEN_BITS", "AdminAuth", "admin_only", "token_bits", "weak_token"]
 
 MIN_TOKEN_BITS = 128
 
@@ -38,6 +39,16 @@ def weak_token(token: str | None) -> str | None:
     return (f"VIDEODROP_ADMIN_TOKEN is too easy to guess: about {bits:.0f} bits, at least"
             f" {MIN_TOKEN_BITS} needed ({REASONS[why]}). Make one with: python3 -c"
             " 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _admit(req: falcon.Request, resp: falcon.Response, resource: Any,
+           params: dict[str, Any]) -> None:
+    resource.admin.require(req)
+
+
+# ``@admin_only`` on a resource class whose ``admin`` is an :class:`AdminAuth`: every
+# responder of the class admits the request (:meth:`AdminAuth.require`) before it runs.
+admin_only = falcon.before(_admit)
 
 
 class AdminAuth:

@@ -32,7 +32,6 @@ from api.pages import library
 from api.pages.render import Static, environment, render
 from videodrop import formats, media, records
 from videodrop.catalog import STATUSES, Catalog, Video
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
@@ -42,8 +41,15 @@ NOTICES = {"rotated": "A new token was made; the old links no longer work.",
            "everywhere": "Every session is logged out, on every browser."}
 
 
+VIDEO_PAGE = "/videos/{video_id:int(min=1, max=9223372036854775807)}"
+# the routes answered in HTML: their 503 is the page of :meth:`Site.unavailable`
+# (api/http/errors.py); /library.json answers in JSON like the API
+HTML_ROUTES = ("/login", "/logout", "/", "/upload", "/source-management/add/", VIDEO_PAGE)
+
+
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: AdminAuth
-               ) -> None:
+               ) -> Site:
+    """The pages' routes (module docstring), on ``app``; the site they share."""
     static = Static()
     site = Site(settings, catalog, auth, environment(static))
     app.add_route("/static/{name}", static)
@@ -55,7 +61,8 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: Admi
     app.add_route("/upload", add)
     app.add_route("/source-management/add/", add)
     app.add_route("/source-management/add", add, suffix="slash")
-    app.add_route("/videos/{video_id:int(min=1, max=9223372036854775807)}", VideoPage(site))
+    app.add_route(VIDEO_PAGE, VideoPage(site))
+    return site
 
 
 def safe_next(target: str | None) -> str:
@@ -98,9 +105,20 @@ class Site:
                notice=notice, path=req.path, **context)
 
     def unavailable(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The 503 page: the database cannot be reached (registered by api/app.py)."""
         self.page(req, resp, "message.html", status=falcon.HTTP_503, title="Unavailable",
                   message="The database cannot be reached right now; try again shortly.")
         resp.retry_after = 5
+
+
+def _to_login(req: falcon.Request, resp: falcon.Response, resource: Any,
+              params: dict[str, Any]) -> None:
+    resource.site.session(req)
+
+
+# ``@logged_in`` on a page's responder: a browser without a session is sent to the login
+# page (:meth:`Site.session`) before the responder runs.
+logged_in = falcon.before(_to_login)
 
 
 class Login:
@@ -129,11 +147,7 @@ class Login:
             resp.retry_after = exc.wait
             return
         if right:
-            try:
-                value = self.site.sessions.begin(self.site.auth.client(req))
-            except CatalogUnavailable:
-                self.site.unavailable(req, resp)
-                return
+            value = self.site.sessions.begin(self.site.auth.client(req))
             set_cookie(resp, value)
             _see_other(resp, target)
             return
@@ -188,16 +202,12 @@ class Library:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.site.session(req)
         query = library.LibraryQuery.from_request(req)
-        try:
-            view = library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions)
-        except CatalogUnavailable:
-            self.site.unavailable(req, resp)
-            return
+        view = library.load(self.site.catalog, query, self.site.settings.inbox,
+                            self.site.settings.ignore_patterns,
+                            self.site.settings.inbox_extensions)
         self.site.page(req, resp, "library.html", view=view, statuses=STATUSES,
                        live_url=query.url("/library.json"))
 
@@ -213,13 +223,9 @@ class LibraryLive:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
         query = library.LibraryQuery.from_request(req)
-        try:
-            view = library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions)
-        except CatalogUnavailable as exc:
-            raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
-                                                retry_after=5) from exc
+        view = library.load(self.site.catalog, query, self.site.settings.inbox,
+                            self.site.settings.ignore_patterns,
+                            self.site.settings.inbox_extensions)
         parts = self.site.env.get_template("_library_parts.html").module
         resp.cache_control = ["no-store"]
         resp.media = {
@@ -235,8 +241,8 @@ class AddPage:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.site.session(req)
         kind = req.get_param("type") or "file"
         if kind != "file":
             self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
@@ -258,13 +264,9 @@ class VideoPage:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.site.session(req)
-        try:
-            video = self.site.catalog.by_id(video_id)
-        except CatalogUnavailable:
-            self.site.unavailable(req, resp)
-            return
+        video = self.site.catalog.by_id(video_id)
         if video is None:
             self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
                            title="No such video",

@@ -14,7 +14,6 @@ from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
 from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
@@ -64,12 +63,7 @@ class TokenResource:
                 return from_cache(entry)
             mark = cache.mark()
         DATABASE_LOOKUPS.inc()
-        try:
-            video = self.catalog.lookup_token(token)
-        except CatalogUnavailable as exc:
-            raise falcon.HTTPServiceUnavailable(
-                title="Catalog unavailable", description="The database cannot be reached; "
-                "try again shortly.", retry_after=5) from exc
+        video = self.catalog.lookup_token(token)  # CatalogUnavailable: the app answers 503
         if video is None:
             raise not_found()
         VIDEO_ID.set(video.id)

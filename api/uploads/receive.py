@@ -40,7 +40,6 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
-from api.auth.credential import AdminAuth
 from api.http.params import query_params, text
 from api.uploads import rawbody, staging
 from api.uploads.probe_requests import ProbeRequests
@@ -225,10 +224,9 @@ def _too_large(limit: int) -> falcon.HTTPError:
 class Upload:
     """``POST /api/videos`` (admin)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests,
-                 admin: AdminAuth, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
+                 clock: Any = time.monotonic) -> None:
         self.settings = settings
-        self.admin = admin
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -239,7 +237,6 @@ class Upload:
         self.forms = MultipartFormHandler(options)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.admin.require(req)
         mime = (req.content_type or "").split(";", 1)[0].strip().lower()
         multipart = mime == "multipart/form-data"
         if not multipart and not mime.startswith(RAW_TYPES):
@@ -284,12 +281,9 @@ class Upload:
         except Conflict as exc:
             self._abandon(receipt, reason="conflict")
             raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from exc
-        except CatalogUnavailable as exc:
+        except CatalogUnavailable:
             self._abandon(receipt, reason="catalog unavailable")
-            raise falcon.HTTPServiceUnavailable(
-                title="Catalog unavailable",
-                description="The database cannot be reached; try again shortly.",
-                retry_after=5) from exc
+            raise  # the app's handler answers 503 (api/http/errors.py)
         except OSError as exc:  # writing to the store: disk full, permissions...
             self._abandon(receipt, reason=f"storage: {exc.strerror}")
             raise falcon.HTTPInsufficientStorage(
