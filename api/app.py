@@ -21,13 +21,15 @@ from api.ops.requestlog import RequestLog, SecurityHeaders
 from api.pages import site as pages
 from api.tokens import endpoints
 from api.tokens.cache import TokenCache
-from api.tokens.fastpath import CachedRecords
+from api.tokens.fastpath import CacheHitFastPath
 from api.tokens.sharedstamp import made_for_workers
 from api.uploads.probe_requests import ProbeRequests
 from api.uploads.receive import Upload
 from videodrop import links, logs
 from videodrop.catalog import Catalog
+from videodrop.changes import ChangeListener
 from videodrop.errors import ConfigurationError
+from videodrop.links import LinkRemover
 from videodrop.settings import Settings
 from videodrop.websessions import LoginStore
 
@@ -90,19 +92,23 @@ def get_app() -> WSGIApplication:
                               links=links.from_settings(settings))
     probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
     probes.start()  # per worker: gunicorn calls get_app() after the fork
+    if not settings.token_cache_size and catalog.links is None:
+        return create_app(settings, catalog, probes)
+    # one listener per worker for the PostgreSQL change notices (videodrop/changes.py)
+    changes = ChangeListener(settings.database_url, log=logs.get("api.changes"))
     tokens = None
-    if settings.token_cache_size or catalog.links is not None:
-        # with the cache off, its listener still runs for the stream links
-        tokens = TokenCache(settings.database_url, clock=catalog.clock,
-                            log=logs.get("api.tokens"), max_entries=settings.token_cache_size,
-                            stamp=stamp, stream_links=catalog.links,
-                            resync=catalog.prune_links)
+    if settings.token_cache_size:
+        tokens = TokenCache(clock=catalog.clock, log=logs.get("api.tokens"),
+                            max_entries=settings.token_cache_size, stamp=stamp)
+        tokens.subscribe(changes)  # first: a token is forgotten before its link goes
         catalog.after_write = tokens.changed
-        tokens.start()
-    if tokens is None or not settings.token_cache_size:
+    if catalog.links is not None:
+        LinkRemover(catalog.links, catalog.prune_links, logs.get("api.links")).subscribe(changes)
+    changes.start()
+    if tokens is None:
         return create_app(settings, catalog, probes)
     request_log = new_request_log(settings)
     app = create_app(settings, catalog, probes, tokens, request_log)
     views = {"": endpoints.VideoRecord(settings, catalog, tokens),
              "metadata/": endpoints.VideoMetadata(settings, catalog, tokens)}
-    return CachedRecords(app, tokens, views, request_log)
+    return CacheHitFastPath(app, tokens, views, request_log)
