@@ -280,17 +280,17 @@ class VideoPage:
 
 
 def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
-    links = record["api_links"]
-    if not links["access_token"] or video.status != "ready":
-        return None  # the file links answer 409 until the video is ready
+    urls = record["api_links"]
+    if not urls["access_token"] or video.status != "ready":
+        return None  # the file URLs answer 409 until the video is ready
     filename = media.safe_filename(video.original_filename)
-    curl = (f"# the record (JSON)\ncurl -s '{links['api_endpoint']}'\n\n"
-            f"# the metadata (JSON)\ncurl -s '{links['metadata_url']}'\n\n"
-            f"# download the file\ncurl -o '{filename}' '{links['download_url']}'\n\n"
+    curl = (f"# the record (JSON)\ncurl -s '{urls['api_endpoint']}'\n\n"
+            f"# the metadata (JSON)\ncurl -s '{urls['metadata_url']}'\n\n"
+            f"# download the file\ncurl -o '{filename}' '{urls['download_url']}'\n\n"
             f"# the first MiB of the stream (HTTP Range)\n"
-            f"curl -r 0-1048575 -o part.bin '{links['stream_url']}'")
+            f"curl -r 0-1048575 -o part.bin '{urls['stream_url']}'")
     python = ("import requests\n\n"
-              f'record_url = "{links["api_endpoint"]}"\n'
+              f'record_url = "{urls["api_endpoint"]}"\n'
               "video = requests.get(record_url, timeout=10).json()\n"
               'metadata = requests.get(video["api_links"]["metadata_url"], timeout=10).json()\n'
               'print(video["status"], metadata["duration"], metadata["resolution"])\n\n'

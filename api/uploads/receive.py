@@ -53,7 +53,7 @@ from videodrop.tokens import token_prefix
 
 CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
-# how often a running upload records the bytes received so far in its row's size (the
+# how often a running upload writes the bytes received so far in its row's size (the
 # library shows them) and touches it (the stale-upload sweep, publishing.py)
 HEARTBEAT_SECONDS = 2.0
 IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
@@ -267,9 +267,9 @@ class Upload:
                 self._read_form(req, body, receipt, fields)
             else:
                 filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
-                self._begin(receipt, filename, fields)
-                self._pump(receipt, body)
-            video = self._store(receipt)
+                self._create_row(receipt, filename, fields)
+                self._write_stage(receipt, body)
+            video = self._move_into_place(receipt)
         except ClientGone as exc:
             self._abandon(receipt, interrupted=True, reason=str(exc))
             raise falcon.HTTPBadRequest(
@@ -312,8 +312,8 @@ class Upload:
                 if receipt.video is not None:
                     raise falcon.HTTPBadRequest(title="One file per upload",
                                                 description="The form has two 'file' parts.")
-                self._begin(receipt, _check_filename(part.filename), fields)
-                self._pump(receipt, part.stream)
+                self._create_row(receipt, _check_filename(part.filename), fields)
+                self._write_stage(receipt, part.stream)
             elif part.name in FIELDS:
                 try:
                     text = part.get_data().decode("utf-8")
@@ -328,7 +328,7 @@ class Upload:
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _begin(self, receipt: Receipt, filename: str, fields: Fields) -> None:
+    def _create_row(self, receipt: Receipt, filename: str, fields: Fields) -> None:
         receipt.video = self.catalog.create_upload(
             filename=filename, name=fields.name, description=fields.description or "",
             source_id=fields.source_id)
@@ -336,7 +336,7 @@ class Upload:
         receipt.stage, fd = staging.open_stage(self.settings.media_root, receipt.video.id)
         os.close(fd)
 
-    def _pump(self, receipt: Receipt, source: Readable) -> None:
+    def _write_stage(self, receipt: Receipt, source: Readable) -> None:
         assert receipt.video is not None and receipt.stage is not None
         limit = self.settings.max_file_size
         next_beat = self.clock() + HEARTBEAT_SECONDS
@@ -372,7 +372,7 @@ class Upload:
             raise falcon.HTTPConflict(title="Upload cancelled",
                                       description="The video was deleted during the upload.")
 
-    def _store(self, receipt: Receipt) -> Video:
+    def _move_into_place(self, receipt: Receipt) -> Video:
         video, stage = receipt.video, receipt.stage
         assert video is not None and stage is not None
         if receipt.size == 0:
