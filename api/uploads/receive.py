@@ -54,7 +54,7 @@ from videodrop.tokens import token_prefix
 CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
 # how often a running upload writes the bytes received so far in its row's size (the
-# library shows them) and touches it (the stale-upload sweep, publishing.py)
+# library shows them) and touches it (the stale-upload sweep, api/uploads/probe_requests.py)
 HEARTBEAT_SECONDS = 2.0
 IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
 TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128, "filename": 1024}
