@@ -157,7 +157,7 @@ def test_log_out_everywhere(api: System) -> None:
     assert replay(api, theirs, their_csrf, video_id, times=4) == {(401, 401)}
     assert replay(api, mine, my_csrf, video_id, times=4) == {(401, 401)}
     # the bearer token is not a session: it still works
-    assert requests.get(f"{api.base_url}/api/videos", headers=api.admin.listing,
+    assert requests.get(f"{api.base_url}/api/videos", headers=api.admin,
                         timeout=5).status_code == 200
 
 
