@@ -8,21 +8,28 @@ from wsgiref.types import WSGIApplication
 
 import falcon
 
-from api import admin, failures, health, manage, openapi, pages, resources
-from api.auth import AdminAuth, weak_token
-from api.clients import ClientAddress
-from api.metrics import Metrics, RequestMetrics
-from api.middleware import RequestLog, SecurityHeaders
-from api.publishing import ProbeRequests
-from api.recordcache import CachedRecords
-from api.session import Sessions
-from api.sharedstamp import made_for_workers
-from api.throttle import LoginThrottle
-from api.tokencache import TokenCache
-from api.uploads import Upload
+from api import openapi
+from api.admin import listing, one_video
+from api.auth.clients import ClientAddress
+from api.auth.credential import AdminAuth, weak_token
+from api.auth.sessions import Sessions
+from api.auth.throttle import LoginThrottle
+from api.http import errors
+from api.ops import health
+from api.ops.metrics import Metrics, RequestMetrics
+from api.ops.requestlog import RequestLog, SecurityHeaders
+from api.pages import site as pages
+from api.tokens import endpoints
+from api.tokens.cache import TokenCache
+from api.tokens.fastpath import CacheHitFastPath
+from api.tokens.sharedstamp import made_for_workers
+from api.uploads.probe_requests import ProbeRequests
+from api.uploads.receive import Upload
 from videodrop import links, logs
 from videodrop.catalog import Catalog
+from videodrop.changes import ChangeListener
 from videodrop.errors import ConfigurationError
+from videodrop.links import LinkRemover
 from videodrop.settings import Settings
 from videodrop.websessions import LoginStore
 
@@ -35,27 +42,27 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     app = falcon.App(middleware=middleware)
     app.req_options.strip_url_path_trailing_slash = False
     app.resp_options.secure_cookies_by_default = settings.base_url.startswith("https")
-    for path, endpoint in (("/api/video/{token}/", resources.VideoRecord),
-                           ("/api/video/{token}/metadata/", resources.VideoMetadata),
-                           ("/api/video/{token}/download/", resources.Download),
-                           ("/stream/{token}/", resources.Stream)):
+    for path, endpoint in (("/api/video/{token}/", endpoints.VideoRecord),
+                           ("/api/video/{token}/metadata/", endpoints.VideoMetadata),
+                           ("/api/video/{token}/download/", endpoints.Download),
+                           ("/stream/{token}/", endpoints.Stream)):
         app.add_route(path, endpoint(settings, catalog, tokens))
     for path in ("/api/video/{token}", "/api/video/{token}/metadata",
                  "/api/video/{token}/download", "/stream/{token}"):
-        app.add_route(path, resources.TrailingSlash())
+        app.add_route(path, endpoints.TrailingSlash())
     probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
     auth = admin_auth(settings, catalog)
-    app.add_route("/api/videos",
-                  admin.VideoList(settings, catalog, auth, Upload(settings, catalog, probes, auth)))
+    upload = Upload(settings, catalog, probes)
+    app.add_route("/api/videos", listing.VideoList(settings, catalog, auth, upload))
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
-    app.add_route(f"/api/videos/{video_id}", manage.VideoItem(settings, catalog, auth))
-    app.add_route(f"/api/videos/{video_id}/token", manage.VideoToken(settings, catalog, auth))
+    app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth))
+    app.add_route(f"/api/videos/{video_id}/token", one_video.VideoToken(settings, catalog, auth))
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
     app.add_route("/metrics", Metrics.from_environment())
     app.add_route("/readyz", health.Ready(settings, catalog))
-    pages.add_routes(app, settings, catalog, auth)
-    failures.register(app)
+    site = pages.add_routes(app, settings, catalog, auth)
+    errors.register(app, html_page=site.unavailable, html_routes=pages.HTML_ROUTES)
     return app
 
 
@@ -85,19 +92,23 @@ def get_app() -> WSGIApplication:
                               links=links.from_settings(settings))
     probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
     probes.start()  # per worker: gunicorn calls get_app() after the fork
+    if not settings.token_cache_size and catalog.links is None:
+        return create_app(settings, catalog, probes)
+    # one listener per worker for the PostgreSQL change notices (videodrop/changes.py)
+    changes = ChangeListener(settings.database_url, log=logs.get("api.changes"))
     tokens = None
-    if settings.token_cache_size or catalog.links is not None:
-        # with the cache off, its listener still runs for the stream links
-        tokens = TokenCache(settings.database_url, clock=catalog.clock,
-                            log=logs.get("api.tokens"), max_entries=settings.token_cache_size,
-                            stamp=stamp, stream_links=catalog.links,
-                            resync=catalog.prune_links)
+    if settings.token_cache_size:
+        tokens = TokenCache(clock=catalog.clock, log=logs.get("api.tokens"),
+                            max_entries=settings.token_cache_size, stamp=stamp)
+        tokens.subscribe(changes)  # first: a token is forgotten before its link goes
         catalog.after_write = tokens.changed
-        tokens.start()
-    if tokens is None or not settings.token_cache_size:
+    if catalog.links is not None:
+        LinkRemover(catalog.links, catalog.prune_links, logs.get("api.links")).subscribe(changes)
+    changes.start()
+    if tokens is None:
         return create_app(settings, catalog, probes)
     request_log = new_request_log(settings)
     app = create_app(settings, catalog, probes, tokens, request_log)
-    views = {"": resources.VideoRecord(settings, catalog, tokens),
-             "metadata/": resources.VideoMetadata(settings, catalog, tokens)}
-    return CachedRecords(app, tokens, views, request_log)
+    views = {"": endpoints.VideoRecord(settings, catalog, tokens),
+             "metadata/": endpoints.VideoMetadata(settings, catalog, tokens)}
+    return CacheHitFastPath(app, tokens, views, request_log)

@@ -7,10 +7,10 @@ Four jobs, all in the gunicorn master:
 * **Metrics across workers.** Before any worker exists, point
   ``$PROMETHEUS_MULTIPROC_DIR`` at a fresh, empty folder (a new temporary one, or the one
   the operator named, emptied), so the workers' counters add up in ``/metrics``
-  (``api/metrics.py``) and a restart starts from zero as Prometheus expects. A worker that
+  (``api/ops/metrics.py``) and a restart starts from zero as Prometheus expects. A worker that
   exits is marked dead for the live gauges; the temporary folder goes away at exit.
 
-* **One shared page for the token cache.** ``api.sharedstamp.make_for_workers()`` here
+* **One shared page for the token cache.** ``api.tokens.sharedstamp.make_for_workers()`` here
   makes the stamp every worker's cache watches, before the workers are forked from this
   process; a worker whose master made none refuses to load the app.
 
@@ -74,9 +74,9 @@ def take_systemd_environment() -> dict[str, str]:
 prepare_metrics_dir()
 _systemd_env = take_systemd_environment()
 
-# The token cache's shared stamp (api/sharedstamp.py) is made here, in the master, so that
+# The token cache's shared stamp (api/tokens/sharedstamp.py) is made here, in the master, so that
 # every worker forked from it shares the same page.
-from api.sharedstamp import make_for_workers  # noqa: E402
+from api.tokens.sharedstamp import make_for_workers  # noqa: E402
 
 make_for_workers()
 

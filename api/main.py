@@ -16,7 +16,7 @@ import os
 import socket
 import sys
 
-from api.auth import weak_token
+from api.auth.credential import weak_token
 from videodrop import logs
 from videodrop.cli import sync_links
 from videodrop.errors import CatalogUnavailable, ConfigurationError
@@ -50,7 +50,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     refuse_taken_address(settings.bind)  # exit 78, not a restart loop on a taken port
     settings.inbox.mkdir(parents=True, exist_ok=True)
     if settings.stream_links is not None:
-        _sync_links(settings)
+        _sync_stream_links(settings)
     args = gunicorn_argv(settings, extra)
     os.execv(sys.executable, args)  # noqa: S606 - replaces this process with gunicorn
     return 0  # not reached
@@ -85,7 +85,7 @@ def refuse_taken_address(bind: str) -> None:
                 f"(another videodrop api?); stop it or set VIDEODROP_BIND") from exc
 
 
-def _sync_links(settings: Settings) -> None:
+def _sync_stream_links(settings: Settings) -> None:
     """Before serving: the stream links in step with the catalog (changes made while no
     API listened). Without the database the API starts anyway: links are only removed
     by then, never wrongly kept, except for changes made by hand meanwhile."""

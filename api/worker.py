@@ -25,7 +25,7 @@ already runs for kept-alive connections:
   thread does not wait for the client to send the request;
 * a larger or chunked body (an upload) is read by the thread as the application asks for
   it; every read and write of a thread waits at most ``client_timeout`` seconds
-  (``api.uploads.IDLE_TIMEOUT``, what an upload allows between two packets), so a
+  (``api.uploads.receive.IDLE_TIMEOUT``, what an upload allows between two packets), so a
   slow-but-progressing upload goes on and a stalled one ends. After such a request the
   connection is closed, not drained;
 * closing a connection the client may still be sending on (half-close, read what comes for
@@ -56,7 +56,7 @@ from typing import Any
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from api.clients import ClientAddress
+from api.auth.clients import ClientAddress
 from videodrop.settings import Settings
 
 HELD_BODY = 64 * 1024  # bodies up to this size arrive before a thread is given
@@ -177,7 +177,7 @@ class ArrivedRequestWorker(ThreadWorker):
     def init_process(self) -> None:
         """In the worker, after the fork (this module is loaded by the master too, where
         the app's modules must not be imported: their metrics belong to each worker)."""
-        from api.uploads import IDLE_TIMEOUT  # noqa: PLC0415 - see the docstring
+        from api.uploads.receive import IDLE_TIMEOUT  # noqa: PLC0415 - see the docstring
 
         settings = Settings.from_env()
         self.header_timeout = settings.header_timeout

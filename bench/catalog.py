@@ -155,7 +155,7 @@ class Target:
     """One catalog behind its own API: the paths to request and the timings so far."""
 
     def __init__(self, system: common.System, url: str, n: int) -> None:
-        from api.params import encode_cursor
+        from api.http.params import encode_cursor
 
         rng = random.Random(n)
         with psycopg.connect(url) as conn:

@@ -38,15 +38,22 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from videodrop import formats
+from videodrop.changes import (
+    LINKS_CHANNEL,
+    AllChanged,
+    ChangeListener,
+    LinkChanged,
+    Listening,
+)
 from videodrop.settings import Settings
 
-CHANNEL = "videodrop_links"  # NOTIFY payload: the old token, or '*' (table truncated)
+CHANNEL = LINKS_CHANNEL  # NOTIFY payload: the old token, or '*' (table truncated)
 EVERYTHING = "*"
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
 _LINK = re.compile(r"([A-Za-z0-9_-]{16,128})\.([a-z0-9]+)")
@@ -178,4 +185,47 @@ class StreamLinks:
         return removed
 
 
-__all__ = ["CHANNEL", "EVERYTHING", "StreamLinks", "Target", "from_settings", "target_of"]
+class LinkRemover:
+    """The stream links' subscriber of ``videodrop.changes``: removes the link of a row
+    changed around the catalog (:class:`~videodrop.changes.LinkChanged`; every link on
+    :class:`~videodrop.changes.AllChanged`), and once the listener is back from an outage
+    (``Listening(resumed=True)``) the links of rows changed meanwhile (``prune``:
+    ``Catalog.prune_links``, returning how many it removed). A link it cannot remove is
+    logged (``videodrop links`` puts the folder back in step)."""
+
+    def __init__(self, links: StreamLinks, prune: Callable[[], int], log: Any) -> None:
+        self.links = links
+        self.prune = prune
+        self.log = log
+
+    def subscribe(self, listener: ChangeListener) -> None:
+        listener.subscribe(LinkChanged, self.remove_link)
+        listener.subscribe(AllChanged, self.remove_every_link)
+        listener.subscribe(Listening, self.prune_after_outage)
+
+    def remove_link(self, event: LinkChanged) -> None:
+        self._removing(lambda: self.links.remove(event.token))
+
+    def remove_every_link(self, event: AllChanged) -> None:
+        self._removing(self.links.remove_all)
+
+    def _removing(self, remove: Callable[[], object]) -> None:
+        try:
+            remove()
+        except OSError as exc:
+            self.log.warning("stream link not removed: run 'videodrop links'", error=str(exc))
+
+    def prune_after_outage(self, event: Listening) -> None:
+        if not event.resumed:
+            return
+        try:
+            removed = self.prune()
+        except Exception as exc:  # the database again, or the folder: the operator's turn
+            self.log.warning("stream links not checked after the listener's outage: run"
+                             " 'videodrop links'", error=str(exc).strip())
+            return
+        self.log.info("stream links checked after the listener's outage", removed=removed)
+
+
+__all__ = ["CHANNEL", "EVERYTHING", "LinkRemover", "StreamLinks", "Target", "from_settings",
+           "target_of"]

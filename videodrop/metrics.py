@@ -3,7 +3,7 @@
 Each role has a registry of its own (``INGEST``, ``PROBER``, ``API``), so a role's
 endpoint shows its own metrics (plus the process metrics of the default registry) and not
 the other roles' counters stuck at zero. The API runs under several gunicorn workers and
-uses prometheus_client's multiprocess mode instead: see ``api/metrics.py`` and
+uses prometheus_client's multiprocess mode instead: see ``api/ops/metrics.py`` and
 ``api/gunicorn_conf.py``.
 
 Ingest and prober serve ``/metrics`` on ``VIDEODROP_METRICS_BIND``: ``HOST:PORT``, or
@@ -11,7 +11,7 @@ Ingest and prober serve ``/metrics`` on ``VIDEODROP_METRICS_BIND``: ``HOST:PORT`
 ``videodrop run``, share one setting that way). Unset: no metrics server.
 
 Counts of the API's request path are kept in memory first (``TOKEN_LOOKUPS`` here, the
-request metrics in ``api/metrics.py``), in timed buffers (``videodrop.batching``), and
+request metrics in ``api/ops/metrics.py``), in timed buffers (``videodrop.batching``), and
 written to their metrics by :func:`flush`: every ``FLUSH_SECONDS`` from the process's
 ticker thread (:func:`start_flushing`), at exit, before the API renders ``/metrics``, and
 whenever the ``API`` registry is read in this process.

@@ -78,7 +78,7 @@ class Settings:
     request_log_rate: int = 50  # at most this many request lines a second per API worker
     delivery_limit: int = 5
     metrics_bind: str | None = None
-    # the API against hostile clients (api/worker.py, api/clients.py, api/throttle.py)
+    # the API against hostile clients (api/worker.py, api/auth/clients.py, api/auth/throttle.py)
     header_timeout: float = 10.0  # seconds for a request head (and a small body) to arrive
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # may name the client
     login_burst: int = 10  # wrong admin tokens a client address may try at once...

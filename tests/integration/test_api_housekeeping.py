@@ -1,4 +1,4 @@
-"""api/publishing.py on real PostgreSQL and RabbitMQ: an upload is never lost.
+"""api/uploads/probe_requests.py on real PostgreSQL and RabbitMQ: an upload is never lost.
 
 A publish the broker refused is kept and sent by the next housekeeping round; an upload
 whose message never went out is published again; an upload whose API process died is
@@ -9,8 +9,8 @@ from __future__ import annotations
 import pika
 import pytest
 
-from api.publishing import ProbeRequests
-from api.staging import stage_path
+from api.uploads.probe_requests import ProbeRequests
+from api.uploads.staging import stage_path
 from tests.harness import rows
 from videodrop import logs
 from videodrop.broker import Publisher

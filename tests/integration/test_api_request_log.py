@@ -1,4 +1,4 @@
-"""The API's line per request (api/middleware.py, written in batches by videodrop/logs.py),
+"""The API's line per request (api/ops/requestlog.py, written in batches by videodrop/logs.py),
 in each VIDEODROP_REQUEST_LOG mode, read from the API's real output."""
 
 from __future__ import annotations

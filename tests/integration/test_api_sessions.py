@@ -1,4 +1,4 @@
-"""The web pages' login sessions, kept in PostgreSQL (api/session.py, migration 0007): the
+"""The web pages' login sessions, kept in PostgreSQL (api/auth/sessions.py, migration 0007): the
 cookie's checks against a real database, and over HTTP against gunicorn with two workers:
 logging out ends the session for every worker at once (a copy of the cookie replayed
 afterwards is refused), "log out everywhere" ends every browser's, and a ``next=`` that
@@ -14,7 +14,7 @@ import falcon.testing
 import pytest
 import requests
 
-from api.session import COOKIE, CSRF_HEADER, Sessions
+from api.auth.sessions import COOKIE, CSRF_HEADER, Sessions
 from tests.harness import System, wait_for
 from videodrop.catalog import Catalog
 from videodrop.websessions import LoginStore

@@ -25,8 +25,8 @@ import requests
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from api.conditional import http_date
-from api.fileresponse import accel_redirect_uri, content_disposition
+from api.files.conditional import http_date
+from api.files.response import accel_redirect_uri, content_disposition
 from tests.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -44,7 +44,7 @@ APP_MODULE = textwrap.dedent(f"""
     import os
     from pathlib import Path
     import falcon
-    from api.fileresponse import send_file
+    from api.files.response import send_file
 
     ROOT = Path(os.environ["FILEAPP_ROOT"])
     FILES = {FILES!r}
@@ -610,7 +610,7 @@ def test_reads_stay_inside_the_range_without_sendfile(files: dict[str, bytes],
     import falcon
     import falcon.testing
 
-    from api.fileresponse import send_file
+    from api.files.response import send_file
 
     class One:
         def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:

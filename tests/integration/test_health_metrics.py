@@ -51,7 +51,7 @@ class _Healthz:
 
 def metrics_test_app() -> falcon.App:
     """What gunicorn serves in these tests (imported by each worker after the fork)."""
-    from api.metrics import Metrics, RequestMetrics
+    from api.ops.metrics import Metrics, RequestMetrics
 
     time.sleep(float(os.environ.get("TEST_APP_LOAD_DELAY", "0")))  # a slow app load
     app = falcon.App(middleware=[RequestMetrics()])

@@ -22,7 +22,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import conninfo
 
-from api.tokencache import TokenCache
 from tests.harness import REPO, System, drop_database, fresh_database, wait_for
 from tests.integration.test_api_nginx import nginx_in_front
 from tests.integration.test_api_uploads import wait_status
@@ -35,8 +34,9 @@ from tests.integration.test_fileresponse import (
 from tests.servers import delete_amqp_names
 from videodrop import logs
 from videodrop.catalog import Catalog, ProbeOutcome, Video
+from videodrop.changes import ChangeListener
 from videodrop.errors import CatalogUnavailable
-from videodrop.links import StreamLinks, Target
+from videodrop.links import LinkRemover, StreamLinks, Target
 
 SAMPLE = "bbb_chapters.mp4"
 # Which server answered: nginx alone logs "-" as the upstream.
@@ -423,30 +423,30 @@ def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url,
     role = f"vd_listener_{secrets.token_hex(4)}"
     with psycopg.connect(db_url, autocommit=True) as admin:
         admin.execute(f"CREATE ROLE {role} LOGIN")
-    cache = TokenCache(conninfo.make_conninfo(db_url, user=role), clock=catalog.clock,
-                       log=logs.get("test"), stream_links=links, resync=catalog.prune_links)
+    listener = ChangeListener(conninfo.make_conninfo(db_url, user=role), log=logs.get("test"))
+    LinkRemover(links, catalog.prune_links, logs.get("test")).subscribe(listener)
     try:
         video = ready_video(catalog)
         target = links.target({"access_token": video.access_token,
                                "stored_path": video.stored_path, "format": "mp4",
                                "original_filename": "clip.mp4"})
         assert target is not None and links.is_current(target)
-        cache.start()
-        assert cache.wait_live(10), "the listener did not start"
+        listener.start()
+        assert listener.wait_listening(10), "the listener did not start"
 
         with psycopg.connect(db_url, autocommit=True) as admin:  # the listener's outage
             admin.execute(f"ALTER ROLE {role} NOLOGIN")
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                           " WHERE usename = %s", (role,))
-            wait_for(lambda: not cache.live, timeout=10, what="the listener to go")
+            wait_for(lambda: not listener.listening, timeout=10, what="the listener to go")
             admin.execute("UPDATE videos SET access_token = NULL WHERE id = %s", (video.id,))
             assert links.is_current(target)  # its notice went unheard
             admin.execute(f"ALTER ROLE {role} LOGIN")
         wait_for(lambda: not links.is_current(target), timeout=20,
                  what="the listener, back, to remove the link")
-        assert cache.live
+        assert listener.listening
     finally:
-        cache.close()
+        listener.close()
         catalog.close()
         with psycopg.connect(db_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"

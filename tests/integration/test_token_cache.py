@@ -1,4 +1,4 @@
-"""The API's token cache (api/tokencache.py) on real PostgreSQL and over real HTTP against
+"""The API's token cache (api/tokens/cache.py) on real PostgreSQL and over real HTTP against
 gunicorn with several workers: whoever changes a video, no worker keeps answering with
 what it was."""
 
@@ -14,13 +14,14 @@ import psycopg
 import pytest
 import requests
 
-from api.sharedstamp import SharedStamp
-from api.tokencache import APPLICATION_NAME, TokenCache
+from api.tokens.cache import TokenCache
+from api.tokens.sharedstamp import SharedStamp
 from tests.harness import REPO, rows, token_lookups, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from videodrop import links, logs
 from videodrop.catalog import Catalog, Video
-from videodrop.links import StreamLinks
+from videodrop.changes import APPLICATION_NAME, ChangeListener
+from videodrop.links import LinkRemover, StreamLinks
 
 SAMPLE = "tiny_av1.mp4"
 
@@ -55,14 +56,20 @@ def parts(db_url):
     clock = Clock()
     catalog = Catalog.connect(db_url, clock=clock)
     stamp = SharedStamp()
-    made: list[TokenCache] = []
+    made: list[ChangeListener] = []
 
-    def cache(**kwargs: Any) -> TokenCache:
-        made.append(TokenCache(db_url, clock=clock, log=logs.get("test"), stamp=stamp,
-                               **kwargs))
-        made[-1].start()
-        assert made[-1].wait_live(10), "the listener did not start"
-        return made[-1]
+    def cache(stream_links: StreamLinks | None = None, **kwargs: Any) -> TokenCache:
+        """A worker's cache, following a change listener of its own (as get_app makes
+        them), with the stream links' remover after it when ``stream_links`` is given."""
+        listener = ChangeListener(db_url, log=logs.get("test"))
+        made.append(listener)
+        tokens = TokenCache(clock=clock, log=logs.get("test"), stamp=stamp, **kwargs)
+        tokens.subscribe(listener)
+        if stream_links is not None:
+            LinkRemover(stream_links, catalog.prune_links, logs.get("test")).subscribe(listener)
+        listener.start()
+        assert tokens.wait_live(10), "the listener did not start"
+        return tokens
 
     yield catalog, cache, clock
     for one in made:

@@ -13,8 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from api import openapi, params, uploads
+from api import openapi
 from api.app import create_app
+from api.http import params
+from api.uploads import receive as uploads
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 
@@ -182,5 +184,5 @@ def test_document_basics():
 
 
 def test_not_found_is_a_fresh_error_each_time():
-    from api.resources import not_found
+    from api.tokens.endpoints import not_found
     assert not_found() is not not_found()

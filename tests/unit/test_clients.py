@@ -1,11 +1,11 @@
-"""api/clients.py: which address a request is counted under (no sockets: the environ
+"""api/auth/clients.py: which address a request is counted under (no sockets: the environ
 gunicorn builds)."""
 
 from __future__ import annotations
 
 import pytest
 
-from api.clients import UNIX_PEER, ClientAddress
+from api.auth.clients import UNIX_PEER, ClientAddress
 
 TRUSTED = ClientAddress(["127.0.0.1", "::1", "10.0.0.0/8"])
 

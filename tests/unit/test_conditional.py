@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from api.conditional import (
+from api.files.conditional import (
     Precondition,
     Validators,
     evaluate_preconditions,

@@ -1,6 +1,6 @@
 """videodrop.logs: the line every logger writes (structlog's chain, orjson, bytes), the
-batched writer over the timed buffer, api.middleware.RequestLog over it; no whole token in
-a line (redaction)."""
+batched writer over the timed buffer, api.ops.requestlog.RequestLog over it; no whole token
+in a line (redaction)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import falcon.testing
 import pytest
 import structlog
 
-from api.middleware import RequestLog
+from api.ops.requestlog import RequestLog
 from videodrop import logs
 from videodrop.tokens import redact_tokens
 

@@ -1,5 +1,5 @@
 """videodrop.metrics (definitions, the ingest/prober server, counts kept in memory and
-flushed) and api.metrics (the /metrics resource and the request middleware) in one process;
+flushed) and api.ops.metrics (the /metrics resource and the request middleware) in one process;
 the multiprocess mode under gunicorn is tested in tests/integration/test_health_metrics.py."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
-from api.metrics import PENDING, UNMATCHED, Metrics, RequestMetrics
+from api.ops.metrics import PENDING, UNMATCHED, Metrics, RequestMetrics
 from videodrop import metrics
 from videodrop.errors import ConfigurationError
 

@@ -13,9 +13,8 @@ import falcon
 import falcon.testing
 import pytest
 
-from api import pages_library
-from api.pages import safe_next
-from api.pages_render import (
+from api.pages import library as pages_library
+from api.pages.render import (
     Static,
     elapsed,
     environment,
@@ -24,6 +23,7 @@ from api.pages_render import (
     human_size,
     when,
 )
+from api.pages.site import safe_next
 from videodrop.settings import DEFAULT_IGNORE
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from api.ranges import (
+from api.files.ranges import (
     MAX_PARTS,
     Partial,
     Unsatisfiable,

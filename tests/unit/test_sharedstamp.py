@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 
-from api.sharedstamp import SharedStamp
+from api.tokens.sharedstamp import SharedStamp
 
 
 def _change(stamp: SharedStamp) -> None:

@@ -1,6 +1,7 @@
-"""The admin token's strength estimate (api/token_strength.py, api.auth.weak_token): tokens a
-person makes up fail whatever their length; tokens from ``secrets`` of 256 bits always pass.
-That a weak token keeps the API from starting (exit 78) is tested over the real start in
+"""The admin token's strength estimate (api/auth/token_strength.py,
+api.auth.credential.weak_token): tokens a person makes up fail whatever their length;
+tokens from ``secrets`` of 256 bits always pass. That a weak token keeps the API from
+starting (exit 78) is tested over the real start in
 tests/integration/test_api_login_throttle.py."""
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ from collections.abc import Callable
 
 import pytest
 
-from api.auth import MIN_TOKEN_BITS, weak_token
-from api.token_strength import estimates, period, token_bits, word_split
+from api.auth.credential import MIN_TOKEN_BITS, weak_token
+from api.auth.token_strength import estimates, period, token_bits, word_split
 
 # Made up, each long enough for the character-class bound alone (every one of them passed
 # the check that was only length x log2 of the classes' alphabet).

@@ -1,31 +1,32 @@
 """The admin credential: ``Authorization: Bearer $VIDEODROP_ADMIN_TOKEN``, or the web pages'
-session cookie (api/session.py). Management endpoints refuse everything until the token is
+session cookie (api/auth/sessions.py). Management endpoints refuse everything until the token is
 set, and the API refuses to start with a token a guesser could find (:func:`weak_token`).
 
 Every wrong token, given as a bearer or typed into the login form, counts against its
-client address (api/throttle.py); a client over its budget is answered 429 before its token
+client address (api/auth/throttle.py); a client over its budget is answered 429 before its token
 is compared. A request without any credential is not a guess and is not counted.
 """
 
 from __future__ import annotations
 
 import hmac
+from typing import Any
 
 import falcon
 
-from api.clients import ClientAddress
-from api.session import Sessions
-from api.throttle import LoginThrottle
-from api.token_strength import REASONS, estimates, token_bits
+from api.auth.clients import ClientAddress
+from api.auth.sessions import Sessions
+from api.auth.throttle import LoginThrottle
+from api.auth.token_strength import REASONS, estimates, token_bits
 
-__all__ = ["MIN_TOKEN_BITS", "AdminAuth", "token_bits", "weak_token"]
+__all__ = ["MIN_TOKEN_BITS", "AdminAuth", "admin_only", "token_bits", "weak_token"]
 
 MIN_TOKEN_BITS = 128
 
 
 def weak_token(token: str | None) -> str | None:
     """Why ``token`` may not be the admin token, or None (no token: management is off).
-    The entropy is estimated by :func:`api.token_strength.token_bits`: the smallest of
+    The entropy is estimated by :func:`api.auth.token_strength.token_bits`: the smallest of
     several bounds, so repeated characters or pieces, runs, common words and few distinct
     characters each make a token weak whatever its length."""
     if not token:
@@ -38,6 +39,16 @@ def weak_token(token: str | None) -> str | None:
     return (f"VIDEODROP_ADMIN_TOKEN is too easy to guess: about {bits:.0f} bits, at least"
             f" {MIN_TOKEN_BITS} needed ({REASONS[why]}). Make one with: python3 -c"
             " 'import secrets; print(secrets.token_urlsafe(32))'")
+
+
+def _admit(req: falcon.Request, resp: falcon.Response, resource: Any,
+           params: dict[str, Any]) -> None:
+    resource.admin.require(req)
+
+
+# ``@admin_only`` on a resource class whose ``admin`` is an :class:`AdminAuth`: every
+# responder of the class admits the request (:meth:`AdminAuth.require`) before it runs.
+admin_only = falcon.before(_admit)
 
 
 class AdminAuth:
@@ -55,7 +66,7 @@ class AdminAuth:
 
     def token_ok(self, req: falcon.Request, given: str | None) -> bool:
         """Whether ``given`` is the admin token (None: a credential of another kind),
-        counted against the request's client: raises api.throttle.Throttled (429) first if
+        counted against the request's client: raises api.auth.throttle.Throttled (429) first if
         the client is over its budget."""
         client = self.client(req)
         self.throttle.check(client)

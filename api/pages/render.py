@@ -1,5 +1,5 @@
 """Templates of the web pages (Jinja2, autoescaped) and the filters they use, and the
-static files (``api/static/``) served with long-lived cache headers."""
+static files (``api/pages/static/``) served with long-lived cache headers."""
 
 from __future__ import annotations
 
@@ -74,12 +74,12 @@ class StaticFile:
 
 
 class Static:
-    """``GET /static/{name}``: the files of ``api/static/``, read once. Pages link them
+    """``GET /static/{name}``: the files of ``api/pages/static/``, read once. Pages link them
     with ``?v=<hash>``, so they may be cached for a year and change with each release."""
 
     def __init__(self) -> None:
         self.files: dict[str, StaticFile] = {}
-        for entry in resources.files("api").joinpath("static").iterdir():
+        for entry in resources.files("api.pages").joinpath("static").iterdir():
             if entry.is_file() and not entry.name.startswith("."):
                 body = entry.read_bytes()
                 kind = mimetypes.guess_type(entry.name)[0] or "application/octet-stream"
@@ -110,7 +110,7 @@ class Static:
 
 def environment(static: Static) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("api", "templates"),
+        loader=jinja2.PackageLoader("api.pages", "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

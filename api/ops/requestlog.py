@@ -12,7 +12,7 @@ from typing import Any
 
 import falcon
 
-from api.metrics import plain_template, sent_bytes
+from api.ops.metrics import plain_template, sent_bytes
 from videodrop import logs
 from videodrop.tokens import TOKEN_SHAPED, redact_tokens
 
@@ -94,7 +94,7 @@ class RequestLog:
         """The request's id (the client's ``X-Request-ID``, else a new one), bound. A
         client's id that is long or token-shaped (a client that sends its token as the id)
         is replaced: it is logged."""
-        # the environ directly: Request.get_header costs ten times as much
+        # the environ directly, not Request.get_header: this runs on every request
         request_id: str | None = env.get("HTTP_X_REQUEST_ID")
         if not request_id or len(request_id) > MAX_REQUEST_ID or TOKEN_SHAPED.search(
                 request_id):

@@ -1,22 +1,21 @@
-"""Cache hits of ``GET /api/video/{token}/`` and ``.../metadata/`` answered in front of
-Falcon.
+"""The fast path: cache hits of ``GET /api/video/{token}/`` and ``.../metadata/``
+answered in front of Falcon.
 
 A ready video's record and metadata are rendered once per entry of the token cache
-(api/tokencache.py), so a hit only has to send bytes it already has. Through Falcon that
-still takes a Request and a Response object, routing and three rounds of middleware: twice
-the Python of the answer itself, and under gunicorn's threads every microsecond of Python
-costs three or four (they take turns on one interpreter lock). So, the way WhiteNoise serves
-static files in front of Django, this WSGI middleware answers a GET or HEAD of those two
-views of a token the cache holds, and hands every other request to the Falcon app
-untouched: misses, expired tokens, the file endpoints, other methods, paths without the
-trailing slash.
+(api/tokens/cache.py), so a hit only has to send bytes it already has; through Falcon it
+would still take a Request and a Response object, routing and three rounds of middleware
+(docs/benchmarks.md, "Token lookups", has what that costs). So, the way WhiteNoise serves
+static files in front of Django, :class:`CacheHitFastPath`, a WSGI middleware, answers a
+GET or HEAD of those two views of a token the cache holds, and hands every other request
+to the Falcon app untouched: misses, expired tokens, the file endpoints, other methods,
+paths without the trailing slash.
 
 The answer is the one Falcon gives, made from the same parts: the entry's rendered body
 (the resource's ``render``), the headers every response carries
-(``api.middleware.SECURITY_HEADERS``), the request id and the request line with its budget
-(``RequestLog.begin``/``end``), the request metrics (``api.metrics.note``) and the hit's
-count and log binding (``api.resources.from_cache``). tests/integration/test_record_cache.py
-holds the two answers equal over gunicorn.
+(``api.ops.requestlog.SECURITY_HEADERS``), the request id and the request line with its
+budget (``RequestLog.begin``/``end``), the request metrics (``api.ops.metrics.note``) and
+the hit's count and log binding (``api.tokens.endpoints.from_cache``).
+tests/integration/test_cache_hit_fast_path.py holds the two answers equal over gunicorn.
 """
 
 from __future__ import annotations
@@ -27,15 +26,15 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import falcon
 
-from api import metrics
-from api.middleware import (
+from api.ops import metrics
+from api.ops.requestlog import (
     DEFAULT_CACHE_CONTROL,
     SECURITY_HEADERS,
     TOKEN_PREFIX,
     RequestLog,
 )
-from api.resources import TOKEN, JSONEndpoint, from_cache
-from api.tokencache import TokenCache
+from api.tokens.cache import TokenCache
+from api.tokens.endpoints import TOKEN, JSONEndpoint, from_cache
 from videodrop.tokens import token_prefix
 
 PREFIX = "/api/video/"
@@ -44,7 +43,7 @@ HEADERS = (("content-type", falcon.MEDIA_JSON), *SECURITY_HEADERS,
            ("cache-control", DEFAULT_CACHE_CONTROL))
 
 
-class CachedRecords:
+class CacheHitFastPath:
     """``views``: what follows ``/api/video/{token}/`` in the path (``""``, ``"metadata/"``)
     -> the Falcon resource whose JSON it is."""
 

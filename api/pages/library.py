@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.params import decode_cursor, encode_cursor
+from api.http.params import decode_cursor, encode_cursor
 from videodrop import formats, media
 from videodrop.catalog import STATUSES, Catalog, Video, VideoFilter
 from videodrop.inboxpolicy import InboxPolicy

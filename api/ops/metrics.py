@@ -124,7 +124,7 @@ class RequestMetrics:
 
 
 def note(method: str, route: str, status: int, size: int, seconds: float) -> None:
-    """A request answered without Falcon (api/recordcache.py), as RequestMetrics notes one
+    """A request answered without Falcon (api/tokens/fastpath.py), as RequestMetrics notes one
     (``method`` one of the known methods, ``size`` 0 for HEAD)."""
     PENDING.add((method, route, status, size, seconds))
 

@@ -9,9 +9,9 @@ Two shapes of request, both read a chunk at a time:
   ``?filename=`` or ``Content-Disposition``, the fields as query parameters.
 
 The row exists from the first byte of the file as ``uploading`` with its token; the bytes
-go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/staging.py), are fsynced, renamed to the row's
+go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/uploads/staging.py), are fsynced, renamed to the row's
 ``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
-(api/publishing.py). Answer: 202, the record, ``Location``: its token URL.
+(api/uploads/probe_requests.py). Answer: 202, the record, ``Location``: its token URL.
 
 The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
 holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
@@ -40,11 +40,10 @@ from falcon.media.multipart import MultipartFormHandler, MultipartParseOptions
 from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
-from api import rawbody, staging
-from api.auth import AdminAuth
-from api.params import query_params, text
-from api.publishing import ProbeRequests
-from api.rawbody import SocketSource
+from api.http.params import query_params, text
+from api.uploads import rawbody, staging
+from api.uploads.probe_requests import ProbeRequests
+from api.uploads.rawbody import SocketSource
 from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
@@ -54,8 +53,8 @@ from videodrop.tokens import token_prefix
 
 CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
-# how often a running upload records the bytes received so far in its row's size (the
-# library shows them) and touches it (the stale-upload sweep, publishing.py)
+# how often a running upload writes the bytes received so far in its row's size (the
+# library shows them) and touches it (the stale-upload sweep, api/uploads/probe_requests.py)
 HEARTBEAT_SECONDS = 2.0
 IDLE_TIMEOUT = 60.0  # a client that sends nothing for this long has gone
 TEXT_LIMITS = {"name": 500, "description": 10_000, "source_id": 128, "filename": 1024}
@@ -93,7 +92,7 @@ class Body:
         self.expected = expected
         self.limit = limit
         self.count = 0
-        self.direct = direct  # the same body straight from the socket (api/rawbody.py)
+        self.direct = direct  # the same body straight from the socket (api/uploads/rawbody.py)
 
     def readinto(self, buf: memoryview) -> int:
         """Fill the start of ``buf``; 0 at the end of the body."""
@@ -225,10 +224,9 @@ def _too_large(limit: int) -> falcon.HTTPError:
 class Upload:
     """``POST /api/videos`` (admin)."""
 
-    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests,
-                 admin: AdminAuth, *, clock: Any = time.monotonic) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
+                 clock: Any = time.monotonic) -> None:
         self.settings = settings
-        self.admin = admin
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -239,7 +237,6 @@ class Upload:
         self.forms = MultipartFormHandler(options)
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.admin.require(req)
         mime = (req.content_type or "").split(";", 1)[0].strip().lower()
         multipart = mime == "multipart/form-data"
         if not multipart and not mime.startswith(RAW_TYPES):
@@ -270,9 +267,9 @@ class Upload:
                 self._read_form(req, body, receipt, fields)
             else:
                 filename = raw_filename(mime, query, req.get_header("Content-Disposition"))
-                self._begin(receipt, filename, fields)
-                self._pump(receipt, body)
-            video = self._store(receipt)
+                self._create_row(receipt, filename, fields)
+                self._write_stage(receipt, body)
+            video = self._move_into_place(receipt)
         except ClientGone as exc:
             self._abandon(receipt, interrupted=True, reason=str(exc))
             raise falcon.HTTPBadRequest(
@@ -284,12 +281,9 @@ class Upload:
         except Conflict as exc:
             self._abandon(receipt, reason="conflict")
             raise falcon.HTTPConflict(title="Conflict", description=str(exc)) from exc
-        except CatalogUnavailable as exc:
+        except CatalogUnavailable:
             self._abandon(receipt, reason="catalog unavailable")
-            raise falcon.HTTPServiceUnavailable(
-                title="Catalog unavailable",
-                description="The database cannot be reached; try again shortly.",
-                retry_after=5) from exc
+            raise  # the app's handler answers 503 (api/http/errors.py)
         except OSError as exc:  # writing to the store: disk full, permissions...
             self._abandon(receipt, reason=f"storage: {exc.strerror}")
             raise falcon.HTTPInsufficientStorage(
@@ -318,8 +312,8 @@ class Upload:
                 if receipt.video is not None:
                     raise falcon.HTTPBadRequest(title="One file per upload",
                                                 description="The form has two 'file' parts.")
-                self._begin(receipt, _check_filename(part.filename), fields)
-                self._pump(receipt, part.stream)
+                self._create_row(receipt, _check_filename(part.filename), fields)
+                self._write_stage(receipt, part.stream)
             elif part.name in FIELDS:
                 try:
                     text = part.get_data().decode("utf-8")
@@ -334,7 +328,7 @@ class Upload:
 
     # --- steps ---------------------------------------------------------------------------
 
-    def _begin(self, receipt: Receipt, filename: str, fields: Fields) -> None:
+    def _create_row(self, receipt: Receipt, filename: str, fields: Fields) -> None:
         receipt.video = self.catalog.create_upload(
             filename=filename, name=fields.name, description=fields.description or "",
             source_id=fields.source_id)
@@ -342,7 +336,7 @@ class Upload:
         receipt.stage, fd = staging.open_stage(self.settings.media_root, receipt.video.id)
         os.close(fd)
 
-    def _pump(self, receipt: Receipt, source: Readable) -> None:
+    def _write_stage(self, receipt: Receipt, source: Readable) -> None:
         assert receipt.video is not None and receipt.stage is not None
         limit = self.settings.max_file_size
         next_beat = self.clock() + HEARTBEAT_SECONDS
@@ -378,7 +372,7 @@ class Upload:
             raise falcon.HTTPConflict(title="Upload cancelled",
                                       description="The video was deleted during the upload.")
 
-    def _store(self, receipt: Receipt) -> Video:
+    def _move_into_place(self, receipt: Receipt) -> Video:
         video, stage = receipt.video, receipt.stage
         assert video is not None and stage is not None
         if receipt.size == 0:

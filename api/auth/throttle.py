@@ -1,7 +1,7 @@
 """The login throttle: wrong admin tokens per client address (``POST /login`` and
 ``Authorization: Bearer`` on the management API alike).
 
-A client address (api/clients.py) may send ``burst`` wrong tokens at once
+A client address (api/auth/clients.py) may send ``burst`` wrong tokens at once
 (VIDEODROP_LOGIN_BURST), then ``per_minute`` a minute (VIDEODROP_LOGIN_RATE); beyond that
 it is answered 429 with ``Retry-After`` before its token is even compared, the right token
 included. The count is a GCRA in PostgreSQL (videodrop/websessions.py): each wrong token

@@ -1,8 +1,7 @@
-"""Cache hits of the record and metadata answered in front of Falcon (api/recordcache.py),
-over real HTTP
-against gunicorn with one worker: a token's first lookup reads the database (through
-Falcon), the next ones are cache hits (answered before Falcon). Both must answer the same,
-log the same and count the same."""
+"""Cache hits of the record and metadata answered in front of Falcon (the fast path,
+api/tokens/fastpath.py), over real HTTP against gunicorn with one worker: a token's first
+lookup reads the database (through Falcon), the next ones are cache hits (answered before
+Falcon). Both must answer the same, log the same and count the same."""
 
 from __future__ import annotations
 

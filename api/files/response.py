@@ -3,7 +3,7 @@
 ``send_file`` fills a ``falcon.Response``; it knows nothing about the catalog. The caller
 decides which path to serve (paths only ever come from the catalog, never from a request).
 
-How the bytes leave (gunicorn ≥ 20, checked against gunicorn 27 ``http/wsgi.py``):
+How the bytes leave (gunicorn ≥ 20, its ``http/wsgi.py``):
 
 * Falcon hands any ``resp.stream`` that has ``read`` to ``environ["wsgi.file_wrapper"]``.
   gunicorn's workers see the ``FileWrapper`` and call ``Response.write_file`` →
@@ -38,14 +38,14 @@ from urllib.parse import quote
 
 import falcon
 
-from api.conditional import (
+from api.files.conditional import (
     Precondition,
     Validators,
     evaluate_preconditions,
     if_range_matches,
     validators_for,
 )
-from api.ranges import Partial, Unsatisfiable, content_range, parse_range
+from api.files.ranges import Partial, Unsatisfiable, content_range, parse_range
 
 __all__ = ["CHUNK_SIZE", "accel_redirect_uri", "content_disposition", "send_file"]
 

@@ -4,7 +4,7 @@
 confirms on a connection of its own, closed right after. pika is not thread-safe and a
 BlockingConnection only serves its heartbeats while it is used: a connection kept per
 gunicorn thread would sit idle between uploads until the broker drops it for missed
-heartbeats. An upload is rare and large; one connection handshake (a few ms) per upload
+heartbeats. An upload is rare and large; one connection handshake per upload
 is nothing next to it. A second try follows a failed first one.
 
 If the broker is really down the upload still succeeds (the row is ``processing``) and the
@@ -25,7 +25,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from api import staging
+from api.uploads import staging
 from videodrop.broker import Publisher
 from videodrop.catalog import Catalog
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable

@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 
 import falcon
 
-from api.auth import AdminAuth
-from api.params import (
+from api.auth.credential import AdminAuth, admin_only
+from api.http.params import (
     bad,
     decode_cursor,
     encode_cursor,
@@ -23,10 +23,9 @@ from api.params import (
     query_params,
     text,
 )
-from api.uploads import Upload
+from api.uploads.receive import Upload
 from videodrop import records
 from videodrop.catalog import STATUSES, Catalog, VideoFilter
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 MAX_LIMIT = 1000
@@ -34,22 +33,18 @@ LIST_PARAMS = ("limit", "cursor", "status", "origin", "source_id", "q", "created
                "created_before")
 
 
-def catalog_unavailable(exc: CatalogUnavailable) -> falcon.HTTPError:
-    return falcon.HTTPServiceUnavailable(
-        title="Catalog unavailable",
-        description="The database cannot be reached; try again shortly.", retry_after=5)
-
-
+@admin_only
 class VideoList:
+    """``GET /api/videos`` (the module docstring); ``POST`` is :class:`Upload`'s."""
+
     def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth,
-                 upload: Upload | None = None) -> None:
+                 upload: Upload) -> None:
         self.settings = settings
         self.catalog = catalog
         self.admin = admin
         self.upload = upload
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.admin.require(req)
         query = query_params(req)
         unknown = sorted(set(query) - set(LIST_PARAMS))
         if unknown:
@@ -77,10 +72,7 @@ class VideoList:
             search=None if search is None else text(search),
             created_after=None if after is None else parse_when(after, "created_after"),
             created_before=None if before is None else parse_when(before, "created_before"))
-        try:
-            videos = self.catalog.list_page(filters, limit=limit + 1, before=cursor)
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
+        videos = self.catalog.list_page(filters, limit=limit + 1, before=cursor)
         nxt = None
         if len(videos) > limit:
             videos = videos[:limit]
@@ -92,6 +84,4 @@ class VideoList:
     on_head = on_get
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self.upload is None:
-            raise falcon.HTTPMethodNotAllowed(["GET"])
         self.upload.on_post(req, resp)

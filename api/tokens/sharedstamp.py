@@ -1,5 +1,5 @@
 """Eight bytes of memory shared by every worker of a gunicorn master: the API token cache's
-"something changed, forget everything" stamp (api/tokencache.py).
+"something changed, forget everything" stamp (api/tokens/cache.py).
 
 The master makes it explicitly (``make_for_workers()``, called by ``api/gunicorn_conf.py``
 before any worker is forked); each worker's ``get_app()`` takes it with

@@ -3,7 +3,7 @@
 An upload is written to ``MEDIA_ROOT/.uploads/<video id>.part`` (same file system as the
 store, so the final step is a ``rename``), fsynced, then renamed to the row's
 ``stored_path``. The temporary name derives from the row id alone, so whoever finds a row
-stuck in ``uploading`` (the API's sweep) can remove its file without any other record.
+stuck in ``uploading`` (the API's sweep) can remove its file without any other trace.
 Paths only ever come from the catalog, never from a request.
 """
 

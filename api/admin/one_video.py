@@ -16,13 +16,11 @@ from typing import Any
 
 import falcon
 
-from api import staging
-from api.admin import catalog_unavailable
-from api.auth import AdminAuth
-from api.params import parse_when
+from api.auth.credential import AdminAuth, admin_only
+from api.http.params import parse_when
+from api.uploads import staging
 from videodrop import logs, records
 from videodrop.catalog import Catalog, Video
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
@@ -38,29 +36,22 @@ class _ById:
         self.admin = admin
         self.log = logs.get("api.manage")
 
-    def _answer(self, resp: falcon.Response, video: Video | None) -> None:
+    def _send_record(self, resp: falcon.Response, video: Video | None) -> None:
         if video is None:
             raise no_such_video()
         resp.media = records.record(video, self.settings.base_url)
 
 
+@admin_only
 class VideoItem(_ById):
     def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.admin.require(req)
-        try:
-            video = self.catalog.by_id(video_id)
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
-        self._answer(resp, video)
+        video = self.catalog.by_id(video_id)
+        self._send_record(resp, video)
 
     on_head = on_get
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.admin.require(req)
-        try:
-            video = self.catalog.delete_video(video_id)
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
+        video = self.catalog.delete_video(video_id)
         if video is None:
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
@@ -69,29 +60,22 @@ class VideoItem(_ById):
         resp.status = falcon.HTTP_204
 
 
+@admin_only
 class VideoToken(_ById):
     def on_post(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.admin.require(req)
         expires_at = _expires_at(req)
-        try:
-            video = self.catalog.rotate_token(video_id, expires_at=expires_at)
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
+        video = self.catalog.rotate_token(video_id, expires_at=expires_at)
         if video is not None:
             self.log.info("token rotated", video_id=video.id,
                           token=token_prefix(video.access_token),
                           expires_at=expires_at.isoformat() if expires_at else None)
-        self._answer(resp, video)
+        self._send_record(resp, video)
 
     def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.admin.require(req)
-        try:
-            video = self.catalog.revoke_token(video_id)
-        except CatalogUnavailable as exc:
-            raise catalog_unavailable(exc) from exc
+        video = self.catalog.revoke_token(video_id)
         if video is not None:
             self.log.info("token revoked", video_id=video.id)
-        self._answer(resp, video)
+        self._send_record(resp, video)
 
 
 def _expires_at(req: falcon.Request) -> datetime | None:

@@ -9,12 +9,11 @@ from typing import Any
 
 import falcon
 
-from api.fileresponse import send_file
-from api.middleware import TOKEN_PREFIX, VIDEO_ID
-from api.tokencache import Entry, TokenCache
+from api.files.response import send_file
+from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
+from api.tokens.cache import Entry, TokenCache
 from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
@@ -35,7 +34,7 @@ TOKEN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 def from_cache(entry: Entry) -> Entry:
     """A lookup answered by the token cache: counted as a hit, its video bound to the
-    request's log lines (here and in api/recordcache.py)."""
+    request's log lines (here and in api/tokens/fastpath.py)."""
     CACHE_HITS.inc()
     VIDEO_ID.set(entry.video.id)
     return entry
@@ -64,12 +63,7 @@ class TokenResource:
                 return from_cache(entry)
             mark = cache.mark()
         DATABASE_LOOKUPS.inc()
-        try:
-            video = self.catalog.lookup_token(token)
-        except CatalogUnavailable as exc:
-            raise falcon.HTTPServiceUnavailable(
-                title="Catalog unavailable", description="The database cannot be reached; "
-                "try again shortly.", retry_after=5) from exc
+        video = self.catalog.lookup_token(token)  # CatalogUnavailable: the app answers 503
         if video is None:
             raise not_found()
         VIDEO_ID.set(video.id)

@@ -2,13 +2,13 @@
 
 Server-rendered with Jinja2 (``api/templates/``) and a little plain JavaScript
 (``api/static/``), nothing fetched from elsewhere. Logging in trades the admin token for
-an HttpOnly, SameSite=Strict session cookie (api/session.py); the pages' scripts then
+an HttpOnly, SameSite=Strict session cookie (api/auth/sessions.py); the pages' scripts then
 call the management API (``/api/videos``…) with that cookie and an ``X-CSRF-Token``.
 
 Routes (``add_routes``):
 
 * ``GET /login``, ``POST /login`` (wrong tokens count against the client's address:
-  api/throttle.py), ``POST /logout`` (ends the session server-side; with
+  api/auth/throttle.py), ``POST /logout`` (ends the session server-side; with
   ``everywhere=1``, every session)
 * ``GET /`` the library; ``GET /library.json`` the same page as JSON, polled for live
   status badges
@@ -25,13 +25,13 @@ from urllib.parse import quote, urlsplit
 import falcon
 import jinja2
 
-from api import pages_library, session
-from api.auth import AdminAuth
-from api.pages_render import Static, environment, render
-from api.throttle import Throttled
+from api.auth.credential import AdminAuth
+from api.auth.sessions import clear_cookie, same_origin, set_cookie
+from api.auth.throttle import Throttled
+from api.pages import library
+from api.pages.render import Static, environment, render
 from videodrop import formats, media, records
 from videodrop.catalog import STATUSES, Catalog, Video
-from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
@@ -41,8 +41,15 @@ NOTICES = {"rotated": "A new token was made; the old links no longer work.",
            "everywhere": "Every session is logged out, on every browser."}
 
 
+VIDEO_PAGE = "/videos/{video_id:int(min=1, max=9223372036854775807)}"
+# the routes answered in HTML: their 503 is the page of :meth:`Site.unavailable`
+# (api/http/errors.py); /library.json answers in JSON like the API
+HTML_ROUTES = ("/login", "/logout", "/", "/upload", "/source-management/add/", VIDEO_PAGE)
+
+
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: AdminAuth
-               ) -> None:
+               ) -> Site:
+    """The pages' routes (module docstring), on ``app``; the site they share."""
     static = Static()
     site = Site(settings, catalog, auth, environment(static))
     app.add_route("/static/{name}", static)
@@ -54,7 +61,8 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: Admi
     app.add_route("/upload", add)
     app.add_route("/source-management/add/", add)
     app.add_route("/source-management/add", add, suffix="slash")
-    app.add_route("/videos/{video_id:int(min=1, max=9223372036854775807)}", VideoPage(site))
+    app.add_route(VIDEO_PAGE, VideoPage(site))
+    return site
 
 
 def safe_next(target: str | None) -> str:
@@ -97,9 +105,20 @@ class Site:
                notice=notice, path=req.path, **context)
 
     def unavailable(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """The 503 page: the database cannot be reached (registered by api/app.py)."""
         self.page(req, resp, "message.html", status=falcon.HTTP_503, title="Unavailable",
                   message="The database cannot be reached right now; try again shortly.")
         resp.retry_after = 5
+
+
+def _to_login(req: falcon.Request, resp: falcon.Response, resource: Any,
+              params: dict[str, Any]) -> None:
+    resource.site.session(req)
+
+
+# ``@logged_in`` on a page's responder: a browser without a session is sent to the login
+# page (:meth:`Site.session`) before the responder runs.
+logged_in = falcon.before(_to_login)
 
 
 class Login:
@@ -117,7 +136,7 @@ class Login:
         form = _form(req)
         target = safe_next(form.get("next"))
         given = form.get("token", "").strip()
-        if not session.same_origin(req, self.site.settings.base_url):
+        if not same_origin(req, self.site.settings.base_url):
             raise falcon.HTTPForbidden(title="Forbidden",
                                        description="Log in from a page of this site.")
         try:
@@ -128,12 +147,8 @@ class Login:
             resp.retry_after = exc.wait
             return
         if right:
-            try:
-                value = self.site.sessions.begin(self.site.auth.client(req))
-            except CatalogUnavailable:
-                self.site.unavailable(req, resp)
-                return
-            session.set_cookie(resp, value)
+            value = self.site.sessions.begin(self.site.auth.client(req))
+            set_cookie(resp, value)
             _see_other(resp, target)
             return
         self.site.page(req, resp, "login.html", status=falcon.HTTP_200, next=target,
@@ -150,7 +165,7 @@ class Logout:
         value = sessions.of(req)
         form = _form(req)
         if value is not None and not (sessions.csrf_ok(value, form.get("csrf"))
-                                      and session.same_origin(req, self.site.settings.base_url)):
+                                      and same_origin(req, self.site.settings.base_url)):
             raise falcon.HTTPForbidden(title="CSRF check failed",
                                        description="Log out from a page of this site.")
         done = "loggedout"
@@ -159,7 +174,7 @@ class Logout:
             done = "everywhere"
         elif value is not None:
             sessions.end(value)
-        session.clear_cookie(resp)
+        clear_cookie(resp)
         _see_other(resp, f"/login?done={done}")
 
 
@@ -187,18 +202,14 @@ class Library:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.site.session(req)
-        query = pages_library.LibraryQuery.from_request(req)
-        try:
-            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions,
-                                      max_size=self.site.settings.inbox_max_file_size,
-                                      settle=self.site.settings.settle_seconds)
-        except CatalogUnavailable:
-            self.site.unavailable(req, resp)
-            return
+        query = library.LibraryQuery.from_request(req)
+        view = library.load(self.site.catalog, query, self.site.settings.inbox,
+                            self.site.settings.ignore_patterns,
+                            self.site.settings.inbox_extensions,
+                            max_size=self.site.settings.inbox_max_file_size,
+                            settle=self.site.settings.settle_seconds)
         self.site.page(req, resp, "library.html", view=view, statuses=STATUSES,
                        live_url=query.url("/library.json"))
 
@@ -213,16 +224,12 @@ class LibraryLive:
         if self.site.sessions.of(req) is None:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
-        query = pages_library.LibraryQuery.from_request(req)
-        try:
-            view = pages_library.load(self.site.catalog, query, self.site.settings.inbox,
-                                      self.site.settings.ignore_patterns,
-                                      self.site.settings.inbox_extensions,
-                                      max_size=self.site.settings.inbox_max_file_size,
-                                      settle=self.site.settings.settle_seconds)
-        except CatalogUnavailable as exc:
-            raise falcon.HTTPServiceUnavailable(title="Catalog unavailable",
-                                                retry_after=5) from exc
+        query = library.LibraryQuery.from_request(req)
+        view = library.load(self.site.catalog, query, self.site.settings.inbox,
+                            self.site.settings.ignore_patterns,
+                            self.site.settings.inbox_extensions,
+                            max_size=self.site.settings.inbox_max_file_size,
+                            settle=self.site.settings.settle_seconds)
         parts = self.site.env.get_template("_library_parts.html").module
         resp.cache_control = ["no-store"]
         resp.media = {
@@ -238,8 +245,8 @@ class AddPage:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        self.site.session(req)
         kind = req.get_param("type") or "file"
         if kind != "file":
             self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
@@ -261,13 +268,9 @@ class VideoPage:
     def __init__(self, site: Site) -> None:
         self.site = site
 
+    @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        self.site.session(req)
-        try:
-            video = self.site.catalog.by_id(video_id)
-        except CatalogUnavailable:
-            self.site.unavailable(req, resp)
-            return
+        video = self.site.catalog.by_id(video_id)
         if video is None:
             self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
                            title="No such video",
@@ -281,17 +284,17 @@ class VideoPage:
 
 
 def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
-    links = record["api_links"]
-    if not links["access_token"] or video.status != "ready":
-        return None  # the file links answer 409 until the video is ready
+    urls = record["api_links"]
+    if not urls["access_token"] or video.status != "ready":
+        return None  # the file URLs answer 409 until the video is ready
     filename = media.safe_filename(video.original_filename)
-    curl = (f"# the record (JSON)\ncurl -s '{links['api_endpoint']}'\n\n"
-            f"# the metadata (JSON)\ncurl -s '{links['metadata_url']}'\n\n"
-            f"# download the file\ncurl -o '{filename}' '{links['download_url']}'\n\n"
+    curl = (f"# the record (JSON)\ncurl -s '{urls['api_endpoint']}'\n\n"
+            f"# the metadata (JSON)\ncurl -s '{urls['metadata_url']}'\n\n"
+            f"# download the file\ncurl -o '{filename}' '{urls['download_url']}'\n\n"
             f"# the first MiB of the stream (HTTP Range)\n"
-            f"curl -r 0-1048575 -o part.bin '{links['stream_url']}'")
+            f"curl -r 0-1048575 -o part.bin '{urls['stream_url']}'")
     python = ("import requests\n\n"
-              f'record_url = "{links["api_endpoint"]}"\n'
+              f'record_url = "{urls["api_endpoint"]}"\n'
               "video = requests.get(record_url, timeout=10).json()\n"
               'metadata = requests.get(video["api_links"]["metadata_url"], timeout=10).json()\n'
               'print(video["status"], metadata["duration"], metadata["resolution"])\n\n'
