@@ -4,6 +4,7 @@ HTTP over a socket: what tests and benchmarks start and stop."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
 import signal
@@ -116,6 +117,10 @@ class System:
         path = self.logs / f"{role}.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
+    def log_events(self, role: str, event: str | None = None) -> list[dict[str, Any]]:
+        """The role's JSON log lines (those named ``event`` when given), parsed."""
+        return events(self.log_text(role), event)
+
     # --- the broker -------------------------------------------------------------------
 
     def queue_counts(self) -> tuple[int, int]:
@@ -189,3 +194,16 @@ def own_system(root: Path, server_url: str, amqp_url: str, prefix: str, *roles: 
         system.stop()
         drop_database(server_url, db)
         delete_amqp_names(amqp_url, prefix)
+
+
+def events(text: str, event: str | None = None) -> list[dict[str, Any]]:
+    """The JSON objects among the lines of ``text`` (those named ``event`` when given)."""
+    found = []
+    for line in text.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and (event is None or item.get("event") == event):
+            found.append(item)
+    return found

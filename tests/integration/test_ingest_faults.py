@@ -66,7 +66,8 @@ def test_broker_outage_during_arrivals(make_system, samples, throwaway_rabbitmq)
 
 def test_poll_mode(make_system, samples):
     system = make_system(VIDEODROP_INGEST_MODE="poll").start()
-    wait_for(lambda: '"mode": "poll"' in system.log_text("ingest"), what="poll mode")
+    wait_for(lambda: any(e.get("mode") == "poll" for e in system.log_events("ingest")),
+             what="poll mode")
     data = (samples / "bbb_chapters.mp4").read_bytes()
     with open(system.inbox / "polled.mp4", "wb") as fh:  # a writer pausing mid-file
         fh.write(data[: len(data) // 2])
@@ -114,7 +115,6 @@ def test_ignored_and_refused_entries(make_system, samples, tmp_path):
 
 
 def test_startup_logs_the_watch_limit(system):
-    wait_for(lambda: '"event": "inotify watches"' in system.log_text("ingest"),
-             what="the watch limit line")
-    line = next(ln for ln in system.log_text("ingest").splitlines() if "inotify watches" in ln)
-    assert '"limit":' in line and '"needed": 1' in line
+    [line] = wait_for(lambda: system.log_events("ingest", "inotify watches"),
+                      what="the watch limit line")
+    assert "limit" in line and line["needed"] == 1

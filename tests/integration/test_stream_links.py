@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from psycopg import conninfo
 
+from testbed.system import events
 from tests.harness import REPO, System, drop_database, fresh_database, wait_for
 from tests.integration.test_api_nginx import nginx_in_front
 from tests.integration.test_api_uploads import wait_status
@@ -241,7 +242,8 @@ def test_videodrop_links_puts_the_folder_in_step(linked, samples):
     assert link_of(system, token) is not None and os.readlink(link) == target
     assert not stray.exists() and not stray.is_symlink() and not wrong.exists()
     assert under_way.is_symlink() and not left.is_symlink()
-    assert '"made": 1' in out.stdout and '"removed": 1' in out.stdout, out.stdout
+    [line] = [e for e in events(out.stdout) if "made" in e]
+    assert (line["made"], line["removed"]) == (1, 1), out.stdout
 
 
 @pytest.fixture(scope="module")
