@@ -35,9 +35,12 @@ What still holds a thread: the work of a request, an answer being sent to a clie
 reads it slowly (a download: nginx with VIDEODROP_ACCEL_REDIRECT or VIDEODROP_STREAM_LINKS
 takes those over) and the body of an upload (admin only: the credential is checked before
 the body is read). So one client (an address, as api/clients.py names it: behind a trusted
-proxy, the one it forwards for) may hold at most half of a worker's threads
-(:data:`CLIENT_SHARE`); a request beyond that is answered 503 with ``Retry-After`` from the
-main loop, and the other half stays free for everyone else. TLS and HTTP/2 are nginx's:
+proxy, the one it forwards for) may hold all of a worker's threads but
+:data:`KEPT_FOR_OTHERS` (and at least one); a request beyond that is answered 503 with
+``Retry-After`` from the main loop, and those threads stay free for everyone else. A
+browser's six parallel requests fit in the default eight threads; slow readers from
+several addresses together can still hold them all (then nginx serving the files,
+VIDEODROP_ACCEL_REDIRECT or VIDEODROP_STREAM_LINKS, is the answer). TLS and HTTP/2 are nginx's:
 this worker refuses to start with them.
 """
 
@@ -73,7 +76,7 @@ TIMED_OUT = (b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Leng
 HEAD_TOO_LARGE = (b"HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n"
                   b"Content-Length: 0\r\n\r\n")
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-CLIENT_SHARE = 2  # one client may hold at most 1/CLIENT_SHARE of a worker's threads
+KEPT_FOR_OTHERS = 2  # threads of a worker that one client cannot take
 CLIENT_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
                b"Content-Type: application/json\r\nContent-Length: 81\r\n\r\n"
                b'{"title": "Too many requests at once", "description": "Finish the others first."}')
@@ -183,7 +186,7 @@ class ArrivedRequestWorker(ThreadWorker):
         self.header_timeout = settings.header_timeout
         self.client_timeout = IDLE_TIMEOUT
         self.clients = ClientAddress(settings.trusted_proxies)
-        self.per_client = max(1, self.cfg.threads // CLIENT_SHARE)
+        self.per_client = max(1, self.cfg.threads - KEPT_FOR_OTHERS)
         super().init_process()
 
     # --- the main loop ------------------------------------------------------------------

@@ -56,6 +56,7 @@ def run_all(settings: Settings, argv: list[str]) -> int:
     children = [Child(role) for role in roles]
     log.info("starting", roles=roles, inbox=str(settings.inbox.resolve()),
              url=settings.base_url, media_root=str(settings.media_root.resolve()))
+    failed = 0
     while not stop.is_set():
         now = time.monotonic()
         for child in children:
@@ -65,6 +66,7 @@ def run_all(settings: Settings, argv: list[str]) -> int:
                 child.proc = None
                 if code == EX_CONFIG:
                     log.error("configuration error; stopping", role=child.role)
+                    failed = EX_CONFIG  # ours too: make run and systemd see it
                     stop.set()
                     break
                 child.restarts += 1
@@ -91,4 +93,4 @@ def run_all(settings: Settings, argv: list[str]) -> int:
             child.proc.kill()
             child.proc.wait()
     log.info("stopped")
-    return 0
+    return failed

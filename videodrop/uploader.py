@@ -204,7 +204,8 @@ def print_record(rec: dict[str, Any], origin: str, out: TextIO) -> None:
         if url:
             print(f"  {label:<9}{url}", file=out)
     if rec.get("processing_error"):
-        code = f"{rec['error_code']}: " if rec.get("error_code") else ""
+        code = rec.get("error_code") or ""
+        code = "" if not code or rec["processing_error"].startswith(code) else f"{code}: "
         print(f"  error    {code}{rec['processing_error']}", file=out)
     out.flush()
 

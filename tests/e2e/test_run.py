@@ -73,3 +73,12 @@ def _zombie(pid: int) -> bool:
             return fh.read().split(") ", 1)[1].startswith("Z")
     except FileNotFoundError:
         return True
+
+
+def test_videodrop_run_exits_78_when_a_role_has_a_configuration_error(make_system):
+    """A weak admin token: the API exits 78, and so does `videodrop run` (a service manager
+    and `make run` must not take it for a clean stop)."""
+    system: System = make_system(VIDEODROP_ADMIN_TOKEN="password" * 4)
+    done = subprocess.run([sys.executable, "-m", "videodrop", "run", "--roles", "api"],
+                          env=system.env, cwd=REPO, capture_output=True, timeout=120)
+    assert done.returncode == 78, done.stdout[-2000:]
