@@ -3,6 +3,7 @@ the token, nginx sends the bytes (ranges, conditionals), uploads pass through un
 
 from __future__ import annotations
 
+import base64
 import http.client
 import secrets
 from collections.abc import Iterator
@@ -155,21 +156,34 @@ def test_no_log_line_holds_a_whole_token_in_any_shape(make_system, tmp_path):
         for base in (url, system.base_url):
             for path in paths:
                 conn = http.client.HTTPConnection(urlsplit(base).netloc, timeout=10)
+                basic = base64.b64encode(f"{t3}:x".encode()).decode()
                 conn.request("GET", path, headers={"Referer": f"{url}/api/video/{t4}/?x={t1}",
+                                                   "User-Agent": f"agent/{t2}",
+                                                   "Authorization": f"Basic {basic}",
                                                    "Connection": "close"})
                 conn.getresponse().read()
                 conn.close()
+        # refusals (limit_req: 429) quote their request line in nginx's error log
+        refused = 0
+        for _ in range(40):
+            conn = http.client.HTTPConnection(urlsplit(url).netloc, timeout=10)
+            conn.request("POST", f"/login?next=/stream/{t1}/", body="token=x",
+                         headers={"Content-Type": "application/x-www-form-urlencoded"})
+            refused += conn.getresponse().status == 429
+            conn.close()
+        assert refused
         log = tmp_path / "nginx" / "access.log"
 
         def written() -> str | None:  # the site file writes its log every second
             text = log.read_text() if log.exists() else ""
-            return text if text.count("\n") >= len(paths) + 1 else None  # + /healthz
+            return text if text.count("\n") >= len(paths) + 41 else None  # /healthz, login
 
         nginx_lines = wait_for(written, timeout=10, what="nginx's access log").splitlines()
     system.stop()
     api_lines = system.log_text("api").splitlines()
     tokens = (t1, t2, t3, t4)
-    leaks = [line for line in nginx_lines + api_lines
+    error_lines = (tmp_path / "nginx" / "error.log").read_text().splitlines()
+    leaks = [line for line in nginx_lines + api_lines + error_lines
              if any(t in decoded(line) for t in tokens)]
     assert not leaks, f"{len(leaks)} lines hold a whole token, e.g. {leaks[:3]}"
     nginx_text = "\n".join(nginx_lines)  # ...and the requests were logged, cut
@@ -178,5 +192,6 @@ def test_no_log_line_holds_a_whole_token_in_any_shape(make_system, tmp_path):
     assert f'"{url}/api/video/{t4[:6]}...[cut]"' in nginx_text
     assert f"/x/{t1[:6]}.../{t2[:6]}.../{t3[:6]}...[cut] HTTP/1.1" in nginx_text
     assert '"GET /healthz HTTP/1.1" 200 16 "-" "python-requests/' in nginx_text
+    assert f' - {t3[:6]}...[cut] [' in nginx_text and f'"agent/{t2[:6]}...[cut]"' in nginx_text
     gunicorn = [line for line in api_lines if '"GET /stream/' in line]
     assert gunicorn and f"/stream/{t1[:6]}…/{t2[:6]}…" in gunicorn[0]
