@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
@@ -78,6 +79,17 @@ def _run(settings: Settings, argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run a command; a reader that goes away (``videodrop … | head``) ends it quietly with
+    the status a shell gives a command killed by SIGPIPE (141)."""
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # the interpreter's final flush finds nothing
+        return 141
+
+
+def _main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     commands = {**BUILTIN_HELP, **PLUGIN_HELP}
     if not args or args[0] in {"-h", "--help"}:

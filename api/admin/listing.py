@@ -21,6 +21,7 @@ from api.http.params import (
     parse_int,
     parse_when,
     query_params,
+    repeated_params,
     text,
 )
 from api.uploads.receive import Upload
@@ -46,6 +47,10 @@ class VideoList:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = query_params(req)
+        twice = repeated_params(req)
+        if twice:
+            raise bad("parameter", f"each parameter at most once: {', '.join(twice)} given"
+                                   " more than once")
         unknown = sorted(set(query) - set(LIST_PARAMS))
         if unknown:
             raise bad("parameter", f"unknown parameter {', '.join(unknown)}; the list takes "

@@ -22,6 +22,12 @@ def query_params(req: falcon.Request) -> dict[str, str]:
     return {k: v[0] if isinstance(v, list) else v for k, v in parsed.items()}
 
 
+def repeated_params(req: falcon.Request) -> list[str]:
+    """Names given more than once in the query string, sorted."""
+    parsed = falcon.uri.parse_query_string(req.query_string, keep_blank=True)
+    return sorted(k for k, v in parsed.items() if isinstance(v, list))
+
+
 def text(value: str) -> str:
     """A string PostgreSQL can store: NUL (which ``text`` cannot hold) and lone surrogates
     become U+FFFD. Nothing else changes."""

@@ -211,6 +211,12 @@ def test_unknown_parameters_are_400_naming_the_allowed_ones(make_system):
             assert allowed in description, description
     for params in ({"source_id": ""}, {"q": ""}, {"q": "x" * 1025}, {"origin": "/"}):
         assert get_list(system, **params).status_code == 400, params
+    # each at most once, as docs/api.md says (not the first of several silently)
+    for query in ("limit=1&limit=2", "status=ready&status=failed", "q=a&q=b"):
+        resp = system.http.get(f"{system.base_url}/api/videos?{query}", headers=system.admin,
+                               timeout=5)
+        assert resp.status_code == 400, (query, resp.text)
+        assert "more than once" in resp.json()["description"]
 
 
 def insert(db: str, rows: list[tuple[str, str, str, str]]) -> dict[str, int]:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pika
+import pytest
 
 from tests.harness import REPO, System, rows
 from videodrop.settings import Settings
@@ -89,3 +90,16 @@ def test_api_on_a_taken_address_exits_78_naming_it(make_system) -> None:
         done = videodrop(system, "api")
     assert done.returncode == 78, done.stderr
     assert f"127.0.0.1:{system.port}" in done.stderr and "in use" in done.stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["upload", "--help"], ["probe", "--help"]])
+def test_any_command_into_a_closed_pipe_ends_quietly(make_system, args: list[str]) -> None:
+    system: System = make_system()
+    proc = subprocess.Popen([sys.executable, "-m", "videodrop", *args], env=system.env,
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # the reader is gone before the first line is written
+    err = proc.stderr.read()
+    # 141 where our code met the closed pipe; argparse's own help exits 0 before it does
+    assert proc.wait(60) in ({141} if args == ["--help"] else {0, 141})
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err
