@@ -198,6 +198,14 @@ def _form(req: falcon.Request) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(v, str)}
 
 
+def library_view(site: Site, query: library.LibraryQuery) -> library.LibraryView:
+    """The library's rows, counts and inbox arrivals for ``query`` (page and JSON alike)."""
+    settings = site.settings
+    return library.load(site.catalog, query, settings.inbox, settings.ignore_patterns,
+                        settings.inbox_extensions, max_size=settings.inbox_max_file_size,
+                        settle=settings.settle_seconds)
+
+
 class Library:
     def __init__(self, site: Site) -> None:
         self.site = site
@@ -205,11 +213,7 @@ class Library:
     @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         query = library.LibraryQuery.from_request(req)
-        view = library.load(self.site.catalog, query, self.site.settings.inbox,
-                            self.site.settings.ignore_patterns,
-                            self.site.settings.inbox_extensions,
-                            max_size=self.site.settings.inbox_max_file_size,
-                            settle=self.site.settings.settle_seconds)
+        view = library_view(self.site, query)
         self.site.page(req, resp, "library.html", view=view, statuses=STATUSES,
                        live_url=query.url("/library.json"))
 
@@ -225,11 +229,7 @@ class LibraryLive:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
         query = library.LibraryQuery.from_request(req)
-        view = library.load(self.site.catalog, query, self.site.settings.inbox,
-                            self.site.settings.ignore_patterns,
-                            self.site.settings.inbox_extensions,
-                            max_size=self.site.settings.inbox_max_file_size,
-                            settle=self.site.settings.settle_seconds)
+        view = library_view(self.site, query)
         parts = self.site.env.get_template("_library_parts.html").module
         resp.cache_control = ["no-store"]
         resp.media = {
