@@ -105,7 +105,7 @@ def lua(tokens: list[str]) -> str:
     return f"""
 local tokens = {{{table}}}
 request = function()
-  return wrk.format("GET", "/api/video/" .. tokens[math.random(1, #tokens)] .. "/")
+  return wrk.format("GET", "/api/video/" .. tokens[math.random(1, #tokens)] .. "/", client())
 end
 """
 

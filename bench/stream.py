@@ -51,7 +51,8 @@ RANGES = f"""
 local size, chunk = {SIZE}, {CHUNK}
 request = function()
   local first = math.random(0, math.floor(size / chunk) - 1) * chunk
-  return wrk.format("GET", nil, {{["Range"] = "bytes=" .. first .. "-" .. (first + chunk - 1)}})
+  local last = first + chunk - 1
+  return wrk.format("GET", nil, client({{["Range"] = "bytes=" .. first .. "-" .. last}}))
 end
 """
 

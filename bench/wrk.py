@@ -30,8 +30,10 @@ done = function(summary, latency, requests)
 end
 """
 
+# Load comes from this many clients (addresses), not one: see SEEDING's client().
+CLIENTS = 64
 # Every thread draws its own random sequence.
-SEEDING = """
+SEEDING = f"""
 local counter = 0
 setup = function(thread)
   counter = counter + 1
@@ -39,6 +41,13 @@ setup = function(thread)
 end
 init = function(args)
   math.randomseed(os.time() * 1000 + (thread_id or 0) * 7919)
+end
+-- the request comes from one of CLIENTS clients: X-Forwarded-For sent from loopback, a
+-- trusted proxy (the API caps the threads one client may hold: api/worker.py)
+client = function(headers)
+  headers = headers or {{}}
+  headers["X-Forwarded-For"] = "198.51.100." .. math.random(1, {CLIENTS})
+  return headers
 end
 """
 

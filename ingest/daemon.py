@@ -5,6 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,8 +59,8 @@ class IngestDaemon:
         self.events: queue.Queue[watcher.Event] = queue.Queue()
         self.pending: list[Candidate] = []  # settled, waiting for the broker
         self.published: dict[Path, tuple[FileState, float]] = {}
-        # every name published within REUSE_SECONDS: the file it was then, and when
-        self.lately: dict[Path, tuple[FileState, float]] = {}
+        # names published within REUSE_SECONDS, oldest first: the file it was then, and when
+        self.lately: OrderedDict[Path, tuple[FileState, float]] = OrderedDict()
         # refused files: the state they were refused in (None: by name) and the reason code
         self.refused: dict[Path, tuple[FileState | None, str]] = {}
         self.stats = Stats()
@@ -241,7 +242,8 @@ class IngestDaemon:
             for msg in confirmed:
                 cand = msgs.pop(msg)  # type: ignore[arg-type]
                 self._warn_if_reused(cand)
-                self.published[cand.path] = self.lately[cand.path] = (cand.state, self.clock())
+                self.published[cand.path] = (cand.state, self.clock())
+                self._remember_published(cand.path, self.published[cand.path])
                 self.stats.published += 1
                 metrics.FILES_PUBLISHED.inc()
                 self.log.info("published", path=self.shown(cand.path), size=cand.state.size,
@@ -263,8 +265,6 @@ class IngestDaemon:
         which makes one video per chunk (README: the writer contract). Logged, not
         prevented: cameras that reuse a name on purpose are served as before."""
         now = self.clock()
-        if len(self.lately) > REUSE_REMEMBERED:
-            self.lately = {p: v for p, v in self.lately.items() if now - v[1] < REUSE_SECONDS}
         last = self.lately.get(cand.path)
         if last is None or now - last[1] >= REUSE_SECONDS or last[0].unchanged(cand.state):
             return
@@ -274,6 +274,19 @@ class IngestDaemon:
                          hint="a writer appending after pauses longer than"
                               " VIDEODROP_SETTLE_SECONDS makes one video per chunk: write to a"
                               " temporary name and rename it when done (README: writers)")
+
+    def _remember_published(self, path: Path, published: tuple[FileState, float]) -> None:
+        """Keep ``path`` as the newest of :attr:`lately`; names older than REUSE_SECONDS
+        and, past REUSE_REMEMBERED names, the oldest are forgotten; O(1) amortised per
+        publish, whatever the number of names."""
+        self.lately[path] = published
+        self.lately.move_to_end(path)
+        now = self.clock()
+        while self.lately:
+            oldest, (_state, at) = next(iter(self.lately.items()))
+            if now - at < REUSE_SECONDS and len(self.lately) <= REUSE_REMEMBERED:
+                break
+            del self.lately[oldest]
 
     def _restat(self, path: Path) -> FileState | None:
         return examine(self.inbox, path, self.policy).state

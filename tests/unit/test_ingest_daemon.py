@@ -64,3 +64,26 @@ def test_a_rescan_event_rescans(tmp_path):
     d.handle(("rescan", d.inbox, None))
     assert d.inbox / "a" / "missed.mp4" in d.tracker.candidates
     assert d.stats.rescans == 1
+
+
+def test_names_published_lately_stay_bounded_and_newest_first(tmp_path, monkeypatch):
+    """The names kept to spot a name published again (REUSE_SECONDS) are at most
+    REUSE_REMEMBERED, the newest kept, and expired ones go: an inbox of many files
+    published at once must not make each publish rescan all the others."""
+    from ingest import daemon as daemon_module
+    from ingest.scan import FileState
+
+    monkeypatch.setattr(daemon_module, "REUSE_REMEMBERED", 100)
+    d = daemon(tmp_path, 8192)
+    now = [1000.0]
+    d.clock = lambda: now[0]
+    state = FileState(1, 1, 16, 0, 0)
+    for i in range(1000):
+        d._remember_published(tmp_path / f"f{i}.mp4", (state, now[0]))
+    assert len(d.lately) == 100
+    assert next(iter(d.lately)) == tmp_path / "f900.mp4"
+    d._remember_published(tmp_path / "f950.mp4", (state, now[0]))  # again: now the newest
+    assert list(d.lately)[-1] == tmp_path / "f950.mp4"
+    now[0] += daemon_module.REUSE_SECONDS
+    d._remember_published(tmp_path / "late.mp4", (state, now[0]))
+    assert list(d.lately) == [tmp_path / "late.mp4"]
