@@ -22,6 +22,7 @@ from testbed.broker import delete_amqp_names
 from testbed.databases import drop_database, fresh_database
 from testbed.processes import free_port, stop_process
 from testbed.waits import wait_for
+from videodrop.inboxpolicy import INGEST_LOCK
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,6 +113,10 @@ class System:
         for role in list(self.procs):
             stop_process(self.procs.pop(role))
         self.http.close()
+
+    def inbox_entries(self) -> list[str]:
+        """Names in the inbox folder, but for the ingest's lock (sorted)."""
+        return sorted(p.name for p in self.inbox.iterdir() if p.name != INGEST_LOCK)
 
     def log_text(self, role: str) -> str:
         path = self.logs / f"{role}.log"
