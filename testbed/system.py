@@ -20,11 +20,9 @@ import requests
 
 from testbed.broker import delete_amqp_names
 from testbed.databases import drop_database, fresh_database
-from testbed.processes import free_port, stop_process
+from testbed.processes import REPO, free_port, stop_process
 from testbed.waits import wait_for
 from videodrop.inboxpolicy import INGEST_LOCK
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def token_lookups(base_url: str) -> dict[str, float]:

@@ -15,8 +15,6 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -26,6 +24,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from testbed.processes import python_for_others
 from tests.harness import REPO, System, free_port, wait_for
 
 pytestmark = pytest.mark.skipif(
@@ -43,16 +42,6 @@ def workspace() -> Iterator[Path]:
         yield base
     finally:
         shutil.rmtree(base, ignore_errors=True)
-
-
-def python_for_others() -> tuple[str, str]:
-    """(a Python the service user can run, the PYTHONPATH that shows it this checkout and
-    its virtualenv's packages): the virtualenv's own interpreter may live under /root."""
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    python = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
-    if python is None:
-        pytest.fail(f"no {version} outside /root for the service user", pytrace=False)
-    return python, os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
 
 
 def start_ingest_as(system: System, user: str, groups: tuple[int, ...] = ()
