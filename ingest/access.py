@@ -40,11 +40,12 @@ PROBLEMS = {
 }
 _NEEDS = {"list": os.R_OK | os.X_OK, "move": os.W_OK | os.X_OK, "read": os.R_OK}
 _BITS = {"list": "rwx", "move": "rwx", "read": "r"}
+_EFFECTIVE = os.access in os.supports_effective_ids  # faccessat(AT_EACCESS): ACLs included
 
 
 def allowed(path: Path, kind: str) -> bool:
     """The service may do with ``path`` what ``kind`` needs (False when it is gone)."""
-    return os.access(path, _NEEDS[kind], effective_ids=os.access in os.supports_effective_ids)
+    return os.access(path, _NEEDS[kind], effective_ids=_EFFECTIVE)
 
 
 def fix_for(path: Path, kind: str) -> str:
@@ -89,6 +90,9 @@ class AccessWatch:
         self.shown = shown
         self.allowed = allowed
         self.blocked: dict[Path, Blocked] = {}
+        # folders found usable at the tick ``_usable_at``: one look a folder per tick
+        self._usable: set[Path] = set()
+        self._usable_at = float("nan")
 
     def __len__(self) -> int:
         return len(self.blocked)
@@ -99,9 +103,14 @@ class AccessWatch:
         folder = path.parent
         if folder in self.blocked or path in self.blocked:
             return True
-        if not self.allowed(folder, "move"):
-            self.block(folder, "move", now)
-            return True
+        if now != self._usable_at:
+            self._usable.clear()
+            self._usable_at = now
+        if folder not in self._usable:
+            if not self.allowed(folder, "move"):
+                self.block(folder, "move", now)
+                return True
+            self._usable.add(folder)
         if not self.allowed(path, "read"):
             self.block(path, "read", now)
             return True
