@@ -6,7 +6,7 @@
 #   is newer than .venv/.installed).
 # OS packages come from apt-get, as root or with passwordless sudo; otherwise it stops and
 # says what to install. Idempotent, and quick when everything is there.
-# With --test it also installs the tools the test suite drives (sshd, sftp, rsync, curl).
+# With --test it also installs the tools the test suite drives (sshd, sftp, rsync, curl, setfacl).
 # Environment: PYTHON (default python3), VIDEODROP_FFPROBE, VIDEODROP_DATABASE_URL,
 # VIDEODROP_AMQP_URL.
 set -euo pipefail
@@ -74,6 +74,7 @@ if [[ ${1:-} == --test ]]; then
     have_any nginx /usr/sbin/nginx || want nginx-light "nginx (the X-Accel-Redirect test, make bench)"
     have_any wrk || want wrk "wrk (make bench)"
     have_any strace || want strace "strace (the sendfile test)"
+    have_any setfacl || want acl "setfacl (the inbox permission tests: install.sh's default ACL)"
     have_any /usr/bin/time || want time "GNU time (a child's own peak memory, tests and make bench)"
     have_any /usr/bin/chromium chromium || want chromium "Chromium (browser tests)"
 fi

@@ -6,12 +6,14 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ingest import openfiles, watcher
+from ingest.access import AccessWatch, Blocked
+from ingest.prune import Pruner
 from ingest.scan import FileState, Verdict, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
 from videodrop import inboxpolicy, media, metrics
@@ -64,6 +66,11 @@ class IngestDaemon:
         # refused files: the state they were refused in (None: by name) and the reason code
         self.refused: dict[Path, tuple[FileState | None, str]] = {}
         self.stats = Stats()
+        self.access = AccessWatch(log, self.shown)  # paths held back by permissions
+        self.pruner = Pruner(self.inbox, after=settings.inbox_prune_after,
+                             depth=settings.inbox_prune_depth, ignored=self.policy.ignored,
+                             log=log, shown=self.shown)
+        self.observer: Any = None
         self.mode = "inotify"
         self._retry_at = 0.0
         self._backoff = 0.0
@@ -87,8 +94,9 @@ class IngestDaemon:
                     " VIDEODROP_INGEST_MODE=poll")
 
     def start(self) -> Any:
-        observer = watcher.start_observer(self.inbox, self.mode, self.events,
-                                          poll_interval=min(1.0, self.settings.settle_seconds / 2))
+        observer = self.observer = watcher.start_observer(
+            self.inbox, self.mode, self.events,
+            poll_interval=min(1.0, self.settings.settle_seconds / 2))
         # Watches are in place before the first scan, so nothing falls between the two.
         self.rescan("startup")
         return observer
@@ -118,6 +126,8 @@ class IngestDaemon:
             pass
         now = self.clock()
         for cand in self.tracker.due(now, self._restat):
+            if self.access.holds(cand.path, now):
+                continue  # logged once; taken when the permission is fixed
             refusal = self.policy.by_size(cand.state.size)
             if refusal is None and inboxpolicy.may_be_sparse(cand.state.size,
                                                              cand.state.blocks):
@@ -132,6 +142,9 @@ class IngestDaemon:
                           size=cand.state.size, inode=cand.state.ino)
             self.pending.append(cand)
         self.publish_pending(now)
+        for blocked in self.access.fixed(now):
+            self.unblocked(blocked, now)
+        self.pruner.prune(now)
         if self.settings.rescan_seconds > 0 and now >= self._next_rescan:
             self.rescan("periodic")
         self.publisher.process_events()
@@ -147,10 +160,17 @@ class IngestDaemon:
             self.tracker.forget_below(path)
             self.published.pop(path, None)
             self.refused.pop(path, None)
+            self.access.forget(path)
+            self.pruner.forget(path)
+            self.pruner.note(path.parent, now)  # it may have been the folder's last entry
             return
         if kind == "dir":
-            for entry in walk(path):
+            self.pruner.note(path, now)
+            for entry in self.walk(path):
                 self.consider(entry, now, writing=None, why="folder appeared")
+            return
+        if kind == "dir_attrib":
+            self.access.nudge(path, now)  # a permission fix, maybe: look at once
             return
         if kind == "modified":
             if self.mode == "inotify":
@@ -158,7 +178,8 @@ class IngestDaemon:
             else:
                 self.consider(path, now, writing=None, why="changed")
             return
-        if kind == "created":
+        if kind == "created":  # a chmod too (watchdog's attrib): a fix, maybe
+            self.access.nudge(path, now)
             self.consider(path, now, writing=None, why="created")
             return
         # A rename into place (mv, rsync, WinSCP's .filepart) is the writer saying "done":
@@ -200,7 +221,7 @@ class IngestDaemon:
         metrics.RESCANS.inc()
         found = 0
         present: set[Path] = set()
-        for path in walk(self.inbox):
+        for path in self.walk(self.inbox):
             present.add(path)
             verdict = examine(self.inbox, path, self.policy)
             if verdict.state is None:
@@ -221,6 +242,24 @@ class IngestDaemon:
         self._next_rescan = now + self.settings.rescan_seconds
         self.log.info("rescan", why=why, files=len(present), new=found,
                       tracked=len(self.tracker))
+
+    def walk(self, folder: Path) -> Iterator[Path]:
+        """:func:`ingest.scan.walk` telling the permission watch and the pruner what it finds."""
+        now = self.clock()
+        return walk(folder, denied=lambda f: self.access.block(f, "list", now),
+                    empty=lambda f: self.pruner.note(f, now))
+
+    def unblocked(self, blocked: Blocked, now: float) -> None:
+        """A permission problem is fixed: take what waited behind it. A folder that could
+        not be listed could not be watched either: watch afresh (and rescan for what the
+        watches missed meanwhile)."""
+        if blocked.kind == "list" and self.mode == "inotify" and self.observer is not None:
+            watcher.rewatch(self.observer, self.inbox, self.events)
+            self.rescan(f"watching {self.shown(blocked.path)} now")
+            return
+        found = self.walk(blocked.path) if blocked.kind != "read" else iter([blocked.path])
+        for path in found:
+            self.consider(path, now, writing=None, why="permission fixed")
 
     def publish_pending(self, now: float, batch: int = 1000) -> None:
         """Publish what has settled, a batch per broker round trip. A file counts as

@@ -6,6 +6,7 @@ import argparse
 import signal
 import threading
 
+from ingest import lock
 from ingest.daemon import IngestDaemon
 from videodrop import logs, metrics
 from videodrop.broker import BatchPublisher
@@ -19,6 +20,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     parser.parse_args(argv)
     logs.configure(role="ingest", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("ingest")
+    held = lock.acquire(settings.inbox.resolve())  # exit 78 naming the holder when taken
+    log.info("inbox locked", lock=str(held.path))  # until this process ends
     notifier = Notifier()
     if settings.metrics_bind:
         server = metrics.start_metrics_server(settings.metrics_bind, "ingest")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,16 +87,25 @@ def examine(inbox: Path, path: Path, policy: InboxPolicy) -> Verdict:
     return Verdict(None, refusal) if refusal else Verdict(FileState.of(st))
 
 
-def walk(inbox: Path) -> Iterator[Path]:
-    """Every entry below the inbox that is not a directory, without following links."""
+def walk(inbox: Path, *, denied: Callable[[Path], None] | None = None,
+         empty: Callable[[Path], None] | None = None) -> Iterator[Path]:
+    """Every entry below the inbox that is not a directory, without following links.
+    ``denied(folder)`` for each folder that cannot be listed (permissions), ``empty(folder)``
+    for each folder listed empty."""
     stack = [inbox]
     while stack:
         folder = stack.pop()
         try:
             with os.scandir(folder) as it:
                 entries = list(it)
-        except (FileNotFoundError, NotADirectoryError, PermissionError):
+        except (FileNotFoundError, NotADirectoryError):
             continue
+        except PermissionError:
+            if denied is not None:
+                denied(folder)
+            continue
+        if not entries and empty is not None:
+            empty(folder)
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
@@ -12,12 +13,13 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.inotify import InotifyObserver
 from watchdog.observers.inotify_move_event_grouper import InotifyMoveEventGrouper
-from watchdog.observers.polling import PollingObserver
+from watchdog.observers.polling import PollingObserverVFS
 
 # closed: a writer closed the file; moved: renamed into place; created: appeared (opened
 # by a writer, or moved in from outside the inbox); modified: written to; gone: deleted or
-# moved away; dir: a folder appeared (scan it); rescan: events were lost.
-Kind = Literal["closed", "moved", "created", "modified", "gone", "dir", "rescan"]
+# moved away; dir: a folder appeared (scan it); rescan: events were lost; dir_attrib: a
+# folder's mode, owner or ACL changed (a permission fix, maybe).
+Kind = Literal["closed", "moved", "created", "modified", "gone", "dir", "rescan", "dir_attrib"]
 Event = tuple[Kind, Path, Path | None]
 
 # File systems where inotify does not see other machines' writes.
@@ -47,6 +49,8 @@ class Handler(FileSystemEventHandler):
                 self.events.put(("dir", src, None))
             elif kind == "deleted":
                 self.events.put(("gone", src, None))
+            elif kind == "attrib":
+                self.events.put(("dir_attrib", src, None))
         elif kind == "closed":
             self.events.put(("closed", src, None))
         elif kind in {"created", "modified"}:
@@ -112,14 +116,39 @@ def start_observer(inbox: Path, mode: str, events: queue.Queue[Event],
     # Full events: a file renamed in from outside the inbox comes as a move (not as a
     # creation), so it counts as finished like a rename inside the inbox.
     InotifyMoveEventGrouper.delay = MOVE_PAIRING_SECONDS
-    observer: BaseObserver = (PollingObserver(timeout=poll_interval) if mode == "poll"
-                              else InotifyObserver(generate_full_events=True))
+    observer: BaseObserver = (
+        PollingObserverVFS(os.stat, _listdir_below(str(inbox)),
+                           polling_interval=poll_interval) if mode == "poll"
+        else InotifyObserver(generate_full_events=True))
     observer.schedule(Handler(events), str(inbox), recursive=True)
     alarm = OverflowAlarm(events, inbox)
     for name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
         logging.getLogger(name).addHandler(alarm)
     observer.start()
     return observer
+
+
+def _listdir_below(inbox: str) -> Callable[[str | None], Iterator[os.DirEntry[str]]]:
+    """``os.scandir`` for the polling observer, with a folder below ``inbox`` that cannot be
+    listed read as empty: watchdog would fail the whole snapshot and report nothing of the
+    inbox until that folder is fixed (the daemon's walk reports the folder itself). The
+    inbox itself fails as before (watchdog keeps its last snapshot and tries again)."""
+    def listdir(path: str | None) -> Iterator[os.DirEntry[str]]:
+        try:
+            return os.scandir(path)
+        except PermissionError:
+            if path is None or os.fspath(path) == inbox:  # watchdog passes it as given
+                raise
+            return iter(())
+    return listdir
+
+
+def rewatch(observer: BaseObserver, inbox: Path, events: queue.Queue[Event]) -> None:
+    """Watch the inbox afresh: inotify could not watch a folder the service could not read
+    then (watchdog passes over it), and does not try again once it can. Events in between
+    are lost: the caller rescans."""
+    observer.unschedule_all()
+    observer.schedule(Handler(events), str(inbox), recursive=True)
 
 
 def inotify_watch_limit() -> int | None:

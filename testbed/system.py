@@ -20,10 +20,9 @@ import requests
 
 from testbed.broker import delete_amqp_names
 from testbed.databases import drop_database, fresh_database
-from testbed.processes import free_port, stop_process
+from testbed.processes import REPO, free_port, stop_process
 from testbed.waits import wait_for
-
-REPO = Path(__file__).resolve().parents[1]
+from videodrop.inboxpolicy import INGEST_LOCK
 
 
 def token_lookups(base_url: str) -> dict[str, float]:
@@ -112,6 +111,10 @@ class System:
         for role in list(self.procs):
             stop_process(self.procs.pop(role))
         self.http.close()
+
+    def inbox_entries(self) -> list[str]:
+        """Names in the inbox folder, but for the ingest's lock (sorted)."""
+        return sorted(p.name for p in self.inbox.iterdir() if p.name != INGEST_LOCK)
 
     def log_text(self, role: str) -> str:
         path = self.logs / f"{role}.log"

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from videodrop import formats, media
 from videodrop.settings import Settings
 
+#: The ingest's lock in the inbox folder (``ingest/lock.py``): never a file to take, list
+#: or remove, whatever ``VIDEODROP_IGNORE_PATTERNS`` says.
+INGEST_LOCK = ".videodrop-ingest.lock"
 #: Files below this many bytes are never called sparse.
 SPARSE_MIN_SIZE = 1 << 20
 #: Sparse: less than 1/SPARSE_RATIO of the size allocated, and as data extents.
@@ -60,8 +63,9 @@ class InboxPolicy:
                    settings.inbox_max_file_size)
 
     def ignored(self, name: str) -> bool:
-        """A hidden or temporary name: not a file yet, passed over without a word."""
-        return media.is_ignored(name, self.ignore)
+        """A hidden or temporary name: not a file yet, passed over without a word (and the
+        ingest's own lock, :data:`INGEST_LOCK`)."""
+        return name == INGEST_LOCK or media.is_ignored(name, self.ignore)
 
     def by_name(self, name: str) -> Refusal | None:
         if media.has_extension(name, self.extensions):

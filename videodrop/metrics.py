@@ -208,6 +208,21 @@ PUBLISH_RETRIES = Counter(
 RESCANS = Counter(
     "rescans", "Full walks of the inbox (startup, periodic, lost events).",
     namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+PERMISSION_ERRORS = Counter(
+    "permission_errors", "Inbox paths the service cannot use, by kind: list (a folder it"
+    " cannot read), move (a folder it cannot move files out of), read (a file it cannot"
+    " read); once per path until fixed, logged as 'inbox permission problem' with the fix.",
+    ["kind"], namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
+PERMISSION_KINDS = ("list", "move", "read")
+for _kind in PERMISSION_KINDS:
+    PERMISSION_ERRORS.labels(_kind)
+BLOCKED_PATHS = Gauge(
+    "blocked_paths", "Inbox folders and files waiting for a permission fix (their files are"
+    " not published meanwhile).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST, multiprocess_mode="livesum")
+FOLDERS_REMOVED = Counter(
+    "folders_removed", "Empty inbox folders removed (VIDEODROP_INBOX_PRUNE_AFTER).",
+    namespace=NAMESPACE, subsystem="ingest", registry=INGEST)
 INBOX_BACKLOG = Gauge(
     "inbox_backlog", "Inbox files seen but not yet published (settling or waiting for the"
     " broker).",

@@ -66,6 +66,10 @@ class Settings:
     # the inbox policy (videodrop/inboxpolicy.py): extensions taken, and a size limit (None: none)
     inbox_extensions: frozenset[str] = formats.EXTENSIONS
     inbox_max_file_size: int | None = None
+    # empty inbox folders at least inbox_prune_depth deep are removed once they have been
+    # empty and unchanged for inbox_prune_after seconds (0: never; ingest/prune.py)
+    inbox_prune_after: float = 3600.0
+    inbox_prune_depth: int = 2
     prober_concurrency: int = field(default_factory=lambda: os.cpu_count() or 1)
     api_workers: int = 2
     api_threads: int = 8
@@ -121,6 +125,11 @@ class Settings:
             raise SettingsError("VIDEODROP_INBOX_EXTENSIONS names no extension")
         if self.inbox_max_file_size is not None and self.inbox_max_file_size < 1:
             raise SettingsError("VIDEODROP_INBOX_MAX_FILE_SIZE must be a size of 1 byte or more")
+        if self.inbox_prune_after < 0:
+            raise SettingsError("VIDEODROP_INBOX_PRUNE_AFTER must be 0 (never) or more seconds")
+        if self.inbox_prune_depth < 1:
+            raise SettingsError("VIDEODROP_INBOX_PRUNE_DEPTH must be at least 1 (the inbox"
+                                " itself is never removed)")
         if self.header_timeout <= 0:
             raise SettingsError("VIDEODROP_HEADER_TIMEOUT must be positive")
         if self.login_burst < 1 or self.login_rate <= 0:
@@ -166,10 +175,11 @@ def _convert(name: str, raw: str) -> object:
         if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:
             return parse_size(raw)
         if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout",
-                    "login_rate"}:
+                    "login_rate", "inbox_prune_after"}:
             return float(raw)
         if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
-                    "token_cache_size", "request_log_rate", "login_burst"}:
+                    "token_cache_size", "request_log_rate", "login_burst",
+                    "inbox_prune_depth"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":
             return ()

@@ -15,7 +15,7 @@ import falcon
 from api.http.params import decode_cursor, encode_cursor
 from videodrop import formats, media
 from videodrop.catalog import STATUSES, Catalog, Video, VideoFilter
-from videodrop.inboxpolicy import InboxPolicy
+from videodrop.inboxpolicy import INGEST_LOCK, InboxPolicy
 
 PAGE_SIZE = 25
 MAX_ARRIVING = 100  # inbox entries shown; the walk stops there
@@ -117,6 +117,8 @@ def arriving(inbox: Path, ignore: tuple[str, ...] = (),
     for folder, dirs, files in os.walk(inbox, onerror=lambda exc: None):
         dirs.sort()
         for name in sorted(files):
+            if name == INGEST_LOCK:
+                continue  # the ingest's, never a file to show
             seen += 1
             if seen > limit:
                 break

@@ -54,7 +54,7 @@ def test_videodrop_run_end_to_end(make_system, samples, tmp_path):
             f.write(download_response.content)
         assert video_data["status"] == "ready" and metadata["duration"] > 0
         assert (tmp_path / "video.mp4").read_bytes() == (samples / "bbb_chapters.mp4").read_bytes()
-        assert list(system.inbox.iterdir()) == []
+        assert system.inbox_entries() == []
 
         kids = children_of(proc.pid)
         assert len(kids) == 3  # ingest, prober, api

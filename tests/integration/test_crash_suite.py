@@ -85,7 +85,7 @@ def test_media_disk_full_keeps_files_safe_and_resumes(make_system, samples, tmp_
         subprocess.run(["mount", "-o", "remount,size=16m", str(media)], check=True)
         record = system.wait_record("big.mp4", timeout=120)
         assert record["status"] == "ready" and record["processing_error"] is None
-        assert list(system.inbox.iterdir()) == []
+        assert system.inbox_entries() == []
         system.stop()
     finally:
         subprocess.run(["umount", "-l", str(media)], check=False)

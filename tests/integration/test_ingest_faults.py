@@ -33,7 +33,7 @@ def assert_exactly_once(system: System, names: list[str], timeout: float = 180) 
     got = sorted(v["original_filename"] for v in items)
     assert got == sorted(names), "some files missing or recorded twice"
     assert {v["status"] for v in items} == {"ready"}
-    assert list(system.inbox.iterdir()) == []
+    assert system.inbox_entries() == []
 
 
 def test_sigkill_the_daemon_while_100_files_arrive(make_system, samples):

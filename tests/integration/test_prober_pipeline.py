@@ -68,7 +68,7 @@ def test_every_sample_through_the_pipeline(system: System, samples: Path):
         assert (item["status"] == "failed") == bool(item["processing_error"])
         assert (item["status"] == "failed") == bool(item["error_code"])
         assert meta["error_code"] == item["error_code"]
-    assert list(system.inbox.iterdir()) == []
+    assert system.inbox_entries() == []
 
 
 def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, tmp_path):
@@ -213,7 +213,7 @@ def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixtu
         assert items[name]["error_code"] is None
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "good-after-bad.mp4")
     assert system.wait_record("good-after-bad.mp4")["status"] == "ready"
-    assert sorted(p.name for p in system.inbox.iterdir()) == sorted(REFUSED)
+    assert system.inbox_entries() == sorted(REFUSED)
     assert not set(REFUSED) & {v["original_filename"] for v in system.videos()}
 
 

@@ -60,7 +60,7 @@ def test_dropped_file_becomes_working_links(system, samples):
 
     # The file moved into the store; the inbox is empty.
     assert sha256(system.media_root / info["filename"]) == sha256(src)
-    assert list(system.inbox.iterdir()) == []
+    assert system.inbox_entries() == []
 
     meta = requests.get(record["api_links"]["metadata_url"], timeout=5).json()
     assert meta["sha256"] == sha256(src)

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
@@ -26,6 +29,7 @@ from prober.ffprobe import (
 )
 from prober.packets import Listing
 from prober.probe import probe_file
+from testbed.processes import python_for_others
 from videodrop.children import ChildRunner
 from videodrop.errorcodes import ErrorCode
 from videodrop.formats import DEMUXERS
@@ -340,13 +344,46 @@ def test_hanging_version_lookup_counts_against_the_deadline(
     assert result.error == "timed out after 1 s"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads any file")
+# As another user: PermissionError exits 0; ffprobe run (no permission check) exits 1.
+PROBE_AS_ANOTHER_USER = """
+import sys
+from pathlib import Path
+from prober.probe import probe_file
+def runner(*args, **kwargs):
+    sys.exit("ffprobe was run on a file its user may not read")
+try:
+    probe_file(Path(sys.argv[1]), runner=runner, version="5.1")
+except PermissionError:
+    sys.exit(0)
+sys.exit("no PermissionError")
+"""
+
+
 def test_permission_denied_raises(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"1234")
-    video.chmod(0)
-    with pytest.raises(PermissionError):
-        probe_file(video, runner=Recorder(), version="5.1")
+    """A file the prober may not read raises PermissionError (the worker retries it).
+    Root reads any file: as root, the probe runs in a child as ``nobody``, in a folder it
+    may enter, so that only the file's mode (0600, root's) stands in its way."""
+    if os.geteuid() != 0:
+        video = tmp_path / "clip.mp4"
+        video.write_bytes(b"1234")
+        video.chmod(0)
+        with pytest.raises(PermissionError):
+            probe_file(video, runner=Recorder(), version="5.1")
+        return
+    folder = Path(tempfile.mkdtemp(prefix="vdprobe-"))
+    try:
+        folder.chmod(0o755)
+        video = folder / "clip.mp4"
+        video.write_bytes(b"1234")
+        video.chmod(0o600)
+        python, path = python_for_others()
+        done = subprocess.run(
+            [python, "-c", PROBE_AS_ANOTHER_USER, str(video)], capture_output=True, text=True,
+            timeout=60, cwd=folder, env={"PYTHONPATH": path, "PYTHONDONTWRITEBYTECODE": "1"},
+            user=65534, group=65534, extra_groups=[])
+        assert done.returncode == 0, done.stderr
+    finally:
+        shutil.rmtree(folder)
 
 
 # --- one ffprobe process per good file ------------------------------------------------

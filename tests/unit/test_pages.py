@@ -24,6 +24,7 @@ from api.pages.render import (
     when,
 )
 from api.pages.site import safe_next
+from videodrop.inboxpolicy import INGEST_LOCK
 from videodrop.settings import DEFAULT_IGNORE
 
 
@@ -63,6 +64,7 @@ def test_arriving_lists_inbox_files_newest_write_first(tmp_path: Path) -> None:
     os.utime(new, (1900, 1900))
     (tmp_path / ".new.mkv.Ab12Cd").write_bytes(b"z")  # rsync's temporary
     os.utime(tmp_path / ".new.mkv.Ab12Cd", (1950, 1950))
+    (tmp_path / INGEST_LOCK).write_text("{}")  # the ingest's: never shown
     found = pages_library.arriving(tmp_path, DEFAULT_IGNORE, now=2000)
     assert [(a.path, a.size, a.age, a.temporary) for a in found] == [
         (".new.mkv.Ab12Cd", 1, 50, True), ("new.mkv", 5, 100, False),
