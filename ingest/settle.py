@@ -71,10 +71,10 @@ class SettleTracker:
             else:
                 cand.state = current  # the latest ctime goes into the message
                 checked.append(cand)
-        busy = self.open_for_writing({(c.state.dev, c.state.ino) for c in checked})
+        busy = self.open_for_writing({(c.state.file.dev, c.state.file.ino) for c in checked})
         settled = []
         for cand in checked:
-            if (cand.state.dev, cand.state.ino) in busy:
+            if (cand.state.file.dev, cand.state.file.ino) in busy:
                 cand.quiet_since = now  # an open writer: wait for its close
             else:
                 del self.candidates[cand.path]
