@@ -139,18 +139,21 @@ def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
         try:
             st = os.lstat(src)
             if matches(st, key):
-                move_into_store(src, dst, key, linked=st.st_nlink > 1)
+                move_into_store(src, dst, key, other_names=st.st_nlink > 1)
                 return True
         except FileNotFoundError:
             pass
     return False
 
 
-def move_into_store(src: Path, dst: Path, key: InboxFile, *, linked: bool = False) -> None:
-    """rename() when inbox and store share a file system and the file has no other name;
-    else copy to a temporary name in the store, fsync, rename into place, make that rename
-    durable, and only then remove the inbox name (the two file systems commit their journals
-    independently: a power cut could otherwise keep the unlink and lose the rename)."""
+def move_into_store(src: Path, dst: Path, key: InboxFile, *, other_names: bool = False
+                    ) -> None:
+    """rename() when inbox and store share a file system and the file has no other name
+    (``other_names`` False: a link count of 1); else copy to a temporary name in the store,
+    fsync, rename into place, make that rename durable, and only then remove the inbox name
+    (the two file systems commit their journals independently: a power cut could otherwise
+    keep the unlink and lose the rename). :class:`StorageFull` when the store is full,
+    :class:`TransientFileError` when the file vanished, changed or cannot be moved now."""
     shown = media.display(src.name)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +162,7 @@ def move_into_store(src: Path, dst: Path, key: InboxFile, *, linked: bool = Fals
                 raise TransientFileError(f"{media.display(dst.name)} in the store is another"
                                          f" file: {shown} waits in the inbox")
             return
-        if not linked:
+        if not other_names:
             try:
                 os.rename(src, dst)
                 media.fsync_dir(dst.parent)
@@ -290,6 +293,8 @@ def sweep_parts(media_root: Path, older_than: float = STALE_PART_SECONDS,
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` as 64 lowercase hex digits (read 1 MiB at a
+    time). OSError when it cannot be read."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):

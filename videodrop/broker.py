@@ -161,7 +161,7 @@ class BatchPublisher(_Link):
     confirms of all of it. ``publish_batch`` returns the messages the broker confirmed;
     the rest (nacked, returned, or unanswered when the connection broke) are the
     caller's to retry. Confirming one message at a time costs a quorum-queue commit per
-    message (about 1,000/s here); a batch shares them.
+    message; a batch shares them (docs/benchmarks.md: the 100,000-file inbox).
 
     pika's BlockingChannel only offers one-at-a-time confirms, so confirm mode is switched
     on through the channel it wraps (:func:`wrapped_channel`) with a callback that pika runs

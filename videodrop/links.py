@@ -12,8 +12,8 @@ ranges (the API merges them), numbers nginx reads wrongly. The extension is the 
 container the API would serve it as (``videodrop/formats.py``: one per Content-Type), and
 nginx's ``types`` map each key to that Content-Type.
 
-What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog.py``, is the
-only writer):
+What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog/streamlinks.py``,
+is the only writer):
 
 * a link is **removed before** any change to its row commits, in the same transaction and
   under the row's lock: once the change is visible, the link is gone; a crash in between
