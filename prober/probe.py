@@ -75,6 +75,10 @@ _LIMIT_SIGNALS: dict[int, str] = {signal.SIGKILL: "CPU time", signal.SIGXCPU: "C
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """A probe's verdict: ``ok`` (the file is a video to serve) or not, with ``error`` (a
+    sentence of at most 160 characters) and ``code``; the metadata as the record and
+    ``file_info`` show it, and ffprobe's own JSON."""
+
     ok: bool
     error: str | None  # short reason when not ok
     metadata: dict[str, Any]  # normalised, JSON-serialisable (partial when failed)
@@ -118,6 +122,11 @@ def probe_file(
     runner: Runner = default_runner,
     version: str | None = None,
 ) -> ProbeResult:
+    """Probe the file at ``path`` with the ffprobe binary ``ffprobe``, every run of it
+    within ``timeout`` seconds in all, each child through ``runner`` (its limits);
+    ``version`` is ffprobe's, asked once per process by the caller (None: asked here).
+    Never raises for a bad file (see the module); :class:`FFprobeMissing` and OSError
+    (the file cannot be read) do propagate."""
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as handle:  # unreadable -> OSError for the caller to retry

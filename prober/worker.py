@@ -60,6 +60,9 @@ class Settle(Enum):
 
 
 class Worker:
+    """One consumer of the probe queue (``name`` names its connection and threads):
+    :meth:`run` on a thread of its own; ``connected`` is set while it consumes."""
+
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
                  name: str = "prober") -> None:
         self.settings = settings
@@ -78,6 +81,8 @@ class Worker:
     # --- consuming --------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting after a broker outage (pauses from
+        0.5 s doubling to 30 s); the message in hand is finished before it returns."""
         backoff = 0.0
         while not stop.is_set():
             try:
@@ -213,6 +218,10 @@ class Worker:
     # --- the work ---------------------------------------------------------------------
 
     def process(self, msg: InboxFile | ProbeVideo) -> None:
+        """The work of one message: claim an inbox file (or find the row of a video id),
+        then, under the row's processing lock, probe it unless it is done already (a
+        ``force`` ProbeVideo probes again). Raises what :data:`TRANSIENT` names for the
+        caller to retry."""
         if isinstance(msg, InboxFile):
             structlog.contextvars.bind_contextvars(path=media.display(msg.path))
             try:
