@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from videodrop import media
-from videodrop.catalog import Video
 from videodrop.errors import StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy, Refusal, data_extents
 from videodrop.messages import InboxFile
@@ -126,10 +125,10 @@ def _lstat(path: Path, shown: str) -> os.stat_result | None:
         raise TransientFileError(f"cannot stat {media.display(shown)}: {exc.strerror}") from exc
 
 
-def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
-    """True when the stored file is there; moves it in if a crash left it in the inbox."""
-    dst = media_root / video.stored_path
-    key = video.claim()
+def ensure_stored(inbox: Path, dst: Path, key: InboxFile | None) -> bool:
+    """True when the stored file ``dst`` is there; moves the inbox file of ``key`` (a
+    watch-folder file's claim; None for an upload) in when a crash left it in the inbox.
+    OSError (a move failing) and :class:`TransientFileError` propagate."""
     src = inbox / key.path if key is not None else None
     if dst.exists():
         if src is not None and key is not None:

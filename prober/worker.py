@@ -253,8 +253,9 @@ class Worker:
             if current is None:
                 return
             if current.status in {"ready", "failed"} and not force:
-                if not store.ensure_stored(self.inbox, self.media_root, current) \
-                        and current.status == "ready":
+                stored = store.ensure_stored(self.inbox, self.media_root / current.stored_path,
+                                             current.claim())
+                if not stored and current.status == "ready":
                     self._mark_missing(current)
                     return
                 self.log.info("already done", status=current.status)
@@ -278,7 +279,8 @@ class Worker:
         the row as it then is, or ``video`` when the row was deleted meanwhile. A missing
         stored file fails the row (``missing_file``)."""
         t0 = time.perf_counter()
-        if not store.ensure_stored(self.inbox, self.media_root, video):
+        if not store.ensure_stored(self.inbox, self.media_root / video.stored_path,
+                                   video.claim()):
             return self._mark_missing(video)
         started = self.catalog.start_processing(video.id)
         if started is None:
