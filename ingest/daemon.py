@@ -128,8 +128,8 @@ class IngestDaemon:
         for cand in self.tracker.due(now, self._restat):
             if self.access.holds(cand.path, now):
                 continue  # logged once; taken when the permission is fixed
-            refusal = self.policy.by_size(cand.state.size)
-            if refusal is None and inboxpolicy.may_be_sparse(cand.state.size,
+            refusal = self.policy.by_size(cand.state.file.size)
+            if refusal is None and inboxpolicy.may_be_sparse(cand.state.file.size,
                                                              cand.state.blocks):
                 refusal = self.policy.by_path(cand.path)
             if refusal is not None:
@@ -139,7 +139,7 @@ class IngestDaemon:
             self.stats.settled += 1
             metrics.FILES_SETTLED.inc()
             self.log.info("settled", path=self.shown(cand.path),
-                          size=cand.state.size, inode=cand.state.ino)
+                          size=cand.state.file.size, inode=cand.state.file.ino)
             self.pending.append(cand)
         self.publish_pending(now)
         for blocked in self.access.fixed(now):
@@ -197,8 +197,8 @@ class IngestDaemon:
         if self.tracker.touch(path, verdict.state, now, writing, finished=finished):
             self.stats.seen += 1
             metrics.FILES_SEEN.inc()
-            self.log.info("seen", path=self.shown(path), size=verdict.state.size,
-                          inode=verdict.state.ino, why=why)
+            self.log.info("seen", path=self.shown(path), size=verdict.state.file.size,
+                          inode=verdict.state.file.ino, why=why)
 
     def refuse(self, path: Path, refusal: Refusal, state: FileState | None) -> None:
         """Leave ``path`` where it is: logged and counted once for each state it is
@@ -266,12 +266,7 @@ class IngestDaemon:
         published only once the broker confirmed its message; the rest stay pending."""
         while self.pending and now >= self._retry_at:
             chunk, self.pending = self.pending[:batch], self.pending[batch:]
-            msgs: dict[InboxFile, Candidate] = {}
-            for cand in chunk:
-                st, rel = cand.state, relative(self.inbox, cand.path)
-                assert rel is not None
-                msgs[InboxFile(path=rel, dev=st.dev, ino=st.ino, size=st.size,
-                               mtime_ns=st.mtime_ns, ctime_ns=st.ctime_ns)] = cand
+            msgs: dict[InboxFile, Candidate] = {cand.state.file: cand for cand in chunk}
             try:
                 confirmed = self.publisher.publish_batch(list(msgs))
             except BrokerUnavailable as exc:
@@ -285,8 +280,8 @@ class IngestDaemon:
                 self._remember_published(cand.path, self.published[cand.path])
                 self.stats.published += 1
                 metrics.FILES_PUBLISHED.inc()
-                self.log.info("published", path=self.shown(cand.path), size=cand.state.size,
-                              inode=cand.state.ino)
+                self.log.info("published", path=self.shown(cand.path), size=cand.state.file.size,
+                              inode=cand.state.file.ino)
             if msgs:  # not confirmed: back to the front of the line, retried after a pause
                 self.pending = list(msgs.values()) + self.pending
                 self.stats.publish_failures += 1
@@ -301,18 +296,18 @@ class IngestDaemon:
     def _warn_if_reused(self, cand: Candidate) -> None:
         """A name published again within REUSE_SECONDS as another file: most likely a
         writer that closes and reopens to append, pausing longer than the settle window,
-        which makes one video per chunk (README: the writer contract). Logged, not
-        prevented: cameras that reuse a name on purpose are served as before."""
+        which makes one video per chunk (docs/inbox.md: the writer contract). Logged, not
+        prevented: a camera that reuses a name on purpose gets one video per file."""
         now = self.clock()
         last = self.lately.get(cand.path)
         if last is None or now - last[1] >= REUSE_SECONDS or last[0].unchanged(cand.state):
             return
         self.log.warning("name published again as another file", path=self.shown(cand.path),
-                         seconds_since=round(now - last[1], 1), size=cand.state.size,
-                         size_before=last[0].size,
+                         seconds_since=round(now - last[1], 1), size=cand.state.file.size,
+                         size_before=last[0].file.size,
                          hint="a writer appending after pauses longer than"
                               " VIDEODROP_SETTLE_SECONDS makes one video per chunk: write to a"
-                              " temporary name and rename it when done (README: writers)")
+                              " temporary name and rename it when done (docs/inbox.md: writers)")
 
     def _remember_published(self, path: Path, published: tuple[FileState, float]) -> None:
         """Keep ``path`` as the newest of :attr:`lately`; names older than REUSE_SECONDS

@@ -9,25 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from videodrop.inboxpolicy import InboxPolicy, Refusal
+from videodrop.messages import InboxFile
 
 
 @dataclass(frozen=True)
 class FileState:
-    """What we compare across a settle window (:meth:`unchanged`); ``nlink`` and ``blocks``
-    (512-byte blocks allocated) are along for the ride and not compared."""
+    """An inbox file as one ``lstat`` saw it: ``file`` is the message the ingest publishes
+    for it once it settles (the claim key: path, inode, size, mtime, ctime), ``nlink``
+    (names of the inode) and ``blocks`` (512-byte blocks allocated) what the ingest looks at
+    beyond it. Equal states have equal ``file``s; ``nlink`` and ``blocks`` are not compared."""
 
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
+    file: InboxFile
     nlink: int = field(default=1, compare=False)
     blocks: int = field(default=0, compare=False)
 
     @classmethod
-    def of(cls, st: os.stat_result) -> FileState:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns,
-                   st.st_nlink, st.st_blocks)
+    def of(cls, path: str, st: os.stat_result) -> FileState:
+        """The state of the file at the inbox-relative ``path`` whose ``lstat`` is ``st``."""
+        return cls(InboxFile.of(path, st), st.st_nlink, st.st_blocks)
 
     def unchanged(self, later: FileState) -> bool:
         """``later`` is this file with nothing written to it: same inode, size and mtime,
@@ -35,9 +34,10 @@ class FileState:
         it removed: that moves the ctime of every name without touching the data). A
         ctime change without a link-count change (a rewrite whose mtime was put back,
         chmod) is a change."""
-        return ((self.dev, self.ino, self.size, self.mtime_ns)
-                == (later.dev, later.ino, later.size, later.mtime_ns)
-                and (self.ctime_ns == later.ctime_ns or self.nlink != later.nlink))
+        before, after = self.file, later.file
+        return ((before.dev, before.ino, before.size, before.mtime_ns)
+                == (after.dev, after.ino, after.size, after.mtime_ns)
+                and (before.ctime_ns == after.ctime_ns or self.nlink != later.nlink))
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ def examine(inbox: Path, path: Path, policy: InboxPolicy) -> Verdict:
             "socket" if stat.S_ISSOCK(st.st_mode) else "special file")
         return Verdict(None, Refusal("special_file", f"not a regular file ({kind})"))
     refusal = policy.by_name(path.name)
-    return Verdict(None, refusal) if refusal else Verdict(FileState.of(st))
+    return Verdict(None, refusal) if refusal else Verdict(FileState.of(rel, st))
 
 
 def walk(inbox: Path, *, denied: Callable[[Path], None] | None = None,
@@ -117,6 +117,7 @@ def walk(inbox: Path, *, denied: Callable[[Path], None] | None = None,
 
 
 def count_dirs(inbox: Path) -> int:
+    """Folders in the inbox, the inbox included (each needs an inotify watch)."""
     n = 1
     for _root, dirs, _files in os.walk(inbox):
         n += len(dirs)

@@ -16,6 +16,8 @@ OpenForWriting = Callable[[set[tuple[int, int]]], set[tuple[int, int]]]
 
 @dataclass
 class Candidate:
+    """A file being watched until it settles: its path, its state at the last look."""
+
     path: Path
     state: FileState
     quiet_since: float  # monotonic time of the last event or change
@@ -23,6 +25,9 @@ class Candidate:
 
 
 class SettleTracker:
+    """The candidates by path. ``settle_seconds``: the quiet window; ``open_for_writing``
+    answers which (dev, ino) pairs a local process holds open for writing."""
+
     def __init__(self, settle_seconds: float, open_for_writing: OpenForWriting) -> None:
         self.settle = settle_seconds
         self.open_for_writing = open_for_writing
@@ -71,10 +76,10 @@ class SettleTracker:
             else:
                 cand.state = current  # the latest ctime goes into the message
                 checked.append(cand)
-        busy = self.open_for_writing({(c.state.dev, c.state.ino) for c in checked})
+        busy = self.open_for_writing({(c.state.file.dev, c.state.file.ino) for c in checked})
         settled = []
         for cand in checked:
-            if (cand.state.dev, cand.state.ino) in busy:
+            if (cand.state.file.dev, cand.state.file.ino) in busy:
                 cand.quiet_since = now  # an open writer: wait for its close
             else:
                 del self.candidates[cand.path]

@@ -68,8 +68,9 @@ def timeline(
     When the last frame's length is unknown (``StreamPackets.open_end``: a single frame
     without a duration), the packets only bound the duration from below: a header that
     claims at least that much is believed, unless the demuxer said the file is cut."""
-    held = _held(fmt, streams, packets)
-    open_end = packets is not None and held is not None and _open_end(streams, packets)
+    held = _packet_span(fmt, streams, packets)
+    open_end = (packets is not None and held is not None
+                and _media_streams_open_ended(streams, packets))
     if open_end and claimed is not None and held is not None and claimed >= held \
             and not said_cut(log):
         return Timeline(claimed, claimed_source, claimed, held, False, None)
@@ -83,17 +84,17 @@ def timeline(
                     f"truncated: {text}" if truncated else text)
 
 
-def _held(fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]],
+def _packet_span(fmt: Mapping[str, Any], streams: Sequence[Mapping[str, Any]],
           packets: PacketSummary | None) -> float | None:
     """Seconds the audio and video packets span (start of the first to end of the last)."""
     if packets is None:
         return None
     bases = time_bases({"streams": streams})
-    spans = [span for s in streams if _media(s)
+    spans = [span for s in streams if _is_media_stream(s)
              and (found := packets.streams.get(int(s.get("index", -1)))) is not None
              and (span := found.seconds(bases.get(int(s.get("index", -1))))) is not None]
     if not spans:
-        return 0.0 if packets.full and not _any_media(streams, packets) else None
+        return 0.0 if packets.full and not _has_media_packets(streams, packets) else None
     end = max(e for _, e in spans)
     start = min(s for s, _ in spans)
     if not packets.full:  # the tail alone: the start is the header's
@@ -154,8 +155,10 @@ def _nominal(stream: Mapping[str, Any], base: Fraction | None) -> Fraction | Non
     return None
 
 
-def _open_end(streams: Sequence[Mapping[str, Any]], packets: PacketSummary) -> bool:
-    found = [packets.streams[i] for s in streams if _media(s)
+def _media_streams_open_ended(streams: Sequence[Mapping[str, Any]],
+                              packets: PacketSummary) -> bool:
+    """Every audio and video stream with packets ends in a frame of unknown length."""
+    found = [packets.streams[i] for s in streams if _is_media_stream(s)
              and (i := int(s.get("index", -1))) in packets.streams]
     return bool(found) and all(f.open_end for f in found)
 
@@ -165,10 +168,13 @@ def said_cut(log: str) -> bool:
     return any(sign in log for sign in TRUNCATION_SIGNS)
 
 
-def _media(stream: Mapping[str, Any]) -> bool:
+def _is_media_stream(stream: Mapping[str, Any]) -> bool:
+    """An audio or video stream, not an attached picture (cover art)."""
     attached = (stream.get("disposition") or {}).get("attached_pic")
     return stream.get("codec_type") in {"audio", "video"} and not attached
 
 
-def _any_media(streams: Sequence[Mapping[str, Any]], packets: PacketSummary) -> bool:
-    return packets.count([int(s.get("index", -1)) for s in streams if _media(s)]) > 0
+def _has_media_packets(streams: Sequence[Mapping[str, Any]], packets: PacketSummary) -> bool:
+    """Any audio or video stream (:func:`_is_media_stream`) has a packet."""
+    return packets.count([int(s.get("index", -1)) for s in streams
+                          if _is_media_stream(s)]) > 0

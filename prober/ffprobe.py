@@ -102,7 +102,7 @@ class ProbeOutput:
     max_rss: int = 0  # the child's peak resident memory, bytes
 
 
-def _run(runner: Runner, args: Sequence[str], timeout: float,
+def _run_child(runner: Runner, args: Sequence[str], timeout: float,
          on_stdout: Callable[[bytes], None] | None = None) -> Completed:
     """One child, its errors as ProbeErrors."""
     if timeout <= 0:
@@ -116,8 +116,10 @@ def _run(runner: Runner, args: Sequence[str], timeout: float,
                              if "executable" in str(exc) else "not found") from exc
 
 
-def _guarded(ffprobe: str, level: str = "error") -> list[str]:
-    """The start of every ffprobe command that reads a file."""
+def _reading_command(ffprobe: str, level: str = "error") -> list[str]:
+    """The start of every ffprobe command that reads a file: no banner, log ``level``, the
+    ``file`` protocol only, the accepted demuxers only (``videodrop.formats``), one
+    thread."""
     return [ffprobe, "-hide_banner", "-v", level, "-protocol_whitelist", "file",
             "-format_whitelist", _FORMATS, "-threads", "1"]
 
@@ -125,8 +127,9 @@ def _guarded(ffprobe: str, level: str = "error") -> list[str]:
 def ffprobe_version(
     ffprobe: str = "ffprobe", runner: Runner = default_runner, timeout: float = 10.0
 ) -> str:
-    """``"5.1.9-0+deb12u1"`` for ffprobe 5.1 on Debian 12; FFprobeMissing if absent."""
-    done = _run(runner, [ffprobe, "-hide_banner", "-version"], timeout)
+    """The version ffprobe reports (e.g. ``"5.1.9-0+deb12u1"``). :class:`FFprobeMissing`
+    when it is absent or does not run; :class:`ProbeError` when its output names none."""
+    done = _run_child(runner, [ffprobe, "-hide_banner", "-version"], timeout)
     text = done.stdout.decode("utf-8", "replace")
     if done.returncode != 0:
         raise FFprobeMissing(ffprobe, f"does not run (exit status {done.returncode})")
@@ -136,9 +139,9 @@ def ffprobe_version(
     return match.group(1)
 
 
-def _target(path: Path | str) -> str:
-    # "file:" keeps names like "cam1:front.mp4" or "-x.mp4" from being read as a
-    # protocol or an option.
+def _file_argument(path: Path | str) -> str:
+    """``path`` as ffprobe's input: ``file:`` keeps names like ``cam1:front.mp4`` or
+    ``-x.mp4`` from being read as a protocol or an option."""
     return "file:" + str(path)
 
 
@@ -160,20 +163,21 @@ def run_probe(
     ffprobe cannot parse. FFprobeFailed when ffprobe cannot open the file.
     """
     # (at "warning": the demuxers' "Packet corrupt" lines tell a truncated file)
-    args = [*_guarded(ffprobe, "warning"), "-print_format", "json=compact=1", "-show_format",
-            "-show_streams", "-show_chapters", "-show_error", "-show_entries", _PACKET_ENTRIES]
+    args = [*_reading_command(ffprobe, "warning"), "-print_format", "json=compact=1",
+            "-show_format", "-show_streams", "-show_chapters", "-show_error", "-show_entries",
+            _PACKET_ENTRIES]
     if not full:
         args += ["-read_intervals", _FAR_END]
-    target = _target(path)
+    target = _file_argument(path)
     if subfile_end is not None:
         args[args.index("-protocol_whitelist") + 1] = "file,subfile"
         target = f"subfile,,start,0,end,{subfile_end},,:{target}"
     listing = Listing()
-    done = _run(runner, [*args, target], timeout, listing.feed)
+    done = _run_child(runner, [*args, target], timeout, listing.feed)
     if done.stdout:  # a runner that collected instead of streaming
         listing.feed(done.stdout)
     data = listing.header()
-    err = _text(done.stderr)
+    err = _storable_text(done.stderr)
     error = data.get("error") if isinstance(data, dict) else None
     if done.returncode != 0 or data is None or error or listing.overflow:
         message = error.get("string") if isinstance(error, dict) else None
@@ -200,11 +204,12 @@ def count_decoded(
     """Decode the first ``packets`` packets of stream ``index`` of ``path``. Decoders are
     flushed at the end, so every packet that decodes counts, delayed ones included.
     FFprobeFailed when ffprobe cannot open the file."""
-    data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
-                              "-count_frames", "-count_packets", "-read_intervals",
-                              f"%+#{packets}", "-show_entries",
-                              "stream=index,nb_read_frames,nb_read_packets", "-print_format",
-                              "json", "-show_error", _target(path)], timeout)
+    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+                                  "-count_frames", "-count_packets", "-read_intervals",
+                                  f"%+#{packets}", "-show_entries",
+                                  "stream=index,nb_read_frames,nb_read_packets",
+                                  "-print_format", "json", "-show_error",
+                                  _file_argument(path)], timeout)
     found: dict[str, Any] = next(
         (s for s in data.get("streams") or [] if s.get("index") == index), {})
     return Decoded(as_int(found.get("nb_read_packets")) or 0,
@@ -223,15 +228,17 @@ def undecoded_tail(
     decodes (the read did not start where decoding can), else the :class:`Tail`.
     FFprobeFailed when ffprobe cannot open the file."""
     interval = _FAR_END if start is None else f"{start:.6f}%"
-    data = _json_run(runner, [*_guarded(ffprobe), "-select_streams", str(index),
-                              "-read_intervals", interval, "-show_entries",
-                              "packet=pts,dts:frame=pts,best_effort_timestamp",
-                              "-print_format", "json", "-show_error", _target(path)], timeout)
+    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+                                  "-read_intervals", interval, "-show_entries",
+                                  "packet=pts,dts:frame=pts,best_effort_timestamp",
+                                  "-print_format", "json", "-show_error",
+                                  _file_argument(path)], timeout)
     items = data.get("packets_and_frames") or []
-    shown = {_stamp(i, "pts", "best_effort_timestamp") for i in items if i.get("type") == "frame"}
+    shown = {_first_stamp(i, "pts", "best_effort_timestamp") for i in items
+             if i.get("type") == "frame"}
     if not shown - {None}:
         return None
-    stamps = [_stamp(i, "pts", "dts") for i in items if i.get("type") == "packet"]
+    stamps = [_first_stamp(i, "pts", "dts") for i in items if i.get("type") == "packet"]
     cut = 0
     for stamp in reversed(stamps):
         if stamp is not None and stamp in shown:
@@ -249,13 +256,16 @@ class Tail:
     last_frame: int
 
 
-def _stamp(item: dict[str, Any], first: str, second: str) -> int | None:
+def _first_stamp(item: dict[str, Any], first: str, second: str) -> int | None:
+    """``item[first]`` as an int, else ``item[second]``; None when neither is one."""
     value = as_int(item.get(first))
     return as_int(item.get(second)) if value is None else value
 
 
-def _json_run(runner: Runner, args: Sequence[str], timeout: float) -> dict[str, Any]:
-    done = _run(runner, args, timeout)
+def _run_for_json(runner: Runner, args: Sequence[str], timeout: float) -> dict[str, Any]:
+    """ffprobe's JSON output as a dict; :class:`FFprobeFailed` when it exits non-zero,
+    prints no JSON object, or prints one with an ``error``."""
+    done = _run_child(runner, args, timeout)
     try:
         data = json.loads(done.stdout or b"{}")
     except ValueError:
@@ -263,7 +273,8 @@ def _json_run(runner: Runner, args: Sequence[str], timeout: float) -> dict[str, 
     if done.returncode != 0 or not isinstance(data, dict) or data.get("error"):
         error = data.get("error") if isinstance(data, dict) else None
         message = error.get("string") if isinstance(error, dict) else None
-        raise FFprobeFailed(done.returncode, message, _text(done.stderr), _text(done.stdout))
+        raise FFprobeFailed(done.returncode, message, _storable_text(done.stderr),
+                            _storable_text(done.stdout))
     return data
 
 
@@ -282,8 +293,8 @@ def identify_format(
 ) -> Guess:
     """The demuxer ffprobe's probe picks for ``path`` (``"hls"``, ``"srt"``, ``"gif"``...),
     read from its debug log; the whitelist still refuses it before it opens anything."""
-    done = _run(runner, [*_guarded(ffprobe, "debug"), _target(path)], timeout)
-    log = _text(done.stderr)
+    done = _run_child(runner, [*_reading_command(ffprobe, "debug"), _file_argument(path)], timeout)
+    log = _storable_text(done.stderr)
     found = (re.search(r"Format (\S+) probed with size=\d+ and score=(\d+)", log)
              or re.search(r"Format (\S+) detected only with low score of (\d+)", log))
     return Guess(found.group(1), int(found.group(2))) if found else Guess(None, None)
@@ -297,11 +308,12 @@ def read_log_summary(
     runner: Runner = default_runner,
 ) -> tuple[dict[str, Any] | None, str]:
     """Run ffprobe without JSON output and parse its summary: (ffprobe-like dict, log)."""
-    done = _run(runner, [*_guarded(ffprobe, "info"), _target(path)], timeout)
-    log = _text(done.stderr)
+    done = _run_child(runner, [*_reading_command(ffprobe, "info"), _file_argument(path)], timeout)
+    log = _storable_text(done.stderr)
     return parse_log_summary(log), log
 
 
-def _text(data: bytes) -> str:
-    """ffprobe's log as text that PostgreSQL jsonb accepts (no NUL)."""
+def _storable_text(data: bytes) -> str:
+    """ffprobe's output (log or stdout) as text that PostgreSQL jsonb accepts: UTF-8 with
+    replacement characters, no NUL."""
     return data.decode("utf-8", "replace").replace("\x00", "")

@@ -10,9 +10,9 @@ from typing import Any
 __all__ = ["parse_log_summary"]
 
 # --- ffprobe's human summary, for files whose JSON it refuses to print -----------------
-# ffprobe 5.1 exits 1 before printing anything when it cannot open a decoder for any one
-# stream (e.g. HE-AAC v2 "SBR+21" audio), although it has already opened the container.
-# Its log still holds the "Input #0" summary; we read the essentials from there.
+# ffprobe may exit 1 without printing JSON when it cannot open a decoder for one stream
+# (e.g. HE-AAC v2 "SBR+21" audio) although it has opened the container. Its log (at
+# -v info) still holds the "Input #0" summary; the essentials are read from there.
 
 _STREAM = re.compile(r"^\s*Stream #0:(\d+)(?:\[[^\]]*\])?(?:\((\w+)\))?: (\w+): (.*)$")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")

@@ -6,7 +6,6 @@ import argparse
 import functools
 import json
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -16,16 +15,16 @@ from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
-from videodrop import broker, links, logs, metrics
+from videodrop import broker, links, logs
 from videodrop.catalog import Catalog
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import ConfigurationError
 from videodrop.messages import ProbeVideo
-from videodrop.notify import Notifier
+from videodrop.role import Role
 from videodrop.settings import Settings
 
 
-def _runner(settings: Settings) -> ChildRunner:
+def _ffprobe_runner(settings: Settings) -> ChildRunner:
     """ffprobe's runner: each child limited to VIDEODROP_CHILD_MEMORY of address space; no
     prlimit (util-linux) to apply the limits is a configuration error (exit 78)."""
     try:
@@ -46,7 +45,7 @@ def _version_or_refuse(settings: Settings, runner: ChildRunner) -> str | None:
         return None
 
 
-def _sweep(settings: Settings, log: Any) -> None:
+def _sweep_stale_copies(settings: Settings, log: Any) -> None:
     """Temporary copies left in the store by a prober that died mid-copy, at start."""
     try:
         removed = store.sweep_parts(settings.media_root.resolve())
@@ -60,53 +59,39 @@ def _sweep(settings: Settings, log: Any) -> None:
 
 def main(settings: Settings, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="videodrop prober",
-                                     description="consume probe messages and record outcomes")
+                                     description="consume probe messages and store their outcomes")
     parser.add_argument("--concurrency", type=int, default=settings.prober_concurrency,
                         help="probes at once (default VIDEODROP_PROBER_CONCURRENCY)")
     args = parser.parse_args(argv)
-    logs.configure(role="prober", fmt=settings.log_format, level=settings.log_level)
-    log = logs.get("prober")
-    runner = _runner(settings)
+    role = Role("prober", settings)
+    log = role.log
+    runner = _ffprobe_runner(settings)
     version = _version_or_refuse(settings, runner)
     settings.media_root.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
                               links=links.from_settings(settings))
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version, runner=runner)
-    notifier = Notifier()
-    if settings.metrics_bind:
-        server = metrics.start_metrics_server(settings.metrics_bind, "prober")
-        log.info("metrics", url=server.url)
-    stop = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        notifier.stopping("finishing the files in hand")
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    role.start(stopping="finishing the files in hand")
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
              ffprobe_version=version, media_root=str(settings.media_root.resolve()),
              child_memory=settings.child_memory)
-    threading.Thread(target=_sweep, args=(settings, log), name="part-sweep",
+    threading.Thread(target=_sweep_stale_copies, args=(settings, log), name="part-sweep",
                      daemon=True).start()
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
                for i in range(args.concurrency)]
-    threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)
+    threads = [threading.Thread(target=w.run, args=(role.stop,), name=w.name, daemon=True)
                for w in workers]
     for t in threads:
         t.start()
-    while not stop.is_set():
-        stop.wait(0.5)
-        if not any(t.is_alive() for t in threads):
-            log.error("every worker thread has died")
-            return 1
+
+    def status() -> tuple[str, bool]:
         attached = sum(w.connected.is_set() for w in workers)
-        if attached == len(workers):
-            notifier.ready(f"consuming {settings.probe_queue}")
-        notifier.status(f"{attached}/{len(workers)} consumers attached to"
-                        f" {settings.probe_queue}")
-        notifier.watchdog()
+        return (f"{attached}/{len(workers)} consumers attached to {settings.probe_queue}",
+                attached == len(workers))
+
+    if not role.watch(threads, status):
+        return 1
     for t in threads:
         t.join(timeout=60)
     catalog.close()
@@ -124,7 +109,7 @@ def probe_command(settings: Settings, argv: list[str]) -> int:
     parser.add_argument("files", nargs="+", type=Path, metavar="FILE")
     parser.add_argument("--raw", action="store_true", help="include ffprobe's own JSON")
     args = parser.parse_args(argv)
-    runner = _runner(settings)
+    runner = _ffprobe_runner(settings)
     version = _version_or_refuse(settings, runner)
     worst = 0
     try:

@@ -5,11 +5,13 @@ those come back as ``ok=False`` with a code from :class:`videodrop.errorcodes.Er
 and a short sentence. FFprobeMissing propagates (the worker refuses to start); so does
 OSError when the file cannot be read at all (the worker retries that).
 
-A good file costs one ffprobe process: header and every packet in one run. More runs
-only for files that fail it: a format outside the accepted containers (a debug run names
-it), an ISO BMFF file ffprobe cannot open (its complete prefix is probed), a file whose
-JSON ffprobe refuses to print (its summary log is read), or a full read that overran most
-of the deadline (the header and the packet tail are read instead).
+A good file costs two ffprobe runs: the header and every packet in one, then a decode of
+the main video stream's first packets (:func:`_decode_checks`); a file the demuxer says is
+cut, a decode of its tail too. More runs only for files that fail the first: a format
+outside the accepted containers (a debug run names it), an ISO BMFF file ffprobe cannot
+open (its complete prefix is probed), a file whose JSON ffprobe refuses to print (its
+summary log is read), or a full read that overran most of the deadline (the header and the
+packet tail are read instead).
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ _LIMIT_SIGNALS: dict[int, str] = {signal.SIGKILL: "CPU time", signal.SIGXCPU: "C
 
 @dataclass(frozen=True)
 class ProbeResult:
+    """A probe's verdict: ``ok`` (the file is a video to serve) or not, with ``error`` (a
+    sentence of at most 160 characters) and ``code``; the metadata as the record and
+    ``file_info`` show it, and ffprobe's own JSON."""
+
     ok: bool
     error: str | None  # short reason when not ok
     metadata: dict[str, Any]  # normalised, JSON-serialisable (partial when failed)
@@ -116,6 +122,11 @@ def probe_file(
     runner: Runner = default_runner,
     version: str | None = None,
 ) -> ProbeResult:
+    """Probe the file at ``path`` with the ffprobe binary ``ffprobe``, every run of it
+    within ``timeout`` seconds in all, each child through ``runner`` (its limits);
+    ``version`` is ffprobe's, asked once per process by the caller (None: asked here).
+    Never raises for a bad file (see the module); :class:`FFprobeMissing` and OSError
+    (the file cannot be read) do propagate."""
     path = Path(path)
     size = path.stat().st_size
     with path.open("rb") as handle:  # unreadable -> OSError for the caller to retry
@@ -125,9 +136,9 @@ def probe_file(
     deadline = _Deadline(timeout)  # one budget for every ffprobe run of this file
     try:
         if version is None:
-            version = _version(ffprobe, runner, deadline)
+            version = _version_or_none(ffprobe, runner, deadline)
         ctx = _Context(path, size, head, version, ffprobe, runner, deadline)
-        return _bounded(_probe(ctx))
+        return _with_bounded_values(_probe(ctx))
     except FFprobeMissing:
         raise
     except FFprobeTimeout:
@@ -145,12 +156,12 @@ MAX_TEXT = 2048
 MAX_ITEMS = 256
 
 
-def _bounded(result: ProbeResult) -> ProbeResult:
+def _with_bounded_values(result: ProbeResult) -> ProbeResult:
     """``result`` with every text and list of its metadata and raw JSON bounded (an 8 MiB
     title tag or 20,000 chapters would otherwise be stored, cached and served whole)."""
     cuts: list[str] = []
-    metadata = _bound(result.metadata, "", cuts)
-    raw = _bound(result.raw, "", []) if result.raw is not None else None
+    metadata = _cut_to_bounds(result.metadata, "", cuts)
+    raw = _cut_to_bounds(result.raw, "", []) if result.raw is not None else None
     if cuts:
         shown = ", ".join(cuts[:5]) + (f" and {len(cuts) - 5} more" if len(cuts) > 5 else "")
         metadata["warnings"] = [*metadata.get("warnings", [])[:MAX_ITEMS - 1],
@@ -159,7 +170,10 @@ def _bounded(result: ProbeResult) -> ProbeResult:
     return ProbeResult(result.ok, result.error, metadata, raw, result.code)
 
 
-def _bound(value: Any, where: str, cuts: list[str]) -> Any:
+def _cut_to_bounds(value: Any, where: str, cuts: list[str]) -> Any:
+    """``value`` (JSON: text, list, mapping, number) with texts cut to MAX_TEXT characters
+    and lists and mappings to MAX_ITEMS entries, at any depth; each cut is named in
+    ``cuts`` by its dotted path ``where`` (the ``warnings`` list itself is not named)."""
     if isinstance(value, str):
         if len(value) <= MAX_TEXT:
             return value
@@ -169,17 +183,17 @@ def _bound(value: Any, where: str, cuts: list[str]) -> Any:
         items = list(value.items())
         if len(items) > MAX_ITEMS:
             cuts.append(f"{where or 'a mapping'} ({len(items)} entries)")
-        return {(k[:MAX_TEXT] if isinstance(k, str) else k): _bound(v, f"{where}.{k}".strip("."),
-                                                                   cuts)
+        return {(k[:MAX_TEXT] if isinstance(k, str) else k):
+                _cut_to_bounds(v, f"{where}.{k}".strip("."), cuts)
                 for k, v in items[:MAX_ITEMS]}
     if isinstance(value, list):
         if len(value) > MAX_ITEMS and where != "warnings":
             cuts.append(f"{where or 'a list'} ({len(value)} entries)")
-        return [_bound(v, where, cuts) for v in value[:MAX_ITEMS]]
+        return [_cut_to_bounds(v, where, cuts) for v in value[:MAX_ITEMS]]
     return value
 
 
-def _version(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:
+def _version_or_none(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:
     try:
         return ffprobe_version(ffprobe, runner, timeout=deadline.left())
     except (FFprobeMissing, FFprobeTimeout):
@@ -197,27 +211,29 @@ def _probe(ctx: _Context) -> ProbeResult:
     if not output.packets.full and not output.packets.count(
             [int(s.get("index", -1)) for s in real_video_streams(output.data)]):
         raise FFprobeTimeout(ctx.deadline.seconds)  # nothing to decide with
-    decoded, cut = _decode_checks(ctx, output)
-    return _assessed(ctx, output.data, output, warnings, decoded=decoded, cut=cut)
+    decoded = _decode_checks(ctx, output)
+    return _assessed(ctx, output.data, output, warnings, decoded=decoded)
 
 
-def _decode_checks(ctx: _Context, output: ProbeOutput) -> tuple[Decoded | None, int]:
+def _decode_checks(ctx: _Context, output: ProbeOutput) -> Decoded | None:
     """Whether the main video stream decodes at all: its first packets, up to one past its
     first keyframe (at most :data:`_HEAD_WITHOUT_KEY` when none is flagged), must give a
-    frame. In a file the demuxer says is cut, the packets from the last keyframe to the
-    end are decoded too; the last ones that give no frame (the cut last one) are ``cut``."""
+    frame (None: no video packets, or ffprobe failed on the decode). In a file the demuxer
+    says is cut, the packets from the last keyframe to the end are decoded too, and the last
+    ones that give no frame are dropped from ``output.packets`` (its frame count and span
+    then end with the last frame that decodes)."""
     videos = real_video_streams(output.data) if output.packets.full else []
     index = int(videos[0].get("index", -1)) if videos else -1
     found = output.packets.streams.get(index)
     if found is None or found.count == 0:
-        return None, 0
+        return None
     first_key = _HEAD_WITHOUT_KEY if found.first_key is None else found.first_key
     head = min(found.count, first_key + _HEAD_AFTER_KEY) + found.discarded
     try:
         decoded = count_decoded(ctx.path, index, packets=head, ffprobe=ctx.ffprobe,
                                 timeout=ctx.deadline.left(), runner=ctx.runner)
         if not said_cut(output.log) or not decoded.frames:
-            return decoded, 0
+            return decoded
         tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
                               timeout=ctx.deadline.left(), runner=ctx.runner)
         base = time_bases(output.data).get(index)
@@ -228,18 +244,17 @@ def _decode_checks(ctx: _Context, output: ProbeOutput) -> tuple[Decoded | None, 
                                   timeout=ctx.deadline.left(), runner=ctx.runner,
                                   start=float(found.last_key * base))
     except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn
-        return None, 0
+        return None
     if tail is None or not tail.cut:
-        return decoded, 0
+        return decoded
     # what plays ends with the last frame that decodes: the frame count, the stream's span
     # and so the file's duration leave the cut packets out
     found.drop_tail(tail.cut, tail.last_frame)
-    return decoded, 0
+    return decoded
 
 
 def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
-              warnings: list[str], *, decoded: Decoded | None = None,
-              cut: int = 0) -> ProbeResult:
+              warnings: list[str], *, decoded: Decoded | None = None) -> ProbeResult:
     outcome = assess(
         raw,
         filename=ctx.path.name,
@@ -250,7 +265,6 @@ def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
         log=output.log if output is not None else "",
         warnings=warnings,
         decoded=decoded,
-        cut=cut,
     )
     if outcome.error:
         return _failed(outcome.error, outcome.code or ErrorCode.UNREADABLE, outcome.metadata,
@@ -278,7 +292,7 @@ def _unopened(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
     if exc.refused:
         return _refused(ctx)
     if exc.returncode < 0 or _OOM in f"{exc.error} {exc.stderr}":
-        return _crashed(ctx, exc)
+        return _ffprobe_crashed(ctx, exc)
     boxes = top_level_boxes(ctx.path)
     if boxes is not None and boxes.cut is not None:
         return _cut_mp4(ctx, exc, boxes)
@@ -323,7 +337,7 @@ def _refused(ctx: _Context) -> ProbeResult:
                    " video containers", ErrorCode.UNSUPPORTED_CONTAINER, meta)
 
 
-def _crashed(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
+def _ffprobe_crashed(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
     number = -exc.returncode
     meta = ctx.base()
     if _OOM in f"{exc.error} {exc.stderr}":

@@ -22,7 +22,6 @@ import time
 from pathlib import Path
 
 from videodrop import media
-from videodrop.catalog import Video
 from videodrop.errors import StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy, Refusal, data_extents
 from videodrop.messages import InboxFile
@@ -126,10 +125,10 @@ def _lstat(path: Path, shown: str) -> os.stat_result | None:
         raise TransientFileError(f"cannot stat {media.display(shown)}: {exc.strerror}") from exc
 
 
-def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
-    """True when the stored file is there; moves it in if a crash left it in the inbox."""
-    dst = media_root / video.stored_path
-    key = video.claim()
+def ensure_stored(inbox: Path, dst: Path, key: InboxFile | None) -> bool:
+    """True when the stored file ``dst`` is there; moves the inbox file of ``key`` (a
+    watch-folder file's claim; None for an upload) in when a crash left it in the inbox.
+    OSError (a move failing) and :class:`TransientFileError` propagate."""
     src = inbox / key.path if key is not None else None
     if dst.exists():
         if src is not None and key is not None:
@@ -139,18 +138,21 @@ def ensure_stored(inbox: Path, media_root: Path, video: Video) -> bool:
         try:
             st = os.lstat(src)
             if matches(st, key):
-                move_into_store(src, dst, key, linked=st.st_nlink > 1)
+                move_into_store(src, dst, key, other_names=st.st_nlink > 1)
                 return True
         except FileNotFoundError:
             pass
     return False
 
 
-def move_into_store(src: Path, dst: Path, key: InboxFile, *, linked: bool = False) -> None:
-    """rename() when inbox and store share a file system and the file has no other name;
-    else copy to a temporary name in the store, fsync, rename into place, make that rename
-    durable, and only then remove the inbox name (the two file systems commit their journals
-    independently: a power cut could otherwise keep the unlink and lose the rename)."""
+def move_into_store(src: Path, dst: Path, key: InboxFile, *, other_names: bool = False
+                    ) -> None:
+    """rename() when inbox and store share a file system and the file has no other name
+    (``other_names`` False: a link count of 1); else copy to a temporary name in the store,
+    fsync, rename into place, make that rename durable, and only then remove the inbox name
+    (the two file systems commit their journals independently: a power cut could otherwise
+    keep the unlink and lose the rename). :class:`StorageFull` when the store is full,
+    :class:`TransientFileError` when the file vanished, changed or cannot be moved now."""
     shown = media.display(src.name)
     try:
         dst.parent.mkdir(parents=True, exist_ok=True)
@@ -159,7 +161,7 @@ def move_into_store(src: Path, dst: Path, key: InboxFile, *, linked: bool = Fals
                 raise TransientFileError(f"{media.display(dst.name)} in the store is another"
                                          f" file: {shown} waits in the inbox")
             return
-        if not linked:
+        if not other_names:
             try:
                 os.rename(src, dst)
                 media.fsync_dir(dst.parent)
@@ -290,6 +292,8 @@ def sweep_parts(media_root: Path, older_than: float = STALE_PART_SECONDS,
 
 
 def sha256_of(path: Path) -> str:
+    """The SHA-256 of the file at ``path`` as 64 lowercase hex digits (read 1 MiB at a
+    time). OSError when it cannot be read."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(1 << 20):

@@ -60,6 +60,9 @@ class Settle(Enum):
 
 
 class Worker:
+    """One consumer of the probe queue (``name`` names its connection and threads):
+    :meth:`run` on a thread of its own; ``connected`` is set while it consumes."""
+
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
                  name: str = "prober") -> None:
         self.settings = settings
@@ -78,6 +81,8 @@ class Worker:
     # --- consuming --------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set, reconnecting after a broker outage (pauses from
+        0.5 s doubling to 30 s); the message in hand is finished before it returns."""
         backoff = 0.0
         while not stop.is_set():
             try:
@@ -184,10 +189,14 @@ class Worker:
                 stop.wait(backoff)
                 backoff = min(30.0, backoff * 2)
             except Exception as exc:
-                self._crashed(msg, exc, deliveries)
+                self._log_crash_and_mark_failed(msg, exc, deliveries)
                 return Settle.REQUEUE
 
-    def _crashed(self, msg: InboxFile | ProbeVideo, exc: Exception, deliveries: int) -> None:
+    def _log_crash_and_mark_failed(self, msg: InboxFile | ProbeVideo, exc: Exception,
+                                   deliveries: int) -> None:
+        """Log a crash of the handler; on the last delivery the broker allows
+        (``VIDEODROP_DELIVERY_LIMIT``) also count the dead letter and mark the message's
+        row ``failed`` (``internal``), best effort."""
         last = deliveries >= self.settings.delivery_limit
         self.log.exception("handler crashed", deliveries=deliveries,
                            dead_letter_next=last, error=repr(exc))
@@ -209,6 +218,10 @@ class Worker:
     # --- the work ---------------------------------------------------------------------
 
     def process(self, msg: InboxFile | ProbeVideo) -> None:
+        """The work of one message: claim an inbox file (or find the row of a video id),
+        then, under the row's processing lock, probe it unless it is done already (a
+        ``force`` ProbeVideo probes again). Raises what :data:`TRANSIENT` names for the
+        caller to retry."""
         if isinstance(msg, InboxFile):
             structlog.contextvars.bind_contextvars(path=media.display(msg.path))
             try:
@@ -240,15 +253,16 @@ class Worker:
             if current is None:
                 return
             if current.status in {"ready", "failed"} and not force:
-                if not store.ensure_stored(self.inbox, self.media_root, current) \
-                        and current.status == "ready":
-                    self._missing(current)
+                stored = store.ensure_stored(self.inbox, self.media_root / current.stored_path,
+                                             current.claim())
+                if not stored and current.status == "ready":
+                    self._mark_missing(current)
                     return
                 self.log.info("already done", status=current.status)
                 return
-            self.probe_and_record(current)
+            self.probe_and_finish(current)
 
-    def _missing(self, video: Video) -> Video:
+    def _mark_missing(self, video: Video) -> Video:
         """The stored file is gone: the row becomes ``failed`` (``missing_file``), a ready
         one included, and the log line says what the row now holds."""
         done = self.catalog.mark_missing(video.id, "stored file is missing")
@@ -259,10 +273,15 @@ class Worker:
         metrics.PROBES.labels(outcome=status).inc()
         return done or video
 
-    def probe_and_record(self, video: Video) -> Video:
+    def probe_and_finish(self, video: Video) -> Video:
+        """Probe and hash the stored file of ``video`` (the caller holds its processing
+        lock) and finish its row ``ready`` or ``failed`` (``Catalog.finish_processing``);
+        the row as it then is, or ``video`` when the row was deleted meanwhile. A missing
+        stored file fails the row (``missing_file``)."""
         t0 = time.perf_counter()
-        if not store.ensure_stored(self.inbox, self.media_root, video):
-            return self._missing(video)
+        if not store.ensure_stored(self.inbox, self.media_root / video.stored_path,
+                                   video.claim()):
+            return self._mark_missing(video)
         started = self.catalog.start_processing(video.id)
         if started is None:
             self.log.info("deleted before its probe; nothing to do")
@@ -330,7 +349,7 @@ def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
             video, dst = moved, media_root / moved.stored_path
         try:
             store.remove_parts(dst)  # of a copy of this claim that died: we hold its lock
-            store.move_into_store(src, dst, now, linked=st.st_nlink > 1)
+            store.move_into_store(src, dst, now, other_names=st.st_nlink > 1)
         except TransientFileError as exc:  # the row says why the file still waits
             catalog.note_waiting(video.id, str(exc))
             raise

@@ -1,6 +1,6 @@
 """One timed buffer for everything a busy process collects and writes in batches: the
 API's log lines (``videodrop.logs``), counts kept in memory (``videodrop.metrics``) and
-the request metrics (``api/metrics.py``).
+the request metrics (``api/ops/metrics.py``).
 
 A :class:`TimedBuffer` takes items from any thread for the price of a deque append (no
 lock) and hands everything collected to its ``write`` callable, in the order it came, on

@@ -121,7 +121,7 @@ class ChangeListener:
         self._subscribers.append((kind, handler))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, daemon=True,
+        self._thread = threading.Thread(target=self._listen_until_closed, daemon=True,
                                         name="videodrop-changes")
         self._thread.start()
 
@@ -142,6 +142,7 @@ class ChangeListener:
         return self._listening.is_set()
 
     def _emit(self, event: Event) -> None:
+        """Call every handler subscribed to ``event``'s kind; a failing one is logged."""
         for kind, handler in self._subscribers:
             if isinstance(event, kind):
                 try:
@@ -150,7 +151,10 @@ class ChangeListener:
                     self.log.error("change subscriber failed", change=repr(event),
                                    error=f"{type(exc).__name__}: {exc}")
 
-    def _run(self) -> None:
+    def _listen_until_closed(self) -> None:
+        """The listener's thread: connect, LISTEN on every channel, hand each notice to the
+        subscribers (:class:`Listening` after each connect, :class:`Deaf` after each loss),
+        and reconnect after a loss until :meth:`close`."""
         delay, resumed, reported = 0.2, False, False
         while not self._stop.is_set():
             try:
@@ -165,7 +169,7 @@ class ChangeListener:
                         self.log.info("change listener back", channels=list(self.channels))
                     self._emit(Listening(resumed=resumed))
                     delay, reported = 0.2, False
-                    self._pump(conn)
+                    self._deliver_notices(conn)
             except psycopg.Error as exc:
                 if not reported:
                     self.log.warning("change listener lost its connection; reconnecting",
@@ -178,7 +182,10 @@ class ChangeListener:
             self._stop.wait(delay)
             delay = min(delay * 2, MAX_RETRY_SECONDS)
 
-    def _pump(self, conn: psycopg.Connection[Any]) -> None:
+    def _deliver_notices(self, conn: psycopg.Connection[Any]) -> None:
+        """Hand each notice on ``conn`` to the subscribers as its event until :meth:`close`;
+        a ``SELECT 1`` after KEEPALIVE_SECONDS of silence makes a dead connection raise
+        (``psycopg.Error``)."""
         heard = time.monotonic()
         while not self._stop.is_set():
             for note in conn.notifies(timeout=1.0):

@@ -179,7 +179,7 @@ def run_limited(argv: Sequence[str], timeout: float,
     except PermissionError as exc:
         raise ChildMissing(exc.filename or argv[0], "is not executable") from exc
     try:
-        out, err = _pump(proc, deadline, on_stdout)
+        out, err = _read_until_closed(proc, deadline, on_stdout)
     except ChildTimeout:
         _kill_group(proc)
         raise ChildTimeout(timeout) from None
@@ -194,8 +194,11 @@ def run_limited(argv: Sequence[str], timeout: float,
     return Completed(returncode, out, err)
 
 
-def _pump(proc: subprocess.Popen[bytes], deadline: float,
-          on_stdout: Callable[[bytes], None] | None) -> tuple[bytes, bytes]:
+def _read_until_closed(proc: subprocess.Popen[bytes], deadline: float,
+                       on_stdout: Callable[[bytes], None] | None) -> tuple[bytes, bytes]:
+    """Read the child's stdout and stderr until both close: (stdout, the first
+    STDERR_LIMIT bytes of stderr); stdout goes to ``on_stdout`` chunk by chunk instead
+    when given (then b""). :class:`ChildTimeout` at ``deadline`` (``time.monotonic``)."""
     assert proc.stdout is not None and proc.stderr is not None
     out: list[bytes] = []
     err = bytearray()
@@ -223,6 +226,7 @@ def _pump(proc: subprocess.Popen[bytes], deadline: float,
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL the child's process group, close its pipes and reap it."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     for pipe in (proc.stdout, proc.stderr):

@@ -29,12 +29,12 @@ BUILTIN_HELP = {
 }
 PLUGIN_HELP = {
     "ingest": "watch the inbox and publish finished files",
-    "prober": "consume messages, probe files, record the outcome",
+    "prober": "consume messages, probe files, store the outcome",
     "probe": "print the normalised metadata of FILE as JSON (no database)",
     "requeue": "probe failed or dead-lettered videos again",
     "api": "serve the HTTP API with gunicorn",
     "health": "check database, broker, folders and ffprobe (exit 0/1)",
-    "upload": "upload FILEs through the API and print their links (--wait: follow to ready)",
+    "upload": "upload FILEs through the API and print their URLs (--wait: follow to ready)",
 }
 
 

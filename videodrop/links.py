@@ -12,8 +12,8 @@ ranges (the API merges them), numbers nginx reads wrongly. The extension is the 
 container the API would serve it as (``videodrop/formats.py``: one per Content-Type), and
 nginx's ``types`` map each key to that Content-Type.
 
-What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog.py``, is the
-only writer):
+What keeps "a revoked token stops at once" (the catalog, ``videodrop/catalog/streamlinks.py``,
+is the only writer):
 
 * a link is **removed before** any change to its row commits, in the same transaction and
   under the row's lock: once the change is visible, the link is gone; a crash in between
@@ -155,13 +155,15 @@ class StreamLinks:
                     m = _LINK.fullmatch(entry.name)
                     if m and entry.is_symlink():
                         links.append((m.group(1), Path(entry.path)))
-                    elif self._stray(entry):
+                    elif self._is_stray(entry):
                         with contextlib.suppress(OSError):
                             os.unlink(entry.path)
             yield links
 
     @staticmethod
-    def _stray(entry: os.DirEntry[str]) -> bool:
+    def _is_stray(entry: os.DirEntry[str]) -> bool:
+        """An entry of a shard that is no stream link: anything but a temporary link
+        (``.new-``), and a temporary link older than STRAY_SECONDS (its maker died)."""
         if not entry.name.startswith(_TEMPORARY):
             return True
         try:
@@ -204,12 +206,13 @@ class LinkRemover:
         listener.subscribe(Listening, self.prune_after_outage)
 
     def remove_link(self, event: LinkChanged) -> None:
-        self._removing(lambda: self.links.remove(event.token))
+        self._remove_or_warn(lambda: self.links.remove(event.token))
 
     def remove_every_link(self, event: AllChanged) -> None:
-        self._removing(self.links.remove_all)
+        self._remove_or_warn(self.links.remove_all)
 
-    def _removing(self, remove: Callable[[], object]) -> None:
+    def _remove_or_warn(self, remove: Callable[[], object]) -> None:
+        """Run ``remove``; an OSError is logged as a warning naming ``videodrop links``."""
         try:
             remove()
         except OSError as exc:

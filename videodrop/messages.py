@@ -40,6 +40,12 @@ class InboxFile:
     ctime_ns: int
     kind: str = "inbox"
 
+    @classmethod
+    def of(cls, path: str, st: os.stat_result) -> InboxFile:
+        """The file at the inbox-relative ``path`` (as in :attr:`path`) whose ``lstat`` is
+        ``st``."""
+        return cls(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
     @property
     def raw_path(self) -> bytes:
         """The path as the file system spells it (any bytes but NUL)."""

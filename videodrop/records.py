@@ -1,4 +1,5 @@
-"""The public shape of a video record: the seed's JSON, links built from BASE_URL."""
+"""The record: the public JSON shape of a video (the seed's keys first), its ``api_links``
+URLs built from ``VIDEODROP_BASE_URL``."""
 
 from __future__ import annotations
 
@@ -10,10 +11,13 @@ from videodrop.catalog import Video
 
 
 def _iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` (``2026-11-30T15:45:10.123456Z``), or None."""
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def links(token: str | None, base_url: str) -> dict[str, str | None]:
+def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
+    """The record's ``api_links``: the URLs of the token's endpoints under ``base_url``
+    and the token itself; every value None when the video has no token (uploading)."""
     base = base_url.rstrip("/")
     if not token:
         return {"api_endpoint": None, "stream_url": None, "access_token": None,
@@ -28,6 +32,9 @@ def links(token: str | None, base_url: str) -> dict[str, str | None]:
 
 
 def file_info(video: Video) -> dict[str, Any]:
+    """The record's ``file_info``: stored path, container key (``formats``), size in bytes,
+    duration in seconds, ``WxH`` resolution, frames per second and the codecs; None where
+    the probe has not said (yet)."""
     return {
         "filename": video.stored_path,
         "format": video.format or formats.extension_of(video.original_filename) or None,
@@ -41,6 +48,7 @@ def file_info(video: Video) -> dict[str, Any]:
 
 
 def record(video: Video, base_url: str) -> dict[str, Any]:
+    """The record of ``video`` (its keys: docs/api.md), timestamps as :func:`_iso`."""
     return {
         "id": video.id,
         "source_id": video.source_id,
@@ -48,7 +56,7 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "description": video.description,
         "status": video.status,
         "file_info": file_info(video),
-        "api_links": links(video.access_token, base_url),
+        "api_links": api_links(video.access_token, base_url),
         "processing_error": video.processing_error,
         "error_code": video.error_code,
         "original_filename": video.original_filename,

@@ -2,7 +2,7 @@
 
 Each file goes as the raw body of ``POST /api/videos?filename=…`` (``Content-Type`` by its
 extension, ``Content-Length`` from its size), read from disk a chunk at a time, never
-whole; a progress bar per file goes to stderr; the links of each record go to stdout.
+whole; a progress bar per file goes to stderr; the URLs of each record go to stdout.
 ``--wait`` then follows every record to ``ready`` or ``failed``.
 
 Standard library only (``http.client``), so the command works wherever videodrop is
@@ -191,15 +191,15 @@ def _reason(body: Any) -> str:
 
 
 def print_record(rec: dict[str, Any], origin: str, out: TextIO) -> None:
-    """The record's page and links; the file links only once it is ready (before, they
+    """The record's page and URLs; the file URLs only once it is ready (before, they
     answer 409), and a failed video's reason instead."""
-    links = rec.get("api_links") or {}
+    urls = rec.get("api_links") or {}
     print(f"{rec.get('original_filename')}: id {rec.get('id')}, {rec.get('status')}, "
           f"source_id {rec.get('source_id')}", file=out)
-    rows = [("page", f"{origin}/videos/{rec.get('id')}"), ("record", links.get("api_endpoint"))]
+    rows = [("page", f"{origin}/videos/{rec.get('id')}"), ("record", urls.get("api_endpoint"))]
     if rec.get("status") == "ready":
-        rows += [("stream", links.get("stream_url")), ("metadata", links.get("metadata_url")),
-                 ("download", links.get("download_url"))]
+        rows += [("stream", urls.get("stream_url")), ("metadata", urls.get("metadata_url")),
+                 ("download", urls.get("download_url"))]
     for label, url in rows:
         if url:
             print(f"  {label:<9}{url}", file=out)
@@ -252,7 +252,7 @@ def wait_all(client: Client, records: list[dict[str, Any]], timeout: float,
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="videodrop upload",
-        description="Upload video files to a videodrop server and print their links.")
+        description="Upload video files to a videodrop server and print their URLs.")
     p.add_argument("files", nargs="+", metavar="FILE", type=Path)
     p.add_argument("--url", help="server base URL (default: VIDEODROP_BASE_URL)")
     p.add_argument("--token", help="admin token (default: VIDEODROP_ADMIN_TOKEN)")
@@ -266,7 +266,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds --wait waits in all (default 600)")
     p.add_argument("--json", action="store_true",
-                   help="print each record as one JSON line instead of the links")
+                   help="print each record as one JSON line instead of its URLs")
     return p
 
 

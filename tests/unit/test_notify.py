@@ -145,3 +145,62 @@ def test_notifier_reads_the_environment_once(systemd: FakeSystemd,
     monkeypatch.delenv("NOTIFY_SOCKET")  # e.g. taken away so children do not inherit it
     assert notifier.ready()
     assert systemd.receive() == "READY=1"
+
+
+def test_a_role_tells_systemd_ready_once_then_status_changes_and_stopping(
+        systemd: FakeSystemd) -> None:
+    """videodrop.role.Role, the start-up ingest, prober and derive share: READY=1 once,
+    STATUS= only when its text changes (no flip-flop between two texts), and SIGTERM sets
+    the stop event after STOPPING=1."""
+    import signal
+
+    from videodrop.role import Role
+    from videodrop.settings import Settings
+
+    role = Role("ingest", Settings(), notifier=Notifier({"NOTIFY_SOCKET": systemd.address}))
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        role.start(stopping="draining")
+        role.tick("2/3 attached", ready=False)
+        assert systemd.receive() == "STATUS=2/3 attached"
+        role.tick("3/3 attached")
+        assert systemd.receive() == "READY=1\nSTATUS=3/3 attached"
+        role.tick("3/3 attached")
+        assert systemd.nothing_pending()
+        role.tick("2/3 attached", ready=False)
+        assert systemd.receive() == "STATUS=2/3 attached"
+        assert not role.stop.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert role.stop.wait(5)
+        assert systemd.receive() == "STOPPING=1\nSTATUS=draining"
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def test_a_role_watching_its_threads_ends_when_every_one_has_died(
+        systemd: FakeSystemd) -> None:
+    """Role.watch ticks with the status the role gives (READY=1 once it says ready) and
+    returns False once no worker thread is alive (the prober then exits 1)."""
+    import threading
+
+    from videodrop.role import Role
+    from videodrop.settings import Settings
+
+    role = Role("prober", Settings(), notifier=Notifier({"NOTIFY_SOCKET": systemd.address}))
+    release = threading.Event()
+    worker = threading.Thread(target=release.wait, daemon=True)
+    worker.start()
+    turns: list[int] = []
+
+    def status() -> tuple[str, bool]:
+        turns.append(1)
+        if len(turns) == 2:
+            release.set()
+            worker.join()
+        return f"turn {len(turns)}", len(turns) >= 2
+
+    assert role.watch([worker], status, every=0.01) is False
+    assert systemd.receive() == "STATUS=turn 1"
+    assert systemd.receive() == "READY=1\nSTATUS=turn 2"
+    assert systemd.nothing_pending()

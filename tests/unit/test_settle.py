@@ -13,7 +13,7 @@ from videodrop.settings import DEFAULT_IGNORE
 
 
 def state(p: Path) -> FileState:
-    return FileState.of(os.lstat(p))
+    return FileState.of(p.name, os.lstat(p))
 
 
 def restat(p: Path):
@@ -53,7 +53,7 @@ def test_a_file_open_for_writing_waits(tmp_path):
     f = tmp_path / "a.mp4"
     f.write_bytes(b"x")
     st = state(f)
-    busy = {(st.dev, st.ino)}
+    busy = {(st.file.dev, st.file.ino)}
     t = SettleTracker(1.0, lambda keys: keys & busy)
     t.touch(f, st, now=0.0)
     assert t.due(5.0, restat) == []
@@ -84,7 +84,7 @@ def test_vanished_files_are_dropped(tmp_path):
 def test_open_for_writing_sees_a_real_writer(tmp_path):
     f = tmp_path / "w.mp4"
     f.write_bytes(b"x")
-    key = (state(f).dev, state(f).ino)
+    key = (state(f).file.dev, state(f).file.ino)
     # Our own process is skipped on purpose, so the writer is a child process.
     r, w = os.pipe()
     pid = os.fork()
@@ -175,18 +175,18 @@ def test_linking_and_unlinking_other_names_does_not_restart_the_window(tmp_path)
     a.write_bytes(b"x" * 100)
     t = SettleTracker(1.0, never_open)
     t.touch(a, state(a), now=0.0)
-    next_tick(tmp_path, state(a).ctime_ns)
+    next_tick(tmp_path, state(a).file.ctime_ns)
     os.link(a, b)  # b appears: a's ctime moves
     t.touch(b, state(b), now=0.5)
-    assert state(a).ctime_ns != t.candidates[a].state.ctime_ns
+    assert state(a).file.ctime_ns != t.candidates[a].state.file.ctime_ns
     assert [c.path for c in t.due(1.0, restat)] == [a]
-    seen = state(b).ctime_ns
+    seen = state(b).file.ctime_ns
     next_tick(tmp_path, seen)
     a.unlink()  # the prober took a: b's ctime moves
     assert os.lstat(b).st_ctime_ns != seen
     [due] = t.due(1.5, restat)
     assert due.path == b
-    assert due.state.ctime_ns == os.lstat(b).st_ctime_ns  # the message carries the latest
+    assert due.state.file.ctime_ns == os.lstat(b).st_ctime_ns  # the message carries the latest
 
 
 def test_a_rewrite_with_its_mtime_put_back_still_restarts_the_window(tmp_path):
@@ -200,3 +200,20 @@ def test_a_rewrite_with_its_mtime_put_back_still_restarts_the_window(tmp_path):
     os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))  # ...and mtime put back
     assert t.due(1.0, restat) == []  # only the ctime tells: another window
     assert [c.path for c in t.due(2.0, restat)] == [f]
+
+
+def test_a_candidate_holds_the_message_the_ingest_will_publish(tmp_path):
+    """One claim key type: the state the ingest tracks carries the message contract's
+    InboxFile (inbox-relative path and the lstat numbers), with nothing to convert."""
+    from videodrop.messages import InboxFile, decode, encode
+
+    inbox = tmp_path / "inbox"
+    (inbox / "cam").mkdir(parents=True)
+    (inbox / "cam" / "a.mp4").write_bytes(b"x" * 10)
+    found = examine(inbox, inbox / "cam" / "a.mp4", InboxPolicy(DEFAULT_IGNORE)).state
+    st = os.lstat(inbox / "cam" / "a.mp4")
+    assert found is not None
+    assert found.file == InboxFile("cam/a.mp4", st.st_dev, st.st_ino, 10, st.st_mtime_ns,
+                                   st.st_ctime_ns)
+    assert found.nlink == 1
+    assert decode(encode(found.file)) == found.file

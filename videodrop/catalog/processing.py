@@ -1,4 +1,4 @@
-"""The prober's record of a probe: a row goes ``processing`` and then ``ready`` or
+"""What the prober writes of a probe: a row goes ``processing`` and then ``ready`` or
 ``failed``. SQL: ``sql/processing.sql``."""
 
 from __future__ import annotations
@@ -68,9 +68,9 @@ class Processing(StreamLinkSync):
         return Video.from_row(row) if row else None
 
     def mark_missing(self, video_id: int, error: str) -> Video | None:
-        """``failed`` with code ``missing_file``, a ready row included: a record whose
-        stored file is gone must not keep answering ``ready`` (nothing behind its links
-        plays). None when there is no such row or it is still uploading."""
+        """``failed`` with code ``missing_file``, a ready row included: a video whose
+        stored file is gone must not keep answering ``ready`` (nothing behind its
+        ``api_links`` plays). None when there is no such row or it is still uploading."""
         row = self.db.one("mark_missing", {"id": video_id, "error": error,
                                            "now": self.clock()})
         return Video.from_row(row) if row else None
