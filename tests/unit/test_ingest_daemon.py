@@ -72,12 +72,13 @@ def test_names_published_lately_stay_bounded_and_newest_first(tmp_path, monkeypa
     published at once must not make each publish rescan all the others."""
     from ingest import daemon as daemon_module
     from ingest.scan import FileState
+    from videodrop.messages import InboxFile
 
     monkeypatch.setattr(daemon_module, "REUSE_REMEMBERED", 100)
     d = daemon(tmp_path, 8192)
     now = [1000.0]
     d.clock = lambda: now[0]
-    state = FileState(1, 1, 16, 0, 0)
+    state = FileState(InboxFile("f.mp4", 1, 1, 16, 0, 0))
     for i in range(1000):
         d._remember_published(tmp_path / f"f{i}.mp4", (state, now[0]))
     assert len(d.lately) == 100
