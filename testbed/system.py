@@ -95,9 +95,13 @@ class System:
             self.wait_consumers(1)
         return self
 
-    def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+    def start_role(self, role: str, *args: str, env: dict[str, str] | None = None
+                   ) -> subprocess.Popen[bytes]:
+        """Start ``videodrop ROLE ARGS…`` with this system's environment (and ``env`` over
+        it), its output appended to ``logs/ROLE.log``."""
         log = (self.logs / f"{role}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args],
+                                env={**self.env, **(env or {})},
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[role] = proc
