@@ -23,6 +23,9 @@ PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
 _SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
 _FORMATS = ",".join(sorted(DEMUXERS))
+# ffmpeg's words when the input ended before one frame decoded (no output format known)
+_NO_FRAME = b"Cannot determine format of input stream"
+_SAYS_NOTHING = {"Conversion failed!", "Error marking filters as finished"}
 _OUT_OF_MEMORY = (b"Cannot allocate memory", b"cannot allocate memory", b"Out of memory")
 
 
@@ -91,6 +94,8 @@ class FFmpeg:
                 m in done.stderr for m in _OUT_OF_MEMORY):
             raise Failed(Reason.RESOURCE_LIMIT, "ffmpeg was stopped by a resource limit"
                          f" (exit {done.returncode}; VIDEODROP_CHILD_MEMORY or CPU time)")
+        if done.returncode != 0 and _NO_FRAME in done.stderr:
+            raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
         if done.returncode != 0:
             raise Failed(Reason.FFMPEG_FAILED,
                          f"ffmpeg exited with {done.returncode}: {last_error(done.stderr)}")
@@ -113,9 +118,11 @@ def showinfo_times(stderr: bytes) -> list[float]:
 
 
 def last_error(stderr: bytes) -> str:
-    """The last line ffmpeg logged that is not a frame's ``showinfo``, for a reason."""
+    """The last line ffmpeg logged that says something (not a frame's ``showinfo``, not
+    its closing "Conversion failed!"), for a reason."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
-             if ln.strip() and "Parsed_showinfo" not in ln]
+             if ln.strip() and "Parsed_showinfo" not in ln
+             and ln.strip() not in _SAYS_NOTHING]
     return (lines[-1] if lines else "no message")[:300]
 
 

@@ -82,7 +82,10 @@ def make(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path) -> dict[
     ``decode``: keyframes | full). :class:`Skipped` when no frame decodes or every frame
     looked at is black or uniform; :class:`~derive.ffmpeg.Failed` when ffmpeg fails."""
     decode = "keyframes"
-    found = candidates(ffmpeg, path, duration, keyframes=True)
+    try:
+        found = candidates(ffmpeg, path, duration, keyframes=True)
+    except Skipped:  # no keyframe decodes: every frame may
+        found = []
     best = choose(found)
     if best is None:
         decode = "full"

@@ -129,3 +129,12 @@ def test_a_file_ffmpeg_cannot_read_fails_with_its_reason(ffmpeg: FFmpeg, tmp_pat
         poster.make(ffmpeg, junk, 1.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.FFMPEG_FAILED
     assert "ffmpeg exited with" in str(caught.value)
+
+
+def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
+                                                       tmp_path: Path):
+    """invalid_userdata.mp4: a cut-off file whose video stream ends before a frame
+    decodes (the prober fails it; derive says the same if it ever meets one)."""
+    with pytest.raises(Skipped) as caught:
+        poster.make(ffmpeg, samples / "invalid_userdata.mp4", 1.0, tmp_path / "p.jpg")
+    assert caught.value.reason == Reason.NO_VIDEO_FRAMES
