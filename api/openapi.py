@@ -236,9 +236,9 @@ def _derived(content_type: str, schema: Schema, text: str, *,
     return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},
-                          "404": _error("Unknown, revoked or expired token, or the "
-                                        "derivative is not ready (its state says why; "
-                                        "Retry-After while pending)."),
+                          "404": TOKEN_404,
+                          "409": _error("The derivative is not ready: its state and reason"
+                                        " (Retry-After while pending)."),
                           "503": UNAVAILABLE}}
 
 

@@ -39,6 +39,8 @@ class _ById:
     def _send_record(self, resp: falcon.Response, video: Video | None) -> None:
         if video is None:
             raise no_such_video()
+        if not video.derivatives and video.status == "ready":  # a write's row lacks them
+            video = self.catalog.with_derivatives(video)
         resp.media = records.record(video, self.settings.base_url)
 
 

@@ -7,9 +7,10 @@
 * ``GET /api/video/{token}/storyboard.vtt`` → WebVTT cues pointing at ``sheet#xywh=``;
 * ``GET /api/video/{token}/storyboard/{n}.jpg`` → sheet ``n`` (from 0).
 
-A derivative that is not ready answers 404 with its state (pending ones with
-``Retry-After``); an unknown, revoked or expired token answers the same 404 as every token
-endpoint. Paths of files come from the catalog's rows, never from the request."""
+A derivative that is not ready answers 409 with its state and reason (pending ones with
+``Retry-After``), as the file endpoints do for a video that is not ready; an unknown,
+revoked or expired token answers the same 404 as every token endpoint. Paths of files come
+from the catalog's rows, never from the request."""
 
 from __future__ import annotations
 
@@ -26,13 +27,18 @@ CACHE_CONTROL = "private, max-age=604800"  # a week; revalidated by ETag after i
 RETRY_PENDING = "10"  # seconds: Retry-After of a pending derivative
 
 
-def not_made(kind: str, found: Derivative | None) -> falcon.HTTPNotFound:
+def not_made(kind: str, video: Video, found: Derivative | None) -> falcon.HTTPConflict:
+    """409, as the file endpoints answer for a video that is not ready: the state (and
+    the reason) of the derivative, or of the video before any was requested."""
     if found is None:
-        return falcon.HTTPNotFound(
-            title="Not found", description=f"No {kind} was requested for this video.")
+        state = ("not requested (VIDEODROP_DERIVE leaves it out)" if video.status == "ready"
+                 else f"not requested yet (the video is {video.status})")
+        return falcon.HTTPConflict(title=f"No {kind}", description=f"The {kind} is {state}.",
+                                   headers={"Retry-After": RETRY_PENDING}
+                                   if video.status in {"uploading", "processing"} else None)
     why = f": {found.error}" if found.error else ""
     headers = {"Retry-After": RETRY_PENDING} if found.status == "pending" else None
-    return falcon.HTTPNotFound(title="Not found",
+    return falcon.HTTPConflict(title=f"No {kind}",
                                description=f"The {kind} is {found.status}{why}.",
                                headers=headers)
 
@@ -41,11 +47,11 @@ class DerivativeResource(TokenResource):
     kind: str
 
     def ready(self, token: str) -> tuple[Video, Derivative]:
-        """The video and its ready derivative of :attr:`kind`; 404 otherwise."""
+        """The video and its ready derivative of :attr:`kind`; 409 otherwise."""
         video = self.lookup(token).video
         found = self.catalog.derivative(video.id, self.kind)
         if found is None or found.status != "ready":
-            raise not_made(self.kind, found)
+            raise not_made(self.kind, video, found)
         return video, found
 
     def send_image(self, req: falcon.Request, resp: falcon.Response, video: Video,

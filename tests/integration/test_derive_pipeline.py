@@ -116,6 +116,8 @@ def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
     assert lines[0] == "WEBVTT" and f"{tile['url']}#xywh={tile['x']},{tile['y']}," \
         f"{tile['w']},{tile['h']}" in lines
     assert http.get(tile["url"].replace("/0.jpg", "/7.jpg"), timeout=5).status_code == 404
+    assert http.get(links["poster_url"].replace("/poster/", "/storyboard/x.jpg"),
+                    timeout=5).status_code == 404
     meta = http.get(links["metadata_url"], timeout=5).json()
     assert meta["derivatives"]["poster"]["status"] == "ready"
     # No slash: the same 308 as the other token endpoints.
@@ -155,6 +157,10 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
                 " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
                                                        ("storyboard", "pending", True)]
+    record = system.records_named("a.mp4")[0]
+    waiting = system.http.get(record["api_links"]["poster_url"], timeout=5)
+    assert waiting.status_code == 409 and waiting.headers["Retry-After"] == "10"
+    assert waiting.json()["description"] == "The poster is pending."
     closed = unreachable_url(system.amqp_url)
     unreachable = system.start_role("derive", env={"VIDEODROP_AMQP_URL": closed})
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
 
 from videodrop.catalog.base import CatalogBase
+from videodrop.catalog.rows import Video
 
 DERIVE_LOCK_SPACE = 0x5645  # advisory lock namespace of "deriving video <id>"
 
@@ -63,6 +64,11 @@ class Derivatives(CatalogBase):
         """A session advisory lock on the video while a job makes its derivatives: True
         if we got it (a duplicate job finds it taken). It goes with the connection."""
         return self.db.advisory_lock(DERIVE_LOCK_SPACE, video_id)
+
+    def with_derivatives(self, video: Video) -> Video:
+        """``video`` with its derivatives' states (for a row a write returned)."""
+        row = self.db.one("derivative_states", {"id": video.id})
+        return replace(video, derivatives=row["states"] if row else {})
 
     def derivatives_of(self, video_id: int) -> list[Derivative]:
         return [Derivative.from_row(r) for r in self.db.all("derivatives_of", {"id": video_id})]

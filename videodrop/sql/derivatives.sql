@@ -61,5 +61,11 @@ WHERE kind = ANY(%(kinds)s) AND status = ANY(%(states)s)
   AND video_id IN (SELECT id FROM videos WHERE status = 'ready')
 RETURNING video_id;
 
+-- name: derivative_states
+-- One video's states as a record shows them (as videodrop/catalog/rows.py selects them).
+SELECT coalesce(jsonb_object_agg(kind, jsonb_build_object(
+    'status', status, 'error', error, 'error_code', error_code)), '{}'::jsonb) AS states
+FROM derivatives WHERE video_id = %(id)s;
+
 -- name: derivative_counts
 SELECT kind, status, count(*) AS n FROM derivatives GROUP BY kind, status;
