@@ -52,21 +52,12 @@ class Worker(Consumer):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, CatalogUnavailable)
 
-    def crashed(self, msg: DeriveVideo, exc: Exception, deliveries: int) -> None:
-        last = deliveries >= self.settings.delivery_limit
-        self.log.exception("handler crashed", deliveries=deliveries,
-                           dead_letter_next=last, error=repr(exc))
-        if not last:
-            return
-        self.DEAD_LETTERS.inc()
-        try:  # the dead-letter queue keeps the message; the record says why
-            for kind in msg.kinds or derivatives.KINDS:
-                started = self.catalog.derivative(msg.video_id, kind)
-                if started is not None and started.status == "pending":
-                    self.catalog.finish_derivative(started, Outcome(
-                        "failed", {}, Reason.INTERNAL, f"internal error: {exc!r}"[:500]))
-        except Exception:  # noqa: S110 - best effort
-            pass
+    def record_failure(self, msg: DeriveVideo, exc: Exception) -> None:
+        for kind in msg.kinds or derivatives.KINDS:
+            started = self.catalog.derivative(msg.video_id, kind)
+            if started is not None and started.status == "pending":
+                self.catalog.finish_derivative(started, Outcome(
+                    "failed", {}, Reason.INTERNAL, f"internal error: {exc!r}"[:500]))
 
     # --- the work ---------------------------------------------------------------------
 

@@ -57,24 +57,14 @@ class Worker(Consumer):
     def is_outage(self, exc: BaseException) -> bool:
         return isinstance(exc, CatalogUnavailable | StorageFull)
 
-    def crashed(self, msg: InboxFile | ProbeVideo, exc: Exception, deliveries: int) -> None:
-        last = deliveries >= self.settings.delivery_limit
-        self.log.exception("handler crashed", deliveries=deliveries,
-                           dead_letter_next=last, error=repr(exc))
-        if not last:
-            return
-        metrics.DEAD_LETTERS.inc()
-        video = None
-        try:
-            if isinstance(msg, ProbeVideo):
-                video = self.catalog.by_id(msg.video_id)
-            else:
-                video = self.catalog.by_claim(msg)
-            if video is not None:
-                self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
-                                         ErrorCode.INTERNAL)
-        except Exception:  # noqa: S110 - best effort: the dead-letter queue keeps the message
-            pass
+    def record_failure(self, msg: InboxFile | ProbeVideo, exc: Exception) -> None:
+        if isinstance(msg, ProbeVideo):
+            video = self.catalog.by_id(msg.video_id)
+        else:
+            video = self.catalog.by_claim(msg)
+        if video is not None:
+            self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
+                                     ErrorCode.INTERNAL)
 
     # --- the work ---------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ takes, so the broker never drops the connection and redelivers a message in hand
 
 A subclass gives ``decode_job`` (bytes → message; :class:`BadMessage` dead-letters it),
 ``process`` (the work), ``TRANSIENT`` (problems worth retrying in place), ``is_outage``
-(transient problems waited out indefinitely) and ``crashed`` (called on an unexpected
-error; the last delivery allowed is dead-lettered by the broker after it)."""
+(transient problems waited out indefinitely) and ``record_failure`` (an unexpected error
+on the last delivery allowed: the broker dead-letters the message after it)."""
 
 from __future__ import annotations
 
@@ -74,8 +74,19 @@ class Consumer:
     def is_outage(self, exc: BaseException) -> bool:
         return False
 
+    def record_failure(self, msg: Any, exc: Exception) -> None:
+        """Say in the catalog why ``msg`` failed: it crashed on its last delivery allowed
+        and goes to the dead-letter queue (best effort: errors are ignored)."""
+
     def crashed(self, msg: Any, exc: Exception, deliveries: int) -> None:
-        self.log.exception("handler crashed", deliveries=deliveries, error=repr(exc))
+        last = deliveries >= self.settings.delivery_limit
+        self.log.exception("handler crashed", deliveries=deliveries,
+                           dead_letter_next=last, error=repr(exc))
+        if not last:
+            return
+        self.DEAD_LETTERS.inc()
+        with contextlib.suppress(Exception):  # the dead-letter queue keeps the message
+            self.record_failure(msg, exc)
 
     def shutdown(self) -> None:
         """After the last message (the work thread is done)."""

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import pika
+import psycopg
 import pytest
 
 from tests.harness import REPO, System, free_port, rows, wait_for
@@ -33,24 +33,6 @@ def settled(system: System, count: int) -> list[tuple[Any, ...]] | None:
     if len(found) < count or any(r[2] == "pending" for r in found):
         return None
     return found
-
-
-def derive_queue(system: System) -> tuple[int, int]:
-    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
-    try:
-        ok = conn.channel().queue_declare(f"{system.prefix}.derive", passive=True)
-        return ok.method.message_count, ok.method.consumer_count
-    finally:
-        conn.close()
-
-
-def wait_derive_consumers(system: System, n: int = 1) -> None:
-    def enough() -> bool:
-        try:
-            return derive_queue(system)[1] >= n
-        except pika.exceptions.ChannelClosedByBroker:
-            return False
-    wait_for(enough, timeout=60, what="a consumer on the derive queue")
 
 
 def test_every_sample_ends_with_each_derivative_settled(system: System, samples: Path):
@@ -243,3 +225,26 @@ def test_requeue_derivatives_and_the_reconcile_at_start(make_system: Any, sample
                           "some"], env=system.env, cwd=REPO, capture_output=True, text=True,
                          timeout=60)
     assert bad.returncode == 2 and "invalid choice: 'some'" in bad.stderr
+
+
+def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: Any,
+                                                                 samples: Path):
+    system = make_system().start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "p.mp4")
+    system.wait_record("p.mp4")
+    # A database that refuses to start a job: a crash in the handler that is neither
+    # transient nor a bad message (a schema bug, say).
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refusing to start a derive job'; END $$""")
+        db.execute("""CREATE TRIGGER refuse BEFORE UPDATE ON derivatives FOR EACH ROW
+            WHEN (NEW.attempts > OLD.attempts) EXECUTE FUNCTION refuse()""")
+    system.start_role("derive")
+    wait_for(lambda: system.queue_counts("derive.dead")[0] == 1, timeout=120,
+             what="the job to be dead-lettered")
+    assert system.log_text("derive").count("handler crashed") == 5
+    found = wait_for(lambda: settled(system, 2), timeout=30, what="the failure recorded")
+    for _name, _kind, status, code, error in found:
+        assert (status, code) == ("failed", "internal")
+        assert "refusing to start a derive job" in error
+    assert system.queue_counts("derive")[1] == 1  # the worker is unharmed: still consuming
