@@ -37,7 +37,7 @@ def test_posters_in_the_library_and_the_player(system: System, browser: BrowserC
         wait_for(lambda t=thumb: t.evaluate("img => img.complete && img.naturalWidth > 0"),
                  timeout=30, what=f"the poster of {name} to load")
         box = thumb.bounding_box()
-        assert box is not None and (round(box["width"]), round(box["height"])) == (96, 54)
+        assert box is not None and (round(box["width"]), round(box["height"])) == (64, 36)
     page.screenshot(path=str(output_dir / "derive-library-posters.png"), full_page=True)
 
     video = next(v for v in items if v["original_filename"] == PLAYABLE)
