@@ -10,6 +10,7 @@ finished fails (``gave_up``) rather than staying pending."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from derive.ffmpeg import Failed, FFmpeg, Skipped
 from videodrop import derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
 from videodrop.children import ChildMissing
-from videodrop.consumer import Consumer
+from videodrop.consumer import Consumer, Settle
 from videodrop.derivatives import Reason
 from videodrop.errors import CatalogUnavailable
 from videodrop.messages import BadMessage, DeriveVideo, decode
@@ -42,6 +43,7 @@ class Worker(Consumer):
         self.catalog = catalog
         self.ffmpeg = ffmpeg
         self.media_root = settings.media_root.resolve()
+        self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
 
     def decode_job(self, body: bytes) -> DeriveVideo:
         msg = decode(body)
@@ -82,7 +84,7 @@ class Worker(Consumer):
             for kind in derivatives.KINDS:
                 if msg.kinds and kind not in msg.kinds:
                     continue
-                started = self.catalog.start_derivative(video.id, kind)
+                started = self._start(video.id, kind)
                 if started is None:
                     continue  # not pending (made already, or not requested)
                 results[kind] = self.derive(video, started)
@@ -90,6 +92,21 @@ class Worker(Consumer):
             self.log.info("derive", kinds=results, status=video.status,
                           duration=video.duration,
                           total_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
+        self._tried = set()  # a new delivery: a new job of each kind it makes
+        return super().settle(body, deliveries, stop)
+
+    def _start(self, video_id: int, kind: str) -> Derivative | None:
+        """The pending request, counted as one more job the first time this delivery
+        tries it (a transient problem tried again in place is the same job)."""
+        if (video_id, kind) in self._tried:
+            found = self.catalog.derivative(video_id, kind)
+            return found if found is not None and found.status == "pending" else None
+        started = self.catalog.start_derivative(video_id, kind)
+        if started is not None:
+            self._tried.add((video_id, kind))
+        return started
 
     def derive(self, video: Video, started: Derivative) -> dict[str, Any]:
         """Make one kind and record it; its summary for the job's log line."""

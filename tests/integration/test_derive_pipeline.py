@@ -248,3 +248,25 @@ def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: An
         assert (status, code) == ("failed", "internal")
         assert "refusing to start a derive job" in error
     assert system.queue_counts("derive")[1] == 1  # the worker is unharmed: still consuming
+
+
+def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Path,
+                                                   tmp_path: Path):
+    """ffmpeg gone for a while (an upgrade): the job is retried in place, and counts as
+    one job (attempts 1), not one per try (which would end in gave_up)."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\nexec {REAL_FFMPEG} \"$@\"\n")
+    fake.chmod(0o755)
+    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system.start_role("derive")
+    system.wait_consumers(1, queue="derive")
+    fake.chmod(0o644)  # not executable: prlimit cannot run it
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "m.mp4")
+    system.wait_record("m.mp4")
+    wait_for(lambda: system.log_text("derive").count("transient problem; retrying") >= 6,
+             timeout=120, what="ffmpeg's absence to be retried in place")
+    fake.chmod(0o755)
+    found = wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+                     what="the derivatives once ffmpeg is back")
+    assert {r[2] for r in found} == {"ready"}
+    assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(1,)]
