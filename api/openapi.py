@@ -20,8 +20,10 @@ from api.http.params import CURSOR
 from api.uploads.receive import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
 from videodrop.catalog import STATUSES
+from videodrop.derivatives import STATES, Reason
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 from videodrop.formats import CONTAINERS, EXTENSIONS
+from videodrop.records import DERIVATIVE_LINKS
 
 Schema = dict[str, Any]
 
@@ -99,10 +101,42 @@ SCHEMAS: dict[str, Schema] = {
         "type": "object",
         "description": "Built from VIDEODROP_BASE_URL; all null once the token is revoked.",
         "required": ["api_endpoint", "stream_url", "access_token", "metadata_url",
-                     "download_url"],
+                     "download_url", *DERIVATIVE_LINKS],
         "properties": {k: _nullable("string") for k in
                        ("api_endpoint", "stream_url", "access_token", "metadata_url",
-                        "download_url")},
+                        "download_url", *DERIVATIVE_LINKS)},
+    },
+    "Derivatives": {
+        "type": "object",
+        "description": "The state of each kind of derivative requested for the video (none"
+                       " until it is ready): pending, then ready, failed or skipped (with"
+                       " error_code and the sentence in error).",
+        "additionalProperties": {
+            "type": "object", "required": ["status"],
+            "properties": {"status": {"enum": list(STATES)},
+                           "error": _nullable("string"),
+                           "error_code": {"enum": [*(r.value for r in Reason), None]}},
+        },
+    },
+    "Storyboard": {
+        "type": "object",
+        "required": ["tiles", "sheets", "tile_width", "tile_height", "decode", "vtt_url"],
+        "properties": {
+            "tiles": {"type": "array", "items": {
+                "type": "object", "required": ["start", "end", "url", "x", "y", "w", "h"],
+                "properties": {"start": {"type": "number", "description": "seconds"},
+                               "end": {"type": "number", "description": "seconds"},
+                               "url": {"type": "string", "description": "its sheet"},
+                               **{k: {"type": "integer", "description": "px"}
+                                  for k in ("x", "y", "w", "h")}}}},
+            "sheets": {"type": "array", "items": {"type": "string"}},
+            "tile_width": {"type": "integer"}, "tile_height": {"type": "integer"},
+            "columns": {"type": "integer"}, "rows": {"type": "integer"},
+            "wanted": {"type": "integer", "description": "tiles planned (one per slot)"},
+            "decode": {"enum": ["keyframes", "full"]},
+            "duration": {"type": "number"},
+            "vtt_url": {"type": "string"},
+        },
     },
     "Record": {
         "type": "object",
@@ -125,6 +159,7 @@ SCHEMAS: dict[str, Schema] = {
             "processing_started_at": _nullable("string", format="date-time"),
             "processing_completed_at": _nullable("string", format="date-time"),
             "token_expires_at": _nullable("string", format="date-time"),
+            "derivatives": _ref("Derivatives"),
         },
     },
     "Metadata": {
@@ -189,6 +224,22 @@ def _file_operation(disposition: str) -> Schema:
             "503": UNAVAILABLE,
         },
     }
+
+
+def _derived(content_type: str, schema: Schema, text: str, *,
+             params: list[Schema] | None = None) -> Schema:
+    """GET (and HEAD) of a derivative under the token."""
+    ok: Schema = {"description": text, "content": {content_type: {"schema": schema}}}
+    if content_type == "image/jpeg":
+        ok["headers"] = {"ETag": _header("strong entity tag"),
+                         "Cache-Control": _header("private, max-age=604800")}
+    return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
+            "responses": {"200": ok,
+                          "304": {"description": "Not modified (If-None-Match)."},
+                          "404": TOKEN_404,
+                          "409": _error("The derivative is not ready: its state and reason"
+                                        " (Retry-After while pending)."),
+                          "503": UNAVAILABLE}}
 
 
 def _get_and_head(operation: Schema, summary: str) -> Schema:
@@ -360,6 +411,21 @@ def document() -> Schema:
             "/api/video/{token}/download/": _get_and_head(
                 _file_operation("attachment"), "Download the file."),
             "/stream/{token}/": _get_and_head(_file_operation("inline"), "Stream the file."),
+            "/api/video/{token}/poster/": _get_and_head(
+                _derived("image/jpeg", {"type": "string", "format": "binary"}, "The poster."),
+                "The video's poster (JPEG, at most 1280 px on its long side)."),
+            "/api/video/{token}/storyboard/": _get_and_head(
+                _derived("application/json", _ref("Storyboard"), "The storyboard."),
+                "The storyboard's tiles (hover previews)."),
+            "/api/video/{token}/storyboard.vtt": _get_and_head(
+                _derived("text/vtt", {"type": "string"}, "WebVTT, #xywh= fragments."),
+                "The storyboard as WebVTT thumbnails."),
+            "/api/video/{token}/storyboard/{sheet}.jpg": _get_and_head(
+                _derived("image/jpeg", {"type": "string", "format": "binary"},
+                         "One sprite sheet.",
+                         params=[{"name": "sheet", "in": "path", "required": True,
+                                  "schema": {"type": "string", "pattern": "^[0-9]+$"}}]),
+                "One sprite sheet of the storyboard."),
             "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
                             "post": _upload()},
             "/api/videos/{video_id}": {

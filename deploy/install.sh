@@ -165,5 +165,5 @@ install: done. Next:
   1. edit $ETC/videodrop.env (database and broker URLs, VIDEODROP_BASE_URL)
   2. sudo -u $USER_NAME sh -c 'set -a; . $ETC/videodrop.env; exec $PREFIX/venv/bin/videodrop migrate'
   3. sudo -u $USER_NAME sh -c 'set -a; . $ETC/videodrop.env; exec $PREFIX/venv/bin/videodrop health'
-  4. systemctl enable --now videodrop.target videodrop-prober@{1..4}
+  4. systemctl enable --now videodrop.target videodrop-prober@{1..4} videodrop-derive@1
 EOF

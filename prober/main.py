@@ -15,10 +15,11 @@ from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
-from videodrop import broker, links, logs
+from videodrop import broker, links, logs, outbox
 from videodrop.catalog import Catalog
+from videodrop.catalog.derivatives import REQUEUE_MODES
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
-from videodrop.errors import ConfigurationError
+from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.messages import ProbeVideo
 from videodrop.role import Role
 from videodrop.settings import Settings
@@ -142,16 +143,25 @@ def probe_command(settings: Settings, argv: list[str]) -> int:
 
 def requeue_command(settings: Settings, argv: list[str]) -> int:
     """``videodrop requeue [--failed] [--dead] [ID…]``: probe videos again. Unknown ids
-    are named and nothing is requeued (exit 1)."""
+    are named and nothing is requeued (exit 1). ``--derivatives missing|failed|all``:
+    request the derivatives of ready videos again (VIDEODROP_DERIVE's kinds) and publish
+    the jobs of every request that has none."""
     parser = argparse.ArgumentParser(prog="videodrop requeue",
                                      description="probe videos again")
     parser.add_argument("--failed", action="store_true", help="every video whose status is failed")
     parser.add_argument("--dead", action="store_true",
                         help="every message in the dead-letter queue")
+    parser.add_argument("--derivatives", choices=sorted(REQUEUE_MODES),
+                        help="derive again: what ready videos lack (missing), what failed,"
+                        " or everything (all)")
     parser.add_argument("ids", nargs="*", type=int, help="these video ids")
     args = parser.parse_args(argv)
+    if args.derivatives:
+        if args.failed or args.dead or args.ids:
+            parser.error("--derivatives goes alone")
+        return _requeue_derivatives(settings, args.derivatives)
     if not (args.failed or args.dead or args.ids):
-        parser.error("say what to requeue: --failed, --dead or video ids")
+        parser.error("say what to requeue: --failed, --dead, --derivatives or video ids")
     logs.configure(role="requeue", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("prober.requeue")
     ids = list(dict.fromkeys(args.ids))
@@ -174,6 +184,31 @@ def requeue_command(settings: Settings, argv: list[str]) -> int:
     publisher.close()
     log.info("requeued", videos=len(ids), dead_letters=moved)
     print(f"requeued {len(ids)} video(s) and {moved} dead-lettered message(s)")
+    return 0
+
+
+def _requeue_derivatives(settings: Settings, mode: str) -> int:
+    if not settings.derive:
+        print("videodrop requeue: VIDEODROP_DERIVE is empty: no derivative is made",
+              file=sys.stderr)
+        return 1
+    logs.configure(role="requeue", fmt=settings.log_format, level=settings.log_level)
+    catalog = Catalog.connect(settings.database_url)
+    publisher = broker.Publisher(settings, name="videodrop-requeue")
+    try:
+        requested = catalog.request_derivatives(settings.derive, mode)
+        try:
+            published = outbox.relay(catalog, publisher)
+        except BrokerUnavailable as exc:  # the requests are recorded: derive publishes them
+            print(f"videodrop requeue: {exc}; the derive role publishes the jobs when it"
+                  " reaches the broker", file=sys.stderr)
+            published = 0
+    finally:
+        publisher.close()
+        catalog.close()
+    logs.get("prober.requeue").info("derivatives requested", mode=mode,
+                                    requests=requested, published=published)
+    print(f"requested {requested} derivative(s) again; published jobs for {published}")
     return 0
 
 

@@ -1,219 +1,70 @@
-"""One consumer: a pika BlockingConnection of its own, prefetch 1, ack after the commit.
-
-The consumer's thread owns the connection (pika: one thread per connection) and serves it
-while the message's work runs on a work thread of the worker's own, as pika's
-``basic_consumer_threaded.py`` example does: heartbeats go on however long ffprobe and the
-hash take, so the broker never drops the connection and redelivers a message in hand."""
+"""The prober's consumer (videodrop/consumer.py: a connection of its own, prefetch 1,
+ack after the commit): claim, store, probe and record each file, and request its
+derivatives in the transaction that makes it ready."""
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from enum import Enum
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pika.exceptions
 import structlog
-from pika.adapters.blocking_connection import BlockingChannel
-from pika.spec import Basic, BasicProperties
 
 from prober import store
 from prober.ffprobe import FFprobeMissing
 from prober.probe import ProbeResult
-from videodrop import broker, media, metrics
+from videodrop import media, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
+from videodrop.consumer import Consumer
 from videodrop.errorcodes import ErrorCode
-from videodrop.errors import (
-    BrokerUnavailable,
-    CatalogUnavailable,
-    StorageFull,
-    TransientFileError,
-)
+from videodrop.errors import CatalogUnavailable, StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy
-from videodrop.messages import BadMessage, InboxFile, ProbeVideo, decode
+from videodrop.messages import BadMessage, DeriveVideo, InboxFile, ProbeVideo, decode
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
 Prober = Callable[[Path], ProbeResult]
-# Worth waiting for: the database comes back; a file turns readable; ffprobe is reinstalled.
-TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
-# A database outage and a full media store are waited out indefinitely (nothing could be
-# recorded or stored meanwhile, and the file is safe in the inbox).
-# Other transient problems get this many tries in place, then go back to the queue, where
-# the delivery limit sends a hopeless message to the dead-letter queue.
-LOCAL_TRIES = 8
-SERVE_SECONDS = 1.0  # at most between two looks at the work (it wakes the loop when done)
-RETRY_CONNECT: tuple[type[BaseException], ...] = (BrokerUnavailable, *broker.CONNECTION_ERRORS)
 
 
-class Settle(Enum):
-    """What the broker is told of a delivery."""
-
-    ACK = "ack"
-    REQUEUE = "nack, requeue"  # tried again (the delivery limit ends a hopeless one)
-    DEAD = "nack, dead-letter"
-
-
-class Worker:
-    """One consumer of the probe queue (``name`` names its connection and threads):
-    :meth:`run` on a thread of its own; ``connected`` is set while it consumes."""
+class Worker(Consumer):
+    # Worth waiting for: the database comes back; a file turns readable; ffprobe is
+    # reinstalled. A database outage and a full media store are waited out indefinitely
+    # (nothing could be recorded or stored meanwhile, and the file is safe in the inbox).
+    TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
+    CONTEXT_KEYS = ("delivery", "video_id", "source_id", "path", "token")
 
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
                  name: str = "prober") -> None:
-        self.settings = settings
+        super().__init__(settings, log, name=name, queue=settings.probe_queue)
         self.catalog = catalog
         self.prober = prober
-        self.log = log
-        self.name = name
         self.inbox = settings.inbox.resolve()
         self.policy = InboxPolicy.from_settings(settings)
         self.media_root = settings.media_root.resolve()
-        self.connected = threading.Event()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
-        self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-work")
-        self._conn: pika.BlockingConnection | None = None
 
-    # --- consuming --------------------------------------------------------------------
-
-    def run(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set, reconnecting after a broker outage (pauses from
-        0.5 s doubling to 30 s); the message in hand is finished before it returns."""
-        backoff = 0.0
-        while not stop.is_set():
-            try:
-                self._consume(stop)
-                backoff = 0.0
-            except RETRY_CONNECT as exc:
-                self.connected.clear()
-                backoff = min(30.0, max(0.5, backoff * 2))
-                self.log.warning("broker unavailable; reconnecting", error=repr(exc),
-                                 retry_in=backoff)
-                stop.wait(backoff)
-        self._work.shutdown(wait=True)  # the message in hand, if the connection was lost
+    def shutdown(self) -> None:
         self._hasher.shutdown(wait=False)
 
-    def _consume(self, stop: threading.Event) -> None:
-        conn = broker.connect(self.settings, name=f"videodrop-{self.name}")
-        self._conn = conn
-        try:
-            channel = conn.channel()
-            broker.declare(channel, self.settings)
-            channel.basic_qos(prefetch_count=1)
-            self.connected.set()
-            self.log.info("consuming", queue=self.settings.probe_queue)
-            for method, props, body in channel.consume(self.settings.probe_queue,
-                                                       inactivity_timeout=0.5):
-                if stop.is_set():
-                    break
-                if method is None:
-                    continue
-                self.handle(channel, method, props, body, stop)
-            if channel.is_open:
-                channel.cancel()
-        finally:
-            self.connected.clear()
-            self._conn = None
-            if conn.is_open:
-                with contextlib.suppress(*broker.CONNECTION_ERRORS):
-                    conn.close()
+    def decode_job(self, body: bytes) -> InboxFile | ProbeVideo:
+        msg = decode(body)
+        if isinstance(msg, DeriveVideo):
+            raise BadMessage("a derive job on the probe queue")
+        return msg
 
-    def handle(self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
-               body: bytes, stop: threading.Event) -> None:
-        """Settle one delivery: its work runs on this worker's work thread while this
-        thread, the connection's, serves the connection (heartbeats: a probe or a hash may
-        take longer than RabbitMQ waits for one), then acks or nacks it here. A lost
-        connection raises one of ``broker.CONNECTION_ERRORS`` (the caller reconnects; the
-        broker delivers the message again, and the work in hand finishes first)."""
-        tag = method.delivery_tag
-        deliveries = int((props.headers or {}).get("x-delivery-count", 0)) + 1
-        structlog.contextvars.bind_contextvars(delivery=deliveries)
-        if deliveries > 1 or method.redelivered:
-            metrics.REDELIVERIES.inc()
-        try:
-            context = contextvars.copy_context()  # the work's log lines carry the delivery
-            work = self._work.submit(context.run, self.settle, body, deliveries, stop)
-            verdict = self._serve_until(work)
-        finally:
-            structlog.contextvars.unbind_contextvars("delivery", "video_id", "source_id",
-                                                     "path", "token")
-        if verdict is Settle.ACK:
-            channel.basic_ack(tag)
+    def is_outage(self, exc: BaseException) -> bool:
+        return isinstance(exc, CatalogUnavailable | StorageFull)
+
+    def record_failure(self, msg: InboxFile | ProbeVideo, exc: Exception) -> None:
+        if isinstance(msg, ProbeVideo):
+            video = self.catalog.by_id(msg.video_id)
         else:
-            channel.basic_nack(tag, requeue=verdict is Settle.REQUEUE)
-
-    def _serve_until(self, work: Future[Settle]) -> Settle:
-        """Serve the connection until ``work`` is done (woken at once when it is), then
-        its result."""
-        conn = self._conn
-        if conn is None:
-            return work.result()
-
-        def wake(_: object) -> None:
-            with contextlib.suppress(*broker.CONNECTION_ERRORS, pika.exceptions.AMQPError):
-                conn.add_callback_threadsafe(lambda: None)
-
-        work.add_done_callback(wake)
-        while not work.done():
-            conn.process_data_events(time_limit=SERVE_SECONDS)
-        return work.result()
-
-    def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
-        """On the work thread: process the message, retrying transient problems in place;
-        what to tell the broker."""
-        try:
-            msg = decode(body)
-        except BadMessage as exc:
-            self.log.error("bad message; dead-lettered", error=str(exc), body=body[:200])
-            metrics.DEAD_LETTERS.inc()
-            return Settle.DEAD
-        backoff, tries = 0.5, 0
-        while True:
-            try:
-                self.process(msg)
-                return Settle.ACK
-            except TRANSIENT as exc:
-                tries += 1
-                outage = isinstance(exc, CatalogUnavailable | StorageFull)
-                give_up = tries >= LOCAL_TRIES and not outage
-                if stop.is_set() or give_up:
-                    self.log.warning("transient problem; back to the queue",
-                                     error=str(exc), tries=tries)
-                    return Settle.REQUEUE
-                self.log.warning("transient problem; retrying", error=str(exc),
-                                 retry_in=backoff, tries=tries)
-                stop.wait(backoff)
-                backoff = min(30.0, backoff * 2)
-            except Exception as exc:
-                self._log_crash_and_mark_failed(msg, exc, deliveries)
-                return Settle.REQUEUE
-
-    def _log_crash_and_mark_failed(self, msg: InboxFile | ProbeVideo, exc: Exception,
-                                   deliveries: int) -> None:
-        """Log a crash of the handler; on the last delivery the broker allows
-        (``VIDEODROP_DELIVERY_LIMIT``) also count the dead letter and mark the message's
-        row ``failed`` (``internal``), best effort."""
-        last = deliveries >= self.settings.delivery_limit
-        self.log.exception("handler crashed", deliveries=deliveries,
-                           dead_letter_next=last, error=repr(exc))
-        if not last:
-            return
-        metrics.DEAD_LETTERS.inc()
-        video = None
-        try:
-            if isinstance(msg, ProbeVideo):
-                video = self.catalog.by_id(msg.video_id)
-            else:
-                video = self.catalog.by_claim(msg)
-            if video is not None:
-                self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
-                                         ErrorCode.INTERNAL)
-        except Exception:  # noqa: S110 - best effort: the dead-letter queue keeps the message
-            pass
+            video = self.catalog.by_claim(msg)
+        if video is not None:
+            self.catalog.mark_failed(video.id, f"internal error: {exc!r}"[:500],
+                                     ErrorCode.INTERNAL)
 
     # --- the work ---------------------------------------------------------------------
 
@@ -300,7 +151,7 @@ class Worker:
         outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
                                error_code=result.code, size=size, sha256=sha256,
                                metadata=metadata, raw=result.raw)
-        done = self.catalog.finish_processing(video.id, outcome)
+        done = self.catalog.finish_processing(video.id, outcome, derive=self.settings.derive)
         if done is None:
             self.log.info("deleted while being probed; nothing recorded")
             return video

@@ -94,9 +94,13 @@ class System:
             self.wait_consumers(1)
         return self
 
-    def start_role(self, role: str, *args: str) -> subprocess.Popen[bytes]:
+    def start_role(self, role: str, *args: str, env: dict[str, str] | None = None
+                   ) -> subprocess.Popen[bytes]:
+        """Start ``videodrop ROLE ARGS…`` with this system's environment (and ``env`` over
+        it), its output appended to ``logs/ROLE.log``."""
         log = (self.logs / f"{role}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args], env=self.env,
+        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args],
+                                env={**self.env, **(env or {})},
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[role] = proc
@@ -126,22 +130,22 @@ class System:
 
     # --- the broker -------------------------------------------------------------------
 
-    def queue_counts(self) -> tuple[int, int]:
-        """(messages, consumers) on the probe queue."""
+    def queue_counts(self, queue: str = "probe") -> tuple[int, int]:
+        """(messages, consumers) on the ``probe`` (or ``derive``) queue."""
         conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
         try:
-            ok = conn.channel().queue_declare(f"{self.prefix}.probe", passive=True)
+            ok = conn.channel().queue_declare(f"{self.prefix}.{queue}", passive=True)
             return ok.method.message_count, ok.method.consumer_count
         finally:
             conn.close()
 
-    def wait_consumers(self, n: int, timeout: float = 60) -> None:
+    def wait_consumers(self, n: int, timeout: float = 60, queue: str = "probe") -> None:
         def enough() -> bool:
             try:
-                return self.queue_counts()[1] >= n
+                return self.queue_counts(queue)[1] >= n
             except pika.exceptions.ChannelClosedByBroker:  # not declared yet
                 return False
-        wait_for(enough, timeout=timeout, what=f"{n} consumer(s) on the probe queue")
+        wait_for(enough, timeout=timeout, what=f"{n} consumer(s) on the {queue} queue")
 
     # --- the API ----------------------------------------------------------------------
 

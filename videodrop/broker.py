@@ -12,7 +12,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from videodrop.errors import BrokerUnavailable
-from videodrop.messages import Message, encode
+from videodrop.messages import Message, encode, routing_key
 from videodrop.settings import Settings
 
 # What means "the broker is not there right now" rather than "this message is wrong".
@@ -51,24 +51,26 @@ def connect(settings: Settings, *, name: str) -> pika.BlockingConnection:
 
 
 def declare(channel: BlockingChannel, settings: Settings) -> None:
-    """Exchange, durable quorum queue with a delivery limit, and its dead-letter queue."""
+    """Exchange, and for each of the probe and derive jobs (routing keys ``probe`` and
+    ``derive``) a durable quorum queue with a delivery limit and its dead-letter queue."""
     channel.exchange_declare(settings.exchange, exchange_type="direct", durable=True)
     channel.exchange_declare(settings.dead_exchange, exchange_type="direct", durable=True)
-    channel.queue_declare(settings.dead_queue, durable=True,
-                          arguments={"x-queue-type": "quorum"})
-    channel.queue_bind(settings.dead_queue, settings.dead_exchange, routing_key="probe")
-    channel.queue_declare(
-        settings.probe_queue,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            # RabbitMQ counts *returns*: a limit of n allows n + 1 deliveries
-            "x-delivery-limit": settings.delivery_limit - 1,
-            "x-dead-letter-exchange": settings.dead_exchange,
-            "x-dead-letter-routing-key": "probe",
-        },
-    )
-    channel.queue_bind(settings.probe_queue, settings.exchange, routing_key="probe")
+    for key, queue, dead in (("probe", settings.probe_queue, settings.dead_queue),
+                             ("derive", settings.derive_queue, settings.derive_dead_queue)):
+        channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(dead, settings.dead_exchange, routing_key=key)
+        channel.queue_declare(
+            queue,
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                # RabbitMQ counts *returns*: a limit of n allows n + 1 deliveries
+                "x-delivery-limit": settings.delivery_limit - 1,
+                "x-dead-letter-exchange": settings.dead_exchange,
+                "x-dead-letter-routing-key": key,
+            },
+        )
+        channel.queue_bind(queue, settings.exchange, routing_key=key)
 
 
 class _Link:
@@ -115,14 +117,15 @@ class Publisher(_Link):
         return self._channel
 
     def publish(self, msg: Message) -> None:
-        self.publish_body(encode(msg))
+        self.publish_body(encode(msg), routing_key(msg))
 
-    def publish_body(self, body: bytes) -> None:
+    def publish_body(self, body: bytes, key: str = "probe") -> None:
+        """Publish ``body`` with routing key ``key`` (``probe`` or ``derive``)."""
         try:
             channel = self._open_channel()
             channel.basic_publish(
                 self.settings.exchange,
-                "probe",
+                key,
                 body,
                 pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
                                      content_type="application/json"),
@@ -225,7 +228,7 @@ class BatchPublisher(_Link):
                 body = encode(msg)
                 # the wrapped channel only queues the frames; BlockingChannel.basic_publish
                 # would also flush the socket and poll after every message
-                channel.basic_publish(self.settings.exchange, "probe", body, props,
+                channel.basic_publish(self.settings.exchange, routing_key(msg), body, props,
                                       mandatory=True)
                 self._tag += 1
                 sent[self._tag] = (msg, body)

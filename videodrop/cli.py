@@ -24,14 +24,15 @@ Command = Callable[[Settings, list[str]], int]
 
 BUILTIN_HELP = {
     "migrate": "apply database migrations (idempotent)",
-    "run": "run every role in one foreground process group (ingest, probers, api)",
+    "run": "run every role in one foreground process group (ingest, probers, derive, api)",
     "links": "put the stream links (VIDEODROP_STREAM_LINKS) in step with the catalog",
 }
 PLUGIN_HELP = {
     "ingest": "watch the inbox and publish finished files",
     "prober": "consume messages, probe files, store the outcome",
+    "derive": "make posters and storyboards of ready videos (VIDEODROP_DERIVE)",
     "probe": "print the normalised metadata of FILE as JSON (no database)",
-    "requeue": "probe failed or dead-lettered videos again",
+    "requeue": "probe failed or dead-lettered videos again; --derivatives: derive again",
     "api": "serve the HTTP API with gunicorn",
     "health": "check database, broker, folders and ffprobe (exit 0/1)",
     "upload": "upload FILEs through the API and print their URLs (--wait: follow to ready)",

@@ -120,19 +120,27 @@ def check_media(settings: Settings) -> tuple[bool, str]:
 
 
 def check_ffprobe(settings: Settings) -> tuple[bool, str]:
+    return _check_binary(settings.ffprobe, "VIDEODROP_FFPROBE")
+
+
+def check_ffmpeg(settings: Settings) -> tuple[bool, str]:
+    """The derive role's ffmpeg (VIDEODROP_FFMPEG)."""
+    return _check_binary(settings.ffmpeg, "VIDEODROP_FFMPEG")
+
+
+def _check_binary(binary: str, variable: str) -> tuple[bool, str]:
     try:
-        done = subprocess.run([settings.ffprobe, "-hide_banner", "-version"],
+        done = subprocess.run([binary, "-hide_banner", "-version"],
                               capture_output=True, timeout=TIMEOUT * 2, check=False,
                               stdin=subprocess.DEVNULL)
     except FileNotFoundError:
-        return False, f"{settings.ffprobe}: not found (apt-get install ffmpeg," \
-                      " or set VIDEODROP_FFPROBE)"
+        return False, f"{binary}: not found (apt-get install ffmpeg, or set {variable})"
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return False, f"{settings.ffprobe}: does not run: {exc}"
+        return False, f"{binary}: does not run: {exc}"
     if done.returncode != 0:
-        return False, f"{settings.ffprobe}: exit status {done.returncode}"
+        return False, f"{binary}: exit status {done.returncode}"
     first = done.stdout.decode(errors="replace").splitlines()[:1]
-    return True, first[0] if first else settings.ffprobe
+    return True, first[0] if first else binary
 
 
 CHECKS: dict[str, Check] = {
@@ -142,11 +150,13 @@ CHECKS: dict[str, Check] = {
     "inbox (read)": check_inbox_readable,
     "media root": check_media,
     "ffprobe": check_ffprobe,
+    "ffmpeg": check_ffmpeg,
 }
 
 ROLES: dict[str, tuple[str, ...]] = {
     "ingest": ("broker", "inbox (read)"),
     "prober": ("database", "broker", "inbox", "media root", "ffprobe"),
+    "derive": ("database", "broker", "media root", "ffmpeg"),
     "api": ("database", "broker", "inbox", "media root"),
     "all": ("database", "broker", "inbox", "media root", "ffprobe"),
 }
@@ -178,7 +188,7 @@ def main(settings: Settings, argv: list[str]) -> int:
         prog="videodrop health",
         description="check the database, broker, inbox, media root and ffprobe; exit 0 when"
                     " all pass, 1 otherwise")
-    parser.add_argument("--role", choices=("ingest", "prober", "api"), default=None,
+    parser.add_argument("--role", choices=("ingest", "prober", "derive", "api"), default=None,
                         help="check only what this role needs")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args(argv)

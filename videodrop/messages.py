@@ -73,7 +73,22 @@ class ProbeVideo:
     kind: str = "video"
 
 
-Message = InboxFile | ProbeVideo
+@dataclass(frozen=True)
+class DeriveVideo:
+    """Make the pending derivatives of a ready video (queue ``<prefix>.derive``): those of
+    ``kinds`` (names of videodrop/derivatives.py KINDS) whose rows are still pending."""
+
+    video_id: int
+    kinds: tuple[str, ...] = ()
+    kind: str = "derive"
+
+
+Message = InboxFile | ProbeVideo | DeriveVideo
+
+
+def routing_key(msg: Message) -> str:
+    """The queue a message goes to: ``derive`` for derive jobs, ``probe`` for the rest."""
+    return "derive" if isinstance(msg, DeriveVideo) else "probe"
 
 
 def encode(msg: Message) -> bytes:
@@ -115,6 +130,11 @@ def decode(body: bytes) -> Message:
                              ctime_ns=int(data["ctime_ns"]))
         if kind == "video":
             return ProbeVideo(video_id=int(data["video_id"]), force=bool(data.get("force")))
+        if kind == "derive":
+            kinds = data.get("kinds", [])
+            if not isinstance(kinds, list) or not all(isinstance(k, str) for k in kinds):
+                raise BadMessage(f"kinds is not a list of names: {kinds!r}")
+            return DeriveVideo(video_id=int(data["video_id"]), kinds=tuple(kinds))
         raise BadMessage(f"unknown message kind: {kind!r}")
     except BadMessage:
         raise

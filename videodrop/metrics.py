@@ -51,6 +51,7 @@ if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
 
 INGEST = CollectorRegistry()
 PROBER = CollectorRegistry()
+DERIVE = CollectorRegistry()
 API = CollectorRegistry()
 
 # --- counts kept in memory, written in batches --------------------------------------------
@@ -256,6 +257,27 @@ CLAIMS_REFUSED = Counter(
 for _reason in ("extension", "empty", "too_large", "sparse"):
     CLAIMS_REFUSED.labels(_reason)
 
+# --- derive ------------------------------------------------------------------------------
+
+DERIVE_JOBS = Counter(
+    "derivatives", "Derivatives made, by kind and outcome (ready, failed or skipped).",
+    ["kind", "outcome"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE)
+DERIVE_SECONDS = Histogram(
+    "seconds", "Time one derivative took (its ffmpeg runs and the record), by kind.",
+    ["kind"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE,
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+DERIVE_BACKLOG = Gauge(
+    "backlog", "Derivatives still pending in the catalog, by kind (read by the relay).",
+    ["kind"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE,
+    multiprocess_mode="max")
+DERIVE_REDELIVERIES = Counter(
+    "redeliveries", "Derive jobs received again after an earlier delivery was not acked.",
+    namespace=NAMESPACE, subsystem="derive", registry=DERIVE)
+DERIVE_DEAD_LETTERS = Counter(
+    "dead_letters", "Derive jobs sent to the dead-letter queue (unreadable, or crashing"
+    " on their last allowed delivery).",
+    namespace=NAMESPACE, subsystem="derive", registry=DERIVE)
+
 # --- api ---------------------------------------------------------------------------------
 
 HTTP_REQUESTS = Counter(
@@ -275,7 +297,7 @@ TOKEN_LOOKUPS = LaterCounter(Counter(
     " from: the worker's token cache, or the database (a miss, or the cache off).",
     ["source"], namespace=NAMESPACE, subsystem="api", registry=API))
 
-ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "api": API}
+ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "derive": DERIVE, "api": API}
 
 
 def family_names(registry: CollectorRegistry) -> frozenset[str]:

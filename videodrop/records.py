@@ -15,20 +15,35 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
+#: URLs of the derivatives (the derive role), after the seed's five keys.
+DERIVATIVE_LINKS = {"poster_url": "poster/", "storyboard_url": "storyboard/",
+                    "storyboard_vtt_url": "storyboard.vtt"}
+
+
 def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
     """The record's ``api_links``: the URLs of the token's endpoints under ``base_url``
-    and the token itself; every value None when the video has no token (uploading)."""
+    and the token itself (the seed's five keys), then :data:`DERIVATIVE_LINKS`; every
+    value None when the video has no token (uploading). A derivative's URL answers 409
+    until it is ready (``derivatives`` says)."""
     base = base_url.rstrip("/")
     if not token:
         return {"api_endpoint": None, "stream_url": None, "access_token": None,
-                "metadata_url": None, "download_url": None}
+                "metadata_url": None, "download_url": None,
+                **dict.fromkeys(DERIVATIVE_LINKS)}
     return {
         "api_endpoint": f"{base}/api/video/{token}/",
         "stream_url": f"{base}/stream/{token}/",
         "access_token": token,
         "metadata_url": f"{base}/api/video/{token}/metadata/",
         "download_url": f"{base}/api/video/{token}/download/",
+        **{key: f"{base}/api/video/{token}/{path}" for key, path in DERIVATIVE_LINKS.items()},
     }
+
+
+def derivative_states(video: Video) -> dict[str, dict[str, Any]]:
+    """``{kind: {"status": pending|ready|failed|skipped, "error": …, "error_code": …}}``
+    of the kinds requested for the video (none before it is ready)."""
+    return {kind: dict(state) for kind, state in sorted(video.derivatives.items())}
 
 
 def file_info(video: Video) -> dict[str, Any]:
@@ -65,6 +80,7 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "processing_started_at": _iso(video.processing_started_at),
         "processing_completed_at": _iso(video.processing_completed_at),
         "token_expires_at": _iso(video.token_expires_at),
+        "derivatives": derivative_states(video),
     }
 
 
@@ -83,4 +99,5 @@ def metadata(video: Video) -> dict[str, Any]:
         "processing_completed_at": _iso(video.processing_completed_at),
         "processing_error": video.processing_error,
         "error_code": video.error_code,
+        "derivatives": derivative_states(video),
     }

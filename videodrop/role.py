@@ -70,15 +70,20 @@ class Role:
         self.notifier.watchdog()
 
     def watch(self, threads: Sequence[threading.Thread], status: Callable[[], tuple[str, bool]],
-              *, every: float = 0.5) -> bool:
+              *, every: float = 0.5, required: Sequence[threading.Thread] = ()) -> bool:
         """Until :attr:`stop` is set, every ``every`` seconds: :meth:`tick` with what
         ``status()`` returns (the text, and whether the role is ready). False (logged as
-        ``every worker thread has died``) as soon as none of ``threads`` is alive; True
-        once stopped."""
+        ``every worker thread has died``, or ``a required thread has died`` naming it) as
+        soon as none of ``threads`` is alive or any of ``required`` is not; True once
+        stopped."""
         while not self.stop.is_set():
             self.stop.wait(every)
             if not any(t.is_alive() for t in threads):
                 self.log.error("every worker thread has died")
+                return False
+            dead = [t.name for t in required if not t.is_alive()]
+            if dead:
+                self.log.error("a required thread has died", threads=dead)
                 return False
             text, ready = status()
             self.tick(text, ready=ready)

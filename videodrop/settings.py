@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from videodrop import formats
+from videodrop import derivatives, formats
 
 PREFIX = "VIDEODROP_"
 REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
+EMPTY_MEANS_NONE = {"derive"}  # VIDEODROP_DERIVE= (empty) turns the derive role off
 
 DEFAULT_IGNORE = (
     ".*",  # dotfiles, rsync's .name.XXXXXX temporaries
@@ -57,6 +58,12 @@ class Settings:
     max_file_size: int = 100_000_000
     ffprobe: str = "ffprobe"
     probe_timeout: float = 30.0
+    # the derive role (derive/): kinds to make ("" turns it off), jobs at once, each
+    # ffmpeg child's deadline in seconds
+    derive: tuple[str, ...] = derivatives.DEFAULT_KINDS
+    derive_concurrency: int = 1
+    derive_timeout: float = 600.0
+    ffmpeg: str = "ffmpeg"
     child_memory: int = 1 << 30  # RLIMIT_AS of every ffprobe/ffmpeg child (children.py)
     admin_token: str | None = None
     settle_seconds: float = 2.0
@@ -95,7 +102,7 @@ class Settings:
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(PREFIX + f.name.upper())
-            if raw is None or raw == "":
+            if raw is None or (raw == "" and f.name not in EMPTY_MEANS_NONE):
                 continue
             values[f.name] = _convert(f.name, raw)
         settings = cls(**values)  # type: ignore[arg-type]
@@ -119,6 +126,10 @@ class Settings:
             raise SettingsError(f"VIDEODROP_CHILD_MEMORY must be at least"
                                 f" {MIN_CHILD_MEMORY >> 20}MiB (ffprobe alone maps about"
                                 " 270 MiB of shared libraries)")
+        if self.derive_concurrency < 1:
+            raise SettingsError("VIDEODROP_DERIVE_CONCURRENCY must be at least 1")
+        if self.derive_timeout <= 0:
+            raise SettingsError("VIDEODROP_DERIVE_TIMEOUT must be positive")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if not self.inbox_extensions:
@@ -163,6 +174,14 @@ class Settings:
     def dead_queue(self) -> str:
         return f"{self.amqp_prefix}.probe.dead"
 
+    @property
+    def derive_queue(self) -> str:
+        return f"{self.amqp_prefix}.derive"
+
+    @property
+    def derive_dead_queue(self) -> str:
+        return f"{self.amqp_prefix}.derive.dead"
+
     def link(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 
@@ -174,11 +193,13 @@ def _convert(name: str, raw: str) -> object:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:
             return parse_size(raw)
-        if name in {"probe_timeout", "settle_seconds", "rescan_seconds", "header_timeout",
-                    "login_rate", "inbox_prune_after"}:
+        if name == "derive":
+            return derivatives.parse_kinds(raw)
+        if name in {"probe_timeout", "derive_timeout", "settle_seconds", "rescan_seconds",
+                    "header_timeout", "login_rate", "inbox_prune_after"}:
             return float(raw)
-        if name in {"prober_concurrency", "api_workers", "api_threads", "delivery_limit",
-                    "token_cache_size", "request_log_rate", "login_burst",
+        if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",
+                    "delivery_limit", "token_cache_size", "request_log_rate", "login_burst",
                     "inbox_prune_depth"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":

@@ -17,7 +17,7 @@ from videodrop import logs
 from videodrop.migrate import migrate
 from videodrop.settings import Settings
 
-ROLES = ("ingest", "prober", "api")
+ROLES = ("ingest", "prober", "derive", "api")
 EX_CONFIG = 78
 
 
@@ -37,6 +37,8 @@ def run_all(settings: Settings, argv: list[str]) -> int:
     parser.add_argument("--no-migrate", action="store_true")
     args = parser.parse_args(argv)
     roles = [r for r in args.roles.split(",") if r]
+    if not settings.derive and "derive" in roles:
+        roles.remove("derive")  # VIDEODROP_DERIVE is empty: the role is off
     logs.configure(role="run", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("videodrop.run")
 

@@ -1,7 +1,7 @@
 """One video, by id (admin bearer token): read, delete, rotate or revoke its token.
 
 * ``GET /api/videos/{id}`` → the record.
-* ``DELETE /api/videos/{id}`` → 204; the row and its stored file are gone.
+* ``DELETE /api/videos/{id}`` → 204; the row, its stored file and its derivatives are gone.
 * ``POST /api/videos/{id}/token`` → 200 with the record carrying a new token; the old one
   stops working with the commit. Optional JSON body ``{"expires_at": ISO 8601 | null}``:
   after that instant the token answers the same 404 as an unknown one.
@@ -19,7 +19,7 @@ import falcon
 from api.auth.credential import AdminAuth, admin_only
 from api.http.params import parse_when
 from api.uploads import staging
-from videodrop import logs, records
+from videodrop import derivatives, logs, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -39,6 +39,8 @@ class _ById:
     def _send_record(self, resp: falcon.Response, video: Video | None) -> None:
         if video is None:
             raise no_such_video()
+        if not video.derivatives and video.status == "ready":  # a write's row lacks them
+            video = self.catalog.with_derivatives(video)
         resp.media = records.record(video, self.settings.base_url)
 
 
@@ -56,6 +58,7 @@ class VideoItem(_ById):
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
         staging.remove_files(self.settings.media_root, video)
+        derivatives.remove_all(self.settings.media_root, video.source_id)
         self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
         resp.status = falcon.HTTP_204
 

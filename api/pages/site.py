@@ -280,7 +280,14 @@ class VideoPage:
         self.site.page(req, resp, "video.html", video=video, record=record,
                        md=video.metadata, snippets=snippets(video, record),
                        stream_path=f"/stream/{video.access_token}/"
-                       if video.access_token else None)
+                       if video.access_token else None,
+                       poster_path=poster_path(video))
+
+
+def poster_path(video: Video) -> str | None:
+    """The poster's path under the token once it is ready (docs/derivatives.md)."""
+    ready = video.derivatives.get("poster", {}).get("status") == "ready"
+    return f"/api/video/{video.access_token}/poster/" if ready and video.access_token else None
 
 
 def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:

@@ -57,7 +57,7 @@ def test_videodrop_run_end_to_end(make_system, samples, tmp_path):
         assert system.inbox_entries() == []
 
         kids = children_of(proc.pid)
-        assert len(kids) == 3  # ingest, prober, api
+        assert len(kids) == 4  # ingest, prober, derive, api
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=60)

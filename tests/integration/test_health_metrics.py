@@ -287,6 +287,15 @@ def test_health_json_and_roles(health_env: dict[str, str]) -> None:
     assert "unavailable" in failed["database"]
     assert "not found" in failed["ffprobe"]
 
+    done = health({**health_env, "VIDEODROP_FFMPEG": "/nonexistent/ffmpeg"}, "--role",
+                  "derive", "--json")
+    assert done.returncode == 1
+    checks = json.loads(done.stdout)["checks"]
+    assert [c["check"] for c in checks] == ["database", "broker", "media root", "ffmpeg"]
+    failed = {c["check"]: c["detail"] for c in checks if not c["ok"]}
+    assert failed == {"ffmpeg": "/nonexistent/ffmpeg: not found (apt-get install ffmpeg,"
+                                " or set VIDEODROP_FFMPEG)"}
+
 
 def test_health_fails_loudly(health_env: dict[str, str], postgres_server_url: str,
                              tmp_path: Path) -> None:
@@ -317,6 +326,7 @@ def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None
     first = free_port()
     system: System = make_system(VIDEODROP_METRICS_BIND=f"127.0.0.1:{first}-{first + 20}")
     system.start()
+    system.start_role("derive")
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "clip.mp4")
     assert system.wait_record("clip.mp4", timeout=60)["status"] == "ready"
 
@@ -327,16 +337,21 @@ def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None
                 text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except requests.ConnectionError:
                 continue
-            for role in ("ingest", "prober"):
+            for role in ("ingest", "prober", "derive"):
                 if f"videodrop_{role}_" in text:
                     found[role] = text
         return found
 
     def both() -> dict[str, str] | None:
         found = scrape_all()
-        return found if len(found) == 2 else None
+        made = "derive" in found and sample(found["derive"], "videodrop_derive_derivatives_total",
+                                            kind="poster", outcome="ready") >= 1
+        return found if len(found) == 3 and made else None
 
-    texts = wait_for(both, timeout=20, what="the ingest and prober metrics servers")
+    texts = wait_for(both, timeout=90, what="the ingest, prober and derive metrics servers")
+    assert sample(texts["derive"], "videodrop_derive_seconds_count", kind="poster") >= 1
+    assert "videodrop_derive_backlog{" in texts["derive"]
+    assert "videodrop_prober_" not in texts["derive"]
     assert sample(texts["ingest"], "videodrop_ingest_files_published_total") >= 1
     assert sample(texts["prober"], "videodrop_prober_probes_total", outcome="ready") >= 1
     assert sample(texts["prober"], "videodrop_prober_probe_seconds_count") >= 1

@@ -15,7 +15,9 @@ from videodrop.migrate import available, migrate
 RECORD_KEYS = {"id", "source_id", "name", "description", "status", "file_info", "api_links"}
 FILE_INFO_KEYS = {"filename", "format", "size", "duration", "resolution", "fps", "codec",
                   "audio_codec"}
-LINK_KEYS = {"api_endpoint", "stream_url", "access_token", "metadata_url", "download_url"}
+# the seed's keys, then the derivatives' (they may only be added to, never renamed)
+LINK_KEYS = {"api_endpoint", "stream_url", "access_token", "metadata_url", "download_url",
+             "poster_url", "storyboard_url", "storyboard_vtt_url"}
 
 
 def sha256(path) -> str:
@@ -47,6 +49,9 @@ def test_dropped_file_becomes_working_links(system, samples):
         "access_token": token,
         "metadata_url": f"{system.base_url}/api/video/{token}/metadata/",
         "download_url": f"{system.base_url}/api/video/{token}/download/",
+        "poster_url": f"{system.base_url}/api/video/{token}/poster/",
+        "storyboard_url": f"{system.base_url}/api/video/{token}/storyboard/",
+        "storyboard_vtt_url": f"{system.base_url}/api/video/{token}/storyboard.vtt",
     }
     info = record["file_info"]
     assert info["filename"] == f"videos/{record['source_id']}/bbb_chapters.mp4"

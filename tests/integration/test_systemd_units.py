@@ -27,7 +27,8 @@ from tests.harness import REPO, System
 from tests.integration.test_health_metrics import NotifySocket
 
 UNITS = REPO / "systemd"
-SERVICES = ["videodrop-ingest.service", "videodrop-prober@.service", "videodrop-api.service"]
+SERVICES = ["videodrop-ingest.service", "videodrop-prober@.service", "videodrop-derive@.service",
+            "videodrop-api.service"]
 ALL_UNITS = [*SERVICES, "videodrop.target"]
 EXEC = "/opt/videodrop/venv/bin/videodrop"
 MAX_EXPOSURE = 2.0
@@ -73,8 +74,9 @@ def unit_copies(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # --- static checks ----------------------------------------------------------------------------
 
 def test_units_verify_clean(unit_copies: Path) -> None:
-    paths = [str(unit_copies / n) for n in ALL_UNITS] + [str(unit_copies /
-                                                             "videodrop-prober@1.service")]
+    paths = [str(unit_copies / n) for n in ALL_UNITS] + [
+        str(unit_copies / "videodrop-prober@1.service"),
+        str(unit_copies / "videodrop-derive@1.service")]
     done = subprocess.run([systemd_analyze(), "verify", *paths], capture_output=True,
                           text=True, timeout=60)
     # verify exits 0 on mere warnings (an unknown key is "ignoring"): demand silence.
@@ -92,7 +94,8 @@ def test_verify_would_catch_a_mistake(unit_copies: Path, tmp_path: Path) -> None
     assert "ProtectHomes" in done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("unit", [*SERVICES, "videodrop-prober@1.service"])
+@pytest.mark.parametrize("unit", [*SERVICES, "videodrop-prober@1.service",
+                                  "videodrop-derive@1.service"])
 def test_security_exposure_is_low(unit: str) -> None:
     done = subprocess.run([systemd_analyze(), "security", "--offline=true", "--no-pager",
                            str(UNITS / unit)], capture_output=True, text=True, timeout=60,
@@ -146,6 +149,7 @@ def size_of(value: str) -> int:
 # Each role's caps: what the unit may hold at most (and its tasks: threads and children).
 CAPS = {"videodrop-ingest.service": (1024**3, 128),
         "videodrop-prober@.service": (4 * 1024**3, 1024),
+        "videodrop-derive@.service": (4 * 1024**3, 1024),
         "videodrop-api.service": (2 * 1024**3, 512)}
 
 
@@ -169,7 +173,8 @@ def test_the_api_has_descriptors_for_its_connections() -> None:
 
 
 @pytest.mark.parametrize(("unit", "ports"), [("videodrop-ingest.service", "9361-9369"),
-                                             ("videodrop-prober@.service", "9370-9399")])
+                                             ("videodrop-prober@.service", "9370-9399"),
+                                             ("videodrop-derive@.service", "9400-9419")])
 def test_ingest_and_probers_listen_on_their_metrics_ports_only(unit: str, ports: str) -> None:
     """No port but the metrics server's can be bound in these units (ffprobe included);
     the range allowed is the one the unit gives VIDEODROP_METRICS_BIND."""
@@ -207,7 +212,9 @@ def test_metrics_ports_of_ingest_and_probers_do_not_overlap() -> None:
         return set(range(int(first), int(last or first) + 1))
 
     ingest, prober = ports("videodrop-ingest.service"), ports("videodrop-prober@.service")
+    derive = ports("videodrop-derive@.service")
     assert ingest and len(prober) >= 8 and not ingest & prober
+    assert derive and not derive & (ingest | prober)
 
 
 # --- MemoryDenyWriteExecute, tried for real with the kernel's own MDWE -------------------------
@@ -250,6 +257,19 @@ def test_mdwe_is_really_enforced(under_mdwe: Any) -> None:
     assert done.returncode != 0 and "PermissionError" in done.stderr
 
 
+def test_ffmpeg_of_the_derive_role_runs_under_mdwe(under_mdwe: Any, samples: Path,
+                                                   tmp_path: Path) -> None:
+    """The derive unit has MemoryDenyWriteExecute=yes too: its ffmpeg decodes and encodes
+    a poster with write-and-execute memory refused."""
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is missing: apt-get install ffmpeg"
+    for sample in ("bbb_chapters.mp4", "video-h265.mp4", "bbb_input.webm", "tiny_av1.mp4"):
+        done = under_mdwe(ffmpeg, "-v", "error", "-i", str(samples / sample), "-frames:v", "1",
+                          "-vf", "scale=320:-2,format=yuvj420p", "-f", "mjpeg", "-y",
+                          str(tmp_path / "p.jpg"))
+        assert done.returncode == 0, f"{sample}: {done.stderr}"
+
+
 def test_ffprobe_and_videodrop_probe_run_under_mdwe(under_mdwe: Any, samples: Path) -> None:
     """ffprobe says the same about every sample with write-and-execute memory refused as
     without (broken samples included: the same error)."""
@@ -273,7 +293,7 @@ def test_ffprobe_and_videodrop_probe_run_under_mdwe(under_mdwe: Any, samples: Pa
 def test_the_roles_import_and_watch_under_mdwe(under_mdwe: Any, tmp_path: Path) -> None:
     script = f"""
 import queue, pathlib
-import api.app, api.gunicorn_conf, ingest.daemon, prober.worker, gunicorn.app.wsgiapp
+import api.app, api.gunicorn_conf, ingest.daemon, prober.worker, derive.main, gunicorn.app.wsgiapp
 from ingest import watcher
 events = queue.Queue()
 observer = watcher.start_observer(pathlib.Path({str(tmp_path)!r}), "inotify", events,
@@ -374,7 +394,7 @@ def notify_socket() -> Iterator[NotifySocket]:
     s.close()
 
 
-@pytest.mark.parametrize("role", ["ingest", "prober", "api"])
+@pytest.mark.parametrize("role", ["ingest", "prober", "derive", "api"])
 def test_role_tells_systemd_it_is_ready(role: str, make_system: Any,
                                         notify_socket: NotifySocket) -> None:
     system: System = make_system(NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC="2000000")

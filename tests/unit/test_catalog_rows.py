@@ -29,9 +29,16 @@ def row(**changes: object) -> dict[str, object]:
 
 
 def test_every_field_comes_from_its_column():
-    video = Video.from_row(row())
+    states = {"poster": {"status": "pending", "error": None, "error_code": None}}
+    video = Video.from_row(row(derivatives=states))
     for f in fields(Video):
-        assert getattr(video, f.name) == row()[f.name], f.name
+        assert getattr(video, f.name) == row(derivatives=states)[f.name], f.name
+
+
+def test_derivatives_are_empty_where_a_statement_does_not_select_them():
+    """RETURNING * and SELECT * bring no derivative states (migration 0009's table)."""
+    assert Video.from_row(row()).derivatives == {}
+    assert Video.from_row(row(derivatives=None)).derivatives == {}
 
 
 def test_columns_the_video_lacks_are_ignored():
@@ -55,5 +62,8 @@ def test_rows_are_frozen():
 
 def test_the_selected_columns_are_the_fields():
     text = video_columns("v").as_string(None)
-    assert text.split(", ") == [f'"v"."{f.name}"' for f in fields(Video)]
+    columns = [f'"v"."{f.name}"' for f in fields(Video) if f.name != "derivatives"]
+    assert text.split(", ")[:len(columns)] == columns
+    assert text.endswith('WHERE d.video_id = "v"."id") AS derivatives')
     assert "ffprobe" not in video_columns().as_string(None)
+    assert video_columns().as_string(None).endswith('= "videos"."id") AS derivatives')

@@ -22,7 +22,7 @@ from videodrop.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "deploy" / "compose.yaml"
-ROLES = ("ingest", "prober", "api")
+ROLES = ("ingest", "prober", "derive", "api")
 SERVERS = ("postgres", "rabbitmq")
 TOKEN = "t" * 43
 _VARIABLE = re.compile(r"\$\{(\w+)(?::([-?])([^}]*))?\}")

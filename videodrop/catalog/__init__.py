@@ -8,7 +8,8 @@ purpose each.
 - the operations, by audience: :mod:`~videodrop.catalog.claims` (watch-folder claims),
   :mod:`~videodrop.catalog.uploads`, :mod:`~videodrop.catalog.processing` (the prober),
   :mod:`~videodrop.catalog.tokens` (management), :mod:`~videodrop.catalog.reads`,
-  :mod:`~videodrop.catalog.streamlinks` (the stream-link folder).
+  :mod:`~videodrop.catalog.streamlinks` (the stream-link folder),
+  :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes).
 
 SQL lives in ``videodrop/sql/*.sql``, one file per part."""
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from videodrop.catalog.claims import InboxClaims
 from videodrop.catalog.connector import Connector, Duplicate
+from videodrop.catalog.derivatives import Derivative, Derivatives, Outcome
 from videodrop.catalog.lists import Cursor, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
@@ -25,10 +27,11 @@ from videodrop.catalog.uploads import Uploads
 from videodrop.errors import CatalogUnavailable, Conflict
 
 
-class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads):
+class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives):
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
 
 __all__ = ["STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
-           "Cursor", "Duplicate", "ProbeOutcome", "Video", "VideoFilter"]
+           "Cursor", "Derivative", "Duplicate", "Outcome", "ProbeOutcome", "Video",
+           "VideoFilter"]

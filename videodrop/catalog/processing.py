@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 
 from psycopg.types.json import Jsonb
 
@@ -31,12 +32,15 @@ class Processing(StreamLinkSync):
                                                                "now": self.clock()})
         return Video.from_row(row) if row else None
 
-    def finish_processing(self, video_id: int, outcome: ProbeOutcome) -> Video | None:
-        """Record ``outcome``; a row that turns ready gets its stream link. None when the
-        row is gone."""
+    def finish_processing(self, video_id: int, outcome: ProbeOutcome,
+                          derive: Sequence[str] = ()) -> Video | None:
+        """Record ``outcome``; a row that turns ready gets its stream link, and the
+        derivatives of ``derive`` (kinds, videodrop/derivatives.py) requested in the same
+        transaction. None when the row is gone."""
         md = outcome.metadata
         params = {
             "id": video_id,
+            "derive": list(derive),
             "status": outcome.status,
             "error": outcome.error,
             "error_code": outcome.error_code,

@@ -18,7 +18,8 @@ MAX_TOKEN_CHARS = 128  # longer is no token of ours: not looked up
 
 class Reads(CatalogBase):
     def by_id(self, video_id: int) -> Video | None:
-        row = self.db.one("get_by_id", {"id": video_id})
+        """The video with this id, its derivatives' states included; None: no such row."""
+        row = self.db.one(_by_id_statement(), {"id": video_id})
         return Video.from_row(row) if row else None
 
     def lookup_token(self, token: str) -> Video | None:
@@ -51,6 +52,11 @@ class Reads(CatalogBase):
     def known_ids(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` that name a video."""
         return {r["id"] for r in self.db.all("ids_known", {"ids": list(ids)})}
+
+
+@functools.cache
+def _by_id_statement() -> sql.Composed:
+    return sql.SQL(query("video_by_id")).format(columns=video_columns())
 
 
 @functools.cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any
 
@@ -54,12 +54,17 @@ class Video:
     claim_ctime_ns: int | None
     created_at: datetime
     updated_at: datetime
+    # Not a column: the states of its derivatives, {kind: {"status": …, "error": …}}
+    # (table derivatives, migration 0009), where the statement selects them
+    # (video_columns(): lists, token lookups, by_id); empty elsewhere.
+    derivatives: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Video:
         """The row's columns named as the fields; other columns are ignored, a missing one
-        is a KeyError naming it."""
-        return cls(**{f.name: row[f.name] for f in fields(cls)})
+        is a KeyError naming it (but for the derived ``derivatives``)."""
+        values = {f.name: row[f.name] for f in fields(cls) if f.name not in DERIVED}
+        return cls(**values, derivatives=row.get("derivatives") or {})
 
     def claim(self) -> InboxFile | None:
         """The claim key of a watch-folder file's row; None for an upload."""
@@ -70,13 +75,26 @@ class Video:
                          self.claim_ctime_ns or 0)
 
 
+DERIVED = {"derivatives"}  # fields of a Video that are no column of videos
+
+# One video's derivative states as a JSON object, for the select list.
+_DERIVATIVES = sql.SQL(
+    "(SELECT coalesce(jsonb_object_agg(d.kind, jsonb_build_object("
+    "'status', d.status, 'error', d.error, 'error_code', d.error_code)), '{{}}'::jsonb)"
+    " FROM derivatives AS d WHERE d.video_id = {id}) AS derivatives")
+
+
 @functools.cache
 def video_columns(table: str | None = None) -> sql.Composed:
-    """The columns of a :class:`Video`, qualified by ``table`` when given."""
-    names = [f.name for f in fields(Video)]
+    """The columns of a :class:`Video`, qualified by ``table`` when given, and its
+    derivatives' states (a subquery on ``table``, default ``videos``)."""
+    names = [f.name for f in fields(Video) if f.name not in DERIVED]
     if table is None:
-        return sql.SQL(", ").join(sql.Identifier(n) for n in names)
-    return sql.SQL(", ").join(sql.Identifier(table, n) for n in names)
+        columns = [sql.Identifier(n) for n in names]
+    else:
+        columns = [sql.Identifier(table, n) for n in names]
+    derived = _DERIVATIVES.format(id=sql.Identifier(table or "videos", "id"))
+    return sql.SQL(", ").join([*columns, derived])
 
 
 @dataclass(frozen=True)

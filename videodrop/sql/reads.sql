@@ -3,6 +3,10 @@
 -- name: get_by_id
 SELECT * FROM videos WHERE id = %(id)s;
 
+-- name: video_by_id
+-- Catalog.by_id: {columns}, those of a Video and its derivatives' states.
+SELECT {columns} FROM videos WHERE id = %(id)s;
+
 -- name: lookup_token
 -- The token endpoints' hot path (Catalog.lookup_token): the unique index, the columns of
 -- a Video only ({columns}: not the raw ffprobe JSON, which no token endpoint serves).

@@ -1,0 +1,159 @@
+"""What the derive role made, under the video's token (the capability, as for the file):
+
+* ``GET /api/video/{token}/poster/`` → ``image/jpeg`` (ETag, Last-Modified, a week's
+  private cache; If-None-Match answers 304);
+* ``GET /api/video/{token}/storyboard/`` → JSON: the tiles (``start``/``end`` s, the
+  sheet's ``url``, ``x``, ``y``, ``w``, ``h`` px) and what was covered;
+* ``GET /api/video/{token}/storyboard.vtt`` → WebVTT cues pointing at ``sheet#xywh=``;
+* ``GET /api/video/{token}/storyboard/{n}.jpg`` → sheet ``n`` (from 0).
+
+A derivative that is not ready answers 409 with its state and reason (pending ones with
+``Retry-After``), as the file endpoints do for a video that is not ready; an unknown,
+revoked or expired token answers the same 404 as every token endpoint. Paths of files come
+from the catalog's rows, never from the request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import falcon
+
+from api.files.response import send_file
+from api.tokens.endpoints import TokenResource
+from videodrop.catalog import Derivative, Video
+
+CACHE_CONTROL = "private, max-age=604800"  # a week; revalidated by ETag after it
+RETRY_PENDING = "10"  # seconds: Retry-After of a pending derivative
+
+
+def not_made(kind: str, video: Video, found: Derivative | None) -> falcon.HTTPConflict:
+    """409, as the file endpoints answer for a video that is not ready: the state (and
+    the reason) of the derivative, or of the video before any was requested."""
+    if found is None:
+        state = ("not requested (VIDEODROP_DERIVE leaves it out)" if video.status == "ready"
+                 else f"not requested yet (the video is {video.status})")
+        return falcon.HTTPConflict(title=f"No {kind}", description=f"The {kind} is {state}.",
+                                   headers={"Retry-After": RETRY_PENDING}
+                                   if video.status in {"uploading", "processing"} else None)
+    why = f": {found.error}" if found.error else ""
+    headers = {"Retry-After": RETRY_PENDING} if found.status == "pending" else None
+    return falcon.HTTPConflict(title=f"No {kind}",
+                               description=f"The {kind} is {found.status}{why}.",
+                               headers=headers)
+
+
+class DerivativeResource(TokenResource):
+    kind: str
+
+    def ready(self, token: str) -> tuple[Video, Derivative]:
+        """The video and its ready derivative of :attr:`kind`; 409 otherwise."""
+        video = self.lookup(token).video
+        found = self.catalog.derivative(video.id, self.kind)
+        if found is None or found.status != "ready":
+            raise not_made(self.kind, video, found)
+        return video, found
+
+    def send_image(self, req: falcon.Request, resp: falcon.Response, video: Video,
+                   relative: str, name: str) -> None:
+        try:
+            send_file(req, resp, Path(self.settings.media_root) / relative,
+                      content_type="image/jpeg", disposition="inline",
+                      filename=f"{video.source_id}-{name}", cache_control=CACHE_CONTROL)
+        except falcon.HTTPNotFound as exc:
+            raise falcon.HTTPNotFound(
+                title="File missing",
+                description=f"The {self.kind} file is missing; tell an operator.") from exc
+
+
+class Poster(DerivativeResource):
+    kind = "poster"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        video, found = self.ready(token)
+        self.send_image(req, resp, video, found.data["file"], "poster.jpg")
+
+    on_head = on_get
+
+
+def sheet_url(base: str, token: str, sheet: int) -> str:
+    return f"{base}/api/video/{token}/storyboard/{sheet}.jpg"
+
+
+def storyboard_view(data: dict[str, Any], base: str, token: str) -> dict[str, Any]:
+    """The storyboard's JSON from its row's ``data`` (derive/storyboard.py)."""
+    w, h = data["width"], data["height"]
+    sheets = [sheet_url(base, token, i) for i in range(len(data["sheets"]))]
+    return {
+        "tiles": [{"start": t["start"], "end": t["end"], "url": sheets[t["sheet"]],
+                   "x": t["x"], "y": t["y"], "w": w, "h": h} for t in data["tiles"]],
+        "sheets": sheets, "tile_width": w, "tile_height": h,
+        "columns": data["columns"], "rows": data["rows"],
+        "wanted": data["wanted"], "decode": data["decode"], "duration": data["duration"],
+        "vtt_url": f"{base}/api/video/{token}/storyboard.vtt",
+    }
+
+
+def _vtt_time(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    h, rest = divmod(ms, 3_600_000)
+    m, rest = divmod(rest, 60_000)
+    s, ms = divmod(rest, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
+
+
+def storyboard_vtt(view: dict[str, Any]) -> str:
+    """WebVTT: one cue per tile, its text the sheet's URL with a ``#xywh=`` fragment."""
+    cues = ["WEBVTT", ""]
+    for tile in view["tiles"]:
+        if tile["end"] <= tile["start"]:
+            continue
+        cues += [f"{_vtt_time(tile['start'])} --> {_vtt_time(tile['end'])}",
+                 f"{tile['url']}#xywh={tile['x']},{tile['y']},{tile['w']},{tile['h']}", ""]
+    return "\n".join(cues)
+
+
+class Storyboard(DerivativeResource):
+    kind = "storyboard"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        _video, found = self.ready(token)
+        resp.media = storyboard_view(found.data, self.settings.base_url.rstrip("/"), token)
+
+    on_head = on_get
+
+
+class StoryboardVTT(DerivativeResource):
+    kind = "storyboard"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        _video, found = self.ready(token)
+        view = storyboard_view(found.data, self.settings.base_url.rstrip("/"), token)
+        resp.content_type = "text/vtt; charset=utf-8"
+        resp.text = storyboard_vtt(view)
+
+    on_head = on_get
+
+
+class StoryboardSheet(DerivativeResource):
+    kind = "storyboard"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str,
+               sheet: str) -> None:
+        video, found = self.ready(token)
+        sheets: list[str] = found.data["sheets"]
+        if not sheet.isdigit() or int(sheet) >= len(sheets):
+            raise falcon.HTTPNotFound(
+                title="Not found",
+                description=f"The storyboard has sheets 0 to {len(sheets) - 1}.")
+        self.send_image(req, resp, video, sheets[int(sheet)], f"storyboard-{sheet}.jpg")
+
+    on_head = on_get
+
+
+def add_routes(app: falcon.App, make: Any) -> None:
+    """The routes above; ``make(cls)`` builds a resource with its collaborators."""
+    app.add_route("/api/video/{token}/poster/", make(Poster))
+    app.add_route("/api/video/{token}/storyboard/", make(Storyboard))
+    app.add_route("/api/video/{token}/storyboard.vtt", make(StoryboardVTT))
+    app.add_route("/api/video/{token}/storyboard/{sheet}.jpg", make(StoryboardSheet))

@@ -1,0 +1,133 @@
+"""ffmpeg children of the derive role: an argument list, ``file:`` input, a deadline and
+the resource limits of videodrop/children.py; what went wrong as a typed error that says
+whether the derivative failed for good (:class:`Failed`) or may work later.
+
+``Frames`` is what an analysis pass gives: the bytes of each frame (``-f rawvideo``) and
+its time from ffmpeg's ``showinfo`` filter (seconds, on the timeline ffmpeg gives the
+output: the input's start time removed)."""
+
+from __future__ import annotations
+
+import re
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from videodrop.children import ChildError, ChildMissing, ChildRunner, ChildTimeout, Completed
+from videodrop.derivatives import Reason
+from videodrop.formats import DEMUXERS
+
+#: Before every ffmpeg's own arguments: no prompts, no progress, log lines showinfo needs.
+PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
+_SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
+                       rb"pts_time:(-?[\d.e+-]+)")
+_FORMATS = ",".join(sorted(DEMUXERS))
+# ffmpeg's words when the input ended before one frame decoded (no output format known)
+_NO_FRAME = b"Cannot determine format of input stream"
+_SAYS_NOTHING = {"Conversion failed!", "Error marking filters as finished"}
+_OUT_OF_MEMORY = (b"Cannot allocate memory", b"cannot allocate memory", b"Out of memory")
+
+
+class Failed(Exception):
+    """The derivative cannot be made from this file: ``reason`` (a Reason) and a sentence."""
+
+    def __init__(self, reason: Reason, sentence: str) -> None:
+        super().__init__(sentence)
+        self.reason = reason
+
+
+class Skipped(Failed):
+    """Nothing to make it from (no decodable frame, no picture in any frame looked at)."""
+
+
+@dataclass(frozen=True)
+class Frames:
+    times: list[float]  # seconds, one per frame
+    data: list[bytes]  # the frames' bytes, as many as times (or fewer: a cut-off pass)
+
+
+def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
+               duration: float | None = None) -> list[str]:
+    """The input of a pass over ``path``'s first video stream: keyframes only (the
+    decoder skips the rest) or every frame, from ``start`` (seconds) for ``duration``.
+    As for ffprobe (prober/ffprobe.py): the ``file`` protocol only, and only the demuxers
+    of the accepted containers; two decoding threads."""
+    args = ["-threads", "2", "-protocol_whitelist", "file", "-format_whitelist", _FORMATS]
+    if keyframes:
+        args += ["-skip_frame", "nokey"]
+    if start > 0:
+        args += ["-ss", f"{start:.3f}"]
+    if duration is not None:
+        args += ["-t", f"{duration:.3f}"]
+    return [*args, "-i", f"file:{path}", "-map", "0:v:0", "-an", "-sn", "-dn"]
+
+
+def display_size(long_side: int) -> str:
+    """Filters that apply the sample aspect ratio (square pixels) and bound the long side
+    to ``long_side`` pixels without enlarging; ffmpeg applies the rotation itself."""
+    return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
+            f"scale=w='min({long_side},iw)':h='min({long_side},ih)'"
+            ":force_original_aspect_ratio=decrease:force_divisible_by=2")
+
+
+class FFmpeg:
+    """Runs ffmpeg (``binary``) under ``runner`` with ``timeout`` seconds per child."""
+
+    def __init__(self, binary: str, runner: ChildRunner, timeout: float) -> None:
+        self.binary = binary
+        self.runner = runner
+        self.timeout = timeout
+
+    def run(self, args: Sequence[str]) -> Completed:
+        """One child; :class:`Failed` when it timed out, met a limit or exited non-zero.
+        :class:`ChildMissing` (transient: ffmpeg reinstalled) when it cannot be run."""
+        try:
+            done = self.runner([self.binary, *PREAMBLE, *args], self.timeout)
+        except ChildTimeout as exc:
+            raise Failed(Reason.TIMEOUT, f"ffmpeg timed out after {exc.timeout:g} s") from exc
+        except ChildMissing:
+            raise
+        except ChildError as exc:
+            raise Failed(Reason.FFMPEG_FAILED, f"ffmpeg could not run: {exc}") from exc
+        if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU) or any(
+                m in done.stderr for m in _OUT_OF_MEMORY):
+            raise Failed(Reason.RESOURCE_LIMIT, "ffmpeg was stopped by a resource limit"
+                         f" (exit {done.returncode}; VIDEODROP_CHILD_MEMORY or CPU time)")
+        if done.returncode != 0 and _NO_FRAME in done.stderr:
+            raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
+        if done.returncode != 0:
+            raise Failed(Reason.FFMPEG_FAILED,
+                         f"ffmpeg exited with {done.returncode}: {last_error(done.stderr)}")
+        return done
+
+    def frames(self, args: Sequence[str], frame_bytes: int) -> Frames:
+        """An analysis pass: ``args`` end in a filter chain with ``showinfo`` and raw
+        frames of ``frame_bytes`` bytes each on ``pipe:1``."""
+        done = self.run(args)
+        times = showinfo_times(done.stderr)
+        data = [done.stdout[i:i + frame_bytes]
+                for i in range(0, len(done.stdout) - frame_bytes + 1, frame_bytes)]
+        n = min(len(times), len(data))
+        return Frames(times[:n], data[:n])
+
+
+def showinfo_times(stderr: bytes) -> list[float]:
+    """The frame times ``showinfo`` logged, in order (seconds)."""
+    return [float(m.group(1)) for m in _SHOWINFO.finditer(stderr)]
+
+
+def last_error(stderr: bytes) -> str:
+    """The last line ffmpeg logged that says something (not a frame's ``showinfo``, not
+    its closing "Conversion failed!"), for a reason."""
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
+             if ln.strip() and "Parsed_showinfo" not in ln
+             and ln.strip() not in _SAYS_NOTHING]
+    return (lines[-1] if lines else "no message")[:300]
+
+
+def version(binary: str, runner: ChildRunner) -> str:
+    """``ffmpeg -version``'s first line; :class:`ChildMissing` when it cannot be run."""
+    done = runner([binary, "-hide_banner", "-version"], 10)
+    first = done.stdout.decode("utf-8", "replace").splitlines()
+    return first[0] if first else "unknown"

@@ -1,0 +1,111 @@
+"""``videodrop derive``: consume derive jobs and make posters and storyboards.
+
+At start it requests what ready videos lack (``videodrop requeue --derivatives missing``:
+videos made ready before the role ran, kinds newly named in VIDEODROP_DERIVE, jobs lost
+with a purged queue); its relay thread publishes the jobs of every request that has none
+(derive/relay.py); VIDEODROP_DERIVE_CONCURRENCY consumers make them. The process, and so
+every ffmpeg child, runs at lower CPU and IO priority (:data:`NICE`, IO class idle)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import threading
+
+from derive import ffmpeg
+from derive.relay import Relay
+from derive.worker import Worker
+from videodrop import links
+from videodrop.catalog import Catalog
+from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
+from videodrop.errors import ConfigurationError
+from videodrop.role import Role
+from videodrop.settings import Settings
+
+NICE = 10  # niceness of the role and its children (at least; a higher one is kept)
+
+
+def lower_priority() -> dict[str, object]:
+    """Lower this thread's CPU priority to :data:`NICE` and its IO priority to the idle
+    class, before any thread or child starts (both are inherited). Best effort: a sandbox
+    may forbid it (the systemd unit sets both itself)."""
+    got: dict[str, object] = {}
+    try:
+        current = os.getpriority(os.PRIO_PROCESS, 0)
+        if current < NICE:
+            os.setpriority(os.PRIO_PROCESS, 0, NICE)
+        got["nice"] = max(current, NICE)
+    except OSError as exc:
+        got["nice_error"] = str(exc)
+    ionice = shutil.which("ionice")
+    if ionice is not None:
+        done = subprocess.run([ionice, "-c", "3", "-p", str(os.getpid())],
+                              capture_output=True, text=True, check=False, timeout=10)
+        got["io_class"] = "idle" if done.returncode == 0 else done.stderr.strip()[:200]
+    return got
+
+
+def _runner(settings: Settings) -> ChildRunner:
+    """ffmpeg's runner: each child limited to VIDEODROP_CHILD_MEMORY of address space (it
+    writes files: no file-size limit); no prlimit is a configuration error (exit 78)."""
+    try:
+        prlimit = prlimit_binary()
+    except ChildMissing as exc:
+        raise ConfigurationError(f"cannot limit ffmpeg's resources: {exc}") from exc
+    return ChildRunner(settings.child_memory, file_size=None, prlimit=prlimit)
+
+
+def main(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop derive",
+                                     description="make posters and storyboards of ready videos")
+    parser.add_argument("--concurrency", type=int, default=settings.derive_concurrency,
+                        help="jobs at once (default VIDEODROP_DERIVE_CONCURRENCY)")
+    args = parser.parse_args(argv)
+    role = Role("derive", settings)
+    log = role.log
+    if not settings.derive:
+        log.info("VIDEODROP_DERIVE is empty: nothing to make; exiting")
+        return 0
+    priority = lower_priority()
+    runner = _runner(settings)
+    try:
+        version = ffmpeg.version(settings.ffmpeg, runner)
+    except ChildMissing as exc:
+        raise ConfigurationError(f"{exc}; install ffmpeg (apt-get install ffmpeg) or set"
+                                 " VIDEODROP_FFMPEG") from exc
+    settings.media_root.mkdir(parents=True, exist_ok=True)
+    catalog = Catalog.connect(settings.database_url, min_size=1,
+                              max_size=2 * args.concurrency + 2,
+                              links=links.from_settings(settings))
+    role.start(stopping="finishing the jobs in hand")
+    stop = role.stop
+    log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
+             ffmpeg=settings.ffmpeg, ffmpeg_version=version, timeout=settings.derive_timeout,
+             child_memory=settings.child_memory, **priority)
+    requested = catalog.request_derivatives(settings.derive, "missing")
+    log.info("reconciled", requests=requested)
+    tool = ffmpeg.FFmpeg(settings.ffmpeg, runner, settings.derive_timeout)
+    workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}")
+               for i in range(args.concurrency)]
+    relay = Relay(settings, catalog, log.bind(worker="relay"))
+    threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)
+               for w in workers]
+    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="derive-relay",
+                                    daemon=True)
+    for t in [*threads, relay_thread]:
+        t.start()
+
+    def status() -> tuple[str, bool]:
+        attached = sum(w.connected.is_set() for w in workers)
+        return (f"{attached}/{len(workers)} consumers attached to {settings.derive_queue}",
+                attached == len(workers))
+
+    if not role.watch(threads, status, required=[relay_thread]):
+        return 1
+    for t in [*threads, relay_thread]:
+        t.join(timeout=60)
+    catalog.close()
+    log.info("stopped")
+    return 0

@@ -1,0 +1,52 @@
+"""Where a job writes: a fresh temporary folder beside the video's derivative files
+(``MEDIA_ROOT/derivatives/<source_id>/.tmp-*``, same file system), whose files are
+renamed into place only when the whole derivative is made. A reader never sees half a
+file; a job that dies leaves its temporary folder, removed by the next job of the video."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from videodrop import derivatives, media
+
+TEMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def scratch(media_root: Path, source_id: str, kind: str) -> Iterator[Path]:
+    """A new empty temporary folder for one derivative; removed after the block."""
+    folder = derivatives.folder_of(media_root, source_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    temp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{kind}-", dir=folder))
+    try:
+        yield temp
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def publish(media_root: Path, source_id: str, made: dict[Path, str], stale: str) -> list[str]:
+    """Rename each file of ``made`` (temporary path → final name) into the video's folder,
+    then remove the video's other files whose name starts with ``stale`` (what an earlier
+    run made and this one did not). Returns the files' paths relative to ``media_root``."""
+    folder = derivatives.folder_of(media_root, source_id)
+    names = set(made.values())
+    for temp, name in made.items():
+        os.replace(temp, folder / name)
+    media.fsync_dir(folder)
+    for old in folder.glob(f"{stale}*"):
+        if old.name not in names and old.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+    return [str((folder / n).relative_to(media_root)) for n in sorted(names)]
+
+
+def sweep(media_root: Path, source_id: str) -> None:
+    """Temporary folders a dead job left in the video's folder (we hold its lock)."""
+    folder = derivatives.folder_of(media_root, source_id)
+    for temp in folder.glob(f"{TEMP_PREFIX}*"):
+        shutil.rmtree(temp, ignore_errors=True)

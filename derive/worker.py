@@ -1,0 +1,174 @@
+"""The derive role's consumer (videodrop/consumer.py: a connection of its own, prefetch 1,
+ack after the commit): make a ready video's pending derivatives, one kind after the other,
+and record each outcome. One JSON summary line per job (``derive``).
+
+A job is idempotent: it makes only the kinds still pending, under a per-video lock (a
+duplicate job finds it taken and is acked). A worker killed mid-job leaves its message
+unacked (the broker delivers it again) and its temporary files (removed by the next job
+of the video); a request that as many jobs as VIDEODROP_DELIVERY_LIMIT started and none
+finished fails (``gave_up``) rather than staying pending."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from derive import output, poster, storyboard
+from derive.ffmpeg import Failed, FFmpeg, Skipped
+from videodrop import derivatives, metrics
+from videodrop.catalog import Catalog, Derivative, Outcome, Video
+from videodrop.children import ChildMissing
+from videodrop.consumer import Consumer, Settle
+from videodrop.derivatives import Reason
+from videodrop.errors import CatalogUnavailable
+from videodrop.messages import BadMessage, DeriveVideo, decode
+from videodrop.settings import Settings
+from videodrop.tokens import token_prefix
+
+
+class Worker(Consumer):
+    # Worth waiting for: the database comes back; ffmpeg is reinstalled; the disk frees up.
+    TRANSIENT = (CatalogUnavailable, ChildMissing, OSError)
+    CONTEXT_KEYS = ("delivery", "video_id", "source_id", "token")
+    REDELIVERIES = metrics.DERIVE_REDELIVERIES
+    DEAD_LETTERS = metrics.DERIVE_DEAD_LETTERS
+
+    def __init__(self, settings: Settings, catalog: Catalog, ffmpeg: FFmpeg, log: Any, *,
+                 name: str = "derive") -> None:
+        super().__init__(settings, log, name=name, queue=settings.derive_queue)
+        self.catalog = catalog
+        self.ffmpeg = ffmpeg
+        self.media_root = settings.media_root.resolve()
+        self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
+
+    def decode_job(self, body: bytes) -> DeriveVideo:
+        msg = decode(body)
+        if not isinstance(msg, DeriveVideo):
+            raise BadMessage(f"a {msg.kind} message on the derive queue")
+        return msg
+
+    def is_outage(self, exc: BaseException) -> bool:
+        return isinstance(exc, CatalogUnavailable)
+
+    def record_failure(self, msg: DeriveVideo, exc: Exception) -> None:
+        for kind in msg.kinds or derivatives.KINDS:
+            started = self.catalog.derivative(msg.video_id, kind)
+            if started is not None and started.status == "pending":
+                self.catalog.finish_derivative(started, Outcome(
+                    "failed", {}, Reason.INTERNAL, f"internal error: {exc!r}"[:500]))
+
+    # --- the work ---------------------------------------------------------------------
+
+    def process(self, msg: DeriveVideo) -> None:
+        t0 = time.perf_counter()
+        video = self.catalog.by_id(msg.video_id)
+        if video is None:
+            self.log.info("no such video", video_id=msg.video_id)
+            return
+        structlog.contextvars.bind_contextvars(video_id=video.id, source_id=video.source_id,
+                                               token=token_prefix(video.access_token))
+        if video.status != "ready":
+            self.log.info("not ready; its probe requests its derivatives again",
+                          status=video.status)
+            return
+        results: dict[str, Any] = {}
+        with self.catalog.derive_lock(video.id) as locked:
+            if not locked:
+                self.log.info("duplicate: another worker is deriving this video")
+                return
+            output.sweep(self.media_root, video.source_id)
+            for kind in derivatives.KINDS:
+                if msg.kinds and kind not in msg.kinds:
+                    continue
+                started = self._start(video.id, kind)
+                if started is None:
+                    continue  # not pending (made already, or not requested)
+                results[kind] = self.derive(video, started)
+        if results:
+            self.log.info("derive", kinds=results, status=video.status,
+                          duration=video.duration,
+                          total_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
+        self._tried = set()  # a new delivery: a new job of each kind it makes
+        return super().settle(body, deliveries, stop)
+
+    def _start(self, video_id: int, kind: str) -> Derivative | None:
+        """The pending request, counted as one more job the first time this delivery
+        tries it (a transient problem tried again in place is the same job)."""
+        if (video_id, kind) in self._tried:
+            found = self.catalog.derivative(video_id, kind)
+            return found if found is not None and found.status == "pending" else None
+        started = self.catalog.start_derivative(video_id, kind)
+        if started is not None:
+            self._tried.add((video_id, kind))
+        return started
+
+    def derive(self, video: Video, started: Derivative) -> dict[str, Any]:
+        """Make one kind and record it; its summary for the job's log line."""
+        kind = started.kind
+        t0 = time.perf_counter()
+        outcome = self.make(video, started)
+        done = self.catalog.finish_derivative(started, outcome)
+        seconds = time.perf_counter() - t0
+        if done is None:  # requested afresh meanwhile, or the video deleted
+            if self.catalog.by_id(video.id) is None:
+                derivatives.remove_all(self.media_root, video.source_id)
+            return {"status": "dropped", "ms": round(seconds * 1000, 1)}
+        metrics.DERIVE_JOBS.labels(kind, outcome.status).inc()
+        metrics.DERIVE_SECONDS.labels(kind).observe(seconds)
+        summary = {"status": outcome.status, "ms": round(seconds * 1000, 1)}
+        if outcome.error:
+            summary |= {"error_code": outcome.error_code, "error": outcome.error}
+        return summary
+
+    def make(self, video: Video, started: Derivative) -> Outcome:
+        """The outcome of one kind: ready with its facts, skipped or failed with a reason.
+        Transient problems (the database, a missing ffmpeg, a full disk) are raised."""
+        kind = started.kind
+        if kind not in self.settings.derive:
+            return Outcome("skipped", {}, Reason.LEFT_OUT,
+                           f"VIDEODROP_DERIVE of this derive role leaves out {kind}")
+        if started.attempts > self.settings.delivery_limit:
+            return Outcome("failed", {}, Reason.GAVE_UP,
+                           f"{started.attempts - 1} jobs started on it and none finished")
+        path = self.media_root / video.stored_path
+        if not path.is_file():
+            return Outcome("failed", {}, Reason.MISSING_FILE, "the stored video is missing")
+        try:
+            with output.scratch(self.media_root, video.source_id, kind) as temp:
+                if kind == "poster":
+                    return self._poster(video, path, temp)
+                return self._storyboard(video, path, temp)
+        except Skipped as exc:
+            return Outcome("skipped", {}, exc.reason, str(exc))
+        except Failed as exc:
+            return Outcome("failed", {}, exc.reason, str(exc))
+
+    def _poster(self, video: Video, path: Path, temp: Path) -> Outcome:
+        made = temp / "poster.jpg"
+        facts = poster.make(self.ffmpeg, path, video.duration, made)
+        [file] = output.publish(self.media_root, video.source_id, {made: "poster.jpg"},
+                                stale="poster")
+        return Outcome("ready", {**facts, "file": file, "bytes": _size(self.media_root, file)})
+
+    def _storyboard(self, video: Video, path: Path, temp: Path) -> Outcome:
+        facts, sheets = storyboard.make(self.ffmpeg, path, video.duration,
+                                        _landscape(video), temp)
+        names = {sheet: storyboard.SHEET.format(i) for i, sheet in enumerate(sheets)}
+        files = output.publish(self.media_root, video.source_id, names, stale="storyboard-")
+        return Outcome("ready", {**facts, "sheets": files})
+
+
+def _size(media_root: Path, file: str) -> int:
+    return (media_root / file).stat().st_size
+
+
+def _landscape(video: Video) -> bool:
+    """Whether the video shows wider than high (rotation and pixel shape applied)."""
+    width, _, height = (video.resolution or "").partition("x")
+    return not (width.isdigit() and height.isdigit()) or int(width) >= int(height)

@@ -1,0 +1,140 @@
+"""Posters and storyboards made by the real ffmpeg (derive/poster.py, derive/storyboard.py)
+from media generated here and from samples: the choice of the poster frame, its size,
+rotation and pixel shape, and the storyboard's keyframe pass and its fallback."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from derive import jpeg, poster, storyboard
+from derive.ffmpeg import Failed, FFmpeg, Skipped
+from videodrop.children import ChildRunner
+from videodrop.derivatives import Reason
+
+
+@pytest.fixture(scope="module")
+def ffmpeg() -> FFmpeg:
+    return FFmpeg("ffmpeg", ChildRunner(1 << 30, file_size=None), 120)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("derive-media")
+
+    def make(name: str, source: str, *args: str) -> None:
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, *args,
+                        "-pix_fmt", "yuv420p", str(folder / name)], check=True, timeout=120)
+
+    # 4 s of fade-in from black, keyframes every second
+    make("fade.mp4", "testsrc2=size=640x360:rate=25:duration=10",
+         "-vf", "fade=in:st=0:d=4", "-g", "25")
+    make("black.mp4", "color=black:size=320x240:rate=10:duration=3", "-g", "10")
+    make("big.mp4", "testsrc2=size=1920x1080:rate=10:duration=2", "-g", "10")
+    make("gop1s.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "10")
+    make("onekey.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "1000",
+         "-keyint_min", "1000", "-sc_threshold", "0")
+    return folder
+
+
+def looks(ffmpeg: FFmpeg, image: Path) -> poster.Candidate:
+    frames = ffmpeg.frames(["-i", f"file:{image}", "-vf",
+                            f"showinfo,scale={poster.PROBE_W}:{poster.PROBE_H},format=gray",
+                            "-f", "rawvideo", "pipe:1"], poster.PROBE_W * poster.PROBE_H)
+    return poster.measure(0, frames.data[0])
+
+
+def test_poster_is_never_a_frame_of_the_fade_in(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "fade.mp4", 10.0, out)
+    assert facts["time"] >= 4.0, facts
+    assert facts["decode"] == "keyframes"
+    assert (facts["width"], facts["height"]) == (640, 360) == jpeg.size_of(out)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
+
+
+def test_a_black_video_gets_no_poster_and_says_why(ffmpeg: FFmpeg, media: Path,
+                                                   tmp_path: Path):
+    with pytest.raises(Skipped) as caught:
+        poster.make(ffmpeg, media / "black.mp4", 3.0, tmp_path / "p.jpg")
+    assert caught.value.reason == Reason.NO_PICTURE
+    assert "black, white or uniform" in str(caught.value)
+
+
+def test_poster_long_side_is_at_most_1280(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    facts = poster.make(ffmpeg, media / "big.mp4", 2.0, tmp_path / "p.jpg")
+    assert (facts["width"], facts["height"]) == (1280, 720)
+
+
+@pytest.mark.parametrize(("sample", "shape"), [("video_rotation_90.mp4", "portrait"),
+                                                ("sar_2x1.mp4", "sar")])
+def test_poster_applies_rotation_and_pixel_shape(ffmpeg: FFmpeg, samples: Path,
+                                                 tmp_path: Path, sample: str, shape: str):
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "stream=width,height,sample_aspect_ratio:stream_side_data=rotation",
+         "-of", "default=nw=1", str(samples / sample)],
+        capture_output=True, text=True, check=True, timeout=60).stdout
+    info = dict(line.split("=", 1) for line in probe.splitlines() if "=" in line)
+    width, height = int(info["width"]), int(info["height"])
+    facts = poster.make(ffmpeg, samples / sample, None, tmp_path / "p.jpg")
+    if shape == "portrait":
+        assert abs(int(float(info.get("rotation", 0)))) == 90
+        assert facts["height"] > facts["width"]
+        assert facts["height"] / facts["width"] == pytest.approx(width / height, rel=0.02)
+    else:
+        num, den = (int(x) for x in info["sample_aspect_ratio"].split(":"))
+        assert (num, den) == (2, 1)
+        shown = width * num / den / height
+        assert facts["width"] / facts["height"] == pytest.approx(shown, rel=0.02)
+
+
+def test_storyboard_from_keyframes_when_the_gop_allows(ffmpeg: FFmpeg, media: Path,
+                                                       tmp_path: Path):
+    facts, sheets = storyboard.make(ffmpeg, media / "gop1s.mp4", 60.0, True, tmp_path)
+    assert facts["decode"] == "keyframes"
+    assert facts["wanted"] == 50
+    assert len(facts["tiles"]) >= 45
+    assert len(sheets) == 1
+    assert (facts["width"], facts["height"]) == (240, 134) or facts["width"] == 240
+    assert jpeg.size_of(sheets[0]) == (facts["width"] * 10, facts["height"] * 5)
+    starts = [t["start"] for t in facts["tiles"]]
+    assert starts == sorted(starts) and starts[0] < 1.0
+    assert facts["tiles"][-1]["end"] == 60.0
+    assert all(t["end"] > t["start"] for t in facts["tiles"])
+
+
+def test_storyboard_falls_back_to_every_frame_when_keyframes_are_sparse(
+        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    facts, _sheets = storyboard.make(ffmpeg, media / "onekey.mp4", 60.0, True, tmp_path)
+    assert facts["decode"] == "full"
+    assert len(facts["tiles"]) == 50
+    assert [t["start"] for t in facts["tiles"]][:3] == pytest.approx([0.0, 1.2, 2.4],
+                                                                       abs=0.11)
+
+
+def test_storyboard_without_duration_is_skipped(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    with pytest.raises(Skipped) as caught:
+        storyboard.make(ffmpeg, media / "gop1s.mp4", None, True, tmp_path)
+    assert caught.value.reason == Reason.TOO_SHORT
+
+
+def test_a_file_ffmpeg_cannot_read_fails_with_its_reason(ffmpeg: FFmpeg, tmp_path: Path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\0not a video" * 100)
+    with pytest.raises(Failed) as caught:
+        poster.make(ffmpeg, junk, 1.0, tmp_path / "p.jpg")
+    assert caught.value.reason == Reason.FFMPEG_FAILED
+    assert "ffmpeg exited with" in str(caught.value)
+
+
+def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
+                                                       tmp_path: Path):
+    """invalid_userdata.mp4: a cut-off file whose video stream ends before a frame
+    decodes (the prober fails it; derive says the same if it ever meets one)."""
+    with pytest.raises(Skipped) as caught:
+        poster.make(ffmpeg, samples / "invalid_userdata.mp4", 1.0, tmp_path / "p.jpg")
+    assert caught.value.reason == Reason.NO_VIDEO_FRAMES

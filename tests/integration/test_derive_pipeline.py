@@ -1,0 +1,272 @@
+"""The derive role on the real pipeline (inbox → prober → PostgreSQL → derive → HTTP): the
+derivatives of every sample end ready, skipped or failed with a reason; the endpoints over
+HTTP; revocation and deletion; and the crash cases: nothing published by the prober (its
+commit is the request), the broker out of reach, a derive worker killed mid-job."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+
+from tests.harness import REPO, System, free_port, rows, wait_for
+from tests.integration.test_probe_samples import EXPECTED
+
+REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+def derivative_rows(system: System) -> list[tuple[Any, ...]]:
+    return rows(system.database_url,
+                "SELECT v.original_filename, d.kind, d.status, d.error_code, d.error"
+                " FROM derivatives d JOIN videos v ON v.id = d.video_id ORDER BY 1, 2")
+
+
+def settled(system: System, count: int) -> list[tuple[Any, ...]] | None:
+    found = derivative_rows(system)
+    if len(found) < count or any(r[2] == "pending" for r in found):
+        return None
+    return found
+
+
+def test_every_sample_ends_with_each_derivative_settled(system: System, samples: Path):
+    system.start_role("derive")
+    for name in sorted(EXPECTED):
+        shutil.copy(samples / name, system.inbox / name)
+    items = system.wait_done(len(EXPECTED), timeout=180)
+    ready = [v for v in items if v["status"] == "ready"]
+    found = wait_for(lambda: settled(system, 2 * len(ready)), timeout=600, interval=0.5,
+                     what="every derivative to settle")
+    assert len(found) == 2 * len(ready)
+    for name, kind, status, code, error in found:
+        assert status in {"ready", "skipped", "failed"}, (name, kind)
+        assert (status == "ready") == (error is None and code is None), (name, kind, error)
+    failed = [r for r in found if r[2] == "failed"]
+    assert failed == [], failed
+    # The record shows each state; nothing changed the videos' own status.
+    for item in system.videos():
+        if item["status"] == "ready":
+            assert set(item["derivatives"]) == {"poster", "storyboard"}
+    assert [v["status"] for v in system.videos()] == [v["status"] for v in items]
+    summaries = system.log_events("derive", "derive")
+    assert summaries and all("kinds" in s and "total_ms" in s for s in summaries)
+
+
+@pytest.fixture
+def one_ready(make_system: Any, samples: Path) -> tuple[System, dict[str, Any]]:
+    system = make_system().start()
+    system.start_role("derive")
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "bbb.mp4")
+    record = system.wait_record("bbb.mp4")
+
+    def made() -> dict[str, Any] | None:
+        item = system.http.get(record["api_links"]["api_endpoint"], timeout=5).json()
+        states = {k: v["status"] for k, v in item["derivatives"].items()}
+        return item if states == {"poster": "ready", "storyboard": "ready"} else None
+    return system, wait_for(made, timeout=120, interval=0.3, what="poster and storyboard")
+
+
+def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
+    system, record = one_ready
+    links = record["api_links"]
+    http = system.http
+    got = http.get(links["poster_url"], timeout=5)
+    assert got.status_code == 200 and got.headers["Content-Type"] == "image/jpeg"
+    assert got.content[:2] == b"\xff\xd8"
+    assert got.headers["Cache-Control"] == "private, max-age=604800"
+    etag = got.headers["ETag"]
+    again = http.get(links["poster_url"], headers={"If-None-Match": etag}, timeout=5)
+    assert again.status_code == 304
+    board = http.get(links["storyboard_url"], timeout=5)
+    assert board.status_code == 200
+    view = board.json()
+    assert view["decode"] in {"keyframes", "full"} and len(view["tiles"]) == 10  # 10 s clip
+    tile = view["tiles"][3]
+    assert set(tile) == {"start", "end", "url", "x", "y", "w", "h"}
+    assert 160 <= tile["w"] <= 320
+    sheet = http.get(tile["url"], timeout=5)
+    assert sheet.status_code == 200 and sheet.headers["Content-Type"] == "image/jpeg"
+    vtt = http.get(links["storyboard_vtt_url"], timeout=5)
+    assert vtt.status_code == 200 and vtt.headers["Content-Type"].startswith("text/vtt")
+    lines = vtt.text.splitlines()
+    assert lines[0] == "WEBVTT" and f"{tile['url']}#xywh={tile['x']},{tile['y']}," \
+        f"{tile['w']},{tile['h']}" in lines
+    assert http.get(tile["url"].replace("/0.jpg", "/7.jpg"), timeout=5).status_code == 404
+    assert http.get(links["poster_url"].replace("/poster/", "/storyboard/x.jpg"),
+                    timeout=5).status_code == 404
+    meta = http.get(links["metadata_url"], timeout=5).json()
+    assert meta["derivatives"]["poster"]["status"] == "ready"
+    # No slash: the same 308 as the other token endpoints.
+    bare = http.get(links["poster_url"].rstrip("/"), allow_redirects=False, timeout=5)
+    assert bare.status_code == 308
+
+
+def test_revoked_token_and_deleted_video_take_their_derivatives_along(
+        one_ready: tuple[System, dict[str, Any]]):
+    system, record = one_ready
+    links = record["api_links"]
+    derived = [links["poster_url"], links["storyboard_url"], links["storyboard_vtt_url"],
+               links["storyboard_url"] + "0.jpg"]
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert (folder / "poster.jpg").is_file()
+    revoked = system.http.delete(f"{system.base_url}/api/videos/{record['id']}/token",
+                                 headers=system.admin, timeout=5)
+    assert revoked.status_code == 200
+    for url in derived:
+        got = system.http.get(url, timeout=5)
+        assert got.status_code == 404, url
+        assert "No video has this token" in got.json()["description"]
+    gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
+                              headers=system.admin, timeout=5)
+    assert gone.status_code == 204
+    assert not folder.exists()
+    assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
+
+
+def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
+        make_system: Any, samples: Path):
+    """The prober only commits: the rows are the requests. A derive role that cannot
+    reach the broker leaves them waiting; one that can publishes and makes them."""
+    system = make_system().start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "a.mp4")
+    assert system.wait_record("a.mp4")["status"] == "ready"
+    assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
+                " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
+                                                       ("storyboard", "pending", True)]
+    record = system.records_named("a.mp4")[0]
+    waiting = system.http.get(record["api_links"]["poster_url"], timeout=5)
+    assert waiting.status_code == 409 and waiting.headers["Retry-After"] == "10"
+    assert waiting.json()["description"] == "The poster is pending."
+    closed = unreachable_url(system.amqp_url)
+    unreachable = system.start_role("derive", env={"VIDEODROP_AMQP_URL": closed})
+    wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
+             what="the relay to find the broker out of reach")
+    assert rows(system.database_url, "SELECT count(*) FROM derivatives"
+                " WHERE status = 'pending' AND queued_at IS NULL") == [(2,)]
+    unreachable.terminate()
+    unreachable.wait(timeout=60)
+    system.start_role("derive")
+    wait_for(lambda: settled(system, 2), timeout=120, interval=0.3, what="derivatives")
+    assert {r[2] for r in derivative_rows(system)} == {"ready"}
+
+
+def unreachable_url(amqp_url: str) -> str:
+    """``amqp_url`` on a port nothing listens on."""
+    parts = urlsplit(amqp_url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    host = hostport.rsplit(":", 1)[0] if hostport.count(":") == 1 else hostport
+    netloc = f"{userinfo}@{host}:{free_port()}" if userinfo else f"{host}:{free_port()}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def slow_ffmpeg(folder: Path) -> tuple[Path, str]:
+    """An ffmpeg that sleeps a long while (a command unique on the machine) while the file
+    ``SLOW`` exists in ``folder``, and is the real one otherwise."""
+    sleep = f"sleep 600.{secrets.randbelow(10**9):09d}"
+    script = folder / "ffmpeg"
+    script.write_text(f"""#!/bin/sh
+case "$*" in *-version*) exec {REAL_FFMPEG} "$@" ;; esac
+[ -e {folder}/SLOW ] && exec {sleep}
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    (folder / "SLOW").touch()
+    return script, sleep
+
+
+def test_a_worker_killed_mid_job_is_redelivered_and_the_job_finishes(
+        make_system: Any, samples: Path, tmp_path: Path):
+    fake, sleep = slow_ffmpeg(tmp_path)
+    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system.start_role("derive")
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "k.mp4")
+    system.wait_record("k.mp4")
+    wait_for(lambda: rows(system.database_url,
+                          "SELECT count(*) FROM derivatives WHERE attempts = 1")[0][0] == 1,
+             timeout=60, what="a job to start")
+    system.kill("derive")  # SIGKILL mid-job: its message goes back to the queue
+    subprocess.run(["pkill", "-f", sleep], check=False)
+    (tmp_path / "SLOW").unlink()
+    system.start_role("derive")
+    found = wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+                     what="the redelivered job to finish")
+    assert {r[2] for r in found} == {"ready"}
+    assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(2,)]
+    leftovers = list((system.media_root / "derivatives").rglob(".tmp-*"))
+    assert leftovers == []
+
+
+def test_requeue_derivatives_and_the_reconcile_at_start(make_system: Any, samples: Path):
+    system = make_system().start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "r.mp4")
+    system.wait_record("r.mp4")
+    # A video made ready before derivatives existed (or with VIDEODROP_DERIVE off).
+    rows(system.database_url, "DELETE FROM derivatives RETURNING 1")
+    system.start_role("derive")
+    wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+             what="the reconcile at start to request and make them")
+    rows(system.database_url, "UPDATE derivatives SET status = 'failed', error = 'x',"
+         " error_code = 'internal' WHERE kind = 'poster' RETURNING 1")
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                           "failed"], env=system.env, cwd=REPO, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "requested 1 derivative(s) again" in done.stdout
+    wait_for(lambda: rows(system.database_url, "SELECT status FROM derivatives"
+                          " WHERE kind = 'poster'") == [("ready",)],
+             timeout=120, what="the failed poster to be made again")
+    bad = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                          "some"], env=system.env, cwd=REPO, capture_output=True, text=True,
+                         timeout=60)
+    assert bad.returncode == 2 and "invalid choice: 'some'" in bad.stderr
+
+
+def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: Any,
+                                                                 samples: Path):
+    system = make_system().start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "p.mp4")
+    system.wait_record("p.mp4")
+    # A database that refuses to start a job: a crash in the handler that is neither
+    # transient nor a bad message (a schema bug, say).
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("""CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+            BEGIN RAISE EXCEPTION 'refusing to start a derive job'; END $$""")
+        db.execute("""CREATE TRIGGER refuse BEFORE UPDATE ON derivatives FOR EACH ROW
+            WHEN (NEW.attempts > OLD.attempts) EXECUTE FUNCTION refuse()""")
+    system.start_role("derive")
+    wait_for(lambda: system.queue_counts("derive.dead")[0] == 1, timeout=120,
+             what="the job to be dead-lettered")
+    assert system.log_text("derive").count("handler crashed") == 5
+    found = wait_for(lambda: settled(system, 2), timeout=30, what="the failure recorded")
+    for _name, _kind, status, code, error in found:
+        assert (status, code) == ("failed", "internal")
+        assert "refusing to start a derive job" in error
+    assert system.queue_counts("derive")[1] == 1  # the worker is unharmed: still consuming
+
+
+def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Path,
+                                                   tmp_path: Path):
+    """ffmpeg gone for a while (an upgrade): the job is retried in place, and counts as
+    one job (attempts 1), not one per try (which would end in gave_up)."""
+    fake = tmp_path / "ffmpeg"
+    fake.write_text(f"#!/bin/sh\nexec {REAL_FFMPEG} \"$@\"\n")
+    fake.chmod(0o755)
+    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system.start_role("derive")
+    system.wait_consumers(1, queue="derive")
+    fake.chmod(0o644)  # not executable: prlimit cannot run it
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "m.mp4")
+    system.wait_record("m.mp4")
+    wait_for(lambda: system.log_text("derive").count("transient problem; retrying") >= 6,
+             timeout=120, what="ffmpeg's absence to be retried in place")
+    fake.chmod(0o755)
+    found = wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+                     what="the derivatives once ffmpeg is back")
+    assert {r[2] for r in found} == {"ready"}
+    assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(1,)]
