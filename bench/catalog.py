@@ -20,6 +20,9 @@ connection (latency, not throughput): 2,000 lookups after 200 warm-ups; 300 firs
 300 deep pages following ``next`` from the middle of the table (wrapping to the middle
 again when the list ends).
 
+Deep pages of the list sorted by name and by duration (``sort=name``, ``sort=-duration``),
+from the middle through ``next``, against the plain deep pages of the same run.
+
 And the list's ``q`` search (a substring of name, file name, source_id or origin, any case)
 at 1,000,000 rows against 1,000: ``SEARCHES`` first pages for the original file name of a
 random row (one match each), and as many for a text no row holds (every row a candidate).
@@ -53,6 +56,7 @@ LOOKUPS, WARMUP, PAGES = 2000, 200, 300
 SEARCHES = 60  # each: without an index, every row is read
 TARGET = 1.2
 FOLDER_TARGET = 1.5  # a folder's page against the plain page, both at 1M rows
+SORT_TARGET = 1.5  # a sorted deep page against the plain deep page, both at 1M rows
 SEARCH_TARGET = 2.0  # a q search at 1M rows against the same at 1k (an index, not a scan)
 
 FILL = """
@@ -125,8 +129,9 @@ def fill(url: str, n: int, metadata: dict[str, Any], raw: dict[str, Any]) -> Non
         conn.execute("ALTER TABLE videos ENABLE TRIGGER USER")
         for name, definition in constraints:
             conn.execute(f'ALTER TABLE videos ADD CONSTRAINT "{name}" {definition}')
-        for _, definition in indexes:
-            conn.execute(definition)
+        for name, definition in indexes:
+            took = common.timed(lambda d=definition: conn.execute(d))
+            common.log(f"catalog: index {name} on {n:,} rows built in {took:.1f} s")
         conn.execute("INSERT INTO video_folders (folder, status, created_at, id)"
                      " SELECT f, v.status, v.created_at, v.id"
                      " FROM videos AS v, video_folders_of(v.origin) AS f")
@@ -164,6 +169,7 @@ class Target:
 
     def __init__(self, system: common.System, url: str, n: int) -> None:
         from api.http.params import encode_cursor
+        from videodrop.catalog import Sort
 
         rng = random.Random(n)
         with psycopg.connect(url) as conn:
@@ -173,7 +179,13 @@ class Target:
             mid = conn.execute("SELECT created_at, id FROM videos"
                                " ORDER BY created_at DESC, id DESC OFFSET %s LIMIT 1",
                                (n // 2,)).fetchone()
-        assert mid is not None
+            by_name = conn.execute("SELECT name, id FROM videos ORDER BY name, id"
+                                   " OFFSET %s LIMIT 1", (n // 2,)).fetchone()
+            by_duration = conn.execute(
+                "SELECT coalesce(duration, -1), id FROM videos"
+                " ORDER BY coalesce(duration, -1) DESC, id DESC OFFSET %s LIMIT 1",
+                (n // 2,)).fetchone()
+        assert mid is not None and by_name is not None and by_duration is not None
         rng.shuffle(tokens)
         while len(tokens) < LOOKUPS + WARMUP:  # the small table has fewer rows than lookups
             tokens += tokens
@@ -182,12 +194,19 @@ class Target:
         self.deep_path = self.middle
         self.folder_middle = f"{self.middle}&origin=inbox/cam1"
         self.folder_path = self.folder_middle
+        self.sorted_middle = {
+            "name": "/api/videos?limit=50&sort=name&cursor="
+                    + encode_cursor(tuple(by_name), Sort("name", False)),
+            "duration": "/api/videos?limit=50&sort=-duration&cursor="
+                        + encode_cursor(tuple(by_duration), Sort("duration", True))}
+        self.sorted_path = dict(self.sorted_middle)
         # the original file name of a random row: clip_<i>.mp4 matches that row alone
         self.searches = [f"/api/videos?limit=50&q={quote(f'clip_{i}.mp4')}"
                          for i in rng.choices(range(1, n + 1), k=SEARCHES + 5)]
         self.client = Client(system.base_url, system.admin)
         self.times: dict[str, list[float]] = {"lookup": [], "first": [], "deep": [],
-                                              "folder": [], "search": [], "nomatch": []}
+                                              "folder": [], "search": [], "nomatch": [],
+                                              "name": [], "duration": []}
 
     def get(self, path: str) -> tuple[float, bytes]:
         seconds, status, body = self.client.get(path)
@@ -206,6 +225,18 @@ class Target:
         self.times["deep"].append(seconds)
         nxt = json.loads(body)["next"]
         self.deep_path = path_of(nxt) if nxt else self.middle
+
+    def sorted_page(self, key: str) -> None:
+        seconds, body = self.get(self.sorted_path[key])
+        self.times[key].append(seconds)
+        nxt = json.loads(body)["next"]
+        self.sorted_path[key] = path_of(nxt) if nxt else self.sorted_middle[key]
+
+    def by_name(self) -> None:
+        self.sorted_page("name")
+
+    def by_duration(self) -> None:
+        self.sorted_page("duration")
 
     def search(self, i: int) -> None:
         seconds, body = self.get(self.searches[i])
@@ -231,7 +262,7 @@ def measure(targets: list[Target]) -> None:
     for i in range(LOOKUPS + WARMUP):
         for t in targets:
             t.lookup(i)
-    for step in (Target.first, Target.deep, Target.folder):
+    for step in (Target.first, Target.deep, Target.folder, Target.by_name, Target.by_duration):
         for _ in range(PAGES + 20):
             for t in targets:
                 step(t)
@@ -246,6 +277,8 @@ def measure(targets: list[Target]) -> None:
         t.times["first"] = t.times["first"][20:]
         t.times["deep"] = t.times["deep"][20:]
         t.times["folder"] = t.times["folder"][20:]
+        t.times["name"] = t.times["name"][20:]
+        t.times["duration"] = t.times["duration"][20:]
         t.client.close()
 
 
@@ -286,6 +319,13 @@ def main() -> list[Row]:
                     " pages via next (a folder with a subfolder per day)", ms(folder),
                     f"{ms(plain)} (deep pages, no filter)", folder / plain,
                     f"<= {FOLDER_TARGET}x", folder / plain <= FOLDER_TARGET))
+    for key, query in (("name", "sort=name"), ("duration", "sort=-duration")):
+        took = p(big.times[key], 99)
+        common.log(f"GET /api/videos?{query}&limit=50 at 1M rows: p50"
+                   f" {ms(p(big.times[key], 50))} p99 {ms(took)}")
+        rows.append(row(f"catalog 1M rows: GET /api/videos?{query}&limit=50 p99, deep pages"
+                        " via next", ms(took), f"{ms(plain)} (deep pages, no filter)",
+                        took / plain, f"<= {SORT_TARGET}x", took / plain <= SORT_TARGET))
     return rows
 
 
