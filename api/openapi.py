@@ -266,7 +266,9 @@ def _list() -> Schema:
     params = [
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
-        {"name": "cursor", "in": "query", "description": "from the previous page's next",
+        {"name": "cursor", "in": "query",
+         "description": "from the previous page's next; good only with the sort it was made"
+                        " in (another sort's cursor is a 400)",
          "schema": {"type": "string", "pattern": f"^{CURSOR.pattern}$"}},
         {"name": "sort", "in": "query",
          "description": "the order: by added (time), name, duration or size, each with the id"
