@@ -201,7 +201,7 @@ class Target:
         while len(tokens) < LOOKUPS + WARMUP:  # the small table has fewer rows than lookups
             tokens += tokens
         self.tokens = tokens[:LOOKUPS + WARMUP]
-        self.middle = f"/api/videos?limit=50&cursor={encode_cursor(mid[0], mid[1])}"
+        self.middle = f"/api/videos?limit=50&cursor={encode_cursor((mid[0], mid[1]))}"
         self.deep_path = self.middle
         self.folder_middle = f"{self.middle}&origin=inbox/cam1"
         self.folder_path = self.folder_middle
