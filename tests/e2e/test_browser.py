@@ -226,6 +226,12 @@ def test_add_page_verdicts_and_arrivals(make_system, browser: BrowserContext, sa
     expect(row(page, "tiny av1")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(output_dir / "library-phone.png"), full_page=True)
+    sorts = page.locator("#videos thead th.sortable a")  # the sort bar of a phone
+    expect(sorts).to_have_text(["Name", "Duration", "Size", "Added▼"])
+    sorts.filter(has_text="Size").click()
+    expect(page).to_have_url(f"{system.base_url}/?sort=-size")
+    expect(row(page, "tiny av1")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.get_by_role("link", name="tiny av1", exact=True).click()
     expect(page.get_by_role("heading", name="tiny av1")).to_be_visible()
     expect(page.get_by_role("button", name="Copy Stream link")).to_be_visible()
