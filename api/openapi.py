@@ -19,7 +19,7 @@ import falcon
 from api.http.params import CURSOR
 from api.uploads.receive import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
-from videodrop.catalog import STATUSES
+from videodrop.catalog import SORTS, STATUSES
 from videodrop.derivatives import STATES, Reason
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 from videodrop.formats import CONTAINERS, EXTENSIONS
@@ -317,8 +317,15 @@ def _list() -> Schema:
     params = [
         {"name": "limit", "in": "query",
          "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
-        {"name": "cursor", "in": "query", "description": "from the previous page's next",
+        {"name": "cursor", "in": "query",
+         "description": "from the previous page's next; good only with the sort it was made"
+                        " in (another sort's cursor is a 400)",
          "schema": {"type": "string", "pattern": f"^{CURSOR.pattern}$"}},
+        {"name": "sort", "in": "query",
+         "description": "the order: by added (time), name, duration or size, each with the id"
+                        " as tiebreak; '-' descending. An unknown duration or size counts"
+                        " as -1.",
+         "schema": {"type": "string", "enum": list(SORTS), "default": SORTS[0]}},
         {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(STATUSES)}},
         {"name": "origin", "in": "query", "schema": {"type": "string", "minLength": 1,
                                                      "maxLength": 1024},

@@ -42,6 +42,8 @@ browser's six parallel requests fit in the default eight threads; slow readers f
 several addresses together can still hold them all (then nginx serving the files,
 VIDEODROP_ACCEL_REDIRECT or VIDEODROP_STREAM_LINKS, is the answer). TLS and HTTP/2 are nginx's:
 this worker refuses to start with them.
+
+Its own answers (408, 431, 503) are counted and logged by api/ops/refusals.py.
 """
 
 from __future__ import annotations
@@ -169,6 +171,7 @@ class ArrivedRequestWorker(ThreadWorker):
         self.per_client = 1
         self.busy: dict[str, int] = {}
         self.busy_of: dict[TConn, str] = {}
+        self.refusals: Any = None  # api.ops.refusals.Refusals, made in the worker
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -180,6 +183,7 @@ class ArrivedRequestWorker(ThreadWorker):
     def init_process(self) -> None:
         """In the worker, after the fork (this module is loaded by the master too, where
         the app's modules must not be imported: their metrics belong to each worker)."""
+        from api.ops.refusals import Refusals  # noqa: PLC0415 - see the docstring
         from api.uploads.receive import IDLE_TIMEOUT  # noqa: PLC0415 - see the docstring
 
         settings = Settings.from_env()
@@ -187,6 +191,7 @@ class ArrivedRequestWorker(ThreadWorker):
         self.client_timeout = IDLE_TIMEOUT
         self.clients = ClientAddress(settings.trusted_proxies)
         self.per_client = max(1, self.cfg.threads - KEPT_FOR_OTHERS)
+        self.refusals = Refusals()
         super().init_process()
 
     # --- the main loop ------------------------------------------------------------------
@@ -236,12 +241,12 @@ class ArrivedRequestWorker(ThreadWorker):
                 self.send_now(conn, CONTINUE)
             return
         self.leave(conn)
-        if verdict.arrived is Arrived.TOO_LARGE:
-            self.refuse(conn, HEAD_TOO_LARGE)
-            return
         client = self.client_of(conn, arrival.data)
+        if verdict.arrived is Arrived.TOO_LARGE:
+            self.refuse(conn, HEAD_TOO_LARGE, "head_too_large", client, arrival.data)
+            return
         if self.busy.get(client, 0) >= self.per_client:
-            self.refuse(conn, CLIENT_BUSY)  # this client holds its share of the threads
+            self.refuse(conn, CLIENT_BUSY, "client_busy", client, arrival.data)  # its share
             return
         self.busy[client] = self.busy.get(client, 0) + 1
         self.busy_of[conn] = client
@@ -252,7 +257,8 @@ class ArrivedRequestWorker(ThreadWorker):
         """Who sent the request whose head is in ``data`` (api/clients.py)."""
         peer = conn.client[0] if isinstance(conn.client, tuple) else ""
         env = {"REMOTE_ADDR": peer}
-        head = bytes(data[: data.find(b"\r\n\r\n")])
+        end = data.find(b"\r\n\r\n")
+        head = bytes(data[: end if end >= 0 else len(data)])
         for line in head.split(b"\r\n")[1:]:
             name, _, value = line.partition(b":")
             key = name.strip().lower()
@@ -286,9 +292,14 @@ class ArrivedRequestWorker(ThreadWorker):
         with contextlib.suppress(OSError):
             conn.sock.send(data)
 
-    def refuse(self, conn: TConn, answer: bytes) -> None:
+    def refuse(self, conn: TConn, answer: bytes, reason: str, client: str,
+               head: bytes | bytearray) -> None:
+        """Answer and close; counted and logged (api/ops/refusals.py)."""
         self.send_now(conn, answer)
         self.close_later(conn)
+        if self.refusals is not None:
+            body = len(answer) - answer.find(b"\r\n\r\n") - 4
+            self.refusals.refused(reason, client, head, body)
 
     def drop(self, conn: TConn) -> None:
         self.nr_conns -= 1
@@ -334,7 +345,8 @@ class ArrivedRequestWorker(ThreadWorker):
             if arrival.deadline <= now:
                 self.leave(conn)
                 if arrival.data:
-                    self.refuse(conn, TIMED_OUT)
+                    self.refuse(conn, TIMED_OUT, "timed_out",
+                                self.client_of(conn, arrival.data), arrival.data)
                 else:
                     self.drop(conn)
         for conn, (deadline, _) in list(self.closing.items()):

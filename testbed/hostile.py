@@ -17,6 +17,7 @@ import http.client
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -191,3 +192,42 @@ def under_attack(url: str, paths: tuple[str, ...], seconds: float, *, slow_heade
         time.sleep(seconds)  # the length of the measurement, not a wait for something
         probes = liveness.stop()
     return probes, attack
+
+
+@contextlib.contextmanager
+def threads_held(url: str, admin_token: str, count: int, forwarded_for: str | None = None
+                 ) -> Iterator[list[socket.socket]]:
+    """``count`` of the API's threads held by one client: this machine's loopback address,
+    or ``forwarded_for`` as a trusted proxy names it (``X-Forwarded-For``). Each is an
+    upload that announces a 100 MB body and sends none of it, held once its
+    ``100 Continue`` arrives, which gunicorn sends from the thread that took the request
+    (api/worker.py gives a thread only then). A 503 (the client's requests of a moment
+    ago still count until the worker's main loop has seen them end) is tried again.
+    Leaving closes them: each upload ends as interrupted and its thread is free again."""
+    parts = urlsplit(url)
+    forwarded = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
+    head = (f"POST /api/videos?filename=held.mp4 HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Authorization: Bearer {admin_token}\r\nContent-Type: video/mp4\r\n{forwarded}"
+            "Content-Length: 100000000\r\nExpect: 100-continue\r\n\r\n").encode()
+    held: list[socket.socket] = []
+
+    def hold() -> bool:
+        sock = socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80),
+                                        timeout=30)
+        sock.sendall(head)
+        answer = sock.recv(64)
+        if answer.startswith(b"HTTP/1.1 100 "):
+            held.append(sock)
+            return True
+        sock.close()
+        if not answer.startswith(b"HTTP/1.1 503 "):
+            raise RuntimeError(f"the API did not take the upload: {answer!r}")
+        return False
+
+    try:
+        for _ in range(count):
+            wait_for(hold, timeout=30, what="a thread of the API to hold")
+        yield held
+    finally:
+        for sock in held:
+            sock.close()

@@ -292,6 +292,14 @@ HTTP_REQUEST_SECONDS = Histogram(
     " by method and route template.",
     ["method", "route"], namespace=NAMESPACE, subsystem="http", registry=API,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+HTTP_REFUSED = Counter(
+    "refused", "Requests the API's worker answered itself, before any route, by reason:"
+    " timed_out (408: the request did not arrive in time), head_too_large (431),"
+    " client_busy (503: the client holds its share of the worker's threads). Logged as"
+    " 'refused', at most once a minute per client and reason.",
+    ["reason"], namespace=NAMESPACE, subsystem="http", registry=API)
+for _reason in ("timed_out", "head_too_large", "client_busy"):  # shown at 0 until then
+    HTTP_REFUSED.labels(_reason)
 TOKEN_LOOKUPS = LaterCounter(Counter(
     "token_lookups", "Token lookups of the four token endpoints, by where the answer came"
     " from: the worker's token cache, or the database (a miss, or the cache off).",
@@ -387,7 +395,8 @@ def start_metrics_server(bind: str, role: str) -> MetricsServer:
 
 __all__ = [
     "API", "CLAIMS_REFUSED", "DEAD_LETTERS", "FILES_PUBLISHED", "FILES_REFUSED", "FILES_SEEN",
-    "FILES_SETTLED", "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS", "HTTP_RESPONSE_BYTES",
+    "FILES_SETTLED", "HTTP_REFUSED", "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS",
+    "HTTP_RESPONSE_BYTES",
     "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
     "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount",

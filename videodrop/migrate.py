@@ -8,7 +8,7 @@ from importlib import resources
 
 import psycopg
 
-from videodrop.errors import CatalogUnavailable
+from videodrop.errors import CatalogUnavailable, ConfigurationError
 
 _FILE = re.compile(r"^(\d{4})_([\w-]+)\.sql$")
 _LOCK_KEY = 0x76_64_72_6F_70  # "vdrop": one migrator at a time
@@ -31,8 +31,15 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda mig: mig.version)
 
 
+class MigrationFailed(ConfigurationError):
+    """A migration was refused by the database (a privilege it lacks, an extension that is
+    not installed): nothing of that migration stays; the message names it and says why."""
+
+
 def migrate(database_url: str) -> list[Migration]:
-    """Apply what is missing; return what was applied (empty the second time)."""
+    """Apply what is missing; return what was applied (empty the second time). Raises
+    :class:`CatalogUnavailable` when the database cannot be reached and
+    :class:`MigrationFailed` when it refuses a migration (the ones before stay applied)."""
     applied: list[Migration] = []
     try:
         with psycopg.connect(database_url, autocommit=True) as conn:
@@ -49,7 +56,15 @@ def migrate(database_url: str) -> list[Migration]:
                     ).fetchone()
                     if done:
                         continue
-                    conn.execute(mig.sql.encode())
+                    try:
+                        conn.execute(mig.sql.encode())
+                    except psycopg.Error as exc:
+                        if conn.broken:
+                            raise  # the connection went: CatalogUnavailable below
+                        hint = f" ({exc.diag.message_hint})" if exc.diag.message_hint else ""
+                        raise MigrationFailed(
+                            f"migration {mig.version:04d}_{mig.name} failed: "
+                            f"{exc.diag.message_primary or exc}{hint}") from exc
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (mig.version, mig.name),

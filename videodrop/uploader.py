@@ -5,6 +5,11 @@ extension, ``Content-Length`` from its size), read from disk a chunk at a time, 
 whole; a progress bar per file goes to stderr; the URLs of each record go to stdout.
 ``--wait`` then follows every record to ``ready`` or ``failed``.
 
+An answer of 503 (the server is busy or its database is away) or 429 (too many requests)
+is tried again after its ``Retry-After`` (seconds or an HTTP date; 1 s when it has none, at
+most ``MAX_RETRY_AFTER``), at most ``RETRIES`` times per request, each said on stderr; then
+it counts as the answer.
+
 Standard library only (``http.client``), so the command works wherever videodrop is
 installed; it talks to the server over HTTP and imports no role.
 
@@ -25,6 +30,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
@@ -36,6 +42,10 @@ CHUNK = 1 << 20
 #: where ``make run`` (deploy/run-dev.sh) keeps the development admin token
 DEV_TOKEN_FILE = Path("var/admin-token")
 TIMEOUT = 60.0
+RETRIES = 4  # more attempts of one request answered 503 or 429
+RETRY_STATUSES = frozenset({429, 503})
+DEFAULT_RETRY_AFTER = 1.0  # seconds, when such an answer has no usable Retry-After
+MAX_RETRY_AFTER = 30.0  # seconds waited at most before one more attempt
 
 
 class UploadError(Exception):
@@ -121,6 +131,7 @@ class Client:
     target: Target
     token: str
     err: TextIO = field(default_factory=lambda: sys.stderr)
+    sleep: Callable[[float], None] = time.sleep
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", "Accept": "application/json",
@@ -134,54 +145,93 @@ class Client:
         query = urlencode({k: v for k, v in params.items() if v})
         headers = {**self._headers(), "Content-Length": str(size),
                    "Content-Type": formats.content_type(None, path.name)}
-        bar = Progress(path.name, size, self.err)
-        conn = self.target.connect()
-        try:
-            conn.putrequest("POST", f"{self.target.base_path}/api/videos?{query}")
-            for key, value in headers.items():
-                conn.putheader(key, value)
-            conn.endheaders()
+        for attempt in range(RETRIES + 1):
+            bar = Progress(path.name, size, self.err)
+            conn = self.target.connect()
             try:
-                with path.open("rb") as fh:
-                    while chunk := fh.read(CHUNK):
-                        conn.send(chunk)
-                        bar.advance(len(chunk))
-            except OSError:
-                pass  # the server answered early (413, 401...) and closed: read its verdict
-            status, body = self._answer(conn)
-        except (OSError, http.client.HTTPException) as exc:
-            bar.done("failed")
-            raise UploadError(f"{path.name}: cannot reach {self.target.origin()}: {exc}") from exc
-        finally:
-            conn.close()
-        if status != 202:
+                conn.putrequest("POST", f"{self.target.base_path}/api/videos?{query}")
+                for key, value in headers.items():
+                    conn.putheader(key, value)
+                conn.endheaders()
+                try:
+                    with path.open("rb") as fh:
+                        while chunk := fh.read(CHUNK):
+                            conn.send(chunk)
+                            bar.advance(len(chunk))
+                except OSError:
+                    pass  # the server answered early (413, 401, 503...) and closed: read it
+                status, wait, body = self._answer(conn)
+            except (OSError, http.client.HTTPException) as exc:
+                bar.done("failed")
+                raise UploadError(f"{path.name}: cannot reach {self.target.origin()}: {exc}"
+                                  ) from exc
+            finally:
+                conn.close()
+            if status == 202:
+                bar.done("sent")
+                return body
             bar.done("refused")
-            raise UploadError(f"{path.name}: {status} {_reason(body)}")
-        bar.done("sent")
-        return body
+            if not self._again(path.name, status, wait, body, attempt):
+                raise UploadError(f"{path.name}: {status} {_reason(body)}")
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def record(self, video_id: int) -> dict[str, Any]:
-        conn = self.target.connect(timeout=15)
-        try:
-            conn.request("GET", f"{self.target.base_path}/api/videos/{video_id}",
-                         headers=self._headers())
-            status, body = self._answer(conn)
-        except (OSError, http.client.HTTPException) as exc:
-            raise UploadError(f"cannot reach {self.target.origin()}: {exc}") from exc
-        finally:
-            conn.close()
-        if status != 200:
-            raise UploadError(f"video {video_id}: {status} {_reason(body)}")
-        return body
+        for attempt in range(RETRIES + 1):
+            conn = self.target.connect(timeout=15)
+            try:
+                conn.request("GET", f"{self.target.base_path}/api/videos/{video_id}",
+                             headers=self._headers())
+                status, wait, body = self._answer(conn)
+            except (OSError, http.client.HTTPException) as exc:
+                raise UploadError(f"cannot reach {self.target.origin()}: {exc}") from exc
+            finally:
+                conn.close()
+            if status == 200:
+                return body
+            if not self._again(f"video {video_id}", status, wait, body, attempt):
+                raise UploadError(f"video {video_id}: {status} {_reason(body)}")
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _again(self, what: str, status: int, wait: float, body: Any, attempt: int) -> bool:
+        """After an answer other than the one hoped for: wait and say so on stderr, then
+        True, if it is worth another attempt (RETRY_STATUSES, attempts left)."""
+        if status not in RETRY_STATUSES or attempt >= RETRIES:
+            return False
+        print(f"videodrop upload: {what}: {status} {_reason(body).rstrip('.')}; trying again in"
+              f" {wait:g} s (attempt {attempt + 2} of {RETRIES + 1})", file=self.err,
+              flush=True)
+        self.sleep(wait)
+        return True
 
     @staticmethod
-    def _answer(conn: http.client.HTTPConnection) -> tuple[int, Any]:
+    def _answer(conn: http.client.HTTPConnection) -> tuple[int, float, Any]:
+        """(status, seconds its Retry-After asks for, the body as JSON)."""
         resp = conn.getresponse()
         raw = resp.read()
+        wait = retry_after(resp.getheader("Retry-After"))
         try:
-            return resp.status, json.loads(raw) if raw else {}
+            return resp.status, wait, json.loads(raw) if raw else {}
         except ValueError:
-            return resp.status, {"title": raw[:200].decode("utf-8", "replace")}
+            return resp.status, wait, {"title": raw[:200].decode("utf-8", "replace")}
+
+
+def retry_after(value: str | None, now: float | None = None) -> float:
+    """Seconds a ``Retry-After`` asks for (delay-seconds or an HTTP date, RFC 9110 section
+    10.2.3), within 0 to ``MAX_RETRY_AFTER``; ``DEFAULT_RETRY_AFTER`` when it is missing
+    or unreadable."""
+    if value is None:
+        return DEFAULT_RETRY_AFTER
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return DEFAULT_RETRY_AFTER
+    if when.tzinfo is None:
+        return DEFAULT_RETRY_AFTER
+    seconds = when.timestamp() - (time.time() if now is None else now)
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER)
 
 
 def _reason(body: Any) -> str:

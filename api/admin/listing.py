@@ -1,11 +1,13 @@
 """Management endpoints (admin bearer token): the list, and the collection's POST (upload).
 
-``GET /api/videos`` pages newest first by ``(created_at, id)`` with an opaque keyset
-``cursor``; ``status``, ``origin`` (a folder and everything under it), ``source_id``
-(exact), ``q`` (a substring of name, file name, source_id or origin, any case),
-``created_after`` and ``created_before`` filter; any other parameter is a 400 naming these.
-A page is an index range scan however deep it is (videodrop/catalog/lists.py), except that
-``q`` reads every row of what the other filters leave."""
+``GET /api/videos`` pages in the order of ``sort`` (``-added``, newest first, unless given;
+``added``, ``name``, ``-name``, ``duration``, ``-duration``, ``size``, ``-size``) with an
+opaque keyset ``cursor``; ``status``, ``origin`` (a folder and everything under it),
+``source_id`` (exact), ``q`` (a substring of name, file name, source_id or origin, any
+case), ``created_after`` and ``created_before`` filter; any other parameter is a 400 naming
+these. A page of each sort is an index range scan however deep it is, ``q`` a trigram index
+lookup (videodrop/catalog/lists.py); ``origin`` with a sort other than the added order reads
+the folder's rows and sorts them."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from api.http.params import (
     decode_cursor,
     encode_cursor,
     parse_int,
+    parse_sort,
     parse_when,
     query_params,
     repeated_params,
@@ -30,8 +33,8 @@ from videodrop.catalog import STATUSES, Catalog, VideoFilter
 from videodrop.settings import Settings
 
 MAX_LIMIT = 1000
-LIST_PARAMS = ("limit", "cursor", "status", "origin", "source_id", "q", "created_after",
-               "created_before")
+LIST_PARAMS = ("limit", "cursor", "sort", "status", "origin", "source_id", "q",
+               "created_after", "created_before")
 
 
 @admin_only
@@ -69,7 +72,8 @@ class VideoList:
         for name, value in (("source_id", source_id), ("q", search)):
             if value is not None and not 1 <= len(value) <= 1024:
                 raise bad(name, f"{name} is 1 to 1024 characters")
-        cursor = decode_cursor(query["cursor"]) if "cursor" in query else None
+        sort = parse_sort(query.get("sort"))
+        cursor = decode_cursor(query["cursor"], sort) if "cursor" in query else None
         after, before = query.get("created_after"), query.get("created_before")
         filters = VideoFilter(
             status=status, origin=origin,
@@ -77,11 +81,11 @@ class VideoList:
             search=None if search is None else text(search),
             created_after=None if after is None else parse_when(after, "created_after"),
             created_before=None if before is None else parse_when(before, "created_before"))
-        videos = self.catalog.list_page(filters, limit=limit + 1, before=cursor)
+        videos = self.catalog.list_page(filters, limit=limit + 1, sort=sort, after=cursor)
         nxt = None
         if len(videos) > limit:
             videos = videos[:limit]
-            query["cursor"] = encode_cursor(videos[-1].created_at, videos[-1].id)
+            query["cursor"] = encode_cursor(sort.key_of(videos[-1]), sort)
             nxt = self.settings.link(f"/api/videos?{urlencode(query)}")
         resp.media = {"items": [records.record(v, self.settings.base_url) for v in videos],
                       "next": nxt}

@@ -3,15 +3,29 @@ never silently "not given"; times are RFC 3339; list cursors are opaque but exac
 
 from __future__ import annotations
 
+import base64
+import math
 import re
 from datetime import UTC, datetime, timedelta
 
 import falcon
 import falcon.uri
 
+from videodrop.catalog.lists import NEWEST, Cursor, Sort
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO = timedelta(microseconds=1)
-CURSOR = re.compile(r"[0-9]{1,17}_[0-9]{1,18}")  # openapi.py documents this pattern
+MAX_NAME_IN_CURSOR = 1024  # characters of base64: a longer name is read from its row
+_ID = r"_([0-9]{1,18})"
+# The cursor of each sort (encode_cursor); openapi.py documents CURSOR, which takes them all.
+CURSORS = {
+    "added": re.compile(r"([0-9]{1,17})" + _ID),
+    "name": re.compile(rf"name~(\.|[A-Za-z0-9_-]{{0,{MAX_NAME_IN_CURSOR}}})" + _ID),
+    "duration": re.compile(r"duration~(-?[0-9]{1,20}(?:\.[0-9]{1,20})?(?:e[-+]?[0-9]{1,3})?)"
+                           + _ID),
+    "size": re.compile(r"size~(-?[0-9]{1,19})" + _ID),
+}
+CURSOR = re.compile("(?:" + "|".join(p.pattern for p in CURSORS.values()) + ")")
 _RFC3339 = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:([0-9]{2})"
                       r"(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})")
 
@@ -49,6 +63,17 @@ def parse_int(raw: str, name: str, *, low: int, high: int) -> int:
     return int(raw)
 
 
+def parse_sort(raw: str | None) -> Sort:
+    """A list's ``sort`` (videodrop.catalog.lists.SORTS); None: newest first. 400 names the
+    allowed values."""
+    if raw is None:
+        return NEWEST
+    try:
+        return Sort.parse(raw)
+    except ValueError as exc:
+        raise bad("sort", f"{exc}, not {raw[:40]!r}") from exc
+
+
 def parse_when(raw: str, name: str) -> datetime:
     """RFC 3339 (``format: date-time``): a zone is required; a leap second is the next."""
     m = _RFC3339.fullmatch(raw)
@@ -64,13 +89,49 @@ def parse_when(raw: str, name: str) -> datetime:
     return when
 
 
-def encode_cursor(created_at: datetime, video_id: int) -> str:
-    """``<microseconds since 1970>_<id>``: exact (no float), URL-safe."""
-    return f"{(created_at - _EPOCH) // _MICRO}_{video_id}"
+def encode_cursor(cursor: Cursor, sort: Sort = NEWEST) -> str:
+    """The text of a keyset cursor (a row's ``(key, id)`` in ``sort``'s order, from
+    ``Sort.key_of``): URL-safe and exact. ``added``: ``<microseconds since 1970>_<id>``;
+    ``duration``: ``duration~<float>_<id>``; ``size``: ``size~<bytes>_<id>``; ``name``:
+    ``name~<the name in unpadded base64url>_<id>``, or ``name~._<id>`` when that would be
+    longer than ``MAX_NAME_IN_CURSOR`` (the name is then read from the row:
+    :func:`decode_cursor`)."""
+    key, video_id = cursor
+    if sort.key == "added":
+        assert isinstance(key, datetime)
+        return f"{(key - _EPOCH) // _MICRO}_{video_id}"
+    if sort.key == "name":
+        text = base64.urlsafe_b64encode(str(key).encode("utf-8")).rstrip(b"=").decode()
+        return f"name~{text if len(text) <= MAX_NAME_IN_CURSOR else '.'}_{video_id}"
+    return f"{sort.key}~{key!r}_{video_id}"
 
 
-def decode_cursor(raw: str) -> tuple[datetime, int]:
-    if not CURSOR.fullmatch(raw):
+def decode_cursor(raw: str, sort: Sort = NEWEST) -> Cursor:
+    """(key, id) of a cursor :func:`encode_cursor` made for ``sort``; the key is None for a
+    name cursor that names the row only (the caller reads the row's name). 400 for
+    anything else, and for a cursor of another sort."""
+    pattern = CURSORS[sort.key]
+    m = pattern.fullmatch(raw)
+    if m is None:
+        other = next((k for k, p in CURSORS.items() if p.fullmatch(raw)), None)
+        if other is not None:
+            raise bad("cursor", f"This cursor belongs to sort={other}, not sort={sort}; use"
+                                " the 'next' link of the previous page.")
         raise bad("cursor", "Use the 'next' link of the previous page.")
-    micros, video_id = raw.split("_")
-    return _EPOCH + int(micros) * _MICRO, int(video_id)
+    value, video_id = m.group(1), int(m.group(2))
+    if sort.key == "added":
+        return _EPOCH + int(value) * _MICRO, video_id
+    if sort.key == "size":
+        return int(value), video_id
+    if sort.key == "duration":
+        number = float(value)
+        if not math.isfinite(number):
+            raise bad("cursor", "Use the 'next' link of the previous page.")
+        return number, video_id
+    if value == ".":
+        return None, video_id
+    try:
+        name = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode("utf-8")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad("cursor", "Use the 'next' link of the previous page.") from exc
+    return text(name), video_id

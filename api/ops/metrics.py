@@ -123,9 +123,10 @@ class RequestMetrics:
         PENDING.add((method, plain_template(req) or UNMATCHED, resp.status_code, size, seconds))
 
 
-def note(method: str, route: str, status: int, size: int, seconds: float) -> None:
-    """A request answered without Falcon (api/tokens/fastpath.py), as RequestMetrics notes one
-    (``method`` one of the known methods, ``size`` 0 for HEAD)."""
+def note(method: str, route: str, status: int, size: int, seconds: float | None) -> None:
+    """A request answered without Falcon (api/tokens/fastpath.py; the worker's own answers,
+    api/ops/refusals.py), as RequestMetrics notes one (``method`` one of the known methods
+    or ``OTHER``, ``size`` 0 for HEAD, ``seconds`` None: not timed)."""
     PENDING.add((method, route, status, size, seconds))
 
 

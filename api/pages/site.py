@@ -28,6 +28,7 @@ import jinja2
 from api.auth.credential import AdminAuth
 from api.auth.sessions import clear_cookie, same_origin, set_cookie
 from api.auth.throttle import Throttled
+from api.http.params import bad
 from api.pages import library
 from api.pages.render import Static, environment, render
 from videodrop import formats, media, records
@@ -212,10 +213,16 @@ class Library:
 
     @logged_in
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-        query = library.LibraryQuery.from_request(req)
+        try:
+            query = library.LibraryQuery.from_request(req)
+        except ValueError as exc:
+            self.site.page(req, resp, "message.html", status=falcon.HTTP_400,
+                           title="Unknown sort", message=f"{str(exc).capitalize()}.",
+                           link=("/", "Back to the library"))
+            return
         view = library_view(self.site, query)
         self.site.page(req, resp, "library.html", view=view, statuses=STATUSES,
-                       live_url=query.url("/library.json"))
+                       sortable=library.SORTABLE, live_url=query.url("/library.json"))
 
 
 class LibraryLive:
@@ -228,7 +235,10 @@ class LibraryLive:
         if self.site.sessions.of(req) is None:
             raise falcon.HTTPUnauthorized(title="Logged out",
                                           description="Log in again.")
-        query = library.LibraryQuery.from_request(req)
+        try:
+            query = library.LibraryQuery.from_request(req)
+        except ValueError as exc:
+            raise bad("sort", str(exc)) from exc
         view = library_view(self.site, query)
         parts = self.site.env.get_template("_library_parts.html").module
         resp.cache_control = ["no-store"]

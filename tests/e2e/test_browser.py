@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
@@ -225,6 +226,12 @@ def test_add_page_verdicts_and_arrivals(make_system, browser: BrowserContext, sa
     expect(row(page, "tiny av1")).to_be_visible()
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.screenshot(path=str(output_dir / "library-phone.png"), full_page=True)
+    sorts = page.locator("#videos thead th.sortable a")  # the sort bar of a phone
+    expect(sorts).to_have_text(["Name", "Duration", "Size", "Added▼"])
+    sorts.filter(has_text="Size").click()
+    expect(page).to_have_url(f"{system.base_url}/?sort=-size")
+    expect(row(page, "tiny av1")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
     page.get_by_role("link", name="tiny av1", exact=True).click()
     expect(page.get_by_role("heading", name="tiny av1")).to_be_visible()
     expect(page.get_by_role("button", name="Copy Stream link")).to_be_visible()
@@ -310,3 +317,66 @@ def test_the_library_shows_a_dozen_rows_at_1280x800(system: System, browser: Bro
     assert len(lines) == 32 and set(lines) == {1}, lines
     first = page.locator("#videos tbody tr .source-id").first
     assert first.get_attribute("title") == first.evaluate("e => e.textContent.trim()")
+
+
+def test_the_library_sorts_by_its_column_headers(system: System, browser: BrowserContext,
+                                                 output_dir: Path) -> None:
+    """A click on Name, Duration, Size or Added sorts by it (a second click the other way):
+    the URL keeps the sort, the header says it (aria-sort), and the live list puts a new
+    video where the sort wants it, without a reload."""
+    from videodrop.catalog import Catalog
+
+    durations = {"Alpha": 30.0, "Bravo": None, "Charlie": 5.0, "Delta": 120.0, "Echo": 60.0}
+    catalog = Catalog.connect(system.database_url)
+    try:
+        made = {name: catalog.create_upload(filename=f"{name.lower()}.mp4", name=name,
+                                            source_id=f"sort-{name.lower()}")
+                for name in ("Charlie", "Alpha", "Echo", "Bravo", "Delta")}
+    finally:
+        catalog.close()
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        for name, video in made.items():
+            conn.execute("UPDATE videos SET status = 'ready', duration = %s, size = %s"
+                         " WHERE id = %s", (durations[name], 1000 * len(name), video.id))
+    page = browser.new_page()
+    page.set_viewport_size({"width": 1280, "height": 800})
+    log_in(page, system)
+    page.evaluate("window.__notReloaded = true")
+    names = page.locator("#videos tbody tr .name-cell a")
+    header = page.locator("#videos thead th")
+    expect(names).to_have_text(["Delta", "Bravo", "Echo", "Alpha", "Charlie"])  # newest
+    expect(header.filter(has_text="Added")).to_have_attribute("aria-sort", "descending")
+
+    header.get_by_role("link", name="Name").click()
+    expect(page).to_have_url(f"{system.base_url}/?sort=name")
+    expect(names).to_have_text(["Alpha", "Bravo", "Charlie", "Delta", "Echo"])
+    expect(header.filter(has_text="Name")).to_have_attribute("aria-sort", "ascending")
+    assert header.filter(has_text="Added").get_attribute("aria-sort") is None
+    assert page.locator("#videos caption").text_content() == "Videos, by name, A to Z"
+
+    page.evaluate("window.__notReloaded = true")  # a new page load: mark it again
+    catalog = Catalog.connect(system.database_url)
+    try:
+        catalog.create_upload(filename="bongo.mp4", name="Bongo", source_id="sort-bongo")
+    finally:
+        catalog.close()
+    expect(names).to_have_text(["Alpha", "Bongo", "Bravo", "Charlie", "Delta", "Echo"])
+    assert page.evaluate("window.__notReloaded === true")
+
+    header.get_by_role("link", name="Name").click()
+    expect(page).to_have_url(f"{system.base_url}/?sort=-name")
+    expect(header.filter(has_text="Name")).to_have_attribute("aria-sort", "descending")
+    expect(names).to_have_text(["Echo", "Delta", "Charlie", "Bravo", "Bongo", "Alpha"])
+
+    header.get_by_role("link", name="Duration").click()  # longest first; unknown last
+    expect(page).to_have_url(f"{system.base_url}/?sort=-duration")
+    expect(names).to_have_text(["Delta", "Echo", "Alpha", "Charlie", "Bongo", "Bravo"])
+    header.get_by_role("link", name="Size").click()
+    expect(page).to_have_url(f"{system.base_url}/?sort=-size")
+    expect(header.filter(has_text="Size")).to_have_attribute("aria-sort", "descending")
+    page.get_by_label("Search by name, file name, source id or origin").fill("ha")
+    page.get_by_role("button", name="Search").click()  # the search keeps the sort
+    expect(page).to_have_url(f"{system.base_url}/?sort=-size&q=ha")
+    expect(names).to_have_text(["Charlie", "Alpha"])
+    page.screenshot(path=str(output_dir / "library-sorted.png"))
+    assert page.evaluate(UNLABELLED) == []

@@ -223,3 +223,60 @@ def test_an_uploading_row_shows_the_bytes_received(system: System) -> None:
         stop.set()
         sender.join(10)
         conn.close()
+
+
+def test_library_sorts_keep_to_their_pages_and_the_live_list(system: System) -> None:
+    """Sorted by name, duration, size or added, either way: the headers say which (aria-sort)
+    and link to the other way; "next" and the live list (library.json) keep the sort."""
+    catalog = Catalog.connect(system.database_url)
+    try:
+        made = [catalog.create_upload(filename=f"c{i:02d}.mp4", name=f"Clip {(i * 7) % 30:02d}",
+                                      source_id=f"sort-{i:02d}") for i in range(30)]
+    finally:
+        catalog.close()
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        for i, video in enumerate(made):  # every third duration unknown; sizes 0..29 kB
+            conn.execute("UPDATE videos SET duration = %s, size = %s WHERE id = %s",
+                         (None if i % 3 == 0 else float(i), 1000 * i, video.id))
+    http, _ = logged_in(system)
+
+    def names(html: str) -> list[str]:
+        return re.findall(r'<a href="/videos/\d+"[^>]*>([^<]+)</a>', html)
+
+    by_name = http.get(f"{system.base_url}/", params={"sort": "name"}, timeout=5).text
+    assert names(by_name) == [f"Clip {i:02d}" for i in range(25)]
+    assert re.search(r'<th scope="col" class="sortable" aria-sort="ascending">\s*'
+                     r'<a href="/\?sort=-name">Name', by_name), by_name
+    assert 'href="/?sort=-duration">Duration' in by_name  # another column: its first way
+    assert '<input type="hidden" name="sort" value="name">' in by_name  # the search keeps it
+    nxt = re.search(r'href="([^"]+)" rel="next"', by_name)
+    assert nxt and "sort=name" in nxt.group(1)
+    rest = http.get(system.base_url + nxt.group(1).replace("&amp;", "&"), timeout=5).text
+    assert names(rest) == [f"Clip {i:02d}" for i in range(25, 30)]
+    prev = re.search(r'href="([^"]+)" rel="prev"', rest)
+    assert prev and "sort=name" in prev.group(1)
+    back = http.get(system.base_url + prev.group(1).replace("&amp;", "&"), timeout=5).text
+    assert names(back) == names(by_name)
+
+    # longest first: unknown durations last; the live list says the same
+    longest = [f"Clip {(i * 7) % 30:02d}" for i in range(29, -1, -1) if i % 3]
+    unknown = [f"Clip {(i * 7) % 30:02d}" for i in range(27, -1, -3)]
+    page = http.get(f"{system.base_url}/", params={"sort": "-duration"}, timeout=5).text
+    assert names(page) == (longest + unknown)[:25]
+    assert 'data-live="/library.json?sort=-duration"' in page
+    live = http.get(f"{system.base_url}/library.json", params={"sort": "-duration"},
+                    timeout=5).json()
+    assert [r["name"] for r in live["rows"]] == (longest + unknown)[:25]
+    smallest = http.get(f"{system.base_url}/library.json", params={"sort": "size", "q": "c0"},
+                        timeout=5).json()
+    assert [r["name"] for r in smallest["rows"]] == [f"Clip {(i * 7) % 30:02d}"
+                                                     for i in range(10)]
+
+    # an unknown sort: a 400 naming the allowed ones, as a page and as JSON
+    wrong = http.get(f"{system.base_url}/", params={"sort": "length"}, timeout=5)
+    assert wrong.status_code == 400 and "Sort is one of -added, added, name" in wrong.text
+    wrong_live = http.get(f"{system.base_url}/library.json", params={"sort": "length"},
+                          timeout=5)
+    assert wrong_live.status_code == 400
+    assert wrong_live.json()["title"] == "Bad sort"
+    assert "-added, added, name, -name, duration" in wrong_live.json()["description"]

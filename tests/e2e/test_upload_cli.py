@@ -104,3 +104,37 @@ def test_upload_over_the_limit_is_refused_early(make_system, tmp_path: Path) -> 
     assert done.returncode == 1
     assert "413" in done.stderr and "too large" in done.stderr.lower()
     assert system.videos() == []
+
+
+def test_upload_waits_out_a_busy_server(make_system,  # type: ignore[no-untyped-def]
+                                        samples: Path) -> None:
+    """The API answers 503 with Retry-After while this client holds its share of the
+    worker's threads (api/worker.py): the upload says so, waits what Retry-After asks and
+    tries again; once the threads are free it goes through and is followed to ready."""
+    import threading
+
+    from testbed.hostile import threads_held
+    from tests.harness import wait_for
+
+    system: System = make_system(VIDEODROP_API_WORKERS="1", VIDEODROP_API_THREADS="4")
+    system.start()
+    env = {**system.env, "VIDEODROP_ADMIN_TOKEN": system.admin_token}
+    lines: list[str] = []
+    with threads_held(system.base_url, system.admin_token, 2):  # 4 threads but 2
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "videodrop", "upload", "--wait", "--json",
+             str(samples / "tiny_av1.mp4")], env=env, cwd=REPO, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert proc.stderr is not None
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr or ()), daemon=True)
+        reader.start()
+        retrying = wait_for(lambda: [ln for ln in lines if "trying again" in ln], timeout=60,
+                            what="the upload to say it tries again")
+    out, _ = proc.communicate(timeout=180)
+    reader.join(10)
+    assert retrying[0].strip() == (
+        "videodrop upload: tiny_av1.mp4: 503 Too many requests at once — Finish the others"
+        " first; trying again in 1 s (attempt 2 of 5)"), retrying
+    assert proc.returncode == 0, "".join(lines)
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["status"] == "ready" and record["original_filename"] == "tiny_av1.mp4"

@@ -194,3 +194,60 @@ def _up(system: System) -> bool:
         return requests.get(f"{system.base_url}/healthz", timeout=2).status_code == 200
     except requests.RequestException:
         return False
+
+
+def test_the_workers_own_answers_are_counted_and_logged_once_a_minute(make_system) -> None:
+    """431 (a head too large) and 503 (a client holding its share of the threads), which
+    the worker writes to the socket itself: each counted in /metrics, logged as 'refused'
+    with the client's address, once per client and reason a minute, and never with a
+    token."""
+    import re
+
+    import requests
+
+    from testbed.hostile import threads_held
+
+    system: System = make_system(VIDEODROP_API_WORKERS="1", VIDEODROP_API_THREADS="4")
+    system.start("api")
+    token = "Ab3x" + "k" * 39  # token-shaped: the log may keep a prefix only
+    big = (f"GET /api/video/{token}/ HTTP/1.1\r\nHost: x\r\nX-Big: ").encode() + b"a" * 70_000
+    for _ in range(2):
+        with raw(system) as sock:
+            sock.sendall(big)
+            assert answer(sock).startswith(b"HTTP/1.1 431 ")
+    client = "203.0.113.9"  # named by the trusted proxy: no other request comes from it
+    with threads_held(system.base_url, system.admin_token, 2, client):  # 4 threads but 2
+        for _ in range(3):
+            with raw(system) as sock:
+                sock.sendall(f"GET /api/video/{token}/ HTTP/1.1\r\nHost: x\r\n"
+                             f"X-Forwarded-For: {client}\r\n\r\n".encode())
+                got = answer(sock)
+            assert got.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in got, got
+
+    # asked for by another client (the trusted proxy forwards for it): never refused
+    resp = requests.get(f"{system.base_url}/metrics", timeout=10,
+                        headers={"X-Forwarded-For": "198.51.100.1"})
+    assert resp.status_code == 200
+    text = resp.text
+    assert re.search(r'^videodrop_http_refused_total\{reason="head_too_large"\} 2\.0$', text,
+                     re.M), text
+    assert re.search(r'^videodrop_http_refused_total\{reason="client_busy"\} 3\.0$', text,
+                     re.M), text
+    assert re.search(r'^videodrop_http_refused_total\{reason="timed_out"\} 0\.0$', text, re.M)
+    assert re.search(r'^videodrop_http_requests_total\{method="GET",route="unmatched",'
+                     r'status="503"\} 3\.0$', text, re.M), text
+    assert re.search(r'^videodrop_http_requests_total\{method="GET",route="unmatched",'
+                     r'status="431"\} 2\.0$', text, re.M), text
+
+    lines = wait_for(lambda: (found := system.log_events("api", "refused"))
+                     and len(found) >= 2 and found, timeout=10, what="the refused lines")
+    by_reason = {line["reason"]: line for line in lines}
+    assert sorted(line["reason"] for line in lines) == ["client_busy", "head_too_large"]
+    for reason, status, who in (("head_too_large", 431, "127.0.0.1"),
+                                ("client_busy", 503, client)):
+        line = by_reason[reason]
+        assert line["status"] == status and line["client"] == who, line
+        assert line["level"] == "info" and line["method"] == "GET", line
+        assert line["path"].startswith("/api/video/Ab3x") and token not in line["path"], line
+        assert line["not_logged"] == 0, line
+    assert token not in system.log_text("api")

@@ -48,6 +48,15 @@ checks.negative_data_rejection.enabled = false
 """
 
 
+# positive_data_acceptance: values the schema allows may still be refused (a cursor of
+# another sort). ensure_resource_availability: rotating or revoking a token (POST and
+# DELETE /api/videos/{id}/token) makes the old one answer 404 at once, as it must; the
+# stateful phase may rotate between creating a video and reading it by the token it was
+# created with, which that check (knowing only DELETE of the resource) takes for a created
+# resource gone missing.
+EXCLUDED = "positive_data_acceptance,ensure_resource_availability"
+
+
 @pytest.fixture(scope="module")
 def api(database_url: str, amqp_url: str, amqp_prefix: str,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
@@ -68,8 +77,8 @@ def api(database_url: str, amqp_url: str, amqp_prefix: str,
 
 
 def st_run(system: System, tmp_path: Path, *args: str, config: str = CONFIG,
-           checks: tuple[str, ...] = ("--checks", "all", "--exclude-checks",
-                                      "positive_data_acceptance")) -> str:
+           checks: tuple[str, ...] = ("--checks", "all", "--exclude-checks", EXCLUDED)
+           ) -> str:
     (tmp_path / "schemathesis.toml").write_text(config)
     seed = [] if SEED == "random" else ["--seed", SEED]
     cmd = [ST, "--config-file", str(tmp_path / "schemathesis.toml"), "--no-color", "run",
@@ -103,6 +112,6 @@ def test_token_endpoints_of_a_real_video_conform(api, tmp_path, samples):
 
 def test_positive_uploads_are_accepted(api, tmp_path):
     """Every schema-valid upload is taken (202): the document says exactly what is."""
-    st_run(api, tmp_path, "--include-path", "/api/videos", "--include-method", "POST",
+    st_run(api, tmp_path, "--include-name", "POST /api/videos",
            "--phases", "examples,coverage,fuzzing", "--max-examples", "40",
            checks=("--checks", "positive_data_acceptance,not_a_server_error"))

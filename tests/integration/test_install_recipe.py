@@ -182,16 +182,23 @@ def migrations_on_disk() -> int:
     return len(list((REPO / "videodrop" / "migrations").glob("[0-9][0-9][0-9][0-9]_*.sql")))
 
 
-def tables_of(cluster: Cluster, owner: str) -> set[str]:
-    """The tables `owner` owns in the database, as the cluster's superuser sees them."""
+def as_superuser(cluster: Cluster, statement: str, database: str = DATABASE) -> str:
+    """What psql prints for ``statement``, run by the cluster's superuser (`sudo -u
+    postgres psql -d DATABASE -c ...`)."""
     done = subprocess.run(
-        [str(cluster.bindir / "psql"), "-XAtq", "-d", DATABASE, "-c",
-         f"SELECT tablename FROM pg_tables WHERE tableowner = '{owner}'"],
+        [str(cluster.bindir / "psql"), "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", database,
+         "-c", statement],
         capture_output=True, text=True, timeout=60, cwd=cluster.sockets,
         env=clean_env(PGHOST=str(cluster.sockets), PGPORT=str(cluster.port)),
         **as_user("postgres"))  # type: ignore[call-overload]
     assert done.returncode == 0, done.stderr
-    return set(done.stdout.split())
+    return done.stdout
+
+
+def tables_of(cluster: Cluster, owner: str) -> set[str]:
+    """The tables `owner` owns in the database, as the cluster's superuser sees them."""
+    return set(as_superuser(
+        cluster, f"SELECT tablename FROM pg_tables WHERE tableowner = '{owner}'").split())
 
 
 def test_a_role_without_password_is_refused_over_tcp(cluster: Cluster, installed: Path,
@@ -237,3 +244,28 @@ def test_the_documented_install_migrates_and_is_healthy(cluster: Cluster, instal
     rows = {line.split()[0]: line for line in health.stdout.splitlines()[1:]}
     assert set(rows) >= {"database", "broker", "inbox", "media", "ffprobe"}, health.stdout
     assert f"schema up to date ({migrations_on_disk()} migrations)" in rows["database"]
+
+
+def test_the_search_extension_needs_the_database_owner_or_a_superuser(
+        cluster: Cluster, installed: Path, role_and_database: None) -> None:
+    """Migration 0011 creates pg_trgm, a trusted extension: the owner of the database may
+    (the test above), a role that only may create tables in it may not. That role is told
+    which migration failed and why (exit 78, nothing of it applied); once a superuser has
+    created the extension, as docs/operations.md says, the migration goes through."""
+    other = "notowned"
+    as_superuser(cluster, f"CREATE DATABASE {other}", "postgres")
+    as_superuser(cluster, f"GRANT USAGE, CREATE ON SCHEMA public TO {SERVICE_USER}", other)
+    url = f"postgresql://{SERVICE_USER}@/{other}?host={cluster.sockets}"
+    refused = vd(installed, cluster, "migrate", VIDEODROP_DATABASE_URL=url,
+                 VD_ENVFILE="/dev/null")
+    assert refused.returncode == 78, refused.stderr
+    assert ('migration 0011_search_trigrams failed: permission denied to create extension'
+            ' "pg_trgm"') in refused.stderr, refused.stderr
+    assert as_superuser(cluster, "SELECT max(version) FROM schema_migrations",
+                        other).strip() == "9"
+    as_superuser(cluster, "CREATE EXTENSION pg_trgm", other)  # docs/operations.md
+    again = vd(installed, cluster, "migrate", VIDEODROP_DATABASE_URL=url,
+               VD_ENVFILE="/dev/null")
+    assert again.returncode == 0, again.stderr
+    assert as_superuser(cluster, "SELECT max(version) FROM schema_migrations",
+                        other).strip() == str(migrations_on_disk())

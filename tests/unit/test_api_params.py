@@ -17,7 +17,7 @@ from api import openapi
 from api.app import create_app
 from api.http import params
 from api.uploads import receive as uploads
-from videodrop.catalog import Catalog
+from videodrop.catalog import Catalog, Sort
 from videodrop.settings import Settings
 
 # --- params --------------------------------------------------------------------------------
@@ -45,16 +45,52 @@ def test_parse_when_refuses(raw):
 @given(st.datetimes(min_value=datetime(1970, 1, 1), max_value=datetime(5000, 1, 1),
                     timezones=st.just(UTC)), st.integers(1, 10**18 - 1))
 def test_cursor_round_trip_is_exact(when, video_id):
-    raw = params.encode_cursor(when, video_id)
+    raw = params.encode_cursor((when, video_id))
     assert re.fullmatch(r"[0-9]{1,17}_[0-9]{1,18}", raw)
     assert params.decode_cursor(raw) == (when, video_id)
 
 
 @pytest.mark.parametrize("raw", ["", "1", "a_1", "-1_1", "1_", "1_1_1", "1" * 18 + "_1",
-                                 "1_" + "1" * 19])
+                                 "1_" + "1" * 19, "size~1_1", "name~YQ_1"])
 def test_bad_cursors(raw):
     with pytest.raises(falcon.HTTPBadRequest):
         params.decode_cursor(raw)
+
+
+@given(st.text(min_size=0, max_size=600).map(lambda t: t.replace("\x00", "")),
+       st.integers(1, 10**18 - 1))
+def test_name_cursors_round_trip_or_name_the_row(name, video_id):
+    by_name = Sort("name", False)
+    raw = params.encode_cursor((name, video_id), by_name)
+    assert params.CURSOR.fullmatch(raw) and params.CURSORS["name"].fullmatch(raw)
+    key, got_id = params.decode_cursor(raw, by_name)
+    assert got_id == video_id
+    # a name too long for a URL is read from its row instead
+    if len(name.encode()) <= 768:  # 1024 characters of base64 (MAX_NAME_IN_CURSOR)
+        assert key == name
+    else:
+        assert key is None and raw == f"name~._{video_id}"
+
+
+@given(st.one_of(st.floats(0, 1e7), st.just(-1.0)), st.integers(-1, 2**62),
+       st.integers(1, 10**18 - 1))
+def test_duration_and_size_cursors_are_exact(duration, size, video_id):
+    for sort, key in ((Sort("duration"), duration), (Sort("size", False), size)):
+        raw = params.encode_cursor((key, video_id), sort)
+        assert params.CURSOR.fullmatch(raw), raw
+        assert params.decode_cursor(raw, sort) == (key, video_id)
+
+
+def test_a_cursor_of_another_sort_is_a_400_naming_it():
+    raw = params.encode_cursor((12.5, 3), Sort("duration"))
+    with pytest.raises(falcon.HTTPBadRequest) as caught:
+        params.decode_cursor(raw, Sort("size"))
+    assert "sort=duration" in caught.value.description
+    assert "sort=-size" in caught.value.description
+    with pytest.raises(falcon.HTTPBadRequest) as caught:
+        params.parse_sort("length")
+    assert caught.value.description.startswith("sort is one of -added, added, name, -name,")
+    assert params.parse_sort(None) == Sort() and params.parse_sort("-size") == Sort("size")
 
 
 def test_parse_int():

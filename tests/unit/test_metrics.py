@@ -237,7 +237,8 @@ def test_metrics_resource_serves_the_api_registry(client: falcon.testing.TestCli
 def test_family_names_of_the_api_registry() -> None:
     assert metrics.family_names(metrics.API) == {
         "videodrop_http_requests", "videodrop_http_response_bytes",
-        "videodrop_http_request_seconds", "videodrop_api_token_lookups"}
+        "videodrop_http_request_seconds", "videodrop_api_token_lookups",
+        "videodrop_http_refused"}
 
 
 # --- counts kept in memory and written in batches ----------------------------------------

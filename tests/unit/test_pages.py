@@ -99,6 +99,26 @@ def test_library_query_urls() -> None:
         "/library.json?status=ready&q=door+cam&after=5_6")
 
 
+def test_library_sort_urls_toggle_and_keep_the_filters() -> None:
+    from videodrop.catalog import Sort
+
+    newest = pages_library.LibraryQuery(status="ready", search="door", after="1_2")
+    assert newest.sort_param is None and newest.sort_words == "newest first"
+    assert newest.aria_sort("added") == "descending" and newest.aria_sort("name") is None
+    # a column not sorted by: its first direction; the sorted one: the other way
+    assert newest.sort_url("name") == "/?status=ready&q=door&sort=name"
+    assert newest.sort_url("duration") == "/?status=ready&q=door&sort=-duration"
+    assert newest.sort_url("size") == "/?status=ready&q=door&sort=-size"
+    assert newest.sort_url("added") == "/?status=ready&q=door&sort=added"
+    by_name = pages_library.LibraryQuery(search="door", sort=Sort("name", False), before="x")
+    assert by_name.url() == "/?q=door&sort=name&before=x"
+    assert by_name.status_url("failed") == "/?status=failed&q=door&sort=name"
+    assert by_name.sort_url("name") == "/?q=door&sort=-name"
+    assert by_name.aria_sort("name") == "ascending" and by_name.sort_words == "by name, A to Z"
+    oldest = pages_library.LibraryQuery(sort=Sort("added", False))
+    assert oldest.sort_url("added") == "/"  # back to the default, which the URL leaves out
+
+
 def test_static_files_are_served_with_long_cache_when_versioned() -> None:
     static = Static()
     assert {"app.css", "common.js", "library.js", "upload.js", "video.js",

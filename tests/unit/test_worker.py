@@ -51,3 +51,45 @@ def test_expect_continue_only_for_a_held_body_not_sent_yet() -> None:
     assert not assess(expect.replace(b"HTTP/1.1", b"HTTP/1.0")).expects_continue
     big = HEAD + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % (HELD_BODY + 1)
     assert assess(big).arrived is Arrived.STREAMED  # gunicorn answers 100 itself
+
+
+class Lines:
+    """A logger that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, object]] = []
+
+    def info(self, event: str, **fields: object) -> None:
+        self.lines.append({"event": event, **fields})
+
+
+def test_refusals_are_counted_always_and_logged_once_a_window_per_client_and_reason():
+    from api.ops.refusals import Refusals
+    from videodrop import metrics
+
+    def count(reason: str) -> float:
+        value = metrics.API.get_sample_value("videodrop_http_refused_total",
+                                             {"reason": reason})
+        return value or 0.0
+
+    log, now = Lines(), [100.0]
+    refusals = Refusals(log, clock=lambda: now[0], window=60)
+    before = count("client_busy"), count("head_too_large")
+    token = "Ab3x" + "k" * 39
+    head = f"GET /stream/{token}/a.mp4?x=1 HTTP/1.1\r\nHost: x\r\n".encode()
+    for _ in range(3):
+        refusals.refused("client_busy", "203.0.113.7", head, 81)
+    refusals.refused("client_busy", "198.51.100.1", head, 81)
+    refusals.refused("head_too_large", "203.0.113.7", b"BREW /pot HTTP/1.1\r\nX: aaaa", 0)
+    assert [(ln["reason"], ln["client"]) for ln in log.lines] == [
+        ("client_busy", "203.0.113.7"), ("client_busy", "198.51.100.1"),
+        ("head_too_large", "203.0.113.7")]
+    first = log.lines[0]
+    assert first["status"] == 503 and first["method"] == "GET" and first["not_logged"] == 0
+    assert str(first["path"]).startswith("/stream/Ab3x") and token not in str(first["path"])
+    assert str(first["path"]).endswith("/a.mp4")  # no query
+    assert log.lines[2]["method"] == "OTHER" and log.lines[2]["path"] == "/pot"
+    now[0] += 61  # a new window: one line, saying what the last one left out
+    refusals.refused("client_busy", "203.0.113.7", head, 81)
+    assert log.lines[-1]["not_logged"] == 2 and len(log.lines) == 4
+    assert (count("client_busy"), count("head_too_large")) == (before[0] + 5, before[1] + 1)

@@ -4,7 +4,8 @@ purpose each.
 - :mod:`~videodrop.catalog.connector`: the pool; the one place driver errors are turned
   into :class:`~videodrop.errors.CatalogUnavailable` and :class:`Duplicate`;
 - :mod:`~videodrop.catalog.rows`: :class:`Video`, :class:`ProbeOutcome` (``from_row``);
-- :mod:`~videodrop.catalog.lists`: the one keyset list builder (:class:`VideoFilter`);
+- :mod:`~videodrop.catalog.lists`: the one keyset list builder (:class:`VideoFilter`,
+  :class:`Sort`);
 - the operations, by audience: :mod:`~videodrop.catalog.claims` (watch-folder claims),
   :mod:`~videodrop.catalog.uploads`, :mod:`~videodrop.catalog.processing` (the prober),
   :mod:`~videodrop.catalog.tokens` (management), :mod:`~videodrop.catalog.reads`,
@@ -18,7 +19,7 @@ from __future__ import annotations
 from videodrop.catalog.claims import InboxClaims
 from videodrop.catalog.connector import Connector, Duplicate
 from videodrop.catalog.derivatives import Derivative, Derivatives, Outcome
-from videodrop.catalog.lists import Cursor, VideoFilter
+from videodrop.catalog.lists import SORTS, Cursor, Sort, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
@@ -32,6 +33,6 @@ class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
 
-__all__ = ["STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
-           "Cursor", "Derivative", "Duplicate", "Outcome", "ProbeOutcome", "Video",
+__all__ = ["SORTS", "STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
+           "Cursor", "Derivative", "Duplicate", "Outcome", "ProbeOutcome", "Sort", "Video",
            "VideoFilter"]

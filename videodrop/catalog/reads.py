@@ -9,7 +9,14 @@ from collections.abc import Sequence
 from psycopg import sql
 
 from videodrop.catalog.base import CatalogBase
-from videodrop.catalog.lists import Cursor, VideoFilter, counts_statement, page_statement
+from videodrop.catalog.lists import (
+    NEWEST,
+    Cursor,
+    Sort,
+    VideoFilter,
+    counts_statement,
+    page_statement,
+)
 from videodrop.catalog.rows import STATUSES, Video, video_columns
 from videodrop.sql import query
 
@@ -30,14 +37,15 @@ class Reads(CatalogBase):
         row = self.db.read_one(_lookup_statement(), {"token": token, "now": self.clock()})
         return Video.from_row(row) if row else None
 
-    def list_page(self, filters: VideoFilter, *, limit: int, before: Cursor | None = None,
-                  after: Cursor | None = None) -> list[Video]:
-        """At most ``limit`` videos matching ``filters``, newest first by ``(created_at,
-        id)``: older than ``before``, or (the page before) newer than ``after``; the first
-        page when both are None (:mod:`videodrop.catalog.lists`)."""
-        statement, params = page_statement(filters, limit=limit, before=before, after=after)
+    def list_page(self, filters: VideoFilter, *, limit: int, sort: Sort = NEWEST,
+                  after: Cursor | None = None, before: Cursor | None = None) -> list[Video]:
+        """At most ``limit`` videos matching ``filters`` in ``sort``'s order: those after
+        the cursor ``after``, or (the page before) those before ``before``; the first page
+        when both are None (:mod:`videodrop.catalog.lists`)."""
+        statement, params = page_statement(filters, limit=limit, sort=sort, after=after,
+                                           before=before)
         videos = [Video.from_row(r) for r in self.db.all(statement, params)]
-        return videos[::-1] if before is None and after is not None else videos
+        return videos[::-1] if after is None and before is not None else videos
 
     def count_by_status(self, filters: VideoFilter | None = None) -> dict[str, int]:
         """Videos per status (every status, 0 when none) of those matching ``filters``."""

@@ -9,15 +9,24 @@ videos AS v
 -- name: list_from_folders
 video_folders AS k JOIN videos AS v ON v.id = k.id
 
--- name: list_newest
--- Keyset pagination on (created_at, id), newest first.
+-- name: list_page
+-- Keyset pagination on ({key}, id), {order} (ASC or DESC) for both: {key} is a list_key_*.
 SELECT {columns} FROM {source} {where}
-ORDER BY {k}.created_at DESC, {k}.id DESC LIMIT %(limit)s
+ORDER BY {key} {order}, {k}.id {order} LIMIT %(limit)s
 
--- name: list_oldest
--- The page before a cursor: oldest first here, turned around by the caller.
-SELECT {columns} FROM {source} {where}
-ORDER BY {k}.created_at ASC, {k}.id ASC LIMIT %(limit)s
+-- The sort keys (lists.Sort): each has an index of (key, id), the expression written the
+-- same way (migrations 0002, 0008, 0010), or the planner does not match it.
+-- name: list_key_added
+{k}.created_at
+
+-- name: list_key_name
+{v}.name
+
+-- name: list_key_duration
+coalesce({v}.duration, -1)
+
+-- name: list_key_size
+coalesce({v}.size, -1)
 
 -- name: list_counts
 SELECT {k}.status, count(*) AS n FROM {source} {where} GROUP BY {k}.status
@@ -32,9 +41,13 @@ SELECT {k}.status, count(*) AS n FROM {source} {where} GROUP BY {k}.status
 {v}.source_id = %(source_id)s
 
 -- name: list_if_search
--- %(pattern)s is '%<text>%' with \, % and _ escaped (lists.like_pattern).
-({v}.name ILIKE %(pattern)s OR {v}.source_id ILIKE %(pattern)s
- OR {v}.original_filename ILIKE %(pattern)s OR {v}.origin ILIKE %(pattern)s)
+-- %(pattern)s is '%<text>%' with \, % and _ escaped (lists.like_pattern). The first line
+-- is what the trigram index of migration 0011 serves (the four texts in one, a match in
+-- any of them is a match there); the rest keeps a match from spanning two of them.
+({v}.name || ' ' || {v}.source_id || ' ' || {v}.original_filename || ' ' || {v}.origin)
+    ILIKE %(pattern)s
+AND ({v}.name ILIKE %(pattern)s OR {v}.source_id ILIKE %(pattern)s
+     OR {v}.original_filename ILIKE %(pattern)s OR {v}.origin ILIKE %(pattern)s)
 
 -- name: list_if_created_after
 {k}.created_at >= %(created_after)s
@@ -42,8 +55,11 @@ SELECT {k}.status, count(*) AS n FROM {source} {where} GROUP BY {k}.status
 -- name: list_if_created_before
 {k}.created_at < %(created_before)s
 
--- name: list_if_before
-({k}.created_at, {k}.id) < (%(cursor_at)s, %(cursor_id)s)
+-- name: list_if_cursor
+-- {op}: < when the page reads descending, > ascending; {value}: %(cursor_key)s, or
+-- list_name_of_cursor_row.
+({key}, {k}.id) {op} ({value}, %(cursor_id)s)
 
--- name: list_if_after
-({k}.created_at, {k}.id) > (%(cursor_at)s, %(cursor_id)s)
+-- name: list_name_of_cursor_row
+-- A name cursor without the name (too long for a URL): the row's own, NULL if it is gone.
+(SELECT c.name FROM videos AS c WHERE c.id = %(cursor_id)s)
