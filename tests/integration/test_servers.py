@@ -1,7 +1,17 @@
-"""The server fixtures are real and isolated (tests/servers.py, deploy/devstack/)."""
+"""The server fixtures are real and isolated (tests/servers.py), and `python3 -m deploy.devstack
+up|down` starts and stops throwaway servers that outlive it (deploy/devstack/)."""
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pika
@@ -10,6 +20,8 @@ import psycopg
 import pytest
 
 from testbed.broker import amqp_names, delete_amqp_names
+from testbed.waits import wait_for
+from tests.harness import REPO
 from tests.servers import devstack
 from videodrop.migrate import migrate
 
@@ -120,3 +132,99 @@ def test_throwaway_postgres_keeps_data_across_restart(throwaway_postgres: Any) -
     server.restart()
     with psycopg.connect(server.url) as conn:
         assert conn.execute("SELECT note FROM kept").fetchall() == [("survivor",)]
+
+
+# --- python3 -m deploy.devstack up|down: throwaway servers that outlive the command ---------
+
+
+def _devstack(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The command as deploy/bootstrap.sh and `make services` run it; `-S`: no site-packages,
+    so it must make do with the standard library (bootstrap runs it before .venv exists)."""
+    return subprocess.run([sys.executable, "-S", "-m", "deploy.devstack", *args], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=240, check=False)
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    """{name: value} of `up`'s `export NAME=VALUE` lines."""
+    return dict(word.split("=", 1) for word in shlex.split(stdout) if word != "export")
+
+
+def _live(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _group_live(pgid: int) -> list[int]:
+    """The live (not zombie) processes of process group `pgid`."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            fields = (proc / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+@pytest.fixture
+def devstack_var() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A scratch VAR folder (under /tmp: the postgres OS user must reach it) and an
+    environment whose URLs name free ports, so that `up` must start its own servers."""
+    var = Path(tempfile.mkdtemp(prefix="vdstack-"))
+    var.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VIDEODROP_", "PG"))}
+    env["VIDEODROP_DATABASE_URL"] = f"postgresql://127.0.0.1:{devstack.free_port()}/vd_up"
+    env["VIDEODROP_AMQP_URL"] = f"amqp://guest:guest@127.0.0.1:{devstack.free_port()}/vd_up"
+    try:
+        yield var, env
+    finally:
+        _devstack("down", "--var", str(var), env=env)
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def test_up_starts_detached_throwaway_servers_and_down_stops_them(
+    devstack_var: tuple[Path, dict[str, str]],
+) -> None:
+    var, env = devstack_var
+    if devstack.find_postgres_bindir() is None or devstack.find_rabbitmq_server() is None:
+        pytest.fail(f"needs both servers' binaries: {devstack.PG_INSTALL} rabbitmq-server")
+    up = _devstack("up", "--var", str(var), env=env)
+    assert up.returncode == 0, up.stderr
+    urls = _exports(up.stdout)
+    assert set(urls) == {"VIDEODROP_DATABASE_URL", "VIDEODROP_AMQP_URL"}
+    assert "throwaway server on 127.0.0.1" in up.stderr and "throwaway node vd-" in up.stderr
+    # the command has ended; its servers answer, with the database and vhost the URLs name
+    with psycopg.connect(urls["VIDEODROP_DATABASE_URL"], connect_timeout=5) as conn:
+        assert conn.execute("SELECT current_database()").fetchone() == ("vd_up",)
+    assert urls["VIDEODROP_AMQP_URL"].endswith("/vd_up")
+    pika.BlockingConnection(pika.URLParameters(urls["VIDEODROP_AMQP_URL"])).close()
+    for kind, url in (("postgres", "VIDEODROP_DATABASE_URL"), ("amqp", "VIDEODROP_AMQP_URL")):
+        assert _devstack("check", kind, urls[url], env=env).returncode == 0
+        assert _devstack("check", kind, env=env).returncode == 1  # the configured URL: no one
+
+    again = _devstack("up", "--var", str(var), env=env)  # reuses what runs
+    assert again.returncode == 0 and _exports(again.stdout) == urls
+    assert again.stderr.count("(already running)") == 2
+
+    elsewhere = var / "unused"  # servers answer at the configured URLs: nothing is started
+    answering = _devstack("up", "--var", str(elsewhere), env={**env, **urls})
+    assert answering.returncode == 0 and _exports(answering.stdout) == urls
+    assert answering.stderr.count("; using it") == 2 and list(elsewhere.iterdir()) == []
+
+    postmaster = int((var / "pg/data/postmaster.pid").read_text().split()[0])
+    node_group = json.loads((var / "rabbitmq/node.json").read_text())["pgid"]
+    assert _live(postmaster) and _group_live(node_group)
+    down = _devstack("down", "--var", str(var), env=env)
+    assert down.returncode == 0, down.stderr
+    assert "stopped the throwaway PostgreSQL" in down.stderr
+    assert "stopped the throwaway RabbitMQ" in down.stderr
+    assert not devstack.postgres_answers(urls["VIDEODROP_DATABASE_URL"], timeout=1)
+    assert not devstack.amqp_answers(urls["VIDEODROP_AMQP_URL"], timeout=1)
+    wait_for(lambda: not _live(postmaster), timeout=10, what="the postmaster to be gone")
+    wait_for(lambda: not _group_live(node_group), timeout=10, what="the node's processes gone")
+    assert (var / "pg/data").is_dir()  # kept for the next `up`; --purge deletes it
+    assert _devstack("down", "--purge", "--var", str(var), env=env).returncode == 0
+    assert not (var / "pg").exists() and not (var / "rabbitmq").exists()
