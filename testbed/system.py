@@ -78,7 +78,7 @@ class System:
             "VIDEODROP_SETTLE_SECONDS": "1",
             "VIDEODROP_PROBER_CONCURRENCY": "2",
             "VIDEODROP_API_WORKERS": "1",
-            "VIDEODROP_API_THREADS": "4",
+            "VIDEODROP_API_THREADS": "8",  # the default: a browser opens six connections
             "PYTHONUNBUFFERED": "1",
         })
         env.update(self.extra_env)

@@ -48,3 +48,26 @@ def test_posters_in_the_library_and_the_player(system: System, browser: BrowserC
     poster = page.request.get(f"{system.base_url}/api/video/{token}/poster/")
     assert poster.status == 200 and poster.headers["content-type"] == "image/jpeg"
     page.screenshot(path=str(output_dir / "derive-player-poster.png"))
+
+
+def test_a_poster_refused_for_a_moment_is_asked_for_again(
+        system: System, browser: BrowserContext, samples: Path) -> None:  # noqa: F811
+    """A poster answered 503 (this browser's address holds its share of the API's threads)
+    loads once the threads are free: the library asks for it again, later."""
+    from testbed.hostile import threads_held
+
+    system.start_role("derive")
+    shutil.copy(samples / PLAYABLE, system.inbox / PLAYABLE)
+    wait_for(lambda: posters_ready(system, 1), timeout=180, interval=0.5, what="the poster")
+    page = browser.new_page()
+    log_in(page, system)
+    thumb = row(page, PLAYABLE.rsplit(".", 1)[0].replace("_", " ")).locator("img.thumb")
+    wait_for(lambda: thumb.evaluate("img => img.complete && img.naturalWidth > 0"),
+             timeout=30, what="the poster to load")
+    per_client = 8 - 2  # api/worker.py: all of a worker's threads but KEPT_FOR_OTHERS
+    with threads_held(system.base_url, system.admin_token, per_client):
+        thumb.evaluate("img => { img.src = img.getAttribute('src').split('?')[0] + '?again'; }")
+        wait_for(lambda: thumb.evaluate("img => img.dataset.tries === '1'"), timeout=30,
+                 what="the poster's first refusal")
+    wait_for(lambda: thumb.evaluate("img => img.complete && img.naturalWidth > 0"),
+             timeout=30, what="the poster to load on a later try")

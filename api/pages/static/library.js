@@ -13,6 +13,19 @@
   let timer = null;
   let inFlight = false;
 
+  // A poster the server could not send at once (503 with Retry-After when this browser
+  // holds its share of the API's threads) is asked for again, a few times, later.
+  const POSTER_TRIES = 3;
+  table.addEventListener("error", (event) => {
+    const img = event.target;
+    if (!(img instanceof HTMLImageElement) || !img.classList.contains("thumb")) return;
+    const tries = Number(img.dataset.tries || 0) + 1;
+    if (tries > POSTER_TRIES) return;
+    img.dataset.tries = String(tries);
+    const src = img.getAttribute("src").split("?")[0];
+    setTimeout(() => { img.src = `${src}?retry=${tries}`; }, 1000 * tries);
+  }, true);
+
   function fromHTML(text) {
     const t = document.createElement("tbody");
     t.innerHTML = text.trim();
