@@ -7,10 +7,13 @@ import contextlib
 import pika
 import pika.exceptions
 
+from videodrop.settings import Settings
+
 
 def amqp_names(prefix: str) -> list[str]:
-    """The exchange and queue names the app derives from VIDEODROP_AMQP_PREFIX."""
-    return [prefix, f"{prefix}.probe", f"{prefix}.probe.dead", f"{prefix}.dead"]
+    """The exchange and queue names the app derives from VIDEODROP_AMQP_PREFIX (every one
+    ``videodrop.broker.declare`` declares: a name left out leaks a quorum queue a run)."""
+    return list(Settings(amqp_prefix=prefix).amqp_names)
 
 
 def delete_amqp_names(url: str, prefix: str) -> None:

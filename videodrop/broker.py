@@ -55,8 +55,7 @@ def declare(channel: BlockingChannel, settings: Settings) -> None:
     ``derive``) a durable quorum queue with a delivery limit and its dead-letter queue."""
     channel.exchange_declare(settings.exchange, exchange_type="direct", durable=True)
     channel.exchange_declare(settings.dead_exchange, exchange_type="direct", durable=True)
-    for key, queue, dead in (("probe", settings.probe_queue, settings.dead_queue),
-                             ("derive", settings.derive_queue, settings.derive_dead_queue)):
+    for key, queue, dead in settings.job_queues:
         channel.queue_declare(dead, durable=True, arguments={"x-queue-type": "quorum"})
         channel.queue_bind(dead, settings.dead_exchange, routing_key=key)
         channel.queue_declare(

@@ -182,6 +182,19 @@ class Settings:
     def derive_dead_queue(self) -> str:
         return f"{self.amqp_prefix}.derive.dead"
 
+    @property
+    def job_queues(self) -> tuple[tuple[str, str, str], ...]:
+        """(routing key, queue, dead-letter queue) of every kind of job: what
+        ``videodrop.broker.declare`` declares."""
+        return (("probe", self.probe_queue, self.dead_queue),
+                ("derive", self.derive_queue, self.derive_dead_queue))
+
+    @property
+    def amqp_names(self) -> tuple[str, ...]:
+        """Every exchange and queue the roles declare: the names a run leaves on the broker."""
+        return (self.exchange, self.dead_exchange,
+                *(name for _key, queue, dead in self.job_queues for name in (queue, dead)))
+
     def link(self, path: str) -> str:
         return self.base_url.rstrip("/") + path
 

@@ -75,7 +75,32 @@ def test_amqp_prefix_names_are_this_sessions(amqp_url: str, amqp_prefix: str) ->
             conn.channel().queue_declare(queue, passive=True)
     finally:
         conn.close()
-    assert amqp_names("p") == ["p", "p.probe", "p.probe.dead", "p.dead"]
+
+
+def test_a_runs_broker_names_are_all_deleted(amqp_url: str, amqp_prefix: str) -> None:
+    """Every exchange and queue the roles declare is deleted with the run's prefix: each
+    one left behind is a quorum queue a test leaks on a shared RabbitMQ (the derive queues
+    were, and a few thousand of them wedged this machine's broker)."""
+    from videodrop import broker
+    from videodrop.settings import Settings
+
+    prefix = f"{amqp_prefix}_names"
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        broker.declare(conn.channel(), Settings(amqp_prefix=prefix))
+    finally:
+        conn.close()
+    names = amqp_names(prefix)
+    assert {f"{prefix}.derive", f"{prefix}.derive.dead", f"{prefix}.probe"} <= set(names)
+    delete_amqp_names(amqp_url, prefix)
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        for name in names:
+            for kind in ("queue_declare", "exchange_declare"):
+                with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
+                    getattr(conn.channel(), kind)(name, passive=True)
+    finally:
+        conn.close()
 
 
 def _get(channel: Any, queue: str, tries: int = 100) -> bytes | None:
