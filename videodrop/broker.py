@@ -10,6 +10,7 @@ import pika
 import pika.channel
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
+from pika.adapters.utils import connection_workflow
 
 from videodrop.errors import BrokerUnavailable
 from videodrop.messages import Message, encode, routing_key
@@ -22,6 +23,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     pika.exceptions.StreamLostError,
     pika.exceptions.ConnectionClosed,
     pika.exceptions.ChannelClosed,
+    # the TCP connection opened but the AMQP handshake never finished (stack_timeout)
+    connection_workflow.AMQPConnectorException,
     ConnectionError,
     OSError,
 )

@@ -165,6 +165,9 @@ def configure(*, role: str, fmt: str = "auto", level: str = "info",
     for handler in logging.getLogger().handlers:
         if not any(isinstance(f, RedactTokens) for f in handler.filters):
             handler.addFilter(RedactTokens())
+    # pika logs each failed connection attempt with a traceback; every failure reaches our
+    # code as an exception and is logged there as one JSON line ("broker unavailable")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 _role: str | None = None  # the role configure() was given

@@ -3,6 +3,7 @@ names and file types it must ignore or refuse."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -118,3 +119,46 @@ def test_startup_logs_the_watch_limit(system):
     [line] = wait_for(lambda: system.log_events("ingest", "inotify watches"),
                       what="the watch limit line")
     assert "limit" in line and line["needed"] == 1
+
+
+def test_a_broker_that_never_answers_the_handshake_is_waited_out(make_system, samples):
+    """A RabbitMQ that accepts TCP connections but never answers the AMQP handshake (a
+    wedged node): the ingest and the prober say "broker unavailable" and retry, one JSON
+    line a try, instead of crashing into a restart loop with pika's tracebacks."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    accepting = threading.Event()
+
+    def accept() -> None:
+        accepting.set()
+        with contextlib.suppress(OSError):
+            while True:
+                held.append(listener.accept()[0])  # and never a byte back
+
+    threading.Thread(target=accept, daemon=True).start()
+    accepting.wait(5)
+    port = listener.getsockname()[1]
+    url = f"amqp://guest:guest@127.0.0.1:{port}/%2F?stack_timeout=1&connection_attempts=1"
+    system = make_system(amqp=url)
+    try:
+        ingest = system.start_role("ingest")
+        prober = system.start_role("prober")
+        shutil.copy(samples / CLIP, system.inbox / "waiting.mp4")
+
+        def tries(role: str) -> int:
+            return sum("broker unavailable" in str(e.get("event"))
+                       for e in system.log_events(role))
+
+        wait_for(lambda: tries("ingest") >= 2 and tries("prober") >= 2, timeout=120,
+                 what="both roles to retry the broker twice")
+        assert ingest.poll() is None and prober.poll() is None
+        for role in ("ingest", "prober"):
+            text = system.log_text(role)
+            assert "Traceback" not in text and "ERROR pika" not in text, text[-2000:]
+    finally:
+        system.stop()
+        listener.close()
+        for sock in held:
+            sock.close()
