@@ -111,10 +111,17 @@ def make(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path, *,
     is black or uniform; :class:`~derive.ffmpeg.Failed` when ffmpeg fails."""
     best = choose_seen(seen, duration)
     if best is not None:
-        ffmpeg.run([*input_args(path, keyframes=True, start=max(0.0, best.time - 0.0005)),
-                    "-frames:v", "1", "-vf", f"{display_size(LONG_SIDE)},format=yuvj420p",
-                    "-c:v", "mjpeg", "-q:v", str(QUALITY), "-f", "mjpeg", "-y", f"file:{out}"])
-        return _facts(best, out, "keyframes")
+        try:
+            ffmpeg.run([*input_args(path, keyframes=True, start=max(0.0, best.time - 0.0005)),
+                        "-frames:v", "1", "-vf", f"{display_size(LONG_SIDE)},format=yuvj420p",
+                        "-c:v", "mjpeg", "-q:v", str(QUALITY), "-f", "mjpeg", "-y",
+                        f"file:{out}"])
+            return _facts(best, out, "keyframes")
+        except Skipped:
+            pass  # the seek found no keyframe: the poster's own passes below
+        except Failed as exc:
+            if exc.reason != Reason.FFMPEG_FAILED:  # a timeout, a limit: as it is
+                raise
     folder = out.with_name(f"{out.stem}-candidates")
     folder.mkdir(exist_ok=True)
     try:

@@ -84,6 +84,17 @@ def test_poster_from_the_storyboards_keyframes_is_not_a_frame_of_the_fade_in(
     assert made.usable and made.mean > 60, made
 
 
+def test_a_candidate_the_seek_cannot_find_leaves_the_poster_to_its_own_pass(
+        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    """A measured candidate past the end of the video (timestamps that lied): the seek
+    decodes nothing, and the poster's own keyframe pass makes it."""
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "gop1s.mp4", 60.0, out,
+                        seen=[poster.Candidate(1000.0, 128.0, 60.0)])
+    assert facts["time"] < 60.0 and facts["decode"] == "keyframes", facts
+    assert jpeg.size_of(out) == (320, 180)
+
+
 @pytest.mark.parametrize("make", [poster.make, from_storyboard])
 def test_a_black_video_gets_no_poster_and_says_why(ffmpeg: FFmpeg, media: Path,
                                                    tmp_path: Path, make: Any):
