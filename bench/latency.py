@@ -16,7 +16,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ if __package__ in (None, ""):  # run as a script: import the bench package, not 
 import psycopg
 
 from bench import common
-from bench.common import Row, Scratch, ms, percentile, row
+from bench.common import Row, Scratch, System, ms, percentile, row
 from bench.ingest import log_events, stage, when
 
 FILES = 20
@@ -42,10 +42,15 @@ def bare_once(path: Path) -> float:
     return time.perf_counter() - t0
 
 
-def run_once(clips: Sequence[Path], settle: float, timeout: float = 60) -> dict[str, Any]:
+def run_once(clips: Sequence[Path], settle: float, timeout: float = 60,
+             backlog: Callable[[Scratch, System], None] | None = None) -> dict[str, Any]:
+    """Drop ``clips`` one at a time; ``backlog`` (bench/derive.py) first loads the system
+    with other work that goes on while they are dropped."""
     with Scratch("latency", env={"VIDEODROP_PROBER_CONCURRENCY": "2",
                                  "VIDEODROP_SETTLE_SECONDS": f"{settle:g}"}) as scratch:
         system = scratch.system()
+        if backlog is not None:
+            backlog(scratch, system)
         staged = stage(clips, scratch.root / "stage")
         ours: list[float] = []
         bare: list[float] = []
@@ -74,7 +79,16 @@ def run_once(clips: Sequence[Path], settle: float, timeout: float = 60) -> dict[
         settle_parts = [published[n] - t for n, t in drops.items() if n in published]
         return {"ours": ours, "bare": bare, "to_publish": settle_parts,
                 "probe_ms": [float(x.get("total_ms", 0)) for x in probes],
-                "ffprobe_ms": [float(x.get("probe_ms", 0)) for x in probes]}
+                "ffprobe_ms": [float(x.get("probe_ms", 0)) for x in probes],
+                "pending_derivatives": pending_derivatives(scratch.database_url)}
+
+
+def pending_derivatives(database_url: str) -> int:
+    """Derivative requests still pending (a derive backlog still running at the end)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        got = conn.execute("SELECT count(*) FROM derivatives WHERE status = 'pending'"
+                           ).fetchone()
+    return int(got[0]) if got else 0
 
 
 def median(values: Sequence[float]) -> float:

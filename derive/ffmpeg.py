@@ -23,6 +23,8 @@ PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
 _SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
 _FORMATS = ",".join(sorted(DEMUXERS))
+#: The first video stream and nothing else, for an output of a pass.
+VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
 _NO_FRAME = b"Cannot determine format of input stream"
 _SAYS_NOTHING = {"Conversion failed!", "Error marking filters as finished"}
@@ -49,18 +51,22 @@ class Frames:
 
 def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
                duration: float | None = None) -> list[str]:
-    """The input of a pass over ``path``'s first video stream: keyframes only (the
-    decoder skips the rest) or every frame, from ``start`` (seconds) for ``duration``.
+    """The input of a pass over ``path``'s first video stream: keyframes only (packets
+    not flagged as keyframes are dropped before they are read into a decoder, which skips
+    any other non-key frame) or every frame, from ``start`` (seconds) for ``duration``.
     As for ffprobe (prober/ffprobe.py): the ``file`` protocol only, and only the demuxers
-    of the accepted containers; two decoding threads."""
+    of the accepted containers; two decoding threads; the first output takes the video
+    stream alone. A pass with a second output maps the stream again (:data:`VIDEO_ONLY`)
+    with a ``-vf`` of its own (the stream is decoded once for both): a ``-filter_complex``
+    taking the stream would make ``-discard`` of no effect (ffmpeg 5.1)."""
     args = ["-threads", "2", "-protocol_whitelist", "file", "-format_whitelist", _FORMATS]
-    if keyframes:
-        args += ["-skip_frame", "nokey"]
+    if keyframes:  # the demuxer drops the other packets; the decoder skips what is left
+        args += ["-discard", "nokey", "-skip_frame", "nokey"]
     if start > 0:
         args += ["-ss", f"{start:.3f}"]
     if duration is not None:
         args += ["-t", f"{duration:.3f}"]
-    return [*args, "-i", f"file:{path}", "-map", "0:v:0", "-an", "-sn", "-dn"]
+    return [*args, "-i", f"file:{path}", *VIDEO_ONLY]
 
 
 def display_size(long_side: int) -> str:

@@ -4,13 +4,14 @@ bar), as tiles of sprite sheets.
 The video is cut in ``n`` equal slots (:func:`plan`: :data:`SHORT_TILES` under
 :data:`LONG_VIDEO` seconds, :data:`LONG_TILES` above, at most one a second); each tile is
 the first frame of its slot. One ffmpeg pass decodes keyframes only (``-skip_frame
-nokey``), keeps the first of each slot (``select``), logs its time (``showinfo``), shrinks
-it to :data:`TILE_WIDTH` px wide (rotation and sample aspect ratio applied) and lays the
-tiles out :data:`COLUMNS` to a row (``tile``) in JPEG sheets. When keyframes are too sparse
-for the slots (fewer than :data:`MIN_COVERAGE` of them get a tile) or the keyframe pass
-fails, the pass runs again decoding every frame. What was covered is recorded: ``wanted``
-slots, ``tiles`` made, ``decode`` (keyframes | full); each tile runs from its time to the
-next tile's (the last to the end of the video)."""
+nokey``), keeps the first of each slot (``select``), shrinks it to :data:`TILE_WIDTH` px
+wide (rotation and sample aspect ratio applied), logs its time (``showinfo``) and lays the
+tiles out :data:`COLUMNS` to a row (``tile``) in JPEG sheets; the same frames, shrunk to
+the poster's measure, go to a pipe: the poster's candidates (derive/poster.py). When
+keyframes are too sparse for the slots (fewer than :data:`MIN_COVERAGE` of them get a
+tile) or the keyframe pass fails, the pass runs again decoding every frame. What was
+covered is recorded: ``wanted`` slots, ``tiles`` made, ``decode`` (keyframes | full); each
+tile runs from its time to the next tile's (the last to the end of the video)."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from derive import jpeg
-from derive.ffmpeg import Failed, FFmpeg, Skipped, input_args, showinfo_times
+from derive import jpeg, poster
+from derive.ffmpeg import VIDEO_ONLY, Failed, FFmpeg, Skipped, input_args
 from videodrop.derivatives import Reason
 
 SHORT_TILES, LONG_TILES = 50, 100
@@ -53,43 +54,51 @@ def _tile_scale(landscape: bool) -> str:
 
 
 def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes: bool,
-             landscape: bool) -> tuple[list[float], list[Path]]:
-    """One pass: the tiles' times (s) and the sheets written in ``out``."""
+             landscape: bool) -> tuple[list[float], list[Path], list[poster.Candidate]]:
+    """One pass: the tiles' times (s), the sheets written in ``out`` and each tile's
+    frame measured as a poster candidate (derive/poster.py)."""
     slot = the_plan.slot
     select = (f"select='isnan(prev_selected_t)"
               f"+gt(floor(t/{slot:.6f}),floor(prev_selected_t/{slot:.6f}))'")
-    done = ffmpeg.run([
+    # showinfo after the shrinking: its checksum of each frame costs little there
+    frames = ffmpeg.frames([
         *input_args(path, keyframes=keyframes),
-        "-vf", f"{select},showinfo,{_tile_scale(landscape)},"
+        "-vf", f"{select},{_tile_scale(landscape)},showinfo,"
                f"tile={COLUMNS}x{the_plan.rows},format=yuvj420p",
         "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
-        "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg"])
-    times = showinfo_times(done.stderr)
+        "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg",
+        *VIDEO_ONLY, "-vf", f"{select},scale={poster.PROBE_W}:{poster.PROBE_H},format=gray",
+        "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
+        poster.PROBE_W * poster.PROBE_H)
     sheets = sorted(out.glob("sheet-*.jpg"))
-    return times, sheets
+    measured = [poster.measure(t, f) for t, f in zip(frames.times, frames.data, strict=True)]
+    return frames.times, sheets, measured
 
 
-def make(ffmpeg: FFmpeg, path: Path, duration: float | None, landscape: bool, out: Path
-         ) -> tuple[dict[str, Any], list[Path]]:
+def make(ffmpeg: FFmpeg, path: Path, duration: float | None, landscape: bool, out: Path,
+         *, seen: list[poster.Candidate] | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (``tiles``: start, end s, sheet index, x, y; tile
-    ``width``/``height`` px; ``wanted``, ``slot`` s, ``decode``). :class:`Skipped` for a
-    video without a duration or without a decodable frame; :class:`Failed` when ffmpeg
-    fails on every frame too."""
+    ``width``/``height`` px; ``wanted``, ``slot`` s, ``decode``). ``seen``, when given,
+    gets the keyframes of the tiles measured as poster candidates (none when the tiles
+    come from the full decode). :class:`Skipped` for a video without a duration or
+    without a decodable frame; :class:`Failed` when ffmpeg fails on every frame too."""
     if not duration or duration <= 0:
         raise Skipped(Reason.TOO_SHORT, "the video has no duration to lay a storyboard over")
     the_plan = plan(duration)
     decode = "keyframes"
     try:
-        times, sheets = run_pass(ffmpeg, path, the_plan, out, keyframes=True,
-                                 landscape=landscape)
+        times, sheets, measured = run_pass(ffmpeg, path, the_plan, out, keyframes=True,
+                                           landscape=landscape)
     except Failed:
-        times, sheets = [], []
+        times, sheets, measured = [], [], []
     if len(times) < MIN_COVERAGE * the_plan.tiles or not sheets:
         for old in out.iterdir():
             old.unlink()
         decode = "full"
-        times, sheets = run_pass(ffmpeg, path, the_plan, out, keyframes=False,
-                                 landscape=landscape)
+        times, sheets, _ = run_pass(ffmpeg, path, the_plan, out, keyframes=False,
+                                    landscape=landscape)
+    elif seen is not None:
+        seen.extend(measured)
     if not times or not sheets:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
     per_sheet = COLUMNS * the_plan.rows

@@ -44,6 +44,8 @@ class Worker(Consumer):
         self.ffmpeg = ffmpeg
         self.media_root = settings.media_root.resolve()
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
+        # the job's storyboard keyframes measured as poster candidates (derive/poster.py)
+        self._seen: list[poster.Candidate] = []
 
     def decode_job(self, body: bytes) -> DeriveVideo:
         msg = decode(body)
@@ -81,7 +83,8 @@ class Worker(Consumer):
                 self.log.info("duplicate: another worker is deriving this video")
                 return
             output.sweep(self.media_root, video.source_id)
-            for kind in derivatives.KINDS:
+            self._seen = []
+            for kind in sorted(derivatives.KINDS, key=_storyboard_first):
                 if msg.kinds and kind not in msg.kinds:
                     continue
                 started = self._start(video.id, kind)
@@ -151,17 +154,23 @@ class Worker(Consumer):
 
     def _poster(self, video: Video, path: Path, temp: Path) -> Outcome:
         made = temp / "poster.jpg"
-        facts = poster.make(self.ffmpeg, path, video.duration, made)
+        facts = poster.make(self.ffmpeg, path, video.duration, made, seen=self._seen)
         [file] = output.publish(self.media_root, video.source_id, {made: "poster.jpg"},
                                 stale="poster")
         return Outcome("ready", {**facts, "file": file, "bytes": _size(self.media_root, file)})
 
     def _storyboard(self, video: Video, path: Path, temp: Path) -> Outcome:
         facts, sheets = storyboard.make(self.ffmpeg, path, video.duration,
-                                        _landscape(video), temp)
+                                        _landscape(video), temp, seen=self._seen)
         names = {sheet: storyboard.SHEET.format(i) for i, sheet in enumerate(sheets)}
         files = output.publish(self.media_root, video.source_id, names, stale="storyboard-")
         return Outcome("ready", {**facts, "sheets": files})
+
+
+def _storyboard_first(kind: str) -> bool:
+    """The storyboard before the poster: its keyframe pass gives the poster's candidates
+    (one decoding of the keyframes for both)."""
+    return kind != "storyboard"
 
 
 def _size(media_root: Path, file: str) -> int:

@@ -291,7 +291,8 @@ class VideoPage:
                        md=video.metadata, snippets=snippets(video, record),
                        stream_path=f"/stream/{video.access_token}/"
                        if video.access_token else None,
-                       poster_path=poster_path(video))
+                       poster_path=poster_path(video),
+                       storyboard_path=storyboard_path(video))
 
 
 def poster_path(video: Video) -> str | None:
@@ -322,3 +323,10 @@ def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
               "        for chunk in response.iter_content(1 << 20):\n"
               "            f.write(chunk)\n")
     return {"curl": curl, "python": python}
+
+
+def storyboard_path(video: Video) -> str | None:
+    """The storyboard JSON's path under the token once it is ready (docs/derivatives.md)."""
+    ready = video.derivatives.get("storyboard", {}).get("status") == "ready"
+    return (f"/api/video/{video.access_token}/storyboard/"
+            if ready and video.access_token else None)

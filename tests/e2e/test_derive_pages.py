@@ -4,6 +4,7 @@ test-output/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -71,3 +72,99 @@ def test_a_poster_refused_for_a_moment_is_asked_for_again(
                  what="the poster's first refusal")
     wait_for(lambda: thumb.evaluate("img => img.complete && img.naturalWidth > 0"),
              timeout=30, what="the poster to load on a later try")
+
+
+def storyboard_ready(system: System, name: str) -> dict[str, Any] | None:
+    found = system.records_named(name)
+    ready = found and found[0].get("derivatives", {}).get("storyboard", {}).get("status")
+    return found[0] if ready == "ready" else None
+
+
+def pointer(page: Any, kind: str, x: float, y: float, pointer_type: str) -> None:
+    """A pointer event of ``pointer_type`` (mouse, touch) at (x, y) on the seek bar."""
+    page.locator("#seekbar").dispatch_event(kind, {
+        "pointerType": pointer_type, "pointerId": 7, "isPrimary": True, "button": 0,
+        "buttons": 0 if kind == "pointerup" else 1, "clientX": x, "clientY": y,
+        "bubbles": True})
+
+
+def test_storyboard_previews_on_the_seek_bar(system: System, browser: BrowserContext,  # noqa: F811
+                                             samples: Path, output_dir: Path) -> None:
+    """Hovering at a fraction of the seek bar shows the tile whose [start, end) holds that
+    time, above the pointer; a touch drag shows it and seeks; one JSON request and at
+    most one per sheet however much the pointer moves; nothing before the storyboard is
+    ready (the derive role is started only after the first look)."""
+    shutil.copy(samples / PLAYABLE, system.inbox / PLAYABLE)
+    video = system.wait_record(PLAYABLE)
+    assert video["status"] == "ready"
+    page = browser.new_page()
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/storyboard" in r.url else None)
+    log_in(page, system)
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    bar = page.locator("#seekbar")
+    preview = page.locator("#seekbar .seek-preview")
+    expect(bar).to_be_visible()
+    expect(bar).not_to_have_attribute("data-storyboard", re.compile(".*"))
+    box = bar.locator(".seek-track").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(preview).to_be_hidden()
+    assert asked == []
+
+    system.start_role("derive")
+    video = wait_for(lambda: storyboard_ready(system, PLAYABLE), timeout=180, interval=0.5,
+                     what="the storyboard")
+    board = page.request.get(video["api_links"]["storyboard_url"]).json()
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    player = page.locator("video#player")
+    wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
+             what="the player's metadata")
+    duration = player.evaluate("v => v.duration")
+    box = bar.locator(".seek-track").bounding_box()
+    assert box is not None
+    mid_y = box["y"] + box["height"] / 2
+
+    def x_of(tile: dict[str, Any]) -> float:  # the middle of the tile's time range
+        return box["x"] + box["width"] * (tile["start"] + tile["end"]) / 2 / duration
+
+    def shown() -> tuple[float, float, float]:
+        got = preview.evaluate("""p => { const s = getComputedStyle(p.querySelector('.seek-tile'));
+            return [parseFloat(s.backgroundPositionX), parseFloat(s.backgroundPositionY),
+                    Number(p.dataset.start)]; }""")
+        return got[0], got[1], got[2]
+
+    tiles = board["tiles"]
+    assert len(tiles) >= 5
+    for tile in (tiles[len(tiles) // 2], tiles[1], tiles[-1]):
+        page.mouse.move(x_of(tile), mid_y)
+        expect(preview).to_be_visible()
+        assert shown() == (-tile["x"], -tile["y"], tile["start"])
+        tile_box = preview.locator(".seek-tile").bounding_box()
+        assert tile_box is not None
+        assert (round(tile_box["width"] - 4), round(tile_box["height"] - 4)) == (
+            tile["w"], tile["h"])  # a 2 px border each side
+        assert tile_box["y"] + tile_box["height"] <= box["y"]  # above the bar
+        if tile is tiles[len(tiles) // 2]:  # centred over the pointer
+            assert abs(tile_box["x"] + tile_box["width"] / 2 - x_of(tile)) <= 2
+            page.screenshot(path=str(output_dir / "derive-seekbar-preview.png"))
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] - 200)  # off the bar
+    expect(preview).to_be_hidden()
+
+    # a finger: down on one tile, dragged to another; the preview follows and the player
+    # seeks there; lifted, the preview goes
+    first, second = tiles[2], tiles[-2]
+    pointer(page, "pointerenter", x_of(first), mid_y, "touch")
+    pointer(page, "pointerdown", x_of(first), mid_y, "touch")
+    expect(preview).to_be_visible()
+    assert shown()[2] == first["start"]
+    pointer(page, "pointermove", x_of(second), mid_y, "touch")
+    assert shown()[2] == second["start"]
+    assert second["start"] <= player.evaluate("v => v.currentTime") < second["end"]
+    pointer(page, "pointerup", x_of(second), mid_y, "touch")
+    expect(preview).to_be_hidden()
+
+    json_asks = [u for u in asked if u.rstrip("/").endswith("/storyboard")]
+    assert len(json_asks) == 1, asked
+    sheets = [u for u in asked if u.endswith(".jpg")]
+    assert len(sheets) == len(set(sheets)) <= len(board["sheets"]), asked

@@ -4,8 +4,10 @@ rotation and pixel shape, and the storyboard's keyframe pass and its fallback.""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,31 +58,73 @@ def test_poster_is_never_a_frame_of_the_fade_in(ffmpeg: FFmpeg, media: Path, tmp
     assert made.usable and made.mean > 60, made
 
 
+def from_storyboard(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path,
+                    ) -> dict[str, Any]:
+    """The poster as the worker makes it after the storyboard: from the candidates the
+    storyboard's keyframe pass measured (its own passes when none will do)."""
+    seen: list[poster.Candidate] = []
+    board = out.parent / "board"
+    board.mkdir()
+    with contextlib.suppress(Skipped):  # no duration: no storyboard, no candidates
+        storyboard.make(ffmpeg, path, duration, True, board, seen=seen)
+    return poster.make(ffmpeg, path, duration, out, seen=seen)
+
+
+def test_poster_from_the_storyboards_keyframes_is_not_a_frame_of_the_fade_in(
+        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    seen: list[poster.Candidate] = []
+    storyboard.make(ffmpeg, media / "fade.mp4", 10.0, True, tmp_path, seen=seen)
+    assert len(seen) >= 9 and any(not c.usable for c in seen)  # the fade's keyframes
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "fade.mp4", 10.0, out, seen=seen)
+    assert facts["time"] >= 4.0, facts
+    assert facts["time"] in [c.time for c in seen]
+    assert (facts["width"], facts["height"]) == (640, 360) == jpeg.size_of(out)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
+
+
+def test_a_candidate_the_seek_cannot_find_leaves_the_poster_to_its_own_pass(
+        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    """A measured candidate past the end of the video (timestamps that lied): the seek
+    decodes nothing, and the poster's own keyframe pass makes it."""
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "gop1s.mp4", 60.0, out,
+                        seen=[poster.Candidate(1000.0, 128.0, 60.0)])
+    assert facts["time"] < 60.0 and facts["decode"] == "keyframes", facts
+    assert jpeg.size_of(out) == (320, 180)
+
+
+@pytest.mark.parametrize("make", [poster.make, from_storyboard])
 def test_a_black_video_gets_no_poster_and_says_why(ffmpeg: FFmpeg, media: Path,
-                                                   tmp_path: Path):
+                                                   tmp_path: Path, make: Any):
     with pytest.raises(Skipped) as caught:
-        poster.make(ffmpeg, media / "black.mp4", 3.0, tmp_path / "p.jpg")
+        make(ffmpeg, media / "black.mp4", 3.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.NO_PICTURE
     assert "black, white or uniform" in str(caught.value)
 
 
-def test_poster_long_side_is_at_most_1280(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
-    facts = poster.make(ffmpeg, media / "big.mp4", 2.0, tmp_path / "p.jpg")
+@pytest.mark.parametrize("make", [poster.make, from_storyboard])
+def test_poster_long_side_is_at_most_1280(ffmpeg: FFmpeg, media: Path, tmp_path: Path,
+                                          make: Any):
+    facts = make(ffmpeg, media / "big.mp4", 2.0, tmp_path / "p.jpg")
     assert (facts["width"], facts["height"]) == (1280, 720)
 
 
+@pytest.mark.parametrize("make", [poster.make, from_storyboard])
 @pytest.mark.parametrize(("sample", "shape"), [("video_rotation_90.mp4", "portrait"),
                                                 ("sar_2x1.mp4", "sar")])
-def test_poster_applies_rotation_and_pixel_shape(ffmpeg: FFmpeg, samples: Path,
-                                                 tmp_path: Path, sample: str, shape: str):
+def test_poster_applies_rotation_and_pixel_shape(  # noqa: PLR0917 - fixtures and params
+        ffmpeg: FFmpeg, samples: Path, tmp_path: Path, sample: str, shape: str, make: Any):
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
-         "stream=width,height,sample_aspect_ratio:stream_side_data=rotation",
-         "-of", "default=nw=1", str(samples / sample)],
+         "stream=width,height,sample_aspect_ratio:stream_side_data=rotation:"
+         "format=duration", "-of", "default=nw=1", str(samples / sample)],
         capture_output=True, text=True, check=True, timeout=60).stdout
     info = dict(line.split("=", 1) for line in probe.splitlines() if "=" in line)
     width, height = int(info["width"]), int(info["height"])
-    facts = poster.make(ffmpeg, samples / sample, None, tmp_path / "p.jpg")
+    duration = float(info["duration"]) if make is from_storyboard else None
+    facts = make(ffmpeg, samples / sample, duration, tmp_path / "p.jpg")
     if shape == "portrait":
         assert abs(int(float(info.get("rotation", 0)))) == 90
         assert facts["height"] > facts["width"]
