@@ -14,20 +14,17 @@ Facts recorded (the row's ``data``): ``rate`` (frames/s), ``frames``, ``duration
 ``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
 after the first), the thumbnail ``width``/``height``/``columns`` and the ``sheets``, and
 ``activity``: per second the mean absolute difference between consecutive frames (0..255
-levels), stored as base64 of one byte per second on a square-root scale (byte ``b`` is
-``(b / ACTIVITY_SCALE) ** 2`` levels: fine steps near stillness, up to 254 levels)."""
+levels), packed by videodrop/derivatives.py :func:`pack_activity`."""
 
 from __future__ import annotations
 
-import base64
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 from derive import shots
 from derive.ffmpeg import Failed, FFmpeg, Skipped, input_args
-from videodrop.derivatives import Reason
+from videodrop.derivatives import ACTIVITY_SCALE, Reason, pack_activity
 
 THUMB_W, THUMB_H = 160, 90
 FRAME_BYTES = THUMB_W * THUMB_H * 3
@@ -35,7 +32,6 @@ COLUMNS, MAX_ROWS = 10, 10
 QUALITY = 5  # ffmpeg's -q:v for mjpeg
 DEFAULT_RATE = 25.0  # frames/s when the probe gave none
 RATE_BOUNDS = (1.0, 120.0)
-ACTIVITY_SCALE = 16  # stored byte = round(sqrt(levels) * ACTIVITY_SCALE), at most 255
 SHEET = "scenes-{:02d}.jpg"
 _OUTPUT_FPS = re.compile(rb"Output #0.*?Stream #0:0.*?, ([\d.]+) fps,", re.DOTALL)
 
@@ -105,18 +101,6 @@ def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Pa
     return sorted(out.glob("sheet-*.jpg"))
 
 
-def pack(activity: list[float]) -> str:
-    """Per-second activity (levels, 0..255) as base64 of one byte each (module
-    docstring)."""
-    return base64.b64encode(bytes(min(255, round(math.sqrt(max(0.0, a)) * ACTIVITY_SCALE))
-                                  for a in activity)).decode("ascii")
-
-
-def unpack(packed: str) -> list[float]:
-    """:func:`pack`'s levels back, to 3 decimals."""
-    return [round((b / ACTIVITY_SCALE) ** 2, 3) for b in base64.b64decode(packed)]
-
-
 def make(ffmpeg: FFmpeg, path: Path, fps: float | None, out: Path
          ) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (module docstring). :class:`Skipped` when no frame
@@ -137,5 +121,5 @@ def make(ffmpeg: FFmpeg, path: Path, fps: float | None, out: Path
             "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
             "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
             "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
-            "activity": pack(shots.activity(found.d1, rate, starts)),
+            "activity": pack_activity(shots.activity(found.d1, rate, starts)),
             "activity_scale": ACTIVITY_SCALE}, made

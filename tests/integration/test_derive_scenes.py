@@ -14,7 +14,7 @@ from derive import jpeg, scenes
 from derive.ffmpeg import FFmpeg, Skipped
 from testbed import cuts
 from videodrop.children import ChildRunner
-from videodrop.derivatives import Reason
+from videodrop.derivatives import Reason, unpack_activity
 
 RECALL, PRECISION = 0.97, 0.95  # issue 18, at ±1 frame
 
@@ -77,7 +77,7 @@ def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
     facts, sheets = scenes.make(ffmpeg, fixed_camera(tmp_path), 25.0, tmp_path)
     assert facts["starts"] == [0] and facts["transitions"] == []
     assert len(sheets) == 1
-    activity = scenes.unpack(facts["activity"])
+    activity = unpack_activity(facts["activity"])
     assert len(activity) == 6
     moving, still = activity[2:4], activity[:2] + activity[4:]
     assert min(moving) > 0.2, activity
