@@ -40,6 +40,7 @@ BENCHMARKS: dict[str, str] = {
     "probe": "the cost of every packet (issue 14) and the HLS memory bomb (issue 15)",
     "slow_clients": "liveness under slow and silent clients",
     "login": "guessing the admin token",
+    "scenes": "scenes and activity against PySceneDetect (issue 18)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

@@ -6,10 +6,13 @@ every :data:`STEP`-th byte is kept (the sample) and compared to the sample of th
 before (``d1``: mean absolute difference, 0..255, also the activity) and to the sample
 of the frame :attr:`Shots.lag` frames before (``dk``).
 
-* **Cut**: frame ``i`` starts a new shot when ``d1[i]`` is at least :data:`CUT_MIN`, at
-  least :data:`CUT_RATIO` times the mean ``d1`` of the :data:`WINDOW` frames on the
-  calmer side of it and :data:`CUT_OVER` times that of the busier side (a jump, not
-  motion that goes on or starts: a cut from a busy shot to a still one is seen).
+* **Cut**: frame ``i`` starts a new shot when ``d1[i]`` is at least :data:`CUT_MIN` and
+  jumps: at least :data:`CUT_RATIO` times the mean ``d1`` of the :data:`WINDOW` frames on
+  the calmer side of it and :data:`CUT_OVER` times that of the busier side (not motion
+  that goes on or starts: a cut from a busy shot to a still one is seen); or its colours
+  jump: the share of the per-channel histograms (:data:`HIST_BINS` levels) that moved is
+  at least :data:`HIST_MIN` and :data:`HIST_OVER` times the busier side's mean (a cut
+  between two busy textures, whose pixels all change anyway).
 * **Gradual transition** (dissolve, fade): ``dk`` rises to a plateau while one shot
   blends into the next and falls back ``lag`` frames later, where motion alone keeps it
   level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``; a run of frames with a bump
@@ -28,11 +31,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-STEP = 7  # bytes: one of each STEP kept for comparison (7 mixes the channels of RGB)
+STEP = 13  # bytes: one of each STEP kept for comparison (13 mixes the channels of RGB)
 WINDOW = 2  # frames each side a cut is compared to
 CUT_MIN = 8.0  # mean absolute difference (0..255)
 CUT_RATIO = 3.0  # times the calmer side's mean
 CUT_OVER = 1.5  # times the busier side's mean
+HIST_STEP = 12  # bytes: every 4th pixel of RGB24, per channel, for the histograms
+HIST_BINS = 16
+HIST_MIN = 0.3  # share of the histograms that moved
+HIST_OVER = 2.0  # times the busier side's mean
+_BIN = bytes(v * HIST_BINS // 256 for v in range(256))
 GRADUAL_MIN = 20.0  # bump (0..255)
 LAG_SECONDS = 0.6  # gradual transitions up to about this long are seen whole
 MIN_LAG = 8  # frames
@@ -40,6 +48,20 @@ MIN_LAG = 8  # frames
 
 def _mad(a: bytes, b: bytes) -> float:
     return sum(map(abs, map(operator.sub, a, b))) / (len(a) or 1)
+
+
+def _histogram(frame: bytes) -> list[int]:
+    """Counts of :data:`HIST_BINS` levels per channel of an RGB24 frame's pixel sample."""
+    counts = []
+    for channel in range(3):
+        binned = frame[channel::HIST_STEP].translate(_BIN)
+        counts += [binned.count(k) for k in range(HIST_BINS)]
+    return counts
+
+
+def _moved(a: list[int], b: list[int]) -> float:
+    """The share of two histograms that differs, 0..1."""
+    return sum(map(abs, map(operator.sub, a, b))) / (2 * (sum(a) or 1))
 
 
 def lag_for(rate: float) -> int:
@@ -56,10 +78,12 @@ class Shots:
     lag: int
     keep: Callable[[int, bytes], None]
     d1: list[float] = field(default_factory=list)  # per frame; d1[0] = 0
+    moved: list[float] = field(default_factory=list)  # per frame: histogram change, 0..1
     cuts: list[int] = field(default_factory=list)
     graduals: list[int] = field(default_factory=list)
     _dk: list[float] = field(default_factory=list)  # per frame from ``lag`` on
     _samples: deque[bytes] = field(default_factory=deque)
+    _histogram: list[int] = field(default_factory=list)
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
     _run: list[tuple[int, float]] = field(default_factory=list)
     _wanted: dict[int, int] = field(default_factory=dict)  # scene start → thumbnail frame
@@ -75,6 +99,9 @@ class Shots:
         j = len(self.d1)
         sample = frame[::STEP]
         self.d1.append(_mad(sample, self._samples[-1]) if self._samples else 0.0)
+        histogram = _histogram(frame)
+        self.moved.append(_moved(histogram, self._histogram) if self._histogram else 0.0)
+        self._histogram = histogram
         if len(self._samples) >= self.lag:
             self._dk.append(_mad(sample, self._samples[-self.lag]))
         self._samples.append(sample)
@@ -117,10 +144,13 @@ class Shots:
         value = self.d1[i]
         if value < CUT_MIN:
             return
-        left = self.d1[max(1, i - WINDOW):i]
-        right = self.d1[i + 1:i + 1 + WINDOW]
-        means = [sum(side) / len(side) for side in (left, right) if side]
-        if not means or (value >= CUT_RATIO * min(means) and value >= CUT_OVER * max(means)):
+        means = _side_means(self.d1, i)
+        pixels = not means or (value >= CUT_RATIO * min(means)
+                               and value >= CUT_OVER * max(means))
+        moved = self.moved[i]
+        colours = moved >= HIST_MIN and moved >= HIST_OVER * max(_side_means(self.moved, i),
+                                                                 default=0.0)
+        if pixels or colours:
             self.graduals = [g for g in self.graduals if abs(g - i) > self.lag]
             self._found(i)
             self.cuts.append(i)
@@ -173,6 +203,12 @@ class Shots:
         held = [f for j, f in self._frames if j >= frame] or [self._frames[-1][1]]
         del self._wanted[start]
         self.keep(start, held[0])
+
+
+def _side_means(values: list[float], i: int) -> list[float]:
+    """The means of the :data:`WINDOW` values before ``i`` (from 1) and after it."""
+    sides = (values[max(1, i - WINDOW):i], values[i + 1:i + 1 + WINDOW])
+    return [sum(side) / len(side) for side in sides if side]
 
 
 def activity(d1: list[float], rate: float, starts: list[int]) -> list[float]:
