@@ -58,8 +58,9 @@ def _runner(settings: Settings) -> ChildRunner:
 
 
 def main(settings: Settings, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="videodrop derive",
-                                     description="make posters, storyboards and scenes of ready videos")
+    parser = argparse.ArgumentParser(
+        prog="videodrop derive",
+        description="make posters, storyboards and scenes of ready videos")
     parser.add_argument("--concurrency", type=int, default=settings.derive_concurrency,
                         help="jobs at once (default VIDEODROP_DERIVE_CONCURRENCY)")
     args = parser.parse_args(argv)
