@@ -8,13 +8,15 @@ PySceneDetect's AdaptiveDetector, the anchor of issue 18, in the same run.
 * Speed on a 30 s 1080p30 H.264 clip (GOP 2 s, ``veryfast``, a cut every 1.2 to 2 s):
   frames per second of our whole kind (the analysis pass and the thumbnail sheets, under
   the derive role's child limits) against PySceneDetect's ``detect_scenes`` alone on the
-  same file; three rounds alternating, medians.
+  same file, and the CPU time of each (every thread, ffmpeg's included); three rounds
+  alternating, medians.
 
 Inputs are generated once into var/bench/cache/scenes/.
 """
 
 from __future__ import annotations
 
+import resource
 import statistics
 import subprocess
 import sys
@@ -105,16 +107,33 @@ def _rp(score: cuts.Score) -> str:
     return f"recall {score.recall:.3f}, precision {score.precision:.3f}"
 
 
-def speed(ffmpeg: FFmpeg) -> tuple[float, float]:
-    """(our fps, PySceneDetect's fps) on the 1080p clip: medians of alternating rounds."""
+def _cpu() -> float:
+    """CPU seconds of this process and its finished children so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+        resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _measured(detect: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of one call."""
+    cpu0, wall0 = _cpu(), time.perf_counter()
+    detect()
+    return time.perf_counter() - wall0, _cpu() - cpu0
+
+
+def speed(ffmpeg: FFmpeg) -> dict[str, tuple[float, float]]:
+    """{"ours" | "theirs": (frames/s, CPU ms a frame)} on the 1080p clip (PySceneDetect's
+    AdaptiveDetector is theirs): medians of alternating rounds."""
     path = clip_file(SPEED_CLIP, gop=60)
     frames = SPEED_CLIP.frames
-    ours_s, theirs_s = [], []
-    detect_ours, detect_theirs = ours(ffmpeg), pyscenedetect("adaptive")
+    detect = {"ours": ours(ffmpeg), "theirs": pyscenedetect("adaptive")}
+    took: dict[str, list[tuple[float, float]]] = {"ours": [], "theirs": []}
     for _ in range(ROUNDS):
-        ours_s.append(common.timed(lambda: detect_ours(path, SPEED_CLIP)))
-        theirs_s.append(common.timed(lambda: detect_theirs(path, SPEED_CLIP)))
-    return frames / statistics.median(ours_s), frames / statistics.median(theirs_s)
+        for name, run in detect.items():
+            took[name].append(_measured(lambda run=run: run(path, SPEED_CLIP)))
+    return {name: (frames / statistics.median(w for w, _ in got),
+                   1000 * statistics.median(c for _, c in got) / frames)
+            for name, got in took.items()}
 
 
 def main() -> list[Row]:
@@ -133,8 +152,9 @@ def main() -> list[Row]:
         select = accuracy(ffmpeg_filter("select='gt(scene,0.3)'"))
     with common.stage("scenes: speed"):
         t0 = time.monotonic()
-        fps, reference = speed(ffmpeg)
+        got = speed(ffmpeg)
         common.log(f"scenes: speed rounds {time.monotonic() - t0:.1f} s")
+    (fps, cpu), (reference, reference_cpu) = got["ours"], got["theirs"]
     met = mine.recall >= RECALL and mine.precision >= PRECISION
     corpus = f"{len(cuts.CORPUS)} clips, {count} cuts and dissolves, ±1 frame"
     return [
@@ -148,6 +168,9 @@ def main() -> list[Row]:
         row("scenes + activity + thumbnails of a 1080p30 H.264 clip, frames/s",
             f"{fps:.0f} fps", f"PySceneDetect AdaptiveDetector {reference:.0f} fps",
             fps / reference, f"> 1x, >= {SPEED:.0f} fps", fps > reference and fps >= SPEED),
+        row("scenes of the same clip: CPU a frame (ffmpeg's and Python's, every thread)",
+            f"{cpu:.1f} ms", f"PySceneDetect AdaptiveDetector {reference_cpu:.1f} ms",
+            cpu / reference_cpu, "(informative)"),
     ]
 
 
