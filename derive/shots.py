@@ -12,7 +12,10 @@ of the frame :attr:`Shots.lag` frames before (``dk``).
   that goes on or starts: a cut from a busy shot to a still one is seen); or its colours
   jump: the share of the per-channel histograms (:data:`HIST_BINS` levels) that moved is
   at least :data:`HIST_MIN` and :data:`HIST_OVER` times the busier side's mean (a cut
-  between two busy textures, whose pixels all change anyway).
+  between two busy textures, whose pixels all change anyway). Either way the change must
+  last: the frame :data:`WINDOW` frames on still differs from the frame before the cut
+  by :data:`PERSIST` of ``d1[i]`` (a flash or a flicker returns), and a cut comes no
+  sooner than :data:`MIN_SCENE` of the lag after the one before.
 * **Gradual transition** (dissolve, fade): ``dk`` rises to a plateau while one shot
   blends into the next and falls back ``lag`` frames later, where motion alone keeps it
   level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``; a run of frames with a bump
@@ -36,6 +39,8 @@ WINDOW = 2  # frames each side a cut is compared to
 CUT_MIN = 8.0  # mean absolute difference (0..255)
 CUT_RATIO = 3.0  # times the calmer side's mean
 CUT_OVER = 1.5  # times the busier side's mean
+PERSIST = 0.5  # a cut's change still there WINDOW frames on, as a share of its d1
+MIN_SCENE = 2 / 3  # of the lag: no cut this soon after another
 HIST_STEP = 12  # bytes: every 4th pixel of RGB24, per channel, for the histograms
 HIST_BINS = 16
 HIST_MIN = 0.3  # share of the histograms that moved
@@ -138,11 +143,18 @@ class Shots:
 
     # --- cuts ---------------------------------------------------------------------------
 
+    def _sample(self, k: int) -> bytes:
+        """The sample of frame ``k``, or of the oldest (newest) one still held."""
+        first = len(self.d1) - len(self._samples)
+        return self._samples[min(max(k - first, 0), len(self._samples) - 1)]
+
     def _judge_cut(self, i: int) -> None:
         if i < 1:
             return
         value = self.d1[i]
-        if value < CUT_MIN:
+        if value < CUT_MIN or (self.cuts and i - self.cuts[-1] < MIN_SCENE * self.lag):
+            return
+        if _mad(self._sample(i + WINDOW), self._sample(i - 1)) < PERSIST * value:
             return
         means = _side_means(self.d1, i)
         pixels = not means or (value >= CUT_RATIO * min(means)
@@ -206,9 +218,15 @@ class Shots:
 
 
 def _side_means(values: list[float], i: int) -> list[float]:
-    """The means of the :data:`WINDOW` values before ``i`` (from 1) and after it."""
-    sides = (values[max(1, i - WINDOW):i], values[i + 1:i + 1 + WINDOW])
-    return [sum(side) / len(side) for side in sides if side]
+    """The means of the :data:`WINDOW` values before ``i`` (from 1) and after it, each
+    leaving out exact zeros (a frame repeated to keep the frame rate constant: a video
+    of 15 frames/s analysed at 30 shows every change next to a zero) unless all are."""
+    means = []
+    for side in (values[max(1, i - WINDOW):i], values[i + 1:i + 1 + WINDOW]):
+        moving = [v for v in side if v] or side
+        if moving:
+            means.append(sum(moving) / len(moving))
+    return means
 
 
 def activity(d1: list[float], rate: float, starts: list[int]) -> list[float]:

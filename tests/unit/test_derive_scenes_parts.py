@@ -103,3 +103,22 @@ def test_the_corpus_scorer_matches_within_the_tolerance_once():
     clip = cuts.Clip("c", "64x36", 25, (40, 30, 45), (0, 10))
     assert clip.transitions() == [cuts.Transition(40, 40), cuts.Transition(60, 70)]
     assert clip.frames == 105
+
+
+def test_a_flash_that_returns_is_no_cut():
+    a, flash = texture(5), bytes([250]) * SIZE
+    found, starts, _ = run([a] * 30 + [flash] + [a] * 30)
+    assert starts == [0] and found.cuts == []
+
+
+def test_repeated_frames_of_a_low_frame_rate_hide_neither_motion_nor_cuts():
+    """15 frames/s analysed at 30: each frame twice. Motion going on is no cut; a cut
+    still is one."""
+    moving = [texture(100 + k) for k in range(20) for _ in range(2)]
+    found, starts, _ = run(moving)
+    assert starts == [0], found.cuts
+    a, b = texture(7), texture(8)
+    wobble = [bytes(min(255, x + (k % 2)) for x in a) for k in range(10)]
+    frames = [f for f in wobble for _ in range(2)] + [b] * 20
+    _, starts, _ = run(frames)
+    assert starts == [0, 20]
