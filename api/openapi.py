@@ -138,6 +138,37 @@ SCHEMAS: dict[str, Schema] = {
             "vtt_url": {"type": "string"},
         },
     },
+    "Scenes": {
+        "type": "object",
+        "required": ["scenes", "count", "rate", "frames", "duration", "activity", "sheets",
+                     "vtt_url"],
+        "properties": {
+            "scenes": {"type": "array", "items": {
+                "type": "object",
+                "required": ["index", "start", "end", "start_frame", "end_frame",
+                             "transition", "thumbnail"],
+                "properties": {
+                    "index": {"type": "integer"},
+                    "start": {"type": "number", "description": "seconds"},
+                    "end": {"type": "number", "description": "seconds (excluded)"},
+                    "start_frame": {"type": "integer"},
+                    "end_frame": {"type": "integer", "description": "excluded"},
+                    "transition": {"enum": ["cut", "gradual", None]},
+                    "thumbnail": {
+                        "type": "object", "required": ["url", "x", "y", "w", "h"],
+                        "properties": {"url": {"type": "string", "description": "its sheet"},
+                                       **{k: {"type": "integer", "description": "px"}
+                                          for k in ("x", "y", "w", "h")}}}}}},
+            "count": {"type": "integer"},
+            "rate": {"type": "number", "description": "frames per second of the analysis"},
+            "frames": {"type": "integer"}, "duration": {"type": "number"},
+            "activity": {"type": "array", "items": {"type": "number"},
+                         "description": "per second: mean absolute difference of"
+                                        " consecutive frames, 0..255 levels"},
+            "sheets": {"type": "array", "items": {"type": "string"}},
+            "vtt_url": {"type": "string"},
+        },
+    },
     "Record": {
         "type": "object",
         "required": ["id", "source_id", "name", "description", "status", "file_info",
@@ -433,6 +464,18 @@ def document() -> Schema:
                          params=[{"name": "sheet", "in": "path", "required": True,
                                   "schema": {"type": "string", "pattern": "^[0-9]+$"}}]),
                 "One sprite sheet of the storyboard."),
+            "/api/video/{token}/scenes/": _get_and_head(
+                _derived("application/json", _ref("Scenes"), "The scenes."),
+                "The scenes (shot boundaries, thumbnails) and activity per second."),
+            "/api/video/{token}/scenes.vtt": _get_and_head(
+                _derived("text/vtt", {"type": "string"}, "WebVTT chapters."),
+                "The scenes as WebVTT chapters."),
+            "/api/video/{token}/scenes/{sheet}.jpg": _get_and_head(
+                _derived("image/jpeg", {"type": "string", "format": "binary"},
+                         "One thumbnail sheet.",
+                         params=[{"name": "sheet", "in": "path", "required": True,
+                                  "schema": {"type": "string", "pattern": "^[0-9]+$"}}]),
+                "One sheet of the scenes' thumbnails."),
             "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
                             "post": _upload()},
             "/api/videos/{video_id}": {

@@ -41,6 +41,7 @@ BENCHMARKS: dict[str, str] = {
     "slow_clients": "liveness under slow and silent clients",
     "login": "guessing the admin token",
     "derive": "posters and storyboards (issue 18)",
+    "scenes": "scenes and activity against PySceneDetect (issue 18)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

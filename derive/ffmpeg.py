@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,11 +85,14 @@ class FFmpeg:
         self.runner = runner
         self.timeout = timeout
 
-    def run(self, args: Sequence[str]) -> Completed:
+    def run(self, args: Sequence[str], *,
+            on_stdout: Callable[[bytes], None] | None = None) -> Completed:
         """One child; :class:`Failed` when it timed out, met a limit or exited non-zero.
-        :class:`ChildMissing` (transient: ffmpeg reinstalled) when it cannot be run."""
+        :class:`ChildMissing` (transient: ffmpeg reinstalled) when it cannot be run.
+        ``on_stdout`` gets stdout chunk by chunk (then ``stdout`` is empty)."""
         try:
-            done = self.runner([self.binary, *PREAMBLE, *args], self.timeout)
+            done = self.runner([self.binary, *PREAMBLE, *args], self.timeout,
+                               on_stdout=on_stdout)
         except ChildTimeout as exc:
             raise Failed(Reason.TIMEOUT, f"ffmpeg timed out after {exc.timeout:g} s") from exc
         except ChildMissing:

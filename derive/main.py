@@ -1,4 +1,4 @@
-"""``videodrop derive``: consume derive jobs and make posters and storyboards.
+"""``videodrop derive``: consume derive jobs and make posters, storyboards and scenes.
 
 At start it requests what ready videos lack (``videodrop requeue --derivatives missing``:
 videos made ready before the role ran, kinds newly named in VIDEODROP_DERIVE, jobs lost
@@ -58,8 +58,9 @@ def _runner(settings: Settings) -> ChildRunner:
 
 
 def main(settings: Settings, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="videodrop derive",
-                                     description="make posters and storyboards of ready videos")
+    parser = argparse.ArgumentParser(
+        prog="videodrop derive",
+        description="make posters, storyboards and scenes of ready videos")
     parser.add_argument("--concurrency", type=int, default=settings.derive_concurrency,
                         help="jobs at once (default VIDEODROP_DERIVE_CONCURRENCY)")
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-from derive import output, poster, storyboard
+from derive import output, poster, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
 from videodrop import derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
@@ -146,6 +146,8 @@ class Worker(Consumer):
             with output.scratch(self.media_root, video.source_id, kind) as temp:
                 if kind == "poster":
                     return self._poster(video, path, temp)
+                if kind == "scenes":
+                    return self._scenes(video, path, temp)
                 return self._storyboard(video, path, temp)
         except Skipped as exc:
             return Outcome("skipped", {}, exc.reason, str(exc))
@@ -164,6 +166,12 @@ class Worker(Consumer):
                                         _landscape(video), temp, seen=self._seen)
         names = {sheet: storyboard.SHEET.format(i) for i, sheet in enumerate(sheets)}
         files = output.publish(self.media_root, video.source_id, names, stale="storyboard-")
+        return Outcome("ready", {**facts, "sheets": files})
+
+    def _scenes(self, video: Video, path: Path, temp: Path) -> Outcome:
+        facts, sheets = scenes.make(self.ffmpeg, path, video.fps, temp)
+        names = {sheet: scenes.SHEET.format(i) for i, sheet in enumerate(sheets)}
+        files = output.publish(self.media_root, video.source_id, names, stale="scenes-")
         return Outcome("ready", {**facts, "sheets": files})
 
 

@@ -30,7 +30,7 @@ BUILTIN_HELP = {
 PLUGIN_HELP = {
     "ingest": "watch the inbox and publish finished files",
     "prober": "consume messages, probe files, store the outcome",
-    "derive": "make posters and storyboards of ready videos (VIDEODROP_DERIVE)",
+    "derive": "make posters, storyboards and scenes of ready videos (VIDEODROP_DERIVE)",
     "probe": "print the normalised metadata of FILE as JSON (no database)",
     "requeue": "probe failed or dead-lettered videos again; --derivatives: derive again",
     "api": "serve the HTTP API with gunicorn",

@@ -7,18 +7,24 @@ built from a request."""
 
 from __future__ import annotations
 
+import base64
+import math
 import shutil
 from enum import StrEnum
 from pathlib import Path
 
-__all__ = ["DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reason", "folder_of", "remove_all"]
+__all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reason",
+           "folder_of", "pack_activity", "remove_all", "unpack_activity"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
-KINDS = ("poster", "storyboard")
+KINDS = ("poster", "storyboard", "scenes")
 #: VIDEODROP_DERIVE's default: every kind.
 DEFAULT_KINDS = KINDS
 STATES = ("pending", "ready", "failed", "skipped")
 FOLDER = "derivatives"
+#: The scenes' activity, one byte a second on a square-root scale: byte ``b`` stands for
+#: ``(b / ACTIVITY_SCALE) ** 2`` levels (fine steps near stillness, up to 254 levels).
+ACTIVITY_SCALE = 16
 
 
 class Reason(StrEnum):
@@ -37,7 +43,7 @@ class Reason(StrEnum):
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
-    """``"poster, storyboard"`` → ``("poster", "storyboard")`` in :data:`KINDS` order;
+    """``"storyboard, poster"`` → ``("poster", "storyboard")`` in :data:`KINDS` order;
     ``""`` or ``"none"`` → ``()`` (the role is off). ValueError naming an unknown kind."""
     names = {k.strip().lower() for k in text.split(",") if k.strip()}
     if names == {"none"}:
@@ -56,3 +62,15 @@ def folder_of(media_root: Path, source_id: str) -> Path:
 def remove_all(media_root: Path, source_id: str) -> None:
     """Remove every derivative file of a video (a missing folder is fine)."""
     shutil.rmtree(folder_of(media_root, source_id), ignore_errors=True)
+
+
+def pack_activity(levels: list[float]) -> str:
+    """Per-second activity (levels, 0..255) as base64 of one byte a second
+    (:data:`ACTIVITY_SCALE`)."""
+    return base64.b64encode(bytes(min(255, round(math.sqrt(max(0.0, a)) * ACTIVITY_SCALE))
+                                  for a in levels)).decode("ascii")
+
+
+def unpack_activity(packed: str) -> list[float]:
+    """:func:`pack_activity`'s levels back, to 3 decimals."""
+    return [round((b / ACTIVITY_SCALE) ** 2, 3) for b in base64.b64decode(packed)]

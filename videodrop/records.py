@@ -17,7 +17,8 @@ def _iso(value: datetime | None) -> str | None:
 
 #: URLs of the derivatives (the derive role), after the seed's five keys.
 DERIVATIVE_LINKS = {"poster_url": "poster/", "storyboard_url": "storyboard/",
-                    "storyboard_vtt_url": "storyboard.vtt"}
+                    "storyboard_vtt_url": "storyboard.vtt", "scenes_url": "scenes/",
+                    "scenes_vtt_url": "scenes.vtt"}
 
 
 def api_links(token: str | None, base_url: str) -> dict[str, str | None]:

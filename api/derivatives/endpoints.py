@@ -30,16 +30,17 @@ RETRY_PENDING = "10"  # seconds: Retry-After of a pending derivative
 def not_made(kind: str, video: Video, found: Derivative | None) -> falcon.HTTPConflict:
     """409, as the file endpoints answer for a video that is not ready: the state (and
     the reason) of the derivative, or of the video before any was requested."""
+    be = "are" if kind.endswith("s") else "is"  # the scenes are pending
     if found is None:
         state = ("not requested (VIDEODROP_DERIVE leaves it out)" if video.status == "ready"
                  else f"not requested yet (the video is {video.status})")
-        return falcon.HTTPConflict(title=f"No {kind}", description=f"The {kind} is {state}.",
+        return falcon.HTTPConflict(title=f"No {kind}", description=f"The {kind} {be} {state}.",
                                    headers={"Retry-After": RETRY_PENDING}
                                    if video.status in {"uploading", "processing"} else None)
     why = f": {found.error}" if found.error else ""
     headers = {"Retry-After": RETRY_PENDING} if found.status == "pending" else None
     return falcon.HTTPConflict(title=f"No {kind}",
-                               description=f"The {kind} is {found.status}{why}.",
+                               description=f"The {kind} {be} {found.status}{why}.",
                                headers=headers)
 
 
@@ -94,7 +95,7 @@ def storyboard_view(data: dict[str, Any], base: str, token: str) -> dict[str, An
     }
 
 
-def _vtt_time(seconds: float) -> str:
+def vtt_time(seconds: float) -> str:
     ms = round(seconds * 1000)
     h, rest = divmod(ms, 3_600_000)
     m, rest = divmod(rest, 60_000)
@@ -108,7 +109,7 @@ def storyboard_vtt(view: dict[str, Any]) -> str:
     for tile in view["tiles"]:
         if tile["end"] <= tile["start"]:
             continue
-        cues += [f"{_vtt_time(tile['start'])} --> {_vtt_time(tile['end'])}",
+        cues += [f"{vtt_time(tile['start'])} --> {vtt_time(tile['end'])}",
                  f"{tile['url']}#xywh={tile['x']},{tile['y']},{tile['w']},{tile['h']}", ""]
     return "\n".join(cues)
 

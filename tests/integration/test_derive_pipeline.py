@@ -5,6 +5,7 @@ commit is the request), the broker out of reach, a derive worker killed mid-job.
 
 from __future__ import annotations
 
+import itertools
 import secrets
 import shutil
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from tests.harness import REPO, System, free_port, rows, wait_for
 from tests.integration.test_probe_samples import EXPECTED
+from videodrop.derivatives import KINDS
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -41,9 +43,9 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
         shutil.copy(samples / name, system.inbox / name)
     items = system.wait_done(len(EXPECTED), timeout=180)
     ready = [v for v in items if v["status"] == "ready"]
-    found = wait_for(lambda: settled(system, 2 * len(ready)), timeout=600, interval=0.5,
-                     what="every derivative to settle")
-    assert len(found) == 2 * len(ready)
+    found = wait_for(lambda: settled(system, len(KINDS) * len(ready)), timeout=600,
+                     interval=0.5, what="every derivative to settle")
+    assert len(found) == len(KINDS) * len(ready)
     for name, kind, status, code, error in found:
         assert status in {"ready", "skipped", "failed"}, (name, kind)
         assert (status == "ready") == (error is None and code is None), (name, kind, error)
@@ -52,7 +54,7 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
     # The record shows each state; nothing changed the videos' own status.
     for item in system.videos():
         if item["status"] == "ready":
-            assert set(item["derivatives"]) == {"poster", "storyboard"}
+            assert set(item["derivatives"]) == {"poster", "storyboard", "scenes"}
     assert [v["status"] for v in system.videos()] == [v["status"] for v in items]
     summaries = system.log_events("derive", "derive")
     assert summaries and all("kinds" in s and "total_ms" in s for s in summaries)
@@ -68,8 +70,8 @@ def one_ready(make_system: Any, samples: Path) -> tuple[System, dict[str, Any]]:
     def made() -> dict[str, Any] | None:
         item = system.http.get(record["api_links"]["api_endpoint"], timeout=5).json()
         states = {k: v["status"] for k, v in item["derivatives"].items()}
-        return item if states == {"poster": "ready", "storyboard": "ready"} else None
-    return system, wait_for(made, timeout=120, interval=0.3, what="poster and storyboard")
+        return item if states == dict.fromkeys(KINDS, "ready") else None
+    return system, wait_for(made, timeout=120, interval=0.3, what="every derivative")
 
 
 def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
@@ -100,11 +102,40 @@ def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
     assert http.get(tile["url"].replace("/0.jpg", "/7.jpg"), timeout=5).status_code == 404
     assert http.get(links["poster_url"].replace("/poster/", "/storyboard/x.jpg"),
                     timeout=5).status_code == 404
+    check_scenes(http, links, record["file_info"]["duration"])
     meta = http.get(links["metadata_url"], timeout=5).json()
     assert meta["derivatives"]["poster"]["status"] == "ready"
+    assert meta["derivatives"]["scenes"] == {"status": "ready", "error": None,
+                                             "error_code": None}
     # No slash: the same 308 as the other token endpoints.
     bare = http.get(links["poster_url"].rstrip("/"), allow_redirects=False, timeout=5)
     assert bare.status_code == 308
+
+
+def check_scenes(http: Any, links: dict[str, str], duration: float) -> None:
+    got = http.get(links["scenes_url"], timeout=5)
+    assert got.status_code == 200 and got.headers["Content-Type"].startswith(
+        "application/json")
+    view = got.json()
+    found = view["scenes"]
+    assert view["count"] == len(found) >= 1 and found[0]["start"] == 0.0
+    assert found[-1]["end"] == pytest.approx(duration, abs=0.1)
+    assert found[-1]["end_frame"] == view["frames"]
+    for before, after in itertools.pairwise(found):
+        assert before["end"] == after["start"] and before["end_frame"] == after["start_frame"]
+        assert after["transition"] in {"cut", "gradual"}
+    assert found[0]["transition"] is None
+    assert len(view["activity"]) == pytest.approx(duration, abs=1)
+    assert all(0 <= a <= 255 for a in view["activity"])
+    thumb = found[-1]["thumbnail"]
+    assert (thumb["w"], thumb["h"]) == (160, 90)
+    sheet = http.get(thumb["url"], timeout=5)
+    assert sheet.status_code == 200 and sheet.headers["Content-Type"] == "image/jpeg"
+    assert http.get(links["scenes_url"] + "9.jpg", timeout=5).status_code == 404
+    vtt = http.get(links["scenes_vtt_url"], timeout=5)
+    assert vtt.status_code == 200 and vtt.headers["Content-Type"].startswith("text/vtt")
+    lines = vtt.text.splitlines()
+    assert lines[0] == "WEBVTT" and "Scene 1" in lines and lines.count("") == len(found)
 
 
 def test_revoked_token_and_deleted_video_take_their_derivatives_along(
@@ -112,9 +143,10 @@ def test_revoked_token_and_deleted_video_take_their_derivatives_along(
     system, record = one_ready
     links = record["api_links"]
     derived = [links["poster_url"], links["storyboard_url"], links["storyboard_vtt_url"],
-               links["storyboard_url"] + "0.jpg"]
+               links["storyboard_url"] + "0.jpg", links["scenes_url"],
+               links["scenes_vtt_url"], links["scenes_url"] + "0.jpg"]
     folder = system.media_root / "derivatives" / record["source_id"]
-    assert (folder / "poster.jpg").is_file()
+    assert (folder / "poster.jpg").is_file() and (folder / "scenes-00.jpg").is_file()
     revoked = system.http.delete(f"{system.base_url}/api/videos/{record['id']}/token",
                                  headers=system.admin, timeout=5)
     assert revoked.status_code == 200
@@ -138,21 +170,25 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     assert system.wait_record("a.mp4")["status"] == "ready"
     assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
                 " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
+                                                       ("scenes", "pending", True),
                                                        ("storyboard", "pending", True)]
     record = system.records_named("a.mp4")[0]
     waiting = system.http.get(record["api_links"]["poster_url"], timeout=5)
     assert waiting.status_code == 409 and waiting.headers["Retry-After"] == "10"
     assert waiting.json()["description"] == "The poster is pending."
+    scenes = system.http.get(record["api_links"]["scenes_url"], timeout=5)
+    assert scenes.status_code == 409 and scenes.headers["Retry-After"] == "10"
+    assert scenes.json()["description"] == "The scenes are pending."
     closed = unreachable_url(system.amqp_url)
     unreachable = system.start_role("derive", env={"VIDEODROP_AMQP_URL": closed})
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
              what="the relay to find the broker out of reach")
     assert rows(system.database_url, "SELECT count(*) FROM derivatives"
-                " WHERE status = 'pending' AND queued_at IS NULL") == [(2,)]
+                " WHERE status = 'pending' AND queued_at IS NULL") == [(3,)]
     unreachable.terminate()
     unreachable.wait(timeout=60)
     system.start_role("derive")
-    wait_for(lambda: settled(system, 2), timeout=120, interval=0.3, what="derivatives")
+    wait_for(lambda: settled(system, len(KINDS)), timeout=120, interval=0.3, what="derivatives")
     assert {r[2] for r in derivative_rows(system)} == {"ready"}
 
 
@@ -194,7 +230,7 @@ def test_a_worker_killed_mid_job_is_redelivered_and_the_job_finishes(
     subprocess.run(["pkill", "-f", sleep], check=False)
     (tmp_path / "SLOW").unlink()
     system.start_role("derive")
-    found = wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+    found = wait_for(lambda: settled(system, len(KINDS)), timeout=120, interval=0.3,
                      what="the redelivered job to finish")
     assert {r[2] for r in found} == {"ready"}
     assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(2,)]
@@ -209,7 +245,7 @@ def test_requeue_derivatives_and_the_reconcile_at_start(make_system: Any, sample
     # A video made ready before derivatives existed (or with VIDEODROP_DERIVE off).
     rows(system.database_url, "DELETE FROM derivatives RETURNING 1")
     system.start_role("derive")
-    wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+    wait_for(lambda: settled(system, len(KINDS)), timeout=120, interval=0.3,
              what="the reconcile at start to request and make them")
     rows(system.database_url, "UPDATE derivatives SET status = 'failed', error = 'x',"
          " error_code = 'internal' WHERE kind = 'poster' RETURNING 1")
@@ -243,7 +279,7 @@ def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: An
     wait_for(lambda: system.queue_counts("derive.dead")[0] == 1, timeout=120,
              what="the job to be dead-lettered")
     assert system.log_text("derive").count("handler crashed") == 5
-    found = wait_for(lambda: settled(system, 2), timeout=30, what="the failure recorded")
+    found = wait_for(lambda: settled(system, len(KINDS)), timeout=30, what="the failure recorded")
     for _name, _kind, status, code, error in found:
         assert (status, code) == ("failed", "internal")
         assert "refusing to start a derive job" in error
@@ -266,7 +302,7 @@ def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Pa
     wait_for(lambda: system.log_text("derive").count("transient problem; retrying") >= 6,
              timeout=120, what="ffmpeg's absence to be retried in place")
     fake.chmod(0o755)
-    found = wait_for(lambda: settled(system, 2), timeout=120, interval=0.3,
+    found = wait_for(lambda: settled(system, len(KINDS)), timeout=120, interval=0.3,
                      what="the derivatives once ffmpeg is back")
     assert {r[2] for r in found} == {"ready"}
     assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(1,)]

@@ -17,7 +17,8 @@ FILE_INFO_KEYS = {"filename", "format", "size", "duration", "resolution", "fps",
                   "audio_codec"}
 # the seed's keys, then the derivatives' (they may only be added to, never renamed)
 LINK_KEYS = {"api_endpoint", "stream_url", "access_token", "metadata_url", "download_url",
-             "poster_url", "storyboard_url", "storyboard_vtt_url"}
+             "poster_url", "storyboard_url", "storyboard_vtt_url", "scenes_url",
+             "scenes_vtt_url"}
 
 
 def sha256(path) -> str:
@@ -52,6 +53,8 @@ def test_dropped_file_becomes_working_links(system, samples):
         "poster_url": f"{system.base_url}/api/video/{token}/poster/",
         "storyboard_url": f"{system.base_url}/api/video/{token}/storyboard/",
         "storyboard_vtt_url": f"{system.base_url}/api/video/{token}/storyboard.vtt",
+        "scenes_url": f"{system.base_url}/api/video/{token}/scenes/",
+        "scenes_vtt_url": f"{system.base_url}/api/video/{token}/scenes.vtt",
     }
     info = record["file_info"]
     assert info["filename"] == f"videos/{record['source_id']}/bbb_chapters.mp4"

@@ -1,0 +1,125 @@
+"""Scenes and activity: shot boundaries with a thumbnail per scene, and per second how
+much the picture changes, from one decoding pass.
+
+The pass decodes every frame (the loop filter skipped: the frames are only compared),
+resamples them to a constant :data:`RATE_BOUNDS`-bounded frame rate (``-fps_mode cfr``,
+the video's own rate when the probe knows it) so that frame ``n`` is at ``n / rate``
+seconds, shrinks each to :data:`THUMB_W` x :data:`THUMB_H` RGB pixels (letterboxed,
+sample aspect ratio applied) and writes them raw to a pipe. derive/shots.py finds the
+boundaries (cuts and gradual transitions) and keeps one frame per scene; the kept frames
+are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
+reading them from a raw file.
+
+Facts recorded (the row's ``data``): ``rate`` (frames/s), ``frames``, ``duration`` (s),
+``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
+after the first), the thumbnail ``width``/``height``/``columns`` and the ``sheets``, and
+``activity``: per second the mean absolute difference between consecutive frames (0..255
+levels), packed by videodrop/derivatives.py :func:`pack_activity`."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from derive import shots
+from derive.ffmpeg import Failed, FFmpeg, Skipped, input_args
+from videodrop.derivatives import ACTIVITY_SCALE, Reason, pack_activity
+
+THUMB_W, THUMB_H = 160, 90
+FRAME_BYTES = THUMB_W * THUMB_H * 3
+COLUMNS, MAX_ROWS = 10, 10
+QUALITY = 5  # ffmpeg's -q:v for mjpeg
+DEFAULT_RATE = 25.0  # frames/s when the probe gave none
+RATE_BOUNDS = (1.0, 120.0)
+SHEET = "scenes-{:02d}.jpg"
+_OUTPUT_FPS = re.compile(rb"Output #0.*?Stream #0:0.*?, ([\d.]+) fps,", re.DOTALL)
+
+
+def rate_of(fps: float | None) -> float:
+    """The constant frame rate of the pass: the probe's ``fps`` when within
+    :data:`RATE_BOUNDS`, else :data:`DEFAULT_RATE`."""
+    low, high = RATE_BOUNDS
+    return round(fps, 3) if fps and low <= fps <= high else DEFAULT_RATE
+
+
+class _Frames:
+    """Cuts ffmpeg's stdout chunks into frames for a :class:`shots.Shots`."""
+
+    def __init__(self, found: shots.Shots) -> None:
+        self.found = found
+        self.pending = bytearray()
+
+    def __call__(self, chunk: bytes) -> None:
+        self.pending += chunk
+        whole = len(self.pending) - len(self.pending) % FRAME_BYTES
+        for i in range(0, whole, FRAME_BYTES):
+            self.found.add(bytes(self.pending[i:i + FRAME_BYTES]))
+        del self.pending[:whole]
+
+
+def analyse(ffmpeg: FFmpeg, path: Path, rate: float, thumbs: Path
+            ) -> tuple[shots.Shots, list[int], dict[int, int]]:
+    """The pass: the detector, the scenes' first frames, and where each scene's
+    thumbnail lies in ``thumbs`` (scene start → frame index in the file)."""
+    where: dict[int, int] = {}
+    with thumbs.open("wb") as out:
+        def keep(start: int, frame: bytes) -> None:
+            where[start] = len(where)
+            out.write(frame)
+
+        found = shots.Shots(shots.lag_for(rate), keep)
+        done = ffmpeg.run([
+            "-skip_loop_filter", "all", *input_args(path, keyframes=False),
+            "-vf", f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
+                   f"scale={THUMB_W}:{THUMB_H}:force_original_aspect_ratio=decrease"
+                   f":flags=bilinear,pad={THUMB_W}:{THUMB_H}:-1:-1,format=rgb24",
+            "-fps_mode", "cfr", "-r", f"{rate:g}", "-f", "rawvideo", "pipe:1"],
+            on_stdout=_Frames(found))
+        starts = found.finish() if found.count else []
+    said = _OUTPUT_FPS.search(done.stderr)
+    if said and abs(float(said.group(1)) - rate) > 0.01:  # printed rounded
+        raise Failed(Reason.FFMPEG_FAILED, f"ffmpeg resampled to {float(said.group(1)):g}"
+                     f" fps, not {rate:g}")
+    return found, starts, where
+
+
+def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Path]:
+    """The thumbnails of ``order`` (frame indexes in ``thumbs``), tiled into sheets."""
+    ordered = out / "ordered.rgb"
+    with thumbs.open("rb") as source, ordered.open("wb") as fh:
+        for k in order:
+            source.seek(k * FRAME_BYTES)
+            fh.write(source.read(FRAME_BYTES))
+    rows = min(MAX_ROWS, -(-len(order) // COLUMNS))
+    ffmpeg.run(["-protocol_whitelist", "file", "-f", "rawvideo", "-pixel_format", "rgb24",
+                "-video_size", f"{THUMB_W}x{THUMB_H}", "-framerate", "25",
+                "-i", f"file:{ordered}", "-vf", f"tile={COLUMNS}x{rows},format=yuvj420p",
+                "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
+                "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg"])
+    ordered.unlink()
+    return sorted(out.glob("sheet-*.jpg"))
+
+
+def make(ffmpeg: FFmpeg, path: Path, fps: float | None, out: Path
+         ) -> tuple[dict[str, Any], list[Path]]:
+    """Sheets in ``out`` and the facts (module docstring). :class:`Skipped` when no frame
+    decodes; :class:`Failed` when ffmpeg fails."""
+    rate = rate_of(fps)
+    thumbs = out / "thumbs.rgb"
+    found, starts, where = analyse(ffmpeg, path, rate, thumbs)
+    if not starts:
+        raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
+    order = [where.get(s, 0) for s in starts]
+    made = sheets(ffmpeg, thumbs, order, out)
+    thumbs.unlink()
+    if not made:
+        raise Failed(Reason.FFMPEG_FAILED, "ffmpeg wrote no scene thumbnails")
+    cuts = set(found.cuts)
+    return {"rate": rate, "frames": found.count, "duration": round(found.count / rate, 3),
+            "starts": starts,
+            "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
+            "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
+            "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
+            "activity": pack_activity(shots.activity(found.d1, rate, starts)),
+            "activity_scale": ACTIVITY_SCALE}, made

@@ -1,0 +1,247 @@
+"""Shot boundaries and activity from a stream of small frames (pure computation; the
+ffmpeg pass that feeds it is derive/scenes.py).
+
+Frames arrive one by one, each the same number of bytes (any pixel layout). Of each,
+every :data:`STEP`-th byte is kept (the sample) and compared to the sample of the frame
+before (``d1``: mean absolute difference, 0..255, also the activity) and to the sample
+of the frame :attr:`Shots.lag` frames before (``dk``).
+
+* **Cut**: frame ``i`` starts a new shot when ``d1[i]`` is at least :data:`CUT_MIN` and
+  jumps: at least :data:`CUT_RATIO` times the mean ``d1`` of the :data:`WINDOW` frames on
+  the calmer side of it and :data:`CUT_OVER` times that of the busier side (not motion
+  that goes on or starts: a cut from a busy shot to a still one is seen); or its colours
+  jump: the share of the per-channel histograms (:data:`HIST_BINS` levels) that moved is
+  at least :data:`HIST_MIN` and :data:`HIST_OVER` times the busier side's mean (a cut
+  between two busy textures, whose pixels all change anyway). Either way the change must
+  last: the frame :data:`WINDOW` frames on still differs from the frame before the cut
+  by :data:`PERSIST` of ``d1[i]`` (a flash or a flicker returns), and a cut comes no
+  sooner than :data:`MIN_SCENE` of the lag after the one before.
+* **Gradual transition** (dissolve, fade): ``dk`` rises to a plateau while one shot
+  blends into the next and falls back ``lag`` frames later, where motion alone keeps it
+  level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``; a run of frames with a bump
+  of at least :data:`GRADUAL_MIN` is one transition, its boundary the run's centroid less
+  half the lag (the middle of the dissolve). A transition within ``lag`` frames of a cut
+  is that cut's own bump and is dropped.
+
+A boundary is the first frame of a new scene. Each scene keeps one frame (its
+thumbnail): the one :attr:`Shots.lag` frames in, or the middle of a shorter scene.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+STEP = 13  # bytes: one of each STEP kept for comparison (13 mixes the channels of RGB)
+WINDOW = 2  # frames each side a cut is compared to
+CUT_MIN = 8.0  # mean absolute difference (0..255)
+CUT_RATIO = 3.0  # times the calmer side's mean
+CUT_OVER = 1.5  # times the busier side's mean
+PERSIST = 0.5  # a cut's change still there WINDOW frames on, as a share of its d1
+MIN_SCENE = 2 / 3  # of the lag: no cut this soon after another
+HIST_STEP = 12  # bytes: every 4th pixel of RGB24, per channel, for the histograms
+HIST_BINS = 16
+HIST_MIN = 0.3  # share of the histograms that moved
+HIST_OVER = 2.0  # times the busier side's mean
+_BIN = bytes(v * HIST_BINS // 256 for v in range(256))
+GRADUAL_MIN = 20.0  # bump (0..255)
+LAG_SECONDS = 0.6  # gradual transitions up to about this long are seen whole
+MIN_LAG = 8  # frames
+
+
+def _mad(a: bytes, b: bytes) -> float:
+    return sum(map(abs, map(operator.sub, a, b))) / (len(a) or 1)
+
+
+def _histogram(frame: bytes) -> list[int]:
+    """Counts of :data:`HIST_BINS` levels per channel of an RGB24 frame's pixel sample."""
+    counts = []
+    for channel in range(3):
+        binned = frame[channel::HIST_STEP].translate(_BIN)
+        counts += [binned.count(k) for k in range(HIST_BINS)]
+    return counts
+
+
+def _moved(a: list[int], b: list[int]) -> float:
+    """The share of two histograms that differs, 0..1."""
+    return sum(map(abs, map(operator.sub, a, b))) / (2 * (sum(a) or 1))
+
+
+def lag_for(rate: float) -> int:
+    """Frames between the two frames ``dk`` compares, for ``rate`` frames per second."""
+    return max(MIN_LAG, round(LAG_SECONDS * rate))
+
+
+@dataclass
+class Shots:
+    """Feed frames with :meth:`add`, then :meth:`finish`; ``keep(scene_start, frame)`` is
+    called once per scene with its thumbnail's bytes, in the order they are found (not
+    always the scenes' order)."""
+
+    lag: int
+    keep: Callable[[int, bytes], None]
+    d1: list[float] = field(default_factory=list)  # per frame; d1[0] = 0
+    moved: list[float] = field(default_factory=list)  # per frame: histogram change, 0..1
+    cuts: list[int] = field(default_factory=list)
+    graduals: list[int] = field(default_factory=list)
+    _dk: list[float] = field(default_factory=list)  # per frame from ``lag`` on
+    _samples: deque[bytes] = field(default_factory=deque)
+    _histogram: list[int] = field(default_factory=list)
+    _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
+    _run: list[tuple[int, float]] = field(default_factory=list)
+    _wanted: dict[int, int] = field(default_factory=dict)  # scene start → thumbnail frame
+
+    def __post_init__(self) -> None:
+        self._wanted[0] = self.lag
+
+    @property
+    def count(self) -> int:
+        return len(self.d1)
+
+    def add(self, frame: bytes) -> None:
+        j = len(self.d1)
+        sample = frame[::STEP]
+        self.d1.append(_mad(sample, self._samples[-1]) if self._samples else 0.0)
+        histogram = _histogram(frame)
+        self.moved.append(_moved(histogram, self._histogram) if self._histogram else 0.0)
+        self._histogram = histogram
+        if len(self._samples) >= self.lag:
+            self._dk.append(_mad(sample, self._samples[-self.lag]))
+        self._samples.append(sample)
+        if len(self._samples) > self.lag:
+            self._samples.popleft()
+        self._frames.append((j, frame))
+        if len(self._frames) > 4 * self.lag + 2 * WINDOW + 4:
+            self._frames.popleft()
+        for start, want in list(self._wanted.items()):
+            if want == j:
+                self._take(start, j)
+        if j >= 2 * WINDOW:
+            self._judge_cut(j - WINDOW)
+        if j >= 2 * self.lag:
+            self._judge_bump(j - self.lag, right=True)
+
+    def finish(self) -> list[int]:
+        """The boundaries (first frames of scenes, from 0), in order."""
+        n = len(self.d1)
+        for i in range(max(1, n - WINDOW), n):
+            self._judge_cut(i)
+        for i in range(max(self.lag, n - self.lag), n):
+            self._judge_bump(i, right=False)
+        self._end_run()
+        starts = self.starts()
+        for k, start in enumerate(starts):
+            if start in self._wanted:
+                end = starts[k + 1] if k + 1 < len(starts) else n
+                self._take(start, min(self._wanted[start], (start + end - 1) // 2))
+        return starts
+
+    def starts(self) -> list[int]:
+        return sorted({0, *self.cuts, *self.graduals})
+
+    # --- cuts ---------------------------------------------------------------------------
+
+    def _sample(self, k: int) -> bytes:
+        """The sample of frame ``k``, or of the oldest (newest) one still held."""
+        first = len(self.d1) - len(self._samples)
+        return self._samples[min(max(k - first, 0), len(self._samples) - 1)]
+
+    def _judge_cut(self, i: int) -> None:
+        if i < 1:
+            return
+        value = self.d1[i]
+        if value < CUT_MIN or (self.cuts and i - self.cuts[-1] < MIN_SCENE * self.lag):
+            return
+        if _mad(self._sample(i + WINDOW), self._sample(i - 1)) < PERSIST * value:
+            return
+        means = _side_means(self.d1, i)
+        pixels = not means or (value >= CUT_RATIO * min(means)
+                               and value >= CUT_OVER * max(means))
+        moved = self.moved[i]
+        colours = moved >= HIST_MIN and moved >= HIST_OVER * max(_side_means(self.moved, i),
+                                                                 default=0.0)
+        if pixels or colours:
+            self.graduals = [g for g in self.graduals if abs(g - i) > self.lag]
+            self._found(i)
+            self.cuts.append(i)
+
+    # --- gradual transitions ------------------------------------------------------------
+
+    def _dk_at(self, i: int) -> float | None:
+        k = i - self.lag
+        return self._dk[k] if 0 <= k < len(self._dk) else None
+
+    def _judge_bump(self, i: int, *, right: bool) -> None:
+        here = self._dk_at(i)
+        if here is None:
+            return
+        sides = [v for v in (self._dk_at(i - self.lag), self._dk_at(i + self.lag) if right
+                             else None) if v is not None]
+        bump = here - max(sides) if sides else 0.0
+        if bump >= GRADUAL_MIN:
+            self._run.append((i, bump))
+        else:
+            self._end_run()
+
+    def _end_run(self) -> None:
+        if not self._run:
+            return
+        total = sum(b for _, b in self._run)
+        centre = sum(i * b for i, b in self._run) / total
+        self._run = []
+        boundary = round(centre - self.lag / 2)
+        if boundary < 1 or any(abs(c - boundary) <= self.lag for c in self.cuts):
+            return
+        self._found(boundary)
+        self.graduals.append(boundary)
+
+    # --- thumbnails ---------------------------------------------------------------------
+
+    def _found(self, start: int) -> None:
+        """A new scene from ``start``: its thumbnail is ``lag`` frames in; the scene
+        before it, if still waiting for one beyond ``start``, takes its middle."""
+        before = max((s for s in self._wanted if s < start), default=None)
+        if before is not None and self._wanted[before] >= start:
+            self._take(before, max(before, (before + start - 1) // 2))
+        self._wanted[start] = start + self.lag
+        if start + self.lag < len(self.d1):
+            self._take(start, start + self.lag)
+
+    def _take(self, start: int, frame: int) -> None:
+        if start not in self._wanted:
+            return
+        held = [f for j, f in self._frames if j >= frame] or [self._frames[-1][1]]
+        del self._wanted[start]
+        self.keep(start, held[0])
+
+
+def _side_means(values: list[float], i: int) -> list[float]:
+    """The means of the :data:`WINDOW` values before ``i`` (from 1) and after it, each
+    leaving out exact zeros (a frame repeated to keep the frame rate constant: a video
+    of 15 frames/s analysed at 30 shows every change next to a zero) unless all are."""
+    means = []
+    for side in (values[max(1, i - WINDOW):i], values[i + 1:i + 1 + WINDOW]):
+        moving = [v for v in side if v] or side
+        if moving:
+            means.append(sum(moving) / len(moving))
+    return means
+
+
+def activity(d1: list[float], rate: float, starts: list[int]) -> list[float]:
+    """Per second ``s`` (frames ``s * rate`` to before ``(s + 1) * rate``): the mean
+    ``d1`` of its frames other than the first frame of a scene (a cut is no motion), in
+    levels 0..255; 0 for a second without such frames."""
+    skip = set(starts)
+    sums: list[float] = []
+    counts: list[int] = []
+    for j, value in enumerate(d1):
+        second = int(j / rate)
+        while len(sums) <= second:
+            sums.append(0.0)
+            counts.append(0)
+        if j not in skip:
+            sums[second] += value
+            counts[second] += 1
+    return [s / c if c else 0.0 for s, c in zip(sums, counts, strict=True)]

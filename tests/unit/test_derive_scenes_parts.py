@@ -1,0 +1,124 @@
+"""The scenes kind's parts that need no service: the boundary finder (derive/shots.py) on
+frames made here, the activity and its packing, the JSON and the WebVTT chapters, and
+the corpus scorer (testbed/cuts.py)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from api.derivatives.scenes import scenes_view, scenes_vtt
+from derive import shots
+from testbed import cuts
+from videodrop.derivatives import pack_activity, unpack_activity
+
+SIZE = 160 * 90 * 3
+
+
+def texture(seed: int) -> bytes:
+    return random.Random(seed).randbytes(SIZE)
+
+
+def blend(a: bytes, b: bytes, share: float) -> bytes:
+    return bytes(round(x * (1 - share) + y * share) for x, y in zip(a, b, strict=True))
+
+
+def run(frames: list[bytes], lag: int = 8) -> tuple[shots.Shots, list[int], dict[int, bytes]]:
+    kept: dict[int, bytes] = {}
+    found = shots.Shots(lag, kept.__setitem__)
+    for frame in frames:
+        found.add(frame)
+    return found, found.finish(), kept
+
+
+def test_a_hard_cut_is_found_at_its_frame_with_a_thumbnail_from_each_scene():
+    a, b = texture(1), texture(2)
+    found, starts, kept = run([a] * 30 + [b] * 30)
+    assert starts == [0, 30] and found.cuts == [30]
+    assert kept[0] == a and kept[30] == b
+
+
+def test_a_dissolve_is_found_in_its_middle_and_is_gradual():
+    a, b = texture(3), texture(4)
+    frames = [a] * 40 + [blend(a, b, (k + 1) / 11) for k in range(10)] + [b] * 40
+    found, starts, _ = run(frames)
+    assert found.cuts == [] and len(found.graduals) == 1
+    assert 40 <= found.graduals[0] <= 50 and starts == [0, found.graduals[0]]
+
+
+def test_motion_that_goes_on_is_no_cut():
+    """Every frame differs from the one before as much as a cut would: no jump."""
+    frames = [texture(k) for k in range(40)]
+    found, starts, _ = run(frames)
+    assert starts == [0] and found.cuts == []
+
+
+def test_activity_per_second_leaves_out_the_first_frame_of_a_scene():
+    d1 = [0.0, 2.0, 2.0, 90.0, 4.0, 4.0]
+    assert shots.activity(d1, 3.0, [0, 3]) == [2.0, 4.0]
+    assert shots.activity(d1, 3.0, []) == [pytest.approx(4 / 3), pytest.approx(98 / 3)]
+    assert shots.activity([], 25.0, []) == []
+
+
+def test_activity_packs_one_byte_a_second_on_a_square_root_scale():
+    levels = [0.0, 0.01, 0.3, 1.0, 30.0, 254.0, 300.0]
+    packed = pack_activity(levels)
+    assert len(packed) == 12  # base64 of 7 bytes
+    back = unpack_activity(packed)
+    assert back[0] == 0.0 and back[-1] == back[-2] == pytest.approx(254, abs=0.1)
+    for level, got in zip(levels[1:5], back[1:5], strict=True):
+        assert got == pytest.approx(level, rel=0.15, abs=0.01)
+
+
+def data() -> dict[str, object]:
+    return {"rate": 25.0, "frames": 250, "duration": 10.0, "starts": [0, 100, 180],
+            "transitions": ["cut", "gradual"], "width": 160, "height": 90, "columns": 10,
+            "rows": 1, "sheets": ["derivatives/x/scenes-00.jpg"],
+            "activity": pack_activity([1.0] * 10), "activity_scale": 16}
+
+
+def test_scenes_json_and_webvtt_chapters():
+    view = scenes_view(data(), "http://h", "TOKEN")
+    assert view["count"] == 3 and view["activity"] == [1.0] * 10
+    first, second, last = view["scenes"]
+    assert (first["start"], first["end"], first["start_frame"], first["end_frame"]) == (
+        0.0, 4.0, 0, 100)
+    assert first["transition"] is None and second["transition"] == "cut"
+    assert last["transition"] == "gradual" and (last["end"], last["end_frame"]) == (10.0, 250)
+    assert last["thumbnail"] == {"url": "http://h/api/video/TOKEN/scenes/0.jpg", "x": 320,
+                                 "y": 0, "w": 160, "h": 90}
+    assert view["vtt_url"] == "http://h/api/video/TOKEN/scenes.vtt"
+    assert scenes_vtt(view).splitlines()[:6] == [
+        "WEBVTT", "", "00:00:00.000 --> 00:00:04.000", "Scene 1", "",
+        "00:00:04.000 --> 00:00:07.200"]
+
+
+def test_the_corpus_scorer_matches_within_the_tolerance_once():
+    truth = [cuts.Transition(40, 40), cuts.Transition(70, 80)]
+    assert cuts.score(truth, [0, 41, 75]).recall == 1.0
+    missed = cuts.score(truth, [0, 42, 40, 82, 60])
+    assert missed.matched == 1 and missed.missed == (truth[1],)
+    assert missed.extra == (42, 60, 82) and missed.precision == pytest.approx(1 / 4)
+    clip = cuts.Clip("c", "64x36", 25, (40, 30, 45), (0, 10))
+    assert clip.transitions() == [cuts.Transition(40, 40), cuts.Transition(60, 70)]
+    assert clip.frames == 105
+
+
+def test_a_flash_that_returns_is_no_cut():
+    a, flash = texture(5), bytes([250]) * SIZE
+    found, starts, _ = run([a] * 30 + [flash] + [a] * 30)
+    assert starts == [0] and found.cuts == []
+
+
+def test_repeated_frames_of_a_low_frame_rate_hide_neither_motion_nor_cuts():
+    """15 frames/s analysed at 30: each frame twice. Motion going on is no cut; a cut
+    still is one."""
+    moving = [texture(100 + k) for k in range(20) for _ in range(2)]
+    found, starts, _ = run(moving)
+    assert starts == [0], found.cuts
+    a, b = texture(7), texture(8)
+    wobble = [bytes(min(255, x + (k % 2)) for x in a) for k in range(10)]
+    frames = [f for f in wobble for _ in range(2)] + [b] * 20
+    _, starts, _ = run(frames)
+    assert starts == [0, 20]
