@@ -97,6 +97,14 @@ class Verdict:
     expects_continue: bool = False  # HTTP/1.1 Expect: 100-continue, body held and not sent
 
 
+def is_liveness(head: bytes | bytearray) -> bool:
+    """Whether the request whose head starts ``head`` is ``GET``/``HEAD /healthz``: answered
+    at once and never refused for its client's share (a monitor on the address of a
+    client that holds its share must still see the process answer)."""
+    return bytes(head[:16]).startswith((b"GET /healthz ", b"HEAD /healthz ",
+                                        b"GET /healthz?", b"HEAD /healthz?"))
+
+
 def assess(data: bytes | bytearray) -> Verdict:
     """How much of the request at the start of ``data`` has arrived: TOO_LARGE when its
     head (up to and including the blank line) is, or is sure to be, longer than
@@ -245,7 +253,7 @@ class ArrivedRequestWorker(ThreadWorker):
         if verdict.arrived is Arrived.TOO_LARGE:
             self.refuse(conn, HEAD_TOO_LARGE, "head_too_large", client, arrival.data)
             return
-        if self.busy.get(client, 0) >= self.per_client:
+        if self.busy.get(client, 0) >= self.per_client and not is_liveness(arrival.data):
             self.refuse(conn, CLIENT_BUSY, "client_busy", client, arrival.data)  # its share
             return
         self.busy[client] = self.busy.get(client, 0) + 1

@@ -70,14 +70,17 @@ def check_broker(settings: Settings) -> tuple[bool, str]:
         return False, f"unavailable: {exc}"
     try:
         counts = []
-        for queue in (settings.probe_queue, settings.dead_queue):
-            channel = conn.channel()
-            try:
-                ok = channel.queue_declare(queue, passive=True)
-                counts.append(f"{queue}: {ok.method.message_count} messages,"
-                              f" {ok.method.consumer_count} consumers")
-            except pika.exceptions.ChannelClosedByBroker:
-                counts.append(f"{queue}: not declared yet")
+        for _key, job_queue, dead in settings.job_queues:
+            if job_queue == settings.derive_queue and not settings.derive:
+                continue  # the derive role is off (VIDEODROP_DERIVE empty)
+            for queue in (job_queue, dead):
+                channel = conn.channel()
+                try:
+                    ok = channel.queue_declare(queue, passive=True)
+                    counts.append(f"{queue}: {ok.method.message_count} messages,"
+                                  f" {ok.method.consumer_count} consumers")
+                except pika.exceptions.ChannelClosedByBroker:
+                    counts.append(f"{queue}: not declared yet")
         return True, "; ".join(counts)
     except broker.CONNECTION_ERRORS as exc:
         return False, f"unavailable: {exc!r}"
@@ -158,13 +161,18 @@ ROLES: dict[str, tuple[str, ...]] = {
     "prober": ("database", "broker", "inbox", "media root", "ffprobe"),
     "derive": ("database", "broker", "media root", "ffmpeg"),
     "api": ("database", "broker", "inbox", "media root"),
-    "all": ("database", "broker", "inbox", "media root", "ffprobe"),
+    "all": ("database", "broker", "inbox", "media root", "ffprobe", "ffmpeg"),
 }
+
+
+def checks_of(settings: Settings, role: str) -> tuple[str, ...]:
+    """The checks of ``role``: ffmpeg only while the derive role is on (VIDEODROP_DERIVE)."""
+    return tuple(name for name in ROLES[role] if name != "ffmpeg" or settings.derive)
 
 
 def run_checks(settings: Settings, role: str = "all") -> list[Result]:
     results = []
-    for name in ROLES[role]:
+    for name in checks_of(settings, role):
         t0 = time.perf_counter()
         try:
             ok, detail = CHECKS[name](settings)

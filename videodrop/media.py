@@ -159,10 +159,11 @@ def name_from_filename(filename: str) -> str:
     """A readable default name: separators become spaces, except a single ``-`` or ``.``
     between digits, which keeps dates, times and versions readable:
     ``Front_door-2026-11-30.mp4`` → ``Front door 2026-11-30``, ``cam_12.30.mp4`` →
-    ``cam 12.30``; ``.mp4`` (an extension only) → ``video``."""
+    ``cam 12.30``; ``.mp4`` (an extension only) → ``video``. Control characters (a
+    newline, ``\x01``) become spaces: the name is shown on one line."""
     base = PurePosixPath(filename).name or filename
     stem, dot, _ext = base.rpartition(".")
-    stem = stem if dot else base
+    stem = "".join(" " if unicodedata.category(c) == "Cc" else c for c in (stem if dot else base))
     words = re.sub(r"[_\-.]+", _separator, stem).strip()
     return re.sub(r"\s+", " ", words) or "video"
 

@@ -305,7 +305,8 @@ def parser() -> argparse.ArgumentParser:
         description="Upload video files to a videodrop server and print their URLs.")
     p.add_argument("files", nargs="+", metavar="FILE", type=Path)
     p.add_argument("--url", help="server base URL (default: VIDEODROP_BASE_URL)")
-    p.add_argument("--token", help="admin token (default: VIDEODROP_ADMIN_TOKEN)")
+    p.add_argument("--token", help="admin token (default: VIDEODROP_ADMIN_TOKEN, else"
+                   " var/admin-token in the current folder, as `make run` writes it)")
     p.add_argument("--name", action="append", default=[],
                    help="the video's name; give it once per FILE, in order")
     p.add_argument("--source-id", action="append", default=[], dest="source_id",
@@ -331,6 +332,8 @@ def main(settings: Settings, argv: list[str], *, out: TextIO | None = None,
               "VIDEODROP_ADMIN_TOKEN, or run it in the folder of a `make run` checkout",
               file=err)
         return 2
+    if looked not in {"--token", "VIDEODROP_ADMIN_TOKEN"}:  # the dev token of a checkout
+        print(f"videodrop upload: admin token from {looked}", file=err)
     for option in ("name", "source_id"):
         given = getattr(args, option)
         if given and len(given) != len(args.files):

@@ -289,7 +289,10 @@ class Upload:
             raise falcon.HTTPInsufficientStorage(
                 title="Cannot store the upload",
                 description=f"The media folder refused the file: {exc.strerror}.") from exc
-        except BaseException as exc:  # refusals (HTTP errors), bugs: nothing stays behind
+        except falcon.HTTPError as exc:  # refusals: nothing stays behind
+            self._abandon(receipt, reason=f"{exc.status}: {exc.description or exc.title}")
+            raise
+        except BaseException as exc:  # bugs: nothing stays behind
             self._abandon(receipt, reason=repr(exc))
             raise
         published = self.probes.publish(video.id)

@@ -223,6 +223,10 @@ def test_the_workers_own_answers_are_counted_and_logged_once_a_minute(make_syste
                              f"X-Forwarded-For: {client}\r\n\r\n".encode())
                 got = answer(sock)
             assert got.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in got, got
+        with raw(system) as sock:  # a monitor on that client's address: never refused
+            sock.sendall(f"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                         f"X-Forwarded-For: {client}\r\n\r\n".encode())
+            assert answer(sock).startswith(b"HTTP/1.1 200 ")
 
     # asked for by another client (the trusted proxy forwards for it): never refused
     resp = requests.get(f"{system.base_url}/metrics", timeout=10,

@@ -263,9 +263,10 @@ def test_health_passes_on_a_working_set_up(health_env: dict[str, str]) -> None:
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["CHECK", "STATUS", "MS"]
     checks = {line.split("  ")[0].strip(): line for line in lines[1:]}
-    assert set(checks) == {"database", "broker", "inbox", "media root", "ffprobe"}
+    assert set(checks) == {"database", "broker", "inbox", "media root", "ffprobe", "ffmpeg"}
     assert all(" ok " in line for line in checks.values()), done.stdout
     assert "schema up to date" in checks["database"]
+    assert f"{health_env['VIDEODROP_AMQP_PREFIX']}.derive:" in checks["broker"]
     assert not list(Path(health_env["VIDEODROP_INBOX"]).iterdir()), "health wrote in the inbox"
     assert not list(Path(health_env["VIDEODROP_MEDIA_ROOT"]).iterdir())
 
@@ -295,6 +296,12 @@ def test_health_json_and_roles(health_env: dict[str, str]) -> None:
     failed = {c["check"]: c["detail"] for c in checks if not c["ok"]}
     assert failed == {"ffmpeg": "/nonexistent/ffmpeg: not found (apt-get install ffmpeg,"
                                 " or set VIDEODROP_FFMPEG)"}
+    # the whole set-up needs ffmpeg while the derive role is on, and not once it is off
+    assert health({**health_env, "VIDEODROP_FFMPEG": "/nonexistent/ffmpeg"}).returncode == 1
+    done = health({**health_env, "VIDEODROP_FFMPEG": "/nonexistent/ffmpeg",
+                   "VIDEODROP_DERIVE": ""}, "--json")
+    assert done.returncode == 0, done.stdout
+    assert "ffmpeg" not in {c["check"] for c in json.loads(done.stdout)["checks"]}
 
 
 def test_health_fails_loudly(health_env: dict[str, str], postgres_server_url: str,

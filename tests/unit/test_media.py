@@ -43,6 +43,7 @@ def test_safe_filename(raw, safe):
 @pytest.mark.parametrize(("filename", "name"), [
     (".mp4", "video"), ("front_door-2024_05_01.mp4", "front door 2024 05 01"),
     ("README", "README"), ("a.b.mkv", "a b"),
+    ("bad\xff\x01ctl.mp4", "bad\xff ctl"), ("two\nlines.mp4", "two lines"),
 ])
 def test_name_from_filename(filename, name):
     assert media.name_from_filename(filename) == name
