@@ -14,8 +14,9 @@ from the catalog's rows, never from the request."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import falcon
 
@@ -77,6 +78,56 @@ class Poster(DerivativeResource):
     on_head = on_get
 
 
+#: A derivative's JSON view: (its row's ``data``, the base URL, the token) → the JSON.
+View = Callable[[dict[str, Any], str, str], dict[str, Any]]
+
+
+class DerivativeView(DerivativeResource):
+    """``GET`` → the JSON :attr:`view` makes of the ready derivative."""
+
+    view: ClassVar[View]
+
+    def view_of(self, token: str) -> dict[str, Any]:
+        _video, found = self.ready(token)
+        return type(self).view(found.data, self.settings.base_url.rstrip("/"), token)
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        resp.media = self.view_of(token)
+
+    on_head = on_get
+
+
+class DerivativeVTT(DerivativeView):
+    """``GET`` → WebVTT: :attr:`vtt` of the JSON view."""
+
+    vtt: ClassVar[Callable[[dict[str, Any]], str]]
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        resp.content_type = "text/vtt; charset=utf-8"
+        resp.text = type(self).vtt(self.view_of(token))
+
+    on_head = on_get
+
+
+class DerivativeSheet(DerivativeResource):
+    """``GET …/{sheet}.jpg`` → image ``sheet`` (from 0) of the derivative's ``sheets``;
+    404 naming the range for any other."""
+
+    sheets_are: str  # how the 404 names them: "The storyboard has sheets"
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str,
+               sheet: str) -> None:
+        video, found = self.ready(token)
+        sheets: list[str] = found.data["sheets"]
+        if not sheet.isdigit() or int(sheet) >= len(sheets):
+            raise falcon.HTTPNotFound(
+                title="Not found",
+                description=f"{self.sheets_are} 0 to {len(sheets) - 1}.")
+        self.send_image(req, resp, video, sheets[int(sheet)], f"{self.kind}-{sheet}.jpg")
+
+    on_head = on_get
+
+
 def sheet_url(base: str, token: str, sheet: int) -> str:
     return f"{base}/api/video/{token}/storyboard/{sheet}.jpg"
 
@@ -114,42 +165,20 @@ def storyboard_vtt(view: dict[str, Any]) -> str:
     return "\n".join(cues)
 
 
-class Storyboard(DerivativeResource):
+class Storyboard(DerivativeView):
     kind = "storyboard"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, found = self.ready(token)
-        resp.media = storyboard_view(found.data, self.settings.base_url.rstrip("/"), token)
-
-    on_head = on_get
+    view = storyboard_view
 
 
-class StoryboardVTT(DerivativeResource):
+class StoryboardVTT(DerivativeVTT):
     kind = "storyboard"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, found = self.ready(token)
-        view = storyboard_view(found.data, self.settings.base_url.rstrip("/"), token)
-        resp.content_type = "text/vtt; charset=utf-8"
-        resp.text = storyboard_vtt(view)
-
-    on_head = on_get
+    view = storyboard_view
+    vtt = storyboard_vtt
 
 
-class StoryboardSheet(DerivativeResource):
+class StoryboardSheet(DerivativeSheet):
     kind = "storyboard"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str,
-               sheet: str) -> None:
-        video, found = self.ready(token)
-        sheets: list[str] = found.data["sheets"]
-        if not sheet.isdigit() or int(sheet) >= len(sheets):
-            raise falcon.HTTPNotFound(
-                title="Not found",
-                description=f"The storyboard has sheets 0 to {len(sheets) - 1}.")
-        self.send_image(req, resp, video, sheets[int(sheet)], f"storyboard-{sheet}.jpg")
-
-    on_head = on_get
+    sheets_are = "The storyboard has sheets"
 
 
 def add_routes(app: falcon.App, make: Any) -> None:

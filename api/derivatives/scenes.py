@@ -17,7 +17,7 @@ from typing import Any
 
 import falcon
 
-from api.derivatives.endpoints import DerivativeResource, vtt_time
+from api.derivatives.endpoints import DerivativeSheet, DerivativeView, DerivativeVTT, vtt_time
 from videodrop.derivatives import unpack_activity
 
 
@@ -58,42 +58,20 @@ def scenes_vtt(view: dict[str, Any]) -> str:
     return "\n".join(cues)
 
 
-class Scenes(DerivativeResource):
+class Scenes(DerivativeView):
     kind = "scenes"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, found = self.ready(token)
-        resp.media = scenes_view(found.data, self.settings.base_url.rstrip("/"), token)
-
-    on_head = on_get
+    view = scenes_view
 
 
-class ScenesVTT(DerivativeResource):
+class ScenesVTT(DerivativeVTT):
     kind = "scenes"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, found = self.ready(token)
-        view = scenes_view(found.data, self.settings.base_url.rstrip("/"), token)
-        resp.content_type = "text/vtt; charset=utf-8"
-        resp.text = scenes_vtt(view)
-
-    on_head = on_get
+    view = scenes_view
+    vtt = scenes_vtt
 
 
-class ScenesSheet(DerivativeResource):
+class ScenesSheet(DerivativeSheet):
     kind = "scenes"
-
-    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str,
-               sheet: str) -> None:
-        video, found = self.ready(token)
-        sheets: list[str] = found.data["sheets"]
-        if not sheet.isdigit() or int(sheet) >= len(sheets):
-            raise falcon.HTTPNotFound(
-                title="Not found",
-                description=f"The scenes have thumbnail sheets 0 to {len(sheets) - 1}.")
-        self.send_image(req, resp, video, sheets[int(sheet)], f"scenes-{sheet}.jpg")
-
-    on_head = on_get
+    sheets_are = "The scenes have thumbnail sheets"
 
 
 def add_routes(app: falcon.App, make: Any) -> None:
