@@ -256,13 +256,15 @@ def test_the_search_extension_needs_the_database_owner_or_a_superuser(
     as_superuser(cluster, f"CREATE DATABASE {other}", "postgres")
     as_superuser(cluster, f"GRANT USAGE, CREATE ON SCHEMA public TO {SERVICE_USER}", other)
     url = f"postgresql://{SERVICE_USER}@/{other}?host={cluster.sockets}"
+    trigrams = next((REPO / "videodrop" / "migrations").glob("*_search_trigrams.sql"))
     refused = vd(installed, cluster, "migrate", VIDEODROP_DATABASE_URL=url,
                  VD_ENVFILE="/dev/null")
     assert refused.returncode == 78, refused.stderr
-    assert ('migration 0011_search_trigrams failed: permission denied to create extension'
+    assert (f'migration {trigrams.stem} failed: permission denied to create extension'
             ' "pg_trgm"') in refused.stderr, refused.stderr
+    before = int(trigrams.name.split("_", 1)[0]) - 1  # every migration before it applied
     assert as_superuser(cluster, "SELECT max(version) FROM schema_migrations",
-                        other).strip() == "9"
+                        other).strip() == str(before)
     as_superuser(cluster, "CREATE EXTENSION pg_trgm", other)  # docs/operations.md
     again = vd(installed, cluster, "migrate", VIDEODROP_DATABASE_URL=url,
                VD_ENVFILE="/dev/null")
