@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,9 +39,42 @@ def free_port() -> int:
 def python_for_others() -> tuple[str, str]:
     """(a Python another user, such as ``nobody``, can run; the PYTHONPATH that shows it
     this checkout and the virtualenv's packages): the virtualenv's own interpreter may live
-    under /root, which no one else may enter. RuntimeError when there is none."""
+    under /root, which no one else may enter. A checkout or virtualenv under a folder
+    others cannot enter (a clone in ``mktemp -d`` or /root) is shown through a copy that
+    they can (:func:`reachable_copy`). RuntimeError when there is no such Python."""
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     python = shutil.which(version, path="/usr/local/bin:/usr/bin:/bin")
     if python is None:
         raise RuntimeError(f"no {version} outside /root that another user could run")
-    return python, os.pathsep.join([str(REPO), sysconfig.get_paths()["purelib"]])
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    return python, os.pathsep.join([str(reachable_copy(REPO)), str(reachable_copy(purelib))])
+
+
+def _others_may_enter(path: Path) -> bool:
+    return all(p.stat().st_mode & stat.S_IXOTH for p in (path, *path.parents))
+
+
+@functools.cache
+def reachable_copy(folder: Path) -> Path:
+    """``folder`` itself when every user may enter it, else a copy of it (hard links where
+    the file system allows, so it costs no space) in a temporary folder every user may
+    enter, removed when this process exits. Files keep their own modes."""
+    if _others_may_enter(folder):
+        return folder
+    base = Path(tempfile.mkdtemp(prefix="vdreach-"))
+    base.chmod(0o755)
+    atexit.register(shutil.rmtree, base, ignore_errors=True)
+
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    copy = base / folder.name
+    shutil.copytree(folder, copy, symlinks=True, copy_function=link,
+                    ignore=shutil.ignore_patterns(".git", ".venv", "var", "__pycache__"))
+    for root, dirs, _files in os.walk(copy):
+        for name in dirs:
+            (Path(root) / name).chmod(0o755)
+    return copy
