@@ -374,7 +374,8 @@ class ArrivedRequestWorker(ThreadWorker):
                 self.await_request(conn, ahead, kept_alive=True)
             else:
                 self.close_later(conn)
-        except Exception:
+        except Exception:  # the connection only: the worker's loop goes on for the others
+            self.log.exception("finishing a request failed; its connection is dropped")
             self.leave(conn)
             self.drop(conn)
 
