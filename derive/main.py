@@ -8,7 +8,6 @@ every ffmpeg child, runs at lower CPU and IO priority (:data:`NICE`, IO class id
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import subprocess
@@ -21,7 +20,7 @@ from videodrop import links
 from videodrop.catalog import Catalog
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import ConfigurationError
-from videodrop.role import Role
+from videodrop.role import Role, consumer_arguments
 from videodrop.settings import Settings
 
 NICE = 10  # niceness of the role and its children (at least; a higher one is kept)
@@ -58,12 +57,10 @@ def _runner(settings: Settings) -> ChildRunner:
 
 
 def main(settings: Settings, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="videodrop derive",
-        description="make posters, storyboards and scenes of ready videos")
-    parser.add_argument("--concurrency", type=int, default=settings.derive_concurrency,
-                        help="jobs at once (default VIDEODROP_DERIVE_CONCURRENCY)")
-    args = parser.parse_args(argv)
+    args = consumer_arguments(
+        "videodrop derive", "make posters, storyboards and scenes of ready videos",
+        concurrency=settings.derive_concurrency, setting="VIDEODROP_DERIVE_CONCURRENCY",
+        unit="jobs").parse_args(argv)
     role = Role("derive", settings)
     log = role.log
     if not settings.derive:
@@ -81,7 +78,6 @@ def main(settings: Settings, argv: list[str]) -> int:
                               max_size=2 * args.concurrency + 2,
                               links=links.from_settings(settings))
     role.start(stopping="finishing the jobs in hand")
-    stop = role.stop
     log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
              ffmpeg=settings.ffmpeg, ffmpeg_version=version, timeout=settings.derive_timeout,
              child_memory=settings.child_memory, **priority)
@@ -91,22 +87,10 @@ def main(settings: Settings, argv: list[str]) -> int:
     workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}")
                for i in range(args.concurrency)]
     relay = Relay(settings, catalog, log.bind(worker="relay"))
-    threads = [threading.Thread(target=w.run, args=(stop,), name=w.name, daemon=True)
-               for w in workers]
-    relay_thread = threading.Thread(target=relay.run, args=(stop,), name="derive-relay",
+    relay_thread = threading.Thread(target=relay.run, args=(role.stop,), name="derive-relay",
                                     daemon=True)
-    for t in [*threads, relay_thread]:
-        t.start()
-
-    def status() -> tuple[str, bool]:
-        attached = sum(w.connected.is_set() for w in workers)
-        return (f"{attached}/{len(workers)} consumers attached to {settings.derive_queue}",
-                attached == len(workers))
-
-    if not role.watch(threads, status, required=[relay_thread]):
+    if not role.run_consumers(workers, settings.derive_queue, required=[relay_thread]):
         return 1
-    for t in [*threads, relay_thread]:
-        t.join(timeout=60)
     catalog.close()
     log.info("stopped")
     return 0

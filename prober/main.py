@@ -21,7 +21,7 @@ from videodrop.catalog.derivatives import REQUEUE_MODES
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.messages import ProbeVideo
-from videodrop.role import Role
+from videodrop.role import Role, consumer_arguments
 from videodrop.settings import Settings
 
 
@@ -59,11 +59,10 @@ def _sweep_stale_copies(settings: Settings, log: Any) -> None:
 
 
 def main(settings: Settings, argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="videodrop prober",
-                                     description="consume probe messages and store their outcomes")
-    parser.add_argument("--concurrency", type=int, default=settings.prober_concurrency,
-                        help="probes at once (default VIDEODROP_PROBER_CONCURRENCY)")
-    args = parser.parse_args(argv)
+    args = consumer_arguments(
+        "videodrop prober", "consume probe messages and store their outcomes",
+        concurrency=settings.prober_concurrency, setting="VIDEODROP_PROBER_CONCURRENCY",
+        unit="probes").parse_args(argv)
     role = Role("prober", settings)
     log = role.log
     runner = _ffprobe_runner(settings)
@@ -81,20 +80,8 @@ def main(settings: Settings, argv: list[str]) -> int:
                      daemon=True).start()
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
                for i in range(args.concurrency)]
-    threads = [threading.Thread(target=w.run, args=(role.stop,), name=w.name, daemon=True)
-               for w in workers]
-    for t in threads:
-        t.start()
-
-    def status() -> tuple[str, bool]:
-        attached = sum(w.connected.is_set() for w in workers)
-        return (f"{attached}/{len(workers)} consumers attached to {settings.probe_queue}",
-                attached == len(workers))
-
-    if not role.watch(threads, status):
+    if not role.run_consumers(workers, settings.probe_queue):
         return 1
-    for t in threads:
-        t.join(timeout=60)
     catalog.close()
     log.info("stopped")
     return 0

@@ -19,14 +19,34 @@ command turns into exit 78); SIGTERM and SIGINT set :attr:`Role.stop` and tell s
 
 from __future__ import annotations
 
+import argparse
 import signal
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from videodrop import logs, metrics
 from videodrop.notify import Notifier
 from videodrop.settings import Settings
+
+
+class Consumer(Protocol):
+    """What :meth:`Role.run_consumers` runs: videodrop/consumer.py's consumers."""
+
+    name: str
+    connected: threading.Event  # set while attached to its queue
+
+    def run(self, stop: threading.Event) -> None: ...
+
+
+def consumer_arguments(prog: str, description: str, *, concurrency: int, setting: str,
+                       unit: str) -> argparse.ArgumentParser:
+    """The command line of a consumer role (``videodrop prober``, ``videodrop derive``):
+    ``--concurrency`` (``unit`` at once; default ``concurrency``, from ``setting``)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--concurrency", type=int, default=concurrency,
+                        help=f"{unit} at once (default {setting})")
+    return parser
 
 
 class Role:
@@ -89,5 +109,27 @@ class Role:
             self.tick(text, ready=ready)
         return True
 
+    def run_consumers(self, workers: Sequence[Consumer], queue: str, *,
+                      required: Sequence[threading.Thread] = ()) -> bool:
+        """Run each of ``workers`` on a thread of its own (named after it) and start
+        ``required``; :meth:`watch` them, the status saying how many workers are attached
+        to ``queue`` (ready when all are); once stopped, wait up to 60 s for each thread
+        to finish its work in hand. False when the watch ended on dead threads."""
+        threads = [threading.Thread(target=w.run, args=(self.stop,), name=w.name,
+                                    daemon=True) for w in workers]
+        for t in [*threads, *required]:
+            t.start()
 
-__all__ = ["Role"]
+        def status() -> tuple[str, bool]:
+            attached = sum(w.connected.is_set() for w in workers)
+            return (f"{attached}/{len(workers)} consumers attached to {queue}",
+                    attached == len(workers))
+
+        if not self.watch(threads, status, required=required):
+            return False
+        for t in [*threads, *required]:
+            t.join(timeout=60)
+        return True
+
+
+__all__ = ["Consumer", "Role", "consumer_arguments"]
