@@ -273,6 +273,25 @@ def _derived(content_type: str, schema: Schema, text: str, *,
                           "503": UNAVAILABLE}}
 
 
+def _sheeted(kind: str, schema: str, summary: str, *, vtt: tuple[str, str],
+             sheet: tuple[str, str]) -> Schema:
+    """The three paths of a derivative drawn on JPEG sheets (``kind``: storyboard,
+    scenes): its JSON (``schema``), its WebVTT and one sheet; ``vtt`` and ``sheet`` are
+    (response text, summary)."""
+    base = f"/api/video/{{token}}/{kind}"
+    jpeg = {"type": "string", "format": "binary"}
+    number = [{"name": "sheet", "in": "path", "required": True,
+               "schema": {"type": "string", "pattern": "^[0-9]+$"}}]
+    return {
+        f"{base}/": _get_and_head(
+            _derived("application/json", _ref(schema), f"The {kind}."), summary),
+        f"{base}.vtt": _get_and_head(
+            _derived("text/vtt", {"type": "string"}, vtt[0]), vtt[1]),
+        f"{base}/{{sheet}}.jpg": _get_and_head(
+            _derived("image/jpeg", jpeg, sheet[0], params=number), sheet[1]),
+    }
+
+
 def _get_and_head(operation: Schema, summary: str) -> Schema:
     return {"get": {**operation, "summary": summary},
             "head": {**operation, "summary": f"{summary} (headers only)"}}
@@ -452,30 +471,13 @@ def document() -> Schema:
             "/api/video/{token}/poster/": _get_and_head(
                 _derived("image/jpeg", {"type": "string", "format": "binary"}, "The poster."),
                 "The video's poster (JPEG, at most 1280 px on its long side)."),
-            "/api/video/{token}/storyboard/": _get_and_head(
-                _derived("application/json", _ref("Storyboard"), "The storyboard."),
-                "The storyboard's tiles (hover previews)."),
-            "/api/video/{token}/storyboard.vtt": _get_and_head(
-                _derived("text/vtt", {"type": "string"}, "WebVTT, #xywh= fragments."),
-                "The storyboard as WebVTT thumbnails."),
-            "/api/video/{token}/storyboard/{sheet}.jpg": _get_and_head(
-                _derived("image/jpeg", {"type": "string", "format": "binary"},
-                         "One sprite sheet.",
-                         params=[{"name": "sheet", "in": "path", "required": True,
-                                  "schema": {"type": "string", "pattern": "^[0-9]+$"}}]),
-                "One sprite sheet of the storyboard."),
-            "/api/video/{token}/scenes/": _get_and_head(
-                _derived("application/json", _ref("Scenes"), "The scenes."),
-                "The scenes (shot boundaries, thumbnails) and activity per second."),
-            "/api/video/{token}/scenes.vtt": _get_and_head(
-                _derived("text/vtt", {"type": "string"}, "WebVTT chapters."),
-                "The scenes as WebVTT chapters."),
-            "/api/video/{token}/scenes/{sheet}.jpg": _get_and_head(
-                _derived("image/jpeg", {"type": "string", "format": "binary"},
-                         "One thumbnail sheet.",
-                         params=[{"name": "sheet", "in": "path", "required": True,
-                                  "schema": {"type": "string", "pattern": "^[0-9]+$"}}]),
-                "One sheet of the scenes' thumbnails."),
+            **_sheeted("storyboard", "Storyboard", "The storyboard's tiles (hover previews).",
+                       vtt=("WebVTT, #xywh= fragments.", "The storyboard as WebVTT thumbnails."),
+                       sheet=("One sprite sheet.", "One sprite sheet of the storyboard.")),
+            **_sheeted("scenes", "Scenes",
+                       "The scenes (shot boundaries, thumbnails) and activity per second.",
+                       vtt=("WebVTT chapters.", "The scenes as WebVTT chapters."),
+                       sheet=("One thumbnail sheet.", "One sheet of the scenes' thumbnails.")),
             "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
                             "post": _upload()},
             "/api/videos/{video_id}": {
