@@ -1,5 +1,6 @@
 """The top-level boxes of an ISO BMFF file (MP4, MOV, M4V): enough to tell a recording
-cut off mid-way from a file that is not media, when ffprobe cannot open either.
+cut off mid-way from a file that is not media, when ffprobe cannot open either, and
+whether the index comes before the media data (what a browser needs to start at once).
 
 ISO/IEC 14496-12 §4.2: each box starts with a 32-bit big-endian size and a 4-character
 type; size 1 means a 64-bit size follows, size 0 means "to the end of the file".
@@ -22,6 +23,15 @@ class Boxes:
     complete_end: int  # byte offset where the last complete box ends
     cut: str | None  # the box the file ends inside, None when the file ends between boxes
     size: int  # the file's size
+
+    @property
+    def moov_first(self) -> bool | None:
+        """Whether the index (``moov``) comes before the first media data (``mdat``): True
+        (a player can start from the file's head), False (it must fetch the end first),
+        None when no complete ``moov`` is among the boxes."""
+        if "moov" not in self.kinds:
+            return None
+        return "mdat" not in self.kinds or self.kinds.index("moov") < self.kinds.index("mdat")
 
     @property
     def fragments(self) -> int:
