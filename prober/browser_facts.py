@@ -2,7 +2,7 @@
 ffprobe's JSON does not say, read from the file at probe time:
 
 * ``moov_before_mdat``: whether the index comes before the media data (the top-level box
-  order, prober/isobmff.py); None when no complete ``moov`` is found.
+  order, prober/isobmff.py, read up to the first of them); None when neither is found.
 * the layer of MPEG-1/2 audio: MP4 gives every layer one object type (0x6B, 0x69), so
   ffprobe names MP2 audio ``mp3``, and browsers hand it to their MP3 decoder, which fails
   on it (Chromium: "invalid Layer 2 bitrate"). The first frame header of each audio track
@@ -33,7 +33,7 @@ def add_browser_facts(path: Path, metadata: dict[str, Any], *, ffprobe: str,
     as ffprobe named it."""
     if metadata.get("format") not in ISO_BMFF:
         return
-    boxes = top_level_boxes(path)
+    boxes = top_level_boxes(path, stop_at=frozenset({"moov", "mdat"}))
     metadata["moov_before_mdat"] = boxes.moov_first if boxes else None
     for track in metadata.get("audio_tracks") or []:
         if track.get("codec") != "mp3" or track.get("index") is None:

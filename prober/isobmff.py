@@ -26,12 +26,12 @@ class Boxes:
 
     @property
     def moov_first(self) -> bool | None:
-        """Whether the index (``moov``) comes before the first media data (``mdat``): True
-        (a player can start from the file's head), False (it must fetch the end first),
-        None when no complete ``moov`` is among the boxes."""
-        if "moov" not in self.kinds:
-            return None
-        return "mdat" not in self.kinds or self.kinds.index("moov") < self.kinds.index("mdat")
+        """Whether the index (``moov``) comes before the media data (``mdat``): True when a
+        ``moov`` precedes every ``mdat`` (a player can start from the file's head), False
+        when an ``mdat`` comes first (it must fetch the index from further on), None when
+        neither is among the boxes."""
+        first = next((k for k in self.kinds if k in {"moov", "mdat"}), None)
+        return None if first is None else first == "moov"
 
     @property
     def fragments(self) -> int:
@@ -40,9 +40,11 @@ class Boxes:
                    if (a, b) == ("moof", "mdat"))
 
 
-def top_level_boxes(path: Path) -> Boxes | None:
+def top_level_boxes(path: Path, stop_at: frozenset[str] = frozenset()) -> Boxes | None:
     """The box list of ``path``; None when it does not start with an ISO BMFF box
-    (``ftyp``, or a ``moov``/``mdat``/``free`` first as old QuickTime files do)."""
+    (``ftyp``, or a ``moov``/``mdat``/``free`` first as old QuickTime files do). With
+    ``stop_at``, the list ends with the first box of one of those kinds (a prefix:
+    ``complete_end`` is that box's end, ``cut`` None)."""
     kinds: list[str] = []
     size = path.stat().st_size
     pos = 0
@@ -68,4 +70,6 @@ def top_level_boxes(path: Path) -> Boxes | None:
                 return Boxes(kinds, pos, kind, size)
             kinds.append(kind)
             pos += length
+            if kind in stop_at:
+                break
     return Boxes(kinds, pos, None, size)

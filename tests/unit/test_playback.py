@@ -6,6 +6,7 @@ browser that checks it, tests/e2e/test_playback_browser.py."""
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from api.openapi import SCHEMAS
 from prober.browser_facts import mpeg_audio_layer
-from prober.isobmff import Boxes
+from prober.isobmff import Boxes, top_level_boxes
 from videodrop import playback
 from videodrop.catalog import Video
 from videodrop.playback import DESCRIPTIONS, Needs, Reason, verdict
@@ -173,10 +174,30 @@ def test_the_mpeg_audio_layer_is_read_from_the_frame_header(header: bytes,
     (["ftyp", "free", "mdat", "moov"], False),
     (["ftyp", "moov", "moof", "mdat", "moof", "mdat"], True),  # fragmented
     (["ftyp", "moov"], True),
-    (["ftyp", "mdat"], None),  # cut before its index
+    (["ftyp", "free", "mdat"], False),  # (a listing stopped at the first of the two)
+    (["ftyp", "free"], None),
 ])
 def test_the_box_order_says_where_the_index_is(kinds: list[str], first: bool | None) -> None:
     assert Boxes(kinds, 0, None, 0).moov_first is first
+
+
+def test_the_box_walk_stops_at_the_first_index_or_media_data(tmp_path: Path) -> None:
+    def box(kind: bytes, body: bytes = b"") -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    fragmented = tmp_path / "fragmented.mp4"
+    fragmented.write_bytes(box(b"ftyp", b"isom") + box(b"moov")
+                           + (box(b"moof") + box(b"mdat", b"x")) * 1000)
+    found = top_level_boxes(fragmented, stop_at=frozenset({"moov", "mdat"}))
+    assert found is not None and found.kinds == ["ftyp", "moov"] and found.moov_first
+    at_end = tmp_path / "at_end.mp4"
+    at_end.write_bytes(box(b"ftyp", b"isom") + box(b"free") + box(b"mdat", b"x" * 100)
+                       + box(b"moov"))
+    found = top_level_boxes(at_end, stop_at=frozenset({"moov", "mdat"}))
+    assert found is not None and found.kinds == ["ftyp", "free", "mdat"]
+    assert found.moov_first is False
+    whole = top_level_boxes(at_end)
+    assert whole is not None and whole.kinds[-1] == "moov" and whole.moov_first is False
 
 
 def _video(status: str, metadata: dict[str, Any]) -> Video:
