@@ -6,12 +6,15 @@ lists for it. Whether a browser agrees is tests/e2e/test_playback_browser.py."""
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from prober.probe import probe_file
 from testbed.camera_variants import VARIANTS, Variant
+from tests.harness import System, rows, wait_for
 from videodrop.playback import verdict
 
 PLAYBACK_DOC = Path(__file__).resolve().parents[2] / "docs" / "playback.md"
@@ -78,3 +81,28 @@ def test_every_sample_gets_the_verdict_the_docs_list(samples: Path) -> None:
             ", ".join(f"`{code.value}`" for code, _ in judged.reasons) or "—",
             f"`{judged.needs.value}`" if judged.needs else "—")
     assert documented_samples() == found
+
+
+def test_a_video_probed_before_the_box_order_was_kept_says_it_is_unknown(
+        system: System, camera_corpus: Path) -> None:
+    """Through the running system: a ready MP4's record says it plays; its row made like
+    one probed before ``moov_before_mdat`` existed, the record and /metadata/ say the
+    box order is unknown instead of guessing it."""
+    shutil.copyfile(camera_corpus / "faststart.mp4", system.inbox / "old.mp4")
+    rec = system.wait_record("old.mp4")
+    assert rec["playback"] == {"playable": True, "reasons": [], "needs": None, "unknown": [],
+                               "stream": "original"}
+    rows(system.database_url, "UPDATE videos SET metadata = metadata - 'moov_before_mdat'"
+                              " WHERE id = %s RETURNING id", rec["id"])
+    unknown = {"playable": None, "reasons": [], "needs": None, "unknown": ["moov_position"],
+               "stream": "original"}
+
+    def answers(url: str) -> dict[str, Any] | None:
+        body = system.http.get(url, timeout=5).json()
+        return body if body["playback"] == unknown else None
+
+    wait_for(lambda: answers(rec["api_links"]["api_endpoint"]), timeout=10,
+             what="the record to say the box order is unknown")
+    metadata = wait_for(lambda: answers(rec["api_links"]["metadata_url"]), timeout=10,
+                        what="/metadata/ to say the box order is unknown")
+    assert "moov_before_mdat" not in metadata
