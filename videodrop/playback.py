@@ -14,8 +14,9 @@ alike (the intersection, not the union):
   WebM only; H.264, AAC and MP3 in MP4/MOV only);
 * an MP4/MOV's index (``moov``) before its media data (``mdat``).
 
-HEVC is not in the intersection (Firefox does not decode it; Chromium only with a
-hardware decoder, Debian's Chromium not at all: sound over a black frame). Rotation and
+HEVC is not in the intersection (Chromium and Firefox decode it only through the
+platform's hardware decoder where there is one; Debian's Chromium never: sound over an
+empty frame). Rotation and
 variable frame rate are not reasons: browsers apply an MP4/MOV display matrix and play
 frames at their timestamps (the corpus in ``testbed/camera_variants.py`` shows both in
 Chromium).
