@@ -23,6 +23,8 @@ from videodrop.catalog import SORTS, STATUSES
 from videodrop.derivatives import STATES, Reason
 from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 from videodrop.formats import CONTAINERS, EXTENSIONS
+from videodrop.playback import DESCRIPTIONS as PLAYBACK_REASONS
+from videodrop.playback import UNKNOWN_FACTS, Needs
 from videodrop.records import DERIVATIVE_LINKS
 
 Schema = dict[str, Any]
@@ -169,6 +171,34 @@ SCHEMAS: dict[str, Schema] = {
             "vtt_url": {"type": "string"},
         },
     },
+    "Playback": {
+        "type": ["object", "null"],
+        "description": "Whether the video plays as it is in current browsers (Chromium,"
+                       " Firefox and Safari alike; docs/api.md \"Playback in browsers\"),"
+                       " null until it is ready. No rendition is built yet: stream is"
+                       " always original.",
+        "required": ["playable", "reasons", "needs", "unknown", "stream"],
+        "properties": {
+            "playable": {"type": ["boolean", "null"],
+                         "description": "null: no known reason, but a fact in unknown"
+                                        " could be one"},
+            "reasons": {"type": "array", "items": {
+                "type": "object", "required": ["code", "detail"],
+                "properties": {
+                    "code": {"enum": [code.value for code in PLAYBACK_REASONS],
+                             "description": "; ".join(f"{code}: {text}" for code, text
+                                                      in PLAYBACK_REASONS.items())},
+                    "detail": {"type": "string", "description": "what this file has"}}}},
+            "needs": {"enum": [*(n.value for n in Needs), None],
+                      "description": "the cheapest path to a version that plays (null: it"
+                                     " plays, or an unknown fact could make it dearer)"},
+            "unknown": {"type": "array", "items": {"enum": list(UNKNOWN_FACTS)},
+                        "description": "facts the catalog does not hold (moov_position:"
+                                       " probed before it was recorded)"},
+            "stream": {"enum": ["original"],
+                       "description": "what /stream/ serves"},
+        },
+    },
     "Record": {
         "type": "object",
         "required": ["id", "source_id", "name", "description", "status", "file_info",
@@ -191,6 +221,7 @@ SCHEMAS: dict[str, Schema] = {
             "processing_completed_at": _nullable("string", format="date-time"),
             "token_expires_at": _nullable("string", format="date-time"),
             "derivatives": _ref("Derivatives"),
+            "playback": _ref("Playback"),
         },
     },
     "Metadata": {
@@ -202,7 +233,13 @@ SCHEMAS: dict[str, Schema] = {
                        "status": {"type": "string", "enum": list(STATUSES)},
                        "filename": {"type": "string"}, "sha256": _nullable("string"),
                        "error_code": ERROR_CODE,
-                       "size": _nullable("integer")},
+                       "size": _nullable("integer"),
+                       "moov_before_mdat": _nullable(
+                           "boolean", description="MP4/MOV: whether the index (moov) comes"
+                           " before the media data (mdat); null for other containers, or"
+                           " when no complete moov is found; absent when probed before"
+                           " this was recorded"),
+                       "playback": _ref("Playback")},
         "additionalProperties": True,
     },
     "Page": {

@@ -37,6 +37,7 @@ __all__ = [
     "count_decoded",
     "default_runner",
     "ffprobe_version",
+    "first_packet_position",
     "identify_format",
     "read_log_summary",
     "run_probe",
@@ -245,6 +246,21 @@ def undecoded_tail(
             break
         cut += 1
     return Tail(cut, max(t for t in shown if t is not None))
+
+
+def first_packet_position(
+    path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
+    runner: Runner = default_runner,
+) -> int | None:
+    """The byte offset in ``path`` of the first packet of stream ``index``; None when the
+    stream has no packet or the demuxer does not say. FFprobeFailed when ffprobe cannot
+    open the file."""
+    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+                                  "-read_intervals", "%+#1", "-show_entries", "packet=pos",
+                                  "-print_format", "json", "-show_error",
+                                  _file_argument(path)], timeout)
+    found = [as_int(p.get("pos")) for p in data.get("packets") or []]
+    return next((pos for pos in found if pos is not None and pos >= 0), None)
 
 
 @dataclass(frozen=True)

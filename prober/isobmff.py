@@ -1,5 +1,6 @@
 """The top-level boxes of an ISO BMFF file (MP4, MOV, M4V): enough to tell a recording
-cut off mid-way from a file that is not media, when ffprobe cannot open either.
+cut off mid-way from a file that is not media, when ffprobe cannot open either, and
+whether the index comes before the media data (what a browser needs to start at once).
 
 ISO/IEC 14496-12 §4.2: each box starts with a 32-bit big-endian size and a 4-character
 type; size 1 means a 64-bit size follows, size 0 means "to the end of the file".
@@ -24,15 +25,26 @@ class Boxes:
     size: int  # the file's size
 
     @property
+    def moov_first(self) -> bool | None:
+        """Whether the index (``moov``) comes before the media data (``mdat``): True when a
+        ``moov`` precedes every ``mdat`` (a player can start from the file's head), False
+        when an ``mdat`` comes first (it must fetch the index from further on), None when
+        neither is among the boxes."""
+        first = next((k for k in self.kinds if k in {"moov", "mdat"}), None)
+        return None if first is None else first == "moov"
+
+    @property
     def fragments(self) -> int:
         """Complete movie fragments (``moof`` boxes followed by their ``mdat``)."""
         return sum(1 for a, b in zip(self.kinds, self.kinds[1:], strict=False)
                    if (a, b) == ("moof", "mdat"))
 
 
-def top_level_boxes(path: Path) -> Boxes | None:
+def top_level_boxes(path: Path, stop_at: frozenset[str] = frozenset()) -> Boxes | None:
     """The box list of ``path``; None when it does not start with an ISO BMFF box
-    (``ftyp``, or a ``moov``/``mdat``/``free`` first as old QuickTime files do)."""
+    (``ftyp``, or a ``moov``/``mdat``/``free`` first as old QuickTime files do). With
+    ``stop_at``, the list ends with the first box of one of those kinds (a prefix:
+    ``complete_end`` is that box's end, ``cut`` None)."""
     kinds: list[str] = []
     size = path.stat().st_size
     pos = 0
@@ -58,4 +70,6 @@ def top_level_boxes(path: Path) -> Boxes | None:
                 return Boxes(kinds, pos, kind, size)
             kinds.append(kind)
             pos += length
+            if kind in stop_at:
+                break
     return Boxes(kinds, pos, None, size)

@@ -57,7 +57,7 @@ def base_metadata(filename: str, size: int, version: str | None) -> dict[str, An
         "sample_rate": None, "video": None, "audio_tracks": [], "subtitles": [],
         "data_streams": [], "attachments": [], "chapters": [], "tags": {},
         "creation_time": None, "title": None, "encoder": None, "warnings": [],
-        "ffprobe_version": version,
+        "ffprobe_version": version, "moov_before_mdat": None,
     }  # fmt: skip
 
 

@@ -7,11 +7,12 @@ OSError when the file cannot be read at all (the worker retries that).
 
 A good file costs two ffprobe runs: the header and every packet in one, then a decode of
 the main video stream's first packets (:func:`_decode_checks`); a file the demuxer says is
-cut, a decode of its tail too. More runs only for files that fail the first: a format
-outside the accepted containers (a debug run names it), an ISO BMFF file ffprobe cannot
-open (its complete prefix is probed), a file whose JSON ffprobe refuses to print (its
-summary log is read), or a full read that overran most of the deadline (the header and the
-packet tail are read instead).
+cut, a decode of its tail too; an MP4/MOV with audio ffprobe names mp3, one more a track
+(its first packet's place: :mod:`prober.browser_facts`). More runs only for files that
+fail the first: a format outside the accepted containers (a debug run names it), an ISO
+BMFF file ffprobe cannot open (its complete prefix is probed), a file whose JSON ffprobe
+refuses to print (its summary log is read), or a full read that overran most of the
+deadline (the header and the packet tail are read instead).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from prober.browser_facts import add_browser_facts
 from prober.evidence import said_cut
 from prober.ffprobe import (
     Decoded,
@@ -269,6 +271,8 @@ def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
     if outcome.error:
         return _failed(outcome.error, outcome.code or ErrorCode.UNREADABLE, outcome.metadata,
                        raw)
+    add_browser_facts(ctx.path, outcome.metadata, ffprobe=ctx.ffprobe, runner=ctx.runner,
+                      timeout=ctx.deadline.left())
     return ProbeResult(True, None, outcome.metadata, raw)
 
 

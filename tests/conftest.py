@@ -12,6 +12,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.servers", "tests.harness", "testbed")
 
+from testbed import camera_variants  # noqa: E402
 from testbed.broker import delete_amqp_names  # noqa: E402
 from testbed.databases import drop_database, fresh_database  # noqa: E402
 from testbed.system import System  # noqa: E402
@@ -96,4 +97,12 @@ def format_clips(tmp_path_factory: pytest.TempPathFactory) -> Path:
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
                         "testsrc=duration=1:size=64x64:rate=10", "-pix_fmt", "yuv420p", *args,
                         str(folder / name)], check=True, timeout=60)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def camera_corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The camera-style variants of :mod:`testbed.camera_variants`, made by ffmpeg once."""
+    folder = tmp_path_factory.mktemp("camera-variants")
+    camera_variants.build(folder)
     return folder

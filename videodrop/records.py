@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from videodrop import formats
+from videodrop import formats, playback
 from videodrop.catalog import Video
 
 
@@ -63,6 +63,15 @@ def file_info(video: Video) -> dict[str, Any]:
     }
 
 
+def playback_state(video: Video) -> dict[str, Any] | None:
+    """The record's ``playback`` (None until the video is ready): the verdict of
+    :func:`videodrop.playback.verdict` on the stored metadata, and ``stream``, what
+    ``/stream/`` serves: ``"original"`` (no rendition is built yet)."""
+    if video.status != "ready":
+        return None
+    return {**playback.verdict(video.metadata).as_json(), "stream": "original"}
+
+
 def record(video: Video, base_url: str) -> dict[str, Any]:
     """The record of ``video`` (its keys: docs/api.md), timestamps as :func:`_iso`."""
     return {
@@ -82,6 +91,7 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "processing_completed_at": _iso(video.processing_completed_at),
         "token_expires_at": _iso(video.token_expires_at),
         "derivatives": derivative_states(video),
+        "playback": playback_state(video),
     }
 
 
@@ -101,4 +111,5 @@ def metadata(video: Video) -> dict[str, Any]:
         "processing_error": video.processing_error,
         "error_code": video.error_code,
         "derivatives": derivative_states(video),
+        "playback": playback_state(video),
     }

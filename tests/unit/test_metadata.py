@@ -45,6 +45,7 @@ ALL_KEYS = FILE_INFO_KEYS | {
     "extension",
     "warnings",
     "ffprobe_version",
+    "moov_before_mdat",
 }
 
 
