@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from derive import shots
-from derive.ffmpeg import Failed, FFmpeg, Skipped, input_args
+from derive.ffmpeg import Failed, FFmpeg, FullDecode, Skipped, input_args
 from videodrop.derivatives import ACTIVITY_SCALE, Reason, pack_activity
 
 THUMB_W, THUMB_H = 160, 90
@@ -58,10 +58,11 @@ class _Frames:
         del self.pending[:whole]
 
 
-def analyse(ffmpeg: FFmpeg, path: Path, rate: float, thumbs: Path
+def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thumbs: Path
             ) -> tuple[shots.Shots, list[int], dict[int, int]]:
-    """The pass: the detector, the scenes' first frames, and where each scene's
-    thumbnail lies in ``thumbs`` (scene start → frame index in the file)."""
+    """The pass over the ``duration`` seconds of ``path`` (its deadline grows with them):
+    the detector, the scenes' first frames, and where each scene's thumbnail lies in
+    ``thumbs`` (scene start → frame index in the file)."""
     where: dict[int, int] = {}
     with thumbs.open("wb") as out:
         def keep(start: int, frame: bytes) -> None:
@@ -75,7 +76,7 @@ def analyse(ffmpeg: FFmpeg, path: Path, rate: float, thumbs: Path
                    f"scale={THUMB_W}:{THUMB_H}:force_original_aspect_ratio=decrease"
                    f":flags=bilinear,pad={THUMB_W}:{THUMB_H}:-1:-1,format=rgb24",
             "-fps_mode", "cfr", "-r", f"{rate:g}", "-f", "rawvideo", "pipe:1"],
-            on_stdout=_Frames(found))
+            on_stdout=_Frames(found), full=FullDecode(path, duration))
         starts = found.finish() if found.count else []
     said = _OUTPUT_FPS.search(done.stderr)
     if said and abs(float(said.group(1)) - rate) > 0.01:  # printed rounded
@@ -101,13 +102,14 @@ def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Pa
     return sorted(out.glob("sheet-*.jpg"))
 
 
-def make(ffmpeg: FFmpeg, path: Path, fps: float | None, out: Path
+def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path
          ) -> tuple[dict[str, Any], list[Path]]:
-    """Sheets in ``out`` and the facts (module docstring). :class:`Skipped` when no frame
-    decodes; :class:`Failed` when ffmpeg fails."""
+    """Sheets in ``out`` and the facts (module docstring) of the video at ``path`` (the
+    probe's ``fps`` and ``duration`` in seconds, either None when unknown). :class:`Skipped`
+    when no frame decodes; :class:`Failed` when ffmpeg fails."""
     rate = rate_of(fps)
     thumbs = out / "thumbs.rgb"
-    found, starts, where = analyse(ffmpeg, path, rate, thumbs)
+    found, starts, where = analyse(ffmpeg, path, rate, duration, thumbs)
     if not starts:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
     order = [where.get(s, 0) for s in starts]

@@ -36,7 +36,7 @@ def test_boundaries_of_the_corpus_meet_the_accuracy_targets(
     for clip, path in corpus:
         out = tmp_path / clip.name
         out.mkdir()
-        facts, sheets = scenes.make(ffmpeg, path, float(clip.rate), out)
+        facts, sheets = scenes.make(ffmpeg, path, float(clip.rate), clip.frames / clip.rate, out)
         assert facts["frames"] == clip.frames, clip.name
         assert facts["rate"] == clip.rate
         found = cuts.score(clip.transitions(), facts["starts"])
@@ -54,7 +54,7 @@ def test_cuts_and_dissolves_are_told_apart(ffmpeg: FFmpeg,
                                            corpus: list[tuple[cuts.Clip, Path]],
                                            tmp_path: Path):
     clip, path = next((c, p) for c, p in corpus if c.name == "mixed-720p30")
-    facts, _ = scenes.make(ffmpeg, path, float(clip.rate), tmp_path)
+    facts, _ = scenes.make(ffmpeg, path, float(clip.rate), clip.frames / clip.rate, tmp_path)
     truth = ["cut" if t.kind == "cut" else "gradual" for t in clip.transitions()]
     assert facts["transitions"] == truth
 
@@ -74,7 +74,7 @@ def fixed_camera(folder: Path) -> Path:
 
 def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
         ffmpeg: FFmpeg, tmp_path: Path):
-    facts, sheets = scenes.make(ffmpeg, fixed_camera(tmp_path), 25.0, tmp_path)
+    facts, sheets = scenes.make(ffmpeg, fixed_camera(tmp_path), 25.0, None, tmp_path)
     assert facts["starts"] == [0] and facts["transitions"] == []
     assert len(sheets) == 1
     activity = unpack_activity(facts["activity"])
@@ -87,5 +87,5 @@ def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
 def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
                                                        tmp_path: Path):
     with pytest.raises(Skipped) as caught:
-        scenes.make(ffmpeg, samples / "invalid_userdata.mp4", None, tmp_path)
+        scenes.make(ffmpeg, samples / "invalid_userdata.mp4", None, 231.338, tmp_path)
     assert caught.value.reason == Reason.NO_VIDEO_FRAMES
