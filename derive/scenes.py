@@ -2,10 +2,12 @@
 much the picture changes, from one decoding pass.
 
 The pass decodes every frame (the loop filter skipped: the frames are only compared),
-resamples them to a constant :data:`RATE_BOUNDS`-bounded frame rate (``-fps_mode cfr``,
-the video's own rate when the probe knows it) so that frame ``n`` is at ``n / rate``
-seconds, shrinks each to :data:`THUMB_W` x :data:`THUMB_H` RGB pixels (letterboxed,
-sample aspect ratio applied) and writes them raw to a pipe. derive/shots.py finds the
+resamples them to a constant :data:`RATE_BOUNDS`-bounded frame rate (the ``fps`` filter
+from time 0, the video's own rate when the probe knows it) so that frame ``n`` is at
+``n / rate`` seconds (``-fps_mode cfr -r`` instead duplicates frames at the start of some
+files, and every boundary after them comes late), shrinks each to :data:`THUMB_W` x
+:data:`THUMB_H` RGB pixels (letterboxed, sample aspect ratio applied) and writes them raw
+to a pipe. derive/shots.py finds the
 boundaries (cuts and gradual transitions) and keeps one frame per scene; the kept frames
 are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
 reading them from a raw file.
@@ -72,10 +74,11 @@ def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thu
         found = shots.Shots(shots.lag_for(rate), keep)
         done = ffmpeg.run([
             "-skip_loop_filter", "all", *input_args(path, keyframes=False),
-            "-vf", f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
+            "-vf", f"fps={rate:g}:start_time=0,"
+                   f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
                    f"scale={THUMB_W}:{THUMB_H}:force_original_aspect_ratio=decrease"
                    f":flags=bilinear,pad={THUMB_W}:{THUMB_H}:-1:-1,format=rgb24",
-            "-fps_mode", "cfr", "-r", f"{rate:g}", "-f", "rawvideo", "pipe:1"],
+            "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
             on_stdout=_Frames(found), full=FullDecode(path, duration))
         starts = found.finish() if found.count else []
     said = _OUTPUT_FPS.search(done.stderr)

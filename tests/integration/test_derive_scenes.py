@@ -89,3 +89,22 @@ def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: 
     with pytest.raises(Skipped) as caught:
         scenes.make(ffmpeg, samples / "invalid_userdata.mp4", None, 231.338, tmp_path)
     assert caught.value.reason == Reason.NO_VIDEO_FRAMES
+
+
+def test_boundaries_keep_their_time_when_the_analysis_rate_is_not_the_files(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """The probe's rate may differ from the stream's (counted over a variable-rate file:
+    14.8 for a 15 frames/s WMV): frame n of the pass must still be at n / rate seconds.
+    A cut at 4.0 s analysed at 14 frames/s is frame 56 (resampling with ``-r`` put
+    it at 58: two frames repeated at the start)."""
+    path = tmp_path / "cut-at-4s.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=size=320x180:rate=15:duration=4", "-f", "lavfi",
+                    "-i", "smptehdbars=size=320x180:rate=15:duration=2", "-filter_complex",
+                    "[0][1]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+                   check=True, timeout=120)
+    facts, _ = scenes.make(ffmpeg, path, 14.0, 6.0, tmp_path)
+    assert facts["frames"] == 6 * 14
+    [_, cut] = facts["starts"]
+    assert abs(cut - 4 * 14) <= 1, facts["starts"]
