@@ -12,6 +12,7 @@ import pytest
 
 from derive import jpeg, scenes
 from derive.ffmpeg import FFmpeg, Skipped
+from prober.probe import probe_file
 from testbed import cuts
 from videodrop.children import ChildRunner
 from videodrop.derivatives import Reason, unpack_activity
@@ -108,3 +109,36 @@ def test_boundaries_keep_their_time_when_the_analysis_rate_is_not_the_files(
     assert facts["frames"] == 6 * 14
     [_, cut] = facts["starts"]
     assert abs(cut - 4 * 14) <= 1, facts["starts"]
+
+
+# Real footage (../shared/samples), boundaries checked frame by frame (docs/benchmarks.md,
+# "On real footage"): times (s) of the first frame of a new picture, and times where a
+# flash or a moving pointer changes the picture and no scene starts.
+REAL_CUTS = {
+    "xbox.wmv": [33.733, 34.733, 36.599, 38.466, 41.599, 47.266, 48.733, 51.666, 54.266,
+                 58.799, 60.266, 63.266, 64.599, 67.066, 68.199, 74.866, 75.666, 77.866,
+                 78.866, 89.799],
+    "annex-b-avc.mkv": [9.637, 11.830, 22.044, 23.964, 32.834, 34.063],  # a dialog
+    "bbb_chapters.mp4": [1.5, 9.583],
+}
+REAL_NOT_CUTS = {
+    "xbox.wmv": [6.999, 8.066],  # flashes
+    "annex-b-avc.mkv": [5.821, 6.826, 14.085],  # the pointer moves
+    "sandwich-av-mp4a.40.5.mov": [0.042, 0.29],  # after a black first frame
+}
+
+
+@pytest.mark.parametrize("name", sorted({*REAL_CUTS, *REAL_NOT_CUTS}))
+def test_boundaries_of_real_footage_are_where_the_picture_changes(
+        ffmpeg: FFmpeg, samples: Path, tmp_path: Path, name: str):
+    """At the probe's rate, as the derive role runs it (14.8 frames/s for xbox.wmv's 15):
+    each known cut within a frame, no boundary near a known non-cut."""
+    path = samples / name
+    meta = probe_file(path).metadata
+    facts, _ = scenes.make(ffmpeg, path, meta["fps"], meta["duration"], tmp_path)
+    rate = facts["rate"]
+    times = [start / rate for start in facts["starts"]]
+    for cut in REAL_CUTS.get(name, []):
+        assert min(abs(t - cut) for t in times) <= 1 / rate + 0.001, (cut, times)
+    for still in REAL_NOT_CUTS.get(name, []):
+        assert min((abs(t - still) for t in times[1:]), default=1.0) > 0.2, (still, times)
