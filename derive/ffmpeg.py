@@ -77,10 +77,10 @@ class Deadline:
 
     def of(self, full: FullDecode | None = None) -> float:
         """The deadline of a child (seconds); OSError when ``full``'s file is gone."""
-        if full is None or not full.seconds or full.seconds <= 0:
+        if full is None or full.seconds is None or not full.seconds > 0:  # NaN too
             return self.base
         held = full.path.stat().st_size / MIN_BYTE_RATE
-        counted = min(full.seconds, held, MAX_MEDIA_SECONDS)
+        counted = min(held, MAX_MEDIA_SECONDS, full.seconds)
         return self.base + self.per_media_second * counted
 
 

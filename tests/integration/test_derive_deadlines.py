@@ -59,6 +59,8 @@ def test_the_rule_counts_media_seconds_the_file_can_hold(tmp_path: Path):
     assert rule.of() == 600  # not a full decode
     assert rule.of(FullDecode(big, None)) == 600  # duration unknown
     assert rule.of(FullDecode(big, 0.0)) == 600
+    assert rule.of(FullDecode(big, math.nan)) == 600
+    assert rule.of(FullDecode(big, math.inf)) == 600 + 0.5 * 8000
     assert rule.of(FullDecode(big, 7200)) == 600 + 0.5 * 7200
     assert rule.of(FullDecode(big, 10**9)) == 600 + 0.5 * 8000  # the bytes bound it
     tiny = tmp_path / "tiny"
