@@ -59,7 +59,8 @@ def clip_file(clip: cuts.Clip, *, gop: int | None = None) -> Path:
 def ours(ffmpeg: FFmpeg) -> Detector:
     def detect(path: Path, clip: cuts.Clip) -> list[int]:
         with tempfile.TemporaryDirectory() as temp:
-            facts, _ = scenes.make(ffmpeg, path, float(clip.rate), Path(temp))
+            facts, _ = scenes.make(ffmpeg, path, float(clip.rate), clip.frames / clip.rate,
+                                   Path(temp))
         return list(facts["starts"])
     return detect
 

@@ -2,6 +2,14 @@
 the resource limits of videodrop/children.py; what went wrong as a typed error that says
 whether the derivative failed for good (:class:`Failed`) or may work later.
 
+Each child's deadline is :class:`Deadline`'s: the base (VIDEODROP_DERIVE_TIMEOUT) for
+any child; a pass that decodes every frame of the media (the scenes, the storyboard's and
+the poster's full-decode fallbacks: :class:`FullDecode`) also gets an allowance per
+second of media (VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND), for seconds counted no
+further than the file's bytes can hold (:data:`MIN_BYTE_RATE`) nor than
+:data:`MAX_MEDIA_SECONDS`: a tiny file claiming a huge duration, or a duration missing,
+keeps a deadline near the base.
+
 ``Frames`` is what an analysis pass gives: the bytes of each frame (``-f rawvideo``) and
 its time from ffmpeg's ``showinfo`` filter (seconds, on the timeline ffmpeg gives the
 output: the input's start time removed)."""
@@ -29,6 +37,12 @@ VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 _NO_FRAME = b"Cannot determine format of input stream"
 _SAYS_NOTHING = {"Conversion failed!", "Error marking filters as finished"}
 _OUT_OF_MEMORY = (b"Cannot allocate memory", b"cannot allocate memory", b"Out of memory")
+#: Bytes a second of video takes at the least, for the media seconds a file can hold (a
+#: tenth of what a still 1080p30 H.264 picture takes: skipped frames and their index);
+#: a file smaller than its duration times this gets its allowance for fewer seconds.
+MIN_BYTE_RATE = 250
+#: Media seconds counted at most for one pass (24 h).
+MAX_MEDIA_SECONDS = 86_400.0
 
 
 class Failed(Exception):
@@ -41,6 +55,33 @@ class Failed(Exception):
 
 class Skipped(Failed):
     """Nothing to make it from (no decodable frame, no picture in any frame looked at)."""
+
+
+@dataclass(frozen=True)
+class FullDecode:
+    """What a pass that decodes every frame reads: the file at ``path`` for ``seconds``
+    of media (the probe's duration, or the window a pass looks at; None: unknown)."""
+
+    path: Path
+    seconds: float | None
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """Seconds an ffmpeg child may run: ``base`` (VIDEODROP_DERIVE_TIMEOUT) for any
+    child, and ``per_media_second`` (VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND) more for
+    each media second a full-decode pass reads (module docstring)."""
+
+    base: float
+    per_media_second: float = 0.0
+
+    def of(self, full: FullDecode | None = None) -> float:
+        """The deadline of a child (seconds); OSError when ``full``'s file is gone."""
+        if full is None or full.seconds is None or not full.seconds > 0:  # NaN too
+            return self.base
+        held = full.path.stat().st_size / MIN_BYTE_RATE
+        counted = min(held, MAX_MEDIA_SECONDS, full.seconds)
+        return self.base + self.per_media_second * counted
 
 
 @dataclass(frozen=True)
@@ -78,20 +119,22 @@ def display_size(long_side: int) -> str:
 
 
 class FFmpeg:
-    """Runs ffmpeg (``binary``) under ``runner`` with ``timeout`` seconds per child."""
+    """Runs ffmpeg (``binary``) under ``runner``, each child within ``deadline`` (a
+    :class:`Deadline`, or seconds for every child alike)."""
 
-    def __init__(self, binary: str, runner: ChildRunner, timeout: float) -> None:
+    def __init__(self, binary: str, runner: ChildRunner, deadline: Deadline | float) -> None:
         self.binary = binary
         self.runner = runner
-        self.timeout = timeout
+        self.deadline = deadline if isinstance(deadline, Deadline) else Deadline(deadline)
 
-    def run(self, args: Sequence[str], *,
-            on_stdout: Callable[[bytes], None] | None = None) -> Completed:
+    def run(self, args: Sequence[str], *, on_stdout: Callable[[bytes], None] | None = None,
+            full: FullDecode | None = None) -> Completed:
         """One child; :class:`Failed` when it timed out, met a limit or exited non-zero.
         :class:`ChildMissing` (transient: ffmpeg reinstalled) when it cannot be run.
-        ``on_stdout`` gets stdout chunk by chunk (then ``stdout`` is empty)."""
+        ``on_stdout`` gets stdout chunk by chunk (then ``stdout`` is empty). ``full``: the
+        child decodes every frame of that media (its deadline grows with it)."""
         try:
-            done = self.runner([self.binary, *PREAMBLE, *args], self.timeout,
+            done = self.runner([self.binary, *PREAMBLE, *args], self.deadline.of(full),
                                on_stdout=on_stdout)
         except ChildTimeout as exc:
             raise Failed(Reason.TIMEOUT, f"ffmpeg timed out after {exc.timeout:g} s") from exc
@@ -110,10 +153,11 @@ class FFmpeg:
                          f"ffmpeg exited with {done.returncode}: {last_error(done.stderr)}")
         return done
 
-    def frames(self, args: Sequence[str], frame_bytes: int) -> Frames:
+    def frames(self, args: Sequence[str], frame_bytes: int, *,
+               full: FullDecode | None = None) -> Frames:
         """An analysis pass: ``args`` end in a filter chain with ``showinfo`` and raw
-        frames of ``frame_bytes`` bytes each on ``pipe:1``."""
-        done = self.run(args)
+        frames of ``frame_bytes`` bytes each on ``pipe:1``; ``full`` as for :meth:`run`."""
+        done = self.run(args, full=full)
         times = showinfo_times(done.stderr)
         data = [done.stdout[i:i + frame_bytes]
                 for i in range(0, len(done.stdout) - frame_bytes + 1, frame_bytes)]

@@ -48,12 +48,15 @@ def lower_priority() -> dict[str, object]:
 
 def _runner(settings: Settings) -> ChildRunner:
     """ffmpeg's runner: each child limited to VIDEODROP_CHILD_MEMORY of address space (it
-    writes files: no file-size limit); no prlimit is a configuration error (exit 78)."""
+    writes files: no file-size limit) and to CPU time for the deadline on every core this
+    process may use (ffmpeg's decoding and filter threads); no prlimit is a configuration
+    error (exit 78)."""
     try:
         prlimit = prlimit_binary()
     except ChildMissing as exc:
         raise ConfigurationError(f"cannot limit ffmpeg's resources: {exc}") from exc
-    return ChildRunner(settings.child_memory, file_size=None, prlimit=prlimit)
+    return ChildRunner(settings.child_memory, file_size=None, prlimit=prlimit,
+                       cpus=len(os.sched_getaffinity(0)))
 
 
 def main(settings: Settings, argv: list[str]) -> int:
@@ -80,10 +83,12 @@ def main(settings: Settings, argv: list[str]) -> int:
     role.start(stopping="finishing the jobs in hand")
     log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
              ffmpeg=settings.ffmpeg, ffmpeg_version=version, timeout=settings.derive_timeout,
+             timeout_per_media_second=settings.derive_timeout_per_media_second,
              child_memory=settings.child_memory, **priority)
     requested = catalog.request_derivatives(settings.derive, "missing")
     log.info("reconciled", requests=requested)
-    tool = ffmpeg.FFmpeg(settings.ffmpeg, runner, settings.derive_timeout)
+    tool = ffmpeg.FFmpeg(settings.ffmpeg, runner, ffmpeg.Deadline(
+        settings.derive_timeout, settings.derive_timeout_per_media_second))
     workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}")
                for i in range(args.concurrency)]
     relay = Relay(settings, catalog, log.bind(worker="relay"))

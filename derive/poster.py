@@ -32,6 +32,7 @@ from derive.ffmpeg import (
     Failed,
     FFmpeg,
     Frames,
+    FullDecode,
     Skipped,
     display_size,
     input_args,
@@ -87,7 +88,8 @@ def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path,
          *VIDEO_ONLY, "-vf", f"{select}{display_size(LONG_SIDE)},format=yuvj420p",
          *count, "-c:v", "mjpeg", "-q:v", str(QUALITY),
          "-f", "image2", "-start_number", "0", "-y", f"file:{folder}/candidate-%03d.jpg"],
-        PROBE_W * PROBE_H)
+        PROBE_W * PROBE_H,
+        full=None if keyframes else FullDecode(path, length or duration))
     return [measure(start + t, f) for t, f in zip(frames.times, frames.data, strict=True)]
 
 

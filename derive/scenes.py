@@ -2,10 +2,12 @@
 much the picture changes, from one decoding pass.
 
 The pass decodes every frame (the loop filter skipped: the frames are only compared),
-resamples them to a constant :data:`RATE_BOUNDS`-bounded frame rate (``-fps_mode cfr``,
-the video's own rate when the probe knows it) so that frame ``n`` is at ``n / rate``
-seconds, shrinks each to :data:`THUMB_W` x :data:`THUMB_H` RGB pixels (letterboxed,
-sample aspect ratio applied) and writes them raw to a pipe. derive/shots.py finds the
+resamples them to a constant :data:`RATE_BOUNDS`-bounded frame rate (the ``fps`` filter
+from time 0, the video's own rate when the probe knows it) so that frame ``n`` is at
+``n / rate`` seconds (``-fps_mode cfr -r`` instead duplicates frames at the start of some
+files, and every boundary after them comes late), shrinks each to :data:`THUMB_W` x
+:data:`THUMB_H` RGB pixels (letterboxed, sample aspect ratio applied) and writes them raw
+to a pipe. derive/shots.py finds the
 boundaries (cuts and gradual transitions) and keeps one frame per scene; the kept frames
 are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
 reading them from a raw file.
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from derive import shots
-from derive.ffmpeg import Failed, FFmpeg, Skipped, input_args
+from derive.ffmpeg import Failed, FFmpeg, FullDecode, Skipped, input_args
 from videodrop.derivatives import ACTIVITY_SCALE, Reason, pack_activity
 
 THUMB_W, THUMB_H = 160, 90
@@ -58,10 +60,11 @@ class _Frames:
         del self.pending[:whole]
 
 
-def analyse(ffmpeg: FFmpeg, path: Path, rate: float, thumbs: Path
+def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thumbs: Path
             ) -> tuple[shots.Shots, list[int], dict[int, int]]:
-    """The pass: the detector, the scenes' first frames, and where each scene's
-    thumbnail lies in ``thumbs`` (scene start → frame index in the file)."""
+    """The pass over the ``duration`` seconds of ``path`` (its deadline grows with them):
+    the detector, the scenes' first frames, and where each scene's thumbnail lies in
+    ``thumbs`` (scene start → frame index in the file)."""
     where: dict[int, int] = {}
     with thumbs.open("wb") as out:
         def keep(start: int, frame: bytes) -> None:
@@ -71,11 +74,12 @@ def analyse(ffmpeg: FFmpeg, path: Path, rate: float, thumbs: Path
         found = shots.Shots(shots.lag_for(rate), keep)
         done = ffmpeg.run([
             "-skip_loop_filter", "all", *input_args(path, keyframes=False),
-            "-vf", f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
+            "-vf", f"fps={rate:g}:start_time=0,"
+                   f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
                    f"scale={THUMB_W}:{THUMB_H}:force_original_aspect_ratio=decrease"
                    f":flags=bilinear,pad={THUMB_W}:{THUMB_H}:-1:-1,format=rgb24",
-            "-fps_mode", "cfr", "-r", f"{rate:g}", "-f", "rawvideo", "pipe:1"],
-            on_stdout=_Frames(found))
+            "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
+            on_stdout=_Frames(found), full=FullDecode(path, duration))
         starts = found.finish() if found.count else []
     said = _OUTPUT_FPS.search(done.stderr)
     if said and abs(float(said.group(1)) - rate) > 0.01:  # printed rounded
@@ -101,13 +105,14 @@ def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Pa
     return sorted(out.glob("sheet-*.jpg"))
 
 
-def make(ffmpeg: FFmpeg, path: Path, fps: float | None, out: Path
+def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path
          ) -> tuple[dict[str, Any], list[Path]]:
-    """Sheets in ``out`` and the facts (module docstring). :class:`Skipped` when no frame
-    decodes; :class:`Failed` when ffmpeg fails."""
+    """Sheets in ``out`` and the facts (module docstring) of the video at ``path`` (the
+    probe's ``fps`` and ``duration`` in seconds, either None when unknown). :class:`Skipped`
+    when no frame decodes; :class:`Failed` when ffmpeg fails."""
     rate = rate_of(fps)
     thumbs = out / "thumbs.rgb"
-    found, starts, where = analyse(ffmpeg, path, rate, thumbs)
+    found, starts, where = analyse(ffmpeg, path, rate, duration, thumbs)
     if not starts:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
     order = [where.get(s, 0) for s in starts]

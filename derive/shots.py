@@ -15,13 +15,15 @@ of the frame :attr:`Shots.lag` frames before (``dk``).
   between two busy textures, whose pixels all change anyway). Either way the change must
   last: the frame :data:`WINDOW` frames on still differs from the frame before the cut
   by :data:`PERSIST` of ``d1[i]`` (a flash or a flicker returns), and a cut comes no
-  sooner than :data:`MIN_SCENE` of the lag after the one before.
+  sooner than :data:`MIN_SCENE` of the lag after the one before (or the first frame).
 * **Gradual transition** (dissolve, fade): ``dk`` rises to a plateau while one shot
   blends into the next and falls back ``lag`` frames later, where motion alone keeps it
   level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``; a run of frames with a bump
   of at least :data:`GRADUAL_MIN` is one transition, its boundary the run's centroid less
   half the lag (the middle of the dissolve). A transition within ``lag`` frames of a cut
-  is that cut's own bump and is dropped.
+  (or of the first frame) is that cut's own bump and is dropped.
+* **Ends**: no scene shorter than :data:`MIN_SCENE` of the lag at either end (a black
+  first or last frame, a fade-in from black, is part of the scene beside it).
 
 A boundary is the first frame of a new scene. Each scene keeps one frame (its
 thumbnail): the one :attr:`Shots.lag` frames in, or the middle of a shorter scene.
@@ -131,6 +133,9 @@ class Shots:
         for i in range(max(self.lag, n - self.lag), n):
             self._judge_bump(i, right=False)
         self._end_run()
+        shortest = MIN_SCENE * self.lag
+        self.cuts = [c for c in self.cuts if n - c >= shortest]
+        self.graduals = [g for g in self.graduals if n - g >= shortest]
         starts = self.starts()
         for k, start in enumerate(starts):
             if start in self._wanted:
@@ -152,7 +157,7 @@ class Shots:
         if i < 1:
             return
         value = self.d1[i]
-        if value < CUT_MIN or (self.cuts and i - self.cuts[-1] < MIN_SCENE * self.lag):
+        if value < CUT_MIN or i - (self.cuts[-1] if self.cuts else 0) < MIN_SCENE * self.lag:
             return
         if _mad(self._sample(i + WINDOW), self._sample(i - 1)) < PERSIST * value:
             return
@@ -192,7 +197,7 @@ class Shots:
         centre = sum(i * b for i, b in self._run) / total
         self._run = []
         boundary = round(centre - self.lag / 2)
-        if boundary < 1 or any(abs(c - boundary) <= self.lag for c in self.cuts):
+        if any(abs(c - boundary) <= self.lag for c in (0, *self.cuts)):
             return
         self._found(boundary)
         self.graduals.append(boundary)

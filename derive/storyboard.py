@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from derive import jpeg, poster
-from derive.ffmpeg import VIDEO_ONLY, Failed, FFmpeg, Skipped, input_args
+from derive.ffmpeg import VIDEO_ONLY, Failed, FFmpeg, FullDecode, Skipped, input_args
 from videodrop.derivatives import Reason
 
 SHORT_TILES, LONG_TILES = 50, 100
@@ -56,7 +56,8 @@ def _tile_scale(landscape: bool) -> str:
 def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes: bool,
              landscape: bool) -> tuple[list[float], list[Path], list[poster.Candidate]]:
     """One pass: the tiles' times (s), the sheets written in ``out`` and each tile's
-    frame measured as a poster candidate (derive/poster.py)."""
+    frame measured as a poster candidate (derive/poster.py). Decoding every frame, its
+    deadline grows with the plan's seconds."""
     slot = the_plan.slot
     select = (f"select='isnan(prev_selected_t)"
               f"+gt(floor(t/{slot:.6f}),floor(prev_selected_t/{slot:.6f}))'")
@@ -69,7 +70,8 @@ def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes
         "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg",
         *VIDEO_ONLY, "-vf", f"{select},scale={poster.PROBE_W}:{poster.PROBE_H},format=gray",
         "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
-        poster.PROBE_W * poster.PROBE_H)
+        poster.PROBE_W * poster.PROBE_H,
+        full=None if keyframes else FullDecode(path, the_plan.tiles * the_plan.slot))
     sheets = sorted(out.glob("sheet-*.jpg"))
     measured = [poster.measure(t, f) for t, f in zip(frames.times, frames.data, strict=True)]
     return frames.times, sheets, measured

@@ -169,7 +169,7 @@ class Worker(Consumer):
         return Outcome("ready", {**facts, "sheets": files})
 
     def _scenes(self, video: Video, path: Path, temp: Path) -> Outcome:
-        facts, sheets = scenes.make(self.ffmpeg, path, video.fps, temp)
+        facts, sheets = scenes.make(self.ffmpeg, path, video.fps, video.duration, temp)
         names = {sheet: scenes.SHEET.format(i) for i, sheet in enumerate(sheets)}
         files = output.publish(self.media_root, video.source_id, names, stale="scenes-")
         return Outcome("ready", {**facts, "sheets": files})

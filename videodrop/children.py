@@ -90,7 +90,9 @@ class ChildLimits:
     """Hard limits of one child (setrlimit soft = hard).
 
     ``memory``: RLIMIT_AS, bytes of address space. ``cpu_seconds``: RLIMIT_CPU (SIGKILL
-    past it; derived from the deadline, a backstop for a wall clock that did not fire).
+    past it; derived from the deadline, a backstop for a wall clock that did not fire: it
+    counts the CPU time of all the child's threads, so a child that may keep ``cpus``
+    cores busy gets the deadline times ``cpus``, or it would be killed before the deadline).
     ``open_files``: RLIMIT_NOFILE. ``file_size``: RLIMIT_FSIZE, 0 for a child whose output
     goes to pipes only (ffprobe). No core dumps.
     """
@@ -102,8 +104,10 @@ class ChildLimits:
 
     @classmethod
     def for_deadline(cls, timeout: float, memory: int = DEFAULT_MEMORY,
-                     file_size: int | None = 0) -> ChildLimits:
-        return cls(memory=memory, cpu_seconds=max(1, math.ceil(timeout)) + 1,
+                     file_size: int | None = 0, cpus: int = 1) -> ChildLimits:
+        """Limits of a child with ``timeout`` seconds of wall clock that may keep ``cpus``
+        cores busy: CPU time ``timeout * cpus`` rounded up, plus one second."""
+        return cls(memory=memory, cpu_seconds=max(1, math.ceil(timeout * max(1, cpus))) + 1,
                    file_size=file_size)
 
     def prlimit_args(self, prlimit: str) -> list[str]:
@@ -131,13 +135,17 @@ def time_binary() -> str:
 class ChildRunner:
     """Runs children under :class:`ChildLimits` with ``memory`` bytes of address space.
 
+    ``cpus``: cores a child may keep busy at once (ffmpeg's decoding and filter threads),
+    which its CPU-time limit allows for (:meth:`ChildLimits.for_deadline`).
     ``measure_peak``: report the child's own peak resident memory in ``max_rss`` (through
     GNU time; ChildMissing when it is not installed).
     """
 
     def __init__(self, memory: int = DEFAULT_MEMORY, *, file_size: int | None = 0,
-                 prlimit: str | None = None, measure_peak: bool = False) -> None:
+                 prlimit: str | None = None, measure_peak: bool = False,
+                 cpus: int = 1) -> None:
         self.memory = memory
+        self.cpus = cpus
         self.file_size = file_size
         self._prlimit = prlimit
         self.measure_peak = measure_peak
@@ -148,7 +156,7 @@ class ChildRunner:
             raise ChildTimeout(timeout)
         if self._prlimit is None:
             self._prlimit = prlimit_binary()
-        limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size)
+        limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size, self.cpus)
         argv = [*limits.prlimit_args(self._prlimit), *args]
         if not self.measure_peak:
             return run_limited(argv, timeout, on_stdout, program=args[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -59,10 +60,12 @@ class Settings:
     ffprobe: str = "ffprobe"
     probe_timeout: float = 30.0
     # the derive role (derive/): kinds to make ("" turns it off), jobs at once, each
-    # ffmpeg child's deadline in seconds
+    # ffmpeg child's deadline in seconds, and what a pass decoding every frame gets more
+    # per second of media (derive/ffmpeg.py Deadline)
     derive: tuple[str, ...] = derivatives.DEFAULT_KINDS
     derive_concurrency: int = 1
     derive_timeout: float = 600.0
+    derive_timeout_per_media_second: float = 0.5
     ffmpeg: str = "ffmpeg"
     child_memory: int = 1 << 30  # RLIMIT_AS of every ffprobe/ffmpeg child (children.py)
     admin_token: str | None = None
@@ -130,6 +133,9 @@ class Settings:
             raise SettingsError("VIDEODROP_DERIVE_CONCURRENCY must be at least 1")
         if self.derive_timeout <= 0:
             raise SettingsError("VIDEODROP_DERIVE_TIMEOUT must be positive")
+        if not 0 <= self.derive_timeout_per_media_second < math.inf:
+            raise SettingsError("VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND must be 0 (the"
+                                " same deadline for every child) or more seconds")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if not self.inbox_extensions:
@@ -208,7 +214,8 @@ def _convert(name: str, raw: str) -> object:
             return parse_size(raw)
         if name == "derive":
             return derivatives.parse_kinds(raw)
-        if name in {"probe_timeout", "derive_timeout", "settle_seconds", "rescan_seconds",
+        if name in {"probe_timeout", "derive_timeout", "derive_timeout_per_media_second",
+                    "settle_seconds", "rescan_seconds",
                     "header_timeout", "login_rate", "inbox_prune_after"}:
             return float(raw)
         if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",

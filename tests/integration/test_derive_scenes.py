@@ -12,6 +12,7 @@ import pytest
 
 from derive import jpeg, scenes
 from derive.ffmpeg import FFmpeg, Skipped
+from prober.probe import probe_file
 from testbed import cuts
 from videodrop.children import ChildRunner
 from videodrop.derivatives import Reason, unpack_activity
@@ -36,7 +37,7 @@ def test_boundaries_of_the_corpus_meet_the_accuracy_targets(
     for clip, path in corpus:
         out = tmp_path / clip.name
         out.mkdir()
-        facts, sheets = scenes.make(ffmpeg, path, float(clip.rate), out)
+        facts, sheets = scenes.make(ffmpeg, path, float(clip.rate), clip.frames / clip.rate, out)
         assert facts["frames"] == clip.frames, clip.name
         assert facts["rate"] == clip.rate
         found = cuts.score(clip.transitions(), facts["starts"])
@@ -54,7 +55,7 @@ def test_cuts_and_dissolves_are_told_apart(ffmpeg: FFmpeg,
                                            corpus: list[tuple[cuts.Clip, Path]],
                                            tmp_path: Path):
     clip, path = next((c, p) for c, p in corpus if c.name == "mixed-720p30")
-    facts, _ = scenes.make(ffmpeg, path, float(clip.rate), tmp_path)
+    facts, _ = scenes.make(ffmpeg, path, float(clip.rate), clip.frames / clip.rate, tmp_path)
     truth = ["cut" if t.kind == "cut" else "gradual" for t in clip.transitions()]
     assert facts["transitions"] == truth
 
@@ -74,7 +75,7 @@ def fixed_camera(folder: Path) -> Path:
 
 def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
         ffmpeg: FFmpeg, tmp_path: Path):
-    facts, sheets = scenes.make(ffmpeg, fixed_camera(tmp_path), 25.0, tmp_path)
+    facts, sheets = scenes.make(ffmpeg, fixed_camera(tmp_path), 25.0, None, tmp_path)
     assert facts["starts"] == [0] and facts["transitions"] == []
     assert len(sheets) == 1
     activity = unpack_activity(facts["activity"])
@@ -87,5 +88,57 @@ def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
 def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
                                                        tmp_path: Path):
     with pytest.raises(Skipped) as caught:
-        scenes.make(ffmpeg, samples / "invalid_userdata.mp4", None, tmp_path)
+        scenes.make(ffmpeg, samples / "invalid_userdata.mp4", None, 231.338, tmp_path)
     assert caught.value.reason == Reason.NO_VIDEO_FRAMES
+
+
+def test_boundaries_keep_their_time_when_the_analysis_rate_is_not_the_files(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """The probe's rate may differ from the stream's (counted over a variable-rate file:
+    14.8 for a 15 frames/s WMV): frame n of the pass must still be at n / rate seconds.
+    A cut at 4.0 s analysed at 14 frames/s is frame 56 (resampling with ``-r`` put
+    it at 58: two frames repeated at the start)."""
+    path = tmp_path / "cut-at-4s.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=size=320x180:rate=15:duration=4", "-f", "lavfi",
+                    "-i", "smptehdbars=size=320x180:rate=15:duration=2", "-filter_complex",
+                    "[0][1]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(path)],
+                   check=True, timeout=120)
+    facts, _ = scenes.make(ffmpeg, path, 14.0, 6.0, tmp_path)
+    assert facts["frames"] == 6 * 14
+    [_, cut] = facts["starts"]
+    assert abs(cut - 4 * 14) <= 1, facts["starts"]
+
+
+# Real footage (../shared/samples), boundaries checked frame by frame (docs/benchmarks.md,
+# "On real footage"): times (s) of the first frame of a new picture, and times where a
+# flash or a moving pointer changes the picture and no scene starts.
+REAL_CUTS = {
+    "xbox.wmv": [33.733, 34.733, 36.599, 38.466, 41.599, 47.266, 48.733, 51.666, 54.266,
+                 58.799, 60.266, 63.266, 64.599, 67.066, 68.199, 74.866, 75.666, 77.866,
+                 78.866, 89.799],
+    "annex-b-avc.mkv": [9.637, 11.830, 22.044, 23.964, 32.834, 34.063],  # a dialog
+    "bbb_chapters.mp4": [1.5, 9.583],
+}
+REAL_NOT_CUTS = {
+    "xbox.wmv": [6.999, 8.066],  # flashes
+    "annex-b-avc.mkv": [5.821, 6.826, 14.085],  # the pointer moves
+    "sandwich-av-mp4a.40.5.mov": [0.042, 0.29],  # after a black first frame
+}
+
+
+@pytest.mark.parametrize("name", sorted({*REAL_CUTS, *REAL_NOT_CUTS}))
+def test_boundaries_of_real_footage_are_where_the_picture_changes(
+        ffmpeg: FFmpeg, samples: Path, tmp_path: Path, name: str):
+    """At the probe's rate, as the derive role runs it (14.8 frames/s for xbox.wmv's 15):
+    each known cut within a frame, no boundary near a known non-cut."""
+    path = samples / name
+    meta = probe_file(path).metadata
+    facts, _ = scenes.make(ffmpeg, path, meta["fps"], meta["duration"], tmp_path)
+    rate = facts["rate"]
+    times = [start / rate for start in facts["starts"]]
+    for cut in REAL_CUTS.get(name, []):
+        assert min(abs(t - cut) for t in times) <= 1 / rate + 0.001, (cut, times)
+    for still in REAL_NOT_CUTS.get(name, []):
+        assert min((abs(t - still) for t in times[1:]), default=1.0) > 0.2, (still, times)

@@ -38,6 +38,12 @@ def test_derive_concurrency_and_timeout_are_checked():
         Settings.from_env({"VIDEODROP_DERIVE_CONCURRENCY": "0"})
     with pytest.raises(SettingsError, match="VIDEODROP_DERIVE_TIMEOUT"):
         Settings.from_env({"VIDEODROP_DERIVE_TIMEOUT": "0"})
+    assert Settings.from_env({}).derive_timeout_per_media_second == 0.5
+    assert Settings.from_env({"VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND": "0"}
+                             ).derive_timeout_per_media_second == 0
+    for wrong in ("-1", "nan", "inf", "fast"):
+        with pytest.raises(SettingsError, match="VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND"):
+            Settings.from_env({"VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND": wrong})
     settings = Settings.from_env({"VIDEODROP_AMQP_PREFIX": "t1"})
     assert (settings.derive_queue, settings.derive_dead_queue) == ("t1.derive", "t1.derive.dead")
 

@@ -122,3 +122,26 @@ def test_repeated_frames_of_a_low_frame_rate_hide_neither_motion_nor_cuts():
     frames = [f for f in wobble for _ in range(2)] + [b] * 20
     _, starts, _ = run(frames)
     assert starts == [0, 20]
+
+
+@pytest.mark.parametrize("lead", [1, 3])
+def test_a_black_first_frame_starts_no_scene_of_its_own(lead: int):
+    """A frame or three of black before the picture (sandwich-av-mp4a.40.5.mov): no scene
+    that short at the start, and no gradual transition made of the cut's own bump (it was
+    reported half a lag in, where nothing happens)."""
+    picture = texture(5)
+    found, starts, kept = run([bytes(SIZE)] * lead + [picture] * 40)
+    assert starts == [0] and found.cuts == [] and found.graduals == []
+    assert kept[0] == picture
+
+
+def test_a_black_last_frame_starts_no_scene_of_its_own():
+    picture = texture(6)
+    found, starts, _ = run([picture] * 40 + [bytes(SIZE)])
+    assert starts == [0] and found.cuts == [] and found.graduals == []
+
+
+def test_a_cut_soon_after_the_start_still_counts_when_the_scene_is_long_enough():
+    a, b = texture(7), texture(8)
+    found, starts, _ = run([a] * 6 + [b] * 40)  # lag 8: a scene of 6 frames is kept
+    assert starts == [0, 6] and found.cuts == [6]
