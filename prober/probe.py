@@ -9,15 +9,15 @@ A good file costs two ffprobe runs, at the same time: the header and every packe
 and beside it a decode of the main video stream's first packets, guessed before the
 listing names that stream and its first keyframe (:mod:`prober.decodes`; the guess counts
 only when it is the decode the listing asks for). When it is not (the main video is not
-the first video stream, its first packet is no keyframe), that decode runs after the
-listing, a third run. A file the demuxer says is cut costs a decode of its tail too. More
-runs only for files that fail the first (the guess ran beside it for nothing): a format
-outside the accepted containers (a debug run names it), an ISO BMFF file ffprobe cannot
-open (its complete prefix is probed), a file whose JSON ffprobe refuses to print (its
-summary log is read), or a full read that overran most of the deadline (the header and the
-packet tail are read instead). Every run is a child of its own under the one deadline
-and the child limits of the runner; none outlives the probe. The result's ``stages`` say
-how long each took.
+the first video stream that is not cover art, its first packet is no keyframe), that
+decode runs after the listing, a third run. A file the demuxer says is cut costs a decode
+of its tail too. More runs only for files that fail the first (the guess ran beside it
+for nothing): a format outside the accepted containers (a debug run names it), an ISO
+BMFF file ffprobe cannot open (its complete prefix is probed), a file whose JSON ffprobe
+refuses to print (its summary log is read), or a full read that overran most of the
+deadline (the header and the packet tail are read instead). Every run is a child of its
+own under the one deadline and the runner's child limits; none outlives the probe. The
+result's ``stages`` say how long each took.
 """
 
 from __future__ import annotations
