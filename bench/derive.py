@@ -166,7 +166,8 @@ def drop_rows() -> list[Row]:
     pending = got["pending_derivatives"]
     common.log(f"drop-to-ready with a derive backlog: p50 {ms(p50)}, bare ffprobe {ms(b50)};"
                f" {pending} derivative requests still pending at the end; without the"
-               f" derive role: p50 {ms(i50)}, bare ffprobe {ms(ib50)}")
+               f" derive role: p50 {ms(i50)}, bare ffprobe {ms(ib50)}; with the backlog:"
+               f" {latency.stages(got)}; without: {latency.stages(idle)}")
     return [
         row(f"drop-to-ready p50 while a derive backlog runs ({pending} requests pending"
             " at the end)", ms(p50), f"bare ffprobe {ms(b50)}", p50 / b50,

@@ -7,7 +7,8 @@ The settle window (VIDEODROP_SETTLE_SECONDS, default 2 s) is a deliberate wait: 
 counts as finished only once it has been quiet for the window, so it is measured twice,
 with the default and with 0.2 s. Each drop's journey is taken apart from the roles' JSON
 logs: drop → published (settle), published → probe summary line (queue, claim, probe,
-commit).
+commit), and the probe into its ffprobe stages (listing, guessed head decode, the wait
+for it, a head decode after the listing).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ FILES = 20
 P50_TARGET = 1.5
 P99_TARGET = 3.0
 SETTLES = (2.0, 0.2)
+#: The ffprobe stages of the probe's summary line (prober/context.py), as ``<stage>_ms``.
+STAGES = ("listing", "head_guess", "head_wait", "head", "tail")
 
 
 def bare_once(path: Path) -> float:
@@ -80,6 +83,9 @@ def run_once(clips: Sequence[Path], settle: float, timeout: float = 60,
         return {"ours": ours, "bare": bare, "to_publish": settle_parts,
                 "probe_ms": [float(x.get("total_ms", 0)) for x in probes],
                 "ffprobe_ms": [float(x.get("probe_ms", 0)) for x in probes],
+                "stages": {stage: [float(x[f"{stage}_ms"]) for x in probes if f"{stage}_ms" in x]
+                           for stage in STAGES},
+                "guesses": [str(x.get("head_guess")) for x in probes],
                 "pending_derivatives": pending_derivatives(scratch.database_url)}
 
 
@@ -95,6 +101,15 @@ def median(values: Sequence[float]) -> float:
     return percentile(values, 50)
 
 
+def stages(got: dict[str, Any]) -> str:
+    """The median of each ffprobe stage the drops ran, and how often the guessed head
+    decode was the one needed: ``listing 90 ms, head_guess 85 ms, …; guess used 20/20``."""
+    timed = [f"{stage} {median(ms_of):.0f} ms (of {len(ms_of)})"
+             for stage, ms_of in got["stages"].items() if ms_of]
+    used = sum(g == "used" for g in got["guesses"])
+    return f"median {', '.join(timed) or 'no stage timed'}; guess used {used}/{len(got['guesses'])}"
+
+
 def main() -> list[Row]:
     clips = common.clips(FILES)
     rows: list[Row] = []
@@ -108,7 +123,7 @@ def main() -> list[Row]:
             f"settle {settle:g} s: p50 {ms(p50)}, p99 {ms(p99)}; bare ffprobe p50 {ms(b50)},"
             f" p99 {ms(b99)}; median drop→published {ms(median(got['to_publish']))},"
             f" median prober total {median(got['probe_ms']):.0f} ms"
-            f" (ffprobe runs + sha256 {median(got['ffprobe_ms']):.0f} ms)")
+            f" (ffprobe runs + sha256 {median(got['ffprobe_ms']):.0f} ms); {stages(got)}")
         label = "default" if settle == 2.0 else "short"
         rows.append(row(f"drop-to-ready p50, 1 file into idle system (settle {settle:g} s,"
                         f" {label})", ms(p50), ms(b50), p50 / b50, f"<= {P50_TARGET}x",

@@ -192,29 +192,35 @@ def run_probe(
 
 @dataclass(frozen=True)
 class Decoded:
-    """What a bounded decode of one stream gave: packets read, frames they decoded to."""
+    """What a bounded decode of one stream gave: packets read, frames they decoded to, and
+    the stream's index (None: the stream specifier matched no stream)."""
 
     packets: int
     frames: int
+    index: int | None = None
 
 
 def count_decoded(
-    path: Path | str, index: int, *, packets: int, ffprobe: str = "ffprobe",
+    path: Path | str, stream: int | str, *, packets: int, ffprobe: str = "ffprobe",
     timeout: float = 30.0, runner: Runner = default_runner,
 ) -> Decoded:
-    """Decode the first ``packets`` packets of stream ``index`` of ``path``. Decoders are
-    flushed at the end, so every packet that decodes counts, delayed ones included.
-    FFprobeFailed when ffprobe cannot open the file."""
-    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+    """Decode the first ``packets`` packets of ``stream`` of ``path``: an index, or a stream
+    specifier that names one stream (``"V:0"``: the first video stream that is not cover
+    art); :attr:`Decoded.index` says which stream that was. Decoders are flushed at the end,
+    so every packet that decodes counts, delayed ones included. FFprobeFailed when ffprobe
+    cannot open the file."""
+    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(stream),
                                   "-count_frames", "-count_packets", "-read_intervals",
                                   f"%+#{packets}", "-show_entries",
                                   "stream=index,nb_read_frames,nb_read_packets",
                                   "-print_format", "json", "-show_error",
                                   _file_argument(path)], timeout)
+    shown = [s for s in data.get("streams") or [] if isinstance(s, dict)]
     found: dict[str, Any] = next(
-        (s for s in data.get("streams") or [] if s.get("index") == index), {})
+        (s for s in shown if isinstance(stream, str) or s.get("index") == stream), {})
     return Decoded(as_int(found.get("nb_read_packets")) or 0,
-                   as_int(found.get("nb_read_frames")) or 0)
+                   as_int(found.get("nb_read_frames")) or 0,
+                   as_int(found.get("index")) if found else None)
 
 
 def undecoded_tail(

@@ -5,27 +5,33 @@ those come back as ``ok=False`` with a code from :class:`videodrop.errorcodes.Er
 and a short sentence. FFprobeMissing propagates (the worker refuses to start); so does
 OSError when the file cannot be read at all (the worker retries that).
 
-A good file costs two ffprobe runs: the header and every packet in one, then a decode of
-the main video stream's first packets (:func:`_decode_checks`); a file the demuxer says is
-cut, a decode of its tail too; an MP4/MOV with audio ffprobe names mp3, one more a track
-(its first packet's place: :mod:`prober.browser_facts`). More runs only for files that
-fail the first: a format outside the accepted containers (a debug run names it), an ISO
+A good file costs two ffprobe runs, at the same time: the header and every packet in one,
+and beside it a decode of the main video stream's first packets, guessed before the
+listing names that stream and its first keyframe (:mod:`prober.decodes`; the guess counts
+only when it is the decode the listing asks for). When it is not (the main video is not
+the first video stream that is not cover art, its first packet is no keyframe), that
+decode runs after the listing, a third run. A file the demuxer says is cut costs a decode
+of its tail too; an MP4/MOV with audio ffprobe names mp3, one more a track (its first
+packet's place: :mod:`prober.browser_facts`). More runs only for files that fail the
+first (the guess ran beside it for nothing): a format outside the accepted containers (a debug run names it), an ISO
 BMFF file ffprobe cannot open (its complete prefix is probed), a file whose JSON ffprobe
 refuses to print (its summary log is read), or a full read that overran most of the
-deadline (the header and the packet tail are read instead).
+deadline (the header and the packet tail are read instead). Every run is a child of its
+own under the one deadline and the runner's child limits; none outlives the probe. The
+result's ``stages`` say how long each took.
 """
 
 from __future__ import annotations
 
 import re
 import signal
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from prober.browser_facts import add_browser_facts
-from prober.evidence import said_cut
+from prober.context import Context, Deadline, Stages
+from prober.decodes import HeadGuess, decode_checks
 from prober.ffprobe import (
     Decoded,
     FFprobeFailed,
@@ -34,17 +40,14 @@ from prober.ffprobe import (
     ProbeError,
     ProbeOutput,
     Runner,
-    count_decoded,
     default_runner,
     ffprobe_version,
     identify_format,
     read_log_summary,
     run_probe,
-    undecoded_tail,
 )
 from prober.isobmff import Boxes, top_level_boxes
 from prober.metadata import assess, base_metadata, real_video_streams
-from prober.packets import time_bases
 from videodrop.errorcodes import ErrorCode
 
 __all__ = ["ProbeResult", "probe_file"]
@@ -61,9 +64,6 @@ _KINDS = {
     "mp3": "MP3 audio", "wav": "WAV audio", "aac": "raw AAC audio",
     "flac": "FLAC audio", "ogg": "an Ogg file", "mpeg": "an MPEG program stream",
 }  # fmt: skip
-#: Packets decoded past the first keyframe to show the video decodes; packets tried when
-#: none is flagged as a keyframe.
-_HEAD_AFTER_KEY, _HEAD_WITHOUT_KEY = 2, 250
 #: A probe score at or below this is ffprobe's "misdetection possible" (AVPROBE_SCORE_MAX/4).
 _GUESS = 25
 #: Image kinds whose content has no signature: only their name tells them (libavformat's
@@ -86,34 +86,9 @@ class ProbeResult:
     metadata: dict[str, Any]  # normalised, JSON-serialisable (partial when failed)
     raw: dict[str, Any] | None  # raw ffprobe JSON (None if ffprobe could not run)
     code: ErrorCode | None = None  # set exactly when not ok
-
-
-class _Deadline:
-    """One budget for every ffprobe run of a probe."""
-
-    def __init__(self, seconds: float) -> None:
-        self.seconds = seconds
-        self._end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        left = self._end - time.monotonic()
-        if left <= 0:
-            raise FFprobeTimeout(self.seconds)
-        return left
-
-
-@dataclass(frozen=True)
-class _Context:
-    path: Path
-    size: int
-    head: bytes
-    version: str | None
-    ffprobe: str
-    runner: Runner
-    deadline: _Deadline
-
-    def base(self) -> dict[str, Any]:
-        return base_metadata(self.path.name, self.size, self.version)
+    #: wall-clock ms of each stage (``listing_ms``, ``head_guess_ms``, ``head_wait_ms``,
+    #: ``head_ms``, ``tail_ms``) and how the guessed head decode went (``head_guess``)
+    stages: dict[str, Any] = field(default_factory=dict)
 
 
 def probe_file(
@@ -135,21 +110,22 @@ def probe_file(
         head = handle.read(4096)
     if size == 0:
         return _failed("empty file", ErrorCode.EMPTY, base_metadata(path.name, 0, version))
-    deadline = _Deadline(timeout)  # one budget for every ffprobe run of this file
+    deadline = Deadline(timeout)  # one budget for every ffprobe run of this file
+    stages = Stages()
     try:
         if version is None:
             version = _version_or_none(ffprobe, runner, deadline)
-        ctx = _Context(path, size, head, version, ffprobe, runner, deadline)
-        return _with_bounded_values(_probe(ctx))
+        ctx = Context(path, size, head, version, ffprobe, runner, deadline, stages)
+        result = _with_bounded_values(_probe(ctx))
     except FFprobeMissing:
         raise
     except FFprobeTimeout:
         meta = base_metadata(path.name, size, version)
-        return _failed(f"timed out after {timeout:g} s", ErrorCode.TIMEOUT, meta)
+        result = _failed(f"timed out after {timeout:g} s", ErrorCode.TIMEOUT, meta)
     except ProbeError as exc:  # ffprobe misbehaving (e.g. output that is not JSON)
         meta = base_metadata(path.name, size, version)
-        return _failed(f"ffprobe failed: {exc}", ErrorCode.UNREADABLE, meta)
-
+        result = _failed(f"ffprobe failed: {exc}", ErrorCode.UNREADABLE, meta)
+    return replace(result, stages=stages.summary())
 
 #: What a file's writer controls (tags, titles, chapters, attachment names) is kept to
 #: this much in the record: a text of at most MAX_TEXT characters, a list or mapping of at
@@ -195,7 +171,7 @@ def _cut_to_bounds(value: Any, where: str, cuts: list[str]) -> Any:
     return value
 
 
-def _version_or_none(ffprobe: str, runner: Runner, deadline: _Deadline) -> str | None:
+def _version_or_none(ffprobe: str, runner: Runner, deadline: Deadline) -> str | None:
     try:
         return ffprobe_version(ffprobe, runner, timeout=deadline.left())
     except (FFprobeMissing, FFprobeTimeout):
@@ -204,58 +180,25 @@ def _version_or_none(ffprobe: str, runner: Runner, deadline: _Deadline) -> str |
         return None
 
 
-def _probe(ctx: _Context) -> ProbeResult:
+def _probe(ctx: Context) -> ProbeResult:
     warnings: list[str] = []
+    guess = HeadGuess(ctx)  # alongside the listing (prober/decodes.py)
     try:
-        output = _header_and_packets(ctx, warnings)
-    except FFprobeFailed as exc:
-        return _unopened(ctx, exc)
-    if not output.packets.full and not output.packets.count(
-            [int(s.get("index", -1)) for s in real_video_streams(output.data)]):
-        raise FFprobeTimeout(ctx.deadline.seconds)  # nothing to decide with
-    decoded = _decode_checks(ctx, output)
-    return _assessed(ctx, output.data, output, warnings, decoded=decoded)
+        try:
+            with ctx.stages.timed("listing"):
+                output = _header_and_packets(ctx, warnings)
+        except FFprobeFailed as exc:
+            return _unopened(ctx, exc)
+        if not output.packets.full and not output.packets.count(
+                [int(s.get("index", -1)) for s in real_video_streams(output.data)]):
+            raise FFprobeTimeout(ctx.deadline.seconds)  # nothing to decide with
+        decoded = decode_checks(ctx, output, guess)
+        return _assessed(ctx, output.data, output, warnings, decoded=decoded)
+    finally:
+        guess.join()  # (its child ends by the deadline at the latest)
 
 
-def _decode_checks(ctx: _Context, output: ProbeOutput) -> Decoded | None:
-    """Whether the main video stream decodes at all: its first packets, up to one past its
-    first keyframe (at most :data:`_HEAD_WITHOUT_KEY` when none is flagged), must give a
-    frame (None: no video packets, or ffprobe failed on the decode). In a file the demuxer
-    says is cut, the packets from the last keyframe to the end are decoded too, and the last
-    ones that give no frame are dropped from ``output.packets`` (its frame count and span
-    then end with the last frame that decodes)."""
-    videos = real_video_streams(output.data) if output.packets.full else []
-    index = int(videos[0].get("index", -1)) if videos else -1
-    found = output.packets.streams.get(index)
-    if found is None or found.count == 0:
-        return None
-    first_key = _HEAD_WITHOUT_KEY if found.first_key is None else found.first_key
-    head = min(found.count, first_key + _HEAD_AFTER_KEY) + found.discarded
-    try:
-        decoded = count_decoded(ctx.path, index, packets=head, ffprobe=ctx.ffprobe,
-                                timeout=ctx.deadline.left(), runner=ctx.runner)
-        if not said_cut(output.log) or not decoded.frames:
-            return decoded
-        tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
-                              timeout=ctx.deadline.left(), runner=ctx.runner)
-        base = time_bases(output.data).get(index)
-        if tail is None and found.last_key is not None and base is not None:
-            # the seek past the end found no keyframe to land on (a fragmented MP4
-            # without an index): start at the last keyframe the listing saw
-            tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
-                                  timeout=ctx.deadline.left(), runner=ctx.runner,
-                                  start=float(found.last_key * base))
-    except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn
-        return None
-    if tail is None or not tail.cut:
-        return decoded
-    # what plays ends with the last frame that decodes: the frame count, the stream's span
-    # and so the file's duration leave the cut packets out
-    found.drop_tail(tail.cut, tail.last_frame)
-    return decoded
-
-
-def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
+def _assessed(ctx: Context, raw: dict[str, Any], output: ProbeOutput | None,
               warnings: list[str], *, decoded: Decoded | None = None) -> ProbeResult:
     outcome = assess(
         raw,
@@ -276,7 +219,7 @@ def _assessed(ctx: _Context, raw: dict[str, Any], output: ProbeOutput | None,
     return ProbeResult(True, None, outcome.metadata, raw)
 
 
-def _header_and_packets(ctx: _Context, warnings: list[str]) -> ProbeOutput:
+def _header_and_packets(ctx: Context, warnings: list[str]) -> ProbeOutput:
     """Header and every packet in one ffprobe run. When that overruns most of the budget
     (a huge file on a slow disk), the header and the packets after the last keyframe are
     read instead: the duration is still the packets', the frame count and rate the
@@ -291,7 +234,7 @@ def _header_and_packets(ctx: _Context, warnings: list[str]) -> ProbeOutput:
                          runner=ctx.runner, full=False)
 
 
-def _unopened(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
+def _unopened(ctx: Context, exc: FFprobeFailed) -> ProbeResult:
     """ffprobe could not open the file: say what it is, or read what it can."""
     if exc.refused:
         return _refused(ctx)
@@ -316,7 +259,7 @@ def _unopened(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
     return _assessed(ctx, {**summary, "ffprobe_log": text}, None, warnings)
 
 
-def _refused(ctx: _Context) -> ProbeResult:
+def _refused(ctx: Context) -> ProbeResult:
     """A format outside the accepted containers: named from ffprobe's probe. Content that
     no demuxer recognises (ffprobe's best guess is a possible misdetection, or an image
     sequence chosen by the file's extension alone for a kind of image that its content
@@ -341,7 +284,7 @@ def _refused(ctx: _Context) -> ProbeResult:
                    " video containers", ErrorCode.UNSUPPORTED_CONTAINER, meta)
 
 
-def _ffprobe_crashed(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
+def _ffprobe_crashed(ctx: Context, exc: FFprobeFailed) -> ProbeResult:
     number = -exc.returncode
     meta = ctx.base()
     if _OOM in f"{exc.error} {exc.stderr}":
@@ -354,7 +297,7 @@ def _ffprobe_crashed(ctx: _Context, exc: FFprobeFailed) -> ProbeResult:
                    _error_raw(exc))
 
 
-def _cut_mp4(ctx: _Context, exc: FFprobeFailed, boxes: Boxes) -> ProbeResult:
+def _cut_mp4(ctx: Context, exc: FFprobeFailed, boxes: Boxes) -> ProbeResult:
     """An MP4/MOV that ends inside a box. Without a ``moov`` nothing plays; a fragmented
     one whose last fragment is cut plays its complete fragments (the file's prefix up to
     the last complete box), but ffmpeg will not open the file as it is."""

@@ -160,7 +160,8 @@ class Worker(Consumer):
                       error_code=done.error_code,
                       format=done.format, duration=done.duration, size=size,
                       claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
-                      commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1))
+                      commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1),
+                      **result.stages)
         metrics.PROBES.labels(outcome=done.status).inc()
         return done
 

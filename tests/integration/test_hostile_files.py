@@ -116,22 +116,30 @@ def strace() -> str:
 
 class Traced:
     """A runner that runs each child under ``strace -f -e trace=open,openat`` (limits as the
-    default runner's, but strace may write its log) and keeps the files each one opened."""
+    default runner's, but strace may write its log) and keeps the files each one opened.
+    Each child has a log of its own (``log`` with its number as suffix): a probe runs two
+    at once."""
 
     def __init__(self, log: Path) -> None:
         self.log = log
+        self.logs: list[Path] = []
         self.runner = ChildRunner(file_size=None)
+        self._lock = threading.Lock()
 
     def __call__(self, args: Sequence[str], timeout: float, *,
                  on_stdout: Callable[[bytes], None] | None = None) -> Completed:
+        with self._lock:
+            log = self.log.with_suffix(f".{len(self.logs)}")
+            self.logs.append(log)
         return self.runner([strace(), "-f", "-qq", "-e", "trace=open,openat,openat2", "-o",
-                            str(self.log), *args], timeout, on_stdout=on_stdout)
+                            str(log), *args], timeout, on_stdout=on_stdout)
 
     def opened(self) -> list[str]:
         found = []
-        for line in self.log.read_text().splitlines():
-            if "ENOENT" not in line and '"' in line:
-                found.append(line.split('"')[1])
+        for log in self.logs:
+            for line in log.read_text().splitlines():
+                if "ENOENT" not in line and '"' in line:
+                    found.append(line.split('"')[1])
         return found
 
 
@@ -154,6 +162,7 @@ def test_the_child_opens_only_the_file_it_probes(tmp_path: Path, samples: Path) 
     # the same strace sees the decoy when a file does name it and the limits are dropped:
     # the probe above would have noticed a read
     traced = Traced(tmp_path / "unguarded.strace")
+    traced.logs.append(traced.log)
     traced.runner([strace(), "-f", "-qq", "-e", "trace=open,openat", "-o", str(traced.log),
                    "ffprobe", "-v", "error", f"file:{videos / 'b' / 'leak.mp4'}"], 30)
     assert str(videos / "b" / "../a/decoy.mp4") in traced.opened()
@@ -185,8 +194,9 @@ def test_a_guarded_probe_of_the_bomb_stays_small(tmp_path: Path) -> None:
     result = probe_file(bomb, runner=measuring, version="test")
     assert result.code == "unsupported_container"
     idle = MEASURED(["ffprobe", "-hide_banner", "-version"], 10).max_rss
-    # refused before the demuxer opened: no more than ffprobe's own libraries take
-    assert len(peaks) == 2 and 0 < max(peaks) < idle * 1.5, (peaks, idle)
+    # refused before the demuxer opened (the listing, the guessed decode beside it, the
+    # run that names the format): no more than ffprobe's own libraries take
+    assert len(peaks) == 3 and 0 < max(peaks) < idle * 1.5, (peaks, idle)
     with pytest.raises(Exception, match="Invalid argument"):
         run_probe(bomb)
 

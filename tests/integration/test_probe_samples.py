@@ -287,14 +287,14 @@ def test_sample(name: str, samples: Path, ffprobe: str) -> None:
     assert result.metadata["ffprobe_version"] == "5.1-test"
 
 
-# ffprobe processes per file: two (header and every packet together, then the decode of
-# the video's first packets) unless noted.
+# ffprobe processes per file: two (header and every packet together, and beside it the
+# guessed decode of the video's first packets, which every decoded sample here uses)
+# unless noted.
 NOT_DECODED = ("chunk_out_of_range.mp4", "invalid_userdata.mp4", "multiple-aac-tracks.mp4",
                "tiny-audio-only.mp4", "tiny-broken.flv", "tiny-empty-tracks.mp4",
                "tiny-mpeg4.avi", "tiny-msmpeg4.wmv")  # failed from the listing alone
 RUNS = {
-    **dict.fromkeys(NOT_DECODED, 1),
-    "sandwich-av-mp4a.40.5.mov": 2,  # no JSON at all: ffprobe's summary log instead
+    "sandwich-av-mp4a.40.5.mov": 3,  # no JSON at all: ffprobe's summary log instead
     # cut: the tail is decoded too, from a seek past the end (it lands on no keyframe
     # here) and then from the last keyframe the listing saw
     "annex-b.mp4": 4,
@@ -314,8 +314,13 @@ class Counting:
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_ffprobe_runs_per_sample(name: str, samples: Path, ffprobe: str) -> None:
     runner = Counting()
-    probe_file(samples / name, ffprobe=ffprobe, timeout=30, runner=runner, version="5.1-test")
+    result = probe_file(samples / name, ffprobe=ffprobe, timeout=30, runner=runner,
+                        version="5.1-test")
     assert len(runner.calls) == RUNS.get(name, 2), runner.calls
+    decodes = [c for c in runner.calls if "-count_frames" in c]
+    assert len(decodes) == 1  # the guess, the only head decode
+    assert result.stages.get("head_guess") == (
+        None if name in NOT_DECODED or name.startswith("sandwich") else "used")
 
 
 def _count_packets(path: Path, ffprobe: str) -> dict[int, int]:
@@ -558,7 +563,10 @@ def test_a_good_file_after_all_the_bad_ones(clips: Path, ffprobe: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CLIPS))
 def test_a_generated_clip_costs_two_ffprobe_runs(name: str, clips: Path, ffprobe: str) -> None:
-    """The header and every packet in one run, the decode of the first packets in another."""
+    """The header and every packet in one run, the decode of the first packets in another
+    beside it (the guess, used)."""
     runner = Counting()
-    assert probe_file(clips / name, ffprobe=ffprobe, runner=runner, version="5.1-test").ok
+    result = probe_file(clips / name, ffprobe=ffprobe, runner=runner, version="5.1-test")
+    assert result.ok, result.error
     assert len(runner.calls) == 2, runner.calls
+    assert result.stages["head_guess"] == "used"

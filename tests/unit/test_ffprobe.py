@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +29,14 @@ from prober.ffprobe import (
 from prober.packets import Listing
 from prober.probe import probe_file
 from testbed.processes import python_for_others
+from tests.unit.fake_ffprobe import (
+    NOT_OPENED,
+    VIDEO_STREAM,
+    Recorder,
+    compact,
+    is_decode,
+    ok,
+)
 from videodrop.children import ChildRunner
 from videodrop.errorcodes import ErrorCode
 from videodrop.formats import DEMUXERS
@@ -128,38 +135,6 @@ def test_version_from_a_fake_binary(tmp_path: Path) -> None:
         'echo "ffprobe version 5.1.9-0+deb12u1 Copyright (c) 2007-2026 the FFmpeg developers"\n',
     )
     assert ffprobe_version(str(fake)) == "5.1.9-0+deb12u1"
-
-
-class Recorder:
-    """An injected runner that answers from a list and records every call."""
-
-    def __init__(self, *answers: Completed) -> None:
-        self.answers = list(answers)
-        self.calls: list[list[str]] = []
-
-    def __call__(self, args: Sequence[str], timeout: float, *,
-                 on_stdout: Callable[[bytes], None] | None = None) -> Completed:
-        assert timeout > 0
-        self.calls.append(list(args))
-        return self.answers.pop(0)
-
-
-def compact(data: Mapping[str, Any]) -> str:
-    """``data`` laid out as ffprobe's ``-print_format json=compact=1`` prints it: a line per
-    packet, a line per other member."""
-    lines = []
-    for key, value in data.items():
-        if key == "packets":
-            rows = [f"        {json.dumps(p)}," for p in value]
-            lines.append('    "packets": [\n' + "\n".join(rows).rstrip(",") + "\n    ]")
-        else:
-            lines.append(f"    {json.dumps(key)}: {json.dumps(value)}")
-    return "{\n" + ",\n".join(lines) + "\n}\n"
-
-
-def ok(stdout: str | bytes, stderr: str = "", code: int = 0) -> Completed:
-    out = stdout.encode() if isinstance(stdout, str) else stdout
-    return Completed(code, out, stderr.encode())
 
 
 def test_run_probe_arguments_are_a_list_not_a_shell() -> None:
@@ -273,21 +248,13 @@ def test_ffprobe_crash_is_reported(tmp_path: Path) -> None:
 
 def _full_read_times_out(probe: Mapping[str, object]) -> Callable[..., Completed]:
     def runner(args: Sequence[str], timeout: float, **_: object) -> Completed:
+        if is_decode(args):
+            return NOT_OPENED
         if "-read_intervals" in args:
             return ok(compact(probe))
         raise FFprobeTimeout(timeout)
 
     return runner
-
-
-VIDEO_STREAM = {
-    "index": 0,
-    "codec_type": "video",
-    "codec_name": "h264",
-    "time_base": "1/1000",
-    "width": 2,
-    "height": 2,
-}
 
 
 def test_a_full_read_that_overruns_without_a_video_tail_times_out(tmp_path: Path) -> None:
@@ -384,103 +351,3 @@ def test_permission_denied_raises(tmp_path: Path) -> None:
         assert done.returncode == 0, done.stderr
     finally:
         shutil.rmtree(folder)
-
-
-# --- one ffprobe process per good file ------------------------------------------------
-
-HEADER = {
-    "format": {"format_name": "matroska,webm", "duration": "1.040000"},
-    "streams": [
-        {**VIDEO_STREAM, "avg_frame_rate": "25/1", "nb_read_packets": "26"},
-        {"index": 1, "codec_type": "audio", "codec_name": "opus", "time_base": "1/48000",
-         "nb_read_packets": "1"},
-    ],
-    "chapters": [],
-}  # fmt: skip
-PACKETS = [
-    *({"stream_index": 0, "pts": i * 40, "dts": i * 40, "duration": 40} for i in range(26)),
-    {"stream_index": 1, "pts": 0, "duration": 48000},  # no dts: "N/A"
-]
-
-
-def with_packets(packets: Sequence[Mapping[str, object]]) -> Completed:
-    return ok(compact({"packets": list(packets), **HEADER}))
-
-
-def decoding(packets: int, frames: int, index: int = 0) -> Completed:
-    """ffprobe's answer to a bounded decode (count_decoded)."""
-    return ok(json.dumps({"streams": [{"index": index, "nb_read_frames": str(frames),
-                                       "nb_read_packets": str(packets)}]}))
-
-
-def test_a_good_file_costs_a_listing_and_a_short_decode(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mkv"
-    video.write_bytes(b"1234")
-    runner = Recorder(with_packets(PACKETS), decoding(26, 26))
-    result = probe_file(video, runner=runner, version="5.1")
-    assert result.ok, result.error
-    assert len(runner.calls) == 2
-    decode = runner.calls[1]  # no keyframe flagged: the first 250 packets at most
-    assert decode[decode.index("-read_intervals") + 1] == "%+#26"
-    assert {"-count_frames", "-select_streams"} <= set(decode)
-    args = runner.calls[0]
-    for flag in ("-print_format", "-show_format", "-show_streams", "-show_chapters"):
-        assert flag in args
-    entries = args[args.index("-show_entries") + 1]
-    assert entries == "packet=stream_index,pts,dts,duration,size,flags"
-    assert "-read_intervals" not in args  # every packet, from the start
-    assert args[-1] == f"file:{video}"
-    assert result.metadata["duration"] == 1.04  # header and packets agree
-    assert (result.metadata["nb_frames"], result.metadata["fps"]) == (26, 25.0)
-    # The raw JSON is the header's alone, as a run without packets prints it.
-    assert result.raw is not None and "packets" not in result.raw
-    assert all("nb_read_packets" not in s for s in result.raw["streams"])
-
-
-def test_a_slow_full_read_falls_back_to_the_header_and_the_tail(tmp_path: Path) -> None:
-    """The full read may overrun (a huge file on a slow disk): it gets most of the budget,
-    not all; then the header and the packets after the last keyframe are read."""
-    video = tmp_path / "clip.mkv"
-    video.write_bytes(b"1234")
-    budgets: list[tuple[bool, float]] = []
-
-    def runner(args: Sequence[str], timeout: float, **_: object) -> Completed:
-        tail = "-read_intervals" in args
-        budgets.append((tail, timeout))
-        if not tail:
-            raise FFprobeTimeout(timeout)
-        return with_packets(PACKETS[-2:])
-
-    result = probe_file(video, runner=runner, timeout=10, version="5.1")
-    assert result.ok, result.error
-    assert result.metadata["duration"] == 1.04
-    assert result.metadata["nb_frames"] is None  # not counted: the header has none
-    full, first_budget = budgets[0]
-    assert not full and 7 < first_budget <= 8  # most of the budget, not all of it
-    assert budgets[1][0] is True
-
-
-def test_a_file_ffprobe_cannot_open_is_still_one_run(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"1234")
-    answer = ok('{"error": {"code": -1094995529, "string": "Invalid data found"}}', "", 1)
-    runner = Recorder(answer)
-    result = probe_file(video, runner=runner, version="5.1")
-    assert (result.error, result.code) == ("not a media file: Invalid data found",
-                                           ErrorCode.NOT_MEDIA)
-    assert len(runner.calls) == 1
-
-
-def test_a_refused_format_is_named_by_a_second_run(tmp_path: Path) -> None:
-    video = tmp_path / "clip.mp4"
-    video.write_bytes(b"#EXTM3U\n")
-    refused = ok('{"error": {"code": -22, "string": "Invalid argument"}}',
-                 "[hls @ 0x5] Format not on whitelist 'avi,...'\n", 1)
-    named = ok("", "[hls @ 0x5] Format hls probed with size=2048 and score=100\n"
-                   "[hls @ 0x5] Format not on whitelist 'avi,...'\n", 1)
-    runner = Recorder(refused, named)
-    result = probe_file(video, runner=runner, version="5.1")
-    assert result.code == ErrorCode.UNSUPPORTED_CONTAINER
-    assert result.error is not None and "HLS playlist" in result.error
-    assert runner.calls[1][runner.calls[1].index("-v") + 1] == "debug"
-    assert "-format_whitelist" in runner.calls[1]  # still refused before it opens anything
