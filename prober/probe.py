@@ -13,12 +13,12 @@ the first video stream that is not cover art, its first packet is no keyframe), 
 decode runs after the listing, a third run. A file the demuxer says is cut costs a decode
 of its tail too; an MP4/MOV with audio ffprobe names mp3, one more a track (its first
 packet's place: :mod:`prober.browser_facts`). More runs only for files that fail the
-first (the guess ran beside it for nothing): a format outside the accepted containers (a debug run names it), an ISO
-BMFF file ffprobe cannot open (its complete prefix is probed), a file whose JSON ffprobe
-refuses to print (its summary log is read), or a full read that overran most of the
-deadline (the header and the packet tail are read instead). Every run is a child of its
-own under the one deadline and the runner's child limits; none outlives the probe. The
-result's ``stages`` say how long each took.
+first (the guess ran beside it for nothing): a format outside the accepted containers (a
+debug run names it), an ISO BMFF file ffprobe cannot open (its complete prefix is
+probed), a file whose JSON ffprobe refuses to print (its summary log is read), or a full
+read that overran most of the deadline (the header and the packet tail are read instead).
+Every run is a child of its own under the one deadline and the runner's child limits;
+none outlives the probe. The result's ``stages`` say how long each took.
 """
 
 from __future__ import annotations
