@@ -353,6 +353,23 @@ def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: An
         assert (status, code) == ("failed", "internal")
         assert "refusing to start a derive job" in error
     assert system.queue_counts("derive")[1] == 1  # the worker is unharmed: still consuming
+    # The way out, once the cause is fixed: drain the dead letters (logged), make them again.
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("DROP TRIGGER refuse ON derivatives")
+    drained = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--dead"],
+                             env=system.env, cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+    assert drained.returncode == 0, drained.stderr
+    assert "and 1 dead-lettered message(s)" in drained.stdout
+    said = drained.stdout + drained.stderr
+    assert "dead letter requeued" in said and f"{system.prefix}.derive.dead" in said
+    assert system.queue_counts("derive.dead")[0] == 0
+    again = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                            "failed"], env=system.env, cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    wait_for(lambda: rows(system.database_url, "SELECT DISTINCT status FROM derivatives")
+             == [("ready",)], timeout=120, what="the failed ones made again")
 
 
 def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Path,
