@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -281,12 +282,20 @@ exec {REAL_FFMPEG} "$@"
     return script, sleep
 
 
+@pytest.fixture
+def stalling(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """:func:`stalling_ffmpeg` in ``tmp_path``; its sleep is ended after the test."""
+    fake, sleep = stalling_ffmpeg(tmp_path)
+    yield fake, sleep
+    subprocess.run(["pkill", "-f", sleep], check=False)
+
+
 def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it(
-        make_system: Any, samples: Path, tmp_path: Path):
+        make_system: Any, samples: Path, tmp_path: Path, stalling: tuple[Path, str]):
     """requeue --derivatives all: every derivative stays ready and served (``remaking``)
     until its new version replaces it; each kind remade is logged as it is recorded (not
     at the job's end); a remake that fails records why and leaves no file behind."""
-    fake, sleep = stalling_ffmpeg(tmp_path)
+    fake, sleep = stalling
     system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
     system.start_role("derive")
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "w.mp4")
