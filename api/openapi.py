@@ -300,7 +300,7 @@ def _derived(content_type: str, schema: Schema, text: str, *,
     ok: Schema = {"description": text, "content": {content_type: {"schema": schema}}}
     if content_type == "image/jpeg":
         ok["headers"] = {"ETag": _header("strong entity tag"),
-                         "Cache-Control": _header("private, max-age=604800")}
+                         "Cache-Control": _header("private, no-cache")}
     return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},

@@ -1,7 +1,8 @@
 """Where a job writes: a fresh temporary folder beside the video's derivative files
 (``MEDIA_ROOT/derivatives/<source_id>/.tmp-*``, same file system), whose files are
-renamed into place only when the whole derivative is made. A reader never sees half a
-file; a job that dies leaves its temporary folder, removed by the next job of the video."""
+renamed into place only when the whole derivative is made (over the previous version
+of a remade one, which is served until then). A reader never sees half a file; a job
+that dies leaves its temporary folder, removed by the next job of the video."""
 
 from __future__ import annotations
 
@@ -38,11 +39,20 @@ def publish(media_root: Path, source_id: str, made: dict[Path, str], stale: str)
     for temp, name in made.items():
         os.replace(temp, folder / name)
     media.fsync_dir(folder)
+    withdraw(media_root, source_id, stale, keep=names)
+    return [str((folder / n).relative_to(media_root)) for n in sorted(names)]
+
+
+def withdraw(media_root: Path, source_id: str, stale: str, *,
+             keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """Remove the video's files whose name starts with ``stale`` but those named in
+    ``keep`` (what an earlier run made and this one did not; a kind whose remake failed
+    or was skipped, whose record no longer names them)."""
+    folder = derivatives.folder_of(media_root, source_id)
     for old in folder.glob(f"{stale}*"):
-        if old.name not in names and old.is_file():
+        if old.name not in keep and old.is_file():
             with contextlib.suppress(FileNotFoundError):
                 old.unlink()
-    return [str((folder / n).relative_to(media_root)) for n in sorted(names)]
 
 
 def sweep(media_root: Path, source_id: str) -> None:

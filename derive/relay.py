@@ -51,4 +51,5 @@ class Relay:
     def count_backlog(self) -> None:
         counts = self.catalog.derivative_counts()
         for kind in self.settings.derive:
-            metrics.DERIVE_BACKLOG.labels(kind).set(counts.get((kind, "pending"), 0))
+            metrics.DERIVE_BACKLOG.labels(kind).set(counts.get((kind, "pending"), 0)
+                                                    + counts.get((kind, "remaking"), 0))

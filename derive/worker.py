@@ -1,6 +1,11 @@
 """The derive role's consumer (videodrop/consumer.py: a connection of its own, prefetch 1,
 ack after the commit): make a ready video's pending derivatives, one kind after the other,
-and record each outcome. One JSON summary line per job (``derive``).
+and record each outcome. One line per kind as it is recorded (``derived``: a kind made
+before a crash is logged), and one JSON summary line per job (``derive``).
+
+A remake (a ready derivative requested again) leaves the previous version served until
+the new one replaces it (derive/output.py publishes it); a remake that fails or is
+skipped removes the previous files once its outcome is recorded.
 
 A job is idempotent: it makes only the kinds still pending, under a per-video lock (a
 duplicate job finds it taken and is acked). A worker killed mid-job leaves its message
@@ -57,11 +62,12 @@ class Worker(Consumer):
         return isinstance(exc, CatalogUnavailable)
 
     def record_failure(self, msg: DeriveVideo, exc: Exception) -> None:
+        video = self.catalog.by_id(msg.video_id)
         for kind in msg.kinds or derivatives.KINDS:
             started = self.catalog.derivative(msg.video_id, kind)
-            if started is not None and started.status == "pending":
-                self.catalog.finish_derivative(started, Outcome(
-                    "failed", {}, Reason.INTERNAL, f"internal error: {exc!r}"[:500]))
+            if video is not None and started is not None and started.to_make:
+                self.record(video, started, Outcome(
+                    "failed", {}, Reason.INTERNAL, f"internal error: {exc!r}"[:500]), 0.0)
 
     # --- the work ---------------------------------------------------------------------
 
@@ -105,7 +111,7 @@ class Worker(Consumer):
         tries it (a transient problem tried again in place is the same job)."""
         if (video_id, kind) in self._tried:
             found = self.catalog.derivative(video_id, kind)
-            return found if found is not None and found.status == "pending" else None
+            return found if found is not None and found.to_make else None
         started = self.catalog.start_derivative(video_id, kind)
         if started is not None:
             self._tried.add((video_id, kind))
@@ -113,20 +119,31 @@ class Worker(Consumer):
 
     def derive(self, video: Video, started: Derivative) -> dict[str, Any]:
         """Make one kind and record it; its summary for the job's log line."""
-        kind = started.kind
         t0 = time.perf_counter()
         outcome = self.make(video, started)
+        return self.record(video, started, outcome, time.perf_counter() - t0)
+
+    def record(self, video: Video, started: Derivative, outcome: Outcome,
+               seconds: float) -> dict[str, Any]:
+        """Record ``outcome`` of ``started`` (``seconds`` it took), remove the kind's files
+        when it is not ready (a failed or skipped remake's previous version), count and
+        log it (one ``derived`` line); its summary (``status``, ``ms``, and
+        ``error_code``/``error``) for the job's line."""
+        kind = started.kind
         done = self.catalog.finish_derivative(started, outcome)
-        seconds = time.perf_counter() - t0
+        summary: dict[str, Any] = {"status": outcome.status, "ms": round(seconds * 1000, 1)}
         if done is None:  # requested afresh meanwhile, or the video deleted
             if self.catalog.by_id(video.id) is None:
                 derivatives.remove_all(self.media_root, video.source_id)
-            return {"status": "dropped", "ms": round(seconds * 1000, 1)}
-        metrics.DERIVE_JOBS.labels(kind, outcome.status).inc()
-        metrics.DERIVE_SECONDS.labels(kind).observe(seconds)
-        summary = {"status": outcome.status, "ms": round(seconds * 1000, 1)}
-        if outcome.error:
-            summary |= {"error_code": outcome.error_code, "error": outcome.error}
+            summary["status"] = "dropped"
+        else:
+            if done.status != "ready":  # no file of the kind is served any more
+                output.withdraw(self.media_root, video.source_id, STALE[kind])
+            metrics.DERIVE_JOBS.labels(kind, outcome.status, outcome.error_code or "").inc()
+            metrics.DERIVE_SECONDS.labels(kind).observe(seconds)
+            if outcome.error:
+                summary |= {"error_code": outcome.error_code, "error": outcome.error}
+        self.log.info("derived", kind=kind, remake=started.remaking, **summary)
         return summary
 
     def make(self, video: Video, started: Derivative) -> Outcome:
@@ -158,21 +175,25 @@ class Worker(Consumer):
         made = temp / "poster.jpg"
         facts = poster.make(self.ffmpeg, path, video.duration, made, seen=self._seen)
         [file] = output.publish(self.media_root, video.source_id, {made: "poster.jpg"},
-                                stale="poster")
+                                stale=STALE["poster"])
         return Outcome("ready", {**facts, "file": file, "bytes": _size(self.media_root, file)})
 
     def _storyboard(self, video: Video, path: Path, temp: Path) -> Outcome:
         facts, sheets = storyboard.make(self.ffmpeg, path, video.duration,
                                         _landscape(video), temp, seen=self._seen)
         names = {sheet: storyboard.SHEET.format(i) for i, sheet in enumerate(sheets)}
-        files = output.publish(self.media_root, video.source_id, names, stale="storyboard-")
+        files = output.publish(self.media_root, video.source_id, names, stale=STALE["storyboard"])
         return Outcome("ready", {**facts, "sheets": files})
 
     def _scenes(self, video: Video, path: Path, temp: Path) -> Outcome:
         facts, sheets = scenes.make(self.ffmpeg, path, video.fps, video.duration, temp)
         names = {sheet: scenes.SHEET.format(i) for i, sheet in enumerate(sheets)}
-        files = output.publish(self.media_root, video.source_id, names, stale="scenes-")
+        files = output.publish(self.media_root, video.source_id, names, stale=STALE["scenes"])
         return Outcome("ready", {**facts, "sheets": files})
+
+
+#: The start of every file name of a kind in the video's folder (derive/output.py).
+STALE = {"poster": "poster", "storyboard": "storyboard-", "scenes": "scenes-"}
 
 
 def _storyboard_first(kind: str) -> bool:

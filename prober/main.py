@@ -20,7 +20,7 @@ from videodrop.catalog import Catalog
 from videodrop.catalog.derivatives import REQUEUE_MODES
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import BrokerUnavailable, ConfigurationError
-from videodrop.messages import ProbeVideo
+from videodrop.messages import BadMessage, ProbeVideo, decode
 from videodrop.role import Role, consumer_arguments
 from videodrop.settings import Settings
 
@@ -130,14 +130,15 @@ def probe_command(settings: Settings, argv: list[str]) -> int:
 
 def requeue_command(settings: Settings, argv: list[str]) -> int:
     """``videodrop requeue [--failed] [--dead] [ID…]``: probe videos again. Unknown ids
-    are named and nothing is requeued (exit 1). ``--derivatives missing|failed|all``:
-    request the derivatives of ready videos again (VIDEODROP_DERIVE's kinds) and publish
-    the jobs of every request that has none."""
+    are named and nothing is requeued (exit 1). ``--dead`` moves the messages of both
+    dead-letter queues (probe and derive jobs) back to their queues, logging each.
+    ``--derivatives missing|failed|all``: request the derivatives of ready videos again
+    (VIDEODROP_DERIVE's kinds) and publish the jobs of every request that has none."""
     parser = argparse.ArgumentParser(prog="videodrop requeue",
                                      description="probe videos again")
     parser.add_argument("--failed", action="store_true", help="every video whose status is failed")
     parser.add_argument("--dead", action="store_true",
-                        help="every message in the dead-letter queue")
+                        help="every message in the dead-letter queues (probe and derive)")
     parser.add_argument("--derivatives", choices=sorted(REQUEUE_MODES),
                         help="derive again: what ready videos lack (missing), what failed,"
                         " or everything (all)")
@@ -167,7 +168,7 @@ def requeue_command(settings: Settings, argv: list[str]) -> int:
     publisher = broker.Publisher(settings, name="videodrop-requeue")
     for video_id in ids:
         publisher.publish(ProbeVideo(video_id=video_id, force=True))
-    moved = _drain_dead(settings, publisher) if args.dead else 0
+    moved = _drain_dead(settings, publisher, log) if args.dead else 0
     publisher.close()
     log.info("requeued", videos=len(ids), dead_letters=moved)
     print(f"requeued {len(ids)} video(s) and {moved} dead-lettered message(s)")
@@ -199,17 +200,35 @@ def _requeue_derivatives(settings: Settings, mode: str) -> int:
     return 0
 
 
-def _drain_dead(settings: Settings, publisher: broker.Publisher) -> int:
+def _drain_dead(settings: Settings, publisher: broker.Publisher, log: Any) -> int:
+    """Move every message of the dead-letter queues (``<prefix>.probe.dead``,
+    ``<prefix>.derive.dead``) back to its job queue, one ``dead letter requeued`` line
+    each (``queue``, and the job's ``video_id`` and ``kinds`` when it reads); the number
+    moved. A derive job whose kinds were marked failed finds nothing to make: ``videodrop
+    requeue --derivatives failed`` requests them again."""
     conn = broker.connect(settings, name="videodrop-requeue-dead")
     channel = conn.channel()
     broker.declare(channel, settings)
     moved = 0
-    while True:
-        method, _props, body = channel.basic_get(settings.dead_queue, auto_ack=False)
-        if method is None:
-            break
-        publisher.publish_body(body)
-        channel.basic_ack(method.delivery_tag)
-        moved += 1
+    for key, _queue, dead in settings.job_queues:
+        while True:
+            method, _props, body = channel.basic_get(dead, auto_ack=False)
+            if method is None:
+                break
+            publisher.publish_body(body, key)
+            channel.basic_ack(method.delivery_tag)
+            moved += 1
+            log.info("dead letter requeued", queue=dead, **_job_of(body))
     conn.close()
     return moved
+
+
+def _job_of(body: bytes) -> dict[str, Any]:
+    """What a log line says of a dead letter: its ``video_id`` (and ``kinds``), or that
+    it does not read."""
+    try:
+        msg = decode(body)
+    except BadMessage as exc:
+        return {"unreadable": str(exc)[:200]}
+    return {"video_id": getattr(msg, "video_id", None),
+            "kinds": list(getattr(msg, "kinds", ()))}

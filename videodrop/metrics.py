@@ -260,14 +260,17 @@ for _reason in ("extension", "empty", "too_large", "sparse"):
 # --- derive ------------------------------------------------------------------------------
 
 DERIVE_JOBS = Counter(
-    "derivatives", "Derivatives made, by kind and outcome (ready, failed or skipped).",
-    ["kind", "outcome"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE)
+    "derivatives", "Derivatives made, by kind, outcome (ready, failed or skipped) and"
+    " error_code (videodrop/derivatives.py Reason; empty when ready).",
+    ["kind", "outcome", "error_code"], namespace=NAMESPACE, subsystem="derive",
+    registry=DERIVE)
 DERIVE_SECONDS = Histogram(
     "seconds", "Time one derivative took (its ffmpeg runs and the record), by kind.",
     ["kind"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
 DERIVE_BACKLOG = Gauge(
-    "backlog", "Derivatives still pending in the catalog, by kind (read by the relay).",
+    "backlog", "Derivatives still to make in the catalog (pending, or ready and being"
+    " remade), by kind (read by the relay).",
     ["kind"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE,
     multiprocess_mode="max")
 DERIVE_REDELIVERIES = Counter(

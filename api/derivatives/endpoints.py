@@ -1,14 +1,15 @@
 """What the derive role made, under the video's token (the capability, as for the file):
 
-* ``GET /api/video/{token}/poster/`` → ``image/jpeg`` (ETag, Last-Modified, a week's
-  private cache; If-None-Match answers 304);
+* ``GET /api/video/{token}/poster/`` → ``image/jpeg`` (ETag, Last-Modified, a private
+  cache revalidated on every use: If-None-Match answers 304);
 * ``GET /api/video/{token}/storyboard/`` → JSON: the tiles (``start``/``end`` s, the
   sheet's ``url``, ``x``, ``y``, ``w``, ``h`` px) and what was covered;
 * ``GET /api/video/{token}/storyboard.vtt`` → WebVTT cues pointing at ``sheet#xywh=``;
 * ``GET /api/video/{token}/storyboard/{n}.jpg`` → sheet ``n`` (from 0).
 
-A derivative that is not ready answers 409 with its state and reason (pending ones with
-``Retry-After``), as the file endpoints do for a video that is not ready; an unknown,
+A derivative that is not ready answers 409 with its state and reason in a sentence
+(pending ones with ``Retry-After``), as the file endpoints do for a video that is not
+ready (a ready one being remade is served as it is); an unknown,
 revoked or expired token answers the same 404 as every token endpoint. Paths of files come
 from the catalog's rows, never from the request."""
 
@@ -24,7 +25,11 @@ from api.files.response import send_file
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Derivative, Video
 
-CACHE_CONTROL = "private, max-age=604800"  # a week; revalidated by ETag after it
+#: The URLs are fixed and a remake replaces their files: a browser asks each time whether
+#: its copy is still good (If-None-Match, a 304 when it is), so it never shows an old poster
+#: or old sprites under a new storyboard's coordinates, and a revoked token's images are
+#: no longer shown from the cache.
+CACHE_CONTROL = "private, no-cache"
 RETRY_PENDING = "10"  # seconds: Retry-After of a pending derivative
 
 
@@ -41,8 +46,22 @@ def not_made(kind: str, video: Video, found: Derivative | None) -> falcon.HTTPCo
     why = f": {found.error}" if found.error else ""
     headers = {"Retry-After": RETRY_PENDING} if found.status == "pending" else None
     return falcon.HTTPConflict(title=f"No {kind}",
-                               description=f"The {kind} {be} {found.status}{why}.",
+                               description=state_sentence(kind, found.status, why),
                                headers=headers)
+
+
+def state_sentence(kind: str, status: str, why: str = "") -> str:
+    """Why there is no ``kind`` to serve, in a sentence for people: ``status`` (pending,
+    failed or skipped) and ``why`` (``": <the row's error>"`` or ``""``)."""
+    plural = kind.endswith("s")  # the scenes
+    be, was = ("are", "were") if plural else ("is", "was")
+    if status == "pending":
+        return f"The {kind} {be} not made yet (pending){why}."
+    if status == "failed":
+        return f"Making the {kind} failed{why}."
+    if status == "skipped":
+        return f"The {kind} {was} not made{why}."
+    return f"The {kind} {be} {status}{why}."
 
 
 class DerivativeResource(TokenResource):

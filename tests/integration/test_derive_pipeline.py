@@ -10,6 +10,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -81,7 +82,7 @@ def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
     got = http.get(links["poster_url"], timeout=5)
     assert got.status_code == 200 and got.headers["Content-Type"] == "image/jpeg"
     assert got.content[:2] == b"\xff\xd8"
-    assert got.headers["Cache-Control"] == "private, max-age=604800"
+    assert got.headers["Cache-Control"] == "private, no-cache"  # revalidated: remakes
     etag = got.headers["ETag"]
     again = http.get(links["poster_url"], headers={"If-None-Match": etag}, timeout=5)
     assert again.status_code == 304
@@ -106,7 +107,7 @@ def test_the_endpoints_over_http(one_ready: tuple[System, dict[str, Any]]):
     meta = http.get(links["metadata_url"], timeout=5).json()
     assert meta["derivatives"]["poster"]["status"] == "ready"
     assert meta["derivatives"]["scenes"] == {"status": "ready", "error": None,
-                                             "error_code": None}
+                                             "error_code": None, "remaking": False}
     # No slash: the same 308 as the other token endpoints.
     bare = http.get(links["poster_url"].rstrip("/"), allow_redirects=False, timeout=5)
     assert bare.status_code == 308
@@ -175,10 +176,10 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     record = system.records_named("a.mp4")[0]
     waiting = system.http.get(record["api_links"]["poster_url"], timeout=5)
     assert waiting.status_code == 409 and waiting.headers["Retry-After"] == "10"
-    assert waiting.json()["description"] == "The poster is pending."
+    assert waiting.json()["description"] == "The poster is not made yet (pending)."
     scenes = system.http.get(record["api_links"]["scenes_url"], timeout=5)
     assert scenes.status_code == 409 and scenes.headers["Retry-After"] == "10"
-    assert scenes.json()["description"] == "The scenes are pending."
+    assert scenes.json()["description"] == "The scenes are not made yet (pending)."
     closed = unreachable_url(system.amqp_url)
     unreachable = system.start_role("derive", env={"VIDEODROP_AMQP_URL": closed})
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
@@ -263,6 +264,83 @@ def test_requeue_derivatives_and_the_reconcile_at_start(make_system: Any, sample
     assert bad.returncode == 2 and "invalid choice: 'some'" in bad.stderr
 
 
+def stalling_ffmpeg(folder: Path) -> tuple[Path, str]:
+    """An ffmpeg that fails (exit 1) while ``FAIL`` exists in ``folder``, sleeps a long
+    while (a command unique on the machine) on the arguments containing the text of
+    ``STALL`` while that file exists, and is the real one otherwise."""
+    sleep = f"sleep 600.{secrets.randbelow(10**9):09d}"
+    script = folder / "ffmpeg"
+    script.write_text(f"""#!/bin/sh
+case "$*" in *-version*) exec {REAL_FFMPEG} "$@" ;; esac
+[ -e {folder}/FAIL ] && exit 1
+if [ -e {folder}/STALL ]; then
+  case "$*" in *"$(cat {folder}/STALL)"*) exec {sleep} ;; esac
+fi
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    return script, sleep
+
+
+@pytest.fixture
+def stalling(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    """:func:`stalling_ffmpeg` in ``tmp_path``; its sleep is ended after the test."""
+    fake, sleep = stalling_ffmpeg(tmp_path)
+    yield fake, sleep
+    subprocess.run(["pkill", "-f", sleep], check=False)
+
+
+def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it(
+        make_system: Any, samples: Path, tmp_path: Path, stalling: tuple[Path, str]):
+    """requeue --derivatives all: every derivative stays ready and served (``remaking``)
+    until its new version replaces it; each kind remade is logged as it is recorded (not
+    at the job's end); a remake that fails records why and leaves no file behind."""
+    fake, sleep = stalling
+    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system.start_role("derive")
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "w.mp4")
+    record = system.wait_record("w.mp4")
+    links = record["api_links"]
+    wait_for(lambda: settled(system, len(KINDS)), timeout=120, interval=0.3,
+             what="the first derivatives")
+    folder = system.media_root / "derivatives" / record["source_id"]
+    first_poster = system.http.get(links["poster_url"], timeout=5)
+    assert first_poster.status_code == 200
+    (tmp_path / "STALL").write_text("-f rawvideo -pixel_format rgb24")  # the scenes' sheets
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    remade = "SELECT kind, status, remaking FROM derivatives ORDER BY kind"
+    wait_for(lambda: rows(system.database_url, remade) == [
+        ("poster", "ready", False), ("scenes", "ready", True),
+        ("storyboard", "ready", False)], timeout=120, interval=0.3,
+        what="the poster and storyboard remade, the scenes stalled")
+    # Logged as each kind was recorded, while the job is still on its scenes.
+    lines = [e for e in system.log_events("derive", "derived") if e.get("remake")]
+    assert sorted(e["kind"] for e in lines) == ["poster", "storyboard"]
+    assert all(e["status"] == "ready" for e in lines)
+    # The scenes being remade are served as they were; the record says so.
+    item = system.http.get(links["api_endpoint"], timeout=5).json()
+    assert item["derivatives"]["scenes"]["status"] == "ready"
+    assert item["derivatives"]["scenes"]["remaking"] is True
+    assert system.http.get(links["scenes_url"], timeout=5).status_code == 200
+    assert system.http.get(links["scenes_url"] + "0.jpg", timeout=5).status_code == 200
+    poster = system.http.get(links["poster_url"], timeout=5)
+    assert poster.status_code == 200 and poster.headers["ETag"] != first_poster.headers["ETag"]
+    # The scenes' remake fails: its previous files go, the state says why.
+    (tmp_path / "FAIL").touch()
+    subprocess.run(["pkill", "-f", sleep], check=False)
+    wait_for(lambda: rows(system.database_url, "SELECT status, remaking FROM derivatives"
+                          " WHERE kind = 'scenes'") == [("failed", False)],
+             timeout=120, what="the scenes' remake to fail")
+    assert sorted(p.name for p in folder.iterdir() if p.name.startswith("scenes")) == []
+    refused = system.http.get(links["scenes_url"] + "0.jpg", timeout=5)
+    assert refused.status_code == 409
+    assert refused.json()["description"].startswith("Making the scenes failed: ")
+    assert (folder / "poster.jpg").is_file()
+
+
 def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: Any,
                                                                  samples: Path):
     system = make_system().start()
@@ -284,6 +362,23 @@ def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: An
         assert (status, code) == ("failed", "internal")
         assert "refusing to start a derive job" in error
     assert system.queue_counts("derive")[1] == 1  # the worker is unharmed: still consuming
+    # The way out, once the cause is fixed: drain the dead letters (logged), make them again.
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("DROP TRIGGER refuse ON derivatives")
+    drained = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--dead"],
+                             env=system.env, cwd=REPO, capture_output=True, text=True,
+                             timeout=60)
+    assert drained.returncode == 0, drained.stderr
+    assert "and 1 dead-lettered message(s)" in drained.stdout
+    said = drained.stdout + drained.stderr
+    assert "dead letter requeued" in said and f"{system.prefix}.derive.dead" in said
+    assert system.queue_counts("derive.dead")[0] == 0
+    again = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                            "failed"], env=system.env, cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    wait_for(lambda: rows(system.database_url, "SELECT DISTINCT status FROM derivatives")
+             == [("ready",)], timeout=120, what="the failed ones made again")
 
 
 def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Path,

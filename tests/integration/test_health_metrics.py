@@ -352,7 +352,8 @@ def test_every_role_exposes_its_metrics(make_system: Any, samples: Path) -> None
     def both() -> dict[str, str] | None:
         found = scrape_all()
         made = "derive" in found and sample(found["derive"], "videodrop_derive_derivatives_total",
-                                            kind="poster", outcome="ready") >= 1
+                                            kind="poster", outcome="ready",
+                                            error_code="") >= 1
         return found if len(found) == 3 and made else None
 
     texts = wait_for(both, timeout=90, what="the ingest, prober and derive metrics servers")

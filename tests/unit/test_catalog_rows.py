@@ -29,7 +29,8 @@ def row(**changes: object) -> dict[str, object]:
 
 
 def test_every_field_comes_from_its_column():
-    states = {"poster": {"status": "pending", "error": None, "error_code": None}}
+    states = {"poster": {"status": "pending", "error": None, "error_code": None,
+                         "remaking": False}}
     video = Video.from_row(row(derivatives=states))
     for f in fields(Video):
         assert getattr(video, f.name) == row(derivatives=states)[f.name], f.name

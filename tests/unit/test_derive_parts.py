@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.derivatives.endpoints import storyboard_view, storyboard_vtt
+from api.derivatives.endpoints import state_sentence, storyboard_view, storyboard_vtt
 from derive import jpeg, poster, storyboard
 from videodrop import records
 from videodrop.catalog import Video
@@ -136,3 +136,14 @@ def test_record_keeps_the_seed_links_first_and_adds_derivatives():
                                              "error_code": None}}
     assert records.metadata(video)["derivatives"] == rec["derivatives"]
     assert set(records.api_links(None, "http://h").values()) == {None}
+
+
+def test_the_409_sentence_reads_for_every_state_and_kind():
+    assert state_sentence("poster", "pending") == "The poster is not made yet (pending)."
+    assert state_sentence("scenes", "pending") == "The scenes are not made yet (pending)."
+    assert (state_sentence("poster", "failed", ": ffmpeg exited 1")
+            == "Making the poster failed: ffmpeg exited 1.")
+    assert (state_sentence("scenes", "skipped", ": no picture")
+            == "The scenes were not made: no picture.")
+    assert (state_sentence("storyboard", "skipped", ": too short")
+            == "The storyboard was not made: too short.")

@@ -34,6 +34,8 @@ class Derivative:
     video_id: int
     kind: str  # videodrop/derivatives.py KINDS
     status: str  # pending | ready | failed | skipped
+    #: ready, served as it is, and to be made again (a remake: migration 0012)
+    remaking: bool
     error_code: str | None  # videodrop/derivatives.py Reason, when failed or skipped
     error: str | None
     data: dict[str, Any]  # files (relative to MEDIA_ROOT) and facts, per kind
@@ -46,6 +48,11 @@ class Derivative:
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Derivative:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+    @property
+    def to_make(self) -> bool:
+        """Whether a job is to make it: pending, or ready and being remade."""
+        return self.status == "pending" or self.remaking
 
 
 @dataclass(frozen=True)
@@ -78,14 +85,16 @@ class Derivatives(CatalogBase):
         return Derivative.from_row(row) if row else None
 
     def start_derivative(self, video_id: int, kind: str) -> Derivative | None:
-        """One more job on a pending request; None when it is not pending (or gone)."""
+        """One more job on a request to make (pending, or remaking); None when it is
+        neither (or gone)."""
         row = self.db.one("start_derivative", {"id": video_id, "kind": kind,
                                                "now": self.clock()})
         return Derivative.from_row(row) if row else None
 
     def finish_derivative(self, started: Derivative, outcome: Outcome) -> Derivative | None:
-        """Record ``outcome`` of the request ``started``; None when that request is no
-        longer pending (requested afresh meanwhile, or the video deleted)."""
+        """Record ``outcome`` of the request ``started`` (replacing the facts of a remade
+        one, and ending its remake); None when that request is no longer to make
+        (requested afresh meanwhile, or the video deleted)."""
         row = self.db.one("finish_derivative", {
             "id": started.video_id, "kind": started.kind, "status": outcome.status,
             "error_code": outcome.error_code, "error": outcome.error,
@@ -122,8 +131,10 @@ class Derivatives(CatalogBase):
 
     def request_derivatives(self, kinds: Sequence[str], mode: str) -> int:
         """Request ``kinds`` of ready videos again (``mode``: one of
-        :data:`REQUEUE_MODES`); every mode also requests what a ready video lacks. The
-        derive role's relay publishes the jobs. Returns the requests made or renewed."""
+        :data:`REQUEUE_MODES`); every mode also requests what a ready video lacks. A ready
+        derivative stays ready and served, ``remaking``, until its new version replaces
+        it; any other becomes pending. The derive role's relay publishes the jobs.
+        Returns the requests made or renewed."""
         now = self.clock()
         states = REQUEUE_MODES[mode]
         with self.db.transaction() as tx:
@@ -135,5 +146,5 @@ class Derivatives(CatalogBase):
         return again + int(found.get("added", 0)) + int(found.get("again", 0))
 
     def derivative_counts(self) -> dict[tuple[str, str], int]:
-        """Requests by (kind, status)."""
+        """Rows by (kind, status); ready ones being remade under status ``remaking``."""
         return {(r["kind"], r["status"]): r["n"] for r in self.db.all("derivative_counts", {})}

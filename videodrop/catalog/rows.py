@@ -80,7 +80,8 @@ DERIVED = {"derivatives"}  # fields of a Video that are no column of videos
 # One video's derivative states as a JSON object, for the select list.
 _DERIVATIVES = sql.SQL(
     "(SELECT coalesce(jsonb_object_agg(d.kind, jsonb_build_object("
-    "'status', d.status, 'error', d.error, 'error_code', d.error_code)), '{{}}'::jsonb)"
+    "'status', d.status, 'error', d.error, 'error_code', d.error_code,"
+    " 'remaking', d.remaking)), '{{}}'::jsonb)"
     " FROM derivatives AS d WHERE d.video_id = {id}) AS derivatives")
 
 

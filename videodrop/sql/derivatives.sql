@@ -7,37 +7,40 @@ SELECT * FROM derivatives WHERE video_id = %(id)s ORDER BY kind;
 SELECT * FROM derivatives WHERE video_id = %(id)s AND kind = %(kind)s;
 
 -- name: start_derivative
--- One more job started for a pending request (None: not pending, or gone).
+-- One more job started for a request to make (pending, or a ready one remaking; None:
+-- neither, or gone).
 UPDATE derivatives SET attempts = attempts + 1, updated_at = %(now)s
-WHERE video_id = %(id)s AND kind = %(kind)s AND status = 'pending'
+WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
 RETURNING *;
 
 -- name: finish_derivative
--- A pending request's outcome (None: no longer pending: requested afresh or deleted).
+-- A request's outcome (None: no longer to make: requested afresh, or deleted); it replaces
+-- the facts of a remade one.
 UPDATE derivatives
 SET status = %(status)s, error_code = %(error_code)s, error = %(error)s, data = %(data)s,
-    completed_at = %(now)s, updated_at = %(now)s
-WHERE video_id = %(id)s AND kind = %(kind)s AND status = 'pending'
+    remaking = false, completed_at = %(now)s, updated_at = %(now)s
+WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
   AND requested_at = %(requested_at)s
 RETURNING *;
 
 -- name: unqueued_derivatives
--- The outbox: pending requests with no job yet, oldest first, locked for the relay that
--- publishes them (another relay skips them). Only ready videos: a request of a video
+-- The outbox: requests to make (pending or remaking) with no job yet, oldest first,
+-- locked for the relay that publishes them (another relay skips them). Only ready videos: a request of a video
 -- probed again waits for its probe.
 SELECT d.video_id, d.kind FROM derivatives AS d JOIN videos AS v ON v.id = d.video_id
-WHERE d.status = 'pending' AND d.queued_at IS NULL AND v.status = 'ready'
+WHERE (d.status = 'pending' OR d.remaking) AND d.queued_at IS NULL AND v.status = 'ready'
 ORDER BY d.requested_at, d.video_id
 LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED;
 
 -- name: mark_queued
 UPDATE derivatives SET queued_at = %(now)s
-WHERE video_id = ANY(%(ids)s) AND status = 'pending' AND queued_at IS NULL;
+WHERE video_id = ANY(%(ids)s) AND (status = 'pending' OR remaking) AND queued_at IS NULL;
 
 -- name: request_missing
--- Ready videos lacking a kind of %(kinds)s get its request; every pending request of
--- those kinds is published again (a job lost with a purged or deleted queue).
+-- Ready videos lacking a kind of %(kinds)s get its request; every request to make of
+-- those kinds (pending or remaking) is published again (a job lost with a purged or
+-- deleted queue).
 WITH added AS (
     INSERT INTO derivatives (video_id, kind, requested_at, updated_at)
     SELECT v.id, k.kind, %(now)s, %(now)s
@@ -47,16 +50,22 @@ WITH added AS (
     RETURNING 1
 ), again AS (
     UPDATE derivatives SET queued_at = NULL
-    WHERE status = 'pending' AND queued_at IS NOT NULL AND kind = ANY(%(kinds)s)
+    WHERE (status = 'pending' OR remaking) AND queued_at IS NOT NULL
+      AND kind = ANY(%(kinds)s)
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM again) AS again;
 
 -- name: request_again
--- Requests of %(kinds)s in %(states)s made afresh (pending, no job yet).
+-- Requests of %(kinds)s in %(states)s made afresh (no job yet): a ready one stays ready,
+-- served as it is, and is remade (``remaking``); any other becomes pending.
 UPDATE derivatives
-SET status = 'pending', error = NULL, error_code = NULL, attempts = 0,
-    requested_at = %(now)s, queued_at = NULL, completed_at = NULL, updated_at = %(now)s
+SET status = CASE WHEN status = 'ready' THEN 'ready' ELSE 'pending' END,
+    remaking = (status = 'ready'),
+    data = CASE WHEN status = 'ready' THEN data ELSE '{}'::jsonb END,
+    error = NULL, error_code = NULL, attempts = 0,
+    completed_at = CASE WHEN status = 'ready' THEN completed_at END,
+    requested_at = %(now)s, queued_at = NULL, updated_at = %(now)s
 WHERE kind = ANY(%(kinds)s) AND status = ANY(%(states)s)
   AND video_id IN (SELECT id FROM videos WHERE status = 'ready')
 RETURNING video_id;
@@ -64,8 +73,11 @@ RETURNING video_id;
 -- name: derivative_states
 -- One video's states as a record shows them (as videodrop/catalog/rows.py selects them).
 SELECT coalesce(jsonb_object_agg(kind, jsonb_build_object(
-    'status', status, 'error', error, 'error_code', error_code)), '{}'::jsonb) AS states
+    'status', status, 'error', error, 'error_code', error_code, 'remaking', remaking)),
+    '{}'::jsonb) AS states
 FROM derivatives WHERE video_id = %(id)s;
 
 -- name: derivative_counts
-SELECT kind, status, count(*) AS n FROM derivatives GROUP BY kind, status;
+-- Rows by kind and state; a ready one being remade counts as 'remaking'.
+SELECT kind, CASE WHEN remaking THEN 'remaking' ELSE status END AS status, count(*) AS n
+FROM derivatives GROUP BY 1, 2;
