@@ -85,6 +85,29 @@ def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
     assert max(still) < min(moving) / 5, activity
 
 
+FADES = {"flat": "testsrc2=size=640x360:rate=25",  # colour bars: flat areas
+         "texture": "mandelbrot=size=320x180:rate=25:maxiter=100:end_scale=0.05,"
+                    "scale=640:360"}
+
+
+@pytest.mark.parametrize("fade", ["in:0:100", "out:100:100", "in:0:25", "out:175:25",
+                                  "in:0:38", "out:162:38"])
+@pytest.mark.parametrize("source", sorted(FADES))
+def test_a_fade_within_one_shot_starts_no_scene(ffmpeg: FFmpeg, tmp_path: Path,
+                                                source: str, fade: str):
+    """8 s of one shot fading in from black or out to black (4 s, 1 s and 1.5 s, at the
+    start or the end): one scene. A 4 s fade-in over flat colour bars made a cut
+    mid-fade (every bar crossed a histogram bin in the same frame); 1 s and 1.5 s
+    fade-outs at the end made a gradual transition."""
+    path = tmp_path / "fade.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", FADES[source],
+                    "-frames:v", "200", "-vf", f"fade={fade},format=yuv420p",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", str(path)],
+                   check=True, timeout=120)
+    facts, _ = scenes.make(ffmpeg, path, 25.0, 8.0, tmp_path)
+    assert facts["starts"] == [0], facts
+
+
 def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
                                                        tmp_path: Path):
     with pytest.raises(Skipped) as caught:

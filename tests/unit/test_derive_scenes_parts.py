@@ -145,3 +145,29 @@ def test_a_cut_soon_after_the_start_still_counts_when_the_scene_is_long_enough()
     a, b = texture(7), texture(8)
     found, starts, _ = run([a] * 6 + [b] * 40)  # lag 8: a scene of 6 frames is kept
     assert starts == [0, 6] and found.cuts == [6]
+
+
+@pytest.mark.parametrize("step", [1, 3, 8])
+def test_a_brightness_ramp_moves_the_histograms_by_its_step_not_a_whole_bin(step: int):
+    """Flat colour a few levels under a bin's edge, brightened by ``step`` levels: every
+    pixel crosses the edge in the same frame, yet the histograms move by at most
+    ``step / HIST_WIDTH`` (hard bins moved them all: a false cut mid-fade over flat
+    colour bars, issue 18)."""
+    for edge in (16, 128, 240):
+        before = bytes([edge - 1 - step // 2]) * SIZE
+        after = bytes([edge - 1 - step // 2 + step]) * SIZE
+        moved = shots._moved(shots._histogram(before), shots._histogram(after))
+        assert moved <= step / shots.HIST_WIDTH + 1e-9, (edge, moved)
+    assert shots._moved(shots._histogram(texture(1)), shots._histogram(texture(2))) < 0.05
+    assert shots._moved(shots._histogram(bytes(SIZE)), shots._histogram(bytes([255]) * SIZE)
+                        ) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("length", [6, 10, 16])
+def test_a_fade_to_black_at_the_very_end_is_no_transition(length: int):
+    """The rise of ``dk`` with no fall seen (the video ends within the lag) is no gradual
+    transition: the last scene would be the fade's own second half."""
+    picture = texture(9)
+    fade = [blend(picture, bytes(SIZE), (k + 1) / length) for k in range(length)]
+    found, starts, _ = run([picture] * 40 + fade)
+    assert starts == [0] and found.graduals == [], found.graduals
