@@ -250,15 +250,20 @@ def _side_means(values: list[float], i: int) -> list[float]:
     return means
 
 
-def activity(d1: list[float], rate: float, starts: list[int]) -> list[float]:
+def activity(d1: list[float], rate: float, starts: list[int], seconds: int | None = None
+             ) -> list[float]:
     """Per second ``s`` (frames ``s * rate`` to before ``(s + 1) * rate``): the mean
     ``d1`` of its frames other than the first frame of a scene (a cut is no motion), in
-    levels 0..255; 0 for a second without such frames."""
+    levels 0..255; 0 for a second without such frames. ``seconds`` values when given (the
+    video's started seconds: frames past them are left out, seconds past the frames are
+    0), else as many as the frames reach."""
     skip = set(starts)
-    sums: list[float] = []
-    counts: list[int] = []
+    sums: list[float] = [0.0] * (seconds or 0)
+    counts: list[int] = [0] * (seconds or 0)
     for j, value in enumerate(d1):
         second = int(j / rate)
+        if seconds is not None and second >= seconds:
+            break
         while len(sums) <= second:
             sums.append(0.0)
             counts.append(0)

@@ -108,6 +108,27 @@ def test_a_fade_within_one_shot_starts_no_scene(ffmpeg: FFmpeg, tmp_path: Path,
     assert facts["starts"] == [0], facts
 
 
+def test_the_scenes_cover_the_videos_duration_where_the_audio_outlasts_the_picture(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """2 s of picture and 3 s of sound: the record's duration is 3 s (the probe's); the
+    scenes' ``duration`` is that, ``activity`` has one value per started second of it (0
+    where no picture moves), and the frames are those of the picture (the scenes' timeline
+    stopped at the last frame, 2 s, and chapters never reached the end)."""
+    path = tmp_path / "short-picture.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=size=320x180:rate=25:duration=2", "-f", "lavfi",
+                    "-i", "sine=frequency=440:duration=3", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(path)], check=True, timeout=120)
+    meta = probe_file(path).metadata
+    assert meta["duration"] == pytest.approx(3.0, abs=0.05)
+    facts, _ = scenes.make(ffmpeg, path, meta["fps"], meta["duration"], tmp_path)
+    assert facts["duration"] == round(meta["duration"], 3)
+    assert facts["frames"] == 50 and facts["starts"] == [0]
+    activity = unpack_activity(facts["activity"])
+    assert len(activity) == 3 and activity[2] == 0.0 and min(activity[:2]) > 0, activity
+
+
 def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
                                                        tmp_path: Path):
     with pytest.raises(Skipped) as caught:
