@@ -2,7 +2,8 @@
 PySceneDetect's AdaptiveDetector, the anchor of issue 18, in the same run.
 
 * Accuracy on the corpus of testbed/cuts.py (lavfi shots joined by hard cuts and
-  ``xfade`` dissolves at known frames; 480p to 1080p, 25 and 30 fps), at ±1 frame: ours,
+  ``xfade`` dissolves at known frames; 480p to 1080p, 25 and 30 fps), at ±1 frame of a
+  cut or of a dissolve's middle: ours,
   PySceneDetect (AdaptiveDetector and ContentDetector with their defaults), ffmpeg's
   ``scdet`` (threshold 10) and ``select='gt(scene,0.3)'``.
 * Speed on a 30 s 1080p30 H.264 clip (GOP 2 s, ``veryfast``, a cut every 1.2 to 2 s):
@@ -157,7 +158,7 @@ def main() -> list[Row]:
         common.log(f"scenes: speed rounds {time.monotonic() - t0:.1f} s")
     (fps, cpu), (reference, reference_cpu) = got["ours"], got["theirs"]
     met = mine.recall >= RECALL and mine.precision >= PRECISION
-    corpus = f"{len(cuts.CORPUS)} clips, {count} cuts and dissolves, ±1 frame"
+    corpus = f"{len(cuts.CORPUS)} clips, {count} cuts and dissolves, ±1 frame (middles)"
     return [
         row(f"scenes: accuracy on the corpus ({corpus})", _rp(mine),
             f"PySceneDetect AdaptiveDetector: {_rp(adaptive)}", None,

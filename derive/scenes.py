@@ -12,14 +12,19 @@ boundaries (cuts and gradual transitions) and keeps one frame per scene; the kep
 are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
 reading them from a raw file.
 
-Facts recorded (the row's ``data``): ``rate`` (frames/s), ``frames``, ``duration`` (s),
-``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
+Facts recorded (the row's ``data``): ``rate`` (frames/s), ``duration`` (s: the video's,
+the probe's; the frames' own ``frames / rate`` when it gave none), ``frames`` (those of the
+pass that start before ``duration``; the last scene runs from its start to ``duration``,
+which may lie up to a frame or more past ``frames / rate`` where the picture stops before
+the audio), ``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
 after the first), the thumbnail ``width``/``height``/``columns`` and the ``sheets``, and
-``activity``: per second the mean absolute difference between consecutive frames (0..255
-levels), packed by videodrop/derivatives.py :func:`pack_activity`."""
+``activity``: per started second of ``duration`` (``ceil(duration)`` values) the mean
+absolute difference between consecutive frames (0..255 levels; 0 for a second past the
+last frame), packed by videodrop/derivatives.py :func:`pack_activity`."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -105,6 +110,17 @@ def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Pa
     return sorted(out.glob("sheet-*.jpg"))
 
 
+def span(count: int, rate: float, duration: float | None) -> tuple[int, float]:
+    """(frames, seconds) the scenes cover: the video's ``duration`` (the probe's, s) and the
+    ``count`` frames of the pass that start before it (the ``fps`` filter may emit one
+    after the last picture's time, or stop short of a duration the audio or the
+    container sets: the last scene then runs on to the end); without a duration, the
+    frames' own ``count / rate``."""
+    if not duration or duration <= 0:
+        return count, count / rate
+    return min(count, max(1, math.ceil(duration * rate - 1e-6))), duration
+
+
 def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path
          ) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (module docstring) of the video at ``path`` (the
@@ -115,16 +131,19 @@ def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, 
     found, starts, where = analyse(ffmpeg, path, rate, duration, thumbs)
     if not starts:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
+    frames, seconds = span(found.count, rate, duration)
+    starts = [s for s in starts if s < frames]
     order = [where.get(s, 0) for s in starts]
     made = sheets(ffmpeg, thumbs, order, out)
     thumbs.unlink()
     if not made:
         raise Failed(Reason.FFMPEG_FAILED, "ffmpeg wrote no scene thumbnails")
     cuts = set(found.cuts)
-    return {"rate": rate, "frames": found.count, "duration": round(found.count / rate, 3),
+    return {"rate": rate, "frames": frames, "duration": round(seconds, 3),
             "starts": starts,
             "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
             "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
             "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
-            "activity": pack_activity(shots.activity(found.d1, rate, starts)),
+            "activity": pack_activity(shots.activity(found.d1, rate, starts,
+                                                     math.ceil(round(seconds, 3)))),
             "activity_scale": ACTIVITY_SCALE}, made

@@ -10,16 +10,20 @@ of the frame :attr:`Shots.lag` frames before (``dk``).
   jumps: at least :data:`CUT_RATIO` times the mean ``d1`` of the :data:`WINDOW` frames on
   the calmer side of it and :data:`CUT_OVER` times that of the busier side (not motion
   that goes on or starts: a cut from a busy shot to a still one is seen); or its colours
-  jump: the share of the per-channel histograms (:data:`HIST_BINS` levels) that moved is
-  at least :data:`HIST_MIN` and :data:`HIST_OVER` times the busier side's mean (a cut
+  jump: the share of the per-channel histograms (:data:`HIST_BINS` soft bins: a level
+  counts in the two nearest bins, weighted by its distance to their centres, so a
+  brightness ramp moves them by its step, never a whole bin at once) that moved is at
+  least :data:`HIST_MIN` and :data:`HIST_OVER` times the busier side's mean (a cut
   between two busy textures, whose pixels all change anyway). Either way the change must
   last: the frame :data:`WINDOW` frames on still differs from the frame before the cut
   by :data:`PERSIST` of ``d1[i]`` (a flash or a flicker returns), and a cut comes no
   sooner than :data:`MIN_SCENE` of the lag after the one before (or the first frame).
 * **Gradual transition** (dissolve, fade): ``dk`` rises to a plateau while one shot
   blends into the next and falls back ``lag`` frames later, where motion alone keeps it
-  level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``; a run of frames with a bump
-  of at least :data:`GRADUAL_MIN` is one transition, its boundary the run's centroid less
+  level. ``bump[i] = dk[i] - max(dk[i - lag], dk[i + lag])``, judged only where both
+  sides exist (a rise with no fall seen, a fade to black at the very end, is no
+  transition); a run of frames with a bump of at least :data:`GRADUAL_MIN` is one
+  transition, its boundary the run's centroid less
   half the lag (the middle of the dissolve). A transition within ``lag`` frames of a cut
   (or of the first frame) is that cut's own bump and is dropped.
 * **Ends**: no scene shorter than :data:`MIN_SCENE` of the lag at either end (a black
@@ -32,7 +36,7 @@ thumbnail): the one :attr:`Shots.lag` frames in, or the middle of a shorter scen
 from __future__ import annotations
 
 import operator
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -47,7 +51,7 @@ HIST_STEP = 12  # bytes: every 4th pixel of RGB24, per channel, for the histogra
 HIST_BINS = 16
 HIST_MIN = 0.3  # share of the histograms that moved
 HIST_OVER = 2.0  # times the busier side's mean
-_BIN = bytes(v * HIST_BINS // 256 for v in range(256))
+HIST_WIDTH = 256 / HIST_BINS  # levels
 GRADUAL_MIN = 20.0  # bump (0..255)
 LAG_SECONDS = 0.6  # gradual transitions up to about this long are seen whole
 MIN_LAG = 8  # frames
@@ -57,16 +61,32 @@ def _mad(a: bytes, b: bytes) -> float:
     return sum(map(abs, map(operator.sub, a, b))) / (len(a) or 1)
 
 
-def _histogram(frame: bytes) -> list[int]:
-    """Counts of :data:`HIST_BINS` levels per channel of an RGB24 frame's pixel sample."""
-    counts = []
+def _soft_bin(level: int) -> tuple[int, float]:
+    """The lower of the two bins a level counts in and its weight in the upper one: 0 at
+    the lower bin's centre, 1 at the upper's (clamped beyond the first and last centre)."""
+    at = min(max((level + 0.5) / HIST_WIDTH - 0.5, 0.0), HIST_BINS - 1.0)
+    low = min(int(at), HIST_BINS - 2)
+    return low, at - low
+
+
+_SOFT = tuple(_soft_bin(v) for v in range(256))
+
+
+def _histogram(frame: bytes) -> list[float]:
+    """Soft counts in :data:`HIST_BINS` bins per channel of an RGB24 frame's pixel sample
+    (module docstring): a level moving by ``d`` moves at most ``d / HIST_WIDTH`` of its
+    count."""
+    counts = [0.0] * (3 * HIST_BINS)
     for channel in range(3):
-        binned = frame[channel::HIST_STEP].translate(_BIN)
-        counts += [binned.count(k) for k in range(HIST_BINS)]
+        base = channel * HIST_BINS
+        for level, n in Counter(frame[channel::HIST_STEP]).items():
+            low, upper = _SOFT[level]
+            counts[base + low] += n * (1.0 - upper)
+            counts[base + low + 1] += n * upper
     return counts
 
 
-def _moved(a: list[int], b: list[int]) -> float:
+def _moved(a: list[float], b: list[float]) -> float:
     """The share of two histograms that differs, 0..1."""
     return sum(map(abs, map(operator.sub, a, b))) / (2 * (sum(a) or 1))
 
@@ -90,7 +110,7 @@ class Shots:
     graduals: list[int] = field(default_factory=list)
     _dk: list[float] = field(default_factory=list)  # per frame from ``lag`` on
     _samples: deque[bytes] = field(default_factory=deque)
-    _histogram: list[int] = field(default_factory=list)
+    _histogram: list[float] = field(default_factory=list)
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
     _run: list[tuple[int, float]] = field(default_factory=list)
     _wanted: dict[int, int] = field(default_factory=dict)  # scene start → thumbnail frame
@@ -123,15 +143,13 @@ class Shots:
         if j >= 2 * WINDOW:
             self._judge_cut(j - WINDOW)
         if j >= 2 * self.lag:
-            self._judge_bump(j - self.lag, right=True)
+            self._judge_bump(j - self.lag)
 
     def finish(self) -> list[int]:
         """The boundaries (first frames of scenes, from 0), in order."""
         n = len(self.d1)
         for i in range(max(1, n - WINDOW), n):
             self._judge_cut(i)
-        for i in range(max(self.lag, n - self.lag), n):
-            self._judge_bump(i, right=False)
         self._end_run()
         shortest = MIN_SCENE * self.lag
         self.cuts = [c for c in self.cuts if n - c >= shortest]
@@ -178,15 +196,13 @@ class Shots:
         k = i - self.lag
         return self._dk[k] if 0 <= k < len(self._dk) else None
 
-    def _judge_bump(self, i: int, *, right: bool) -> None:
-        here = self._dk_at(i)
-        if here is None:
+    def _judge_bump(self, i: int) -> None:
+        here, before, after = (self._dk_at(k) for k in (i, i - self.lag, i + self.lag))
+        if here is None or before is None or after is None:
+            self._end_run()
             return
-        sides = [v for v in (self._dk_at(i - self.lag), self._dk_at(i + self.lag) if right
-                             else None) if v is not None]
-        bump = here - max(sides) if sides else 0.0
-        if bump >= GRADUAL_MIN:
-            self._run.append((i, bump))
+        if here - max(before, after) >= GRADUAL_MIN:
+            self._run.append((i, here - max(before, after)))
         else:
             self._end_run()
 
@@ -234,15 +250,20 @@ def _side_means(values: list[float], i: int) -> list[float]:
     return means
 
 
-def activity(d1: list[float], rate: float, starts: list[int]) -> list[float]:
+def activity(d1: list[float], rate: float, starts: list[int], seconds: int | None = None
+             ) -> list[float]:
     """Per second ``s`` (frames ``s * rate`` to before ``(s + 1) * rate``): the mean
     ``d1`` of its frames other than the first frame of a scene (a cut is no motion), in
-    levels 0..255; 0 for a second without such frames."""
+    levels 0..255; 0 for a second without such frames. ``seconds`` values when given (the
+    video's started seconds: frames past them are left out, seconds past the frames are
+    0), else as many as the frames reach."""
     skip = set(starts)
-    sums: list[float] = []
-    counts: list[int] = []
+    sums: list[float] = [0.0] * (seconds or 0)
+    counts: list[int] = [0] * (seconds or 0)
     for j, value in enumerate(d1):
         second = int(j / rate)
+        if seconds is not None and second >= seconds:
+            break
         while len(sums) <= second:
             sums.append(0.0)
             counts.append(0)

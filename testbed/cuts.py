@@ -7,9 +7,11 @@ output): a hard cut's new shot starts at frame ``first``; a dissolve's frames ``
 ``last - 1`` blend the two shots and ``last`` is the first frame of the new shot alone.
 
 A detected boundary (the first frame of a new scene) matches a transition when it lies
-within ``tolerance`` frames of it (``first - tolerance <= frame <= last + tolerance``);
-each transition and each boundary matches at most once. Recall is matched transitions over
-transitions; precision is matched boundaries over boundaries.
+within ``tolerance`` frames of the transition's :attr:`Transition.boundary`: a hard cut's
+first new frame, a dissolve's middle (its first frame that is at least half the new
+shot), not anywhere in its span; each transition and each boundary matches at most once.
+Recall is matched transitions over transitions; precision is matched boundaries over
+boundaries.
 """
 
 from __future__ import annotations
@@ -42,6 +44,12 @@ SOURCES = (
 class Transition:
     first: int  # frame: a hard cut's first new frame; a dissolve's first blended frame
     last: int  # frame: the first frame of the new shot alone (== first for a hard cut)
+
+    @property
+    def boundary(self) -> int:
+        """The frame a detector should report: ``first`` for a cut, the dissolve's middle
+        (``xfade`` blends frame ``first + m`` at ``m / (last - first)`` of the new shot)."""
+        return (self.first + self.last + 1) // 2
 
     @property
     def kind(self) -> str:
@@ -139,9 +147,9 @@ def score(truth: Sequence[Transition], boundaries: Iterable[int], tolerance: int
     free = list(found)
     missed = []
     for t in truth:
-        near = [b for b in free if t.first - tolerance <= b <= t.last + tolerance]
+        near = [b for b in free if abs(b - t.boundary) <= tolerance]
         if near:
-            free.remove(min(near, key=lambda b: abs(b - t.last)))
+            free.remove(min(near, key=lambda b: abs(b - t.boundary)))
         else:
             missed.append(t)
     return Score(len(truth), len(found), len(truth) - len(missed), tuple(missed),

@@ -85,6 +85,50 @@ def test_a_fixed_camera_has_one_scene_and_activity_where_something_moved(
     assert max(still) < min(moving) / 5, activity
 
 
+FADES = {"flat": "testsrc2=size=640x360:rate=25",  # colour bars: flat areas
+         "texture": "mandelbrot=size=320x180:rate=25:maxiter=100:end_scale=0.05,"
+                    "scale=640:360"}
+
+
+@pytest.mark.parametrize("fade", ["in:0:100", "out:100:100", "in:0:25", "out:175:25",
+                                  "in:0:38", "out:162:38"])
+@pytest.mark.parametrize("source", sorted(FADES))
+def test_a_fade_within_one_shot_starts_no_scene(ffmpeg: FFmpeg, tmp_path: Path,
+                                                source: str, fade: str):
+    """8 s of one shot fading in from black or out to black (4 s, 1 s and 1.5 s, at the
+    start or the end): one scene. A 4 s fade-in over flat colour bars made a cut
+    mid-fade (every bar crossed a histogram bin in the same frame); 1 s and 1.5 s
+    fade-outs at the end made a gradual transition."""
+    path = tmp_path / "fade.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", FADES[source],
+                    "-frames:v", "200", "-vf", f"fade={fade},format=yuv420p",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", str(path)],
+                   check=True, timeout=120)
+    facts, _ = scenes.make(ffmpeg, path, 25.0, 8.0, tmp_path)
+    assert facts["starts"] == [0], facts
+
+
+def test_the_scenes_cover_the_videos_duration_where_the_audio_outlasts_the_picture(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """2 s of picture and 3 s of sound: the record's duration is 3 s (the probe's); the
+    scenes' ``duration`` is that, ``activity`` has one value per started second of it (0
+    where no picture moves), and the frames are those of the picture (the scenes' timeline
+    stopped at the last frame, 2 s, and chapters never reached the end)."""
+    path = tmp_path / "short-picture.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi",
+                    "-i", "testsrc2=size=320x180:rate=25:duration=2", "-f", "lavfi",
+                    "-i", "sine=frequency=440:duration=3", "-c:v", "libx264",
+                    "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    str(path)], check=True, timeout=120)
+    meta = probe_file(path).metadata
+    assert meta["duration"] == pytest.approx(3.0, abs=0.05)
+    facts, _ = scenes.make(ffmpeg, path, meta["fps"], meta["duration"], tmp_path)
+    assert facts["duration"] == round(meta["duration"], 3)
+    assert facts["frames"] == 50 and facts["starts"] == [0]
+    activity = unpack_activity(facts["activity"])
+    assert len(activity) == 3 and activity[2] == 0.0 and min(activity[:2]) > 0, activity
+
+
 def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
                                                        tmp_path: Path):
     with pytest.raises(Skipped) as caught:
