@@ -32,12 +32,16 @@ def scenes_view(data: dict[str, Any], base: str, token: str) -> dict[str, Any]:
     w, h, columns, rows = data["width"], data["height"], data["columns"], data["rows"]
     per_sheet = columns * rows
     sheets = [sheet_url(base, token, i) for i in range(len(data["sheets"]))]
+    # the last scene ends with the video (the record's duration: the sound may outlast
+    # the picture), not with its last analysed frame
+    last_end = data.get("duration") or frames / rate
     found = []
     for i, first in enumerate(starts):
         end = starts[i + 1] if i + 1 < len(starts) else frames
         cell = i % per_sheet
         found.append({
-            "index": i, "start": round(first / rate, 3), "end": round(end / rate, 3),
+            "index": i, "start": round(first / rate, 3),
+            "end": round(end / rate if i + 1 < len(starts) else last_end, 3),
             "start_frame": first, "end_frame": end,
             "transition": data["transitions"][i - 1] if i else None,
             "thumbnail": {"url": sheets[min(i // per_sheet, len(sheets) - 1)],

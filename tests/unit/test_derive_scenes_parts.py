@@ -95,6 +95,15 @@ def test_scenes_json_and_webvtt_chapters():
         "00:00:04.000 --> 00:00:07.200"]
 
 
+def test_the_last_scene_and_chapter_end_with_the_video():
+    """Sound 0.3 s past the picture (the record's duration 10.3 s): the last scene and
+    its chapter end at 10.3 s, its end frame stays the last analysed one."""
+    view = scenes_view({**data(), "duration": 10.3}, "http://h", "TOKEN")
+    last = view["scenes"][-1]
+    assert (last["end"], last["end_frame"]) == (10.3, 250)
+    assert scenes_vtt(view).splitlines()[-2:] == ["00:00:07.200 --> 00:00:10.300", "Scene 3"]
+
+
 def test_the_corpus_scorer_matches_within_the_tolerance_once():
     truth = [cuts.Transition(40, 40), cuts.Transition(70, 80)]
     assert [t.boundary for t in truth] == [40, 75]
