@@ -11,7 +11,8 @@ contrast wins: frames of a fade-in or a fade-out have less contrast than the fra
 fade to, so they lose. Each way of finding candidates is one ffmpeg child:
 
 - one pass decoding keyframes only (``-discard nokey -skip_frame nokey``) over the
-  window, at most one per :data:`CANDIDATES`-th of it and one per :data:`MIN_SPACING` s;
+  window, at most one per :data:`CANDIDATES`-th of it and one per :data:`MIN_SPACING` s
+  (of a video of unknown duration: its first :data:`UNTIMED_CANDIDATES` such);
   each candidate goes both ways to two outputs, measured (a pipe) and at full size (a
   JPEG file): the winner's JPEG is the poster;
 - for a Matroska/WebM file of known duration (its demuxer keeps every packet and some
@@ -59,13 +60,15 @@ CANDIDATES = 12
 PROBE_W, PROBE_H = 32, 18
 DARK, BRIGHT, FLAT = 24.0, 235.0, 10.0  # luma levels (0..255) and contrast
 QUALITY = 3  # ffmpeg's -q:v for mjpeg: 2 (best) .. 31
-MIN_SPACING = 2.0  # seconds between keyframe candidates of a pass, at least
-SEEKS, SEEK_SPACING = 4, 2.5  # seeks in a window at most; seconds of it per seek
+MIN_SPACING = 5.0  # seconds between keyframe candidates of a pass, at least
+UNTIMED_CANDIDATES = 4  # keyframe candidates of a video of unknown duration: its first
+SEEKS, SEEK_SPACING = 4, 5.0  # seeks in a window at most; seconds of it per seek
 FULL_SECONDS = 3.0  # of the window decoded frame by frame when no keyframe qualifies
 SEEK_MARGIN = 0.0005  # seconds before a measured frame's time an accurate seek starts
 EBML = b"\x1a\x45\xdf\xa3"  # the first bytes of a Matroska/WebM file
-#: The measuring filter: the frame shrunk to PROBE_W x PROBE_H (then grey, after it)
-MEASURE = f"scale={PROBE_W}:{PROBE_H}"
+#: The measuring filter: the frame shrunk to PROBE_W x PROBE_H by averaging areas of it
+#: (then grey, after it)
+MEASURE = f"scale={PROBE_W}:{PROBE_H}:flags=area"
 _JPEG = ("-c:v", "mjpeg", "-q:v", str(QUALITY))
 
 
@@ -107,7 +110,8 @@ def window(duration: float | None) -> tuple[float, float | None]:
 def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path, *,
                keyframes: bool) -> list[Made]:
     """The window's candidates, measured. ``keyframes``: keyframes only, at most one per
-    :data:`MIN_SPACING` s, each with its full-size JPEG in ``folder``. Otherwise every
+    :data:`MIN_SPACING` s (the first :data:`UNTIMED_CANDIDATES` of a video of unknown
+    duration), each with its full-size JPEG in ``folder``. Otherwise every
     frame of the window's first :data:`FULL_SECONDS` s at the candidates' spacing,
     measured only (most such passes prove that there is no picture; a winner is decoded
     again by an accurate seek)."""
@@ -118,14 +122,18 @@ def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path,
         length = min(length or duration or FULL_SECONDS, FULL_SECONDS)
         spacing = length / CANDIDATES
     select = f"select='isnan(prev_selected_t)+gte(t-prev_selected_t,{spacing:.3f})',"
-    count = ["-fps_mode", "passthrough", "-frames:v", str(CANDIDATES)]
+    most = CANDIDATES if duration or not keyframes else UNTIMED_CANDIDATES
+    count = ["-fps_mode", "passthrough", "-frames:v", str(most)]
     jpegs = [*VIDEO_ONLY, "-vf", f"{select}{display_size(LONG_SIDE)},format=yuvj420p",
              *count, *_JPEG, "-f", "image2", "-start_number", "0", "-y",
              f"file:{folder}/candidate-%03d.jpg"] if keyframes else []
     # showinfo after the shrinking: its checksum of each frame costs little there
+    # measured only, every frame: as coded (a frame's measure does not depend on its
+    # rotation) and without the deblocking filter (nor on that, shrunk to PROBE_W px)
+    fast = [] if keyframes else ["-skip_loop_filter", "all"]
     frames: Frames = ffmpeg.frames(
-        [*input_args(path, keyframes=keyframes, start=start, duration=length,
-                     autorotate=keyframes),  # a frame's measure does not depend on it
+        [*fast, *input_args(path, keyframes=keyframes, start=start, duration=length,
+                            autorotate=keyframes),
          "-vf", f"{select}{MEASURE},showinfo,format=gray",
          *count, "-f", "rawvideo", "pipe:1", *jpegs],
         PROBE_W * PROBE_H)

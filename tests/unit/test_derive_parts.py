@@ -81,7 +81,9 @@ def test_poster_window_of_long_videos_starts_a_tenth_in():
 
 
 def test_poster_seeks_one_per_stretch_of_the_window_two_to_four():
-    assert poster.seeks(10.0) == [1.25, 3.75, 6.25, 8.75]
+    assert poster.SEEK_SPACING == 5.0
+    assert poster.seeks(20.0) == [2.5, 7.5, 12.5, 17.5]
+    assert poster.seeks(10.0) == [2.5, 7.5]
     assert poster.seeks(3.0) == [0.75, 2.25]
     long = poster.seeks(3600.0)  # the window: 120 s from a tenth in
     assert len(long) == poster.SEEKS and 360.0 < long[0] < long[-1] < 480.0
