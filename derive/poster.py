@@ -12,7 +12,8 @@ fade to, so they lose. Each way of finding candidates is one ffmpeg child:
 
 - one pass decoding keyframes only (``-discard nokey -skip_frame nokey``) over the
   window, at most one per :data:`CANDIDATES`-th of it and one per :data:`MIN_SPACING` s
-  (of a video of unknown duration: its first :data:`UNTIMED_CANDIDATES` such);
+  (:data:`FEW_CANDIDATES` spread over a shorter video; of a video of unknown duration,
+  its first :data:`UNTIMED_CANDIDATES` keyframes);
   each candidate goes both ways to two outputs, measured (a pipe) and at full size (a
   JPEG file): the winner's JPEG is the poster;
 - for a Matroska/WebM file of known duration (its demuxer keeps every packet and some
@@ -60,7 +61,8 @@ CANDIDATES = 12
 PROBE_W, PROBE_H = 32, 18
 DARK, BRIGHT, FLAT = 24.0, 235.0, 10.0  # luma levels (0..255) and contrast
 QUALITY = 3  # ffmpeg's -q:v for mjpeg: 2 (best) .. 31
-MIN_SPACING = 5.0  # seconds between keyframe candidates of a pass, at least
+MIN_SPACING = 5.0  # seconds between keyframe candidates of a pass, at least...
+FEW_CANDIDATES = 3  # ...unless that leaves a short video fewer candidates than these
 UNTIMED_CANDIDATES = 4  # keyframe candidates of a video of unknown duration: its first
 SEEKS, SEEK_SPACING = 4, 5.0  # seeks in a window at most; seconds of it per seek
 FULL_SECONDS = 3.0  # of the window decoded frame by frame when no keyframe qualifies
@@ -110,14 +112,16 @@ def window(duration: float | None) -> tuple[float, float | None]:
 def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path, *,
                keyframes: bool) -> list[Made]:
     """The window's candidates, measured. ``keyframes``: keyframes only, at most one per
-    :data:`MIN_SPACING` s (the first :data:`UNTIMED_CANDIDATES` of a video of unknown
-    duration), each with its full-size JPEG in ``folder``. Otherwise every
+    :data:`MIN_SPACING` s (less apart in a video too short for :data:`FEW_CANDIDATES` so
+    spaced; the first :data:`UNTIMED_CANDIDATES` of a video of unknown duration), each
+    with its full-size JPEG in ``folder``. Otherwise every
     frame of the window's first :data:`FULL_SECONDS` s at the candidates' spacing,
     measured only (most such passes prove that there is no picture; a winner is decoded
     again by an accurate seek)."""
     start, length = window(duration)
     if keyframes:
-        spacing = max((length or duration or 0.0) / CANDIDATES, MIN_SPACING)
+        span = length or duration or 0.0  # 0: unknown, the first keyframes
+        spacing = max(span / CANDIDATES, min(MIN_SPACING, span / FEW_CANDIDATES))
     else:
         length = min(length or duration or FULL_SECONDS, FULL_SECONDS)
         spacing = length / CANDIDATES

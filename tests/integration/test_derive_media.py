@@ -39,6 +39,9 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make("gop1s.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "10")
     make("onekey.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "1000",
          "-keyint_min", "1000", "-sc_threshold", "0")
+    # 4 s, keyframes every second, the first black (a fade-in)
+    make("short-fade.mp4", "testsrc2=size=320x180:rate=10:duration=4,fade=in:st=0:d=1",
+         "-g", "10", "-keyint_min", "10", "-sc_threshold", "0")
     vp9 = ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8")
     # VP9 in WebM, keyframes every 2 s: black until the second one, then a picture
     make("blackstart.webm", "color=black:size=320x180:rate=25:duration=2[b];"
@@ -263,3 +266,14 @@ def test_a_poster_found_frame_by_frame_is_turned_as_displayed(media: Path, tmp_p
     shown = gray("-ss", f"{facts['time']:.3f}", "-i", str(media / "fade-turned.mp4"))
     assert len(made) == len(shown) == poster.PROBE_W * poster.PROBE_H
     assert sum(abs(a - b) for a, b in zip(made, shown, strict=True)) / len(made) < 8
+
+
+@pytest.mark.parametrize("duration", [4.0, None])
+def test_a_short_video_keeps_enough_keyframe_candidates(ffmpeg: FFmpeg, media: Path,
+                                                        tmp_path: Path,
+                                                        duration: float | None):
+    """Candidates at least MIN_SPACING apart would leave a 4 s video its black first
+    keyframe alone (then a frame-by-frame pass): a short one keeps FEW_CANDIDATES spread
+    over it, one of unknown duration its first keyframes."""
+    facts = poster.make(ffmpeg, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
+    assert facts["decode"] == "keyframes" and facts["time"] >= 1.0, facts
