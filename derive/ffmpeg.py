@@ -16,6 +16,7 @@ output: the input's start time removed)."""
 
 from __future__ import annotations
 
+import math
 import re
 import signal
 from collections.abc import Callable, Sequence
@@ -30,7 +31,15 @@ from videodrop.formats import DEMUXERS
 PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
 _SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
+_NAMED_SHOWINFO = re.compile(rb"\[showinfo@(\w+) @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
+                             rb"pts_time:(-?[\d.e+-]+)")
 _FORMATS = ",".join(sorted(DEMUXERS))
+# ffmpeg's dump of input #0 (before its outputs'), its first video stream's part, a rotation
+_INPUT_DUMP = re.compile(rb"^Input #0\b.*?(?=^Output #|^Stream mapping:|\Z)", re.S | re.M)
+_VIDEO_DUMP = re.compile(rb"^ *Stream #0:\d+\S*: Video:.*?(?=^ *Stream #|\Z)", re.S | re.M)
+_ROTATION = re.compile(rb"displaymatrix: rotation of (-?[\d.]+) degrees")
+#: Before every input: the ``file`` protocol only, the demuxers of the accepted containers.
+_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", _FORMATS)
 #: The first video stream and nothing else, for an output of a pass.
 VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
@@ -88,10 +97,11 @@ class Deadline:
 class Frames:
     times: list[float]  # seconds, one per frame
     data: list[bytes]  # the frames' bytes, as many as times (or fewer: a cut-off pass)
+    stderr: bytes = b""  # what ffmpeg logged
 
 
 def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
-               duration: float | None = None) -> list[str]:
+               duration: float | None = None, autorotate: bool = True) -> list[str]:
     """The input of a pass over ``path``'s first video stream: keyframes only (packets
     not flagged as keyframes are dropped before they are read into a decoder, which skips
     any other non-key frame) or every frame, from ``start`` (seconds) for ``duration``.
@@ -99,15 +109,49 @@ def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
     of the accepted containers; two decoding threads; the first output takes the video
     stream alone. A pass with a second output maps the stream again (:data:`VIDEO_ONLY`)
     with a ``-vf`` of its own (the stream is decoded once for both): a ``-filter_complex``
-    taking the stream would make ``-discard`` of no effect (ffmpeg 5.1)."""
-    args = ["-threads", "2", "-protocol_whitelist", "file", "-format_whitelist", _FORMATS]
+    taking the stream would make ``-discard`` of no effect (ffmpeg 5.1). ``autorotate``
+    False: the frames as coded (``-noautorotate``; :func:`rotation` gives the filters)."""
+    args = [*_INPUT, "-threads", "2"]
     if keyframes:  # the demuxer drops the other packets; the decoder skips what is left
         args += ["-discard", "nokey", "-skip_frame", "nokey"]
     if start > 0:
         args += ["-ss", f"{start:.3f}"]
     if duration is not None:
         args += ["-t", f"{duration:.3f}"]
+    if not autorotate:
+        args.append("-noautorotate")
     return [*args, "-i", f"file:{path}", *VIDEO_ONLY]
+
+
+def keyframe_input(path: Path, at: float) -> list[str]:
+    """An input of ``path`` that starts at the keyframe at or before ``at`` (seconds; the
+    last keyframe when ``at`` is past it): a seek by the container's index (``-ss`` before
+    ``-i``, not accurate), keyframes only, one decoding thread (a frame or two is decoded).
+    Its frames' times are relative to ``at`` (the first is at or below 0). Without an
+    output mapping: the pass maps ``{i}:v:0`` of each such input itself."""
+    return [*_INPUT, "-threads", "1", "-discard", "nokey", "-skip_frame", "nokey",
+            "-noaccurate_seek", "-ss", f"{max(0.0, at):.3f}", "-i", f"file:{path}"]
+
+
+def rotation(stderr: bytes) -> str:
+    """The filters (``""`` or ending in a comma) that ffmpeg 5.1's autorotation inserts
+    for input #0's first video stream, from the display matrix in ffmpeg's dump of that
+    input (``-loglevel info``): applied by hand after ``-noautorotate``, they rotate
+    only the frames kept rather than every frame decoded."""
+    dump = _INPUT_DUMP.search(stderr)
+    video = _VIDEO_DUMP.search(dump.group(0)) if dump else None
+    found = _ROTATION.search(video.group(0)) if video else None
+    if found is None:
+        return ""
+    theta = -round(float(found.group(1)))  # as fftools' get_rotation()
+    theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
+    if abs(theta - 90) < 1:
+        return "transpose=clock,"
+    if abs(theta - 180) < 1:
+        return "hflip,vflip,"
+    if abs(theta - 270) < 1:
+        return "transpose=cclock,"
+    return f"rotate={theta:f}*PI/180," if abs(theta) > 1 else ""
 
 
 def display_size(long_side: int) -> str:
@@ -162,7 +206,7 @@ class FFmpeg:
         data = [done.stdout[i:i + frame_bytes]
                 for i in range(0, len(done.stdout) - frame_bytes + 1, frame_bytes)]
         n = min(len(times), len(data))
-        return Frames(times[:n], data[:n])
+        return Frames(times[:n], data[:n], done.stderr)
 
 
 def showinfo_times(stderr: bytes) -> list[float]:
@@ -170,11 +214,19 @@ def showinfo_times(stderr: bytes) -> list[float]:
     return [float(m.group(1)) for m in _SHOWINFO.finditer(stderr)]
 
 
+def first_times(stderr: bytes) -> dict[str, float]:
+    """The time (seconds) of the first frame each ``showinfo@name`` filter logged, by name."""
+    times: dict[str, float] = {}
+    for m in _NAMED_SHOWINFO.finditer(stderr):
+        times.setdefault(m.group(1).decode("ascii"), float(m.group(2)))
+    return times
+
+
 def last_error(stderr: bytes) -> str:
     """The last line ffmpeg logged that says something (not a frame's ``showinfo``, not
     its closing "Conversion failed!"), for a reason."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
-             if ln.strip() and "Parsed_showinfo" not in ln
+             if ln.strip() and "showinfo" not in ln
              and ln.strip() not in _SAYS_NOTHING]
     return (lines[-1] if lines else "no message")[:300]
 

@@ -68,7 +68,7 @@ def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes
                f"tile={COLUMNS}x{the_plan.rows},format=yuvj420p",
         "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
         "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg",
-        *VIDEO_ONLY, "-vf", f"{select},scale={poster.PROBE_W}:{poster.PROBE_H},format=gray",
+        *VIDEO_ONLY, "-vf", f"{select},{poster.MEASURE},format=gray",
         "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
         poster.PROBE_W * poster.PROBE_H,
         full=None if keyframes else FullDecode(path, the_plan.tiles * the_plan.slot))

@@ -11,6 +11,12 @@ or handed chunk by chunk to ``on_stdout`` (bounded memory for long listings); st
 kept up to :data:`STDERR_LIMIT` bytes (its head). Each child runs in its own session and
 its whole process group is killed when the deadline passes.
 
+Children run with at most :data:`ARENAS` malloc arenas (``MALLOC_ARENA_MAX``): glibc
+reserves 64 MiB of address space for each arena it adds (one per thread that meets
+contention, up to 8 per core), which counts against RLIMIT_AS without being memory; an
+ffmpeg with several inputs (a thread each) or outputs would otherwise meet its limit at
+random, by how its threads happened to meet.
+
 Peak memory (``ChildRunner(measure_peak=True)``, for tests and ``make bench``): the
 kernel's ``ru_maxrss`` of a child we fork includes the pages of *this* process at the fork
 (or, with vfork, this process's own peak), so it says nothing about ffprobe when the
@@ -35,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = [
+    "ARENAS",
     "DEFAULT_MEMORY",
     "STDERR_LIMIT",
     "ChildError",
@@ -49,6 +56,8 @@ __all__ = [
 
 #: Address space a child may map (bytes): VIDEODROP_CHILD_MEMORY's default, 1 GiB.
 DEFAULT_MEMORY = 1 << 30
+#: malloc arenas of a child (MALLOC_ARENA_MAX), unless the environment sets it already.
+ARENAS = 2
 #: Open files a child may hold (its input, pipes, shared libraries being loaded).
 OPEN_FILES = 64
 #: stderr kept per child (bytes); the rest is read and dropped.
@@ -181,7 +190,8 @@ def run_limited(argv: Sequence[str], timeout: float,
     deadline = time.monotonic() + timeout
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
+                                stderr=subprocess.PIPE, start_new_session=True,
+                                env={"MALLOC_ARENA_MAX": str(ARENAS), **os.environ})
     except FileNotFoundError as exc:
         raise ChildMissing(exc.filename or argv[0]) from exc
     except PermissionError as exc:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ import pytest
 
 from derive import jpeg, poster, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
-from videodrop.children import ChildRunner
+from videodrop.children import ChildRunner, Completed
 from videodrop.derivatives import Reason
 
 
@@ -38,7 +39,38 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make("gop1s.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "10")
     make("onekey.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "1000",
          "-keyint_min", "1000", "-sc_threshold", "0")
+    # 4 s, keyframes every second, the first black (a fade-in)
+    make("short-fade.mp4", "testsrc2=size=320x180:rate=10:duration=4,fade=in:st=0:d=1",
+         "-g", "10", "-keyint_min", "10", "-sc_threshold", "0")
+    vp9 = ("-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8")
+    # VP9 in WebM, keyframes every 2 s: black until the second one, then a picture
+    make("blackstart.webm", "color=black:size=320x180:rate=25:duration=2[b];"
+         "testsrc2=size=320x180:rate=25:duration=6[t];[b][t]concat=n=2:v=1",
+         *vp9, "-g", "50", "-keyint_min", "50")
+    make("black.webm", "color=black:size=320x180:rate=25:duration=6", *vp9, "-g", "50")
+    # one keyframe: black, then a picture only after the frame-by-frame pass's reach
+    make("latepicture.mp4", "color=black:size=320x180:rate=10:duration=5[b];"
+         "testsrc2=size=320x180:rate=10:duration=3[t];[b][t]concat=n=2:v=1",
+         "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0")
+    # one keyframe (black: a fade-in), displayed turned a quarter (the matrix set by a copy)
+    make("fade-onekey.mp4", "testsrc2=size=320x180:rate=10:duration=3,fade=in:st=0:d=2",
+         "-g", "1000", "-keyint_min", "1000", "-sc_threshold", "0")
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(folder / "fade-onekey.mp4"), "-c", "copy",
+                    "-metadata:s:v:0", "rotate=90", str(folder / "fade-turned.mp4")],
+                   check=True, timeout=60)
     return folder
+
+
+class Recording(FFmpeg):
+    """The real ffmpeg, each child's arguments kept."""
+
+    def __init__(self) -> None:
+        super().__init__("ffmpeg", ChildRunner(1 << 30, file_size=None), 120)
+        self.children: list[list[str]] = []
+
+    def run(self, args: Sequence[str], **kwargs: Any) -> Completed:
+        self.children.append(list(args))
+        return super().run(args, **kwargs)
 
 
 def looks(ffmpeg: FFmpeg, image: Path) -> poster.Candidate:
@@ -182,3 +214,66 @@ def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: 
     with pytest.raises(Skipped) as caught:
         poster.make(ffmpeg, samples / "invalid_userdata.mp4", 1.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.NO_VIDEO_FRAMES
+
+
+def test_a_webm_gets_its_poster_from_seeks_to_keyframes_and_skips_the_black_one(
+        media: Path, tmp_path: Path):
+    """VP9 in WebM: the Matroska demuxer keeps every packet and the VP9 decoder every
+    frame, so the candidates come from seeks (one ffmpeg, a keyframe per seek), never a
+    pass decoding the window; the black first keyframe loses."""
+    ffmpeg = Recording()
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "blackstart.webm", 8.0, out)
+    assert facts["decode"] == "keyframes" and facts["time"] >= 2.0, facts
+    assert len(ffmpeg.children) == 1, ffmpeg.children
+    assert ffmpeg.children[0].count("-noaccurate_seek") >= 2
+    assert jpeg.size_of(out) == (320, 180)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
+
+
+@pytest.mark.parametrize("sample", ["black.webm", "latepicture.mp4"])
+def test_the_frame_by_frame_proof_of_no_picture_is_bounded_and_says_so(
+        ffmpeg: FFmpeg, media: Path, tmp_path: Path, sample: str):
+    """Keyframes all black: frames are decoded one by one over the first FULL_SECONDS of
+    the window only; a picture after that is not looked for, and the reason says so."""
+    with pytest.raises(Skipped) as caught:
+        poster.make(ffmpeg, media / sample, 8.0 if "late" in sample else 6.0,
+                    tmp_path / "p.jpg")
+    assert caught.value.reason == Reason.NO_PICTURE
+    assert f"every frame of the first {poster.FULL_SECONDS:g} s" in str(caught.value)
+
+
+def test_a_poster_found_frame_by_frame_is_turned_as_displayed(media: Path, tmp_path: Path):
+    """One keyframe, black (a fade-in) in a video displayed turned a quarter: the frames
+    are measured as coded (``-noautorotate``) and the winner is turned by the filters
+    ffmpeg's own autorotation would use: the same pixels as ffmpeg shows them."""
+    ffmpeg = Recording()
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "fade-turned.mp4", 3.0, out)
+    assert facts["decode"] == "full" and facts["time"] >= 1.5, facts
+    assert jpeg.size_of(out) == (180, 320)  # portrait
+    *_, last = ffmpeg.children
+    assert "-noautorotate" in last and any("transpose=" in a for a in last)
+
+    def gray(*args: str) -> bytes:
+        return subprocess.run(
+            ["ffmpeg", "-v", "error", *args, "-frames:v", "1", "-vf",
+             f"scale={poster.PROBE_W}:{poster.PROBE_H},format=gray", "-f", "rawvideo", "-"],
+            capture_output=True, check=True, timeout=60).stdout
+
+    made = gray("-i", str(out))
+    shown = gray("-ss", f"{facts['time']:.3f}", "-i", str(media / "fade-turned.mp4"))
+    assert len(made) == len(shown) == poster.PROBE_W * poster.PROBE_H
+    assert sum(abs(a - b) for a, b in zip(made, shown, strict=True)) / len(made) < 8
+
+
+@pytest.mark.parametrize("duration", [4.0, None])
+def test_a_short_video_keeps_enough_keyframe_candidates(ffmpeg: FFmpeg, media: Path,
+                                                        tmp_path: Path,
+                                                        duration: float | None):
+    """Candidates at least MIN_SPACING apart would leave a 4 s video its black first
+    keyframe alone (then a frame-by-frame pass): a short one keeps FEW_CANDIDATES spread
+    over it, one of unknown duration its first keyframes."""
+    facts = poster.make(ffmpeg, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
+    assert facts["decode"] == "keyframes" and facts["time"] >= 1.0, facts

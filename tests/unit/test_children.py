@@ -122,3 +122,13 @@ def test_limits_follow_the_deadline() -> None:
     assert ChildLimits.for_deadline(0.2).cpu_seconds == 2
     with pytest.raises(ChildTimeout):
         ChildRunner()(["true"], 0)
+
+
+def test_children_run_with_few_malloc_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """glibc's arenas reserve address space (RLIMIT_AS) per thread that meets contention:
+    the child gets MALLOC_ARENA_MAX unless the environment chose its own."""
+    code = "import os; print(os.environ.get('MALLOC_ARENA_MAX'))"
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"2"
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"8"
