@@ -74,6 +74,15 @@ class FullDecode:
     path: Path
     seconds: float | None
 
+    def held(self) -> float:
+        """The media seconds counted: ``seconds``, no more than the file's bytes can hold
+        (:data:`MIN_BYTE_RATE`) nor :data:`MAX_MEDIA_SECONDS`; 0 when unknown (None, NaN,
+        not positive). OSError when the file is gone."""
+        if self.seconds is None or not self.seconds > 0:
+            return 0.0
+        held = self.path.stat().st_size / MIN_BYTE_RATE
+        return min(held, MAX_MEDIA_SECONDS, self.seconds)
+
 
 @dataclass(frozen=True)
 class Deadline:
@@ -88,9 +97,7 @@ class Deadline:
         """The deadline of a child (seconds); OSError when ``full``'s file is gone."""
         if full is None or full.seconds is None or not full.seconds > 0:  # NaN too
             return self.base
-        held = full.path.stat().st_size / MIN_BYTE_RATE
-        counted = min(held, MAX_MEDIA_SECONDS, full.seconds)
-        return self.base + self.per_media_second * counted
+        return self.base + self.per_media_second * full.held()
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,9 @@ def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, 
             "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
             "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
             "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
-            "activity": pack_activity(shots.activity(found.d1, rate, starts,
-                                                     math.ceil(round(seconds, 3)))),
+            # one value a started second, as far as the file's bytes can hold seconds: a
+            # claimed duration of years makes no list of that length
+            "activity": pack_activity(shots.activity(
+                found.d1, rate, starts,
+                math.ceil(round(FullDecode(path, seconds).held(), 3)))),
             "activity_scale": ACTIVITY_SCALE}, made

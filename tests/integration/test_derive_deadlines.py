@@ -19,6 +19,7 @@ from derive import poster, scenes, storyboard
 from derive.ffmpeg import MAX_MEDIA_SECONDS, MIN_BYTE_RATE, Deadline, FFmpeg, FullDecode, Skipped
 from videodrop import children
 from videodrop.children import ChildLimits, ChildRunner
+from videodrop.derivatives import unpack_activity
 
 BASE, PER_SECOND, CPUS = 120.0, 0.5, 2
 
@@ -96,7 +97,10 @@ def test_a_long_scenes_pass_gets_the_scaled_deadline(
 def test_a_tiny_file_claiming_a_huge_duration_gets_a_bounded_deadline(
         ffmpeg: FFmpeg, launched: list[tuple[float, int, list[str]]], tmp_path: Path):
     path = clip(tmp_path, "tiny.mp4", "testsrc2=size=160x90:rate=10:duration=2", "-g", "10")
-    scenes.make(ffmpeg, path, 10.0, 1e9, tmp_path)
+    facts, _ = scenes.make(ffmpeg, path, 10.0, 1e9, tmp_path)
+    # the activity: one value a second only as far as the bytes can hold seconds
+    held = path.stat().st_size / MIN_BYTE_RATE
+    assert 2 <= len(unpack_activity(facts["activity"])) <= math.ceil(held)
     analysis = launched[0][0]
     assert analysis == BASE + PER_SECOND * path.stat().st_size / MIN_BYTE_RATE
     assert analysis < BASE + 500  # a few kB: a few minutes more at most
