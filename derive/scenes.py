@@ -7,10 +7,10 @@ from time 0, the video's own rate when the probe knows it) so that frame ``n`` i
 ``n / rate`` seconds (``-fps_mode cfr -r`` instead duplicates frames at the start of some
 files, and every boundary after them comes late), shrinks each to :data:`THUMB_W` x
 :data:`THUMB_H` RGB pixels (letterboxed, sample aspect ratio applied) and writes them raw
-to a pipe. derive/shots.py finds the
-boundaries (cuts and gradual transitions) and keeps one frame per scene; the kept frames
-are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
-reading them from a raw file.
+to a pipe. derive/shots.py finds the boundaries (cuts and gradual transitions) and keeps
+one frame per scene; the kept frames are laid out up to :data:`COLUMNS` to a row (fewer
+when there are fewer scenes: :func:`layout`) in JPEG sheets by a second, small ffmpeg
+child reading them from a raw file.
 
 Facts recorded (the row's ``data``): ``rate`` (frames/s), ``frames``, ``duration`` (s),
 ``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
@@ -88,17 +88,25 @@ def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thu
     return found, starts, where
 
 
+def layout(count: int) -> tuple[int, int]:
+    """The columns and rows of a sheet of ``count`` thumbnails: up to :data:`COLUMNS`
+    to a row, up to :data:`MAX_ROWS` rows."""
+    columns = max(1, min(COLUMNS, count))
+    return columns, min(MAX_ROWS, -(-count // columns))
+
+
 def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Path]:
-    """The thumbnails of ``order`` (frame indexes in ``thumbs``), tiled into sheets."""
+    """The thumbnails of ``order`` (frame indexes in ``thumbs``), tiled into sheets
+    (:func:`layout`)."""
     ordered = out / "ordered.rgb"
     with thumbs.open("rb") as source, ordered.open("wb") as fh:
         for k in order:
             source.seek(k * FRAME_BYTES)
             fh.write(source.read(FRAME_BYTES))
-    rows = min(MAX_ROWS, -(-len(order) // COLUMNS))
+    columns, rows = layout(len(order))
     ffmpeg.run(["-protocol_whitelist", "file", "-f", "rawvideo", "-pixel_format", "rgb24",
                 "-video_size", f"{THUMB_W}x{THUMB_H}", "-framerate", "25",
-                "-i", f"file:{ordered}", "-vf", f"tile={COLUMNS}x{rows},format=yuvj420p",
+                "-i", f"file:{ordered}", "-vf", f"tile={columns}x{rows},format=yuvj420p",
                 "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
                 "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg"])
     ordered.unlink()
@@ -121,10 +129,10 @@ def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, 
     if not made:
         raise Failed(Reason.FFMPEG_FAILED, "ffmpeg wrote no scene thumbnails")
     cuts = set(found.cuts)
+    columns, rows = layout(len(starts))
     return {"rate": rate, "frames": found.count, "duration": round(found.count / rate, 3),
             "starts": starts,
             "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
-            "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
-            "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
+            "width": THUMB_W, "height": THUMB_H, "columns": columns, "rows": rows,
             "activity": pack_activity(shots.activity(found.d1, rate, starts)),
             "activity_scale": ACTIVITY_SCALE}, made
