@@ -91,7 +91,7 @@ def reference(path: Path, duration: float, out: Path) -> None:
          "-i", str(path), "-an", "-vf",
          f"select='isnan(prev_selected_t)+gt(floor(t/{slot:.6f}),floor(prev_selected_t/"
          f"{slot:.6f}))',scale={storyboard.TILE_WIDTH}:-2,"
-         f"tile={storyboard.COLUMNS}x{the_plan.rows}",
+         f"tile={the_plan.columns}x{the_plan.rows}",
          "-fps_mode", "passthrough", "-q:v", str(storyboard.QUALITY),
          str(out / "ref-%02d.jpg")], check=True)
 

@@ -7,17 +7,18 @@ from time 0, the video's own rate when the probe knows it) so that frame ``n`` i
 ``n / rate`` seconds (``-fps_mode cfr -r`` instead duplicates frames at the start of some
 files, and every boundary after them comes late), shrinks each to :data:`THUMB_W` x
 :data:`THUMB_H` RGB pixels (letterboxed, sample aspect ratio applied) and writes them raw
-to a pipe. derive/shots.py finds the
-boundaries (cuts and gradual transitions) and keeps one frame per scene; the kept frames
-are laid out :data:`COLUMNS` to a row in JPEG sheets by a second, small ffmpeg child
-reading them from a raw file.
+to a pipe. derive/shots.py finds the boundaries (cuts and gradual transitions) and keeps
+one frame per scene; the kept frames are laid out up to :data:`COLUMNS` to a row (fewer
+when there are fewer scenes: :func:`layout`) in JPEG sheets by a second, small ffmpeg
+child reading them from a raw file.
 
 Facts recorded (the row's ``data``): ``rate`` (frames/s), ``duration`` (s: the video's,
 the probe's; the frames' own ``frames / rate`` when it gave none), ``frames`` (those of the
 pass that start before ``duration``; the last scene runs from its start to ``duration``,
 which may lie up to a frame or more past ``frames / rate`` where the picture stops before
 the audio), ``starts`` (first frame of each scene), ``transitions`` (``cut`` | ``gradual`` per scene
-after the first), the thumbnail ``width``/``height``/``columns`` and the ``sheets``, and
+after the first), the thumbnail ``width``/``height`` (:func:`thumbnail_size`: never larger than the
+picture), ``columns`` and ``rows`` and the ``sheets``, and
 ``activity``: per started second of ``duration`` (``ceil(duration)`` values) the mean
 absolute difference between consecutive frames (0..255 levels; 0 for a second past the
 last frame), packed by videodrop/derivatives.py :func:`pack_activity`."""
@@ -93,17 +94,52 @@ def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thu
     return found, starts, where
 
 
-def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path) -> list[Path]:
-    """The thumbnails of ``order`` (frame indexes in ``thumbs``), tiled into sheets."""
+def layout(count: int) -> tuple[int, int]:
+    """The columns and rows of a sheet of ``count`` thumbnails: up to :data:`COLUMNS`
+    to a row, up to :data:`MAX_ROWS` rows."""
+    columns = max(1, min(COLUMNS, count))
+    return columns, min(MAX_ROWS, -(-count // columns))
+
+
+def thumbnail_size(shown: tuple[int, int] | None) -> tuple[int, int]:
+    """The thumbnails' size (px) for a picture shown ``shown`` = (width, height) px (rotation
+    and pixel shape applied; None: unknown): :data:`THUMB_W` x :data:`THUMB_H`, the frame
+    letterboxed in it, unless that would blow the picture up; then the picture's own size
+    (even numbers: the sheets are 4:2:0 JPEG)."""
+    if not shown or min(shown) <= 0:
+        return THUMB_W, THUMB_H
+    width, height = shown
+    if min(THUMB_W / width, THUMB_H / height) <= 1:
+        return THUMB_W, THUMB_H
+    return max(2, width // 2 * 2), max(2, height // 2 * 2)
+
+
+def _unboxed(size: tuple[int, int]) -> str:
+    """Filters taking a thumbnail of ``size`` out of its letterboxed frame: none at the
+    frame's own size; else the picture cropped from the middle and shrunk back to ``size``
+    (the frame blew it up)."""
+    width, height = size
+    if size == (THUMB_W, THUMB_H):
+        return ""
+    grown = min(THUMB_W / width, THUMB_H / height)  # the letterboxing's scale
+    box_w, box_h = min(THUMB_W, round(width * grown)), min(THUMB_H, round(height * grown))
+    return f"crop={box_w}:{box_h},scale={width}:{height}:flags=area,"
+
+
+def sheets(ffmpeg: FFmpeg, thumbs: Path, order: list[int], out: Path,
+           size: tuple[int, int] = (THUMB_W, THUMB_H)) -> list[Path]:
+    """The thumbnails of ``order`` (frame indexes in ``thumbs``), at ``size`` px
+    (:func:`thumbnail_size`), tiled into sheets (:func:`layout`)."""
     ordered = out / "ordered.rgb"
     with thumbs.open("rb") as source, ordered.open("wb") as fh:
         for k in order:
             source.seek(k * FRAME_BYTES)
             fh.write(source.read(FRAME_BYTES))
-    rows = min(MAX_ROWS, -(-len(order) // COLUMNS))
+    columns, rows = layout(len(order))
     ffmpeg.run(["-protocol_whitelist", "file", "-f", "rawvideo", "-pixel_format", "rgb24",
                 "-video_size", f"{THUMB_W}x{THUMB_H}", "-framerate", "25",
-                "-i", f"file:{ordered}", "-vf", f"tile={COLUMNS}x{rows},format=yuvj420p",
+                "-i", f"file:{ordered}",
+                "-vf", f"{_unboxed(size)}tile={columns}x{rows},format=yuvj420p",
                 "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
                 "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg"])
     ordered.unlink()
@@ -121,11 +157,12 @@ def span(count: int, rate: float, duration: float | None) -> tuple[int, float]:
     return min(count, max(1, math.ceil(duration * rate - 1e-6))), duration
 
 
-def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path
-         ) -> tuple[dict[str, Any], list[Path]]:
+def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path,
+         *, shown: tuple[int, int] | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (module docstring) of the video at ``path`` (the
-    probe's ``fps`` and ``duration`` in seconds, either None when unknown). :class:`Skipped`
-    when no frame decodes; :class:`Failed` when ffmpeg fails."""
+    probe's ``fps`` and ``duration`` in seconds, either None when unknown; ``shown``: the
+    size it shows at, px, for :func:`thumbnail_size`). :class:`Skipped` when no frame
+    decodes; :class:`Failed` when ffmpeg fails."""
     rate = rate_of(fps)
     thumbs = out / "thumbs.rgb"
     found, starts, where = analyse(ffmpeg, path, rate, duration, thumbs)
@@ -134,16 +171,17 @@ def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, 
     frames, seconds = span(found.count, rate, duration)
     starts = [s for s in starts if s < frames]
     order = [where.get(s, 0) for s in starts]
-    made = sheets(ffmpeg, thumbs, order, out)
+    size = thumbnail_size(shown)
+    made = sheets(ffmpeg, thumbs, order, out, size)
     thumbs.unlink()
     if not made:
         raise Failed(Reason.FFMPEG_FAILED, "ffmpeg wrote no scene thumbnails")
     cuts = set(found.cuts)
+    columns, rows = layout(len(starts))
     return {"rate": rate, "frames": frames, "duration": round(seconds, 3),
             "starts": starts,
             "transitions": ["cut" if s in cuts else "gradual" for s in starts[1:]],
-            "width": THUMB_W, "height": THUMB_H, "columns": COLUMNS,
-            "rows": min(MAX_ROWS, -(-len(starts) // COLUMNS)),
+            "width": size[0], "height": size[1], "columns": columns, "rows": rows,
             # one value a started second, as far as the file's bytes can hold seconds: a
             # claimed duration of years makes no list of that length
             "activity": pack_activity(shots.activity(

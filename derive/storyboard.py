@@ -5,13 +5,15 @@ The video is cut in ``n`` equal slots (:func:`plan`: :data:`SHORT_TILES` under
 :data:`LONG_VIDEO` seconds, :data:`LONG_TILES` above, at most one a second); each tile is
 the first frame of its slot. One ffmpeg pass decodes keyframes only (``-skip_frame
 nokey``), keeps the first of each slot (``select``), shrinks it to :data:`TILE_WIDTH` px
-wide (rotation and sample aspect ratio applied), logs its time (``showinfo``) and lays the
-tiles out :data:`COLUMNS` to a row (``tile``) in JPEG sheets; the same frames, shrunk to
-the poster's measure, go to a pipe: the poster's candidates (derive/poster.py). When
-keyframes are too sparse for the slots (fewer than :data:`MIN_COVERAGE` of them get a
-tile) or the keyframe pass fails, the pass runs again decoding every frame. What was
-covered is recorded: ``wanted`` slots, ``tiles`` made, ``decode`` (keyframes | full); each
-tile runs from its time to the next tile's (the last to the end of the video)."""
+wide (rotation and sample aspect ratio applied; never larger than the picture: a small
+video's tiles are its own size), logs its time (``showinfo``) and lays the tiles out up
+to :data:`COLUMNS` to a row (``tile``; fewer when fewer tiles are wanted) in JPEG sheets;
+the same frames, shrunk to the poster's measure, go to a pipe: the poster's candidates
+(derive/poster.py). When keyframes are too sparse for the slots (fewer than
+:data:`MIN_COVERAGE` of them get a tile) or the keyframe pass fails, the pass runs again
+decoding every frame. What was covered is recorded: ``wanted`` slots, ``tiles`` made,
+``decode`` (keyframes | full); each tile runs from its time to the next tile's (the last
+to the end of the video)."""
 
 from __future__ import annotations
 
@@ -39,17 +41,22 @@ class Plan:
     tiles: int  # slots wanted
     slot: float  # seconds each
     rows: int  # of a sheet
+    columns: int  # of a sheet: COLUMNS, or fewer when fewer tiles are wanted
 
 
 def plan(duration: float) -> Plan:
     wanted = SHORT_TILES if duration < LONG_VIDEO else LONG_TILES
     tiles = max(1, min(wanted, math.floor(duration / MIN_SLOT)))
-    rows = min(MAX_ROWS, math.ceil(tiles / COLUMNS))
-    return Plan(tiles, duration / tiles, rows)
+    columns = min(COLUMNS, tiles)
+    rows = min(MAX_ROWS, math.ceil(tiles / columns))
+    return Plan(tiles, duration / tiles, rows, columns)
 
 
 def _tile_scale(landscape: bool) -> str:
-    size = f"{TILE_WIDTH}:-2" if landscape else f"-2:{TILE_WIDTH}"
+    """The filters making a tile: :data:`TILE_WIDTH` px on the side that is the long one
+    for the probe (``landscape``: the width), or the picture's own size when smaller."""
+    size = (f"w='min({TILE_WIDTH},iw)':h=-2" if landscape
+            else f"w=-2:h='min({TILE_WIDTH},ih)'")
     return f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,scale={size}"
 
 
@@ -65,7 +72,7 @@ def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes
     frames = ffmpeg.frames([
         *input_args(path, keyframes=keyframes),
         "-vf", f"{select},{_tile_scale(landscape)},showinfo,"
-               f"tile={COLUMNS}x{the_plan.rows},format=yuvj420p",
+               f"tile={the_plan.columns}x{the_plan.rows},format=yuvj420p",
         "-fps_mode", "passthrough", "-c:v", "mjpeg", "-q:v", str(QUALITY),
         "-f", "image2", "-start_number", "0", "-y", f"file:{out}/sheet-%02d.jpg",
         *VIDEO_ONLY, "-vf", f"{select},{poster.MEASURE},format=gray",
@@ -103,17 +110,18 @@ def make(ffmpeg: FFmpeg, path: Path, duration: float | None, landscape: bool, ou
         seen.extend(measured)
     if not times or not sheets:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
-    per_sheet = COLUMNS * the_plan.rows
+    columns = the_plan.columns
+    per_sheet = columns * the_plan.rows
     times = times[:per_sheet * len(sheets)]
     sheet_w, sheet_h = jpeg.size_of(sheets[0])
-    width, height = sheet_w // COLUMNS, sheet_h // the_plan.rows
+    width, height = sheet_w // columns, sheet_h // the_plan.rows
     tiles = []
     for i, start in enumerate(times):
         end = times[i + 1] if i + 1 < len(times) else max(duration, start)
         cell = i % per_sheet
         tiles.append({"start": round(start, 3), "end": round(end, 3), "sheet": i // per_sheet,
-                      "x": (cell % COLUMNS) * width, "y": (cell // COLUMNS) * height})
-    facts = {"tiles": tiles, "width": width, "height": height, "columns": COLUMNS,
+                      "x": (cell % columns) * width, "y": (cell // columns) * height})
+    facts = {"tiles": tiles, "width": width, "height": height, "columns": columns,
              "rows": the_plan.rows, "wanted": the_plan.tiles, "slot": round(the_plan.slot, 3),
              "decode": decode, "duration": duration}
     return facts, sheets

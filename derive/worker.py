@@ -186,7 +186,8 @@ class Worker(Consumer):
         return Outcome("ready", {**facts, "sheets": files})
 
     def _scenes(self, video: Video, path: Path, temp: Path) -> Outcome:
-        facts, sheets = scenes.make(self.ffmpeg, path, video.fps, video.duration, temp)
+        facts, sheets = scenes.make(self.ffmpeg, path, video.fps, video.duration, temp,
+                                    shown=_shown(video))
         names = {sheet: scenes.SHEET.format(i) for i, sheet in enumerate(sheets)}
         files = output.publish(self.media_root, video.source_id, names, stale=STALE["scenes"])
         return Outcome("ready", {**facts, "sheets": files})
@@ -206,7 +207,13 @@ def _size(media_root: Path, file: str) -> int:
     return (media_root / file).stat().st_size
 
 
+def _shown(video: Video) -> tuple[int, int] | None:
+    """The size (px) the video shows at (rotation and pixel shape applied), if known."""
+    width, _, height = (video.resolution or "").partition("x")
+    return (int(width), int(height)) if width.isdigit() and height.isdigit() else None
+
+
 def _landscape(video: Video) -> bool:
     """Whether the video shows wider than high (rotation and pixel shape applied)."""
-    width, _, height = (video.resolution or "").partition("x")
-    return not (width.isdigit() and height.isdigit()) or int(width) >= int(height)
+    shown = _shown(video)
+    return shown is None or shown[0] >= shown[1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,130 @@ def test_storyboard_previews_on_the_seek_bar(system: System, browser: BrowserCon
     assert len(json_asks) == 1, asked
     sheets = [u for u in asked if u.endswith(".jpg")]
     assert len(sheets) == len(set(sheets)) <= len(board["sheets"]), asked
+
+
+# The share (0..1) of 25 points spread over an element's box where a user sees it: where
+# the browser's hit test finds it on top (not clipped by an ancestor's overflow, not under
+# another element, not off screen). Its pointer-events are turned on for the measure.
+SEEN_SHARE = """el => {
+  const saved = [el, el.parentElement].map(e => [e, e.style.pointerEvents]);
+  saved.forEach(([e]) => { e.style.pointerEvents = 'auto'; });
+  const r = el.getBoundingClientRect();
+  let seen = 0;
+  for (let i = 0; i < 5; i++) for (let j = 0; j < 5; j++) {
+    // 6 px in from the edges: the rounded corners are the box's, not the tile's
+    const hit = document.elementFromPoint(r.left + 6 + (r.width - 12) * i / 4,
+                                          r.top + 6 + (r.height - 12) * j / 4);
+    if (hit && el.contains(hit)) seen++;
+  }
+  saved.forEach(([e, v]) => { e.style.pointerEvents = v; });
+  return seen / 25;
+}"""
+
+
+def test_a_video_the_browser_cannot_play_shows_its_poster_and_previews(
+        system: System, browser: BrowserContext, samples: Path,  # noqa: F811
+        output_dir: Path) -> None:
+    """FLV (VP6) does not play in a browser: the poster stands as a still where the player
+    was, and the seek bar's previews show whole, over the still or, with the bar at the
+    top of the screen, below it."""
+    name = "grampa-laughing.flv"
+    system.start_role("derive")
+    shutil.copy(samples / name, system.inbox / name)
+
+    def both_ready() -> dict[str, Any] | None:
+        found = system.records_named(name)
+        states = found[0].get("derivatives", {}) if found else {}
+        ok = all(states.get(k, {}).get("status") == "ready" for k in ("poster", "storyboard"))
+        return found[0] if ok else None
+
+    video = wait_for(both_ready, timeout=180, interval=0.5, what="the poster and storyboard")
+    page = browser.new_page()
+    log_in(page, system)
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    expect(page.locator("#player-problem")).to_be_visible()
+    still = page.locator("img#poster-still")
+    expect(still).to_be_visible()
+    wait_for(lambda: still.evaluate("i => i.complete && i.naturalWidth > 0"), timeout=30,
+             what="the still to load")
+    expect(page.locator("tr[data-derivative=poster] td")).to_have_text("Ready.")
+
+    bar = page.locator("#seekbar")
+    preview = page.locator("#seekbar .seek-preview")
+    tile = preview.locator(".seek-tile")
+
+    def hover_middle() -> dict[str, float]:
+        box = bar.locator(".seek-track").bounding_box()
+        assert box is not None
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        expect(preview).to_be_visible()
+        wait_for(lambda: tile.evaluate("t => getComputedStyle(t).backgroundImage")
+                 .startswith('url("'), timeout=10, what="the tile's sheet")
+        return box
+
+    track = hover_middle()
+    shown = tile.bounding_box()
+    assert shown is not None and shown["y"] + shown["height"] <= track["y"]  # above the bar
+    assert tile.evaluate(SEEN_SHARE) == 1.0
+    page.screenshot(path=str(output_dir / "derive-unplayable-preview.png"))
+
+    page.mouse.move(0, 0)
+    expect(preview).to_be_hidden()
+    # the bar at the very top of the screen: no room above, so the preview goes below
+    # (just under the page's header, which stays on screen)
+    bar.evaluate("b => window.scrollBy(0, b.getBoundingClientRect().top"
+                 " - document.querySelector('.topbar').getBoundingClientRect().bottom - 2)")
+    track = hover_middle()
+    shown = tile.bounding_box()
+    assert shown is not None and shown["y"] >= track["y"] + track["height"]  # below the bar
+    assert tile.evaluate(SEEN_SHARE) == 1.0
+    page.screenshot(path=str(output_dir / "derive-unplayable-preview-below.png"))
+
+
+def test_the_video_page_says_what_became_of_each_derivative(
+        system: System, browser: BrowserContext, output_dir: Path,  # noqa: F811
+        tmp_path: Path) -> None:
+    """Before the derive role runs, each kind is said to be on its way; after, a black
+    video's poster is said to be skipped with its reason, and the scenes card says what
+    became of the scenes when they are not ready."""
+    black = tmp_path / "black.webm"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "color=black:size=320x240:rate=10:duration=3", "-c:v", "libvpx-vp9",
+                    "-deadline", "realtime", "-cpu-used", "8", str(black)],
+                   check=True, timeout=120)
+    shutil.copy(black, system.inbox / black.name)
+    video = system.wait_record(black.name)
+    assert video["status"] == "ready"
+    page = browser.new_page()
+    log_in(page, system)
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    for kind, name in (("poster", "poster"), ("storyboard", "storyboard"),
+                       ("scenes", "scene list")):
+        expect(page.locator(f"tr[data-derivative={kind}] td")).to_have_text(
+            f"The {name} is being made; reload the page to see it.")
+    expect(page.locator("#scenes-state")).to_contain_text("The scene list is being made")
+    page.screenshot(path=str(output_dir / "derive-states-pending.png"), full_page=True)
+
+    system.start_role("derive")
+
+    def settled() -> dict[str, Any] | None:
+        found = system.records_named(black.name)
+        states = found[0].get("derivatives", {}) if found else {}
+        done = len(states) == 3 and all(s.get("status") != "pending" for s in states.values())
+        return found[0] if done else None
+
+    video = wait_for(settled, timeout=180, interval=0.5, what="the derivatives to settle")
+    states = video["derivatives"]
+    assert states["poster"]["status"] == "skipped", states
+    page.reload()
+    poster_row = page.locator("tr[data-derivative=poster]")
+    expect(poster_row).to_have_attribute("data-derivative-status", "skipped")
+    expect(poster_row.locator("td")).to_have_text(re.compile(r"^No poster: .+ \(no_picture\)\.$"))
+    scenes = states["scenes"]["status"]
+    if scenes == "ready":
+        expect(page.locator("#scenes-state")).to_have_count(0)
+        expect(page.locator("#scenes")).to_be_visible()
+    else:
+        expect(page.locator("#scenes-state")).to_contain_text(
+            "No scene list:" if scenes == "skipped" else "The scene list could not be made:")
+    page.screenshot(path=str(output_dir / "derive-states-settled.png"), full_page=True)

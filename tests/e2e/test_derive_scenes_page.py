@@ -4,11 +4,13 @@ start. The screenshot goes to test-output/."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from testbed import cuts
@@ -47,11 +49,22 @@ def test_scenes_and_activity_on_the_video_page(system: System, browser: BrowserC
     assert thumb.evaluate("d => getComputedStyle(d).backgroundImage").startswith('url("')
     wait_for(lambda: thumb.evaluate("d => d.offsetWidth === 160 && d.offsetHeight === 90"),
              timeout=10, what="the thumbnail's box")
+    # a scene under 10 s is labelled to the tenth, so its two ends differ
+    label = items.nth(3).locator(".scene-label").inner_text()
+    found = re.fullmatch(r"4 · (\d+:\d\d\.\d)\u2013(\d+:\d\d\.\d)( · \d+ frames?)?", label)
+    assert found and found[1] != found[2], label
+    assert float(found[1].split(":")[1]) == pytest.approx(starts[2], abs=0.1)
     strip = page.locator("#activity-strip")
     assert strip.evaluate("c => c.width") > 0
     player = page.locator("video#player")
     wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
              what="the player's metadata")
+    # one timeline: the seek bar under the player stands for the native one, whose part
+    # (not reachable by getComputedStyle) a rule of the page's hides on this player
+    assert player.evaluate("""v => [...document.styleSheets].flatMap(s => [...s.cssRules])
+        .some(r => r.selectorText && r.style.display === 'none'
+              && r.selectorText.endsWith('::-webkit-media-controls-timeline')
+              && v.matches(r.selectorText.replace('::-webkit-media-controls-timeline', '')))""")
     items.nth(3).click()
     wait_for(lambda: abs(player.evaluate("v => v.currentTime") - starts[2]) < 0.05,
              timeout=10, what="the player to seek to the fourth scene")

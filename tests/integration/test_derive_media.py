@@ -37,6 +37,8 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     make("black.mp4", "color=black:size=320x240:rate=10:duration=3", "-g", "10")
     make("big.mp4", "testsrc2=size=1920x1080:rate=10:duration=2", "-g", "10")
     make("gop1s.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "10")
+    make("tiny.mp4", "testsrc2=size=64x64:rate=10:duration=3", "-g", "10")
+    make("half.mp4", "testsrc2=size=640x360:rate=10:duration=0.5", "-g", "10")
     make("onekey.mp4", "testsrc2=size=320x180:rate=10:duration=60", "-g", "1000",
          "-keyint_min", "1000", "-sc_threshold", "0")
     # 4 s, keyframes every second, the first black (a fade-in)
@@ -181,6 +183,22 @@ def test_storyboard_from_keyframes_when_the_gop_allows(ffmpeg: FFmpeg, media: Pa
     assert starts == sorted(starts) and starts[0] < 1.0
     assert facts["tiles"][-1]["end"] == 60.0
     assert all(t["end"] > t["start"] for t in facts["tiles"])
+
+
+def test_a_small_video_s_tiles_are_its_own_size(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    """64x64 px, 3 s: three tiles of 64x64 (not blown up to 240x240), one row of three."""
+    facts, sheets = storyboard.make(ffmpeg, media / "tiny.mp4", 3.0, True, tmp_path)
+    assert (facts["width"], facts["height"]) == (64, 64)
+    assert (facts["columns"], facts["rows"], len(facts["tiles"])) == (3, 1, 3)
+    assert jpeg.size_of(sheets[0]) == (3 * 64, 64)
+    assert [(t["x"], t["y"]) for t in facts["tiles"]] == [(0, 0), (64, 0), (128, 0)]
+
+
+def test_a_one_tile_storyboard_is_one_tile_wide(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+    """Half a second: one tile, and a sheet of that one tile (not ten tiles wide)."""
+    facts, sheets = storyboard.make(ffmpeg, media / "half.mp4", 0.5, True, tmp_path)
+    assert (facts["columns"], facts["rows"], len(facts["tiles"])) == (1, 1, 1)
+    assert jpeg.size_of(sheets[0]) == (facts["width"], facts["height"]) == (240, 136)
 
 
 def test_storyboard_falls_back_to_every_frame_when_keyframes_are_sparse(

@@ -44,8 +44,10 @@ def test_boundaries_of_the_corpus_meet_the_accuracy_targets(
         total = found if total is None else total + found
         assert facts["starts"][0] == 0 and len(facts["transitions"]) == len(
             facts["starts"]) - 1
+        columns = min(scenes.COLUMNS, len(facts["starts"]))  # no empty columns
+        assert facts["columns"] == columns and facts["rows"] == 1
         assert len(sheets) == 1 and jpeg.size_of(sheets[0]) == (
-            scenes.THUMB_W * scenes.COLUMNS, scenes.THUMB_H)
+            scenes.THUMB_W * columns, scenes.THUMB_H)
     assert total is not None and total.transitions >= 20
     assert total.recall >= RECALL, total
     assert total.precision >= PRECISION, total
@@ -186,3 +188,25 @@ def test_boundaries_of_real_footage_are_where_the_picture_changes(
         assert min(abs(t - cut) for t in times) <= 1 / rate + 0.001, (cut, times)
     for still in REAL_NOT_CUTS.get(name, []):
         assert min((abs(t - still) for t in times[1:]), default=1.0) > 0.2, (still, times)
+
+
+@pytest.mark.parametrize(("shown", "size"), [((64, 64), (64, 64)), ((120, 40), (120, 40)),
+                                             ((320, 240), (160, 90)), (None, (160, 90))])
+def test_thumbnails_are_never_larger_than_the_picture(
+        ffmpeg: FFmpeg, tmp_path: Path, shown: tuple[int, int] | None,
+        size: tuple[int, int]):
+    """A picture smaller than 160x90 keeps its own size (cropped out of its letterbox, not
+    blown up); a larger one (or one of unknown size) gets 160x90, letterboxed; a sheet of
+    one scene is one thumbnail wide."""
+    width, height = shown or (320, 240)
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    f"testsrc2=size={width}x{height}:rate=10:duration=2", "-pix_fmt",
+                    "yuv420p", str(clip)], check=True, timeout=120)
+    out = tmp_path / "out"
+    out.mkdir()
+    facts, sheets = scenes.make(ffmpeg, clip, 10.0, 2.0, out, shown=shown)
+    assert len(facts["starts"]) == 1
+    assert (facts["width"], facts["height"]) == size
+    assert (facts["columns"], facts["rows"]) == (1, 1)
+    assert jpeg.size_of(sheets[0]) == size

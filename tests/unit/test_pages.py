@@ -146,3 +146,29 @@ def test_templates_escape_what_they_show() -> None:
         path="/")
     assert "<script>x</script>" not in html and "&lt;script&gt;" in html
     assert "a &amp; b" in html
+
+
+@pytest.mark.parametrize(("state", "said"), [
+    ({"status": "ready"}, "Ready."),
+    ({"status": "pending"}, "The poster is being made; reload the page to see it."),
+    ({"status": "skipped", "error_code": "no_picture",
+      "error": "every frame looked at is black or uniform."},
+     "No poster: every frame looked at is black or uniform (no_picture)."),
+    ({"status": "failed", "error_code": "timeout", "error": "ffmpeg took over 600 s"},
+     "The poster could not be made: ffmpeg took over 600 s (timeout)."),
+    ({"status": "failed", "error_code": None, "error": None},
+     "The poster could not be made: no reason recorded."),
+    ({}, "Not made (the derive role was not asked for it)."),
+])
+def test_a_derivative_s_state_is_one_plain_sentence(state: dict[str, str | None],
+                                                    said: str) -> None:
+    macros = environment(Static()).get_template("_derivatives.html").module
+    assert str(macros.state_sentence("poster", state)) == said  # type: ignore[attr-defined]
+
+
+def test_derivative_states_are_escaped() -> None:
+    macros = environment(Static()).get_template("_derivatives.html").module
+    html = str(macros.state_rows({"poster": {"status": "failed",  # type: ignore[attr-defined]
+                                             "error": "<b>bad</b>"}}))
+    assert "<b>" not in html and "&lt;b&gt;bad&lt;/b&gt;" in html
+    assert 'data-derivative="storyboard" data-derivative-status="none"' in html

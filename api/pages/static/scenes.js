@@ -10,11 +10,23 @@
   const strip = document.getElementById("activity-strip");
   const list = document.getElementById("scene-list");
 
-  const clock = (seconds) => {
-    const s = Math.floor(seconds);
-    const m = Math.floor(s / 60);
-    return `${m}:${String(s % 60).padStart(2, "0")}`;
+  // m:ss, or m:ss.t with tenths of a second (a short scene's ends differ there)
+  const clock = (seconds, tenths = false) => {
+    const scale = tenths ? 10 : 1;
+    const units = Math.floor(seconds * scale + 1e-6);
+    const s = Math.floor(units / scale);
+    const text = `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+    return tenths ? `${text}.${units % 10}` : text;
   };
+
+  // "4 · 0:07.2–0:07.6 · 9 frames": tenths under 10 s, the frames too under 1 s
+  function span(scene) {
+    const length = scene.end - scene.start;
+    const tenths = length < 10;
+    const frames = scene.end_frame - scene.start_frame;
+    return `${scene.index + 1} · ${clock(scene.start, tenths)}–${clock(scene.end, tenths)}`
+      + (length < 1 ? ` · ${frames} frame${frames === 1 ? "" : "s"}` : "");
+  }
 
   function seek(seconds) {
     if (!player) return;
@@ -66,7 +78,7 @@
       });
       const label = document.createElement("span");
       label.className = "scene-label";
-      label.textContent = `${scene.index + 1} · ${clock(scene.start)}–${clock(scene.end)}`;
+      label.textContent = span(scene);
       button.append(thumb, label);
       button.addEventListener("click", () => seek(scene.start));
       item.append(button);

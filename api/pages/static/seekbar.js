@@ -1,6 +1,8 @@
 // The player's seek bar (#seekbar under video#player): click, drag (mouse, pen or touch)
 // or arrow keys to seek. While the pointer hovers or drags on it, the storyboard's tile for
-// the time under the pointer shows above it (docs/derivatives.md), when the storyboard is
+// the time under the pointer shows above it, or below it when the screen has no room above
+// (under the page's sticky header)
+// (docs/derivatives.md), when the storyboard is
 // ready (data-storyboard: the JSON's path). The JSON is fetched once, on the first hover,
 // and each sheet is loaded once (the browser caches it for every tile it holds).
 "use strict";
@@ -77,11 +79,22 @@
     label.textContent = clock(t);
     preview.dataset.start = tile.start;
     preview.hidden = false;
-    // centred over the pointer, kept inside the bar
+    // centred over the pointer, kept inside the bar; above it, or below it when the
+    // screen has no room above (the page scrolled, or the bar at the top of the card)
     const box = bar.getBoundingClientRect();
+    const room = box.top - ceiling();
+    preview.classList.toggle("below", room < preview.offsetHeight + 4
+                                      && window.innerHeight - box.bottom > room);
     const width = preview.offsetWidth;
     const left = Math.min(Math.max(0, clientX - box.left - width / 2), Math.max(0, box.width - width));
     preview.style.left = `${left}px`;
+  }
+
+  // The top of the screen's free part: under the page's header when it stays on screen.
+  function ceiling() {
+    const header = document.querySelector(".topbar");
+    if (!header || !["sticky", "fixed"].includes(getComputedStyle(header).position)) return 0;
+    return Math.max(0, header.getBoundingClientRect().bottom);
   }
 
   function hide() { if (!dragging && !hovering) preview.hidden = true; }

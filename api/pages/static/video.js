@@ -66,11 +66,17 @@
 
   // A file the browser cannot play (WMV, FLV, HEVC in most builds): the media element
   // fails (error), or plays the sound over no picture (no videoWidth once the metadata is
-  // in). Say so, with the download link, instead of a dead or black player.
+  // in). Say so, with the download link, instead of a dead or black player; the poster
+  // stands in for the player as a still.
   const player = document.getElementById("player");
   const problem = document.getElementById("player-problem");
   if (player && problem) {
-    const cannotPlay = () => { problem.hidden = false; player.classList.add("unplayable"); };
+    const still = document.getElementById("poster-still");  // the poster, when ready
+    const cannotPlay = () => {
+      problem.hidden = false;
+      player.classList.add("unplayable");
+      if (still) still.hidden = false;  // the seek bar's previews still browse the video
+    };
     const noPicture = () => {  // the sound may still play: keep the player, say why it is dark
       if (player.dataset.hasVideo === "true" && player.videoWidth === 0) problem.hidden = false;
     };
