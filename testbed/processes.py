@@ -13,6 +13,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,3 +80,22 @@ def reachable_copy(folder: Path) -> Path:
         for name in dirs:
             (Path(root) / name).chmod(0o755)
     return copy
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for its reaper counts as gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return False
+    return fields[0] != "Z"
+
+
+def wait_until_gone(pids: Sequence[int], within: float = 5.0) -> bool:
+    """Whether every one of ``pids`` is gone (or a zombie) within ``within`` seconds."""
+    end = time.monotonic() + within
+    while time.monotonic() < end:
+        if not any(alive(p) for p in pids):
+            return True
+        time.sleep(0.02)
+    return False

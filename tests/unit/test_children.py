@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import resource
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from testbed.processes import wait_until_gone
 from videodrop.children import (
     STDERR_LIMIT,
     ChildLimits,
@@ -84,19 +84,8 @@ def test_the_deadline_kills_the_whole_group(tmp_path: Path) -> None:
         runner(["sh", "-c", script], 0.5)
     child = int(pids.read_text())
     # SIGKILL was sent to the group; the kernel takes a moment to end the grandchild
-    end = time.monotonic() + 10
-    while _running(child) and time.monotonic() < end:
-        time.sleep(0.01)
-    assert not _running(child), "the grandchild outlived the deadline's kill"
+    assert wait_until_gone([child], within=10), "the grandchild outlived the deadline's kill"
 
-
-def _running(pid: int) -> bool:
-    """Whether ``pid`` runs (gone or a zombie waiting for its reaper does not)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return state != "Z"
 
 
 def test_missing_and_unexecutable_programs(tmp_path: Path) -> None:

@@ -28,7 +28,7 @@ from prober.ffprobe import (
 )
 from prober.packets import Listing
 from prober.probe import probe_file
-from testbed.processes import python_for_others
+from testbed.processes import python_for_others, wait_until_gone
 from tests.unit.fake_ffprobe import (
     NOT_OPENED,
     VIDEO_STREAM,
@@ -46,24 +46,6 @@ def script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
-
-
-def alive(pid: int) -> bool:
-    """Running (a zombie waiting for its reaper counts as gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return False
-    return fields[0] != "Z"
-
-
-def wait_until_gone(pids: Sequence[int], within: float = 5.0) -> bool:
-    end = time.monotonic() + within
-    while time.monotonic() < end:
-        if not any(alive(p) for p in pids):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
