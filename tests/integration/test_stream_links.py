@@ -439,7 +439,7 @@ def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url,
         with psycopg.connect(db_url, autocommit=True) as admin:  # the listener's outage
             admin.execute(f"ALTER ROLE {role} NOLOGIN")
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          " WHERE usename = %s", (role,))
+                          " WHERE usename = %s AND datname = current_database()", (role,))
             wait_for(lambda: not listener.listening, timeout=10, what="the listener to go")
             admin.execute("UPDATE videos SET access_token = NULL WHERE id = %s", (video.id,))
             assert links.is_current(target)  # its notice went unheard
@@ -452,5 +452,5 @@ def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url,
         catalog.close()
         with psycopg.connect(db_url, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                          " WHERE usename = %s", (role,))
+                          " WHERE usename = %s AND datname = current_database()", (role,))
             admin.execute(f"DROP ROLE {role}")
