@@ -130,6 +130,12 @@ def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
     return [*args, "-i", f"file:{path}", *VIDEO_ONLY]
 
 
+def plain_input(path: Path) -> list[str]:
+    """``path`` as input #0, every stream: the ``file`` protocol and the accepted
+    containers' demuxers only (as :func:`input_args`)."""
+    return [*_INPUT, "-i", f"file:{path}"]
+
+
 def keyframe_input(path: Path, at: float) -> list[str]:
     """An input of ``path`` that starts at the keyframe at or before ``at`` (seconds; the
     last keyframe when ``at`` is past it): a seek by the container's index (``-ss`` before

@@ -17,7 +17,7 @@ __all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reas
            "folder_of", "pack_activity", "remove_all", "unpack_activity"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
-KINDS = ("poster", "storyboard", "scenes")
+KINDS = ("poster", "storyboard", "scenes", "rendition")
 #: VIDEODROP_DERIVE's default: every kind.
 DEFAULT_KINDS = KINDS
 STATES = ("pending", "ready", "failed", "skipped")
@@ -40,6 +40,13 @@ class Reason(StrEnum):
     GAVE_UP = "gave_up"  # failed: as many jobs as VIDEODROP_DELIVERY_LIMIT died on it
     LEFT_OUT = "left_out"  # skipped: VIDEODROP_DERIVE of the derive role leaves it out
     INTERNAL = "internal"  # failed: a bug (the job crashed on every delivery allowed)
+    # the rendition (derive/rendition.py, docs/playback.md)
+    NOT_NEEDED = "not_needed"  # skipped: the original plays (VIDEODROP_RENDITIONS=auto)
+    RENDITIONS_OFF = "renditions_off"  # skipped: VIDEODROP_RENDITIONS=off
+    TRANSCODE_OFF = "transcode_off"  # skipped: it needs a transcode; VIDEODROP_TRANSCODE=off
+    ON_VIEW = "on_view"  # skipped until someone asks to watch it (VIDEODROP_TRANSCODE=on-view)
+    NO_PATH = "no_path"  # skipped: the verdict names no path (an unknown fact)
+    NOT_PLAYABLE = "not_playable"  # failed: the output does not pass its checks
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:

@@ -36,6 +36,7 @@ from enum import StrEnum
 from typing import Any
 
 __all__ = ["DESCRIPTIONS", "FAMILIES", "ISO_BMFF", "UNKNOWN_FACTS", "Needs", "Reason", "Verdict",
+           "played_audio",
            "verdict"]
 
 
@@ -167,7 +168,7 @@ def verdict(metadata: Mapping[str, Any]) -> Verdict:
     video: Mapping[str, Any] = metadata.get("video") or {}
     codec = video.get("codec") or metadata.get("codec")
     pix_fmt = video.get("pix_fmt")
-    audio = _played_audio(metadata.get("audio_tracks") or [])
+    audio = played_audio(metadata.get("audio_tracks") or [])
     unknown: list[str] = []
     found: dict[Reason, str] = {}
 
@@ -231,7 +232,7 @@ def _needs(reasons: set[Reason]) -> Needs | None:
     return Needs.REMUX if reasons else None
 
 
-def _played_audio(tracks: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def played_audio(tracks: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
     """The audio track a browser plays: the first flagged default, else the first."""
     return next((t for t in tracks if t.get("default")), tracks[0] if tracks else None)
 

@@ -14,6 +14,10 @@ from videodrop import derivatives, formats
 
 PREFIX = "VIDEODROP_"
 REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
+RENDITIONS = ("auto", "off", "always")  # VIDEODROP_RENDITIONS
+TRANSCODES = ("eager", "on-view", "off")  # VIDEODROP_TRANSCODE
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                "slower", "veryslow")
 EMPTY_MEANS_NONE = {"derive"}  # VIDEODROP_DERIVE= (empty) turns the derive role off
 
 DEFAULT_IGNORE = (
@@ -66,6 +70,14 @@ class Settings:
     derive_concurrency: int = 1
     derive_timeout: float = 600.0
     derive_timeout_per_media_second: float = 0.5
+    # browser renditions (derive/rendition.py, docs/playback.md): when a rendition is made
+    # (auto | off | always), when a video transcode runs (eager | on-view | off), its
+    # height cap (px), x264 preset and CRF
+    renditions: str = "auto"
+    transcode: str = "eager"
+    rendition_max_height: int = 1080
+    rendition_preset: str = "veryfast"
+    rendition_crf: int = 23
     ffmpeg: str = "ffmpeg"
     child_memory: int = 1 << 30  # RLIMIT_AS of every ffprobe/ffmpeg child (children.py)
     admin_token: str | None = None
@@ -136,6 +148,17 @@ class Settings:
         if not 0 <= self.derive_timeout_per_media_second < math.inf:
             raise SettingsError("VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND must be 0 (the"
                                 " same deadline for every child) or more seconds")
+        if self.renditions not in RENDITIONS:
+            raise SettingsError(f"VIDEODROP_RENDITIONS must be one of {', '.join(RENDITIONS)}")
+        if self.transcode not in TRANSCODES:
+            raise SettingsError(f"VIDEODROP_TRANSCODE must be one of {', '.join(TRANSCODES)}")
+        if self.rendition_max_height < 2:
+            raise SettingsError("VIDEODROP_RENDITION_MAX_HEIGHT must be at least 2 pixels")
+        if self.rendition_preset not in X264_PRESETS:
+            raise SettingsError("VIDEODROP_RENDITION_PRESET must be an x264 preset: "
+                                + ", ".join(X264_PRESETS))
+        if not 0 <= self.rendition_crf <= 51:
+            raise SettingsError("VIDEODROP_RENDITION_CRF must be 0 to 51")
         if self.probe_timeout <= 0:
             raise SettingsError("VIDEODROP_PROBE_TIMEOUT must be positive")
         if not self.inbox_extensions:
@@ -189,11 +212,21 @@ class Settings:
         return f"{self.amqp_prefix}.derive.dead"
 
     @property
+    def transcode_queue(self) -> str:
+        """Video transcodes (derive/transcoder.py): one consumer per derive process."""
+        return f"{self.amqp_prefix}.derive.transcode"
+
+    @property
+    def transcode_dead_queue(self) -> str:
+        return f"{self.amqp_prefix}.derive.transcode.dead"
+
+    @property
     def job_queues(self) -> tuple[tuple[str, str, str], ...]:
         """(routing key, queue, dead-letter queue) of every kind of job: what
         ``videodrop.broker.declare`` declares."""
         return (("probe", self.probe_queue, self.dead_queue),
-                ("derive", self.derive_queue, self.derive_dead_queue))
+                ("derive", self.derive_queue, self.derive_dead_queue),
+                ("transcode", self.transcode_queue, self.transcode_dead_queue))
 
     @property
     def amqp_names(self) -> tuple[str, ...]:
@@ -220,7 +253,7 @@ def _convert(name: str, raw: str) -> object:
             return float(raw)
         if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",
                     "delivery_limit", "token_cache_size", "request_log_rate", "login_burst",
-                    "inbox_prune_depth"}:
+                    "inbox_prune_depth", "rendition_max_height", "rendition_crf"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":
             return ()
@@ -229,6 +262,8 @@ def _convert(name: str, raw: str) -> object:
         if name == "inbox_extensions":  # "mp4, .MKV, 264" → {"mp4", "mkv", "264"}; "*": all
             return frozenset(e.strip().lstrip(".").lower() for e in raw.split(",")
                              if e.strip().lstrip("."))
+        if name in {"renditions", "transcode", "rendition_preset"}:
+            return raw.strip().lower()
         if name == "accel_redirect":
             return raw if raw.endswith("/") else raw + "/"
     except ValueError as exc:

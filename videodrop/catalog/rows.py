@@ -81,7 +81,8 @@ DERIVED = {"derivatives"}  # fields of a Video that are no column of videos
 _DERIVATIVES = sql.SQL(
     "(SELECT coalesce(jsonb_object_agg(d.kind, jsonb_build_object("
     "'status', d.status, 'error', d.error, 'error_code', d.error_code,"
-    " 'remaking', d.remaking)), '{{}}'::jsonb)"
+    " 'remaking', d.remaking, 'progress', d.progress, 'file', d.data->'file',"
+    " 'stream', d.data->'stream')), '{{}}'::jsonb)"
     " FROM derivatives AS d WHERE d.video_id = {id}) AS derivatives")
 
 

@@ -18,7 +18,7 @@ RETURNING *;
 -- the facts of a remade one.
 UPDATE derivatives
 SET status = %(status)s, error_code = %(error_code)s, error = %(error)s, data = %(data)s,
-    remaking = false, completed_at = %(now)s, updated_at = %(now)s
+    remaking = false, progress = NULL, running_since = NULL, completed_at = %(now)s, updated_at = %(now)s
 WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
   AND requested_at = %(requested_at)s
 RETURNING *;
@@ -63,7 +63,7 @@ UPDATE derivatives
 SET status = CASE WHEN status = 'ready' THEN 'ready' ELSE 'pending' END,
     remaking = (status = 'ready'),
     data = CASE WHEN status = 'ready' THEN data ELSE '{}'::jsonb END,
-    error = NULL, error_code = NULL, attempts = 0,
+    error = NULL, error_code = NULL, attempts = 0, progress = NULL, running_since = NULL,
     completed_at = CASE WHEN status = 'ready' THEN completed_at END,
     requested_at = %(now)s, queued_at = NULL, updated_at = %(now)s
 WHERE kind = ANY(%(kinds)s) AND status = ANY(%(states)s)
@@ -73,7 +73,8 @@ RETURNING video_id;
 -- name: derivative_states
 -- One video's states as a record shows them (as videodrop/catalog/rows.py selects them).
 SELECT coalesce(jsonb_object_agg(kind, jsonb_build_object(
-    'status', status, 'error', error, 'error_code', error_code, 'remaking', remaking)),
+    'status', status, 'error', error, 'error_code', error_code, 'remaking', remaking,
+    'progress', progress, 'file', data->'file', 'stream', data->'stream')),
     '{}'::jsonb) AS states
 FROM derivatives WHERE video_id = %(id)s;
 
@@ -81,3 +82,41 @@ FROM derivatives WHERE video_id = %(id)s;
 -- Rows by kind and state; a ready one being remade counts as 'remaking'.
 SELECT kind, CASE WHEN remaking THEN 'remaking' ELSE status END AS status, count(*) AS n
 FROM derivatives GROUP BY 1, 2;
+
+-- name: derivative_progress
+-- A running job's progress (0..1) of a request still to make.
+UPDATE derivatives SET progress = %(progress)s
+WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
+  AND requested_at = %(requested_at)s;
+
+-- name: run_transcode
+-- A transcode job took the request (derive/transcoder.py): it holds the rendition lock
+-- from now until its outcome is recorded.
+UPDATE derivatives SET running_since = %(now)s, progress = 0, attempts = attempts + 1,
+    updated_at = %(now)s
+WHERE video_id = %(id)s AND kind = 'rendition' AND (status = 'pending' OR remaking)
+RETURNING *;
+
+-- name: running_transcodes
+-- Requests a transcode job took: the sweep checks that their job still holds its lock.
+SELECT video_id FROM derivatives
+WHERE kind = 'rendition' AND running_since IS NOT NULL AND (status = 'pending' OR remaking);
+
+-- name: orphaned_transcode
+-- A request whose transcode job died: no job any more (the relay publishes one again).
+UPDATE derivatives SET running_since = NULL, progress = NULL, queued_at = NULL,
+    wanted_at = coalesce(wanted_at, %(now)s)
+WHERE video_id = %(id)s AND kind = 'rendition' AND running_since IS NOT NULL
+  AND (status = 'pending' OR remaking)
+RETURNING video_id;
+
+-- name: want_rendition
+-- Someone asks to watch a video whose transcode waits for a viewer (skipped, on_view):
+-- pending again, first in the outbox, published straight to the transcode queue.
+UPDATE derivatives
+SET status = 'pending', error = NULL, error_code = NULL, data = '{}'::jsonb,
+    attempts = 0, progress = NULL, running_since = NULL, completed_at = NULL,
+    requested_at = %(now)s, queued_at = NULL, wanted_at = %(now)s, updated_at = %(now)s
+WHERE video_id = %(id)s AND kind = 'rendition' AND status = 'skipped'
+  AND error_code = 'on_view'
+RETURNING video_id;

@@ -1,0 +1,189 @@
+"""The browser rendition of a ready video (docs/playback.md): the cheapest version that
+plays in current browsers, chosen from the stored metadata's verdict
+(videodrop/playback.py), made by one ffmpeg child and checked before it is published.
+
+Paths (:class:`Plan`'s ``stream``), cheapest first:
+
+* ``remux``: every stream copied into a faststart MP4 (``hvc1`` tag for HEVC, ADTS AAC
+  turned into MP4's form, AVI's missing timestamps generated), or a WebM when the codecs
+  are WebM's (VP8, Vorbis);
+* ``transcode_audio``: the video copied, the played audio track encoded to AAC;
+* ``transcode``: H.264 High 8-bit 4:2:0 + AAC, rotation and pixel shape applied, frame
+  timing kept (``-fps_mode passthrough``), at most the source's height and
+  VIDEODROP_RENDITION_MAX_HEIGHT (even dimensions), VIDEODROP_RENDITION_PRESET/CRF.
+
+Only the first video stream and the played audio track (the first flagged default, else
+the first) are kept; no subtitle, data or attachment stream. :func:`plan` applies
+VIDEODROP_RENDITIONS and VIDEODROP_TRANSCODE; :func:`make` runs ffmpeg with ``-progress``
+and reports the part of the media written (0..1) as it goes; derive/rendition_check.py
+checks the output."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from derive import rendition_check
+from derive.ffmpeg import FFmpeg, FullDecode, Skipped, plain_input
+from videodrop.derivatives import Reason
+from videodrop.playback import Needs, played_audio, verdict
+from videodrop.settings import Settings
+
+#: The stream a rendition serves, by the verdict's path (``always`` on a playable file:
+#: ``remux``, a faststart copy).
+STREAMS = ("remux", "transcode_audio", "transcode")
+#: A transcode reads every frame and encodes it: its deadline counts this many media
+#: seconds per second of the video (VIDEODROP_DERIVE_TIMEOUT_PER_MEDIA_SECOND each).
+TRANSCODE_SECONDS_FACTOR = 4.0
+#: Seconds between two progress reports at least.
+PROGRESS_SECONDS = 2.0
+AUDIO_BITRATE = "128k"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to make: ``stream`` (one of :data:`STREAMS`) into ``container`` (``mp4`` or
+    ``webm``); ``queue``: ``transcode`` for a video transcode (its own queue, one at a
+    time per derive process), ``derive`` otherwise."""
+
+    stream: str
+    container: str
+
+    @property
+    def queue(self) -> str:
+        return "transcode" if self.stream == "transcode" else "derive"
+
+    @property
+    def file_name(self) -> str:
+        return f"rendition.{self.container}"
+
+    @property
+    def content_type(self) -> str:
+        return f"video/{self.container}"
+
+
+def plan(metadata: Mapping[str, Any], settings: Settings, *, wanted: bool = False) -> Plan:
+    """The rendition to make of a video with ``metadata`` under ``settings``; ``wanted``:
+    someone asked to watch it (an on-view transcode). :class:`Skipped` with
+    ``renditions_off``, ``not_needed`` (the original plays, mode ``auto``), ``no_path``
+    (an unknown fact), ``transcode_off`` or ``on_view``."""
+    if settings.renditions == "off":
+        raise Skipped(Reason.RENDITIONS_OFF, "VIDEODROP_RENDITIONS=off: no rendition is made")
+    found = verdict(metadata)
+    if found.playable is True:
+        if settings.renditions == "always":
+            webm = metadata.get("format") == "webm"
+            return Plan("remux", "webm" if webm else "mp4")
+        raise Skipped(Reason.NOT_NEEDED, "the original plays in current browsers")
+    if found.needs is None:
+        raise Skipped(Reason.NO_PATH, "the verdict cannot say what would make it play"
+                      f" (unknown: {', '.join(found.unknown) or 'nothing'}); `videodrop"
+                      " requeue` probes it again")
+    if found.needs in (Needs.TRANSCODE, Needs.TRANSCODE_AUDIO):
+        if settings.transcode == "off":
+            raise Skipped(Reason.TRANSCODE_OFF, f"it needs a {found.needs.value.replace('_', ' ')}"
+                          " and VIDEODROP_TRANSCODE=off")
+        if settings.transcode == "on-view" and not wanted:
+            raise Skipped(Reason.ON_VIEW, f"its {found.needs.value.replace('_', ' ')} starts"
+                          " when someone asks to watch it (VIDEODROP_TRANSCODE=on-view)")
+    if found.needs is Needs.REMUX:
+        return Plan("remux", found.target or "mp4")
+    return Plan(found.needs.value, "mp4")
+
+
+def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -> list[str]:
+    """ffmpeg's arguments after the input for ``chosen`` (without the output file)."""
+    video = metadata.get("video") or {}
+    audio = played_audio(metadata.get("audio_tracks") or [])
+    args = ["-map", f"0:{video['index']}" if video.get("index") is not None else "0:v:0"]
+    if audio is not None and audio.get("index") is not None:
+        args += ["-map", f"0:{audio['index']}"]
+    args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
+    if chosen.stream == "transcode":
+        args += ["-c:v", "libx264", "-preset", settings.rendition_preset,
+                 "-crf", str(settings.rendition_crf), "-profile:v", "high",
+                 "-pix_fmt", "yuv420p", "-vf", scale_filter(settings.rendition_max_height),
+                 "-fps_mode", "passthrough"]
+    else:
+        args += ["-c:v", "copy"]
+        if video.get("codec") == "hevc":
+            args += ["-tag:v", "hvc1"]
+    if audio is not None:
+        if chosen.stream == "remux":
+            args += ["-c:a", "copy"]
+            if audio.get("codec") == "aac" and metadata.get("format") in ("ts", "flv"):
+                args += ["-bsf:a", "aac_adtstoasc"]
+        else:
+            args += ["-c:a", "aac", "-b:a", AUDIO_BITRATE]
+    if chosen.container == "mp4":
+        args += ["-movflags", "+faststart", "-f", "mp4"]
+    else:
+        args += ["-f", "webm"]
+    return args
+
+
+def scale_filter(max_height: int) -> str:
+    """Square pixels (the sample aspect ratio applied), then at most ``max_height`` rows
+    and never more than the source's, both sides even. ffmpeg applies the rotation before
+    it (autorotation), so the height is the one shown."""
+    return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
+            f"scale=w=-2:h='min({max_height},trunc(ih/2)*2)'")
+
+
+def input_options(metadata: Mapping[str, Any]) -> list[str]:
+    """Before the input: AVI (no timestamps on its packets) gets them generated."""
+    return ["-fflags", "+genpts"] if metadata.get("format") == "avi" else []
+
+
+def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path,
+         metadata: Mapping[str, Any], out: Path, *,
+         progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+    """Write ``chosen`` of the video at ``path`` to ``out`` and check it
+    (derive/rendition_check.py); its facts: ``stream``, ``content_type``, ``width``,
+    ``height``, ``video_codec``, ``audio_codec``, ``bytes``, ``ms`` (the child's time).
+    ``progress(part)`` (0..1) at most every :data:`PROGRESS_SECONDS`. :class:`Failed`
+    (timeout, resource limit, ffmpeg's error, an output that does not pass)."""
+    duration = metadata.get("duration")
+    seconds = float(duration) if isinstance(duration, int | float) and duration > 0 else None
+    reading = seconds * TRANSCODE_SECONDS_FACTOR if seconds and chosen.stream == "transcode" \
+        else seconds
+    watcher = _Progress(seconds, progress)
+    args = [*input_options(metadata), *plain_input(path),
+            *output_args(chosen, metadata, settings),
+            "-progress", "pipe:1", f"file:{out}"]
+    t0 = time.perf_counter()
+    ffmpeg.run(args, on_stdout=watcher.feed, full=FullDecode(path, reading))
+    ms = round((time.perf_counter() - t0) * 1000, 1)
+    facts = rendition_check.check(ffmpeg.runner, settings.ffprobe, out, chosen.container,
+                                  transcoded=chosen.stream == "transcode")
+    return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
+            "bytes": out.stat().st_size, "ms": ms}
+
+
+class _Progress:
+    """Reads ffmpeg's ``-progress`` lines (``out_time_us=…``) and reports the part of
+    ``seconds`` written, at most every :data:`PROGRESS_SECONDS`."""
+
+    def __init__(self, seconds: float | None, report: Callable[[float], None] | None) -> None:
+        self.seconds = seconds
+        self.report = report
+        self.last = time.monotonic()
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> None:
+        lines = (self.tail + chunk).split(b"\n")
+        self.tail = lines.pop()
+        if self.report is None or not self.seconds:
+            return
+        for line in lines:
+            key, _, value = line.partition(b"=")
+            if key != b"out_time_us" or not value.strip().lstrip(b"-").isdigit():
+                continue
+            now = time.monotonic()
+            if now - self.last >= PROGRESS_SECONDS:
+                self.last = now
+                part = int(value) / 1e6 / self.seconds
+                self.report(round(min(1.0, max(0.0, part)), 3))
