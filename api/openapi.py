@@ -175,9 +175,10 @@ SCHEMAS: dict[str, Schema] = {
         "type": ["object", "null"],
         "description": "Whether the video plays as it is in current browsers (Chromium,"
                        " Firefox and Safari alike; docs/api.md \"Playback in browsers\"),"
-                       " null until it is ready. No rendition is built yet: stream is"
-                       " always original.",
-        "required": ["playable", "reasons", "needs", "unknown", "stream"],
+                       " null until it is ready; what /stream/ serves and the state of"
+                       " the browser rendition (docs/playback.md).",
+        "required": ["playable", "reasons", "needs", "unknown", "stream", "status",
+                     "error_code", "progress"],
         "properties": {
             "playable": {"type": ["boolean", "null"],
                          "description": "null: no known reason, but a fact in unknown"
@@ -195,8 +196,18 @@ SCHEMAS: dict[str, Schema] = {
             "unknown": {"type": "array", "items": {"enum": list(UNKNOWN_FACTS)},
                         "description": "facts the catalog does not hold (moov_position:"
                                        " probed before it was recorded)"},
-            "stream": {"enum": ["original"],
-                       "description": "what /stream/ serves"},
+            "stream": {"enum": ["original", "remux", "transcode_audio", "transcode"],
+                       "description": "what /stream/ serves now: the original, or the"
+                                      " ready rendition made by that path"},
+            "status": {"enum": ["pending", "ready", "failed", "skipped", None],
+                       "description": "the rendition's state (null: none requested)"},
+            "error_code": {"type": ["string", "null"],
+                           "description": "why the rendition failed or was skipped"
+                                          " (not_needed, on_view, transcode_off,"
+                                          " renditions_off, no_path, timeout...)"},
+            "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
+                         "description": "the part of the media written while a job"
+                                        " makes the rendition, else null"},
         },
     },
     "Record": {

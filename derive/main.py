@@ -15,6 +15,7 @@ import threading
 
 from derive import ffmpeg
 from derive.relay import Relay
+from derive.transcoder import Transcoder
 from derive.worker import Worker
 from videodrop import links
 from videodrop.catalog import Catalog
@@ -78,7 +79,7 @@ def main(settings: Settings, argv: list[str]) -> int:
                                  " VIDEODROP_FFMPEG") from exc
     settings.media_root.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,
-                              max_size=2 * args.concurrency + 2,
+                              max_size=2 * args.concurrency + 4,
                               links=links.from_settings(settings))
     role.start(stopping="finishing the jobs in hand")
     log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
@@ -91,6 +92,9 @@ def main(settings: Settings, argv: list[str]) -> int:
         settings.derive_timeout, settings.derive_timeout_per_media_second))
     workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}")
                for i in range(args.concurrency)]
+    if "rendition" in settings.derive:  # one video transcode at a time (derive/transcoder.py)
+        workers.append(Transcoder(settings, catalog, tool, log.bind(worker="transcode"),
+                                  name="derive-transcode", queue=settings.transcode_queue))
     relay = Relay(settings, catalog, log.bind(worker="relay"))
     relay_thread = threading.Thread(target=relay.run, args=(role.stop,), name="derive-relay",
                                     daemon=True)

@@ -55,8 +55,11 @@ def withdraw(media_root: Path, source_id: str, stale: str, *,
                 old.unlink()
 
 
-def sweep(media_root: Path, source_id: str) -> None:
-    """Temporary folders a dead job left in the video's folder (we hold its lock)."""
+def sweep(media_root: Path, source_id: str, *, only: str = TEMP_PREFIX,
+          keep: str | None = None) -> None:
+    """Temporary folders a dead job left in the video's folder: those whose name starts
+    with ``only`` but not with ``keep`` (we hold the lock of the jobs that make them)."""
     folder = derivatives.folder_of(media_root, source_id)
-    for temp in folder.glob(f"{TEMP_PREFIX}*"):
-        shutil.rmtree(temp, ignore_errors=True)
+    for temp in folder.glob(f"{only}*"):
+        if keep is None or not temp.name.startswith(keep):
+            shutil.rmtree(temp, ignore_errors=True)

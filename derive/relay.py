@@ -13,6 +13,7 @@ from videodrop.settings import Settings
 
 RELAY_SECONDS = 1.0  # between two looks at the outbox
 BACKLOG_SECONDS = 15.0  # between two counts of the pending requests
+SWEEP_SECONDS = 5.0  # between two looks for transcodes whose job died
 
 
 class Relay:
@@ -27,8 +28,15 @@ class Relay:
         is logged once per outage and tried again."""
         down: str | None = None
         since_count = BACKLOG_SECONDS
+        since_sweep = SWEEP_SECONDS
         while not stop.is_set():
             try:
+                if since_sweep >= SWEEP_SECONDS:
+                    since_sweep = 0.0
+                    orphans = self.catalog.sweep_transcodes()
+                    if orphans:
+                        self.log.warning("transcodes whose job died: published again",
+                                         video_ids=orphans)
                 sent = outbox.relay(self.catalog, self.publisher)
                 if sent:
                     self.log.info("derive jobs published", requests=sent)
@@ -45,6 +53,7 @@ class Relay:
                 down = type(exc).__name__
             stop.wait(RELAY_SECONDS)
             since_count += RELAY_SECONDS
+            since_sweep += RELAY_SECONDS
             self.publisher.process_events()
         self.publisher.close()
 

@@ -139,7 +139,7 @@ def input_options(metadata: Mapping[str, Any]) -> list[str]:
 
 
 def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path,
-         metadata: Mapping[str, Any], out: Path, *,
+         metadata: Mapping[str, Any], *, out: Path,
          progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Write ``chosen`` of the video at ``path`` to ``out`` and check it
     (derive/rendition_check.py); its facts: ``stream``, ``content_type``, ``width``,

@@ -22,35 +22,38 @@ from typing import Any
 
 import structlog
 
-from derive import output, poster, scenes, storyboard
+from derive import output, poster, rendition, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
-from videodrop import derivatives, metrics
+from videodrop import broker, derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
 from videodrop.children import ChildMissing
 from videodrop.consumer import Consumer, Settle
 from videodrop.derivatives import Reason
-from videodrop.errors import CatalogUnavailable
-from videodrop.messages import BadMessage, DeriveVideo, decode
+from videodrop.errors import BrokerUnavailable, CatalogUnavailable
+from videodrop.messages import BadMessage, DeriveVideo, decode, encode
+from videodrop.outbox import TRANSCODE_KEY
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
 
 class Worker(Consumer):
     # Worth waiting for: the database comes back; ffmpeg is reinstalled; the disk frees up.
-    TRANSIENT = (CatalogUnavailable, ChildMissing, OSError)
+    TRANSIENT = (CatalogUnavailable, ChildMissing, OSError, BrokerUnavailable)
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "token")
     REDELIVERIES = metrics.DERIVE_REDELIVERIES
     DEAD_LETTERS = metrics.DERIVE_DEAD_LETTERS
 
     def __init__(self, settings: Settings, catalog: Catalog, ffmpeg: FFmpeg, log: Any, *,
-                 name: str = "derive") -> None:
-        super().__init__(settings, log, name=name, queue=settings.derive_queue)
+                 name: str = "derive", queue: str | None = None) -> None:
+        super().__init__(settings, log, name=name, queue=queue or settings.derive_queue)
         self.catalog = catalog
         self.ffmpeg = ffmpeg
         self.media_root = settings.media_root.resolve()
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
         # the job's storyboard keyframes measured as poster candidates (derive/poster.py)
         self._seen: list[poster.Candidate] = []
+        # video transcodes are handed to the transcode queue (derive/transcoder.py)
+        self.publisher = broker.Publisher(settings, name=f"videodrop-{name}-handoff")
 
     def decode_job(self, body: bytes) -> DeriveVideo:
         msg = decode(body)
@@ -88,10 +91,14 @@ class Worker(Consumer):
             if not locked:
                 self.log.info("duplicate: another worker is deriving this video")
                 return
-            output.sweep(self.media_root, video.source_id)
+            output.sweep(self.media_root, video.source_id, keep=RENDITION_TEMP)
             self._seen = []
             for kind in sorted(derivatives.KINDS, key=_storyboard_first):
                 if msg.kinds and kind not in msg.kinds:
+                    continue
+                if kind == "rendition" and kind in self.settings.derive:
+                    if (made := self.rendition(video)) is not None:
+                        results[kind] = made
                     continue
                 started = self._start(video.id, kind)
                 if started is None:
@@ -101,6 +108,35 @@ class Worker(Consumer):
             self.log.info("derive", kinds=results, status=video.status,
                           duration=video.duration,
                           total_ms=round((time.perf_counter() - t0) * 1000, 1))
+
+    def rendition(self, video: Video) -> dict[str, Any] | None:
+        """The rendition request of ``video``, if still to make: a video transcode is
+        handed to the transcode queue (one at a time per process, never in front of the
+        remuxes); anything else (a remux, an audio transcode, a skip) is made here, under
+        the rendition lock (a transcode job of the video holds it: then nothing is done).
+        Its summary, None when nothing was recorded here."""
+        found = self.catalog.derivative(video.id, "rendition")
+        if found is None or not found.to_make or found.running_since is not None:
+            return None
+        try:
+            chosen = rendition.plan(video.metadata, self.settings,
+                                    wanted=found.wanted_at is not None)
+        except Skipped:
+            chosen = None  # recorded by make() below
+        if chosen is not None and chosen.queue == "transcode":
+            self.publisher.publish_body(encode(DeriveVideo(video_id=video.id,
+                                                           kinds=("rendition",))),
+                                        TRANSCODE_KEY)
+            self.log.info("transcode handed to its queue", kind="rendition")
+            return {"status": "handed to the transcode queue"}
+        with self.catalog.rendition_lock(video.id) as free:
+            if not free:
+                return None
+            started = self._start(video.id, "rendition")
+            if started is None:
+                return None
+            output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
+            return self.derive(video, started)
 
     def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
         self._tried = set()  # a new delivery: a new job of each kind it makes
@@ -165,6 +201,8 @@ class Worker(Consumer):
                     return self._poster(video, path, temp)
                 if kind == "scenes":
                     return self._scenes(video, path, temp)
+                if kind == "rendition":
+                    return self._rendition(video, path, temp, started)
                 return self._storyboard(video, path, temp)
         except Skipped as exc:
             return Outcome("skipped", {}, exc.reason, str(exc))
@@ -192,9 +230,22 @@ class Worker(Consumer):
         files = output.publish(self.media_root, video.source_id, names, stale=STALE["scenes"])
         return Outcome("ready", {**facts, "sheets": files})
 
+    def _rendition(self, video: Video, path: Path, temp: Path, started: Derivative) -> Outcome:
+        chosen = rendition.plan(video.metadata, self.settings,
+                                wanted=started.wanted_at is not None)
+        made = temp / chosen.file_name
+        facts = rendition.make(self.ffmpeg, self.settings, chosen, path, video.metadata, out=made,
+                               progress=lambda part: self.catalog.set_progress(started, part))
+        [file] = output.publish(self.media_root, video.source_id, {made: chosen.file_name},
+                                stale=STALE["rendition"])
+        return Outcome("ready", {**facts, "file": file})
+
 
 #: The start of every file name of a kind in the video's folder (derive/output.py).
-STALE = {"poster": "poster", "storyboard": "storyboard-", "scenes": "scenes-"}
+STALE = {"poster": "poster", "storyboard": "storyboard-", "scenes": "scenes-",
+         "rendition": "rendition."}
+#: The temporary folders of renditions: swept only under the rendition lock.
+RENDITION_TEMP = f"{output.TEMP_PREFIX}rendition-"
 
 
 def _storyboard_first(kind: str) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from enum import Enum
@@ -62,6 +63,8 @@ class Consumer:
         self.connected = threading.Event()
         self._work = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-work")
         self._conn: pika.BlockingConnection | None = None
+        self._ack_now: Any = None  # the delivery in hand's early ack (:meth:`ack_early`)
+        self._acked_early = threading.Event()
 
     # --- what a subclass gives --------------------------------------------------------
 
@@ -144,16 +147,31 @@ class Consumer:
         structlog.contextvars.bind_contextvars(delivery=deliveries)
         if deliveries > 1 or method.redelivered:
             self.REDELIVERIES.inc()
+        self._acked_early.clear()
+        self._ack_now = functools.partial(channel.basic_ack, tag)
         try:
             context = contextvars.copy_context()  # the work's log lines carry the delivery
             work = self._work.submit(context.run, self.settle, body, deliveries, stop)
             verdict = self._serve_until(work)
         finally:
+            self._ack_now = None
             structlog.contextvars.unbind_contextvars(*self.CONTEXT_KEYS)
+        if self._acked_early.is_set():
+            return  # settled already: what happens next is the catalog's to say
         if verdict is Settle.ACK:
             channel.basic_ack(tag)
         else:
             channel.basic_nack(tag, requeue=verdict is Settle.REQUEUE)
+
+    def ack_early(self) -> None:
+        """From the work thread: ack the delivery in hand now, before its work ends (a
+        job longer than the broker's consumer timeout whose progress the catalog holds:
+        derive/transcoder.py). Its outcome no longer goes to the broker."""
+        conn, ack = self._conn, self._ack_now
+        if conn is None or ack is None:
+            return
+        conn.add_callback_threadsafe(ack)
+        self._acked_early.set()
 
     def _serve_until(self, work: Future[Settle]) -> Settle:
         """Serve the connection until ``work`` is done (woken at once when it is), then

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 from videodrop.broker import Publisher
 from videodrop.catalog import Catalog
-from videodrop.messages import DeriveVideo
+from videodrop.messages import DeriveVideo, encode
+
+TRANSCODE_KEY = "transcode"  # routing key of the transcode queue (Settings.job_queues)
 
 BATCH = 500  # requests read (and locked) per transaction
 
@@ -23,8 +25,12 @@ def relay(catalog: Catalog, publisher: Publisher) -> int:
     :class:`~videodrop.errors.CatalogUnavailable` when a part is down (what was
     published before it is marked)."""
 
-    def publish(video_id: int, kinds: tuple[str, ...]) -> None:
-        publisher.publish(DeriveVideo(video_id=video_id, kinds=kinds))
+    def publish(video_id: int, kinds: tuple[str, ...], wanted: bool) -> None:
+        msg = DeriveVideo(video_id=video_id, kinds=kinds)
+        if wanted:  # someone waits for its rendition: the transcode queue (derive/transcoder.py)
+            publisher.publish_body(encode(msg), TRANSCODE_KEY)
+        else:
+            publisher.publish(msg)
 
     total = 0
     while True:

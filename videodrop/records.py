@@ -41,10 +41,24 @@ def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
     }
 
 
+STATE_KEYS = ("status", "error", "error_code", "remaking")
+
+
 def derivative_states(video: Video) -> dict[str, dict[str, Any]]:
-    """``{kind: {"status": pending|ready|failed|skipped, "error": …, "error_code": …}}``
-    of the kinds requested for the video (none before it is ready)."""
-    return {kind: dict(state) for kind, state in sorted(video.derivatives.items())}
+    """``{kind: {"status": pending|ready|failed|skipped, "error": …, "error_code": …,
+    "remaking": bool}}`` of the kinds requested for the video (none before it is ready)."""
+    return {kind: {k: state.get(k) for k in STATE_KEYS}
+            for kind, state in sorted(video.derivatives.items())}
+
+
+def rendition_file(video: Video) -> tuple[str, str, str] | None:
+    """What ``/stream/`` serves instead of the original: ``(file relative to MEDIA_ROOT,
+    content type, stream)`` of the video's ready rendition, None when there is none."""
+    state = video.derivatives.get("rendition") or {}
+    file, stream = state.get("file"), state.get("stream")
+    if state.get("status") != "ready" or not isinstance(file, str) or not stream:
+        return None
+    return file, ("video/webm" if file.endswith(".webm") else "video/mp4"), str(stream)
 
 
 def file_info(video: Video) -> dict[str, Any]:
@@ -65,11 +79,20 @@ def file_info(video: Video) -> dict[str, Any]:
 
 def playback_state(video: Video) -> dict[str, Any] | None:
     """The record's ``playback`` (None until the video is ready): the verdict of
-    :func:`videodrop.playback.verdict` on the stored metadata, and ``stream``, what
-    ``/stream/`` serves: ``"original"`` (no rendition is built yet)."""
+    :func:`videodrop.playback.verdict` on the stored metadata; ``stream``, what
+    ``/stream/`` serves now (``original``, or the ready rendition's ``remux``,
+    ``transcode_audio`` or ``transcode``); ``status``, ``error_code`` and ``progress``
+    (0..1 while a job makes it, else None) of the rendition (all None when the video has
+    no rendition request). docs/playback.md."""
     if video.status != "ready":
         return None
-    return {**playback.verdict(video.metadata).as_json(), "stream": "original"}
+    state = video.derivatives.get("rendition") or {}
+    served = rendition_file(video)
+    progress = state.get("progress")
+    return {**playback.verdict(video.metadata).as_json(),
+            "stream": served[2] if served else "original",
+            "status": state.get("status"), "error_code": state.get("error_code"),
+            "progress": round(float(progress), 3) if progress is not None else None}
 
 
 def record(video: Video, base_url: str) -> dict[str, Any]:

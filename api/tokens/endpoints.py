@@ -109,15 +109,15 @@ class FileEndpoint(TokenResource):
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
+        path, content_type, cache = self.served(video)
         try:
-            send_file(req, resp, os.path.join(self.settings.media_root, video.stored_path),
-                      content_type=formats.content_type(video.format,
-                                                        video.original_filename),
+            send_file(req, resp, os.path.join(self.settings.media_root, path),
+                      content_type=content_type,
                       disposition=self.disposition,  # type: ignore[arg-type]
                       filename=video.original_filename,
-                      cache_control="private, max-age=3600",
+                      cache_control=cache,
                       accel_prefix=self.settings.accel_redirect,
-                      accel_path=video.stored_path)
+                      accel_path=path)
         except falcon.HTTPNotFound as exc:  # no regular file at the stored path
             raise falcon.HTTPNotFound(
                 title="File missing",
@@ -126,11 +126,36 @@ class FileEndpoint(TokenResource):
     on_head = on_get
 
 
+    def served(self, video: Video) -> tuple[str, str, str]:
+        """(file relative to MEDIA_ROOT, content type, Cache-Control): the original."""
+        return (video.stored_path,
+                formats.content_type(video.format, video.original_filename),
+                "private, max-age=3600")
+
+
 class Stream(FileEndpoint):
+    """The browser rendition once it is ready, the original until then (its bytes change
+    then: ``no-cache``, the ETag tells them apart). A rendition waiting for a viewer
+    (``on_view``) is asked for (docs/playback.md)."""
+
     disposition = "inline"
+
+    def served(self, video: Video) -> tuple[str, str, str]:
+        state = video.derivatives.get("rendition") or {}
+        if state.get("status") == "skipped" and state.get("error_code") == "on_view":
+            self.catalog.want_rendition(video.id)
+        ready = records.rendition_file(video)
+        if ready is not None:
+            return ready[0], ready[1], "private, no-cache"
+        original = super().served(video)
+        if state.get("status") == "pending" or state.get("error_code") == "on_view":
+            return original[0], original[1], "private, no-cache"
+        return original
 
 
 class Download(FileEndpoint):
+    """The untouched original, always."""
+
     disposition = "attachment"
 
 

@@ -18,6 +18,8 @@ from videodrop.catalog.base import CatalogBase
 from videodrop.catalog.rows import Video
 
 DERIVE_LOCK_SPACE = 0x5645  # advisory lock namespace of "deriving video <id>"
+#: advisory lock namespace of "transcoding video <id>'s rendition" (derive/transcoder.py)
+RENDITION_LOCK_SPACE = 0x5652
 
 #: What ``videodrop requeue --derivatives`` asks for, and the states each one requests again.
 REQUEUE_MODES: dict[str, tuple[str, ...]] = {
@@ -44,6 +46,9 @@ class Derivative:
     queued_at: datetime | None
     completed_at: datetime | None
     updated_at: datetime
+    progress: float | None = None  # 0..1 while a job makes it (migration 0013)
+    running_since: datetime | None = None  # a transcode job took it (migration 0013)
+    wanted_at: datetime | None = None  # someone waits for it: published first (0013)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Derivative:
@@ -71,6 +76,42 @@ class Derivatives(CatalogBase):
         """A session advisory lock on the video while a job makes its derivatives: True
         if we got it (a duplicate job finds it taken). It goes with the connection."""
         return self.db.advisory_lock(DERIVE_LOCK_SPACE, video_id)
+
+    def rendition_lock(self, video_id: int) -> contextlib.AbstractContextManager[bool]:
+        """A session advisory lock on the video's rendition, held by the transcode job
+        for its whole run (it acks its message early): a request with ``running_since``
+        whose lock is free lost its job (:meth:`sweep_transcodes`)."""
+        return self.db.advisory_lock(RENDITION_LOCK_SPACE, video_id)
+
+    def run_transcode(self, video_id: int) -> Derivative | None:
+        """The transcode job (holding :meth:`rendition_lock`) takes the rendition request:
+        one more job, ``running_since`` now, progress 0; None when it is not to make."""
+        row = self.db.one("run_transcode", {"id": video_id, "now": self.clock()})
+        return Derivative.from_row(row) if row else None
+
+    def set_progress(self, started: Derivative, progress: float) -> None:
+        """A running job's progress (0..1) of the request ``started``."""
+        self.db.one("derivative_progress", {"id": started.video_id, "kind": started.kind,
+                                            "progress": progress,
+                                            "requested_at": started.requested_at})
+
+    def sweep_transcodes(self) -> list[int]:
+        """Rendition requests whose transcode job died (``running_since`` set, the
+        rendition lock free) get no job again, first in the outbox (the relay publishes
+        them to the transcode queue); their video ids."""
+        orphans = []
+        for row in self.db.all("running_transcodes", {}):
+            with self.rendition_lock(row["video_id"]) as free:
+                if free and self.db.one("orphaned_transcode", {"id": row["video_id"],
+                                                               "now": self.clock()}):
+                    orphans.append(row["video_id"])
+        return orphans
+
+    def want_rendition(self, video_id: int) -> bool:
+        """Someone asks to watch the video: a rendition waiting for a viewer (skipped,
+        ``on_view``) is requested again, first in the outbox and straight to the
+        transcode queue. True when it was (False: none waits, or it is made already)."""
+        return self.db.one("want_rendition", {"id": video_id, "now": self.clock()}) is not None
 
     def with_derivatives(self, video: Video) -> Video:
         """``video`` with its derivatives' states (for a row a write returned)."""
@@ -102,32 +143,35 @@ class Derivatives(CatalogBase):
             "requested_at": started.requested_at})
         return Derivative.from_row(row) if row else None
 
-    def relay_derivatives(self, publish: Callable[[int, tuple[str, ...]], None], *,
+    def relay_derivatives(self, publish: Callable[[int, tuple[str, ...], bool], None], *,
                           limit: int = 500) -> int:
         """Publish a job for up to ``limit`` requests that have none (``publish(video_id,
-        kinds)``, which raises when the broker does not take it) and mark them queued, in
-        one transaction that holds them locked from other relays. Returns the number of
-        requests published (a video's job carries all its kinds); what ``publish`` raises
-        is raised after the ones published before it are marked."""
+        kinds, wanted)``, which raises when the broker does not take it; ``wanted``: the
+        kinds are wanted renditions, published first and to the transcode queue) and mark
+        them queued, in one transaction that holds them locked from other relays. Returns
+        the number of requests published (a video's job carries all its kinds); what
+        ``publish`` raises is raised after the ones published before it are marked."""
         with self.db.transaction() as tx:
             rows = tx.all("unqueued_derivatives", {"limit": limit})
-            by_video: dict[int, list[str]] = {}
+            jobs: dict[tuple[int, bool], list[str]] = {}
             for row in rows:
-                by_video.setdefault(row["video_id"], []).append(row["kind"])
-            done: list[int] = []
+                jobs.setdefault((row["video_id"], row["wanted"]), []).append(row["kind"])
+            done: list[tuple[int, bool]] = []
             failure: Exception | None = None
-            for video_id, kinds in by_video.items():
+            for (video_id, wanted), kinds in jobs.items():
                 try:
-                    publish(video_id, tuple(kinds))
+                    publish(video_id, tuple(kinds), wanted)
                 except Exception as exc:  # raised once what went out is marked
                     failure = exc
                     break
-                done.append(video_id)
-            if done:
-                tx.one("mark_queued", {"ids": done, "now": self.clock()})
+                done.append((video_id, wanted))
+            for wanted in (True, False):
+                ids = [v for v, w in done if w is wanted]
+                if ids:
+                    tx.one("mark_queued", {"ids": ids, "wanted": wanted, "now": self.clock()})
         if failure is not None:
             raise failure
-        return sum(len(by_video[v]) for v in done)
+        return sum(len(jobs[job]) for job in done)
 
     def request_derivatives(self, kinds: Sequence[str], mode: str) -> int:
         """Request ``kinds`` of ready videos again (``mode``: one of

@@ -18,7 +18,7 @@ RETURNING *;
 -- the facts of a remade one.
 UPDATE derivatives
 SET status = %(status)s, error_code = %(error_code)s, error = %(error)s, data = %(data)s,
-    remaking = false, progress = NULL, running_since = NULL, completed_at = %(now)s, updated_at = %(now)s
+    remaking = false, progress = NULL, running_since = NULL, wanted_at = NULL, completed_at = %(now)s, updated_at = %(now)s
 WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
   AND requested_at = %(requested_at)s
 RETURNING *;
@@ -27,15 +27,18 @@ RETURNING *;
 -- The outbox: requests to make (pending or remaking) with no job yet, oldest first,
 -- locked for the relay that publishes them (another relay skips them). Only ready videos: a request of a video
 -- probed again waits for its probe.
-SELECT d.video_id, d.kind FROM derivatives AS d JOIN videos AS v ON v.id = d.video_id
+-- Wanted renditions (someone waits: migration 0013) first.
+SELECT d.video_id, d.kind, d.wanted_at IS NOT NULL AS wanted
+FROM derivatives AS d JOIN videos AS v ON v.id = d.video_id
 WHERE (d.status = 'pending' OR d.remaking) AND d.queued_at IS NULL AND v.status = 'ready'
-ORDER BY d.requested_at, d.video_id
+ORDER BY d.wanted_at NULLS LAST, d.requested_at, d.video_id
 LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED;
 
 -- name: mark_queued
 UPDATE derivatives SET queued_at = %(now)s
-WHERE video_id = ANY(%(ids)s) AND (status = 'pending' OR remaking) AND queued_at IS NULL;
+WHERE video_id = ANY(%(ids)s) AND (status = 'pending' OR remaking) AND queued_at IS NULL
+  AND (wanted_at IS NOT NULL) = %(wanted)s;
 
 -- name: request_missing
 -- Ready videos lacking a kind of %(kinds)s get its request; every request to make of
@@ -64,6 +67,7 @@ SET status = CASE WHEN status = 'ready' THEN 'ready' ELSE 'pending' END,
     remaking = (status = 'ready'),
     data = CASE WHEN status = 'ready' THEN data ELSE '{}'::jsonb END,
     error = NULL, error_code = NULL, attempts = 0, progress = NULL, running_since = NULL,
+    wanted_at = NULL,
     completed_at = CASE WHEN status = 'ready' THEN completed_at END,
     requested_at = %(now)s, queued_at = NULL, updated_at = %(now)s
 WHERE kind = ANY(%(kinds)s) AND status = ANY(%(states)s)
