@@ -130,7 +130,7 @@ def scale_filter(max_height: int) -> str:
     and never more than the source's, both sides even. ffmpeg applies the rotation before
     it (autorotation), so the height is the one shown."""
     return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
-            f"scale=w=-2:h='min({max_height},trunc(ih/2)*2)'")
+            f"scale=w=-2:h='trunc(min({max_height},ih)/2)*2'")
 
 
 def input_options(metadata: Mapping[str, Any]) -> list[str]:

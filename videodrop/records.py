@@ -47,7 +47,7 @@ STATE_KEYS = ("status", "error", "error_code", "remaking")
 def derivative_states(video: Video) -> dict[str, dict[str, Any]]:
     """``{kind: {"status": pending|ready|failed|skipped, "error": …, "error_code": …,
     "remaking": bool}}`` of the kinds requested for the video (none before it is ready)."""
-    return {kind: {k: state.get(k) for k in STATE_KEYS}
+    return {kind: {k: state[k] for k in STATE_KEYS if k in state}
             for kind, state in sorted(video.derivatives.items())}
 
 

@@ -1,0 +1,160 @@
+"""Renditions made by derive/rendition.py from camera-style variants
+(testbed/camera_variants.py) with the real ffmpeg and read back by the real ffprobe: each
+path's output plays by our own verdict (the prober's metadata of it), is H.264 (or the
+copied codec) and AAC in a faststart MP4; a transcode applies the rotation (no display
+matrix left), keeps variable frame timing, honours the height cap and never enlarges;
+a remux copies the packets. The policy of VIDEODROP_RENDITIONS/TRANSCODE is in
+tests/unit/test_rendition_plan.py; the whole system in test_rendition_pipeline.py."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from derive import rendition
+from derive.ffmpeg import Deadline, FFmpeg
+from prober.isobmff import top_level_boxes
+from prober.probe import probe_file
+from videodrop.children import ChildRunner, prlimit_binary
+from videodrop.playback import verdict
+from videodrop.settings import Settings
+
+#: A handful of variants per path (the whole corpus runs in ~15 s; these in ~4 s).
+PATHS = {
+    "moov-at-end.mp4": "remux", "h264-aac.ts": "remux", "h264-mp3.avi": "remux",
+    "h264-aac.flv": "remux", "h264-aac.mkv": "remux", "vp8-vorbis.mkv": "remux",
+    "h264-pcm.avi": "transcode_audio", "h264-mp2.mp4": "transcode_audio",
+    "h264-ulaw.mov": "transcode_audio",
+    "hevc-hev1.mp4": "transcode", "h264-10bit.mp4": "transcode",
+    "wmv2-wmav2.wmv": "transcode", "mpeg2-mp2.ts": "transcode",
+}
+
+
+@pytest.fixture(scope="module")
+def tool() -> FFmpeg:
+    runner = ChildRunner(1 << 30, file_size=None, prlimit=prlimit_binary(), cpus=2)
+    return FFmpeg("ffmpeg", runner, Deadline(120, 0.5))
+
+
+def made(tool: FFmpeg, source: Path, out: Path, chosen: rendition.Plan | None = None,
+         settings: Settings | None = None, **kwargs: Any) -> dict[str, Any]:
+    settings = settings or Settings()
+    meta = probe_file(source).metadata
+    chosen = chosen or rendition.plan(meta, settings)
+    return rendition.make(tool, settings, chosen, source, meta,
+                          out=out / f"{source.name}.{chosen.container}", **kwargs)
+
+
+def streams(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
+                           f"file:{path}"], capture_output=True, check=True)
+    return json.loads(done.stdout)["streams"]
+
+
+def video_times(path: Path) -> list[float]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "packet=pts_time", "-of", "csv=p=0", f"file:{path}"],
+                          capture_output=True, check=True, text=True)
+    words = [t.strip(",") for t in done.stdout.split() if t.strip(",")]
+    if "N/A" in words:  # AVI: packets without timestamps
+        return [float("nan")] * len(words)
+    times = sorted(float(t) for t in words)
+    return [t - times[0] for t in times]  # from the first frame
+
+
+@pytest.mark.parametrize("name", sorted(PATHS))
+def test_each_path_makes_a_version_that_plays(camera_corpus: Path, tmp_path: Path,
+                                              tool: FFmpeg, name: str):
+    facts = made(tool, camera_corpus / name, tmp_path)
+    out = next(tmp_path.iterdir())
+    assert facts["stream"] == PATHS[name]
+    probed = probe_file(out)
+    assert probed.ok, probed.error
+    judged = verdict(probed.metadata)
+    assert judged.playable is True, judged.reasons
+    kinds = [s["codec_type"] for s in streams(out)]
+    assert kinds == ["video", "audio"]  # the first video and the played audio only
+    if out.suffix == ".webm":  # VP8 and Vorbis: WebM's own
+        assert facts["content_type"] == "video/webm"
+        return
+    boxes = top_level_boxes(out)
+    assert boxes is not None and boxes.moov_first is True  # faststart
+    assert facts["content_type"] == "video/mp4" and facts["audio_codec"] == "aac" \
+        or PATHS[name] == "remux"
+    if PATHS[name] == "transcode":
+        video = streams(out)[0]
+        assert (video["codec_name"], video["profile"], video["pix_fmt"]) == (
+            "h264", "High", "yuv420p")
+    if PATHS[name] == "remux":  # a stream copy: the same packets
+        before, after = video_times(camera_corpus / name), video_times(out)
+        assert len(after) == len(before)
+        if not math.isnan(before[-1]):  # the source has timestamps (AVI's are NaN)
+            assert after == pytest.approx(before, abs=0.002)
+        assert facts["video_codec"] == probe_file(camera_corpus / name).metadata["codec"]
+
+
+def test_hev1_is_retagged_hvc1_when_copied(camera_corpus: Path, tmp_path: Path, tool: FFmpeg):
+    """The remux half of an HEVC file (its transcode is what plays): the tag is fixed."""
+    source = camera_corpus / "hevc-hev1.mp4"
+    meta = probe_file(source).metadata
+    out = tmp_path / "hvc1.mp4"
+    args = [*rendition.input_options(meta), "-i", f"file:{source}",
+            *rendition.output_args(rendition.Plan("remux", "mp4"), meta, Settings()),
+            f"file:{out}"]
+    tool.run(args)
+    assert streams(out)[0]["codec_tag_string"] == "hvc1"
+    assert top_level_boxes(out).moov_first is True  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["rotate-90.mp4", "rotate-270.mp4", "rotate-180.mp4"])
+def test_a_transcode_applies_the_rotation_once(camera_corpus: Path, tmp_path: Path,
+                                               tool: FFmpeg, name: str):
+    facts = made(tool, camera_corpus / name, tmp_path, rendition.Plan("transcode", "mp4"))
+    out = next(tmp_path.iterdir())
+    turned = "90" in name or "270" in name
+    assert (facts["width"], facts["height"]) == ((240, 320) if turned else (320, 240))
+    video = streams(out)[0]
+    assert not any("rotation" in side for side in video.get("side_data_list", []))
+    assert probe_file(out).metadata["rotation"] in (0, None)
+
+
+def test_a_remux_keeps_the_display_matrix(camera_corpus: Path, tmp_path: Path, tool: FFmpeg):
+    """Browsers apply it (docs/playback.md): a copy keeps it rather than turn pixels."""
+    facts = made(tool, camera_corpus / "rotate-90.mp4", tmp_path, rendition.Plan("remux", "mp4"))
+    assert facts["rotation"] in (90, 270)
+    assert probe_file(next(tmp_path.iterdir())).metadata["resolution"] == "240x320"
+
+
+def test_a_transcode_keeps_variable_frame_timing(camera_corpus: Path, tmp_path: Path,
+                                                 tool: FFmpeg):
+    source = camera_corpus / "vfr.mp4"
+    made(tool, source, tmp_path, rendition.Plan("transcode", "mp4"))
+    before, after = video_times(source), video_times(next(tmp_path.iterdir()))
+    assert len(after) == len(before)
+    gaps = {round(b - a, 3) for a, b in zip(after, after[1:], strict=False)}
+    assert len(gaps) > 1  # still variable
+    assert after == pytest.approx(before, abs=0.002)
+
+
+@pytest.mark.parametrize(("cap", "size"), [(120, (160, 120)), (1080, (320, 240)),
+                                           (101, (134, 100))])
+def test_the_height_cap_and_no_enlarging(camera_corpus: Path, tmp_path: Path, tool: FFmpeg,
+                                         cap: int, size: tuple[int, int]):
+    settings = Settings(rendition_max_height=cap)
+    facts = made(tool, camera_corpus / "hevc-hvc1.mp4", tmp_path, settings=settings)
+    assert (facts["width"], facts["height"]) == size  # even sides, square pixels
+
+
+def test_progress_is_reported_from_ffmpegs_progress(camera_corpus: Path, tmp_path: Path,
+                                                    tool: FFmpeg,
+                                                    monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setattr(rendition, "PROGRESS_SECONDS", 0.0)
+    seen: list[float] = []
+    made(tool, camera_corpus / "hevc-hvc1.mp4", tmp_path, progress=seen.append)
+    assert seen and all(0 <= p <= 1 for p in seen) and seen == sorted(seen)
+    assert seen[-1] > 0.5
