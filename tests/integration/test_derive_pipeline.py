@@ -55,7 +55,7 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
     # The record shows each state; nothing changed the videos' own status.
     for item in system.videos():
         if item["status"] == "ready":
-            assert set(item["derivatives"]) == {"poster", "storyboard", "scenes"}
+            assert set(item["derivatives"]) == set(KINDS)
     assert [v["status"] for v in system.videos()] == [v["status"] for v in items]
     summaries = system.log_events("derive", "derive")
     assert summaries and all("kinds" in s and "total_ms" in s for s in summaries)
@@ -171,6 +171,7 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     assert system.wait_record("a.mp4")["status"] == "ready"
     assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
                 " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
+                                                       ("rendition", "pending", True),
                                                        ("scenes", "pending", True),
                                                        ("storyboard", "pending", True)]
     record = system.records_named("a.mp4")[0]
@@ -185,7 +186,7 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
              what="the relay to find the broker out of reach")
     assert rows(system.database_url, "SELECT count(*) FROM derivatives"
-                " WHERE status = 'pending' AND queued_at IS NULL") == [(3,)]
+                " WHERE status = 'pending' AND queued_at IS NULL") == [(4,)]
     unreachable.terminate()
     unreachable.wait(timeout=60)
     system.start_role("derive")

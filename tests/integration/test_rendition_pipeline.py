@@ -1,0 +1,156 @@
+"""Renditions through the whole system (inbox → prober → derive → HTTP) with the real
+broker, database and ffmpeg: ``/stream/`` switches to the rendition once it is ready and
+``/download/`` keeps the original's bytes; ``playback`` says what is served; on-view
+transcodes start on the first ``/stream/``; a derive worker SIGKILLed mid-transcode leaves
+its message acked (no consumer timeout can end it) and, restarted, finishes the rendition
+exactly once."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from tests.harness import System, rows, wait_for
+
+REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
+
+
+def rendition_of(system: System, record: dict[str, Any]) -> dict[str, Any] | None:
+    """The record's playback once its rendition is no longer pending."""
+    item = system.http.get(record["api_links"]["api_endpoint"], timeout=5).json()
+    playback = item["playback"]
+    return playback if playback["status"] not in (None, "pending") else None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_stream_switches_to_the_rendition_and_download_stays_the_original(
+        make_system: Any, camera_corpus: Path):
+    system = make_system().start()
+    system.start_role("derive")
+    files = {"remux.mp4": "moov-at-end.mp4", "hevc.mp4": "hevc-hev1.mp4",
+             "plays.mp4": "faststart.mp4"}
+    for name, variant in files.items():
+        shutil.copy(camera_corpus / variant, system.inbox / name)
+    records = {name: system.wait_record(name) for name in files}
+    done = {name: wait_for(lambda r=r: rendition_of(system, r), timeout=120, interval=0.3,
+                           what=f"the rendition of {name}") for name, r in records.items()}
+    assert (done["remux.mp4"]["stream"], done["remux.mp4"]["status"]) == ("remux", "ready")
+    assert (done["hevc.mp4"]["stream"], done["hevc.mp4"]["status"]) == ("transcode", "ready")
+    assert done["plays.mp4"] | {"reasons": []} == {
+        "playable": True, "reasons": [], "needs": None, "unknown": [], "stream": "original",
+        "status": "skipped", "error_code": "not_needed", "progress": None}
+    assert all(p["progress"] is None for p in done.values())
+
+    hevc = records["hevc.mp4"]
+    links = hevc["api_links"]
+    stream = system.http.get(links["stream_url"], timeout=10)
+    download = system.http.get(links["download_url"], timeout=10)
+    original = (camera_corpus / files["hevc.mp4"]).read_bytes()
+    assert sha256(download.content) == sha256(original)  # untouched
+    made = system.media_root / "derivatives" / hevc["source_id"] / "rendition.mp4"
+    assert stream.status_code == 200 and stream.content == made.read_bytes()
+    assert stream.headers["Content-Type"] == "video/mp4"
+    assert stream.headers["ETag"] != download.headers["ETag"]
+    part = system.http.get(links["stream_url"], headers={"Range": "bytes=100-199"}, timeout=5)
+    assert part.status_code == 206 and part.content == made.read_bytes()[100:200]
+    meta = system.http.get(links["metadata_url"], timeout=5).json()
+    assert meta["playback"]["stream"] == "transcode" and meta["sha256"] == sha256(original)
+    row = rows(system.database_url, "SELECT data FROM derivatives d JOIN videos v"
+               " ON v.id = d.video_id WHERE d.kind = 'rendition' AND v.id = %s", hevc["id"])
+    data = row[0][0]
+    assert {k: data[k] for k in ("file", "stream", "content_type", "video_codec",
+                                 "audio_codec", "width", "height")} == {
+        "file": f"derivatives/{hevc['source_id']}/rendition.mp4", "stream": "transcode",
+        "content_type": "video/mp4", "video_codec": "h264", "audio_codec": "aac",
+        "width": 320, "height": 240}
+    assert data["bytes"] == made.stat().st_size and data["ms"] > 0
+    plays = records["plays.mp4"]["api_links"]["stream_url"]
+    assert sha256(system.http.get(plays, timeout=5).content) == sha256(
+        (camera_corpus / "faststart.mp4").read_bytes())
+    # revoked: 404; deleted: the rendition goes with it
+    revoked = system.http.delete(f"{system.base_url}/api/videos/{hevc['id']}/token",
+                                 headers=system.admin, timeout=5)
+    assert revoked.status_code == 200
+    assert system.http.get(links["stream_url"], timeout=5).status_code == 404
+    gone = system.http.delete(f"{system.base_url}/api/videos/{hevc['id']}",
+                              headers=system.admin, timeout=5)
+    assert gone.status_code == 204 and not made.exists()
+
+
+def test_on_view_transcode_starts_when_someone_streams(make_system: Any, camera_corpus: Path):
+    system = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "v.mp4")
+    shutil.copy(camera_corpus / "h264-aac.ts", system.inbox / "r.ts")
+    record = system.wait_record("v.mp4")
+    remux = wait_for(lambda: rendition_of(system, system.wait_record("r.ts")), timeout=120,
+                     interval=0.3, what="the remux")
+    assert remux["stream"] == "remux"  # remuxes are made at once
+    waiting = wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+                       what="the on-view skip")
+    assert (waiting["status"], waiting["error_code"], waiting["stream"]) == (
+        "skipped", "on_view", "original")
+    first = system.http.get(record["api_links"]["stream_url"], timeout=5)
+    assert first.status_code == 200 and first.content == (
+        camera_corpus / "hevc-hvc1.mp4").read_bytes()  # the original meanwhile
+    ready = wait_for(lambda: rendition_of(system, record), timeout=120, interval=0.3,
+                     what="the viewed transcode")
+    assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+    assert rows(system.database_url, "SELECT attempts FROM derivatives"
+                " WHERE kind = 'rendition' AND video_id = %s", record["id"]) == [(1,)]
+
+
+def slow_x264(folder: Path) -> Path:
+    """An ffmpeg whose libx264 encodes wait (writing their pid to ``x264.pid``) while
+    ``SLOW`` exists in ``folder``; the real ffmpeg otherwise."""
+    script = folder / "ffmpeg"
+    script.write_text(f"""#!/bin/sh
+case "$*" in *libx264*) if [ -e {folder}/SLOW ]; then echo $$ > {folder}/x264.pid;
+  exec sleep 600; fi ;; esac
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    (folder / "SLOW").touch()
+    return script
+
+
+def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    fake = slow_x264(tmp_path)
+    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-aac.ts", system.inbox / "k.ts")
+    record = system.wait_record("k.ts")
+    wait_for(lambda: (tmp_path / "x264.pid").exists() and rows(
+        system.database_url, "SELECT count(*) FROM derivatives WHERE kind = 'rendition'"
+        " AND running_since IS NOT NULL")[0][0] == 1, timeout=120, what="the transcode to run")
+    # Running, and its message is acked already: no consumer timeout can end it.
+    wait_for(lambda: system.queue_counts("derive.transcode") == (0, 1), timeout=30,
+             what="the transcode queue empty with its consumer")
+    pid = int((tmp_path / "x264.pid").read_text())
+    system.kill("derive")  # SIGKILL mid-transcode
+    os.kill(pid, signal.SIGKILL)  # the encoder child (a session of its own)
+    wait_for(lambda: system.queue_counts("derive.transcode")[1] == 0, timeout=30,
+             what="the broker to see the consumer gone")
+    assert system.queue_counts("derive.transcode") == (0, 0)  # acked: nothing redelivered
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert not (folder / "rendition.mp4").exists()  # nothing half-written is served
+    assert list(folder.glob(".tmp-rendition-*"))  # the dead job's scratch folder
+    (tmp_path / "SLOW").unlink()
+    system.start_role("derive")
+    ready = wait_for(lambda: rendition_of(system, record), timeout=120, interval=0.3,
+                     what="the transcode to finish after the restart")
+    assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+    assert rows(system.database_url, "SELECT attempts, running_since IS NULL FROM derivatives"
+                " WHERE kind = 'rendition'") == [(2, True)]
+    made = [e for e in system.log_events("derive", "derived")
+            if e.get("kind") == "rendition" and e.get("status") == "ready"]
+    assert len(made) == 1  # exactly once
+    assert list(folder.glob(".tmp-*")) == [] and (folder / "rendition.mp4").is_file()
