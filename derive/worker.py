@@ -173,6 +173,8 @@ class Worker(Consumer):
                 derivatives.remove_all(self.media_root, video.source_id)
             summary["status"] = "dropped"
         else:
+            if kind == "rendition":  # the stream link: the rendition, or the original again
+                self.catalog.refresh_link(video.id)
             if done.status != "ready":  # no file of the kind is served any more
                 output.withdraw(self.media_root, video.source_id, STALE[kind])
             metrics.DERIVE_JOBS.labels(kind, outcome.status, outcome.error_code or "").inc()

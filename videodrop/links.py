@@ -110,7 +110,8 @@ class StreamLinks:
 
     def add(self, target: Target) -> None:
         """Create (or replace) the link atomically: a new link under a temporary name,
-        renamed over the final one."""
+        renamed over the final one; then the token's links of other extensions go (the
+        original's once its browser rendition is linked, and back)."""
         if self.is_current(target):
             return
         shard = self._shard(target.token)
@@ -122,6 +123,10 @@ class StreamLinks:
         except OSError:
             temporary.unlink(missing_ok=True)
             raise
+        for extension in formats.BY_KEY:  # one link a token: a rendition's replaces the original's
+            if extension != target.extension:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(shard / f"{target.token}.{extension}")
 
     def remove(self, token: str) -> None:
         """Remove every link of ``token`` (one per container at most); missing is fine."""

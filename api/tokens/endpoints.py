@@ -134,9 +134,10 @@ class FileEndpoint(TokenResource):
 
 
 class Stream(FileEndpoint):
-    """The browser rendition once it is ready, the original until then (its bytes change
-    then: ``no-cache``, the ETag tells them apart). A rendition waiting for a viewer
-    (``on_view``) is asked for (docs/playback.md)."""
+    """The browser rendition once it is ready, the original until then (the ETag tells
+    them apart; a page adds ``?stream=<playback.stream>`` so that a browser's cache never
+    mixes them). A rendition waiting for a viewer (``on_view``) is asked for
+    (docs/playback.md)."""
 
     disposition = "inline"
 
@@ -145,12 +146,9 @@ class Stream(FileEndpoint):
         if state.get("status") == "skipped" and state.get("error_code") == "on_view":
             self.catalog.want_rendition(video.id)
         ready = records.rendition_file(video)
-        if ready is not None:
-            return ready[0], ready[1], "private, no-cache"
-        original = super().served(video)
-        if state.get("status") == "pending" or state.get("error_code") == "on_view":
-            return original[0], original[1], "private, no-cache"
-        return original
+        if ready is None:
+            return super().served(video)
+        return ready[0], ready[1], "private, max-age=3600"
 
 
 class Download(FileEndpoint):

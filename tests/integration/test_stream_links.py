@@ -454,3 +454,22 @@ def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url,
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                           " WHERE usename = %s AND datname = current_database()", (role,))
             admin.execute(f"DROP ROLE {role}")
+
+
+def test_the_link_points_at_the_rendition_once_it_is_ready(linked, camera_corpus):
+    """A video with a browser rendition: nginx serves the rendition (one link a token,
+    whatever the original's extension)."""
+    system, url = linked
+    system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition"})
+    for name in ("h264-aac.ts", "moov-at-end.mp4"):
+        record = upload(system, camera_corpus / name)
+        token = record["api_links"]["access_token"]
+        made = system.media_root / "derivatives" / record["source_id"] / "rendition.mp4"
+        link = wait_for(lambda t=token, m=made: (found := link_of(system, t)) is not None
+                        and found.resolve() == m.resolve() and found, timeout=60,
+                        interval=0.2, what=f"the link of {name} to its rendition")
+        assert link.suffix == ".mp4"
+        resp, who = served_by(system, url, f"/stream/{token}/")
+        assert (resp.status_code, who) == (200, "nginx")
+        assert resp.content == made.read_bytes()
+        assert resp.headers["Content-Type"] == "video/mp4"

@@ -53,6 +53,11 @@ class StreamLinkSync(CatalogBase):
                 "stream link not made: the API serves this video", video_id=video_id,
                 error=str(exc))
 
+    def refresh_link(self, video_id: int) -> None:
+        """A ready video's rendition became ready or stopped being: its link points at
+        what ``/stream/`` serves now (:meth:`_make_link`)."""
+        self._make_link(video_id)
+
     def sync_links(self, batch: int = 1000) -> tuple[int, int]:
         """Put the link folder in step with the catalog: (links made, links removed).
         Links of rows that are no longer ready, revoked, expiring or moved go (removing is
