@@ -59,6 +59,7 @@ class Relay:
 
     def count_backlog(self) -> None:
         counts = self.catalog.derivative_counts()
+        metrics.DERIVE_RENDITION_BYTES.set(self.catalog.rendition_bytes())
         for kind in self.settings.derive:
             metrics.DERIVE_BACKLOG.labels(kind).set(counts.get((kind, "pending"), 0)
                                                     + counts.get((kind, "remaking"), 0))

@@ -268,6 +268,10 @@ DERIVE_SECONDS = Histogram(
     "seconds", "Time one derivative took (its ffmpeg runs and the record), by kind.",
     ["kind"], namespace=NAMESPACE, subsystem="derive", registry=DERIVE,
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600))
+DERIVE_RENDITION_BYTES = Gauge(
+    "rendition_bytes", "Bytes of the ready browser renditions in the media store (read by"
+    " the relay with the backlog).",
+    namespace=NAMESPACE, subsystem="derive", registry=DERIVE, multiprocess_mode="max")
 DERIVE_BACKLOG = Gauge(
     "backlog", "Derivatives still to make in the catalog (pending, or ready and being"
     " remade), by kind (read by the relay).",

@@ -217,10 +217,21 @@ def test_the_record_and_the_metadata_carry_playback_once_ready() -> None:
     ready = _video("ready", meta(moov_before_mdat=False))
     expected = {"playable": False, "reasons": [{"code": "moov_at_end",
                                                 "detail": "moov after mdat"}],
-                "needs": "remux", "unknown": [], "stream": "original"}
+                "needs": "remux", "unknown": [], "stream": "original", "status": None,
+                "error_code": None, "progress": None}
     assert playback_state(ready) == expected
     assert record(ready, "http://x")["playback"] == expected
     assert metadata_of(ready)["playback"] == expected
     assert metadata_of(ready)["moov_before_mdat"] is False
     for status in ("uploading", "processing", "failed"):
         assert record(replace(ready, status=status), "http://x")["playback"] is None
+    making = replace(ready, derivatives={"rendition": {
+        "status": "pending", "error": None, "error_code": None, "remaking": False,
+        "progress": 0.4213, "file": None, "stream": None}})
+    assert playback_state(making) == expected | {"status": "pending", "progress": 0.421}
+    assert record(making, "http://x")["derivatives"] == {"rendition": {
+        "status": "pending", "error": None, "error_code": None, "remaking": False}}
+    made = replace(ready, derivatives={"rendition": {
+        "status": "ready", "error": None, "error_code": None, "remaking": False,
+        "progress": None, "file": "derivatives/file_1/rendition.mp4", "stream": "remux"}})
+    assert playback_state(made) == expected | {"status": "ready", "stream": "remux"}

@@ -189,6 +189,11 @@ class Derivatives(CatalogBase):
             found = tx.one("request_missing", {"kinds": list(kinds), "now": now}) or {}
         return again + int(found.get("added", 0)) + int(found.get("again", 0))
 
+    def rendition_bytes(self) -> int:
+        """Bytes of the ready renditions' files (their ``data.bytes``)."""
+        row = self.db.one("rendition_bytes", {})
+        return int(row["bytes"]) if row else 0
+
     def derivative_counts(self) -> dict[tuple[str, str], int]:
         """Rows by (kind, status); ready ones being remade under status ``remaking``."""
         return {(r["kind"], r["status"]): r["n"] for r in self.db.all("derivative_counts", {})}

@@ -124,3 +124,8 @@ SET status = 'pending', error = NULL, error_code = NULL, data = '{}'::jsonb,
 WHERE video_id = %(id)s AND kind = 'rendition' AND status = 'skipped'
   AND error_code = 'on_view'
 RETURNING video_id;
+
+-- name: rendition_bytes
+-- Bytes of the ready renditions (their files in the media store).
+SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS bytes
+FROM derivatives WHERE kind = 'rendition' AND status = 'ready';
