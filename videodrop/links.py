@@ -98,7 +98,12 @@ class StreamLinks:
 
     def target(self, row: Mapping[str, Any]) -> Target | None:
         """The link of a ready row (``access_token``, ``stored_path``, ``format``,
-        ``original_filename``)."""
+        ``original_filename``, and ``rendition``: its ready browser rendition's file, which
+        ``/stream/`` serves instead of the original, or None)."""
+        rendition = row.get("rendition")
+        if rendition:
+            fmt = "webm" if rendition.endswith(".webm") else "mp4"
+            return target_of(row["access_token"], rendition, fmt, rendition, self.media_root)
         return target_of(row["access_token"], row["stored_path"], row["format"],
                          row["original_filename"], self.media_root)
 
