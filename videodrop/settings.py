@@ -74,7 +74,7 @@ class Settings:
     # (auto | off | always), when a video transcode runs (eager | on-view | off), its
     # height cap (px), x264 preset and CRF
     renditions: str = "auto"
-    transcode: str = "eager"
+    transcode: str = "on-view"
     rendition_max_height: int = 1080
     rendition_preset: str = "veryfast"
     rendition_crf: int = 23

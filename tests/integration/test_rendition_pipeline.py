@@ -32,7 +32,7 @@ def sha256(data: bytes) -> str:
 
 def test_stream_switches_to_the_rendition_and_download_stays_the_original(
         make_system: Any, camera_corpus: Path):
-    system = make_system().start()
+    system = make_system(VIDEODROP_TRANSCODE="eager").start()
     system.start_role("derive")
     files = {"remux.mp4": "moov-at-end.mp4", "hevc.mp4": "hevc-hev1.mp4",
              "plays.mp4": "faststart.mp4"}
@@ -124,7 +124,7 @@ exec {REAL_FFMPEG} "$@"
 def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
         make_system: Any, camera_corpus: Path, tmp_path: Path):
     fake = slow_x264(tmp_path)
-    system = make_system(VIDEODROP_FFMPEG=str(fake)).start()
+    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager").start()
     system.start_role("derive")
     shutil.copy(camera_corpus / "hevc-aac.ts", system.inbox / "k.ts")
     record = system.wait_record("k.ts")

@@ -44,7 +44,7 @@ def tool() -> FFmpeg:
 
 def made(tool: FFmpeg, source: Path, out: Path, chosen: rendition.Plan | None = None,
          settings: Settings | None = None, **kwargs: Any) -> dict[str, Any]:
-    settings = settings or Settings()
+    settings = settings or Settings(transcode="eager")
     meta = probe_file(source).metadata
     chosen = chosen or rendition.plan(meta, settings)
     return rendition.make(tool, settings, chosen, source, meta,
@@ -146,7 +146,7 @@ def test_a_transcode_keeps_variable_frame_timing(camera_corpus: Path, tmp_path: 
                                            (101, (134, 100))])
 def test_the_height_cap_and_no_enlarging(camera_corpus: Path, tmp_path: Path, tool: FFmpeg,
                                          cap: int, size: tuple[int, int]):
-    settings = Settings(rendition_max_height=cap)
+    settings = Settings(rendition_max_height=cap, transcode="eager")
     facts = made(tool, camera_corpus / "hevc-hvc1.mp4", tmp_path, settings=settings)
     assert (facts["width"], facts["height"]) == size  # even sides, square pixels
 

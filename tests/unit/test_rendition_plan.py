@@ -24,6 +24,7 @@ MKV_VP8 = {"format": "mkv", "video": {"index": 0, "codec": "vp8", "pix_fmt": "yu
 
 
 def plan(meta: dict[str, Any], wanted: bool = False, **settings: Any) -> rendition.Plan:
+    settings.setdefault("transcode", "eager")
     return rendition.plan(meta, Settings(**settings), wanted=wanted)
 
 
@@ -87,7 +88,7 @@ def test_the_settings():
             got.rendition_crf) == ("always", "on-view", 720, "fast", 26)
     default = Settings.from_env({})
     assert (default.renditions, default.transcode, default.rendition_max_height,
-            default.rendition_preset, default.rendition_crf) == ("auto", "eager", 1080,
+            default.rendition_preset, default.rendition_crf) == ("auto", "on-view", 1080,
                                                                  "veryfast", 23)
     assert "rendition" in default.derive
     assert default.transcode_queue == "videodrop.derive.transcode"
