@@ -14,6 +14,7 @@ from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.test_browser import OTHER, PLAYABLE, browser, log_in, row  # noqa: F401
 from tests.harness import System, wait_for
+from videodrop.derivatives import KINDS
 
 
 def posters_ready(system: System, count: int) -> list[dict[str, Any]] | None:
@@ -278,7 +279,8 @@ def test_the_video_page_says_what_became_of_each_derivative(
     def settled() -> dict[str, Any] | None:
         found = system.records_named(black.name)
         states = found[0].get("derivatives", {}) if found else {}
-        done = len(states) == 3 and all(s.get("status") != "pending" for s in states.values())
+        done = len(states) == len(KINDS) and all(
+            s.get("status") != "pending" for s in states.values())
         return found[0] if done else None
 
     video = wait_for(settled, timeout=180, interval=0.5, what="the derivatives to settle")
