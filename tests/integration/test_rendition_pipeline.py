@@ -7,6 +7,7 @@ exactly once."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -14,6 +15,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pika
+import pika.exceptions
+
+from deploy.devstack import ThrowawayRabbitMQ
 from tests.harness import System, rows, wait_for
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
@@ -154,3 +159,65 @@ def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
             if e.get("kind") == "rendition" and e.get("status") == "ready"]
     assert len(made) == 1  # exactly once
     assert list(folder.glob(".tmp-*")) == [] and (folder / "rendition.mp4").is_file()
+
+
+class ShortTimeoutRabbitMQ(ThrowawayRabbitMQ):
+    """A throwaway broker whose consumer timeout is 3 s (RabbitMQ checks it about once a
+    minute)."""
+
+    def _prepare(self) -> None:
+        super()._prepare()
+        with (self.base_dir / "rabbitmq.conf").open("a") as conf:
+            conf.write("consumer_timeout = 3000\n")
+
+
+def held_x264(folder: Path) -> Path:
+    """An ffmpeg whose libx264 encodes wait while ``HOLD`` exists in ``folder`` (a long
+    transcode), then run the real ffmpeg."""
+    script = folder / "ffmpeg"
+    script.write_text(f"""#!/bin/sh
+case "$*" in *libx264*) touch {folder}/HELD; while [ -e {folder}/HOLD ]; do sleep 0.5; done ;; esac
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    (folder / "HOLD").touch()
+    return script
+
+
+def test_a_transcode_outlives_the_brokers_consumer_timeout(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    """On a broker whose consumer timeout closes a channel holding an unacked delivery
+    (shown by a consumer that holds one), a transcode running longer than it is neither
+    ended nor run twice: its message was acked when it started."""
+    broker = ShortTimeoutRabbitMQ(tmp_path / "rabbit").start()
+    try:
+        system = make_system(amqp=broker.url, VIDEODROP_FFMPEG=str(held_x264(tmp_path)),
+                             VIDEODROP_TRANSCODE="eager").start()
+        system.start_role("derive")
+        holder = pika.BlockingConnection(pika.URLParameters(broker.url))
+        channel = holder.channel()
+        channel.queue_declare("holder", arguments={"x-queue-type": "quorum"}, durable=True)
+        channel.basic_publish("", "holder", b"held")
+        channel.basic_consume("holder", lambda *_: None)  # never acked
+        shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "long.mp4")
+        record = system.wait_record("long.mp4")
+        wait_for((tmp_path / "HELD").exists, timeout=60, what="the transcode to run")
+
+        def holder_closed() -> bool:
+            with contextlib.suppress(pika.exceptions.AMQPError):
+                holder.process_data_events(time_limit=0.5)
+            return not channel.is_open
+        wait_for(holder_closed, timeout=150, interval=0.5,
+                 what="the broker's consumer timeout to close the holding channel")
+        assert system.queue_counts("derive.transcode") == (0, 1)  # still there, nothing back
+        (tmp_path / "HOLD").unlink()
+        ready = wait_for(lambda: rendition_of(system, record), timeout=120, interval=0.3,
+                         what="the long transcode to finish")
+        assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+        assert rows(system.database_url, "SELECT attempts FROM derivatives"
+                    " WHERE kind = 'rendition'") == [(1,)]
+        attached = [e for e in system.log_events("derive", "consuming")
+                    if e.get("queue", "").endswith(".derive.transcode")]
+        assert len(attached) == 1  # never cut off and reconnected
+    finally:
+        broker.stop()
