@@ -135,7 +135,7 @@ class FileEndpoint(TokenResource):
 
 class Stream(FileEndpoint):
     """The browser rendition once it is ready, the original until then (the ETag tells
-    them apart; a page adds ``?stream=<playback.stream>`` so that a browser's cache never
+    them apart; a page adds ``?v=<playback.stream>`` so that a browser's cache never
     mixes them). A rendition waiting for a viewer (``on_view``) is asked for
     (docs/playback.md)."""
 
