@@ -14,6 +14,8 @@ from api.pages.video import ask_for_rendition, pending, playback_view, player_sr
 from videodrop.catalog import Video
 
 DOWNLOAD = "http://x/api/video/T/download/"
+DOWNLOADS = "Download gives the original file."
+MEANWHILE = f"Meanwhile the original plays here if this browser can; {DOWNLOADS}"
 UNPLAYABLE = {"playable": False, "reasons": [{"code": "video_codec"}], "needs": "transcode",
               "stream": "original"}
 
@@ -26,29 +28,25 @@ def sentence(playback: dict[str, Any]) -> str:
 
 @pytest.mark.parametrize(("state", "said"), [
     ({"status": "pending", "progress": 0.426},
-     "Preparing a version your browser can play: 42%. Meanwhile the original plays here"
-     " if this browser can; Download gives the original file."),
+     f"Preparing a version your browser can play: 42%. {MEANWHILE}"),
     ({"status": "pending", "progress": None},
-     "Preparing a version your browser can play. Meanwhile the original plays here if this"
-     " browser can; Download gives the original file."),
-    ({"status": "skipped", "error_code": "on_view"},
-     "Preparing a version your browser can play. Meanwhile the original plays here if this"
-     " browser can; Download gives the original file."),
+     f"Preparing a version your browser can play. {MEANWHILE}"),
+    ({"status": "skipped", "error_code": "on_view"},  # opening the page asks for it
+     f"Preparing a version your browser can play. {MEANWHILE}"),
     ({"status": "ready", "stream": "remux"},
      "Playing a version made for browsers (the same video and sound in another container);"
-     " Download gives the original file."),
+     f" {DOWNLOADS}"),
     ({"status": "failed", "error_code": "timeout", "error": "ffmpeg took over 600 s."},
      "A version your browser can play could not be made: ffmpeg took over 600 s (timeout)."
-     " Download gives the original file."),
+     f" {DOWNLOADS}"),
     ({"status": "skipped", "error_code": "transcode_off"},
      "This video plays in browsers only re-encoded, and re-encoding is turned off on this"
-     " server. Download gives the original file."),
+     f" server. {DOWNLOADS}"),
     ({"status": "skipped", "error_code": "renditions_off"},
      "Versions for browsers are turned off on this server, so this video may not play here."
-     " Download gives the original file."),
+     f" {DOWNLOADS}"),
     ({"status": "skipped", "error_code": "no_path", "error": "an unknown fact"},
-     "No version for browsers is made: an unknown fact (no_path). Download gives the"
-     " original file."),
+     f"No version for browsers is made: an unknown fact (no_path). {DOWNLOADS}"),
 ])
 def test_the_rendition_s_state_is_one_sentence(state: dict[str, Any], said: str) -> None:
     assert sentence({**UNPLAYABLE, **state}) == said
