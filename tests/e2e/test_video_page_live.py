@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.test_browser import PLAYABLE, browser, log_in  # noqa: F401
+from tests.e2e.test_pages_http import logged_in
 from tests.harness import System, wait_for
 from videodrop import derivatives
 
@@ -69,6 +71,22 @@ def test_derivatives_made_while_the_page_is_open_show_without_a_reload(
     page.screenshot(path=str(output_dir / "video-page-live-derivatives.png"), full_page=True)
     page.wait_for_timeout(3000)  # a poll would come within 1 s if the page still polled
     assert page.evaluate(POLLS) == polls
+
+    # what the page polled, over plain HTTP: a session's, never cached, said once settled
+    http, _ = logged_in(system)
+    live_url = f"{system.base_url}/videos/{video['id']}/live.json"
+    live = http.get(live_url, timeout=5)
+    assert live.status_code == 200 and live.headers["Cache-Control"] == "no-store"
+    body = live.json()
+    assert body["status"] == "ready" and body["pending"] is False
+    assert body["derivatives"]["poster"] == "ready"
+    assert body["poster_path"] == f"/api/video/{token}/poster/"
+    assert body["stream_src"] == f"/stream/{token}/" and body["playback"]["playable"] is True
+    assert 'data-derivative="poster" data-derivative-status="ready"' in body["html"]["states"]
+    assert 'id="scenes"' in body["html"]["scenes"] and body["html"]["playback"] == ""
+    assert requests.get(live_url, timeout=5).status_code == 401
+    assert http.get(f"{system.base_url}/videos/999999/live.json",
+                    timeout=5).status_code == 404
 
 
 def rendition_state(system: System, name: str) -> dict[str, Any]:
