@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, expect
@@ -87,6 +88,50 @@ def test_derivatives_made_while_the_page_is_open_show_without_a_reload(
     assert requests.get(live_url, timeout=5).status_code == 401
     assert http.get(f"{system.base_url}/videos/999999/live.json",
                     timeout=5).status_code == 404
+
+
+def test_the_rendition_s_state_under_the_player_follows_the_record(
+        make_system, browser: BrowserContext, samples: Path,  # type: ignore[no-untyped-def]  # noqa: F811
+        output_dir: Path) -> None:
+    """Today's half of the rendition on the page: the record's rendition state (its row in
+    ``derivatives``, written here as the derive role would; no other derivative is asked
+    for) is said under the player and followed without a reload: preparing, then failed
+    with its reason and the download link; the page then stops polling."""
+    system: System = make_system(VIDEODROP_DERIVE="").start()
+    name = "video-h265.mp4"
+    shutil.copy(samples / name, system.inbox / name)
+    video = system.wait_record(name)
+    assert video["status"] == "ready" and video["playback"]["playable"] is False
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("INSERT INTO derivatives (video_id, kind, status, queued_at)"
+                   " VALUES (%s, 'rendition', 'pending', now()) ON CONFLICT (video_id, kind)"
+                   " DO UPDATE SET status = 'pending', queued_at = now()", (video["id"],))
+    page = open_page(browser, system, video)
+    state = page.locator("#playback-state")
+    expect(state).to_be_visible()
+    expect(state).to_have_attribute("role", "status")
+    expect(state).to_contain_text("Preparing a version your browser can play.")
+    expect(state.get_by_role("link", name="Download")).to_have_attribute(
+        "href", video["api_links"]["download_url"])
+    expect(state.get_by_role("progressbar")).to_have_count(1)
+    expect(page.locator("tr[data-derivative=rendition]")).to_have_attribute(
+        "data-derivative-status", "pending")
+    page.screenshot(path=str(output_dir / "video-page-preparing-today.png"))
+
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("UPDATE derivatives SET status = 'failed', error_code = 'timeout',"
+                   " error = 'ffmpeg took over 600 s' WHERE video_id = %s"
+                   " AND kind = 'rendition'", (video["id"],))
+    expect(state).to_contain_text(
+        "A version your browser can play could not be made: ffmpeg took over 600 s (timeout)."
+        " Download gives the original file.", timeout=20_000)
+    expect(state.get_by_role("progressbar")).to_have_count(0)
+    expect(page.locator("tr[data-derivative=rendition] td")).to_have_text(
+        "The version for browsers could not be made: ffmpeg took over 600 s (timeout).")
+    expect(page.locator("article#video")).to_have_attribute("data-watching", "false",
+                                                            timeout=20_000)
+    assert page.evaluate(NOT_RELOADED)
+    page.screenshot(path=str(output_dir / "video-page-rendition-failed.png"))
 
 
 def rendition_state(system: System, name: str) -> dict[str, Any]:
