@@ -194,7 +194,7 @@ def test_every_ready_rendition_plays_and_seeks_in_chromium(
     """What ``/stream/`` serves once the rendition is ready, through :func:`check` like
     the originals: it plays, seeks to the middle and plays on, upright. Every camera-style
     variant that does not play as it is ends with a ready rendition."""
-    system: System = make_system(VIDEODROP_DERIVE="rendition").start()
+    system: System = make_system(VIDEODROP_DERIVE="rendition", VIDEODROP_TRANSCODE="eager").start()
     system.start_role("derive")
     files = corpus(camera_corpus, samples)
     records = ingest(system, files)
