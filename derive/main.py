@@ -4,8 +4,9 @@ At start it requests what ready videos lack (``videodrop requeue --derivatives m
 videos made ready before the role ran, kinds newly named in VIDEODROP_DERIVE, jobs lost
 with a purged queue); its relay thread publishes the jobs of every request that has none
 (derive/relay.py); VIDEODROP_DERIVE_CONCURRENCY consumers make them. The process, and so
-every ffmpeg child, runs at the lowest CPU and IO priority (:data:`NICE`, scheduling
-policy SCHED_IDLE, IO class idle): probing, at normal priority, takes a core first."""
+every ffmpeg child, runs at the lowest CPU and IO priority (:data:`NICE`, IO class idle):
+probing, at normal priority, takes a core first. Not SCHED_IDLE: the role's broker
+heartbeats and watchdog pings must not starve on a saturated machine."""
 
 from __future__ import annotations
 
@@ -28,8 +29,8 @@ NICE = 19  # niceness of the role and its children (the lowest)
 
 
 def lower_priority() -> dict[str, object]:
-    """Lower this thread's CPU priority to :data:`NICE` and the SCHED_IDLE policy and its
-    IO priority to the idle class, before any thread or child starts (all are inherited).
+    """Lower this thread's CPU priority to :data:`NICE` and its IO priority to the idle
+    class, before any thread or child starts (both are inherited).
     Best effort: a sandbox may forbid it (the systemd unit sets them itself)."""
     got: dict[str, object] = {}
     try:
@@ -39,11 +40,6 @@ def lower_priority() -> dict[str, object]:
         got["nice"] = max(current, NICE)
     except OSError as exc:
         got["nice_error"] = str(exc)
-    try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        got["cpu_policy"] = "idle"
-    except (OSError, AttributeError) as exc:
-        got["cpu_policy_error"] = str(exc)
     ionice = shutil.which("ionice")
     if ionice is not None:
         done = subprocess.run([ionice, "-c", "3", "-p", str(os.getpid())],
