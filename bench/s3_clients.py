@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,10 +30,11 @@ from typing import Any
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import Row, log, row, standalone  # noqa: E402
-from testbed.s3 import S3Server, ThrowawayS3  # noqa: E402
+from bench.common import Row, log, row, standalone
+from testbed.s3 import S3Server, ThrowawayS3
+from videodrop.storage.s3store import S3Store
 
-CLIENTS = ("boto3", "obstore", "minio", "videodrop")
+CLIENTS = ("boto3", "obstore", "minio", "videodrop", "videodrop-md5")
 PART = 16 << 20
 IN_FLIGHT = 4
 THREADS = 32
@@ -51,7 +53,7 @@ def _peak_rss_mib() -> float:
 def _clients(name: str, server: S3Server, bucket: str) -> dict[str, Any]:
     """put(key, path), get(key, start, length) -> bytes, presign(key) -> str for ``name``."""
     host = server.endpoint.removeprefix("http://")
-    if name in ("boto3", "videodrop"):
+    if name in ("boto3", "videodrop", "videodrop-md5"):
         from boto3.s3.transfer import TransferConfig
 
         client = server.client(max_pool_connections=THREADS,
@@ -59,13 +61,15 @@ def _clients(name: str, server: S3Server, bucket: str) -> dict[str, Any]:
                                response_checksum_validation="when_required")
         transfer = TransferConfig(multipart_threshold=PART, multipart_chunksize=PART,
                                   max_concurrency=IN_FLIGHT)
-        put = lambda key, path: client.upload_file(str(path), bucket, key, Config=transfer)
-        if name == "videodrop":
-            from videodrop.storage.s3store import S3Store
+        store = S3Store(bucket, endpoint_url=server.endpoint, part_size=PART,
+                        max_in_flight=IN_FLIGHT, client=client,
+                        checksum="md5" if name.endswith("md5") else "crc32")
 
-            store = S3Store(bucket, endpoint_url=server.endpoint, part_size=PART,
-                            max_in_flight=IN_FLIGHT, client=client)
-            put = lambda key, path: store.put_file(key, path)
+        def put(key: str, path: Path) -> Any:
+            if name.startswith("videodrop"):
+                return store.put_file(key, path)
+            return client.upload_file(str(path), bucket, key, Config=transfer)
+
         return {
             "put": put,
             "get": lambda key, start, length: client.get_object(
@@ -139,8 +143,10 @@ def measure_one(name: str, server: S3Server, bucket: str, source: Path) -> dict[
             "peak_rss_mib": _peak_rss_mib()}
 
 
-def main(size_mib: int = 1024) -> list[Row]:
-    results: dict[str, dict[str, float]] = {}
+def main(size_mib: int = 1024, rounds: int = 1) -> list[Row]:
+    """``rounds`` runs of every client, the order rotated each round (the machine's load
+    moves); each figure is the median of its rounds."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in CLIENTS}
     with tempfile.TemporaryDirectory(prefix="vds3bench-") as tmp, \
             ThrowawayS3(Path(tmp) / "weed") as weed:
         log(f"weed mini up in {weed.started_in:.2f} s, RSS {weed.rss_kib()} KiB")
@@ -151,20 +157,31 @@ def main(size_mib: int = 1024) -> list[Row]:
                 out.write(os.urandom(MiB))
         env = {**os.environ, "AWS_ACCESS_KEY_ID": weed.server.access_key,
                "AWS_SECRET_ACCESS_KEY": weed.server.secret_key}
-        for name in CLIENTS:
-            log(f"{name}: {size_mib} MiB upload, {GETS} ranged GETs, {PRESIGNS} presigns")
-            out = subprocess.run(
-                [sys.executable, __file__, "--one", name, "--endpoint", weed.server.endpoint,
-                 "--bucket", bucket, "--source", str(source)],
-                env=env, capture_output=True, text=True, check=False, timeout=600)
-            if out.returncode:
-                log(f"{name} failed: {out.stderr.strip()[-800:]}")
-                continue
-            results[name] = json.loads(out.stdout)
-            weed.server.client().delete_object(Bucket=bucket, Key=f"bench/{name}.bin")
-        log(f"weed mini RSS after the run {weed.rss_kib()} KiB")
+        order = list(CLIENTS)
+        for number in range(rounds):
+            for name in order[number % len(order):] + order[:number % len(order)]:
+                _run_one(name, weed, bucket, source, env=env, runs=runs)
+        server_rows = [row("weed mini: start to first signed answer", f"{weed.started_in:.2f} s"),
+                       row("weed mini: RSS after the run", f"{(weed.rss_kib() or 0) >> 10} MiB")]
         weed.server.remove_bucket(bucket)
-    return _rows(results, size_mib)
+    results = {name: {m: statistics.median(r[m] for r in got) for m in got[0]}
+               for name, got in runs.items() if got}
+    return _rows(results, size_mib) + server_rows
+
+
+def _run_one(name: str, weed: ThrowawayS3, bucket: str, source: Path, *, env: dict[str, str],
+             runs: dict[str, list[dict[str, float]]]) -> None:
+    log(f"{name}: {source.stat().st_size >> 20} MiB upload, {GETS} ranged GETs,"
+        f" {PRESIGNS} presigns")
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", name, "--endpoint", weed.server.endpoint,
+         "--bucket", bucket, "--source", str(source)],
+        env=env, capture_output=True, text=True, check=False, timeout=600)
+    if out.returncode:
+        log(f"{name} failed: {out.stderr.strip()[-800:]}")
+    else:
+        runs[name].append(json.loads(out.stdout))
+    weed.server.client().delete_object(Bucket=bucket, Key=f"bench/{name}.bin")
 
 
 def _rows(results: dict[str, dict[str, float]], size_mib: int) -> list[Row]:
@@ -184,6 +201,7 @@ def _rows(results: dict[str, dict[str, float]], size_mib: int) -> list[Row]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--one", choices=CLIENTS, help=argparse.SUPPRESS)
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--bucket", help=argparse.SUPPRESS)
@@ -194,4 +212,4 @@ if __name__ == "__main__":
                           os.environ["AWS_SECRET_ACCESS_KEY"])
         print(json.dumps(measure_one(args.one, server, args.bucket, args.source)))
     else:
-        standalone(lambda: main(args.size_mib), "S3 clients against weed mini")
+        standalone(lambda: main(args.size_mib, args.rounds), "S3 clients against weed mini")

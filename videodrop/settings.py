@@ -56,12 +56,14 @@ class Settings:
     media_root: Path = Path("./var/media")
     # the media store (videodrop/storage/, docs/storage.md): file:///path or
     # s3://bucket/prefix (None: the folder media_root); the s3 store's server (None: AWS),
-    # region, presigned URLs' default life in seconds (≤ 60) and multipart part size
+    # region, presigned URLs' default life in seconds (≤ 60), multipart part size, and
+    # the checksum each request body carries (crc32 | md5)
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_presign_seconds: float = 60.0
     s3_part_size: int = 16 << 20
+    s3_checksum: str = "crc32"
     base_url: str = "http://localhost:8000"
     bind: str = "127.0.0.1:8000"
     max_file_size: int = 100_000_000
@@ -178,6 +180,8 @@ class Settings:
                                 " token's presigned URLs die within it)")
         if self.s3_part_size < 5 << 20:
             raise SettingsError("VIDEODROP_S3_PART_SIZE must be at least 5MiB (S3's least)")
+        if self.s3_checksum not in ("crc32", "md5"):
+            raise SettingsError("VIDEODROP_S3_CHECKSUM must be crc32 or md5")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

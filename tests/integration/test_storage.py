@@ -31,6 +31,7 @@ from videodrop.storage import (
     StoreUnavailable,
     from_settings,
     read_chunks,
+    s3store,
 )
 from videodrop.storage.s3store import MIN_PART_SIZE, S3Store
 
@@ -244,3 +245,27 @@ def test_s3_errors_are_typed(s3_server: S3Server, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with pytest.raises(StoreRefused):
         S3Store("bucket", endpoint_url=s3_server.endpoint).stat("v/x")
+
+
+@pytest.mark.parametrize("checksum", s3store.CHECKSUMS)
+def test_s3_server_checks_each_body(s3_server: S3Server, s3_bucket: str, checksum: str,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each request body's checksum (CRC32 or Content-MD5) is checked by the server: a body
+    that does not match it is refused, the put withdrawn and nothing left."""
+    for name, value in s3_server.env().items():
+        monkeypatch.setenv(name, value)
+    store = S3Store(s3_bucket, f"t-{secrets.token_hex(4)}/", endpoint_url=s3_server.endpoint,
+                    part_size=PART, checksum=checksum)
+    data = _blob(PART + 10)
+    store.put_stream("v/ok", io.BytesIO(data), sha256=hashlib.sha256(data).hexdigest())
+    assert _read(store, "v/ok") == data
+    real = s3store._digest
+    monkeypatch.setattr(s3store, "_digest", lambda kind, body: real(kind, body + b"!"))
+    for size in (100, PART + 10):
+        with pytest.raises(IntegrityFailure, match="BadDigest"):
+            store.put_stream(f"v/bad{size}", io.BytesIO(data[:size]))
+    assert [i.key for i in store.list_objects("")] == ["v/ok"]
+    env = {"VIDEODROP_S3_ENDPOINT_URL": s3_server.endpoint,
+           "AWS_ACCESS_KEY_ID": s3_server.access_key,
+           "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    assert _pending_uploads(store, env) == []

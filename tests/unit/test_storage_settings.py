@@ -45,7 +45,8 @@ def test_s3_url_and_its_settings() -> None:
 
 @pytest.mark.parametrize(("name", "value"), [
     ("VIDEODROP_STORAGE_URL", "/var/media"), ("VIDEODROP_S3_PRESIGN_SECONDS", "61"),
-    ("VIDEODROP_S3_PRESIGN_SECONDS", "0"), ("VIDEODROP_S3_PART_SIZE", "4MiB")])
+    ("VIDEODROP_S3_PRESIGN_SECONDS", "0"), ("VIDEODROP_S3_PART_SIZE", "4MiB"),
+    ("VIDEODROP_S3_CHECKSUM", "sha1")])
 def test_bad_settings_refused(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})

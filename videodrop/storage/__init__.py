@@ -57,7 +57,7 @@ def from_url(url: str, settings: Settings | None = None) -> MediaStore:
             raise ConfigurationError(f"VIDEODROP_STORAGE_URL: {exc}") from exc
         return S3Store(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
                        region=settings.s3_region, presign_seconds=settings.s3_presign_seconds,
-                       part_size=settings.s3_part_size)
+                       part_size=settings.s3_part_size, checksum=settings.s3_checksum)
     raise ConfigurationError(f"VIDEODROP_STORAGE_URL must be file:///path or"
                              f" s3://bucket/prefix, not {url!r}")
 

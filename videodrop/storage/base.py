@@ -32,12 +32,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, Self
 
 from videodrop.storage.errors import IntegrityFailure, ObjectMissing
 
 __all__ = ["CHUNK", "MAX_PRESIGN_SECONDS", "STALE_UPLOAD_SECONDS", "MediaStore", "ObjectInfo",
-           "ObjectReader", "Stored", "Verifier", "check_key", "check_prefix", "read_chunks"]
+           "ObjectReader", "ReaderBase", "Stored", "Verifier", "check_key", "check_prefix",
+           "read_chunks"]
 
 #: Bytes read from a source or a store at a time.
 CHUNK = 1 << 20
@@ -98,6 +99,19 @@ class ObjectReader(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
     def close(self) -> None: ...
+
+
+class ReaderBase:
+    """What the backends' readers share: ``with reader:`` closes it."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class Verifier:

@@ -31,6 +31,7 @@ from videodrop.storage.base import (
     MediaStore,
     ObjectInfo,
     ObjectReader,
+    ReaderBase,
     Stored,
     Verifier,
     check_key,
@@ -67,7 +68,7 @@ def _os_errors(what: str) -> Iterator[None]:
         raise
 
 
-class _RangeReader:
+class _RangeReader(ReaderBase):
     """At most ``remaining`` bytes of an open file, from its current offset."""
 
     def __init__(self, fh: BinaryIO, remaining: int) -> None:
@@ -88,12 +89,6 @@ class _RangeReader:
 
     def close(self) -> None:
         self._fh.close()
-
-    def __enter__(self) -> _RangeReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class FileStore(MediaStore):
