@@ -34,17 +34,8 @@ import botocore.exceptions
 from botocore.config import Config
 
 from videodrop import logs
-from videodrop.storage.base import (
-    MAX_PRESIGN_SECONDS,
-    MediaStore,
-    ObjectInfo,
-    ObjectReader,
-    ReaderBase,
-    Stored,
-    Verifier,
-    check_key,
-    check_prefix,
-)
+from videodrop.storage import base
+from videodrop.storage.base import MediaStore, ObjectInfo, ObjectReader, Stored
 from videodrop.storage.errors import (
     IntegrityFailure,
     ObjectMissing,
@@ -74,7 +65,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
         raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
     prefix = parts.path.strip("/")
     if prefix:
-        check_key(prefix)
+        base.check_key(prefix)
     return parts.netloc, prefix + "/" if prefix else ""
 
 
@@ -98,7 +89,7 @@ def _call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         raise StoreUnavailable(f"{what}: {exc}") from exc
 
 
-class _BodyReader(ReaderBase):
+class _BodyReader(base.ReaderBase):
     """An S3 response body as an :class:`ObjectReader`."""
 
     def __init__(self, body: Any, what: str) -> None:
@@ -152,12 +143,8 @@ class S3Store(MediaStore):
             raise ValueError(f"checksum is one of {', '.join(CHECKSUMS)}")
         if prefix and not prefix.endswith("/"):
             raise ValueError("prefix is empty or ends with '/'")
-        self.bucket = bucket
-        self.prefix = prefix
-        self.endpoint_url = endpoint_url
-        self.presign_seconds = presign_seconds
-        self.part_size = part_size
-        self.checksum = checksum
+        self.bucket, self.prefix, self.endpoint_url = bucket, prefix, endpoint_url
+        self.presign_seconds, self.part_size, self.checksum = presign_seconds, part_size, checksum
         self.max_in_flight = max(1, max_in_flight)
         self._client = client or boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region or "us-east-1",
@@ -180,7 +167,7 @@ class S3Store(MediaStore):
         return f"s3://{self.bucket}/{self.prefix}{where}"
 
     def _key(self, key: str) -> str:
-        return self.prefix + check_key(key)
+        return self.prefix + base.check_key(key)
 
     def check(self) -> None:
         """The bucket answers to our credentials (:class:`StoreRefused` /
@@ -195,7 +182,7 @@ class S3Store(MediaStore):
     def put_stream(self, key: str, source: BinaryIO, *, size: int | None = None,
                    sha256: str | None = None) -> Stored:
         s3key = self._key(key)
-        verifier = Verifier(size, sha256)
+        verifier = base.Verifier(size, sha256)
         first = _read_full(source, self.part_size)
         verifier.update(first)
         if len(first) < self.part_size:
@@ -228,7 +215,7 @@ class S3Store(MediaStore):
             return self._pool
 
     def _send_parts(self, key: str, s3key: str, upload: str, source: BinaryIO, *,
-                    first: bytes, verifier: Verifier) -> list[dict[str, Any]]:
+                    first: bytes, verifier: base.Verifier) -> list[dict[str, Any]]:
         """Send ``first`` and the rest of ``source`` as parts, ``max_in_flight`` at once;
         the parts' numbers and ETags, in order."""
         pending: dict[int, Future[dict[str, Any]]] = {}
@@ -300,15 +287,15 @@ class S3Store(MediaStore):
         return self._presign(key, expires)
 
     def _presign(self, key: str, expires: float) -> str:
-        if not 0 < expires <= MAX_PRESIGN_SECONDS:
-            raise ValueError(f"a presigned URL lives 1 s to {MAX_PRESIGN_SECONDS} s")
+        if not 0 < expires <= base.MAX_PRESIGN_SECONDS:
+            raise ValueError(f"a presigned URL lives 1 s to {base.MAX_PRESIGN_SECONDS} s")
         url: str = _call(key, self._client.generate_presigned_url, "get_object",
                          Params={"Bucket": self.bucket, "Key": self._key(key)},
                          ExpiresIn=max(1, round(expires)))
         return url
 
     def local_path(self, key: str) -> Path | None:
-        check_key(key)
+        base.check_key(key)
         return None
 
     # --- deletes, listings, sweeps ---------------------------------------------------------
@@ -323,7 +310,7 @@ class S3Store(MediaStore):
         return True
 
     def delete_prefix(self, prefix: str) -> int:
-        if not check_prefix(prefix):
+        if not base.check_prefix(prefix):
             raise ValueError("delete_prefix('') would empty the whole store")
         count = 0
         batch: list[dict[str, str]] = []
@@ -345,7 +332,7 @@ class S3Store(MediaStore):
         return len(batch)
 
     def list_objects(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        check_prefix(prefix)
+        base.check_prefix(prefix)
         paginator = self._client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=self.bucket, Prefix=self.prefix + prefix)
         for page in _guarded_pages(f"list {prefix!r}", pages):
@@ -355,7 +342,7 @@ class S3Store(MediaStore):
                                  item["LastModified"].timestamp())
 
     def abort_stale_uploads(self, older_than: float, prefix: str = "") -> list[str]:
-        check_prefix(prefix)
+        base.check_prefix(prefix)
         now = time.time()
         aborted: list[str] = []
         paginator = self._client.get_paginator("list_multipart_uploads")
