@@ -13,10 +13,12 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
+from structlog.testing import capture_logs
 
 from testbed.processes import REPO, free_port
 from testbed.s3 import S3Server
@@ -83,7 +85,7 @@ def _pending_uploads(store: MediaStore, store_env: dict[str, str]) -> list[str]:
     return sorted(u["Key"] for u in answer.get("Uploads", ()))
 
 
-@pytest.mark.parametrize("size", [0, 1000, 2 * PART + 12345])
+@pytest.mark.parametrize("size", [0, 1000, PART, 2 * PART + 12345])
 def test_put_then_read_back(store: MediaStore, tmp_path: Path, size: int) -> None:
     data = _blob(size)
     src = tmp_path / "src.bin"
@@ -115,6 +117,28 @@ def test_refused_source_leaves_nothing(store: MediaStore, store_env: dict[str, s
         assert not store.exists(key)
     assert list(store.list_objects("")) == []
     assert _pending_uploads(store, store_env) == []
+
+
+class _Trickle:
+    """A source that gives at most 1000 bytes a read, as a pipe or a socket may."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._data.read(1000 if size < 0 else min(size, 1000))
+
+
+def test_put_from_short_reads_and_threads(store: MediaStore) -> None:
+    """Sources that give short reads, four puts at once from one store (multipart on s3)."""
+    blobs = {f"v/{n}": _blob(PART + 5000 * n) for n in range(4)}
+    with ThreadPoolExecutor(4) as pool:
+        made = list(pool.map(lambda kv: store.put_stream(kv[0], _Trickle(kv[1])),  # type: ignore[arg-type]
+                             blobs.items()))
+    for stored, (key, data) in zip(made, blobs.items(), strict=True):
+        assert (stored.key, stored.size) == (key, len(data))
+        assert stored.sha256 == hashlib.sha256(data).hexdigest()
+        assert _read(store, key) == data
 
 
 def test_put_replaces_whole(store: MediaStore) -> None:
@@ -155,7 +179,10 @@ def test_killed_put_leaves_no_object(store: MediaStore, store_env: dict[str, str
     assert not store.exists(key)
     assert list(store.list_objects("")) == []
     assert store.abort_stale_uploads(older_than=3600) == []  # too young to be stale
-    assert store.abort_stale_uploads(older_than=0) == [key]
+    with capture_logs() as lines:
+        assert store.abort_stale_uploads(older_than=0) == [key]
+    assert [(line["event"].startswith("stale upload"), line["key"]) for line in lines] == [
+        (True, key)]
     assert _pending_uploads(store, store_env) == []
 
 
