@@ -6,11 +6,15 @@ same run:
   ``ffmpeg -skip_frame nokey … select,scale,tile`` making the same sheet; three rounds,
   alternating, medians.
 - the poster alone over every sample in ../shared/samples/, each as the role would try it
-  (its duration from ffprobe; a file with no picture ends skipped quickly): p50, p95.
+  (its duration from ffprobe; a file with no picture ends skipped quickly): p50, p95 of
+  each sample's median wall time over :data:`ROUNDS` rounds (the samples in turn each
+  round); the log gives each sample's time, ffmpeg CPU time and children.
 - drop-to-ready p50 (bench/latency.py's measure: 20 clips one at a time) while the
   derive role works through a backlog (every sample dropped twice before), against a
   bare ffprobe of the same clips timed just before each drop; and the same without the
   derive role (what the machine's own load costs, informative).
+
+``python bench/derive.py [board] [poster] [drop]`` runs only those rows (all by default).
 """
 
 from __future__ import annotations
@@ -22,7 +26,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
     sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -120,23 +126,46 @@ def board_row(ffmpeg: FFmpeg) -> Row:
 
 def poster_rows(ffmpeg: FFmpeg) -> list[Row]:
     samples = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.suffix != ".md")
-    times: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
-        for path in samples:
-            duration = duration_of(path)
+    durations = {path: duration_of(path) for path in samples}
+    times: dict[str, list[float]] = {path.name: [] for path in samples}
+    cpu: dict[str, list[float]] = {path.name: [] for path in samples}
+    children: dict[str, int] = {}
+    real_run = ffmpeg.run
 
-            def one(p: Path = path, d: float | None = duration) -> None:
-                # skipped or failed: the role's outcome too, timed the same
-                with contextlib.suppress(Failed):
-                    poster.make(ffmpeg, p, d, Path(tmp) / "poster.jpg")
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        children[current[0]] = children.get(current[0], 0) + 1
+        return real_run(*args, **kwargs)
 
-            times[path.name] = common.timed(one)
-    slowest = sorted(times.items(), key=lambda kv: -kv[1])[:3]
-    common.log("poster: slowest " + ", ".join(f"{n} {ms(t)}" for n, t in slowest))
-    values = list(times.values())
+    current = [""]
+    ffmpeg.run = counted  # type: ignore[method-assign]
+    try:
+        with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
+            for _ in range(ROUNDS):
+                for path in samples:
+
+                    def one(p: Path = path, d: float | None = durations[path]) -> None:
+                        # skipped or failed: the role's outcome too, timed the same
+                        with contextlib.suppress(Failed):
+                            poster.make(ffmpeg, p, d, Path(tmp) / "poster.jpg")
+
+                    current[0] = path.name
+                    children[path.name] = 0
+                    before = common.children_cpu()
+                    times[path.name].append(common.timed(one))
+                    cpu[path.name].append(common.children_cpu() - before)
+    finally:
+        del ffmpeg.run
+    median = {name: statistics.median(t) for name, t in times.items()}
+    ranked = sorted(median, key=lambda n: -median[n])
+    common.log(f"poster, median of {ROUNDS} rounds (wall, ffmpeg CPU, children): " + ", ".join(
+        f"{n} {ms(median[n])} {ms(statistics.median(cpu[n]))} {children[n]}"
+        for n in ranked))
+    values = list(median.values())
     p50, p95 = percentile(values, 50), percentile(values, 95)
+    cpu95 = percentile([statistics.median(c) for c in cpu.values()], 95)
     return [row(f"poster alone over the {len(values)} samples: p95", ms(p95),
-                f"p50 {ms(p50)}; slowest {slowest[0][0]} {ms(slowest[0][1])}",
+                f"p50 {ms(p50)}; ffmpeg CPU p95 {ms(cpu95)}; slowest {ranked[0]}"
+                f" {ms(median[ranked[0]])}",
                 None, f"<= {POSTER_P95 * 1000:.0f} ms", p95 <= POSTER_P95)]
 
 
@@ -178,11 +207,25 @@ def drop_rows() -> list[Row]:
     ]
 
 
-def main() -> list[Row]:
+ROWS = ("board", "poster", "drop")
+
+
+def main(only: Sequence[str] = ROWS) -> list[Row]:
+    """The rows named in ``only`` (:data:`ROWS`), in that order."""
     ffmpeg = tool()
     common.BENCH_VAR.mkdir(parents=True, exist_ok=True)
-    return [board_row(ffmpeg), *poster_rows(ffmpeg), *drop_rows()]
+    rows: list[Row] = []
+    if "board" in only:
+        rows.append(board_row(ffmpeg))
+    if "poster" in only:
+        rows += poster_rows(ffmpeg)
+    if "drop" in only:
+        rows += drop_rows()
+    return rows
 
 
 if __name__ == "__main__":
-    common.standalone(main, "derive: posters and storyboards")
+    wanted = sys.argv[1:] or list(ROWS)
+    if any(w not in ROWS for w in wanted):
+        sys.exit(f"usage: bench/derive.py [{'] ['.join(ROWS)}]")
+    common.standalone(lambda: main(wanted), "derive: posters and storyboards")

@@ -4,7 +4,9 @@ At start it requests what ready videos lack (``videodrop requeue --derivatives m
 videos made ready before the role ran, kinds newly named in VIDEODROP_DERIVE, jobs lost
 with a purged queue); its relay thread publishes the jobs of every request that has none
 (derive/relay.py); VIDEODROP_DERIVE_CONCURRENCY consumers make them. The process, and so
-every ffmpeg child, runs at lower CPU and IO priority (:data:`NICE`, IO class idle)."""
+every ffmpeg child, runs at the lowest CPU and IO priority (:data:`NICE`, IO class idle):
+probing, at normal priority, takes a core first. Not SCHED_IDLE: the role's broker
+heartbeats and watchdog pings must not starve on a saturated machine."""
 
 from __future__ import annotations
 
@@ -24,13 +26,13 @@ from videodrop.errors import ConfigurationError
 from videodrop.role import Role, consumer_arguments
 from videodrop.settings import Settings
 
-NICE = 10  # niceness of the role and its children (at least; a higher one is kept)
+NICE = 19  # niceness of the role and its children (the lowest)
 
 
 def lower_priority() -> dict[str, object]:
     """Lower this thread's CPU priority to :data:`NICE` and its IO priority to the idle
-    class, before any thread or child starts (both are inherited). Best effort: a sandbox
-    may forbid it (the systemd unit sets both itself)."""
+    class, before any thread or child starts (both are inherited).
+    Best effort: a sandbox may forbid it (the systemd unit sets them itself)."""
     got: dict[str, object] = {}
     try:
         current = os.getpriority(os.PRIO_PROCESS, 0)

@@ -17,9 +17,11 @@ fade to, so they lose. Each way of finding candidates is one ffmpeg child:
   each candidate goes both ways to two outputs, measured (a pipe) and at full size (a
   JPEG file): the winner's JPEG is the poster;
 - for a Matroska/WebM file of known duration (its demuxer keeps every packet and some
-  decoders, VP9's, decode every frame: such a pass decodes the whole window), a seek per
-  :data:`SEEK_SPACING` s of the window (2 to :data:`SEEKS`), each an input of the same
-  ffmpeg that lands on a keyframe through the file's index, measured and at full size;
+  decoders, VP9's, decode every frame: such a pass decodes the whole window) and an ASF
+  (WMV) one (often a keyframe every second or less: a pass decodes every keyframe of the
+  window, 158 for a 95 s sample), a seek per :data:`SEEK_SPACING` s of the window (2 to
+  :data:`SEEKS`), each an input of the same ffmpeg that lands on a keyframe through the
+  file's index (ASF without one: by the packets' times), measured and at full size;
 - when no keyframe qualifies (or none decodes): every frame of the window's first
   :data:`FULL_SECONDS` s, at the candidates' spacing, measured only and as coded (no
   autorotation, a frame's measure does not depend on it): most such passes end in
@@ -69,6 +71,7 @@ SEEKS, SEEK_SPACING = 4, 5.0  # seeks in a window at most; seconds of it per see
 FULL_SECONDS = 3.0  # of the window decoded frame by frame when no keyframe qualifies
 SEEK_MARGIN = 0.0005  # seconds before a measured frame's time an accurate seek starts
 EBML = b"\x1a\x45\xdf\xa3"  # the first bytes of a Matroska/WebM file
+ASF = bytes.fromhex("3026b2758e66cf11a6d900aa0062ce6c")  # ...of an ASF (WMV) file
 #: The measuring filter: the frame shrunk to PROBE_W x PROBE_H by averaging areas of it
 #: (then grey, after it)
 MEASURE = f"scale={PROBE_W}:{PROBE_H}:flags=area"
@@ -195,15 +198,22 @@ def seeks(duration: float) -> list[float]:
 def by_seeking(path: Path, duration: float | None) -> bool:
     """Whether the candidates are found by seeking rather than by one pass over the
     window: a Matroska/WebM file (its demuxer reads every packet, ``-discard nokey`` is of
-    no effect, and decoders such as VP9's decode every frame of the window) whose duration
-    is known."""
+    no effect, and decoders such as VP9's decode every frame of the window) or an ASF
+    file (every keyframe of the window decoded, often one a second or more) whose
+    duration is known."""
     if not duration or duration <= 0:
         return False
+    head = _head(path)
+    return head.startswith(EBML) or head.startswith(ASF)
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of ``path`` (b"" when it cannot be read)."""
     try:
         with path.open("rb") as f:
-            return f.read(len(EBML)) == EBML
+            return f.read(16)
     except OSError:
-        return False
+        return b""
 
 
 def choose(found: Sequence[Candidate]) -> Candidate | None:

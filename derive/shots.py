@@ -30,7 +30,10 @@ of the frame :attr:`Shots.lag` frames before (``dk``).
   first or last frame, a fade-in from black, is part of the scene beside it).
 
 A boundary is the first frame of a new scene. Each scene keeps one frame (its
-thumbnail): the one :attr:`Shots.lag` frames in, or the middle of a shorter scene.
+thumbnail): the first one from :attr:`Shots.lag` frames in that is :func:`settled`
+(neither dark nor still brightening: not the black middle of a fade through black, not
+a fade in), looked for up to :data:`THUMB_WAIT` lags into the scene; the middle of a
+shorter scene (or the first settled frame after it).
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ HIST_WIDTH = 256 / HIST_BINS  # levels
 GRADUAL_MIN = 20.0  # bump (0..255)
 LAG_SECONDS = 0.6  # gradual transitions up to about this long are seen whole
 MIN_LAG = 8  # frames
+DARK_MEAN = 32  # 0..255: a frame of a lower mean level is dark (no thumbnail)
+BRIGHTENING = 1.08  # a frame this much brighter half a lag on: a fade in goes on
+THUMB_WAIT = 5  # lags into a scene a thumbnail waits for a settled frame
 
 
 def _mad(a: bytes, b: bytes) -> float:
@@ -114,6 +120,8 @@ class Shots:
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
     _run: list[tuple[int, float]] = field(default_factory=list)
     _wanted: dict[int, int] = field(default_factory=dict)  # scene start → thumbnail frame
+    _since: dict[int, int] = field(default_factory=dict)  # scene start → first candidate
+    _means: dict[int, float] = field(default_factory=dict)  # held frame → mean level
 
     def __post_init__(self) -> None:
         self._wanted[0] = self.lag
@@ -136,10 +144,10 @@ class Shots:
             self._samples.popleft()
         self._frames.append((j, frame))
         if len(self._frames) > 4 * self.lag + 2 * WINDOW + 4:
-            self._frames.popleft()
+            self._means.pop(self._frames.popleft()[0], None)
         for start, want in list(self._wanted.items()):
             if want == j:
-                self._take(start, j)
+                self._take(start, self._since.get(start, j), until=None)
         if j >= 2 * WINDOW:
             self._judge_cut(j - WINDOW)
         if j >= 2 * self.lag:
@@ -158,7 +166,8 @@ class Shots:
         for k, start in enumerate(starts):
             if start in self._wanted:
                 end = starts[k + 1] if k + 1 < len(starts) else n
-                self._take(start, min(self._wanted[start], (start + end - 1) // 2))
+                self._take(start, min(self._since.get(start, self._wanted[start]),
+                                      (start + end - 1) // 2), until=end)
         return starts
 
     def starts(self) -> list[int]:
@@ -222,21 +231,61 @@ class Shots:
 
     def _found(self, start: int) -> None:
         """A new scene from ``start``: its thumbnail is ``lag`` frames in; the scene
-        before it, if still waiting for one beyond ``start``, takes its middle."""
+        before it, if still waiting for one, takes it now from what is held before
+        ``start`` (from its middle, when that comes before the frame it waits for)."""
         before = max((s for s in self._wanted if s < start), default=None)
-        if before is not None and self._wanted[before] >= start:
-            self._take(before, max(before, (before + start - 1) // 2))
+        if before is not None:
+            middle = max(before, (before + start - 1) // 2)
+            self._take(before, min(self._since.get(before, self._wanted[before]), middle),
+                       until=start)
         self._wanted[start] = start + self.lag
         if start + self.lag < len(self.d1):
-            self._take(start, start + self.lag)
+            self._take(start, start + self.lag, until=None)
 
-    def _take(self, start: int, frame: int) -> None:
+    def _take(self, start: int, frame: int, until: int | None) -> None:
+        """Keep the thumbnail of the scene from ``start``: the first held frame from
+        ``frame`` on (before ``until``, the next scene's start, when known) that is
+        :func:`settled`. With none, while the scene may go on and fewer than
+        :data:`THUMB_WAIT` lags of it were judged, look again at the next frame; else
+        the brightest frame judged."""
         if start not in self._wanted:
             return
-        held = [f for j, f in self._frames if j >= frame] or [self._frames[-1][1]]
+        held = [(j, f) for j, f in self._frames
+                if j >= frame and (until is None or j < until)] or [self._frames[-1]]
+        half = max(1, self.lag // 2)
+        means = [self._mean(j, f) for j, f in held]
+        # while the scene goes on, a frame is judged once every boundary before it is
+        # known (two lags on: a gradual transition is found a lag and a half late)
+        judged = (sum(j <= held[-1][0] - 2 * self.lag for j, _ in held) if until is None
+                  else len(held))
+        chosen = next((held[k][1] for k in range(max(0, judged))
+                       if settled(means[k], means[min(k + half, len(held) - 1)])), None)
+        waited = held[-1][0] - 2 * self.lag - start  # frames judged into the scene
+        if chosen is None and until is None and waited < THUMB_WAIT * self.lag:
+            self._since.setdefault(start, frame)
+            self._wanted[start] = held[-1][0] + 1
+            return
+        if chosen is None:  # a long fade in, or a dark scene: its brightest frame judged
+            brightest = max(range(max(1, judged)), key=means.__getitem__)
+            chosen = held[brightest][1]
         del self._wanted[start]
-        self.keep(start, held[0])
+        self._since.pop(start, None)
+        self.keep(start, chosen)
 
+    def _mean(self, j: int, frame: bytes) -> float:
+        """Frame ``j``'s mean level (0..255) over its sampled bytes, computed once."""
+        if j not in self._means:
+            sample = frame[::STEP]
+            self._means[j] = sum(sample) / len(sample)
+        return self._means[j]
+
+
+def settled(mean: float, later: float) -> bool:
+    """Whether a frame of mean level ``mean`` (0..255) makes a thumbnail, ``later`` the
+    mean of the frame half a lag after it (or the last one held): not dark (at least
+    :data:`DARK_MEAN`) and not still brightening (a fade in: ``later`` more than
+    :data:`BRIGHTENING` times ``mean``)."""
+    return mean >= DARK_MEAN and later <= BRIGHTENING * mean
 
 def _side_means(values: list[float], i: int) -> list[float]:
     """The means of the :data:`WINDOW` values before ``i`` (from 1) and after it, each

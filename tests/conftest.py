@@ -24,7 +24,7 @@ from testbed.broker import delete_amqp_names  # noqa: E402
 from testbed.databases import drop_database, fresh_database  # noqa: E402
 from testbed.system import System  # noqa: E402
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = ["tests.servers", "tests.s3server"]
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO.parent / "shared" / "samples"

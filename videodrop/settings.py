@@ -6,7 +6,7 @@ import ipaddress
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -58,6 +58,16 @@ class Settings:
     amqp_prefix: str = "videodrop"
     inbox: Path = Path("./var/inbox")
     media_root: Path = Path("./var/media")
+    # the media store (videodrop/storage/, docs/storage.md): file:///path or
+    # s3://bucket/prefix (None: the folder media_root); the s3 store's server (None: AWS),
+    # region, presigned URLs' default life in seconds (≤ 60), multipart part size, and
+    # the checksum each request body carries (crc32 | md5)
+    storage_url: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str | None = None
+    s3_presign_seconds: float = 60.0
+    s3_part_size: int = 16 << 20
+    s3_checksum: str = "crc32"
     base_url: str = "http://localhost:8000"
     bind: str = "127.0.0.1:8000"
     max_file_size: int = 100_000_000
@@ -125,6 +135,7 @@ class Settings:
         return settings
 
     def validate(self) -> None:
+        self._validate_storage()
         if self.ingest_mode not in {"auto", "inotify", "poll"}:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
@@ -183,6 +194,18 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
+    def _validate_storage(self) -> None:
+        if self.storage_url is not None and not re.match(r"(file|s3)://", self.storage_url):
+            raise SettingsError("VIDEODROP_STORAGE_URL must be file:///path or"
+                                " s3://bucket/prefix")
+        if not 1 <= self.s3_presign_seconds <= 60:
+            raise SettingsError("VIDEODROP_S3_PRESIGN_SECONDS must be 1 to 60 (a revoked"
+                                " token's presigned URLs die within it)")
+        if self.s3_part_size < 5 << 20:
+            raise SettingsError("VIDEODROP_S3_PART_SIZE must be at least 5MiB (S3's least)")
+        if self.s3_checksum not in ("crc32", "md5"):
+            raise SettingsError("VIDEODROP_S3_CHECKSUM must be crc32 or md5")
+
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
@@ -238,9 +261,15 @@ class Settings:
         return self.base_url.rstrip("/") + path
 
 
+_STORAGE_CONVERT: dict[str, Callable[[str], object]] = {"s3_presign_seconds": float,
+                                                       "s3_part_size": parse_size}
+
+
 def _convert(name: str, raw: str) -> object:
     var = PREFIX + name.upper()
     try:
+        if name in _STORAGE_CONVERT:
+            return _STORAGE_CONVERT[name](raw)
         if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:

@@ -13,7 +13,8 @@ Routes (``add_routes``):
 * ``GET /`` the library; ``GET /library.json`` the same page as JSON, polled for live
   status badges
 * ``GET /source-management/add/?type=file`` and ``GET /upload``: add files
-* ``GET /videos/{id}``: one video
+* ``GET /videos/{id}``: one video; ``GET /videos/{id}/live.json`` what of it changes by
+  itself, polled by the page (api/pages/video.py)
 * ``GET /static/{name}``: the stylesheet and scripts
 """
 
@@ -31,8 +32,9 @@ from api.auth.throttle import Throttled
 from api.http.params import bad
 from api.pages import library
 from api.pages.render import Static, environment, render
-from videodrop import formats, media, records
-from videodrop.catalog import STATUSES, Catalog, Video
+from api.pages.video import VideoLive, VideoPage
+from videodrop import formats
+from videodrop.catalog import STATUSES, Catalog
 from videodrop.settings import Settings
 
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
@@ -63,6 +65,7 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: Admi
     app.add_route("/source-management/add/", add)
     app.add_route("/source-management/add", add, suffix="slash")
     app.add_route(VIDEO_PAGE, VideoPage(site))
+    app.add_route(VIDEO_PAGE + "/live.json", VideoLive(site))
     return site
 
 
@@ -272,61 +275,3 @@ class AddPage:
     def on_get_slash(self, req: falcon.Request, resp: falcon.Response) -> None:
         raise falcon.HTTPPermanentRedirect(
             "/source-management/add/" + (f"?{req.query_string}" if req.query_string else ""))
-
-
-class VideoPage:
-    def __init__(self, site: Site) -> None:
-        self.site = site
-
-    @logged_in
-    def on_get(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
-        video = self.site.catalog.by_id(video_id)
-        if video is None:
-            self.site.page(req, resp, "message.html", status=falcon.HTTP_404,
-                           title="No such video",
-                           message="It may have been deleted.", link=("/", "Back to the library"))
-            return
-        record = records.record(video, self.site.settings.base_url)
-        self.site.page(req, resp, "video.html", video=video, record=record,
-                       md=video.metadata, snippets=snippets(video, record),
-                       stream_path=f"/stream/{video.access_token}/"
-                       if video.access_token else None,
-                       poster_path=poster_path(video),
-                       storyboard_path=storyboard_path(video))
-
-
-def poster_path(video: Video) -> str | None:
-    """The poster's path under the token once it is ready (docs/derivatives.md)."""
-    ready = video.derivatives.get("poster", {}).get("status") == "ready"
-    return f"/api/video/{video.access_token}/poster/" if ready and video.access_token else None
-
-
-def snippets(video: Video, record: dict[str, Any]) -> dict[str, str] | None:
-    urls = record["api_links"]
-    if not urls["access_token"] or video.status != "ready":
-        return None  # the file URLs answer 409 until the video is ready
-    filename = media.safe_filename(video.original_filename)
-    curl = (f"# the record (JSON)\ncurl -s '{urls['api_endpoint']}'\n\n"
-            f"# the metadata (JSON)\ncurl -s '{urls['metadata_url']}'\n\n"
-            f"# download the file\ncurl -o '{filename}' '{urls['download_url']}'\n\n"
-            f"# the first MiB of the stream (HTTP Range)\n"
-            f"curl -r 0-1048575 -o part.bin '{urls['stream_url']}'")
-    python = ("import requests\n\n"
-              f'record_url = "{urls["api_endpoint"]}"\n'
-              "video = requests.get(record_url, timeout=10).json()\n"
-              'metadata = requests.get(video["api_links"]["metadata_url"], timeout=10).json()\n'
-              'print(video["status"], metadata["duration"], metadata["resolution"])\n\n'
-              'with requests.get(video["api_links"]["download_url"], stream=True,\n'
-              "                  timeout=60) as response:\n"
-              "    response.raise_for_status()\n"
-              f'    with open("{filename}", "wb") as f:\n'
-              "        for chunk in response.iter_content(1 << 20):\n"
-              "            f.write(chunk)\n")
-    return {"curl": curl, "python": python}
-
-
-def storyboard_path(video: Video) -> str | None:
-    """The storyboard JSON's path under the token once it is ready (docs/derivatives.md)."""
-    ready = video.derivatives.get("storyboard", {}).get("status") == "ready"
-    return (f"/api/video/{video.access_token}/storyboard/"
-            if ready and video.access_token else None)

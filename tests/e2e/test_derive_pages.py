@@ -270,7 +270,7 @@ def test_the_video_page_says_what_became_of_each_derivative(
     for kind, name in (("poster", "poster"), ("storyboard", "storyboard"),
                        ("scenes", "scene list")):
         expect(page.locator(f"tr[data-derivative={kind}] td")).to_have_text(
-            f"The {name} is being made; reload the page to see it.")
+            f"The {name} is being made; it shows here when it is ready.")
     expect(page.locator("#scenes-state")).to_contain_text("The scene list is being made")
     page.screenshot(path=str(output_dir / "derive-states-pending.png"), full_page=True)
 

@@ -50,6 +50,10 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
          "testsrc2=size=320x180:rate=25:duration=6[t];[b][t]concat=n=2:v=1",
          *vp9, "-g", "50", "-keyint_min", "50")
     make("black.webm", "color=black:size=320x180:rate=25:duration=6", *vp9, "-g", "50")
+    # WMV in ASF, a keyframe every 0.4 s: black for 4 s, then a picture
+    make("blackstart.wmv", "color=black:size=320x180:rate=10:duration=4[b];"
+         "testsrc2=size=320x180:rate=10:duration=16[t];[b][t]concat=n=2:v=1",
+         "-c:v", "wmv2", "-g", "4")
     # one keyframe: black, then a picture only after the frame-by-frame pass's reach
     make("latepicture.mp4", "color=black:size=320x180:rate=10:duration=5[b];"
          "testsrc2=size=320x180:rate=10:duration=3[t];[b][t]concat=n=2:v=1",
@@ -245,6 +249,22 @@ def test_a_webm_gets_its_poster_from_seeks_to_keyframes_and_skips_the_black_one(
     assert facts["decode"] == "keyframes" and facts["time"] >= 2.0, facts
     assert len(ffmpeg.children) == 1, ffmpeg.children
     assert ffmpeg.children[0].count("-noaccurate_seek") >= 2
+    assert jpeg.size_of(out) == (320, 180)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
+
+
+def test_a_wmv_gets_its_poster_from_seeks_not_from_every_keyframe(media: Path,
+                                                                  tmp_path: Path):
+    """ASF: a keyframe every 0.4 s (50 in 20 s): the candidates come from seeks (one
+    ffmpeg, a keyframe per seek), not from a pass decoding each keyframe; the black
+    start loses."""
+    ffmpeg = Recording()
+    out = tmp_path / "p.jpg"
+    facts = poster.make(ffmpeg, media / "blackstart.wmv", 20.0, out)
+    assert facts["decode"] == "keyframes" and facts["time"] >= 4.0, facts
+    assert len(ffmpeg.children) == 1, ffmpeg.children
+    assert ffmpeg.children[0].count("-noaccurate_seek") == poster.SEEKS
     assert jpeg.size_of(out) == (320, 180)
     made = looks(ffmpeg, out)
     assert made.usable and made.mean > 60, made

@@ -210,3 +210,37 @@ def test_thumbnails_are_never_larger_than_the_picture(
     assert (facts["width"], facts["height"]) == size
     assert (facts["columns"], facts["rows"]) == (1, 1)
     assert jpeg.size_of(sheets[0]) == size
+
+
+def mean_luma(path: Path, crop: str | None = None, at: float | None = None) -> float:
+    """The mean luma (0..255, ffmpeg's signalstats YAVG) of one picture: a JPEG (or the
+    frame at ``at`` seconds of a video), cropped to ``crop`` (w:h:x:y)."""
+    seek = ["-ss", f"{at:g}"] if at is not None else []
+    filters = ",".join([*([f"crop={crop}"] if crop else []), "signalstats",
+                        "metadata=print:key=lavfi.signalstats.YAVG:file=-"])
+    out = subprocess.run(["ffmpeg", "-v", "error", *seek, "-i", str(path), "-frames:v", "1",
+                          "-vf", filters, "-f", "null", "-"],
+                         check=True, capture_output=True, text=True, timeout=60).stdout
+    return float(out.split("lavfi.signalstats.YAVG=")[1].split()[0])
+
+
+@pytest.mark.parametrize("fade_in", [0.6, 1.0, 1.5])
+def test_the_scene_after_a_fade_through_black_has_a_lit_thumbnail(
+        ffmpeg: FFmpeg, tmp_path: Path, fade_in: float):
+    """Colour bars fade out to black in 0.5 s, then a second shot fades in from black
+    (0.6 to 1.5 s): the second scene's thumbnail is the shot as it shows once faded in
+    (its mean luma at least 80 % of the shot's own, measured by ffmpeg on the sheet's
+    tile and on the source), not a black or half-faded frame."""
+    path = tmp_path / "through-black.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-filter_complex",
+                    "testsrc2=size=640x360:rate=25:duration=4,fade=out:st=3.5:d=0.5[a];"
+                    f"smptehdbars=size=640x360:rate=25:duration=5,fade=in:st=0:d={fade_in}"
+                    "[b];[a][b]concat=n=2:v=1,format=yuv420p",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-g", "25", str(path)],
+                   check=True, timeout=120)
+    facts, sheets = scenes.make(ffmpeg, path, 25.0, 9.0, tmp_path)
+    assert len(facts["starts"]) == 2, facts["starts"]
+    w, h = facts["width"], facts["height"]
+    tile = mean_luma(sheets[0], f"{w}:{h}:{w}:0")
+    shot = mean_luma(path, at=8.0)
+    assert tile >= 0.8 * shot, (tile, shot)

@@ -95,12 +95,14 @@ def test_poster_seeks_one_per_stretch_of_the_window_two_to_four():
     assert len(long) == poster.SEEKS and 360.0 < long[0] < long[-1] < 480.0
 
 
-def test_poster_seeks_in_matroska_files_whose_duration_is_known(tmp_path: Path):
-    webm, mp4 = tmp_path / "a.webm", tmp_path / "a.mp4"
+def test_poster_seeks_in_matroska_and_asf_files_whose_duration_is_known(tmp_path: Path):
+    webm, mp4, wmv = tmp_path / "a.webm", tmp_path / "a.mp4", tmp_path / "a.wmv"
     webm.write_bytes(poster.EBML + b"\x42\x86\x81\x01")
     mp4.write_bytes(b"\0\0\0\x20ftypisom")
-    assert poster.by_seeking(webm, 10.0)
+    wmv.write_bytes(poster.ASF + bytes(14))
+    assert poster.by_seeking(webm, 10.0) and poster.by_seeking(wmv, 95.0)
     assert not poster.by_seeking(webm, None) and not poster.by_seeking(mp4, 10.0)
+    assert not poster.by_seeking(wmv, None)
     assert not poster.by_seeking(tmp_path / "gone.webm", 10.0)
 
 

@@ -200,3 +200,24 @@ def test_the_scenes_span_the_videos_duration():
     assert scenes.span(250, 25.0, 10.0) == (250, 10.0)
     assert scenes.span(48, 24.0, None) == (48, 2.0)
     assert scenes.span(5, 25.0, 0.001) == (1, 0.001)
+
+
+@pytest.mark.parametrize("fade_in", [10, 20, 30])
+def test_the_thumbnail_after_a_fade_through_black_is_the_shot_faded_in(fade_in: int):
+    """a fades out to black, b fades in over ``fade_in`` frames (up to almost 4 lags):
+    b's scene keeps a frame at least 85 % as bright as b, not the black middle of the
+    transition nor a frame of the fade in."""
+    a, b = texture(5), texture(6)
+    black = bytes(SIZE)
+    frames = ([a] * 40 + [blend(a, black, (k + 1) / 10) for k in range(10)] + [black] * 4
+              + [blend(black, b, (k + 1) / fade_in) for k in range(fade_in)] + [b] * 40)
+    _, starts, kept = run(frames)
+    last = kept[starts[-1]]
+    assert sum(last) >= 0.85 * sum(b), (starts, sum(last) / sum(b))
+
+
+def test_a_dark_shot_still_has_a_thumbnail():
+    """A shot too dark to be settled keeps its brightest frame, once."""
+    dim = bytes(v // 10 for v in texture(7))
+    _, starts, kept = run([dim] * 60)
+    assert starts == [0] and kept == {0: dim}

@@ -150,7 +150,7 @@ def test_templates_escape_what_they_show() -> None:
 
 @pytest.mark.parametrize(("state", "said"), [
     ({"status": "ready"}, "Ready."),
-    ({"status": "pending"}, "The poster is being made; reload the page to see it."),
+    ({"status": "pending"}, "The poster is being made; it shows here when it is ready."),
     ({"status": "skipped", "error_code": "no_picture",
       "error": "every frame looked at is black or uniform."},
      "No poster: every frame looked at is black or uniform (no_picture)."),

@@ -1,8 +1,10 @@
 // The video page's scenes (templates/_scenes.html): the activity per second as a strip
-// and the scenes with their thumbnails; a click on either seeks the player.
+// and the scenes with their thumbnails; a click on either seeks the player. Runs when the
+// page loads, and again as videodrop.scenes() when video.js puts a card made ready while
+// the page was open in place.
 "use strict";
 
-(() => {
+videodrop.scenes = () => {
   const card = document.getElementById("scenes");
   if (!card) return;
   const player = document.getElementById("player");
@@ -109,4 +111,5 @@
       follow(view);
     })
     .catch((error) => { summary.textContent = `The scenes could not be loaded (${error.message}).`; });
-})();
+};
+videodrop.scenes();

@@ -1,4 +1,5 @@
-// The video page: follow a video still processing, rotate/revoke/delete with confirmation.
+// The video page: follow a video still processing, and a ready one's derivatives and
+// rendition while they are made (no reload); rotate/revoke/delete with confirmation.
 "use strict";
 
 (() => {
@@ -70,12 +71,12 @@
   // stands in for the player as a still.
   const player = document.getElementById("player");
   const problem = document.getElementById("player-problem");
+  const still = () => document.getElementById("poster-still");  // the poster, when ready
   if (player && problem) {
-    const still = document.getElementById("poster-still");  // the poster, when ready
     const cannotPlay = () => {
       problem.hidden = false;
       player.classList.add("unplayable");
-      if (still) still.hidden = false;  // the seek bar's previews still browse the video
+      if (still()) still().hidden = false;  // the seek bar's previews still browse the video
     };
     const noPicture = () => {  // the sound may still play: keep the player, say why it is dark
       if (player.dataset.hasVideo === "true" && player.videoWidth === 0) problem.hidden = false;
@@ -87,7 +88,93 @@
     else if (player.readyState >= 1) noPicture();
   }
 
-  // Still uploading or processing: reload once the status changes.
+  // The rendition is ready (docs/playback.md): play it in place of the original, from where
+  // the original was, playing on if it was playing; no reload.
+  function switchStream(src, stream) {
+    if (!player || !src) return;
+    const at = player.error ? 0 : player.currentTime;
+    const playing = !player.paused && !player.ended;
+    problem.hidden = true;
+    player.classList.remove("unplayable");
+    if (still()) still().hidden = true;
+    player.dataset.stream = stream;
+    player.addEventListener("loadedmetadata", () => {
+      if (at > 0 && at < player.duration) player.currentTime = at;
+      if (playing) player.play().catch(() => { /* the user presses play */ });
+    }, { once: true });
+    player.src = src;
+    videodrop.announce("A version your browser can play is ready; the player now plays it.");
+  }
+
+  // A poster made while the page was open: the player's poster, and the still of a file
+  // the browser cannot play.
+  function showPoster(path) {
+    if (!player || !path || player.getAttribute("poster") === path) return;
+    player.setAttribute("poster", path);
+    let img = still();
+    if (!img) {
+      img = document.createElement("img");
+      img.id = "poster-still";
+      img.className = "poster-still";
+      img.alt = `A still of ${document.querySelector("h1").firstChild.textContent.trim()}`;
+      player.after(img);
+    }
+    img.src = path;
+    img.hidden = !player.classList.contains("unplayable");
+  }
+
+  // Put the page's changing parts (api/pages/video.py VideoLive) in place.
+  function apply(live) {
+    const rows = document.getElementById("derivative-states");
+    if (rows && live.html.states.trim()) rows.innerHTML = live.html.states;
+    const state = document.getElementById("playback-state");
+    if (state) {
+      const status = live.playback.status || "none";
+      const percent = state.querySelector(".percent");
+      const bar = state.querySelector("progress");
+      const fresh = document.createElement("div");
+      fresh.innerHTML = live.html.playback;
+      if (state.innerHTML.trim() === fresh.innerHTML.trim()) {
+        /* unchanged */
+      } else if (state.dataset.renditionStatus === status && percent && bar
+          && fresh.querySelector(".percent") && fresh.querySelector("progress")) {
+        // only the progress moved: update it in place (no new announcement each time)
+        percent.textContent = fresh.querySelector(".percent").textContent;
+        bar.value = fresh.querySelector("progress").value;
+      } else {
+        state.replaceChildren(...fresh.childNodes);
+        state.dataset.renditionStatus = status;
+        state.hidden = !live.html.playback.trim();
+      }
+    }
+    showPoster(live.poster_path);
+    const seekbar = document.getElementById("seekbar");
+    if (seekbar && live.storyboard_path) seekbar.dataset.storyboard = live.storyboard_path;
+    const slot = document.getElementById("scenes-slot");
+    if (slot) {
+      const was = slot.querySelector("section");
+      const now = document.createElement("div");
+      now.innerHTML = live.html.scenes;
+      const card = now.querySelector("section");
+      const same = was && card && was.id === card.id
+        && was.dataset.derivativeStatus === card.dataset.derivativeStatus;
+      if (!same) {
+        slot.replaceChildren(...(card ? [card] : []));
+        if (card && card.id === "scenes" && videodrop.scenes) videodrop.scenes();
+      }
+    }
+    if (player && live.playback.status === "ready" && live.playback.stream
+        && live.playback.stream !== player.dataset.stream) {
+      switchStream(live.stream_src, live.playback.stream);
+    }
+  }
+
+  // Still uploading or processing: reload once the status changes (the whole page changes).
+  // Ready with something still being made (a derivative, the rendition): follow it with
+  // /videos/{id}/live.json, every 1 s at first, then less often (x1.5 up to 10 s; 15 s in
+  // a hidden tab) while nothing changes, again every 1 s after a change; every 1 s while
+  // the rendition is being made (the player switches within about a second of it being
+  // ready). Stop when nothing is pending, after 30 minutes, or after 5 failed polls in a row.
   const status = article.dataset.status;
   if (status === "uploading" || status === "processing") {
     const timer = window.setInterval(async () => {
@@ -96,5 +183,29 @@
         if (rec.status !== status) { window.clearInterval(timer); location.reload(); }
       } catch (e) { /* try again */ }
     }, 1500);
+  } else if (article.dataset.watching === "true") {
+    const until = Date.now() + 30 * 60 * 1000;
+    let wait = 1000;
+    let last = "";
+    let failures = 0;
+    const poll = async () => {
+      let live = null;
+      try {
+        live = await videodrop.api("GET", `/videos/${id}/live.json`);
+        failures = 0;
+      } catch (e) {
+        failures += 1;
+      }
+      const cap = document.hidden ? 15000 : 10000;
+      if (live) {
+        const seen = JSON.stringify([live.derivatives, live.playback]);
+        if (seen !== last) { last = seen; wait = 1000; apply(live); } else wait = Math.min(wait * 1.5, cap);
+        if (!live.pending) { article.dataset.watching = "false"; return; }
+        if (live.playback.status === "pending" && !document.hidden) wait = 1000;
+      } else wait = Math.min(wait * 1.5, cap);
+      if (failures >= 5 || Date.now() > until) { article.dataset.watching = "false"; return; }
+      window.setTimeout(poll, wait);
+    };
+    window.setTimeout(poll, wait);
   }
 })();

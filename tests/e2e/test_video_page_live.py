@@ -1,0 +1,193 @@
+"""The video page follows what is still being made, in Debian's Chromium, without a reload:
+derivatives made while the page is open show up (the poster on the player, the storyboard
+on the seek bar, the scenes card), and the rendition: "Preparing a version your browser
+can play" while it is made, then the player plays it (docs/playback.md, "What a user
+sees"). Screenshots go to test-output/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+from playwright.sync_api import BrowserContext, Page, expect
+
+from tests.e2e.test_browser import PLAYABLE, browser, log_in  # noqa: F401
+from tests.e2e.test_pages_http import logged_in
+from tests.harness import System, wait_for
+from videodrop import derivatives
+
+NOT_RELOADED = "window.__notReloaded === true"  # set on the page; gone if it ever reloads
+# how many times the page has asked for its live state
+POLLS = ("() => performance.getEntriesByType('resource')"
+         ".filter(e => e.name.includes('/live.json')).length")
+
+
+def open_page(context: BrowserContext, system: System, video: dict[str, Any]) -> Page:
+    """The video's page, logged in, marked so that a reload shows (:data:`NOT_RELOADED`)."""
+    page = context.new_page()
+    log_in(page, system)
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    page.evaluate("window.__notReloaded = true")
+    return page
+
+
+def test_derivatives_made_while_the_page_is_open_show_without_a_reload(
+        system: System, browser: BrowserContext, samples: Path,  # noqa: F811
+        output_dir: Path) -> None:
+    shutil.copy(samples / PLAYABLE, system.inbox / PLAYABLE)
+    video = system.wait_record(PLAYABLE)
+    assert video["status"] == "ready"
+    page = open_page(browser, system, video)
+    article = page.locator("article#video")
+    player = page.locator("video#player")
+    expect(article).to_have_attribute("data-watching", "true")
+    expect(page.locator("tr[data-derivative=poster] td")).to_have_text(
+        "The poster is being made; it shows here when it is ready.")
+    assert player.get_attribute("poster") is None
+    assert page.locator("#seekbar").get_attribute("data-storyboard") is None
+    expect(page.locator("#scenes-state")).to_be_visible()
+    # the page asks, and keeps asking while the derive role is not running
+    wait_for(lambda: page.evaluate(POLLS) >= 2, timeout=30, what="the page to poll twice")
+
+    system.start_role("derive")
+    token = video["api_links"]["access_token"]
+    expect(player).to_have_attribute("poster", f"/api/video/{token}/poster/",
+                                      timeout=180_000)
+    expect(page.locator("tr[data-derivative=poster] td")).to_have_text("Ready.")
+    expect(page.locator("#seekbar")).to_have_attribute(
+        "data-storyboard", f"/api/video/{token}/storyboard/", timeout=120_000)
+    expect(page.locator("#scenes #scene-list li").first).to_be_visible(timeout=120_000)
+    expect(page.locator("#scenes-state")).to_have_count(0)
+    # nothing pending any more: the page stops asking
+    expect(article).to_have_attribute("data-watching", "false", timeout=60_000)
+    polls = page.evaluate(POLLS)
+    assert page.evaluate(NOT_RELOADED)
+    wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
+             what="the player's metadata")
+    assert player.evaluate("v => v.videoWidth") > 0 and not player.evaluate("v => v.error")
+    page.screenshot(path=str(output_dir / "video-page-live-derivatives.png"), full_page=True)
+    page.wait_for_timeout(3000)  # a poll would come within 1 s if the page still polled
+    assert page.evaluate(POLLS) == polls
+
+    # what the page polled, over plain HTTP: a session's, never cached, said once settled
+    http, _ = logged_in(system)
+    live_url = f"{system.base_url}/videos/{video['id']}/live.json"
+    live = http.get(live_url, timeout=5)
+    assert live.status_code == 200 and live.headers["Cache-Control"] == "no-store"
+    body = live.json()
+    assert body["status"] == "ready" and body["pending"] is False
+    assert body["derivatives"]["poster"] == "ready"
+    assert body["poster_path"] == f"/api/video/{token}/poster/"
+    assert body["stream_src"] == f"/stream/{token}/" and body["playback"]["playable"] is True
+    assert 'data-derivative="poster" data-derivative-status="ready"' in body["html"]["states"]
+    assert 'id="scenes"' in body["html"]["scenes"] and body["html"]["playback"] == ""
+    assert requests.get(live_url, timeout=5).status_code == 401
+    assert http.get(f"{system.base_url}/videos/999999/live.json",
+                    timeout=5).status_code == 404
+
+
+def test_the_rendition_s_state_under_the_player_follows_the_record(
+        make_system, browser: BrowserContext, samples: Path,  # type: ignore[no-untyped-def]  # noqa: F811
+        output_dir: Path) -> None:
+    """Today's half of the rendition on the page: the record's rendition state (its row in
+    ``derivatives``, written here as the derive role would; no other derivative is asked
+    for) is said under the player and followed without a reload: preparing, then failed
+    with its reason and the download link; the page then stops polling."""
+    system: System = make_system(VIDEODROP_DERIVE="").start()
+    name = "video-h265.mp4"
+    shutil.copy(samples / name, system.inbox / name)
+    video = system.wait_record(name)
+    assert video["status"] == "ready" and video["playback"]["playable"] is False
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("INSERT INTO derivatives (video_id, kind, status, queued_at)"
+                   " VALUES (%s, 'rendition', 'pending', now()) ON CONFLICT (video_id, kind)"
+                   " DO UPDATE SET status = 'pending', queued_at = now()", (video["id"],))
+    page = open_page(browser, system, video)
+    state = page.locator("#playback-state")
+    expect(state).to_be_visible()
+    expect(state).to_have_attribute("role", "status")
+    expect(state).to_contain_text("Preparing a version your browser can play.")
+    expect(state.get_by_role("link", name="Download")).to_have_attribute(
+        "href", video["api_links"]["download_url"])
+    expect(state.get_by_role("progressbar")).to_have_count(1)
+    expect(page.locator("tr[data-derivative=rendition]")).to_have_attribute(
+        "data-derivative-status", "pending")
+    page.screenshot(path=str(output_dir / "video-page-preparing-today.png"))
+
+    with psycopg.connect(system.database_url, autocommit=True) as db:
+        db.execute("UPDATE derivatives SET status = 'failed', error_code = 'timeout',"
+                   " error = 'ffmpeg took over 600 s' WHERE video_id = %s"
+                   " AND kind = 'rendition'", (video["id"],))
+    expect(state).to_contain_text(
+        "A version your browser can play could not be made: ffmpeg took over 600 s (timeout)."
+        " Download gives the original file.", timeout=20_000)
+    expect(state.get_by_role("progressbar")).to_have_count(0)
+    expect(page.locator("tr[data-derivative=rendition] td")).to_have_text(
+        "The version for browsers could not be made: ffmpeg took over 600 s (timeout).")
+    expect(page.locator("article#video")).to_have_attribute("data-watching", "false",
+                                                            timeout=20_000)
+    assert page.evaluate(NOT_RELOADED)
+    page.screenshot(path=str(output_dir / "video-page-rendition-failed.png"))
+
+
+def rendition_state(system: System, name: str) -> dict[str, Any]:
+    found = system.records_named(name)
+    return (found[0].get("playback") or {}) if found else {}
+
+
+@pytest.mark.skipif("rendition" not in derivatives.KINDS,
+                    reason="the rendition kind has not landed yet (issue #19, branch renditions)")
+def test_the_page_prepares_a_playable_version_then_plays_it(
+        system: System, browser: BrowserContext, samples: Path,  # noqa: F811
+        output_dir: Path) -> None:
+    """HEVC (Debian's Chromium has no decoder): with the derive role not yet running, the
+    rendition waits (pending) and the page says it is being prepared, the player on the
+    original; once the derive role has made it, the player switches to it without a
+    reload and plays it, seeks to the middle and plays on."""
+    name = "video-h265.mp4"
+    shutil.copy(samples / name, system.inbox / name)
+    video = system.wait_record(name)
+    assert video["status"] == "ready"
+    playback = video["playback"]
+    assert playback["playable"] is False and playback["stream"] == "original", playback
+    # waiting for the derive role (eager), or for a viewer (on-view: opening the page asks)
+    assert playback["status"] == "pending" or (
+        playback["status"] == "skipped" and playback["error_code"] == "on_view"), playback
+    token = video["api_links"]["access_token"]
+
+    page = open_page(browser, system, video)
+    player = page.locator("video#player")
+    state = page.locator("#playback-state")
+    expect(state).to_be_visible()
+    expect(state).to_contain_text("Preparing a version your browser can play")
+    expect(state.get_by_role("link", name="Download")).to_have_attribute(
+        "href", video["api_links"]["download_url"])
+    expect(state.locator("progress")).to_have_count(1)
+    expect(player).to_have_attribute("src", f"/stream/{token}/")  # the original meanwhile
+    expect(player).to_have_attribute("data-stream", "original")
+    page.screenshot(path=str(output_dir / "video-page-preparing.png"))
+
+    system.start_role("derive")
+    wait_for(lambda: rendition_state(system, name).get("status") == "ready", timeout=300,
+             interval=0.2, what="the rendition")
+    ready = rendition_state(system, name)
+    assert ready["stream"] in ("remux", "transcode_audio", "transcode"), ready
+    # the page switches within about a second of the record saying ready
+    expect(player).to_have_attribute("data-stream", ready["stream"], timeout=5_000)
+    expect(player).to_have_attribute("src", f"/stream/{token}/?v={ready['stream']}")
+    expect(state).to_contain_text("Playing a version made for browsers")
+    expect(page.locator("#player-problem")).to_be_hidden()
+    assert page.evaluate(NOT_RELOADED)
+    player.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function("() => { const v = document.getElementById('player');"
+                           " return v.currentTime > 0.3 && v.videoWidth > 0; }")
+    middle = player.evaluate("v => v.duration") / 2
+    player.evaluate(f"v => {{ v.currentTime = {middle}; }}")
+    page.wait_for_function(f"() => {{ const v = document.getElementById('player');"
+                           f" return !v.seeking && v.currentTime > {middle + 0.3}; }}")
+    assert not player.evaluate("v => v.error")
+    page.screenshot(path=str(output_dir / "video-page-rendition-playing.png"))

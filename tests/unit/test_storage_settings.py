@@ -1,0 +1,71 @@
+"""Which media store the settings name (videodrop/storage/__init__.py), and the settings'
+own checks; no server is contacted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from videodrop.errors import ConfigurationError
+from videodrop.settings import Settings, SettingsError
+from videodrop.storage import FileStore, from_settings, from_url
+from videodrop.storage.base import Verifier, check_key
+from videodrop.storage.errors import IntegrityFailure
+from videodrop.storage.s3store import S3Store, parse_s3_url
+
+
+def test_default_is_the_media_root_folder(tmp_path: Path) -> None:
+    store = from_settings(Settings.from_env({"VIDEODROP_MEDIA_ROOT": str(tmp_path / "a b")}))
+    assert isinstance(store, FileStore) and store.root == tmp_path / "a b"
+
+
+def test_file_url(tmp_path: Path) -> None:
+    store = from_url((tmp_path / "m%x").as_uri())
+    assert isinstance(store, FileStore) and store.root == tmp_path / "m%x"
+    for bad in ("file://host/x", "file:relative", "ftp://x/y", "s3://", "s3:///prefix"):
+        with pytest.raises(ConfigurationError):
+            from_url(bad)
+
+
+def test_s3_url_and_its_settings() -> None:
+    settings = Settings.from_env({
+        "VIDEODROP_STORAGE_URL": "s3://media-bucket/site/one/",
+        "VIDEODROP_S3_ENDPOINT_URL": "http://127.0.0.1:8333", "VIDEODROP_S3_REGION": "eu-x",
+        "VIDEODROP_S3_PRESIGN_SECONDS": "30", "VIDEODROP_S3_PART_SIZE": "8MiB"})
+    store = from_settings(settings)
+    assert isinstance(store, S3Store)
+    assert (store.bucket, store.prefix, store.presign_seconds, store.part_size) == (
+        "media-bucket", "site/one/", 30.0, 8 << 20)
+    assert store.describe() == "s3://media-bucket/site/one/ at http://127.0.0.1:8333"
+    assert parse_s3_url("s3://b") == ("b", "")
+    with pytest.raises(ValueError):
+        parse_s3_url("s3://b/../x")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("VIDEODROP_STORAGE_URL", "/var/media"), ("VIDEODROP_S3_PRESIGN_SECONDS", "61"),
+    ("VIDEODROP_S3_PRESIGN_SECONDS", "0"), ("VIDEODROP_S3_PART_SIZE", "4MiB"),
+    ("VIDEODROP_S3_CHECKSUM", "sha1")])
+def test_bad_settings_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_keys() -> None:
+    assert check_key("videos/abc/clip one.mp4") == "videos/abc/clip one.mp4"
+    for bad in ("", "/a", "a/", "a//b", "./a", "a/../b", ".hidden", "a/\x7f", "é" * 513):
+        with pytest.raises(ValueError):
+            check_key(bad)
+
+
+def test_verifier() -> None:
+    v = Verifier(3, None)
+    v.update(b"abc")
+    assert v.check() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    with pytest.raises(IntegrityFailure):
+        Verifier(2, None).update(b"abc")
+    with pytest.raises(IntegrityFailure):
+        Verifier(4, None).check()
+    with pytest.raises(IntegrityFailure):
+        Verifier(None, "0" * 64).check()

@@ -1,0 +1,68 @@
+"""The media store: one interface (:class:`MediaStore`, videodrop/storage/base.py) over a
+folder (``file``) or an S3-compatible bucket (``s3``), chosen by ``VIDEODROP_STORAGE_URL``.
+Guarantees, settings and the client's choice: docs/storage.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from videodrop.errors import ConfigurationError
+from videodrop.settings import Settings
+from videodrop.storage.base import (
+    STALE_UPLOAD_SECONDS,
+    MediaStore,
+    ObjectInfo,
+    ObjectReader,
+    Stored,
+    check_key,
+    read_chunks,
+)
+from videodrop.storage.errors import (
+    IntegrityFailure,
+    ObjectMissing,
+    StorageFull,
+    StoreError,
+    StoreRefused,
+    StoreUnavailable,
+)
+from videodrop.storage.filestore import FileStore
+
+__all__ = ["STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure", "MediaStore", "ObjectInfo",
+           "ObjectMissing", "ObjectReader", "StorageFull", "StoreError", "StoreRefused",
+           "StoreUnavailable", "Stored", "check_key", "from_settings", "from_url",
+           "read_chunks"]
+
+
+def from_url(url: str, settings: Settings | None = None) -> MediaStore:
+    """The store at ``file:///abs/path`` or ``s3://bucket/prefix`` (the s3 options from
+    ``settings``: endpoint, region, presign expiry, part size). ConfigurationError for any
+    other URL."""
+    settings = settings or Settings()
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
+            raise ConfigurationError(f"VIDEODROP_STORAGE_URL: not a file:///absolute/path"
+                                     f" URL: {url!r}")
+        return FileStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        from videodrop.storage.s3store import (  # noqa: PLC0415 - boto3 only when used
+            S3Store,
+            parse_s3_url,
+        )
+
+        try:
+            bucket, prefix = parse_s3_url(url)
+        except ValueError as exc:
+            raise ConfigurationError(f"VIDEODROP_STORAGE_URL: {exc}") from exc
+        return S3Store(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
+                       region=settings.s3_region, presign_seconds=settings.s3_presign_seconds,
+                       part_size=settings.s3_part_size, checksum=settings.s3_checksum)
+    raise ConfigurationError(f"VIDEODROP_STORAGE_URL must be file:///path or"
+                             f" s3://bucket/prefix, not {url!r}")
+
+
+def from_settings(settings: Settings) -> MediaStore:
+    """The store ``VIDEODROP_STORAGE_URL`` names; by default the folder
+    ``VIDEODROP_MEDIA_ROOT`` (``file://``), which is what ``make run`` uses."""
+    return from_url(settings.storage_url or settings.media_root.absolute().as_uri(), settings)
