@@ -69,7 +69,8 @@ def plan(metadata: Mapping[str, Any], settings: Settings, *, wanted: bool = Fals
     """The rendition to make of a video with ``metadata`` under ``settings``; ``wanted``:
     someone asked to watch it (an on-view transcode). :class:`Skipped` with
     ``renditions_off``, ``not_needed`` (the original plays, mode ``auto``), ``no_path``
-    (an unknown fact), ``transcode_off`` or ``on_view``."""
+    (an unknown fact), ``transcode_off`` or ``on_view``. A file with corrupt packets
+    (:func:`damaged`) is transcoded rather than copied."""
     if settings.renditions == "off":
         raise Skipped(Reason.RENDITIONS_OFF, "VIDEODROP_RENDITIONS=off: no rendition is made")
     found = verdict(metadata)
@@ -82,16 +83,28 @@ def plan(metadata: Mapping[str, Any], settings: Settings, *, wanted: bool = Fals
         raise Skipped(Reason.NO_PATH, "the verdict cannot say what would make it play"
                       f" (unknown: {', '.join(found.unknown) or 'nothing'}); `videodrop"
                       " requeue` probes it again")
-    if found.needs in (Needs.TRANSCODE, Needs.TRANSCODE_AUDIO):
+    needs = found.needs
+    if needs is not Needs.TRANSCODE and damaged(metadata):
+        needs = Needs.TRANSCODE  # a copy would carry the damage; decoding keeps what decodes
+    if needs in (Needs.TRANSCODE, Needs.TRANSCODE_AUDIO):
         if settings.transcode == "off":
-            raise Skipped(Reason.TRANSCODE_OFF, f"it needs a {found.needs.value.replace('_', ' ')}"
+            raise Skipped(Reason.TRANSCODE_OFF, f"it needs a {needs.value.replace('_', ' ')}"
                           " and VIDEODROP_TRANSCODE=off")
         if settings.transcode == "on-view" and not wanted:
-            raise Skipped(Reason.ON_VIEW, f"its {found.needs.value.replace('_', ' ')} starts"
+            raise Skipped(Reason.ON_VIEW, f"its {needs.value.replace('_', ' ')} starts"
                           " when someone asks to watch it (VIDEODROP_TRANSCODE=on-view)")
-    if found.needs is Needs.REMUX:
+    if needs is Needs.REMUX:
         return Plan("remux", found.target or "mp4")
-    return Plan(found.needs.value, "mp4")
+    return Plan(needs.value, "mp4")
+
+
+def damaged(metadata: Mapping[str, Any]) -> bool:
+    """Whether ffprobe found corrupt packets in the file (its warning in the metadata's
+    ``warnings``): a stream copy would hand them to the browser's decoder (an H.264 stream
+    in Annex B form inside an MP4 stops Chromium at its first frame), a transcode keeps
+    the frames that decode."""
+    return any(str(w).startswith("ffprobe: Packet corrupt")
+               for w in metadata.get("warnings") or [])
 
 
 def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -> list[str]:

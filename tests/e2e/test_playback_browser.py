@@ -202,7 +202,8 @@ def test_every_ready_rendition_plays_and_seeks_in_chromium(
     items = wait_for(lambda: rendition_settled(system, len(ready)), timeout=60 + 10 * len(ready),
                      interval=1, what="every rendition to settle")
     made = {v["original_filename"]: v for v in items
-            if v["playback"]["status"] == "ready" and v["playback"]["stream"] != "original"}
+            if (v["playback"] or {}).get("status") == "ready"  # None: a failed video
+            and v["playback"]["stream"] != "original"}
     not_playable = [v.name for v in VARIANTS if not v.playable]
     assert sorted(set(not_playable) - set(made)) == [], {
         n: records[n]["playback"] for n in not_playable if n not in made}

@@ -45,6 +45,14 @@ def test_auto_makes_only_what_does_not_play():
     assert skipped({**PLAYS, "moov_before_mdat": None}) == "no_path"
 
 
+def test_corrupt_packets_are_transcoded_not_copied():
+    broken = {**MOOV_AT_END, "warnings": ["ffprobe: Packet corrupt (stream = 0, dts = 7408)."]}
+    assert plan(broken) == rendition.Plan("transcode", "mp4")
+    assert skipped(broken, transcode="on-view") == "on_view"
+    truncated = {**MOOV_AT_END, "warnings": ["truncated: header claims 35 s; the file holds 1 s"]}
+    assert plan(truncated).stream == "remux"
+
+
 def test_always_and_off():
     assert plan(PLAYS, renditions="always") == rendition.Plan("remux", "mp4")
     assert plan({**PLAYS, "format": "webm", "video": {"codec": "vp9", "pix_fmt": "yuv420p"},
