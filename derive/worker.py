@@ -175,6 +175,8 @@ class Worker(Consumer):
         else:
             if kind == "rendition":  # the stream link: the rendition, or the original again
                 self.catalog.refresh_link(video.id)
+                if done.error_code == Reason.ON_VIEW and done.wanted_at is not None:
+                    self.catalog.want_rendition(video.id)  # asked for while it was planned
             if done.status != "ready":  # no file of the kind is served any more
                 output.withdraw(self.media_root, video.source_id, STALE[kind])
             metrics.DERIVE_JOBS.labels(kind, outcome.status, outcome.error_code or "").inc()

@@ -65,9 +65,12 @@ def pending(video: Video, playback: dict[str, Any]) -> bool:
 
 def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) -> Video:
     """Someone opened the page of a video whose transcode waits for a viewer
-    (``VIDEODROP_TRANSCODE=on-view``: rendition ``skipped``/``on_view``): ask for it, and
-    return the video as it is now (its rendition ``pending``). Any other video unchanged."""
-    if playback.get("status") != "skipped" or playback.get("error_code") != "on_view":
+    (``VIDEODROP_TRANSCODE=on-view``: rendition ``skipped``/``on_view``), or whose
+    rendition is still pending (its job, when it plans it, then transcodes it rather than
+    wait for a viewer): ask for it, and return the video as it is now (its rendition
+    ``pending``). Any other video unchanged."""
+    waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
+    if not waiting and playback.get("status") != "pending":  # pending: not planned yet
         return video
     # HOOK(renditions): the catalog call the rendition kind brings (want_rendition(video_id))
     want = getattr(catalog, "want_rendition", None)

@@ -143,8 +143,8 @@ class Stream(FileEndpoint):
 
     def served(self, video: Video) -> tuple[str, str, str]:
         state = video.derivatives.get("rendition") or {}
-        if state.get("status") == "skipped" and state.get("error_code") == "on_view":
-            self.catalog.want_rendition(video.id)
+        if state.get("status") == "pending" or state.get("error_code") == "on_view":
+            self.catalog.want_rendition(video.id)  # someone watches: transcode it now
         ready = records.rendition_file(video)
         if ready is None:
             return super().served(video)

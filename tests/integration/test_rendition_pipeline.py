@@ -112,6 +112,21 @@ def test_on_view_transcode_starts_when_someone_streams(make_system: Any, camera_
                 " WHERE kind = 'rendition' AND video_id = %s", record["id"]) == [(1,)]
 
 
+def test_a_viewer_before_the_job_plans_it_gets_the_transcode(make_system: Any,
+                                                             camera_corpus: Path):
+    """on-view: someone streams the video while its rendition is still pending (the derive
+    role not running yet): the job that plans it transcodes it rather than wait."""
+    system = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "early.mp4")
+    record = system.wait_record("early.mp4")
+    assert record["playback"]["status"] == "pending"
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    system.start_role("derive")
+    ready = wait_for(lambda: rendition_of(system, record), timeout=120, interval=0.3,
+                     what="the wanted transcode")
+    assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+
+
 def slow_x264(folder: Path) -> Path:
     """An ffmpeg whose libx264 encodes wait (writing their pid to ``x264.pid``) while
     ``SLOW`` exists in ``folder``; the real ffmpeg otherwise."""

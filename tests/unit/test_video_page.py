@@ -120,7 +120,11 @@ def test_opening_the_page_asks_for_an_on_view_transcode_only() -> None:
     waiting = {**UNPLAYABLE, "status": "skipped", "error_code": "on_view"}
     now = ask_for_rendition(catalog, video(), waiting)  # type: ignore[arg-type]
     assert catalog.wanted == [7] and now.derivatives["rendition"]["status"] == "pending"
-    for other in ({**UNPLAYABLE, "status": "pending"},
+    # pending: not planned yet; the ask marks it wanted (the catalog decides, see
+    # tests/integration/test_rendition_pipeline.py)
+    ask_for_rendition(catalog, video(), {**UNPLAYABLE, "status": "pending"})  # type: ignore[arg-type]
+    assert catalog.wanted == [7, 7]
+    for other in ({**UNPLAYABLE, "status": "ready"},
                   {**UNPLAYABLE, "status": "skipped", "error_code": "transcode_off"}):
         ask_for_rendition(catalog, video(), other)  # type: ignore[arg-type]
-    assert catalog.wanted == [7]
+    assert catalog.wanted == [7, 7]

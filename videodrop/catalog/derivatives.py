@@ -110,7 +110,9 @@ class Derivatives(CatalogBase):
     def want_rendition(self, video_id: int) -> bool:
         """Someone asks to watch the video: a rendition waiting for a viewer (skipped,
         ``on_view``) is requested again, first in the outbox and straight to the
-        transcode queue. True when it was (False: none waits, or it is made already)."""
+        transcode queue; one still pending (not planned yet, no transcode running) is
+        marked wanted, so that its job transcodes it rather than wait for a viewer. True
+        when either was done (False: it is made, running, failed, or wanted already)."""
         return self.db.one("want_rendition", {"id": video_id, "now": self.clock()}) is not None
 
     def with_derivatives(self, video: Video) -> Video:

@@ -18,7 +18,8 @@ RETURNING *;
 -- the facts of a remade one.
 UPDATE derivatives
 SET status = %(status)s, error_code = %(error_code)s, error = %(error)s, data = %(data)s,
-    remaking = false, progress = NULL, running_since = NULL, wanted_at = NULL, completed_at = %(now)s, updated_at = %(now)s
+    remaking = false, progress = NULL, running_since = NULL,
+    wanted_at = CASE WHEN %(error_code)s::text = 'on_view' THEN wanted_at END, completed_at = %(now)s, updated_at = %(now)s
 WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
   AND requested_at = %(requested_at)s
 RETURNING *;
@@ -115,14 +116,20 @@ WHERE video_id = %(id)s AND kind = 'rendition' AND running_since IS NOT NULL
 RETURNING video_id;
 
 -- name: want_rendition
--- Someone asks to watch a video whose transcode waits for a viewer (skipped, on_view):
--- pending again, first in the outbox, published straight to the transcode queue.
+-- Someone asks to watch the video. A rendition waiting for a viewer (skipped, on_view) is
+-- pending again, first in the outbox, published straight to the transcode queue; one not
+-- made yet (pending, no transcode running) is marked wanted: the job that plans it makes
+-- its transcode rather than wait for a viewer.
 UPDATE derivatives
 SET status = 'pending', error = NULL, error_code = NULL, data = '{}'::jsonb,
-    attempts = 0, progress = NULL, running_since = NULL, completed_at = NULL,
-    requested_at = %(now)s, queued_at = NULL, wanted_at = %(now)s, updated_at = %(now)s
-WHERE video_id = %(id)s AND kind = 'rendition' AND status = 'skipped'
-  AND error_code = 'on_view'
+    attempts = CASE WHEN status = 'skipped' THEN 0 ELSE attempts END,
+    progress = NULL, completed_at = NULL,
+    requested_at = CASE WHEN status = 'skipped' THEN %(now)s ELSE requested_at END,
+    queued_at = CASE WHEN status = 'skipped' THEN NULL ELSE queued_at END,
+    wanted_at = %(now)s, updated_at = %(now)s
+WHERE video_id = %(id)s AND kind = 'rendition'
+  AND ((status = 'skipped' AND error_code = 'on_view')
+       OR (status = 'pending' AND wanted_at IS NULL AND running_since IS NULL))
 RETURNING video_id;
 
 -- name: rendition_bytes
