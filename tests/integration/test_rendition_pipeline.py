@@ -127,18 +127,23 @@ def test_a_viewer_before_the_job_plans_it_gets_the_transcode(make_system: Any,
     assert (ready["status"], ready["stream"]) == ("ready", "transcode")
 
 
-def slow_x264(folder: Path) -> Path:
-    """An ffmpeg whose libx264 encodes wait (writing their pid to ``x264.pid``) while
-    ``SLOW`` exists in ``folder``; the real ffmpeg otherwise."""
+def fake_x264(folder: Path, before: str, flag: str) -> Path:
+    """An ffmpeg that runs the shell line ``before`` ahead of a libx264 encode, and is the
+    real ffmpeg otherwise; the file ``flag`` is made in ``folder``."""
     script = folder / "ffmpeg"
     script.write_text(f"""#!/bin/sh
-case "$*" in *libx264*) if [ -e {folder}/SLOW ]; then echo $$ > {folder}/x264.pid;
-  exec sleep 600; fi ;; esac
+case "$*" in *libx264*) {before} ;; esac
 exec {REAL_FFMPEG} "$@"
 """)
     script.chmod(0o755)
-    (folder / "SLOW").touch()
+    (folder / flag).touch()
     return script
+
+
+def slow_x264(folder: Path) -> Path:
+    """libx264 encodes sleep (their pid in ``x264.pid``) while ``SLOW`` exists."""
+    return fake_x264(folder, f"if [ -e {folder}/SLOW ]; then echo $$ > {folder}/x264.pid;"
+                             " exec sleep 600; fi", "SLOW")
 
 
 def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
@@ -187,16 +192,9 @@ class ShortTimeoutRabbitMQ(ThrowawayRabbitMQ):
 
 
 def held_x264(folder: Path) -> Path:
-    """An ffmpeg whose libx264 encodes wait while ``HOLD`` exists in ``folder`` (a long
-    transcode), then run the real ffmpeg."""
-    script = folder / "ffmpeg"
-    script.write_text(f"""#!/bin/sh
-case "$*" in *libx264*) touch {folder}/HELD; while [ -e {folder}/HOLD ]; do sleep 0.5; done ;; esac
-exec {REAL_FFMPEG} "$@"
-""")
-    script.chmod(0o755)
-    (folder / "HOLD").touch()
-    return script
+    """libx264 encodes wait while ``HOLD`` exists (a long transcode), then run."""
+    return fake_x264(folder, f"touch {folder}/HELD; while [ -e {folder}/HOLD ];"
+                             " do sleep 0.5; done", "HOLD")
 
 
 def test_a_transcode_outlives_the_brokers_consumer_timeout(
