@@ -133,11 +133,18 @@ class FileEndpoint(TokenResource):
                 "private, max-age=3600")
 
 
+#: Renditions that never replace the original at /stream/ (nothing is made).
+_SETTLED = frozenset({"not_needed", "renditions_off"})
+
+
 class Stream(FileEndpoint):
     """The browser rendition once it is ready, the original until then (the ETag tells
-    them apart; a page adds ``?v=<playback.stream>`` so that a browser's cache never
-    mixes them). A rendition waiting for a viewer (``on_view``) is asked for
-    (docs/playback.md)."""
+    them apart). While the bytes served may still change (a rendition pending, waiting
+    for a viewer, ready and so remade at will, failed and requeued) the answer is
+    ``Cache-Control: private, no-cache``: a client revalidates with the ETag and never
+    mixes cached original bytes with the rendition's under one URL (the page adds
+    ``?v=<playback.stream>`` too). A rendition waiting for a viewer (``on_view``) is asked
+    for (docs/playback.md)."""
 
     disposition = "inline"
 
@@ -146,9 +153,12 @@ class Stream(FileEndpoint):
         if state.get("status") == "pending" or state.get("error_code") == "on_view":
             self.catalog.want_rendition(video.id)  # someone watches: transcode it now
         ready = records.rendition_file(video)
-        if ready is None:
-            return super().served(video)
-        return ready[0], ready[1], "private, max-age=3600"
+        if ready is not None:
+            return ready[0], ready[1], "private, no-cache"
+        path, content_type, cache = super().served(video)
+        if state and state.get("error_code") not in _SETTLED:
+            cache = "private, no-cache"
+        return path, content_type, cache
 
 
 class Download(FileEndpoint):

@@ -63,6 +63,9 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
     assert stream.status_code == 200 and stream.content == made.read_bytes()
     assert stream.headers["Content-Type"] == "video/mp4"
     assert stream.headers["ETag"] != download.headers["ETag"]
+    # the bytes under /stream/ changed: revalidated, never reused from a cache blindly
+    assert stream.headers["Cache-Control"] == "private, no-cache"
+    assert download.headers["Cache-Control"] == "private, max-age=3600"
     part = system.http.get(links["stream_url"], headers={"Range": "bytes=100-199"}, timeout=5)
     assert part.status_code == 206 and part.content == made.read_bytes()[100:200]
     meta = system.http.get(links["metadata_url"], timeout=5).json()
@@ -77,8 +80,9 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
         "width": 320, "height": 240}
     assert data["bytes"] == made.stat().st_size and data["ms"] > 0
     plays = records["plays.mp4"]["api_links"]["stream_url"]
-    assert sha256(system.http.get(plays, timeout=5).content) == sha256(
-        (camera_corpus / "faststart.mp4").read_bytes())
+    plain = system.http.get(plays, timeout=5)
+    assert sha256(plain.content) == sha256((camera_corpus / "faststart.mp4").read_bytes())
+    assert plain.headers["Cache-Control"] == "private, max-age=3600"  # it never changes
     # revoked: 404; deleted: the rendition goes with it
     revoked = system.http.delete(f"{system.base_url}/api/videos/{hevc['id']}/token",
                                  headers=system.admin, timeout=5)
