@@ -12,7 +12,7 @@ import falcon
 from api.files.response import send_file
 from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
-from videodrop import formats, metrics, records
+from videodrop import formats, metrics, playback, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -133,7 +133,7 @@ class FileEndpoint(TokenResource):
                 "private, max-age=3600")
 
 
-#: Renditions that never replace the original at /stream/ (nothing is made).
+#: Rendition outcomes that never replace the original at /stream/ (nothing is made).
 _SETTLED = frozenset({"not_needed", "renditions_off"})
 
 
@@ -156,9 +156,15 @@ class Stream(FileEndpoint):
         if ready is not None:
             return ready[0], ready[1], "private, no-cache"
         path, content_type, cache = super().served(video)
-        if state and state.get("error_code") not in _SETTLED:
+        if state and state.get("error_code") not in _SETTLED and not self._kept(video):
             cache = "private, no-cache"
         return path, content_type, cache
+
+    def _kept(self, video: Video) -> bool:
+        """Whether the original stays what /stream/ serves: it plays as it is and
+        VIDEODROP_RENDITIONS is not ``always``."""
+        return (self.settings.renditions != "always"
+                and playback.verdict(video.metadata).playable is True)
 
 
 class Download(FileEndpoint):
