@@ -1,0 +1,227 @@
+"""The browser renditions' rows (issue 19's speed table), each against its reference in
+the same run:
+
+- faststart remux of a ~160 MB moov-at-end MP4 (1080p H.264 + AAC, made once into
+  var/bench/cache) by derive/rendition.py under the role's child limits, checked as the
+  role checks it, against ``cp`` of the same file; three rounds, alternating, medians.
+- a 60 s 1080p HEVC clip (made once) turned into the H.264 rendition by
+  derive/rendition.py, against a bare ``ffmpeg`` with the same arguments; two rounds,
+  alternating, medians; the realtime factor (media seconds per wall second).
+- the share of the camera-style corpus (testbed/camera_variants.py) that the plan
+  (probed by our prober, planned by derive/rendition.py with transcodes eager) makes
+  playable by a remux alone: of every variant, and of those that do not play as they are.
+- drop-to-ready p50 (bench/latency.py's measure: 20 clips one at a time) while the derive
+  role transcodes HEVC renditions (two copies of the 60 s clip, eager), against a bare
+  ffprobe of the same clips timed just before each drop.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench import common, latency
+from bench.common import Row, Scratch, System, ms, percentile, row, wait_for
+from derive import rendition
+from derive.ffmpeg import Deadline, FFmpeg, plain_input
+from prober.probe import probe_file
+from testbed import camera_variants
+from videodrop.children import ChildRunner, prlimit_binary
+from videodrop.settings import Settings
+
+REMUX_MB = 160
+REMUX_RATIO = 0.5  # of cp's speed
+TRANSCODE_SECONDS = 60
+TRANSCODE_RATIO = 0.95  # of the bare ffmpeg's speed
+REMUX_SHARE = 0.6
+DROP_RATIO = 1.5
+TRANSCODE_COPIES = 2
+
+
+def tool() -> FFmpeg:
+    """ffmpeg as the derive role runs it (derive/main.py): the child limits and deadline
+    of the default settings."""
+    settings = Settings()
+    runner = ChildRunner(settings.child_memory, file_size=None, prlimit=prlimit_binary(),
+                         cpus=len(os.sched_getaffinity(0)))
+    return FFmpeg(settings.ffmpeg, runner,
+                  Deadline(settings.derive_timeout, settings.derive_timeout_per_media_second))
+
+
+def _made(path: Path, args: list[str], what: str) -> Path:
+    if not path.exists():
+        common.CACHE.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.part{path.suffix}")
+        with common.stage(f"making {what} (once)"):
+            subprocess.run(["ffmpeg", "-v", "error", "-y", *args, str(tmp)], check=True)
+        tmp.rename(path)
+    return path
+
+
+def moov_at_end() -> Path:
+    """~160 MB of 1080p H.264 (20 Mb/s) + AAC, its index at the end (ffmpeg's default)."""
+    seconds = REMUX_MB * 8 // 20
+    return _made(common.CACHE / f"renditions-{REMUX_MB}mb-moov-at-end.mp4", [
+        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=25:duration={seconds}",
+        "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
+        "-c:v", "libx264", "-preset", "ultrafast", "-b:v", "20M", "-maxrate", "20M",
+        "-bufsize", "20M", "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"],
+        f"a {REMUX_MB} MB moov-at-end MP4")
+
+
+def hevc_clip() -> Path:
+    """60 s of 1080p HEVC (hev1-tagged, as ffmpeg writes it) + AAC at 25 fps, GOP 2 s."""
+    return _made(common.CACHE / f"renditions-hevc-{TRANSCODE_SECONDS}s-1080p.mp4", [
+        "-f", "lavfi", "-i", f"testsrc2=size=1920x1080:rate=25:duration={TRANSCODE_SECONDS}",
+        "-f", "lavfi", "-i",
+        f"sine=frequency=440:sample_rate=48000:duration={TRANSCODE_SECONDS}",
+        "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "log-level=error:keyint=50",
+        "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k"],
+        f"a {TRANSCODE_SECONDS} s 1080p HEVC clip")
+
+
+def _rounds(n: int, runs: dict[str, object]) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(n):
+        for name, fn in runs.items():
+            times[name].append(common.timed(fn))  # type: ignore[arg-type]
+    return times
+
+
+def remux_row(ffmpeg: FFmpeg) -> Row:
+    source = moov_at_end()
+    settings = Settings()
+    meta = probe_file(source).metadata
+    chosen = rendition.plan(meta, settings)
+    assert chosen.stream == "remux", chosen
+    size = source.stat().st_size
+    with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
+        out, copy = Path(tmp) / "rendition.mp4", Path(tmp) / "copy.mp4"
+
+        def ours() -> None:
+            out.unlink(missing_ok=True)
+            rendition.make(ffmpeg, settings, chosen, source, meta, out=out)
+
+        def cp() -> None:
+            copy.unlink(missing_ok=True)
+            subprocess.run(["cp", str(source), str(copy)], check=True)
+
+        cp()  # the source in the page cache for both
+        times = _rounds(3, {"ours": ours, "cp": cp})
+    took, ref = statistics.median(times["ours"]), statistics.median(times["cp"])
+    common.log(f"remux rounds {[round(t, 2) for t in times['ours']]} s, cp"
+               f" {[round(t, 2) for t in times['cp']]} s")
+    return row(f"faststart remux of a {size / 1e6:.0f} MB moov-at-end MP4 (checked)",
+               f"{took:.2f} s", f"cp {ref:.2f} s", ref / took, f">= {REMUX_RATIO}x",
+               ref / took >= REMUX_RATIO)
+
+
+def transcode_row(ffmpeg: FFmpeg) -> Row:
+    source = hevc_clip()
+    settings = Settings(transcode="eager")
+    meta = probe_file(source).metadata
+    chosen = rendition.plan(meta, settings)
+    assert chosen.stream == "transcode", chosen
+    duration = float(meta["duration"])
+    with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
+        out, bare_out = Path(tmp) / "rendition.mp4", Path(tmp) / "bare.mp4"
+        bare_args = ["ffmpeg", "-v", "error", "-nostdin", "-y",
+                     *rendition.input_options(meta), *plain_input(source),
+                     *rendition.output_args(chosen, meta, settings), f"file:{bare_out}"]
+
+        def ours() -> None:
+            out.unlink(missing_ok=True)
+            rendition.make(ffmpeg, settings, chosen, source, meta, out=out)
+
+        def bare() -> None:
+            subprocess.run(bare_args, check=True)
+
+        times = _rounds(2, {"ours": ours, "bare": bare})
+    took, ref = statistics.median(times["ours"]), statistics.median(times["bare"])
+    common.log(f"transcode rounds {[round(t, 2) for t in times['ours']]} s, bare ffmpeg"
+               f" {[round(t, 2) for t in times['bare']]} s; arguments: {' '.join(bare_args)}")
+    return row(f"HEVC 1080p -> H.264 rendition, {duration:.0f} s clip"
+               f" ({duration / took:.2f}x realtime)", f"{took:.1f} s",
+               f"bare ffmpeg, same arguments {ref:.1f} s", ref / took,
+               f">= {TRANSCODE_RATIO}x", ref / took >= TRANSCODE_RATIO)
+
+
+def share_rows() -> list[Row]:
+    settings = Settings(transcode="eager")
+    with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
+        paths = camera_variants.build(Path(tmp))
+        streams: dict[str, str] = {}
+        for path in paths:
+            meta = probe_file(path).metadata
+            try:
+                streams[path.name] = rendition.plan(meta, settings).stream
+            except rendition.Skipped as exc:  # the original plays (or no path)
+                streams[path.name] = exc.reason.value
+    total = len(streams)
+    counts = {k: sum(1 for s in streams.values() if s == k)
+              for k in sorted(set(streams.values()))}
+    remux = counts.get("remux", 0)
+    unplayable = total - counts.get("not_needed", 0)
+    common.log(f"corpus plans: {counts}")
+    share = (remux + counts.get("not_needed", 0)) / total
+    return [row(f"camera-style corpus ({total} variants) playable as is or by a remux alone",
+                f"{share:.0%} ({counts.get('not_needed', 0)} as is + {remux} remux)",
+                "—", None, f">= {REMUX_SHARE:.0%}", share >= REMUX_SHARE),
+            row("of the variants that do not play as they are, made playable by a remux"
+                " alone", f"{remux / unplayable:.0%} ({remux} of {unplayable})", "—", None,
+                f"(informative; {counts})")]
+
+
+def transcoding(scratch: Scratch, system: System) -> None:
+    """The derive role transcoding :data:`TRANSCODE_COPIES` HEVC clips (eager, renditions
+    only) while the clips are dropped: waits until the first transcode reports progress."""
+    source = hevc_clip()
+    folder = scratch.root / "hevc"
+    folder.mkdir()
+    for i in range(TRANSCODE_COPIES):
+        target = folder / f"hevc{i}.mp4"
+        shutil.copyfile(source, target)
+        target.rename(system.inbox / target.name)
+    system.wait_done(TRANSCODE_COPIES, timeout=300)
+    system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition",
+                                     "VIDEODROP_TRANSCODE": "eager"})
+
+    def running() -> bool:
+        with psycopg.connect(scratch.database_url, autocommit=True) as conn:
+            got = conn.execute("SELECT count(*) FROM derivatives WHERE kind = 'rendition'"
+                               " AND progress > 0").fetchone()
+        return bool(got and got[0])
+
+    wait_for(running, timeout=300, what="a transcode under way")
+
+
+def drop_row() -> Row:
+    clips = common.clips(latency.FILES)
+    got = latency.run_once(clips, 2.0, backlog=transcoding)
+    p50, b50 = percentile(got["ours"], 50), percentile(got["bare"], 50)
+    pending = got["pending_derivatives"]  # the transcodes still under way at the end
+    common.log(f"drop-to-ready while transcoding: p50 {ms(p50)}, bare ffprobe {ms(b50)};"
+               f" {pending} renditions pending at the end; {latency.stages(got)}")
+    return row(f"drop-to-ready p50 while a transcode runs ({pending} pending at the end)",
+               ms(p50), f"bare ffprobe {ms(b50)}", p50 / b50, f"<= {DROP_RATIO}x",
+               p50 / b50 <= DROP_RATIO and pending > 0)
+
+
+def main() -> list[Row]:
+    ffmpeg = tool()
+    common.BENCH_VAR.mkdir(parents=True, exist_ok=True)
+    return [remux_row(ffmpeg), transcode_row(ffmpeg), *share_rows(), drop_row()]
+
+
+if __name__ == "__main__":
+    common.standalone(main, "renditions: remux, transcode, corpus share, drop-to-ready")
