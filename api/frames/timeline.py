@@ -1,0 +1,122 @@
+"""Which frame is shown at a time ``t``: the video stream's frames in presentation order,
+read from its packets (no decoding), and the rule that picks one.
+
+Time ``t`` (seconds) is on the timeline the other token endpoints use (the storyboard, the
+scenes, the record's ``duration``): the container's start removed. A frame's time is
+``pts * time_base - start`` where ``start`` is the container's ``start_time`` (the earliest
+stream's first timestamp, ffprobe's ``format.start_time``, which is what ffmpeg's ``-ss``
+counts from). An MP4 edit list is applied by the demuxer: packets it cuts off (flagged
+``D``, decoded only to feed the decoder) are not frames; a shift it makes is in the pts.
+
+The rule: the frame served at ``t`` is the last frame whose time is ``<= t``; for
+``0 <= t`` before the first frame's time, the first frame (what a player shows from the
+start). Past the last frame's end (its time plus its packet's duration, or the mean spacing
+of the frames when the packet has none) there is no frame: :class:`PastTheEnd`.
+
+A frame's index is its 0-based position in presentation order among the frames counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from fractions import Fraction
+
+__all__ = ["Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
+
+
+class NoTimestamps(ValueError):
+    """The stream's packets carry no presentation timestamps (a raw elementary stream):
+    frames cannot be placed in time without decoding the whole stream."""
+
+
+class PastTheEnd(ValueError):
+    """``t`` is at or after the end of the last frame; ``end`` (seconds) is that end."""
+
+    def __init__(self, t: float, end: float) -> None:
+        super().__init__(f"t={t:g} s is past the last frame, which ends at {end:.6f} s")
+        self.end = end
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The frame served at a time: its ``index`` (presentation order, from 0), its ``time``
+    (seconds, the timeline above) and ``seek``: a time strictly between the previous
+    frame's and this one's (0.0 for the first frame), so that ffmpeg's accurate ``-ss seek``
+    (the first frame at or after it) lands on this frame whatever the rounding to
+    microseconds."""
+
+    index: int
+    time: float
+    seek: float
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The frames' times (seconds, sorted), and the last frame's end (None: the packets
+    were not read to the end of the stream, so ``t`` past the frames read is not known to
+    be past the end)."""
+
+    times: list[float]
+    end: float | None
+
+    def at(self, t: float) -> Chosen:
+        """The frame shown at ``t`` (seconds, ``>= 0``); :class:`PastTheEnd` after the last
+        frame's end, :class:`ValueError` when there is no frame at all."""
+        if not self.times:
+            raise ValueError("the stream holds no frame")
+        if self.end is not None and t >= self.end:
+            raise PastTheEnd(t, self.end)
+        if self.end is None and t > self.times[-1]:
+            raise ValueError("the packets read do not reach t")
+        index = max(0, bisect.bisect_right(self.times, t) - 1)
+        time = self.times[index]
+        seek = 0.0 if index == 0 else (self.times[index - 1] + time) / 2
+        return Chosen(index, time, seek)
+
+
+def parse_packets(csv: str, *, complete: bool) -> Timeline:
+    """The timeline from ffprobe's ``-of csv`` lines of ``format=start_time``,
+    ``stream=time_base`` and ``packet=pts,duration,flags`` of one video stream (in any
+    order; ``format,<s>``, ``stream,<a/b>``, ``packet,<pts>,<duration>,<flags>``).
+    ``complete``: the packets were read to the end of the stream (then the last frame's end
+    is known). :class:`NoTimestamps` when a packet has no pts."""
+    start = Fraction(0)
+    base: Fraction | None = None
+    pts: list[int] = []
+    durations: dict[int, int] = {}
+    for line in csv.splitlines():
+        kind, _, rest = line.strip().partition(",")
+        if kind == "format" and rest and rest != "N/A":
+            start = Fraction(rest)
+        elif kind == "stream" and rest:
+            num, _, den = rest.partition("/")
+            base = Fraction(int(num), int(den))
+        elif kind == "packet":
+            fields = rest.split(",")
+            if len(fields) < 3:
+                continue
+            if "D" in fields[2]:  # cut off by an edit list: decoded, never shown
+                continue
+            if fields[0] == "N/A":
+                raise NoTimestamps("a packet of the video stream has no timestamp")
+            pts.append(int(fields[0]))
+            if fields[1] not in ("", "N/A") and int(fields[1]) > 0:
+                durations[pts[-1]] = int(fields[1])
+    if base is None:
+        raise ValueError("ffprobe named no time base for the video stream")
+    pts = sorted(set(pts))
+    times = [float(p * base - start) for p in pts]
+    end = None
+    if complete and pts:
+        last = pts[-1]
+        if last in durations:
+            step = durations[last] * base
+        elif len(pts) > 1:
+            step = (last - pts[0]) * base / (len(pts) - 1)
+        else:
+            step = Fraction(0)
+        end = float((last + 0) * base - start + step) if step else None
+        if end is None:  # a single frame of unknown length: it is shown at its time only
+            end = times[-1] + 1e-6
+    return Timeline(times, end)
