@@ -4,11 +4,14 @@ the keyframe before it and decodes up to it. Both as every child of videodrop: a
 list, ``file:`` input, the ``file`` protocol and the accepted demuxers only, the deadline
 and resource limits of :mod:`videodrop.children`.
 
-The seek: ``-ss`` before ``-i`` with ffmpeg's accurate seeking (the default) makes the
-demuxer jump to the keyframe at or before the time and the decoder drop every frame before
-it; :class:`~api.frames.timeline.Chosen` gives a time strictly between the frame wanted and
-the one before, so the first frame ffmpeg keeps is the frame wanted. ``showinfo`` reports
-the frame it kept, which is checked against the one chosen.
+The seek: ``-noaccurate_seek -ss start`` before ``-i`` makes the demuxer jump to the last
+keyframe at or before ``start`` (:class:`~api.frames.timeline.Chosen` picks it early
+enough for the frame's references, open GOPs and B-frame reordering included), the
+frames are decoded from there, and ``select`` keeps the first one at or after ``seek``, a
+time strictly between the frame wanted and the one before (ffmpeg's own accurate seek
+cannot be used: it starts decoding at the keyframe before the time asked, which in an open
+GOP can be a keyframe shown *after* the frame wanted). ``showinfo`` reports the frame
+kept, which is checked against the one chosen.
 
 Errors: :class:`FrameFailed` (ffmpeg or ffprobe failed, timed out or met a limit: the
 sentence says which), :class:`~api.frames.timeline.PastTheEnd` and
@@ -37,7 +40,7 @@ _INPUT = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DE
 #: Seconds read past the last time asked for, so that every packet presented before it
 #: is read whatever the reordering of B-frames.
 READ_AHEAD = 5.0
-_SHOWINFO = re.compile(rb"\[Parsed_showinfo_0 @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
+_SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
 _PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
 
@@ -66,9 +69,11 @@ class Shape:
     width: int
     raw: bool = False
 
-    def filters(self) -> str:
-        """showinfo first (the frame decoded), then the display size and the width."""
-        chain = ["showinfo"]
+    def filters(self, after: float | None) -> str:
+        """The first frame at or after ``after`` seconds (None: the first decoded), its
+        ``showinfo``, then the display size and the width."""
+        chain = [] if after is None else [f"select='gte(t,{after:.6f})'"]
+        chain.append("showinfo")
         if not self.raw:
             chain.append("scale=w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih,setsar=1")
         w = self.width
@@ -101,23 +106,25 @@ class Frames:
     def _probe(self, interval: str | None) -> Completed:
         reading = ["-read_intervals", interval] if interval else []
         args = [self.ffprobe, "-v", "error", *_INPUT, "-select_streams", "v:0",
-                "-show_entries", "format=start_time:stream=time_base:packet=pts,duration,flags",
+                "-show_entries", "format=start_time:stream=time_base:packet=pts,dts,duration,flags",
                 "-of", "csv", *reading, f"file:{self.path}"]
         return self._run(args, "ffprobe")
 
     def picture(self, chosen: Chosen, shape: Shape, fmt: str) -> Picture:
         """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`ENCODERS`)."""
-        seek = ["-ss", f"{chosen.seek:.6f}"] if chosen.index > 0 else []
+        start = chosen.start
+        seek = ["-noaccurate_seek", "-ss", f"{start:.6f}"] if start > 0 else []
+        after = chosen.seek - start if chosen.index > 0 else None
         rotate = ["-noautorotate"] if shape.raw else []
         args = [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
                 *_INPUT, "-threads", "2", *rotate, *seek, "-i", f"file:{self.path}",
-                "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", shape.filters(),
+                "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", shape.filters(after),
                 "-frames:v", "1", "-f", "image2pipe", *ENCODERS[fmt], "pipe:1"]
         done = self._run(args, "ffmpeg")
         shown = _SHOWINFO.search(done.stderr)
         if not done.stdout or shown is None:
             raise FrameFailed("decode_failed", "ffmpeg decoded no frame at this time")
-        got = float(shown.group(1)) + (chosen.seek if seek else 0.0)
+        got = float(shown.group(1)) + start
         if abs(got - chosen.time) > max(1e-3, (chosen.time - chosen.seek) / 2):
             raise FrameFailed("decode_failed", f"ffmpeg decoded the frame at {got:.6f} s,"
                                                f" not the one at {chosen.time:.6f} s")

@@ -19,10 +19,14 @@ A frame's index is its 0-based position in presentation order among the frames c
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 
-__all__ = ["Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
+__all__ = ["MARGIN", "Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
+
+#: Seconds of decoding started before what the keyframe and the reordering ask (the
+#: rounding of timestamps to microseconds in ffmpeg's seeks).
+MARGIN = 0.01
 
 
 class NoTimestamps(ValueError):
@@ -41,24 +45,31 @@ class PastTheEnd(ValueError):
 @dataclass(frozen=True)
 class Chosen:
     """The frame served at a time: its ``index`` (presentation order, from 0), its ``time``
-    (seconds, the timeline above) and ``seek``: a time strictly between the previous
-    frame's and this one's (0.0 for the first frame), so that ffmpeg's accurate ``-ss seek``
-    (the first frame at or after it) lands on this frame whatever the rounding to
-    microseconds."""
+    (seconds, the timeline above); ``seek``: a time strictly between the previous frame's
+    and this one's (0.0 for the first frame): the first frame at or after it is this one,
+    whatever the rounding of either to microseconds; ``start``: where decoding may start
+    (seconds; 0.0: from the beginning), early enough that a demuxer seeking to the last
+    keyframe at or before it, by presentation or by decoding timestamps, lands on the last
+    keyframe shown at or before this frame or on an earlier one (so that every frame this
+    one depends on is decoded, also in an open GOP)."""
 
     index: int
     time: float
     seek: float
+    start: float = 0.0
 
 
 @dataclass(frozen=True)
 class Timeline:
     """The frames' times (seconds, sorted), and the last frame's end (None: the packets
     were not read to the end of the stream, so ``t`` past the frames read is not known to
-    be past the end)."""
+    be past the end); ``keys``: the keyframes' times (sorted), ``delay``: the most a
+    packet's presentation follows its decoding (seconds; B-frames' reordering)."""
 
     times: list[float]
     end: float | None
+    keys: list[float] = field(default_factory=list)
+    delay: float = 0.0
 
     def at(self, t: float) -> Chosen:
         """The frame shown at ``t`` (seconds, ``>= 0``); :class:`PastTheEnd` after the last
@@ -72,37 +83,47 @@ class Timeline:
         index = max(0, bisect.bisect_right(self.times, t) - 1)
         time = self.times[index]
         seek = 0.0 if index == 0 else (self.times[index - 1] + time) / 2
-        return Chosen(index, time, seek)
+        key = bisect.bisect_right(self.keys, time) - 1
+        start = self.keys[key] - self.delay - MARGIN if key >= 0 else 0.0
+        return Chosen(index, time, seek, max(0.0, start))
 
 
 def parse_packets(csv: str, *, complete: bool) -> Timeline:
     """The timeline from ffprobe's ``-of csv`` lines of ``format=start_time``,
-    ``stream=time_base`` and ``packet=pts,duration,flags`` of one video stream (in any
-    order; ``format,<s>``, ``stream,<a/b>``, ``packet,<pts>,<duration>,<flags>``).
+    ``stream=time_base`` and ``packet=pts,dts,duration,flags`` of one video stream (in any
+    order; ``format,<s>``, ``stream,<a/b>``, ``packet,<pts>,<dts>,<duration>,<flags>``, each
+    perhaps followed by ``,side_data,…``; other lines are ignored).
     ``complete``: the packets were read to the end of the stream (then the last frame's end
     is known). :class:`NoTimestamps` when a packet has no pts."""
     start = Fraction(0)
     base: Fraction | None = None
     pts: list[int] = []
+    keys: list[int] = []
+    delay = 0
     durations: dict[int, int] = {}
     for line in csv.splitlines():
         kind, _, rest = line.strip().partition(",")
-        if kind == "format" and rest and rest != "N/A":
-            start = Fraction(rest)
-        elif kind == "stream" and rest:
-            num, _, den = rest.partition("/")
+        first = rest.split(",")[0]  # side data may follow (",side_data,")
+        if kind == "format" and first not in ("", "N/A"):
+            start = Fraction(first)
+        elif kind == "stream" and "/" in first:
+            num, _, den = first.partition("/")
             base = Fraction(int(num), int(den))
         elif kind == "packet":
             fields = rest.split(",")
-            if len(fields) < 3:
+            if len(fields) < 4:
                 continue
-            if "D" in fields[2]:  # cut off by an edit list: decoded, never shown
+            if fields[0] != "N/A" and fields[1] != "N/A":
+                delay = max(delay, int(fields[0]) - int(fields[1]))
+            if "D" in fields[3]:  # cut off by an edit list: decoded, never shown
                 continue
             if fields[0] == "N/A":
                 raise NoTimestamps("a packet of the video stream has no timestamp")
             pts.append(int(fields[0]))
-            if fields[1] not in ("", "N/A") and int(fields[1]) > 0:
-                durations[pts[-1]] = int(fields[1])
+            if "K" in fields[3]:
+                keys.append(pts[-1])
+            if fields[2] not in ("", "N/A") and int(fields[2]) > 0:
+                durations[pts[-1]] = int(fields[2])
     if base is None:
         raise ValueError("ffprobe named no time base for the video stream")
     pts = sorted(set(pts))
@@ -119,4 +140,5 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
         end = float((last + 0) * base - start + step) if step else None
         if end is None:  # a single frame of unknown length: it is shown at its time only
             end = times[-1] + 1e-6
-    return Timeline(times, end)
+    return Timeline(times, end, sorted(float(k * base - start) for k in keys),
+                    float(delay * base))
