@@ -42,6 +42,7 @@ BENCHMARKS: dict[str, str] = {
     "login": "guessing the admin token",
     "derive": "posters and storyboards (issue 18)",
     "scenes": "scenes and activity against PySceneDetect (issue 18)",
+    "frames": "the frame at t for models (issue 22)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

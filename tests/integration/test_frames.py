@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import re
 import shutil
 import tarfile
 import threading
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from testbed import frame_corpus
-from tests.harness import System, own_system, wait_for
+from tests.harness import REPO, System, own_system, wait_for
 
 TIMES_PER_CLIP = 6  # random times per clip, beside the boundaries
 
@@ -198,3 +199,13 @@ def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
     assert refusals, "two decodes at once in a worker whose limit is one"
     assert {error_code(r) for r in refusals} == {"busy"}
     assert {r.headers["Retry-After"] for r in refusals} == {"1"}
+
+
+def test_the_example_of_docs_models_md_runs(served):
+    """The page's Python block, as it is, against the real API."""
+    system, tokens = served
+    page = (REPO / "docs" / "models.md").read_text(encoding="utf-8")
+    [code] = re.findall(r"```python\n(.*?)```", page, re.S)
+    record = system.http.get(f"{system.base_url}/api/video/{tokens['cfr.mp4']}/",
+                             timeout=10).json()
+    exec(compile(code, "docs/models.md", "exec"), {"record": record})
