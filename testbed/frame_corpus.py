@@ -70,11 +70,12 @@ def build(folder: Path) -> list[Path]:
 
 @dataclass(frozen=True)
 class Oracle:
-    """A clip's frames: ``times`` (seconds, presentation order) and ``pixels``
-    (uint8, ``(N, H, W, 3)``, RGB)."""
+    """A clip's frames: ``times`` (seconds, presentation order), ``pixels`` (uint8,
+    ``(N, H, W, 3)``, RGB) and ``keys``: the indices of the keyframes."""
 
     times: list[float]
     pixels: np.ndarray
+    keys: list[int]
 
     def expected(self, t: float) -> int:
         """The index of the frame shown at ``t`` (module docstring)."""
@@ -94,7 +95,7 @@ def oracle(path: Path) -> Oracle:
     probe = json.loads(subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
          "format=start_time:stream=time_base,width,height:stream_side_data=rotation"
-         ":frame=best_effort_timestamp",
+         ":frame=best_effort_timestamp,key_frame",
          "-of", "json", str(path)], check=True, capture_output=True, timeout=60).stdout)
     [stream] = probe["streams"]
     base = Fraction(stream["time_base"])
@@ -109,4 +110,5 @@ def oracle(path: Path) -> Oracle:
     pixels = np.frombuffer(raw, np.uint8).reshape(-1, *shape, 3)
     assert len(pixels) == len(times), (path, len(pixels), len(times))
     assert times == sorted(times), path
-    return Oracle(times, pixels)
+    keys = [i for i, f in enumerate(probe["frames"]) if f.get("key_frame") == 1]
+    return Oracle(times, pixels, keys)

@@ -212,7 +212,6 @@ class ManyFrames(FrameResource):
             chosen = self.choose(frames, times)
             if fmt == "npy":
                 resp.data = self.array(frames, chosen, shape)
-                resp.content_type = "application/x-npy"
             else:
                 first = frames.picture(chosen[0], shape, "ppm")
                 self.check_size(len(chosen), *ppm_pixels(first.data)[:2])
@@ -223,8 +222,9 @@ class ManyFrames(FrameResource):
             self.slots.release()
             raise
         picture_headers(resp, chosen)
-        if fmt == "npy":
+        if fmt == "npy" or req.method == "HEAD":  # Falcon never closes a HEAD's stream
             self.slots.release()
+            resp.content_type = f"application/x-{fmt}"
             return
         resp.content_type = "application/x-tar"
         resp.stream = Held(self.tar(frames, chosen, times, shape), self.slots)

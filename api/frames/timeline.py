@@ -24,9 +24,9 @@ from fractions import Fraction
 
 __all__ = ["MARGIN", "Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
 
-#: Seconds of decoding started before what the keyframe and the reordering ask (the
-#: rounding of timestamps to microseconds in ffmpeg's seeks).
-MARGIN = 0.01
+#: Seconds between a keyframe's time and where decoding is asked to start (the rounding
+#: of timestamps to microseconds in ffmpeg's seeks).
+MARGIN = 0.001
 
 
 class NoTimestamps(ValueError):
@@ -48,10 +48,10 @@ class Chosen:
     (seconds, the timeline above); ``seek``: a time strictly between the previous frame's
     and this one's (0.0 for the first frame): the first frame at or after it is this one,
     whatever the rounding of either to microseconds; ``start``: where decoding may start
-    (seconds; 0.0: from the beginning), early enough that a demuxer seeking to the last
-    keyframe at or before it, by presentation or by decoding timestamps, lands on the last
-    keyframe shown at or before this frame or on an earlier one (so that every frame this
-    one depends on is decoded, also in an open GOP)."""
+    (seconds; 0.0: from the beginning), such that a demuxer seeking to the last keyframe
+    at or before it, by presentation or by decoding timestamps, lands on the last keyframe
+    shown at or before this frame (or an earlier one): every frame this one depends on is
+    decoded, also in an open GOP, whose leading frames are shown before their keyframe."""
 
     index: int
     time: float
@@ -63,13 +63,15 @@ class Chosen:
 class Timeline:
     """The frames' times (seconds, sorted), and the last frame's end (None: the packets
     were not read to the end of the stream, so ``t`` past the frames read is not known to
-    be past the end); ``keys``: the keyframes' times (sorted), ``delay``: the most a
-    packet's presentation follows its decoding (seconds; B-frames' reordering)."""
+    be past the end); ``keys``: the keyframes' times (sorted), ``key_decoded``: their
+    decoding times (same order), ``delay``: the most a packet's presentation follows its
+    decoding (seconds; B-frames' reordering)."""
 
     times: list[float]
     end: float | None
     keys: list[float] = field(default_factory=list)
     delay: float = 0.0
+    key_decoded: list[float] = field(default_factory=list)
 
     def at(self, t: float) -> Chosen:
         """The frame shown at ``t`` (seconds, ``>= 0``); :class:`PastTheEnd` after the last
@@ -84,7 +86,14 @@ class Timeline:
         time = self.times[index]
         seek = 0.0 if index == 0 else (self.times[index - 1] + time) / 2
         key = bisect.bisect_right(self.keys, time) - 1
-        start = self.keys[key] - self.delay - MARGIN if key >= 0 else 0.0
+        if key < 0 or self.keys[key] <= self.times[0]:  # from the beginning
+            return Chosen(index, time, seek, 0.0)
+        # just after the keyframe's time: a demuxer seeking by either timestamp lands on
+        # it, unless the next keyframe is decoded before that time (a GOP shorter than
+        # the reordering): then early enough for any
+        start = self.keys[key] + MARGIN
+        if key + 1 < len(self.keys) and self.key_decoded[key + 1] <= start + MARGIN:
+            start = self.keys[key] - self.delay - MARGIN
         return Chosen(index, time, seek, max(0.0, start))
 
 
@@ -98,7 +107,7 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
     start = Fraction(0)
     base: Fraction | None = None
     pts: list[int] = []
-    keys: list[int] = []
+    keys: dict[int, int] = {}  # pts → dts
     delay = 0
     durations: dict[int, int] = {}
     for line in csv.splitlines():
@@ -121,7 +130,7 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
                 raise NoTimestamps("a packet of the video stream has no timestamp")
             pts.append(int(fields[0]))
             if "K" in fields[3]:
-                keys.append(pts[-1])
+                keys[pts[-1]] = int(fields[1]) if fields[1] != "N/A" else pts[-1]
             if fields[2] not in ("", "N/A") and int(fields[2]) > 0:
                 durations[pts[-1]] = int(fields[2])
     if base is None:
@@ -140,5 +149,6 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
         end = float((last + 0) * base - start + step) if step else None
         if end is None:  # a single frame of unknown length: it is shown at its time only
             end = times[-1] + 1e-6
-    return Timeline(times, end, sorted(float(k * base - start) for k in keys),
-                    float(delay * base))
+    ordered = sorted(keys)
+    return Timeline(times, end, [float(k * base - start) for k in ordered],
+                    float(delay * base), [float(keys[k] * base - start) for k in ordered])

@@ -68,12 +68,15 @@ def picture(resp: requests.Response) -> np.ndarray:
 
 
 def times_to_try(oracle: frame_corpus.Oracle, seed: str) -> list[float]:
-    """Seeded random times within the clip, a frame's own time, and a hair before one."""
+    """Seeded random times within the clip, a frame's own time, a hair before one, and
+    the frames shown just before two keyframes (in an open GOP, frames decoded after the
+    keyframe that depend on the GOP before it)."""
     rng = random.Random(seed)
     last = oracle.times[-1]
     chosen = [round(rng.uniform(0, last), 6) for _ in range(TIMES_PER_CLIP)]
     k = rng.randrange(1, len(oracle.times))
-    return [*chosen, oracle.times[k], round(oracle.times[k] - 0.0005, 6), 0.0]
+    before_keys = [oracle.times[key - 1] + 0.001 for key in oracle.keys[1:3]]
+    return [*chosen, oracle.times[k], round(oracle.times[k] - 0.0005, 6), 0.0, *before_keys]
 
 
 @pytest.mark.parametrize("name", ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "rotated.mp4",
@@ -157,6 +160,10 @@ def test_refusals(served, clips):
     many = system.http.get(f"{system.base_url}/api/video/{token}/frames/",
                            params={"t": ",".join(["1"] * 9)}, timeout=10)
     assert many.status_code == 400 and error_code(many) == "bad_parameter"
+    head = system.http.head(f"{system.base_url}/api/video/{token}/frames/",
+                            params={"t": "1,2", "format": "tar"}, timeout=30)
+    assert head.status_code == 200 and head.headers["Video-Frame-Indices"] == "[25,50]"
+    assert frame(system, token, t="1").status_code == 200  # the HEAD gave its slot back
     broken = frame(system, tokens["broken.mp4"], t="1")
     assert broken.status_code == 409 and error_code(broken) == "not_ready"
     unknown = frame(system, "A" * 43, t="1")

@@ -44,11 +44,20 @@ def test_the_frame_shown_at_t_is_the_last_one_at_or_before_it():
     assert chosen.seek == pytest.approx(0.10)
     assert chosen.start == 0.0  # its keyframe is the first
     late = line.at(0.17)
-    # decoding starts before the keyframe at 0.16 by the most a packet was reordered
-    # (20736 shown 1536 ticks after its decoding: 0.12 s) and a margin
-    assert late.start == pytest.approx(0.16 - 0.12 - MARGIN)
+    assert late.start == pytest.approx(0.16 + MARGIN)  # just after its keyframe
     with pytest.raises(PastTheEnd):
         line.at(0.24)
+
+
+def test_decoding_starts_early_when_the_next_keyframe_is_decoded_before_it():
+    # keyframes at 0.04 and 0.08, the second decoded at 0.01: a demuxer seeking by
+    # decoding times to just after 0.04 would land on it
+    line = parse_packets("stream,1/100\nformat,0\npacket,2,0,2,__\npacket,4,1,4,K_\n"
+                         "packet,8,1,4,K_\npacket,6,3,2,__\n", complete=True)
+    assert line.at(0.05).start == 0.0  # 0.04 - 0.07 (the reordering) - the margin, floored
+    line = parse_packets("stream,1/100\nformat,0\npacket,2,0,2,__\npacket,4,2,4,K_\n"
+                         "packet,16,12,4,K_\npacket,8,4,4,__\n", complete=True)
+    assert line.at(0.09).start == pytest.approx(0.04 + MARGIN)
 
 
 def test_before_the_first_frame_it_is_the_first():
