@@ -136,7 +136,11 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
     if base is None:
         raise ValueError("ffprobe named no time base for the video stream")
     pts = sorted(set(pts))
-    times = [float(p * base - start) for p in pts]
+    # (p - start / base) * base as one division of integers: the float nearest the exact
+    # time, as Fraction would give, a few times faster
+    shift = start / base
+    den = base.denominator * shift.denominator
+    times = [(p * shift.denominator - shift.numerator) * base.numerator / den for p in pts]
     end = None
     if complete and pts:
         last = pts[-1]
