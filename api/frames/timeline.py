@@ -139,8 +139,8 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
     # (p - start / base) * base as one division of integers: the float nearest the exact
     # time, as Fraction would give, a few times faster
     shift = start / base
-    den = base.denominator * shift.denominator
-    times = [(p * shift.denominator - shift.numerator) * base.numerator / den for p in pts]
+    ticks = base.denominator * shift.denominator
+    times = [(p * shift.denominator - shift.numerator) * base.numerator / ticks for p in pts]
     end = None
     if complete and pts:
         last = pts[-1]
