@@ -28,9 +28,13 @@ TIMES_PER_CLIP = 6  # random times per clip, beside the boundaries
 
 
 @pytest.fixture(scope="module")
-def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, frame_corpus.Oracle]:
+def clips(tmp_path_factory: pytest.TempPathFactory, samples: Path
+          ) -> dict[str, frame_corpus.Oracle]:
+    """The corpus and its oracles by name; ``_folder``: the corpus's folder, which also
+    holds a sample whose pixels are twice as wide as high (640x360, SAR 2:1)."""
     folder = tmp_path_factory.mktemp("frame-clips")
     paths = frame_corpus.build(folder)
+    shutil.copy(samples / "sar_2x1.mp4", folder / "sar_2x1.mp4")
     return {path.name: frame_corpus.oracle(path) for path in paths} | {
         "_folder": folder}  # type: ignore[dict-item]
 
@@ -38,13 +42,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, frame_corpus.Or
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
            ) -> Iterator[tuple[System, dict[str, str]]]:
-    """The system with every clip ready (and one file that is not a video): name → token."""
+    """The system with every file of the corpus's folder ready, and one file that is not
+    a video: name → token."""
     with own_system(tmp_path_factory.mktemp("frames"), database_url, amqp_url,
                     f"{amqp_prefix}_frames", "api", "prober", "ingest",
                     VIDEODROP_DERIVE="", VIDEODROP_FRAME_CONCURRENCY="1",
                     VIDEODROP_FRAMES_MAX="8") as system:
         folder: Path = clips["_folder"]  # type: ignore[assignment]
-        names = [n for n in clips if not n.startswith("_")]
+        names = sorted(path.name for path in folder.iterdir())
         for name in names:
             shutil.copy(folder / name, system.inbox / name)
         (system.inbox / "broken.mp4").write_bytes(b"not a video at all" * 100)
@@ -137,6 +142,14 @@ def test_width_rotation_and_raw(served, clips):
     assert picture(frame(system, tokens["rotated.mp4"], t="1", raw="1")).shape == (240, 320, 3)
     assert picture(frame(system, tokens["cfr.mp4"], t="1", width="160")).shape == (120, 160, 3)
     assert picture(frame(system, tokens["cfr.mp4"], t="1", width="1000")).shape == (240, 320, 3)
+    # the sample aspect ratio: shown as the record's resolution says, or as coded
+    record = system.http.get(f"{system.base_url}/api/video/{tokens['sar_2x1.mp4']}/",
+                             timeout=10).json()
+    assert record["file_info"]["resolution"] == "1280x360"
+    assert picture(frame(system, tokens["sar_2x1.mp4"], t="1")).shape == (360, 1280, 3)
+    assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", raw="1")).shape == (360, 640, 3)
+    assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", width="640")).shape == (
+        180, 640, 3)
 
 
 def error_code(resp: requests.Response) -> str:
