@@ -11,6 +11,7 @@ import json
 import random
 import re
 import shutil
+import subprocess
 import tarfile
 import threading
 from collections.abc import Iterator
@@ -31,10 +32,14 @@ TIMES_PER_CLIP = 6  # random times per clip, beside the boundaries
 def clips(tmp_path_factory: pytest.TempPathFactory, samples: Path
           ) -> dict[str, frame_corpus.Oracle]:
     """The corpus and its oracles by name; ``_folder``: the corpus's folder, which also
-    holds a sample whose pixels are twice as wide as high (640x360, SAR 2:1)."""
+    holds a sample whose pixels are twice as wide as high (640x360, SAR 2:1) and a raw
+    H.264 stream (no timestamps)."""
     folder = tmp_path_factory.mktemp("frame-clips")
     paths = frame_corpus.build(folder)
     shutil.copy(samples / "sar_2x1.mp4", folder / "sar_2x1.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",  # packets without pts
+                    "testsrc=size=64x64:rate=25:duration=2", "-c:v", "libx264", "-f", "h264",
+                    str(folder / "raw.264")], check=True, timeout=60)
     return {path.name: frame_corpus.oracle(path) for path in paths} | {
         "_folder": folder}  # type: ignore[dict-item]
 
@@ -47,7 +52,8 @@ def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
     with own_system(tmp_path_factory.mktemp("frames"), database_url, amqp_url,
                     f"{amqp_prefix}_frames", "api", "prober", "ingest",
                     VIDEODROP_DERIVE="", VIDEODROP_FRAME_CONCURRENCY="1",
-                    VIDEODROP_FRAMES_MAX="8") as system:
+                    VIDEODROP_FRAMES_MAX="8",
+                    VIDEODROP_INBOX_EXTENSIONS="*") as system:  # raw.264 too
         folder: Path = clips["_folder"]  # type: ignore[assignment]
         names = sorted(path.name for path in folder.iterdir())
         for name in names:
@@ -177,6 +183,8 @@ def test_refusals(served, clips):
                             params={"t": "1,2", "format": "tar"}, timeout=30)
     assert head.status_code == 200 and head.headers["Video-Frame-Indices"] == "[25,50]"
     assert frame(system, token, t="1").status_code == 200  # the HEAD gave its slot back
+    raw = frame(system, tokens["raw.264"], t="1")
+    assert raw.status_code == 422 and error_code(raw) == "no_timestamps"
     broken = frame(system, tokens["broken.mp4"], t="1")
     assert broken.status_code == 409 and error_code(broken) == "not_ready"
     unknown = frame(system, "A" * 43, t="1")

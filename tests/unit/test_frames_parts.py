@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.frames.extract import FrameFailed, Frames
 from api.frames.packing import TAR_END, npy, tar_member
 from api.frames.timeline import MARGIN, NoTimestamps, PastTheEnd, parse_packets
+from videodrop.children import ChildRunner
 
 # 25 fps in 1/12800 (512 a frame), B-frames (decode order), an edit list's cut-off packet,
 # a start time of 1.5 s, side data after a line
@@ -99,3 +102,11 @@ def test_tar_members_are_what_tarfile_reads():
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert tar.getnames() == ["000000.jpg", "000000.json"]
         assert tar.extractfile("000000.jpg").read() == b"\xff\xd8jpeg"  # type: ignore[union-attr]
+
+
+def test_a_request_past_its_deadline_starts_no_child(tmp_path):
+    frames = Frames(tmp_path / "none.mp4", ffmpeg="ffmpeg", ffprobe="ffprobe",
+                    runner=ChildRunner(prlimit="/bin/false"), deadline=time.monotonic() - 1)
+    with pytest.raises(FrameFailed) as failed:
+        frames.timeline(1.0)
+    assert failed.value.reason == "timeout"
