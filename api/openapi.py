@@ -16,6 +16,7 @@ from typing import Any
 
 import falcon
 
+from api.frames import schema as frames
 from api.http.params import CURSOR
 from api.uploads.receive import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
 from videodrop import __version__
@@ -25,7 +26,7 @@ from videodrop.errorcodes import DESCRIPTIONS, ErrorCode
 from videodrop.formats import CONTAINERS, EXTENSIONS
 from videodrop.playback import DESCRIPTIONS as PLAYBACK_REASONS
 from videodrop.playback import UNKNOWN_FACTS, Needs
-from videodrop.records import DERIVATIVE_LINKS
+from videodrop.records import DERIVATIVE_LINKS, FRAME_LINK
 
 Schema = dict[str, Any]
 
@@ -101,12 +102,13 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Links": {
         "type": "object",
-        "description": "Built from VIDEODROP_BASE_URL; all null once the token is revoked.",
+        "description": "Built from VIDEODROP_BASE_URL; all null once the token is revoked."
+                       " frame_url is a template: replace {t} with seconds.",
         "required": ["api_endpoint", "stream_url", "access_token", "metadata_url",
-                     "download_url", *DERIVATIVE_LINKS],
+                     "download_url", *DERIVATIVE_LINKS, *FRAME_LINK],
         "properties": {k: _nullable("string") for k in
                        ("api_endpoint", "stream_url", "access_token", "metadata_url",
-                        "download_url", *DERIVATIVE_LINKS)},
+                        "download_url", *DERIVATIVE_LINKS, *FRAME_LINK)},
     },
     "Derivatives": {
         "type": "object",
@@ -526,6 +528,7 @@ def document() -> Schema:
                        "The scenes (shot boundaries, thumbnails) and activity per second.",
                        vtt=("WebVTT chapters.", "The scenes as WebVTT chapters."),
                        sheet=("One thumbnail sheet.", "One sheet of the scenes' thumbnails.")),
+            **frames.paths(TOKEN_PARAM, TOKEN_404, UNAVAILABLE),
             "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
                             "post": _upload()},
             "/api/videos/{video_id}": {

@@ -43,6 +43,7 @@ BENCHMARKS: dict[str, str] = {
     "derive": "posters and storyboards (issue 18)",
     "scenes": "scenes and activity against PySceneDetect (issue 18)",
     "renditions": "browser renditions (issue 19)",
+    "frames": "the frame at t for models (issue 22)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

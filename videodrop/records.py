@@ -19,18 +19,22 @@ def _iso(value: datetime | None) -> str | None:
 DERIVATIVE_LINKS = {"poster_url": "poster/", "storyboard_url": "storyboard/",
                     "storyboard_vtt_url": "storyboard.vtt", "scenes_url": "scenes/",
                     "scenes_vtt_url": "scenes.vtt"}
+#: The frame at a time: a URL template whose ``{t}`` the client replaces with seconds
+#: (``12.345``), after the derivatives' keys.
+FRAME_LINK = {"frame_url": "frame/?t={t}"}
 
 
 def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
     """The record's ``api_links``: the URLs of the token's endpoints under ``base_url``
-    and the token itself (the seed's five keys), then :data:`DERIVATIVE_LINKS`; every
+    and the token itself (the seed's five keys), then :data:`DERIVATIVE_LINKS` and
+    :data:`FRAME_LINK` (a template: ``{t}`` stands for the seconds); every
     value None when the video has no token (uploading). A derivative's URL answers 409
     until it is ready (``derivatives`` says)."""
     base = base_url.rstrip("/")
     if not token:
         return {"api_endpoint": None, "stream_url": None, "access_token": None,
                 "metadata_url": None, "download_url": None,
-                **dict.fromkeys(DERIVATIVE_LINKS)}
+                **dict.fromkeys(DERIVATIVE_LINKS), **dict.fromkeys(FRAME_LINK)}
     return {
         "api_endpoint": f"{base}/api/video/{token}/",
         "stream_url": f"{base}/stream/{token}/",
@@ -38,6 +42,7 @@ def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
         "metadata_url": f"{base}/api/video/{token}/metadata/",
         "download_url": f"{base}/api/video/{token}/download/",
         **{key: f"{base}/api/video/{token}/{path}" for key, path in DERIVATIVE_LINKS.items()},
+        **{key: f"{base}/api/video/{token}/{path}" for key, path in FRAME_LINK.items()},
     }
 
 

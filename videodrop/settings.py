@@ -119,6 +119,14 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")  # may name the client
     login_burst: int = 10  # wrong admin tokens a client address may try at once...
     login_rate: float = 10.0  # ...and then this many a minute
+    # frames at timestamps under the token (api/frames/): the widest picture served (px),
+    # frames per /frames/ request, its output's size (bytes of RGB), decodes at once per
+    # API worker (more answer 503), and the deadline of one request's children (s)
+    frame_max_width: int = 1920
+    frames_max: int = 64
+    frames_max_bytes: int = 256 << 20
+    frame_concurrency: int = 2
+    frame_timeout: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -191,6 +199,11 @@ class Settings:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError as exc:
                 raise SettingsError(f"VIDEODROP_TRUSTED_PROXIES: {exc}") from exc
+        if min(self.frame_max_width, self.frames_max, self.frames_max_bytes,
+               self.frame_concurrency) < 1 or not 0 < self.frame_timeout < math.inf:
+            raise SettingsError("VIDEODROP_FRAME_MAX_WIDTH, VIDEODROP_FRAMES_MAX,"
+                                " VIDEODROP_FRAMES_MAX_BYTES, VIDEODROP_FRAME_CONCURRENCY"
+                                " and VIDEODROP_FRAME_TIMEOUT must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -272,17 +285,19 @@ def _convert(name: str, raw: str) -> object:
             return _STORAGE_CONVERT[name](raw)
         if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
-        if name in {"max_file_size", "inbox_max_file_size", "child_memory"}:
+        if name in {"max_file_size", "inbox_max_file_size", "child_memory",
+                    "frames_max_bytes"}:
             return parse_size(raw)
         if name == "derive":
             return derivatives.parse_kinds(raw)
         if name in {"probe_timeout", "derive_timeout", "derive_timeout_per_media_second",
                     "settle_seconds", "rescan_seconds",
-                    "header_timeout", "login_rate", "inbox_prune_after"}:
+                    "header_timeout", "login_rate", "inbox_prune_after", "frame_timeout"}:
             return float(raw)
         if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",
                     "delivery_limit", "token_cache_size", "request_log_rate", "login_burst",
-                    "inbox_prune_depth", "rendition_max_height", "rendition_crf"}:
+                    "inbox_prune_depth", "rendition_max_height", "rendition_crf",
+                    "frame_max_width", "frames_max", "frame_concurrency"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":
             return ()

@@ -1,12 +1,13 @@
 """The OpenAPI document against the real gunicorn, exercised by schemathesis.
 
-Two runs of ``st run`` (every phase: examples, coverage, fuzzing, stateful) with every
+Runs of ``st run`` (every phase: examples, coverage, fuzzing, stateful) with every
 check but the ones a multipart form cannot honour (see CONFIG):
 
 * the whole API, with random tokens and ids, and links from an upload's record to its
   token endpoints and by-id operations (stateful phase);
 * the read-only token endpoints of a real, ready video: random Range, If-Range,
-  If-None-Match... headers against real bytes.
+  If-None-Match... headers against real bytes; its frame routes in a smaller run of
+  their own (each request decodes).
 
 The seed is fixed so the suite is deterministic; ``VIDEODROP_SCHEMATHESIS_SEED=random``
 (or a number) explores further. A failing run prints schemathesis' report: each failure
@@ -55,6 +56,7 @@ checks.negative_data_rejection.enabled = false
 # created with, which that check (knowing only DELETE of the resource) takes for a created
 # resource gone missing.
 EXCLUDED = "positive_data_acceptance,ensure_resource_availability"
+FRAME_ROUTES = "/frames?/$"  # api/frames/: a decode per request
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +70,8 @@ def api(database_url: str, amqp_url: str, amqp_prefix: str,
     # never spends, or the login throttle (tested in test_api_login_throttle.py) would answer
     # its later requests 429
     system = System(root, db, amqp_url, f"{amqp_prefix}_{secrets.token_hex(3)}",
-                    extra_env={"VIDEODROP_LOGIN_BURST": "1000000"})
+                    extra_env={"VIDEODROP_LOGIN_BURST": "1000000",
+                               "VIDEODROP_FRAMES_MAX": "4"})
     try:
         yield system.start("api", "prober")
     finally:
@@ -105,9 +108,20 @@ def test_token_endpoints_of_a_real_video_conform(api, tmp_path, samples):
 "path.token" = "{token}"
 """
     st_run(api, tmp_path, "--max-examples", "80", "--include-path-regex", "^/(api/video|stream)/",
-           config=config)
+           "--exclude-path-regex", FRAME_ROUTES, config=config)
     whole = requests.get(rec["api_links"]["download_url"], timeout=10)
     assert whole.content == (samples / "sar_2x1.mp4").read_bytes()
+
+
+def test_frame_endpoints_of_a_real_video_conform(api, tmp_path, samples):
+    """The frame routes decode at every request: fewer examples (~15 s)."""
+    rec = ready_upload(api, samples / "sar_2x1.mp4")
+    config = CONFIG + f"""
+[parameters]
+"path.token" = "{rec["api_links"]["access_token"]}"
+"""
+    st_run(api, tmp_path, "--max-examples", "10", "--include-path-regex", FRAME_ROUTES,
+           "--phases", "examples,coverage,fuzzing", config=config)  # no links to follow
 
 
 def test_positive_uploads_are_accepted(api, tmp_path):

@@ -15,10 +15,11 @@ from videodrop.migrate import available, migrate
 RECORD_KEYS = {"id", "source_id", "name", "description", "status", "file_info", "api_links"}
 FILE_INFO_KEYS = {"filename", "format", "size", "duration", "resolution", "fps", "codec",
                   "audio_codec"}
-# the seed's keys, then the derivatives' (they may only be added to, never renamed)
+# the seed's keys, then the derivatives' and the frame's template (they may only be added
+# to, never renamed)
 LINK_KEYS = {"api_endpoint", "stream_url", "access_token", "metadata_url", "download_url",
              "poster_url", "storyboard_url", "storyboard_vtt_url", "scenes_url",
-             "scenes_vtt_url"}
+             "scenes_vtt_url", "frame_url"}
 
 
 def sha256(path) -> str:
@@ -55,6 +56,7 @@ def test_dropped_file_becomes_working_links(system, samples):
         "storyboard_vtt_url": f"{system.base_url}/api/video/{token}/storyboard.vtt",
         "scenes_url": f"{system.base_url}/api/video/{token}/scenes/",
         "scenes_vtt_url": f"{system.base_url}/api/video/{token}/scenes.vtt",
+        "frame_url": f"{system.base_url}/api/video/{token}/frame/?t={{t}}",
     }
     info = record["file_info"]
     assert info["filename"] == f"videos/{record['source_id']}/bbb_chapters.mp4"

@@ -1,0 +1,299 @@
+"""Exact frames at timestamps, under the video's token (docs/models.md):
+
+* ``GET /api/video/{token}/frame/?t=12.345[&format=jpeg|png][&width=N][&raw=1]`` → the
+  frame shown at ``t`` (:mod:`api.frames.timeline` defines it), ``image/jpeg`` (default) or
+  ``image/png``, with ``Video-Frame-Time`` (its time, seconds, 6 decimals) and
+  ``Video-Frame-Index`` (0-based, presentation order);
+* ``GET /api/video/{token}/frames/?t=1,2.5,7[&format=npy|tar][&width=N][&raw=1]`` → the
+  frames at those times, in that order: ``npy`` (default) a ``uint8`` array
+  ``(N, H, W, 3)`` (RGB), ``tar`` WebDataset-style members ``000000.jpg`` and
+  ``000000.json`` (``{"t", "pts", "index"}``) written as they are decoded; both with
+  ``Video-Frame-Times`` and ``Video-Frame-Indices`` (JSON lists).
+
+``t``: seconds, a plain decimal (``12``, ``12.345``); ``width``: 1 to
+VIDEODROP_FRAME_MAX_WIDTH (default: that; a narrower picture is never enlarged); the
+rotation and the sample aspect ratio are applied unless ``raw=1``.
+
+Errors (JSON ``{"title", "description", "error_code"}``): 400 ``bad_parameter``; the
+token's 404; 404 ``missing_file``; 409 ``not_ready`` (``Retry-After`` while it may still
+become ready); 416 ``past_end`` (``t`` at or after the last frame's end); 400
+``too_large`` (over VIDEODROP_FRAMES_MAX_BYTES of RGB); 422 ``no_timestamps``,
+``decode_failed``, ``resource_limit``; 503 ``busy`` (VIDEODROP_FRAME_CONCURRENCY decodes
+at once in this worker; ``Retry-After``) and ``timeout`` (VIDEODROP_FRAME_TIMEOUT).
+A tar whose frame fails once its first bytes are sent is cut off (the connection is
+closed before the archive's end), never completed with a frame missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import falcon
+
+from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
+from api.frames.packing import TAR_END, npy, tar_member
+from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd
+from api.http.params import query_params
+from api.tokens.endpoints import TokenResource
+from videodrop.catalog import Catalog, Video
+from videodrop.children import ChildRunner
+from videodrop.settings import Settings
+
+_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
+RETRY_PENDING = 10  # seconds: Retry-After of a video still being processed
+_FAILED = {"timeout": falcon.HTTP_503, "resource_limit": falcon.HTTP_422,
+           "decode_failed": falcon.HTTP_422}
+CACHE_CONTROL = "private, max-age=3600"
+
+
+class FrameError(falcon.HTTPError):
+    """An HTTP error whose JSON also carries ``error_code``."""
+
+    def __init__(self, status: str, title: str, description: str, error_code: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, title=title, description=description, headers=headers)
+        self.error_code = error_code
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        out = super().to_dict(obj_type)
+        out["error_code"] = self.error_code
+        return out
+
+
+def bad(description: str) -> FrameError:
+    return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
+
+
+def parse_time(raw: str) -> float:
+    """Seconds from a plain decimal; 400 for anything else (signs, exponents, nan)."""
+    if not _TIME.fullmatch(raw):
+        raise bad(f"t is seconds as a plain decimal number (12 or 12.345), not {raw[:40]!r}")
+    return float(raw)
+
+
+class FrameResource(TokenResource):
+    """What both routes share: the checks, the decode slots, the children."""
+
+    formats: tuple[str, ...]
+    allowed = {"t", "format", "width", "raw"}
+
+    def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
+                 slots: threading.BoundedSemaphore) -> None:
+        super().__init__(settings, catalog, tokens)
+        self.slots = slots
+        self.runner = ChildRunner(settings.child_memory, cpus=2)
+
+    def video_file(self, token: str) -> tuple[Video, Path]:
+        video = self.lookup(token).video
+        if video.status != "ready":
+            detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
+                      else f"The video is not ready yet (status: {video.status}).")
+            retry = ({"Retry-After": str(RETRY_PENDING)}
+                     if video.status in {"uploading", "processing"} else None)
+            raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready",
+                             retry)
+        path = Path(self.settings.media_root) / video.stored_path
+        if not path.is_file():
+            raise FrameError(falcon.HTTP_404, "File missing",
+                             "The stored file is missing; tell an operator.", "missing_file")
+        return video, path
+
+    def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
+        """(the query, the shape, the format) or 400."""
+        query = query_params(req)
+        unknown = sorted(set(query) - self.allowed)
+        if unknown:
+            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
+                      f" {', '.join(sorted(self.allowed))}")
+        if "t" not in query:
+            raise bad("t (seconds) is required")
+        cap = self.settings.frame_max_width
+        raw_width = query.get("width", str(cap))
+        if not re.fullmatch(r"[0-9]{1,9}", raw_width) or not 1 <= int(raw_width) <= cap:
+            raise bad(f"width is an integer from 1 to {cap} (VIDEODROP_FRAME_MAX_WIDTH)")
+        raw = query.get("raw", "0")
+        if raw not in {"0", "1"}:
+            raise bad("raw is 1 (the frame as coded) or 0")
+        fmt = query.get("format", self.formats[0])
+        if fmt not in self.formats:
+            raise bad(f"format is one of {', '.join(self.formats)}")
+        return query, Shape(int(raw_width), raw == "1"), fmt
+
+    def frames(self, path: Path) -> Frames:
+        return Frames(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
+                      runner=self.runner,
+                      deadline=time.monotonic() + self.settings.frame_timeout)
+
+    def take_slot(self) -> None:
+        if not self.slots.acquire(blocking=False):
+            raise FrameError(falcon.HTTP_503, "Busy",
+                             "Every frame decode of this worker is taken; try again.",
+                             "busy", {"Retry-After": str(RETRY_BUSY)})
+
+    def choose(self, frames: Frames, times: list[float]) -> list[Chosen]:
+        """The frame shown at each time, or the error that says why there is none."""
+        try:
+            line = frames.timeline(max(times))
+            return [line.at(t) for t in times]
+        except PastTheEnd as exc:
+            raise FrameError(falcon.HTTP_416, "No frame at this time",
+                             f"{exc}.", "past_end") from exc
+        except NoTimestamps as exc:
+            raise FrameError(falcon.HTTP_422, "No timestamps", f"{exc}.",
+                             "no_timestamps") from exc
+        except FrameFailed as exc:
+            raise failed(exc) from exc
+        except ValueError as exc:  # no frame at all
+            raise FrameError(falcon.HTTP_422, "No frame", f"{exc}.", "decode_failed") from exc
+
+
+def failed(exc: FrameFailed) -> FrameError:
+    headers = {"Retry-After": str(RETRY_BUSY)} if exc.reason == "timeout" else None
+    return FrameError(_FAILED[exc.reason], "Frame failed", f"{exc}.", exc.reason, headers)
+
+
+def picture_headers(resp: falcon.Response, chosen: list[Chosen]) -> None:
+    resp.cache_control = [CACHE_CONTROL]
+    if len(chosen) == 1:
+        resp.set_header("Video-Frame-Time", f"{chosen[0].time:.6f}")
+        resp.set_header("Video-Frame-Index", str(chosen[0].index))
+    resp.set_header("Video-Frame-Times",
+                    json.dumps([round(c.time, 6) for c in chosen], separators=(",", ":")))
+    resp.set_header("Video-Frame-Indices",
+                    json.dumps([c.index for c in chosen], separators=(",", ":")))
+
+
+class Frame(FrameResource):
+    formats = ("jpeg", "png")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        video, path = self.video_file(token)
+        query, shape, fmt = self.params(req)
+        t = parse_time(query["t"])
+        self.take_slot()
+        try:
+            frames = self.frames(path)
+            [chosen] = self.choose(frames, [t])
+            picture = frames.picture(chosen, shape, fmt)
+        except FrameFailed as exc:
+            raise failed(exc) from exc
+        finally:
+            self.slots.release()
+        resp.content_type = f"image/{fmt}"
+        picture_headers(resp, [chosen])
+        resp.set_header("Content-Disposition",
+                        f'inline; filename="{video.source_id}-{chosen.index}.'
+                        f'{"jpg" if fmt == "jpeg" else fmt}"')
+        resp.data = picture.data
+
+    on_head = on_get
+
+
+class ManyFrames(FrameResource):
+    formats = ("npy", "tar")
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
+        _video, path = self.video_file(token)
+        query, shape, fmt = self.params(req)
+        times = [parse_time(part) for part in query["t"].split(",")]
+        if len(times) > self.settings.frames_max:
+            raise bad(f"at most {self.settings.frames_max} times a request"
+                      " (VIDEODROP_FRAMES_MAX)")
+        self.take_slot()
+        try:
+            frames = self.frames(path)
+            chosen = self.choose(frames, times)
+            if fmt == "npy":
+                resp.data = self.array(frames, chosen, shape)
+            else:
+                first = frames.picture(chosen[0], shape, "ppm")
+                self.check_size(len(chosen), *ppm_pixels(first.data)[:2])
+        except FrameFailed as exc:
+            self.slots.release()
+            raise failed(exc) from exc
+        except BaseException:
+            self.slots.release()
+            raise
+        picture_headers(resp, chosen)
+        if fmt == "npy" or req.method == "HEAD":  # Falcon never closes a HEAD's stream
+            self.slots.release()
+            resp.content_type = f"application/x-{fmt}"
+            return
+        resp.content_type = "application/x-tar"
+        resp.stream = Held(self.tar(frames, chosen, times, shape), self.slots)
+
+    on_head = on_get
+
+    def check_size(self, count: int, height: int, width: int) -> None:
+        size = count * height * width * 3
+        if size > self.settings.frames_max_bytes:
+            raise FrameError(falcon.HTTP_400, "Too large",
+                             f"{count} frames of {width}x{height} are {size} bytes of RGB,"
+                             f" over {self.settings.frames_max_bytes}"
+                             " (VIDEODROP_FRAMES_MAX_BYTES): ask fewer or narrower",
+                             "too_large")
+
+    def array(self, frames: Frames, chosen: list[Chosen], shape: Shape) -> bytes:
+        """The ``.npy`` of the frames; 422 when they differ in size."""
+        pixels: list[bytes] = []
+        size: tuple[int, int] | None = None
+        for one in chosen:
+            height, width, rgb = ppm_pixels(frames.picture(one, shape, "ppm").data)
+            if size is None:
+                size = (height, width)
+                self.check_size(len(chosen), height, width)
+            elif size != (height, width):
+                raise FrameError(falcon.HTTP_422, "Frames differ in size",
+                                 f"the frame at {one.time:.6f} s is {width}x{height}, the"
+                                 f" first {size[1]}x{size[0]}: ask format=tar",
+                                 "sizes_differ")
+            pixels.append(rgb)
+        assert size is not None
+        return npy((len(chosen), size[0], size[1], 3), pixels)
+
+    def tar(self, frames: Frames, chosen: list[Chosen], times: list[float],
+            shape: Shape) -> Iterator[bytes]:
+        """The members, frame by frame."""
+        for n, (one, t) in enumerate(zip(chosen, times, strict=True)):
+            data = frames.picture(one, shape, "jpeg").data
+            meta = {"t": t, "pts": round(one.time, 6), "index": one.index}
+            yield tar_member(f"{n:06d}.jpg", data) + tar_member(
+                f"{n:06d}.json", json.dumps(meta).encode())
+        yield TAR_END
+
+
+class Held:
+    """A response body that holds a decode slot until the WSGI server closes it (after the
+    last chunk, when the client went away, or unread after a HEAD): released once."""
+
+    def __init__(self, chunks: Iterator[bytes], slots: threading.BoundedSemaphore) -> None:
+        self.chunks = chunks
+        self.slots: threading.BoundedSemaphore | None = slots
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self.chunks
+
+    def close(self) -> None:
+        try:
+            close = getattr(self.chunks, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self.slots is not None:
+                self.slots.release()
+                self.slots = None
+
+
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
+    """Both routes, sharing this worker's VIDEODROP_FRAME_CONCURRENCY decode slots."""
+    slots = threading.BoundedSemaphore(settings.frame_concurrency)
+    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
+    app.add_route("/api/video/{token}/frames/",
+                  ManyFrames(settings, catalog, tokens, slots=slots))

@@ -1,0 +1,159 @@
+"""Decoding frames at given times for the API: one ffprobe child lists the video stream's
+packets (:mod:`api.frames.timeline` picks the frame), one ffmpeg child per frame seeks to
+the keyframe before it and decodes up to it. Both as every child of videodrop: an argument
+list, ``file:`` input, the ``file`` protocol and the accepted demuxers only, the deadline
+and resource limits of :mod:`videodrop.children`.
+
+The seek: ``-noaccurate_seek -ss start`` before ``-i`` makes the demuxer jump to the last
+keyframe at or before ``start`` (:class:`~api.frames.timeline.Chosen` picks it early
+enough for the frame's references, open GOPs and B-frame reordering included), the
+frames are decoded from there, and ``select`` keeps the first one at or after ``seek``, a
+time strictly between the frame wanted and the one before (ffmpeg's own accurate seek
+cannot be used: it starts decoding at the keyframe before the time asked, which in an open
+GOP can be a keyframe shown *after* the frame wanted). ``showinfo`` reports the frame
+kept, which is checked against the one chosen.
+
+Errors: :class:`FrameFailed` (ffmpeg or ffprobe failed, timed out or met a limit: the
+sentence says which), :class:`~api.frames.timeline.PastTheEnd` and
+:class:`~api.frames.timeline.NoTimestamps` from the timeline.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.frames.timeline import Chosen, Timeline, parse_packets
+from videodrop.children import ChildError, ChildRunner, ChildTimeout, Completed
+from videodrop.formats import DEMUXERS
+
+#: Image formats served: ffmpeg's encoder arguments of each.
+ENCODERS = {
+    "jpeg": ("-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj444p"),
+    "png": ("-c:v", "png", "-pix_fmt", "rgb24"),
+    "ppm": ("-c:v", "ppm", "-pix_fmt", "rgb24"),  # raw RGB behind a small header (npy)
+}
+_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DEMUXERS)))
+#: Seconds read past the last time asked for, so that every packet presented before it
+#: is read whatever the reordering of B-frames.
+READ_AHEAD = 5.0
+_SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
+                       rb"pts_time:(-?[\d.e+-]+)")
+_PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
+
+
+class FrameFailed(Exception):
+    """A child failed: ``reason`` (``timeout``, ``resource_limit``, ``decode_failed``)."""
+
+    def __init__(self, reason: str, sentence: str) -> None:
+        super().__init__(sentence)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Picture:
+    """One frame, encoded (``data``) as ``format`` asked; ``chosen``: which frame."""
+
+    chosen: Chosen
+    data: bytes
+
+
+@dataclass(frozen=True)
+class Shape:
+    """How frames are drawn: ``width`` px at most (the height follows the aspect ratio;
+    never enlarged), ``raw``: as coded (no rotation, no sample aspect ratio applied)."""
+
+    width: int
+    raw: bool = False
+
+    def filters(self, after: float | None) -> str:
+        """The first frame at or after ``after`` seconds (None: the first decoded), its
+        ``showinfo``, then the display size and the width."""
+        chain = [] if after is None else [f"select='gte(t,{after:.6f})'"]
+        chain.append("showinfo")
+        if not self.raw:
+            chain.append("scale=w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih,setsar=1")
+        w = self.width
+        chain.append(f"scale=w='min({w},iw)':h='if(gte({w},iw),ih,2*trunc({w}*ih/iw/2))'")
+        return ",".join(chain)
+
+
+class Frames:
+    """Frames of the file at ``path``, every child under ``runner`` with ``ffmpeg`` and
+    ``ffprobe`` (binaries) and all of them done by ``deadline`` (``time.monotonic``)."""
+
+    def __init__(self, path: Path, *, ffmpeg: str, ffprobe: str, runner: ChildRunner,
+                 deadline: float) -> None:
+        self.path = path
+        self.ffmpeg = ffmpeg
+        self.ffprobe = ffprobe
+        self.runner = runner
+        self.deadline = deadline
+
+    def timeline(self, last: float) -> Timeline:
+        """The frames' times up to ``last`` seconds (and a little beyond), or to the end
+        of the stream when there is none after ``last``."""
+        done = self._probe(f"%+{last + READ_AHEAD:.6f}")
+        line = parse_packets(done.stdout.decode("ascii", "replace"), complete=False)
+        if line.times and line.times[-1] > last:
+            return line
+        done = self._probe(None)  # read it all: its end is the end of the stream
+        return parse_packets(done.stdout.decode("ascii", "replace"), complete=True)
+
+    def _probe(self, interval: str | None) -> Completed:
+        reading = ["-read_intervals", interval] if interval else []
+        args = [self.ffprobe, "-v", "error", *_INPUT, "-select_streams", "v:0",
+                "-show_entries", "format=start_time:stream=time_base:packet=pts,dts,duration,flags",
+                "-of", "csv", *reading, f"file:{self.path}"]
+        return self._run(args, "ffprobe")
+
+    def picture(self, chosen: Chosen, shape: Shape, fmt: str) -> Picture:
+        """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`ENCODERS`)."""
+        start = chosen.start
+        seek = ["-noaccurate_seek", "-ss", f"{start:.6f}"] if start > 0 else []
+        after = chosen.seek - start if chosen.index > 0 else None
+        rotate = ["-noautorotate"] if shape.raw else []
+        args = [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
+                *_INPUT, "-threads", "2", *rotate, *seek, "-i", f"file:{self.path}",
+                "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", shape.filters(after),
+                "-frames:v", "1", "-f", "image2pipe", *ENCODERS[fmt], "pipe:1"]
+        done = self._run(args, "ffmpeg")
+        shown = _SHOWINFO.search(done.stderr)
+        if not done.stdout or shown is None:
+            raise FrameFailed("decode_failed", "ffmpeg decoded no frame at this time")
+        got = float(shown.group(1)) + start
+        if abs(got - chosen.time) > max(1e-3, (chosen.time - chosen.seek) / 2):
+            raise FrameFailed("decode_failed", f"ffmpeg decoded the frame at {got:.6f} s,"
+                                               f" not the one at {chosen.time:.6f} s")
+        return Picture(chosen, done.stdout)
+
+    def _run(self, args: list[str], name: str) -> Completed:
+        left = self.deadline - time.monotonic()
+        try:
+            done = self.runner(args, left)
+        except ChildTimeout as exc:
+            raise FrameFailed("timeout", f"{name} did not finish in time") from exc
+        except ChildError as exc:
+            raise FrameFailed("decode_failed", f"{name} could not run: {exc}") from exc
+        if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
+            raise FrameFailed("resource_limit", f"{name} was stopped by a resource limit")
+        if done.returncode != 0:
+            lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise FrameFailed("decode_failed", f"{name} exited with {done.returncode}: "
+                                               + (lines[-1][:200] if lines else "no message"))
+        return done
+
+
+def ppm_pixels(data: bytes) -> tuple[int, int, bytes]:
+    """(height, width, the rgb24 bytes) of a binary PPM (P6, 8 bits) as ffmpeg writes it."""
+    head = _PPM.match(data)
+    if head is None:
+        raise FrameFailed("decode_failed", "ffmpeg wrote no PPM picture")
+    width, height = int(head.group(1)), int(head.group(2))
+    pixels = data[head.end():head.end() + width * height * 3]
+    if len(pixels) != width * height * 3:
+        raise FrameFailed("decode_failed", "ffmpeg's PPM picture is cut short")
+    return height, width, pixels

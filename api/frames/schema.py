@@ -1,0 +1,104 @@
+"""The OpenAPI paths of the frame routes (api/openapi.py puts them in the document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videodrop.settings import Settings
+
+Schema = dict[str, Any]
+
+#: ``error_code`` of a frame route's error, and what it means.
+ERROR_CODES = {
+    "bad_parameter": "a parameter is missing, unknown or malformed",
+    "missing_file": "the stored file is gone",
+    "not_ready": "the video is not ready (processing, or failed)",
+    "past_end": "t is at or after the end of the last frame",
+    "too_large": "the frames asked are over VIDEODROP_FRAMES_MAX_BYTES of RGB",
+    "no_timestamps": "the stream's packets carry no timestamps",
+    "decode_failed": "ffmpeg decoded no frame (damaged data), or not the one chosen",
+    "resource_limit": "ffmpeg met VIDEODROP_CHILD_MEMORY or its CPU time",
+    "sizes_differ": "npy: the frames asked are not all of one size (use tar)",
+    "busy": "every decode slot of the worker (VIDEODROP_FRAME_CONCURRENCY) is taken",
+    "timeout": "the decodes did not finish within VIDEODROP_FRAME_TIMEOUT",
+}
+_DEFAULTS = Settings()
+
+
+def _error(text: str, retry: bool = False) -> Schema:
+    out: Schema = {"description": text, "content": {"application/json": {"schema": {
+        "type": "object", "required": ["title", "error_code"],
+        "properties": {"title": {"type": "string"}, "description": {"type": "string"},
+                       "error_code": {"enum": list(ERROR_CODES), "description": "; ".join(
+                           f"{code}: {text}" for code, text in ERROR_CODES.items())}}}}}}
+    if retry:
+        out["headers"] = {"Retry-After": {"description": "seconds",
+                                          "schema": {"type": "string"}}}
+    return out
+
+
+def _params(token: Schema, t: Schema, formats: tuple[str, ...]) -> list[Schema]:
+    return [token, t,
+            {"name": "format", "in": "query",
+             "schema": {"type": "string", "enum": list(formats), "default": formats[0]}},
+            {"name": "width", "in": "query",
+             "description": "px at most (VIDEODROP_FRAME_MAX_WIDTH, by default"
+                            f" {_DEFAULTS.frame_max_width}, caps it); never enlarged",
+             "schema": {"type": "integer", "minimum": 1}},
+            {"name": "raw", "in": "query",
+             "description": "1: as coded (no rotation, no sample aspect ratio applied)",
+             "schema": {"type": "string", "enum": ["0", "1"]}}]
+
+
+def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema,
+               unavailable: Schema) -> Schema:
+    op = {"security": [], "parameters": params,
+          "responses": {"200": ok,
+                        "400": _error("A bad parameter, or over the size limit."),
+                        "404": token_404,
+                        "409": _error("The video is not ready (Retry-After while it may"
+                                      " still be)."),
+                        "416": _error("t is past the last frame."),
+                        "422": _error("No frame could be decoded there."),
+                        "503": unavailable}}
+    return {"get": {**op, "summary": summary},
+            "head": {**op, "summary": f"{summary} (headers only)"}}
+
+
+def paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Schema]:
+    """``/frame/`` and ``/frames/``; ``token``, ``token_404``, ``unavailable``: the
+    document's token parameter, its 404 and its 503 (to which a frame route adds its
+    own 503s: ``busy``, ``timeout``; all carry Retry-After)."""
+    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?$"}
+    one = {"name": "t", "in": "query", "required": True, "schema": seconds,
+           "description": "seconds from the start: the frame shown then (the last frame"
+                          " whose time is <= t; the first frame before it)"}
+    many = {"name": "t", "in": "query", "required": True,
+            "description": "times, comma-separated (at most VIDEODROP_FRAMES_MAX, by"
+                           f" default {_DEFAULTS.frames_max})",
+            "schema": {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?"
+                                                    r"(,[0-9]{1,9}(\.[0-9]{1,9})?)*$"}}
+    header = {"schema": {"type": "string"}}
+    one_headers = {
+        "Video-Frame-Time": {**header, "description": "the frame's time, seconds"},
+        "Video-Frame-Index": {**header, "description": "0-based, presentation order"}}
+    many_headers = {
+        "Video-Frame-Times": {**header, "description": "JSON list of seconds"},
+        "Video-Frame-Indices": {**header, "description": "JSON list of indices"}}
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    busy = {**unavailable, "description": "The database cannot be reached, every decode"
+                                          " slot is taken (busy) or the decode timed out."}
+    return {
+        "/api/video/{token}/frame/": _operation(
+            "The frame shown at t (JPEG or PNG).", _params(token, one, ("jpeg", "png")),
+            {"description": "The frame.", "headers": {**one_headers, **many_headers},
+             "content": {"image/jpeg": binary, "image/png": binary}},
+            token_404, busy),
+        "/api/video/{token}/frames/": _operation(
+            "The frames shown at several times: a uint8 (N, H, W, 3) .npy, or a"
+            " WebDataset tar (000000.jpg, 000000.json).",
+            _params(token, many, ("npy", "tar")),
+            {"description": "The frames, in the order of t.", "headers": many_headers,
+             "content": {"application/x-npy": binary, "application/x-tar": binary}},
+            token_404, busy),
+    }

@@ -1,0 +1,158 @@
+"""Which frame is shown at a time ``t``: the video stream's frames in presentation order,
+read from its packets (no decoding), and the rule that picks one.
+
+Time ``t`` (seconds) is on the timeline the other token endpoints use (the storyboard, the
+scenes, the record's ``duration``): the container's start removed. A frame's time is
+``pts * time_base - start`` where ``start`` is the container's ``start_time`` (the earliest
+stream's first timestamp, ffprobe's ``format.start_time``, which is what ffmpeg's ``-ss``
+counts from). An MP4 edit list is applied by the demuxer: packets it cuts off (flagged
+``D``, decoded only to feed the decoder) are not frames; a shift it makes is in the pts.
+
+The rule: the frame served at ``t`` is the last frame whose time is ``<= t``; for
+``0 <= t`` before the first frame's time, the first frame (what a player shows from the
+start). Past the last frame's end (its time plus its packet's duration, or the mean spacing
+of the frames when the packet has none) there is no frame: :class:`PastTheEnd`.
+
+A frame's index is its 0-based position in presentation order among the frames counted.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+__all__ = ["MARGIN", "Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
+
+#: Seconds between a keyframe's time and where decoding is asked to start (the rounding
+#: of timestamps to microseconds in ffmpeg's seeks).
+MARGIN = 0.001
+
+
+class NoTimestamps(ValueError):
+    """The stream's packets carry no presentation timestamps (a raw elementary stream):
+    frames cannot be placed in time without decoding the whole stream."""
+
+
+class PastTheEnd(ValueError):
+    """``t`` is at or after the end of the last frame; ``end`` (seconds) is that end."""
+
+    def __init__(self, t: float, end: float) -> None:
+        super().__init__(f"t={t:g} s is past the last frame, which ends at {end:.6f} s")
+        self.end = end
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The frame served at a time: its ``index`` (presentation order, from 0), its ``time``
+    (seconds, the timeline above); ``seek``: a time strictly between the previous frame's
+    and this one's (0.0 for the first frame): the first frame at or after it is this one,
+    whatever the rounding of either to microseconds; ``start``: where decoding may start
+    (seconds; 0.0: from the beginning), such that a demuxer seeking to the last keyframe
+    at or before it, by presentation or by decoding timestamps, lands on the last keyframe
+    shown at or before this frame (or an earlier one): every frame this one depends on is
+    decoded, also in an open GOP, whose leading frames are shown before their keyframe."""
+
+    index: int
+    time: float
+    seek: float
+    start: float = 0.0
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The frames' times (seconds, sorted), and the last frame's end (None: the packets
+    were not read to the end of the stream, so ``t`` past the frames read is not known to
+    be past the end); ``keys``: the keyframes' times (sorted), ``key_decoded``: their
+    decoding times (same order), ``delay``: the most a packet's presentation follows its
+    decoding (seconds; B-frames' reordering)."""
+
+    times: list[float]
+    end: float | None
+    keys: list[float] = field(default_factory=list)
+    delay: float = 0.0
+    key_decoded: list[float] = field(default_factory=list)
+
+    def at(self, t: float) -> Chosen:
+        """The frame shown at ``t`` (seconds, ``>= 0``); :class:`PastTheEnd` after the last
+        frame's end, :class:`ValueError` when there is no frame at all."""
+        if not self.times:
+            raise ValueError("the stream holds no frame")
+        if self.end is not None and t >= self.end:
+            raise PastTheEnd(t, self.end)
+        if self.end is None and t > self.times[-1]:
+            raise ValueError("the packets read do not reach t")
+        index = max(0, bisect.bisect_right(self.times, t) - 1)
+        time = self.times[index]
+        seek = 0.0 if index == 0 else (self.times[index - 1] + time) / 2
+        key = bisect.bisect_right(self.keys, time) - 1
+        if key < 0 or self.keys[key] <= self.times[0]:  # from the beginning
+            return Chosen(index, time, seek, 0.0)
+        # just after the keyframe's time: a demuxer seeking by either timestamp lands on
+        # it, unless the next keyframe is decoded before that time (a GOP shorter than
+        # the reordering): then early enough for any
+        start = self.keys[key] + MARGIN
+        if key + 1 < len(self.keys) and self.key_decoded[key + 1] <= start + MARGIN:
+            start = self.keys[key] - self.delay - MARGIN
+        return Chosen(index, time, seek, max(0.0, start))
+
+
+def parse_packets(csv: str, *, complete: bool) -> Timeline:
+    """The timeline from ffprobe's ``-of csv`` lines of ``format=start_time``,
+    ``stream=time_base`` and ``packet=pts,dts,duration,flags`` of one video stream (in any
+    order; ``format,<s>``, ``stream,<a/b>``, ``packet,<pts>,<dts>,<duration>,<flags>``, each
+    perhaps followed by ``,side_data,…``; other lines are ignored).
+    ``complete``: the packets were read to the end of the stream (then the last frame's end
+    is known). :class:`NoTimestamps` when a packet has no pts."""
+    start = Fraction(0)
+    base: Fraction | None = None
+    pts: list[int] = []
+    keys: dict[int, int] = {}  # pts → dts
+    delay = 0
+    durations: dict[int, int] = {}
+    for line in csv.splitlines():
+        kind, _, rest = line.strip().partition(",")
+        first = rest.split(",")[0]  # side data may follow (",side_data,")
+        if kind == "format" and first not in ("", "N/A"):
+            start = Fraction(first)
+        elif kind == "stream" and "/" in first:
+            num, _, den = first.partition("/")
+            base = Fraction(int(num), int(den))
+        elif kind == "packet":
+            fields = rest.split(",")
+            if len(fields) < 4:
+                continue
+            if fields[0] != "N/A" and fields[1] != "N/A":
+                delay = max(delay, int(fields[0]) - int(fields[1]))
+            if "D" in fields[3]:  # cut off by an edit list: decoded, never shown
+                continue
+            if fields[0] == "N/A":
+                raise NoTimestamps("a packet of the video stream has no timestamp")
+            pts.append(int(fields[0]))
+            if "K" in fields[3]:
+                keys[pts[-1]] = int(fields[1]) if fields[1] != "N/A" else pts[-1]
+            if fields[2] not in ("", "N/A") and int(fields[2]) > 0:
+                durations[pts[-1]] = int(fields[2])
+    if base is None:
+        raise ValueError("ffprobe named no time base for the video stream")
+    pts = sorted(set(pts))
+    # (p - start / base) * base as one division of integers: the float nearest the exact
+    # time, as Fraction would give, a few times faster
+    shift = start / base
+    ticks = base.denominator * shift.denominator
+    times = [(p * shift.denominator - shift.numerator) * base.numerator / ticks for p in pts]
+    end = None
+    if complete and pts:
+        last = pts[-1]
+        if last in durations:
+            step = durations[last] * base
+        elif len(pts) > 1:
+            step = (last - pts[0]) * base / (len(pts) - 1)
+        else:
+            step = Fraction(0)
+        end = float((last + 0) * base - start + step) if step else None
+        if end is None:  # a single frame of unknown length: it is shown at its time only
+            end = times[-1] + 1e-6
+    ordered = sorted(keys)
+    return Timeline(times, end, [float(k * base - start) for k in ordered],
+                    float(delay * base), [float(keys[k] * base - start) for k in ordered])
