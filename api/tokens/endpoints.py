@@ -12,7 +12,7 @@ import falcon
 from api.files.response import send_file
 from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
-from videodrop import formats, metrics, playback, records
+from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
@@ -100,6 +100,10 @@ class VideoMetadata(JSONEndpoint):
         return to_json(records.metadata(video))
 
 
+#: Cache-Control of /stream/ (and of nginx's stream links): revalidated every time.
+STREAM_CACHE = "private, no-cache"
+
+
 class FileEndpoint(TokenResource):
     disposition: str = "inline"
 
@@ -133,18 +137,14 @@ class FileEndpoint(TokenResource):
                 "private, max-age=3600")
 
 
-#: Rendition outcomes that never replace the original at /stream/ (nothing is made).
-_SETTLED = frozenset({"not_needed", "renditions_off"})
-
-
 class Stream(FileEndpoint):
     """The browser rendition once it is ready, the original until then (the ETag tells
-    them apart). While the bytes served may still change (a rendition pending, waiting
-    for a viewer, ready and so remade at will, failed and requeued) the answer is
-    ``Cache-Control: private, no-cache``: a client revalidates with the ETag and never
-    mixes cached original bytes with the rendition's under one URL (the page adds
-    ``?v=<playback.stream>`` too). A rendition waiting for a viewer (``on_view``) is asked
-    for (docs/playback.md)."""
+    them apart). What it serves may change under the same URL (a rendition made, remade,
+    or made later when the settings change), so the answer is ``Cache-Control: private,
+    no-cache``: a client revalidates with the ETag and never mixes cached original bytes
+    with the rendition's (the page adds ``?v=<playback.stream>`` too; nginx's stream links
+    say the same, deploy/nginx.conf). A rendition waiting for a viewer (``on_view``) is
+    asked for (docs/playback.md)."""
 
     disposition = "inline"
 
@@ -153,18 +153,8 @@ class Stream(FileEndpoint):
         if state.get("status") == "pending" or state.get("error_code") == "on_view":
             self.catalog.want_rendition(video.id)  # someone watches: transcode it now
         ready = records.rendition_file(video)
-        if ready is not None:
-            return ready[0], ready[1], "private, no-cache"
-        path, content_type, cache = super().served(video)
-        if state and state.get("error_code") not in _SETTLED and not self._kept(video):
-            cache = "private, no-cache"
-        return path, content_type, cache
-
-    def _kept(self, video: Video) -> bool:
-        """Whether the original stays what /stream/ serves: it plays as it is and
-        VIDEODROP_RENDITIONS is not ``always``."""
-        return (self.settings.renditions != "always"
-                and playback.verdict(video.metadata).playable is True)
+        path, content_type, _ = ready or super().served(video)
+        return path, content_type, STREAM_CACHE
 
 
 class Download(FileEndpoint):

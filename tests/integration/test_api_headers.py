@@ -10,7 +10,7 @@ from tests.integration.test_api_uploads import ready_upload, upload_raw
 
 RECORD = "no-store"
 FILE = "private, max-age=3600"
-#: /stream/ of a file a rendition will replace (sar_2x1.mp4: its index at the end)
+#: /stream/: what it serves may change (a rendition), so it is revalidated every time
 STREAM = "private, no-cache"
 
 
