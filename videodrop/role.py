@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from videodrop import logs, metrics
+from videodrop.errors import ConfigurationError
 from videodrop.notify import Notifier
 from videodrop.settings import Settings
 
@@ -55,6 +56,8 @@ class Role:
 
     def __init__(self, name: str, settings: Settings, *, notifier: Notifier | None = None
                  ) -> None:
+        if problem := settings.store_in_use_problem():
+            raise ConfigurationError(problem)  # exit 78: systemd does not restart
         logs.configure(role=name, fmt=settings.log_format, level=settings.log_level)
         self.name = name
         self.settings = settings

@@ -6,6 +6,7 @@ import ipaddress
 import math
 import os
 import re
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -206,6 +207,21 @@ class Settings:
                                 " and VIDEODROP_FRAME_TIMEOUT must be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
+
+    def store_in_use_problem(self) -> str | None:
+        """Why the roles cannot run on ``storage_url`` (None: they can). The roles keep
+        media under VIDEODROP_MEDIA_ROOT until they move onto videodrop/storage/; an
+        ``s3://`` store is refused rather than silently ignored (docs/storage.md)."""
+        if self.storage_url is not None and self.storage_url.startswith("s3://"):
+            return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they keep"
+                    " media under VIDEODROP_MEDIA_ROOT; docs/storage.md): unset it")
+        if self.storage_url is not None and self.storage_url.startswith("file://"):
+            folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(self.storage_url).path))
+            if folder.resolve() != self.media_root.resolve():
+                return (f"VIDEODROP_STORAGE_URL names {folder}, but the roles keep media"
+                        f" under VIDEODROP_MEDIA_ROOT ({self.media_root}) until they move"
+                        " onto the store (docs/storage.md): set only VIDEODROP_MEDIA_ROOT")
+        return None
 
     def _validate_storage(self) -> None:
         if self.storage_url is not None and not re.match(r"(file|s3)://", self.storage_url):

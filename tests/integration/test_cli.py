@@ -103,3 +103,15 @@ def test_any_command_into_a_closed_pipe_ends_quietly(make_system, args: list[str
     # 141 where our code met the closed pipe; argparse's own help exits 0 before it does
     assert proc.wait(60) in ({141} if args == ["--help"] else {0, 141})
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
+
+
+@pytest.mark.parametrize("role", ["api", "ingest", "prober", "derive"])
+def test_a_role_refuses_an_s3_store_it_does_not_use_yet(make_system, role: str) -> None:
+    """VIDEODROP_STORAGE_URL=s3://… is refused by every role (exit 78, the setting named),
+    not silently ignored while media go to VIDEODROP_MEDIA_ROOT (docs/storage.md)."""
+    system: System = make_system()
+    done = subprocess.run([sys.executable, "-m", "videodrop", role],
+                          env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 78, done.stderr
+    assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr and "storage.md" in done.stderr

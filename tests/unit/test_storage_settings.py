@@ -69,3 +69,15 @@ def test_verifier() -> None:
         Verifier(4, None).check()
     with pytest.raises(IntegrityFailure):
         Verifier(None, "0" * 64).check()
+
+
+def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
+    """Until the roles move onto videodrop/storage/, a store other than
+    VIDEODROP_MEDIA_ROOT is refused at start, never silently ignored."""
+    root = tmp_path / "media"
+    assert Settings(media_root=root).store_in_use_problem() is None
+    assert Settings(media_root=root, storage_url=root.as_uri()).store_in_use_problem() is None
+    other = Settings(media_root=root, storage_url=(tmp_path / "elsewhere").as_uri())
+    assert "VIDEODROP_MEDIA_ROOT" in (other.store_in_use_problem() or "")
+    s3 = Settings(media_root=root, storage_url="s3://bucket/media")
+    assert "s3://" in (s3.store_in_use_problem() or "")
