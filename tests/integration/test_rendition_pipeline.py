@@ -12,6 +12,8 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,7 @@ import pika
 import pika.exceptions
 
 from deploy.devstack import ThrowawayRabbitMQ
-from tests.harness import System, rows, wait_for
+from tests.harness import REPO, System, rows, wait_for
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -238,3 +240,37 @@ def test_a_transcode_outlives_the_brokers_consumer_timeout(
         assert len(attached) == 1  # never cut off and reconnected
     finally:
         broker.stop()
+
+
+def test_requeue_all_during_a_transcode_ends_without_a_restart(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    """on-view: ``videodrop requeue --derivatives all`` while a viewed transcode runs. The
+    transcode's outcome is dropped (requested afresh meanwhile); the fresh request must get
+    a job once the transcode lets go of the rendition, and end, without a restart of the
+    derive role (it used to stay pending: its job met the running transcode's lock)."""
+    system = make_system(VIDEODROP_FFMPEG=str(held_x264(tmp_path)),
+                         VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "rq.mp4")
+    record = system.wait_record("rq.mp4")
+    wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+             what="the on-view skip")
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    wait_for((tmp_path / "HELD").exists, timeout=60, what="the viewed transcode to run")
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: rows(system.database_url, "SELECT queued_at IS NOT NULL FROM derivatives"
+                          " WHERE kind = 'rendition'") == [(True,)], timeout=30,
+             what="the fresh request's job published")
+    wait_for(lambda: system.queue_counts("derive")[0] == 0, timeout=30,
+             what="the fresh request's job taken (it meets the transcode's lock)")
+    (tmp_path / "HOLD").unlink()
+    ended = wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+                     what="the requested-again rendition to end")
+    assert (ended["status"], ended["error_code"]) == ("skipped", "on_view")
+    assert [e.get("status") for e in system.log_events("derive", "derived")
+            if e.get("kind") == "rendition"] == ["skipped", "dropped", "skipped"]
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn

@@ -107,6 +107,13 @@ class Derivatives(CatalogBase):
                     orphans.append(row["video_id"])
         return orphans
 
+    def republish_rendition(self, video_id: int) -> bool:
+        """The video's rendition request, still to make with no transcode running, gets
+        a job again (the relay publishes it; wanted ones to the transcode queue): for a
+        request made afresh while a transcode ran, whose job met the transcode's lock.
+        True when it was to make and queued."""
+        return self.db.one("republish_rendition", {"id": video_id}) is not None
+
     def want_rendition(self, video_id: int) -> bool:
         """Someone asks to watch the video: a rendition waiting for a viewer (skipped,
         ``on_view``) is requested again, first in the outbox and straight to the

@@ -136,3 +136,12 @@ RETURNING video_id;
 -- Bytes of the ready renditions (their files in the media store).
 SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS bytes
 FROM derivatives WHERE kind = 'rendition' AND status = 'ready';
+
+-- name: republish_rendition
+-- A rendition request with no transcode running gets a job again (the relay publishes
+-- it): the one a transcode's dropped outcome left (requested afresh while it ran: the
+-- fresh request's job met the transcode's lock and did nothing).
+UPDATE derivatives SET queued_at = NULL
+WHERE video_id = %(id)s AND kind = 'rendition' AND (status = 'pending' OR remaking)
+  AND running_since IS NULL AND queued_at IS NOT NULL
+RETURNING video_id;
