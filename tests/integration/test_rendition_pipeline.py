@@ -21,6 +21,7 @@ import pika
 import pika.exceptions
 
 from deploy.devstack import ThrowawayRabbitMQ
+from testbed.processes import wait_until_gone
 from tests.harness import REPO, System, rows, wait_for
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
@@ -274,3 +275,31 @@ def test_requeue_all_during_a_transcode_ends_without_a_restart(
             if e.get("kind") == "rendition"] == ["skipped", "dropped", "skipped"]
     folder = system.media_root / "derivatives" / record["source_id"]
     assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn
+
+
+def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path):
+    """A video deleted while its transcode runs: the transcode's ffmpeg is killed at its
+    next progress report (not run to an outcome never recorded), nothing of it is left."""
+    source = tmp_path / "long.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                    "-t", "20", "-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1",
+                    "-x265-params", "log-level=error", str(source)], check=True)
+    # libx264 encodes read their input at its own pace (20 s), their pid in x264.pid
+    fake = fake_x264(tmp_path, f'echo $$ > {tmp_path}/x264.pid; exec {REAL_FFMPEG} -re "$@"',
+                     "unused")
+    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager").start()
+    system.start_role("derive")
+    shutil.copy(source, system.inbox / "gone.mp4")
+    record = system.wait_record("gone.mp4")
+    wait_for(lambda: rows(system.database_url, "SELECT progress > 0 FROM derivatives"
+                          " WHERE kind = 'rendition'") == [(True,)], timeout=90, interval=0.3,
+             what="the transcode to report progress")
+    pid = int((tmp_path / "x264.pid").read_text())
+    gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
+                              headers=system.admin, timeout=5)
+    assert gone.status_code == 204
+    assert wait_until_gone([pid], within=8), "the deleted video's transcode ran on"
+    wait_for(lambda: [e.get("status") for e in system.log_events("derive", "derived")
+                      if e.get("kind") == "rendition"] == ["dropped"], timeout=10,
+             what="the transcode's outcome dropped")
+    assert not (system.media_root / "derivatives" / record["source_id"]).exists()

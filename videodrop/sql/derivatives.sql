@@ -92,7 +92,8 @@ FROM derivatives GROUP BY 1, 2;
 -- A running job's progress (0..1) of a request still to make.
 UPDATE derivatives SET progress = %(progress)s
 WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
-  AND requested_at = %(requested_at)s;
+  AND requested_at = %(requested_at)s
+RETURNING video_id;
 
 -- name: run_transcode
 -- A transcode job took the request (derive/transcoder.py): it holds the rendition lock
