@@ -168,7 +168,8 @@ def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
              what="the transcode queue empty with its consumer")
     pid = int((tmp_path / "x264.pid").read_text())
     system.kill("derive")  # SIGKILL mid-transcode
-    os.kill(pid, signal.SIGKILL)  # the encoder child (a session of its own)
+    with contextlib.suppress(ProcessLookupError):  # the encoder dies with it (pdeathsig)
+        os.kill(pid, signal.SIGKILL)
     wait_for(lambda: system.queue_counts("derive.transcode")[1] == 0, timeout=30,
              what="the broker to see the consumer gone")
     assert system.queue_counts("derive.transcode") == (0, 0)  # acked: nothing redelivered
