@@ -304,3 +304,30 @@ def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_p
                       if e.get("kind") == "rendition"] == ["dropped"], timeout=10,
              what="the transcode's outcome dropped")
     assert not (system.media_root / "derivatives" / record["source_id"]).exists()
+
+
+def test_a_viewer_does_not_wait_behind_the_other_kinds_of_the_video(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    """on-view: someone asks while the video's derive job is still making its scenes (the
+    rendition pending behind them): the transcode starts at once on its own queue."""
+    script = tmp_path / "ffmpeg"  # the scenes pass (rgb24 frames to a pipe) waits on HOLD
+    script.write_text(f"""#!/bin/sh
+case "$*" in *rgb24*rawvideo*) touch {tmp_path}/HELD;
+  while [ -e {tmp_path}/HOLD ]; do sleep 0.5; done ;; esac
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    (tmp_path / "HOLD").touch()
+    system = make_system(VIDEODROP_FFMPEG=str(script), VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "asked.mp4")
+    record = system.wait_record("asked.mp4")
+    wait_for((tmp_path / "HELD").exists, timeout=60, what="the scenes pass to run")
+    assert record["playback"]["status"] == "pending"
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    try:
+        ready = wait_for(lambda: rendition_of(system, record), timeout=45, interval=0.3,
+                         what="the wanted transcode while the scenes are held")
+        assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+    finally:
+        (tmp_path / "HOLD").unlink()

@@ -119,15 +119,15 @@ RETURNING video_id;
 -- name: want_rendition
 -- Someone asks to watch the video. A rendition waiting for a viewer (skipped, on_view) is
 -- pending again, first in the outbox, published straight to the transcode queue; one not
--- made yet (pending, no transcode running) is marked wanted: the job that plans it makes
--- its transcode rather than wait for a viewer.
+-- made yet (pending, no transcode running) is marked wanted and published there too: it
+-- does not wait behind the other kinds of a derive job of the video (whichever job comes
+-- to it first makes it; the other finds it running or made).
 UPDATE derivatives
 SET status = 'pending', error = NULL, error_code = NULL, data = '{}'::jsonb,
     attempts = CASE WHEN status = 'skipped' THEN 0 ELSE attempts END,
     progress = NULL, completed_at = NULL,
     requested_at = CASE WHEN status = 'skipped' THEN %(now)s ELSE requested_at END,
-    queued_at = CASE WHEN status = 'skipped' THEN NULL ELSE queued_at END,
-    wanted_at = %(now)s, updated_at = %(now)s
+    queued_at = NULL, wanted_at = %(now)s, updated_at = %(now)s
 WHERE video_id = %(id)s AND kind = 'rendition'
   AND ((status = 'skipped' AND error_code = 'on_view')
        OR (status = 'pending' AND wanted_at IS NULL AND running_since IS NULL))
