@@ -140,10 +140,11 @@ def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -
 
 def scale_filter(max_height: int) -> str:
     """Square pixels (the sample aspect ratio applied), then at most ``max_height`` rows
-    and never more than the source's, both sides even. ffmpeg applies the rotation before
-    it (autorotation), so the height is the one shown."""
-    return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
-            f"scale=w=-2:h='trunc(min({max_height},ih)/2)*2'")
+    and never more than the source's, both sides even and at least 2 (a 1-pixel side
+    would round to 0: x264 refuses it). ffmpeg applies the rotation before it
+    (autorotation), so the height is the one shown."""
+    return ("scale=w='max(2,trunc(iw*sar/2)*2)':h='max(2,trunc(ih/2)*2)',setsar=1,"
+            f"scale=w=-2:h='max(2,trunc(min({max_height},ih)/2)*2)'")
 
 
 def input_options(metadata: Mapping[str, Any]) -> list[str]:

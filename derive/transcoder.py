@@ -49,6 +49,9 @@ class Transcoder(Worker):
             self.ack_early()  # the row and the lock hold the job from now on
             output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
             summary = self.derive(video, started)
+        if summary["status"] == "dropped" and self.catalog.republish_rendition(video.id):
+            # requested afresh while it ran: that request's job met our lock and did nothing
+            self.log.info("rendition requested again meanwhile: its job published again")
         self.log.info("derive", kinds={"rendition": summary}, status=video.status,
                       duration=video.duration, queue="transcode",
                       total_ms=round((time.perf_counter() - t0) * 1000, 1))

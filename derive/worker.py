@@ -212,6 +212,8 @@ class Worker(Consumer):
             return Outcome("skipped", {}, exc.reason, str(exc))
         except Failed as exc:
             return Outcome("failed", {}, exc.reason, str(exc))
+        except Withdrawn as exc:  # not recorded: the request it was made for is gone
+            return Outcome("skipped", {}, None, str(exc))
 
     def _poster(self, video: Video, path: Path, temp: Path) -> Outcome:
         made = temp / "poster.jpg"
@@ -238,11 +240,20 @@ class Worker(Consumer):
         chosen = rendition.plan(video.metadata, self.settings,
                                 wanted=started.wanted_at is not None)
         made = temp / chosen.file_name
+        def progress(part: float) -> None:
+            if not self.catalog.set_progress(started, part):
+                raise Withdrawn("its request was withdrawn while it was made")
+
         facts = rendition.make(self.ffmpeg, self.settings, chosen, path, video.metadata, out=made,
-                               progress=lambda part: self.catalog.set_progress(started, part))
+                               progress=progress)
         [file] = output.publish(self.media_root, video.source_id, {made: chosen.file_name},
                                 stale=STALE["rendition"])
         return Outcome("ready", {**facts, "file": file})
+
+
+class Withdrawn(Exception):
+    """The request a running rendition is made for was withdrawn (the video deleted, or
+    requested afresh): its ffmpeg is killed rather than run to an outcome never recorded."""
 
 
 #: The start of every file name of a kind in the video's folder (derive/output.py).

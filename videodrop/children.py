@@ -9,7 +9,8 @@ on the pid after the spawn leaves the child running unlimited for a moment).
 ``ChildRunner(memory)(args, timeout, on_stdout=None) -> Completed``: stdout is collected,
 or handed chunk by chunk to ``on_stdout`` (bounded memory for long listings); stderr is
 kept up to :data:`STDERR_LIMIT` bytes (its head). Each child runs in its own session and
-its whole process group is killed when the deadline passes.
+its whole process group is killed when the deadline passes; it is killed when the thread
+that started it dies (``setpriv --pdeathsig KILL``: a SIGKILLed role leaves no child).
 
 Children run with at most :data:`ARENAS` malloc arenas (``MALLOC_ARENA_MAX``): glibc
 reserves 64 MiB of address space for each arena it adds (one per thread that meets
@@ -133,6 +134,15 @@ def prlimit_binary() -> str:
     return found
 
 
+def _die_with_parent() -> list[str]:
+    """util-linux ``setpriv --pdeathsig KILL``, so that the child (in a session of its own,
+    out of reach of a signal to our group) is killed when the thread that started it dies:
+    a role SIGKILLed mid-transcode leaves no ffmpeg running on (``videodrop run`` restarts
+    the role, and the new job would transcode beside it). Nothing when setpriv is missing."""
+    found = shutil.which("setpriv")
+    return [found, "--pdeathsig", "KILL", "--"] if found else []
+
+
 def time_binary() -> str:
     """GNU time's path (peak memory of a child); ChildMissing when it is not installed."""
     found = shutil.which("time")
@@ -166,7 +176,7 @@ class ChildRunner:
         if self._prlimit is None:
             self._prlimit = prlimit_binary()
         limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size, self.cpus)
-        argv = [*limits.prlimit_args(self._prlimit), *args]
+        argv = [*_die_with_parent(), *limits.prlimit_args(self._prlimit), *args]
         if not self.measure_peak:
             return run_limited(argv, timeout, on_stdout, program=args[0])
         with tempfile.NamedTemporaryFile(prefix="videodrop-peak-") as report:

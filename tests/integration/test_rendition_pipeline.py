@@ -12,6 +12,8 @@ import hashlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,8 @@ import pika
 import pika.exceptions
 
 from deploy.devstack import ThrowawayRabbitMQ
-from tests.harness import System, rows, wait_for
+from testbed.processes import wait_until_gone
+from tests.harness import REPO, System, rows, wait_for
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -165,7 +168,8 @@ def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
              what="the transcode queue empty with its consumer")
     pid = int((tmp_path / "x264.pid").read_text())
     system.kill("derive")  # SIGKILL mid-transcode
-    os.kill(pid, signal.SIGKILL)  # the encoder child (a session of its own)
+    with contextlib.suppress(ProcessLookupError):  # the encoder dies with it (pdeathsig)
+        os.kill(pid, signal.SIGKILL)
     wait_for(lambda: system.queue_counts("derive.transcode")[1] == 0, timeout=30,
              what="the broker to see the consumer gone")
     assert system.queue_counts("derive.transcode") == (0, 0)  # acked: nothing redelivered
@@ -238,3 +242,92 @@ def test_a_transcode_outlives_the_brokers_consumer_timeout(
         assert len(attached) == 1  # never cut off and reconnected
     finally:
         broker.stop()
+
+
+def test_requeue_all_during_a_transcode_ends_without_a_restart(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    """on-view: ``videodrop requeue --derivatives all`` while a viewed transcode runs. The
+    transcode's outcome is dropped (requested afresh meanwhile); the fresh request must get
+    a job once the transcode lets go of the rendition, and end, without a restart of the
+    derive role (it used to stay pending: its job met the running transcode's lock)."""
+    system = make_system(VIDEODROP_FFMPEG=str(held_x264(tmp_path)),
+                         VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "rq.mp4")
+    record = system.wait_record("rq.mp4")
+    wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+             what="the on-view skip")
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    wait_for((tmp_path / "HELD").exists, timeout=60, what="the viewed transcode to run")
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: rows(system.database_url, "SELECT queued_at IS NOT NULL FROM derivatives"
+                          " WHERE kind = 'rendition'") == [(True,)], timeout=30,
+             what="the fresh request's job published")
+    wait_for(lambda: system.queue_counts("derive")[0] == 0, timeout=30,
+             what="the fresh request's job taken (it meets the transcode's lock)")
+    (tmp_path / "HOLD").unlink()
+    ended = wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+                     what="the requested-again rendition to end")
+    assert (ended["status"], ended["error_code"]) == ("skipped", "on_view")
+    assert [e.get("status") for e in system.log_events("derive", "derived")
+            if e.get("kind") == "rendition"] == ["skipped", "dropped", "skipped"]
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn
+
+
+def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path):
+    """A video deleted while its transcode runs: the transcode's ffmpeg is killed at its
+    next progress report (not run to an outcome never recorded), nothing of it is left."""
+    source = tmp_path / "long.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
+                    "-t", "20", "-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1",
+                    "-x265-params", "log-level=error", str(source)], check=True)
+    # libx264 encodes read their input at its own pace (20 s), their pid in x264.pid
+    fake = fake_x264(tmp_path, f'echo $$ > {tmp_path}/x264.pid; exec {REAL_FFMPEG} -re "$@"',
+                     "unused")
+    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager").start()
+    system.start_role("derive")
+    shutil.copy(source, system.inbox / "gone.mp4")
+    record = system.wait_record("gone.mp4")
+    wait_for(lambda: rows(system.database_url, "SELECT progress > 0 FROM derivatives"
+                          " WHERE kind = 'rendition'") == [(True,)], timeout=90, interval=0.3,
+             what="the transcode to report progress")
+    pid = int((tmp_path / "x264.pid").read_text())
+    gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
+                              headers=system.admin, timeout=5)
+    assert gone.status_code == 204
+    assert wait_until_gone([pid], within=8), "the deleted video's transcode ran on"
+    wait_for(lambda: [e.get("status") for e in system.log_events("derive", "derived")
+                      if e.get("kind") == "rendition"] == ["dropped"], timeout=10,
+             what="the transcode's outcome dropped")
+    assert not (system.media_root / "derivatives" / record["source_id"]).exists()
+
+
+def test_a_viewer_does_not_wait_behind_the_other_kinds_of_the_video(
+        make_system: Any, camera_corpus: Path, tmp_path: Path):
+    """on-view: someone asks while the video's derive job is still making its scenes (the
+    rendition pending behind them): the transcode starts at once on its own queue."""
+    script = tmp_path / "ffmpeg"  # the scenes pass (rgb24 frames to a pipe) waits on HOLD
+    script.write_text(f"""#!/bin/sh
+case "$*" in *rgb24*rawvideo*) touch {tmp_path}/HELD;
+  while [ -e {tmp_path}/HOLD ]; do sleep 0.5; done ;; esac
+exec {REAL_FFMPEG} "$@"
+""")
+    script.chmod(0o755)
+    (tmp_path / "HOLD").touch()
+    system = make_system(VIDEODROP_FFMPEG=str(script), VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "asked.mp4")
+    record = system.wait_record("asked.mp4")
+    wait_for((tmp_path / "HELD").exists, timeout=60, what="the scenes pass to run")
+    assert record["playback"]["status"] == "pending"
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    try:
+        ready = wait_for(lambda: rendition_of(system, record), timeout=45, interval=0.3,
+                         what="the wanted transcode while the scenes are held")
+        assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+    finally:
+        (tmp_path / "HOLD").unlink()

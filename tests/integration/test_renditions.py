@@ -151,6 +151,15 @@ def test_the_height_cap_and_no_enlarging(camera_corpus: Path, tmp_path: Path, to
     assert (facts["width"], facts["height"]) == size  # even sides, square pixels
 
 
+def test_a_one_pixel_video_is_transcoded_to_two(tmp_path: Path, tool: FFmpeg):
+    """A 1x1 video: the even sides would round to 0 (x264 refused it: ``ffmpeg_failed``)."""
+    source = tmp_path / "1x1.avi"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=red:size=2x2:rate=5",
+                    "-t", "1", "-c:v", "mpeg4", "-s", "1x1", str(source)], check=True)
+    facts = made(tool, source, tmp_path)
+    assert (facts["stream"], facts["width"], facts["height"]) == ("transcode", 2, 2)
+
+
 def test_progress_is_reported_from_ffmpegs_progress(camera_corpus: Path, tmp_path: Path,
                                                     tool: FFmpeg,
                                                     monkeypatch: pytest.MonkeyPatch):

@@ -3,13 +3,17 @@ real processes (a Python child reports the limits it runs under)."""
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from testbed.processes import wait_until_gone
+from testbed.waits import wait_for
 from videodrop.children import (
     STDERR_LIMIT,
     ChildLimits,
@@ -86,6 +90,25 @@ def test_the_deadline_kills_the_whole_group(tmp_path: Path) -> None:
     # SIGKILL was sent to the group; the kernel takes a moment to end the grandchild
     assert wait_until_gone([child], within=10), "the grandchild outlived the deadline's kill"
 
+
+
+def test_a_child_dies_with_the_process_that_ran_it(tmp_path: Path) -> None:
+    """A process SIGKILLed while its child runs (a derive role mid-transcode) leaves no
+    child running on: the child is in a session of its own, out of reach of its group."""
+    pid_file = tmp_path / "pid"
+    parent = subprocess.Popen([sys.executable, "-c", (
+        "from videodrop.children import ChildRunner\n"
+        f"ChildRunner(file_size=None)(['sh', '-c', 'echo $$ > {pid_file}; exec sleep 60'], 60)")])
+    try:
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), timeout=20,
+                 what="the child to start")
+        child = int(pid_file.read_text())
+        os.kill(parent.pid, signal.SIGKILL)
+        parent.wait(timeout=10)
+        assert wait_until_gone([child], within=10), "the child outlived its killed parent"
+    finally:
+        parent.kill()
+        parent.wait()
 
 
 def test_missing_and_unexecutable_programs(tmp_path: Path) -> None:

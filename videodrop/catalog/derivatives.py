@@ -89,11 +89,13 @@ class Derivatives(CatalogBase):
         row = self.db.one("run_transcode", {"id": video_id, "now": self.clock()})
         return Derivative.from_row(row) if row else None
 
-    def set_progress(self, started: Derivative, progress: float) -> None:
-        """A running job's progress (0..1) of the request ``started``."""
-        self.db.one("derivative_progress", {"id": started.video_id, "kind": started.kind,
-                                            "progress": progress,
-                                            "requested_at": started.requested_at})
+    def set_progress(self, started: Derivative, progress: float) -> bool:
+        """A running job's progress (0..1) of the request ``started``; False when that
+        request is no longer to make (the video deleted, or requested afresh): its
+        outcome would not be recorded."""
+        return self.db.one("derivative_progress", {
+            "id": started.video_id, "kind": started.kind, "progress": progress,
+            "requested_at": started.requested_at}) is not None
 
     def sweep_transcodes(self) -> list[int]:
         """Rendition requests whose transcode job died (``running_since`` set, the
@@ -106,6 +108,13 @@ class Derivatives(CatalogBase):
                                                                "now": self.clock()}):
                     orphans.append(row["video_id"])
         return orphans
+
+    def republish_rendition(self, video_id: int) -> bool:
+        """The video's rendition request, still to make with no transcode running, gets
+        a job again (the relay publishes it; wanted ones to the transcode queue): for a
+        request made afresh while a transcode ran, whose job met the transcode's lock.
+        True when it was to make and queued."""
+        return self.db.one("republish_rendition", {"id": video_id}) is not None
 
     def want_rendition(self, video_id: int) -> bool:
         """Someone asks to watch the video: a rendition waiting for a viewer (skipped,

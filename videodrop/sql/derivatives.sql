@@ -92,7 +92,8 @@ FROM derivatives GROUP BY 1, 2;
 -- A running job's progress (0..1) of a request still to make.
 UPDATE derivatives SET progress = %(progress)s
 WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
-  AND requested_at = %(requested_at)s;
+  AND requested_at = %(requested_at)s
+RETURNING video_id;
 
 -- name: run_transcode
 -- A transcode job took the request (derive/transcoder.py): it holds the rendition lock
@@ -118,15 +119,15 @@ RETURNING video_id;
 -- name: want_rendition
 -- Someone asks to watch the video. A rendition waiting for a viewer (skipped, on_view) is
 -- pending again, first in the outbox, published straight to the transcode queue; one not
--- made yet (pending, no transcode running) is marked wanted: the job that plans it makes
--- its transcode rather than wait for a viewer.
+-- made yet (pending, no transcode running) is marked wanted and published there too: it
+-- does not wait behind the other kinds of a derive job of the video (whichever job comes
+-- to it first makes it; the other finds it running or made).
 UPDATE derivatives
 SET status = 'pending', error = NULL, error_code = NULL, data = '{}'::jsonb,
     attempts = CASE WHEN status = 'skipped' THEN 0 ELSE attempts END,
     progress = NULL, completed_at = NULL,
     requested_at = CASE WHEN status = 'skipped' THEN %(now)s ELSE requested_at END,
-    queued_at = CASE WHEN status = 'skipped' THEN NULL ELSE queued_at END,
-    wanted_at = %(now)s, updated_at = %(now)s
+    queued_at = NULL, wanted_at = %(now)s, updated_at = %(now)s
 WHERE video_id = %(id)s AND kind = 'rendition'
   AND ((status = 'skipped' AND error_code = 'on_view')
        OR (status = 'pending' AND wanted_at IS NULL AND running_since IS NULL))
@@ -136,3 +137,12 @@ RETURNING video_id;
 -- Bytes of the ready renditions (their files in the media store).
 SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS bytes
 FROM derivatives WHERE kind = 'rendition' AND status = 'ready';
+
+-- name: republish_rendition
+-- A rendition request with no transcode running gets a job again (the relay publishes
+-- it): the one a transcode's dropped outcome left (requested afresh while it ran: the
+-- fresh request's job met the transcode's lock and did nothing).
+UPDATE derivatives SET queued_at = NULL
+WHERE video_id = %(id)s AND kind = 'rendition' AND (status = 'pending' OR remaking)
+  AND running_since IS NULL AND queued_at IS NOT NULL
+RETURNING video_id;
