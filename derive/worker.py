@@ -104,6 +104,9 @@ class Worker(Consumer):
                 if started is None:
                     continue  # not pending (made already, or not requested)
                 results[kind] = self.derive(video, started)
+        # requested afresh while we held the lock: that request's job met it and did nothing
+        if again := self.catalog.republish_stranded(video.id):
+            self.log.info("requested again meanwhile: jobs published again", kinds=sorted(again))
         if results:
             self.log.info("derive", kinds=results, status=video.status,
                           duration=video.duration,

@@ -402,3 +402,41 @@ def test_a_missing_ffmpeg_is_waited_out_as_one_job(make_system: Any, samples: Pa
                      what="the derivatives once ffmpeg is back")
     assert {r[2] for r in found} == {"ready"}
     assert rows(system.database_url, "SELECT max(attempts) FROM derivatives") == [(1,)]
+
+
+def test_a_request_made_while_another_job_holds_the_video_ends_without_a_restart(
+        make_system: Any, samples: Path, tmp_path: Path):
+    """Two derive jobs at once (VIDEODROP_DERIVE_CONCURRENCY=2): ``videodrop requeue
+    --derivatives all`` while a job is making the scenes. The fresh requests' job meets
+    that job's lock and does nothing; the lock's holder publishes them again once it lets
+    go, and every kind ends remade, without a restart of the role (they stayed pending,
+    remaking, until one)."""
+    fake = tmp_path / "ffmpeg"  # the scenes pass (raw frames to a pipe) waits while HOLD
+    fake.write_text(f"""#!/bin/sh
+case "$*" in *rawvideo*) touch {tmp_path}/HELD
+  while [ -e {tmp_path}/HOLD ]; do sleep 0.2; done ;; esac
+exec {REAL_FFMPEG} "$@"
+""")
+    fake.chmod(0o755)
+    (tmp_path / "HOLD").touch()
+    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_DERIVE_CONCURRENCY="2",
+                         VIDEODROP_DERIVE="poster,storyboard,scenes").start()
+    system.start_role("derive")
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "held.mp4")
+    system.wait_record("held.mp4")
+    wait_for((tmp_path / "HELD").exists, timeout=60, what="the scenes pass to run")
+    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
+                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    wait_for(lambda: rows(system.database_url, "SELECT count(*) FROM derivatives"
+                          " WHERE queued_at IS NOT NULL AND (status = 'pending' OR remaking)")
+             == [(3,)], timeout=30, what="the fresh requests' job published")
+    wait_for(lambda: any("duplicate" in str(e.get("event"))
+                         for e in system.log_events("derive")),
+             timeout=30, what="the fresh requests' job to meet the held job's lock")
+    (tmp_path / "HOLD").unlink()
+    wait_for(lambda: rows(system.database_url, "SELECT kind FROM derivatives WHERE"
+                          " status = 'ready' AND NOT remaking ORDER BY kind")
+             == [("poster",), ("scenes",), ("storyboard",)],
+             timeout=120, interval=0.3, what="every kind remade, with no restart")

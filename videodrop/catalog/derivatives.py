@@ -116,6 +116,13 @@ class Derivatives(CatalogBase):
         True when it was to make and queued."""
         return self.db.one("republish_rendition", {"id": video_id}) is not None
 
+    def republish_stranded(self, video_id: int) -> list[str]:
+        """The video's requests still to make (not its rendition) whose job was published
+        get a job again (the relay publishes them): a request made afresh while another
+        job of the video held its lock met that lock and did nothing. Called by the lock's
+        holder once it let go. The kinds, in no order."""
+        return [row["kind"] for row in self.db.all("republish_stranded", {"id": video_id})]
+
     def want_rendition(self, video_id: int) -> bool:
         """Someone asks to watch the video: a rendition waiting for a viewer (skipped,
         ``on_view``) is requested again, first in the outbox and straight to the

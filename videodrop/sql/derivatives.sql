@@ -146,3 +146,13 @@ UPDATE derivatives SET queued_at = NULL
 WHERE video_id = %(id)s AND kind = 'rendition' AND (status = 'pending' OR remaking)
   AND running_since IS NULL AND queued_at IS NOT NULL
 RETURNING video_id;
+
+-- name: republish_stranded
+-- Requests of a video still to make, other than its rendition (which has its own), whose
+-- job was published but none is making them: the job a lock holder's run met (requested
+-- afresh while another job of the video held its lock, it did nothing) gets published
+-- again by the relay. Run by the job that held the lock, after letting go of it.
+UPDATE derivatives SET queued_at = NULL
+WHERE video_id = %(id)s AND kind <> 'rendition' AND (status = 'pending' OR remaking)
+  AND queued_at IS NOT NULL
+RETURNING kind;
