@@ -90,12 +90,14 @@ def test_a_video_probed_before_the_box_order_was_kept_says_it_is_unknown(
     box order is unknown instead of guessing it."""
     shutil.copyfile(camera_corpus / "faststart.mp4", system.inbox / "old.mp4")
     rec = system.wait_record("old.mp4")
+    # no derive role here: the rendition's request stays pending
+    waiting = {"status": "pending", "error_code": None, "progress": None}
     assert rec["playback"] == {"playable": True, "reasons": [], "needs": None, "unknown": [],
-                               "stream": "original"}
+                               "stream": "original", **waiting}
     rows(system.database_url, "UPDATE videos SET metadata = metadata - 'moov_before_mdat'"
                               " WHERE id = %s RETURNING id", rec["id"])
     unknown = {"playable": None, "reasons": [], "needs": None, "unknown": ["moov_position"],
-               "stream": "original"}
+               "stream": "original", **waiting}
 
     def answers(url: str) -> dict[str, Any] | None:
         body = system.http.get(url, timeout=5).json()
