@@ -5,8 +5,8 @@ running system (inbox, prober, API), and Debian's Chromium plays each ready one 
 frames decode, ``videoWidth`` > 0, no error, and the picture has the orientation the
 record's resolution says); whatever Chromium cannot play must say ``playable: false``.
 Every file that plays also seeks to its middle and plays on from there (``seeked`` fires,
-the time passes the seek point, new frames decode, no error). Once the rendition kind
-exists (videodrop/derivatives.py), every ready rendition goes through the same check
+the time passes the seek point, new frames decode, no error). Every ready rendition
+goes through the same check
 (:func:`check`, one code path: a URL in, what Chromium did out).
 (Chromium plays more than the verdict allows, MKV and 10-bit H.264 among them: the
 verdict is what Firefox and Safari play too.) What Chromium did with each file goes to
@@ -25,7 +25,6 @@ from playwright.sync_api import Page, sync_playwright
 from testbed.camera_variants import VARIANTS
 from tests.e2e.test_browser import ARGS, CHROMIUM
 from tests.harness import System, wait_for
-from videodrop import derivatives
 
 #: Per file and phase (playing from the start, then from the middle): how long Chromium
 #: gets to show it plays (ms), and how far it must play.
@@ -185,8 +184,6 @@ def rendition_settled(system: System, count: int) -> list[dict[str, Any]] | None
     return items if len(settled) >= count else None
 
 
-@pytest.mark.skipif("rendition" not in derivatives.KINDS,
-                    reason="the rendition kind has not landed yet (issue #19, branch renditions)")
 @pytest.mark.timeout(1200)
 def test_every_ready_rendition_plays_and_seeks_in_chromium(
         make_system, camera_corpus: Path, samples: Path,  # type: ignore[no-untyped-def]

@@ -11,14 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.test_browser import PLAYABLE, browser, log_in  # noqa: F401
 from tests.e2e.test_pages_http import logged_in
 from tests.harness import System, wait_for
-from videodrop import derivatives
 
 NOT_RELOADED = "window.__notReloaded === true"  # set on the page; gone if it ever reloads
 # how many times the page has asked for its live state
@@ -139,8 +137,6 @@ def rendition_state(system: System, name: str) -> dict[str, Any]:
     return (found[0].get("playback") or {}) if found else {}
 
 
-@pytest.mark.skipif("rendition" not in derivatives.KINDS,
-                    reason="the rendition kind has not landed yet (issue #19, branch renditions)")
 def test_the_page_prepares_a_playable_version_then_plays_it(
         system: System, browser: BrowserContext, samples: Path,  # noqa: F811
         output_dir: Path) -> None:
