@@ -13,13 +13,8 @@ from pathlib import Path
 import pika
 import pytest
 
-from tests.harness import REPO, System, rows
+from tests.harness import REPO, System, rows, videodrop
 from videodrop.settings import Settings
-
-
-def videodrop(system: System, *args: str, **kwargs) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "videodrop", *args], env=system.env,
-                          cwd=REPO, capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def queued(system: System) -> int:

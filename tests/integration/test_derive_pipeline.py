@@ -9,7 +9,6 @@ import itertools
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from tests.harness import REPO, System, free_port, rows, wait_for
+from tests.harness import System, free_port, rows, videodrop, wait_for
 from tests.integration.test_probe_samples import EXPECTED
 from videodrop.derivatives import KINDS
 
@@ -251,17 +250,13 @@ def test_requeue_derivatives_and_the_reconcile_at_start(make_system: Any, sample
              what="the reconcile at start to request and make them")
     rows(system.database_url, "UPDATE derivatives SET status = 'failed', error = 'x',"
          " error_code = 'internal' WHERE kind = 'poster' RETURNING 1")
-    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                           "failed"], env=system.env, cwd=REPO, capture_output=True,
-                          text=True, timeout=60)
+    done = videodrop(system, "requeue", "--derivatives", "failed", timeout=60)
     assert done.returncode == 0, done.stderr
     assert "requested 1 derivative(s) again" in done.stdout
     wait_for(lambda: rows(system.database_url, "SELECT status FROM derivatives"
                           " WHERE kind = 'poster'") == [("ready",)],
              timeout=120, what="the failed poster to be made again")
-    bad = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                          "some"], env=system.env, cwd=REPO, capture_output=True, text=True,
-                         timeout=60)
+    bad = videodrop(system, "requeue", "--derivatives", "some", timeout=60)
     assert bad.returncode == 2 and "invalid choice: 'some'" in bad.stderr
 
 
@@ -308,9 +303,7 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     first_poster = system.http.get(links["poster_url"], timeout=5)
     assert first_poster.status_code == 200
     (tmp_path / "STALL").write_text("-f rawvideo -pixel_format rgb24")  # the scenes' sheets
-    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    done = videodrop(system, "requeue", "--derivatives", "all", timeout=60)
     assert done.returncode == 0, done.stderr
     remade = "SELECT kind, status, remaking FROM derivatives ORDER BY kind"
     wait_for(lambda: rows(system.database_url, remade) == [
@@ -366,17 +359,13 @@ def test_a_job_that_keeps_crashing_goes_to_the_dead_letter_queue(make_system: An
     # The way out, once the cause is fixed: drain the dead letters (logged), make them again.
     with psycopg.connect(system.database_url, autocommit=True) as db:
         db.execute("DROP TRIGGER refuse ON derivatives")
-    drained = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--dead"],
-                             env=system.env, cwd=REPO, capture_output=True, text=True,
-                             timeout=60)
+    drained = videodrop(system, "requeue", "--dead", timeout=60)
     assert drained.returncode == 0, drained.stderr
     assert "and 1 dead-lettered message(s)" in drained.stdout
     said = drained.stdout + drained.stderr
     assert "dead letter requeued" in said and f"{system.prefix}.derive.dead" in said
     assert system.queue_counts("derive.dead")[0] == 0
-    again = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                            "failed"], env=system.env, cwd=REPO, capture_output=True,
-                           text=True, timeout=60)
+    again = videodrop(system, "requeue", "--derivatives", "failed", timeout=60)
     assert again.returncode == 0, again.stderr
     wait_for(lambda: rows(system.database_url, "SELECT DISTINCT status FROM derivatives")
              == [("ready",)], timeout=120, what="the failed ones made again")
@@ -425,9 +414,7 @@ exec {REAL_FFMPEG} "$@"
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "held.mp4")
     system.wait_record("held.mp4")
     wait_for((tmp_path / "HELD").exists, timeout=60, what="the scenes pass to run")
-    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    done = videodrop(system, "requeue", "--derivatives", "all", timeout=60)
     assert done.returncode == 0, done.stderr
     wait_for(lambda: rows(system.database_url, "SELECT count(*) FROM derivatives"
                           " WHERE queued_at IS NOT NULL AND (status = 'pending' OR remaking)")

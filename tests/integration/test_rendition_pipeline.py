@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import pika.exceptions
 
 from deploy.devstack import ThrowawayRabbitMQ
 from testbed.processes import wait_until_gone
-from tests.harness import REPO, System, rows, wait_for
+from tests.harness import System, rows, videodrop, wait_for
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -259,9 +258,7 @@ def test_requeue_all_during_a_transcode_ends_without_a_restart(
              what="the on-view skip")
     assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
     wait_for((tmp_path / "HELD").exists, timeout=60, what="the viewed transcode to run")
-    done = subprocess.run([sys.executable, "-m", "videodrop", "requeue", "--derivatives",
-                           "all"], env=system.env, cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    done = videodrop(system, "requeue", "--derivatives", "all", timeout=60)
     assert done.returncode == 0, done.stderr
     wait_for(lambda: rows(system.database_url, "SELECT queued_at IS NOT NULL FROM derivatives"
                           " WHERE kind = 'rendition'") == [(True,)], timeout=30,
