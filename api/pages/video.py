@@ -72,11 +72,7 @@ def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) 
     waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
     if not waiting and playback.get("status") != "pending":  # pending: not planned yet
         return video
-    # HOOK(renditions): the catalog call the rendition kind brings (want_rendition(video_id))
-    want = getattr(catalog, "want_rendition", None)
-    if want is None:  # the rendition kind has not landed: nothing to ask
-        return video
-    want(video.id)
+    catalog.want_rendition(video.id)
     return catalog.by_id(video.id) or video
 
 

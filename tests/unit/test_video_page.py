@@ -103,7 +103,7 @@ def test_the_page_polls_while_something_is_on_its_way() -> None:
 
 
 class Asked:
-    """A catalog with the call the rendition kind brings (want_rendition)."""
+    """A catalog answering what the page asks of it (want_rendition, by_id)."""
 
     def __init__(self) -> None:
         self.wanted: list[int] = []
