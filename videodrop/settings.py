@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from videodrop import derivatives, formats
+from videodrop.brokerurls import AmqpUrlError, split_amqp_urls
 
 PREFIX = "VIDEODROP_"
 REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
@@ -55,6 +56,7 @@ def parse_size(text: str) -> int:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://localhost/videodrop"
+    # one AMQP URL, or the nodes of one cluster separated by commas (``amqp_urls``)
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
     amqp_prefix: str = "videodrop"
     inbox: Path = Path("./var/inbox")
@@ -145,6 +147,10 @@ class Settings:
 
     def validate(self) -> None:
         self._validate_storage()
+        try:
+            split_amqp_urls(self.amqp_url)
+        except AmqpUrlError as exc:
+            raise SettingsError(str(exc)) from exc
         if self.ingest_mode not in {"auto", "inotify", "poll"}:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
@@ -237,6 +243,15 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The broker's URLs, in VIDEODROP_AMQP_URL's order (several: the nodes of one
+        cluster). :class:`SettingsError` when one is unusable."""
+        try:
+            return split_amqp_urls(self.amqp_url)
+        except AmqpUrlError as exc:
+            raise SettingsError(str(exc)) from exc
 
     # Names on the broker, all derived from one prefix so test sessions never collide.
     @property
