@@ -50,32 +50,33 @@ def small_clip(tmp_path: Path) -> Path:
     return clip
 
 
-def connections_on(cluster: ThrowawayCluster, node: str) -> list[str]:
-    """The ``connection_name`` of each videodrop client connection to ``node`` (told by
-    the server port it connected to: each node listens on its own), as the cluster lists
-    them."""
-    port = cluster.node_named(node).port
+def connections(cluster: ThrowawayCluster) -> list[tuple[int, str]]:
+    """(node's AMQP port, ``connection_name``) of each videodrop client connection, as the
+    cluster lists them: the port tells the node (each listens on its own)."""
     listed = cluster.a_running_node().ctl("list_connections", "port", "client_properties",
                                           "--formatter", "json", "--quiet")
     assert listed.returncode == 0, listed.stderr
-    names = []
+    found = []
     for conn in json.loads(listed.stdout):
         # rabbitmqctl's JSON gives client properties as [name, type, value] triples
-        props = {p[0]: p[2] for p in conn["client_properties"]}
-        if conn["port"] == port and str(props.get("connection_name", "")).startswith("videodrop-"):
-            names.append(str(props["connection_name"]))
-    return sorted(names)
+        name = str({p[0]: p[2] for p in conn["client_properties"]}.get("connection_name", ""))
+        if name.startswith("videodrop-"):
+            found.append((int(conn["port"]), name))
+    return found
 
 
 def test_stop_the_probe_queues_leader_during_a_burst(make_system, rabbit_cluster, small_clip):
     cluster = rabbit_cluster
-    system: System = make_system(amqp=cluster.url).start()
+    # the prober first: its consumers declare the queues, so the probe queue's leader is on
+    # the node of a prober connection (RabbitMQ puts it where the declaring client is)
+    system: System = make_system(amqp=cluster.url).start("prober", "ingest", "api")
     everyone = sorted(node.node for node in cluster.nodes)
     for queue in ("probe", "derive"):
         _, members = cluster.quorum_queue(f"{system.prefix}.{queue}")
         assert members == everyone, f"the {queue} queue is not replicated on every node"
     probe = f"{system.prefix}.probe"
     leader, _ = cluster.quorum_queue(probe)
+    consumers = system.queue_counts("probe")[1]
     names = [f"burst-{i:03d}.mp4" for i in range(FILES)]
     writer = drop_files(system.inbox, small_clip, names, every=0.1)  # ~12 s of arrivals
 
@@ -84,12 +85,16 @@ def test_stop_the_probe_queues_leader_during_a_burst(make_system, rabbit_cluster
                         "SELECT count(*) FROM videos WHERE status = 'ready'")[0][0])
 
     wait_for(lambda: ready() >= 10, timeout=120, what="the first files to be ready")
-    on_leader = connections_on(cluster, leader)
+    port = cluster.node_named(leader).port
+    on_leader = sorted(name for at, name in connections(cluster) if at == port)
+    at_stop, arriving = ready(), writer.is_alive()
     cluster.node_named(leader).stop()
-    at_stop = ready()
-    arriving = writer.is_alive()
     assert at_stop < FILES and arriving, "the burst was over before the node stopped"
-    assert on_leader, f"no videodrop connection was on {leader}: nothing had to fail over"
+    held = [n for n in on_leader if n.startswith(("videodrop-prober", "videodrop-ingest"))]
+    assert held, f"no prober or ingest connection was on {leader}: nothing had to fail over"
+    wait_for(lambda: set(held) <= {name for _, name in connections(cluster)}, timeout=60,
+             what=f"{held} connected again, to another node")
+    system.wait_consumers(consumers)  # every consumer of the prober back on the queue
 
     new_leader = wait_for(lambda: (found := cluster.quorum_queue(probe)[0])
                           != leader and found, timeout=60, what="a new leader of the probe queue")
@@ -105,6 +110,7 @@ def test_stop_the_probe_queues_leader_during_a_burst(make_system, rabbit_cluster
     assert new_leader in everyone and new_leader != leader
     reconnected = [e for e in system.log_events("prober") + system.log_events("ingest")
                    if str(e.get("event")).startswith("broker unavailable")]
+    assert len(reconnected) >= 1
     print(f"stopped {leader} with {at_stop}/{FILES} ready; videodrop connections on it:"
           f" {on_leader}; reconnects logged: {len(reconnected)}; new leader {new_leader}")
 
