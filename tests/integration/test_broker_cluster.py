@@ -4,8 +4,8 @@ machine's broker), VIDEODROP_AMQP_URL naming all three. While 120 small files ar
 node that leads the probe queue is stopped: every file ends `ready` exactly once, none is
 lost or dead-lettered, the inbox ends empty and the burst finishes.
 
-Bounded: 600 s at most (pytest-timeout); about 2 minutes on 2 shared cores, half of it
-starting and clustering the three nodes. Run alone with ``pytest -m cluster``. A cluster
+Bounded: 600 s at most (pytest-timeout); its duration on 2 cores is in
+docs/several-hosts.md. Run alone with ``pytest -m cluster``. A cluster
 that cannot start fails the test (never a skip)."""
 
 from __future__ import annotations
