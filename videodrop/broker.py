@@ -34,8 +34,9 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 HEARTBEAT = 60  # seconds, unless VIDEODROP_AMQP_URL says (``?heartbeat=N``)
-# which URL the next connection starts at (parameters): processes start at different ones
-_TURN = itertools.count(os.getpid())
+# counts this process's connections: with its pid, which URL the next one starts at
+# (parameters); the pid also sets forked processes (gunicorn's workers) apart
+_TURN = itertools.count()
 
 
 def parameters(settings: Settings, *, name: str) -> list[pika.URLParameters]:
@@ -48,7 +49,7 @@ def parameters(settings: Settings, *, name: str) -> list[pika.URLParameters]:
     ``heartbeat`` query option is kept (seconds; RabbitMQ closes a connection silent for
     two of them), else ``HEARTBEAT``."""
     urls = settings.amqp_urls
-    start = next(_TURN) % len(urls)
+    start = (os.getpid() + next(_TURN)) % len(urls)
     found = []
     for url in urls[start:] + urls[:start]:
         params = pika.URLParameters(url)
