@@ -9,8 +9,8 @@ the frames a clip holds, consecutive in presentation order.
   ``start`` is before it) and ends where the first keyframe at or after ``end`` starts (the
   stream's end when there is none). ffmpeg seeks to that keyframe, drops every packet
   shown before it (an earlier keyframe a demuxer landed on; an open GOP's leading frames)
-  and copies as many packets as the span has frames. The file written is then listed
-  (ffprobe, no decoding) and the frames it shows counted: a container that keeps no
+  and copies the packets decoded before the keyframe that ends the span. The file written
+  is then listed (ffprobe, no decoding) and the frames it shows counted: a container that keeps no
   packet durations (Matroska) leaves the last frame without one, which an MP4 edit list
   then hides; the span is shortened to what is shown.
 * ``exact`` (:func:`exact_span`, :meth:`Cutter.exact`): exactly the frames whose time is
@@ -33,7 +33,7 @@ import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.frames.extract import INPUT_OPTIONS, Frames
+from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
 __all__ = ["MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
@@ -61,12 +61,14 @@ class NoKeyframe(ValueError):
 class Span:
     """The frames of a clip: ``count`` frames from index ``first``; ``start``: the first
     one's time, ``end``: the end of the last (the next frame's time, or the stream's end),
-    seconds."""
+    seconds; ``cut``: ``copy``, the decoding time of the keyframe that ends the span
+    (None: the stream's end)."""
 
     first: int
     count: int
     start: float
     end: float
+    cut: float | None = None
 
 
 def _time_of(line: Timeline, index: int) -> float:
@@ -106,23 +108,19 @@ def copy_span(line: Timeline, start: float, end: float) -> Span:
     if not keys or b <= a:
         raise NoKeyframe(f"no keyframe before {end:g} s to cut at: ask mode=exact")
     first = bisect.bisect_left(line.times, keys[a])
+    cut = None
     if b < len(keys):
         stop = bisect.bisect_left(line.times, keys[b])
+        cut = line.key_decoded[b]
     elif line.end is not None:
         stop = len(line.times)
     else:
         raise NoKeyframe(f"no keyframe after {end:g} s in the packets read")
-    return Span(first, stop - first, line.times[first], _time_of(line, stop))
+    return Span(first, stop - first, line.times[first], _time_of(line, stop), cut)
 
 
 class Cutter(Frames):
     """:class:`~api.frames.extract.Frames` that also writes clips (MP4) to a path."""
-
-    def _audio(self, audio: str | None, encode: bool) -> list[str]:
-        if audio is None:
-            return ["-an"]
-        codec = list(_AUDIO) if encode or audio not in MP4_AUDIO else ["-c:a", "copy"]
-        return ["-map", "0:a:0?", *codec]
 
     def _ffmpeg(self, *args: str) -> list[str]:
         return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
@@ -131,24 +129,39 @@ class Cutter(Frames):
     def copy(self, line: Timeline, span: Span, out: Path, audio: str | None) -> Span:
         """Write ``span`` (from :func:`copy_span` of ``line``) to ``out`` by stream copy;
         ``audio``: the first audio stream's codec (None: no audio). The span the file
-        shows: its first ``count`` frames or fewer."""
+        shows: its first ``count`` frames or fewer.
+
+        The video is read up to (not including) the packet of the keyframe that ends the
+        span: the input's ``-t`` stops a copied stream at the first packet whose decoding
+        time reaches it. (``-frames:v`` would end the whole file there, the audio with it,
+        though the audio's packets run ahead of the video's decoding times by the
+        B-frames' delay.) The audio, from a second reading of the file, is read up to the
+        span's end."""
         seek = ["-ss", f"{span.start + MARGIN:.6f}"] if span.first > 0 else []
-        offset = _LANDING + (MARGIN if seek else 0.0)
-        length = ["-t", f"{span.end - span.start:.6f}"] if audio else []
+        origin = span.start if seek else 0.0  # a time t of the timeline is t - origin + _LANDING
+        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else 0.0):.6f}"]
+        # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
+        # take the rounding to the stream's time base (1 ms in Matroska): stop before
+        until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
+        second = ([] if audio is None else
+                  [*seek, *offset, "-t", f"{span.end - origin + _LANDING:.6f}",
+                   "-i", f"file:{self.path}"])
+        sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
+            ["-c:a", "copy"] if audio in MP4_AUDIO else _AUDIO)]
         self._run(self._ffmpeg(
-            *seek, "-itsoffset", f"{offset:.6f}", "-i", f"file:{self.path}",
-            "-map", "0:v:0", "-c:v", "copy", *self._audio(audio, encode=False),
-            "-frames:v", str(span.count), *length, "-copypriorss", "0",
-            "-avoid_negative_ts", "make_zero", *_OUTPUT, f"file:{out}"), "ffmpeg")
+            *seek, *offset, *until, "-i", f"file:{self.path}", *second,
+            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *_OUTPUT,
+            f"file:{out}"), "ffmpeg")
         listed = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
                             "-show_entries", "packet=flags", "-of", "csv", f"file:{out}"],
                            "ffprobe").stdout.decode("ascii", "replace")
         shown = sum(1 for row in listed.splitlines()
                     if row.startswith("packet,") and "D" not in row.split(",")[1])
-        if shown >= span.count:
+        if shown == span.count:
             return span
-        if shown == 0:
-            raise NoFrames("the stream copy shows no frame")
+        if not 0 < shown < span.count:
+            raise FrameFailed("decode_failed", f"the stream copy shows {shown} frames, not"
+                                               f" the {span.count} of the span")
         return Span(span.first, shown, span.start, _time_of(line, span.first + shown))
 
     def exact(self, span: Span, chosen: Chosen, out: Path, audio: str | None) -> None:
@@ -161,7 +174,8 @@ class Cutter(Frames):
                  f":end={span.end - origin:.6f},asetpts=PTS-STARTPTS"] if audio else [])
         self._run(self._ffmpeg(
             "-threads", "2", *seek, "-i", f"file:{self.path}", "-map", "0:v:0",
-            *self._audio(audio, encode=True), "-vf", ",".join([*picks, "setpts=PTS-STARTPTS"]),
+            *(["-an"] if audio is None else ["-map", "0:a:0?", *_AUDIO]),
+            "-vf", ",".join([*picks, "setpts=PTS-STARTPTS"]),
             *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",
             "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *_OUTPUT, f"file:{out}"),
             "ffmpeg")

@@ -147,8 +147,9 @@ def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_pat
 def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
     """The frames of a copy are exactly those of its stated bounds (by their pixels), it
     starts at a keyframe at or before start (the first one shown when start is before it)
-    and ends at one at or after end, or the stream's end, less the last frame when the
-    source keeps no packet durations (Matroska: docs/models.md)."""
+    and ends at one at or after end, or the stream's end, less perhaps the last frame
+    when the source keeps no packet durations (Matroska: docs/models.md); the headers say
+    which frames it holds in every case."""
     system, records = served
     oracle = clips[1][name]
     keys = [oracle.times[k] for k in oracle.keys]
@@ -164,8 +165,8 @@ def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
         assert first <= start or first == keys[0]
         following = [k for k in keys if k >= end]
         cut = oracle.keys[keys.index(following[0])] if following else len(oracle.times)
-        lost = 1 if name.endswith(".mkv") else 0
-        assert frames[-1] + 1 == cut - lost, (name, start, end, frames)
+        lost = cut - (frames[-1] + 1)  # may be 1 from Matroska (docs/models.md)
+        assert lost == 0 or (lost == 1 and name.endswith(".mkv")), (name, start, end, frames)
         assert got.times == pytest.approx([oracle.times[i] - first for i in frames], abs=2e-3)
 
 
@@ -188,7 +189,8 @@ def test_streams_durations_and_name(served, clips, tmp_path):
         assert resp.headers["Content-Disposition"] == (
             f'attachment; filename="av_{float(start):.3f}-'
             f'{float(resp.headers["Clip-End"]):.3f}.mp4"')
-    assert float(start) == pytest.approx(oracle.times[25])  # copy: the keyframe at 1 s
+    keyframe = max(oracle.times[k] for k in oracle.keys if oracle.times[k] <= 1.02)
+    assert float(start) == pytest.approx(keyframe, abs=1e-6)  # copy: from the keyframe
     head = system.http.head(f"{system.base_url}/api/video/{av}/clip/",
                             params={"start": "1", "end": "2"}, timeout=60)
     assert head.status_code == 200 and head.headers["Clip-Frames"] == "25"
