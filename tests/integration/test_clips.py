@@ -242,21 +242,28 @@ def test_a_revoked_token_is_404(served):
 
 
 def test_a_worker_cuts_at_most_its_share_at_once(served):
-    """VIDEODROP_CLIP_CONCURRENCY=1: while one clip is being cut (a slow re-encode), a
-    second is refused at once with 503 busy and Retry-After, and frames (a pool of their
-    own) and lookups are still answered."""
+    """VIDEODROP_CLIP_CONCURRENCY=1 (one API worker): while one clip is being cut (a slow
+    re-encode, its client trying again while refused), another is refused at once with
+    503 busy and Retry-After, and frames (a pool of their own) and lookups are answered."""
     system, records = served
     long = token(records, "slow.mp4")
     slow: list[requests.Response] = []
-    cutting = threading.Thread(target=lambda: slow.append(
-        clip(system, long, start="0", end="8", mode="exact")))
+
+    def cut_slowly() -> None:
+        slow.append(wait_for(lambda: [r for r in [clip(system, long, start="0", end="8",
+                                                       mode="exact")]
+                                      if r.status_code != 503],
+                             timeout=60, interval=0.01, what="the slow clip's slot")[0])
+
+    cutting = threading.Thread(target=cut_slowly)
     cutting.start()
     try:
         def refused() -> list[requests.Response] | None:
             resp = clip(system, token(records, "cfr.mp4"), start="0", end="1")
             if resp.status_code == 503:
                 return [resp]
-            assert cutting.is_alive(), "the slow clip ended before a second was refused"
+            assert not slow, ("the slow clip ended before another was refused",
+                              [(r.status_code, r.text[:200]) for r in slow])
             return None
         [busy] = wait_for(refused, timeout=60, interval=0.02, what="a clip refused as busy")
         frame = system.http.get(f"{system.base_url}/api/video/{token(records, 'cfr.mp4')}"
