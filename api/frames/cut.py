@@ -137,9 +137,11 @@ class Cutter(Frames):
         though the audio's packets run ahead of the video's decoding times by the
         B-frames' delay.) The audio, from a second reading of the file, is read up to the
         span's end."""
-        seek = ["-ss", f"{span.start + MARGIN:.6f}"] if span.first > 0 else []
-        origin = span.start if seek else 0.0  # a time t of the timeline is t - origin + _LANDING
-        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else 0.0):.6f}"]
+        # a time t of the timeline lands at t - span.start + _LANDING in the clip (audio
+        # before the first frame included: it is dropped as shown before the clip)
+        origin = span.start
+        seek = ["-ss", f"{origin + MARGIN:.6f}"] if span.first > 0 else []
+        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else -origin):.6f}"]
         # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
         # take the rounding to the stream's time base (1 ms in Matroska): stop before
         until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
