@@ -26,7 +26,8 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
-    """The corpus, ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``noise.mp4`` (4 s
+    """The corpus, ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
+    same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
     of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
     the folder, and the oracles of the corpus and of av.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
@@ -35,6 +36,9 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
                     "-f", "lavfi", "-i", "sine=frequency=1000:duration=3", "-c:v", "libx264",
                     "-crf", "8", "-g", "25", "-c:a", "aac", "-shortest", str(folder / "av.mp4")],
                    check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", "0.2", "-i", str(folder / "av.mp4"),
+                    "-i", str(folder / "av.mp4"), "-map", "0:v", "-map", "1:a", "-c", "copy",
+                    str(folder / "late.mp4")], check=True, timeout=60)
     for name, source in (("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t"),
                          ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8")):
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
@@ -194,6 +198,25 @@ def test_streams_durations_and_name(served, clips, tmp_path):
     head = system.http.head(f"{system.base_url}/api/video/{av}/clip/",
                             params={"start": "1", "end": "2"}, timeout=60)
     assert head.status_code == 200 and head.headers["Clip-Frames"] == "25"
+
+
+def test_a_video_that_starts_after_its_audio(served, clips, tmp_path):
+    """The timeline starts with the audio: the first frame is at 0.2 s. A clip from 0
+    starts at that frame (Clip-Start), and in the clip both streams start at 0."""
+    system, records = served
+    for mode in ("exact", "copy"):
+        resp = clip(system, token(records, "late.mp4"), start="0", end="1.5", mode=mode)
+        assert resp.status_code == 200, resp.text
+        assert float(resp.headers["Clip-Start"]) == pytest.approx(0.2, abs=1e-6)
+        path = tmp_path / "late.mp4"
+        path.write_bytes(resp.content)
+        starts = json.loads(subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time",
+             "-of", "json", str(path)], check=True, capture_output=True, timeout=60).stdout)
+        for stream in starts["streams"]:
+            assert float(stream["start_time"]) == pytest.approx(0, abs=0.03), (mode, stream)
+        got = decoded(resp, tmp_path)
+        assert named_frames(got, clips[1]["av.mp4"], worst=4.0)[0] == 0  # its first frame
 
 
 def error_code(resp: requests.Response) -> str:
