@@ -102,7 +102,8 @@ class Clip(FrameResource):
             cutter = Cutter(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
                             runner=self.runner,
                             deadline=time.monotonic() + self.settings.clip_timeout)
-            span = self.cut(cutter, mode, start, end, out=out, audio=video.audio_codec)
+            span = self.cut(cutter, mode, start, end, out=out, audio=video.audio_codec,
+                            container=video.format)
             body = out.open("rb")  # still readable once unlinked below
         finally:
             self.slots.release()
@@ -125,7 +126,7 @@ class Clip(FrameResource):
     on_head = on_get
 
     def cut(self, cutter: Cutter, mode: str, start: float, end: float, *, out: Path,
-            audio: str | None) -> Span:
+            audio: str | None, container: str | None) -> Span:
         """Write the clip to ``out``; the span it holds, or the HTTP error saying why not."""
         with explained():
             try:
@@ -135,7 +136,7 @@ class Clip(FrameResource):
                     cutter.exact(span, line.at(span.start), out, audio)
                 else:
                     line, span = self.copy_span(cutter, line, start, end)
-                    span = cutter.copy(line, span, out, audio)
+                    span = cutter.copy(line, span, out, audio, container=container)
             except NoFrames as exc:
                 raise FrameError(falcon.HTTP_416, "No frames", f"{exc}.",
                                  "no_frames") from exc

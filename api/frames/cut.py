@@ -12,7 +12,8 @@ the frames a clip holds, consecutive in presentation order.
   and copies the packets decoded before the keyframe that ends the span. The file written
   is then listed (ffprobe, no decoding) and the frames it shows counted: a container that keeps no
   packet durations (Matroska) leaves the last frame without one, which an MP4 edit list
-  then hides; the span is shortened to what is shown.
+  then hides; the span is shortened to what is shown. (Not for the containers of
+  :data:`DURATIONS_KEPT`, whose every sample has a duration.)
 * ``exact`` (:func:`exact_span`, :meth:`Cutter.exact`): exactly the frames whose time is
   in ``[start, end)``, re-encoded (H.264, and AAC for the audio): decoding starts at the
   keyframe the frame endpoint would seek to for the first frame (its references, open
@@ -36,9 +37,12 @@ from pathlib import Path
 from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
-__all__ = ["MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
+__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
            "exact_span"]
 
+#: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
+#: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
+DURATIONS_KEPT = frozenset({"mp4", "m4v", "mov", "3gp"})
 #: Audio codecs a ``copy`` clip keeps as they are (MP4 carries them); others become AAC.
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"})
 _VIDEO = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
@@ -126,10 +130,12 @@ class Cutter(Frames):
         return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                 *INPUT_OPTIONS, *args]
 
-    def copy(self, line: Timeline, span: Span, out: Path, audio: str | None) -> Span:
+    def copy(self, line: Timeline, span: Span, out: Path, audio: str | None, *,
+             container: str | None) -> Span:
         """Write ``span`` (from :func:`copy_span` of ``line``) to ``out`` by stream copy;
-        ``audio``: the first audio stream's codec (None: no audio). The span the file
-        shows: its first ``count`` frames or fewer.
+        ``audio``: the first audio stream's codec (None: no audio); ``container``: the
+        source's (``file_info.format``). The span the file shows: its first ``count``
+        frames or fewer (listed unless the source is in :data:`DURATIONS_KEPT`).
 
         The video is read up to (not including) the packet of the keyframe that ends the
         span: the input's ``-t`` stops a copied stream at the first packet whose decoding
@@ -154,6 +160,8 @@ class Cutter(Frames):
             *seek, *offset, *until, "-i", f"file:{self.path}", *second,
             "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *_OUTPUT,
             f"file:{out}"), "ffmpeg")
+        if container in DURATIONS_KEPT:
+            return span
         listed = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
                             "-show_entries", "packet=flags", "-of", "csv", f"file:{out}"],
                            "ffprobe").stdout.decode("ascii", "replace")
