@@ -130,6 +130,13 @@ class Settings:
     frames_max_bytes: int = 256 << 20
     frame_concurrency: int = 2
     frame_timeout: float = 30.0
+    # clips under the token (api/frames/clip.py): the longest span asked (s), the largest
+    # output (bytes: the ffmpeg child's file-size limit), cuts at once per API worker (more
+    # answer 503), and the deadline of one request's children (s)
+    clip_max_seconds: float = 60.0
+    clip_max_bytes: int = 512 << 20
+    clip_concurrency: int = 1
+    clip_timeout: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -211,6 +218,11 @@ class Settings:
             raise SettingsError("VIDEODROP_FRAME_MAX_WIDTH, VIDEODROP_FRAMES_MAX,"
                                 " VIDEODROP_FRAMES_MAX_BYTES, VIDEODROP_FRAME_CONCURRENCY"
                                 " and VIDEODROP_FRAME_TIMEOUT must be positive")
+        if min(self.clip_max_bytes, self.clip_concurrency) < 1 or not (
+                0 < self.clip_max_seconds < math.inf and 0 < self.clip_timeout < math.inf):
+            raise SettingsError("VIDEODROP_CLIP_MAX_SECONDS, VIDEODROP_CLIP_MAX_BYTES,"
+                                " VIDEODROP_CLIP_CONCURRENCY and VIDEODROP_CLIP_TIMEOUT must"
+                                " be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -317,18 +329,20 @@ def _convert(name: str, raw: str) -> object:
         if name in {"inbox", "media_root", "stream_links"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory",
-                    "frames_max_bytes"}:
+                    "frames_max_bytes", "clip_max_bytes"}:
             return parse_size(raw)
         if name == "derive":
             return derivatives.parse_kinds(raw)
         if name in {"probe_timeout", "derive_timeout", "derive_timeout_per_media_second",
                     "settle_seconds", "rescan_seconds",
-                    "header_timeout", "login_rate", "inbox_prune_after", "frame_timeout"}:
+                    "header_timeout", "login_rate", "inbox_prune_after", "frame_timeout",
+                    "clip_max_seconds", "clip_timeout"}:
             return float(raw)
         if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",
                     "delivery_limit", "token_cache_size", "request_log_rate", "login_burst",
                     "inbox_prune_depth", "rendition_max_height", "rendition_crf",
-                    "frame_max_width", "frames_max", "frame_concurrency"}:
+                    "frame_max_width", "frames_max", "frame_concurrency",
+                    "clip_concurrency"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":
             return ()
