@@ -36,46 +36,22 @@ from typing import Any
 
 import falcon
 
+from api.frames.errors import FrameError, bad, parse_time, ready_file
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
+from api.frames.index import Indexes, Unavailable
+from api.frames.packets import ByteRange, Packets
 from api.frames.packing import TAR_END, npy, tar_member
-from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd
+from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
 from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
 
-_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
-RETRY_PENDING = 10  # seconds: Retry-After of a video still being processed
 _FAILED = {"timeout": falcon.HTTP_503, "resource_limit": falcon.HTTP_422,
            "decode_failed": falcon.HTTP_422}
 CACHE_CONTROL = "private, max-age=3600"
-
-
-class FrameError(falcon.HTTPError):
-    """An HTTP error whose JSON also carries ``error_code``."""
-
-    def __init__(self, status: str, title: str, description: str, error_code: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, title=title, description=description, headers=headers)
-        self.error_code = error_code
-
-    def to_dict(self, obj_type: type = dict) -> Any:
-        out = super().to_dict(obj_type)
-        out["error_code"] = self.error_code
-        return out
-
-
-def bad(description: str) -> FrameError:
-    return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
-
-
-def parse_time(raw: str) -> float:
-    """Seconds from a plain decimal; 400 for anything else (signs, exponents, nan)."""
-    if not _TIME.fullmatch(raw):
-        raise bad(f"t is seconds as a plain decimal number (12 or 12.345), not {raw[:40]!r}")
-    return float(raw)
 
 
 class FrameResource(TokenResource):
@@ -85,25 +61,14 @@ class FrameResource(TokenResource):
     allowed = {"t", "format", "width", "raw"}
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore) -> None:
+                 slots: threading.BoundedSemaphore, indexes: Indexes) -> None:
         super().__init__(settings, catalog, tokens)
         self.slots = slots
+        self.indexes = indexes
         self.runner = ChildRunner(settings.child_memory, cpus=2)
 
     def video_file(self, token: str) -> tuple[Video, Path]:
-        video = self.lookup(token).video
-        if video.status != "ready":
-            detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
-                      else f"The video is not ready yet (status: {video.status}).")
-            retry = ({"Retry-After": str(RETRY_PENDING)}
-                     if video.status in {"uploading", "processing"} else None)
-            raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready",
-                             retry)
-        path = Path(self.settings.media_root) / video.stored_path
-        if not path.is_file():
-            raise FrameError(falcon.HTTP_404, "File missing",
-                             "The stored file is missing; tell an operator.", "missing_file")
-        return video, path
+        return ready_file(self.lookup(token).video, Path(self.settings.media_root))
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""
@@ -137,10 +102,18 @@ class FrameResource(TokenResource):
                              "Every frame decode of this worker is taken; try again.",
                              "busy", {"Retry-After": str(RETRY_BUSY)})
 
-    def choose(self, frames: Frames, times: list[float]) -> list[Chosen]:
+    def timeline(self, video: Video, frames: Frames, last: float) -> Timeline:
+        """The frames' timeline from the video's packet index when it has a ready one,
+        else from ffprobe's listing up to ``last`` seconds (the same frames either way)."""
+        try:
+            return self.indexes.of(video, frames.path).timeline
+        except Unavailable:
+            return frames.timeline(last)
+
+    def choose(self, video: Video, frames: Frames, times: list[float]) -> list[Chosen]:
         """The frame shown at each time, or the error that says why there is none."""
         try:
-            line = frames.timeline(max(times))
+            line = self.timeline(video, frames, max(times))
             return [line.at(t) for t in times]
         except PastTheEnd as exc:
             raise FrameError(falcon.HTTP_416, "No frame at this time",
@@ -180,7 +153,7 @@ class Frame(FrameResource):
         self.take_slot()
         try:
             frames = self.frames(path)
-            [chosen] = self.choose(frames, [t])
+            [chosen] = self.choose(video, frames, [t])
             picture = frames.picture(chosen, shape, fmt)
         except FrameFailed as exc:
             raise failed(exc) from exc
@@ -200,7 +173,7 @@ class ManyFrames(FrameResource):
     formats = ("npy", "tar")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, path = self.video_file(token)
+        video, path = self.video_file(token)
         query, shape, fmt = self.params(req)
         times = [parse_time(part) for part in query["t"].split(",")]
         if len(times) > self.settings.frames_max:
@@ -209,7 +182,7 @@ class ManyFrames(FrameResource):
         self.take_slot()
         try:
             frames = self.frames(path)
-            chosen = self.choose(frames, times)
+            chosen = self.choose(video, frames, times)
             if fmt == "npy":
                 resp.data = self.array(frames, chosen, shape)
             else:
@@ -292,8 +265,15 @@ class Held:
 
 
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
-    """Both routes, sharing this worker's VIDEODROP_FRAME_CONCURRENCY decode slots."""
+    """The frame routes, sharing this worker's VIDEODROP_FRAME_CONCURRENCY decode slots,
+    and the packet index's routes (api/frames/packets.py), all sharing the indexes read."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
-    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
+    indexes = Indexes(Path(settings.media_root), catalog)
+    app.add_route("/api/video/{token}/frame/",
+                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes))
     app.add_route("/api/video/{token}/frames/",
-                  ManyFrames(settings, catalog, tokens, slots=slots))
+                  ManyFrames(settings, catalog, tokens, slots=slots, indexes=indexes))
+    app.add_route("/api/video/{token}/packets/",
+                  Packets(settings, catalog, tokens, indexes=indexes))
+    app.add_route("/api/video/{token}/range/",
+                  ByteRange(settings, catalog, tokens, indexes=indexes))
