@@ -94,7 +94,7 @@ class Worker(Consumer):
                 return
             output.sweep(self.media_root, video.source_id, keep=RENDITION_TEMP)
             self._seen = []
-            for kind in sorted(derivatives.KINDS, key=_storyboard_first):
+            for kind in sorted(derivatives.KINDS, key=_order):
                 if msg.kinds and kind not in msg.kinds:
                     continue
                 if kind == "rendition" and kind in self.settings.derive:
@@ -277,10 +277,11 @@ STALE = {"packets": PACKETS_FILE, "poster": "poster", "storyboard": "storyboard-
 RENDITION_TEMP = f"{output.TEMP_PREFIX}rendition-"
 
 
-def _storyboard_first(kind: str) -> bool:
-    """The storyboard before the poster: its keyframe pass gives the poster's candidates
+def _order(kind: str) -> tuple[bool, bool]:
+    """The packet index first (a listing: the frame routes use it as soon as it is made),
+    then the storyboard before the poster: its keyframe pass gives the poster's candidates
     (one decoding of the keyframes for both)."""
-    return kind != "storyboard"
+    return kind != "packets", kind != "storyboard"
 
 
 def _size(media_root: Path, file: str) -> int:
