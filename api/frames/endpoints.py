@@ -10,6 +10,10 @@
   ``000000.json`` (``{"t", "pts", "index"}``) written as they are decoded; both with
   ``Video-Frame-Times`` and ``Video-Frame-Indices`` (JSON lists).
 
+The frame shown at ``t`` is chosen from the video's packet index (the ``packets``
+derivative, api/frames/index.py) once it is made, else from ffprobe's listing of the
+packets per request (api/frames/extract.py): the same timeline either way.
+
 ``t``: seconds, a plain decimal (``12``, ``12.345``); ``width``: 1 to
 VIDEODROP_FRAME_MAX_WIDTH (default: that; a narrower picture is never enlarged); the
 rotation and the sample aspect ratio are applied unless ``raw=1``.

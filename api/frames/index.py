@@ -127,6 +127,11 @@ class Loaded:
         return _MAGIC + len(header).to_bytes(2, "little") + header + body
 
     @cached_property
+    def keys(self) -> list[int]:
+        """The keyframes' packets (file order) that have a pts."""
+        return [n for n, f in enumerate(self.index.flags) if f & KEY and self.times[n] is not None]
+
+    @cached_property
     def ends(self) -> list[int]:
         """Where each packet's bytes end (exclusive): ``pos + size``, or the next packet's
         ``pos`` when that is further (an MPEG-TS packet's data is spread over 188-byte
@@ -149,7 +154,7 @@ class Loaded:
         i, times = self.index, self.times
         # the keyframe decoding starts at: the last one (cut off by an edit list or not)
         # shown at or before the frame; the first keyframe when none is
-        keys = [n for n, f in enumerate(i.flags) if f & KEY and times[n] is not None]
+        keys = self.keys
         if not keys:
             raise ValueError("the stream has no keyframe")
         before = [n for n in keys if (times[n] or 0.0) <= chosen.time]

@@ -307,12 +307,12 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     assert done.returncode == 0, done.stderr
     remade = "SELECT kind, status, remaking FROM derivatives ORDER BY kind"
     wait_for(lambda: rows(system.database_url, remade) == [
-        ("poster", "ready", False), ("rendition", "ready", True), ("scenes", "ready", True),
-        ("storyboard", "ready", False)], timeout=120, interval=0.3,
-        what="the poster and storyboard remade, the scenes stalled")
+        ("packets", "ready", False), ("poster", "ready", False), ("rendition", "ready", True),
+        ("scenes", "ready", True), ("storyboard", "ready", False)], timeout=120,
+        interval=0.3, what="the packet index, poster and storyboard remade, the scenes stalled")
     # Logged as each kind was recorded, while the job is still on its scenes.
     lines = [e for e in system.log_events("derive", "derived") if e.get("remake")]
-    assert sorted(e["kind"] for e in lines) == ["poster", "storyboard"]
+    assert sorted(e["kind"] for e in lines) == ["packets", "poster", "storyboard"]
     assert all(e["status"] == "ready" for e in lines)
     # The scenes being remade are served as they were; the record says so.
     item = system.http.get(links["api_endpoint"], timeout=5).json()
