@@ -235,7 +235,11 @@ class Indexes:
         row = self.catalog.derivative(video.id, "packets")
         if row is None or row.status != "ready":
             raise Unavailable("missing", "The packet index is being made again.")
-        data = path.read_bytes()
+        try:
+            data = path.read_bytes()
+        except OSError as exc:  # removed since the stat: a remake, or the video deleted
+            raise Unavailable("missing", "The packet index file is missing; tell an"
+                              " operator.") from exc
         try:
             index = from_npy(data, Fraction(row.data["time_base"]), Fraction(row.data["start"]))
         except (KeyError, ValueError, ZeroDivisionError) as exc:

@@ -331,3 +331,16 @@ def test_the_example_of_docs_models_md_runs(served):
     record = system.http.get(f"{system.base_url}/api/video/{tokens['cfr.mp4']}/",
                              timeout=10).json()
     exec(compile(code, "docs/models.md", "exec"), {"record": record})
+
+
+def test_deleting_a_video_removes_its_index(served):
+    """Last: it deletes vp9.webm."""
+    system, token = served["system"], served["tokens"]["vp9.webm"]
+    record = system.http.get(f"{system.base_url}/api/video/{token}/", timeout=10).json()
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert (folder / "packets.npy").is_file()
+    gone = requests.delete(f"{system.base_url}/api/videos/{record['id']}",
+                           headers=system.admin, timeout=10)
+    assert gone.status_code == 204
+    assert not (folder / "packets.npy").exists()
+    assert get(system, token, "packets/").status_code == 404
