@@ -13,6 +13,7 @@ the file has no video stream, or it holds no packet).
 
 from __future__ import annotations
 
+import re
 import signal
 from fractions import Fraction
 from pathlib import Path
@@ -28,6 +29,7 @@ from videodrop.packets import DISCARD, KEY, PacketIndex, to_npy
 #: the order of ffprobe's fields does not matter), then ``stream,time_base=…`` and
 #: ``format,start_time=…``.
 ENTRIES = "format=start_time:stream=time_base:packet=pts,dts,duration,pos,size,flags"
+_NO_DECODER = re.compile(r"Could not open codec for input stream (\d+)")
 
 
 class Listing:
@@ -87,7 +89,7 @@ def make(ffprobe: str, runner: ChildRunner, timeout: float, path: Path, out: Pat
     ``keyframes``, ``bytes`` (of the file written). ChildMissing when ffprobe cannot be
     run (transient)."""
     listing = Listing()
-    args = [ffprobe, "-v", "error", "-protocol_whitelist", "file",
+    args = [ffprobe, "-v", "warning", "-protocol_whitelist", "file",
             "-format_whitelist", ",".join(sorted(DEMUXERS)), "-select_streams", "v:0",
             "-show_entries", ENTRIES, "-of", "csv=nk=0", f"file:{path}"]
     try:
@@ -99,7 +101,13 @@ def make(ffprobe: str, runner: ChildRunner, timeout: float, path: Path, out: Pat
     if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
         raise Failed(Reason.RESOURCE_LIMIT, "ffprobe was stopped by a resource limit")
     if done.returncode != 0:
-        lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        said = done.stderr.decode("utf-8", "replace")
+        stream = _NO_DECODER.search(said)
+        if stream is not None:  # ffprobe 5.1 opens every stream's decoder before listing
+            raise Failed(Reason.FFMPEG_FAILED, "ffprobe cannot open the decoder of stream"
+                         f" {stream.group(1)} (a feature this ffmpeg lacks) and so lists"
+                         " no packet")
+        lines = said.strip().splitlines()
         raise Failed(Reason.FFMPEG_FAILED, f"ffprobe exited with {done.returncode}: "
                      + (lines[-1][:200] if lines else "no message"))
     index = listing.index()

@@ -50,7 +50,12 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
         assert status in {"ready", "skipped", "failed"}, (name, kind)
         assert (status == "ready") == (error is None and code is None), (name, kind, error)
     failed = [r for r in found if r[2] == "failed"]
-    assert failed == [], failed
+    # ffprobe 5.1 opens every stream's decoder before it lists any packet, and cannot open
+    # this file's audio (AAC object type 29): no packet index (the prober reads its
+    # summary log instead; the frame routes' own listing meets the same)
+    assert [r[:4] for r in failed] == [
+        ("sandwich-av-mp4a.40.5.mov", "packets", "failed", "ffmpeg_failed")], failed
+    assert "cannot open the decoder of stream 1" in failed[0][4]
     # The record shows each state; nothing changed the videos' own status.
     for item in system.videos():
         if item["status"] == "ready":
