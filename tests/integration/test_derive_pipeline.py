@@ -174,7 +174,8 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "a.mp4")
     assert system.wait_record("a.mp4")["status"] == "ready"
     assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
-                " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
+                " FROM derivatives ORDER BY kind") == [("packets", "pending", True),
+                                                       ("poster", "pending", True),
                                                        ("rendition", "pending", True),
                                                        ("scenes", "pending", True),
                                                        ("storyboard", "pending", True)]
@@ -190,7 +191,7 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
              what="the relay to find the broker out of reach")
     assert rows(system.database_url, "SELECT count(*) FROM derivatives"
-                " WHERE status = 'pending' AND queued_at IS NULL") == [(4,)]
+                " WHERE status = 'pending' AND queued_at IS NULL") == [(5,)]
     unreachable.terminate()
     unreachable.wait(timeout=60)
     system.start_role("derive")
