@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 VAR ?= ./var
 PYTEST_ARGS ?=
 
-.PHONY: run test lint bench install services stop-services clean
+.PHONY: run test lint bench bench-torch install services stop-services clean
 
 install:
 	@bash deploy/bootstrap.sh
@@ -27,6 +27,12 @@ lint: install
 bench:
 	@bash deploy/bootstrap.sh --test
 	$(PY) bench/run.py
+
+# bench/frames.py's reference only (never a dependency of videodrop or of its tests): CPU
+# torch and torchcodec 0.13 in a virtualenv of their own under var/.
+bench-torch:
+	python3 -m venv var/bench-torch
+	var/bench-torch/bin/pip install torch==2.13.0 torchcodec==0.13.0
 
 services: install
 	@$(PY) -m deploy.devstack up --var $(VAR)

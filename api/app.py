@@ -57,7 +57,8 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                  "/api/video/{token}/download", "/stream/{token}",
                  "/api/video/{token}/poster", "/api/video/{token}/storyboard",
                  "/api/video/{token}/scenes", "/api/video/{token}/frame",
-                 "/api/video/{token}/frames", "/api/video/{token}/clip"):
+                 "/api/video/{token}/frames", "/api/video/{token}/clip",
+                 "/api/video/{token}/packets", "/api/video/{token}/range"):
         app.add_route(path, endpoints.TrailingSlash())
     probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
     auth = admin_auth(settings, catalog)

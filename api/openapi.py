@@ -103,7 +103,9 @@ SCHEMAS: dict[str, Schema] = {
     "Links": {
         "type": "object",
         "description": "Built from VIDEODROP_BASE_URL; all null once the token is revoked."
-                       " frame_url is a template: replace {t} with seconds.",
+                       " frame_url is a template: replace {t} with seconds; clip_url one"
+                       " whose {start} and {end} are seconds; packets_url answers 409"
+                       " until the packet index is made.",
         "required": ["api_endpoint", "stream_url", "access_token", "metadata_url",
                      "download_url", *DERIVATIVE_LINKS, *FRAME_LINK],
         "properties": {k: _nullable("string") for k in
@@ -529,6 +531,7 @@ def document() -> Schema:
                        vtt=("WebVTT chapters.", "The scenes as WebVTT chapters."),
                        sheet=("One thumbnail sheet.", "One sheet of the scenes' thumbnails.")),
             **frames.paths(TOKEN_PARAM, TOKEN_404, UNAVAILABLE),
+            **frames.index_paths(TOKEN_PARAM, TOKEN_404, UNAVAILABLE),
             "/api/videos": {**_get_and_head(_list(), "Videos, newest first."),
                             "post": _upload()},
             "/api/videos/{video_id}": {

@@ -22,7 +22,7 @@ from typing import Any
 
 import structlog
 
-from derive import output, poster, rendition, scenes, storyboard
+from derive import output, packets, poster, rendition, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
 from videodrop import broker, derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
@@ -32,6 +32,7 @@ from videodrop.derivatives import Reason
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable
 from videodrop.messages import BadMessage, DeriveVideo, decode, encode
 from videodrop.outbox import TRANSCODE_KEY
+from videodrop.packets import FILE_NAME as PACKETS_FILE
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
@@ -98,7 +99,7 @@ class Worker(Consumer):
                 return
             output.sweep(self.media_root, video.source_id, keep=RENDITION_TEMP)
             self._seen = []
-            for kind in sorted(derivatives.KINDS, key=_storyboard_first):
+            for kind in sorted(derivatives.KINDS, key=_order):
                 if msg.kinds and kind not in msg.kinds:
                     continue
                 if kind == "rendition" and kind in self.settings.derive:
@@ -210,6 +211,8 @@ class Worker(Consumer):
             return Outcome("failed", {}, Reason.MISSING_FILE, "the stored video is missing")
         try:
             with output.scratch(self.media_root, video.source_id, kind) as temp:
+                if kind == "packets":
+                    return self._packets(video, path, temp)
                 if kind == "poster":
                     return self._poster(video, path, temp)
                 if kind == "scenes":
@@ -223,6 +226,14 @@ class Worker(Consumer):
             return Outcome("failed", {}, exc.reason, str(exc))
         except Withdrawn as exc:  # not recorded: the request it was made for is gone
             return Outcome("skipped", {}, None, str(exc))
+
+    def _packets(self, video: Video, path: Path, temp: Path) -> Outcome:
+        made = temp / PACKETS_FILE
+        facts = packets.make(self.settings.ffprobe, self.ffmpeg.runner,
+                             self.ffmpeg.deadline.base, path, made)
+        [file] = output.publish(self.media_root, video.source_id, {made: PACKETS_FILE},
+                                stale=STALE["packets"])
+        return Outcome("ready", {**facts, "file": file})
 
     def _poster(self, video: Video, path: Path, temp: Path) -> Outcome:
         made = temp / "poster.jpg"
@@ -274,16 +285,17 @@ class Withdrawn(Exception):
 
 
 #: The start of every file name of a kind in the video's folder (derive/output.py).
-STALE = {"poster": "poster", "storyboard": "storyboard-", "scenes": "scenes-",
-         "rendition": "rendition."}
+STALE = {"packets": PACKETS_FILE, "poster": "poster", "storyboard": "storyboard-",
+         "scenes": "scenes-", "rendition": "rendition."}
 #: The temporary folders of renditions: swept only under the rendition lock.
 RENDITION_TEMP = f"{output.TEMP_PREFIX}rendition-"
 
 
-def _storyboard_first(kind: str) -> bool:
-    """The storyboard before the poster: its keyframe pass gives the poster's candidates
+def _order(kind: str) -> tuple[bool, bool]:
+    """The packet index first (a listing: the frame routes use it as soon as it is made),
+    then the storyboard before the poster: its keyframe pass gives the poster's candidates
     (one decoding of the keyframes for both)."""
-    return kind != "storyboard"
+    return kind != "packets", kind != "storyboard"
 
 
 def _size(media_root: Path, file: str) -> int:

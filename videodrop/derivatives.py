@@ -17,7 +17,7 @@ __all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reas
            "folder_of", "pack_activity", "remove_all", "unpack_activity"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
-KINDS = ("poster", "storyboard", "scenes", "rendition")
+KINDS = ("packets", "poster", "storyboard", "scenes", "rendition")
 #: VIDEODROP_DERIVE's default: every kind.
 DEFAULT_KINDS = KINDS
 STATES = ("pending", "ready", "failed", "skipped")

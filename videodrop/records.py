@@ -19,15 +19,19 @@ def _iso(value: datetime | None) -> str | None:
 DERIVATIVE_LINKS = {"poster_url": "poster/", "storyboard_url": "storyboard/",
                     "storyboard_vtt_url": "storyboard.vtt", "scenes_url": "scenes/",
                     "scenes_vtt_url": "scenes.vtt"}
-#: The frame at a time: a URL template whose ``{t}`` the client replaces with seconds
-#: (``12.345``), after the derivatives' keys.
-FRAME_LINK = {"frame_url": "frame/?t={t}"}
+#: For models (docs/models.md), after the derivatives' keys: ``frame_url``, the frame at a
+#: time, a template whose ``{t}`` the client replaces with seconds (``12.345``);
+#: ``clip_url``, an MP4 clip, a template whose ``{start}`` and ``{end}`` are seconds (the
+#: route's ``mode`` may be added); ``packets_url``, the packet index (409 until the
+#: ``packets`` derivative is ready).
+FRAME_LINK = {"frame_url": "frame/?t={t}", "clip_url": "clip/?start={start}&end={end}",
+              "packets_url": "packets/"}
 
 
 def api_links(token: str | None, base_url: str) -> dict[str, str | None]:
     """The record's ``api_links``: the URLs of the token's endpoints under ``base_url``
     and the token itself (the seed's five keys), then :data:`DERIVATIVE_LINKS` and
-    :data:`FRAME_LINK` (a template: ``{t}`` stands for the seconds); every
+    :data:`FRAME_LINK` (templates: ``{t}``, ``{start}``, ``{end}`` stand for seconds); every
     value None when the video has no token (uploading). A derivative's URL answers 409
     until it is ready (``derivatives`` says)."""
     base = base_url.rstrip("/")

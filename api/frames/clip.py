@@ -41,17 +41,12 @@ import falcon
 
 from api.files.response import content_disposition
 from api.frames.cut import Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
-from api.frames.endpoints import (
-    CACHE_CONTROL,
-    FrameError,
-    FrameResource,
-    bad,
-    explained,
-    parse_time,
-)
+from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
+from api.frames.errors import FrameError, bad, parse_time
+from api.frames.index import Indexes
 from api.frames.timeline import Timeline
 from api.http.params import query_params
-from videodrop.catalog import Catalog
+from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
 
@@ -63,8 +58,8 @@ class Clip(FrameResource):
     work = "clip"
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore) -> None:
-        super().__init__(settings, catalog, tokens, slots=slots)
+                 slots: threading.BoundedSemaphore, indexes: Indexes) -> None:
+        super().__init__(settings, catalog, tokens, slots=slots, indexes=indexes)
         self.runner = ChildRunner(settings.child_memory, file_size=settings.clip_max_bytes,
                                   cpus=2)
 
@@ -102,7 +97,7 @@ class Clip(FrameResource):
             cutter = Cutter(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
                             runner=self.runner,
                             deadline=time.monotonic() + self.settings.clip_timeout)
-            span = self.cut(cutter, mode, start, end, out=out, audio=video.audio_codec,
+            span = self.cut(video, cutter, mode, start, end, out=out, audio=video.audio_codec,
                             container=video.format)
             body = out.open("rb")  # still readable once unlinked below
         finally:
@@ -125,12 +120,13 @@ class Clip(FrameResource):
 
     on_head = on_get
 
-    def cut(self, cutter: Cutter, mode: str, start: float, end: float, *, out: Path,
+    def cut(self, video: Video, cutter: Cutter, mode: str, start: float, end: float, *,
+            out: Path,
             audio: str | None, container: str | None) -> Span:
         """Write the clip to ``out``; the span it holds, or the HTTP error saying why not."""
         with explained():
             try:
-                line = cutter.timeline(end)
+                line = self.timeline(video, cutter, end)
                 if mode == "exact":
                     span = exact_span(line, start, end)
                     cutter.exact(span, line.at(span.start), out, audio)

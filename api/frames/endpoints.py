@@ -10,6 +10,10 @@
   ``000000.json`` (``{"t", "pts", "index"}``) written as they are decoded; both with
   ``Video-Frame-Times`` and ``Video-Frame-Indices`` (JSON lists).
 
+The frame shown at ``t`` is chosen from the video's packet index (the ``packets``
+derivative, api/frames/index.py) once it is made, else from ffprobe's listing of the
+packets per request (api/frames/extract.py): the same timeline either way.
+
 ``t``: seconds, a plain decimal (``12``, ``12.345``); ``width``: 1 to
 VIDEODROP_FRAME_MAX_WIDTH (default: that; a narrower picture is never enlarged); the
 rotation and the sample aspect ratio are applied unless ``raw=1``.
@@ -37,47 +41,21 @@ from typing import Any
 
 import falcon
 
+from api.frames.errors import FrameError, bad, parse_time, ready_file
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
+from api.frames.index import Indexes, Unavailable
 from api.frames.packing import TAR_END, npy, tar_member
-from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd
+from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
 from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
 
-_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
-RETRY_PENDING = 10  # seconds: Retry-After of a video still being processed
 _FAILED = {"timeout": falcon.HTTP_503, "resource_limit": falcon.HTTP_422,
            "decode_failed": falcon.HTTP_422, "too_large": falcon.HTTP_400}
 CACHE_CONTROL = "private, max-age=3600"
-
-
-class FrameError(falcon.HTTPError):
-    """An HTTP error whose JSON also carries ``error_code``."""
-
-    def __init__(self, status: str, title: str, description: str, error_code: str,
-                 headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, title=title, description=description, headers=headers)
-        self.error_code = error_code
-
-    def to_dict(self, obj_type: type = dict) -> Any:
-        out = super().to_dict(obj_type)
-        out["error_code"] = self.error_code
-        return out
-
-
-def bad(description: str) -> FrameError:
-    return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
-
-
-def parse_time(raw: str, name: str = "t") -> float:
-    """Seconds from a plain decimal; 400 for anything else (signs, exponents, nan)."""
-    if not _TIME.fullmatch(raw):
-        raise bad(f"{name} is seconds as a plain decimal number (12 or 12.345),"
-                  f" not {raw[:40]!r}")
-    return float(raw)
 
 
 class FrameResource(TokenResource):
@@ -88,25 +66,14 @@ class FrameResource(TokenResource):
     work = "frame decode"  # what a slot is for (the 503 busy sentence)
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore) -> None:
+                 slots: threading.BoundedSemaphore, indexes: Indexes) -> None:
         super().__init__(settings, catalog, tokens)
         self.slots = slots
+        self.indexes = indexes
         self.runner = ChildRunner(settings.child_memory, cpus=2)
 
     def video_file(self, token: str) -> tuple[Video, Path]:
-        video = self.lookup(token).video
-        if video.status != "ready":
-            detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
-                      else f"The video is not ready yet (status: {video.status}).")
-            retry = ({"Retry-After": str(RETRY_PENDING)}
-                     if video.status in {"uploading", "processing"} else None)
-            raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready",
-                             retry)
-        path = Path(self.settings.media_root) / video.stored_path
-        if not path.is_file():
-            raise FrameError(falcon.HTTP_404, "File missing",
-                             "The stored file is missing; tell an operator.", "missing_file")
-        return video, path
+        return ready_file(self.lookup(token).video, Path(self.settings.media_root))
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""
@@ -140,10 +107,18 @@ class FrameResource(TokenResource):
                              f"Every {self.work} slot of this worker is taken; try again.",
                              "busy", {"Retry-After": str(RETRY_BUSY)})
 
-    def choose(self, frames: Frames, times: list[float]) -> list[Chosen]:
+    def timeline(self, video: Video, frames: Frames, last: float) -> Timeline:
+        """The frames' timeline from the video's packet index when it has a ready one,
+        else from ffprobe's listing up to ``last`` seconds (the same frames either way)."""
+        try:
+            return self.indexes.of(video, frames.path).timeline
+        except Unavailable:
+            return frames.timeline(last)
+
+    def choose(self, video: Video, frames: Frames, times: list[float]) -> list[Chosen]:
         """The frame shown at each time, or the error that says why there is none."""
         with explained():
-            line = frames.timeline(max(times))
+            line = self.timeline(video, frames, max(times))
             chosen = [line.at(t) for t in times]
         return chosen
 
@@ -192,7 +167,7 @@ class Frame(FrameResource):
         self.take_slot()
         try:
             frames = self.frames(path)
-            [chosen] = self.choose(frames, [t])
+            [chosen] = self.choose(video, frames, [t])
             picture = frames.picture(chosen, shape, fmt)
         except FrameFailed as exc:
             raise failed(exc) from exc
@@ -212,7 +187,7 @@ class ManyFrames(FrameResource):
     formats = ("npy", "tar")
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
-        _video, path = self.video_file(token)
+        video, path = self.video_file(token)
         query, shape, fmt = self.params(req)
         times = [parse_time(part) for part in query["t"].split(",")]
         if len(times) > self.settings.frames_max:
@@ -221,7 +196,7 @@ class ManyFrames(FrameResource):
         self.take_slot()
         try:
             frames = self.frames(path)
-            chosen = self.choose(frames, times)
+            chosen = self.choose(video, frames, times)
             if fmt == "npy":
                 resp.data = self.array(frames, chosen, shape)
             else:

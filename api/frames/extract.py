@@ -1,5 +1,6 @@
 """Decoding frames at given times for the API: one ffprobe child lists the video stream's
-packets (:mod:`api.frames.timeline` picks the frame), one ffmpeg child per frame seeks to
+packets when the video has no packet index yet (:mod:`api.frames.timeline` picks the
+frame; api/frames/index.py reads the index), one ffmpeg child per frame seeks to
 the keyframe before it and decodes up to it. Both as every child of videodrop: an argument
 list, ``file:`` input, the ``file`` protocol and the accepted demuxers only, the deadline
 and resource limits of :mod:`videodrop.children`.

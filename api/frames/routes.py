@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from typing import Any
 
 import falcon
 
 from api.frames.clip import Clip
 from api.frames.endpoints import Frame, ManyFrames
+from api.frames.index import Indexes
+from api.frames.packets import ByteRange, Packets
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 
 
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
-    """``/frame/`` and ``/frames/``, sharing VIDEODROP_FRAME_CONCURRENCY decode slots, and
+    """``/frame/`` and ``/frames/``, sharing VIDEODROP_FRAME_CONCURRENCY decode slots,
     ``/clip/`` with VIDEODROP_CLIP_CONCURRENCY slots of its own (a long cut never takes a
-    frame's slot, nor a frame a cut's)."""
+    frame's slot, nor a frame a cut's), and the packet index's ``/packets/`` and
+    ``/range/`` (api/frames/packets.py); all share the packet indexes read."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
-    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
+    indexes = Indexes(Path(settings.media_root), catalog)
+    app.add_route("/api/video/{token}/frame/",
+                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes))
     app.add_route("/api/video/{token}/frames/",
-                  ManyFrames(settings, catalog, tokens, slots=slots))
+                  ManyFrames(settings, catalog, tokens, slots=slots, indexes=indexes))
     app.add_route("/api/video/{token}/clip/", Clip(
-        settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency)))
+        settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency),
+        indexes=indexes))
+    app.add_route("/api/video/{token}/packets/",
+                  Packets(settings, catalog, tokens, indexes=indexes))
+    app.add_route("/api/video/{token}/range/",
+                  ByteRange(settings, catalog, tokens, indexes=indexes))

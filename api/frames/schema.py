@@ -1,5 +1,5 @@
-"""The OpenAPI paths of the frame and clip routes (api/openapi.py puts them in the
-document)."""
+"""The OpenAPI paths of the frame, clip and packet index routes (api/openapi.py puts them
+in the document)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ ERROR_CODES = {
             " VIDEODROP_CLIP_CONCURRENCY) is taken",
     "timeout": "the decodes did not finish within VIDEODROP_FRAME_TIMEOUT (a clip:"
                " VIDEODROP_CLIP_TIMEOUT)",
+    "index_pending": "the packet index is not made yet (Retry-After)",
+    "index_unavailable": "the packet index failed, was skipped or is not requested",
+    "no_positions": "the container gives no byte offset of a packet needed",
 }
 _DEFAULTS = Settings()
 
@@ -136,3 +139,92 @@ def _clip_params(token: Schema, seconds: Schema) -> list[Schema]:
             {"name": "mode", "in": "query",
              "description": "exact: frame-accurate, re-encoded; copy: cut at keyframes",
              "schema": {"type": "string", "enum": ["exact", "copy"], "default": "exact"}}]
+
+
+def _seconds_column(what: str) -> Schema:
+    return {"type": "array", "items": {"type": ["number", "null"]},
+            "description": f"{what}, seconds on the API's timeline (null: unknown)"}
+
+
+def _index_operation(summary: str, params: list[Schema], ok: Schema, *, token_404: Schema,
+                     unavailable: Schema, extra: dict[str, Schema]) -> Schema:
+    op = {"security": [], "parameters": params,
+          "responses": {"200": ok, **extra,
+                        "400": _error("A bad parameter."),
+                        "404": token_404,
+                        "409": _error("The video is not ready (not_ready), or its packet"
+                                      " index is not (index_pending, with Retry-After;"
+                                      " index_unavailable).", retry=True),
+                        "503": unavailable}}
+    return {"get": {**op, "summary": summary},
+            "head": {**op, "summary": f"{summary} (headers only)"}}
+
+
+def index_paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Schema]:
+    """``/packets/`` and ``/range/`` (docs/models.md, "The packet index")."""
+    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?$"}
+    integers = {"type": "array", "items": {"type": ["integer", "null"]}}
+    flags = {"type": "array", "items": {"enum": [0, 1]}}
+    columns = {"type": "object",
+               "required": ["pts", "dts", "duration", "pos", "size", "key", "discard"],
+               "properties": {"pts": _seconds_column("presentation time"),
+                              "dts": _seconds_column("decoding time"),
+                              "duration": _seconds_column("length"),
+                              "pos": {**integers, "description": "byte offset (null: unknown)"},
+                              "size": {**integers, "description": "bytes"},
+                              "key": {**flags, "description": "1: a keyframe"},
+                              "discard": {**flags, "description": "1: cut off by an edit"
+                                          " list (decoded, never shown)"}}}
+    index = {"type": "object",
+             "required": ["count", "time_base", "start", "end", "keyframes", "columns"],
+             "properties": {"count": {"type": "integer"}, "time_base": {"type": "string"},
+                            "start": {"type": "number", "description":
+                                      "the container's start time, seconds"},
+                            "end": {"type": ["number", "null"],
+                                    "description": "the last frame's end, seconds"},
+                            "keyframes": {"type": "integer"}, "columns": columns}}
+    pair = {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2}
+    span = {"type": "object",
+            "required": ["start", "end", "frame", "keyframe", "packets", "bytes", "range",
+                         "head", "tail", "size"],
+            "properties": {
+                "start": {"type": "number"}, "end": {"type": "number"},
+                "frame": {"type": "object", "description": "the frame shown at start",
+                          "properties": {"time": {"type": "number"},
+                                         "index": {"type": "integer"}}},
+                "keyframe": {"type": "object", "description": "where decoding starts",
+                             "properties": {"time": {"type": ["number", "null"]},
+                                            "packet": {"type": "integer"}}},
+                "packets": {**pair, "description": "first and last packet (inclusive)"},
+                "bytes": {**pair, "description": "first and last byte (inclusive)"},
+                "range": {"type": "string", "description": "bytes as a Range header value"},
+                "head": {"oneOf": [pair, {"type": "null"}], "description":
+                         "the file's bytes before the stream's first packet"},
+                "tail": {"oneOf": [pair, {"type": "null"}], "description":
+                         "the file's bytes after the stream's last packet"},
+                "size": {"type": "integer", "description": "the file's bytes"}}}
+    fmt = {"name": "format", "in": "query",
+           "schema": {"type": "string", "enum": ["json", "npy"], "default": "json"}}
+    cached = {"ETag": {"schema": {"type": "string"}},
+              "Cache-Control": {"schema": {"type": "string"}}}
+    return {
+        "/api/video/{token}/packets/": _index_operation(
+            "The packet index of the video stream: columns in file order (JSON), or one"
+            " packed structured .npy.", [token, fmt],
+            {"description": "The index.", "headers": cached,
+             "content": {"application/json": {"schema": index},
+                         "application/x-npy": {"schema": {"type": "string",
+                                                          "format": "binary"}}}},
+            token_404=token_404, unavailable=unavailable,
+            extra={"304": {"description": "If-None-Match matched the ETag."}}),
+        "/api/video/{token}/range/": _index_operation(
+            "The byte range to read for the frames shown in [start, end): from the"
+            " keyframe decoding starts at to the last packet needed.",
+            [token, {"name": "start", "in": "query", "required": True, "schema": seconds},
+             {"name": "end", "in": "query", "required": True, "schema": seconds,
+              "description": "after start"}],
+            {"description": "The span.", "content": {"application/json": {"schema": span}}},
+            token_404=token_404, unavailable=unavailable,
+            extra={"416": _error("start is past the last frame."),
+                   "422": _error("No timestamps, or no byte offsets.")}),
+    }

@@ -19,10 +19,12 @@ A frame's index is its 0-based position in presentation order among the frames c
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-__all__ = ["MARGIN", "Chosen", "NoTimestamps", "PastTheEnd", "Timeline", "parse_packets"]
+__all__ = ["MARGIN", "Chosen", "NoTimestamps", "Packet", "PastTheEnd", "Timeline", "parse_packets",
+           "timeline_of"]
 
 #: Seconds between a keyframe's time and where decoding is asked to start (the rounding
 #: of timestamps to microseconds in ffmpeg's seeks).
@@ -97,6 +99,11 @@ class Timeline:
         return Chosen(index, time, seek, max(0.0, start))
 
 
+#: One packet for :func:`timeline_of`: pts, dts, duration (ticks of the time base, None
+#: when unknown), keyframe, discarded (cut off by an edit list).
+Packet = tuple[int | None, int | None, int | None, bool, bool]
+
+
 def parse_packets(csv: str, *, complete: bool) -> Timeline:
     """The timeline from ffprobe's ``-of csv`` lines of ``format=start_time``,
     ``stream=time_base`` and ``packet=pts,dts,duration,flags`` of one video stream (in any
@@ -106,10 +113,7 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
     is known). :class:`NoTimestamps` when a packet has no pts."""
     start = Fraction(0)
     base: Fraction | None = None
-    pts: list[int] = []
-    keys: dict[int, int] = {}  # pts → dts
-    delay = 0
-    durations: dict[int, int] = {}
+    packets: list[Packet] = []
     for line in csv.splitlines():
         kind, _, rest = line.strip().partition(",")
         first = rest.split(",")[0]  # side data may follow (",side_data,")
@@ -122,19 +126,37 @@ def parse_packets(csv: str, *, complete: bool) -> Timeline:
             fields = rest.split(",")
             if len(fields) < 4:
                 continue
-            if fields[0] != "N/A" and fields[1] != "N/A":
-                delay = max(delay, int(fields[0]) - int(fields[1]))
-            if "D" in fields[3]:  # cut off by an edit list: decoded, never shown
-                continue
-            if fields[0] == "N/A":
-                raise NoTimestamps("a packet of the video stream has no timestamp")
-            pts.append(int(fields[0]))
-            if "K" in fields[3]:
-                keys[pts[-1]] = int(fields[1]) if fields[1] != "N/A" else pts[-1]
-            if fields[2] not in ("", "N/A") and int(fields[2]) > 0:
-                durations[pts[-1]] = int(fields[2])
+            packets.append((None if fields[0] == "N/A" else int(fields[0]),
+                            None if fields[1] == "N/A" else int(fields[1]),
+                            None if fields[2] in ("", "N/A") else int(fields[2]),
+                            "K" in fields[3], "D" in fields[3]))
     if base is None:
         raise ValueError("ffprobe named no time base for the video stream")
+    return timeline_of(base, start, packets, complete=complete)
+
+
+def timeline_of(base: Fraction, start: Fraction, packets: Iterable[Packet], *,
+                complete: bool) -> Timeline:
+    """The timeline of a stream whose time base is ``base`` and whose container starts
+    at ``start`` seconds, from its ``packets`` (:data:`Packet`, file order) as ffprobe
+    lists them or as the packet index stores them (videodrop/packets.py): both give the
+    same timeline. ``complete``: as :func:`parse_packets`."""
+    pts: list[int] = []
+    keys: dict[int, int] = {}  # pts → dts
+    delay = 0
+    durations: dict[int, int] = {}
+    for p, d, length, key, discarded in packets:
+        if p is not None and d is not None:
+            delay = max(delay, p - d)
+        if discarded:  # cut off by an edit list: decoded, never shown
+            continue
+        if p is None:
+            raise NoTimestamps("a packet of the video stream has no timestamp")
+        pts.append(p)
+        if key:
+            keys[p] = d if d is not None else p
+        if length is not None and length > 0:
+            durations[p] = length
     pts = sorted(set(pts))
     # (p - start / base) * base as one division of integers: the float nearest the exact
     # time, as Fraction would give, a few times faster

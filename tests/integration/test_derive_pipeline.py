@@ -50,7 +50,12 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
         assert status in {"ready", "skipped", "failed"}, (name, kind)
         assert (status == "ready") == (error is None and code is None), (name, kind, error)
     failed = [r for r in found if r[2] == "failed"]
-    assert failed == [], failed
+    # ffprobe 5.1 opens every stream's decoder before it lists any packet, and cannot open
+    # this file's audio (AAC object type 29): no packet index (the prober reads its
+    # summary log instead; the frame routes' own listing meets the same)
+    assert [r[:4] for r in failed] == [
+        ("sandwich-av-mp4a.40.5.mov", "packets", "failed", "ffmpeg_failed")], failed
+    assert "cannot open the decoder of stream 1" in failed[0][4]
     # The record shows each state; nothing changed the videos' own status.
     for item in system.videos():
         if item["status"] == "ready":
@@ -169,7 +174,8 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "a.mp4")
     assert system.wait_record("a.mp4")["status"] == "ready"
     assert rows(system.database_url, "SELECT kind, status, queued_at IS NULL"
-                " FROM derivatives ORDER BY kind") == [("poster", "pending", True),
+                " FROM derivatives ORDER BY kind") == [("packets", "pending", True),
+                                                       ("poster", "pending", True),
                                                        ("rendition", "pending", True),
                                                        ("scenes", "pending", True),
                                                        ("storyboard", "pending", True)]
@@ -185,7 +191,7 @@ def test_requests_need_no_publish_by_the_prober_and_wait_out_the_broker(
     wait_for(lambda: "relay: part unavailable" in system.log_text("derive"), timeout=60,
              what="the relay to find the broker out of reach")
     assert rows(system.database_url, "SELECT count(*) FROM derivatives"
-                " WHERE status = 'pending' AND queued_at IS NULL") == [(4,)]
+                " WHERE status = 'pending' AND queued_at IS NULL") == [(5,)]
     unreachable.terminate()
     unreachable.wait(timeout=60)
     system.start_role("derive")
@@ -307,12 +313,12 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     assert done.returncode == 0, done.stderr
     remade = "SELECT kind, status, remaking FROM derivatives ORDER BY kind"
     wait_for(lambda: rows(system.database_url, remade) == [
-        ("poster", "ready", False), ("rendition", "ready", True), ("scenes", "ready", True),
-        ("storyboard", "ready", False)], timeout=120, interval=0.3,
-        what="the poster and storyboard remade, the scenes stalled")
+        ("packets", "ready", False), ("poster", "ready", False), ("rendition", "ready", True),
+        ("scenes", "ready", True), ("storyboard", "ready", False)], timeout=120,
+        interval=0.3, what="the packet index, poster and storyboard remade, the scenes stalled")
     # Logged as each kind was recorded, while the job is still on its scenes.
     lines = [e for e in system.log_events("derive", "derived") if e.get("remake")]
-    assert sorted(e["kind"] for e in lines) == ["poster", "storyboard"]
+    assert sorted(e["kind"] for e in lines) == ["packets", "poster", "storyboard"]
     assert all(e["status"] == "ready" for e in lines)
     # The scenes being remade are served as they were; the record says so.
     item = system.http.get(links["api_endpoint"], timeout=5).json()

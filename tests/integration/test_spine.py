@@ -19,7 +19,7 @@ FILE_INFO_KEYS = {"filename", "format", "size", "duration", "resolution", "fps",
 # to, never renamed)
 LINK_KEYS = {"api_endpoint", "stream_url", "access_token", "metadata_url", "download_url",
              "poster_url", "storyboard_url", "storyboard_vtt_url", "scenes_url",
-             "scenes_vtt_url", "frame_url"}
+             "scenes_vtt_url", "frame_url", "clip_url", "packets_url"}
 
 
 def sha256(path) -> str:
@@ -57,6 +57,8 @@ def test_dropped_file_becomes_working_links(system, samples):
         "scenes_url": f"{system.base_url}/api/video/{token}/scenes/",
         "scenes_vtt_url": f"{system.base_url}/api/video/{token}/scenes.vtt",
         "frame_url": f"{system.base_url}/api/video/{token}/frame/?t={{t}}",
+        "clip_url": f"{system.base_url}/api/video/{token}/clip/?start={{start}}&end={{end}}",
+        "packets_url": f"{system.base_url}/api/video/{token}/packets/",
     }
     info = record["file_info"]
     assert info["filename"] == f"videos/{record['source_id']}/bbb_chapters.mp4"

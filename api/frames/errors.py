@@ -1,0 +1,60 @@
+"""The errors of the frame and packet endpoints, and what they check first: JSON
+``{"title", "description", "error_code"}`` (docs/models.md, "Limits and errors")."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import falcon
+
+from videodrop.catalog import Video
+
+__all__ = ["RETRY_PENDING", "FrameError", "bad", "parse_time", "ready_file"]
+
+_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+RETRY_PENDING = 10  # seconds: Retry-After of a video (or its index) still being made
+
+
+class FrameError(falcon.HTTPError):
+    """An HTTP error whose JSON also carries ``error_code``."""
+
+    def __init__(self, status: str, title: str, description: str, error_code: str,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(status, title=title, description=description, headers=headers)
+        self.error_code = error_code
+
+    def to_dict(self, obj_type: type = dict) -> Any:
+        out = super().to_dict(obj_type)
+        out["error_code"] = self.error_code
+        return out
+
+
+def bad(description: str) -> FrameError:
+    return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
+
+
+def parse_time(raw: str, name: str = "t") -> float:
+    """Seconds from a plain decimal (the parameter ``name``); 400 for anything else (signs,
+    exponents, nan)."""
+    if not _TIME.fullmatch(raw):
+        raise bad(f"{name} is seconds as a plain decimal number (12 or 12.345),"
+                  f" not {raw[:40]!r}")
+    return float(raw)
+
+
+def ready_file(video: Video, media_root: Path) -> tuple[Video, Path]:
+    """The ready video and its stored file: 409 ``not_ready`` (``Retry-After`` while it
+    may still become ready), 404 ``missing_file``."""
+    if video.status != "ready":
+        detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
+                  else f"The video is not ready yet (status: {video.status}).")
+        retry = ({"Retry-After": str(RETRY_PENDING)}
+                 if video.status in {"uploading", "processing"} else None)
+        raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready", retry)
+    path = media_root / video.stored_path
+    if not path.is_file():
+        raise FrameError(falcon.HTTP_404, "File missing",
+                         "The stored file is missing; tell an operator.", "missing_file")
+    return video, path
