@@ -47,6 +47,9 @@ class System:
     prefix: str
     extra_env: dict[str, str] = field(default_factory=dict)
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # processes of a role started again while they ran (``procs`` names the newest one):
+    # stopped with the system, never left behind
+    superseded: list[subprocess.Popen[bytes]] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
@@ -103,6 +106,8 @@ class System:
                                 env={**self.env, **(env or {})},
                                 cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
+        if (earlier := self.procs.get(role)) is not None and earlier.poll() is None:
+            self.superseded.append(earlier)
         self.procs[role] = proc
         return proc
 
@@ -114,6 +119,8 @@ class System:
     def stop(self) -> None:
         for role in list(self.procs):
             stop_process(self.procs.pop(role))
+        while self.superseded:
+            stop_process(self.superseded.pop())
         self.http.close()
 
     def inbox_entries(self) -> list[str]:

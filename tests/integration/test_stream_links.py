@@ -456,11 +456,19 @@ def test_a_change_made_while_no_listener_heard_is_found_when_one_is_back(db_url,
             admin.execute(f"DROP ROLE {role}")
 
 
+def renditions_made(system: System) -> None:
+    """A derive role making renditions on the module's shared system (one, whichever test
+    starts it)."""
+    running = system.procs.get("derive")
+    if running is None or running.poll() is not None:
+        system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition"})
+
+
 def test_the_link_points_at_the_rendition_once_it_is_ready(linked, camera_corpus):
     """A video with a browser rendition: nginx serves the rendition (one link a token,
     whatever the original's extension)."""
     system, url = linked
-    system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition"})
+    renditions_made(system)
     for name in ("h264-aac.ts", "moov-at-end.mp4"):
         record = upload(system, camera_corpus / name)
         token = record["api_links"]["access_token"]
@@ -485,7 +493,7 @@ def test_a_transcode_awaiting_a_viewer_has_no_link_so_a_stream_starts_it(linked,
     to watch has no link, so its ``/stream/`` goes to the API, which asks for the transcode
     (nginx answering alone never would); once made, the link points at the rendition."""
     system, url = linked
-    system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition"})
+    renditions_made(system)
     record = upload(system, camera_corpus / "hevc-aac.ts")
     token = record["api_links"]["access_token"]
     wait_for(lambda: rendition_state(system, token) == ("skipped", "on_view"), timeout=60,
