@@ -40,7 +40,7 @@ from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.packing import TAR_END, npy, tar_member
 from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd
 from api.http.params import query_params
-from api.tokens.endpoints import TokenResource
+from api.tokens.endpoints import TokenResource, gone
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
@@ -92,6 +92,9 @@ class FrameResource(TokenResource):
 
     def video_file(self, token: str) -> tuple[Video, Path]:
         video = self.lookup(token).video
+        if video.status == "expired":
+            exc = gone(video)
+            raise FrameError(falcon.HTTP_410, exc.title or "", exc.description or "", "expired")
         if video.status != "ready":
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")

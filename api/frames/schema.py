@@ -58,6 +58,7 @@ def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema
                         "404": token_404,
                         "409": _error("The video is not ready (Retry-After while it may"
                                       " still be)."),
+                        "410": _error("Expired: a retention rule removed the file."),
                         "416": _error("t is past the last frame."),
                         "422": _error("No frame could be decoded there."),
                         "503": unavailable}}
