@@ -4,7 +4,7 @@ SQL: ``sql/retention.sql``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,29 +61,31 @@ class RetentionRows(StreamLinkSync):
                 return
             after_at, after_id = rows[-1]["created_at"], rows[-1]["id"]
 
-    def expire(self, video_id: int, *, reason: str, detail: str) -> Video | None:
-        """Mark the row expired (its stream link removed first, its derivative rows gone)
-        and commit: the first step of a removal, before any file goes. None: the row is no
-        longer removable (held, deleted, not ready or failed any more) and stays as it is."""
-        params = {"id": video_id, "now": self.clock(), "reason": reason, "detail": detail}
+    def expire(self, chosen: Sequence[tuple[int, str, str]]) -> list[Video]:
+        """Mark the rows ``(id, rule, sentence)`` expired (their stream links removed
+        first, their derivative rows gone) and commit: the first step of a removal, before
+        any file goes. Returns the rows expired; one no longer removable (held, deleted,
+        not ready or failed any more) is left as it is and not returned."""
+        params = {"ids": [c[0] for c in chosen], "reasons": [c[1] for c in chosen],
+                  "details": [c[2] for c in chosen], "now": self.clock()}
         with self.db.transaction() as tx:
-            self._remove_link(tx, video_id)
-            row = tx.one("retention_expire", params)
-            if row is not None:
-                tx.one("retention_forget_derivatives", params)
+            for video_id in params["ids"]:
+                self._remove_link(tx, video_id)
+            rows = tx.all("retention_expire", params)
+            tx.one("retention_forget_derivatives", {"ids": [r["id"] for r in rows]})
         if self.after_write is not None:
             self.after_write()
-        return Video.from_row(row) if row else None
+        return [Video.from_row(r) for r in rows]
 
     def unremoved(self, limit: int = WALK_BATCH) -> list[Video]:
         """Expired rows whose files are not known to be removed yet (oldest id first)."""
         return [Video.from_row(r) for r in self.db.all("retention_unremoved", {"limit": limit})]
 
-    def files_removed(self, video_id: int, *, drop_row: bool) -> None:
-        """The second step, after the files went: the tombstone says so, or (``drop_row``)
-        the row goes."""
-        name = "retention_drop_row" if drop_row else "retention_files_removed"
-        self.db.one(name, {"id": video_id, "now": self.clock()})
+    def files_removed(self, ids: Sequence[int], *, drop_rows: bool) -> None:
+        """The second step, after the files of expired rows ``ids`` went: the tombstones
+        say so, or (``drop_rows``) the rows go."""
+        name = "retention_drop_rows" if drop_rows else "retention_files_removed"
+        self.db.one(name, {"ids": list(ids), "now": self.clock()})
 
     def hold(self, video_id: int) -> Video | None:
         """Exempt the video from every retention rule (kept when already held). None: no

@@ -5,10 +5,11 @@ holds it the pass is skipped (it is doing the same work). Then:
 
 1. it finishes what a crashed pass began: rows expired whose files are not known to be
    removed (``files_removed_at`` NULL) lose their files now;
-2. it decides (:func:`videodrop.retention.plan.decide`) and, for each decision, oldest
-   first: marks the row expired and commits (its stream link goes before the commit),
-   then removes the files (:func:`videodrop.removal.remove_video`, the admin DELETE's own
-   path), then records that the files are gone (or drops the row, ``drop_rows``).
+2. it decides (:func:`videodrop.retention.plan.decide`) and, :data:`EXPIRE_BATCH`
+   decisions at a time, oldest first: marks the rows expired and commits (their stream
+   links go before the commit), then removes their files
+   (:func:`videodrop.removal.remove_video`, the admin DELETE's own path), then records
+   that the files are gone (or drops the rows, ``drop_rows``).
 
 So at any instant: no file is removed whose row says it exists (the row says ``expired``
 first), and no row that says its file exists points at a removed one. One log line per
@@ -28,9 +29,11 @@ from typing import Any
 from videodrop import removal
 from videodrop.catalog import Catalog
 from videodrop.retention import metrics
-from videodrop.retention.plan import Plan, Store, decide
+from videodrop.retention.plan import Decision, Plan, Store, decide
 from videodrop.retention.rules import Rules
 
+#: Rows expired in one transaction (then their files go, then one statement records it).
+EXPIRE_BATCH = 200
 #: Advisory lock namespace of "a retention pass runs" (key 0).
 LOCK_SPACE = 0x5652_4554  # "VRET"
 
@@ -67,19 +70,10 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
             return PassResult(skipped=True)
         result = PassResult(finished=finish_removals(catalog, media_root, rules, log))
         result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media_root))
-        for d in result.plan.decisions:
-            video = catalog.expire(d.video_id, reason=d.rule, detail=d.detail)
-            if video is None:
-                result.passed_over += 1
-                continue
-            removal.remove_video(media_root, video)
-            catalog.files_removed(video.id, drop_row=rules.drop_rows)
-            result.files[d.rule] += 1
-            result.bytes[d.rule] += d.size
-            metrics.removed(d.rule, d.size)
-            log.info("video expired", video_id=video.id, origin=video.origin, rule=d.rule,
-                     size=d.size, created_at=video.created_at.isoformat(), detail=d.detail,
-                     stored_path=video.stored_path)
+        decisions = result.plan.decisions
+        for first in range(0, len(decisions), EXPIRE_BATCH):
+            _remove(catalog, decisions[first:first + EXPIRE_BATCH], media_root, rules, log,
+                    result)
         space = store_space(media_root)
         metrics.after_pass(catalog.usage(), space.free if space else None, time.time())
     log.info("retention pass", expired=sum(result.files.values()),
@@ -90,14 +84,33 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
     return result
 
 
+def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, rules: Rules,
+            log: Any, result: PassResult) -> None:
+    """Expire ``batch`` (committed), remove each expired row's files, record it."""
+    expired = catalog.expire([(d.video_id, d.rule, d.detail) for d in batch])
+    result.passed_over += len(batch) - len(expired)
+    by_id = {d.video_id: d for d in batch}
+    order = {d.video_id: n for n, d in enumerate(batch)}
+    for video in sorted(expired, key=lambda v: order[v.id]):
+        d = by_id[video.id]
+        removal.remove_video(media_root, video)
+        result.files[d.rule] += 1
+        result.bytes[d.rule] += d.size
+        metrics.removed(d.rule, d.size)
+        log.info("video expired", video_id=video.id, origin=video.origin, rule=d.rule,
+                 size=d.size, created_at=video.created_at.isoformat(), detail=d.detail,
+                 stored_path=video.stored_path)
+    catalog.files_removed([v.id for v in expired], drop_rows=rules.drop_rows)
+
+
 def finish_removals(catalog: Catalog, media_root: Path, rules: Rules, log: Any) -> int:
     """Remove the files of rows expired by a pass that died before it could: how many."""
     done = 0
     while batch := catalog.unremoved():
         for video in batch:
             removal.remove_video(media_root, video)
-            catalog.files_removed(video.id, drop_row=rules.drop_rows)
             log.info("expired video's files removed after an interrupted pass",
                      video_id=video.id, stored_path=video.stored_path)
-            done += 1
+        catalog.files_removed([v.id for v in batch], drop_rows=rules.drop_rows)
+        done += len(batch)
     return done

@@ -24,16 +24,19 @@ WHERE status IN ('ready', 'failed') AND held_at IS NULL
 ORDER BY created_at, id LIMIT %(limit)s;
 
 -- name: retention_expire
--- Step one of a removal, committed before any file goes: the row says the files are gone.
--- Only a row still removable (ready or failed, not held) is expired.
-UPDATE videos SET status = 'expired', expired_at = %(now)s, expired_reason = %(reason)s,
-       expired_detail = %(detail)s, updated_at = %(now)s
-WHERE id = %(id)s AND status IN ('ready', 'failed') AND held_at IS NULL
-RETURNING *;
+-- Step one of a removal, committed before any file goes: the rows say the files are gone.
+-- Only a row still removable (ready or failed, not held) is expired; each with its rule
+-- and sentence (the arrays run in step).
+UPDATE videos AS v SET status = 'expired', expired_at = %(now)s, expired_reason = d.reason,
+       expired_detail = d.detail, updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(reasons)s::text[], %(details)s::text[])
+     AS d (id, reason, detail)
+WHERE v.id = d.id AND v.status IN ('ready', 'failed') AND v.held_at IS NULL
+RETURNING v.*;
 
 -- name: retention_forget_derivatives
--- An expired video's derivative rows: their files go with the video's.
-DELETE FROM derivatives WHERE video_id = %(id)s;
+-- Expired videos' derivative rows: their files go with the videos'.
+DELETE FROM derivatives WHERE video_id = ANY(%(ids)s);
 
 -- name: retention_unremoved
 -- Expired rows whose files a pass has still to remove (it crashed between the steps).
@@ -41,10 +44,10 @@ SELECT * FROM videos WHERE status = 'expired' AND files_removed_at IS NULL
 ORDER BY id LIMIT %(limit)s;
 
 -- name: retention_files_removed
-UPDATE videos SET files_removed_at = %(now)s WHERE id = %(id)s AND status = 'expired';
+UPDATE videos SET files_removed_at = %(now)s WHERE id = ANY(%(ids)s) AND status = 'expired';
 
--- name: retention_drop_row
-DELETE FROM videos WHERE id = %(id)s AND status = 'expired';
+-- name: retention_drop_rows
+DELETE FROM videos WHERE id = ANY(%(ids)s) AND status = 'expired';
 
 -- name: hold_video
 UPDATE videos SET held_at = coalesce(held_at, %(now)s), updated_at = %(now)s
