@@ -64,7 +64,7 @@ def insert(db_url: str, generated: list[GenRow], media_root: Path | None = None
                                 r.size, r.status, "not_media" if failed else None,
                                 "not a media file" if failed else None, f"tok-{r.id_key}",
                                 r.created_at, r.created_at if r.held else None))
-        ids = dict(conn.execute("SELECT source_id, id FROM videos").fetchall())
+        ids: dict[str, int] = dict(conn.execute("SELECT source_id, id FROM videos").fetchall())
     rows = [GenRow(ids[r.id_key], r.origin, r.size, r.created_at, r.status, r.held)
             for r in generated]
     if media_root is not None:

@@ -21,6 +21,7 @@ from testbed.retention_rows import GenRow, generate, insert
 from tests.harness import REPO, rows, wait_for
 from videodrop import logs
 from videodrop.catalog import Catalog
+from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
 from videodrop.retention.enforce import LOCK_SPACE, run_pass
 from videodrop.retention.plan import Store, decide
@@ -96,6 +97,17 @@ def generated(db_url: str, tmp_path: Path) -> list[GenRow]:
                   tmp_path / "media")
 
 
+def sample(name: str, **labels: str) -> float:
+    value = RETENTION.get_sample_value(name, labels)
+    assert value is not None, (name, labels)
+    return value
+
+
+def deleted_counts() -> dict[tuple[str, str], float]:
+    return {(what, rule): sample(f"videodrop_retention_deleted_{what}_total", rule=rule)
+            for what in ("files", "bytes") for rule in rules_file.RULES}
+
+
 def state(db_url: str) -> dict[int, tuple[str, str | None, bool]]:
     """id -> (status, expired_reason, files removed)."""
     return {i: (s, why, removed is not None) for i, s, why, removed in rows(
@@ -106,6 +118,7 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     media = tmp_path / "media"
     want = expected_gone(generated, NOW)
     assert {"max_age", "origin_quota", "global_quota"} <= set(want.values())  # all at work
+    before = deleted_counts()
     result = run_pass(catalog, rules_file.parse(RULES), media, logs.get("test"), now=NOW)
 
     after = state(db_url)
@@ -135,6 +148,20 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     last = max((r for r in generated if want.get(r.id) == "global_quota"),
                key=lambda r: (r.created_at, r.id))
     assert used + last.size > GLOBAL_QUOTA
+
+    # /metrics: what went by rule, and usage per origin after the pass.
+    deleted = deleted_counts()
+    for rule in ("max_age", "origin_quota", "global_quota"):
+        gone = [r for r in generated if want.get(r.id) == rule]
+        assert deleted[("files", rule)] - before[("files", rule)] == len(gone)
+        assert deleted[("bytes", rule)] - before[("bytes", rule)] == sum(r.size for r in gone)
+    for origin in ORIGINS:
+        mine = [r for r in live if r.origin == origin]
+        assert sample("videodrop_retention_origin_bytes", origin=origin) == sum(
+            r.size for r in mine)
+        assert sample("videodrop_retention_origin_oldest_timestamp_seconds",
+                      origin=origin) == min(r.created_at for r in mine).timestamp()
+    assert sample("videodrop_retention_store_free_bytes") > 0
 
     # A second pass finds nothing more to do.
     again = run_pass(catalog, rules_file.parse(RULES), media, logs.get("test"), now=NOW)

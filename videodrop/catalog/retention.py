@@ -66,10 +66,11 @@ class RetentionRows(StreamLinkSync):
         first, their derivative rows gone) and commit: the first step of a removal, before
         any file goes. Returns the rows expired; one no longer removable (held, deleted,
         not ready or failed any more) is left as it is and not returned."""
-        params = {"ids": [c[0] for c in chosen], "reasons": [c[1] for c in chosen],
+        ids = [c[0] for c in chosen]
+        params = {"ids": ids, "reasons": [c[1] for c in chosen],
                   "details": [c[2] for c in chosen], "now": self.clock()}
         with self.db.transaction() as tx:
-            for video_id in params["ids"]:
+            for video_id in ids:
                 self._remove_link(tx, video_id)
             rows = tx.all("retention_expire", params)
             tx.one("retention_forget_derivatives", {"ids": [r["id"] for r in rows]})

@@ -72,8 +72,8 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
         result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media_root))
         decisions = result.plan.decisions
         for first in range(0, len(decisions), EXPIRE_BATCH):
-            _remove(catalog, decisions[first:first + EXPIRE_BATCH], media_root, rules, log,
-                    result)
+            _remove(catalog, decisions[first:first + EXPIRE_BATCH], media_root, rules=rules,
+                    log=log, result=result)
         space = store_space(media_root)
         metrics.after_pass(catalog.usage(), space.free if space else None, time.time())
     log.info("retention pass", expired=sum(result.files.values()),
@@ -84,7 +84,7 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
     return result
 
 
-def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, rules: Rules,
+def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, *, rules: Rules,
             log: Any, result: PassResult) -> None:
     """Expire ``batch`` (committed), remove each expired row's files, record it."""
     expired = catalog.expire([(d.video_id, d.rule, d.detail) for d in batch])

@@ -10,21 +10,29 @@ from videodrop.catalog import Usage
 from videodrop.metrics import NAMESPACE, RETENTION
 from videodrop.retention.rules import RULES
 
-_SUB = {"namespace": NAMESPACE, "subsystem": "retention", "registry": RETENTION}
 
-ORIGIN_BYTES = Gauge("origin_bytes", "Bytes of the videos of an origin on the store (after"
-                     " the last pass)", ["origin"], **_SUB)
-ORIGIN_FILES = Gauge("origin_files", "Videos of an origin on the store (after the last pass)",
-                     ["origin"], **_SUB)
-ORIGIN_OLDEST = Gauge("origin_oldest_timestamp_seconds", "created_at of the oldest video of"
-                      " an origin on the store (Unix time, after the last pass)", ["origin"],
-                      **_SUB)
-STORE_FREE = Gauge("store_free_bytes", "Bytes free on the media store's file system (after"
-                   " the last pass)", **_SUB)
-DELETED_BYTES = Counter("deleted_bytes", "Bytes of videos removed, by rule", ["rule"], **_SUB)
-DELETED_FILES = Counter("deleted_files", "Videos removed, by rule", ["rule"], **_SUB)
-LAST_PASS = Gauge("last_pass_timestamp_seconds", "When the last pass ended (Unix time)",
-                  **_SUB)
+def _gauge(name: str, doc: str, labels: tuple[str, ...] = ()) -> Gauge:
+    return Gauge(name, doc, labels, namespace=NAMESPACE, subsystem="retention",
+                 registry=RETENTION)
+
+
+def _counter(name: str, doc: str) -> Counter:
+    return Counter(name, doc, ["rule"], namespace=NAMESPACE, subsystem="retention",
+                   registry=RETENTION)
+
+
+ORIGIN_BYTES = _gauge("origin_bytes", "Bytes of the videos of an origin on the store (after"
+                      " the last pass)", ("origin",))
+ORIGIN_FILES = _gauge("origin_files", "Videos of an origin on the store (after the last"
+                      " pass)", ("origin",))
+ORIGIN_OLDEST = _gauge("origin_oldest_timestamp_seconds", "created_at of the oldest video of"
+                       " an origin on the store (Unix time, after the last pass)",
+                       ("origin",))
+STORE_FREE = _gauge("store_free_bytes", "Bytes free on the media store's file system (after"
+                    " the last pass)")
+DELETED_BYTES = _counter("deleted_bytes", "Bytes of videos removed, by rule")
+DELETED_FILES = _counter("deleted_files", "Videos removed, by rule")
+LAST_PASS = _gauge("last_pass_timestamp_seconds", "When the last pass ended (Unix time)")
 for _rule in RULES:  # every rule's series exists from the start, at 0
     DELETED_BYTES.labels(_rule)
     DELETED_FILES.labels(_rule)

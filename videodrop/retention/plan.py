@@ -88,7 +88,7 @@ def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = 
     for use in plan.usage:
         rule = rules.for_origin(use.origin)
         if not rule.keep:
-            _per_origin(catalog, use, rule, now, choose, plan.shortfalls)
+            _per_origin(catalog, use, rule, now, choose=choose, shortfalls=plan.shortfalls)
 
     used = sum(u.bytes for u in plan.usage) - plan.bytes
     over = used - rules.quota if rules.quota is not None else 0
@@ -105,8 +105,8 @@ def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = 
         for c in catalog.walk(now - youngest_rule):
             if over <= 0 and short <= 0:
                 break
-            rule = removable.get(c.origin)
-            if c.id in chosen or rule is None or c.created_at >= now - rule.min_age:
+            found = removable.get(c.origin)
+            if c.id in chosen or found is None or c.created_at >= now - found.min_age:
                 continue
             if over > 0:
                 choose(c, "global_quota", f"all videos use {_gib(over)} more than the"
@@ -125,7 +125,7 @@ def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = 
     return plan
 
 
-def _per_origin(catalog: Catalog, use: Usage, rule: OriginRule, now: datetime,
+def _per_origin(catalog: Catalog, use: Usage, rule: OriginRule, now: datetime, *,
                 choose: _Choose, shortfalls: list[str]) -> None:
     """Step 1 for one origin."""
     over = use.bytes - rule.quota if rule.quota is not None else 0

@@ -4,7 +4,7 @@ The file (every key optional; docs/operations.md has the annotated example)::
 
     [global]
     max_age = "90d"        # an origin's default: expire what is older
-    min_age = "1d"         # an origin's default: never expire what is younger, whatever the pressure
+    min_age = "1d"         # an origin's default: never expire what is younger, at any pressure
     quota = "2TiB"         # all videos together (uploads included) stay at or under this
     keep_free = "5%"       # the store keeps this free: a percentage or a size ("50GiB")
     drop_rows = false      # true: an expired video's row goes too (no tombstone)

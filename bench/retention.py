@@ -1,0 +1,76 @@
+"""Retention's decision over 1,000,000 rows (issue 21): the time
+:func:`videodrop.retention.plan.decide` takes to say what goes and why, against a plain
+``SELECT count(*) FROM videos`` (a sequential scan of the same table) in the same run.
+
+The rows are bench/catalog.py's (``fill``: created_at 20 s apart over ~231 days, 10 %
+uploads, a third in ``inbox/cam1/<day>`` — one origin per day — the rest in ``inbox``,
+sizes 100,000 + i bytes, 2 % failed). The rules make every step work: a global
+``max_age`` of 200 days (the oldest ~13 %), a quota on ``inbox`` 5 % under its usage,
+a global quota 3 % under what is left, ``min_age`` 1 day, uploads kept. Target: ≤ 5 s.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import psycopg
+
+from bench import common
+from bench.catalog import fill
+from bench.common import Row, Scratch, row
+
+N = 1_000_000
+TARGET_SECONDS = 5.0
+RUNS = 3
+
+
+def rules_text(url: str) -> str:
+    with psycopg.connect(url) as conn:
+        inbox, total = conn.execute(
+            "SELECT sum(size) FILTER (WHERE origin = 'inbox'), sum(size) FROM videos"
+        ).fetchone() or (0, 0)
+    return (f'[global]\nmax_age = "200d"\nmin_age = "1d"\nquota = {int(total * 0.80)}\n'
+            f'[origins."inbox"]\nquota = {int(inbox * 0.95)}\n')
+
+
+def main() -> list[Row]:
+    from videodrop.catalog import Catalog
+    from videodrop.retention.plan import decide
+    from videodrop.retention.rules import parse
+
+    with Scratch("retention") as scratch:
+        with common.stage(f"retention: {N:,} rows"):
+            fill(scratch.database_url, N, {}, {})
+        rules = parse(rules_text(scratch.database_url))
+        catalog = Catalog.connect(scratch.database_url)
+        try:
+            decisions, took, scans = 0, [], []
+            for _ in range(RUNS):
+                with psycopg.connect(scratch.database_url) as conn:
+                    t0 = time.perf_counter()
+                    conn.execute("SELECT count(*) FROM videos").fetchone()
+                    scans.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                plan = decide(catalog, rules, catalog.clock())
+                took.append(time.perf_counter() - t0)
+                decisions = len(plan.decisions)
+                common.log(f"retention: decide {took[-1]:.2f} s ({decisions:,} to go,"
+                           f" {sorted({d.rule for d in plan.decisions})}); count(*)"
+                           f" {scans[-1]:.2f} s")
+        finally:
+            catalog.close()
+    median, scan = statistics.median(took), statistics.median(scans)
+    return [row(f"retention decision over {N // 1_000_000}M rows ({decisions:,} to go by"
+                " max_age, origin and global quota; median of 3)", f"{median:.2f} s",
+                f"{scan:.2f} s (SELECT count(*), same table)", median / scan,
+                f"<= {TARGET_SECONDS:.0f} s", median <= TARGET_SECONDS)]
+
+
+if __name__ == "__main__":
+    common.standalone(main, "retention decision at a million rows")
