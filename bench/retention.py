@@ -35,8 +35,8 @@ def rules_text(url: str) -> str:
         inbox, total = conn.execute(
             "SELECT sum(size) FILTER (WHERE origin = 'inbox'), sum(size) FROM videos"
         ).fetchone() or (0, 0)
-    return (f'[global]\nmax_age = "200d"\nmin_age = "1d"\nquota = {int(total * 0.80)}\n'
-            f'[origins."inbox"]\nquota = {int(inbox * 0.95)}\n')
+    return (f'[global]\nmax_age = "200d"\nmin_age = "1d"\nquota = {int(total) * 80 // 100}\n'
+            f'[origins."inbox"]\nquota = {int(inbox) * 95 // 100}\n')
 
 
 def main() -> list[Row]:

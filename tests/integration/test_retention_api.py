@@ -18,6 +18,16 @@ def file_urls(base: str, token: str) -> list[str]:
             f"{video}/storyboard/", f"{video}/scenes.vtt", f"{video}/frame/?t=0"]
 
 
+def signed_in(system) -> requests.Session:
+    """A browser's session on the web pages (the login form, with its Origin)."""
+    session = requests.Session()
+    resp = session.post(f"{system.base_url}/login", data={"token": system.admin_token,
+                                                          "next": "/"},
+                        headers={"Origin": system.base_url}, timeout=10)
+    assert resp.ok, resp.text
+    return session
+
+
 def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
     rules = tmp_path / "rules.toml"
     rules.write_text('[uploads]\nmax_age = "1d"\n')
@@ -30,8 +40,13 @@ def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
     stored = system.media_root / rec["file_info"]["filename"]
     hold = f"{system.base_url}/api/videos/{video_id}/hold"
 
+    page = signed_in(system)
+    assert 'data-action="hold"' in page.get(f"{system.base_url}/videos/{video_id}",
+                                            timeout=10).text
     held = requests.post(hold, headers=system.admin, timeout=5)
     assert held.status_code == 200 and held.json()["held_at"]
+    html = page.get(f"{system.base_url}/videos/{video_id}", timeout=10).text
+    assert 'data-action="release"' in html and "Held since" in html
     assert requests.post(hold, timeout=5).status_code == 401  # admin only
     assert videodrop(system, "retention").returncode == 0
     assert requests.get(f"{system.base_url}/api/video/{token}/download/",
@@ -56,6 +71,9 @@ def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
     by_id = requests.get(f"{system.base_url}/api/videos/{video_id}", headers=system.admin,
                          timeout=5).json()
     assert by_id["status"] == "expired"
+    html = page.get(f"{system.base_url}/videos/{video_id}", timeout=10).text
+    assert "<strong>Expired</strong>" in html and "older than max_age 1d" in html
+    assert 'data-action="hold"' not in html and 'data-action="release"' not in html
     again = requests.post(hold, headers=system.admin, timeout=5)
     assert again.status_code == 409
     assert requests.post(f"{system.base_url}/api/videos/999999/hold", headers=system.admin,
