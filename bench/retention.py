@@ -1,12 +1,16 @@
 """Retention's decision over 1,000,000 rows (issue 21): the time
-:func:`videodrop.retention.plan.decide` takes to say what goes and why, against a plain
-``SELECT count(*) FROM videos`` (a sequential scan of the same table) in the same run.
+:func:`videodrop.retention.plan.decide` takes to say what goes and why, and then to list
+every video it removes with its rule (what ``--dry-run`` prints and a pass expires),
+against a plain ``SELECT count(*) FROM videos`` (a sequential scan of the same table) in
+the same run.
 
 The rows are bench/catalog.py's (``fill``: created_at 20 s apart over ~231 days, 10 %
 uploads, a third in ``inbox/cam1/<day>`` — one origin per day — the rest in ``inbox``,
 sizes 100,000 + i bytes, 2 % failed). The rules make every step work: a global
-``max_age`` of 200 days (the oldest ~13 %), a quota on ``inbox`` 5 % under its usage,
-a global quota 3 % under what is left, ``min_age`` 1 day, uploads kept. Target: ≤ 5 s.
+``max_age`` of 200 days (the oldest ~13 %), a quota on ``inbox`` 5 % under its usage, a
+global quota of 80 % of all bytes, ``min_age`` 1 day, uploads kept: over a third of the
+rows go, a worst case (a pass that runs every few minutes removes a few). Target: the
+decision with its full list ≤ 5 s.
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ def main() -> list[Row]:
         rules = parse(rules_text(scratch.database_url))
         catalog = Catalog.connect(scratch.database_url)
         try:
-            decisions, took, scans = 0, [], []
+            decisions, bounds, took, scans = 0, [], [], []
             for _ in range(RUNS):
                 with psycopg.connect(scratch.database_url) as conn:
                     t0 = time.perf_counter()
@@ -58,18 +62,25 @@ def main() -> list[Row]:
                     scans.append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 plan = decide(catalog, rules, catalog.clock())
+                bounds.append(time.perf_counter() - t0)
+                listed = plan.decisions(catalog)
                 took.append(time.perf_counter() - t0)
-                decisions = len(plan.decisions)
-                common.log(f"retention: decide {took[-1]:.2f} s ({decisions:,} to go,"
-                           f" {sorted({d.rule for d in plan.decisions})}); count(*)"
+                decisions = len(listed)
+                common.log(f"retention: decide {bounds[-1]:.2f} s, with the list"
+                           f" {took[-1]:.2f} s ({decisions:,} to go,"
+                           f" {sorted({d.rule for d in listed})}); count(*)"
                            f" {scans[-1]:.2f} s")
         finally:
             catalog.close()
     median, scan = statistics.median(took), statistics.median(scans)
-    return [row(f"retention decision over {N // 1_000_000}M rows ({decisions:,} to go by"
-                " max_age, origin and global quota; median of 3)", f"{median:.2f} s",
-                f"{scan:.2f} s (SELECT count(*), same table)", median / scan,
-                f"<= {TARGET_SECONDS:.0f} s", median <= TARGET_SECONDS)]
+    ends = statistics.median(bounds)
+    return [row(f"retention decision over {N // 1_000_000}M rows, with the list of the"
+                f" {decisions:,} videos to go (max_age, origin and global quota; median of"
+                f" {RUNS})", f"{median:.2f} s", f"{scan:.2f} s (SELECT count(*), same table)",
+                median / scan, f"<= {TARGET_SECONDS:.0f} s", median <= TARGET_SECONDS),
+            row(f"retention decision over {N // 1_000_000}M rows, the rules' ends only",
+                f"{ends:.2f} s", f"{scan:.2f} s (SELECT count(*), same table)", ends / scan,
+                f"<= {TARGET_SECONDS:.0f} s", ends <= TARGET_SECONDS)]
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from videodrop.catalog.derivatives import Derivative, Derivatives, Outcome
 from videodrop.catalog.lists import SORTS, Cursor, Sort, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
-from videodrop.catalog.retention import Candidate, RetentionRows, Usage
+from videodrop.catalog.retention import Bounds, Chosen, RetentionRows, Usage
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
 from videodrop.catalog.tokens import TokenChanges
 from videodrop.catalog.uploads import Uploads
@@ -36,6 +36,22 @@ class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
 
-__all__ = ["SORTS", "STATUSES", "Candidate", "Catalog", "CatalogUnavailable", "Conflict",
-           "Connector", "Cursor", "Derivative", "Duplicate", "Outcome", "ProbeOutcome", "Sort",
-           "Usage", "Video", "VideoFilter"]
+__all__ = [
+    "SORTS",
+    "STATUSES",
+    "Bounds",
+    "Catalog",
+    "CatalogUnavailable",
+    "Chosen",
+    "Conflict",
+    "Connector",
+    "Cursor",
+    "Derivative",
+    "Duplicate",
+    "Outcome",
+    "ProbeOutcome",
+    "Sort",
+    "Usage",
+    "Video",
+    "VideoFilter",
+]

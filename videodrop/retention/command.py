@@ -60,12 +60,14 @@ def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
     catalog = Catalog.connect(settings.database_url)
     try:
         plan = decide(catalog, rules, catalog.clock(), store_space(settings.media_root))
+        print("id\torigin\tcreated_at\tbytes\trule\twhy")
+        videos = size = 0
+        for d in plan.chosen(catalog):
+            print(describe(d))
+            videos, size = videos + 1, size + d.size
     finally:
         catalog.close()
-    print("id\torigin\tcreated_at\tbytes\trule\twhy")
-    for line in describe(plan.decisions):
-        print(line)
-    print(f"# would remove {len(plan.decisions)} videos, {plan.bytes} bytes")
+    print(f"# would remove {videos} videos, {size} bytes")
     for sentence in plan.shortfalls:
         print(f"# {sentence}")
     return 0

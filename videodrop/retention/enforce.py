@@ -70,10 +70,14 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
             return PassResult(skipped=True)
         result = PassResult(finished=finish_removals(catalog, media_root, rules, log))
         result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media_root))
-        decisions = result.plan.decisions
-        for first in range(0, len(decisions), EXPIRE_BATCH):
-            _remove(catalog, decisions[first:first + EXPIRE_BATCH], media_root, rules=rules,
-                    log=log, result=result)
+        batch: list[Decision] = []
+        for decision in result.plan.chosen(catalog):
+            batch.append(decision)
+            if len(batch) == EXPIRE_BATCH:
+                _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
+                batch = []
+        if batch:
+            _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
         space = store_space(media_root)
         metrics.after_pass(catalog.usage(), space.free if space else None, time.time())
     log.info("retention pass", expired=sum(result.files.values()),

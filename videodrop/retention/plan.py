@@ -14,18 +14,23 @@ that is kept (``keep = true``, uploads without an ``[uploads]`` table), one not 
 failed. Usage counts every row that is not expired (held, young and in-flight ones too),
 in bytes of ``size``; a quota is met when usage ≤ quota. When what may go is not enough,
 the plan says so (:attr:`Plan.shortfalls`) and the rest stays.
+
+Each step's end is found in PostgreSQL (a running total over the rows in oldest-first
+order, read until it reaches the bytes needed), so a plan is a few boundaries however many
+videos it removes; :meth:`Plan.chosen` lists the videos from them in batches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from videodrop.catalog import Candidate, Catalog, Usage
-from videodrop.retention.rules import OriginRule, Rules
+from videodrop.catalog import Bounds, Catalog, Usage
+from videodrop.catalog.retention import START, Key
+from videodrop.retention.rules import Rules
 
-_Choose = Callable[[Candidate, str, str], None]
+LAST_ID = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -51,17 +56,28 @@ class Store:
 
 @dataclass
 class Plan:
-    """What a pass removes (oldest first within each step), the usage it started from, the
-    store's space then, and sentences for rules it cannot meet."""
+    """What a pass removes: the origins' own ends (``bounds``) and the global ones, the
+    usage it started from, the store's space then, the sentence of each rule (by origin,
+    ``""`` for the global rules) and sentences for rules it cannot meet."""
 
-    decisions: list[Decision] = field(default_factory=list)
     usage: list[Usage] = field(default_factory=list)
     store: Store | None = None
+    bounds: Bounds = field(default_factory=Bounds)
+    global_quota_end: Key = START
+    global_end: Key = START
+    details: dict[tuple[str, str], str] = field(default_factory=dict)
     shortfalls: list[str] = field(default_factory=list)
 
-    @property
-    def bytes(self) -> int:
-        return sum(d.size for d in self.decisions)
+    def chosen(self, catalog: Catalog) -> Iterator[Decision]:
+        """The videos to remove, oldest first, each with its rule and sentence (read in
+        batches from the live table: one held since the plan was made is left out)."""
+        for c in catalog.chosen(self.bounds, global_quota_end=self.global_quota_end,
+                                global_end=max(self.global_end, self.global_quota_end)):
+            detail = self.details.get((c.origin, c.rule)) or self.details.get(("", c.rule), "")
+            yield Decision(c.id, c.origin, c.size, c.created_at, c.rule, detail)
+
+    def decisions(self, catalog: Catalog) -> list[Decision]:
+        return list(self.chosen(catalog))
 
 
 def _gib(n: int) -> str:
@@ -79,75 +95,59 @@ def _age(d: timedelta) -> str:
 def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = None) -> Plan:
     """The plan for ``now`` (see the module docstring). Reads the catalog only."""
     plan = Plan(usage=catalog.usage(), store=store)
-    chosen: set[int] = set()
-
-    def choose(c: Candidate, rule: str, detail: str) -> None:
-        chosen.add(c.id)
-        plan.decisions.append(Decision(c.id, c.origin, c.size, c.created_at, rule, detail))
-
     for use in plan.usage:
-        rule = rules.for_origin(use.origin)
-        if not rule.keep:
-            _per_origin(catalog, use, rule, now, choose=choose, shortfalls=plan.shortfalls)
-
-    used = sum(u.bytes for u in plan.usage) - plan.bytes
-    over = used - rules.quota if rules.quota is not None else 0
+        _per_origin(catalog, plan, rules, use, now)
+    taken = sum(t[3] for t in catalog.origin_totals(plan.bounds))
+    over = (sum(u.bytes for u in plan.usage) - taken - rules.quota
+            if rules.quota is not None else 0)
     floor = rules.keep_free(store.total) if store is not None else None
     if store is None and rules.keep_free(1 << 60) is not None:
         plan.shortfalls.append("keep_free not checked: the media root's space is unknown")
-    short = floor - (store.free + plan.bytes) if store is not None and floor else 0
-    if over <= 0 and short <= 0:
-        return plan
-    removable = {u.origin: rules.for_origin(u.origin) for u in plan.usage}
-    removable = {o: r for o, r in removable.items() if not r.keep}
-    if removable:
-        youngest_rule = min(r.min_age for r in removable.values())
-        for c in catalog.walk(now - youngest_rule):
-            if over <= 0 and short <= 0:
-                break
-            found = removable.get(c.origin)
-            if c.id in chosen or found is None or c.created_at >= now - found.min_age:
-                continue
-            if over > 0:
-                choose(c, "global_quota", f"all videos use {_gib(over)} more than the"
-                                          f" global quota {_gib(rules.quota or 0)}")
-            else:
-                choose(c, "free_space", f"the store has {_gib(short)} less free than"
-                                        f" keep_free ({_gib(floor or 0)})")
-            over -= c.size
-            short -= c.size
+    short = floor - (store.free + taken) if store is not None and floor else 0
     if over > 0:
-        plan.shortfalls.append(f"all videos stay {_gib(over)} over the global quota: the rest"
-                               " is held, kept or younger than min_age")
-    if short > 0:
-        plan.shortfalls.append(f"the store stays {_gib(short)} under keep_free: the rest is"
-                               " held, kept or younger than min_age")
+        plan.details["", "global_quota"] = (f"all videos were {_gib(over)} over the global"
+                                            f" quota {_gib(rules.quota or 0)}")
+        end, missing = catalog.global_end(plan.bounds, over)
+        plan.global_quota_end = end or START
+        if missing:
+            plan.shortfalls.append(f"all videos stay {_gib(missing)} over the global quota:"
+                                   " the rest is held, kept or younger than min_age")
+    if short > max(over, 0):
+        plan.details["", "free_space"] = (f"the store had {_gib(short)} less free than"
+                                          f" keep_free ({_gib(floor or 0)})")
+        end, missing = catalog.global_end(plan.bounds, short)
+        plan.global_end = end or START
+        if missing:
+            plan.shortfalls.append(f"the store stays {_gib(missing)} under keep_free: the"
+                                   " rest is held, kept or younger than min_age")
     return plan
 
 
-def _per_origin(catalog: Catalog, use: Usage, rule: OriginRule, now: datetime, *,
-                choose: _Choose, shortfalls: list[str]) -> None:
-    """Step 1 for one origin."""
-    over = use.bytes - rule.quota if rule.quota is not None else 0
-    cutoff = now - rule.max_age if rule.max_age is not None else None
-    if over <= 0 and (cutoff is None or use.oldest is None or use.oldest >= cutoff):
+def _per_origin(catalog: Catalog, plan: Plan, rules: Rules, use: Usage, now: datetime
+                ) -> None:
+    """Step 1 for one origin: its ends in ``plan.bounds`` (nothing for a kept origin)."""
+    rule = rules.for_origin(use.origin)
+    if rule.keep:
         return
-    for c in catalog.walk(now - rule.min_age, origin=use.origin):
-        if cutoff is not None and c.created_at < cutoff:
-            choose(c, "max_age", f"older than max_age {_age(rule.max_age or timedelta(0))}"
-                                 f" of {use.origin}")
-        elif over > 0:
-            choose(c, "origin_quota", f"{use.origin} uses {_gib(over)} more than its quota"
-                                      f" {_gib(rule.quota or 0)}")
-        else:
-            break
-        over -= c.size
-    if over > 0:
-        shortfalls.append(f"{use.origin} stays {_gib(over)} over its quota: the rest is held"
-                          " or younger than min_age")
+    before = now - rule.min_age
+    cutoff = now - rule.max_age if rule.max_age is not None else START[0]
+    if rule.max_age is not None:
+        plan.details[use.origin, "max_age"] = (f"older than max_age {_age(rule.max_age)}"
+                                               f" of {use.origin}")
+    quota_end = START
+    if rule.quota is not None and use.bytes > rule.quota:
+        over = use.bytes - rule.quota
+        plan.details[use.origin, "origin_quota"] = (f"{use.origin} was {_gib(over)} over its"
+                                                    f" quota {_gib(rule.quota)}")
+        end, missing = catalog.quota_end(use.origin, before, over)
+        quota_end = end or (before, LAST_ID)  # short: every row it may remove goes
+        if missing:
+            plan.shortfalls.append(f"{use.origin} stays {_gib(missing)} over its quota: the"
+                                   " rest is held or younger than min_age")
+    plan.bounds.add(use.origin, before, cutoff, quota_end)
 
 
-def describe(decisions: Iterable[Decision]) -> list[str]:
-    """One line per decision, for ``videodrop retention --dry-run``."""
-    return [f"{d.video_id}\t{d.origin}\t{d.created_at.isoformat()}\t{d.size}\t{d.rule}\t"
-            f"{d.detail}" for d in decisions]
+def describe(d: Decision) -> str:
+    """A decision's line of ``videodrop retention --dry-run`` (tab-separated: id, origin,
+    created_at, bytes, rule, why)."""
+    return f"{d.video_id}\t{d.origin}\t{d.created_at.isoformat()}\t{d.size}\t{d.rule}\t{d.detail}"
