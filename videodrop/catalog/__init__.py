@@ -23,7 +23,7 @@ from videodrop.catalog.derivatives import Derivative, Derivatives, Outcome
 from videodrop.catalog.lists import SORTS, Cursor, Sort, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
-from videodrop.catalog.retention import Bounds, Chosen, RetentionRows, Usage
+from videodrop.catalog.retention import Chosen, RetentionRows, Usage
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
 from videodrop.catalog.tokens import TokenChanges
 from videodrop.catalog.uploads import Uploads

@@ -1,27 +1,30 @@
-"""Retention's rows (videodrop/retention/): usage per origin, the ends of what each rule
-removes (found in SQL with running totals, oldest first), the plan's videos in batches,
-expiring rows, finishing an expired row's removal, and holds. SQL: ``sql/retention.sql``.
+"""Retention's rows (videodrop/retention/): usage per origin, where an origin's quota is
+met (a running total in SQL), an origin's removable rows oldest first, expiring rows,
+finishing an expired row's removal, and holds. SQL: ``sql/retention.sql``.
 
-A row "a rule may remove" is ready or failed, not held, of an origin that is not kept, and
-created before its origin's ``min_age`` (:class:`Bounds` ``befores``)."""
+A row "a rule may remove" is ready or failed and not held; the caller adds the origin's
+``min_age`` (``before``: only rows created before it)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from videodrop.catalog.rows import Video
 from videodrop.catalog.streamlinks import StreamLinkSync
 from videodrop.errors import Conflict
 
-#: Rows fetched per round trip when the plan's videos are listed.
-BATCH = 5000
+#: Rows fetched per round trip of an origin's rows.
+BATCH = 2000
 #: Before every created_at: "no boundary".
 NEVER = datetime(1, 1, 2, tzinfo=UTC)
+#: After every created_at: "no end".
+ALWAYS = datetime(9999, 1, 1, tzinfo=UTC)
 Key = tuple[datetime, int]  # a row's place in the oldest-first order: (created_at, id)
 START: Key = (NEVER, 0)
+END: Key = (ALWAYS, 0)
 
 
 @dataclass(frozen=True)
@@ -35,39 +38,18 @@ class Usage:
     oldest: datetime | None
 
 
-@dataclass
-class Bounds:
-    """The removable origins of a plan and where each one's own removals end, as arrays
-    in step: origin, ``before`` (rows created before it may go), ``cutoff`` (rows created
-    before it go: max_age; :data:`NEVER` for none) and the quota's end (the last row it
-    takes, :data:`START` for none)."""
-
-    origins: list[str] = field(default_factory=list)
-    befores: list[datetime] = field(default_factory=list)
-    cutoffs: list[datetime] = field(default_factory=list)
-    quota_ends: list[Key] = field(default_factory=list)
-
-    def add(self, origin: str, before: datetime, cutoff: datetime, quota_end: Key) -> None:
-        self.origins.append(origin)
-        self.befores.append(before)
-        self.cutoffs.append(cutoff)
-        self.quota_ends.append(quota_end)
-
-    def params(self) -> dict[str, Any]:
-        return {"origins": self.origins, "befores": self.befores, "cutoffs": self.cutoffs,
-                "qb_ats": [k[0] for k in self.quota_ends],
-                "qb_ids": [k[1] for k in self.quota_ends]}
-
-
-@dataclass(frozen=True)
-class Chosen:
-    """A video of a plan: id, origin, size in bytes (0 when unknown), created_at, rule."""
+class Chosen(NamedTuple):
+    """A row a rule may remove: id, origin, size in bytes (0 when unknown), created_at (a
+    tuple: many thousands are made per pass)."""
 
     id: int
     origin: str
     size: int
     created_at: datetime
-    rule: str
+
+    @property
+    def key(self) -> Key:
+        return self.created_at, self.id
 
 
 class RetentionRows(StreamLinkSync):
@@ -76,51 +58,50 @@ class RetentionRows(StreamLinkSync):
         return [Usage(r["origin"], r["bytes"], r["files"], r["oldest"])
                 for r in self.db.all("retention_usage", {})]
 
-    def quota_end(self, origin: str, before: datetime, over: int) -> tuple[Key | None, int]:
+    def quota_end(self, origin: str, before: datetime, over: int) -> Key | None:
         """Where removing ``origin``'s rows oldest first (those created before ``before``
-        that a rule may remove) frees ``over`` bytes: (the last row taken, 0); or, when
-        they cannot, (None, how many bytes short)."""
-        params = {"origin": origin, "before": before, "over": over}
-        row = self.db.one("retention_origin_boundary", params)
-        if row is not None:
-            return (row["created_at"], row["id"]), 0
-        got = self.db.one("retention_origin_removable", params)
-        return None, over - (got["bytes"] if got else 0)
+        that a rule may remove) frees ``over`` bytes: the last row taken; None when they
+        cannot."""
+        row = self.db.one("retention_origin_boundary",
+                          {"origin": origin, "before": before, "over": over})
+        return (row["created_at"], row["id"]) if row is not None else None
 
-    def origin_totals(self, bounds: Bounds) -> list[tuple[str, str, int, int]]:
-        """What the origins' own rules take: (origin, rule, videos, bytes)."""
-        if not bounds.origins:
-            return []
-        return [(r["origin"], r["rule"], r["files"], r["bytes"])
-                for r in self.db.all("retention_origin_totals", bounds.params())]
+    def removable_bytes(self, origin: str, before: datetime, upto: Key = END) -> int:
+        """Bytes of ``origin``'s rows a rule may remove (created before ``before``), up to
+        the row ``upto`` in oldest-first order."""
+        row = self.db.one("retention_origin_bytes", {"origin": origin, "before": before,
+                                                     "upto_at": upto[0], "upto_id": upto[1]})
+        return row["bytes"] if row else 0
 
-    def global_end(self, bounds: Bounds, need: int) -> tuple[Key | None, int]:
-        """Where removing what the origins' own rules leave, oldest first across origins,
-        frees ``need`` bytes: (the last row taken, 0); when it cannot, (the last row there
-        is, or None, and how many bytes short)."""
-        if not bounds.origins:
+    def global_end(self, origins: Sequence[tuple[str, datetime, Key]], need: int
+                   ) -> tuple[Key | None, int]:
+        """Where removing, oldest first across ``origins`` (each ``(origin, before,
+        after)``: its rows a rule may remove, created before ``before``, after the row
+        ``after``), frees ``need`` bytes: (the last row taken, 0); when it cannot, (the
+        last row there is, or None, and how many bytes short)."""
+        if not origins:
             return None, need
-        row = self.db.one("retention_global_boundary", {**bounds.params(), "need": need})
+        row = self.db.one("retention_global_boundary", {
+            "origins": [o[0] for o in origins], "befores": [o[1] for o in origins],
+            "after_ats": [o[2][0] for o in origins], "after_ids": [o[2][1] for o in origins],
+            "need": need})
         if row is None:
             return None, need
         return (row["created_at"], row["id"]), max(0, need - row["run"])
 
-    def chosen(self, bounds: Bounds, *, global_quota_end: Key, global_end: Key
-               ) -> Iterator[Chosen]:
-        """The plan's videos, oldest first, with their rules (see ``retention_decided``),
-        read :data:`BATCH` at a time as the caller goes on. Read from the live table: a
-        row held (or gone) since the plan was made is not among them."""
-        if not bounds.origins:
-            return
-        params = {**bounds.params(), "gq_at": global_quota_end[0],
-                  "gq_id": global_quota_end[1], "g_at": global_end[0],
-                  "g_id": global_end[1], "limit": BATCH}
-        after = START
+    def removable(self, origin: str, before: datetime, *, after: Key = START,
+                  upto: Key = END) -> Iterator[Chosen]:
+        """``origin``'s rows a rule may remove (created before ``before``), oldest first,
+        after the row ``after`` and up to the row ``upto``; read :data:`BATCH` at a time
+        as the caller goes on (a range of one index). Read from the live table: a row
+        held or gone meanwhile is not among them."""
+        params: dict[str, Any] = {"origin": origin, "before": before, "limit": BATCH,
+                                  "upto_at": upto[0], "upto_id": upto[1]}
         while True:
-            rows = self.db.all("retention_decided", {**params, "after_at": after[0],
-                                                     "after_id": after[1]})
+            rows = self.db.all("retention_origin_rows",
+                               {**params, "after_at": after[0], "after_id": after[1]})
             for r in rows:
-                yield Chosen(r["id"], r["origin"], r["size"], r["created_at"], r["rule"])
+                yield Chosen(r["id"], r["origin"], r["size"], r["created_at"])
             if len(rows) < BATCH:
                 return
             after = (rows[-1]["created_at"], rows[-1]["id"])

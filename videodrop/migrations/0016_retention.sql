@@ -19,11 +19,9 @@ ALTER TABLE videos
 ALTER TABLE videos ADD CONSTRAINT videos_expired_says_why
     CHECK (status <> 'expired' OR (expired_at IS NOT NULL AND expired_reason IS NOT NULL));
 
--- What a rule may remove, oldest first within an origin (the per-origin walk) and across
--- origins (the global walk): ready or failed rows that no hold exempts.
-CREATE INDEX videos_retention_origin_idx ON videos (origin, created_at, id)
-    WHERE status IN ('ready', 'failed') AND held_at IS NULL;
-CREATE INDEX videos_retention_all_idx ON videos (created_at, id)
+-- What a rule may remove, oldest first within an origin: ready or failed rows that no hold
+-- exempts. Every walk of retention is a range of it (the global one merges the origins').
+CREATE INDEX videos_retention_origin_idx ON videos (origin, created_at, id) INCLUDE (size)
     WHERE status IN ('ready', 'failed') AND held_at IS NULL;
 -- Rows expired whose files a pass has still to remove (a crash between the two steps).
 CREATE INDEX videos_expired_unremoved_idx ON videos (id)

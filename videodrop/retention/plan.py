@@ -15,28 +15,30 @@ failed. Usage counts every row that is not expired (held, young and in-flight on
 in bytes of ``size``; a quota is met when usage ≤ quota. When what may go is not enough,
 the plan says so (:attr:`Plan.shortfalls`) and the rest stays.
 
-Each step's end is found in PostgreSQL (a running total over the rows in oldest-first
-order, read until it reaches the bytes needed), so a plan is a few boundaries however many
-videos it removes; :meth:`Plan.chosen` lists the videos from them in batches.
+A plan is a few boundaries per origin, however many videos it removes: an origin's quota
+end is found in PostgreSQL (a running total over its rows, oldest first, read until it
+reaches the bytes needed); the global ends by merging the origins' rows oldest first (one
+index range each) until the bytes are freed; :meth:`Plan.chosen` lists the videos from
+the boundaries, in batches.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from videodrop.catalog import Bounds, Catalog, Usage
-from videodrop.catalog.retention import START, Key
-from videodrop.retention.rules import Rules
-
-LAST_ID = (1 << 63) - 1
+from videodrop.catalog import Catalog, Usage
+from videodrop.catalog.retention import NEVER, START, Key
+from videodrop.retention.rules import RULES, Rules
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """One video to remove: its id, origin, size in bytes, created_at, the rule
-    (``videodrop.retention.rules.RULES``) and the sentence saying why."""
+    (``videodrop.retention.rules.RULES``) and the sentence saying why (a tuple: many
+    thousands are made per pass)."""
 
     video_id: int
     origin: str
@@ -54,27 +56,57 @@ class Store:
     total: int
 
 
+@dataclass(frozen=True)
+class OriginPlan:
+    """One removable origin: rows created before ``before`` may go (min_age); rows
+    created before ``cutoff`` go (max_age; :data:`NEVER`: none); rows up to
+    ``quota_end`` in oldest-first order go (its quota; ``START``: none)."""
+
+    origin: str
+    before: datetime
+    cutoff: datetime = NEVER
+    quota_end: Key = START
+
+    @property
+    def own_end(self) -> Key:
+        """The last row its own rules take (``(cutoff, 0)`` stands before every row
+        created at the cutoff)."""
+        return max((self.cutoff, 0), self.quota_end)
+
+
 @dataclass
 class Plan:
-    """What a pass removes: the origins' own ends (``bounds``) and the global ones, the
+    """What a pass removes: each removable origin's own ends and the global ones, the
     usage it started from, the store's space then, the sentence of each rule (by origin,
     ``""`` for the global rules) and sentences for rules it cannot meet."""
 
     usage: list[Usage] = field(default_factory=list)
     store: Store | None = None
-    bounds: Bounds = field(default_factory=Bounds)
+    origins: list[OriginPlan] = field(default_factory=list)
     global_quota_end: Key = START
     global_end: Key = START
     details: dict[tuple[str, str], str] = field(default_factory=dict)
     shortfalls: list[str] = field(default_factory=list)
 
     def chosen(self, catalog: Catalog) -> Iterator[Decision]:
-        """The videos to remove, oldest first, each with its rule and sentence (read in
-        batches from the live table: one held since the plan was made is left out)."""
-        for c in catalog.chosen(self.bounds, global_quota_end=self.global_quota_end,
-                                global_end=max(self.global_end, self.global_quota_end)):
-            detail = self.details.get((c.origin, c.rule)) or self.details.get(("", c.rule), "")
-            yield Decision(c.id, c.origin, c.size, c.created_at, c.rule, detail)
+        """The videos to remove, oldest first, each with its rule and sentence: each
+        origin's rows up to its end, merged (read in batches from the live table: a row
+        held since the plan was made is left out)."""
+        last = max(self.global_end, self.global_quota_end)
+        streams = [self._decisions(catalog, o, max(o.own_end, last)) for o in self.origins
+                   if max(o.own_end, last) > START]
+        yield from heapq.merge(*streams, key=lambda d: (d.created_at, d.video_id))
+
+    def _decisions(self, catalog: Catalog, o: OriginPlan, upto: Key) -> Iterator[Decision]:
+        details = {rule: self.details.get((o.origin, rule)) or self.details.get(("", rule), "")
+                   for rule in RULES}
+        cutoff, quota_end, global_quota_end = o.cutoff, o.quota_end, self.global_quota_end
+        for c in catalog.removable(o.origin, o.before, upto=upto):
+            key = (c.created_at, c.id)
+            rule = ("max_age" if c.created_at < cutoff else
+                    "origin_quota" if key <= quota_end else
+                    "global_quota" if key <= global_quota_end else "free_space")
+            yield Decision(c.id, c.origin, c.size, c.created_at, rule, details[rule])
 
     def decisions(self, catalog: Catalog) -> list[Decision]:
         return list(self.chosen(catalog))
@@ -95,9 +127,13 @@ def _age(d: timedelta) -> str:
 def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = None) -> Plan:
     """The plan for ``now`` (see the module docstring). Reads the catalog only."""
     plan = Plan(usage=catalog.usage(), store=store)
+    taken = 0
     for use in plan.usage:
-        _per_origin(catalog, plan, rules, use, now)
-    taken = sum(t[3] for t in catalog.origin_totals(plan.bounds))
+        o = _per_origin(catalog, plan, rules, use, now)
+        if o is not None:
+            plan.origins.append(o)
+            if o.own_end > START:
+                taken += catalog.removable_bytes(o.origin, o.before, o.own_end)
     over = (sum(u.bytes for u in plan.usage) - taken - rules.quota
             if rules.quota is not None else 0)
     floor = rules.keep_free(store.total) if store is not None else None
@@ -107,31 +143,42 @@ def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = 
     if over > 0:
         plan.details["", "global_quota"] = (f"all videos were {_gib(over)} over the global"
                                             f" quota {_gib(rules.quota or 0)}")
-        end, missing = catalog.global_end(plan.bounds, over)
+    if short > max(over, 0):
+        plan.details["", "free_space"] = (f"the store had {_gib(short)} less free than"
+                                          f" keep_free ({_gib(floor or 0)})")
+    if over > 0 or short > 0:
+        _global(catalog, plan, over, short)
+    return plan
+
+
+def _global(catalog: Catalog, plan: Plan, over: int, short: int) -> None:
+    """Step 2: what the origins' own rules leave, oldest first across origins, until
+    ``over`` (the global quota) and then ``short`` (keep_free) bytes are freed."""
+    left = [(o.origin, o.before, o.own_end) for o in plan.origins]
+    if over > 0:
+        end, missing = catalog.global_end(left, over)
         plan.global_quota_end = end or START
         if missing:
             plan.shortfalls.append(f"all videos stay {_gib(missing)} over the global quota:"
                                    " the rest is held, kept or younger than min_age")
     if short > max(over, 0):
-        plan.details["", "free_space"] = (f"the store had {_gib(short)} less free than"
-                                          f" keep_free ({_gib(floor or 0)})")
-        end, missing = catalog.global_end(plan.bounds, short)
+        end, missing = catalog.global_end(left, short)
         plan.global_end = end or START
         if missing:
             plan.shortfalls.append(f"the store stays {_gib(missing)} under keep_free: the"
                                    " rest is held, kept or younger than min_age")
-    return plan
 
 
 def _per_origin(catalog: Catalog, plan: Plan, rules: Rules, use: Usage, now: datetime
-                ) -> None:
-    """Step 1 for one origin: its ends in ``plan.bounds`` (nothing for a kept origin)."""
+                ) -> OriginPlan | None:
+    """Step 1 for one origin: its ends (None for a kept origin)."""
     rule = rules.for_origin(use.origin)
     if rule.keep:
-        return
+        return None
     before = now - rule.min_age
-    cutoff = now - rule.max_age if rule.max_age is not None else START[0]
+    cutoff = NEVER
     if rule.max_age is not None:
+        cutoff = now - rule.max_age
         plan.details[use.origin, "max_age"] = (f"older than max_age {_age(rule.max_age)}"
                                                f" of {use.origin}")
     quota_end = START
@@ -139,15 +186,18 @@ def _per_origin(catalog: Catalog, plan: Plan, rules: Rules, use: Usage, now: dat
         over = use.bytes - rule.quota
         plan.details[use.origin, "origin_quota"] = (f"{use.origin} was {_gib(over)} over its"
                                                     f" quota {_gib(rule.quota)}")
-        end, missing = catalog.quota_end(use.origin, before, over)
-        quota_end = end or (before, LAST_ID)  # short: every row it may remove goes
-        if missing:
+        end = catalog.quota_end(use.origin, before, over)
+        if end is None:  # short: every row it may remove goes
+            end = (before, 0)
+            missing = over - catalog.removable_bytes(use.origin, before)
             plan.shortfalls.append(f"{use.origin} stays {_gib(missing)} over its quota: the"
                                    " rest is held or younger than min_age")
-    plan.bounds.add(use.origin, before, cutoff, quota_end)
+        quota_end = end
+    return OriginPlan(use.origin, before, cutoff, quota_end)
 
 
 def describe(d: Decision) -> str:
     """A decision's line of ``videodrop retention --dry-run`` (tab-separated: id, origin,
     created_at, bytes, rule, why)."""
-    return f"{d.video_id}\t{d.origin}\t{d.created_at.isoformat()}\t{d.size}\t{d.rule}\t{d.detail}"
+    return (f"{d.video_id}\t{d.origin}\t{d.created_at.isoformat()}\t{d.size}\t{d.rule}\t"
+            f"{d.detail}")

@@ -8,11 +8,6 @@ SELECT origin, coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files,
        min(created_at) AS oldest
 FROM videos WHERE status <> 'expired' GROUP BY origin ORDER BY origin;
 
--- The plan's origins, as arrays in step (videodrop/catalog/retention.py Bounds): each
--- removable origin, the created_at under which its rows may go (min_age), and the end of
--- its own removals: rows older than ``cutoff`` (max_age) and rows up to (qb_at, qb_id)
--- in (created_at, id) order (its quota).
-
 -- name: retention_origin_boundary
 -- Where an origin's quota is met: the first row, oldest first among those a rule may
 -- remove, at which their running total of bytes reaches %(over)s. No row: never reached.
@@ -25,60 +20,43 @@ SELECT created_at, id FROM (
     ORDER BY created_at, id) AS s
 WHERE run >= %(over)s LIMIT 1;
 
--- name: retention_origin_removable
--- Bytes a rule may remove of one origin (when its quota cannot be met: how far short).
-SELECT coalesce(sum(size), 0)::bigint AS bytes FROM videos
+-- name: retention_origin_bytes
+-- Bytes and videos a rule may remove of one origin, up to (created_at, id) %(upto)s.
+SELECT coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files FROM videos
 WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
-  AND created_at < %(before)s;
-
--- name: retention_origin_totals
--- What the origins' own rules remove: videos and bytes per origin and rule.
-SELECT v.origin,
-       CASE WHEN v.created_at < o.cutoff THEN 'max_age' ELSE 'origin_quota' END AS rule,
-       count(*) AS files, coalesce(sum(v.size), 0)::bigint AS bytes
-FROM videos AS v
-JOIN unnest(%(origins)s::text[], %(befores)s::timestamptz[], %(cutoffs)s::timestamptz[],
-            %(qb_ats)s::timestamptz[], %(qb_ids)s::bigint[])
-     AS o (origin, before, cutoff, qb_at, qb_id) ON v.origin = o.origin
-WHERE v.status IN ('ready', 'failed') AND v.held_at IS NULL AND v.created_at < o.before
-  AND (v.created_at < o.cutoff OR (v.created_at, v.id) <= (o.qb_at, o.qb_id))
-GROUP BY 1, 2;
+  AND created_at < %(before)s AND (created_at, id) <= (%(upto_at)s, %(upto_id)s);
 
 -- name: retention_global_boundary
--- Where a global need of %(need)s bytes is met: the first row, oldest first across the
--- origins among those their own rules leave, at which the running total reaches it; the
--- total of all of them when it is never reached (then the row is NULL).
+-- Where a global need of %(need)s bytes is met: merging what each origin's own rules
+-- leave (its rows a rule may remove after its own end: (after_at, after_id), each origin
+-- one index range), oldest first, the first row at which the running total reaches it;
+-- when it never does, the last row with the total of all (next_id NULL). No row: nothing
+-- to remove.
 SELECT created_at, id, run FROM (
-    SELECT v.created_at, v.id, sum(coalesce(v.size, 0)) OVER (
-        ORDER BY v.created_at, v.id ROWS UNBOUNDED PRECEDING)::bigint AS run,
-        lead(v.id) OVER (ORDER BY v.created_at, v.id) AS next_id
-    FROM videos AS v
-    JOIN unnest(%(origins)s::text[], %(befores)s::timestamptz[], %(cutoffs)s::timestamptz[],
-                %(qb_ats)s::timestamptz[], %(qb_ids)s::bigint[])
-         AS o (origin, before, cutoff, qb_at, qb_id) ON v.origin = o.origin
-    WHERE v.status IN ('ready', 'failed') AND v.held_at IS NULL AND v.created_at < o.before
-      AND NOT (v.created_at < o.cutoff OR (v.created_at, v.id) <= (o.qb_at, o.qb_id))
-    ORDER BY v.created_at, v.id) AS s
+    SELECT x.created_at, x.id,
+           sum(x.size) OVER (ORDER BY x.created_at, x.id ROWS UNBOUNDED PRECEDING)::bigint
+               AS run,
+           lead(x.id) OVER (ORDER BY x.created_at, x.id) AS next_id
+    FROM unnest(%(origins)s::text[], %(befores)s::timestamptz[], %(after_ats)s::timestamptz[],
+                %(after_ids)s::bigint[]) AS o (origin, before, after_at, after_id)
+    CROSS JOIN LATERAL (
+        SELECT v.created_at, v.id, coalesce(v.size, 0) AS size FROM videos AS v
+        WHERE v.origin = o.origin AND v.status IN ('ready', 'failed') AND v.held_at IS NULL
+          AND v.created_at < o.before AND (v.created_at, v.id) > (o.after_at, o.after_id)
+        OFFSET 0  -- a fence: one index range per origin, not a join over the table
+    ) AS x
+    ORDER BY x.created_at, x.id) AS s
 WHERE run >= %(need)s OR next_id IS NULL LIMIT 1;
 
--- name: retention_decided
--- A batch of the plan's videos after the keyset (created_at, id), oldest first, each
--- with its rule: the origin's own (max_age, origin_quota), else the global ones up to
--- their ends (global_quota up to %(gq_at)s/%(gq_id)s, free_space up to %(g_at)s/%(g_id)s).
-SELECT v.id, v.origin, coalesce(v.size, 0) AS size, v.created_at,
-       CASE WHEN v.created_at < o.cutoff THEN 'max_age'
-            WHEN (v.created_at, v.id) <= (o.qb_at, o.qb_id) THEN 'origin_quota'
-            WHEN (v.created_at, v.id) <= (%(gq_at)s, %(gq_id)s) THEN 'global_quota'
-            ELSE 'free_space' END AS rule
-FROM videos AS v
-JOIN unnest(%(origins)s::text[], %(befores)s::timestamptz[], %(cutoffs)s::timestamptz[],
-            %(qb_ats)s::timestamptz[], %(qb_ids)s::bigint[])
-     AS o (origin, before, cutoff, qb_at, qb_id) ON v.origin = o.origin
-WHERE v.status IN ('ready', 'failed') AND v.held_at IS NULL AND v.created_at < o.before
-  AND (v.created_at < o.cutoff OR (v.created_at, v.id) <= (o.qb_at, o.qb_id)
-       OR (v.created_at, v.id) <= (%(g_at)s, %(g_id)s))
-  AND (v.created_at, v.id) > (%(after_at)s, %(after_id)s)
-ORDER BY v.created_at, v.id LIMIT %(limit)s;
+-- name: retention_origin_rows
+-- A batch of what a rule may remove of one origin, oldest first, after the keyset
+-- (created_at, id) and up to %(upto)s: a range of videos_retention_origin_idx.
+SELECT id, origin, coalesce(size, 0) AS size, created_at FROM videos
+WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
+  AND created_at < %(before)s
+  AND (created_at, id) > (%(after_at)s, %(after_id)s)
+  AND (created_at, id) <= (%(upto_at)s, %(upto_id)s)
+ORDER BY created_at, id LIMIT %(limit)s;
 
 -- name: retention_expire
 -- Step one of a removal, committed before any file goes: the rows say the files are gone.
