@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from videodrop import logs
+from videodrop import links, logs
 from videodrop.catalog import Catalog
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.retention import rules as rules_file
@@ -47,13 +47,19 @@ def main(settings: Settings, argv: list[str]) -> int:
         return _dry_run(settings, rules)
     if args.every is None:
         logs.configure(role="retention", fmt=settings.log_format, level=settings.log_level)
-        catalog = Catalog.connect(settings.database_url)
+        catalog = _catalog(settings)
         try:
             run_pass(catalog, rules, settings.media_root, logs.get("retention"))
         finally:
             catalog.close()
         return 0
     return _serve(settings, rules, args.every)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    """The catalog, with the stream links (VIDEODROP_STREAM_LINKS) it removes before an
+    expiry commits."""
+    return Catalog.connect(settings.database_url, links=links.from_settings(settings))
 
 
 def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
@@ -76,7 +82,7 @@ def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
 def _serve(settings: Settings, rules: rules_file.Rules, every: float) -> int:
     role = Role("retention", settings)
     role.start(stopping="finishing the removal in hand")
-    catalog = Catalog.connect(settings.database_url)
+    catalog = _catalog(settings)
     log: Any = role.log
     try:
         while not role.stop.is_set():
