@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,6 @@ import pytest
 from testbed.retention_rows import GenRow, generate, insert
 from tests.harness import REPO, rows, wait_for
 from videodrop import logs
-from videodrop.catalog import Catalog
 from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
 from videodrop.retention.enforce import LOCK_SPACE, run_pass
@@ -82,13 +80,6 @@ def expected_gone(generated: list[GenRow], now: datetime) -> dict[int, str]:
             gone[r.id] = "global_quota"
             used -= r.size
     return gone
-
-
-@pytest.fixture
-def catalog(db_url: str) -> Iterator[Catalog]:
-    made = Catalog.connect(db_url)
-    yield made
-    made.close()
 
 
 @pytest.fixture
