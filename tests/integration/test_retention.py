@@ -15,9 +15,10 @@ from typing import Any
 
 import psycopg
 import pytest
+import requests
 
 from testbed.retention_rows import GenRow, generate, insert
-from tests.harness import REPO, rows, wait_for
+from tests.harness import REPO, free_port, rows, wait_for
 from videodrop import logs
 from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
@@ -312,3 +313,36 @@ def test_an_invalid_file_stops_the_role_naming_the_problem(tmp_path, db_url, tex
                          timeout=60)
     assert out.returncode == 78
     assert named in out.stderr and str(rules) in out.stderr
+
+
+def test_the_role_passes_every_interval_and_serves_its_metrics(db_url, generated, tmp_path):
+    rules = tmp_path / "rules.toml"
+    rules.write_text(RULES)
+    port = free_port()
+    env = {**_env(db_url, tmp_path / "media", rules),
+           "VIDEODROP_METRICS_BIND": f"127.0.0.1:{port}"}
+    log = tmp_path / "role.log"
+    with log.open("wb") as sink:  # a file: a pipe nobody reads would stop the role
+        proc = subprocess.Popen([sys.executable, "-m", "videodrop", "retention", "--every",
+                                 "0.2"], cwd=REPO, env=env, stdout=sink,
+                                stderr=subprocess.STDOUT)
+    try:
+        def gauges() -> dict[str, float] | None:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            found = {line.split("{origin=")[1].split("}")[0].strip('"'): float(line.split()[-1])
+                     for line in text.splitlines()
+                     if line.startswith("videodrop_retention_origin_bytes{")}
+            return found or None
+        found = wait_for(gauges, timeout=60, what="the role's usage per origin")
+        [(expired,)] = rows(db_url, "SELECT count(*) FROM videos WHERE status = 'expired'")
+        assert expired > 0
+        live = {origin: sum(s) for origin, s in rows(
+            db_url, "SELECT origin, array_agg(size) FROM videos WHERE status <> 'expired'"
+            " GROUP BY origin")}
+        assert found == {o: float(v) for o, v in live.items()}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    out = log.read_text()
+    assert proc.returncode == 0, out
+    assert out.count('"retention pass"') >= 1
