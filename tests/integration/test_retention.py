@@ -26,7 +26,10 @@ from videodrop.retention.enforce import LOCK_SPACE, run_pass
 from videodrop.retention.plan import Store, decide
 
 NOW = datetime.now(UTC).replace(microsecond=0)
-ORIGINS = ["inbox/cam1", "inbox/cam2", "inbox/cam3", "inbox", "upload"]
+# A camera's per-day folders are origins of their own (the record's origin is the whole
+# folder) ruled by the camera's table; inbox/cam4/... have no table (the global rules).
+ORIGINS = ["inbox/cam1", "inbox/cam1/2026-11-29", "inbox/cam1/2026-11-30", "inbox/cam2",
+           "inbox/cam3", "inbox", "inbox/cam4/day", "upload"]
 RULES = """
 [global]
 min_age = "1d"
@@ -42,17 +45,22 @@ max_age = "5d"
 min_age = "2d"
 quota = "300KB"
 """
-# The same rules, as the oracle below reads them: origin -> (max_age, min_age, quota)
+# The same rules, as the oracle below reads them: table -> (max_age, min_age, quota)
 ORACLE = {"inbox/cam1": (None, timedelta(days=1), 500_000),
           "inbox/cam2": (timedelta(days=5), timedelta(days=1), None),
-          "inbox/cam3": (None, timedelta(days=2), 300_000),
-          "inbox": (None, timedelta(days=1), None)}  # upload: no [uploads] table, kept
+          "inbox/cam3": (None, timedelta(days=2), 300_000)}
+DEFAULT = (None, timedelta(days=1), None)  # [global]; upload: no [uploads] table, kept
 GLOBAL_QUOTA = 2_500_000
 
 
+def table_of(origin: str) -> str:
+    """The table that rules an origin: its own or its nearest parent folder's."""
+    return next((t for t in ORACLE if origin == t or origin.startswith(t + "/")), origin)
+
+
 def removable(r: GenRow, now: datetime) -> bool:
-    rule = ORACLE.get(r.origin)
-    return (rule is not None and r.status in ("ready", "failed") and not r.held
+    rule = ORACLE.get(table_of(r.origin), DEFAULT)
+    return (r.origin != "upload" and r.status in ("ready", "failed") and not r.held
             and r.created_at < now - rule[1])
 
 
@@ -60,8 +68,8 @@ def expected_gone(generated: list[GenRow], now: datetime) -> dict[int, str]:
     """What the rules say goes, worked out from the generated rows alone: id -> rule."""
     gone: dict[int, str] = {}
     oldest_first = sorted(generated, key=lambda r: (r.created_at, r.id))
-    for origin, (max_age, _min_age, quota) in ORACLE.items():
-        mine = [r for r in oldest_first if r.origin == origin]
+    for table, (max_age, _min_age, quota) in ORACLE.items():
+        mine = [r for r in oldest_first if table_of(r.origin) == table]
         candidates = [r for r in mine if removable(r, now)]
         if max_age is not None:
             gone |= {r.id: "max_age" for r in candidates if r.created_at < now - max_age}
@@ -110,6 +118,8 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     media = tmp_path / "media"
     want = expected_gone(generated, NOW)
     assert {"max_age", "origin_quota", "global_quota"} <= set(want.values())  # all at work
+    by_table = {r.origin for r in generated if want.get(r.id) == "origin_quota"}
+    assert {"inbox/cam1/2026-11-29", "inbox/cam1/2026-11-30", "inbox/cam1"} <= by_table
     before = deleted_counts()
     result = run_pass(catalog, rules_file.parse(RULES), media, logs.get("test"), now=NOW)
 
@@ -121,18 +131,20 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     for r in generated:  # every expired file is gone, every other one is there
         assert (media / r.stored_path).exists() == (r.id not in want), r
         if r.id in want:
-            assert removable(r, NOW) and not r.held and r.origin != "upload"
+            assert removable(r, NOW)
 
     # Usage is at or under each quota after the pass, and the last video a quota took was
     # needed: without removing it the quota would not have been met.
     live = [r for r in generated if r.id not in want]
-    for origin, (_, _, quota) in ORACLE.items():
+    for table, (_, _, quota) in ORACLE.items():
         if quota is None:
             continue
-        assert sum(r.size for r in live if r.origin == origin) <= quota
+        assert sum(r.size for r in live if table_of(r.origin) == table) <= quota
         by_origin = {i for i, why in want.items() if why in ("max_age", "origin_quota")}
-        used = sum(r.size for r in generated if r.origin == origin and r.id not in by_origin)
-        taken = [r for r in generated if want.get(r.id) == "origin_quota" and r.origin == origin]
+        used = sum(r.size for r in generated
+                   if table_of(r.origin) == table and r.id not in by_origin)
+        taken = [r for r in generated
+                 if want.get(r.id) == "origin_quota" and table_of(r.origin) == table]
         last = max(taken, key=lambda r: (r.created_at, r.id))
         assert used <= quota < used + last.size
     used = sum(r.size for r in live)

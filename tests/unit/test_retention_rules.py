@@ -25,6 +25,17 @@ def test_an_origin_falls_back_to_global_ages_but_keeps_its_own_quota() -> None:
     assert rules.quota == 1 << 40
 
 
+def test_a_table_rules_its_folder_and_the_folders_under_it() -> None:
+    rules = parse('[origins."inbox/cam1"]\nquota = 10\n[origins."inbox/cam1/door"]\n'
+                  'quota = 5\n[origins."inbox"]\nmax_age = "9d"\n')
+    assert rules.governing("inbox/cam1/2026-11-30") == "inbox/cam1"
+    assert rules.governing("inbox/cam1/door/2026-11-30") == "inbox/cam1/door"
+    assert rules.governing("inbox/cam10") == "inbox"  # a folder, not a prefix of the name
+    assert rules.governing("inbox") == "inbox"
+    assert rules.for_origin("inbox/cam1/2026-11-30").quota == 10
+    assert parse("").governing("inbox/cam2/x") == "inbox/cam2/x"  # no table: its own
+
+
 def test_uploads_are_kept_unless_they_have_a_table() -> None:
     assert parse('[global]\nmax_age = "1d"\n').for_origin("upload") == KEEP
     rules = parse('[global]\nmax_age = "10d"\n[uploads]\nmin_age = "2d"\n')

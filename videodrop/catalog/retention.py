@@ -58,12 +58,14 @@ class RetentionRows(StreamLinkSync):
         return [Usage(r["origin"], r["bytes"], r["files"], r["oldest"])
                 for r in self.db.all("retention_usage", {})]
 
-    def quota_end(self, origin: str, before: datetime, over: int) -> Key | None:
-        """Where removing ``origin``'s rows oldest first (those created before ``before``
-        that a rule may remove) frees ``over`` bytes: the last row taken; None when they
-        cannot."""
-        row = self.db.one("retention_origin_boundary",
-                          {"origin": origin, "before": before, "over": over})
+    def quota_end(self, origins: Sequence[str], before: datetime, over: int) -> Key | None:
+        """Where removing the rows of ``origins`` oldest first (those created before
+        ``before`` that a rule may remove) frees ``over`` bytes: the last row taken; None
+        when they cannot."""
+        params = {"origin": origins[0], "origins": list(origins), "before": before,
+                  "over": over}
+        name = "retention_origin_boundary" if len(origins) == 1 else "retention_group_boundary"
+        row = self.db.one(name, params)
         return (row["created_at"], row["id"]) if row is not None else None
 
     def removable_bytes(self, origin: str, before: datetime, upto: Key = END) -> int:

@@ -60,12 +60,14 @@ class Store:
 class OriginPlan:
     """One removable origin: rows created before ``before`` may go (min_age); rows
     created before ``cutoff`` go (max_age; :data:`NEVER`: none); rows up to
-    ``quota_end`` in oldest-first order go (its quota; ``START``: none)."""
+    ``quota_end`` in oldest-first order go (its table's quota, over every origin the table
+    rules; ``START``: none)."""
 
     origin: str
     before: datetime
     cutoff: datetime = NEVER
     quota_end: Key = START
+    table: str = ""  # the table that rules it (the origin itself when none does)
 
     @property
     def own_end(self) -> Key:
@@ -98,7 +100,7 @@ class Plan:
         yield from heapq.merge(*streams, key=lambda d: (d.created_at, d.video_id))
 
     def _decisions(self, catalog: Catalog, o: OriginPlan, upto: Key) -> Iterator[Decision]:
-        details = {rule: self.details.get((o.origin, rule)) or self.details.get(("", rule), "")
+        details = {rule: self.details.get((o.table, rule)) or self.details.get(("", rule), "")
                    for rule in RULES}
         cutoff, quota_end, global_quota_end = o.cutoff, o.quota_end, self.global_quota_end
         for c in catalog.removable(o.origin, o.before, upto=upto):
@@ -127,10 +129,12 @@ def _age(d: timedelta) -> str:
 def decide(catalog: Catalog, rules: Rules, now: datetime, store: Store | None = None) -> Plan:
     """The plan for ``now`` (see the module docstring). Reads the catalog only."""
     plan = Plan(usage=catalog.usage(), store=store)
-    taken = 0
+    groups: dict[str, list[Usage]] = {}
     for use in plan.usage:
-        o = _per_origin(catalog, plan, rules, use, now)
-        if o is not None:
+        groups.setdefault(rules.governing(use.origin), []).append(use)
+    taken = 0
+    for name, uses in groups.items():
+        for o in _per_table(catalog, plan, rules, name, uses=uses, now=now):
             plan.origins.append(o)
             if o.own_end > START:
                 taken += catalog.removable_bytes(o.origin, o.before, o.own_end)
@@ -169,31 +173,32 @@ def _global(catalog: Catalog, plan: Plan, over: int, short: int) -> None:
                                    " rest is held, kept or younger than min_age")
 
 
-def _per_origin(catalog: Catalog, plan: Plan, rules: Rules, use: Usage, now: datetime
-                ) -> OriginPlan | None:
-    """Step 1 for one origin: its ends (None for a kept origin)."""
-    rule = rules.for_origin(use.origin)
+def _per_table(catalog: Catalog, plan: Plan, rules: Rules, name: str, *, uses: list[Usage],
+               now: datetime) -> list[OriginPlan]:
+    """Step 1 for the origins one table rules (``name``: the table, or the one origin
+    that has none): their ends (none for a kept table)."""
+    rule = rules.for_origin(uses[0].origin)
     if rule.keep:
-        return None
+        return []
     before = now - rule.min_age
     cutoff = NEVER
     if rule.max_age is not None:
         cutoff = now - rule.max_age
-        plan.details[use.origin, "max_age"] = (f"older than max_age {_age(rule.max_age)}"
-                                               f" of {use.origin}")
+        plan.details[name, "max_age"] = f"older than max_age {_age(rule.max_age)} of {name}"
     quota_end = START
-    if rule.quota is not None and use.bytes > rule.quota:
-        over = use.bytes - rule.quota
-        plan.details[use.origin, "origin_quota"] = (f"{use.origin} was {_gib(over)} over its"
-                                                    f" quota {_gib(rule.quota)}")
-        end = catalog.quota_end(use.origin, before, over)
+    used = sum(u.bytes for u in uses)
+    if rule.quota is not None and used > rule.quota:
+        over = used - rule.quota
+        plan.details[name, "origin_quota"] = (f"{name} was {_gib(over)} over its quota"
+                                              f" {_gib(rule.quota)}")
+        end = catalog.quota_end([u.origin for u in uses], before, over)
         if end is None:  # short: every row it may remove goes
             end = (before, 0)
-            missing = over - catalog.removable_bytes(use.origin, before)
-            plan.shortfalls.append(f"{use.origin} stays {_gib(missing)} over its quota: the"
-                                   " rest is held or younger than min_age")
+            missing = over - sum(catalog.removable_bytes(u.origin, before) for u in uses)
+            plan.shortfalls.append(f"{name} stays {_gib(missing)} over its quota: the rest"
+                                   " is held or younger than min_age")
         quota_end = end
-    return OriginPlan(use.origin, before, cutoff, quota_end)
+    return [OriginPlan(u.origin, before, cutoff, quota_end, name) for u in uses]
 
 
 def describe(d: Decision) -> str:

@@ -12,17 +12,19 @@ The file (every key optional; docs/operations.md has the annotated example)::
     [uploads]              # origin 'upload'; absent: uploads are kept (no rule applies)
     max_age = "365d"
 
-    [origins."inbox/cam1"] # one origin ('inbox' or 'inbox/<subfolder>'), named as in the record
+    [origins."inbox/cam1"] # a folder of the inbox and those under it
     max_age = "30d"
     min_age = "2d"
     quota = "200GiB"
     # keep = true          # exempt the whole origin from every rule (its bytes still count)
 
 Durations: a number and a unit (``s``, ``m``, ``h``, ``d``, ``w``) or whole seconds.
-Sizes: as every size setting (``100MB``, ``2GiB``, bytes). An origin's ``max_age`` and
-``min_age`` fall back to ``[global]``'s; its ``quota`` is its own. A problem with the file
-raises :class:`~videodrop.errors.ConfigurationError` naming the file, the table and the key
-(the ``videodrop`` command exits 78).
+Sizes: as every size setting (``100MB``, ``2GiB``, bytes). A table rules its folder and
+the folders under it that have no table of their own (a camera's per-day folders: the
+record's origin is the whole folder, ``inbox/cam1/2026-11-30``); its ``quota`` covers them
+all together. An origin's ``max_age`` and ``min_age`` fall back to ``[global]``'s. A
+problem with the file raises :class:`~videodrop.errors.ConfigurationError` naming the
+file, the table and the key (the ``videodrop`` command exits 78).
 """
 
 from __future__ import annotations
@@ -76,14 +78,24 @@ class Rules:
     uploads: dict[str, Any] | None = None
     origins: dict[str, dict[str, Any]] = field(default_factory=dict)
 
+    def governing(self, origin: str) -> str:
+        """The table that rules ``origin``: the origin's own, else its nearest parent
+        folder's (``inbox/cam1`` rules ``inbox/cam1/2026-11-30``); the origin itself when
+        none does. The videos of every origin a table rules share its quota."""
+        name = origin
+        while name not in self.origins and "/" in name:
+            name = name.rsplit("/", 1)[0]
+        return name if name in self.origins else origin
+
     def for_origin(self, origin: str) -> OriginRule:
-        """The rule of ``origin`` (``upload`` without an ``[uploads]`` table: keep)."""
+        """The rule of ``origin`` (``upload`` without an ``[uploads]`` table: keep), from
+        the table that rules it (:meth:`governing`)."""
         if origin == UPLOAD:
             if self.uploads is None:
                 return KEEP
             table = self.uploads
         else:
-            table = self.origins.get(origin, {})
+            table = self.origins.get(self.governing(origin), {})
         max_age = table.get("max_age", self.max_age)
         return OriginRule(keep=table.get("keep", False), max_age=max_age,
                           min_age=table.get("min_age", self.min_age), quota=table.get("quota"))

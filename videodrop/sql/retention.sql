@@ -20,6 +20,22 @@ SELECT created_at, id FROM (
     ORDER BY created_at, id) AS s
 WHERE run >= %(over)s LIMIT 1;
 
+-- name: retention_group_boundary
+-- The same over several origins ruled by one table (a camera's per-day folders): their
+-- rows merged oldest first (one index range each, fenced by OFFSET 0).
+SELECT created_at, id FROM (
+    SELECT x.created_at, x.id, sum(x.size) OVER (
+        ORDER BY x.created_at, x.id ROWS UNBOUNDED PRECEDING) AS run
+    FROM unnest(%(origins)s::text[]) AS o (origin)
+    CROSS JOIN LATERAL (
+        SELECT v.created_at, v.id, coalesce(v.size, 0) AS size FROM videos AS v
+        WHERE v.origin = o.origin AND v.status IN ('ready', 'failed') AND v.held_at IS NULL
+          AND v.created_at < %(before)s
+        OFFSET 0
+    ) AS x
+    ORDER BY x.created_at, x.id) AS s
+WHERE run >= %(over)s LIMIT 1;
+
 -- name: retention_origin_bytes
 -- Bytes and videos a rule may remove of one origin, up to (created_at, id) %(upto)s.
 SELECT coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files FROM videos
