@@ -2,9 +2,9 @@
 
 In this order, each step counting what the steps before it chose:
 
-1. per origin, oldest first: what is older than the origin's ``max_age`` (rule
-   ``max_age``), then, while the origin is over its ``quota``, the next oldest (rule
-   ``origin_quota``);
+1. per table of the rules file (the origins it rules: its folder and those under it),
+   oldest first: what is older than its ``max_age`` (rule ``max_age``), then, while they
+   are over its ``quota``, the next oldest (rule ``origin_quota``);
 2. across origins, oldest first: while all videos together are over the global ``quota``
    (rule ``global_quota``), then while the store has less free than ``keep_free`` (rule
    ``free_space``), the next oldest.
@@ -15,7 +15,7 @@ failed. Usage counts every row that is not expired (held, young and in-flight on
 in bytes of ``size``; a quota is met when usage ≤ quota. When what may go is not enough,
 the plan says so (:attr:`Plan.shortfalls`) and the rest stays.
 
-A plan is a few boundaries per origin, however many videos it removes: an origin's quota
+A plan is a few boundaries per origin, however many videos it removes: a table's quota
 end is found in PostgreSQL (a running total over its rows, oldest first, read until it
 reaches the bytes needed); the global ends by merging the origins' rows oldest first (one
 index range each) until the bytes are freed; :meth:`Plan.chosen` lists the videos from
