@@ -16,7 +16,7 @@ from api.auth.sessions import Sessions
 from api.auth.throttle import LoginThrottle
 from api.derivatives import endpoints as derived
 from api.derivatives import scenes as derived_scenes
-from api.frames import endpoints as frames
+from api.frames import routes as frames
 from api.http import errors
 from api.ops import health
 from api.ops.metrics import Metrics, RequestMetrics
@@ -57,7 +57,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                  "/api/video/{token}/download", "/stream/{token}",
                  "/api/video/{token}/poster", "/api/video/{token}/storyboard",
                  "/api/video/{token}/scenes", "/api/video/{token}/frame",
-                 "/api/video/{token}/frames"):
+                 "/api/video/{token}/frames", "/api/video/{token}/clip"):
         app.add_route(path, endpoints.TrailingSlash())
     probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
     auth = admin_auth(settings, catalog)

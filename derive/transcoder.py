@@ -19,14 +19,19 @@ import time
 import structlog
 
 from derive import output
-from derive.worker import RENDITION_TEMP, Worker
+from derive.worker import RENDITION_TEMP, Interrupted, Worker
 from videodrop.messages import DeriveVideo
 from videodrop.tokens import token_prefix
 
 
 class Transcoder(Worker):
     """A :class:`~derive.worker.Worker` of the transcode queue (``queue=``
-    Settings.transcode_queue) that makes renditions only."""
+    Settings.transcode_queue) that makes renditions only. A stop of the role (SIGTERM)
+    kills a running transcode's ffmpeg at its next progress report and gives the job back
+    (:meth:`Catalog.interrupt_transcode`: not counted as an attempt, published again by a
+    relay), so ``systemctl stop`` does not wait for the end of a transcode."""
+
+    INTERRUPTIBLE = True
 
     def process(self, msg: DeriveVideo) -> None:
         t0 = time.perf_counter()
@@ -48,7 +53,15 @@ class Transcoder(Worker):
                 return
             self.ack_early()  # the row and the lock hold the job from now on
             output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
-            summary = self.derive(video, started)
+            try:
+                summary = self.derive(video, started)
+            except Interrupted:
+                output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
+                given_back = self.catalog.interrupt_transcode(started)
+                self.log.info("transcode interrupted: the role stops", kind="rendition",
+                              given_back=given_back,
+                              total_ms=round((time.perf_counter() - t0) * 1000, 1))
+                return
         if summary["status"] == "dropped" and self.catalog.republish_rendition(video.id):
             # requested afresh while it ran: that request's job met our lock and did nothing
             self.log.info("rendition requested again meanwhile: its job published again")

@@ -41,6 +41,9 @@ class Worker(Consumer):
     TRANSIENT = (CatalogUnavailable, ChildMissing, OSError, BrokerUnavailable)
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "token")
     REDELIVERIES = metrics.DERIVE_REDELIVERIES
+    #: Whether a stop interrupts a job of this consumer (:class:`Interrupted`): only the
+    #: transcode consumer's, whose jobs run for minutes; the others' end within seconds.
+    INTERRUPTIBLE = False
     DEAD_LETTERS = metrics.DERIVE_DEAD_LETTERS
 
     def __init__(self, settings: Settings, catalog: Catalog, ffmpeg: FFmpeg, log: Any, *,
@@ -52,6 +55,8 @@ class Worker(Consumer):
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
         # the job's storyboard keyframes measured as poster candidates (derive/poster.py)
         self._seen: list[poster.Candidate] = []
+        # set when the role stops (SIGTERM): an interruptible job ends at its next report
+        self._stop = threading.Event()
         # video transcodes are handed to the transcode queue (derive/transcoder.py)
         self.publisher = broker.Publisher(settings, name=f"videodrop-{name}-handoff")
 
@@ -143,6 +148,7 @@ class Worker(Consumer):
 
     def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
         self._tried = set()  # a new delivery: a new job of each kind it makes
+        self._stop = stop
         return super().settle(body, deliveries, stop)
 
     def _start(self, video_id: int, kind: str) -> Derivative | None:
@@ -245,6 +251,8 @@ class Worker(Consumer):
                                 wanted=started.wanted_at is not None)
         made = temp / chosen.file_name
         def progress(part: float) -> None:
+            if self.INTERRUPTIBLE and self._stop.is_set():
+                raise Interrupted("its derive role stops")
             if not self.catalog.set_progress(started, part):
                 raise Withdrawn("its request was withdrawn while it was made")
 
@@ -253,6 +261,12 @@ class Worker(Consumer):
         [file] = output.publish(self.media_root, video.source_id, {made: chosen.file_name},
                                 stale=STALE["rendition"])
         return Outcome("ready", {**facts, "file": file})
+
+
+class Interrupted(Exception):
+    """The role stops (SIGTERM) while a long job (a video transcode) runs: its ffmpeg is
+    killed at its next progress report and the job given back (derive/transcoder.py), so
+    that a stop does not wait for the end of a transcode."""
 
 
 class Withdrawn(Exception):

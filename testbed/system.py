@@ -18,7 +18,7 @@ from typing import Any
 import pika
 import requests
 
-from testbed.broker import delete_amqp_names
+from testbed.broker import amqp_parameters, delete_amqp_names
 from testbed.databases import drop_database, fresh_database
 from testbed.processes import REPO, free_port, stop_process
 from testbed.waits import wait_for
@@ -132,7 +132,7 @@ class System:
 
     def queue_counts(self, queue: str = "probe") -> tuple[int, int]:
         """(messages, consumers) on the ``probe`` (or ``derive``) queue."""
-        conn = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        conn = pika.BlockingConnection(amqp_parameters(self.amqp_url))
         try:
             ok = conn.channel().queue_declare(f"{self.prefix}.{queue}", passive=True)
             return ok.method.message_count, ok.method.consumer_count

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -12,6 +14,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.adapters.utils import connection_workflow
 
+from videodrop.brokerurls import redact
 from videodrop.errors import BrokerUnavailable
 from videodrop.messages import Message, encode, routing_key
 from videodrop.settings import Settings
@@ -31,26 +34,43 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 
 
 HEARTBEAT = 60  # seconds, unless VIDEODROP_AMQP_URL says (``?heartbeat=N``)
+# counts this process's connections: with its pid, which URL the next one starts at
+# (parameters); the pid also sets forked processes (gunicorn's workers) apart
+_TURN = itertools.count()
 
 
-def parameters(settings: Settings, *, name: str) -> pika.URLParameters:
-    """pika's parameters from VIDEODROP_AMQP_URL; its ``heartbeat`` query option is kept
-    (seconds; RabbitMQ closes a connection silent for two of them), else ``HEARTBEAT``."""
-    params = pika.URLParameters(settings.amqp_url)
-    params.client_properties = {"connection_name": name}
-    if "heartbeat" not in parse_qs(urlsplit(settings.amqp_url).query):
-        params.heartbeat = HEARTBEAT
-    params.blocked_connection_timeout = 30
-    params.connection_attempts = 1
-    params.socket_timeout = 5
-    return params
+def parameters(settings: Settings, *, name: str) -> list[pika.URLParameters]:
+    """pika's parameters, one per URL of VIDEODROP_AMQP_URL (several: the nodes of one
+    cluster), in turn: each new connection of this process starts at the URL after the one
+    the previous connection started at (the first: by the process id), so connections
+    spread over the nodes, and pika tries the others in order when that one does not
+    answer (one attempt each, ``socket_timeout`` seconds at most per node that does not
+    answer). Each URL's
+    ``heartbeat`` query option is kept (seconds; RabbitMQ closes a connection silent for
+    two of them), else ``HEARTBEAT``."""
+    urls = settings.amqp_urls
+    start = (os.getpid() + next(_TURN)) % len(urls)
+    found = []
+    for url in urls[start:] + urls[:start]:
+        params = pika.URLParameters(url)
+        params.client_properties = {"connection_name": name}
+        if "heartbeat" not in parse_qs(urlsplit(url).query):
+            params.heartbeat = HEARTBEAT
+        params.blocked_connection_timeout = 30
+        params.connection_attempts = 1
+        params.socket_timeout = 5
+        found.append(params)
+    return found
 
 
 def connect(settings: Settings, *, name: str) -> pika.BlockingConnection:
+    """A connection to the first node of VIDEODROP_AMQP_URL that answers (:func:`parameters`);
+    :class:`BrokerUnavailable` naming the URLs (without passwords) when none does."""
     try:
         return pika.BlockingConnection(parameters(settings, name=name))
     except CONNECTION_ERRORS as exc:
-        raise BrokerUnavailable(f"RabbitMQ at {_safe_url(settings.amqp_url)}: {exc!r}") from exc
+        where = ", ".join(redact(url) for url in settings.amqp_urls)
+        raise BrokerUnavailable(f"RabbitMQ at {where}: {exc!r}") from exc
 
 
 def declare(channel: BlockingChannel, settings: Settings) -> None:
@@ -139,14 +159,6 @@ class Publisher(_Link):
         except CONNECTION_ERRORS as exc:
             self.close()
             raise BrokerUnavailable(repr(exc)) from exc
-
-
-def _safe_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        return f"{scheme}://{rest.split('@', 1)[1]}"
-    return url
 
 
 def wrapped_channel(channel: BlockingChannel) -> pika.channel.Channel:

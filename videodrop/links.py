@@ -99,7 +99,12 @@ class StreamLinks:
     def target(self, row: Mapping[str, Any]) -> Target | None:
         """The link of a ready row (``access_token``, ``stored_path``, ``format``,
         ``original_filename``, and ``rendition``: its ready browser rendition's file, which
-        ``/stream/`` serves instead of the original, or None)."""
+        ``/stream/`` serves instead of the original, or None; ``awaits_viewer``: true
+        when its transcode waits for someone to watch). None when it has no link: a row
+        awaiting a viewer is served by the API, whose ``/stream/`` asks for the transcode
+        (nginx answering alone would never start it)."""
+        if row.get("awaits_viewer"):
+            return None
         rendition = row.get("rendition")
         if rendition:
             fmt = "webm" if rendition.endswith(".webm") else "mp4"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from videodrop import derivatives, formats
+from videodrop.brokerurls import AmqpUrlError, split_amqp_urls
 
 PREFIX = "VIDEODROP_"
 REQUEST_LOGS = ("all", "errors", "off")  # VIDEODROP_REQUEST_LOG
@@ -55,6 +56,7 @@ def parse_size(text: str) -> int:
 @dataclass(frozen=True)
 class Settings:
     database_url: str = "postgresql://localhost/videodrop"
+    # one AMQP URL, or the nodes of one cluster separated by commas (``amqp_urls``)
     amqp_url: str = "amqp://guest:guest@localhost:5672/%2F"
     amqp_prefix: str = "videodrop"
     inbox: Path = Path("./var/inbox")
@@ -129,6 +131,13 @@ class Settings:
     frames_max_bytes: int = 256 << 20
     frame_concurrency: int = 2
     frame_timeout: float = 30.0
+    # clips under the token (api/frames/clip.py): the longest span asked (s), the largest
+    # output (bytes: the ffmpeg child's file-size limit), cuts at once per API worker (more
+    # answer 503), and the deadline of one request's children (s)
+    clip_max_seconds: float = 60.0
+    clip_max_bytes: int = 512 << 20
+    clip_concurrency: int = 1
+    clip_timeout: float = 120.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +155,10 @@ class Settings:
 
     def validate(self) -> None:
         self._validate_storage()
+        try:
+            split_amqp_urls(self.amqp_url)
+        except AmqpUrlError as exc:
+            raise SettingsError(str(exc)) from exc
         if self.ingest_mode not in {"auto", "inotify", "poll"}:
             raise SettingsError("VIDEODROP_INGEST_MODE must be auto, inotify or poll")
         if self.prober_concurrency < 1:
@@ -206,6 +219,11 @@ class Settings:
             raise SettingsError("VIDEODROP_FRAME_MAX_WIDTH, VIDEODROP_FRAMES_MAX,"
                                 " VIDEODROP_FRAMES_MAX_BYTES, VIDEODROP_FRAME_CONCURRENCY"
                                 " and VIDEODROP_FRAME_TIMEOUT must be positive")
+        if min(self.clip_max_bytes, self.clip_concurrency) < 1 or not (
+                0 < self.clip_max_seconds < math.inf and 0 < self.clip_timeout < math.inf):
+            raise SettingsError("VIDEODROP_CLIP_MAX_SECONDS, VIDEODROP_CLIP_MAX_BYTES,"
+                                " VIDEODROP_CLIP_CONCURRENCY and VIDEODROP_CLIP_TIMEOUT must"
+                                " be positive")
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
@@ -238,6 +256,15 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+    @property
+    def amqp_urls(self) -> tuple[str, ...]:
+        """The broker's URLs, in VIDEODROP_AMQP_URL's order (several: the nodes of one
+        cluster). :class:`SettingsError` when one is unusable."""
+        try:
+            return split_amqp_urls(self.amqp_url)
+        except AmqpUrlError as exc:
+            raise SettingsError(str(exc)) from exc
 
     # Names on the broker, all derived from one prefix so test sessions never collide.
     @property
@@ -303,18 +330,20 @@ def _convert(name: str, raw: str) -> object:
         if name in {"inbox", "media_root", "stream_links", "retention_file"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory",
-                    "frames_max_bytes"}:
+                    "frames_max_bytes", "clip_max_bytes"}:
             return parse_size(raw)
         if name == "derive":
             return derivatives.parse_kinds(raw)
         if name in {"probe_timeout", "derive_timeout", "derive_timeout_per_media_second",
                     "settle_seconds", "rescan_seconds",
-                    "header_timeout", "login_rate", "inbox_prune_after", "frame_timeout"}:
+                    "header_timeout", "login_rate", "inbox_prune_after", "frame_timeout",
+                    "clip_max_seconds", "clip_timeout"}:
             return float(raw)
         if name in {"prober_concurrency", "derive_concurrency", "api_workers", "api_threads",
                     "delivery_limit", "token_cache_size", "request_log_rate", "login_burst",
                     "inbox_prune_depth", "rendition_max_height", "rendition_crf",
-                    "frame_max_width", "frames_max", "frame_concurrency"}:
+                    "frame_max_width", "frames_max", "frame_concurrency",
+                    "clip_concurrency"}:
             return int(raw)
         if name == "trusted_proxies" and raw.strip().lower() == "none":
             return ()

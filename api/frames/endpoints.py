@@ -26,6 +26,7 @@ closed before the archive's end), never completed with a frame missing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -49,7 +50,7 @@ _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
 RETRY_PENDING = 10  # seconds: Retry-After of a video still being processed
 _FAILED = {"timeout": falcon.HTTP_503, "resource_limit": falcon.HTTP_422,
-           "decode_failed": falcon.HTTP_422}
+           "decode_failed": falcon.HTTP_422, "too_large": falcon.HTTP_400}
 CACHE_CONTROL = "private, max-age=3600"
 
 
@@ -71,10 +72,11 @@ def bad(description: str) -> FrameError:
     return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
 
 
-def parse_time(raw: str) -> float:
+def parse_time(raw: str, name: str = "t") -> float:
     """Seconds from a plain decimal; 400 for anything else (signs, exponents, nan)."""
     if not _TIME.fullmatch(raw):
-        raise bad(f"t is seconds as a plain decimal number (12 or 12.345), not {raw[:40]!r}")
+        raise bad(f"{name} is seconds as a plain decimal number (12 or 12.345),"
+                  f" not {raw[:40]!r}")
     return float(raw)
 
 
@@ -83,6 +85,7 @@ class FrameResource(TokenResource):
 
     formats: tuple[str, ...]
     allowed = {"t", "format", "width", "raw"}
+    work = "frame decode"  # what a slot is for (the 503 busy sentence)
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
                  slots: threading.BoundedSemaphore) -> None:
@@ -137,24 +140,33 @@ class FrameResource(TokenResource):
     def take_slot(self) -> None:
         if not self.slots.acquire(blocking=False):
             raise FrameError(falcon.HTTP_503, "Busy",
-                             "Every frame decode of this worker is taken; try again.",
+                             f"Every {self.work} slot of this worker is taken; try again.",
                              "busy", {"Retry-After": str(RETRY_BUSY)})
 
     def choose(self, frames: Frames, times: list[float]) -> list[Chosen]:
         """The frame shown at each time, or the error that says why there is none."""
-        try:
+        with explained():
             line = frames.timeline(max(times))
-            return [line.at(t) for t in times]
-        except PastTheEnd as exc:
-            raise FrameError(falcon.HTTP_416, "No frame at this time",
-                             f"{exc}.", "past_end") from exc
-        except NoTimestamps as exc:
-            raise FrameError(falcon.HTTP_422, "No timestamps", f"{exc}.",
-                             "no_timestamps") from exc
-        except FrameFailed as exc:
-            raise failed(exc) from exc
-        except ValueError as exc:  # no frame at all
-            raise FrameError(falcon.HTTP_422, "No frame", f"{exc}.", "decode_failed") from exc
+            chosen = [line.at(t) for t in times]
+        return chosen
+
+
+@contextlib.contextmanager
+def explained() -> Iterator[None]:
+    """Turns the errors of reading the timeline and decoding into the HTTP error that
+    says why there is no frame (the ``error_code`` table of the module docstring)."""
+    try:
+        yield
+    except PastTheEnd as exc:
+        raise FrameError(falcon.HTTP_416, "No frame at this time",
+                         f"{exc}.", "past_end") from exc
+    except NoTimestamps as exc:
+        raise FrameError(falcon.HTTP_422, "No timestamps", f"{exc}.",
+                         "no_timestamps") from exc
+    except FrameFailed as exc:
+        raise failed(exc) from exc
+    except ValueError as exc:  # no frame at all
+        raise FrameError(falcon.HTTP_422, "No frame", f"{exc}.", "decode_failed") from exc
 
 
 def failed(exc: FrameFailed) -> FrameError:
@@ -292,11 +304,3 @@ class Held:
             if self.slots is not None:
                 self.slots.release()
                 self.slots = None
-
-
-def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
-    """Both routes, sharing this worker's VIDEODROP_FRAME_CONCURRENCY decode slots."""
-    slots = threading.BoundedSemaphore(settings.frame_concurrency)
-    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
-    app.add_route("/api/video/{token}/frames/",
-                  ManyFrames(settings, catalog, tokens, slots=slots))

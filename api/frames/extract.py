@@ -36,7 +36,8 @@ ENCODERS = {
     "png": ("-c:v", "png", "-pix_fmt", "rgb24"),
     "ppm": ("-c:v", "ppm", "-pix_fmt", "rgb24"),  # raw RGB behind a small header (npy)
 }
-_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DEMUXERS)))
+#: Every media child's input options: the file protocol and the accepted demuxers only.
+INPUT_OPTIONS = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DEMUXERS)))
 #: Seconds read past the last time asked for, so that every packet presented before it
 #: is read whatever the reordering of B-frames.
 READ_AHEAD = 5.0
@@ -46,7 +47,8 @@ _PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
 
 
 class FrameFailed(Exception):
-    """A child failed: ``reason`` (``timeout``, ``resource_limit``, ``decode_failed``)."""
+    """A child failed: ``reason`` (``timeout``, ``resource_limit``, ``decode_failed``,
+    ``too_large``: a child writing a file reached its runner's file-size limit)."""
 
     def __init__(self, reason: str, sentence: str) -> None:
         super().__init__(sentence)
@@ -105,7 +107,7 @@ class Frames:
 
     def _probe(self, interval: str | None) -> Completed:
         reading = ["-read_intervals", interval] if interval else []
-        args = [self.ffprobe, "-v", "error", *_INPUT, "-select_streams", "v:0",
+        args = [self.ffprobe, "-v", "error", *INPUT_OPTIONS, "-select_streams", "v:0",
                 "-show_entries", "format=start_time:stream=time_base:packet=pts,dts,duration,flags",
                 "-of", "csv", *reading, f"file:{self.path}"]
         return self._run(args, "ffprobe")
@@ -117,7 +119,7 @@ class Frames:
         after = chosen.seek - start if chosen.index > 0 else None
         rotate = ["-noautorotate"] if shape.raw else []
         args = [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-                *_INPUT, "-threads", "2", *rotate, *seek, "-i", f"file:{self.path}",
+                *INPUT_OPTIONS, "-threads", "2", *rotate, *seek, "-i", f"file:{self.path}",
                 "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", shape.filters(after),
                 "-frames:v", "1", "-f", "image2pipe", *ENCODERS[fmt], "pipe:1"]
         done = self._run(args, "ffmpeg")
@@ -138,6 +140,8 @@ class Frames:
             raise FrameFailed("timeout", f"{name} did not finish in time") from exc
         except ChildError as exc:
             raise FrameFailed("decode_failed", f"{name} could not run: {exc}") from exc
+        if done.returncode == -signal.SIGXFSZ:
+            raise FrameFailed("too_large", f"{name}'s output reached its size limit")
         if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
             raise FrameFailed("resource_limit", f"{name} was stopped by a resource limit")
         if done.returncode != 0:

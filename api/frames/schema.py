@@ -1,4 +1,5 @@
-"""The OpenAPI paths of the frame routes (api/openapi.py puts them in the document)."""
+"""The OpenAPI paths of the frame and clip routes (api/openapi.py puts them in the
+document)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,21 @@ ERROR_CODES = {
     "bad_parameter": "a parameter is missing, unknown or malformed",
     "missing_file": "the stored file is gone",
     "not_ready": "the video is not ready (processing, or failed)",
-    "past_end": "t is at or after the end of the last frame",
-    "too_large": "the frames asked are over VIDEODROP_FRAMES_MAX_BYTES of RGB",
+    "expired": "a retention rule removed the video's files (410)",
+    "past_end": "t (a clip's start) is at or after the end of the last frame",
+    "too_large": "the frames asked are over VIDEODROP_FRAMES_MAX_BYTES of RGB; the clip"
+                 " reached VIDEODROP_CLIP_MAX_BYTES",
+    "too_long": "the clip asked spans more than VIDEODROP_CLIP_MAX_SECONDS",
+    "no_frames": "no frame's time is in the clip's [start, end)",
+    "no_keyframe": "mode=copy: no keyframe to cut at (ask mode=exact)",
     "no_timestamps": "the stream's packets carry no timestamps",
     "decode_failed": "ffmpeg decoded no frame (damaged data), or not the one chosen",
     "resource_limit": "ffmpeg met VIDEODROP_CHILD_MEMORY or its CPU time",
     "sizes_differ": "npy: the frames asked are not all of one size (use tar)",
-    "busy": "every decode slot of the worker (VIDEODROP_FRAME_CONCURRENCY) is taken",
-    "timeout": "the decodes did not finish within VIDEODROP_FRAME_TIMEOUT",
+    "busy": "every decode slot of the worker (VIDEODROP_FRAME_CONCURRENCY; for clips"
+            " VIDEODROP_CLIP_CONCURRENCY) is taken",
+    "timeout": "the decodes did not finish within VIDEODROP_FRAME_TIMEOUT (a clip:"
+               " VIDEODROP_CLIP_TIMEOUT)",
 }
 _DEFAULTS = Settings()
 
@@ -51,15 +59,15 @@ def _params(token: Schema, t: Schema, formats: tuple[str, ...]) -> list[Schema]:
 
 
 def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema,
-               unavailable: Schema) -> Schema:
+               unavailable: Schema, *, past: str = "t is past the last frame.") -> Schema:
     op = {"security": [], "parameters": params,
           "responses": {"200": ok,
-                        "400": _error("A bad parameter, or over the size limit."),
+                        "400": _error("A bad parameter, or over a size limit."),
                         "404": token_404,
                         "409": _error("The video is not ready (Retry-After while it may"
                                       " still be)."),
                         "410": _error("Expired: a retention rule removed the file."),
-                        "416": _error("t is past the last frame."),
+                        "416": _error(past),
                         "422": _error("No frame could be decoded there."),
                         "503": unavailable}}
     return {"get": {**op, "summary": summary},
@@ -67,7 +75,7 @@ def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema
 
 
 def paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Schema]:
-    """``/frame/`` and ``/frames/``; ``token``, ``token_404``, ``unavailable``: the
+    """``/frame/``, ``/frames/`` and ``/clip/``; ``token``, ``token_404``, ``unavailable``: the
     document's token parameter, its 404 and its 503 (to which a frame route adds its
     own 503s: ``busy``, ``timeout``; all carry Retry-After)."""
     seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?$"}
@@ -102,4 +110,31 @@ def paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Sc
             {"description": "The frames, in the order of t.", "headers": many_headers,
              "content": {"application/x-npy": binary, "application/x-tar": binary}},
             token_404, busy),
+        "/api/video/{token}/clip/": _operation(
+            "A clip (MP4): exact, the frames whose time is in [start, end), re-encoded;"
+            " copy, whole GOPs around them by stream copy.", _clip_params(token, seconds),
+            {"description": "The clip, an MP4 with its index first.",
+             "headers": _CLIP_HEADERS, "content": {"video/mp4": binary}},
+            token_404, busy, past="start is past the last frame, or no frame is in the span."),
     }
+
+
+_CLIP_HEADERS = {name: {"schema": {"type": "string"}, "description": text} for name, text in (
+    ("Clip-Start", "the time of the clip's first frame, seconds (6 decimals)"),
+    ("Clip-End", "the end of its last frame: the next frame's time, or the stream's end"),
+    ("Clip-Frames", "how many frames it holds"),
+    ("Clip-First-Index", "the index of its first frame (presentation order, from 0)"),
+    ("Content-Disposition", "attachment; <original name>_<start>-<end>.mp4"))}
+
+
+def _clip_params(token: Schema, seconds: Schema) -> list[Schema]:
+    return [token,
+            {"name": "start", "in": "query", "required": True, "schema": seconds,
+             "description": "seconds from the start of the video"},
+            {"name": "end", "in": "query", "required": True, "schema": seconds,
+             "description": "seconds, after start; end - start at most"
+                            " VIDEODROP_CLIP_MAX_SECONDS (by default"
+                            f" {_DEFAULTS.clip_max_seconds:g})"},
+            {"name": "mode", "in": "query",
+             "description": "exact: frame-accurate, re-encoded; copy: cut at keyframes",
+             "schema": {"type": "string", "enum": ["exact", "copy"], "default": "exact"}}]

@@ -13,6 +13,21 @@ from videodrop.errors import CatalogUnavailable
 from videodrop.settings import Settings
 
 
+def broker_answers(urls: tuple[str, ...]) -> str:
+    """``"ok"`` when a node of ``urls`` (VIDEODROP_AMQP_URL's) accepts a TCP connection
+    within 2 s: the roles fail over to it. Else why the last one did not."""
+    problem = "no URL"
+    for amqp_url in urls:
+        url = urlsplit(amqp_url)
+        default = 5671 if url.scheme == "amqps" else 5672
+        try:
+            with socket.create_connection((url.hostname or "localhost", url.port or default), 2):
+                return "ok"
+        except OSError as exc:
+            problem = f"unavailable: {exc.strerror or exc}"
+    return problem
+
+
 class Health:
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = {"status": "ok"}
@@ -31,12 +46,7 @@ class Ready:
             checks["database"] = "ok"
         except CatalogUnavailable as exc:
             checks["database"] = f"unavailable: {exc}"
-        url = urlsplit(self.settings.amqp_url)
-        try:
-            with socket.create_connection((url.hostname or "localhost", url.port or 5672), 2):
-                checks["broker"] = "ok"
-        except OSError as exc:
-            checks["broker"] = f"unavailable: {exc.strerror or exc}"
+        checks["broker"] = broker_answers(self.settings.amqp_urls)
         inbox = self.settings.inbox
         checks["inbox"] = "ok" if os.access(inbox, os.W_OK) else f"not writable: {inbox}"
         ok = all(v == "ok" for v in checks.values())

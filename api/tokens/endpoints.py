@@ -12,6 +12,7 @@ import falcon
 from api.files.response import send_file
 from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
+from api.tokens.recently import Recently
 from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
@@ -159,9 +160,17 @@ class Stream(FileEndpoint):
 
     disposition = "inline"
 
+    def __init__(self, settings: Settings, catalog: Catalog,
+                 tokens: TokenCache | None = None) -> None:
+        super().__init__(settings, catalog, tokens)
+        # (video, rendition state) asked for lately: a player's many range requests ask
+        # once, not each with a database write; a new state asks again.
+        self.asked = Recently(seconds=30.0)
+
     def served(self, video: Video) -> tuple[str, str, str]:
         state = video.derivatives.get("rendition") or {}
-        if state.get("status") == "pending" or state.get("error_code") == "on_view":
+        if (state.get("status") == "pending" or state.get("error_code") == "on_view") \
+                and self.asked.first((video.id, state.get("status"), state.get("error_code"))):
             self.catalog.want_rendition(video.id)  # someone watches: transcode it now
         ready = records.rendition_file(video)
         path, content_type, _ = ready or super().served(video)

@@ -138,7 +138,9 @@ def postgres_answers(url: str, timeout: float = 3.0) -> bool:
 
 def amqp_answers(url: str, timeout: float = 3.0) -> bool:
     """True when an AMQP 0-9-1 broker answers the protocol header at `url` (amqps: when its
-    port accepts a connection)."""
+    port accepts a connection); of several comma-separated URLs (a cluster), at any."""
+    if "," in url:
+        return any(amqp_answers(one.strip(), timeout) for one in url.split(",") if one.strip())
     parts = urlsplit(url)
     tls = parts.scheme == "amqps"
     try:

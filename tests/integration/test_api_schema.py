@@ -56,7 +56,7 @@ checks.negative_data_rejection.enabled = false
 # created with, which that check (knowing only DELETE of the resource) takes for a created
 # resource gone missing.
 EXCLUDED = "positive_data_acceptance,ensure_resource_availability"
-FRAME_ROUTES = "/frames?/$"  # api/frames/: a decode per request
+FRAME_ROUTES = "/(frames?|clip)/$"  # api/frames/: a decode (a cut) per request
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +114,7 @@ def test_token_endpoints_of_a_real_video_conform(api, tmp_path, samples):
 
 
 def test_frame_endpoints_of_a_real_video_conform(api, tmp_path, samples):
-    """The frame routes decode at every request: fewer examples (~15 s)."""
+    """The frame and clip routes decode at every request: fewer examples."""
     rec = ready_upload(api, samples / "sar_2x1.mp4")
     config = CONFIG + f"""
 [parameters]

@@ -275,24 +275,32 @@ def test_requeue_all_during_a_transcode_ends_without_a_restart(
     assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn
 
 
-def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path):
-    """A video deleted while its transcode runs: the transcode's ffmpeg is killed at its
-    next progress report (not run to an outcome never recorded), nothing of it is left."""
-    source = tmp_path / "long.mp4"
+def transcoding(make_system: Any, folder: Path, name: str
+                ) -> tuple[System, subprocess.Popen[bytes], dict[str, Any], int]:
+    """A system (eager transcodes) with a derive role transcoding a 20 s HEVC file dropped
+    as ``name``, its transcode reading the input at its own pace (it runs 20 s) and past
+    its first progress report: (system, the derive process, the record, the encoder's
+    pid)."""
+    source = folder / "long.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=25",
                     "-t", "20", "-c:v", "libx265", "-preset", "ultrafast", "-tag:v", "hvc1",
                     "-x265-params", "log-level=error", str(source)], check=True)
-    # libx264 encodes read their input at its own pace (20 s), their pid in x264.pid
-    fake = fake_x264(tmp_path, f'echo $$ > {tmp_path}/x264.pid; exec {REAL_FFMPEG} -re "$@"',
+    fake = fake_x264(folder, f'echo $$ > {folder}/x264.pid; exec {REAL_FFMPEG} -re "$@"',
                      "unused")
     system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager").start()
-    system.start_role("derive")
-    shutil.copy(source, system.inbox / "gone.mp4")
-    record = system.wait_record("gone.mp4")
+    derive = system.start_role("derive")
+    shutil.copy(source, system.inbox / name)
+    record = system.wait_record(name)
     wait_for(lambda: rows(system.database_url, "SELECT progress > 0 FROM derivatives"
                           " WHERE kind = 'rendition'") == [(True,)], timeout=90, interval=0.3,
              what="the transcode to report progress")
-    pid = int((tmp_path / "x264.pid").read_text())
+    return system, derive, record, int((folder / "x264.pid").read_text())
+
+
+def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path):
+    """A video deleted while its transcode runs: the transcode's ffmpeg is killed at its
+    next progress report (not run to an outcome never recorded), nothing of it is left."""
+    system, _, record, pid = transcoding(make_system, tmp_path, "gone.mp4")
     gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
                               headers=system.admin, timeout=5)
     assert gone.status_code == 204
@@ -328,3 +336,29 @@ exec {REAL_FFMPEG} "$@"
         assert (ready["status"], ready["stream"]) == ("ready", "transcode")
     finally:
         (tmp_path / "HOLD").unlink()
+
+
+def test_stopping_the_role_mid_transcode_gives_the_job_back(make_system: Any, tmp_path: Path):
+    """SIGTERM to the derive role (systemd's stop: KillMode=mixed signals the main process
+    only) while a transcode runs: its ffmpeg is killed at its next progress report rather
+    than run to the end, the job is given back (not counted as an attempt, nothing
+    half-made served), and the next start makes the rendition once."""
+    system, derive, record, pid = transcoding(make_system, tmp_path, "stopped.mp4")
+    os.kill(derive.pid, signal.SIGTERM)  # the main process only, as systemd does
+    assert wait_until_gone([pid], within=8), "the stopping role's transcode ran on"
+    assert derive.wait(timeout=60) == 0
+    del system.procs["derive"]
+    # given back: still to make, not running, the attempt not counted, nothing served
+    assert rows(system.database_url, "SELECT status, running_since IS NULL, attempts"
+                " FROM derivatives WHERE kind = 'rendition'") == [("pending", True, 0)]
+    assert [e.get("kind") for e in system.log_events("derive", "derived")
+            if e.get("kind") == "rendition"] == []
+    assert len(system.log_events("derive", "transcode interrupted: the role stops")) == 1
+    folder = system.media_root / "derivatives" / record["source_id"]
+    assert not (folder / "rendition.mp4").exists() and list(folder.glob(".tmp-rendition-*")) == []
+    system.start_role("derive")
+    ready = wait_for(lambda: rendition_of(system, record), timeout=120, interval=0.3,
+                     what="the transcode to finish after the restart")
+    assert (ready["status"], ready["stream"]) == ("ready", "transcode")
+    assert rows(system.database_url, "SELECT attempts FROM derivatives"
+                " WHERE kind = 'rendition'") == [(1,)]

@@ -15,7 +15,8 @@ SAMPLE = "tiny_av1.mp4"
 def file_urls(base: str, token: str) -> list[str]:
     video = f"{base}/api/video/{token}"
     return [f"{video}/download/", f"{base}/stream/{token}/", f"{video}/poster/",
-            f"{video}/storyboard/", f"{video}/scenes.vtt", f"{video}/frame/?t=0"]
+            f"{video}/storyboard/", f"{video}/scenes.vtt", f"{video}/frame/?t=0",
+            f"{video}/frames/?t=0,0.1", f"{video}/clip/?start=0&end=0.5"]
 
 
 def signed_in(system) -> requests.Session:

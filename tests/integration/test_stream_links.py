@@ -475,6 +475,34 @@ def test_the_link_points_at_the_rendition_once_it_is_ready(linked, camera_corpus
         assert resp.headers["Content-Type"] == "video/mp4"
 
 
+def rendition_state(system: System, token: str) -> tuple[str | None, str | None]:
+    playback = requests.get(f"{system.base_url}/api/video/{token}/", timeout=5).json()["playback"]
+    return playback["status"], playback["error_code"]
+
+
+def test_a_transcode_awaiting_a_viewer_has_no_link_so_a_stream_starts_it(linked, camera_corpus):
+    """VIDEODROP_TRANSCODE=on-view (the default): a video whose transcode waits for someone
+    to watch has no link, so its ``/stream/`` goes to the API, which asks for the transcode
+    (nginx answering alone never would); once made, the link points at the rendition."""
+    system, url = linked
+    system.start_role("derive", env={"VIDEODROP_DERIVE": "rendition"})
+    record = upload(system, camera_corpus / "hevc-aac.ts")
+    token = record["api_links"]["access_token"]
+    wait_for(lambda: rendition_state(system, token) == ("skipped", "on_view"), timeout=60,
+             interval=0.2, what="the transcode planned for a viewer")
+    assert link_of(system, token) is None
+    resp, who = served_by(system, url, f"/stream/{token}/", {"Range": "bytes=0-99"})
+    assert (resp.status_code, who) == (206, "api")
+    made = system.media_root / "derivatives" / record["source_id"] / "rendition.mp4"
+    link = wait_for(lambda: (found := link_of(system, token)) is not None
+                    and found.resolve() == made.resolve() and found, timeout=120,
+                    interval=0.3, what="the viewer's transcode made and linked")
+    assert rendition_state(system, token) == ("ready", None)
+    resp, who = served_by(system, url, f"/stream/{token}/")
+    assert (resp.status_code, who) == (200, "nginx")
+    assert resp.content == made.read_bytes() and link.suffix == ".mp4"
+
+
 def test_retention_removes_the_link_before_the_file(linked, samples, tmp_path):
     """An expired video's link goes in the transaction that expires it (the retention
     command has the links too), so nginx hands /stream/ to the API, which answers 410."""

@@ -98,3 +98,18 @@ def test_the_api_limits() -> None:
     assert (s.header_timeout, s.login_burst, s.login_rate) == (2.5, 3, 0.5)
     assert s.trusted_proxies == ("10.0.0.0/8", "2001:db8::/32")
     assert Settings.from_env({"VIDEODROP_TRUSTED_PROXIES": "none"}).trusted_proxies == ()
+
+
+def test_the_clip_limits() -> None:
+    s = Settings.from_env({})
+    assert (s.clip_max_seconds, s.clip_max_bytes, s.clip_concurrency, s.clip_timeout) == (
+        60.0, 512 << 20, 1, 120.0)
+    s = Settings.from_env({"VIDEODROP_CLIP_MAX_SECONDS": "12.5",
+                           "VIDEODROP_CLIP_MAX_BYTES": "64MiB",
+                           "VIDEODROP_CLIP_CONCURRENCY": "3", "VIDEODROP_CLIP_TIMEOUT": "9"})
+    assert (s.clip_max_seconds, s.clip_max_bytes, s.clip_concurrency, s.clip_timeout) == (
+        12.5, 64 << 20, 3, 9.0)
+    for name, bad in (("MAX_SECONDS", "0"), ("MAX_BYTES", "0"), ("CONCURRENCY", "0"),
+                      ("TIMEOUT", "inf")):
+        with pytest.raises(SettingsError, match="VIDEODROP_CLIP_"):
+            Settings.from_env({f"VIDEODROP_CLIP_{name}": bad})

@@ -97,6 +97,15 @@ class Derivatives(CatalogBase):
             "id": started.video_id, "kind": started.kind, "progress": progress,
             "requested_at": started.requested_at}) is not None
 
+    def interrupt_transcode(self, started: Derivative) -> bool:
+        """The transcode of ``started`` stopped by its role's stop (the lock still held):
+        ``running_since`` cleared, the attempt given back, the request first in the outbox
+        again (a relay publishes it to the transcode queue). False when the request is no
+        longer to make (the video deleted, or requested afresh)."""
+        return self.db.one("interrupt_transcode", {
+            "id": started.video_id, "now": self.clock(),
+            "requested_at": started.requested_at}) is not None
+
     def sweep_transcodes(self) -> list[int]:
         """Rendition requests whose transcode job died (``running_since`` set, the
         rendition lock free) get no job again, first in the outbox (the relay publishes

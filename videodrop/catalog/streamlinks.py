@@ -48,14 +48,16 @@ class StreamLinkSync(CatalogBase):
                 target = self.links.target(row) if row else None
                 if target is not None:
                     self.links.add(target)
+                elif row is not None:  # a ready row with no link (awaiting a viewer)
+                    self.links.remove(row["access_token"])
         except (CatalogUnavailable, OSError) as exc:
             logs.get("videodrop.links").warning(
                 "stream link not made: the API serves this video", video_id=video_id,
                 error=str(exc))
 
     def refresh_link(self, video_id: int) -> None:
-        """A ready video's rendition became ready or stopped being: its link points at
-        what ``/stream/`` serves now (:meth:`_make_link`)."""
+        """A ready video's rendition became ready, stopped being, or waits for a viewer:
+        its link points at what ``/stream/`` serves now, or is removed (:meth:`_make_link`)."""
         self._make_link(video_id)
 
     def sync_links(self, batch: int = 1000) -> tuple[int, int]:

@@ -103,6 +103,16 @@ UPDATE derivatives SET running_since = %(now)s, progress = 0, attempts = attempt
 WHERE video_id = %(id)s AND kind = 'rendition' AND (status = 'pending' OR remaking)
 RETURNING *;
 
+-- name: interrupt_transcode
+-- A transcode its role stopped (SIGTERM) before the end: the job it took is given back
+-- (not counted as an attempt), first in the outbox, so a derive role publishes it again.
+UPDATE derivatives SET running_since = NULL, progress = NULL, queued_at = NULL,
+    attempts = greatest(attempts - 1, 0), wanted_at = coalesce(wanted_at, %(now)s),
+    updated_at = %(now)s
+WHERE video_id = %(id)s AND kind = 'rendition' AND running_since IS NOT NULL
+  AND (status = 'pending' OR remaking) AND requested_at = %(requested_at)s
+RETURNING video_id;
+
 -- name: running_transcodes
 -- Requests a transcode job took: the sweep checks that their job still holds its lock.
 SELECT video_id FROM derivatives

@@ -11,10 +11,15 @@ FROM videos WHERE id = %(id)s AND status = 'ready' FOR UPDATE;
 -- name: link_row
 -- A link is made only from a committed ready row held FOR SHARE: no change to it can
 -- commit until the link is made (and then that change removes it). ``rendition``: the
--- file of its ready browser rendition (derive/rendition.py), which the link points at.
+-- file of its ready browser rendition (derive/rendition.py), which the link points at;
+-- ``awaits_viewer``: its transcode waits for someone to watch (VIDEODROP_TRANSCODE=on-view),
+-- so it has no link: its /stream/ goes to the API, which asks for the transcode.
 SELECT access_token, stored_path, format, original_filename,
        (SELECT r.data->>'file' FROM derivatives AS r WHERE r.video_id = videos.id
-        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition
+        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition,
+       EXISTS (SELECT FROM derivatives AS r WHERE r.video_id = videos.id
+        AND r.kind = 'rendition' AND r.status = 'skipped'
+        AND r.error_code = 'on_view') AS awaits_viewer
 FROM videos
 WHERE id = %(id)s AND status = 'ready' AND access_token IS NOT NULL
   AND token_expires_at IS NULL
@@ -23,7 +28,10 @@ FOR SHARE;
 -- name: link_rows
 SELECT id, access_token, stored_path, format, original_filename,
        (SELECT r.data->>'file' FROM derivatives AS r WHERE r.video_id = videos.id
-        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition
+        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition,
+       EXISTS (SELECT FROM derivatives AS r WHERE r.video_id = videos.id
+        AND r.kind = 'rendition' AND r.status = 'skipped'
+        AND r.error_code = 'on_view') AS awaits_viewer
 FROM videos
 WHERE id > %(after)s AND status = 'ready' AND access_token IS NOT NULL
   AND token_expires_at IS NULL
@@ -33,6 +41,9 @@ FOR SHARE;
 -- name: link_rows_by_token
 SELECT access_token, stored_path, format, original_filename,
        (SELECT r.data->>'file' FROM derivatives AS r WHERE r.video_id = videos.id
-        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition
+        AND r.kind = 'rendition' AND r.status = 'ready') AS rendition,
+       EXISTS (SELECT FROM derivatives AS r WHERE r.video_id = videos.id
+        AND r.kind = 'rendition' AND r.status = 'skipped'
+        AND r.error_code = 'on_view') AS awaits_viewer
 FROM videos
 WHERE access_token = ANY(%(tokens)s) AND status = 'ready' AND token_expires_at IS NULL;

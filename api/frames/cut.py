@@ -1,0 +1,191 @@
+"""Clips of a video: which frames a cut holds (read from the timeline of
+:mod:`api.frames.timeline`), and the ffmpeg that writes them as an MP4 file.
+
+Times are the timeline's (seconds, the container's start removed). A :class:`Span` is
+the frames a clip holds, consecutive in presentation order.
+
+* ``copy`` (:func:`copy_span`, :meth:`Cutter.copy`): whole GOPs, stream copy. The clip
+  starts at the last keyframe shown at or before ``start`` (the first keyframe when
+  ``start`` is before it) and ends where the first keyframe at or after ``end`` starts (the
+  stream's end when there is none). ffmpeg seeks to that keyframe, drops every packet
+  shown before it (an earlier keyframe a demuxer landed on; an open GOP's leading frames)
+  and copies the packets decoded before the keyframe that ends the span. The file written
+  is then listed (ffprobe, no decoding) and the frames it shows counted: a container that keeps no
+  packet durations (Matroska) leaves the last frame without one, which an MP4 edit list
+  then hides; the span is shortened to what is shown. (Not for the containers of
+  :data:`DURATIONS_KEPT`, whose every sample has a duration.)
+* ``exact`` (:func:`exact_span`, :meth:`Cutter.exact`): exactly the frames whose time is
+  in ``[start, end)``, re-encoded (H.264, and AAC for the audio): decoding starts at the
+  keyframe the frame endpoint would seek to for the first frame (its references, open
+  GOPs included), ``select`` keeps the frames from a time between the first frame and the
+  one before it, and ``-frames:v`` stops after the last. Each frame keeps its duration
+  (``-fps_mode passthrough``, the input stream's time base).
+
+The audio (the first audio stream, if any) covers the same span: copied by ``copy``
+when MP4 carries its codec, else encoded to AAC; trimmed by ``exact``. Errors:
+:class:`~api.frames.extract.FrameFailed` (``too_large`` when the file reaches the
+runner's size limit), :class:`~api.frames.timeline.PastTheEnd`, :class:`NoFrames`,
+:class:`NoKeyframe`.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
+from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
+
+__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
+           "exact_span"]
+
+#: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
+#: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
+DURATIONS_KEPT = frozenset({"mp4", "m4v", "mov", "3gp"})
+#: Audio codecs a ``copy`` clip keeps as they are (MP4 carries them); others become AAC.
+MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"})
+_VIDEO = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
+_AUDIO = ("-c:a", "aac", "-b:a", "160k")
+#: Where a copied clip's first keyframe lands (seconds after 0): never before 0 whatever
+#: the rounding of timestamps to microseconds, so it is never dropped as shown before it.
+_LANDING = MARGIN / 2
+_OUTPUT = ("-sn", "-dn", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", "-y")
+
+
+class NoFrames(ValueError):
+    """No frame's time is in ``[start, end)``."""
+
+
+class NoKeyframe(ValueError):
+    """``copy`` has no keyframe to cut at before ``end`` (or after it, in what was read)."""
+
+
+@dataclass(frozen=True)
+class Span:
+    """The frames of a clip: ``count`` frames from index ``first``; ``start``: the first
+    one's time, ``end``: the end of the last (the next frame's time, or the stream's end),
+    seconds; ``cut``: ``copy``, the decoding time of the keyframe that ends the span
+    (None: the stream's end)."""
+
+    first: int
+    count: int
+    start: float
+    end: float
+    cut: float | None = None
+
+
+def _time_of(line: Timeline, index: int) -> float:
+    """The time of frame ``index``, or the stream's end when it is one past the last."""
+    if index < len(line.times):
+        return line.times[index]
+    if line.end is None:
+        raise ValueError("the packets read do not reach the end of the clip")
+    return line.end
+
+
+def _check_start(line: Timeline, start: float) -> None:
+    if not line.times:
+        raise NoFrames("the stream holds no frame")
+    if line.end is not None and start >= line.end:
+        raise PastTheEnd(start, line.end)
+
+
+def exact_span(line: Timeline, start: float, end: float) -> Span:
+    """The frames whose time is in ``[start, end)`` (seconds, ``start < end``)."""
+    _check_start(line, start)
+    first = bisect.bisect_left(line.times, start)
+    stop = bisect.bisect_left(line.times, end)
+    if stop <= first:
+        raise NoFrames(f"no frame's time is in [{start:g}, {end:g}) s")
+    return Span(first, stop - first, line.times[first], _time_of(line, stop))
+
+
+def copy_span(line: Timeline, start: float, end: float) -> Span:
+    """Whole GOPs from the last keyframe at or before ``start`` to the first at or after
+    ``end`` (module docstring); :class:`NoKeyframe` when the stream has none before ``end``
+    or the packets read hold none after it and do not reach the stream's end."""
+    _check_start(line, start)
+    keys = line.keys
+    a = max(0, bisect.bisect_right(keys, start) - 1)
+    b = bisect.bisect_left(keys, end)
+    if not keys or b <= a:
+        raise NoKeyframe(f"no keyframe before {end:g} s to cut at: ask mode=exact")
+    first = bisect.bisect_left(line.times, keys[a])
+    cut = None
+    if b < len(keys):
+        stop = bisect.bisect_left(line.times, keys[b])
+        cut = line.key_decoded[b]
+    elif line.end is not None:
+        stop = len(line.times)
+    else:
+        raise NoKeyframe(f"no keyframe after {end:g} s in the packets read")
+    return Span(first, stop - first, line.times[first], _time_of(line, stop), cut)
+
+
+class Cutter(Frames):
+    """:class:`~api.frames.extract.Frames` that also writes clips (MP4) to a path."""
+
+    def _ffmpeg(self, *args: str) -> list[str]:
+        return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
+                *INPUT_OPTIONS, *args]
+
+    def copy(self, line: Timeline, span: Span, out: Path, audio: str | None, *,
+             container: str | None) -> Span:
+        """Write ``span`` (from :func:`copy_span` of ``line``) to ``out`` by stream copy;
+        ``audio``: the first audio stream's codec (None: no audio); ``container``: the
+        source's (``file_info.format``). The span the file shows: its first ``count``
+        frames or fewer (listed unless the source is in :data:`DURATIONS_KEPT`).
+
+        The video is read up to (not including) the packet of the keyframe that ends the
+        span: the input's ``-t`` stops a copied stream at the first packet whose decoding
+        time reaches it. (``-frames:v`` would end the whole file there, the audio with it,
+        though the audio's packets run ahead of the video's decoding times by the
+        B-frames' delay.) The audio, from a second reading of the file, is read up to the
+        span's end."""
+        # a time t of the timeline lands at t - span.start + _LANDING in the clip (audio
+        # before the first frame included: it is dropped as shown before the clip)
+        origin = span.start
+        seek = ["-ss", f"{origin + MARGIN:.6f}"] if span.first > 0 else []
+        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else -origin):.6f}"]
+        # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
+        # take the rounding to the stream's time base (1 ms in Matroska): stop before
+        until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
+        second = ([] if audio is None else
+                  [*seek, *offset, "-t", f"{span.end - origin + _LANDING:.6f}",
+                   "-i", f"file:{self.path}"])
+        sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
+            ["-c:a", "copy"] if audio in MP4_AUDIO else _AUDIO)]
+        self._run(self._ffmpeg(
+            *seek, *offset, *until, "-i", f"file:{self.path}", *second,
+            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *_OUTPUT,
+            f"file:{out}"), "ffmpeg")
+        if container in DURATIONS_KEPT:
+            return span
+        listed = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
+                            "-show_entries", "packet=flags", "-of", "csv", f"file:{out}"],
+                           "ffprobe").stdout.decode("ascii", "replace")
+        shown = sum(1 for row in listed.splitlines()
+                    if row.startswith("packet,") and "D" not in row.split(",")[1])
+        if shown == span.count:
+            return span
+        if not 0 < shown < span.count:
+            raise FrameFailed("decode_failed", f"the stream copy shows {shown} frames, not"
+                                               f" the {span.count} of the span")
+        return Span(span.first, shown, span.start, _time_of(line, span.first + shown))
+
+    def exact(self, span: Span, chosen: Chosen, out: Path, audio: str | None) -> None:
+        """Write ``span`` (from :func:`exact_span`) to ``out`` re-encoded; ``chosen``: the
+        timeline's :class:`~api.frames.timeline.Chosen` for the span's first frame."""
+        origin = chosen.start
+        seek = ["-noaccurate_seek", "-ss", f"{origin:.6f}"] if origin > 0 else []
+        picks = [f"select='gte(t,{chosen.seek - origin:.6f})'"] if span.first > 0 else []
+        trim = (["-af", f"atrim=start={max(0.0, span.start - origin):.6f}"
+                 f":end={span.end - origin:.6f},asetpts=PTS-STARTPTS"] if audio else [])
+        self._run(self._ffmpeg(
+            "-threads", "2", *seek, "-i", f"file:{self.path}", "-map", "0:v:0",
+            *(["-an"] if audio is None else ["-map", "0:a:0?", *_AUDIO]),
+            "-vf", ",".join([*picks, "setpts=PTS-STARTPTS"]),
+            *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",
+            "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *_OUTPUT, f"file:{out}"),
+            "ffmpeg")

@@ -1,0 +1,25 @@
+"""The frame and clip routes of one API worker, each kind with its own pool of slots."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import falcon
+
+from api.frames.clip import Clip
+from api.frames.endpoints import Frame, ManyFrames
+from videodrop.catalog import Catalog
+from videodrop.settings import Settings
+
+
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
+    """``/frame/`` and ``/frames/``, sharing VIDEODROP_FRAME_CONCURRENCY decode slots, and
+    ``/clip/`` with VIDEODROP_CLIP_CONCURRENCY slots of its own (a long cut never takes a
+    frame's slot, nor a frame a cut's)."""
+    slots = threading.BoundedSemaphore(settings.frame_concurrency)
+    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
+    app.add_route("/api/video/{token}/frames/",
+                  ManyFrames(settings, catalog, tokens, slots=slots))
+    app.add_route("/api/video/{token}/clip/", Clip(
+        settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency)))

@@ -1,0 +1,109 @@
+"""The clip endpoint's time to last byte (issue 22): ``GET /api/video/{token}/clip/?start=
+…&end=…&mode=copy``, 10 s from a 1 h H.264 file (320x180, 25 fps, a keyframe every 2 s),
+one request at a time over the socket, the body read to its last byte; beside it, in the
+same run and on the same spans, one bare ``ffmpeg -ss start -i file -t 10 -c copy`` to an
+MP4 file (what a client with the file at hand would run). Two sets of spans: near the
+start (10 to 70 s), and seeded random over the hour (the listing of the packets, which
+reads from the start of the file, grows with the time asked).
+
+``python bench/clips.py`` (or ``make bench`` with ``--only clips``).
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from bench import common
+from bench.common import CACHE, Row, Scratch, ms, percentile, row
+
+HOUR = 3600
+SPAN = 10.0
+REQUESTS = 12  # per set of spans
+SEED = 22
+
+
+def hour_file() -> Path:
+    """A 10 s clip looped 360 times by stream copy (timestamps continue): 1 h, made once
+    into var/bench/cache."""
+    path = CACHE / "clips_320x180_gop2s_1h.mp4"
+    if path.exists():
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    piece = CACHE / "clips_320x180_gop2s_10s.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=25:duration=10", "-c:v", "libx264",
+                    "-preset", "veryfast", "-g", "50", "-keyint_min", "50", "-sc_threshold",
+                    "0", "-pix_fmt", "yuv420p", str(piece)], check=True, timeout=300)
+    part = Path(str(path) + ".part.mp4")
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-stream_loop", str(HOUR // 10 - 1),
+                    "-i", str(piece), "-c", "copy", str(part)], check=True, timeout=900)
+    part.rename(path)
+    return path
+
+
+def bare_ffmpeg(path: Path, start: float, out: Path) -> None:
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", f"{start:.3f}", "-i", str(path),
+                    "-t", f"{SPAN:g}", "-c", "copy", "-f", "mp4", str(out)], check=True,
+                   timeout=60)
+
+
+def measure(system: common.System, url: str, path: Path, starts: list[float]
+            ) -> tuple[list[float], list[float]]:
+    """(served seconds, bare seconds) per start, alternating the two."""
+    served: list[float] = []
+    bare: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="bench-clips-") as folder:
+        out = Path(folder) / "bare.mp4"
+        for start in starts:
+            t0 = time.perf_counter()
+            resp = system.http.get(url, params={"start": f"{start:.3f}",
+                                                "end": f"{start + SPAN:.3f}", "mode": "copy"},
+                                   timeout=120)
+            resp.raise_for_status()
+            served.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            bare_ffmpeg(path, start, out)
+            bare.append(time.perf_counter() - t0)
+    return served, bare
+
+
+def main() -> list[Row]:
+    path = hour_file()
+    rng = random.Random(SEED)
+    near = [round(rng.uniform(10, 70), 3) for _ in range(REQUESTS)]
+    anywhere = [round(rng.uniform(0, HOUR - SPAN - 1), 3) for _ in range(REQUESTS)]
+    with Scratch("clips") as scratch:
+        system = scratch.system("api", "prober", "ingest", VIDEODROP_DERIVE="",
+                                VIDEODROP_MAX_FILE_SIZE="4GiB")
+        shutil.copy(path, system.inbox / path.name)
+        [item] = system.wait_done(1, timeout=600)
+        token = item["api_links"]["access_token"]
+        url = f"{system.base_url}/api/video/{token}/clip/"
+        system.http.get(url, params={"start": "1", "end": "2", "mode": "copy"},
+                        timeout=60).raise_for_status()  # warm
+        rows = []
+        for what, starts in (("start in 10-70 s", near), ("start anywhere in 1 h", anywhere)):
+            served, bare = measure(system, url, path, starts)
+            p50, ref = percentile(served, 50), percentile(bare, 50)
+            rows.append(row(f"/clip/?mode=copy 10 s of 1 h (320x180, GOP 2 s), {what}:"
+                            f" p50 to last byte (p95 {ms(percentile(served, 95))})",
+                            ms(p50), ms(ref), p50 / ref, "≤ 1.2x and ≤ 100 ms",
+                            p50 / ref <= 1.2 and p50 <= 0.1))
+    return rows
+
+
+if __name__ == "__main__":
+    common.log(f"machine: {common.machine()}")
+    rows = main()
+    common.print_table(rows, "clips")
+    for one in rows:
+        print(f"ratio {one['ratio']:.2f}x: {one['measure']}")

@@ -1,0 +1,300 @@
+"""The clip endpoint against the frame oracle (testbed/frame_corpus.py), through the real
+API over a socket: ``exact`` holds exactly the frames whose time is in ``[start, end)``
+and ``copy`` exactly the frames of the bounds it states, each checked by decoding the
+clip with ffmpeg and naming every frame by its pixels (constant and variable frame rate,
+B-frames, an open GOP, an edit list, a non-zero start, a rotation; MP4, MKV, WebM, TS);
+the streams and durations of the MP4 by ffprobe; the limits and the refusals."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from testbed import frame_corpus
+from tests.harness import System, own_system, wait_for
+
+CORPUS = ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "edit.mp4", "rotated.mp4"]
+MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noise.mp4's
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
+    """The corpus, ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
+    same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
+    of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
+    the folder, and the oracles of the corpus and of av.mp4 by name."""
+    folder = tmp_path_factory.mktemp("clip-corpus")
+    paths = frame_corpus.build(folder)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
+                    "-f", "lavfi", "-i", "sine=frequency=1000:duration=3", "-c:v", "libx264",
+                    "-crf", "8", "-g", "25", "-c:a", "aac", "-shortest", str(folder / "av.mp4")],
+                   check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", "0.2", "-i", str(folder / "av.mp4"),
+                    "-i", str(folder / "av.mp4"), "-map", "0:v", "-map", "1:a", "-c", "copy",
+                    str(folder / "late.mp4")], check=True, timeout=60)
+    for name, source in (("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t"),
+                         ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8")):
+        subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
+                        "-preset", "ultrafast", "-crf", "10", "-g", "50", str(folder / name)],
+                       check=True, timeout=120)
+    named = {p.name: frame_corpus.oracle(p) for p in [*paths, folder / "av.mp4"]}
+    return folder, named
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
+           ) -> Iterator[tuple[System, dict[str, dict]]]:
+    """The system with every file of the corpus ready, and one that is not a video:
+    name → record."""
+    folder, _ = clips
+    with own_system(tmp_path_factory.mktemp("clips"), database_url, amqp_url,
+                    f"{amqp_prefix}_clips", "api", "prober", "ingest",
+                    VIDEODROP_DERIVE="", VIDEODROP_CLIP_CONCURRENCY="1",
+                    VIDEODROP_CLIP_MAX_SECONDS="8",
+                    VIDEODROP_CLIP_MAX_BYTES=str(MAX_BYTES)) as system:
+        names = sorted(path.name for path in folder.iterdir())
+        for name in names:
+            (system.inbox / name).write_bytes((folder / name).read_bytes())
+        (system.inbox / "broken.mp4").write_bytes(b"not a video at all" * 100)
+        items = system.wait_done(len(names) + 1, timeout=120)
+        yield system, {v["original_filename"]: v for v in items}
+
+
+def clip(system: System, token: str, **params: object) -> requests.Response:
+    return system.http.get(f"{system.base_url}/api/video/{token}/clip/", params=params,
+                           timeout=120)
+
+
+def token(records: dict[str, dict], name: str) -> str:
+    return records[name]["api_links"]["access_token"]
+
+
+def decoded(resp: requests.Response, folder: Path) -> frame_corpus.Oracle:
+    """The clip's frames, by ffprobe and an ffmpeg decode (the oracle's own reading)."""
+    path = folder / "clip.mp4"
+    path.write_bytes(resp.content)
+    return frame_corpus.oracle(path)
+
+
+def probe(resp: requests.Response, folder: Path) -> dict:
+    path = folder / "probe.mp4"
+    path.write_bytes(resp.content)
+    return json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries",
+         "format=format_name,duration:stream=codec_type,codec_name,duration",
+         "-of", "json", str(path)], check=True, capture_output=True, timeout=60).stdout)
+
+
+def named_frames(got: frame_corpus.Oracle, oracle: frame_corpus.Oracle, worst: float
+                 ) -> list[int]:
+    """The index in ``oracle`` of each frame of ``got``, each within ``worst`` levels."""
+    names = []
+    for picture in got.pixels:
+        index, diff = oracle.nearest(picture)
+        assert diff < worst, (index, diff)
+        names.append(index)
+    return names
+
+
+def spans(oracle: frame_corpus.Oracle, seed: str) -> list[tuple[float, float]]:
+    """Seeded random spans, one from a frame's own time to another's (that one excluded),
+    one from the start, one running past the end."""
+    rng = random.Random(seed)
+    last = oracle.times[-1]
+    out = []
+    for _ in range(2):
+        a = round(rng.uniform(0, last - 0.2), 6)
+        out.append((a, round(rng.uniform(a + 0.05, a + 1.5), 6)))
+    k = rng.randrange(1, len(oracle.times) - 20)
+    out.append((round(oracle.times[k], 6), round(oracle.times[k + 17], 6)))
+    return [*out, (0.0, 0.5), (round(last - 0.3, 6), round(last + 2, 6))]
+
+
+def expect_headers(resp: requests.Response, oracle: frame_corpus.Oracle,
+                   frames: list[int]) -> None:
+    assert resp.headers["Content-Type"] == "video/mp4"
+    assert int(resp.headers["Clip-Frames"]) == len(frames)
+    assert int(resp.headers["Clip-First-Index"]) == frames[0]
+    assert float(resp.headers["Clip-Start"]) == pytest.approx(oracle.times[frames[0]],
+                                                              abs=1e-6)
+    after = frames[-1] + 1
+    if after < len(oracle.times):
+        assert float(resp.headers["Clip-End"]) == pytest.approx(oracle.times[after], abs=1e-6)
+    else:
+        assert float(resp.headers["Clip-End"]) > oracle.times[-1]
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_path):
+    system, records = served
+    oracle = clips[1][name]
+    for start, end in spans(oracle, name):
+        want = [i for i, t in enumerate(oracle.times) if start <= t < end]
+        resp = clip(system, token(records, name), start=start, end=end, mode="exact")
+        assert resp.status_code == 200, (start, end, resp.text)
+        expect_headers(resp, oracle, want)
+        got = decoded(resp, tmp_path)
+        assert named_frames(got, oracle, worst=4.0) == want, (name, start, end)
+        # each frame keeps its time: the clip's timeline is the source's from Clip-Start
+        first = oracle.times[want[0]]
+        assert got.times == pytest.approx([oracle.times[i] - first for i in want], abs=2e-3)
+
+
+@pytest.mark.parametrize("name", CORPUS)
+def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
+    """The frames of a copy are exactly those of its stated bounds (by their pixels), it
+    starts at a keyframe at or before start (the first one shown when start is before it)
+    and ends at one at or after end, or the stream's end, less perhaps the last frame
+    when the source keeps no packet durations (Matroska: docs/models.md); the headers say
+    which frames it holds in every case."""
+    system, records = served
+    oracle = clips[1][name]
+    keys = [oracle.times[k] for k in oracle.keys]
+    for start, end in spans(oracle, name):
+        resp = clip(system, token(records, name), start=start, end=end, mode="copy")
+        assert resp.status_code == 200, (start, end, resp.text)
+        got = decoded(resp, tmp_path)
+        frames = named_frames(got, oracle, worst=1.0)
+        assert frames == list(range(frames[0], frames[0] + len(frames)))
+        expect_headers(resp, oracle, frames)
+        first = oracle.times[frames[0]]
+        assert first in keys
+        assert first <= start or first == keys[0]
+        following = [k for k in keys if k >= end]
+        cut = oracle.keys[keys.index(following[0])] if following else len(oracle.times)
+        lost = cut - (frames[-1] + 1)  # may be 1 from Matroska (docs/models.md)
+        assert lost == 0 or (lost == 1 and name.endswith(".mkv")), (name, start, end, frames)
+        assert got.times == pytest.approx([oracle.times[i] - first for i in frames], abs=2e-3)
+
+
+def test_streams_durations_and_name(served, clips, tmp_path):
+    system, records = served
+    oracle = clips[1]["av.mp4"]
+    av = token(records, "av.mp4")
+    for mode in ("exact", "copy"):
+        resp = clip(system, av, start="1.02", end="2.5", mode=mode)
+        assert resp.status_code == 200, resp.text
+        info = probe(resp, tmp_path)
+        assert "mp4" in info["format"]["format_name"]
+        kinds = sorted((s["codec_type"], s["codec_name"]) for s in info["streams"])
+        assert kinds == [("audio", "aac"), ("video", "h264")]
+        length = float(resp.headers["Clip-End"]) - float(resp.headers["Clip-Start"])
+        for stream in info["streams"]:
+            assert float(stream["duration"]) == pytest.approx(length, abs=0.05), (mode, stream)
+        assert int(resp.headers["Content-Length"]) == len(resp.content)
+        start = resp.headers["Clip-Start"]
+        assert resp.headers["Content-Disposition"] == (
+            f'attachment; filename="av_{float(start):.3f}-'
+            f'{float(resp.headers["Clip-End"]):.3f}.mp4"')
+    keyframe = max(oracle.times[k] for k in oracle.keys if oracle.times[k] <= 1.02)
+    assert float(start) == pytest.approx(keyframe, abs=1e-6)  # copy: from the keyframe
+    head = system.http.head(f"{system.base_url}/api/video/{av}/clip/",
+                            params={"start": "1", "end": "2"}, timeout=60)
+    assert head.status_code == 200 and head.headers["Clip-Frames"] == "25"
+
+
+def test_a_video_that_starts_after_its_audio(served, clips, tmp_path):
+    """The timeline starts with the audio: the first frame is at 0.2 s. A clip from 0
+    starts at that frame (Clip-Start), and in the clip both streams start at 0."""
+    system, records = served
+    for mode in ("exact", "copy"):
+        resp = clip(system, token(records, "late.mp4"), start="0", end="1.5", mode=mode)
+        assert resp.status_code == 200, resp.text
+        assert float(resp.headers["Clip-Start"]) == pytest.approx(0.2, abs=1e-6)
+        path = tmp_path / "late.mp4"
+        path.write_bytes(resp.content)
+        starts = json.loads(subprocess.run(
+            ["ffprobe", "-v", "error", "-show_entries", "stream=codec_type,start_time",
+             "-of", "json", str(path)], check=True, capture_output=True, timeout=60).stdout)
+        for stream in starts["streams"]:
+            assert float(stream["start_time"]) == pytest.approx(0, abs=0.03), (mode, stream)
+        got = decoded(resp, tmp_path)
+        assert named_frames(got, clips[1]["av.mp4"], worst=4.0)[0] == 0  # its first frame
+
+
+def error_code(resp: requests.Response) -> str:
+    body = resp.json()
+    assert set(body) >= {"title", "description", "error_code"}, body
+    return body["error_code"]
+
+
+def test_refusals_and_limits(served):
+    system, records = served
+    cfr = token(records, "cfr.mp4")
+    for params in ({"start": "-1", "end": "2"}, {"start": "1", "end": "1e3"},
+                   {"start": "nan", "end": "2"}, {"end": "2"}, {"start": "1"},
+                   {"start": "2", "end": "1"}, {"start": "1", "end": "1"},
+                   {"start": "1", "end": "2", "mode": "fast"},
+                   {"start": "1", "end": "2", "t": "1"}):
+        resp = clip(system, cfr, **params)
+        assert resp.status_code == 400 and error_code(resp) == "bad_parameter", params
+    long = clip(system, cfr, start="0", end="8.5")
+    assert long.status_code == 400 and error_code(long) == "too_long"
+    past = clip(system, cfr, start="3", end="4")  # the last frame ends at 3.0 s
+    assert past.status_code == 416 and error_code(past) == "past_end"
+    between = clip(system, cfr, start="1.001", end="1.002")  # frames at 1.00 and 1.04
+    assert between.status_code == 416 and error_code(between) == "no_frames"
+    large = clip(system, token(records, "noise.mp4"), start="0", end="3.5", mode="copy")
+    assert large.status_code == 400 and error_code(large) == "too_large", large.text
+    broken = clip(system, token(records, "broken.mp4"), start="0", end="1")
+    assert broken.status_code == 409 and error_code(broken) == "not_ready"
+    unknown = clip(system, "A" * 43, start="0", end="1")
+    record_404 = system.http.get(f"{system.base_url}/api/video/{'A' * 43}/", timeout=10)
+    assert unknown.status_code == record_404.status_code == 404
+    assert unknown.json() == record_404.json()
+
+
+def test_a_revoked_token_is_404(served):
+    system, records = served
+    record = records["rotated.mp4"]
+    old = token(records, "rotated.mp4")
+    assert clip(system, old, start="0", end="1").status_code == 200
+    resp = system.http.post(f"{system.base_url}/api/videos/{record['id']}/token",
+                            headers=system.admin, timeout=10)
+    assert resp.status_code == 200, resp.text
+    new = resp.json()["api_links"]["access_token"]
+    assert clip(system, old, start="0", end="1").status_code == 404
+    assert clip(system, new, start="0", end="1").status_code == 200
+
+
+def test_a_worker_cuts_at_most_its_share_at_once(served):
+    """VIDEODROP_CLIP_CONCURRENCY=1 (one API worker): while one clip is being cut (a slow
+    re-encode, its client trying again while refused), another is refused at once with
+    503 busy and Retry-After, and frames (a pool of their own) and lookups are answered."""
+    system, records = served
+    long = token(records, "slow.mp4")
+    slow: list[requests.Response] = []
+
+    def cut_slowly() -> None:
+        slow.append(wait_for(lambda: [r for r in [clip(system, long, start="0", end="8",
+                                                       mode="exact")]
+                                      if r.status_code != 503],
+                             timeout=60, interval=0.01, what="the slow clip's slot")[0])
+
+    cutting = threading.Thread(target=cut_slowly)
+    cutting.start()
+    try:
+        def refused() -> list[requests.Response] | None:
+            resp = clip(system, token(records, "cfr.mp4"), start="0", end="1")
+            if resp.status_code == 503:
+                return [resp]
+            assert not slow, ("the slow clip ended before another was refused",
+                              [(r.status_code, r.text[:200]) for r in slow])
+            return None
+        [busy] = wait_for(refused, timeout=60, interval=0.02, what="a clip refused as busy")
+        frame = system.http.get(f"{system.base_url}/api/video/{token(records, 'cfr.mp4')}"
+                                "/frame/", params={"t": "1"}, timeout=60)
+        lookup = system.http.get(f"{system.base_url}/api/video/{long}/", timeout=10)
+    finally:
+        cutting.join(timeout=120)
+    assert error_code(busy) == "busy" and busy.headers["Retry-After"] == "1"
+    assert frame.status_code == 200 and lookup.status_code == 200
+    assert [r.status_code for r in slow] == [200]
+    assert slow[0].headers["Clip-Frames"] == "200"
