@@ -358,3 +358,13 @@ def test_the_role_passes_every_interval_and_serves_its_metrics(db_url, generated
     out = log.read_text()
     assert proc.returncode == 0, out
     assert out.count('"retention pass"') >= 1
+
+
+def test_drop_rows_leaves_no_tombstone(db_url, catalog, generated, tmp_path):
+    want = expected_gone(generated, NOW)
+    rules = rules_file.parse(RULES.replace("[global]\n", "[global]\ndrop_rows = true\n", 1))
+    run_pass(catalog, rules, tmp_path / "media", logs.get("test"), now=NOW)
+    left = {i for (i,) in rows(db_url, "SELECT id FROM videos")}
+    assert left == {r.id for r in generated} - set(want)
+    for r in generated:
+        assert (tmp_path / "media" / r.stored_path).exists() == (r.id in left)
