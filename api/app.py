@@ -67,6 +67,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
     app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth))
     app.add_route(f"/api/videos/{video_id}/token", one_video.VideoToken(settings, catalog, auth))
+    app.add_route(f"/api/videos/{video_id}/hold", one_video.VideoHold(settings, catalog, auth))
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
     app.add_route("/metrics", Metrics.from_environment())

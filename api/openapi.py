@@ -27,6 +27,7 @@ from videodrop.formats import CONTAINERS, EXTENSIONS
 from videodrop.playback import DESCRIPTIONS as PLAYBACK_REASONS
 from videodrop.playback import UNKNOWN_FACTS, Needs
 from videodrop.records import DERIVATIVE_LINKS, FRAME_LINK
+from videodrop.retention.rules import RULES
 
 Schema = dict[str, Any]
 
@@ -37,6 +38,11 @@ def _nullable(kind: str, **extra: Any) -> Schema:
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
+
+
+GONE = {"description": "Expired: a retention rule removed the files (the record says when"
+                       " and why).",
+        "content": {"application/json": {"schema": _ref("Error")}}}
 
 
 def _error(text: str, headers: Schema | None = None) -> Schema:
@@ -237,6 +243,14 @@ SCHEMAS: dict[str, Schema] = {
             "token_expires_at": _nullable("string", format="date-time"),
             "derivatives": _ref("Derivatives"),
             "playback": _ref("Playback"),
+            "held_at": _nullable("string", format="date-time",
+                                 description="held (POST .../hold): no retention rule"
+                                             " removes it"),
+            "expired_at": _nullable("string", format="date-time",
+                                    description="when a retention rule removed its files"),
+            "expired_reason": {"type": ["string", "null"],
+                               "enum": [*RULES, None], "description": "the rule"},
+            "expired_detail": _nullable("string", description="why, in a sentence"),
         },
     },
     "Metadata": {
@@ -301,6 +315,7 @@ def _file_operation(disposition: str) -> Schema:
             "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
             "404": TOKEN_404,
             "409": _error("Not ready yet (status) or processing failed (reason)."),
+            "410": GONE,
             "412": _error("If-Match / If-Unmodified-Since failed."),
             "416": _error("No range is satisfiable.",
                           {"Content-Range": _header("bytes */size")}),
@@ -320,6 +335,7 @@ def _derived(content_type: str, schema: Schema, text: str, *,
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},
                           "404": TOKEN_404,
+                          "410": GONE,
                           "409": _error("The derivative is not ready: its state and reason"
                                         " (Retry-After while pending)."),
                           "503": UNAVAILABLE}}
@@ -471,7 +487,9 @@ TOKEN_LINKS = {"/api/video/{token}/": "Record", "/api/video/{token}/metadata/": 
 ID_LINKS = {("get", "/api/videos/{video_id}"): "ById",
             ("delete", "/api/videos/{video_id}"): "Delete",
             ("post", "/api/videos/{video_id}/token"): "Rotate",
-            ("delete", "/api/videos/{video_id}/token"): "Revoke"}
+            ("delete", "/api/videos/{video_id}/token"): "Revoke",
+            ("post", "/api/videos/{video_id}/hold"): "Hold",
+            ("delete", "/api/videos/{video_id}/hold"): "Release"}
 
 
 def _finish(paths: Schema) -> Schema:
@@ -543,6 +561,12 @@ def document() -> Schema:
                 "post": _by_id("A new token (the old one stops at once).", record_200,
                                body=True),
                 "delete": _by_id("Revoke the token: every link answers 404.", record_200),
+            },
+            "/api/videos/{video_id}/hold": {
+                "post": _by_id("Hold: no retention rule removes the video.",
+                               {**record_200, "409": _error("The video has expired.")}),
+                "delete": _by_id("Lift the hold: the retention rules apply again.",
+                                 record_200),
             },
             "/healthz": _get_and_head(
                 {"security": NOBODY, "responses": {"200": _json("ok", {"type": "object"})}},

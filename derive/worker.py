@@ -178,8 +178,9 @@ class Worker(Consumer):
         kind = started.kind
         done = self.catalog.finish_derivative(started, outcome)
         summary: dict[str, Any] = {"status": outcome.status, "ms": round(seconds * 1000, 1)}
-        if done is None:  # requested afresh meanwhile, or the video deleted
-            if self.catalog.by_id(video.id) is None:
+        if done is None:  # requested afresh meanwhile, or the video deleted or expired
+            now = self.catalog.by_id(video.id)
+            if now is None or now.status == "expired":  # its files went before ours came
                 derivatives.remove_all(self.media_root, video.source_id)
             summary["status"] = "dropped"
         else:

@@ -23,6 +23,7 @@ from testbed import camera_variants  # noqa: E402
 from testbed.broker import delete_amqp_names  # noqa: E402
 from testbed.databases import drop_database, fresh_database  # noqa: E402
 from testbed.system import System  # noqa: E402
+from videodrop.catalog import Catalog  # noqa: E402
 
 pytest_plugins = ["tests.servers", "tests.s3server"]
 
@@ -51,6 +52,14 @@ def db_url(database_url: str, template_database: str) -> Iterator[str]:
     url = fresh_database(database_url, template=template_database)
     yield url
     drop_database(database_url, url)
+
+
+@pytest.fixture
+def catalog(db_url: str) -> Iterator[Catalog]:
+    """The catalog on this test's database."""
+    made = Catalog.connect(db_url)
+    yield made
+    made.close()
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ PLUGIN_HELP = {
     "api": "serve the HTTP API with gunicorn",
     "health": "check database, broker, folders and ffprobe (exit 0/1)",
     "upload": "upload FILEs through the API and print their URLs (--wait: follow to ready)",
+    "retention": "remove what VIDEODROP_RETENTION_FILE says goes (--dry-run: only print it)",
 }
 
 

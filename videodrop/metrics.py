@@ -53,6 +53,7 @@ INGEST = CollectorRegistry()
 PROBER = CollectorRegistry()
 DERIVE = CollectorRegistry()
 API = CollectorRegistry()
+RETENTION = CollectorRegistry()  # videodrop/retention/metrics.py
 
 # --- counts kept in memory, written in batches --------------------------------------------
 
@@ -312,7 +313,8 @@ TOKEN_LOOKUPS = LaterCounter(Counter(
     " from: the worker's token cache, or the database (a miss, or the cache off).",
     ["source"], namespace=NAMESPACE, subsystem="api", registry=API))
 
-ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "derive": DERIVE, "api": API}
+ROLE_REGISTRIES = {"ingest": INGEST, "prober": PROBER, "derive": DERIVE, "api": API,
+                   "retention": RETENTION}
 
 
 def family_names(registry: CollectorRegistry) -> frozenset[str]:
@@ -406,7 +408,8 @@ __all__ = [
     "HTTP_RESPONSE_BYTES",
     "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",
-    "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "TOKEN_LOOKUPS", "FlushOnRead", "LaterCount",
+    "REDELIVERIES", "REFUSAL_REASONS", "RESCANS", "RETENTION", "TOKEN_LOOKUPS", "FlushOnRead",
+    "LaterCount",
     "LaterCounter", "MetricsServer", "buffer", "exposition_registry", "family_names", "flush",
     "histogram_internals", "observe_all",
     "parse_bind", "start_flushing", "start_metrics_server",

@@ -124,7 +124,17 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "token_expires_at": _iso(video.token_expires_at),
         "derivatives": derivative_states(video),
         "playback": playback_state(video),
+        **retention_state(video),
     }
+
+
+def retention_state(video: Video) -> dict[str, Any]:
+    """The record's retention keys (docs/operations.md): ``held_at`` (an operator's hold,
+    else None); once a rule removed the video (status ``expired``), ``expired_at``,
+    ``expired_reason`` (the rule: max_age, origin_quota, global_quota, free_space) and
+    ``expired_detail`` (the sentence), else None."""
+    return {"held_at": _iso(video.held_at), "expired_at": _iso(video.expired_at),
+            "expired_reason": video.expired_reason, "expired_detail": video.expired_detail}
 
 
 def metadata(video: Video) -> dict[str, Any]:

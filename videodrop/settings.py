@@ -111,6 +111,7 @@ class Settings:
     token_cache_size: int = 20_000
     accel_redirect: str | None = None
     stream_links: Path | None = None  # nginx serves /stream/ from links here (links.py)
+    retention_file: Path | None = None  # retention rules, TOML (videodrop/retention/rules.py)
     log_format: str = "auto"
     log_level: str = "info"
     request_log: str = "all"  # all | errors | off: the API's line per request
@@ -326,7 +327,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in _STORAGE_CONVERT:
             return _STORAGE_CONVERT[name](raw)
-        if name in {"inbox", "media_root", "stream_links"}:
+        if name in {"inbox", "media_root", "stream_links", "retention_file"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory",
                     "frames_max_bytes", "clip_max_bytes"}:

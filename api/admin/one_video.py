@@ -7,6 +7,10 @@
   after that instant the token answers the same 404 as an unknown one.
 * ``DELETE /api/videos/{id}/token`` → 200 with the record, no token: every link is dead
   until the next rotation.
+* ``POST /api/videos/{id}/hold`` → 200 with the record, ``held_at`` set: no retention rule
+  removes the video (docs/operations.md); 409 when it has expired already.
+* ``DELETE /api/videos/{id}/hold`` → 200 with the record, ``held_at`` null: the rules
+  apply again.
 """
 
 from __future__ import annotations
@@ -18,9 +22,8 @@ import falcon
 
 from api.auth.credential import AdminAuth, admin_only
 from api.http.params import parse_when
-from api.uploads import staging
-from videodrop import derivatives, logs, records
-from videodrop.catalog import Catalog, Video
+from videodrop import logs, records, removal
+from videodrop.catalog import Catalog, Conflict, Video
 from videodrop.settings import Settings
 from videodrop.tokens import token_prefix
 
@@ -57,8 +60,7 @@ class VideoItem(_ById):
         if video is None:
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
-        staging.remove_files(self.settings.media_root, video)
-        derivatives.remove_all(self.settings.media_root, video.source_id)
+        removal.remove_video(self.settings.media_root, video)
         self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
         resp.status = falcon.HTTP_204
 
@@ -78,6 +80,25 @@ class VideoToken(_ById):
         video = self.catalog.revoke_token(video_id)
         if video is not None:
             self.log.info("token revoked", video_id=video.id)
+        self._send_record(resp, video)
+
+
+@admin_only
+class VideoHold(_ById):
+    def on_post(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        try:
+            video = self.catalog.hold(video_id)
+        except Conflict as exc:
+            raise falcon.HTTPConflict(title="Video expired",
+                                      description=f"Nothing to hold: {exc}.") from exc
+        if video is not None:
+            self.log.info("video held", video_id=video.id)
+        self._send_record(resp, video)
+
+    def on_delete(self, req: falcon.Request, resp: falcon.Response, video_id: int) -> None:
+        video = self.catalog.release(video_id)
+        if video is not None:
+            self.log.info("video hold lifted", video_id=video.id)
         self._send_record(resp, video)
 
 

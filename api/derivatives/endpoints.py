@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import falcon
 
 from api.files.response import send_file
-from api.tokens.endpoints import TokenResource
+from api.tokens.endpoints import TokenResource, gone
 from videodrop.catalog import Derivative, Video
 
 #: The URLs are fixed and a remake replaces their files: a browser asks each time whether
@@ -70,6 +70,8 @@ class DerivativeResource(TokenResource):
     def ready(self, token: str) -> tuple[Video, Derivative]:
         """The video and its ready derivative of :attr:`kind`; 409 otherwise."""
         video = self.lookup(token).video
+        if video.status == "expired":
+            raise gone(video)
         found = self.catalog.derivative(video.id, self.kind)
         if found is None or found.status != "ready":
             raise not_made(self.kind, video, found)

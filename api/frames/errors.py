@@ -9,6 +9,7 @@ from typing import Any
 
 import falcon
 
+from api.tokens.endpoints import gone
 from videodrop.catalog import Video
 
 __all__ = ["RETRY_PENDING", "FrameError", "bad", "parse_time", "ready_file"]
@@ -45,8 +46,12 @@ def parse_time(raw: str, name: str = "t") -> float:
 
 
 def ready_file(video: Video, media_root: Path) -> tuple[Video, Path]:
-    """The ready video and its stored file: 409 ``not_ready`` (``Retry-After`` while it
-    may still become ready), 404 ``missing_file``."""
+    """The ready video and its stored file: 410 ``expired`` (a retention rule removed its
+    files), 409 ``not_ready`` (``Retry-After`` while it may still become ready), 404
+    ``missing_file``."""
+    if video.status == "expired":
+        exc = gone(video)
+        raise FrameError(falcon.HTTP_410, exc.title or "", exc.description or "", "expired")
     if video.status != "ready":
         detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                   else f"The video is not ready yet (status: {video.status}).")

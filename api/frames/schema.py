@@ -14,6 +14,7 @@ ERROR_CODES = {
     "bad_parameter": "a parameter is missing, unknown or malformed",
     "missing_file": "the stored file is gone",
     "not_ready": "the video is not ready (processing, or failed)",
+    "expired": "a retention rule removed the video's files (410)",
     "past_end": "t (a clip's start) is at or after the end of the last frame",
     "too_large": "the frames asked are over VIDEODROP_FRAMES_MAX_BYTES of RGB; the clip"
                  " reached VIDEODROP_CLIP_MAX_BYTES",
@@ -68,6 +69,7 @@ def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema
                         "404": token_404,
                         "409": _error("The video is not ready (Retry-After while it may"
                                       " still be)."),
+                        "410": _error("Expired: a retention rule removed the file."),
                         "416": _error(past),
                         "422": _error("No frame could be decoded there."),
                         "503": unavailable}}

@@ -39,6 +39,8 @@ from videodrop.settings import Settings
 
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
            "revoked": "The token was revoked; every link of this video now answers 404.",
+           "held": "The video is held: no retention rule removes it.",
+           "released": "The hold is lifted: the retention rules apply again.",
            "deleted": "The video and its file were deleted.",
            "loggedout": "You are logged out.",
            "everywhere": "Every session is logged out, on every browser."}

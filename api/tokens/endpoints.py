@@ -26,6 +26,15 @@ def not_found() -> falcon.HTTPNotFound:
                                description="No video has this token (or it was revoked).")
 
 
+def gone(video: Video) -> falcon.HTTPGone:
+    """The answer of a file endpoint (download, stream, derivatives, frames) for a video a
+    retention rule removed: 410, saying when and why (its record stays readable)."""
+    when = video.expired_at.isoformat() if video.expired_at else "earlier"
+    return falcon.HTTPGone(title="Video expired",
+                           description=f"A retention rule ({video.expired_reason}) removed"
+                                       f" its files at {when}: {video.expired_detail}")
+
+
 CACHE_HITS = metrics.TOKEN_LOOKUPS.labels("cache")
 DATABASE_LOOKUPS = metrics.TOKEN_LOOKUPS.labels("database")
 
@@ -110,6 +119,8 @@ class FileEndpoint(TokenResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         video = self.lookup(token).video
+        if video.status == "expired":
+            raise gone(video)
         if video.status != "ready":
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")

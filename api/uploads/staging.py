@@ -14,13 +14,9 @@ import os
 from pathlib import Path
 
 from videodrop import media
-from videodrop.catalog import Video
+from videodrop.removal import STAGING_DIR, remove_files, stage_path
 
-STAGING_DIR = ".uploads"
-
-
-def stage_path(media_root: Path, video_id: int) -> Path:
-    return media_root / STAGING_DIR / f"{video_id}.part"
+__all__ = ["STAGING_DIR", "commit", "open_stage", "remove_files", "stage_path"]
 
 
 def open_stage(media_root: Path, video_id: int) -> tuple[Path, int]:
@@ -40,18 +36,3 @@ def commit(stage: Path, media_root: Path, stored_path: str) -> Path:
     os.rename(stage, dst)
     media.fsync_dir(dst.parent)
     return dst
-
-
-def remove_files(media_root: Path, video: Video, *, stored: bool = True) -> None:
-    """Remove an upload's temporary file and (with ``stored``) its stored file, then the
-    ``videos/<source_id>/`` folder if that leaves it empty. Missing files are fine."""
-    with contextlib.suppress(FileNotFoundError):
-        stage_path(media_root, video.id).unlink()
-    if not stored:
-        return
-    dst = media_root / video.stored_path
-    with contextlib.suppress(FileNotFoundError):
-        dst.unlink()
-    with contextlib.suppress(OSError):  # not empty, or already gone
-        dst.parent.rmdir()
-

@@ -114,7 +114,8 @@ def test_library_search_filter_and_pages(system: System) -> None:
     assert live.status_code == 200 and live.headers["Cache-Control"] == "no-store"
     body = live.json()
     assert [r["name"] for r in body["rows"]] == ["Clip 20", "Clip 10", "Clip 00"]
-    assert body["counts"] == {"uploading": 27, "processing": 0, "ready": 0, "failed": 3}
+    assert body["counts"] == {"uploading": 27, "processing": 0, "ready": 0, "failed": 3,
+                              "expired": 0}
     assert 'data-status="failed"' in body["rows"][0]["html"]
     assert requests.get(f"{system.base_url}/library.json", timeout=5).status_code == 401
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -17,17 +16,9 @@ import pytest
 
 from prober import store, worker
 from tests.harness import drop_database, rows
-from videodrop.catalog import Catalog
 from videodrop.errors import TransientFileError
 from videodrop.messages import InboxFile
 from videodrop.migrate import available, migrate
-
-
-@pytest.fixture
-def catalog(db_url: str) -> Iterator[Catalog]:
-    cat = Catalog.connect(db_url)
-    yield cat
-    cat.close()
 
 
 @pytest.fixture

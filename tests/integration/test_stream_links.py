@@ -509,3 +509,24 @@ def test_a_transcode_awaiting_a_viewer_has_no_link_so_a_stream_starts_it(linked,
     resp, who = served_by(system, url, f"/stream/{token}/")
     assert (resp.status_code, who) == (200, "nginx")
     assert resp.content == made.read_bytes() and link.suffix == ".mp4"
+
+
+def test_retention_removes_the_link_before_the_file(linked, samples, tmp_path):
+    """An expired video's link goes in the transaction that expires it (the retention
+    command has the links too), so nginx hands /stream/ to the API, which answers 410."""
+    system, url = linked
+    record = upload(system, samples / SAMPLE)
+    video_id, token = record["id"], record["api_links"]["access_token"]
+    wait_for(lambda: link_of(system, token), what="the video's stream link")
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE videos SET created_at = now() - interval '2 days' WHERE id = %s",
+                     (video_id,))
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[uploads]\nmax_age = "1d"\n')
+    done = subprocess.run([sys.executable, "-m", "videodrop", "retention"], cwd=REPO,
+                          env={**system.env, "VIDEODROP_RETENTION_FILE": str(rules)},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert link_of(system, token) is None
+    resp, who = served_by(system, url, f"/stream/{token}/")
+    assert (resp.status_code, who) == (410, "api")

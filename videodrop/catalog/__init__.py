@@ -10,7 +10,8 @@ purpose each.
   :mod:`~videodrop.catalog.uploads`, :mod:`~videodrop.catalog.processing` (the prober),
   :mod:`~videodrop.catalog.tokens` (management), :mod:`~videodrop.catalog.reads`,
   :mod:`~videodrop.catalog.streamlinks` (the stream-link folder),
-  :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes).
+  :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes),
+  :mod:`~videodrop.catalog.retention` (retention's walks, expiry and holds).
 
 SQL lives in ``videodrop/sql/*.sql``, one file per part."""
 
@@ -22,17 +23,35 @@ from videodrop.catalog.derivatives import Derivative, Derivatives, Outcome
 from videodrop.catalog.lists import SORTS, Cursor, Sort, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
+from videodrop.catalog.retention import Chosen, RetentionRows, Usage
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
 from videodrop.catalog.tokens import TokenChanges
 from videodrop.catalog.uploads import Uploads
 from videodrop.errors import CatalogUnavailable, Conflict
 
 
-class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives):
+class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives,
+              RetentionRows):
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
 
-__all__ = ["SORTS", "STATUSES", "Catalog", "CatalogUnavailable", "Conflict", "Connector",
-           "Cursor", "Derivative", "Duplicate", "Outcome", "ProbeOutcome", "Sort", "Video",
-           "VideoFilter"]
+__all__ = [
+    "SORTS",
+    "STATUSES",
+    "Bounds",
+    "Catalog",
+    "CatalogUnavailable",
+    "Chosen",
+    "Conflict",
+    "Connector",
+    "Cursor",
+    "Derivative",
+    "Duplicate",
+    "Outcome",
+    "ProbeOutcome",
+    "Sort",
+    "Usage",
+    "Video",
+    "VideoFilter",
+]

@@ -14,7 +14,7 @@ from psycopg import sql
 from videodrop.errorcodes import ErrorCode
 from videodrop.messages import InboxFile
 
-STATUSES = ("uploading", "processing", "ready", "failed")
+STATUSES = ("uploading", "processing", "ready", "failed", "expired")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,14 @@ class Video:
     claim_ctime_ns: int | None
     created_at: datetime
     updated_at: datetime
+    # retention (migration 0016, videodrop/retention/): an operator's hold (None: none);
+    # when a rule expired the video, the rule (videodrop.retention.rules.RULES) and the
+    # sentence; when its files were removed (None while a pass has still to remove them)
+    held_at: datetime | None = None
+    expired_at: datetime | None = None
+    expired_reason: str | None = None
+    expired_detail: str | None = None
+    files_removed_at: datetime | None = None
     # Not a column: the states of its derivatives, {kind: {"status": …, "error": …}}
     # (table derivatives, migration 0009), where the statement selects them
     # (video_columns(): lists, token lookups, by_id); empty elsewhere.

@@ -1,5 +1,5 @@
 // The video page: follow a video still processing, and a ready one's derivatives and
-// rendition while they are made (no reload); rotate/revoke/delete with confirmation.
+// rendition while they are made (no reload); rotate/revoke/hold/delete with confirmation.
 "use strict";
 
 (() => {
@@ -41,6 +41,16 @@
       title: "Revoke the token?", ok: "Revoke",
       text: "Every link of this video will answer 404 until you rotate the token.",
       run: async () => { await videodrop.api("DELETE", `/api/videos/${id}/token`); location.assign(`/videos/${id}?done=revoked`); },
+    },
+    hold: {
+      title: "Hold this video?", ok: "Hold",
+      text: "No retention rule will remove it until you lift the hold.",
+      run: async () => { await videodrop.api("POST", `/api/videos/${id}/hold`); location.assign(`/videos/${id}?done=held`); },
+    },
+    release: {
+      title: "Lift the hold?", ok: "Lift",
+      text: "The retention rules apply to this video again; the next pass may remove it.",
+      run: async () => { await videodrop.api("DELETE", `/api/videos/${id}/hold`); location.assign(`/videos/${id}?done=released`); },
     },
     delete: {
       title: "Delete this video?", ok: "Delete",

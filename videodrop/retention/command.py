@@ -1,0 +1,99 @@
+"""``videodrop retention``: apply the rules of ``VIDEODROP_RETENTION_FILE``.
+
+* ``videodrop retention`` runs one pass now and exits (0; 69 when the database is
+  unavailable; 78 when the file is missing or invalid, naming the problem);
+* ``--dry-run`` prints what a pass would remove and why, one line per video (id, origin,
+  created_at, bytes, rule, why), then a summary, and changes nothing;
+* ``--every SECONDS`` is the role (``videodrop-retention.service``): a pass, then one every
+  SECONDS until SIGTERM, ``/metrics`` on ``VIDEODROP_METRICS_BIND``, systemd notified.
+
+Why a role of its own rather than a thread of the prober or ingest: removal must run in
+one place and the other roles run many times over (prober@N, several hosts); a small role
+keeps the deletions, their log lines and their metrics in one process, and the advisory
+lock still keeps two of them (two hosts) from removing at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from videodrop import links, logs
+from videodrop.catalog import Catalog
+from videodrop.errors import CatalogUnavailable, ConfigurationError
+from videodrop.retention import rules as rules_file
+from videodrop.retention.enforce import run_pass, store_space
+from videodrop.retention.plan import decide, describe
+from videodrop.role import Role
+from videodrop.settings import Settings
+
+HELP = "remove what the retention rules (VIDEODROP_RETENTION_FILE) say goes; --dry-run"
+
+
+def main(settings: Settings, argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="videodrop retention", description=HELP)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what a pass would remove and why; change nothing")
+    parser.add_argument("--every", type=float, default=None, metavar="SECONDS",
+                        help="keep running: a pass every SECONDS (the role)")
+    args = parser.parse_args(argv)
+    if settings.retention_file is None:
+        raise ConfigurationError("VIDEODROP_RETENTION_FILE is not set: no rules to apply"
+                                 " (docs/operations.md, Retention and quotas)")
+    rules = rules_file.load(settings.retention_file)
+    if args.every is not None and args.every <= 0:
+        raise ConfigurationError("--every: a number of seconds over 0")
+    if args.dry_run:
+        return _dry_run(settings, rules)
+    if args.every is None:
+        logs.configure(role="retention", fmt=settings.log_format, level=settings.log_level)
+        catalog = _catalog(settings)
+        try:
+            run_pass(catalog, rules, settings.media_root, logs.get("retention"))
+        finally:
+            catalog.close()
+        return 0
+    return _serve(settings, rules, args.every)
+
+
+def _catalog(settings: Settings) -> Catalog:
+    """The catalog, with the stream links (VIDEODROP_STREAM_LINKS) it removes before an
+    expiry commits."""
+    return Catalog.connect(settings.database_url, links=links.from_settings(settings))
+
+
+def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
+    catalog = Catalog.connect(settings.database_url)
+    try:
+        plan = decide(catalog, rules, catalog.clock(), store_space(settings.media_root))
+        print("id\torigin\tcreated_at\tbytes\trule\twhy")
+        videos = size = 0
+        for d in plan.chosen(catalog):
+            print(describe(d))
+            videos, size = videos + 1, size + d.size
+    finally:
+        catalog.close()
+    print(f"# would remove {videos} videos, {size} bytes")
+    for sentence in plan.shortfalls:
+        print(f"# {sentence}")
+    return 0
+
+
+def _serve(settings: Settings, rules: rules_file.Rules, every: float) -> int:
+    role = Role("retention", settings)
+    role.start(stopping="finishing the removal in hand")
+    catalog = _catalog(settings)
+    log: Any = role.log
+    try:
+        while not role.stop.is_set():
+            try:
+                result = run_pass(catalog, rules, settings.media_root, log)
+                role.tick("waiting for the next pass" if not result.skipped
+                          else "another process runs the passes")
+            except CatalogUnavailable as exc:
+                log.warning("retention pass failed: database unavailable", error=str(exc))
+                role.tick("database unavailable", ready=False)
+            role.stop.wait(every)
+    finally:
+        catalog.close()
+    return 0
