@@ -22,6 +22,7 @@ from api.uploads import staging
 from videodrop import derivatives, logs, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, from_settings, local_root
 from videodrop.tokens import token_prefix
 
 
@@ -30,10 +31,13 @@ def no_such_video() -> falcon.HTTPNotFound:
 
 
 class _ById:
-    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth, *,
+                 media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
         self.catalog = catalog
         self.admin = admin
+        self.media = media if media is not None else from_settings(settings)
         self.log = logs.get("api.manage")
 
     def _send_record(self, resp: falcon.Response, video: Video | None) -> None:
@@ -57,8 +61,9 @@ class VideoItem(_ById):
         if video is None:
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
-        staging.remove_files(self.settings.media_root, video)
-        derivatives.remove_all(self.settings.media_root, video.source_id)
+        root = local_root(self.media)
+        staging.remove_files(root, video)
+        derivatives.remove_all(root, video.source_id)
         self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
         resp.status = falcon.HTTP_204
 

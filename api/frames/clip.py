@@ -54,6 +54,7 @@ from api.http.params import query_params
 from videodrop.catalog import Catalog
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 MODES = ("exact", "copy")
 
@@ -63,8 +64,8 @@ class Clip(FrameResource):
     work = "clip"
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore) -> None:
-        super().__init__(settings, catalog, tokens, slots=slots)
+                 slots: threading.BoundedSemaphore, media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, slots=slots, media=media)
         self.runner = ChildRunner(settings.child_memory, file_size=settings.clip_max_bytes,
                                   cpus=2)
 

@@ -45,6 +45,7 @@ from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
@@ -88,8 +89,8 @@ class FrameResource(TokenResource):
     work = "frame decode"  # what a slot is for (the 503 busy sentence)
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore) -> None:
-        super().__init__(settings, catalog, tokens)
+                 slots: threading.BoundedSemaphore, media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, media=media)
         self.slots = slots
         self.runner = ChildRunner(settings.child_memory, cpus=2)
 
@@ -102,7 +103,11 @@ class FrameResource(TokenResource):
                      if video.status in {"uploading", "processing"} else None)
             raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready",
                              retry)
-        path = Path(self.settings.media_root) / video.stored_path
+        if self.media_root is None:
+            raise FrameError(falcon.HTTP_501, "Not on this store",
+                             "Frames are taken from a file:// media store only (for now).",
+                             "not_supported")
+        path = Path(self.media_root) / video.stored_path
         if not path.is_file():
             raise FrameError(falcon.HTTP_404, "File missing",
                              "The stored file is missing; tell an operator.", "missing_file")

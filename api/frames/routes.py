@@ -11,15 +11,19 @@ from api.frames.clip import Clip
 from api.frames.endpoints import Frame, ManyFrames
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 
-def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any,
+               media: MediaStore | None = None) -> None:
     """``/frame/`` and ``/frames/``, sharing VIDEODROP_FRAME_CONCURRENCY decode slots, and
     ``/clip/`` with VIDEODROP_CLIP_CONCURRENCY slots of its own (a long cut never takes a
-    frame's slot, nor a frame a cut's)."""
+    frame's slot, nor a frame a cut's); all read ``media`` (default: the settings' store)."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
-    app.add_route("/api/video/{token}/frame/", Frame(settings, catalog, tokens, slots=slots))
+    app.add_route("/api/video/{token}/frame/",
+                  Frame(settings, catalog, tokens, slots=slots, media=media))
     app.add_route("/api/video/{token}/frames/",
-                  ManyFrames(settings, catalog, tokens, slots=slots))
+                  ManyFrames(settings, catalog, tokens, slots=slots, media=media))
     app.add_route("/api/video/{token}/clip/", Clip(
-        settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency)))
+        settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency),
+        media=media))

@@ -49,6 +49,7 @@ from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, from_settings, local_root
 from videodrop.tokens import token_prefix
 
 CHUNK = 1 << 20
@@ -225,8 +226,10 @@ class Upload:
     """``POST /api/videos`` (admin)."""
 
     def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
+        self.media_root = local_root(media if media is not None else from_settings(settings))
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -336,7 +339,7 @@ class Upload:
             filename=filename, name=fields.name, description=fields.description or "",
             source_id=fields.source_id)
         structlog.contextvars.bind_contextvars(video_id=receipt.video.id)
-        receipt.stage, fd = staging.open_stage(self.settings.media_root, receipt.video.id)
+        receipt.stage, fd = staging.open_stage(self.media_root, receipt.video.id)
         os.close(fd)
 
     def _write_stage(self, receipt: Receipt, source: Readable) -> None:
@@ -389,7 +392,7 @@ class Upload:
                 raise falcon.HTTPConflict(title="Upload cancelled",
                                           description="The video was deleted during the upload.")
             receipt.video = video = updated
-        dst = staging.commit(stage, self.settings.media_root, video.stored_path)
+        dst = staging.commit(stage, self.media_root, video.stored_path)
         receipt.stage = None
         done = self.catalog.upload_received(video.id, receipt.size)
         if done is None:
@@ -404,9 +407,9 @@ class Upload:
         video = receipt.video
         if video is None:
             return
-        staging.remove_files(self.settings.media_root, video, stored=False)
+        staging.remove_files(self.media_root, video, stored=False)
         if receipt.stage is None and receipt.size:  # renamed into place already
-            staging.remove_files(self.settings.media_root, video)
+            staging.remove_files(self.media_root, video)
         try:
             if interrupted:
                 self.catalog.mark_failed(video.id, "upload interrupted",

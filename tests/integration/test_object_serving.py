@@ -1,0 +1,170 @@
+"""Serving objects of an S3 store (api/files/objects.py) over real HTTP: real gunicorn, a
+real S3 server (weed mini, tests/s3server.py). ``proxy`` must answer every request exactly
+as a file does (api/files/response.py: status, headers, bytes), so the same requests go to
+both and their answers are compared; ``redirect`` answers 307 to a presigned URL that the
+store itself serves, Range included."""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import secrets
+import textwrap
+import time
+from collections.abc import Iterator
+from email.message import Message
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+from testbed.s3 import S3Server
+from tests.integration.test_fileresponse import Server, start_server
+from videodrop.settings import Settings
+from videodrop.storage import from_settings
+
+NAMES = {"big": "big.mp4", "small": "small.webm", "cafe": "café vidéo.mp4",
+         "empty": "empty.mp4"}
+APP_MODULE = textwrap.dedent(f"""
+    import os
+    from pathlib import Path
+    import falcon
+    from api.files.objects import send_object
+    from api.files.response import send_file
+    from videodrop.settings import Settings
+    from videodrop.storage import from_settings
+
+    ROOT = Path(os.environ["FILEAPP_ROOT"])
+    NAMES = {NAMES!r}
+    STORE = from_settings(Settings.from_env())
+
+    class Serve:
+        def __init__(self, how):
+            self.how = how
+
+        def on_get(self, req, resp, key):
+            name = NAMES.get(key, "missing.mp4")
+            kw = dict(content_type="video/mp4", disposition="inline", filename=name)
+            if self.how == "file":
+                send_file(req, resp, ROOT / name, **kw)
+            else:
+                send_object(req, resp, STORE, "videos/" + name, mode=self.how, **kw)
+
+        on_head = on_get
+
+    class Health:
+        def on_get(self, req, resp):
+            resp.media = {{"ok": True}}
+
+    app = falcon.App()
+    app.add_route("/healthz", Health())
+    for how in ("file", "proxy", "redirect"):
+        app.add_route("/" + how + "/{{key}}/", Serve(how))
+""")
+#: What must be the same whoever holds the bytes (the validators are each store's own).
+SAME = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges",
+        "Content-Disposition", "Cache-Control", "X-Content-Type-Options", "Referrer-Policy")
+
+
+@pytest.fixture(scope="module")
+def contents() -> dict[str, bytes]:
+    return {"big": os.urandom(3 * 1024 * 1024 + 7), "small": os.urandom(1000),
+            "cafe": os.urandom(10_000), "empty": b""}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, s3_server: S3Server, s3_bucket: str,
+           contents: dict[str, bytes]) -> Iterator[Server]:
+    work = tmp_path_factory.mktemp("objectserving")
+    (work / "data").mkdir()
+    (work / "fileapp.py").write_text(APP_MODULE)
+    env = {**s3_server.env(),
+           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/serve-{secrets.token_hex(4)}/"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        store = from_settings(Settings.from_env(env))
+        for key, body in contents.items():
+            path = work / "data" / NAMES[key]
+            path.write_bytes(body)
+            hour_ago = time.time() - 3600  # Last-Modified a strong validator, as on S3
+            os.utime(path, (hour_ago, hour_ago))
+            store.put_file("videos/" + NAMES[key], path)
+        srv = start_server(work, work / "data")
+    yield srv
+    srv.stop()
+
+
+def get(srv: Server, path: str, headers: dict[str, str] | None = None,
+        method: str = "GET") -> tuple[int, Message, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
+    try:
+        conn.request(method, path, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, r.headers, r.read()
+    finally:
+        conn.close()
+
+
+def _plain(headers: Message, body: bytes) -> tuple[dict[str, str | None], bytes]:
+    """The headers that must match and the body, a multipart boundary made neutral."""
+    found: dict[str, str | None] = {name: headers.get(name) for name in SAME}
+    boundary = re.search(r"boundary=([0-9a-f]+)", found["Content-Type"] or "")
+    if boundary:
+        found["Content-Type"] = (found["Content-Type"] or "").replace(boundary[1], "B")
+        body = body.replace(boundary[1].encode(), b"B")
+    return found, body
+
+
+def _requests(etag: str) -> list[tuple[str, dict[str, str]]]:
+    return [("GET", {}), ("HEAD", {}), ("GET", {"Range": "bytes=0-99"}),
+            ("GET", {"Range": "bytes=-500"}), ("GET", {"Range": "bytes=100-"}),
+            ("GET", {"Range": "bytes=0-9,20-29,900-999"}),
+            ("GET", {"Range": "bytes=0-0,-1"}),
+            ("GET", {"Range": "bytes=99999999-"}), ("GET", {"Range": "bytes=5-2"}),
+            ("HEAD", {"Range": "bytes=0-9"}),
+            ("GET", {"If-None-Match": etag}), ("HEAD", {"If-None-Match": etag}),
+            ("GET", {"If-Match": '"nope"'}), ("GET", {"If-Match": etag, "Range": "bytes=1-2"}),
+            ("GET", {"If-Range": etag, "Range": "bytes=10-19"}),
+            ("GET", {"If-Range": '"stale"', "Range": "bytes=10-19"}),
+            ("GET", {"If-Modified-Since": "Sun, 06 Nov 2050 08:49:37 GMT"})]
+
+
+@pytest.mark.parametrize("key", sorted(NAMES))
+def test_proxy_answers_like_a_file(server: Server, contents: dict[str, bytes], key: str):
+    etags = {how: get(server, f"/{how}/{key}/")[1]["ETag"] for how in ("file", "proxy")}
+    assert etags["proxy"] and etags["proxy"] != etags["file"]  # the store's own validator
+    for index, (method, headers) in enumerate(_requests("ETAG")):
+        answers = {}
+        for how in ("file", "proxy"):
+            mine = {k: v.replace("ETAG", etags[how]) for k, v in headers.items()}
+            status, got, body = get(server, f"/{how}/{key}/", mine, method)
+            answers[how] = (status, *_plain(got, body))
+        assert answers["proxy"] == answers["file"], (index, method, headers)
+    status, _, body = get(server, f"/proxy/{key}/")
+    assert (status, body) == (200, contents[key])  # against the bytes we put, not the API
+
+
+def test_proxy_and_redirect_of_a_missing_object_are_404(server: Server):
+    for how in ("file", "proxy", "redirect"):
+        assert get(server, f"/{how}/missing/")[0] == 404
+
+
+def test_redirect_is_a_short_lived_presigned_url_serving_ranges(server: Server,
+                                                                contents: dict[str, Any]):
+    status, headers, body = get(server, "/redirect/big/")
+    assert (status, body) == (307, b"")
+    assert headers["Cache-Control"] == "no-store"
+    location = headers["Location"]
+    query = urlsplit(location).query
+    assert "X-Amz-Signature=" in query
+    assert int(re.search(r"X-Amz-Expires=(\d+)", query)[1]) <= 60  # type: ignore[index]
+    part = requests.get(location, headers={"Range": "bytes=100-199"}, timeout=30)
+    assert part.status_code == 206
+    assert part.content == contents["big"][100:200]
+    whole = requests.get(location, timeout=30)
+    assert whole.content == contents["big"]
+    assert get(server, "/redirect/big/", method="HEAD")[0] == 307
