@@ -22,7 +22,7 @@ from api.uploads import staging
 from videodrop import derivatives, logs, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
-from videodrop.storage import MediaStore, from_settings, local_root
+from videodrop.storage import FileStore, MediaStore, from_settings
 from videodrop.tokens import token_prefix
 
 
@@ -61,9 +61,12 @@ class VideoItem(_ById):
         if video is None:
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
-        root = local_root(self.media)
-        staging.remove_files(root, video)
-        derivatives.remove_all(root, video.source_id)
+        if isinstance(self.media, FileStore):
+            staging.remove_files(self.media.root, video)
+            derivatives.remove_all(self.media.root, video.source_id)
+        else:
+            self.media.delete(video.stored_path)
+            self.media.delete_prefix(f"{derivatives.FOLDER}/{video.source_id}/")
         self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
         resp.status = falcon.HTTP_204
 

@@ -171,8 +171,8 @@ class Stream(FileEndpoint):
     disposition = "inline"
 
     def __init__(self, settings: Settings, catalog: Catalog,
-                 tokens: TokenCache | None = None) -> None:
-        super().__init__(settings, catalog, tokens)
+                 tokens: TokenCache | None = None, *, media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, media=media)
         # (video, rendition state) asked for lately: a player's many range requests ask
         # once, not each with a database write; a new state asks again.
         self.asked = Recently(seconds=30.0)

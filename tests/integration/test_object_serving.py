@@ -7,6 +7,8 @@ store itself serves, Range included."""
 from __future__ import annotations
 
 import http.client
+import io
+import json
 import os
 import re
 import secrets
@@ -14,15 +16,19 @@ import textwrap
 import time
 from collections.abc import Iterator
 from email.message import Message
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import falcon.testing
 import pytest
 import requests
 
+from api.app import create_app
 from testbed.s3 import S3Server
+from tests.harness import rows
 from tests.integration.test_fileresponse import Server, start_server
+from tests.integration.test_token_cache import add_ready
+from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 from videodrop.storage import from_settings
 
@@ -34,6 +40,7 @@ APP_MODULE = textwrap.dedent(f"""
     import falcon
     from api.files.objects import send_object
     from api.files.response import send_file
+    from api.ops.health import Health
     from videodrop.settings import Settings
     from videodrop.storage import from_settings
 
@@ -55,15 +62,12 @@ APP_MODULE = textwrap.dedent(f"""
 
         on_head = on_get
 
-    class Health:
-        def on_get(self, req, resp):
-            resp.media = {{"ok": True}}
-
     app = falcon.App()
-    app.add_route("/healthz", Health())
+    app.add_route("/healthz", Health())  # the API's own
     for how in ("file", "proxy", "redirect"):
         app.add_route("/" + how + "/{{key}}/", Serve(how))
 """)
+ADMIN = secrets.token_urlsafe(32)
 #: What must be the same whoever holds the bytes (the validators are each store's own).
 SAME = ("Content-Type", "Content-Length", "Content-Range", "Accept-Ranges",
         "Content-Disposition", "Cache-Control", "X-Content-Type-Options", "Referrer-Policy")
@@ -168,3 +172,58 @@ def test_redirect_is_a_short_lived_presigned_url_serving_ranges(server: Server,
     whole = requests.get(location, timeout=30)
     assert whole.content == contents["big"]
     assert get(server, "/redirect/big/", method="HEAD")[0] == 307
+
+
+@pytest.mark.parametrize("serve", ["redirect", "proxy"])
+def test_the_api_serves_a_video_and_its_poster_from_s3(db_url: str, s3_server: S3Server,
+                                                       s3_bucket: str, monkeypatch, serve):
+    """The token endpoints on an S3 store (create_app with that store): /download/ and
+    /stream/ by VIDEODROP_S3_SERVE, the poster alike, a missing object 404."""
+    for name, value in s3_server.env().items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    settings = Settings.from_env({
+        **s3_server.env(), "VIDEODROP_DATABASE_URL": db_url, "VIDEODROP_S3_SERVE": serve,
+        "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/api-{secrets.token_hex(4)}/",
+        "VIDEODROP_REQUEST_LOG": "off", "VIDEODROP_ADMIN_TOKEN": ADMIN})
+    media = from_settings(settings)
+    video_id, token = add_ready(db_url)
+    [(key, source_id)] = rows(db_url, "SELECT stored_path, source_id FROM videos WHERE id = %s",
+                              video_id)
+    original, poster = os.urandom(200_000), os.urandom(5_000)
+    media.put_stream(key, io.BytesIO(original))
+    media.put_stream(f"derivatives/{source_id}/poster.jpg", io.BytesIO(poster))
+    rows(db_url, "INSERT INTO derivatives (video_id, kind, status, data) VALUES"
+         " (%s, 'poster', 'ready', %s) RETURNING video_id", video_id,
+         json.dumps({"file": f"derivatives/{source_id}/poster.jpg"}))
+    catalog = Catalog.connect(db_url)
+    try:
+        client = falcon.testing.TestClient(create_app(settings, catalog, media=media))
+        for path, body in ((f"/api/video/{token}/download/", original),
+                           (f"/stream/{token}/", original),
+                           (f"/api/video/{token}/poster/", poster)):
+            got = client.simulate_get(path, headers={"Range": "bytes=10-19"})
+            if serve == "redirect":
+                assert got.status_code == 307, path
+                assert got.headers["Cache-Control"] == "no-store"
+                read = requests.get(got.headers["Location"],
+                                    headers={"Range": "bytes=10-19"}, timeout=30)
+                assert (read.status_code, read.content) == (206, body[10:20]), path
+            else:
+                assert (got.status_code, got.content) == (206, body[10:20]), path
+                assert got.headers["Content-Range"] == f"bytes 10-19/{len(body)}"
+        admin = {"Authorization": f"Bearer {ADMIN}"}
+        upload = client.simulate_post("/api/videos", body=b"x", headers={
+            **admin, "Content-Type": "video/mp4"})
+        assert upload.status_code == 501  # not on s3 yet: said, not half done
+        media.delete(key)
+        missing = client.simulate_get(f"/api/video/{token}/download/")
+        assert missing.status_code == 404
+        assert missing.json["title"] == "File missing"
+        media.put_stream(key, io.BytesIO(original))
+        assert client.simulate_delete(f"/api/videos/{video_id}", headers=admin
+                                      ).status_code == 204
+        assert not media.exists(key)  # the objects go with the row
+        assert not media.exists(f"derivatives/{source_id}/poster.jpg")
+    finally:
+        catalog.close()
