@@ -1,5 +1,6 @@
 """The Falcon app: ``create_app(settings, catalog)`` for tests, ``get_app()`` for gunicorn
-(``gunicorn 'api.app:get_app()'``)."""
+(``gunicorn 'api.app:get_app()'``). One media store per worker process
+(videodrop/storage/), handed to every resource that reads or writes media."""
 
 from __future__ import annotations
 
@@ -28,18 +29,21 @@ from api.tokens.fastpath import CacheHitFastPath
 from api.tokens.sharedstamp import made_for_workers
 from api.uploads.probe_requests import ProbeRequests
 from api.uploads.receive import Upload
-from videodrop import links, logs
+from videodrop import links, logs, storage
 from videodrop.catalog import Catalog
 from videodrop.changes import ChangeListener
 from videodrop.errors import ConfigurationError
 from videodrop.links import LinkRemover
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 from videodrop.websessions import LoginStore
 
 
 def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | None = None,
-               tokens: TokenCache | None = None, request_log: RequestLog | None = None
-               ) -> falcon.App:
+               tokens: TokenCache | None = None, request_log: RequestLog | None = None,
+               *, media: MediaStore | None = None) -> falcon.App:
+    """The app on ``catalog`` and ``media`` (default: the store the settings name)."""
+    media = media if media is not None else storage.from_settings(settings)
     request_log = request_log or new_request_log(settings)
     middleware: list[Any] = [RequestMetrics(), request_log, SecurityHeaders()]
     app = falcon.App(middleware=middleware)
@@ -49,10 +53,11 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                            ("/api/video/{token}/metadata/", endpoints.VideoMetadata),
                            ("/api/video/{token}/download/", endpoints.Download),
                            ("/stream/{token}/", endpoints.Stream)):
-        app.add_route(path, endpoint(settings, catalog, tokens))
-    derived.add_routes(app, lambda resource: resource(settings, catalog, tokens))
-    derived_scenes.add_routes(app, lambda resource: resource(settings, catalog, tokens))
-    frames.add_routes(app, settings, catalog, tokens)
+        app.add_route(path, endpoint(settings, catalog, tokens, media=media))
+    derived.add_routes(app, lambda resource: resource(settings, catalog, tokens, media=media))
+    derived_scenes.add_routes(app,
+                              lambda resource: resource(settings, catalog, tokens, media=media))
+    frames.add_routes(app, settings, catalog, tokens, media)
     for path in ("/api/video/{token}", "/api/video/{token}/metadata",
                  "/api/video/{token}/download", "/stream/{token}",
                  "/api/video/{token}/poster", "/api/video/{token}/storyboard",
@@ -60,12 +65,13 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                  "/api/video/{token}/frames", "/api/video/{token}/clip",
                  "/api/video/{token}/packets", "/api/video/{token}/range"):
         app.add_route(path, endpoints.TrailingSlash())
-    probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"))
+    probes = probes or ProbeRequests(settings, catalog, logs.get("api.publishing"), media=media)
     auth = admin_auth(settings, catalog)
-    upload = Upload(settings, catalog, probes)
+    upload = Upload(settings, catalog, probes, media=media)
     app.add_route("/api/videos", listing.VideoList(settings, catalog, auth, upload))
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
-    app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth))
+    app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth,
+                                                                       media=media))
     app.add_route(f"/api/videos/{video_id}/token", one_video.VideoToken(settings, catalog, auth))
     app.add_route(f"/api/videos/{video_id}/hold", one_video.VideoHold(settings, catalog, auth))
     app.add_route("/api/openapi.json", openapi.OpenAPI())
@@ -98,13 +104,14 @@ def get_app() -> WSGIApplication:
     stamp = made_for_workers() if settings.token_cache_size else None
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
+    media = storage.from_settings(settings)  # the one store of this worker process
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=max(2, settings.api_threads),
-                              links=links.from_settings(settings))
-    probes = ProbeRequests(settings, catalog, logs.get("api.publishing"))
+                              links=links.from_settings(settings, media))
+    probes = ProbeRequests(settings, catalog, logs.get("api.publishing"), media=media)
     probes.start()  # per worker: gunicorn calls get_app() after the fork
     if not settings.token_cache_size and catalog.links is None:
-        return create_app(settings, catalog, probes)
+        return create_app(settings, catalog, probes, media=media)
     # one listener per worker for the PostgreSQL change notices (videodrop/changes.py)
     changes = ChangeListener(settings.database_url, log=logs.get("api.changes"))
     tokens = None
@@ -117,9 +124,9 @@ def get_app() -> WSGIApplication:
         LinkRemover(catalog.links, catalog.prune_links, logs.get("api.links")).subscribe(changes)
     changes.start()
     if tokens is None:
-        return create_app(settings, catalog, probes)
+        return create_app(settings, catalog, probes, media=media)
     request_log = new_request_log(settings)
-    app = create_app(settings, catalog, probes, tokens, request_log)
-    views = {"": endpoints.VideoRecord(settings, catalog, tokens),
-             "metadata/": endpoints.VideoMetadata(settings, catalog, tokens)}
+    app = create_app(settings, catalog, probes, tokens, request_log, media=media)
+    views = {"": endpoints.VideoRecord(settings, catalog, tokens, media=media),
+             "metadata/": endpoints.VideoMetadata(settings, catalog, tokens, media=media)}
     return CacheHitFastPath(app, tokens, views, request_log)

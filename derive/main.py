@@ -19,7 +19,7 @@ from derive import ffmpeg
 from derive.relay import Relay
 from derive.transcoder import Transcoder
 from derive.worker import Worker
-from videodrop import links
+from videodrop import links, storage
 from videodrop.catalog import Catalog
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import ConfigurationError
@@ -79,10 +79,11 @@ def main(settings: Settings, argv: list[str]) -> int:
     except ChildMissing as exc:
         raise ConfigurationError(f"{exc}; install ffmpeg (apt-get install ffmpeg) or set"
                                  " VIDEODROP_FFMPEG") from exc
-    settings.media_root.mkdir(parents=True, exist_ok=True)
+    media = storage.from_settings(settings)  # the one store of this process
+    storage.local_root(media).mkdir(parents=True, exist_ok=True)
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=2 * args.concurrency + 4,
-                              links=links.from_settings(settings))
+                              links=links.from_settings(settings, media))
     role.start(stopping="finishing the jobs in hand")
     log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
              ffmpeg=settings.ffmpeg, ffmpeg_version=version, timeout=settings.derive_timeout,
@@ -92,11 +93,13 @@ def main(settings: Settings, argv: list[str]) -> int:
     log.info("reconciled", requests=requested)
     tool = ffmpeg.FFmpeg(settings.ffmpeg, runner, ffmpeg.Deadline(
         settings.derive_timeout, settings.derive_timeout_per_media_second))
-    workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}")
+    workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}",
+                      media=media)
                for i in range(args.concurrency)]
     if "rendition" in settings.derive:  # one video transcode at a time (derive/transcoder.py)
         workers.append(Transcoder(settings, catalog, tool, log.bind(worker="transcode"),
-                                  name="derive-transcode", queue=settings.transcode_queue))
+                                  name="derive-transcode", queue=settings.transcode_queue,
+                                  media=media))
     relay = Relay(settings, catalog, log.bind(worker="relay"))
     relay_thread = threading.Thread(target=relay.run, args=(role.stop,), name="derive-relay",
                                     daemon=True)

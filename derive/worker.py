@@ -34,6 +34,7 @@ from videodrop.messages import BadMessage, DeriveVideo, decode, encode
 from videodrop.outbox import TRANSCODE_KEY
 from videodrop.packets import FILE_NAME as PACKETS_FILE
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, from_settings, local_root
 from videodrop.tokens import token_prefix
 
 
@@ -48,11 +49,14 @@ class Worker(Consumer):
     DEAD_LETTERS = metrics.DERIVE_DEAD_LETTERS
 
     def __init__(self, settings: Settings, catalog: Catalog, ffmpeg: FFmpeg, log: Any, *,
-                 name: str = "derive", queue: str | None = None) -> None:
+                 name: str = "derive", queue: str | None = None,
+                 media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         super().__init__(settings, log, name=name, queue=queue or settings.derive_queue)
         self.catalog = catalog
         self.ffmpeg = ffmpeg
-        self.media_root = settings.media_root.resolve()
+        self.media = media if media is not None else from_settings(settings)
+        self.media_root = local_root(self.media).resolve()
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
         # the job's storyboard keyframes measured as poster candidates (derive/poster.py)
         self._seen: list[poster.Candidate] = []
@@ -241,7 +245,8 @@ class Worker(Consumer):
         facts = poster.make(self.ffmpeg, path, video.duration, made, seen=self._seen)
         [file] = output.publish(self.media_root, video.source_id, {made: "poster.jpg"},
                                 stale=STALE["poster"])
-        return Outcome("ready", {**facts, "file": file, "bytes": _size(self.media_root, file)})
+        size = (self.media_root / file).stat().st_size
+        return Outcome("ready", {**facts, "file": file, "bytes": size})
 
     def _storyboard(self, video: Video, path: Path, temp: Path) -> Outcome:
         facts, sheets = storyboard.make(self.ffmpeg, path, video.duration,
@@ -297,10 +302,6 @@ def _order(kind: str) -> tuple[bool, bool]:
     then the storyboard before the poster: its keyframe pass gives the poster's candidates
     (one decoding of the keyframes for both)."""
     return kind != "packets", kind != "storyboard"
-
-
-def _size(media_root: Path, file: str) -> int:
-    return (media_root / file).stat().st_size
 
 
 def _shown(video: Video) -> tuple[int, int] | None:

@@ -15,7 +15,7 @@ from prober import store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
-from videodrop import broker, links, logs, outbox
+from videodrop import broker, links, logs, outbox, storage
 from videodrop.catalog import Catalog
 from videodrop.catalog.derivatives import REQUEUE_MODES
 from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
@@ -46,16 +46,17 @@ def _version_or_refuse(settings: Settings, runner: ChildRunner) -> str | None:
         return None
 
 
-def _sweep_stale_copies(settings: Settings, log: Any) -> None:
-    """Temporary copies left in the store by a prober that died mid-copy, at start."""
+def _sweep_stale_copies(root: Path, log: Any) -> None:
+    """Temporary copies left in the store (its folder ``root``) by a prober that died
+    mid-copy, at start."""
     try:
-        removed = store.sweep_parts(settings.media_root.resolve())
+        removed = store.sweep_parts(root)
     except OSError as exc:
         log.warning("stale copies: sweep failed", error=str(exc))
         return
     log.info("stale copies removed", count=len(removed),
              older_than_s=store.STALE_PART_SECONDS,
-             paths=[str(p.relative_to(settings.media_root.resolve())) for p in removed[:20]])
+             paths=[str(p.relative_to(root)) for p in removed[:20]])
 
 
 def main(settings: Settings, argv: list[str]) -> int:
@@ -67,18 +68,21 @@ def main(settings: Settings, argv: list[str]) -> int:
     log = role.log
     runner = _ffprobe_runner(settings)
     version = _version_or_refuse(settings, runner)
-    settings.media_root.mkdir(parents=True, exist_ok=True)
+    media = storage.from_settings(settings)  # the one store of this process
+    root = storage.local_root(media).resolve()
+    root.mkdir(parents=True, exist_ok=True)
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
-                              links=links.from_settings(settings))
+                              links=links.from_settings(settings, media))
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version, runner=runner)
     role.start(stopping="finishing the files in hand")
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
-             ffprobe_version=version, media_root=str(settings.media_root.resolve()),
+             ffprobe_version=version, store=media.describe(),
              child_memory=settings.child_memory)
-    threading.Thread(target=_sweep_stale_copies, args=(settings, log), name="part-sweep",
+    threading.Thread(target=_sweep_stale_copies, args=(root, log), name="part-sweep",
                      daemon=True).start()
-    workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}")
+    workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}",
+                      media=media)
                for i in range(args.concurrency)]
     if not role.run_consumers(workers, settings.probe_queue):
         return 1

@@ -23,6 +23,7 @@ from videodrop.errors import CatalogUnavailable, StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy
 from videodrop.messages import BadMessage, DeriveVideo, InboxFile, ProbeVideo, decode
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, from_settings, local_root
 from videodrop.tokens import token_prefix
 
 Prober = Callable[[Path], ProbeResult]
@@ -36,13 +37,15 @@ class Worker(Consumer):
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "path", "token")
 
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
-                 name: str = "prober") -> None:
+                 name: str = "prober", media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         super().__init__(settings, log, name=name, queue=settings.probe_queue)
         self.catalog = catalog
         self.prober = prober
         self.inbox = settings.inbox.resolve()
         self.policy = InboxPolicy.from_settings(settings)
-        self.media_root = settings.media_root.resolve()
+        self.media = media if media is not None else from_settings(settings)
+        self.media_root = local_root(self.media).resolve()
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
 
     def shutdown(self) -> None:

@@ -25,8 +25,8 @@ import pika
 import pika.exceptions
 import psycopg
 
-from videodrop import broker
-from videodrop.errors import BrokerUnavailable
+from videodrop import broker, storage
+from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.migrate import available
 from videodrop.settings import Settings
 
@@ -118,8 +118,20 @@ def check_inbox_readable(settings: Settings) -> tuple[bool, str]:
 
 
 def check_media(settings: Settings) -> tuple[bool, str]:
-    return _folder(settings.media_root, write=True, probe_file=True,
-                   min_free=settings.max_file_size)
+    """The media store: its folder (writable, room for one more file), or that the bucket
+    answers and takes our writes (``MediaStore.check``)."""
+    try:
+        media = storage.from_settings(settings)
+    except ConfigurationError as exc:
+        return False, str(exc)
+    if isinstance(media, storage.FileStore):
+        return _folder(media.root, write=True, probe_file=True,
+                       min_free=settings.max_file_size)
+    try:
+        media.check()
+    except storage.StoreError as exc:
+        return False, f"{media.describe()}: {exc}"
+    return True, f"{media.describe()}: answers, takes writes"
 
 
 def check_ffprobe(settings: Settings) -> tuple[bool, str]:

@@ -52,6 +52,8 @@ from videodrop.changes import (
     Listening,
 )
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, local_root
+from videodrop.storage import from_settings as storage_of
 
 CHANNEL = LINKS_CHANNEL  # NOTIFY payload: the old token, or '*' (table truncated)
 EVERYTHING = "*"
@@ -82,11 +84,14 @@ def target_of(token: str | None, stored_path: str, fmt: str | None, original_fil
     return Target(token, Path(os.path.abspath(media_root / stored_path)), container.key)
 
 
-def from_settings(settings: Settings) -> StreamLinks | None:
-    """The link folder of ``VIDEODROP_STREAM_LINKS``, or None when it is not set."""
+def from_settings(settings: Settings, media: MediaStore | None = None) -> StreamLinks | None:
+    """The link folder of ``VIDEODROP_STREAM_LINKS`` pointing into the folder of ``media``
+    (default: the store the settings name), or None when it is not set. The links need a
+    store of local files: ConfigurationError otherwise."""
     if settings.stream_links is None:
         return None
-    return StreamLinks(settings.stream_links, settings.media_root)
+    return StreamLinks(settings.stream_links,
+                       local_root(media if media is not None else storage_of(settings)))
 
 
 class StreamLinks:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from videodrop import derivatives
 from videodrop.catalog import Video
+from videodrop.storage import FileStore, MediaStore
 
 #: An upload's bytes before they are complete: ``MEDIA_ROOT/.uploads/<video id>.part``.
 STAGING_DIR = ".uploads"
@@ -39,11 +40,18 @@ def remove_files(media_root: Path, video: Video, *, stored: bool = True) -> None
         dst.parent.rmdir()
 
 
-def remove_video(media_root: Path, video: Video) -> None:
+def remove_video(media: MediaStore | Path, video: Video) -> None:
     """Remove every file of ``video`` (a row already deleted or expired, see the module
-    docstring): the stored original, an upload's temporary file, the derivatives' folder."""
-    remove_files(media_root, video)
-    derivatives.remove_all(media_root, video.source_id)
+    docstring) from ``media`` (a store, or the file store's folder): the stored original,
+    an upload's temporary file, the derivatives' folder (on an object store: the original's
+    object and every object under the derivatives' prefix)."""
+    if isinstance(media, MediaStore) and not isinstance(media, FileStore):
+        media.delete(video.stored_path)
+        media.delete_prefix(f"{derivatives.FOLDER}/{video.source_id}/")
+        return
+    root = media.root if isinstance(media, FileStore) else media
+    remove_files(root, video)
+    derivatives.remove_all(root, video.source_id)
 
 
 __all__ = ["STAGING_DIR", "remove_files", "remove_video", "stage_path"]

@@ -6,7 +6,6 @@ import ipaddress
 import math
 import os
 import re
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -64,13 +63,15 @@ class Settings:
     # the media store (videodrop/storage/, docs/storage.md): file:///path or
     # s3://bucket/prefix (None: the folder media_root); the s3 store's server (None: AWS),
     # region, presigned URLs' default life in seconds (≤ 60), multipart part size, and
-    # the checksum each request body carries (crc32 | md5)
+    # the checksum each request body carries (crc32 | md5); how /download/ and /stream/
+    # serve an s3 object (redirect: 307 to a presigned URL | proxy: the bytes through the API)
     storage_url: str | None = None
     s3_endpoint_url: str | None = None
     s3_region: str | None = None
     s3_presign_seconds: float = 60.0
     s3_part_size: int = 16 << 20
     s3_checksum: str = "crc32"
+    s3_serve: str = "redirect"
     base_url: str = "http://localhost:8000"
     bind: str = "127.0.0.1:8000"
     max_file_size: int = 100_000_000
@@ -228,18 +229,13 @@ class Settings:
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
     def store_in_use_problem(self) -> str | None:
-        """Why the roles cannot run on ``storage_url`` (None: they can). The roles keep
-        media under VIDEODROP_MEDIA_ROOT until they move onto videodrop/storage/; an
-        ``s3://`` store is refused rather than silently ignored (docs/storage.md)."""
+        """Why the roles cannot run on ``storage_url`` (None: they can). Every role keeps
+        media in the store ``VIDEODROP_STORAGE_URL`` names (videodrop/storage/); a
+        ``file://`` store (any folder) works throughout, an ``s3://`` one is refused rather
+        than half used until the roles' s3 paths land (docs/storage.md)."""
         if self.storage_url is not None and self.storage_url.startswith("s3://"):
-            return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they keep"
-                    " media under VIDEODROP_MEDIA_ROOT; docs/storage.md): unset it")
-        if self.storage_url is not None and self.storage_url.startswith("file://"):
-            folder = Path(urllib.parse.unquote(urllib.parse.urlsplit(self.storage_url).path))
-            if folder.resolve() != self.media_root.resolve():
-                return (f"VIDEODROP_STORAGE_URL names {folder}, but the roles keep media"
-                        f" under VIDEODROP_MEDIA_ROOT ({self.media_root}) until they move"
-                        " onto the store (docs/storage.md): set only VIDEODROP_MEDIA_ROOT")
+            return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they need a"
+                    " file:// store; docs/storage.md): unset it")
         return None
 
     def _validate_storage(self) -> None:
@@ -253,6 +249,8 @@ class Settings:
             raise SettingsError("VIDEODROP_S3_PART_SIZE must be at least 5MiB (S3's least)")
         if self.s3_checksum not in ("crc32", "md5"):
             raise SettingsError("VIDEODROP_S3_CHECKSUM must be crc32 or md5")
+        if self.s3_serve not in ("redirect", "proxy"):
+            raise SettingsError("VIDEODROP_S3_SERVE must be redirect or proxy")
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

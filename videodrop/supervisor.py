@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from videodrop import logs
+from videodrop import logs, storage
 from videodrop.migrate import migrate
 from videodrop.settings import Settings
 
@@ -42,8 +42,10 @@ def run_all(settings: Settings, argv: list[str]) -> int:
     logs.configure(role="run", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("videodrop.run")
 
-    for folder in (settings.inbox, settings.media_root):
-        folder.mkdir(parents=True, exist_ok=True)
+    settings.inbox.mkdir(parents=True, exist_ok=True)
+    media = storage.from_settings(settings)
+    if isinstance(media, storage.FileStore):
+        media.root.mkdir(parents=True, exist_ok=True)
     if not args.no_migrate:
         migrate(settings.database_url)
 
@@ -57,7 +59,7 @@ def run_all(settings: Settings, argv: list[str]) -> int:
 
     children = [Child(role) for role in roles]
     log.info("starting", roles=roles, inbox=str(settings.inbox.resolve()),
-             url=settings.base_url, media_root=str(settings.media_root.resolve()))
+             url=settings.base_url, store=media.describe())
     failed = 0
     while not stop.is_set():
         now = time.monotonic()

@@ -25,6 +25,7 @@ from api.http.params import parse_when
 from videodrop import logs, records, removal
 from videodrop.catalog import Catalog, Conflict, Video
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore, from_settings
 from videodrop.tokens import token_prefix
 
 
@@ -33,10 +34,13 @@ def no_such_video() -> falcon.HTTPNotFound:
 
 
 class _ById:
-    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog, admin: AdminAuth, *,
+                 media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
         self.catalog = catalog
         self.admin = admin
+        self.media = media if media is not None else from_settings(settings)
         self.log = logs.get("api.manage")
 
     def _send_record(self, resp: falcon.Response, video: Video | None) -> None:
@@ -60,7 +64,7 @@ class VideoItem(_ById):
         if video is None:
             raise no_such_video()
         # The row is gone first: from now on no link serves the file, then it goes too.
-        removal.remove_video(self.settings.media_root, video)
+        removal.remove_video(self.media, video)
         self.log.info("video deleted", video_id=video.id, stored_path=video.stored_path)
         resp.status = falcon.HTTP_204
 

@@ -16,12 +16,10 @@ from the catalog's rows, never from the request."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, ClassVar
 
 import falcon
 
-from api.files.response import send_file
 from api.tokens.endpoints import TokenResource, gone
 from videodrop.catalog import Derivative, Video
 
@@ -80,8 +78,7 @@ class DerivativeResource(TokenResource):
     def send_image(self, req: falcon.Request, resp: falcon.Response, video: Video,
                    relative: str, name: str) -> None:
         try:
-            send_file(req, resp, Path(self.settings.media_root) / relative,
-                      content_type="image/jpeg", disposition="inline",
+            self.send(req, resp, relative, content_type="image/jpeg", disposition="inline",
                       filename=f"{video.source_id}-{name}", cache_control=CACHE_CONTROL)
         except falcon.HTTPNotFound as exc:
             raise falcon.HTTPNotFound(

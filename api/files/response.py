@@ -32,6 +32,7 @@ import secrets
 import stat
 import unicodedata
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import quote
@@ -47,7 +48,15 @@ from api.files.conditional import (
 )
 from api.files.ranges import Partial, Unsatisfiable, content_range, parse_range
 
-__all__ = ["CHUNK_SIZE", "accel_redirect_uri", "content_disposition", "send_file"]
+__all__ = [
+    "CHUNK_SIZE",
+    "Body",
+    "accel_redirect_uri",
+    "answer",
+    "content_disposition",
+    "security_headers",
+    "send_file",
+]
 
 CHUNK_SIZE = 256 * 1024
 _ERROR_CACHE_CONTROL = "no-store"
@@ -203,6 +212,80 @@ def _validator_headers(resp: falcon.Response, v: Validators, cache_control: str)
     resp.set_header("Cache-Control", cache_control)
 
 
+def security_headers(req: falcon.Request, resp: falcon.Response) -> None:
+    """405 but for GET and HEAD; the headers every served file carries."""
+    if req.method not in ("GET", "HEAD"):
+        raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
+    resp.set_header("X-Content-Type-Options", "nosniff")
+    resp.set_header("Referrer-Policy", "no-referrer")
+
+
+@dataclass(frozen=True)
+class Body:
+    """What a GET's body holds once :func:`answer` filled the headers: one window
+    (``first``, ``length``) or, for several ranges, the ``multipart`` parts (head, first,
+    last) and trailer."""
+
+    first: int = 0
+    length: int = 0
+    multipart: tuple[list[tuple[bytes, int, int]], bytes] | None = None
+
+
+def answer(req: falcon.Request, resp: falcon.Response, size: int, v: Validators, *,
+           content_type: str, disposition_value: str, cache_control: str) -> Body | None:
+    """The status and headers of a GET/HEAD of a representation of ``size`` bytes with
+    validators ``v`` (conditionals, Range, If-Range, RFC 9110): the :class:`Body` the
+    caller attaches, or None when nothing is sent (304, HEAD, an empty file). Raises
+    412 and 416 as :func:`send_file` says. Shared by files and store objects, so both
+    answer alike."""
+    method = req.method
+    outcome = evaluate_preconditions(
+        method, v,
+        if_match=req.get_header("If-Match"),
+        if_none_match=req.get_header("If-None-Match"),
+        if_modified_since=req.get_header("If-Modified-Since"),
+        if_unmodified_since=req.get_header("If-Unmodified-Since"),
+    )
+    if outcome is Precondition.FAILED:
+        raise falcon.HTTPPreconditionFailed(headers={"Cache-Control": _ERROR_CACHE_CONTROL})
+    if outcome is Precondition.NOT_MODIFIED:
+        resp.status = falcon.HTTP_304
+        _validator_headers(resp, v, cache_control)
+        return None
+
+    range_header = req.get_header("Range") if method == "GET" else None
+    if range_header is not None and not if_range_matches(req.get_header("If-Range"), v):
+        range_header = None  # §13.2.2 step 5: stale If-Range → whole representation
+    wanted = parse_range(range_header, size)
+    if isinstance(wanted, Unsatisfiable):
+        # Falcon sets "Content-Range: bytes */size" from the positional argument.
+        raise falcon.HTTPRangeNotSatisfiable(
+            size, headers={"Cache-Control": _ERROR_CACHE_CONTROL})
+
+    resp.set_header("Accept-Ranges", "bytes")
+    _validator_headers(resp, v, cache_control)
+    resp.set_header("Content-Disposition", disposition_value)
+
+    if isinstance(wanted, Partial) and len(wanted.ranges) > 1:
+        boundary, parts, trailer, total = _multipart(size, wanted.ranges, content_type)
+        resp.status = falcon.HTTP_206
+        resp.content_type = f"multipart/byteranges; boundary={boundary}"
+        resp.content_length = total
+        return Body(multipart=(parts, trailer)) if method == "GET" else None
+
+    if isinstance(wanted, Partial):
+        first, last = wanted.ranges[0]
+        resp.status = falcon.HTTP_206
+        resp.set_header("Content-Range", content_range(first, last, size))
+    else:
+        first, last = 0, size - 1
+        resp.status = falcon.HTTP_200
+    length = last - first + 1
+    resp.content_type = content_type
+    resp.content_length = length
+    return Body(first, length) if method == "GET" and length > 0 else None
+
+
 def send_file(
     req: falcon.Request,
     resp: falcon.Response,
@@ -225,12 +308,7 @@ def send_file(
     the response is an empty 200 carrying ``X-Accel-Redirect`` and nginx does the rest
     (ranges, conditionals, sending).
     """
-    method = req.method
-    if method not in ("GET", "HEAD"):
-        raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
-    resp.set_header("X-Content-Type-Options", "nosniff")
-    resp.set_header("Referrer-Policy", "no-referrer")
-
+    security_headers(req, resp)
     raw, st = _open_regular(path)
     handed_off = False
     try:
@@ -249,56 +327,15 @@ def send_file(
             resp.data = b""
             return
 
-        outcome = evaluate_preconditions(
-            method, v,
-            if_match=req.get_header("If-Match"),
-            if_none_match=req.get_header("If-None-Match"),
-            if_modified_since=req.get_header("If-Modified-Since"),
-            if_unmodified_since=req.get_header("If-Unmodified-Since"),
-        )
-        if outcome is Precondition.FAILED:
-            raise falcon.HTTPPreconditionFailed(headers={"Cache-Control": _ERROR_CACHE_CONTROL})
-        if outcome is Precondition.NOT_MODIFIED:
-            resp.status = falcon.HTTP_304
-            _validator_headers(resp, v, cache_control)
+        plan = answer(req, resp, size, v, content_type=content_type,
+                      disposition_value=disposition_value, cache_control=cache_control)
+        if plan is None:
             return
-
-        range_header = req.get_header("Range") if method == "GET" else None
-        if range_header is not None and not if_range_matches(req.get_header("If-Range"), v):
-            range_header = None  # §13.2.2 step 5: stale If-Range → whole representation
-        wanted = parse_range(range_header, size)
-        if isinstance(wanted, Unsatisfiable):
-            # Falcon sets "Content-Range: bytes */size" from the positional argument.
-            raise falcon.HTTPRangeNotSatisfiable(
-                size, headers={"Cache-Control": _ERROR_CACHE_CONTROL})
-
-        resp.set_header("Accept-Ranges", "bytes")
-        _validator_headers(resp, v, cache_control)
-        resp.set_header("Content-Disposition", disposition_value)
-
-        if isinstance(wanted, Partial) and len(wanted.ranges) > 1:
-            boundary, parts, trailer, total = _multipart(size, wanted.ranges, content_type)
-            resp.status = falcon.HTTP_206
-            resp.content_type = f"multipart/byteranges; boundary={boundary}"
-            resp.content_length = total
-            if method == "GET":
-                resp.stream = _MultipartBody(raw, parts, trailer)
-                handed_off = True
-            return
-
-        if isinstance(wanted, Partial):
-            first, last = wanted.ranges[0]
-            resp.status = falcon.HTTP_206
-            resp.set_header("Content-Range", content_range(first, last, size))
+        if plan.multipart is not None:
+            resp.stream = _MultipartBody(raw, *plan.multipart)
         else:
-            first, last = 0, size - 1
-            resp.status = falcon.HTTP_200
-        length = last - first + 1
-        resp.content_type = content_type
-        resp.content_length = length
-        if method == "GET" and length > 0:
-            resp.stream = _FileWindow(raw, first, length)
-            handed_off = True
+            resp.stream = _FileWindow(raw, plan.first, plan.length)
+        handed_off = True
     finally:
         if not handed_off:
             raw.close()

@@ -49,6 +49,7 @@ from api.http.params import query_params
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 MODES = ("exact", "copy")
 
@@ -58,8 +59,9 @@ class Clip(FrameResource):
     work = "clip"
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore, indexes: Indexes) -> None:
-        super().__init__(settings, catalog, tokens, slots=slots, indexes=indexes)
+                 slots: threading.BoundedSemaphore, indexes: Indexes,
+                 media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, slots=slots, indexes=indexes, media=media)
         self.runner = ChildRunner(settings.child_memory, file_size=settings.clip_max_bytes,
                                   cpus=2)
 

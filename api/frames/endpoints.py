@@ -51,6 +51,7 @@ from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 RETRY_BUSY = 1  # seconds: Retry-After when every decode slot of the worker is taken
 _FAILED = {"timeout": falcon.HTTP_503, "resource_limit": falcon.HTTP_422,
@@ -66,14 +67,15 @@ class FrameResource(TokenResource):
     work = "frame decode"  # what a slot is for (the 503 busy sentence)
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 slots: threading.BoundedSemaphore, indexes: Indexes) -> None:
-        super().__init__(settings, catalog, tokens)
+                 slots: threading.BoundedSemaphore, indexes: Indexes,
+                 media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, media=media)
         self.slots = slots
         self.indexes = indexes
         self.runner = ChildRunner(settings.child_memory, cpus=2)
 
     def video_file(self, token: str) -> tuple[Video, Path]:
-        return ready_file(self.lookup(token).video, Path(self.settings.media_root))
+        return ready_file(self.lookup(token).video, self.media_root)
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""

@@ -45,10 +45,10 @@ def parse_time(raw: str, name: str = "t") -> float:
     return float(raw)
 
 
-def ready_file(video: Video, media_root: Path) -> tuple[Video, Path]:
+def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path]:
     """The ready video and its stored file: 410 ``expired`` (a retention rule removed its
     files), 409 ``not_ready`` (``Retry-After`` while it may still become ready), 404
-    ``missing_file``."""
+    ``missing_file``; 501 ``not_supported`` on a store without local files (s3)."""
     if video.status == "expired":
         exc = gone(video)
         raise FrameError(falcon.HTTP_410, exc.title or "", exc.description or "", "expired")
@@ -58,7 +58,11 @@ def ready_file(video: Video, media_root: Path) -> tuple[Video, Path]:
         retry = ({"Retry-After": str(RETRY_PENDING)}
                  if video.status in {"uploading", "processing"} else None)
         raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready", retry)
-    path = media_root / video.stored_path
+    if media_root is None:
+        raise FrameError(falcon.HTTP_501, "Not on this store",
+                         "Frames, clips and packet indexes are read from a file:// media"
+                         " store only (for now).", "not_supported")
+    path = Path(media_root) / video.stored_path
     if not path.is_file():
         raise FrameError(falcon.HTTP_404, "File missing",
                          "The stored file is missing; tell an operator.", "missing_file")

@@ -26,7 +26,6 @@ sentence says why; the frame endpoints still answer, by listing the packets); 40
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import falcon
@@ -38,6 +37,7 @@ from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 __all__ = ["CACHE_CONTROL", "ByteRange", "Packets"]
 
@@ -50,13 +50,13 @@ class IndexResource(TokenResource):
     allowed: frozenset[str]
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
-                 indexes: Indexes) -> None:
-        super().__init__(settings, catalog, tokens)
+                 indexes: Indexes, media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, media=media)
         self.indexes = indexes
 
     def loaded(self, req: falcon.Request, token: str) -> tuple[dict[str, str], Loaded]:
         """(the query, the video's index) or the error that says why there is none."""
-        video, path = ready_file(self.lookup(token).video, Path(self.settings.media_root))
+        video, path = ready_file(self.lookup(token).video, self.media_root)
         query = query_params(req)
         unknown = sorted(set(query) - self.allowed)
         if unknown:

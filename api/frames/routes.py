@@ -14,23 +14,27 @@ from api.frames.index import Indexes
 from api.frames.packets import ByteRange, Packets
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
+from videodrop.storage import MediaStore
 
 
-def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any) -> None:
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any,
+               media: MediaStore | None = None) -> None:
     """``/frame/`` and ``/frames/``, sharing VIDEODROP_FRAME_CONCURRENCY decode slots,
     ``/clip/`` with VIDEODROP_CLIP_CONCURRENCY slots of its own (a long cut never takes a
     frame's slot, nor a frame a cut's), and the packet index's ``/packets/`` and
-    ``/range/`` (api/frames/packets.py); all share the packet indexes read."""
+    ``/range/`` (api/frames/packets.py); all share the packet indexes read, and all read
+    ``media`` (default: the settings' store)."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
     indexes = Indexes(Path(settings.media_root), catalog)
     app.add_route("/api/video/{token}/frame/",
-                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes))
+                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes, media=media))
     app.add_route("/api/video/{token}/frames/",
-                  ManyFrames(settings, catalog, tokens, slots=slots, indexes=indexes))
+                  ManyFrames(settings, catalog, tokens, slots=slots, indexes=indexes,
+                             media=media))
     app.add_route("/api/video/{token}/clip/", Clip(
         settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency),
-        indexes=indexes))
+        indexes=indexes, media=media))
     app.add_route("/api/video/{token}/packets/",
-                  Packets(settings, catalog, tokens, indexes=indexes))
+                  Packets(settings, catalog, tokens, indexes=indexes, media=media))
     app.add_route("/api/video/{token}/range/",
-                  ByteRange(settings, catalog, tokens, indexes=indexes))
+                  ByteRange(settings, catalog, tokens, indexes=indexes, media=media))

@@ -9,6 +9,7 @@ from typing import Any
 
 import falcon
 
+from api.files.objects import send_object
 from api.files.response import send_file
 from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
@@ -16,6 +17,7 @@ from api.tokens.recently import Recently
 from videodrop import formats, metrics, records
 from videodrop.catalog import Catalog, Video
 from videodrop.settings import Settings
+from videodrop.storage import FileStore, MediaStore, from_settings
 from videodrop.tokens import token_prefix
 
 
@@ -57,10 +59,33 @@ def to_json(value: Any) -> bytes:
 
 class TokenResource:
     def __init__(self, settings: Settings, catalog: Catalog,
-                 tokens: TokenCache | None = None) -> None:
+                 tokens: TokenCache | None = None, *, media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
         self.catalog = catalog
         self.tokens = tokens
+        self.media = media if media is not None else from_settings(settings)
+        # the folder of a store of local files (sendfile, X-Accel-Redirect); None on s3
+        self.media_root = str(self.media.root) if isinstance(self.media, FileStore) else None
+
+    def send(self, req: falcon.Request, resp: falcon.Response, key: str, *,
+             content_type: str, disposition: str, filename: str, cache_control: str,
+             accel: bool = False) -> None:
+        """Serve the object ``key`` of the media store: a local file by
+        :func:`send_file` (by nginx with ``accel`` and VIDEODROP_ACCEL_REDIRECT), an s3
+        object by :func:`send_object` as VIDEODROP_S3_SERVE says. 404 when missing."""
+        if self.media_root is None:
+            send_object(req, resp, self.media, key,
+                        mode=self.settings.s3_serve,  # type: ignore[arg-type]
+                        content_type=content_type,
+                        disposition=disposition,  # type: ignore[arg-type]
+                        filename=filename, cache_control=cache_control)
+            return
+        send_file(req, resp, os.path.join(self.media_root, key), content_type=content_type,
+                  disposition=disposition,  # type: ignore[arg-type]
+                  filename=filename, cache_control=cache_control,
+                  accel_prefix=self.settings.accel_redirect if accel else None,
+                  accel_path=key if accel else None)
 
     def lookup(self, token: str) -> Entry:
         TOKEN_PREFIX.set(token_prefix(token))
@@ -127,13 +152,9 @@ class FileEndpoint(TokenResource):
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
         path, content_type, cache = self.served(video)
         try:
-            send_file(req, resp, os.path.join(self.settings.media_root, path),
-                      content_type=content_type,
-                      disposition=self.disposition,  # type: ignore[arg-type]
-                      filename=video.original_filename,
-                      cache_control=cache,
-                      accel_prefix=self.settings.accel_redirect,
-                      accel_path=path)
+            self.send(req, resp, path, content_type=content_type,
+                      disposition=self.disposition, filename=video.original_filename,
+                      cache_control=cache, accel=True)
         except falcon.HTTPNotFound as exc:  # no regular file at the stored path
             raise falcon.HTTPNotFound(
                 title="File missing",
@@ -143,7 +164,7 @@ class FileEndpoint(TokenResource):
 
 
     def served(self, video: Video) -> tuple[str, str, str]:
-        """(file relative to MEDIA_ROOT, content type, Cache-Control): the original."""
+        """(the file's key in the media store, content type, Cache-Control): the original."""
         return (video.stored_path,
                 formats.content_type(video.format, video.original_filename),
                 "private, max-age=3600")
@@ -161,8 +182,8 @@ class Stream(FileEndpoint):
     disposition = "inline"
 
     def __init__(self, settings: Settings, catalog: Catalog,
-                 tokens: TokenCache | None = None) -> None:
-        super().__init__(settings, catalog, tokens)
+                 tokens: TokenCache | None = None, *, media: MediaStore | None = None) -> None:
+        super().__init__(settings, catalog, tokens, media=media)
         # (video, rendition state) asked for lately: a player's many range requests ask
         # once, not each with a database write; a new state asks again.
         self.asked = Recently(seconds=30.0)

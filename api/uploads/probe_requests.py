@@ -31,13 +31,19 @@ from videodrop.catalog import Catalog
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable
 from videodrop.messages import ProbeVideo
 from videodrop.settings import Settings
+from videodrop.storage import FileStore, MediaStore, from_settings
 
 
 class ProbeRequests:
     def __init__(self, settings: Settings, catalog: Catalog, log: Any, *,
                  interval: float = 30.0, stale_after: timedelta = timedelta(minutes=5),
-                 unpublished_after: timedelta = timedelta(minutes=10)) -> None:
+                 unpublished_after: timedelta = timedelta(minutes=10),
+                 media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
+        media = media if media is not None else from_settings(settings)
+        # where uploads are staged (a store of local files); None on s3, which takes none
+        self.media_root = media.root if isinstance(media, FileStore) else None
         self.catalog = catalog
         self.log = log
         self.interval = interval
@@ -104,7 +110,8 @@ class ProbeRequests:
         counts = {"republished": 0, "stale": 0}
         try:
             for video in self.catalog.fail_stale_uploads(self.stale_after):
-                staging.remove_files(self.settings.media_root, video)
+                if self.media_root is not None:
+                    staging.remove_files(self.media_root, video)
                 counts["stale"] += 1
                 self.log.warning("upload interrupted (no heartbeat)", video_id=video.id)
             pending |= set(self.catalog.claim_unpublished_uploads(self.unpublished_after))

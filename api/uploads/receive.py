@@ -49,6 +49,7 @@ from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.settings import Settings
+from videodrop.storage import FileStore, MediaStore, from_settings
 from videodrop.tokens import token_prefix
 
 CHUNK = 1 << 20
@@ -225,8 +226,12 @@ class Upload:
     """``POST /api/videos`` (admin)."""
 
     def __init__(self, settings: Settings, catalog: Catalog, probes: ProbeRequests, *,
-                 clock: Any = time.monotonic) -> None:
+                 clock: Any = time.monotonic, media: MediaStore | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
+        media = media if media is not None else from_settings(settings)
+        # uploads are staged and renamed within a store of local files; None on s3
+        self.media_root = media.root if isinstance(media, FileStore) else None
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -236,7 +241,17 @@ class Upload:
         options.max_body_part_count = 16
         self.forms = MultipartFormHandler(options)
 
+    def root(self) -> Path:
+        """The store's folder (uploads are refused on a store without one)."""
+        if self.media_root is None:
+            raise ValueError("uploads need a file:// media store")
+        return self.media_root
+
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        if self.media_root is None:
+            raise falcon.HTTPError(falcon.HTTP_501, title="Not on this store",
+                                   description="Uploads go to a file:// media store only"
+                                   " (for now; docs/storage.md).")
         mime = (req.content_type or "").split(";", 1)[0].strip().lower()
         multipart = mime == "multipart/form-data"
         if not multipart and not mime.startswith(RAW_TYPES):
@@ -336,7 +351,7 @@ class Upload:
             filename=filename, name=fields.name, description=fields.description or "",
             source_id=fields.source_id)
         structlog.contextvars.bind_contextvars(video_id=receipt.video.id)
-        receipt.stage, fd = staging.open_stage(self.settings.media_root, receipt.video.id)
+        receipt.stage, fd = staging.open_stage(self.root(), receipt.video.id)
         os.close(fd)
 
     def _write_stage(self, receipt: Receipt, source: Readable) -> None:
@@ -389,7 +404,7 @@ class Upload:
                 raise falcon.HTTPConflict(title="Upload cancelled",
                                           description="The video was deleted during the upload.")
             receipt.video = video = updated
-        dst = staging.commit(stage, self.settings.media_root, video.stored_path)
+        dst = staging.commit(stage, self.root(), video.stored_path)
         receipt.stage = None
         done = self.catalog.upload_received(video.id, receipt.size)
         if done is None:
@@ -404,9 +419,9 @@ class Upload:
         video = receipt.video
         if video is None:
             return
-        staging.remove_files(self.settings.media_root, video, stored=False)
+        staging.remove_files(self.root(), video, stored=False)
         if receipt.stage is None and receipt.size:  # renamed into place already
-            staging.remove_files(self.settings.media_root, video)
+            staging.remove_files(self.root(), video)
         try:
             if interrupted:
                 self.catalog.mark_failed(video.id, "upload interrupted",

@@ -9,7 +9,7 @@ import pytest
 
 from videodrop.errors import ConfigurationError
 from videodrop.settings import Settings, SettingsError
-from videodrop.storage import FileStore, from_settings, from_url
+from videodrop.storage import FileStore, from_settings, from_url, local_root
 from videodrop.storage.base import Verifier, check_key
 from videodrop.storage.errors import IntegrityFailure
 from videodrop.storage.s3store import S3Store, parse_s3_url
@@ -72,12 +72,25 @@ def test_verifier() -> None:
 
 
 def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
-    """Until the roles move onto videodrop/storage/, a store other than
-    VIDEODROP_MEDIA_ROOT is refused at start, never silently ignored."""
+    """Every role works on any file:// store; until their s3 paths land an s3:// store
+    is refused at start, never silently ignored."""
     root = tmp_path / "media"
     assert Settings(media_root=root).store_in_use_problem() is None
     assert Settings(media_root=root, storage_url=root.as_uri()).store_in_use_problem() is None
     other = Settings(media_root=root, storage_url=(tmp_path / "elsewhere").as_uri())
-    assert "VIDEODROP_MEDIA_ROOT" in (other.store_in_use_problem() or "")
+    assert other.store_in_use_problem() is None
     s3 = Settings(media_root=root, storage_url="s3://bucket/media")
     assert "s3://" in (s3.store_in_use_problem() or "")
+
+
+def test_how_s3_objects_are_served() -> None:
+    assert Settings().s3_serve == "redirect"
+    assert Settings.from_env({"VIDEODROP_S3_SERVE": "proxy"}).s3_serve == "proxy"
+    with pytest.raises(SettingsError, match="VIDEODROP_S3_SERVE"):
+        Settings.from_env({"VIDEODROP_S3_SERVE": "sendfile"})
+
+
+def test_local_root_is_the_file_stores_folder_only(tmp_path: Path) -> None:
+    assert local_root(FileStore(tmp_path)) == tmp_path
+    with pytest.raises(ConfigurationError, match="file://"):
+        local_root(from_url("s3://bucket/media/"))

@@ -31,7 +31,7 @@ from videodrop.storage.filestore import FileStore
 __all__ = ["STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure", "MediaStore", "ObjectInfo",
            "ObjectMissing", "ObjectReader", "StorageFull", "StoreError", "StoreRefused",
            "StoreUnavailable", "Stored", "check_key", "from_settings", "from_url",
-           "read_chunks"]
+           "local_root", "read_chunks"]
 
 
 def from_url(url: str, settings: Settings | None = None) -> MediaStore:
@@ -65,4 +65,17 @@ def from_url(url: str, settings: Settings | None = None) -> MediaStore:
 def from_settings(settings: Settings) -> MediaStore:
     """The store ``VIDEODROP_STORAGE_URL`` names; by default the folder
     ``VIDEODROP_MEDIA_ROOT`` (``file://``), which is what ``make run`` uses."""
-    return from_url(settings.storage_url or settings.media_root.absolute().as_uri(), settings)
+    if not settings.storage_url:  # the folder as given, no round trip through a URL
+        return FileStore(settings.media_root)
+    return from_url(settings.storage_url, settings)
+
+
+def local_root(store: MediaStore) -> Path:
+    """The folder holding the objects of a store whose objects are local files (the file
+    store: ``<root>/<key>``), for the work that needs a file system (renaming an inbox file
+    in, sendfile, derive's scratch folders, nginx's stream links). ConfigurationError for a
+    store without local files (s3)."""
+    if isinstance(store, FileStore):
+        return store.root
+    raise ConfigurationError(f"this needs a media store of local files (file://), not"
+                             f" {store.describe()} (docs/storage.md)")
