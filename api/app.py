@@ -9,7 +9,7 @@ from wsgiref.types import WSGIApplication
 import falcon
 
 from api import openapi
-from api.admin import listing, one_video
+from api.admin import listing, one_video, origins
 from api.auth.clients import ClientAddress
 from api.auth.credential import AdminAuth, weak_token
 from api.auth.sessions import Sessions
@@ -20,6 +20,7 @@ from api.frames import endpoints as frames
 from api.http import errors
 from api.ops import health
 from api.ops.metrics import Metrics, RequestMetrics
+from api.ops.origin_metrics import OriginMetrics
 from api.ops.requestlog import RequestLog, SecurityHeaders
 from api.pages import site as pages
 from api.tokens import endpoints
@@ -33,6 +34,7 @@ from videodrop.catalog import Catalog
 from videodrop.changes import ChangeListener
 from videodrop.errors import ConfigurationError
 from videodrop.links import LinkRemover
+from videodrop.origins import OriginRules
 from videodrop.settings import Settings
 from videodrop.websessions import LoginStore
 
@@ -66,9 +68,12 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     video_id = "{video_id:int(min=1, max=9223372036854775807)}"
     app.add_route(f"/api/videos/{video_id}", one_video.VideoItem(settings, catalog, auth))
     app.add_route(f"/api/videos/{video_id}/token", one_video.VideoToken(settings, catalog, auth))
+    rules = OriginRules.load(settings.origins_file)
+    app.add_route("/api/origins", origins.OriginList(catalog, rules, auth))
+    app.add_sink(origins.OriginTimeline(catalog, rules, auth), origins.TIMELINE_ROUTE)
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
-    app.add_route("/metrics", Metrics.from_environment())
+    app.add_route("/metrics", Metrics.from_environment(OriginMetrics(catalog, rules)))
     app.add_route("/readyz", health.Ready(settings, catalog))
     site = pages.add_routes(app, settings, catalog, auth)
     errors.register(app, html_page=site.unavailable, html_routes=pages.HTML_ROUTES)

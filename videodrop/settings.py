@@ -128,6 +128,9 @@ class Settings:
     frames_max_bytes: int = 256 << 20
     frame_concurrency: int = 2
     frame_timeout: float = 30.0
+    # the timeline's per-origin settings: a TOML file (videodrop/origins.py,
+    # docs/timeline.md); None: every origin in UTC, 1 s gap tolerance, built-in patterns
+    origins_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -299,7 +302,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in _STORAGE_CONVERT:
             return _STORAGE_CONVERT[name](raw)
-        if name in {"inbox", "media_root", "stream_links"}:
+        if name in {"inbox", "media_root", "stream_links", "origins_file"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory",
                     "frames_max_bytes"}:

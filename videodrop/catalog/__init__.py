@@ -10,7 +10,8 @@ purpose each.
   :mod:`~videodrop.catalog.uploads`, :mod:`~videodrop.catalog.processing` (the prober),
   :mod:`~videodrop.catalog.tokens` (management), :mod:`~videodrop.catalog.reads`,
   :mod:`~videodrop.catalog.streamlinks` (the stream-link folder),
-  :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes).
+  :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes),
+  :mod:`~videodrop.catalog.timeline` (origins, timelines and their gaps).
 
 SQL lives in ``videodrop/sql/*.sql``, one file per part."""
 
@@ -23,12 +24,13 @@ from videodrop.catalog.lists import SORTS, Cursor, Sort, VideoFilter
 from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
+from videodrop.catalog.timeline import Timeline
 from videodrop.catalog.tokens import TokenChanges
 from videodrop.catalog.uploads import Uploads
 from videodrop.errors import CatalogUnavailable, Conflict
 
 
-class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives):
+class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives, Timeline):
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 
