@@ -105,7 +105,7 @@ class OriginRules:
         named = {}
         for name, table in origins.items():
             clean = name.strip("/")
-            if not (clean == "upload" or clean == "inbox" or clean.startswith("inbox/")):
+            if not (clean in {"upload", "inbox"} or clean.startswith("inbox/")):
                 raise ConfigurationError(f"{where}: origin {name!r} is no origin: 'upload',"
                                          " 'inbox' or 'inbox/<folder>[/<folder>…]'")
             named[clean] = _rule(table, default, f"{where} [origins.{name!r}]")
@@ -150,7 +150,7 @@ def _pattern(text: str, where: str) -> re.Pattern[str]:
         raise ConfigurationError(f"{where}: pattern {text!r} is no regular expression: {exc}"
                                  ) from exc
     groups = set(pattern.groupindex)
-    if not ({"epoch", "epoch_ms"} & groups or _TIME_GROUPS <= groups):
+    if not ({"epoch", "epoch_ms"} & groups or groups >= _TIME_GROUPS):
         raise ConfigurationError(f"{where}: pattern {text!r} names neither (?P<epoch>…) nor"
                                  " the groups hour, minute and second")
     return pattern

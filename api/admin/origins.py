@@ -75,7 +75,8 @@ class OriginTimeline:
         self.origins = origins
         self.admin = admin
 
-    def __call__(self, req: falcon.Request, resp: falcon.Response, origin: str) -> None:
+    def __call__(self, req: falcon.Request, resp: falcon.Response, **groups: Any) -> None:
+        origin = str(groups["origin"])
         req.uri_template = TIMELINE_TEMPLATE  # the metrics' and request log's route
         if req.method not in {"GET", "HEAD"}:
             raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
