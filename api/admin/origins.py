@@ -68,7 +68,8 @@ class OriginList:
 
 
 class OriginTimeline:
-    """``GET /api/origins/{origin}/timeline``: a sink of :data:`TIMELINE_ROUTE`."""
+    """``GET /api/origins/{origin}/timeline``: a route (``upload``, ``inbox``: one path
+    segment) and a sink of :data:`TIMELINE_ROUTE` (``inbox/cam1``: several)."""
 
     def __init__(self, catalog: Catalog, origins: OriginRules, admin: AdminAuth) -> None:
         self.catalog = catalog
@@ -76,10 +77,12 @@ class OriginTimeline:
         self.admin = admin
 
     def __call__(self, req: falcon.Request, resp: falcon.Response, **groups: Any) -> None:
-        origin = str(groups["origin"])
         req.uri_template = TIMELINE_TEMPLATE  # the metrics' and request log's route
         if req.method not in {"GET", "HEAD"}:
             raise falcon.HTTPMethodNotAllowed(["GET", "HEAD"])
+        self.on_get(req, resp, str(groups["origin"]))
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, origin: str) -> None:
         self.admin.require(req)
         start, end, limit = _window(req)
         origin = origin.strip("/")
@@ -98,6 +101,8 @@ class OriginTimeline:
             "truncated": window.next_start is not None,
             "next_from": iso(window.next_start) if window.next_start else None,
         }
+
+    on_head = on_get
 
 
 def _recording(r: TimedRecording) -> dict[str, Any]:

@@ -24,7 +24,9 @@ def row(**changes: object) -> dict[str, object]:
         "metadata": {"format": "mp4"}, "processing_started_at": NOW,
         "processing_completed_at": NOW, "processing_error": None, "error_code": None,
         "attempts": 1, "claim_dev": 1, "claim_ino": 2, "claim_size": 1234,
-        "claim_mtime_ns": 3, "claim_ctime_ns": 4, "created_at": NOW, "updated_at": NOW}
+        "claim_mtime_ns": 3, "claim_ctime_ns": 4, "created_at": NOW, "updated_at": NOW,
+        "recorded_start": NOW, "recorded_end": NOW, "recorded_source": "file_name",
+        "timeline_origin": "inbox/cam1"}
     return {**base, **changes}
 
 

@@ -159,3 +159,11 @@ def test_a_long_recording_covers_the_short_ones_inside_it():
     gaps, overlaps = gaps_and_overlaps(spans, 1.0)
     assert gaps == []
     assert [(o.before, o.after) for o in overlaps] == [(1, 2), (1, 3)]
+
+
+def test_the_documented_example_file_loads():
+    from pathlib import Path
+    rules = OriginRules.load(Path(__file__).resolve().parents[2] / "deploy" / "origins.toml")
+    assert sorted(rules.named) == ["inbox/dashcam", "inbox/garden", "inbox/nvr1/ch01"]
+    assert rules.rule("inbox/nvr1/ch01").gap_tolerance == 2.0
+    assert rules.rule("inbox/dashcam").creation_time == "local"
