@@ -93,13 +93,17 @@ class OriginTimeline:
         gaps, overlaps = gaps_and_overlaps(
             (Span(r.id, r.start, r.end) for r in ordered), tolerance)
         shown = [r for r in [*reversed(window.before), *window.within] if r.end > start]
+        # A cut page ends where the next one starts: a hole that ends there is this page's,
+        # one that starts there the next page's (each hole on exactly one page).
+        page_end = window.after.start if window.cut and window.after else end
         resp.media = {
             "origin": origin, "from": iso(start), "to": iso(end), "gap_tolerance": tolerance,
             "recordings": [_recording(r) for r in shown],
-            "gaps": [h.as_json() for h in gaps if h.end > start and h.start < end],
-            "overlaps": [h.as_json() for h in overlaps if h.end > start and h.start < end],
-            "truncated": window.next_start is not None,
-            "next_from": iso(window.next_start) if window.next_start else None,
+            "gaps": [h.as_json() for h in gaps if h.end > start and h.start < page_end],
+            "overlaps": [h.as_json() for h in overlaps
+                         if h.end > start and h.start < page_end],
+            "truncated": window.cut,
+            "next_from": iso(window.after.start) if window.cut and window.after else None,
         }
 
     on_head = on_get

@@ -57,13 +57,13 @@ class TimedRecording:
 class Window:
     """What a timeline window needs: the recordings that started last before it (newest
     first, at most BEFORE_WINDOW), those that start in it (in order, at most the limit
-    asked; ``next_start``, the start of the first one left out, when more do) and the
-    first one after it (None when the window's end or the cut is reached first)."""
+    asked), and the next one: the first one left out when more start in the window than
+    the limit (``cut``), else the first after the window (None: there is none yet)."""
 
     before: list[TimedRecording]
     within: list[TimedRecording]
     after: TimedRecording | None
-    next_start: datetime | None
+    cut: bool
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,11 @@ class Timeline(CatalogBase):
         with self.db.transaction() as tx:
             before = tx.all("timeline_before", {**params, "limit": BEFORE_WINDOW})
             within = tx.all("timeline_within", {**params, "limit": limit + 1})
-            after = None if len(within) > limit else tx.one("timeline_after", params)
+            cut = len(within) > limit
+            after = within[limit] if cut else tx.one("timeline_after", params)
         return Window([TimedRecording.from_row(r) for r in before],
                       [TimedRecording.from_row(r) for r in within[:limit]],
-                      TimedRecording.from_row(after) if after else None,
-                      within[limit]["recorded_start"] if len(within) > limit else None)
+                      TimedRecording.from_row(after) if after else None, cut)
 
     def origin_activity(self, since: datetime, tolerances: Mapping[str, float],
                         default_tolerance: float, lookback: timedelta
