@@ -15,8 +15,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.harness import drop_database, fresh_database, rows
 from api.admin.origins import MAX_RECORDINGS
+from tests.harness import drop_database, fresh_database, rows
 from videodrop.catalog.timeline import BEFORE_WINDOW
 from videodrop.migrate import available, migrate
 from videodrop.sql import query
