@@ -6,7 +6,6 @@ reads rows only); the expected gaps come from the schedule the test wrote."""
 from __future__ import annotations
 
 import json
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +16,7 @@ import requests
 
 from api.admin.origins import MAX_RECORDINGS
 from tests.harness import drop_database, fresh_database, rows
+from tests.integration.test_error_codes import bare_db  # noqa: F401, F811 (a fixture)
 from videodrop.catalog.timeline import BEFORE_WINDOW
 from videodrop.migrate import available, migrate
 from videodrop.sql import query
@@ -28,17 +28,7 @@ def _ms(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-@pytest.fixture
-def bare_db(database_url: str) -> Iterator[str]:
-    name = f"vdtimeline_{secrets.token_hex(4)}"
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = psycopg.conninfo.make_conninfo(database_url, dbname=name)
-    yield url
-    drop_database(database_url, url)
-
-
-def test_rows_probed_before_the_migration_are_backfilled(bare_db: str) -> None:
+def test_rows_probed_before_the_migration_are_backfilled(bare_db: str) -> None:  # noqa: F811
     before = [m for m in available() if m.version < 15]
     with psycopg.connect(bare_db, autocommit=True) as conn:
         for mig in before:
