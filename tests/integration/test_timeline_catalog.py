@@ -16,7 +16,7 @@ import requests
 
 from api.admin.origins import MAX_RECORDINGS
 from tests.harness import drop_database, fresh_database, rows
-from tests.integration.test_error_codes import bare_db  # noqa: F401, F811 (a fixture)
+from tests.integration.test_error_codes import bare_db  # noqa: F401 (a fixture)
 from videodrop.catalog.timeline import BEFORE_WINDOW
 from videodrop.migrate import available, migrate
 from videodrop.sql import query
