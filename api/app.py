@@ -77,7 +77,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
     app.add_route("/healthz", health.Health())
     app.add_route("/metrics", Metrics.from_environment(OriginMetrics(catalog, rules)))
     app.add_route("/readyz", health.Ready(settings, catalog))
-    site = pages.add_routes(app, settings, catalog, auth)
+    site = pages.add_routes(app, settings, catalog, auth, rules)
     errors.register(app, html_page=site.unavailable, html_routes=pages.HTML_ROUTES)
     return app
 

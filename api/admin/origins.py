@@ -23,7 +23,7 @@ import falcon
 from api.auth.credential import AdminAuth, admin_only
 from api.http.params import bad, parse_int, parse_when, query_params, repeated_params
 from videodrop.catalog import Catalog
-from videodrop.catalog.timeline import TimedRecording
+from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
 from videodrop.origins import OriginRules
 from videodrop.recording import ESTIMATED_SOURCES, iso
 from videodrop.timeline import Span, gaps_and_overlaps
@@ -32,7 +32,7 @@ from videodrop.tokens import utcnow
 MAX_ORIGINS = 10_000
 MAX_SPAN = timedelta(days=31)
 DEFAULT_SPAN = timedelta(days=1)
-MAX_RECORDINGS = 5000
+MAX_RECORDINGS = MAX_WINDOW
 TIMELINE_PARAMS = ("from", "to", "limit")
 #: The route of a timeline (a sink: an origin holds slashes); its template for metrics.
 TIMELINE_ROUTE = r"^/api/origins/(?P<origin>.+)/timeline$"

@@ -13,6 +13,8 @@ from videodrop.catalog.base import CatalogBase
 
 #: How many recordings before a window are read to find what covers its start.
 BEFORE_WINDOW = 50
+#: The most recordings one window reads (the API's and the pages' limit).
+MAX_WINDOW = 5000
 
 
 @dataclass(frozen=True)
