@@ -44,6 +44,7 @@ BENCHMARKS: dict[str, str] = {
     "scenes": "scenes and activity against PySceneDetect (issue 18)",
     "renditions": "browser renditions (issue 19)",
     "frames": "the frame at t for models (issue 22)",
+    "timeline": "timelines with 1,000,000 rows (issue 21)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 
