@@ -17,6 +17,7 @@ import requests
 from api.admin.origins import MAX_RECORDINGS
 from tests.harness import drop_database, fresh_database, rows
 from tests.integration.test_error_codes import bare_db  # noqa: F401 (a fixture)
+from videodrop.catalog import Catalog
 from videodrop.catalog.timeline import BEFORE_WINDOW
 from videodrop.migrate import available, migrate
 from videodrop.sql import query
@@ -75,8 +76,8 @@ def test_rows_probed_before_the_migration_are_backfilled(bare_db: str) -> None: 
     }
 
 
-def seed_timeline(db: str, origin: str, n: int) -> tuple[list[tuple[datetime, datetime]],
-                                                         dict[int, float], set[int]]:
+def seed_timeline(db: str, origin: str, n: int, base: datetime = T0
+                  ) -> tuple[list[tuple[datetime, datetime]], dict[int, float], set[int]]:
     """``n`` recordings of ``origin``: back to back at 10 s steps with durations jittered by
     up to ±200 ms, a gap before every 37th (1 to 600 s), an overlap of 2 s before every
     53rd. Returns the (start, end) of each, the gaps by the index they precede, and
@@ -88,7 +89,7 @@ def seed_timeline(db: str, origin: str, n: int) -> tuple[list[tuple[datetime, da
     for i in range(n):
         duration = 10.0 + ((i * 7) % 5 - 2) / 10  # 9.8 .. 10.2 s
         if not plan:
-            start = T0
+            start = base
         elif i % 37 == 0:
             gaps[i] = sizes[(i // 37) % len(sizes)]
             start = plan[-1][1] + timedelta(seconds=gaps[i])
@@ -143,6 +144,28 @@ def test_a_long_timeline_page_by_page(make_system) -> None:
                         headers=system.admin, timeout=10).json()
     assert (body["gaps"][0]["start"], body["gaps"][0]["end"]) == (_ms(plan[i - 1][1]),
                                                                   _ms(plan[i][0]))
+
+
+def test_the_metrics_query_counts_the_last_day_s_gaps(db_url: str) -> None:
+    now = datetime.now(UTC)
+    recent, gaps, _ = seed_timeline(db_url, "inbox/new", 600, now - timedelta(hours=3))
+    old, _, _ = seed_timeline(db_url, "inbox/old", 100, now - timedelta(days=10))
+    # a camera whose last day had no gap: its recordings before the window count as cover
+    steady, _, _ = seed_timeline(db_url, "inbox/steady", 36, now - timedelta(hours=24, minutes=3))
+    catalog = Catalog.connect(db_url)
+    try:
+        found = catalog.origin_activity(now - timedelta(hours=24), {"inbox/new": 1.0}, 1.0,
+                                        timedelta(hours=6))
+        strict = catalog.origin_activity(now - timedelta(hours=24), {"inbox/new": 61.0}, 1.0,
+                                         timedelta(hours=6))
+    finally:
+        catalog.close()
+    assert [(a.origin, a.last_end, a.gaps) for a in found] == [
+        ("inbox/new", max(e for _, e in recent), len(gaps)),
+        ("inbox/old", max(e for _, e in old), 0),
+        ("inbox/steady", max(e for _, e in steady), 0)]
+    # a tolerance of 61 s: only the gaps of 120 s and more are gaps
+    assert strict[0].gaps == sum(1 for g in gaps.values() if g >= 61)
 
 
 @pytest.fixture(scope="module")

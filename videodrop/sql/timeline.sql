@@ -52,14 +52,30 @@ LIMIT 1;
 -- counts them: whole milliseconds, at least the origin's tolerance) end at or after
 -- %(since)s. Tolerances by origin in %(origins)s/%(tolerances)s, %(tolerance)s for the
 -- others. The recordings that started up to %(lookback)s before %(since)s say how far the
--- recordings before it reached.
-WITH origins AS (
-    SELECT timeline_origin AS origin, max(recorded_end) AS last_end
-    FROM videos
-    WHERE status = 'ready' AND recorded_start IS NOT NULL
-    GROUP BY timeline_origin
+-- recordings before it reached. The origins are found by skipping through the index (one
+-- probe per origin), and each origin's last end among the recordings that started at most
+-- %(lookback)s before its last start: it reads the recent rows only, however long the
+-- history.
+WITH RECURSIVE names AS (
+    SELECT min(timeline_origin) AS origin
+    FROM videos WHERE status = 'ready' AND recorded_start IS NOT NULL
+    UNION ALL
+    SELECT (SELECT min(v.timeline_origin) FROM videos AS v
+            WHERE v.status = 'ready' AND v.recorded_start IS NOT NULL
+              AND v.timeline_origin > n.origin)
+    FROM names AS n WHERE n.origin IS NOT NULL
+), origins AS (
+    SELECT n.origin, last.started
+    FROM names AS n
+    CROSS JOIN LATERAL (
+        SELECT v.recorded_start AS started FROM videos AS v
+        WHERE v.timeline_origin = n.origin AND v.status = 'ready'
+          AND v.recorded_start IS NOT NULL
+        ORDER BY v.recorded_start DESC LIMIT 1
+    ) AS last
+    WHERE n.origin IS NOT NULL
 ), swept AS (
-    SELECT o.origin, r.recorded_start,
+    SELECT o.origin, r.recorded_start, r.recorded_end,
            max(r.recorded_end) OVER (PARTITION BY o.origin ORDER BY r.recorded_start, r.id
                                      ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
                AS covered,
@@ -71,13 +87,14 @@ WITH origins AS (
         SELECT v.id, v.recorded_start, v.recorded_end
         FROM videos AS v
         WHERE v.timeline_origin = o.origin AND v.status = 'ready'
-          AND v.recorded_start IS NOT NULL AND v.recorded_start >= %(since)s - %(lookback)s
+          AND v.recorded_start IS NOT NULL
+          AND v.recorded_start >= least(%(since)s, o.started) - %(lookback)s
     ) AS r
 )
-SELECT o.origin, o.last_end,
-       (SELECT count(*) FROM swept AS s
-        WHERE s.origin = o.origin AND s.recorded_start >= %(since)s
-          AND round(extract(epoch FROM s.recorded_start - s.covered) * 1000)
-              >= greatest(round(s.tolerance * 1000), 1)) AS gaps
-FROM origins AS o
-ORDER BY o.origin;
+SELECT s.origin, max(s.recorded_end) AS last_end,
+       count(*) FILTER (WHERE s.recorded_start >= %(since)s
+                          AND round(extract(epoch FROM s.recorded_start - s.covered) * 1000)
+                              >= greatest(round(s.tolerance * 1000), 1)) AS gaps
+FROM swept AS s  -- (every origin has a row: its last recording)
+GROUP BY s.origin
+ORDER BY s.origin;
