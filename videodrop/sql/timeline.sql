@@ -74,11 +74,12 @@ WITH RECURSIVE names AS (
         ORDER BY v.recorded_start DESC LIMIT 1
     ) AS last
     WHERE n.origin IS NOT NULL
-), swept AS (
-    SELECT o.origin, r.recorded_start, r.recorded_end,
+), reached AS (
+    -- how far each origin's recordings reach, up to and including each one (a running
+    -- max: its frame only grows, so it is one pass)
+    SELECT o.origin, r.id, r.recorded_start, r.recorded_end,
            max(r.recorded_end) OVER (PARTITION BY o.origin ORDER BY r.recorded_start, r.id
-                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-               AS covered,
+                                     ROWS UNBOUNDED PRECEDING) AS reach,
            coalesce(t.seconds, %(tolerance)s) AS tolerance
     FROM origins AS o
     LEFT JOIN unnest(%(origins)s::text[], %(tolerances)s::float8[]) AS t (origin, seconds)
@@ -89,7 +90,14 @@ WITH RECURSIVE names AS (
         WHERE v.timeline_origin = o.origin AND v.status = 'ready'
           AND v.recorded_start IS NOT NULL
           AND v.recorded_start >= least(%(since)s, o.started) - %(lookback)s
+        ORDER BY v.recorded_start, v.id
+        LIMIT 100000  -- (a bound, and it keeps this a range read of the index per origin)
     ) AS r
+), swept AS (
+    -- ``covered``: how far the recordings before each one reach
+    SELECT origin, recorded_start, recorded_end, tolerance,
+           lag(reach) OVER (PARTITION BY origin ORDER BY recorded_start, id) AS covered
+    FROM reached
 )
 SELECT s.origin, max(s.recorded_end) AS last_end,
        count(*) FILTER (WHERE s.recorded_start >= %(since)s
