@@ -9,12 +9,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from psycopg import sql
+
 from videodrop.catalog.base import CatalogBase
 
 #: How many recordings before a window are read to find what covers its start.
 BEFORE_WINDOW = 50
 #: The most recordings one window reads (the API's and the pages' limit).
 MAX_WINDOW = 5000
+#: The summaries' estimates are large (an origin's whole history), so PostgreSQL would
+#: compile them (JIT), which costs more than running them: off for their transaction.
+_NO_JIT = sql.SQL("SET LOCAL jit = off")
 
 
 @dataclass(frozen=True)
@@ -81,7 +86,9 @@ class OriginActivity:
 class Timeline(CatalogBase):
     def timeline_origins(self, limit: int) -> list[OriginSummary]:
         """Every origin with ready recordings (at most ``limit``, by name)."""
-        rows = self.db.all("timeline_origins", {"limit": limit})
+        with self.db.transaction() as tx:
+            tx.one(_NO_JIT)
+            rows = tx.all("timeline_origins", {"limit": limit})
         return [OriginSummary.from_row(r) for r in rows]
 
     def timeline_window(self, origin: str, start: datetime, end: datetime, limit: int
@@ -104,7 +111,9 @@ class Timeline(CatalogBase):
         """Every origin's last recording end and how many gaps ended at or after
         ``since`` (tolerance by origin from ``tolerances``, else ``default_tolerance``
         seconds; recordings up to ``lookback`` before ``since`` count as cover)."""
-        rows = self.db.all("timeline_recent_gaps", {
-            "since": since, "lookback": lookback, "tolerance": default_tolerance,
-            "origins": list(tolerances), "tolerances": list(tolerances.values())})
+        params = {"since": since, "lookback": lookback, "tolerance": default_tolerance,
+                  "origins": list(tolerances), "tolerances": list(tolerances.values())}
+        with self.db.transaction() as tx:
+            tx.one(_NO_JIT)
+            rows = tx.all("timeline_recent_gaps", params)
         return [OriginActivity(r["origin"], r["last_end"], int(r["gaps"])) for r in rows]
