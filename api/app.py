@@ -10,7 +10,7 @@ from wsgiref.types import WSGIApplication
 import falcon
 
 from api import openapi
-from api.admin import listing, one_video
+from api.admin import listing, one_video, origins
 from api.auth.clients import ClientAddress
 from api.auth.credential import AdminAuth, weak_token
 from api.auth.sessions import Sessions
@@ -21,6 +21,7 @@ from api.frames import routes as frames
 from api.http import errors
 from api.ops import health
 from api.ops.metrics import Metrics, RequestMetrics
+from api.ops.origin_metrics import OriginMetrics
 from api.ops.requestlog import RequestLog, SecurityHeaders
 from api.pages import site as pages
 from api.tokens import endpoints
@@ -34,6 +35,7 @@ from videodrop.catalog import Catalog
 from videodrop.changes import ChangeListener
 from videodrop.errors import ConfigurationError
 from videodrop.links import LinkRemover
+from videodrop.origins import OriginRules
 from videodrop.settings import Settings
 from videodrop.storage import MediaStore
 from videodrop.websessions import LoginStore
@@ -74,11 +76,16 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                                                                        media=media))
     app.add_route(f"/api/videos/{video_id}/token", one_video.VideoToken(settings, catalog, auth))
     app.add_route(f"/api/videos/{video_id}/hold", one_video.VideoHold(settings, catalog, auth))
+    rules = OriginRules.load(settings.origins_file)
+    app.add_route("/api/origins", origins.OriginList(catalog, rules, auth))
+    timeline = origins.OriginTimeline(catalog, rules, auth)
+    app.add_route(origins.TIMELINE_TEMPLATE, timeline)
+    app.add_sink(timeline, origins.TIMELINE_ROUTE)
     app.add_route("/api/openapi.json", openapi.OpenAPI())
     app.add_route("/healthz", health.Health())
-    app.add_route("/metrics", Metrics.from_environment())
+    app.add_route("/metrics", Metrics.from_environment(OriginMetrics(catalog, rules)))
     app.add_route("/readyz", health.Ready(settings, catalog))
-    site = pages.add_routes(app, settings, catalog, auth)
+    site = pages.add_routes(app, settings, catalog, auth, rules)
     errors.register(app, html_page=site.unavailable, html_routes=pages.HTML_ROUTES)
     return app
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import falcon
 
+from api.admin import origins_schema
 from api.frames import schema as frames
 from api.http.params import CURSOR
 from api.uploads.receive import QUERY_LIMITS, SOURCE_ID, TEXT_LIMITS
@@ -251,6 +252,7 @@ SCHEMAS: dict[str, Schema] = {
             "expired_reason": {"type": ["string", "null"],
                                "enum": [*RULES, None], "description": "the rule"},
             "expired_detail": _nullable("string", description="why, in a sentence"),
+            "recording": _ref("Recording"),
         },
     },
     "Metadata": {
@@ -268,7 +270,8 @@ SCHEMAS: dict[str, Schema] = {
                            " before the media data (mdat); null for other containers, or"
                            " when no complete moov is found; absent when probed before"
                            " this was recorded"),
-                       "playback": _ref("Playback")},
+                       "playback": _ref("Playback"),
+                       "recording": _ref("Recording")},
         "additionalProperties": True,
     },
     "Page": {
@@ -530,7 +533,7 @@ def document() -> Schema:
             "securitySchemes": {"adminToken": {
                 "type": "http", "scheme": "bearer",
                 "description": "VIDEODROP_ADMIN_TOKEN"}},
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **origins_schema.SCHEMAS},
         },
         "paths": _finish({
             "/api/video/{token}/": _get_and_head(token_record, "A video's record."),
@@ -568,6 +571,8 @@ def document() -> Schema:
                 "delete": _by_id("Lift the hold: the retention rules apply again.",
                                  record_200),
             },
+            **origins_schema.paths(ADMIN, UNAUTHORIZED, THROTTLED, UNAVAILABLE,
+                                   _error("Bad parameter, or one it does not take.")),
             "/healthz": _get_and_head(
                 {"security": NOBODY, "responses": {"200": _json("ok", {"type": "object"})}},
                 "The process answers."),

@@ -46,6 +46,7 @@ BENCHMARKS: dict[str, str] = {
     "frames": "the frame at t for models (issue 22)",
     "clips": "clips by time for models (issue 22)",
     "retention": "retention decision over 1,000,000 rows (issue 21)",
+    "timeline": "timelines with 1,000,000 rows (issue 21)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

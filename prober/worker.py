@@ -4,9 +4,11 @@ derivatives in the transaction that makes it ready."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,8 @@ from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, StorageFull, TransientFileError
 from videodrop.inboxpolicy import InboxPolicy
 from videodrop.messages import BadMessage, DeriveVideo, InboxFile, ProbeVideo, decode
+from videodrop.origins import OriginRules
+from videodrop.recording import recording_of
 from videodrop.settings import Settings
 from videodrop.storage import MediaStore, from_settings, local_root
 from videodrop.tokens import token_prefix
@@ -46,6 +50,7 @@ class Worker(Consumer):
         self.policy = InboxPolicy.from_settings(settings)
         self.media = media if media is not None else from_settings(settings)
         self.media_root = local_root(self.media).resolve()
+        self.origins = OriginRules.load(settings.origins_file)
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
 
     def shutdown(self) -> None:
@@ -151,9 +156,15 @@ class Worker(Consumer):
         metrics.PROBE_SECONDS.observe(t2 - t1)
         size = path.stat().st_size
         metadata = {**result.metadata, "sha256": sha256, "size": size}
+        timeline_origin = self.origins.timeline_origin(video.origin)
+        recording = recording_of(
+            self.origins.rule(timeline_origin), path=_inbox_path(video),
+            duration=metadata.get("duration"), creation_time=metadata.get("creation_time"),
+            mtime=_mtime(video), received=video.created_at) if result.ok else None
         outcome = ProbeOutcome(status="ready" if result.ok else "failed", error=result.error,
                                error_code=result.code, size=size, sha256=sha256,
-                               metadata=metadata, raw=result.raw)
+                               metadata=metadata, raw=result.raw, recording=recording,
+                               timeline_origin=timeline_origin)
         done = self.catalog.finish_processing(video.id, outcome, derive=self.settings.derive)
         if done is None:
             self.log.info("deleted while being probed; nothing recorded")
@@ -164,9 +175,26 @@ class Worker(Consumer):
                       format=done.format, duration=done.duration, size=size,
                       claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
                       commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1),
+                      recorded_source=recording.source if recording else None,
+                      recorded_pattern=recording.pattern if recording else None,
                       **result.stages)
         metrics.PROBES.labels(outcome=done.status).inc()
         return done
+
+
+def _inbox_path(video: Video) -> str:
+    """The inbox-relative path of a watch-folder file (its folders may hold the date of a
+    name without one), the original name of an upload."""
+    if video.origin_path is not None:
+        return os.fsdecode(bytes(video.origin_path))
+    return video.original_filename
+
+
+def _mtime(video: Video) -> datetime | None:
+    """The modification time the claimed file had in the inbox (None: an upload)."""
+    if video.claim_mtime_ns is None:
+        return None
+    return datetime.fromtimestamp(video.claim_mtime_ns / 1e9, UTC)
 
 
 # --- the claim of an inbox file ---------------------------------------------------------

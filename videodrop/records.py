@@ -8,6 +8,8 @@ from typing import Any
 
 from videodrop import formats, playback
 from videodrop.catalog import Video
+from videodrop.recording import ESTIMATED_SOURCES
+from videodrop.recording import iso as iso_ms
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -104,6 +106,19 @@ def playback_state(video: Video) -> dict[str, Any] | None:
             "progress": round(float(progress), 3) if progress is not None else None}
 
 
+def recording(video: Video) -> dict[str, Any] | None:
+    """The record's ``recording`` (None until the video is ready, and for a ready row the
+    prober has not timed): ``start`` and ``end`` (ISO 8601 UTC, ``end`` = ``start`` +
+    duration), ``source`` (creation_time | file_name | mtime | received), ``estimated``
+    (true for mtime and received) and ``timeline_origin``. docs/timeline.md."""
+    if video.recorded_start is None or video.recorded_end is None:
+        return None
+    return {"start": iso_ms(video.recorded_start), "end": iso_ms(video.recorded_end),
+            "source": video.recorded_source,
+            "estimated": video.recorded_source in ESTIMATED_SOURCES,
+            "timeline_origin": video.timeline_origin}
+
+
 def record(video: Video, base_url: str) -> dict[str, Any]:
     """The record of ``video`` (its keys: docs/api.md), timestamps as :func:`_iso`."""
     return {
@@ -125,6 +140,7 @@ def record(video: Video, base_url: str) -> dict[str, Any]:
         "derivatives": derivative_states(video),
         "playback": playback_state(video),
         **retention_state(video),
+        "recording": recording(video),
     }
 
 
@@ -154,4 +170,5 @@ def metadata(video: Video) -> dict[str, Any]:
         "error_code": video.error_code,
         "derivatives": derivative_states(video),
         "playback": playback_state(video),
+        "recording": recording(video),
     }

@@ -139,6 +139,9 @@ class Settings:
     clip_max_bytes: int = 512 << 20
     clip_concurrency: int = 1
     clip_timeout: float = 120.0
+    # the timeline's per-origin settings: a TOML file (videodrop/origins.py,
+    # docs/timeline.md); None: every origin in UTC, 1 s gap tolerance, built-in patterns
+    origins_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -325,7 +328,7 @@ def _convert(name: str, raw: str) -> object:
     try:
         if name in _STORAGE_CONVERT:
             return _STORAGE_CONVERT[name](raw)
-        if name in {"inbox", "media_root", "stream_links", "retention_file"}:
+        if name in {"inbox", "media_root", "stream_links", "retention_file", "origins_file"}:
             return Path(raw)
         if name in {"max_file_size", "inbox_max_file_size", "child_memory",
                     "frames_max_bytes", "clip_max_bytes"}:

@@ -84,12 +84,15 @@ def multiprocess_dir_from_environment() -> str | None:
 class Metrics:
     """``GET /metrics`` in the Prometheus text format."""
 
-    def __init__(self, multiprocess_dir: str | None = None) -> None:
+    def __init__(self, multiprocess_dir: str | None = None,
+                 *collectors: Collector) -> None:
         self.registry = exposition_registry(multiprocess_dir)
+        for collector in collectors:  # read when scraped (api/ops/origin_metrics.py)
+            self.registry.register(collector)
 
     @classmethod
-    def from_environment(cls) -> Metrics:
-        return cls(multiprocess_dir_from_environment())
+    def from_environment(cls, *collectors: Collector) -> Metrics:
+        return cls(multiprocess_dir_from_environment(), *collectors)
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         metrics.flush()  # this worker's counts are never behind in its own answer

@@ -15,6 +15,7 @@ Routes (``add_routes``):
 * ``GET /source-management/add/?type=file`` and ``GET /upload``: add files
 * ``GET /videos/{id}``: one video; ``GET /videos/{id}/live.json`` what of it changes by
   itself, polled by the page (api/pages/video.py)
+* ``GET /origins``: the origins and one origin's day strip (api/pages/timeline.py)
 * ``GET /static/{name}``: the stylesheet and scripts
 """
 
@@ -32,9 +33,11 @@ from api.auth.throttle import Throttled
 from api.http.params import bad
 from api.pages import library
 from api.pages.render import Static, environment, render
+from api.pages.timeline import OriginsPage
 from api.pages.video import VideoLive, VideoPage
 from videodrop import formats
 from videodrop.catalog import STATUSES, Catalog
+from videodrop.origins import OriginRules
 from videodrop.settings import Settings
 
 NOTICES = {"rotated": "A new token was made; the old links no longer work.",
@@ -49,12 +52,14 @@ NOTICES = {"rotated": "A new token was made; the old links no longer work.",
 VIDEO_PAGE = "/videos/{video_id:int(min=1, max=9223372036854775807)}"
 # the routes answered in HTML: their 503 is the page of :meth:`Site.unavailable`
 # (api/http/errors.py); /library.json answers in JSON like the API
-HTML_ROUTES = ("/login", "/logout", "/", "/upload", "/source-management/add/", VIDEO_PAGE)
+HTML_ROUTES = ("/login", "/logout", "/", "/upload", "/source-management/add/", VIDEO_PAGE,
+               "/origins")
 
 
-def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: AdminAuth
-               ) -> Site:
-    """The pages' routes (module docstring), on ``app``; the site they share."""
+def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: AdminAuth,
+               origins: OriginRules | None = None) -> Site:
+    """The pages' routes (module docstring), on ``app``; the site they share. ``origins``:
+    the timeline's settings (VIDEODROP_ORIGINS_FILE; None: the defaults)."""
     static = Static()
     site = Site(settings, catalog, auth, environment(static))
     app.add_route("/static/{name}", static)
@@ -68,6 +73,7 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, auth: Admi
     app.add_route("/source-management/add", add, suffix="slash")
     app.add_route(VIDEO_PAGE, VideoPage(site))
     app.add_route(VIDEO_PAGE + "/live.json", VideoLive(site))
+    app.add_route("/origins", OriginsPage(site, origins or OriginRules()))
     return site
 
 

@@ -211,7 +211,7 @@ def test_document_basics():
     assert len(ids) == len(set(ids))
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            admin = path.startswith("/api/videos")
+            admin = path.startswith(("/api/videos", "/api/origins"))
             assert op["security"] == ([{"adminToken": []}] if admin else []), (method, path)
             if admin:
                 assert "401" in op["responses"]

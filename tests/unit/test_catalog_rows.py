@@ -26,7 +26,9 @@ def row(**changes: object) -> dict[str, object]:
         "attempts": 1, "claim_dev": 1, "claim_ino": 2, "claim_size": 1234,
         "claim_mtime_ns": 3, "claim_ctime_ns": 4, "created_at": NOW, "updated_at": NOW,
         "held_at": None, "expired_at": None, "expired_reason": None, "expired_detail": None,
-        "files_removed_at": None}
+        "files_removed_at": None,
+        "recorded_start": NOW, "recorded_end": NOW, "recorded_source": "file_name",
+        "timeline_origin": "inbox/cam1"}
     return {**base, **changes}
 
 

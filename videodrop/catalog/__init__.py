@@ -12,6 +12,7 @@ purpose each.
   :mod:`~videodrop.catalog.streamlinks` (the stream-link folder),
   :mod:`~videodrop.catalog.derivatives` (the derive role's requests and outcomes),
   :mod:`~videodrop.catalog.retention` (retention's walks, expiry and holds).
+  :mod:`~videodrop.catalog.timeline` (origins, timelines and their gaps).
 
 SQL lives in ``videodrop/sql/*.sql``, one file per part."""
 
@@ -25,13 +26,14 @@ from videodrop.catalog.processing import Processing
 from videodrop.catalog.reads import Reads
 from videodrop.catalog.retention import Chosen, RetentionRows, Usage
 from videodrop.catalog.rows import STATUSES, ProbeOutcome, Video
+from videodrop.catalog.timeline import Timeline
 from videodrop.catalog.tokens import TokenChanges
 from videodrop.catalog.uploads import Uploads
 from videodrop.errors import CatalogUnavailable, Conflict
 
 
 class Catalog(InboxClaims, Uploads, Processing, TokenChanges, Reads, Derivatives,
-              RetentionRows):
+              RetentionRows, Timeline):
     """Reads and writes video rows. Driver errors leave as :class:`CatalogUnavailable`
     (retry later) or :class:`Duplicate`/:class:`Conflict`."""
 

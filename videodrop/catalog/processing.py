@@ -55,6 +55,7 @@ class Processing(StreamLinkSync):
             "audio_codec": md.get("audio_codec"),
             "metadata": Jsonb(md),
             "ffprobe": Jsonb(outcome.raw) if outcome.raw is not None else None,
+            **_recording_columns(outcome),
         }
         row = self._write_after_unlinking("finish_processing", params)
         if row and row["status"] == "ready":
@@ -78,3 +79,12 @@ class Processing(StreamLinkSync):
         row = self.db.one("mark_missing", {"id": video_id, "error": error,
                                            "now": self.clock()})
         return Video.from_row(row) if row else None
+
+
+def _recording_columns(outcome: ProbeOutcome) -> dict[str, object]:
+    """The columns of migration 0015: set when ready, cleared otherwise."""
+    rec = outcome.recording if outcome.status == "ready" else None
+    return {"recorded_start": rec.start if rec else None,
+            "recorded_end": rec.end if rec else None,
+            "recorded_source": rec.source if rec else None,
+            "timeline_origin": outcome.timeline_origin if rec else None}

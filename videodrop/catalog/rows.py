@@ -13,6 +13,7 @@ from psycopg import sql
 
 from videodrop.errorcodes import ErrorCode
 from videodrop.messages import InboxFile
+from videodrop.recording import Recording
 
 STATUSES = ("uploading", "processing", "ready", "failed", "expired")
 
@@ -66,13 +67,20 @@ class Video:
     # (table derivatives, migration 0009), where the statement selects them
     # (video_columns(): lists, token lookups, by_id); empty elsewhere.
     derivatives: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # When the recording ran by the wall clock, how that is known, and the timeline it is
+    # on (migration 0015, videodrop/recording.py); None until ready.
+    recorded_start: datetime | None = None
+    recorded_end: datetime | None = None
+    recorded_source: str | None = None  # videodrop.recording.SOURCES
+    timeline_origin: str | None = None
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> Video:
         """The row's columns named as the fields; other columns are ignored, a missing one
         is a KeyError naming it (but for the derived ``derivatives``)."""
         values = {f.name: row[f.name] for f in fields(cls) if f.name not in DERIVED}
-        return cls(**values, derivatives=row.get("derivatives") or {})
+        values["derivatives"] = row.get("derivatives") or {}
+        return cls(**values)
 
     def claim(self) -> InboxFile | None:
         """The claim key of a watch-folder file's row; None for an upload."""
@@ -118,3 +126,5 @@ class ProbeOutcome:
     metadata: dict[str, Any]
     raw: dict[str, Any] | None  # ffprobe's JSON
     error_code: ErrorCode | None = None  # required when failed (the table's CHECK says so)
+    recording: Recording | None = None  # when ready: its wall-clock times
+    timeline_origin: str | None = None  # when ready: the timeline it is on

@@ -19,6 +19,8 @@ WITH done AS (
         size = %(size)s, sha256 = %(sha256)s, format = %(format)s, duration = %(duration)s,
         resolution = %(resolution)s, fps = %(fps)s, codec = %(codec)s,
         audio_codec = %(audio_codec)s, metadata = %(metadata)s, ffprobe = %(ffprobe)s,
+        recorded_start = %(recorded_start)s, recorded_end = %(recorded_end)s,
+        recorded_source = %(recorded_source)s, timeline_origin = %(timeline_origin)s,
         updated_at = %(now)s
     WHERE id = %(id)s
     RETURNING *

@@ -98,6 +98,14 @@
     else if (player.readyState >= 1) noPicture();
   }
 
+  // ?t=<seconds> (a timeline's click-through, api/pages/static/timeline.js): start there.
+  const startAt = Number(new URLSearchParams(location.search).get("t"));
+  if (player && startAt > 0) {
+    const seek = () => { if (startAt < player.duration) player.currentTime = startAt; };
+    if (player.readyState >= 1) seek();
+    else player.addEventListener("loadedmetadata", seek, { once: true });
+  }
+
   // The rendition is ready (docs/playback.md): play it in place of the original, from where
   // the original was, playing on if it was playing; no reload.
   function switchStream(src, stream) {

@@ -1,0 +1,120 @@
+"""The origins' page (``GET /origins``): every origin with its last recording, and for one
+origin (``?origin=inbox/cam1``) a day strip (``&day=YYYY-MM-DD``, the origin's own time
+zone; default its last recording's day; ``&hour=0..23`` shows that hour alone): its
+recordings and the gaps between them on a bar, each recording a link to its video's page
+at the time clicked (``/videos/{id}?t=<seconds>``, api/pages/static/timeline.js).
+docs/timeline.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from typing import TYPE_CHECKING, Any
+
+import falcon
+
+from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
+from videodrop.origins import OriginRules
+from videodrop.timeline import Span, gaps_and_overlaps
+
+if TYPE_CHECKING:
+    from api.pages.site import Site
+
+DAY = 86400  # seconds on a day's strip (a day with a clock change shows 23 or 25 hours')
+HOUR = 3600
+
+
+@dataclass(frozen=True)
+class Bar:
+    """One piece of the strip: ``x`` and ``width`` in seconds from the day's start."""
+
+    x: float
+    width: float
+    video_id: int | None  # a recording's video; None for a gap
+    offset: float  # seconds into the recording where the bar starts (cut by midnight)
+    label: str
+
+
+def _clip(start: datetime, end: datetime, day_start: datetime, seconds: float
+          ) -> tuple[float, float]:
+    x = max(0.0, (start - day_start).total_seconds())
+    stop = min(seconds, (end - day_start).total_seconds())
+    return x, max(0.0, stop - x)
+
+
+def day_strip(recordings: list[TimedRecording], tolerance: float, day_start: datetime,
+              seconds: float, zone: Any) -> tuple[list[Bar], list[Bar]]:
+    """(recording bars, gap bars) of the ``seconds`` that start at ``day_start``."""
+    spans = [Span(r.id, r.start, r.end) for r in recordings]
+    gaps, _ = gaps_and_overlaps(spans, tolerance)
+    bars = []
+    for r in recordings:
+        x, width = _clip(r.start, r.end, day_start, seconds)
+        if width > 0:
+            offset = max(0.0, (day_start - r.start).total_seconds())
+            local = r.start.astimezone(zone)
+            bars.append(Bar(x, width, r.id, offset,
+                            f"{r.original_filename}, from {local:%H:%M:%S}"))
+    holes = []
+    for g in gaps:
+        x, width = _clip(g.start, g.end, day_start, seconds)
+        if width > 0:
+            holes.append(Bar(x, width, None, 0.0, f"gap of {g.seconds:g} s from"
+                             f" {g.start.astimezone(zone):%H:%M:%S}"))
+    return bars, holes
+
+
+class OriginsPage:
+    def __init__(self, site: Site, origins: OriginRules) -> None:
+        self.site = site
+        self.origins = origins
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        self.site.session(req)
+        listed = self.site.catalog.timeline_origins(1000)
+        origin = req.get_param("origin")
+        context: dict[str, Any] = {"origins": listed, "origin": origin, "day": None,
+                                   "bars": [], "gaps": [], "marks": [], "hour": None,
+                                   "timezone": None, "prev_day": None, "next_day": None,
+                                   "cut": False, "span_seconds": DAY}
+        if origin:
+            rule = self.origins.rule(origin)
+            zone = rule.timezone
+            known = next((o for o in listed if o.origin == origin), None)
+            day = _day(req.get_param("day"), known.last_end.astimezone(zone).date()
+                       if known else datetime.now(zone).date())
+            hour = _hour(req.get_param("hour"))
+            day_start = datetime.combine(day, time(hour or 0), zone)
+            seconds = DAY if hour is None else HOUR
+            day_end = day_start + timedelta(seconds=seconds)
+            window = self.site.catalog.timeline_window(origin, day_start, day_end,
+                                                       MAX_WINDOW)
+            recordings = [*reversed(window.before), *window.within]
+            recordings = [r for r in recordings if r.end > day_start]
+            bars, gaps = day_strip(recordings, rule.gap_tolerance, day_start, seconds, zone)
+            marks = ([f"{h:02d}:00" for h in range(0, 25, 3)] if hour is None else
+                     [f"{hour:02d}:{m:02d}" for m in range(0, 60, 10)] + [f"{hour + 1:02d}:00"])
+            context.update(day=day.isoformat(), bars=bars, gaps=gaps, timezone=str(zone),
+                           marks=marks, hour=hour, span_seconds=seconds,
+                           prev_day=(day - timedelta(days=1)).isoformat(),
+                           next_day=(day + timedelta(days=1)).isoformat(),
+                           cut=window.cut)
+        self.site.page(req, resp, "origins.html", **context)
+
+
+def _day(raw: str | None, default: date) -> date:
+    if not raw:
+        return default
+    try:
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise falcon.HTTPBadRequest(title="Bad day",
+                                    description="day is a date: YYYY-MM-DD") from exc
+
+
+def _hour(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 23:
+        raise falcon.HTTPBadRequest(title="Bad hour", description="hour is 0 to 23")
+    return int(raw)
