@@ -1,0 +1,75 @@
+"""Retention's edges met from outside: a probe message (``videodrop requeue ID``, a stale
+or redelivered one) for a video that has expired leaves its tombstone as it is; the
+packet index and range routes of an expired video answer 410 like the other file routes."""
+
+from __future__ import annotations
+
+import pika
+import pytest
+import requests
+
+from tests.harness import rows, videodrop, wait_for
+from tests.integration.test_api_uploads import ready_upload
+from videodrop.messages import ProbeVideo, encode
+
+SAMPLE = "tiny_av1.mp4"
+
+
+def expired_upload(make_system, samples, tmp_path):
+    """A system (api, prober) and an upload that a pass expired: (system, record)."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[uploads]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules)).start("api", "prober")
+    rec = ready_upload(system, samples / SAMPLE)
+    rows(system.database_url, "UPDATE videos SET created_at = now() - interval '2 days'"
+         " RETURNING id")
+    done = videodrop(system, "retention")
+    assert done.returncode == 0, done.stderr
+    return system, rec
+
+
+def tombstone(system, video_id: int) -> tuple[str, str | None, bool, int]:
+    [row] = rows(system.database_url,
+                 "SELECT status, expired_reason, files_removed_at IS NOT NULL, size"
+                 " FROM videos WHERE id = %s", video_id)
+    return row
+
+
+@pytest.mark.parametrize("force", [False, True])
+def test_a_probe_message_for_an_expired_video_leaves_its_tombstone(make_system, samples,
+                                                                   tmp_path, force):
+    system, rec = expired_upload(make_system, samples, tmp_path)
+    video_id = rec["id"]
+    before = tombstone(system, video_id)
+    assert before[:3] == ("expired", "max_age", True)
+
+    def seen() -> int:  # the prober's log lines about this video (it binds video_id)
+        return sum(1 for e in system.log_events("prober") if e.get("video_id") == video_id)
+
+    lines = seen()
+    if force:  # what an operator types
+        out = videodrop(system, "requeue", str(video_id))
+        assert out.returncode == 0, out.stderr
+    else:  # a message still queued (or redelivered) when the pass expired the row
+        conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
+        try:
+            channel = conn.channel()
+            channel.confirm_delivery()
+            channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video_id)),
+                                  pika.BasicProperties(delivery_mode=2))
+        finally:
+            conn.close()
+    wait_for(lambda: seen() > lines, timeout=60, what="the prober to take the message")
+    assert tombstone(system, video_id) == before
+    usage = rows(system.database_url,
+                 "SELECT count(*) FROM videos WHERE status <> 'expired'")
+    assert usage == [(0,)]  # its bytes do not count again towards any quota
+
+
+def test_the_packet_routes_of_an_expired_video_answer_gone(make_system, samples, tmp_path):
+    system, rec = expired_upload(make_system, samples, tmp_path)
+    video = f"{system.base_url}/api/video/{rec['api_links']['access_token']}"
+    for url in (f"{video}/packets/", f"{video}/range/?start=0&end=0.5"):
+        resp = requests.get(url, timeout=10)
+        assert resp.status_code == 410, (url, resp.status_code, resp.text)
+        assert resp.json()["error_code"] and "max_age" in resp.json()["description"]
