@@ -4,11 +4,14 @@ packet index and range routes of an expired video answer 410 like the other file
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pika
 import pytest
 import requests
 
-from tests.harness import rows, videodrop, wait_for
+from tests.harness import REPO, rows, videodrop, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from videodrop.messages import ProbeVideo, encode
 
@@ -73,3 +76,36 @@ def test_the_packet_routes_of_an_expired_video_answer_gone(make_system, samples,
         resp = requests.get(url, timeout=10)
         assert resp.status_code == 410, (url, resp.status_code, resp.text)
         assert resp.json()["error_code"] and "max_age" in resp.json()["description"]
+
+
+def test_a_pass_removes_the_files_from_the_store_the_roles_use(make_system, samples,
+                                                               tmp_path):
+    """VIDEODROP_STORAGE_URL=file:///elsewhere: the prober stores there, so the pass
+    removes there (not under VIDEODROP_MEDIA_ROOT) and asks that folder for its space."""
+    store = tmp_path / "store"
+    store.mkdir()
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[uploads]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules),
+                         VIDEODROP_STORAGE_URL=store.as_uri()).start("api", "prober")
+    rec = ready_upload(system, samples / SAMPLE)
+    stored = store / rec["file_info"]["filename"]
+    assert stored.is_file()  # the roles keep it in the store
+    rows(system.database_url, "UPDATE videos SET created_at = now() - interval '2 days'"
+         " RETURNING id")
+    done = videodrop(system, "retention")
+    assert done.returncode == 0, done.stderr
+    assert tombstone(system, rec["id"])[:3] == ("expired", "max_age", True)
+    assert not stored.exists(), "the row says its files are removed; the file is there"
+
+
+@pytest.mark.parametrize("args", [[], ["--dry-run"]])
+def test_retention_refuses_an_s3_store_it_does_not_use_yet(make_system, tmp_path, args):
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[global]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules))
+    done = subprocess.run([sys.executable, "-m", "videodrop", "retention", *args],
+                          env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 78, done.stderr
+    assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr
