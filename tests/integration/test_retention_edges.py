@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pika
 import pytest
@@ -13,6 +14,8 @@ import requests
 
 from tests.harness import REPO, rows, videodrop, wait_for
 from tests.integration.test_api_uploads import ready_upload
+from videodrop.catalog import Catalog
+from videodrop.links import StreamLinks
 from videodrop.messages import ProbeVideo, encode
 
 SAMPLE = "tiny_av1.mp4"
@@ -109,3 +112,29 @@ def test_retention_refuses_an_s3_store_it_does_not_use_yet(make_system, tmp_path
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 78, done.stderr
     assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr
+
+
+def test_a_hold_placed_after_the_decision_keeps_the_stream_link(make_system, samples,
+                                                               tmp_path):
+    """The pass decided on a video, a hold committed before its batch expired: the row
+    stays ready and held, and its stream link (VIDEODROP_STREAM_LINKS) stays too."""
+    links_root = tmp_path / "links"
+    system = make_system(VIDEODROP_STREAM_LINKS=str(links_root)).start("api", "prober")
+    rec = ready_upload(system, samples / SAMPLE)
+    token = rec["api_links"]["access_token"]
+
+    def link() -> list[Path]:
+        return list(links_root.glob(f"{token[:2]}/{token}.*"))
+
+    wait_for(lambda: link() != [], timeout=30, what="the ready video's stream link")
+    held = requests.post(f"{system.base_url}/api/videos/{rec['id']}/hold",
+                         headers=system.admin, timeout=5)
+    assert held.status_code == 200
+    catalog = Catalog.connect(system.database_url,
+                              links=StreamLinks(links_root, system.media_root))
+    try:  # the batch the pass had decided before the hold
+        assert catalog.expire([(rec["id"], "max_age", "older than max_age 1d")]) == []
+    finally:
+        catalog.close()
+    assert tombstone(system, rec["id"])[0] == "ready"
+    assert link() != [], "a held, ready video lost its stream link"

@@ -74,6 +74,13 @@ WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
   AND (created_at, id) <= (%(upto_at)s, %(upto_id)s)
 ORDER BY created_at, id LIMIT %(limit)s;
 
+-- name: retention_lock_removable
+-- Of the rows a pass decided on, those still removable (ready or failed, not held), locked
+-- until the expiry commits: a hold placed meanwhile waits, then finds the row expired.
+SELECT id FROM videos
+WHERE id = ANY(%(ids)s) AND status IN ('ready', 'failed') AND held_at IS NULL
+ORDER BY id FOR UPDATE;
+
 -- name: retention_expire
 -- Step one of a removal, committed before any file goes: the rows say the files are gone.
 -- Only a row still removable (ready or failed, not held) is expired; each with its rule
