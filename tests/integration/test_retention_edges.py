@@ -138,3 +138,14 @@ def test_a_hold_placed_after_the_decision_keeps_the_stream_link(make_system, sam
         catalog.close()
     assert tombstone(system, rec["id"])[0] == "ready"
     assert link() != [], "a held, ready video lost its stream link"
+
+
+@pytest.mark.parametrize("every", ["nan", "inf", "1e300", "0", "-5"])
+def test_an_interval_that_is_no_interval_is_refused(make_system, tmp_path, every):
+    """``--every nan`` would pass without pause, ``inf`` crash after the first pass."""
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[global]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules))
+    done = videodrop(system, "retention", "--every", every, timeout=60)
+    assert done.returncode == 78, (done.returncode, done.stderr[-2000:])
+    assert "--every" in done.stderr and "Traceback" not in done.stderr

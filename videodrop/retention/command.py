@@ -28,6 +28,8 @@ from videodrop.retention.plan import decide, describe
 from videodrop.role import Role
 from videodrop.settings import Settings
 
+#: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
+LONGEST_INTERVAL = 7 * 86400
 HELP = "remove what the retention rules (VIDEODROP_RETENTION_FILE) say goes; --dry-run"
 
 
@@ -42,8 +44,9 @@ def main(settings: Settings, argv: list[str]) -> int:
         raise ConfigurationError("VIDEODROP_RETENTION_FILE is not set: no rules to apply"
                                  " (docs/operations.md, Retention and quotas)")
     rules = rules_file.load(settings.retention_file)
-    if args.every is not None and args.every <= 0:
-        raise ConfigurationError("--every: a number of seconds over 0")
+    if args.every is not None and not 0 < args.every <= LONGEST_INTERVAL:  # nan too
+        raise ConfigurationError(f"--every: a number of seconds over 0 and at most"
+                                 f" {LONGEST_INTERVAL}, not {args.every}")
     if problem := settings.store_in_use_problem():
         raise ConfigurationError(problem)
     root = media_root(settings)
