@@ -79,6 +79,12 @@ def test_the_packet_routes_of_an_expired_video_answer_gone(make_system, samples,
         resp = requests.get(url, timeout=10)
         assert resp.status_code == 410, (url, resp.status_code, resp.text)
         assert resp.json()["error_code"] and "max_age" in resp.json()["description"]
+    stream = f"{system.base_url}/stream/{rec['api_links']['access_token']}/"
+    for url in (f"{video}/storyboard.vtt", f"{video}/storyboard/0.jpg", f"{video}/scenes/",
+                f"{video}/scenes/0.jpg", f"{video}/download/", stream):
+        for method in ("GET", "HEAD"):
+            resp = requests.request(method, url, headers={"Range": "bytes=0-99"}, timeout=10)
+            assert resp.status_code == 410, (method, url, resp.status_code, resp.text)
 
 
 def test_a_pass_removes_the_files_from_the_store_the_roles_use(make_system, samples,
