@@ -6,17 +6,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pika
 import pytest
 import requests
 
+from testbed.retention_rows import generate, insert
 from tests.harness import REPO, rows, videodrop, wait_for
 from tests.integration.test_api_uploads import ready_upload
+from videodrop import logs
 from videodrop.catalog import Catalog
 from videodrop.links import StreamLinks
 from videodrop.messages import ProbeVideo, encode
+from videodrop.retention import rules as rules_file
+from videodrop.retention.enforce import run_pass
 
 SAMPLE = "tiny_av1.mp4"
 
@@ -155,3 +160,30 @@ def test_an_interval_that_is_no_interval_is_refused(make_system, tmp_path, every
     done = videodrop(system, "retention", "--every", every, timeout=60)
     assert done.returncode == 78, (done.returncode, done.stderr[-2000:])
     assert "--every" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_file_that_cannot_be_removed_does_not_stop_the_others(db_url, catalog, tmp_path):
+    """One expired video's file the pass cannot remove (here its stored path is a folder
+    with something in it; in life EACCES, EROFS, EIO): the others go, the pass ends, that
+    row stays expired with its removal still to do, and the next pass tries it again."""
+    media = tmp_path / "media"
+    now = datetime.now(UTC).replace(microsecond=0)
+    made = insert(db_url, generate(6, ["inbox/cam1"], now - timedelta(days=3),
+                                   span=timedelta(hours=1), held_every=99, failed_every=99,
+                                   processing_every=99), media)
+    bad = made[2]
+    (media / bad.stored_path).unlink()
+    (media / bad.stored_path / "inside").mkdir(parents=True)
+    rules = rules_file.parse('[origins."inbox/cam1"]\nmax_age = "1d"\n')
+    result = run_pass(catalog, rules, media, logs.get("test"))
+    assert sum(result.files.values()) == 5
+    after = {r[0]: r[1:] for r in rows(db_url, "SELECT id, status, files_removed_at IS NOT"
+                                       " NULL FROM videos")}
+    assert after == {r.id: ("expired", r.id != bad.id) for r in made}
+    assert [r for r in made if (media / r.stored_path).exists()] == [bad]
+    (media / bad.stored_path / "inside").rmdir()  # the operator fixes it: a file again
+    (media / bad.stored_path).rmdir()
+    (media / bad.stored_path).write_bytes(b"\0" * bad.size)
+    again = run_pass(catalog, rules, media, logs.get("test"))
+    assert again.finished == 1 and not (media / bad.stored_path).exists()
+    assert rows(db_url, "SELECT count(*) FROM videos WHERE files_removed_at IS NULL") == [(0,)]

@@ -128,9 +128,11 @@ class RetentionRows(StreamLinkSync):
             self.after_write()
         return [Video.from_row(r) for r in rows]
 
-    def unremoved(self, limit: int = BATCH) -> list[Video]:
-        """Expired rows whose files are not known to be removed yet (oldest id first)."""
-        return [Video.from_row(r) for r in self.db.all("retention_unremoved", {"limit": limit})]
+    def unremoved(self, limit: int = BATCH, *, after: int = 0) -> list[Video]:
+        """Expired rows whose files are not known to be removed yet, of ids over
+        ``after`` (oldest id first)."""
+        return [Video.from_row(r) for r in self.db.all("retention_unremoved",
+                                                       {"limit": limit, "after": after})]
 
     def files_removed(self, ids: Sequence[int], *, drop_rows: bool) -> None:
         """The second step, after the files of expired rows ``ids`` went: the tombstones

@@ -98,7 +98,7 @@ DELETE FROM derivatives WHERE video_id = ANY(%(ids)s);
 
 -- name: retention_unremoved
 -- Expired rows whose files a pass has still to remove (it crashed between the steps).
-SELECT * FROM videos WHERE status = 'expired' AND files_removed_at IS NULL
+SELECT * FROM videos WHERE status = 'expired' AND files_removed_at IS NULL AND id > %(after)s
 ORDER BY id LIMIT %(limit)s;
 
 -- name: retention_files_removed
