@@ -95,6 +95,11 @@ def test_each_mistake_is_named(text: str, named: str) -> None:
     ('[origins."inbox//cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
     ('[origins."inbox/../cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
     ('[origins."inbox/./cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
+    # keep = true exempts the origin: a rule beside it would never apply
+    ('[origins."inbox/lobby"]\nkeep = true\nquota = "1GB"\n',
+     '[origins."inbox/lobby"]: keep = true exempts it from every rule; remove quota'),
+    ('[uploads]\nkeep = true\nmax_age = "1d"\n',
+     "[uploads]: keep = true exempts it from every rule; remove max_age"),
 ])
 def test_what_no_pass_could_use_is_named(text: str, named: str) -> None:
     with pytest.raises(ValueError) as caught:

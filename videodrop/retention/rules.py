@@ -220,6 +220,10 @@ def _origin_table(table: dict[str, Any], where: str, keys: frozenset[str] = _ORI
         if not isinstance(table["keep"], bool):
             raise ValueError(f"{where} keep: true or false")
         out["keep"] = table["keep"]
+        beside = sorted(set(out) - {"keep"})
+        if out["keep"] and beside:
+            raise ValueError(f"{where}: keep = true exempts it from every rule; remove"
+                             f" {', '.join(beside)}")
     return out
 
 
