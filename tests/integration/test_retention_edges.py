@@ -130,7 +130,10 @@ def test_a_hold_placed_after_the_decision_keeps_the_stream_link(make_system, sam
     """The pass decided on a video, a hold committed before its batch expired: the row
     stays ready and held, and its stream link (VIDEODROP_STREAM_LINKS) stays too."""
     links_root = tmp_path / "links"
-    system = make_system(VIDEODROP_STREAM_LINKS=str(links_root)).start("api", "prober")
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[uploads]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_STREAM_LINKS=str(links_root),
+                         VIDEODROP_RETENTION_FILE=str(rules)).start("api", "prober")
     rec = ready_upload(system, samples / SAMPLE)
     token = rec["api_links"]["access_token"]
 
@@ -149,6 +152,16 @@ def test_a_hold_placed_after_the_decision_keeps_the_stream_link(make_system, sam
         catalog.close()
     assert tombstone(system, rec["id"])[0] == "ready"
     assert link() != [], "a held, ready video lost its stream link"
+
+    # released, then expired by a real pass: the link goes with the files
+    assert requests.delete(f"{system.base_url}/api/videos/{rec['id']}/hold",
+                           headers=system.admin, timeout=5).status_code == 200
+    rows(system.database_url, "UPDATE videos SET created_at = now() - interval '2 days'"
+         " RETURNING id")
+    done = videodrop(system, "retention")
+    assert done.returncode == 0, done.stderr
+    assert tombstone(system, rec["id"])[:3] == ("expired", "max_age", True)
+    assert link() == [], "an expired video kept its stream link"
 
 
 @pytest.mark.parametrize("every", ["nan", "inf", "1e300", "0", "-5"])
