@@ -111,6 +111,10 @@ class Worker(Consumer):
             current = self.catalog.by_id(video.id)
             if current is None:
                 return
+            if current.status == "expired":  # a tombstone: retention removed its files
+                self.log.info("expired: its files are gone; nothing to probe",
+                              expired_reason=current.expired_reason)
+                return
             if current.status in {"ready", "failed"} and not force:
                 stored = store.ensure_stored(self.inbox, self.media_root / current.stored_path,
                                              current.claim())

@@ -83,3 +83,32 @@ def test_each_mistake_is_named(text: str, named: str) -> None:
     with pytest.raises(ValueError, match=None) as caught:
         parse(text)
     assert named in str(caught.value)
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    # more than any pass can subtract from today: a named mistake, not a crash of every pass
+    ('[global]\nmax_age = "99999999999d"\n', "[global] max_age: at most"),
+    ('[global]\nmax_age = "1000000d"\n', "[global] max_age: at most"),
+    ('[origins."inbox/cam1"]\nmin_age = "400000w"\n', 'inbox/cam1"] min_age: at most'),
+    # names no record's origin can have (the rule would silently never apply)
+    ('[origins."inbox/cam1/"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
+    ('[origins."inbox//cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
+    ('[origins."inbox/../cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
+    ('[origins."inbox/./cam1"]\nmax_age = "1d"\n', "an origin is 'inbox' or"),
+    # keep = true exempts the origin: a rule beside it would never apply
+    ('[origins."inbox/lobby"]\nkeep = true\nquota = "1GB"\n',
+     '[origins."inbox/lobby"]: keep = true exempts it from every rule; remove quota'),
+    ('[uploads]\nkeep = true\nmax_age = "1d"\n',
+     "[uploads]: keep = true exempts it from every rule; remove max_age"),
+])
+def test_what_no_pass_could_use_is_named(text: str, named: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        parse(text)
+    assert named in str(caught.value)
+
+
+def test_the_longest_ages_still_make_a_cutoff() -> None:
+    from datetime import UTC, datetime
+    rules = parse('[global]\nmax_age = "36500d"\nmin_age = "36499d"\n')
+    assert rules.max_age is not None
+    assert datetime(2026, 12, 1, tzinfo=UTC) - rules.max_age > datetime(1, 1, 2, tzinfo=UTC)

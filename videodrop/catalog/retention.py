@@ -113,21 +113,26 @@ class RetentionRows(StreamLinkSync):
         first, their derivative rows gone) and commit: the first step of a removal, before
         any file goes. Returns the rows expired; one no longer removable (held, deleted,
         not ready or failed any more) is left as it is and not returned."""
-        ids = [c[0] for c in chosen]
-        params = {"ids": ids, "reasons": [c[1] for c in chosen],
-                  "details": [c[2] for c in chosen], "now": self.clock()}
         with self.db.transaction() as tx:
-            for video_id in ids:
+            # only the rows still removable lose their links (a held one keeps its own)
+            locked = {r["id"] for r in tx.all("retention_lock_removable",
+                                              {"ids": [c[0] for c in chosen]})}
+            still = [c for c in chosen if c[0] in locked]
+            for video_id, _, _ in still:
                 self._remove_link(tx, video_id)
-            rows = tx.all("retention_expire", params)
+            rows = tx.all("retention_expire", {
+                "ids": [c[0] for c in still], "reasons": [c[1] for c in still],
+                "details": [c[2] for c in still], "now": self.clock()})
             tx.one("retention_forget_derivatives", {"ids": [r["id"] for r in rows]})
         if self.after_write is not None:
             self.after_write()
         return [Video.from_row(r) for r in rows]
 
-    def unremoved(self, limit: int = BATCH) -> list[Video]:
-        """Expired rows whose files are not known to be removed yet (oldest id first)."""
-        return [Video.from_row(r) for r in self.db.all("retention_unremoved", {"limit": limit})]
+    def unremoved(self, limit: int = BATCH, *, after: int = 0) -> list[Video]:
+        """Expired rows whose files are not known to be removed yet, of ids over
+        ``after`` (oldest id first)."""
+        return [Video.from_row(r) for r in self.db.all("retention_unremoved",
+                                                       {"limit": limit, "after": after})]
 
     def files_removed(self, ids: Sequence[int], *, drop_rows: bool) -> None:
         """The second step, after the files of expired rows ``ids`` went: the tombstones

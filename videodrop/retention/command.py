@@ -16,9 +16,10 @@ lock still keeps two of them (two hosts) from removing at once.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from videodrop import links, logs
+from videodrop import links, logs, storage
 from videodrop.catalog import Catalog
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.retention import rules as rules_file
@@ -27,6 +28,8 @@ from videodrop.retention.plan import decide, describe
 from videodrop.role import Role
 from videodrop.settings import Settings
 
+#: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
+LONGEST_INTERVAL = 7 * 86400
 HELP = "remove what the retention rules (VIDEODROP_RETENTION_FILE) say goes; --dry-run"
 
 
@@ -41,19 +44,30 @@ def main(settings: Settings, argv: list[str]) -> int:
         raise ConfigurationError("VIDEODROP_RETENTION_FILE is not set: no rules to apply"
                                  " (docs/operations.md, Retention and quotas)")
     rules = rules_file.load(settings.retention_file)
-    if args.every is not None and args.every <= 0:
-        raise ConfigurationError("--every: a number of seconds over 0")
+    if args.every is not None and not 0 < args.every <= LONGEST_INTERVAL:  # nan too
+        raise ConfigurationError(f"--every: a number of seconds over 0 and at most"
+                                 f" {LONGEST_INTERVAL}, not {args.every}")
+    if problem := settings.store_in_use_problem():
+        raise ConfigurationError(problem)
+    root = media_root(settings)
     if args.dry_run:
-        return _dry_run(settings, rules)
+        return _dry_run(settings, rules, root)
     if args.every is None:
         logs.configure(role="retention", fmt=settings.log_format, level=settings.log_level)
         catalog = _catalog(settings)
         try:
-            run_pass(catalog, rules, settings.media_root, logs.get("retention"))
+            run_pass(catalog, rules, root, logs.get("retention"))
         finally:
             catalog.close()
         return 0
-    return _serve(settings, rules, args.every)
+    return _serve(settings, rules, args.every, root)
+
+
+def media_root(settings: Settings) -> Path:
+    """The folder the roles keep media in (``VIDEODROP_STORAGE_URL``'s ``file://`` folder,
+    by default ``VIDEODROP_MEDIA_ROOT``): where a pass removes files and asks for space.
+    ConfigurationError for a store without local files."""
+    return storage.local_root(storage.from_settings(settings))
 
 
 def _catalog(settings: Settings) -> Catalog:
@@ -62,10 +76,10 @@ def _catalog(settings: Settings) -> Catalog:
     return Catalog.connect(settings.database_url, links=links.from_settings(settings))
 
 
-def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
+def _dry_run(settings: Settings, rules: rules_file.Rules, root: Path) -> int:
     catalog = Catalog.connect(settings.database_url)
     try:
-        plan = decide(catalog, rules, catalog.clock(), store_space(settings.media_root))
+        plan = decide(catalog, rules, catalog.clock(), store_space(root))
         print("id\torigin\tcreated_at\tbytes\trule\twhy")
         videos = size = 0
         for d in plan.chosen(catalog):
@@ -79,7 +93,7 @@ def _dry_run(settings: Settings, rules: rules_file.Rules) -> int:
     return 0
 
 
-def _serve(settings: Settings, rules: rules_file.Rules, every: float) -> int:
+def _serve(settings: Settings, rules: rules_file.Rules, every: float, root: Path) -> int:
     role = Role("retention", settings)
     role.start(stopping="finishing the removal in hand")
     catalog = _catalog(settings)
@@ -87,7 +101,7 @@ def _serve(settings: Settings, rules: rules_file.Rules, every: float) -> int:
     try:
         while not role.stop.is_set():
             try:
-                result = run_pass(catalog, rules, settings.media_root, log)
+                result = run_pass(catalog, rules, root, log)
                 role.tick("waiting for the next pass" if not result.skipped
                           else "another process runs the passes")
             except CatalogUnavailable as exc:

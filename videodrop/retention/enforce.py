@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from videodrop import removal
-from videodrop.catalog import Catalog
+from videodrop.catalog import Catalog, Video
 from videodrop.retention import metrics
 from videodrop.retention.plan import Decision, Plan, Store, decide
 from videodrop.retention.rules import Rules
@@ -95,26 +95,45 @@ def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, *, rules:
     result.passed_over += len(batch) - len(expired)
     by_id = {d.video_id: d for d in batch}
     order = {d.video_id: n for n, d in enumerate(batch)}
+    removed = []
     for video in sorted(expired, key=lambda v: order[v.id]):
         d = by_id[video.id]
-        removal.remove_video(media_root, video)
+        if not _remove_files(media_root, video, log):
+            continue
+        removed.append(video.id)
         result.files[d.rule] += 1
         result.bytes[d.rule] += d.size
         metrics.removed(d.rule, d.size)
         log.info("video expired", video_id=video.id, origin=video.origin, rule=d.rule,
                  size=d.size, created_at=video.created_at.isoformat(), detail=d.detail,
                  stored_path=video.stored_path)
-    catalog.files_removed([v.id for v in expired], drop_rows=rules.drop_rows)
+    catalog.files_removed(removed, drop_rows=rules.drop_rows)
+
+
+def _remove_files(media_root: Path, video: Video, log: Any) -> bool:
+    """Remove an expired row's files; False (logged) when the file system refuses: the row
+    keeps ``files_removed_at`` NULL and the next pass tries again."""
+    try:
+        removal.remove_video(media_root, video)
+    except OSError as exc:
+        log.error("expired video's files not removed; the next pass tries again",
+                  video_id=video.id, stored_path=video.stored_path, error=str(exc))
+        return False
+    return True
 
 
 def finish_removals(catalog: Catalog, media_root: Path, rules: Rules, log: Any) -> int:
-    """Remove the files of rows expired by a pass that died before it could: how many."""
-    done = 0
-    while batch := catalog.unremoved():
+    """Remove the files of rows expired earlier whose removal is still to do (a pass died,
+    or the file system refused): how many it removed now."""
+    done = after = 0
+    while batch := catalog.unremoved(after=after):
+        removed = []
         for video in batch:
-            removal.remove_video(media_root, video)
-            log.info("expired video's files removed after an interrupted pass",
-                     video_id=video.id, stored_path=video.stored_path)
-        catalog.files_removed([v.id for v in batch], drop_rows=rules.drop_rows)
-        done += len(batch)
+            if _remove_files(media_root, video, log):
+                removed.append(video.id)
+                log.info("expired video's files removed after an interrupted pass",
+                         video_id=video.id, stored_path=video.stored_path)
+        catalog.files_removed(removed, drop_rows=rules.drop_rows)
+        done += len(removed)
+        after = batch[-1].id
     return done

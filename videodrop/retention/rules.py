@@ -47,6 +47,9 @@ _ORIGIN_KEYS = frozenset({"max_age", "min_age", "quota", "keep"})
 _GLOBAL_KEYS = frozenset({"max_age", "min_age", "quota", "keep_free", "drop_rows"})
 _DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*")
 _SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+#: The longest age a rule may name: a pass subtracts it from today (a longer one could not
+#: be a date; for "never", leave max_age out or keep the origin).
+LONGEST = timedelta(days=36500)
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ def parse(text: str) -> Rules:
         where = f'[origins."{name}"]'
         if name == UPLOAD:
             raise ValueError(f"{where}: uploads have their own table, [uploads]")
-        if name != "inbox" and not (name.startswith("inbox/") and len(name) > 6):
+        if name != "inbox" and not (name.startswith("inbox/") and all(
+                part not in ("", ".", "..") for part in name.split("/")[1:])):
             raise ValueError(f"{where}: an origin is 'inbox' or 'inbox/<subfolder>'"
                              " (as the record's origin says)")
         if not isinstance(table, dict):
@@ -171,14 +175,20 @@ def parse(text: str) -> Rules:
 
 
 def parse_duration(value: object, where: str) -> timedelta:
-    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``, ``"2w"`` or whole seconds → a timedelta."""
+    """``"30d"``, ``"12h"``, ``"90m"``, ``"45s"``, ``"2w"`` or whole seconds → a timedelta
+    of at most :data:`LONGEST`; ValueError naming ``where`` otherwise."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return timedelta(seconds=value)
-    m = _DURATION.fullmatch(value) if isinstance(value, str) else None
-    if m is None:
-        raise ValueError(f"{where}: not a duration: {value!r} (use e.g. 30d, 12h, 90m or"
-                         " seconds)")
-    return timedelta(seconds=float(m.group(1)) * _SECONDS[m.group(2)])
+        seconds = float(value)
+    else:
+        m = _DURATION.fullmatch(value) if isinstance(value, str) else None
+        if m is None:
+            raise ValueError(f"{where}: not a duration: {value!r} (use e.g. 30d, 12h, 90m or"
+                             " seconds)")
+        seconds = float(m.group(1)) * _SECONDS[m.group(2)]
+    if seconds > LONGEST.total_seconds():
+        raise ValueError(f"{where}: at most {LONGEST.days}d: {value!r} (for no limit, leave"
+                         " it out)")
+    return timedelta(seconds=seconds)
 
 
 def _table(doc: dict[str, Any], key: str, where: str) -> dict[str, Any]:
@@ -210,6 +220,10 @@ def _origin_table(table: dict[str, Any], where: str, keys: frozenset[str] = _ORI
         if not isinstance(table["keep"], bool):
             raise ValueError(f"{where} keep: true or false")
         out["keep"] = table["keep"]
+        beside = sorted(set(out) - {"keep"})
+        if out["keep"] and beside:
+            raise ValueError(f"{where}: keep = true exempts it from every rule; remove"
+                             f" {', '.join(beside)}")
     return out
 
 

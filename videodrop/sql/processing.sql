@@ -4,7 +4,7 @@
 UPDATE videos
 SET status = 'processing', processing_started_at = %(now)s, processing_completed_at = NULL,
     processing_error = NULL, error_code = NULL, attempts = attempts + 1, updated_at = %(now)s
-WHERE id = %(id)s
+WHERE id = %(id)s AND status <> 'expired'  -- a tombstone's files are gone for good
 RETURNING *;
 
 -- name: finish_processing
@@ -49,12 +49,12 @@ WHERE id = %(id)s AND status = 'processing';
 UPDATE videos
 SET status = 'failed', processing_error = %(error)s, error_code = %(error_code)s,
     processing_completed_at = %(now)s, updated_at = %(now)s
-WHERE id = %(id)s AND status <> 'ready'
+WHERE id = %(id)s AND status NOT IN ('ready', 'expired')
 RETURNING *;
 
 -- name: mark_missing
 UPDATE videos
 SET status = 'failed', processing_error = %(error)s, error_code = 'missing_file',
     processing_completed_at = %(now)s, updated_at = %(now)s
-WHERE id = %(id)s AND status <> 'uploading'
+WHERE id = %(id)s AND status NOT IN ('uploading', 'expired')
 RETURNING *;

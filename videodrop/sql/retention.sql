@@ -74,6 +74,13 @@ WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
   AND (created_at, id) <= (%(upto_at)s, %(upto_id)s)
 ORDER BY created_at, id LIMIT %(limit)s;
 
+-- name: retention_lock_removable
+-- Of the rows a pass decided on, those still removable (ready or failed, not held), locked
+-- until the expiry commits: a hold placed meanwhile waits, then finds the row expired.
+SELECT id FROM videos
+WHERE id = ANY(%(ids)s) AND status IN ('ready', 'failed') AND held_at IS NULL
+ORDER BY id FOR UPDATE;
+
 -- name: retention_expire
 -- Step one of a removal, committed before any file goes: the rows say the files are gone.
 -- Only a row still removable (ready or failed, not held) is expired; each with its rule
@@ -91,7 +98,7 @@ DELETE FROM derivatives WHERE video_id = ANY(%(ids)s);
 
 -- name: retention_unremoved
 -- Expired rows whose files a pass has still to remove (it crashed between the steps).
-SELECT * FROM videos WHERE status = 'expired' AND files_removed_at IS NULL
+SELECT * FROM videos WHERE status = 'expired' AND files_removed_at IS NULL AND id > %(after)s
 ORDER BY id LIMIT %(limit)s;
 
 -- name: retention_files_removed
