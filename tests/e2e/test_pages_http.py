@@ -281,3 +281,12 @@ def test_library_sorts_keep_to_their_pages_and_the_live_list(system: System) -> 
     assert wrong_live.status_code == 400
     assert wrong_live.json()["title"] == "Bad sort"
     assert "-added, added, name, -name, duration" in wrong_live.json()["description"]
+
+
+def test_the_expired_tab_shows_only_where_retention_removed_something(system: System) -> None:
+    """A catalog without expired videos has no Expired tab (one it would never use); asked
+    for by its URL, the tab is there."""
+    http, _ = logged_in(system)
+    assert 'data-count="expired"' not in http.get(f"{system.base_url}/", timeout=5).text
+    asked = http.get(f"{system.base_url}/", params={"status": "expired"}, timeout=5).text
+    assert 'data-count="expired">0<' in asked
