@@ -26,7 +26,7 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
-    """The corpus, ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
+    """The corpus, ``odd.mp4`` (321x241), ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
     same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
     of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
     the folder, and the oracles of the corpus and of av.mp4 by name."""
@@ -44,7 +44,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
                         "-preset", "ultrafast", "-crf", "10", "-g", "50", str(folder / name)],
                        check=True, timeout=120)
-    named = {p.name: frame_corpus.oracle(p) for p in [*paths, folder / "av.mp4"]}
+    # odd width and height (4:4:4, which H.264 allows at any size): an exact clip is 4:2:0
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    frame_corpus.index_pattern(seconds=2, size="321x241").replace(
+                        "yuv420p", "yuv444p"), "-c:v", "libx264",
+                    "-crf", "8", "-g", "25", "-pix_fmt", "yuv444p", str(folder / "odd.mp4")],
+                   check=True, timeout=120)
+    named = {p.name: frame_corpus.oracle(p)
+             for p in [*paths, folder / "av.mp4", folder / "odd.mp4"]}
     return folder, named
 
 
@@ -145,6 +152,21 @@ def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_pat
         # each frame keeps its time: the clip's timeline is the source's from Clip-Start
         first = oracle.times[want[0]]
         assert got.times == pytest.approx([oracle.times[i] - first for i in want], abs=2e-3)
+
+
+def test_exact_of_an_odd_size(served, clips, tmp_path):
+    """4:2:0 needs even sizes: the clip of a 321x241 video is 322x242, every source pixel
+    at its place, the added column and row at the right and the bottom."""
+    system, records = served
+    oracle = clips[1]["odd.mp4"]
+    resp = clip(system, token(records, "odd.mp4"), start=0.5, end=1.0, mode="exact")
+    assert resp.status_code == 200, resp.text
+    want = [i for i, t in enumerate(oracle.times) if 0.5 <= t < 1.0]
+    expect_headers(resp, oracle, want)
+    got = decoded(resp, tmp_path)
+    assert got.pixels.shape[1:] == (242, 322, 3)
+    cropped = frame_corpus.Oracle(got.times, got.pixels[:, :241, :321], got.keys)
+    assert named_frames(cropped, oracle, worst=4.0) == want
 
 
 @pytest.mark.parametrize("name", CORPUS)
