@@ -42,10 +42,9 @@ import falcon
 from api.files.response import content_disposition
 from api.frames.cut import Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
 from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
-from api.frames.errors import FrameError, bad, parse_time
+from api.frames.errors import FrameError, bad, checked_query, parse_time
 from api.frames.index import Indexes
 from api.frames.timeline import Timeline
-from api.http.params import query_params
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
@@ -67,11 +66,7 @@ class Clip(FrameResource):
 
     def clip_params(self, req: falcon.Request) -> tuple[float, float, str]:
         """(start, end, mode) or 400."""
-        query = query_params(req)
-        unknown = sorted(set(query) - self.allowed)
-        if unknown:
-            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
-                      f" {', '.join(sorted(self.allowed))}")
+        query = checked_query(req, self.allowed)
         for name in ("start", "end"):
             if name not in query:
                 raise bad(f"{name} (seconds) is required")

@@ -41,12 +41,11 @@ from typing import Any
 
 import falcon
 
-from api.frames.errors import FrameError, bad, parse_time, ready_file
+from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_file
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.index import Indexes, Unavailable
 from api.frames.packing import TAR_END, npy, tar_member
 from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
-from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
@@ -79,11 +78,7 @@ class FrameResource(TokenResource):
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""
-        query = query_params(req)
-        unknown = sorted(set(query) - self.allowed)
-        if unknown:
-            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
-                      f" {', '.join(sorted(self.allowed))}")
+        query = checked_query(req, self.allowed)
         if "t" not in query:
             raise bad("t (seconds) is required")
         cap = self.settings.frame_max_width

@@ -254,7 +254,8 @@ def test_refusals_and_limits(served):
                    {"start": "nan", "end": "2"}, {"end": "2"}, {"start": "1"},
                    {"start": "2", "end": "1"}, {"start": "1", "end": "1"},
                    {"start": "1", "end": "2", "mode": "fast"},
-                   {"start": "1", "end": "2", "t": "1"}):
+                   {"start": "1", "end": "2", "t": "1"},
+                   {"start": ["1", "0"], "end": "2"}, {"start": "1", "end": ["2", "3"]}):
         resp = clip(system, cfr, **params)
         assert resp.status_code == 400 and error_code(resp) == "bad_parameter", params
     long = clip(system, cfr, start="0", end="8.5")

@@ -173,6 +173,12 @@ def test_refusals(served, clips):
     assert error_code(frame(system, token, t="1", width="1921")) == "bad_parameter"
     assert error_code(frame(system, token, t="1", format="gif")) == "bad_parameter"
     assert error_code(frame(system, token, t="1", colour="red")) == "bad_parameter"
+    # requests' own way to give a list, t=1&t=2: refused, never one frame silently
+    repeated = system.http.get(f"{system.base_url}/api/video/{token}/frames/",
+                               params={"t": ["1", "2"]}, timeout=10)
+    assert repeated.status_code == 400 and error_code(repeated) == "bad_parameter"
+    assert "comma" in repeated.json()["description"]
+    assert error_code(frame(system, token, t="1", width=["8", "16"])) == "bad_parameter"
     past = frame(system, token, t="3.0")  # 75 frames at 25 fps: the last ends at 3.0 s
     assert past.status_code == 416 and error_code(past) == "past_end"
     assert frame(system, token, t="2.999").headers["Video-Frame-Index"] == "74"
