@@ -38,14 +38,18 @@ from pathlib import Path
 from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
-__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
-           "exact_span"]
+__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "MP4_VIDEO", "Cutter", "NoFrames", "NoKeyframe", "Span",
+           "copy_span", "exact_span"]
 
 #: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
 #: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
 DURATIONS_KEPT = frozenset({"mp4", "m4v", "mov", "3gp"})
 #: Audio codecs a ``copy`` clip keeps as they are (MP4 carries them); others become AAC.
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"})
+#: Video codecs (``file_info.codec``) ffmpeg's MP4 muxer carries, which ``copy`` can cut;
+#: others (VP8, VP6, WMV, Theora…) only ``exact``.
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg1video", "mpeg2video",
+                       "mjpeg"})
 _VIDEO = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
 _AUDIO = ("-c:a", "aac", "-b:a", "160k")
 #: Where a copied clip's first keyframe lands (seconds after 0): never before 0 whatever

@@ -26,7 +26,7 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
-    """The corpus, ``odd.mp4`` (321x241), ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
+    """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry), ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
     same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
     of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
     the folder, and the oracles of the corpus and of av.mp4 by name."""
@@ -50,6 +50,8 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
                         "yuv420p", "yuv444p"), "-c:v", "libx264",
                     "-crf", "8", "-g", "25", "-pix_fmt", "yuv444p", str(folder / "odd.mp4")],
                    check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2",
+                    "-c:v", "libvpx", str(folder / "vp8.webm")], check=True, timeout=120)
     named = {p.name: frame_corpus.oracle(p)
              for p in [*paths, folder / "av.mp4", folder / "odd.mp4"]}
     return folder, named
@@ -266,6 +268,10 @@ def test_refusals_and_limits(served):
     assert between.status_code == 416 and error_code(between) == "no_frames"
     large = clip(system, token(records, "noise.mp4"), start="0", end="3.5", mode="copy")
     assert large.status_code == 400 and error_code(large) == "too_large", large.text
+    vp8 = clip(system, token(records, "vp8.webm"), start="0", end="1", mode="copy")
+    assert vp8.status_code == 422 and error_code(vp8) == "not_copyable", vp8.text
+    assert "exact" in vp8.json()["description"]
+    assert clip(system, token(records, "vp8.webm"), start="0", end="1").status_code == 200
     broken = clip(system, token(records, "broken.mp4"), start="0", end="1")
     assert broken.status_code == 409 and error_code(broken) == "not_ready"
     unknown = clip(system, "A" * 43, start="0", end="1")
