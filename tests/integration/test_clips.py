@@ -26,10 +26,11 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
-    """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry), ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
-    same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
-    of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
-    the folder, and the oracles of the corpus and of av.mp4 by name."""
+    """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry),
+    ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the same, its video
+    0.2 s after its audio), ``noise.mp4`` (4 s of noise, ~2 MB a second) and ``slow.mp4``
+    (8 s at 1280x720: seconds to re-encode): the folder, and the oracles of the corpus,
+    of av.mp4 and of odd.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
     paths = frame_corpus.build(folder)
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
