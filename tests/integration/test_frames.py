@@ -162,6 +162,11 @@ def test_width_rotation_and_raw(served, clips):
     assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", raw="1")).shape == (360, 640, 3)
     assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", width="640")).shape == (
         180, 640, 3)
+    # so narrow that the height would round to 0 (ffmpeg's "as the input"): 2 rows
+    assert picture(frame(system, tokens["cfr.mp4"], t="1", width="2", format="png")
+                   ).shape == (2, 2, 3)
+    assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", width="3", format="png")
+                   ).shape == (2, 3, 3)
 
 
 def error_code(resp: requests.Response) -> str:
