@@ -23,7 +23,8 @@ The ffmpeg child writing it has a file-size limit of VIDEODROP_CLIP_MAX_BYTES.
 Errors (JSON with ``error_code``): 400 ``bad_parameter``, ``too_long``, ``too_large``; the
 token's 404; 404 ``missing_file``; 409 ``not_ready``; 416 ``past_end`` (``start`` at or
 after the last frame's end), ``no_frames`` (no frame's time in ``[start, end)``); 422
-``no_keyframe`` (``copy``: no keyframe to cut at), ``no_timestamps``, ``decode_failed``,
+``no_keyframe`` (``copy``: no keyframe to cut at), ``not_copyable`` (``copy``: a video
+codec MP4 cannot carry, VP8 say), ``no_timestamps``, ``decode_failed``,
 ``resource_limit``; 503 ``busy`` (VIDEODROP_CLIP_CONCURRENCY cuts at once in this worker)
 and ``timeout`` (VIDEODROP_CLIP_TIMEOUT).
 """
@@ -40,12 +41,11 @@ from typing import Any
 import falcon
 
 from api.files.response import content_disposition
-from api.frames.cut import Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
+from api.frames.cut import MP4_VIDEO, Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
 from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
-from api.frames.errors import FrameError, bad, parse_time
+from api.frames.errors import FrameError, bad, checked_query, parse_time
 from api.frames.index import Indexes
 from api.frames.timeline import Timeline
-from api.http.params import query_params
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
 from videodrop.settings import Settings
@@ -67,11 +67,7 @@ class Clip(FrameResource):
 
     def clip_params(self, req: falcon.Request) -> tuple[float, float, str]:
         """(start, end, mode) or 400."""
-        query = query_params(req)
-        unknown = sorted(set(query) - self.allowed)
-        if unknown:
-            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
-                      f" {', '.join(sorted(self.allowed))}")
+        query = checked_query(req, self.allowed)
         for name in ("start", "end"):
             if name not in query:
                 raise bad(f"{name} (seconds) is required")
@@ -91,6 +87,11 @@ class Clip(FrameResource):
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         video, path = self.video_file(token)
         start, end, mode = self.clip_params(req)
+        if mode == "copy" and video.codec not in MP4_VIDEO:
+            raise FrameError(falcon.HTTP_422, "Cannot copy",
+                             f"mode=copy keeps the video as stored, and an MP4 cannot carry"
+                             f" {video.codec or 'this codec'}: ask mode=exact",
+                             "not_copyable")
         self.take_slot()
         fd, name = tempfile.mkstemp(prefix="videodrop-clip-", suffix=".mp4")
         os.close(fd)

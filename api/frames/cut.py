@@ -19,7 +19,8 @@ the frames a clip holds, consecutive in presentation order.
   keyframe the frame endpoint would seek to for the first frame (its references, open
   GOPs included), ``select`` keeps the frames from a time between the first frame and the
   one before it, and ``-frames:v`` stops after the last. Each frame keeps its duration
-  (``-fps_mode passthrough``, the input stream's time base).
+  (``-fps_mode passthrough``, the input stream's time base). An odd width or height is
+  padded to even (4:2:0) with a black column or row at the right or the bottom.
 
 The audio (the first audio stream, if any) covers the same span: copied by ``copy``
 when MP4 carries its codec, else encoded to AAC; trimmed by ``exact``. Errors:
@@ -37,19 +38,26 @@ from pathlib import Path
 from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
-__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "Cutter", "NoFrames", "NoKeyframe", "Span", "copy_span",
-           "exact_span"]
+__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "MP4_VIDEO", "Cutter", "NoFrames", "NoKeyframe", "Span",
+           "copy_span", "exact_span"]
 
 #: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
 #: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
 DURATIONS_KEPT = frozenset({"mp4", "m4v", "mov", "3gp"})
 #: Audio codecs a ``copy`` clip keeps as they are (MP4 carries them); others become AAC.
 MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"})
+#: Video codecs (``file_info.codec``) ffmpeg's MP4 muxer carries, which ``copy`` can cut;
+#: others (VP8, VP6, WMV, Theora…) only ``exact``.
+MP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg1video", "mpeg2video",
+                       "mjpeg"})
 _VIDEO = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
 _AUDIO = ("-c:a", "aac", "-b:a", "160k")
 #: Where a copied clip's first keyframe lands (seconds after 0): never before 0 whatever
 #: the rounding of timestamps to microseconds, so it is never dropped as shown before it.
 _LANDING = MARGIN / 2
+#: 4:2:0 needs an even width and height: an odd one gets one black column (row) at the
+#: right (bottom), every pixel of the source kept at its place.
+_EVEN = "pad=w=ceil(iw/2)*2:h=ceil(ih/2)*2:x=0:y=0"
 _OUTPUT = ("-sn", "-dn", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", "-y")
 
 
@@ -185,7 +193,7 @@ class Cutter(Frames):
         self._run(self._ffmpeg(
             "-threads", "2", *seek, "-i", f"file:{self.path}", "-map", "0:v:0",
             *(["-an"] if audio is None else ["-map", "0:a:0?", *_AUDIO]),
-            "-vf", ",".join([*picks, "setpts=PTS-STARTPTS"]),
+            "-vf", ",".join([*picks, "setpts=PTS-STARTPTS", _EVEN]),
             *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",
             "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *_OUTPUT, f"file:{out}"),
             "ffmpeg")

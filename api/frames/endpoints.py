@@ -41,12 +41,11 @@ from typing import Any
 
 import falcon
 
-from api.frames.errors import FrameError, bad, parse_time, ready_file
+from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_file
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.index import Indexes, Unavailable
 from api.frames.packing import TAR_END, npy, tar_member
 from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
-from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
@@ -79,11 +78,7 @@ class FrameResource(TokenResource):
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""
-        query = query_params(req)
-        unknown = sorted(set(query) - self.allowed)
-        if unknown:
-            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
-                      f" {', '.join(sorted(self.allowed))}")
+        query = checked_query(req, self.allowed)
         if "t" not in query:
             raise bad("t (seconds) is required")
         cap = self.settings.frame_max_width
@@ -205,18 +200,15 @@ class ManyFrames(FrameResource):
                 first = frames.picture(chosen[0], shape, "ppm")
                 self.check_size(len(chosen), *ppm_pixels(first.data)[:2])
         except FrameFailed as exc:
-            self.slots.release()
             raise failed(exc) from exc
-        except BaseException:
+        finally:
             self.slots.release()
-            raise
         picture_headers(resp, chosen)
-        if fmt == "npy" or req.method == "HEAD":  # Falcon never closes a HEAD's stream
-            self.slots.release()
+        if fmt == "npy" or req.method == "HEAD":
             resp.content_type = f"application/x-{fmt}"
             return
         resp.content_type = "application/x-tar"
-        resp.stream = Held(self.tar(frames, chosen, times, shape), self.slots)
+        resp.stream = self.tar(frames, chosen, times, shape)
 
     on_head = on_get
 
@@ -249,32 +241,18 @@ class ManyFrames(FrameResource):
 
     def tar(self, frames: Frames, chosen: list[Chosen], times: list[float],
             shape: Shape) -> Iterator[bytes]:
-        """The members, frame by frame."""
+        """The members, frame by frame. Each frame takes a decode slot for its decoding
+        only, waiting for one until the request's deadline (else ``timeout``: the archive
+        is cut off): a client that reads slowly holds none while its members are sent."""
         for n, (one, t) in enumerate(zip(chosen, times, strict=True)):
-            data = frames.picture(one, shape, "jpeg").data
+            if not self.slots.acquire(timeout=max(0.0, frames.deadline - time.monotonic())):
+                raise FrameFailed("timeout", "no decode slot came free before the"
+                                             " request's deadline (VIDEODROP_FRAME_TIMEOUT)")
+            try:
+                data = frames.picture(one, shape, "jpeg").data
+            finally:
+                self.slots.release()
             meta = {"t": t, "pts": round(one.time, 6), "index": one.index}
             yield tar_member(f"{n:06d}.jpg", data) + tar_member(
                 f"{n:06d}.json", json.dumps(meta).encode())
         yield TAR_END
-
-
-class Held:
-    """A response body that holds a decode slot until the WSGI server closes it (after the
-    last chunk, when the client went away, or unread after a HEAD): released once."""
-
-    def __init__(self, chunks: Iterator[bytes], slots: threading.BoundedSemaphore) -> None:
-        self.chunks = chunks
-        self.slots: threading.BoundedSemaphore | None = slots
-
-    def __iter__(self) -> Iterator[bytes]:
-        return self.chunks
-
-    def close(self) -> None:
-        try:
-            close = getattr(self.chunks, "close", None)
-            if close is not None:
-                close()
-        finally:
-            if self.slots is not None:
-                self.slots.release()
-                self.slots = None

@@ -9,10 +9,11 @@ from typing import Any
 
 import falcon
 
+from api.http.params import query_params, repeated_params
 from api.tokens.endpoints import gone
 from videodrop.catalog import Video
 
-__all__ = ["RETRY_PENDING", "FrameError", "bad", "parse_time", "ready_file"]
+__all__ = ["RETRY_PENDING", "FrameError", "bad", "checked_query", "parse_time", "ready_file"]
 
 _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_PENDING = 10  # seconds: Retry-After of a video (or its index) still being made
@@ -34,6 +35,22 @@ class FrameError(falcon.HTTPError):
 
 def bad(description: str) -> FrameError:
     return FrameError(falcon.HTTP_400, "Bad parameter", description, "bad_parameter")
+
+
+def checked_query(req: falcon.Request, allowed: frozenset[str] | set[str]) -> dict[str, str]:
+    """The query string, name → value; 400 ``bad_parameter`` for a name not in ``allowed``
+    or given more than once (``t=1&t=2`` would otherwise keep the first silently: ask
+    ``t=1,2``)."""
+    query = query_params(req)
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
+                  f" {', '.join(sorted(allowed)) or 'none'}")
+    twice = repeated_params(req)
+    if twice:
+        raise bad(f"each parameter at most once: {twice[0][:40]!r} is given more than once"
+                  + (" (several times are one t, comma-separated)" if twice[0] == "t" else ""))
+    return query
 
 
 def parse_time(raw: str, name: str = "t") -> float:

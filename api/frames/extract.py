@@ -80,7 +80,9 @@ class Shape:
         if not self.raw:
             chain.append("scale=w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih,setsar=1")
         w = self.width
-        chain.append(f"scale=w='min({w},iw)':h='if(gte({w},iw),ih,2*trunc({w}*ih/iw/2))'")
+        # the height follows, even, at least 2 (a 0 would be ffmpeg's "as the input")
+        chain.append(f"scale=w='min({w},iw)'"
+                     f":h='if(gte({w},iw),ih,max(2,2*trunc({w}*ih/iw/2)))'")
         return ",".join(chain)
 
 

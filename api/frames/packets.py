@@ -30,10 +30,9 @@ from typing import Any
 
 import falcon
 
-from api.frames.errors import RETRY_PENDING, FrameError, bad, parse_time, ready_file
+from api.frames.errors import RETRY_PENDING, FrameError, bad, checked_query, parse_time, ready_file
 from api.frames.index import Indexes, Loaded, Unavailable
 from api.frames.timeline import NoTimestamps, PastTheEnd
-from api.http.params import query_params
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
@@ -57,11 +56,7 @@ class IndexResource(TokenResource):
     def loaded(self, req: falcon.Request, token: str) -> tuple[dict[str, str], Loaded]:
         """(the query, the video's index) or the error that says why there is none."""
         video, path = ready_file(self.lookup(token).video, self.media_root)
-        query = query_params(req)
-        unknown = sorted(set(query) - self.allowed)
-        if unknown:
-            raise bad(f"unknown parameter {unknown[0][:40]!r}; this takes"
-                      f" {', '.join(sorted(self.allowed)) or 'none'}")
+        query = checked_query(req, self.allowed)
         try:
             return query, self.indexes.of(video, path)
         except Unavailable as exc:

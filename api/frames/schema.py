@@ -23,6 +23,7 @@ ERROR_CODES = {
     "too_long": "the clip asked spans more than VIDEODROP_CLIP_MAX_SECONDS",
     "no_frames": "no frame's time is in the clip's [start, end)",
     "no_keyframe": "mode=copy: no keyframe to cut at (ask mode=exact)",
+    "not_copyable": "mode=copy: an MP4 cannot carry the video's codec (ask mode=exact)",
     "no_timestamps": "the stream's packets carry no timestamps",
     "decode_failed": "ffmpeg decoded no frame (damaged data), or not the one chosen",
     "resource_limit": "ffmpeg met VIDEODROP_CHILD_MEMORY or its CPU time",

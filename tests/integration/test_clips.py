@@ -26,10 +26,11 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
-    """The corpus, ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the
-    same, its video 0.2 s after its audio), ``noise.mp4`` (4 s
-    of noise, ~2 MB a second) and ``slow.mp4`` (8 s at 1280x720: seconds to re-encode):
-    the folder, and the oracles of the corpus and of av.mp4 by name."""
+    """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry),
+    ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the same, its video
+    0.2 s after its audio), ``noise.mp4`` (4 s of noise, ~2 MB a second) and ``slow.mp4``
+    (8 s at 1280x720: seconds to re-encode): the folder, and the oracles of the corpus,
+    of av.mp4 and of odd.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
     paths = frame_corpus.build(folder)
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
@@ -44,7 +45,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
                         "-preset", "ultrafast", "-crf", "10", "-g", "50", str(folder / name)],
                        check=True, timeout=120)
-    named = {p.name: frame_corpus.oracle(p) for p in [*paths, folder / "av.mp4"]}
+    # odd width and height (4:4:4, which H.264 allows at any size): an exact clip is 4:2:0
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    frame_corpus.index_pattern(seconds=2, size="321x241").replace(
+                        "yuv420p", "yuv444p"), "-c:v", "libx264",
+                    "-crf", "8", "-g", "25", "-pix_fmt", "yuv444p", str(folder / "odd.mp4")],
+                   check=True, timeout=120)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2",
+                    "-c:v", "libvpx", str(folder / "vp8.webm")], check=True, timeout=120)
+    named = {p.name: frame_corpus.oracle(p)
+             for p in [*paths, folder / "av.mp4", folder / "odd.mp4"]}
     return folder, named
 
 
@@ -147,6 +157,21 @@ def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_pat
         assert got.times == pytest.approx([oracle.times[i] - first for i in want], abs=2e-3)
 
 
+def test_exact_of_an_odd_size(served, clips, tmp_path):
+    """4:2:0 needs even sizes: the clip of a 321x241 video is 322x242, every source pixel
+    at its place, the added column and row at the right and the bottom."""
+    system, records = served
+    oracle = clips[1]["odd.mp4"]
+    resp = clip(system, token(records, "odd.mp4"), start=0.5, end=1.0, mode="exact")
+    assert resp.status_code == 200, resp.text
+    want = [i for i, t in enumerate(oracle.times) if 0.5 <= t < 1.0]
+    expect_headers(resp, oracle, want)
+    got = decoded(resp, tmp_path)
+    assert got.pixels.shape[1:] == (242, 322, 3)
+    cropped = frame_corpus.Oracle(got.times, got.pixels[:, :241, :321], got.keys)
+    assert named_frames(cropped, oracle, worst=4.0) == want
+
+
 @pytest.mark.parametrize("name", CORPUS)
 def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
     """The frames of a copy are exactly those of its stated bounds (by their pixels), it
@@ -232,7 +257,8 @@ def test_refusals_and_limits(served):
                    {"start": "nan", "end": "2"}, {"end": "2"}, {"start": "1"},
                    {"start": "2", "end": "1"}, {"start": "1", "end": "1"},
                    {"start": "1", "end": "2", "mode": "fast"},
-                   {"start": "1", "end": "2", "t": "1"}):
+                   {"start": "1", "end": "2", "t": "1"},
+                   {"start": ["1", "0"], "end": "2"}, {"start": "1", "end": ["2", "3"]}):
         resp = clip(system, cfr, **params)
         assert resp.status_code == 400 and error_code(resp) == "bad_parameter", params
     long = clip(system, cfr, start="0", end="8.5")
@@ -243,6 +269,10 @@ def test_refusals_and_limits(served):
     assert between.status_code == 416 and error_code(between) == "no_frames"
     large = clip(system, token(records, "noise.mp4"), start="0", end="3.5", mode="copy")
     assert large.status_code == 400 and error_code(large) == "too_large", large.text
+    vp8 = clip(system, token(records, "vp8.webm"), start="0", end="1", mode="copy")
+    assert vp8.status_code == 422 and error_code(vp8) == "not_copyable", vp8.text
+    assert "exact" in vp8.json()["description"]
+    assert clip(system, token(records, "vp8.webm"), start="0", end="1").status_code == 200
     broken = clip(system, token(records, "broken.mp4"), start="0", end="1")
     assert broken.status_code == 409 and error_code(broken) == "not_ready"
     unknown = clip(system, "A" * 43, start="0", end="1")

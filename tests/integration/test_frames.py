@@ -11,6 +11,7 @@ import json
 import random
 import re
 import shutil
+import socket
 import subprocess
 import tarfile
 import threading
@@ -32,7 +33,8 @@ TIMES_PER_CLIP = 6  # random times per clip, beside the boundaries
 def clips(tmp_path_factory: pytest.TempPathFactory, samples: Path
           ) -> dict[str, frame_corpus.Oracle]:
     """The corpus and its oracles by name; ``_folder``: the corpus's folder, which also
-    holds a sample whose pixels are twice as wide as high (640x360, SAR 2:1) and a raw
+    holds a sample whose pixels are twice as wide as high (640x360, SAR 2:1), 0.4 s of
+    1080p noise (``noise.mp4``: megabytes a JPEG frame) and a raw
     H.264 stream (no timestamps)."""
     folder = tmp_path_factory.mktemp("frame-clips")
     paths = frame_corpus.build(folder)
@@ -40,6 +42,10 @@ def clips(tmp_path_factory: pytest.TempPathFactory, samples: Path
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",  # packets without pts
                     "testsrc=size=64x64:rate=25:duration=2", "-c:v", "libx264", "-f", "h264",
                     str(folder / "raw.264")], check=True, timeout=60)
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",  # ~MBs a JPEG frame
+                    "color=c=gray:s=1920x1080:r=25:d=0.4,noise=alls=100:allf=t", "-c:v",
+                    "libx264", "-preset", "ultrafast", "-crf", "10",
+                    str(folder / "noise.mp4")], check=True, timeout=60)
     return {path.name: frame_corpus.oracle(path) for path in paths} | {
         "_folder": folder}  # type: ignore[dict-item]
 
@@ -156,6 +162,11 @@ def test_width_rotation_and_raw(served, clips):
     assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", raw="1")).shape == (360, 640, 3)
     assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", width="640")).shape == (
         180, 640, 3)
+    # so narrow that the height would round to 0 (ffmpeg's "as the input"): 2 rows
+    assert picture(frame(system, tokens["cfr.mp4"], t="1", width="2", format="png")
+                   ).shape == (2, 2, 3)
+    assert picture(frame(system, tokens["sar_2x1.mp4"], t="1", width="3", format="png")
+                   ).shape == (2, 3, 3)
 
 
 def error_code(resp: requests.Response) -> str:
@@ -173,6 +184,12 @@ def test_refusals(served, clips):
     assert error_code(frame(system, token, t="1", width="1921")) == "bad_parameter"
     assert error_code(frame(system, token, t="1", format="gif")) == "bad_parameter"
     assert error_code(frame(system, token, t="1", colour="red")) == "bad_parameter"
+    # requests' own way to give a list, t=1&t=2: refused, never one frame silently
+    repeated = system.http.get(f"{system.base_url}/api/video/{token}/frames/",
+                               params={"t": ["1", "2"]}, timeout=10)
+    assert repeated.status_code == 400 and error_code(repeated) == "bad_parameter"
+    assert "comma" in repeated.json()["description"]
+    assert error_code(frame(system, token, t="1", width=["8", "16"])) == "bad_parameter"
     past = frame(system, token, t="3.0")  # 75 frames at 25 fps: the last ends at 3.0 s
     assert past.status_code == 416 and error_code(past) == "past_end"
     assert frame(system, token, t="2.999").headers["Video-Frame-Index"] == "74"
@@ -227,6 +244,29 @@ def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
     assert refusals, "two decodes at once in a worker whose limit is one"
     assert {error_code(r) for r in refusals} == {"busy"}
     assert {r.headers["Retry-After"] for r in refusals} == {"1"}
+
+
+def test_a_tar_read_slowly_holds_no_decode_slot(served):
+    """VIDEODROP_FRAME_CONCURRENCY=1: a client that asks a tar of 8 frames of megabytes
+    each and stops reading after its first bytes holds a thread (its socket), never the
+    worker's decode slot: a frame asked meanwhile is decoded."""
+    system, tokens = served
+    host, port = system.base_url.removeprefix("http://").rsplit(":", 1)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)
+    try:
+        stalled.connect((host, int(port)))
+        times = ",".join(f"{n * 0.04:.2f}" for n in range(8))
+        stalled.sendall(f"GET /api/video/{tokens['noise.mp4']}/frames/?t={times}&format=tar"
+                        " HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        assert stalled.recv(12) == b"HTTP/1.1 200"
+
+        def decoded() -> requests.Response | None:
+            resp = frame(system, tokens["cfr.mp4"], t="1")
+            return resp if resp.status_code == 200 else None
+        wait_for(decoded, timeout=30, interval=0.2, what="a frame while a tar is read slowly")
+    finally:
+        stalled.close()
 
 
 def test_the_example_of_docs_models_md_runs(served):

@@ -279,7 +279,7 @@ def test_refusals(served):
     broken = get(system, served["broken"], "packets/")
     assert broken.status_code == 409 and error_code(broken) == "not_ready"
     for params in ({"start": "1"}, {"start": "2", "end": "1"}, {"start": "-1", "end": "2"},
-                   {"start": "1", "end": "2", "t": "3"}):
+                   {"start": "1", "end": "2", "t": "3"}, {"start": ["1", "0"], "end": "2"}):
         assert error_code(get(system, token, "range/", **params)) == "bad_parameter", params
     assert error_code(get(system, token, "packets/", format="csv")) == "bad_parameter"
     past = get(system, token, "range/", start="3", end="4")
