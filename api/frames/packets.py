@@ -30,6 +30,7 @@ from typing import Any
 
 import falcon
 
+from api.frames.endpoints import explained
 from api.frames.errors import RETRY_PENDING, FrameError, bad, checked_query, parse_time, ready_file
 from api.frames.index import Indexes, Loaded, Unavailable
 from api.frames.timeline import NoTimestamps, PastTheEnd
@@ -105,17 +106,14 @@ class ByteRange(IndexResource):
         start, end = parse_time(query["start"], "start"), parse_time(query["end"], "end")
         if not end > start:
             raise bad("end is after start")
-        try:
-            span = loaded.span(start, end)
-        except PastTheEnd as exc:
-            raise FrameError(falcon.HTTP_416, "No frame at this time", f"{exc}.",
-                             "past_end") from exc
-        except NoTimestamps as exc:
-            raise FrameError(falcon.HTTP_422, "No timestamps", f"{exc}.",
-                             "no_timestamps") from exc
-        except ValueError as exc:
-            raise FrameError(falcon.HTTP_422, "No byte offsets", f"{exc}.",
-                             "no_positions") from exc
+        with explained():  # past_end and no_timestamps as the frame routes answer them
+            try:
+                span = loaded.span(start, end)
+            except (PastTheEnd, NoTimestamps):
+                raise
+            except ValueError as exc:  # a packet needed has no byte offset
+                raise FrameError(falcon.HTTP_422, "No byte offsets", f"{exc}.",
+                                 "no_positions") from exc
         key_time = loaded.times[span.key]
         resp.cache_control = [CACHE_CONTROL]
         resp.media = {
