@@ -14,7 +14,7 @@ from api.frames.index import Indexes
 from api.frames.packets import ByteRange, Packets
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
-from videodrop.storage import MediaStore
+from videodrop.storage import FileStore, MediaStore, from_settings
 
 
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any,
@@ -25,7 +25,11 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: An
     ``/range/`` (api/frames/packets.py); all share the packet indexes read, and all read
     ``media`` (default: the settings' store)."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
-    indexes = Indexes(Path(settings.media_root), catalog)
+    media = media if media is not None else from_settings(settings)
+    # the indexes are read where the derive role wrote them: the store's folder (an s3
+    # store answers 501 before any index is read)
+    indexes = Indexes(media.root if isinstance(media, FileStore) else Path(settings.media_root),
+                      catalog)
     app.add_route("/api/video/{token}/frame/",
                   Frame(settings, catalog, tokens, slots=slots, indexes=indexes, media=media))
     app.add_route("/api/video/{token}/frames/",

@@ -22,7 +22,7 @@ def test_a_file_store_in_another_folder_is_used_by_every_role(make_system: Any,
                                                               samples: Path, tmp_path: Path):
     elsewhere = tmp_path / "store"
     system: System = make_system(VIDEODROP_STORAGE_URL=elsewhere.as_uri(),
-                                 VIDEODROP_DERIVE="poster")
+                                 VIDEODROP_DERIVE="poster,packets")
     system.start()
     system.start_role("derive")
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "bbb.mp4")
@@ -45,14 +45,20 @@ def test_a_file_store_in_another_folder_is_used_by_every_role(make_system: Any,
     assert part.status_code == 206
     assert part.content == (samples / "bbb_chapters.mp4").read_bytes()[100:200]
 
-    def poster_ready() -> dict[str, Any] | None:
+    def both_made() -> dict[str, Any] | None:
         item = system.http.get(links["api_endpoint"], timeout=5).json()
-        return item if item["derivatives"]["poster"]["status"] == "ready" else None
-    wait_for(poster_ready, timeout=120, interval=0.3, what="the poster")
+        states = item["derivatives"]
+        return item if (states["poster"]["status"], states["packets"]["status"]) == (
+            "ready", "ready") else None
+    wait_for(both_made, timeout=120, interval=0.3, what="the poster and the packet index")
     poster = system.http.get(links["poster_url"], timeout=10)
     assert poster.status_code == 200
     [made] = list(elsewhere.glob("derivatives/*/poster.jpg"))
     assert made.read_bytes() == poster.content
+    # the API reads the packet index the derive role wrote into the same store
+    packets = system.http.get(links["packets_url"], timeout=10)
+    assert packets.status_code == 200, packets.text
+    assert list(elsewhere.glob("derivatives/*/packets.npy"))
 
     gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
                               headers=system.admin, timeout=10)
