@@ -47,6 +47,7 @@ BENCHMARKS: dict[str, str] = {
     "clips": "clips by time for models (issue 22)",
     "retention": "retention decision over 1,000,000 rows (issue 21)",
     "timeline": "timelines with 1,000,000 rows (issue 21)",
+    "s3_stream": "/stream/ on an s3 store, redirect and proxy (issue 20)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

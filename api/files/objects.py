@@ -5,12 +5,17 @@ ranges and headers as a file (api/files/response.py: both use :func:`answer`).
 A redirect costs one small response; the client then reads the store directly with its
 own Range requests for the URL's life (``VIDEODROP_S3_PRESIGN_SECONDS``, at most 60 s, so a
 revoked token's URLs die within a minute). The 307 is never cached (``no-store``): the
-next request asks the token again.
+next request asks the token again. A worker hands the same presigned URL out again for
+:data:`REUSE_SECONDS` after making it (no round trip to the store, no new signature, for
+a client reading a video range by range); the URL still dies at most 60 s after it was
+made, and an object deleted meanwhile answers the store's own 404 at the URL.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Iterator
 from typing import Literal
 
@@ -23,6 +28,49 @@ from videodrop.storage import MediaStore, ObjectMissing, ObjectReader
 __all__ = ["SERVE_MODES", "send_object"]
 
 SERVE_MODES = ("redirect", "proxy")
+#: How long a worker hands out a presigned URL it made (seconds; far under its expiry).
+REUSE_SECONDS = 10.0
+#: At most this many keys' URLs are kept per store (then the oldest half is dropped).
+REUSE_KEYS = 4096
+
+
+class _Recent:
+    """The presigned URLs a worker made in the last :data:`REUSE_SECONDS`, by key: one
+    per store (a weak map, so a test's stores do not pile up). Thread-safe."""
+
+    _by_store: weakref.WeakKeyDictionary[MediaStore, _Recent] = weakref.WeakKeyDictionary()
+    _guard = threading.Lock()
+
+    def __init__(self) -> None:
+        self.urls: dict[str, tuple[str, float]] = {}
+        self.lock = threading.Lock()
+
+    @classmethod
+    def of(cls, media: MediaStore) -> _Recent:
+        with cls._guard:
+            recent = cls._by_store.get(media)
+            if recent is None:
+                recent = cls._by_store[media] = cls()
+            return recent
+
+    def url(self, media: MediaStore, key: str) -> str:
+        """A presigned URL of ``key`` made at most :data:`REUSE_SECONDS` ago, else a new
+        one after checking the object is there (ObjectMissing)."""
+        now = time.monotonic()
+        with self.lock:
+            kept = self.urls.get(key)
+        if kept is not None and now - kept[1] < REUSE_SECONDS:
+            return kept[0]
+        media.stat(key)  # 404 for a key without an object, not a 307 to the store's 404
+        url = media.presign(key)
+        if url is None:
+            raise ValueError(f"{media.describe()} has no URLs: serve its local files")
+        with self.lock:
+            if len(self.urls) >= REUSE_KEYS:
+                for old in sorted(self.urls, key=lambda k: self.urls[k][1])[:REUSE_KEYS // 2]:
+                    del self.urls[old]
+            self.urls[key] = (url, now)
+        return url
 
 
 class _MultipartObject:
@@ -64,25 +112,27 @@ def send_object(req: falcon.Request, resp: falcon.Response, media: MediaStore, k
                 disposition: Literal["inline", "attachment"], filename: str,
                 cache_control: str = "private, max-age=3600") -> None:
     """Fill ``resp`` with the object ``key`` of ``media`` for a GET or HEAD: ``redirect``
-    → 307 to ``media.presign(key)`` (``Cache-Control: no-store``); ``proxy`` → 200, 206
+    → 307 to ``media.presign(key)``, the same URL again for :data:`REUSE_SECONDS`
+    (``Cache-Control: no-store``); ``proxy`` → 200, 206
     (one range or ``multipart/byteranges``), 304, 412 or 416 exactly as
     :func:`api.files.response.send_file` answers for a file, its ETag the store's.
     ``falcon.HTTPNotFound`` when there is no object under ``key``; the store's errors
     (StoreUnavailable: the app answers 503) propagate."""
     security_headers(req, resp)
-    try:
-        info = media.stat(key)
-    except ObjectMissing as exc:
-        raise falcon.HTTPNotFound() from exc
     if mode == "redirect":
-        url = media.presign(key)
-        if url is None:
-            raise ValueError(f"{media.describe()} has no URLs: serve its local files")
+        try:
+            url = _Recent.of(media).url(media, key)
+        except ObjectMissing as exc:
+            raise falcon.HTTPNotFound() from exc
         resp.status = falcon.HTTP_307
         resp.location = url
         resp.set_header("Cache-Control", "no-store")
         resp.data = b""
         return
+    try:
+        info = media.stat(key)
+    except ObjectMissing as exc:
+        raise falcon.HTTPNotFound() from exc
     v = Validators(etag=info.etag, last_modified=min(int(info.mtime), int(time.time())))
     plan = answer(req, resp, info.size, v, content_type=content_type,
                   disposition_value=content_disposition(disposition, filename),

@@ -216,6 +216,9 @@ def test_the_api_serves_a_video_and_its_poster_from_s3(db_url: str, s3_server: S
         upload = client.simulate_post("/api/videos", body=b"x", headers={
             **admin, "Content-Type": "video/mp4"})
         assert upload.status_code == 501  # not on s3 yet: said, not half done
+        from api.files import objects
+        # a redirect hands out its URL again for a while without asking the store
+        monkeypatch.setattr(objects, "REUSE_SECONDS", 0.0)
         media.delete(key)
         missing = client.simulate_get(f"/api/video/{token}/download/")
         assert missing.status_code == 404
@@ -227,3 +230,37 @@ def test_the_api_serves_a_video_and_its_poster_from_s3(db_url: str, s3_server: S
         assert not media.exists(f"derivatives/{source_id}/poster.jpg")
     finally:
         catalog.close()
+
+
+def test_a_worker_hands_out_its_presigned_url_again_for_a_while(s3_server: S3Server,
+                                                                 s3_bucket: str, monkeypatch):
+    """A client reading range by range gets the URL made moments ago (no stat, no new
+    signature: the object deleted meanwhile still gets it); past REUSE_SECONDS the store is
+    asked again (404 once the object is gone)."""
+    from api.files import objects
+
+    env = {**s3_server.env(),
+           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/reuse-{secrets.token_hex(4)}/"}
+    for name, value in env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    store = from_settings(Settings.from_env(env))
+    store.put_stream("videos/reuse.mp4", io.BytesIO(b"x" * 1000))
+
+    class Serve:
+        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+            objects.send_object(req, resp, store, "videos/reuse.mp4", mode="redirect",
+                                content_type="video/mp4", disposition="inline",
+                                filename="reuse.mp4")
+
+    app = falcon.App()
+    app.add_route("/r", Serve())
+    client = falcon.testing.TestClient(app)
+    first = client.simulate_get("/r")
+    assert first.status_code == 307
+    assert requests.get(first.headers["Location"], timeout=30).content == b"x" * 1000
+    store.delete("videos/reuse.mp4")
+    again = client.simulate_get("/r")
+    assert (again.status_code, again.headers["Location"]) == (307, first.headers["Location"])
+    monkeypatch.setattr(objects, "REUSE_SECONDS", 0.0)
+    assert client.simulate_get("/r").status_code == 404
