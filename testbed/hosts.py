@@ -20,6 +20,7 @@ import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 from urllib.parse import urlsplit
 
 import pika.exceptions
@@ -39,7 +40,8 @@ def netns_usable() -> bool:
     if not all(shutil.which(tool) for tool in ("unshare", "nsenter", "socat", "ip")):
         return False
     try:
-        done = subprocess.run(["unshare", "--net", "true"], capture_output=True, timeout=10)
+        done = subprocess.run(["unshare", "--net", "true"], check=False, capture_output=True,
+                              timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
@@ -84,7 +86,7 @@ class Namespace:
 
         def lo_up() -> bool:
             shown = subprocess.run([*self.enter(), "ip", "-o", "link", "show", "lo"],
-                                   capture_output=True, text=True, timeout=10)
+                                   check=False, capture_output=True, text=True, timeout=10)
             own = os.readlink("/proc/self/ns/net")
             inside = os.readlink(f"/proc/{self.holder_pid}/ns/net")
             return inside != own and ",UP" in shown.stdout
@@ -112,7 +114,7 @@ class Namespace:
                  "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
                  " timeout=2).close()", address, str(port)]
         return subprocess.run([*self.enter(), *probe] if inside else probe,
-                              capture_output=True, timeout=10).returncode == 0
+                              check=False, capture_output=True, timeout=10).returncode == 0
 
     def reach(self, port: int) -> None:
         """``127.0.0.1:port`` of this machine answers inside at ``127.0.0.1:port``."""
@@ -215,21 +217,16 @@ class Host(System):
             return False
         return True
 
-    def start_role(self, role: str, *args: str, env: dict[str, str] | None = None
-                   ) -> subprocess.Popen[bytes]:
-        """``videodrop ROLE ARGS…`` in this host's network and process group (the first
-        role started leads a new group), its output appended to ``logs/ROLE.log``."""
+    def spawn(self, argv: list[str], env: dict[str, str], log: IO[bytes]
+              ) -> subprocess.Popen[bytes]:
+        """One role's process in this host's network and process group (the first role
+        started leads a new group)."""
         group = self.pgid if self._group_alive() else 0
         enter = self.network.enter() if self.network else []
-        with (self.logs / f"{role}.log").open("ab") as log:
-            proc = subprocess.Popen([*enter, sys.executable, "-m", "videodrop", role, *args],
-                                    env={**self.env, **(env or {})}, cwd=REPO,
-                                    stdout=log, stderr=subprocess.STDOUT, process_group=group)
+        proc = subprocess.Popen([*enter, *argv], env=env, cwd=REPO, stdout=log,
+                                stderr=subprocess.STDOUT, process_group=group)
         if group == 0:
             self.pgid = proc.pid
-        if (earlier := self.procs.get(role)) is not None and earlier.poll() is None:
-            self.superseded.append(earlier)
-        self.procs[role] = proc
         return proc
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
