@@ -109,7 +109,8 @@ class Namespace:
                                              stdout=subprocess.DEVNULL,
                                              stderr=subprocess.DEVNULL))
 
-    def _listening(self, port: int, address: str, inside: bool) -> bool:
+    def answers(self, port: int, address: str = "127.0.0.1", inside: bool = True) -> bool:
+        """Whether a TCP connection to ``address:port`` inside (or outside) succeeds."""
         probe = [sys.executable, "-c",
                  "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])),"
                  " timeout=2).close()", address, str(port)]
@@ -123,7 +124,7 @@ class Namespace:
         wait_for(sock.exists, timeout=10, what=f"the bridge socket {sock}")
         self._socat(True, f"TCP-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
                     f"UNIX-CONNECT:{sock}")
-        wait_for(lambda: self._listening(port, "127.0.0.1", inside=True), timeout=10,
+        wait_for(lambda: self.answers(port, "127.0.0.1", inside=True), timeout=10,
                  what=f"127.0.0.1:{port} inside host {self.name}")
 
     def publish(self, port: int, address: str) -> None:

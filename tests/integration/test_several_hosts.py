@@ -207,7 +207,9 @@ def probed_by(host: Host) -> set[str]:
 
 
 def test_two_hosts_share_a_burst(hosts, clips):
-    a, b = hosts["a"], hosts["b"]
+    a, b, c = hosts["a"], hosts["b"], hosts["c"]
+    if a.network is not None and c.network is not None:  # networks of their own
+        assert c.network.answers(c.port) and not a.network.answers(c.port)
     writer, expected = drop(clips, [a, b], every=0.02)
     writer.join()
     assert_same_outcome(hosts, expected)
