@@ -210,13 +210,11 @@ class Host(System):
             return 0
 
     def _group_alive(self) -> bool:
-        if self.pgid is None:
-            return False
-        try:
-            os.killpg(self.pgid, 0)
-        except ProcessLookupError:
-            return False
-        return True
+        """Whether the host's process group still holds one of its roles. Only then is
+        ``pgid`` signalled or joined: a child not yet reaped keeps its pid, so the group id
+        cannot have passed to another's processes."""
+        return self.pgid is not None and any(
+            proc.poll() is None for proc in [*self.procs.values(), *self.superseded])
 
     def spawn(self, argv: list[str], env: dict[str, str], log: IO[bytes]
               ) -> subprocess.Popen[bytes]:
@@ -245,6 +243,7 @@ class Host(System):
             proc.wait(timeout=30)
         self.procs.clear()
         self.superseded.clear()
+        self.pgid = None
 
     def stop(self) -> None:
         """SIGTERM the roles, SIGKILL what is left after 20 s, then the network."""
