@@ -14,7 +14,7 @@ Each host has its own probe queue (its own ``VIDEODROP_AMQP_PREFIX`` on the shar
 broker): a watch-folder message names a path inside the inbox, which only the ingest's
 own host can open (docs/several-hosts.md).
 
-Bounded: clips of 0.4 s at 64x48, derivatives limited to poster and packets; 1.5 to 2
+Bounded: clips of 0.4 s at 64x48, derivatives limited to poster and packets; 1.5 to 3
 minutes a test on 2 shared cores (docs/several-hosts.md), 600 s at most. Run alone with
 ``pytest -m hosts``."""
 
