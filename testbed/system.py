@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pika
 import requests
@@ -101,15 +101,20 @@ class System:
                    ) -> subprocess.Popen[bytes]:
         """Start ``videodrop ROLE ARGS…`` with this system's environment (and ``env`` over
         it), its output appended to ``logs/ROLE.log``."""
-        log = (self.logs / f"{role}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "videodrop", role, *args],
-                                env={**self.env, **(env or {})},
-                                cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        with (self.logs / f"{role}.log").open("ab") as log:
+            proc = self.spawn([sys.executable, "-m", "videodrop", role, *args],
+                              {**self.env, **(env or {})}, log)
         if (earlier := self.procs.get(role)) is not None and earlier.poll() is None:
             self.superseded.append(earlier)
         self.procs[role] = proc
         return proc
+
+    def spawn(self, argv: list[str], env: dict[str, str], log: IO[bytes]
+              ) -> subprocess.Popen[bytes]:
+        """One role's process, from the checkout, its output to ``log``: in a session (and
+        process group) of its own."""
+        return subprocess.Popen(argv, env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
     def kill(self, role: str, sig: int = signal.SIGKILL) -> None:
         proc = self.procs.pop(role)
