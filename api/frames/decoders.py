@@ -168,9 +168,8 @@ class Decoders:
                 raise DecodeFailed("timeout", "the decoder did not finish in time") from None
             except EOFError:
                 status = child.kill()
-                if attempt == 0 and not fresh and status not in (-signal.SIGKILL,
-                                                                 -signal.SIGXCPU):
-                    continue  # died while idle (its thread gone): once more, fresh
+                if attempt == 0 and not fresh and status != -signal.SIGXCPU:
+                    continue  # died while idle (its thread gone?): once more, fresh
                 if status in (-signal.SIGKILL, -signal.SIGXCPU, -signal.SIGSEGV):
                     raise DecodeFailed("resource_limit",
                                        "the decoder was stopped by a resource limit") from None
@@ -188,6 +187,13 @@ class Decoders:
 
     def _take(self, path: Path) -> tuple[_Child, bool]:
         """An idle child, one that has ``path`` open if any; else a new one."""
+        gone: list[_Child] = []
+        with self._lock:
+            if self._idle:
+                gone = [c for c in self._idle if c.proc.poll() is not None]
+                self._idle = [c for c in self._idle if c not in gone]
+        for child in gone:
+            child.kill()  # reaps it
         with self._lock:
             if self._idle:
                 has = [n for n, c in enumerate(self._idle) if path in c.recent]
@@ -203,6 +209,11 @@ class Decoders:
                 self._idle.append(child)
                 return
         child.kill()
+
+    def pids(self) -> list[int]:
+        """The idle children's process ids (tests, operators)."""
+        with self._lock:
+            return [child.proc.pid for child in self._idle]
 
     def close(self) -> None:
         """Kill the idle children."""
