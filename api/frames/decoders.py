@@ -33,7 +33,7 @@ from typing import Any
 
 from videodrop.children import ARENAS, ChildLimits, prlimit_binary
 
-__all__ = ["CPU_SECONDS", "Decoders", "DecodeFailed", "Request"]
+__all__ = ["CPU_SECONDS", "DecodeFailed", "Decoders", "Request"]
 
 #: CPU seconds a child may use in its life (RLIMIT_CPU); retired at half of it.
 CPU_SECONDS = 3600

@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.frames.decoders import Decoders, DecodeFailed, Request
+from api.frames.decoders import DecodeFailed, Decoders, Request
 from api.frames.timeline import Chosen, Timeline, parse_packets
 from videodrop.children import ChildError, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
