@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from api.frames.decoders import Decoders, DecodeFailed, Request
+from api.frames.decoders import DecodeFailed, Decoders, Request
 
 FPS = 25
 
