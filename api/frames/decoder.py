@@ -226,16 +226,27 @@ def encoded(picture: Any, fmt: str) -> bytes:
 
 
 def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """One request's answer (the protocol of the module docstring). A failure while other
+    inputs are open is tried once more with them closed: near the child's address-space
+    limit (VIDEODROP_CHILD_MEMORY) libav fails in many ways (no memory, no thread,
+    "invalid data"), and the inputs kept open are what a request can give back."""
     path = str(request["path"])
-    try:
-        frame, shown = frame_at(inputs, path, float(request["start"]), float(request["seek"]))
-        stream = inputs.opened[path].stream
-        data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
-                             str(request["format"])), str(request["format"]))
-    except (Failed, av.FFmpegError, OSError, ValueError) as exc:
-        inputs.drop(path)
-        return {"ok": False, "reason": "decode_failed", "sentence": str(exc)[:300]}, b""
-    return {"ok": True, "time": shown, "size": len(data)}, data
+    while True:
+        try:
+            frame, shown = frame_at(inputs, path, float(request["start"]),
+                                    float(request["seek"]))
+            stream = inputs.opened[path].stream
+            data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
+                                 str(request["format"])), str(request["format"]))
+        except (Failed, av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+            others = [p for p in inputs.opened if p != path]
+            for each in [*others, path]:
+                inputs.drop(each)
+            if others:
+                continue
+            reason = "resource_limit" if isinstance(exc, MemoryError) else "decode_failed"
+            return {"ok": False, "reason": reason, "sentence": str(exc)[:300]}, b""
+        return {"ok": True, "time": shown, "size": len(data)}, data
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:

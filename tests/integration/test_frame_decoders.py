@@ -94,3 +94,16 @@ def test_the_child_runs_limited_and_at_a_lower_priority(clip, decoders):
     assert any(line.startswith("Max address space") and str(1 << 30) in line
                for line in limits.splitlines())
     assert os.getpriority(os.PRIO_PROCESS, pid) >= 10
+
+
+def test_a_child_that_cannot_run_under_its_memory_limit_fails_clearly(clip):
+    """64 MiB of address space: Python itself cannot start; the request fails at once
+    (no hang until the deadline), as decode_failed or resource_limit."""
+    pool = Decoders(64 << 20)
+    try:
+        with pytest.raises(DecodeFailed) as failed:
+            pool.picture(request(clip, 1), later(120))
+        assert failed.value.reason in {"decode_failed", "resource_limit"}
+        assert pool.pids() == []
+    finally:
+        pool.close()
