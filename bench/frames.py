@@ -37,6 +37,8 @@ import threading
 import time
 from pathlib import Path
 
+import requests
+
 if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
@@ -207,8 +209,7 @@ class Pullers:
         self.threads = [threading.Thread(target=self.pull, args=(n,)) for n in range(PULLERS)]
 
     def pull(self, n: int) -> None:
-        import requests  # one session per thread
-        rng, http = random.Random(SEED + n), requests.Session()
+        rng, http = random.Random(SEED + n), requests.Session()  # a session per thread
         while not self.stop.is_set():
             resp = http.get(self.url, params={"t": f"{rng.uniform(0, SECONDS - 0.1):.3f}"},
                             timeout=60)
