@@ -16,6 +16,10 @@
   the listing and with the index.
 * ``GET /api/video/{token}/packets/`` of that video, cached
   (the API worker read it once), p50 and p99 of 200 requests.
+* Token lookups (``GET /api/video/{token}/``, wrk, :data:`LOOKUP_CONNECTIONS`
+  connections) while :data:`PULLERS` clients pull ``/frame/`` at random times of the
+  1080p clip without pause (waiting out ``Retry-After`` when refused with 503 ``busy``),
+  against lookups alone, in alternating rounds: requests/s and p99, the ratio.
 
 ``python bench/frames.py`` (or ``make bench`` with ``--only frames``).
 """
@@ -29,13 +33,16 @@ import random
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
+
+import requests
 
 if __package__ in (None, ""):  # run as a script: import the bench package, not bench/*.py
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from bench import common
+from bench import common, wrk
 from bench.common import CACHE, Row, Scratch, ms, percentile, row
 from testbed.system import System
 from testbed.waits import wait_for
@@ -45,6 +52,10 @@ REQUESTS = 40
 SEED = 22
 PACKETS = 9000  # packets of the index row's video (300 s at 30 fps)
 PACKET_REQUESTS = 200
+PULLERS = 4  # clients pulling frames during the lookup rounds
+LOOKUP_CONNECTIONS = 8
+LOOKUP_SECONDS = 8.0
+LOOKUP_ROUNDS = 2  # each: alone, with the pullers (the order reversed every other round)
 TORCH = Path(__file__).resolve().parents[1] / "var" / "bench-torch" / "bin" / "python"
 #: What runs in var/bench-torch: one decoder; for each time read from stdin, a JSON line
 #: of the seconds get_frame_played_at took and the frame's pts.
@@ -187,6 +198,74 @@ def packets_timings(system: System, token: str) -> tuple[list[float], int]:
     return took, count
 
 
+class Pullers:
+    """:data:`PULLERS` threads asking ``/frame/`` at random times until stopped; they
+    count frames served and 503 refusals (each followed by its Retry-After)."""
+
+    def __init__(self, system: System, token: str) -> None:
+        self.url = f"{system.base_url}/api/video/{token}/frame/"
+        self.stop = threading.Event()
+        self.served = self.refused = 0
+        self.threads = [threading.Thread(target=self.pull, args=(n,)) for n in range(PULLERS)]
+
+    def pull(self, n: int) -> None:
+        rng, http = random.Random(SEED + n), requests.Session()  # a session per thread
+        while not self.stop.is_set():
+            resp = http.get(self.url, params={"t": f"{rng.uniform(0, SECONDS - 0.1):.3f}"},
+                            timeout=60)
+            if resp.status_code == 503:
+                self.refused += 1
+                self.stop.wait(float(resp.headers.get("Retry-After", "1")))
+                continue
+            resp.raise_for_status()
+            self.served += 1
+
+    def __enter__(self) -> Pullers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=120)
+
+
+def lookups_under_frames(system: System, tokens: list[str], frame_token: str,
+                         folder: Path) -> tuple[wrk.Load, wrk.Load, Pullers]:
+    """(lookups alone, lookups while the pullers run, the pullers' counts)."""
+    table = ",".join(f'"{t}"' for t in tokens)
+    script = f"""
+local tokens = {{{table}}}
+request = function()
+  return wrk.format("GET", "/api/video/" .. tokens[math.random(1, #tokens)] .. "/", client())
+end
+"""
+    url = system.base_url
+    wrk.run(url, script, folder, connections=LOOKUP_CONNECTIONS, threads=1, seconds=2)  # warm
+    alone: wrk.Load | None = None
+    loaded: wrk.Load | None = None
+    pullers = Pullers(system, frame_token)
+    served = refused = 0
+    for i in range(LOOKUP_ROUNDS):
+        for kind in (("alone", "loaded") if i % 2 == 0 else ("loaded", "alone")):
+            if kind == "alone":
+                got = wrk.run(url, script, folder, connections=LOOKUP_CONNECTIONS, threads=1,
+                              seconds=LOOKUP_SECONDS)
+                alone = got if alone is None else alone.merged(got)
+            else:
+                pullers = Pullers(system, frame_token)
+                with pullers:
+                    got = wrk.run(url, script, folder, connections=LOOKUP_CONNECTIONS,
+                                  threads=1, seconds=LOOKUP_SECONDS)
+                served, refused = served + pullers.served, refused + pullers.refused
+                loaded = got if loaded is None else loaded.merged(got)
+            common.log(f"lookups round {i + 1} {kind}: {got.rps:.0f}/s p99 {got.p99_ms:.1f} ms")
+    assert alone is not None and loaded is not None
+    pullers.served, pullers.refused = served, refused
+    return alone, loaded, pullers
+
+
 def main() -> list[Row]:
     path, long = clip(), long_clip()
     rng = random.Random(SEED)
@@ -211,6 +290,8 @@ def main() -> list[Row]:
             indexed = served_frames(system, token, times, path, theirs)
             late_indexed = late_frames(system, tokens[long.name], late)
             packets, count = packets_timings(system, tokens[long.name])
+            alone, loaded, pullers = lookups_under_frames(
+                system, list(tokens.values()), token, scratch.root)
     finally:
         if isinstance(theirs, Torchcodec):
             theirs.close()
@@ -241,6 +322,11 @@ def main() -> list[Row]:
                     " stored index: p50", ms(percentile(late_indexed, 50)),
                     f"{ms(percentile(late_listing, 50))} (listing per request)",
                     percentile(late_indexed, 50) / percentile(late_listing, 50)))
+    rows.append(row(f"token lookups while {PULLERS} clients pull /frame/ (1080p): requests/s,"
+                    f" p99 ({pullers.served} frames served, {pullers.refused} refused busy)",
+                    f"{loaded.rps:.0f}/s, {loaded.p99_ms:.1f} ms",
+                    f"{alone.rps:.0f}/s, {alone.p99_ms:.1f} ms (lookups alone)",
+                    loaded.rps / alone.rps, "≥ 0.8x", loaded.rps / alone.rps >= 0.8))
     p99 = percentile(packets, 99)
     rows.append(row(f"/packets/ JSON, {count} packets, cached: p50 / p99",
                     f"{ms(percentile(packets, 50))} / {ms(p99)}", target="p99 ≤ 20 ms",

@@ -41,6 +41,7 @@ from typing import Any
 
 import falcon
 
+from api.frames.decoders import Decoders
 from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_file
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.index import Indexes, Unavailable
@@ -59,7 +60,8 @@ CACHE_CONTROL = "private, max-age=3600"
 
 
 class FrameResource(TokenResource):
-    """What both routes share: the checks, the decode slots, the children."""
+    """What both routes share: the checks, the decode slots, the children (``decoders``:
+    the worker's decoding children, shared by its routes; None: a pool of its own)."""
 
     formats: tuple[str, ...]
     allowed = {"t", "format", "width", "raw"}
@@ -67,11 +69,12 @@ class FrameResource(TokenResource):
 
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
                  slots: threading.BoundedSemaphore, indexes: Indexes,
-                 media: MediaStore | None = None) -> None:
+                 media: MediaStore | None = None, decoders: Decoders | None = None) -> None:
         super().__init__(settings, catalog, tokens, media=media)
         self.slots = slots
         self.indexes = indexes
         self.runner = ChildRunner(settings.child_memory, cpus=2)
+        self.decoders = decoders if decoders is not None else Decoders(settings.child_memory)
 
     def video_file(self, token: str) -> tuple[Video, Path]:
         return ready_file(self.lookup(token).video, self.media_root)
@@ -95,7 +98,7 @@ class FrameResource(TokenResource):
 
     def frames(self, path: Path) -> Frames:
         return Frames(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
-                      runner=self.runner,
+                      runner=self.runner, decoders=self.decoders,
                       deadline=time.monotonic() + self.settings.frame_timeout)
 
     def take_slot(self) -> None:

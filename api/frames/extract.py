@@ -1,21 +1,22 @@
 """Decoding frames at given times for the API: one ffprobe child lists the video stream's
 packets when the video has no packet index yet (:mod:`api.frames.timeline` picks the
-frame; api/frames/index.py reads the index), one ffmpeg child per frame seeks to
-the keyframe before it and decodes up to it. Both as every child of videodrop: an argument
+frame; api/frames/index.py reads the index), and the worker's decoding children
+(api/frames/decoders.py, api/frames/decoder.py: long-lived, the input kept open) decode
+each frame from the keyframe before it. ffprobe as every child of videodrop: an argument
 list, ``file:`` input, the ``file`` protocol and the accepted demuxers only, the deadline
-and resource limits of :mod:`videodrop.children`.
+and resource limits of :mod:`videodrop.children`; the decoding children likewise.
 
-The seek: ``-noaccurate_seek -ss start`` before ``-i`` makes the demuxer jump to the last
-keyframe at or before ``start`` (:class:`~api.frames.timeline.Chosen` picks it early
-enough for the frame's references, open GOPs and B-frame reordering included), the
-frames are decoded from there, and ``select`` keeps the first one at or after ``seek``, a
-time strictly between the frame wanted and the one before (ffmpeg's own accurate seek
-cannot be used: it starts decoding at the keyframe before the time asked, which in an open
-GOP can be a keyframe shown *after* the frame wanted). ``showinfo`` reports the frame
-kept, which is checked against the one chosen.
+The decoding: the demuxer jumps to the last keyframe at or before
+:attr:`~api.frames.timeline.Chosen.start` (picked early enough for the frame's
+references, open GOPs and B-frame reordering included; ffmpeg's own accurate seek cannot
+be used: it starts decoding at the keyframe before the time asked, which in an open GOP
+can be a keyframe shown *after* the frame wanted), the frames are decoded from there, and
+the first one at or after :attr:`~api.frames.timeline.Chosen.seek`, a time strictly
+between the frame wanted and the one before, is kept; its time is checked against the
+one chosen.
 
-Errors: :class:`FrameFailed` (ffmpeg or ffprobe failed, timed out or met a limit: the
-sentence says which), :class:`~api.frames.timeline.PastTheEnd` and
+Errors: :class:`FrameFailed` (ffprobe or the decoder failed, timed out or met a limit:
+the sentence says which), :class:`~api.frames.timeline.PastTheEnd` and
 :class:`~api.frames.timeline.NoTimestamps` from the timeline.
 """
 
@@ -27,23 +28,19 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.frames.decoders import DecodeFailed, Decoders, Request
 from api.frames.timeline import Chosen, Timeline, parse_packets
 from videodrop.children import ChildError, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
 
-#: Image formats served: ffmpeg's encoder arguments of each.
-ENCODERS = {
-    "jpeg": ("-c:v", "mjpeg", "-q:v", "2", "-pix_fmt", "yuvj444p"),
-    "png": ("-c:v", "png", "-pix_fmt", "rgb24"),
-    "ppm": ("-c:v", "ppm", "-pix_fmt", "rgb24"),  # raw RGB behind a small header (npy)
-}
+#: Image formats served (api/frames/decoder.py draws them): JPEG, PNG, and binary PPM
+#: (raw RGB behind a small header, for ``.npy``).
+FORMATS = ("jpeg", "png", "ppm")
 #: Every media child's input options: the file protocol and the accepted demuxers only.
 INPUT_OPTIONS = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DEMUXERS)))
 #: Seconds read past the last time asked for, so that every packet presented before it
 #: is read whatever the reordering of B-frames.
 READ_AHEAD = 5.0
-_SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
-                       rb"pts_time:(-?[\d.e+-]+)")
 _PPM = re.compile(rb"P6\s+(\d+)\s+(\d+)\s+255\s")
 
 
@@ -72,27 +69,16 @@ class Shape:
     width: int
     raw: bool = False
 
-    def filters(self, after: float | None) -> str:
-        """The first frame at or after ``after`` seconds (None: the first decoded), its
-        ``showinfo``, then the display size and the width."""
-        chain = [] if after is None else [f"select='gte(t,{after:.6f})'"]
-        chain.append("showinfo")
-        if not self.raw:
-            chain.append("scale=w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih,setsar=1")
-        w = self.width
-        # the height follows, even, at least 2 (a 0 would be ffmpeg's "as the input")
-        chain.append(f"scale=w='min({w},iw)'"
-                     f":h='if(gte({w},iw),ih,max(2,2*trunc({w}*ih/iw/2)))'")
-        return ",".join(chain)
-
 
 class Frames:
     """Frames of the file at ``path``, every child under ``runner`` with ``ffmpeg`` and
-    ``ffprobe`` (binaries) and all of them done by ``deadline`` (``time.monotonic``)."""
+    ``ffprobe`` (binaries), pictures from ``decoders`` (None: this one draws none), and
+    all of them done by ``deadline`` (``time.monotonic``)."""
 
     def __init__(self, path: Path, *, ffmpeg: str, ffprobe: str, runner: ChildRunner,
-                 deadline: float) -> None:
+                 deadline: float, decoders: Decoders | None = None) -> None:
         self.path = path
+        self.decoders = decoders
         self.ffmpeg = ffmpeg
         self.ffprobe = ffprobe
         self.runner = runner
@@ -116,24 +102,22 @@ class Frames:
         return self._run(args, "ffprobe")
 
     def picture(self, chosen: Chosen, shape: Shape, fmt: str) -> Picture:
-        """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`ENCODERS`)."""
-        start = chosen.start
-        seek = ["-noaccurate_seek", "-ss", f"{start:.6f}"] if start > 0 else []
-        after = chosen.seek - start if chosen.index > 0 else None
-        rotate = ["-noautorotate"] if shape.raw else []
-        args = [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "info",
-                *INPUT_OPTIONS, "-threads", "2", *rotate, *seek, "-i", f"file:{self.path}",
-                "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", shape.filters(after),
-                "-frames:v", "1", "-f", "image2pipe", *ENCODERS[fmt], "pipe:1"]
-        done = self._run(args, "ffmpeg")
-        shown = _SHOWINFO.search(done.stderr)
-        if not done.stdout or shown is None:
-            raise FrameFailed("decode_failed", "ffmpeg decoded no frame at this time")
-        got = float(shown.group(1)) + start
+        """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`FORMATS`)."""
+        assert self.decoders is not None, "these Frames draw no picture"
+        seek = chosen.seek if chosen.index > 0 else -1e9  # the first frame decoded
+        request = Request(self.path, chosen.start, seek, shape.width, shape.raw, fmt)
+        try:
+            got, data = self.decoders.picture(request, self.deadline)
+        except DecodeFailed as exc:
+            raise FrameFailed(exc.reason, f"decoding: {exc}") from exc
+        except (ChildError, OSError) as exc:
+            raise FrameFailed("decode_failed", f"the decoder could not run: {exc}") from exc
+        if not data:
+            raise FrameFailed("decode_failed", "no frame was decoded at this time")
         if abs(got - chosen.time) > max(1e-3, (chosen.time - chosen.seek) / 2):
-            raise FrameFailed("decode_failed", f"ffmpeg decoded the frame at {got:.6f} s,"
+            raise FrameFailed("decode_failed", f"the frame decoded is at {got:.6f} s,"
                                                f" not the one at {chosen.time:.6f} s")
-        return Picture(chosen, done.stdout)
+        return Picture(chosen, data)
 
     def _run(self, args: list[str], name: str) -> Completed:
         left = self.deadline - time.monotonic()

@@ -9,6 +9,7 @@ from typing import Any
 import falcon
 
 from api.frames.clip import Clip
+from api.frames.decoders import Decoders
 from api.frames.endpoints import Frame, ManyFrames
 from api.frames.index import Indexes
 from api.frames.packets import ByteRange, Packets
@@ -25,16 +26,18 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: An
     ``/range/`` (api/frames/packets.py); all share the packet indexes read, and all read
     ``media`` (default: the settings' store)."""
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
+    decoders = Decoders(settings.child_memory)  # this worker's decoding children
     media = media if media is not None else from_settings(settings)
     # the indexes are read where the derive role wrote them: the store's folder (an s3
     # store answers 501 before any index is read)
     indexes = Indexes(media.root if isinstance(media, FileStore) else Path(settings.media_root),
                       catalog)
     app.add_route("/api/video/{token}/frame/",
-                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes, media=media))
+                  Frame(settings, catalog, tokens, slots=slots, indexes=indexes, media=media,
+                        decoders=decoders))
     app.add_route("/api/video/{token}/frames/",
                   ManyFrames(settings, catalog, tokens, slots=slots, indexes=indexes,
-                             media=media))
+                             media=media, decoders=decoders))
     app.add_route("/api/video/{token}/clip/", Clip(
         settings, catalog, tokens, slots=threading.BoundedSemaphore(settings.clip_concurrency),
         indexes=indexes, media=media))

@@ -212,10 +212,11 @@ def test_refusals(served, clips):
 
 def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
     """VIDEODROP_FRAME_CONCURRENCY=1: of two requests sent together (each ~1 s of
-    decoding), one is refused at once with 503 busy and Retry-After while the other
+    decoding: 8 frames of 1080p noise asked last first, each decoded from the one
+    keyframe), one is refused at once with 503 busy and Retry-After while the other
     decodes; lookups still answer meanwhile; both get their frames by trying again."""
     system, tokens = served
-    url = f"{system.base_url}/api/video/{tokens['open.ts']}/frames/"
+    url = f"{system.base_url}/api/video/{tokens['noise.mp4']}/frames/"
     together = threading.Barrier(2)
     refusals: list[requests.Response] = []
     statuses: list[int] = []
@@ -224,7 +225,7 @@ def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
         together.wait(timeout=30)
 
         def answered() -> requests.Response | None:
-            resp = requests.get(url, params={"t": "2.9,2.8,2.7,2.6,2.5,2.4,2.3,2.2"},
+            resp = requests.get(url, params={"t": "0.36,0.32,0.28,0.24,0.2,0.16,0.12,0.08"},
                                 timeout=120)
             if resp.status_code == 503:
                 refusals.append(resp)

@@ -172,6 +172,15 @@ def test_the_api_has_descriptors_for_its_connections() -> None:
     assert int(service["LimitNOFILE"][-1]) >= 2 * 1000 + 1024
 
 
+def test_the_api_may_lower_its_frame_decoders_priority() -> None:
+    """The frame decoders run under ``nice`` (api/frames/decoders.py): setpriority, which
+    the deny list of @resources removes, is allowed again after it (systemd applies the
+    filter lines in order); without it ``nice`` would only warn and leave them at 0."""
+    filters = parse_unit(UNITS / "videodrop-api.service")["Service"]["SystemCallFilter"]
+    denied = next(n for n, f in enumerate(filters) if f.startswith("~") and "@resources" in f)
+    assert "setpriority" in " ".join(filters[denied + 1:]).split()
+
+
 @pytest.mark.parametrize(("unit", "ports"), [("videodrop-ingest.service", "9361-9369"),
                                              ("videodrop-prober@.service", "9370-9399"),
                                              ("videodrop-derive@.service", "9400-9419")])

@@ -1,0 +1,264 @@
+"""The decoding child of the frame endpoints (``python -m api.frames.decoder``): one
+long-lived process that keeps the last :data:`KEPT` inputs open and answers, one at a
+time, requests for exact frames (api/frames/decoders.py starts it under resource limits,
+gives each request a deadline and kills it past that).
+
+Protocol, on its stdin and stdout: a request is one JSON line ``{"path", "start",
+"seek", "time", "width", "raw", "format"}`` (seconds on the API's timeline,
+api/frames/timeline.py; ``format``: ``jpeg``, ``png`` or ``ppm``); the answer is one JSON
+line, ``{"ok": true, "time": <the frame's time, s>, "size": <bytes>, "cpu": <the
+child's CPU seconds so far>}`` followed by ``size`` bytes of the picture, or ``{"ok":
+false, "reason": "decode_failed", "sentence": …}``.
+
+The frame: decoding starts at the last keyframe at or before ``start`` (the demuxer's
+backward seek, as ffmpeg's ``-noaccurate_seek -ss`` before ``-i``; ``start`` 0: from the
+beginning of the file) and the first frame whose time is at or after ``seek`` is the one
+served, checked against ``time``. When the input's decoder already stands past
+``start`` and before ``seek`` (frames asked in order), it goes on from there without
+seeking. Frames that no other frame refers to and that are shown before ``seek`` are not
+decoded (``skip_frame`` ``NONREF``): nothing served depends on them.
+
+The picture: as ffmpeg's command line draws it (api/frames/extract.py's filters): the
+display matrix's rotation (unless ``raw``), the sample aspect ratio made square (unless
+``raw``), the width; JPEG (mjpeg, yuvj444p, quantiser 2), PNG (rgb24) or binary PPM.
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import os
+import resource
+import sys
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+
+from videodrop.formats import DEMUXERS
+
+#: Inputs kept open by one child (each holds its demuxer and decoder: ~30 MB for 1080p).
+KEPT = 4
+#: What the input may be: the file protocol and the accepted demuxers only.
+OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(sorted(DEMUXERS))}
+
+
+class Failed(Exception):
+    """No frame: the sentence says why."""
+
+
+@dataclass
+class Opened:
+    """One input kept open: its ``stamp`` (size, mtime), container, video stream, the
+    container's start (s), the frames decoded and not yet served, and the time of the
+    last frame served (None: none since the last seek)."""
+
+    stamp: tuple[int, int]
+    container: Any
+    stream: Any
+    start: float
+    pending: collections.deque[Any] = field(default_factory=collections.deque)
+    packets: Any = None
+    last: float | None = None
+    ended: bool = False
+
+
+class Inputs:
+    """The inputs kept open, the least recently used closed first."""
+
+    def __init__(self) -> None:
+        self.opened: OrderedDict[str, Opened] = OrderedDict()
+
+    def get(self, path: str) -> Opened:
+        stat = os.stat(path)
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        found = self.opened.pop(path, None)
+        if found is not None and found.stamp == stamp:
+            self.opened[path] = found
+            return found
+        if found is not None:
+            found.container.close()
+        one = self.open(path, stamp)
+        self.opened[path] = one
+        while len(self.opened) > KEPT:
+            _, old = self.opened.popitem(last=False)
+            old.container.close()
+        return one
+
+    def drop(self, path: str) -> None:
+        found = self.opened.pop(path, None)
+        if found is not None:
+            found.container.close()
+
+    @staticmethod
+    def open(path: str, stamp: tuple[int, int]) -> Opened:
+        container = av.open(f"file:{path}", options=OPEN_OPTIONS)
+        if not container.streams.video:
+            container.close()
+            raise Failed("the file has no video stream")
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = 2
+        start = container.start_time / 1e6 if container.start_time is not None else 0.0
+        one = Opened(stamp, container, stream, start)
+        one.packets = container.demux(stream)
+        return one
+
+
+def frame_at(inputs: Inputs, path: str, start: float, seek: float) -> tuple[Any, float]:
+    """(the first frame at or after ``seek`` s, its time), decoding from the keyframe at
+    or before ``start`` s (the module docstring)."""
+    one = inputs.get(path)
+    going_on = (not one.ended and one.last is not None and one.last < seek
+                and start <= one.last)
+    if not going_on:
+        one = landed(inputs, path, start)
+    stream, context = one.stream, one.stream.codec_context
+    base = Fraction(stream.time_base)
+    while True:
+        while one.pending:
+            frame = one.pending.popleft()
+            if frame.pts is None:
+                continue
+            shown = float(frame.pts * base) - one.start
+            if shown >= seek - 1e-9:
+                one.last = shown
+                return frame, shown
+        if one.ended:
+            raise Failed("no frame was decoded at this time")
+        packet = next(one.packets, None)
+        if packet is None or packet.size == 0:  # the end: the frames the decoder holds
+            one.ended = True
+            one.pending.extend(context.decode(None))
+            continue
+        if packet.pts is not None:
+            context.skip_frame = ("NONREF" if float(packet.pts * base) - one.start < seek
+                                  else "DEFAULT")
+        one.pending.extend(context.decode(packet))
+
+
+def landed(inputs: Inputs, path: str, start: float) -> Opened:
+    """The input, its demuxer at a keyframe shown at or before ``start`` s (its packets
+    from there), or at the file's first byte when ``start`` is 0 or no such keyframe is
+    found. A demuxer's seek may land on a packet that is no keyframe (MPEG-TS: the
+    packet nearest the time) or on a keyframe after the time: then it seeks again,
+    earlier each time (1, 2, 4… s), and drops the packets before the keyframe."""
+    back = 0.0
+    while True:
+        target = start - back
+        if target <= 0:
+            inputs.drop(path)  # from the first byte, as a fresh demuxer reads it
+            return inputs.get(path)
+        one = inputs.get(path)
+        one.container.seek(round(target * 1e6) + round(one.start * 1e6), backward=True)
+        one.pending.clear()
+        one.ended, one.last = False, None
+        base = Fraction(one.stream.time_base)
+        packets = one.container.demux(one.stream)
+        for packet in packets:
+            if packet.size == 0:
+                break  # the end before a keyframe
+            if packet.is_keyframe and packet.pts is not None:
+                if float(packet.pts * base) - one.start <= start + 1e-6:
+                    one.packets = itertools.chain([packet], packets)
+                    return one
+                break
+        back = max(1.0, 2 * back)
+
+
+def filters(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> list[tuple[str, str]]:
+    """The filter chain (name, arguments) of ffmpeg's command line for this picture."""
+    chain: list[tuple[str, str]] = []
+    if not raw:
+        theta = -round(frame.rotation or 0.0)
+        theta -= 360 * ((theta + 0.9) // 360)
+        if abs(theta - 90) < 1:
+            chain.append(("transpose", "clock"))
+        elif abs(theta - 180) < 1:
+            chain += [("hflip", ""), ("vflip", "")]
+        elif abs(theta - 270) < 1:
+            chain.append(("transpose", "cclock"))
+        elif abs(theta) > 1:
+            chain.append(("rotate", f"{theta}*PI/180"))
+        chain += [("scale", "w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih"), ("setsar", "1")]
+    chain.append(("scale", f"w='min({width},iw)'"
+                           f":h='if(gte({width},iw),ih,max(2,2*trunc({width}*ih/iw/2)))'"))
+    chain.append(("format", "yuvj444p" if fmt == "jpeg" else "rgb24"))
+    return chain
+
+
+def drawn(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> Any:
+    """The frame through :func:`filters`."""
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    graph = av.filter.Graph()
+    args = (f"video_size={frame.width}x{frame.height}:pix_fmt={frame.format.name}"
+            f":time_base=1/90000:pixel_aspect="
+            f"{sar.numerator if sar else 0}/{sar.denominator if sar else 1}")
+    nodes = [graph.add("buffer", args)]
+    nodes += [graph.add(name, arg) if arg else graph.add(name)
+              for name, arg in filters(frame, stream, width, raw, fmt)]
+    nodes.append(graph.add("buffersink"))
+    graph.link_nodes(*nodes).configure()
+    frame.pts = None
+    graph.push(frame)
+    return graph.pull()
+
+
+def encoded(picture: Any, fmt: str) -> bytes:
+    """``picture`` (yuvj444p for jpeg, else rgb24) as ``fmt``."""
+    if fmt == "ppm":
+        plane, row = picture.planes[0], picture.width * 3
+        data = bytes(plane)
+        if plane.line_size != row:
+            data = b"".join(data[y * plane.line_size:y * plane.line_size + row]
+                            for y in range(picture.height))
+        return f"P6\n{picture.width} {picture.height}\n255\n".encode() + data[:row * picture.height]
+    codec = av.CodecContext.create("mjpeg" if fmt == "jpeg" else "png", "w")
+    codec.width, codec.height = picture.width, picture.height
+    codec.pix_fmt = picture.format.name
+    codec.time_base = Fraction(1, 25)
+    if fmt == "jpeg":  # ffmpeg's -q:v 2: a fixed quantiser of 2 (qmin's default)
+        codec.options = {"flags": "+qscale", "global_quality": str(2 * 118)}
+    return b"".join(bytes(p) for p in [*codec.encode(picture), *codec.encode(None)])
+
+
+def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """One request's answer (the protocol of the module docstring). A failure while other
+    inputs are open is tried once more with them closed: near the child's address-space
+    limit (VIDEODROP_CHILD_MEMORY) libav fails in many ways (no memory, no thread,
+    "invalid data"), and the inputs kept open are what a request can give back."""
+    path = str(request["path"])
+    while True:
+        try:
+            frame, shown = frame_at(inputs, path, float(request["start"]),
+                                    float(request["seek"]))
+            stream = inputs.opened[path].stream
+            data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
+                                 str(request["format"])), str(request["format"]))
+        except (Failed, av.FFmpegError, OSError, ValueError, MemoryError) as exc:
+            others = [p for p in inputs.opened if p != path]
+            for each in [*others, path]:
+                inputs.drop(each)
+            if others:
+                continue
+            reason = "resource_limit" if isinstance(exc, MemoryError) else "decode_failed"
+            return {"ok": False, "reason": reason, "sentence": str(exc)[:300]}, b""
+        return {"ok": True, "time": shown, "size": len(data)}, data
+
+
+def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
+    """Answer requests until stdin closes."""
+    inputs = Inputs()
+    for line in stdin:
+        head, data = answer(inputs, json.loads(line))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        head["cpu"] = usage.ru_utime + usage.ru_stime
+        stdout.write(json.dumps(head).encode() + b"\n" + data)
+        stdout.flush()
+
+
+if __name__ == "__main__":
+    serve(sys.stdin.buffer, sys.stdout.buffer)
