@@ -6,6 +6,7 @@ object and no unfinished upload."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import shutil
@@ -18,12 +19,15 @@ import pika
 import pytest
 
 from prober.probe import probe_file
+from prober.worker import Worker, claim
 from testbed.s3 import S3Server
 from tests.harness import System, rows, wait_for
 from tests.integration.test_prober_pipeline import s3_store
+from videodrop import logs
 from videodrop.catalog import Catalog
 from videodrop.inboxpolicy import SPOOL
-from videodrop.messages import ProbeVideo, encode
+from videodrop.messages import InboxFile, ProbeVideo, encode
+from videodrop.settings import Settings
 from videodrop.storage import MediaStore, read_chunks
 
 
@@ -46,7 +50,7 @@ def spooled(system: System) -> list[Path]:
 
 
 def test_an_inbox_file_is_stored_in_s3_and_served(make_system: Any, s3_env: dict[str, str],
-                                                 samples: Path):
+                                                 samples: Path) -> None:
     system: System = make_system(**s3_env).start()
     media = s3_store(s3_env)
     original = (samples / "bbb_chapters.mp4").read_bytes()
@@ -71,8 +75,8 @@ def test_an_inbox_file_is_stored_in_s3_and_served(make_system: Any, s3_env: dict
     assert hashlib.sha256(got.content).hexdigest() == sha256
 
 
-def test_an_object_already_in_s3_is_probed_where_it_lies(make_system: Any,
-                                                         s3_env: dict[str, str], samples: Path):
+def test_an_object_already_in_s3_is_probed_where_it_lies(
+        make_system: Any, s3_env: dict[str, str], samples: Path) -> None:
     """A ProbeVideo for a row whose original is in the bucket (an upload): ffprobe reads
     it through a presigned URL; nothing is copied to this machine."""
     system: System = make_system(**s3_env).start("prober")
@@ -125,7 +129,7 @@ def big_mp4(path: Path, clip: Path, padding: int) -> tuple[int, str]:
 
 @pytest.mark.crash
 def test_prober_killed_during_put_converges(make_system: Any, s3_env: dict[str, str],
-                                            s3_server: S3Server, tmp_path: Path):
+                                            s3_server: S3Server, tmp_path: Path) -> None:
     """SIGKILL while the object's multipart upload runs: nothing visible, the file safe in
     the spool; the restarted prober aborts the dead upload (a log line), puts the file
     again, and ends with one ready row, one verified object, no unfinished upload, no
@@ -168,3 +172,57 @@ def test_prober_killed_during_put_converges(make_system: Any, s3_env: dict[str, 
     aborted = system.log_events("prober", "stale upload aborted")
     assert [e["key"] for e in aborted] == [key]
     assert system.log_events("prober", "unfinished put of an earlier attempt aborted")
+
+
+def test_each_crash_point_of_an_s3_ingest_converges(catalog: Catalog, db_url: str,
+                                                   s3_env: dict[str, str], samples: Path,
+                                                   tmp_path: Path) -> None:
+    """The states a prober killed between the steps leaves, each made on purpose, then the
+    message handled again (``Worker.process``, the real catalog, store and ffprobe): one
+    row, one verified object, an empty spool, whatever the state."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    settings = Settings(inbox=inbox, media_root=tmp_path / "unused", probe_timeout=30)
+    media = s3_store(s3_env)
+    w = Worker(settings, catalog, functools.partial(probe_file, timeout=30), logs.get("t"),
+               media=media)
+    spool = w.spool
+    assert spool == inbox / SPOOL
+    sample = (samples / "tiny_av1.mp4").read_bytes()
+    sha256 = hashlib.sha256(sample).hexdigest()
+
+    def dropped(name: str) -> InboxFile:
+        (inbox / name).write_bytes(sample)
+        st = os.lstat(inbox / name)
+        return InboxFile(name, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def converged(name: str) -> str:
+        [(status, key, size, digest)] = rows(
+            db_url, "SELECT status, stored_path, size, sha256 FROM videos"
+            " WHERE original_filename = %s", name)
+        assert (status, size, digest) == ("ready", len(sample), sha256)
+        assert object_sha256(media, key) == sha256
+        assert not [p for p in spool.rglob("*") if p.is_file()]
+        assert not (inbox / name).exists()
+        return str(key)
+
+    # killed after the claim, before the put: the file waits in the spool
+    first = dropped("claimed.mp4")
+    video = claim(catalog, w.inbox, w.media_root, first)
+    assert video is not None and (spool / video.stored_path).is_file()
+    w.process(first)
+    keys = {converged("claimed.mp4")}
+    # killed after the put, before the commit: the object is there, the row processing
+    second = dropped("put.mp4")
+    video = claim(catalog, w.inbox, w.media_root, second)
+    assert video is not None
+    media.put_file(video.stored_path, spool / video.stored_path)
+    w.process(second)
+    keys.add(converged("put.mp4"))
+    # killed after the commit, before the spool file went: the redelivery removes it
+    left = spool / video.stored_path
+    left.parent.mkdir(parents=True)
+    left.write_bytes(sample)
+    w.process(second)
+    keys.add(converged("put.mp4"))
+    assert {i.key for i in media.list_objects("")} == keys and len(keys) == 2
