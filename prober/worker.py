@@ -44,9 +44,12 @@ Prober = Callable[[Path | ProbeInput], ProbeResult]
 
 class Worker(Consumer):
     # Worth waiting for: the database comes back; a file turns readable; ffprobe is
-    # reinstalled. A database outage and a full media store are waited out indefinitely
-    # (nothing could be recorded or stored meanwhile, and the file is safe in the inbox).
-    TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
+    # reinstalled; the object store answers (StoreUnavailable is a TransientFileError) or
+    # takes our credentials again. A database outage, a full media store and a store that
+    # refuses us are waited out indefinitely (nothing could be recorded or stored
+    # meanwhile, and the file is safe in the inbox or the spool).
+    TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError,
+                 StoreRefused)
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "path", "token")
 
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
