@@ -10,6 +10,7 @@ file, a ranged GET on an object. Never a full local copy of an object.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -46,11 +47,7 @@ class ProbeInput:
         looked at."""
         path = Path(path)
         size = path.stat().st_size
-
-        def read_at(offset: int, length: int) -> bytes:
-            with path.open("rb") as fh:
-                return os.pread(fh.fileno(), length, offset)
-        return cls(path.name, size, "file:" + str(path), ("file",), read_at)
+        return cls(path.name, size, "file:" + str(path), ("file",), _FileReads(path).read_at)
 
     @classmethod
     def of_object(cls, store: MediaStore, key: str, expires: float) -> ProbeInput:
@@ -71,6 +68,28 @@ class ProbeInput:
             finally:
                 reader.close()
         return cls(key.rsplit("/", 1)[-1], size, url, protocols, read_at)
+
+
+class _FileReads:
+    """Reads by offset from one descriptor of a file, opened at the first read (a box
+    walk of a file of many boxes opens it once) and closed when the last reference goes
+    (``pread``: the probe's threads may read at once)."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd: int | None = None
+        self._lock = threading.Lock()
+
+    def read_at(self, offset: int, length: int) -> bytes:
+        with self._lock:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = self._fd
+        return os.pread(fd, length, offset)
+
+    def __del__(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
 
 
 def as_input(source: ProbeInput | Path | str) -> ProbeInput:
