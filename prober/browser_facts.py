@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prober.ffprobe import FFprobeFailed, Runner, first_packet_position
+from prober.inputs import ProbeInput, as_input
 from prober.isobmff import top_level_boxes
 from videodrop.playback import ISO_BMFF
 
@@ -25,12 +26,12 @@ __all__ = ["add_browser_facts", "mpeg_audio_layer"]
 _LAYERS = {3: "mp1", 2: "mp2", 1: "mp3"}
 
 
-def add_browser_facts(path: Path, metadata: dict[str, Any], *, ffprobe: str,
+def add_browser_facts(path: Path | ProbeInput, metadata: dict[str, Any], *, ffprobe: str,
                       runner: Runner, timeout: float) -> None:
     """Set ``metadata["moov_before_mdat"]`` and correct the codec of MPEG audio tracks of
-    an ISO BMFF file at ``path`` (nothing for other containers), each ffprobe run within
-    ``timeout`` seconds. FFprobeTimeout propagates; a track ffprobe cannot read is left
-    as ffprobe named it."""
+    an ISO BMFF file at ``path`` or input (:mod:`prober.inputs`; nothing for other
+    containers), each ffprobe run within ``timeout`` seconds. FFprobeTimeout propagates;
+    a track ffprobe cannot read is left as ffprobe named it."""
     if metadata.get("format") not in ISO_BMFF:
         return
     boxes = top_level_boxes(path, stop_at=frozenset({"moov", "mdat"}))
@@ -45,9 +46,7 @@ def add_browser_facts(path: Path, metadata: dict[str, Any], *, ffprobe: str,
             continue
         if pos is None:
             continue
-        with path.open("rb") as handle:
-            handle.seek(pos)
-            codec = mpeg_audio_layer(handle.read(4))
+        codec = mpeg_audio_layer(as_input(path).read_at(pos, 4))
         if codec is not None and codec != "mp3":
             metadata["warnings"] = [*metadata.get("warnings", []),
                                     f"audio stream {track['index']}: ffprobe names it mp3;"

@@ -8,10 +8,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from prober.ffprobe import FFprobeTimeout, Runner
+from prober.inputs import ProbeInput
 from prober.metadata import base_metadata
 
 __all__ = ["Context", "Deadline", "Stages"]
@@ -66,11 +66,11 @@ class Stages:
 
 @dataclass(frozen=True)
 class Context:
-    """One probe: the file at ``path`` (``size`` bytes, its first bytes ``head``), ffprobe's
+    """One probe: the input ``source`` (``size`` bytes, its first bytes ``head``), ffprobe's
     ``version`` (None: unknown), the ``ffprobe`` binary and the ``runner`` of its children,
     the ``deadline`` they all share, and the ``stages`` timed so far."""
 
-    path: Path
+    source: ProbeInput
     size: int
     head: bytes
     version: str | None
@@ -80,4 +80,4 @@ class Context:
     stages: Stages = field(default_factory=Stages)
 
     def base(self) -> dict[str, Any]:
-        return base_metadata(self.path.name, self.size, self.version)
+        return base_metadata(self.source.name, self.size, self.version)

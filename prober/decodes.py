@@ -51,7 +51,7 @@ class HeadGuess:
         try:
             with ctx.stages.timed("head_guess"):
                 self._decoded = count_decoded(
-                    ctx.path, GUESSED_STREAM, packets=GUESSED_PACKETS, ffprobe=ctx.ffprobe,
+                    ctx.source, GUESSED_STREAM, packets=GUESSED_PACKETS, ffprobe=ctx.ffprobe,
                     timeout=ctx.deadline.left(), runner=ctx.runner)
         except Exception as exc:  # (any failure: the decode that is needed runs again)
             self._failure = exc
@@ -99,18 +99,18 @@ def decode_checks(ctx: Context, output: ProbeOutput, guess: HeadGuess) -> Decode
         decoded = guess.answer(index, head, whole=head == found.count + found.discarded)
         if decoded is None:
             with ctx.stages.timed("head"):
-                decoded = count_decoded(ctx.path, index, packets=head, ffprobe=ctx.ffprobe,
+                decoded = count_decoded(ctx.source, index, packets=head, ffprobe=ctx.ffprobe,
                                         timeout=ctx.deadline.left(), runner=ctx.runner)
         if not said_cut(output.log) or not decoded.frames:
             return decoded
         with ctx.stages.timed("tail"):
-            tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+            tail = undecoded_tail(ctx.source, index, ffprobe=ctx.ffprobe,
                                   timeout=ctx.deadline.left(), runner=ctx.runner)
             base = time_bases(output.data).get(index)
             if tail is None and found.last_key is not None and base is not None:
                 # the seek past the end found no keyframe to land on (a fragmented MP4
                 # without an index): start at the last keyframe the listing saw
-                tail = undecoded_tail(ctx.path, index, ffprobe=ctx.ffprobe,
+                tail = undecoded_tail(ctx.source, index, ffprobe=ctx.ffprobe,
                                       timeout=ctx.deadline.left(), runner=ctx.runner,
                                       start=float(found.last_key * base))
     except FFprobeFailed:  # (it opened the file a moment ago): nothing more to learn

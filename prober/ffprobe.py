@@ -2,7 +2,9 @@
 errors, and only what may become ``ready`` opened at all.
 
 Every run reads its input through the ``file`` protocol only (``-protocol_whitelist``),
-so no URL inside a file is followed, and with only the demuxers of the accepted containers
+or, for an object of an S3 store read where it lies (:mod:`prober.inputs`), the http(s)
+protocols its presigned URL needs and no other, so no URL inside a file is followed, and
+with only the demuxers of the accepted containers
 (``-format_whitelist`` from :data:`videodrop.formats.DEMUXERS`): a playlist (HLS, concat),
 an image sequence, a GIF or a subtitle file named ``.mp4`` is refused before its demuxer
 opens anything. The runner is injected (``Runner``); the default runs each child under
@@ -20,6 +22,7 @@ from typing import Any, Protocol
 
 from prober.ffprobe_log import parse_log_summary
 from prober.fields import as_int
+from prober.inputs import ProbeInput
 from prober.packets import Listing, PacketSummary
 from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
@@ -117,12 +120,12 @@ def _run_child(runner: Runner, args: Sequence[str], timeout: float,
                              if "executable" in str(exc) else "not found") from exc
 
 
-def _reading_command(ffprobe: str, level: str = "error") -> list[str]:
-    """The start of every ffprobe command that reads a file: no banner, log ``level``, the
-    ``file`` protocol only, the accepted demuxers only (``videodrop.formats``), one
-    thread."""
-    return [ffprobe, "-hide_banner", "-v", level, "-protocol_whitelist", "file",
-            "-format_whitelist", _FORMATS, "-threads", "1"]
+def _reading_command(ffprobe: str, source: Source, level: str = "error") -> list[str]:
+    """The start of every ffprobe command that reads ``source``: no banner, log ``level``,
+    only the protocols its input needs (``file`` for a file; http(s) for an object's
+    presigned URL), the accepted demuxers only (``videodrop.formats``), one thread."""
+    return [ffprobe, "-hide_banner", "-v", level, "-protocol_whitelist",
+            ",".join(_protocols(source)), "-format_whitelist", _FORMATS, "-threads", "1"]
 
 
 def ffprobe_version(
@@ -140,14 +143,23 @@ def ffprobe_version(
     return match.group(1)
 
 
-def _file_argument(path: Path | str) -> str:
-    """``path`` as ffprobe's input: ``file:`` keeps names like ``cam1:front.mp4`` or
-    ``-x.mp4`` from being read as a protocol or an option."""
-    return "file:" + str(path)
+#: What ffprobe reads: a local file's path, or a :class:`~prober.inputs.ProbeInput`.
+Source = Path | str | ProbeInput
+
+
+def _file_argument(source: Source) -> str:
+    """``source`` as ffprobe's input: a path as ``file:<path>`` (``file:`` keeps names like
+    ``cam1:front.mp4`` or ``-x.mp4`` from being read as a protocol or an option), an
+    input as its target."""
+    return source.target if isinstance(source, ProbeInput) else "file:" + str(source)
+
+
+def _protocols(source: Source) -> tuple[str, ...]:
+    return source.protocols if isinstance(source, ProbeInput) else ("file",)
 
 
 def run_probe(
-    path: Path | str,
+    path: Source,
     *,
     ffprobe: str = "ffprobe",
     timeout: float = 30.0,
@@ -164,14 +176,14 @@ def run_probe(
     ffprobe cannot parse. FFprobeFailed when ffprobe cannot open the file.
     """
     # (at "warning": the demuxers' "Packet corrupt" lines tell a truncated file)
-    args = [*_reading_command(ffprobe, "warning"), "-print_format", "json=compact=1",
+    args = [*_reading_command(ffprobe, path, "warning"), "-print_format", "json=compact=1",
             "-show_format", "-show_streams", "-show_chapters", "-show_error", "-show_entries",
             _PACKET_ENTRIES]
     if not full:
         args += ["-read_intervals", _FAR_END]
     target = _file_argument(path)
     if subfile_end is not None:
-        args[args.index("-protocol_whitelist") + 1] = "file,subfile"
+        args[args.index("-protocol_whitelist") + 1] = ",".join([*_protocols(path), "subfile"])
         target = f"subfile,,start,0,end,{subfile_end},,:{target}"
     listing = Listing()
     done = _run_child(runner, [*args, target], timeout, listing.feed)
@@ -201,7 +213,7 @@ class Decoded:
 
 
 def count_decoded(
-    path: Path | str, stream: int | str, *, packets: int, ffprobe: str = "ffprobe",
+    path: Source, stream: int | str, *, packets: int, ffprobe: str = "ffprobe",
     timeout: float = 30.0, runner: Runner = default_runner,
 ) -> Decoded:
     """Decode the first ``packets`` packets of ``stream`` of ``path``: an index, or a stream
@@ -209,7 +221,7 @@ def count_decoded(
     art); :attr:`Decoded.index` says which stream that was. Decoders are flushed at the end,
     so every packet that decodes counts, delayed ones included. FFprobeFailed when ffprobe
     cannot open the file."""
-    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(stream),
+    data = _run_for_json(runner, [*_reading_command(ffprobe, path), "-select_streams", str(stream),
                                   "-count_frames", "-count_packets", "-read_intervals",
                                   f"%+#{packets}", "-show_entries",
                                   "stream=index,nb_read_frames,nb_read_packets",
@@ -224,7 +236,7 @@ def count_decoded(
 
 
 def undecoded_tail(
-    path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 30.0,
+    path: Source, index: int, *, ffprobe: str = "ffprobe", timeout: float = 30.0,
     runner: Runner = default_runner, start: float | None = None,
 ) -> Tail | None:
     """Packets at the very end of stream ``index`` (in file order) that decode to no frame:
@@ -235,7 +247,7 @@ def undecoded_tail(
     decodes (the read did not start where decoding can), else the :class:`Tail`.
     FFprobeFailed when ffprobe cannot open the file."""
     interval = _FAR_END if start is None else f"{start:.6f}%"
-    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+    data = _run_for_json(runner, [*_reading_command(ffprobe, path), "-select_streams", str(index),
                                   "-read_intervals", interval, "-show_entries",
                                   "packet=pts,dts:frame=pts,best_effort_timestamp",
                                   "-print_format", "json", "-show_error",
@@ -255,13 +267,13 @@ def undecoded_tail(
 
 
 def first_packet_position(
-    path: Path | str, index: int, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
+    path: Source, index: int, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
     runner: Runner = default_runner,
 ) -> int | None:
     """The byte offset in ``path`` of the first packet of stream ``index``; None when the
     stream has no packet or the demuxer does not say. FFprobeFailed when ffprobe cannot
     open the file."""
-    data = _run_for_json(runner, [*_reading_command(ffprobe), "-select_streams", str(index),
+    data = _run_for_json(runner, [*_reading_command(ffprobe, path), "-select_streams", str(index),
                                   "-read_intervals", "%+#1", "-show_entries", "packet=pos",
                                   "-print_format", "json", "-show_error",
                                   _file_argument(path)], timeout)
@@ -310,12 +322,13 @@ class Guess:
 
 
 def identify_format(
-    path: Path | str, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
+    path: Source, *, ffprobe: str = "ffprobe", timeout: float = 10.0,
     runner: Runner = default_runner,
 ) -> Guess:
     """The demuxer ffprobe's probe picks for ``path`` (``"hls"``, ``"srt"``, ``"gif"``...),
     read from its debug log; the whitelist still refuses it before it opens anything."""
-    done = _run_child(runner, [*_reading_command(ffprobe, "debug"), _file_argument(path)], timeout)
+    done = _run_child(runner, [*_reading_command(ffprobe, path, "debug"),
+                               _file_argument(path)], timeout)
     log = _storable_text(done.stderr)
     found = (re.search(r"Format (\S+) probed with size=\d+ and score=(\d+)", log)
              or re.search(r"Format (\S+) detected only with low score of (\d+)", log))
@@ -323,14 +336,15 @@ def identify_format(
 
 
 def read_log_summary(
-    path: Path | str,
+    path: Source,
     *,
     ffprobe: str = "ffprobe",
     timeout: float = 30.0,
     runner: Runner = default_runner,
 ) -> tuple[dict[str, Any] | None, str]:
     """Run ffprobe without JSON output and parse its summary: (ffprobe-like dict, log)."""
-    done = _run_child(runner, [*_reading_command(ffprobe, "info"), _file_argument(path)], timeout)
+    done = _run_child(runner, [*_reading_command(ffprobe, path, "info"),
+                               _file_argument(path)], timeout)
     log = _storable_text(done.stderr)
     return parse_log_summary(log), log
 

@@ -12,6 +12,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from prober.inputs import ProbeInput, as_input
+
 __all__ = ["Boxes", "top_level_boxes"]
 
 _MAX_BOXES = 1_000_000
@@ -40,36 +42,38 @@ class Boxes:
                    if (a, b) == ("moof", "mdat"))
 
 
-def top_level_boxes(path: Path, stop_at: frozenset[str] = frozenset()) -> Boxes | None:
-    """The box list of ``path``; None when it does not start with an ISO BMFF box
+def top_level_boxes(path: Path | ProbeInput, stop_at: frozenset[str] = frozenset()
+                    ) -> Boxes | None:
+    """The box list of the file at ``path`` (or of an input: each box header is one read
+    at its offset, a ranged GET for an object); None when it does not start with an ISO
+    BMFF box
     (``ftyp``, or a ``moov``/``mdat``/``free`` first as old QuickTime files do). With
     ``stop_at``, the list ends with the first box of one of those kinds (a prefix:
     ``complete_end`` is that box's end, ``cut`` None)."""
     kinds: list[str] = []
-    size = path.stat().st_size
+    source = as_input(path)
+    size = source.size
     pos = 0
-    with path.open("rb") as fh:
-        while pos < size and len(kinds) < _MAX_BOXES:
-            fh.seek(pos)
-            head = fh.read(16)
-            if len(head) < 8:
-                return Boxes(kinds, pos, "?", size) if kinds else None
-            length, raw = struct.unpack(">I4s", head[:8])
-            kind = raw.decode("latin-1")
-            if not kinds and kind not in {"ftyp", "moov", "mdat", "free", "wide", "skip"}:
-                return None
-            if length == 1:
-                if len(head) < 16:
-                    return Boxes(kinds, pos, kind, size)
-                length = struct.unpack(">Q", head[8:16])[0]
-            elif length == 0:
-                length = size - pos
-            if length < 8 or not kind.isprintable():
-                return Boxes(kinds, pos, "?", size) if kinds else None
-            if pos + length > size:
+    while pos < size and len(kinds) < _MAX_BOXES:
+        head = source.read_at(pos, 16)
+        if len(head) < 8:
+            return Boxes(kinds, pos, "?", size) if kinds else None
+        length, raw = struct.unpack(">I4s", head[:8])
+        kind = raw.decode("latin-1")
+        if not kinds and kind not in {"ftyp", "moov", "mdat", "free", "wide", "skip"}:
+            return None
+        if length == 1:
+            if len(head) < 16:
                 return Boxes(kinds, pos, kind, size)
-            kinds.append(kind)
-            pos += length
-            if kind in stop_at:
-                break
+            length = struct.unpack(">Q", head[8:16])[0]
+        elif length == 0:
+            length = size - pos
+        if length < 8 or not kind.isprintable():
+            return Boxes(kinds, pos, "?", size) if kinds else None
+        if pos + length > size:
+            return Boxes(kinds, pos, kind, size)
+        kinds.append(kind)
+        pos += length
+        if kind in stop_at:
+            break
     return Boxes(kinds, pos, None, size)

@@ -11,7 +11,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from prober import store
+from prober import spool, store
 from prober.ffprobe import FFprobeMissing, ProbeError, ffprobe_version
 from prober.probe import probe_file
 from prober.worker import Worker
@@ -59,6 +59,18 @@ def _sweep_stale_copies(root: Path, log: Any) -> None:
              paths=[str(p.relative_to(root)) for p in removed[:20]])
 
 
+def _check_store(media: storage.MediaStore, log: Any) -> None:
+    """A store that refuses us (no bucket, bad credentials) is a configuration error (exit
+    78); one that does not answer yet is waited out file by file (the files stay put)."""
+    try:
+        media.check()
+    except storage.StoreRefused as exc:
+        raise ConfigurationError(f"media store {media.describe()}: {exc}") from exc
+    except storage.StoreUnavailable as exc:
+        log.warning("media store unavailable at start", store=media.describe(),
+                    error=str(exc))
+
+
 def main(settings: Settings, argv: list[str]) -> int:
     args = consumer_arguments(
         "videodrop prober", "consume probe messages and store their outcomes",
@@ -69,8 +81,13 @@ def main(settings: Settings, argv: list[str]) -> int:
     runner = _ffprobe_runner(settings)
     version = _version_or_refuse(settings, runner)
     media = storage.from_settings(settings)  # the one store of this process
-    root = storage.local_root(media).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    if isinstance(media, storage.FileStore):
+        root = storage.local_root(media).resolve()
+        root.mkdir(parents=True, exist_ok=True)
+        sweep = functools.partial(_sweep_stale_copies, root, role.log)
+    else:  # claimed files wait in the inbox's spool until stored (prober/spool.py)
+        _check_store(media, log)
+        sweep = functools.partial(spool.sweep, media, spool.spool_root(settings.inbox), role.log)
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
                               links=links.from_settings(settings, media))
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
@@ -79,8 +96,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     log.info("starting", concurrency=args.concurrency, ffprobe=settings.ffprobe,
              ffprobe_version=version, store=media.describe(),
              child_memory=settings.child_memory)
-    threading.Thread(target=_sweep_stale_copies, args=(root, log), name="part-sweep",
-                     daemon=True).start()
+    threading.Thread(target=sweep, name="part-sweep", daemon=True).start()
     workers = [Worker(settings, catalog, prober, log.bind(worker=i), name=f"prober-{i}",
                       media=media)
                for i in range(args.concurrency)]

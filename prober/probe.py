@@ -46,6 +46,7 @@ from prober.ffprobe import (
     read_log_summary,
     run_probe,
 )
+from prober.inputs import ProbeInput, as_input
 from prober.isobmff import Boxes, top_level_boxes
 from prober.metadata import assess, base_metadata, real_video_streams
 from videodrop.errorcodes import ErrorCode
@@ -92,38 +93,38 @@ class ProbeResult:
 
 
 def probe_file(
-    path: Path,
+    path: Path | ProbeInput,
     *,
     ffprobe: str = "ffprobe",
     timeout: float = 30.0,
     runner: Runner = default_runner,
     version: str | None = None,
 ) -> ProbeResult:
-    """Probe the file at ``path`` with the ffprobe binary ``ffprobe``, every run of it
+    """Probe the file at ``path`` (or the input: an object read where it lies,
+    :mod:`prober.inputs`) with the ffprobe binary ``ffprobe``, every run of it
     within ``timeout`` seconds in all, each child through ``runner`` (its limits);
     ``version`` is ffprobe's, asked once per process by the caller (None: asked here).
     Never raises for a bad file (see the module); :class:`FFprobeMissing` and OSError
     (the file cannot be read) do propagate."""
-    path = Path(path)
-    size = path.stat().st_size
-    with path.open("rb") as handle:  # unreadable -> OSError for the caller to retry
-        head = handle.read(4096)
+    source = as_input(path)  # a file that cannot be looked at -> OSError for the caller
+    size = source.size
+    head = source.read_at(0, 4096)  # unreadable -> OSError (or StoreUnavailable): retried
     if size == 0:
-        return _failed("empty file", ErrorCode.EMPTY, base_metadata(path.name, 0, version))
+        return _failed("empty file", ErrorCode.EMPTY, base_metadata(source.name, 0, version))
     deadline = Deadline(timeout)  # one budget for every ffprobe run of this file
     stages = Stages()
     try:
         if version is None:
             version = _version_or_none(ffprobe, runner, deadline)
-        ctx = Context(path, size, head, version, ffprobe, runner, deadline, stages)
+        ctx = Context(source, size, head, version, ffprobe, runner, deadline, stages)
         result = _with_bounded_values(_probe(ctx))
     except FFprobeMissing:
         raise
     except FFprobeTimeout:
-        meta = base_metadata(path.name, size, version)
+        meta = base_metadata(source.name, size, version)
         result = _failed(f"timed out after {timeout:g} s", ErrorCode.TIMEOUT, meta)
     except ProbeError as exc:  # ffprobe misbehaving (e.g. output that is not JSON)
-        meta = base_metadata(path.name, size, version)
+        meta = base_metadata(source.name, size, version)
         result = _failed(f"ffprobe failed: {exc}", ErrorCode.UNREADABLE, meta)
     return replace(result, stages=stages.summary())
 
@@ -202,7 +203,7 @@ def _assessed(ctx: Context, raw: dict[str, Any], output: ProbeOutput | None,
               warnings: list[str], *, decoded: Decoded | None = None) -> ProbeResult:
     outcome = assess(
         raw,
-        filename=ctx.path.name,
+        filename=ctx.source.name,
         size=ctx.size,
         version=ctx.version,
         packets=output.packets if output is not None else None,
@@ -214,7 +215,7 @@ def _assessed(ctx: Context, raw: dict[str, Any], output: ProbeOutput | None,
     if outcome.error:
         return _failed(outcome.error, outcome.code or ErrorCode.UNREADABLE, outcome.metadata,
                        raw)
-    add_browser_facts(ctx.path, outcome.metadata, ffprobe=ctx.ffprobe, runner=ctx.runner,
+    add_browser_facts(ctx.source, outcome.metadata, ffprobe=ctx.ffprobe, runner=ctx.runner,
                       timeout=ctx.deadline.left())
     return ProbeResult(True, None, outcome.metadata, raw)
 
@@ -226,11 +227,11 @@ def _header_and_packets(ctx: Context, warnings: list[str]) -> ProbeOutput:
     header's, and a warning says so."""
     budget = ctx.deadline.left() * _FULL_SHARE
     try:
-        return run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=budget, runner=ctx.runner)
+        return run_probe(ctx.source, ffprobe=ctx.ffprobe, timeout=budget, runner=ctx.runner)
     except FFprobeTimeout:
         warnings.append(f"reading every packet took longer than {budget:.3g} s: frame count"
                         " and rate are the header's, the duration the last packets'")
-        return run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+        return run_probe(ctx.source, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
                          runner=ctx.runner, full=False)
 
 
@@ -240,7 +241,7 @@ def _unopened(ctx: Context, exc: FFprobeFailed) -> ProbeResult:
         return _refused(ctx)
     if exc.returncode < 0 or _OOM in f"{exc.error} {exc.stderr}":
         return _ffprobe_crashed(ctx, exc)
-    boxes = top_level_boxes(ctx.path)
+    boxes = top_level_boxes(ctx.source)
     if boxes is not None and boxes.cut is not None:
         return _cut_mp4(ctx, exc, boxes)
     if exc.error or exc.stdout.strip() not in {"", "{"}:
@@ -249,7 +250,7 @@ def _unopened(ctx: Context, exc: FFprobeFailed) -> ProbeResult:
         return _failed(_not_media(exc), ErrorCode.NOT_MEDIA, meta, _error_raw(exc))
     # ffprobe opened the container but refused to print it (a decoder it lacks): read its
     # human summary instead.
-    summary, text = read_log_summary(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+    summary, text = read_log_summary(ctx.source, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
                                      runner=ctx.runner)
     if summary is None:
         return _failed(_not_media(exc), ErrorCode.NOT_MEDIA, ctx.base(), _error_raw(exc))
@@ -264,12 +265,12 @@ def _refused(ctx: Context) -> ProbeResult:
     no demuxer recognises (ffprobe's best guess is a possible misdetection, or an image
     sequence chosen by the file's extension alone for a kind of image that its content
     would name) is not media at all."""
-    guess = identify_format(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+    guess = identify_format(ctx.source, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
                             runner=ctx.runner)
     name = guess.name
     meta = ctx.base()
     meta["format_name"] = name
-    by_name = name == "image2" and ctx.path.suffix.lower().lstrip(".") not in _UNSIGNED_IMAGES
+    by_name = name == "image2" and ctx.source.suffix.lower().lstrip(".") not in _UNSIGNED_IMAGES
     text = name == "tty"  # (chosen by a text extension: .txt, .nfo, .asc...)
     if name is None or (guess.score is not None and guess.score <= _GUESS) or by_name or text:
         what = ("its name says an image, its content is none" if by_name else
@@ -309,7 +310,7 @@ def _cut_mp4(ctx: Context, exc: FFprobeFailed, boxes: Boxes) -> ProbeResult:
         return _failed(f"truncated: {where}, before its index (moov) was written: nothing"
                        " in it plays", ErrorCode.TRUNCATED, meta, _error_raw(exc))
     try:
-        prefix = run_probe(ctx.path, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
+        prefix = run_probe(ctx.source, ffprobe=ctx.ffprobe, timeout=ctx.deadline.left(),
                            runner=ctx.runner, subfile_end=complete)
     except FFprobeFailed:
         return _failed(f"truncated: {where}; ffprobe cannot open it", ErrorCode.TRUNCATED,

@@ -4,6 +4,7 @@ derivatives in the transaction that makes it ready."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -14,8 +15,9 @@ from typing import Any
 
 import structlog
 
-from prober import store
+from prober import spool, store
 from prober.ffprobe import FFprobeMissing
+from prober.inputs import ProbeInput
 from prober.probe import ProbeResult
 from videodrop import media, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
@@ -27,17 +29,27 @@ from videodrop.messages import BadMessage, DeriveVideo, InboxFile, ProbeVideo, d
 from videodrop.origins import OriginRules
 from videodrop.recording import recording_of
 from videodrop.settings import Settings
-from videodrop.storage import MediaStore, from_settings, local_root
+from videodrop.storage import (
+    FileStore,
+    MediaStore,
+    StoreRefused,
+    from_settings,
+    local_root,
+    read_chunks,
+)
 from videodrop.tokens import token_prefix
 
-Prober = Callable[[Path], ProbeResult]
+Prober = Callable[[Path | ProbeInput], ProbeResult]
 
 
 class Worker(Consumer):
     # Worth waiting for: the database comes back; a file turns readable; ffprobe is
-    # reinstalled. A database outage and a full media store are waited out indefinitely
-    # (nothing could be recorded or stored meanwhile, and the file is safe in the inbox).
-    TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError)
+    # reinstalled; the object store answers (StoreUnavailable is a TransientFileError) or
+    # takes our credentials again. A database outage, a full media store and a store that
+    # refuses us are waited out indefinitely (nothing could be recorded or stored
+    # meanwhile, and the file is safe in the inbox or the spool).
+    TRANSIENT = (CatalogUnavailable, TransientFileError, FFprobeMissing, OSError,
+                 StoreRefused)
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "path", "token")
 
     def __init__(self, settings: Settings, catalog: Catalog, prober: Prober, log: Any, *,
@@ -49,7 +61,14 @@ class Worker(Consumer):
         self.inbox = settings.inbox.resolve()
         self.policy = InboxPolicy.from_settings(settings)
         self.media = media if media is not None else from_settings(settings)
-        self.media_root = local_root(self.media).resolve()
+        # Where claimed files go on this machine: the file store's folder, or, for a store
+        # without local files (s3), the spool in the inbox (prober/spool.py), from which
+        # each is put into the store once probed.
+        self.spool: Path | None = None
+        if isinstance(self.media, FileStore):
+            self.media_root = local_root(self.media).resolve()
+        else:
+            self.spool = self.media_root = spool.spool_root(self.inbox)
         self.origins = OriginRules.load(settings.origins_file)
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{name}-sha")
 
@@ -63,7 +82,7 @@ class Worker(Consumer):
         return msg
 
     def is_outage(self, exc: BaseException) -> bool:
-        return isinstance(exc, CatalogUnavailable | StorageFull)
+        return isinstance(exc, CatalogUnavailable | StorageFull | StoreRefused)
 
     def record_failure(self, msg: InboxFile | ProbeVideo, exc: Exception) -> None:
         if isinstance(msg, ProbeVideo):
@@ -116,14 +135,44 @@ class Worker(Consumer):
                               expired_reason=current.expired_reason)
                 return
             if current.status in {"ready", "failed"} and not force:
-                stored = store.ensure_stored(self.inbox, self.media_root / current.stored_path,
-                                             current.claim())
+                stored = self._ensure_stored(current)
                 if not stored and current.status == "ready":
                     self._mark_missing(current)
                     return
                 self.log.info("already done", status=current.status)
                 return
             self.probe_and_finish(current)
+
+    def _ensure_stored(self, video: Video) -> bool:
+        """Whether the stored file of a ``ready``/``failed`` row is there, finishing what a
+        crash left: an inbox file still in the inbox moves in (prober/store.py); on s3,
+        a spool file left after the commit is removed once its object is there, or put
+        when it is not (verified against the row's size and sha256)."""
+        local = store.ensure_stored(self.inbox, self.media_root / video.stored_path,
+                                    video.claim())
+        if self.spool is None:
+            return local
+        path = self.spool / video.stored_path
+        if self.media.exists(video.stored_path):
+            if local:
+                spool.discard(self.spool, path)
+            return True
+        if not local or video.size is None or video.sha256 is None:
+            return False
+        spool.put_spooled(self.media, video.stored_path, path, size=video.size,
+                          sha256=video.sha256, retried=True, log=self.log)
+        spool.discard(self.spool, path)
+        return True
+
+    def _object_sha256(self, video: Video) -> str:
+        """The SHA-256 of the object of ``video`` (the row's, when it has one: an object is
+        never rewritten), read as a stream: no local copy."""
+        if video.sha256 is not None:
+            return video.sha256
+        digest = hashlib.sha256()
+        for chunk in read_chunks(self.media.open(video.stored_path)):
+            digest.update(chunk)
+        return digest.hexdigest()
 
     def _mark_missing(self, video: Video) -> Video:
         """The stored file is gone: the row becomes ``failed`` (``missing_file``), a ready
@@ -142,8 +191,9 @@ class Worker(Consumer):
         the row as it then is, or ``video`` when the row was deleted meanwhile. A missing
         stored file fails the row (``missing_file``)."""
         t0 = time.perf_counter()
-        if not store.ensure_stored(self.inbox, self.media_root / video.stored_path,
-                                   video.claim()):
+        local = store.ensure_stored(self.inbox, self.media_root / video.stored_path,
+                                    video.claim())
+        if not local and (self.spool is None or not self.media.exists(video.stored_path)):
             return self._mark_missing(video)
         started = self.catalog.start_processing(video.id)
         if started is None:
@@ -152,13 +202,23 @@ class Worker(Consumer):
         video = started
         path = self.media_root / video.stored_path
         t1 = time.perf_counter()
-        digest = self._hasher.submit(store.sha256_of, path)
+        if local:
+            digest = self._hasher.submit(store.sha256_of, path)
+            target: Path | ProbeInput = path
+        else:  # an object already in the s3 store (an upload): read where it lies
+            target = ProbeInput.of_object(self.media, video.stored_path,
+                                          self.settings.probe_timeout + 60)
+            digest = self._hasher.submit(self._object_sha256, video)
         with metrics.PROBES_IN_PROGRESS.track_inprogress():
-            result = self.prober(path)
+            result = self.prober(target)
             sha256 = digest.result()
         t2 = time.perf_counter()
         metrics.PROBE_SECONDS.observe(t2 - t1)
-        size = path.stat().st_size
+        size = target.size if isinstance(target, ProbeInput) else path.stat().st_size
+        if self.spool is not None and local:  # durable and verified before the row says so
+            spool.put_spooled(self.media, video.stored_path, path, size=size, sha256=sha256,
+                              retried=video.attempts > 1, log=self.log)
+        t_put = time.perf_counter()
         metadata = {**result.metadata, "sha256": sha256, "size": size}
         timeline_origin = self.origins.timeline_origin(video.origin)
         recording = recording_of(
@@ -170,15 +230,21 @@ class Worker(Consumer):
                                metadata=metadata, raw=result.raw, recording=recording,
                                timeline_origin=timeline_origin)
         done = self.catalog.finish_processing(video.id, outcome, derive=self.settings.derive)
+        if self.spool is not None and local:  # the object holds it now (or no row wants it)
+            if done is None:
+                self.media.delete(video.stored_path)
+            spool.discard(self.spool, path)
         if done is None:
             self.log.info("deleted while being probed; nothing recorded")
             return video
         t3 = time.perf_counter()
+        stored_ms = {"put_ms": round((t_put - t2) * 1000, 1)} if self.spool and local else {}
         self.log.info("probe", status=done.status, error=done.processing_error,
                       error_code=done.error_code,
                       format=done.format, duration=done.duration, size=size,
                       claim_ms=round((t1 - t0) * 1000, 1), probe_ms=round((t2 - t1) * 1000, 1),
-                      commit_ms=round((t3 - t2) * 1000, 1), total_ms=round((t3 - t0) * 1000, 1),
+                      commit_ms=round((t3 - t_put) * 1000, 1),
+                      total_ms=round((t3 - t0) * 1000, 1), **stored_ms,
                       recorded_source=recording.source if recording else None,
                       recorded_pattern=recording.pattern if recording else None,
                       **result.stages)

@@ -14,6 +14,7 @@ install it: never a skip.
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -51,3 +52,15 @@ def s3_bucket(s3_server: S3Server) -> Iterator[str]:
     name = s3_server.create_bucket()
     yield name
     s3_server.remove_bucket(name)
+
+
+@pytest.fixture(params=["file", "s3"])
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The settings of a media store, once per kind: ``file`` (none: the system's own
+    folder) and ``s3`` (this session's bucket, under a prefix of this test's own; the S3
+    server started only for this kind)."""
+    if request.param == "file":
+        return {}
+    server: S3Server = request.getfixturevalue("s3_server")
+    bucket: str = request.getfixturevalue("s3_bucket")
+    return {"VIDEODROP_STORAGE_URL": f"s3://{bucket}/t{secrets.token_hex(4)}", **server.env()}

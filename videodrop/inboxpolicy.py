@@ -36,6 +36,9 @@ from videodrop.settings import Settings
 #: The ingest's lock in the inbox folder (``ingest/lock.py``): never a file to take, list
 #: or remove, whatever ``VIDEODROP_IGNORE_PATTERNS`` says.
 INGEST_LOCK = ".videodrop-ingest.lock"
+#: The prober's spool in the inbox on an s3 store (prober/spool.py): claimed files wait
+#: there, on the inbox's file system, until their object is stored.
+SPOOL = ".videodrop-spool"
 #: Files below this many bytes are never called sparse.
 SPARSE_MIN_SIZE = 1 << 20
 #: Sparse: less than 1/SPARSE_RATIO of the size allocated, and as data extents.
@@ -64,8 +67,9 @@ class InboxPolicy:
 
     def ignored(self, name: str) -> bool:
         """A hidden or temporary name: not a file yet, passed over without a word (and the
-        ingest's own lock, :data:`INGEST_LOCK`)."""
-        return name == INGEST_LOCK or media.is_ignored(name, self.ignore)
+        ingest's own lock, :data:`INGEST_LOCK`, and the prober's spool, :data:`SPOOL`,
+        whatever the ignore patterns say)."""
+        return name in (INGEST_LOCK, SPOOL) or media.is_ignored(name, self.ignore)
 
     def by_name(self, name: str) -> Refusal | None:
         if media.has_extension(name, self.extensions):

@@ -40,6 +40,12 @@ _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G"
           "GIB": 1024**3, "TIB": 1024**4}
 
 
+#: The roles that run on an ``s3://`` store: the ingest (it never touches the store), the
+#: prober (inbox files through its spool, uploads read where they lie) and the API (serves
+#: and deletes objects; uploads and frames answer 501 there). docs/storage.md.
+S3_ROLES = frozenset({"ingest", "prober", "api"})
+
+
 class SettingsError(ValueError):
     """A setting has a value we cannot use; the message names the variable."""
 
@@ -231,14 +237,16 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
-    def store_in_use_problem(self) -> str | None:
-        """Why the roles cannot run on ``storage_url`` (None: they can). Every role keeps
-        media in the store ``VIDEODROP_STORAGE_URL`` names (videodrop/storage/); a
-        ``file://`` store (any folder) works throughout, an ``s3://`` one is refused rather
-        than half used until the roles' s3 paths land (docs/storage.md)."""
-        if self.storage_url is not None and self.storage_url.startswith("s3://"):
-            return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they need a"
-                    " file:// store; docs/storage.md): unset it")
+    def store_in_use_problem(self, role: str | None = None) -> str | None:
+        """Why ``role`` (None: any role) cannot run on ``storage_url`` (None: it can).
+        Every role keeps media in the store ``VIDEODROP_STORAGE_URL`` names
+        (videodrop/storage/); a ``file://`` store (any folder) works throughout; an
+        ``s3://`` one only for the roles of :data:`S3_ROLES`, the others refuse it rather
+        than half use it until their s3 paths land (docs/storage.md)."""
+        if (self.storage_url is not None and self.storage_url.startswith("s3://")
+                and role not in S3_ROLES):
+            return (f"VIDEODROP_STORAGE_URL=s3://… is not used by the {role or 'other'} role"
+                    " yet (it needs a file:// store; docs/storage.md): unset it")
         return None
 
     def _validate_storage(self) -> None:
@@ -362,4 +370,5 @@ def _convert(name: str, raw: str) -> object:
     return raw
 
 
-__all__ = ["DEFAULT_IGNORE", "MIN_CHILD_MEMORY", "Settings", "SettingsError", "parse_size"]
+__all__ = ["DEFAULT_IGNORE", "MIN_CHILD_MEMORY", "S3_ROLES", "Settings", "SettingsError",
+           "parse_size"]

@@ -100,13 +100,26 @@ def test_any_command_into_a_closed_pipe_ends_quietly(make_system, args: list[str
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
 
 
-@pytest.mark.parametrize("role", ["api", "ingest", "prober", "derive"])
+@pytest.mark.parametrize("role", ["derive"])
 def test_a_role_refuses_an_s3_store_it_does_not_use_yet(make_system, role: str) -> None:
-    """VIDEODROP_STORAGE_URL=s3://… is refused by every role (exit 78, the setting named),
-    not silently ignored while media go to VIDEODROP_MEDIA_ROOT (docs/storage.md)."""
+    """VIDEODROP_STORAGE_URL=s3://… is refused by a role that has no s3 path yet (exit 78,
+    the setting named), not silently ignored while media go to VIDEODROP_MEDIA_ROOT
+    (docs/storage.md; the ingest, the prober and the API run on s3)."""
     system: System = make_system()
     done = subprocess.run([sys.executable, "-m", "videodrop", role],
                           env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 78, done.stderr
     assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr and "storage.md" in done.stderr
+
+
+def test_the_prober_refuses_an_s3_store_without_its_bucket(make_system, s3_server) -> None:
+    """A bucket that is not there (or credentials it refuses) stops the prober at start
+    (exit 78, the store named): an operator has to act."""
+    system: System = make_system()
+    done = subprocess.run([sys.executable, "-m", "videodrop", "prober"],
+                          env={**system.env, **s3_server.env(),
+                               "VIDEODROP_STORAGE_URL": "s3://vdtest-no-such-bucket/media"},
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 78, done.stderr
+    assert "s3://vdtest-no-such-bucket/media/" in done.stderr and "no bucket" in done.stderr

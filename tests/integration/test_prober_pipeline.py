@@ -18,11 +18,14 @@ import psycopg
 import pytest
 
 from prober.probe import ProbeResult
+from testbed.s3 import S3Server
 from tests.harness import REPO, System, rows, wait_for
 from tests.integration.test_probe_samples import EXPECTED, check, clips, ffprobe  # noqa: F401
 from videodrop.catalog import Catalog
 from videodrop.errorcodes import ErrorCode
+from videodrop.inboxpolicy import SPOOL
 from videodrop.messages import ProbeVideo, encode
+from videodrop.storage.s3store import S3Store, parse_s3_url
 
 REAL_FFPROBE = shutil.which("ffprobe") or "ffprobe"
 
@@ -46,7 +49,11 @@ exec {REAL_FFPROBE} "$@"
     return script
 
 
-def test_every_sample_through_the_pipeline(system: System, samples: Path):
+def test_every_sample_through_the_pipeline(make_system, store_env: dict[str, str],
+                                           samples: Path):
+    """On both stores (``store_env``): on s3 each file is probed in the inbox's spool and
+    put into the bucket before it turns ready."""
+    system: System = make_system(**store_env).start()
     for name in sorted(EXPECTED):
         shutil.copy(samples / name, system.inbox / name)
     items = system.wait_done(len(EXPECTED), timeout=180)
@@ -69,6 +76,32 @@ def test_every_sample_through_the_pipeline(system: System, samples: Path):
         assert (item["status"] == "failed") == bool(item["error_code"])
         assert meta["error_code"] == item["error_code"]
     assert system.inbox_entries() == []
+    assert_stored(system, store_env, items)
+
+
+def assert_stored(system: System, store_env: dict[str, str], items: list[dict]) -> None:
+    """Every record's original is in the store (with the recorded size), nothing else is
+    there, and nothing waits in the spool."""
+    recorded = {r[0]: r[1] for r in rows(system.database_url,
+                                         "SELECT stored_path, size FROM videos")}
+    assert len(recorded) == len(items)
+    if not store_env:
+        stored = {p.relative_to(system.media_root).as_posix(): p.stat().st_size
+                  for p in (system.media_root / "videos").rglob("*") if p.is_file()}
+    else:
+        media = s3_store(store_env)
+        stored = {i.key: i.size for i in media.list_objects("")}
+        assert not [p for p in (system.inbox / SPOOL).rglob("*") if p.is_file()]
+        assert not [p for p in system.media_root.rglob("*") if p.is_file()]
+    assert stored == recorded
+
+
+def s3_store(store_env: dict[str, str]) -> S3Store:
+    """The s3 store ``store_env`` names, on a client with its credentials."""
+    bucket, prefix = parse_s3_url(store_env["VIDEODROP_STORAGE_URL"])
+    server = S3Server(store_env["VIDEODROP_S3_ENDPOINT_URL"], store_env["AWS_ACCESS_KEY_ID"],
+                      store_env["AWS_SECRET_ACCESS_KEY"])
+    return S3Store(bucket, prefix, client=server.client())
 
 
 def test_hanging_ffprobe_is_killed_and_the_worker_goes_on(make_system, samples, tmp_path):
@@ -105,9 +138,11 @@ def test_missing_ffprobe_refuses_to_start(make_system):
     assert "/nonexistent/ffprobe" in proc.stderr and "apt-get install ffmpeg" in proc.stderr
 
 
-def test_worker_killed_mid_probe_is_redelivered_and_ready_once(make_system, samples, tmp_path):
+def test_worker_killed_mid_probe_is_redelivered_and_ready_once(make_system, store_env, samples,
+                                                              tmp_path):
     fake = fake_ffprobe(tmp_path, slow_seconds=5)
-    system = make_system(VIDEODROP_FFPROBE=str(fake), VIDEODROP_PROBER_CONCURRENCY="1")
+    system = make_system(VIDEODROP_FFPROBE=str(fake), VIDEODROP_PROBER_CONCURRENCY="1",
+                         **store_env)
     system.start()
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "SLOWME.mp4")
 
@@ -122,6 +157,7 @@ def test_worker_killed_mid_probe_is_redelivered_and_ready_once(make_system, samp
     record = system.wait_record("SLOWME.mp4", timeout=60)
     assert record["status"] == "ready"
     assert rows(system.database_url, "SELECT count(*), max(attempts) FROM videos") == [(1, 2)]
+    assert_stored(system, store_env, [record])
 
 
 def test_database_outage_is_waited_out(make_system, samples, throwaway_postgres):
@@ -197,7 +233,8 @@ REFUSED = ("empty.mp4", "song.mp3")  # the inbox policy keeps them out (test_inb
 
 
 def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixture is shared
-        system: System, clips: Path, samples: Path):  # noqa: F811
+        make_system, store_env: dict[str, str], clips: Path, samples: Path):  # noqa: F811
+    system: System = make_system(**store_env).start()
     for name in [*REFUSED, *BAD, *GENERATED]:
         shutil.copy(clips / name, system.inbox / name)
     items = {v["original_filename"]: v for v in system.wait_done(len(BAD) + len(GENERATED))}
@@ -215,6 +252,7 @@ def test_generated_clips_and_bad_inputs_through_the_pipeline(  # the clips fixtu
     assert system.wait_record("good-after-bad.mp4")["status"] == "ready"
     assert system.inbox_entries() == sorted(REFUSED)
     assert not set(REFUSED) & {v["original_filename"] for v in system.videos()}
+    assert_stored(system, store_env, system.videos())
 
 
 def with_heartbeat(amqp_url: str, seconds: int) -> str:
