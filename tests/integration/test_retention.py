@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import psycopg
 import pytest
 import requests
 
-from testbed.retention_rows import GenRow, generate, insert
+from testbed.retention_rows import GenRow, add_derivatives, generate, insert
 from tests.harness import REPO, free_port, rows, wait_for
 from videodrop import logs
 from videodrop.metrics import RETENTION
@@ -114,6 +115,29 @@ def state(db_url: str) -> dict[int, tuple[str, str | None, bool]]:
         db_url, "SELECT id, status, expired_reason, files_removed_at FROM videos")}
 
 
+def assert_quotas_met_exactly(generated: list[GenRow], want: dict[int, str]) -> None:
+    """Usage is at or under each quota after the pass, and the last video a quota took was
+    needed: without removing it the quota would not have been met (``size``: each row's
+    bytes as retention counts them)."""
+    live = [r for r in generated if r.id not in want]
+    for table, (_, _, quota) in ORACLE.items():
+        if quota is None:
+            continue
+        assert sum(r.size for r in live if table_of(r.origin) == table) <= quota
+        by_origin = {i for i, why in want.items() if why in ("max_age", "origin_quota")}
+        used = sum(r.size for r in generated
+                   if table_of(r.origin) == table and r.id not in by_origin)
+        taken = [r for r in generated
+                 if want.get(r.id) == "origin_quota" and table_of(r.origin) == table]
+        last = max(taken, key=lambda r: (r.created_at, r.id))
+        assert used <= quota < used + last.size
+    used = sum(r.size for r in live)
+    assert used <= GLOBAL_QUOTA
+    last = max((r for r in generated if want.get(r.id) == "global_quota"),
+               key=lambda r: (r.created_at, r.id))
+    assert used + last.size > GLOBAL_QUOTA
+
+
 def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     media = tmp_path / "media"
     want = expected_gone(generated, NOW)
@@ -133,25 +157,7 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
         if r.id in want:
             assert removable(r, NOW)
 
-    # Usage is at or under each quota after the pass, and the last video a quota took was
-    # needed: without removing it the quota would not have been met.
-    live = [r for r in generated if r.id not in want]
-    for table, (_, _, quota) in ORACLE.items():
-        if quota is None:
-            continue
-        assert sum(r.size for r in live if table_of(r.origin) == table) <= quota
-        by_origin = {i for i, why in want.items() if why in ("max_age", "origin_quota")}
-        used = sum(r.size for r in generated
-                   if table_of(r.origin) == table and r.id not in by_origin)
-        taken = [r for r in generated
-                 if want.get(r.id) == "origin_quota" and table_of(r.origin) == table]
-        last = max(taken, key=lambda r: (r.created_at, r.id))
-        assert used <= quota < used + last.size
-    used = sum(r.size for r in live)
-    assert used <= GLOBAL_QUOTA
-    last = max((r for r in generated if want.get(r.id) == "global_quota"),
-               key=lambda r: (r.created_at, r.id))
-    assert used + last.size > GLOBAL_QUOTA
+    assert_quotas_met_exactly(generated, want)
 
     # /metrics: what went by rule, and usage per origin after the pass.
     deleted = deleted_counts()
@@ -159,6 +165,7 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
         gone = [r for r in generated if want.get(r.id) == rule]
         assert deleted[("files", rule)] - before[("files", rule)] == len(gone)
         assert deleted[("bytes", rule)] - before[("bytes", rule)] == sum(r.size for r in gone)
+    live = [r for r in generated if r.id not in want]
     for origin in ORIGINS:
         mine = [r for r in live if r.origin == origin]
         assert sample("videodrop_retention_origin_bytes", origin=origin) == sum(
@@ -325,6 +332,40 @@ def test_an_invalid_file_stops_the_role_naming_the_problem(tmp_path, db_url, tex
                          timeout=60)
     assert out.returncode == 78
     assert named in out.stderr and str(rules) in out.stderr
+
+
+def test_a_quota_counts_each_videos_derivatives(db_url, catalog, generated, tmp_path):
+    """A video occupies its original and its derivatives' files (posters, packet indexes,
+    renditions record their bytes): the quotas are met exactly with both counted, the
+    derivatives' files go with their video, and /metrics shows usage with them."""
+    media = tmp_path / "media"
+    extra = add_derivatives(db_url, generated, media, sizes=(1, 600))
+    by_id = dict(rows(db_url, "SELECT id, derivative_bytes FROM videos"))
+    assert by_id == {r.id: extra.get(r.id, 0) for r in generated}  # the trigger's sums
+    whole = [replace(r, size=r.size + extra.get(r.id, 0)) for r in generated]
+    want = expected_gone(whole, NOW)
+    assert want != expected_gone(generated, NOW)  # the derivatives change what goes
+    run_pass(catalog, rules_file.parse(RULES), media, logs.get("test"), now=NOW)
+
+    got = {i: why for i, (status, why, _) in state(db_url).items() if status == "expired"}
+    assert got == want
+    assert_quotas_met_exactly(whole, want)
+    for r in generated:
+        if r.id in extra:
+            poster = media / "derivatives" / r.id_key / "poster.jpg"
+            assert poster.exists() == (r.id not in want), r
+    live: dict[str, int] = {}
+    for r in whole:
+        if r.id not in want:
+            live[r.origin] = live.get(r.origin, 0) + r.size
+    for origin, used in live.items():
+        assert sample("videodrop_retention_origin_bytes", origin=origin) == used
+
+    # a derivative that fails on a remake takes its bytes off its video's count
+    kept = next(r for r in generated if r.id in extra and r.id not in want)
+    rows(db_url, "UPDATE derivatives SET status = 'failed', error = 'x', data = '{}'"
+         " WHERE video_id = %s AND kind = 'poster' RETURNING video_id", kept.id)
+    assert rows(db_url, "SELECT derivative_bytes FROM videos WHERE id = %s", kept.id) == [(0,)]
 
 
 def test_the_role_passes_every_interval_and_serves_its_metrics(db_url, generated, tmp_path):
