@@ -31,7 +31,8 @@ from videodrop.settings import Settings
 
 #: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
 LONGEST_INTERVAL = 7 * 86400
-#: The longest wait between two watchdog pings while the role waits for its next pass (s).
+#: The longest wait between two watchdog pings while the role waits for its next pass (s;
+#: shorter when the watchdog's interval is).
 WAIT_STEP = 5.0
 HELP = "remove what the retention rules (VIDEODROP_RETENTION_FILE) say goes; --dry-run"
 
@@ -120,9 +121,10 @@ def _serve(settings: Settings, rules: rules_file.Rules, every: float, root: Path
                 log.warning("retention pass failed: database unavailable", error=str(exc))
                 status, ready = "database unavailable", False
             deadline = time.monotonic() + every
+            step = min(WAIT_STEP, role.notifier.interval or WAIT_STEP)
             while not role.stop.is_set() and (left := deadline - time.monotonic()) > 0:
                 role.tick(status, ready=ready)
-                role.stop.wait(min(left, WAIT_STEP))
+                role.stop.wait(min(left, step))
     finally:
         catalog.close()
     return 0
