@@ -289,6 +289,7 @@ def test_sigkill_mid_pass_then_another_pass(db_url, generated, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the pass ended before the kill: no test"
     counts = check_invariants(db_url, media, generated)
     assert 0 < counts["expired"] < total
+    before_second = counts["expired"]
 
     done = subprocess.run([sys.executable, "-m", "videodrop", "retention"], cwd=REPO,
                           env=_env(db_url, media, rules), capture_output=True, text=True,
@@ -296,9 +297,11 @@ def test_sigkill_mid_pass_then_another_pass(db_url, generated, tmp_path):
     assert done.returncode == 0, done.stderr
     counts = check_invariants(db_url, media, generated)
     assert counts == {"expired": total, "unremoved": 0}
-    summary = [line for line in done.stderr.splitlines() + done.stdout.splitlines()
-               if '"retention pass"' in line]
-    assert summary
+    said = done.stderr.splitlines() + done.stdout.splitlines()
+    summary = [line for line in said if '"retention pass"' in line]
+    assert len(summary) == 1
+    # one line per video this pass expired
+    assert sum('"video expired"' in line for line in said) == total - before_second
 
 
 def test_dry_run_prints_what_would_go_and_changes_nothing(db_url, generated, tmp_path):
