@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
@@ -97,7 +98,7 @@ def test_videodrop_run_runs_retention_passes_when_there_are_rules(make_system, t
     try:
         wait_for(lambda: b'"retention pass"' in (tmp_path / "run.log").read_bytes(),
                  timeout=60, what="a retention pass")
-        commands = [open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
                     for pid in children_of(proc.pid)]
         assert [b"retention", b"--every", b"300"] in [c[3:6] for c in commands], commands
     finally:

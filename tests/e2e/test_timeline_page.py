@@ -142,7 +142,8 @@ def test_activity_on_the_day_strip_opens_the_video_there(
     page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     expect(page).to_have_url(re.compile(rf"/videos/{video['id']}\?t=[0-9.]+$"))
     t = float(page.url.rsplit("t=", 1)[1])
-    assert moved["offset"] - 1 / per_second <= t <= moved["offset"] + moved["seconds"] + 1 / per_second
+    pixel = 1 / per_second  # a pixel's seconds
+    assert moved["offset"] - pixel <= t <= moved["offset"] + moved["seconds"] + pixel
     player = page.locator("video#player")
     wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
              what="the player's metadata")
