@@ -23,7 +23,7 @@ from tests.harness import REPO, free_port, rows, wait_for
 from videodrop import logs
 from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
-from videodrop.retention.enforce import LOCK_SPACE, run_pass
+from videodrop.retention.enforce import EXPIRE_BATCH, LOCK_SPACE, run_pass
 from videodrop.retention.plan import Store, decide
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -412,3 +412,27 @@ def test_drop_rows_leaves_no_tombstone(db_url, catalog, generated, tmp_path):
     assert left == {r.id for r in generated} - set(want)
     for r in generated:
         assert (tmp_path / "media" / r.stored_path).exists() == (r.id in left)
+
+
+def test_a_pass_asked_to_stop_ends_after_the_batch_in_hand(db_url, catalog, generated,
+                                                           tmp_path):
+    """``between`` (the role: SIGTERM) is asked after each batch; a pass told to stop ends
+    there, whole (rows expired, their files gone), and the next pass does the rest."""
+    media = tmp_path / "media"
+    want = expected_gone(generated, NOW)
+    assert len(want) > 2 * EXPIRE_BATCH
+    asked = []
+
+    def between() -> bool:
+        asked.append(1)
+        return False
+
+    rules = rules_file.parse(RULES)
+    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW, between=between)
+    assert result.stopped and len(asked) == 1
+    assert check_invariants(db_url, media, generated) == {"expired": EXPIRE_BATCH,
+                                                           "unremoved": 0}
+    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW)
+    assert not result.stopped
+    got = {i: why for i, (status, why, _) in state(db_url).items() if status == "expired"}
+    assert set(got) == set(want)
