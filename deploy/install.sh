@@ -166,4 +166,6 @@ install: done. Next:
   2. sudo -u $USER_NAME sh -c 'set -a; . $ETC/videodrop.env; exec $PREFIX/venv/bin/videodrop migrate'
   3. sudo -u $USER_NAME sh -c 'set -a; . $ETC/videodrop.env; exec $PREFIX/venv/bin/videodrop health'
   4. systemctl enable --now videodrop.target videodrop-prober@{1..4} videodrop-derive@1
+  5. with retention rules (VIDEODROP_RETENTION_FILE in the env file):
+     systemctl enable --now videodrop-retention
 EOF

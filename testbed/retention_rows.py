@@ -73,3 +73,31 @@ def insert(db_url: str, generated: list[GenRow], media_root: Path | None = None
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(b"\0" * r.size)
     return rows
+
+
+def add_derivatives(db_url: str, rows: list[GenRow], media_root: Path, *, seed: int = 2,
+                    sizes: tuple[int, int] = (1, 3000)) -> dict[int, int]:
+    """Give each ready row a ready poster whose ``data.bytes`` says its file's size (the
+    file written under ``derivatives/<source_id>/``) and a ready storyboard that records
+    no bytes (one statement; the catalog's trigger sums them per row, as when the derive
+    role records them). Returns video id -> its derivatives' bytes."""
+    rnd = random.Random(seed)
+    made: dict[int, int] = {}
+    params = []
+    for r in rows:
+        if r.status != "ready":
+            continue
+        size = rnd.randint(*sizes)
+        poster = f"derivatives/{r.id_key}/poster.jpg"
+        params += [(r.id, "poster", f'{{"file": "{poster}", "bytes": {size}}}'),
+                   (r.id, "storyboard",
+                    f'{{"sheets": ["derivatives/{r.id_key}/sheet-00.jpg"]}}')]
+        path = media_root / poster
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"\0" * size)
+        made[r.id] = size
+    with psycopg.connect(db_url) as conn:
+        conn.execute("INSERT INTO derivatives (video_id, kind, status, data)"
+                     " SELECT v, k, 'ready', d FROM unnest(%s::bigint[], %s::text[],"
+                     " %s::jsonb[]) AS x (v, k, d)", [list(c) for c in zip(*params, strict=True)])
+    return made

@@ -14,6 +14,7 @@ from videodrop import __version__, links, logs
 from videodrop.catalog import Catalog
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.migrate import migrate
+from videodrop.retention.command import requeue_refusal
 from videodrop.settings import Settings, SettingsError
 from videodrop.supervisor import run_all
 
@@ -117,6 +118,9 @@ def _main(argv: Sequence[str] | None = None) -> int:
         if name not in plugins:
             print(f"videodrop: unknown command {name!r}; try 'videodrop --help'", file=sys.stderr)
             return 2
+        if name == "requeue" and (refusal := requeue_refusal(settings, rest)):
+            print(f"videodrop requeue: {refusal}", file=sys.stderr)
+            return 1
         command: Command = plugins[name]()
         return command(settings, rest)
     except ConfigurationError as exc:

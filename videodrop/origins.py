@@ -1,6 +1,7 @@
 """Per-origin settings of the timeline (docs/timeline.md): which folder is one camera's
 timeline, its recorders' time zone, whether its containers' ``creation_time`` is UTC or
-local wall time, file name patterns of its own, and the gap tolerance.
+local wall time, file name patterns of its own, the gap tolerance, and the activity level
+its day strip marks (videodrop/activity.py).
 
 Read from the TOML file ``VIDEODROP_ORIGINS_FILE`` (example: ``deploy/origins.toml``)
 once at a role's edge; no file means the defaults for every origin::
@@ -10,6 +11,7 @@ once at a role's edge; no file means the defaults for every origin::
     creation_time = "utc"           # utc | local (the digits are wall time) | ignore
     gap_tolerance = 1.0             # seconds: shorter holes and overlaps are joins
     patterns = []                   # regular expressions, tried before the built-in ones
+    activity_threshold = 1.0        # levels (0..255): a second at or over it is activity
 
     [origins."inbox/cam1"]          # this folder and everything under it
     timezone = "Europe/Berlin"
@@ -36,7 +38,10 @@ from videodrop.errors import ConfigurationError
 
 CREATION_TIMES = ("utc", "local", "ignore")
 DEFAULT_TOLERANCE = 1.0  # seconds
-_KEYS = {"timezone", "creation_time", "gap_tolerance", "patterns"}
+#: The scenes' activity (mean absolute difference of consecutive frames, levels) at or over
+#: which a second counts as activity on the day strip: over a still camera's noise.
+DEFAULT_ACTIVITY_THRESHOLD = 1.0
+_KEYS = {"timezone", "creation_time", "gap_tolerance", "patterns", "activity_threshold"}
 _TIME_GROUPS = {"hour", "minute", "second"}
 
 
@@ -48,6 +53,7 @@ class OriginRule:
     creation_time: str = "utc"  # one of CREATION_TIMES
     gap_tolerance: float = DEFAULT_TOLERANCE  # seconds, ≥ 0
     patterns: tuple[re.Pattern[str], ...] = ()
+    activity_threshold: float = DEFAULT_ACTIVITY_THRESHOLD  # levels, over 0, at most 255
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,12 @@ def _rule(table: Any, base: OriginRule, where: str) -> OriginRule:
         if not isinstance(given, list) or not all(isinstance(p, str) for p in given):
             raise ConfigurationError(f"{where}: patterns must be a list of strings")
         patterns = tuple(_pattern(p, where) for p in given)
-    return OriginRule(zone, creation, float(tolerance), patterns)
+    threshold = table.get("activity_threshold", base.activity_threshold)
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not (
+            0 < threshold <= 255):
+        raise ConfigurationError(f"{where}: activity_threshold must be over 0 and at most"
+                                 " 255 levels")
+    return OriginRule(zone, creation, float(tolerance), patterns, float(threshold))
 
 
 def _pattern(text: str, where: str) -> re.Pattern[str]:

@@ -17,7 +17,9 @@ from videodrop import logs, storage
 from videodrop.migrate import migrate
 from videodrop.settings import Settings
 
-ROLES = ("ingest", "prober", "derive", "api")
+ROLES = ("ingest", "prober", "derive", "api", "retention")
+#: Each role's arguments: retention passes every 5 minutes (videodrop-retention.service's).
+ROLE_ARGS = {"retention": ("--every", "300")}
 EX_CONFIG = 78
 
 
@@ -39,6 +41,8 @@ def run_all(settings: Settings, argv: list[str]) -> int:
     roles = [r for r in args.roles.split(",") if r]
     if not settings.derive and "derive" in roles:
         roles.remove("derive")  # VIDEODROP_DERIVE is empty: the role is off
+    if settings.retention_file is None and "retention" in roles:
+        roles.remove("retention")  # no VIDEODROP_RETENTION_FILE: nothing to enforce
     logs.configure(role="run", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("videodrop.run")
 
@@ -77,7 +81,8 @@ def run_all(settings: Settings, argv: list[str]) -> int:
                 quick = now - child.started_at < 30
                 child.next_start = now + (min(30.0, 2.0 ** min(child.restarts, 5)) if quick else 1)
             if child.proc is None and not stop.is_set() and now >= child.next_start:
-                child.proc = subprocess.Popen([sys.executable, "-m", "videodrop", child.role])
+                child.proc = subprocess.Popen([sys.executable, "-m", "videodrop", child.role,
+                                               *ROLE_ARGS.get(child.role, ())])
                 child.started_at = now
                 log.info("role started", role=child.role, pid=child.proc.pid)
         stop.wait(0.2)

@@ -9,7 +9,10 @@
   window. ``from`` and ``to`` are RFC 3339; default the 24 hours before now; at most
   :data:`MAX_SPAN` apart. At most ``limit`` (default and maximum :data:`MAX_RECORDINGS`)
   recordings starting in the window: when more do, ``truncated`` is true and
-  ``next_from`` is where the next request starts.
+  ``next_from`` is where the next request starts. Each recording's ``activity``: where its
+  picture moved (videodrop/activity.py: ``[{"start", "end", "offset", "seconds",
+  "peak"}]``, times RFC 3339, offset and seconds in seconds into it, peak in levels), at or
+  over the origin's ``activity_threshold``; null while its scenes are not made.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import falcon
 
 from api.auth.credential import AdminAuth, admin_only
 from api.http.params import bad, parse_int, parse_when, query_params, repeated_params
+from videodrop.activity import stretches
 from videodrop.catalog import Catalog
 from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
 from videodrop.origins import OriginRules
@@ -93,12 +97,16 @@ class OriginTimeline:
         gaps, overlaps = gaps_and_overlaps(
             (Span(r.id, r.start, r.end) for r in ordered), tolerance)
         shown = [r for r in [*reversed(window.before), *window.within] if r.end > start]
+        rule = self.origins.rule(origin)
+        packed = self.catalog.activity_of([r.id for r in shown])
         # A cut page ends where the next one starts: a hole that ends there is this page's,
         # one that starts there the next page's (each hole on exactly one page).
         page_end = window.after.start if window.cut and window.after else end
         resp.media = {
             "origin": origin, "from": iso(start), "to": iso(end), "gap_tolerance": tolerance,
-            "recordings": [_recording(r) for r in shown],
+            "activity_threshold": rule.activity_threshold,
+            "recordings": [_recording(r, packed.get(r.id), rule.activity_threshold)
+                           for r in shown],
             "gaps": [h.as_json() for h in gaps if h.end > start and h.start < page_end],
             "overlaps": [h.as_json() for h in overlaps
                          if h.end > start and h.start < page_end],
@@ -109,10 +117,15 @@ class OriginTimeline:
     on_head = on_get
 
 
-def _recording(r: TimedRecording) -> dict[str, Any]:
+def _recording(r: TimedRecording, packed: str | None, threshold: float) -> dict[str, Any]:
+    activity = None if packed is None else [
+        {"start": iso(r.start + timedelta(seconds=s.start)),
+         "end": iso(r.start + timedelta(seconds=s.end)), **s.as_json()}
+        for s in stretches(packed, threshold, duration=r.duration)]
     return {"id": r.id, "original_filename": r.original_filename, "start": iso(r.start),
             "end": iso(r.end), "duration": r.duration, "size": r.size, "source": r.source,
-            "estimated": r.source in ESTIMATED_SOURCES, "video_url": f"/api/videos/{r.id}"}
+            "estimated": r.source in ESTIMATED_SOURCES, "video_url": f"/api/videos/{r.id}",
+            "activity": activity}
 
 
 def _window(req: falcon.Request) -> tuple[datetime, datetime, int]:

@@ -1,8 +1,10 @@
 """The origins' page (``GET /origins``): every origin with its last recording, and for one
 origin (``?origin=inbox/cam1``) a day strip (``&day=YYYY-MM-DD``, the origin's own time
 zone; default its last recording's day; ``&hour=0..23`` shows that hour alone): its
-recordings and the gaps between them on a bar, each recording a link to its video's page
-at the time clicked (``/videos/{id}?t=<seconds>``, api/pages/static/timeline.js).
+recordings and the gaps between them on a bar, and where the picture moved (the scenes'
+activity of the derive role, at or over the origin's ``activity_threshold``:
+videodrop/activity.py), each recording and each stretch of activity a link to its video's
+page at the time clicked (``/videos/{id}?t=<seconds>``, api/pages/static/timeline.js).
 docs/timeline.md."""
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import falcon
 
+from videodrop.activity import stretches
 from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
 from videodrop.origins import OriginRules
 from videodrop.timeline import Span, gaps_and_overlaps
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
 
 DAY = 86400  # seconds on a day's strip (a day with a clock change shows 23 or 25 hours')
 HOUR = 3600
+#: The most stretches of activity listed under the strip (all are drawn on it).
+MAX_LISTED = 200
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,17 @@ class Bar:
     label: str
 
 
+@dataclass(frozen=True)
+class Strip:
+    """What the strip draws: the recordings, the gaps, the stretches of activity (bars of
+    their recordings' videos) and how many recordings have their activity known."""
+
+    recordings: list[Bar]
+    gaps: list[Bar]
+    activity: list[Bar]
+    activity_known: int
+
+
 def _clip(start: datetime, end: datetime, day_start: datetime, seconds: float
           ) -> tuple[float, float]:
     x = max(0.0, (start - day_start).total_seconds())
@@ -43,25 +59,42 @@ def _clip(start: datetime, end: datetime, day_start: datetime, seconds: float
 
 
 def day_strip(recordings: list[TimedRecording], tolerance: float, day_start: datetime,
-              seconds: float, zone: Any) -> tuple[list[Bar], list[Bar]]:
-    """(recording bars, gap bars) of the ``seconds`` that start at ``day_start``."""
+              seconds: float, zone: Any, *, activity: dict[int, str] | None = None,
+              threshold: float = 1.0) -> Strip:
+    """The :class:`Strip` of the ``seconds`` that start at ``day_start``; ``activity``: the
+    packed scenes activity by video id (those whose scenes are ready), its stretches at
+    or over ``threshold`` levels."""
     spans = [Span(r.id, r.start, r.end) for r in recordings]
     gaps, _ = gaps_and_overlaps(spans, tolerance)
-    bars = []
+    bars, moved = [], []
+    known = 0
     for r in recordings:
         x, width = _clip(r.start, r.end, day_start, seconds)
-        if width > 0:
-            offset = max(0.0, (day_start - r.start).total_seconds())
-            local = r.start.astimezone(zone)
-            bars.append(Bar(x, width, r.id, offset,
-                            f"{r.original_filename}, from {local:%H:%M:%S}"))
+        if width <= 0:
+            continue
+        offset = max(0.0, (day_start - r.start).total_seconds())
+        local = r.start.astimezone(zone)
+        bars.append(Bar(x, width, r.id, offset,
+                        f"{r.original_filename}, from {local:%H:%M:%S}"))
+        packed = (activity or {}).get(r.id)
+        if packed is None:
+            continue
+        known += 1
+        for s in stretches(packed, threshold, duration=r.duration):
+            begin = r.start + timedelta(seconds=s.start)
+            x, width = _clip(begin, r.start + timedelta(seconds=s.end), day_start, seconds)
+            if width > 0:
+                into = max(s.start, (day_start - r.start).total_seconds())
+                moved.append(Bar(x, width, r.id, into,
+                                 f"activity from {begin.astimezone(zone):%H:%M:%S} for"
+                                 f" {s.seconds:g} s (peak {s.peak:g})"))
     holes = []
     for g in gaps:
         x, width = _clip(g.start, g.end, day_start, seconds)
         if width > 0:
             holes.append(Bar(x, width, None, 0.0, f"gap of {g.seconds:g} s from"
                              f" {g.start.astimezone(zone):%H:%M:%S}"))
-    return bars, holes
+    return Strip(bars, holes, sorted(moved, key=lambda b: b.x), known)
 
 
 class OriginsPage:
@@ -75,6 +108,8 @@ class OriginsPage:
         origin = req.get_param("origin")
         context: dict[str, Any] = {"origins": listed, "origin": origin, "day": None,
                                    "bars": [], "gaps": [], "marks": [], "hour": None,
+                                   "activity": [], "activity_known": 0,
+                                   "max_listed": MAX_LISTED,
                                    "timezone": None, "prev_day": None, "next_day": None,
                                    "cut": False, "span_seconds": DAY}
         if origin:
@@ -91,10 +126,14 @@ class OriginsPage:
                                                        MAX_WINDOW)
             recordings = [*reversed(window.before), *window.within]
             recordings = [r for r in recordings if r.end > day_start]
-            bars, gaps = day_strip(recordings, rule.gap_tolerance, day_start, seconds, zone)
+            strip = day_strip(recordings, rule.gap_tolerance, day_start, seconds, zone,
+                              activity=self.site.catalog.activity_of([r.id for r in recordings]),
+                              threshold=rule.activity_threshold)
             marks = ([f"{h:02d}:00" for h in range(0, 25, 3)] if hour is None else
                      [f"{hour:02d}:{m:02d}" for m in range(0, 60, 10)] + [f"{hour + 1:02d}:00"])
-            context.update(day=day.isoformat(), bars=bars, gaps=gaps, timezone=str(zone),
+            context.update(day=day.isoformat(), bars=strip.recordings, gaps=strip.gaps,
+                           activity=strip.activity, activity_known=strip.activity_known,
+                           timezone=str(zone),
                            marks=marks, hour=hour, span_seconds=seconds,
                            prev_day=(day - timedelta(days=1)).isoformat(),
                            next_day=(day + timedelta(days=1)).isoformat(),

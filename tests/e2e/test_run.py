@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import requests
 
@@ -82,3 +83,26 @@ def test_videodrop_run_exits_78_when_a_role_has_a_configuration_error(make_syste
     done = subprocess.run([sys.executable, "-m", "videodrop", "run", "--roles", "api"],
                           env=system.env, cwd=REPO, capture_output=True, timeout=120)
     assert done.returncode == 78, done.stdout[-2000:]
+
+
+def test_videodrop_run_runs_retention_passes_when_there_are_rules(make_system, tmp_path):
+    """With VIDEODROP_RETENTION_FILE, `videodrop run` (and so `make run`) runs the retention
+    role as the unit does (`--every 300`): its first pass expires what the rules say."""
+    rules = tmp_path / "retention.toml"
+    rules.write_text('[global]\nmax_age = "1d"\n')
+    system: System = make_system(VIDEODROP_RETENTION_FILE=str(rules))
+    log = (tmp_path / "run.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "videodrop", "run", "--roles",
+                             "ingest,retention"], env=system.env, cwd=REPO, stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: b'"retention pass"' in (tmp_path / "run.log").read_bytes(),
+                 timeout=60, what="a retention pass")
+        commands = [Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    for pid in children_of(proc.pid)]
+        assert [b"retention", b"--every", b"300"] in [c[3:6] for c in commands], commands
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        log.close()
+    assert code == 0, (tmp_path / "run.log").read_text()

@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import BrowserContext, expect
@@ -67,6 +68,82 @@ def test_the_day_strip_and_its_click_through(system: System, browser: BrowserCon
     expect(page).to_have_url(re.compile(rf"/videos/{first['id']}\?t=[0-9.]+$"))
     t = float(page.url.rsplit("t=", 1)[1])
     assert abs(t - SECONDS / 2) <= 1.5 / per_second  # the middle, to a pixel and a half
+    player = page.locator("video#player")
+    wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
+             what="the player's metadata")
+    wait_for(lambda: abs(player.evaluate("v => v.currentTime") - t) < 0.01, timeout=10,
+             what=f"the player at {t} s")
+
+
+STILL, MOVING = 20, 10  # a camera's clip: still, then MOVING s of motion, then still
+
+
+@pytest.fixture(scope="module")
+def camera_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """SECONDS of a fixed camera: a grey picture, a white square crossing it (over and
+    over) from STILL s to STILL + MOVING s."""
+    path = tmp_path_factory.mktemp("timeline-activity") / "camera.webm"
+    subprocess.run(["ffmpeg", "-v", "error",
+                    "-f", "lavfi", "-i", f"color=c=gray:size=64x64:rate=5:duration={SECONDS}",
+                    "-f", "lavfi", "-i", "color=c=white:size=16x16:rate=5",
+                    "-filter_complex", f"[0][1]overlay=x='mod((t-{STILL})*40,80)-16':y=24"
+                    f":shortest=1:enable='between(t,{STILL},{STILL + MOVING - 0.1})'",
+                    "-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8",
+                    "-b:v", "100k", str(path)],
+                   check=True, timeout=120)
+    return path
+
+
+def test_activity_on_the_day_strip_opens_the_video_there(
+        make_system: Any, browser: BrowserContext, camera_clip: Path,  # noqa: F811
+        output_dir: Path) -> None:
+    """The derive role's scenes activity of a recording is drawn on the strip where the
+    picture moved (the API that feeds it says the same), and a click on it opens the video
+    at that time."""
+    system: System = make_system(VIDEODROP_DERIVE="scenes").start()
+    system.start_role("derive")
+    (system.inbox / "cam8").mkdir()
+    shutil.copy(camera_clip, system.inbox / "cam8" / "ch01_20261130100000.webm")
+
+    def scenes_ready() -> dict[str, Any] | None:
+        videos = system.videos()
+        ready = [v for v in videos
+                 if v.get("derivatives", {}).get("scenes", {}).get("status") == "ready"]
+        return ready[0] if ready else None
+
+    video = wait_for(scenes_ready, timeout=180, interval=0.5, what="the scenes")
+    body = system.http.get(f"{system.base_url}/api/origins/inbox/cam8/timeline",
+                           params={"from": "2026-11-30T09:00:00Z", "to": "2026-11-30T11:00:00Z"},
+                           headers=system.admin, timeout=10).json()
+    [recording] = body["recordings"]
+    [moved] = recording["activity"]
+    # the motion's seconds, to a second either side (the cut's frame is no motion)
+    assert abs(moved["offset"] - STILL) <= 1 and abs(moved["seconds"] - MOVING) <= 2, moved
+    assert moved["start"].startswith("2026-11-30T10:00:")
+
+    page = browser.new_page()
+    log_in(page, system)
+    page.goto(f"{system.base_url}/origins?origin=inbox/cam8&day=2026-11-30&hour=10")
+    expect(page.locator("#day-summary")).to_contain_text("1 stretch of activity")
+    marks = page.locator("#strip a.activity rect")
+    expect(marks).to_have_count(1)
+    strip = page.locator("#strip").bounding_box()
+    box = marks.first.bounding_box()
+    assert strip and box
+    per_second = strip["width"] / 3600
+    # drawn where the recording moved (at least two pixels wide however short)
+    assert abs(box["x"] + box["width"] / 2 - strip["x"]
+               - (moved["offset"] + moved["seconds"] / 2) * per_second) <= 2
+    listed = page.locator("#activity-list li a")
+    expect(listed).to_have_count(1)
+    expect(listed).to_contain_text(f"activity from 10:00:{int(moved['offset']):02d}")
+    page.screenshot(path=str(output_dir / "timeline-activity.png"), full_page=True)
+
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    expect(page).to_have_url(re.compile(rf"/videos/{video['id']}\?t=[0-9.]+$"))
+    t = float(page.url.rsplit("t=", 1)[1])
+    pixel = 1 / per_second  # a pixel's seconds
+    assert moved["offset"] - pixel <= t <= moved["offset"] + moved["seconds"] + pixel
     player = page.locator("video#player")
     wait_for(lambda: player.evaluate("v => v.readyState >= 1"), timeout=30,
              what="the player's metadata")

@@ -63,6 +63,16 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
     assert [v["status"] for v in system.videos()] == [v["status"] for v in items]
     summaries = system.log_events("derive", "derive")
     assert summaries and all("kinds" in s and "total_ms" in s for s in summaries)
+    # what retention counts of each video's derivatives (migration 0022): the bytes of the
+    # files its ready rows name and record, as they are on disk
+    counted = rows(system.database_url,
+                   "SELECT v.id, v.derivative_bytes, array_agg(d.data->>'file')"
+                   " FILTER (WHERE d.data ? 'bytes') FROM videos AS v JOIN derivatives AS d"
+                   " ON d.video_id = v.id AND d.status = 'ready' GROUP BY v.id")
+    assert counted and any(total > 0 for _, total, _ in counted)
+    for video_id, total, files in counted:
+        on_disk = sum((system.media_root / f).stat().st_size for f in files or [] if f)
+        assert total == on_disk, video_id
 
 
 @pytest.fixture

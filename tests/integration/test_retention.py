@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ import psycopg
 import pytest
 import requests
 
-from testbed.retention_rows import GenRow, generate, insert
+from testbed.retention_rows import GenRow, add_derivatives, generate, insert
 from tests.harness import REPO, free_port, rows, wait_for
 from videodrop import logs
 from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
-from videodrop.retention.enforce import LOCK_SPACE, run_pass
+from videodrop.retention.enforce import EXPIRE_BATCH, LOCK_SPACE, run_pass
 from videodrop.retention.plan import Store, decide
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -114,6 +115,29 @@ def state(db_url: str) -> dict[int, tuple[str, str | None, bool]]:
         db_url, "SELECT id, status, expired_reason, files_removed_at FROM videos")}
 
 
+def assert_quotas_met_exactly(generated: list[GenRow], want: dict[int, str]) -> None:
+    """Usage is at or under each quota after the pass, and the last video a quota took was
+    needed: without removing it the quota would not have been met (``size``: each row's
+    bytes as retention counts them)."""
+    live = [r for r in generated if r.id not in want]
+    for table, (_, _, quota) in ORACLE.items():
+        if quota is None:
+            continue
+        assert sum(r.size for r in live if table_of(r.origin) == table) <= quota
+        by_origin = {i for i, why in want.items() if why in ("max_age", "origin_quota")}
+        used = sum(r.size for r in generated
+                   if table_of(r.origin) == table and r.id not in by_origin)
+        taken = [r for r in generated
+                 if want.get(r.id) == "origin_quota" and table_of(r.origin) == table]
+        last = max(taken, key=lambda r: (r.created_at, r.id))
+        assert used <= quota < used + last.size
+    used = sum(r.size for r in live)
+    assert used <= GLOBAL_QUOTA
+    last = max((r for r in generated if want.get(r.id) == "global_quota"),
+               key=lambda r: (r.created_at, r.id))
+    assert used + last.size > GLOBAL_QUOTA
+
+
 def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
     media = tmp_path / "media"
     want = expected_gone(generated, NOW)
@@ -133,25 +157,7 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
         if r.id in want:
             assert removable(r, NOW)
 
-    # Usage is at or under each quota after the pass, and the last video a quota took was
-    # needed: without removing it the quota would not have been met.
-    live = [r for r in generated if r.id not in want]
-    for table, (_, _, quota) in ORACLE.items():
-        if quota is None:
-            continue
-        assert sum(r.size for r in live if table_of(r.origin) == table) <= quota
-        by_origin = {i for i, why in want.items() if why in ("max_age", "origin_quota")}
-        used = sum(r.size for r in generated
-                   if table_of(r.origin) == table and r.id not in by_origin)
-        taken = [r for r in generated
-                 if want.get(r.id) == "origin_quota" and table_of(r.origin) == table]
-        last = max(taken, key=lambda r: (r.created_at, r.id))
-        assert used <= quota < used + last.size
-    used = sum(r.size for r in live)
-    assert used <= GLOBAL_QUOTA
-    last = max((r for r in generated if want.get(r.id) == "global_quota"),
-               key=lambda r: (r.created_at, r.id))
-    assert used + last.size > GLOBAL_QUOTA
+    assert_quotas_met_exactly(generated, want)
 
     # /metrics: what went by rule, and usage per origin after the pass.
     deleted = deleted_counts()
@@ -159,6 +165,7 @@ def test_quotas_are_met_exactly_as_stated(db_url, catalog, generated, tmp_path):
         gone = [r for r in generated if want.get(r.id) == rule]
         assert deleted[("files", rule)] - before[("files", rule)] == len(gone)
         assert deleted[("bytes", rule)] - before[("bytes", rule)] == sum(r.size for r in gone)
+    live = [r for r in generated if r.id not in want]
     for origin in ORIGINS:
         mine = [r for r in live if r.origin == origin]
         assert sample("videodrop_retention_origin_bytes", origin=origin) == sum(
@@ -282,6 +289,7 @@ def test_sigkill_mid_pass_then_another_pass(db_url, generated, tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the pass ended before the kill: no test"
     counts = check_invariants(db_url, media, generated)
     assert 0 < counts["expired"] < total
+    before_second = counts["expired"]
 
     done = subprocess.run([sys.executable, "-m", "videodrop", "retention"], cwd=REPO,
                           env=_env(db_url, media, rules), capture_output=True, text=True,
@@ -289,9 +297,11 @@ def test_sigkill_mid_pass_then_another_pass(db_url, generated, tmp_path):
     assert done.returncode == 0, done.stderr
     counts = check_invariants(db_url, media, generated)
     assert counts == {"expired": total, "unremoved": 0}
-    summary = [line for line in done.stderr.splitlines() + done.stdout.splitlines()
-               if '"retention pass"' in line]
-    assert summary
+    said = done.stderr.splitlines() + done.stdout.splitlines()
+    summary = [line for line in said if '"retention pass"' in line]
+    assert len(summary) == 1
+    # one line per video this pass expired
+    assert sum('"video expired"' in line for line in said) == total - before_second
 
 
 def test_dry_run_prints_what_would_go_and_changes_nothing(db_url, generated, tmp_path):
@@ -325,6 +335,40 @@ def test_an_invalid_file_stops_the_role_naming_the_problem(tmp_path, db_url, tex
                          timeout=60)
     assert out.returncode == 78
     assert named in out.stderr and str(rules) in out.stderr
+
+
+def test_a_quota_counts_each_videos_derivatives(db_url, catalog, generated, tmp_path):
+    """A video occupies its original and its derivatives' files (posters, packet indexes,
+    renditions record their bytes): the quotas are met exactly with both counted, the
+    derivatives' files go with their video, and /metrics shows usage with them."""
+    media = tmp_path / "media"
+    extra = add_derivatives(db_url, generated, media, sizes=(1, 600))
+    by_id = dict(rows(db_url, "SELECT id, derivative_bytes FROM videos"))
+    assert by_id == {r.id: extra.get(r.id, 0) for r in generated}  # the trigger's sums
+    whole = [replace(r, size=r.size + extra.get(r.id, 0)) for r in generated]
+    want = expected_gone(whole, NOW)
+    assert want != expected_gone(generated, NOW)  # the derivatives change what goes
+    run_pass(catalog, rules_file.parse(RULES), media, logs.get("test"), now=NOW)
+
+    got = {i: why for i, (status, why, _) in state(db_url).items() if status == "expired"}
+    assert got == want
+    assert_quotas_met_exactly(whole, want)
+    for r in generated:
+        if r.id in extra:
+            poster = media / "derivatives" / r.id_key / "poster.jpg"
+            assert poster.exists() == (r.id not in want), r
+    live: dict[str, int] = {}
+    for r in whole:
+        if r.id not in want:
+            live[r.origin] = live.get(r.origin, 0) + r.size
+    for origin, used in live.items():
+        assert sample("videodrop_retention_origin_bytes", origin=origin) == used
+
+    # a derivative that fails on a remake takes its bytes off its video's count
+    kept = next(r for r in generated if r.id in extra and r.id not in want)
+    rows(db_url, "UPDATE derivatives SET status = 'failed', error = 'x', data = '{}'"
+         " WHERE video_id = %s AND kind = 'poster' RETURNING video_id", kept.id)
+    assert rows(db_url, "SELECT derivative_bytes FROM videos WHERE id = %s", kept.id) == [(0,)]
 
 
 def test_the_role_passes_every_interval_and_serves_its_metrics(db_url, generated, tmp_path):
@@ -368,3 +412,27 @@ def test_drop_rows_leaves_no_tombstone(db_url, catalog, generated, tmp_path):
     assert left == {r.id for r in generated} - set(want)
     for r in generated:
         assert (tmp_path / "media" / r.stored_path).exists() == (r.id in left)
+
+
+def test_a_pass_asked_to_stop_ends_after_the_batch_in_hand(db_url, catalog, generated,
+                                                           tmp_path):
+    """``between`` (the role: SIGTERM) is asked after each batch; a pass told to stop ends
+    there, whole (rows expired, their files gone), and the next pass does the rest."""
+    media = tmp_path / "media"
+    want = expected_gone(generated, NOW)
+    assert len(want) > 2 * EXPIRE_BATCH
+    asked = []
+
+    def between() -> bool:
+        asked.append(1)
+        return False
+
+    rules = rules_file.parse(RULES)
+    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW, between=between)
+    assert result.stopped and len(asked) == 1
+    assert check_invariants(db_url, media, generated) == {"expired": EXPIRE_BATCH,
+                                                           "unremoved": 0}
+    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW)
+    assert not result.stopped
+    got = {i: why for i, (status, why, _) in state(db_url).items() if status == "expired"}
+    assert set(got) == set(want)

@@ -46,9 +46,11 @@ def tombstone(system, video_id: int) -> tuple[str, str | None, bool, int]:
     return row
 
 
-@pytest.mark.parametrize("force", [False, True])
 def test_a_probe_message_for_an_expired_video_leaves_its_tombstone(make_system, samples,
-                                                                   tmp_path, force):
+                                                                   tmp_path):
+    """A message still queued (or redelivered) when the pass expired the row: the prober
+    takes it and leaves the tombstone as it is; ``videodrop requeue ID`` refuses to send
+    one, with a sentence naming the video, when and why it expired."""
     system, rec = expired_upload(make_system, samples, tmp_path)
     video_id = rec["id"]
     before = tombstone(system, video_id)
@@ -58,18 +60,19 @@ def test_a_probe_message_for_an_expired_video_leaves_its_tombstone(make_system, 
         return sum(1 for e in system.log_events("prober") if e.get("video_id") == video_id)
 
     lines = seen()
-    if force:  # what an operator types
-        out = videodrop(system, "requeue", str(video_id))
-        assert out.returncode == 0, out.stderr
-    else:  # a message still queued (or redelivered) when the pass expired the row
-        conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
-        try:
-            channel = conn.channel()
-            channel.confirm_delivery()
-            channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video_id)),
-                                  pika.BasicProperties(delivery_mode=2))
-        finally:
-            conn.close()
+    out = videodrop(system, "requeue", str(video_id))  # what an operator types
+    assert out.returncode == 1, (out.stdout, out.stderr)
+    assert "requeued" not in out.stdout
+    assert f"video {video_id} expired at " in out.stderr
+    assert "(rule max_age)" in out.stderr and "nothing requeued" in out.stderr
+    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
+    try:
+        channel = conn.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video_id)),
+                              pika.BasicProperties(delivery_mode=2))
+    finally:
+        conn.close()
     wait_for(lambda: seen() > lines, timeout=60, what="the prober to take the message")
     assert tombstone(system, video_id) == before
     usage = rows(system.database_url,

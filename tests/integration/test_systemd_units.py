@@ -28,7 +28,7 @@ from tests.integration.test_health_metrics import NotifySocket
 
 UNITS = REPO / "systemd"
 SERVICES = ["videodrop-ingest.service", "videodrop-prober@.service", "videodrop-derive@.service",
-            "videodrop-api.service"]
+            "videodrop-api.service", "videodrop-retention.service"]
 ALL_UNITS = [*SERVICES, "videodrop.target"]
 EXEC = "/opt/videodrop/venv/bin/videodrop"
 MAX_EXPOSURE = 2.0
@@ -150,7 +150,8 @@ def size_of(value: str) -> int:
 CAPS = {"videodrop-ingest.service": (1024**3, 128),
         "videodrop-prober@.service": (4 * 1024**3, 1024),
         "videodrop-derive@.service": (4 * 1024**3, 1024),
-        "videodrop-api.service": (2 * 1024**3, 512)}
+        "videodrop-api.service": (2 * 1024**3, 512),
+        "videodrop-retention.service": (512 * 1024**2, 64)}
 
 
 @pytest.mark.parametrize("unit", SERVICES)
@@ -183,7 +184,8 @@ def test_the_api_may_lower_its_frame_decoders_priority() -> None:
 
 @pytest.mark.parametrize(("unit", "ports"), [("videodrop-ingest.service", "9361-9369"),
                                              ("videodrop-prober@.service", "9370-9399"),
-                                             ("videodrop-derive@.service", "9400-9419")])
+                                             ("videodrop-derive@.service", "9400-9419"),
+                                             ("videodrop-retention.service", "9420")])
 def test_ingest_and_probers_listen_on_their_metrics_ports_only(unit: str, ports: str) -> None:
     """No port but the metrics server's can be bound in these units (ffprobe included);
     the range allowed is the one the unit gives VIDEODROP_METRICS_BIND."""
@@ -221,9 +223,21 @@ def test_metrics_ports_of_ingest_and_probers_do_not_overlap() -> None:
         return set(range(int(first), int(last or first) + 1))
 
     ingest, prober = ports("videodrop-ingest.service"), ports("videodrop-prober@.service")
-    derive = ports("videodrop-derive@.service")
+    derive, retention = ports("videodrop-derive@.service"), ports("videodrop-retention.service")
     assert ingest and len(prober) >= 8 and not ingest & prober
     assert derive and not derive & (ingest | prober)
+    assert retention and not retention & (ingest | prober | derive)
+
+
+def test_retention_runs_its_passes_in_one_place() -> None:
+    """One unit, not a template: the passes run in one place (the advisory lock keeps a
+    second host's out); periodic, and the interval is one the role accepts."""
+    service = parse_unit(UNITS / "videodrop-retention.service")["Service"]
+    command = service["ExecStart"][-1].split()
+    assert command[:3] == [EXEC, "retention", "--every"]
+    assert 0 < float(command[3]) <= 604800
+    # the watchdog is pinged while it waits (at most every 5 s) and between batches
+    assert int(service["WatchdogSec"][-1]) > 5
 
 
 # --- MemoryDenyWriteExecute, tried for real with the kernel's own MDWE -------------------------
@@ -403,11 +417,15 @@ def notify_socket() -> Iterator[NotifySocket]:
     s.close()
 
 
-@pytest.mark.parametrize("role", ["ingest", "prober", "derive", "api"])
+@pytest.mark.parametrize("role", ["ingest", "prober", "derive", "api", "retention"])
 def test_role_tells_systemd_it_is_ready(role: str, make_system: Any,
-                                        notify_socket: NotifySocket) -> None:
-    system: System = make_system(NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC="2000000")
-    system.start_role(role)
+                                        notify_socket: NotifySocket, tmp_path: Path) -> None:
+    rules = tmp_path / "retention.toml"
+    rules.write_text('[global]\nmax_age = "30d"\n')
+    system: System = make_system(NOTIFY_SOCKET=notify_socket.address, WATCHDOG_USEC="2000000",
+                                 VIDEODROP_RETENTION_FILE=str(rules))
+    # the unit's interval: the watchdog is pinged while the role waits for its next pass
+    system.start_role(role, *(["--every", "300"] if role == "retention" else []))
     notify_socket.wait_for("READY=1", timeout=30)
     notify_socket.wait_for("WATCHDOG=1", timeout=5)
     system.kill(role, signal.SIGTERM)

@@ -19,6 +19,7 @@ from tests.harness import drop_database, fresh_database, rows
 from tests.integration.test_error_codes import bare_db  # noqa: F401 (a fixture)
 from videodrop.catalog import Catalog
 from videodrop.catalog.timeline import BEFORE_WINDOW
+from videodrop.derivatives import pack_activity
 from videodrop.migrate import available, migrate
 from videodrop.sql import query
 
@@ -202,3 +203,33 @@ def test_a_window_is_an_index_range_scan(big_db: str, name: str) -> None:
     assert "videos_timeline_idx" in text and "Seq Scan" not in text, text
     if name != "timeline_within":  # (a day's rows at most MAX_RECORDINGS + 1: sorted is fine)
         assert '"Sort"' not in text, text
+
+
+def test_the_timeline_says_where_the_picture_moved(make_system, tmp_path) -> None:
+    """Each recording's ``activity``: the stretches of its scenes' activity at or over its
+    origin's ``activity_threshold``, as times and as offsets into it; null while its scenes
+    are not made (none, or pending)."""
+    origins = tmp_path / "origins.toml"
+    origins.write_text('[origins."inbox/cam5"]\nactivity_threshold = 4.0\n')
+    system = make_system(VIDEODROP_ORIGINS_FILE=str(origins)).start("api")
+    plan, _, _ = seed_timeline(system.database_url, "inbox/cam5", 3)
+    ids = [i for (i,) in rows(system.database_url,
+                              "SELECT id FROM videos ORDER BY recorded_start")]
+    # the first: still, then 3 s of motion from its 4th second (one second of 2.25 levels,
+    # under the threshold, three seconds before); the second: its scenes pending
+    levels = [0.0, 2.25, 0.0, 9.0, 25.0, 4.0, 0.0, 0.0, 0.0, 0.0]
+    with psycopg.connect(system.database_url) as conn:
+        conn.execute("INSERT INTO derivatives (video_id, kind, status, data) VALUES"
+                     " (%s, 'scenes', 'ready', %s), (%s, 'scenes', 'pending', '{}')",
+                     (ids[0], json.dumps({"activity": pack_activity(levels)}), ids[1]))
+    body = requests.get(f"{system.base_url}/api/origins/inbox/cam5/timeline",
+                        params={"from": _ms(T0 - timedelta(minutes=1)),
+                                "to": _ms(T0 + timedelta(minutes=5))},
+                        headers=system.admin, timeout=10).json()
+    assert body["activity_threshold"] == 4.0
+    got = {r["id"]: r["activity"] for r in body["recordings"]}
+    start = plan[0][0]
+    assert got == {ids[0]: [{"start": _ms(start + timedelta(seconds=3)),
+                             "end": _ms(start + timedelta(seconds=6)),
+                             "offset": 3.0, "seconds": 3.0, "peak": 25.0}],
+                   ids[1]: None, ids[2]: None}

@@ -134,6 +134,7 @@ def test_every_gap_and_overlap_of_every_camera(make_system, tmp_path: Path,
     origins = tmp_path / "origins.toml"
     origins.write_text(ORIGINS_TOML)
     system = make_system(VIDEODROP_ORIGINS_FILE=str(origins)).start()
+    dropped = datetime.now(UTC)
     # an hour ago, on a whole second: stamps in names carry whole seconds
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     staging = tmp_path / "staging"
@@ -183,6 +184,9 @@ def test_every_gap_and_overlap_of_every_camera(make_system, tmp_path: Path,
         assert (one["recordings"], one["first_start"], one["last_end"]) == (
             len(plan), _ms(plan[0][0]), _ms(max(e for _, e in plan)))
         assert one["duration"] == pytest.approx(sum(DURATIONS), abs=1e-6)
+        # when a file last arrived under it: after the test dropped them, before now
+        seen = datetime.fromisoformat(one["last_seen"])
+        assert dropped - timedelta(seconds=1) <= seen <= datetime.now(UTC), one
         assert one["bytes"] == sum(clips[d].stat().st_size for d in DURATIONS) or \
             camera.mov_local  # remuxed MOVs differ in size from the MP4 clips
 

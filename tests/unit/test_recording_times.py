@@ -112,12 +112,15 @@ def test_timeline_origin():
     assert rules.timeline_origin("upload") == "upload"
     assert rules.rule("inbox/nvr/ch01").gap_tolerance == 2.5
     assert rules.rule("inbox/cam1").gap_tolerance == 1.0
+    assert rules.rule("inbox/cam1").activity_threshold == 1.0
 
 
 @pytest.mark.parametrize(("text", "says"), [
     ("[defaults]\ntimezone = 'Mars/Olympus'", "no IANA time zone"),
     ("[defaults]\ncreation_time = 'maybe'", "creation_time must be"),
     ("[defaults]\ngap_tolerance = -1", "gap_tolerance"),
+    ("[defaults]\nactivity_threshold = 0", "activity_threshold must be over 0"),
+    ("[defaults]\nactivity_threshold = 256", "activity_threshold must be over 0"),
     ("[defaults]\npatterns = ['(?P<year>\\d{4})']", "neither"),
     ("[defaults]\npatterns = ['(']", "no regular expression"),
     ("[defaults]\ncolour = 'red'", "unknown key"),
@@ -167,3 +170,4 @@ def test_the_documented_example_file_loads():
     assert sorted(rules.named) == ["inbox/dashcam", "inbox/garden", "inbox/nvr1/ch01"]
     assert rules.rule("inbox/nvr1/ch01").gap_tolerance == 2.0
     assert rules.rule("inbox/dashcam").creation_time == "local"
+    assert rules.rule("inbox/garden").activity_threshold == 3.0

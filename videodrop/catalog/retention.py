@@ -29,8 +29,9 @@ END: Key = (ALWAYS, 0)
 
 @dataclass(frozen=True)
 class Usage:
-    """One origin's rows that are on the store (every status but ``expired``): bytes (sum
-    of ``size``), files, and the oldest one's ``created_at``."""
+    """One origin's rows that are on the store (every status but ``expired``): bytes (their
+    originals' ``size`` and their derivatives' ``derivative_bytes``, migration 0022), files,
+    and the oldest one's ``created_at``."""
 
     origin: str
     bytes: int
@@ -39,8 +40,8 @@ class Usage:
 
 
 class Chosen(NamedTuple):
-    """A row a rule may remove: id, origin, size in bytes (0 when unknown), created_at (a
-    tuple: many thousands are made per pass)."""
+    """A row a rule may remove: id, origin, size in bytes (the original's, 0 when unknown,
+    and its derivatives'), created_at (a tuple: many thousands are made per pass)."""
 
     id: int
     origin: str
@@ -139,6 +140,11 @@ class RetentionRows(StreamLinkSync):
         say so, or (``drop_rows``) the rows go."""
         name = "retention_drop_rows" if drop_rows else "retention_files_removed"
         self.db.one(name, {"ids": list(ids), "now": self.clock()})
+
+    def expired_among(self, ids: Sequence[int]) -> list[tuple[int, datetime, str]]:
+        """Those of ``ids`` that have expired: ``(id, expired_at, rule)``, by id."""
+        return [(r["id"], r["expired_at"], r["expired_reason"])
+                for r in self.db.all("retention_expired_among", {"ids": list(ids)})]
 
     def hold(self, video_id: int) -> Video | None:
         """Exempt the video from every retention rule (kept when already held). None: no

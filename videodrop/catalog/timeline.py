@@ -1,10 +1,11 @@
-"""Reading the timeline: the origins' summaries, one origin's recordings around a window,
-the last recording and recent gaps of every origin (for ``/metrics``). SQL:
+"""Reading the timeline: the origins' summaries, one origin's recordings around a window
+and their scenes activity, the last recording and recent gaps of every origin (for
+``/metrics``). SQL:
 ``sql/timeline.sql``; docs/timeline.md."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -104,6 +105,14 @@ class Timeline(CatalogBase):
         return Window([TimedRecording.from_row(r) for r in before],
                       [TimedRecording.from_row(r) for r in within[:limit]],
                       TimedRecording.from_row(after) if after else None, cut)
+
+    def activity_of(self, video_ids: Sequence[int]) -> dict[int, str]:
+        """The packed scenes activity (videodrop/activity.py) of those of ``video_ids``
+        whose scenes are ready, by id (one read of the derivatives' primary key)."""
+        if not video_ids:
+            return {}
+        return {r["video_id"]: r["activity"]
+                for r in self.db.all("timeline_activity", {"ids": list(video_ids)})}
 
     def origin_activity(self, since: datetime, tolerances: Mapping[str, float],
                         default_tolerance: float, lookback: timedelta

@@ -16,6 +16,7 @@ lock still keeps two of them (two hosts) from removing at once.
 from __future__ import annotations
 
 import argparse
+import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ from videodrop.settings import Settings
 
 #: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
 LONGEST_INTERVAL = 7 * 86400
+#: The longest wait between two watchdog pings while the role waits for its next pass (s;
+#: shorter when the watchdog's interval is).
+WAIT_STEP = 5.0
 HELP = "remove what the retention rules (VIDEODROP_RETENTION_FILE) say goes; --dry-run"
 
 
@@ -94,20 +98,53 @@ def _dry_run(settings: Settings, rules: rules_file.Rules, root: Path) -> int:
 
 
 def _serve(settings: Settings, rules: rules_file.Rules, every: float, root: Path) -> int:
+    """The role: READY=1 at once, then a pass every ``every`` seconds until SIGTERM; the
+    watchdog is pinged between a pass's batches and while it waits (a pass of many
+    removals, or an interval longer than ``WatchdogSec``, never looks like a hang)."""
     role = Role("retention", settings)
-    role.start(stopping="finishing the removal in hand")
+    role.start(stopping="finishing the removals in hand")
     catalog = _catalog(settings)
     log: Any = role.log
+
+    def going_on() -> bool:
+        role.tick("running a pass")
+        return not role.stop.is_set()
+
     try:
-        while not role.stop.is_set():
+        while going_on():
             try:
-                result = run_pass(catalog, rules, root, log)
-                role.tick("waiting for the next pass" if not result.skipped
+                result = run_pass(catalog, rules, root, log, between=going_on)
+                status = ("waiting for the next pass" if not result.skipped
                           else "another process runs the passes")
+                ready = True
             except CatalogUnavailable as exc:
                 log.warning("retention pass failed: database unavailable", error=str(exc))
-                role.tick("database unavailable", ready=False)
-            role.stop.wait(every)
+                status, ready = "database unavailable", False
+            deadline = time.monotonic() + every
+            step = min(WAIT_STEP, role.notifier.interval or WAIT_STEP)
+            while not role.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+                role.tick(status, ready=ready)
+                role.stop.wait(min(left, step))
     finally:
         catalog.close()
     return 0
+
+
+def requeue_refusal(settings: Settings, argv: list[str]) -> str | None:
+    """Why ``videodrop requeue ARGV`` must not run, or None: a video id it names has
+    expired (a tombstone: its files are gone, a probe has nothing to read). The
+    sentence names each such id with when and by which rule it expired."""
+    ids = [int(a) for a in argv if a.isdigit()]
+    if not ids:
+        return None
+    catalog = Catalog.connect(settings.database_url)
+    try:
+        expired = catalog.expired_among(ids)
+    finally:
+        catalog.close()
+    if not expired:
+        return None
+    said = "; ".join(f"video {i} expired at {when.isoformat()} (rule {rule})"
+                     for i, when, rule in expired)
+    return (f"{said}: retention removed its files, so it cannot be probed again;"
+            " nothing requeued")

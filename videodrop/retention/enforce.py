@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -42,7 +43,7 @@ LOCK_SPACE = 0x5652_4554  # "VRET"
 class PassResult:
     """What a pass did: skipped (another held the lock), the plan, rows expired and their
     bytes by rule, decisions no longer removable when their turn came (held meanwhile),
-    rows whose files it finished removing after a crash."""
+    rows whose files it finished removing after a crash, and whether it stopped early."""
 
     skipped: bool = False
     plan: Plan = field(default_factory=Plan)
@@ -50,6 +51,7 @@ class PassResult:
     bytes: Counter[str] = field(default_factory=Counter)
     passed_over: int = 0
     finished: int = 0
+    stopped: bool = False  # ``between`` asked the pass to stop before its end
 
 
 def store_space(media_root: Path) -> Store | None:
@@ -62,8 +64,12 @@ def store_space(media_root: Path) -> Store | None:
 
 
 def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
-             now: datetime | None = None) -> PassResult:
-    """One pass (see the module docstring); ``now`` defaults to the catalog's clock."""
+             now: datetime | None = None,
+             between: Callable[[], bool] | None = None) -> PassResult:
+    """One pass (see the module docstring); ``now`` defaults to the catalog's clock.
+    ``between`` is called after each batch of removals: the pass goes on while it returns
+    True (the role pings its watchdog there, and stops early when asked to: the rest
+    waits for the next pass)."""
     with catalog.db.advisory_lock(LOCK_SPACE, 0) as got:
         if not got:
             log.info("retention pass skipped: another one runs")
@@ -76,6 +82,9 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
             if len(batch) == EXPIRE_BATCH:
                 _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
                 batch = []
+                if between is not None and not between():
+                    result.stopped = True
+                    break
         if batch:
             _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
         space = store_space(media_root)
@@ -84,7 +93,7 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
              bytes=sum(result.bytes.values()), files_by_rule=dict(result.files),
              bytes_by_rule=dict(result.bytes), passed_over=result.passed_over,
              finished_after_crash=result.finished, shortfalls=result.plan.shortfalls,
-             free_bytes=space.free if space else None)
+             free_bytes=space.free if space else None, stopped_early=result.stopped)
     return result
 
 

@@ -12,7 +12,8 @@ In this order, each step counting what the steps before it chose:
 Never chosen: a held video, one younger than its origin's ``min_age``, one of an origin
 that is kept (``keep = true``, uploads without an ``[uploads]`` table), one not ready or
 failed. Usage counts every row that is not expired (held, young and in-flight ones too),
-in bytes of ``size``; a quota is met when usage ≤ quota. When what may go is not enough,
+in bytes of its original and its derivatives (``size + derivative_bytes``: posters,
+packet indexes, renditions); a quota is met when usage ≤ quota. When what may go is not enough,
 the plan says so (:attr:`Plan.shortfalls`) and the rest stays.
 
 A plan is a few boundaries per origin, however many videos it removes: a table's quota

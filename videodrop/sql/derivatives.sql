@@ -15,13 +15,16 @@ RETURNING *;
 
 -- name: finish_derivative
 -- A request's outcome (None: no longer to make: requested afresh, or deleted); it replaces
--- the facts of a remade one.
+-- the facts of a remade one. The video's row is locked first: the trigger that keeps its
+-- derivative_bytes (migration 0022) writes it, and a retention pass locks videos before
+-- their derivatives (the same order both ways: no deadlock).
+WITH video AS (SELECT id FROM videos WHERE id = %(id)s FOR NO KEY UPDATE)
 UPDATE derivatives
 SET status = %(status)s, error_code = %(error_code)s, error = %(error)s, data = %(data)s,
     remaking = false, progress = NULL, running_since = NULL,
     wanted_at = CASE WHEN %(error_code)s::text = 'on_view' THEN wanted_at END, completed_at = %(now)s, updated_at = %(now)s
-WHERE video_id = %(id)s AND kind = %(kind)s AND (status = 'pending' OR remaking)
-  AND requested_at = %(requested_at)s
+WHERE video_id = (SELECT id FROM video) AND kind = %(kind)s
+  AND (status = 'pending' OR remaking) AND requested_at = %(requested_at)s
 RETURNING *;
 
 -- name: unqueued_derivatives

@@ -1,18 +1,19 @@
 -- Retention (videodrop/catalog/retention.py, videodrop/retention/): usage, the walks of
--- what a rule may remove, expiring a row, holds.
+-- what a rule may remove, expiring a row, holds. A video's bytes are its original's and
+-- its derivatives' (``size + derivative_bytes``, migration 0022).
 
 -- name: retention_usage
--- Per origin, the rows whose files are (or are about to be) on the store: bytes, files,
--- the oldest one's created_at.
-SELECT origin, coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files,
-       min(created_at) AS oldest
+-- Per origin, the rows whose files are (or are about to be) on the store: bytes (originals
+-- and derivatives), files, the oldest one's created_at.
+SELECT origin, coalesce(sum(coalesce(size, 0) + derivative_bytes), 0)::bigint AS bytes,
+       count(*) AS files, min(created_at) AS oldest
 FROM videos WHERE status <> 'expired' GROUP BY origin ORDER BY origin;
 
 -- name: retention_origin_boundary
 -- Where an origin's quota is met: the first row, oldest first among those a rule may
 -- remove, at which their running total of bytes reaches %(over)s. No row: never reached.
 SELECT created_at, id FROM (
-    SELECT created_at, id, sum(coalesce(size, 0)) OVER (
+    SELECT created_at, id, sum(coalesce(size, 0) + derivative_bytes) OVER (
         ORDER BY created_at, id ROWS UNBOUNDED PRECEDING) AS run
     FROM videos
     WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
@@ -28,7 +29,8 @@ SELECT created_at, id FROM (
         ORDER BY x.created_at, x.id ROWS UNBOUNDED PRECEDING) AS run
     FROM unnest(%(origins)s::text[]) AS o (origin)
     CROSS JOIN LATERAL (
-        SELECT v.created_at, v.id, coalesce(v.size, 0) AS size FROM videos AS v
+        SELECT v.created_at, v.id, coalesce(v.size, 0) + v.derivative_bytes AS size
+        FROM videos AS v
         WHERE v.origin = o.origin AND v.status IN ('ready', 'failed') AND v.held_at IS NULL
           AND v.created_at < %(before)s
         OFFSET 0
@@ -38,7 +40,8 @@ WHERE run >= %(over)s LIMIT 1;
 
 -- name: retention_origin_bytes
 -- Bytes and videos a rule may remove of one origin, up to (created_at, id) %(upto)s.
-SELECT coalesce(sum(size), 0)::bigint AS bytes, count(*) AS files FROM videos
+SELECT coalesce(sum(coalesce(size, 0) + derivative_bytes), 0)::bigint AS bytes,
+       count(*) AS files FROM videos
 WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
   AND created_at < %(before)s AND (created_at, id) <= (%(upto_at)s, %(upto_id)s);
 
@@ -56,7 +59,8 @@ SELECT created_at, id, run FROM (
     FROM unnest(%(origins)s::text[], %(befores)s::timestamptz[], %(after_ats)s::timestamptz[],
                 %(after_ids)s::bigint[]) AS o (origin, before, after_at, after_id)
     CROSS JOIN LATERAL (
-        SELECT v.created_at, v.id, coalesce(v.size, 0) AS size FROM videos AS v
+        SELECT v.created_at, v.id, coalesce(v.size, 0) + v.derivative_bytes AS size
+        FROM videos AS v
         WHERE v.origin = o.origin AND v.status IN ('ready', 'failed') AND v.held_at IS NULL
           AND v.created_at < o.before AND (v.created_at, v.id) > (o.after_at, o.after_id)
         OFFSET 0  -- a fence: one index range per origin, not a join over the table
@@ -67,7 +71,7 @@ WHERE run >= %(need)s OR next_id IS NULL LIMIT 1;
 -- name: retention_origin_rows
 -- A batch of what a rule may remove of one origin, oldest first, after the keyset
 -- (created_at, id) and up to %(upto)s: a range of videos_retention_origin_idx.
-SELECT id, origin, coalesce(size, 0) AS size, created_at FROM videos
+SELECT id, origin, coalesce(size, 0) + derivative_bytes AS size, created_at FROM videos
 WHERE origin = %(origin)s AND status IN ('ready', 'failed') AND held_at IS NULL
   AND created_at < %(before)s
   AND (created_at, id) > (%(after_at)s, %(after_id)s)
@@ -106,6 +110,11 @@ UPDATE videos SET files_removed_at = %(now)s WHERE id = ANY(%(ids)s) AND status 
 
 -- name: retention_drop_rows
 DELETE FROM videos WHERE id = ANY(%(ids)s) AND status = 'expired';
+
+-- name: retention_expired_among
+-- Of the ids given, the expired rows: when and why (``videodrop requeue`` refuses them).
+SELECT id, expired_at, expired_reason FROM videos
+WHERE id = ANY(%(ids)s) AND status = 'expired' ORDER BY id;
 
 -- name: hold_video
 UPDATE videos SET held_at = coalesce(held_at, %(now)s), updated_at = %(now)s

@@ -106,3 +106,10 @@ SELECT s.origin, max(s.recorded_end) AS last_end,
 FROM swept AS s  -- (every origin has a row: its last recording)
 GROUP BY s.origin
 ORDER BY s.origin;
+
+-- name: timeline_activity
+-- The scenes' activity (one byte a second, base64: videodrop/derivatives.py) of the videos
+-- %(ids)s whose scenes are ready; a video without is left out.
+SELECT video_id, data->>'activity' AS activity FROM derivatives
+WHERE video_id = ANY(%(ids)s) AND kind = 'scenes' AND status = 'ready'
+  AND jsonb_typeof(data->'activity') = 'string';
