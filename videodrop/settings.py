@@ -20,6 +20,9 @@ TRANSCODES = ("eager", "on-view", "off")  # VIDEODROP_TRANSCODE
 X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                 "slower", "veryslow")
 EMPTY_MEANS_NONE = {"derive"}  # VIDEODROP_DERIVE= (empty) turns the derive role off
+#: The roles that run on an s3:// store (Settings.store_in_use_problem): the api serves,
+#: takes uploads and deletes there (frames and clips answer 501 until they do).
+ROLES_ON_S3 = frozenset({"api"})
 
 DEFAULT_IGNORE = (
     ".*",  # dotfiles, rsync's .name.XXXXXX temporaries
@@ -231,11 +234,15 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
-    def store_in_use_problem(self) -> str | None:
-        """Why the roles cannot run on ``storage_url`` (None: they can). Every role keeps
-        media in the store ``VIDEODROP_STORAGE_URL`` names (videodrop/storage/); a
-        ``file://`` store (any folder) works throughout, an ``s3://`` one is refused rather
-        than half used until the roles' s3 paths land (docs/storage.md)."""
+    def store_in_use_problem(self, role: str | None = None) -> str | None:
+        """Why ``role`` (any role when None) cannot run on ``storage_url`` (None: it can).
+        Every role keeps media in the store ``VIDEODROP_STORAGE_URL`` names
+        (videodrop/storage/); a ``file://`` store (any folder) works throughout, an
+        ``s3://`` one only for the roles in ``ROLES_ON_S3`` (the api: serving, uploads,
+        deletes; frames and clips answer 501): the others refuse it rather than half use
+        it until their s3 paths land (docs/storage.md)."""
+        if role in ROLES_ON_S3:
+            return None
         if self.storage_url is not None and self.storage_url.startswith("s3://"):
             return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they need a"
                     " file:// store; docs/storage.md): unset it")

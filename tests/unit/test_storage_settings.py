@@ -81,6 +81,8 @@ def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
     assert other.store_in_use_problem() is None
     s3 = Settings(media_root=root, storage_url="s3://bucket/media")
     assert "s3://" in (s3.store_in_use_problem() or "")
+    assert "s3://" in (s3.store_in_use_problem("prober") or "")
+    assert s3.store_in_use_problem("api") is None  # serving, uploads, deletes (501: frames)
 
 
 def test_how_s3_objects_are_served() -> None:
