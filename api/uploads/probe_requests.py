@@ -134,7 +134,8 @@ class ProbeRequests:
             pending |= set(self.catalog.claim_unpublished_uploads(self.unpublished_after))
         except CatalogUnavailable as exc:
             self.log.warning("housekeeping: catalog unavailable", error=str(exc))
-        counts["aborted"] = self._abort_stale()
+        if self.media_root is None:  # an object store's unfinished puts
+            counts["aborted"] = self._abort_stale()
         for done, video_id in enumerate(sorted(pending)):
             try:
                 publisher.publish(ProbeVideo(video_id=video_id))
@@ -162,7 +163,7 @@ class ProbeRequests:
 
     def _abort_stale(self) -> int:
         """The store-wide sweep of an object store's unfinished puts, when it is due."""
-        if self.media_root is not None or time.monotonic() < self._next_abort:
+        if time.monotonic() < self._next_abort:
             return 0
         self._next_abort = time.monotonic() + self.abort_every
         try:
