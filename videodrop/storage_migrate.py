@@ -157,7 +157,8 @@ def main(settings: Settings, argv: list[str]) -> int:
     todo = plan(source, target, journal.load(), expected)
     if args.dry_run:
         return _dry_run(todo, expected, args.to)
-    return _run(settings, source, target, journal, todo, expected, args.to)
+    return _run(settings, source, target, journal=journal, todo=todo, expected=expected,
+                url=args.to)
 
 
 def _dry_run(todo: Plan, expected: dict[str, str | None], url: str) -> int:
@@ -169,7 +170,7 @@ def _dry_run(todo: Plan, expected: dict[str, str | None], url: str) -> int:
     return 0
 
 
-def _run(settings: Settings, source: MediaStore, target: MediaStore, journal: Journal,
+def _run(settings: Settings, source: MediaStore, target: MediaStore, *, journal: Journal,
          todo: Plan, expected: dict[str, str | None], url: str) -> int:
     logs.configure(role="storage", fmt=settings.log_format, level=settings.log_level)
     log = logs.get("videodrop.storage.migrate")

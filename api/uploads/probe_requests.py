@@ -33,11 +33,10 @@ from typing import Any
 
 from api.uploads import staging
 from videodrop.broker import Publisher
-from videodrop.catalog import Catalog
+from videodrop.catalog import Catalog, Video
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable
 from videodrop.messages import ProbeVideo
 from videodrop.settings import Settings
-from videodrop.catalog import Video
 from videodrop.storage import (
     STALE_UPLOAD_SECONDS,
     FileStore,

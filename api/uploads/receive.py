@@ -35,7 +35,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 import falcon
@@ -46,9 +46,8 @@ from falcon.util.mediatypes import parse_header
 
 from api.http.params import query_params, text
 from api.uploads import rawbody, staging, to_object
+from api.uploads.body import CHUNK, Body, ClientGone, Readable, TooLarge
 from api.uploads.probe_requests import ProbeRequests
-from api.uploads.rawbody import SocketSource
-from api.uploads.to_object import TooLarge
 from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
@@ -57,14 +56,13 @@ from videodrop.settings import Settings
 from videodrop.storage import (
     FileStore,
     MediaStore,
-    StoreError,
     Stored,
+    StoreError,
     StoreUnavailable,
     from_settings,
 )
 from videodrop.tokens import token_prefix
 
-CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
 # how often a running upload writes the bytes received so far in its row's size (the
 # library shows them) and touches it (the stale-upload sweep, api/uploads/probe_requests.py)
@@ -81,70 +79,6 @@ _RFC5987 = re.compile(r"([\w!#$%&+^`{}~-]+)'[^']*'(.*)")
 # a raw body without a file name: video.<ext> by its Content-Type (video/mp2t → video.ts)
 _EXTENSION_OF = {c.content_type: c.extensions[0] for c in formats.CONTAINERS if c.extensions}
 _ACCEPTED = ", ".join(sorted(formats.EXTENSIONS))
-
-
-class ClientGone(Exception):
-    """The body stopped before its end: closed, reset, truncated, idle."""
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class Body:
-    """The request body as it arrives: counted, bounded, and telling a client that went
-    away (an error from the server's input, or EOF before Content-Length) from the end."""
-
-    def __init__(self, raw: Readable, expected: int | None, limit: int,
-                 direct: SocketSource | None = None) -> None:
-        self.raw = raw
-        self.expected = expected
-        self.limit = limit
-        self.count = 0
-        self.direct = direct  # the same body straight from the socket (api/uploads/rawbody.py)
-
-    def readinto(self, buf: memoryview) -> int:
-        """Fill the start of ``buf``; 0 at the end of the body."""
-        if self.direct is None:
-            data = self.read(len(buf))
-            buf[:len(data)] = data
-            return len(data)
-        want = len(buf)
-        if self.expected is not None:
-            want = min(want, self.expected - self.count)
-            if want <= 0:
-                return 0
-        try:
-            n = self.direct.readinto(buf[:want])
-        except Exception as exc:  # OSError, socket timeout
-            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
-        if n == 0:
-            raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
-        self.count += n
-        if self.count > self.limit:
-            raise TooLarge()
-        return n
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self.expected is not None:
-            remaining = self.expected - self.count
-            if remaining <= 0:
-                return b""
-            size = remaining if size is None or size < 0 else min(size, remaining)
-        elif size is None or size < 0:
-            size = CHUNK
-        try:
-            data = self.raw.read(size)
-        except Exception as exc:  # OSError, timeout, gunicorn's NoMoreData/chunk errors
-            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
-        if not data:
-            if self.expected is not None:
-                raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
-            return b""
-        self.count += len(data)
-        if self.count > self.limit:
-            raise TooLarge()
-        return data
 
 
 @dataclass

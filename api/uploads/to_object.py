@@ -16,19 +16,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Protocol
 
+from api.uploads.body import CHUNK, Readable, TooLarge
 from videodrop.storage import IntegrityFailure, MediaStore, ObjectMissing, Stored
-
-CHUNK = 1 << 20
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class TooLarge(Exception):
-    """More bytes than the upload may hold (VIDEODROP_MAX_FILE_SIZE)."""
 
 
 class CountedSource:
