@@ -190,3 +190,16 @@ def test_the_store_wide_sweep_aborts_old_unfinished_puts(s3_system: System):
     finally:
         catalog.close()
     assert open_uploads(system) == []
+
+
+def test_a_store_that_refuses_the_upload_is_503_and_leaves_no_row(
+        make_system: Any, s3_server: S3Server, s3_bucket: str):
+    wrong = {**s3_server.env(), "AWS_SECRET_ACCESS_KEY": "not-the-secret"}
+    system: System = make_system(VIDEODROP_STORAGE_URL=f"s3://{s3_bucket}/refused", **wrong)
+    system.start("api")
+    answer = requests.post(f"{system.base_url}/api/videos", params={"filename": "a.mp4"},
+                           data=os.urandom(PART + 10), timeout=60,
+                           headers={**system.admin, "Content-Type": "video/mp4"})
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "30"
+    assert rows(system.database_url, "SELECT id FROM videos") == []
