@@ -12,8 +12,9 @@ The row exists from the first byte of the file as ``uploading`` with its token. 
 store of local files (file://) the bytes go to ``<store>/.uploads/<id>.part``
 (api/uploads/staging.py), are fsynced, renamed to the row's ``stored_path``; on s3 they
 stream to the object ``stored_path`` as a multipart upload, verified before the row moves
-on (api/uploads/to_object.py). The row becomes ``processing`` and a ``ProbeVideo`` message
-is published (api/uploads/probe_requests.py). Answer: 202, the record, ``Location``: its token URL.
+on (api/uploads/to_object.py). The row becomes ``processing`` and a ``ProbeVideo``
+message is published (api/uploads/probe_requests.py). Answer: 202, the record,
+``Location``: its token URL.
 
 The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
 holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
