@@ -38,6 +38,7 @@ PLUGIN_HELP = {
     "health": "check database, broker, folders and ffprobe (exit 0/1)",
     "upload": "upload FILEs through the API and print their URLs (--wait: follow to ready)",
     "retention": "remove what VIDEODROP_RETENTION_FILE says goes (--dry-run: only print it)",
+    "storage": "storage migrate --to s3://bucket/prefix: copy the file store there, verified",
 }
 
 

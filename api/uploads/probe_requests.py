@@ -15,35 +15,52 @@ id is kept for the housekeeping thread, which, once a round (``interval`` second
   lost with a process that died between commit and publish; a duplicate is harmless (the
   prober takes a video once: advisory lock, then status check);
 * fails uploads left ``uploading`` without a heartbeat for ``stale_after`` (the process
-  that received them died) and removes their files.
+  that received them died) and removes their files: the staged file (file store), or on
+  an object store the object (completed just before the process died) and the open
+  multipart uploads under the row's key (aborted, one ``stale upload aborted`` line each);
+* on an object store, aborts every multipart upload older than ``abort_after`` seconds
+  (:data:`~videodrop.storage.STALE_UPLOAD_SECONDS`: a put of a role that died, an upload
+  or a derivative), in its first round and every ``abort_every`` seconds after.
 """
 
 from __future__ import annotations
 
 import random
 import threading
+import time
 from datetime import timedelta
 from typing import Any
 
 from api.uploads import staging
 from videodrop.broker import Publisher
-from videodrop.catalog import Catalog
+from videodrop.catalog import Catalog, Video
 from videodrop.errors import BrokerUnavailable, CatalogUnavailable
 from videodrop.messages import ProbeVideo
 from videodrop.settings import Settings
-from videodrop.storage import FileStore, MediaStore, from_settings
+from videodrop.storage import (
+    STALE_UPLOAD_SECONDS,
+    FileStore,
+    MediaStore,
+    StoreError,
+    StoreUnavailable,
+    from_settings,
+)
 
 
 class ProbeRequests:
     def __init__(self, settings: Settings, catalog: Catalog, log: Any, *,
                  interval: float = 30.0, stale_after: timedelta = timedelta(minutes=5),
                  unpublished_after: timedelta = timedelta(minutes=10),
+                 abort_after: float = STALE_UPLOAD_SECONDS, abort_every: float = 900.0,
                  media: MediaStore | None = None) -> None:
         """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
-        media = media if media is not None else from_settings(settings)
+        self.media = media if media is not None else from_settings(settings)
         # where uploads are staged (a store of local files); None on s3, which takes none
-        self.media_root = media.root if isinstance(media, FileStore) else None
+        self.media_root = self.media.root if isinstance(self.media, FileStore) else None
+        self.abort_after = abort_after
+        self.abort_every = abort_every
+        self._next_abort = 0.0  # time.monotonic() of the next store-wide sweep (s3)
         self.catalog = catalog
         self.log = log
         self.interval = interval
@@ -110,13 +127,14 @@ class ProbeRequests:
         counts = {"republished": 0, "stale": 0}
         try:
             for video in self.catalog.fail_stale_uploads(self.stale_after):
-                if self.media_root is not None:
-                    staging.remove_files(self.media_root, video)
+                self._remove_upload(video)
                 counts["stale"] += 1
                 self.log.warning("upload interrupted (no heartbeat)", video_id=video.id)
             pending |= set(self.catalog.claim_unpublished_uploads(self.unpublished_after))
         except CatalogUnavailable as exc:
             self.log.warning("housekeeping: catalog unavailable", error=str(exc))
+        if self.media_root is None:  # an object store's unfinished puts
+            counts["aborted"] = self._abort_stale()
         for done, video_id in enumerate(sorted(pending)):
             try:
                 publisher.publish(ProbeVideo(video_id=video_id))
@@ -128,3 +146,27 @@ class ProbeRequests:
         if any(counts.values()):
             self.log.info("housekeeping", **counts)
         return counts
+
+    def _remove_upload(self, video: Video) -> None:
+        """What the dead upload of ``video`` (a row just failed) left in the store."""
+        if self.media_root is not None:
+            staging.remove_files(self.media_root, video)
+            return
+        try:  # an object completed before the row moved on; then an unfinished put
+            self.media.delete(video.stored_path)
+            # the row's own folder (videos/<source_id>/: one row's, media.source_folder)
+            self.media.abort_stale_uploads(0, prefix=video.stored_path.rpartition("/")[0] + "/")
+        except (StoreUnavailable, StoreError) as exc:  # the store-wide sweep gets them later
+            self.log.warning("housekeeping: upload leftovers not removed",
+                             video_id=video.id, error=str(exc))
+
+    def _abort_stale(self) -> int:
+        """The store-wide sweep of an object store's unfinished puts, when it is due."""
+        if time.monotonic() < self._next_abort:
+            return 0
+        self._next_abort = time.monotonic() + self.abort_every
+        try:
+            return len(self.media.abort_stale_uploads(self.abort_after))
+        except (StoreUnavailable, StoreError) as exc:
+            self.log.warning("housekeeping: stale uploads not swept", error=str(exc))
+            return 0

@@ -8,10 +8,13 @@ Two shapes of request, both read a chunk at a time:
 * a raw body (``Content-Type: video/...`` or ``application/octet-stream``), file name from
   ``?filename=`` or ``Content-Disposition``, the fields as query parameters.
 
-The row exists from the first byte of the file as ``uploading`` with its token; the bytes
-go to ``MEDIA_ROOT/.uploads/<id>.part`` (api/uploads/staging.py), are fsynced, renamed to the row's
-``stored_path``; the row becomes ``processing`` and a ``ProbeVideo`` message is published
-(api/uploads/probe_requests.py). Answer: 202, the record, ``Location``: its token URL.
+The row exists from the first byte of the file as ``uploading`` with its token. On a
+store of local files (file://) the bytes go to ``<store>/.uploads/<id>.part``
+(api/uploads/staging.py), are fsynced, renamed to the row's ``stored_path``; on s3 they
+stream to the object ``stored_path`` as a multipart upload, verified before the row moves
+on (api/uploads/to_object.py). The row becomes ``processing`` and a ``ProbeVideo``
+message is published (api/uploads/probe_requests.py). Answer: 202, the record,
+``Location``: its token URL.
 
 The file name is the client's without its folders (RFC 7578 §4.2: ``C:\\Users\\bob\\
 holiday.mp4`` is ``holiday.mp4``), bounded to ``media.NAME_BYTES`` (catalog.create_upload).
@@ -21,7 +24,9 @@ over VIDEODROP_MAX_FILE_SIZE (Content-Length, else the running count), 415 for a
 extension outside ``videodrop/formats.py`` or a body that is neither a form nor a video, 409 for
 a duplicate ``source_id``, 400 for a malformed form. A client that goes away mid-upload
 (connection closed or reset, body shorter than its Content-Length, idle for
-``IDLE_TIMEOUT``) leaves the row ``failed: upload interrupted`` and no file.
+``IDLE_TIMEOUT``) leaves the row ``failed: upload interrupted`` and no file. A store
+that cannot take the bytes: 507 (a full disk) or 503 (an object store unreachable,
+refusing or failing a check), no row, no object.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import unquote
 
 import falcon
@@ -41,18 +46,24 @@ from falcon.util import BufferedReader
 from falcon.util.mediatypes import parse_header
 
 from api.http.params import query_params, text
-from api.uploads import rawbody, staging
+from api.uploads import rawbody, staging, to_object
+from api.uploads.body import CHUNK, Body, ClientGone, Readable, TooLarge
 from api.uploads.probe_requests import ProbeRequests
-from api.uploads.rawbody import SocketSource
 from videodrop import formats, logs, media, records
 from videodrop.catalog import Catalog, Video
 from videodrop.errorcodes import ErrorCode
 from videodrop.errors import CatalogUnavailable, Conflict
 from videodrop.settings import Settings
-from videodrop.storage import FileStore, MediaStore, from_settings
+from videodrop.storage import (
+    FileStore,
+    MediaStore,
+    Stored,
+    StoreError,
+    StoreUnavailable,
+    from_settings,
+)
 from videodrop.tokens import token_prefix
 
-CHUNK = 1 << 20
 FORM_SLACK = 64 * 1024  # room for the part headers and text fields of a multipart upload
 # how often a running upload writes the bytes received so far in its row's size (the
 # library shows them) and touches it (the stale-upload sweep, api/uploads/probe_requests.py)
@@ -71,74 +82,6 @@ _EXTENSION_OF = {c.content_type: c.extensions[0] for c in formats.CONTAINERS if 
 _ACCEPTED = ", ".join(sorted(formats.EXTENSIONS))
 
 
-class ClientGone(Exception):
-    """The body stopped before its end: closed, reset, truncated, idle."""
-
-
-class TooLarge(Exception):
-    """More bytes than VIDEODROP_MAX_FILE_SIZE allows."""
-
-
-class Readable(Protocol):
-    def read(self, size: int = -1, /) -> bytes: ...
-
-
-class Body:
-    """The request body as it arrives: counted, bounded, and telling a client that went
-    away (an error from the server's input, or EOF before Content-Length) from the end."""
-
-    def __init__(self, raw: Readable, expected: int | None, limit: int,
-                 direct: SocketSource | None = None) -> None:
-        self.raw = raw
-        self.expected = expected
-        self.limit = limit
-        self.count = 0
-        self.direct = direct  # the same body straight from the socket (api/uploads/rawbody.py)
-
-    def readinto(self, buf: memoryview) -> int:
-        """Fill the start of ``buf``; 0 at the end of the body."""
-        if self.direct is None:
-            data = self.read(len(buf))
-            buf[:len(data)] = data
-            return len(data)
-        want = len(buf)
-        if self.expected is not None:
-            want = min(want, self.expected - self.count)
-            if want <= 0:
-                return 0
-        try:
-            n = self.direct.readinto(buf[:want])
-        except Exception as exc:  # OSError, socket timeout
-            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
-        if n == 0:
-            raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
-        self.count += n
-        if self.count > self.limit:
-            raise TooLarge()
-        return n
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self.expected is not None:
-            remaining = self.expected - self.count
-            if remaining <= 0:
-                return b""
-            size = remaining if size is None or size < 0 else min(size, remaining)
-        elif size is None or size < 0:
-            size = CHUNK
-        try:
-            data = self.raw.read(size)
-        except Exception as exc:  # OSError, timeout, gunicorn's NoMoreData/chunk errors
-            raise ClientGone(f"{type(exc).__name__}: {exc}") from exc
-        if not data:
-            if self.expected is not None:
-                raise ClientGone(f"body ended after {self.count} of {self.expected} bytes")
-            return b""
-        self.count += len(data)
-        if self.count > self.limit:
-            raise TooLarge()
-        return data
-
-
 @dataclass
 class Fields:
     name: str | None = None
@@ -151,10 +94,12 @@ class Fields:
 
 @dataclass
 class Receipt:
-    """One upload in flight: its row, temporary file and byte count."""
+    """One upload in flight: its row, temporary file (file store) or completed object
+    (s3) and byte count."""
 
     video: Video | None = None
     stage: Path | None = None
+    stored: Stored | None = None
     size: int = 0
     late: Fields = field(default_factory=Fields)
 
@@ -229,9 +174,10 @@ class Upload:
                  clock: Any = time.monotonic, media: MediaStore | None = None) -> None:
         """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
-        media = media if media is not None else from_settings(settings)
-        # uploads are staged and renamed within a store of local files; None on s3
-        self.media_root = media.root if isinstance(media, FileStore) else None
+        self.media = media if media is not None else from_settings(settings)
+        # uploads are staged and renamed within a store of local files; on a store without
+        # them (s3: None) they stream to the object (api/uploads/to_object.py)
+        self.media_root = self.media.root if isinstance(self.media, FileStore) else None
         self.catalog = catalog
         self.probes = probes
         self.clock = clock
@@ -242,16 +188,13 @@ class Upload:
         self.forms = MultipartFormHandler(options)
 
     def root(self) -> Path:
-        """The store's folder (uploads are refused on a store without one)."""
+        """The store's folder (ValueError on a store without one: uploads are not staged
+        there)."""
         if self.media_root is None:
-            raise ValueError("uploads need a file:// media store")
+            raise ValueError("a store without local files stages no upload")
         return self.media_root
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        if self.media_root is None:
-            raise falcon.HTTPError(falcon.HTTP_501, title="Not on this store",
-                                   description="Uploads go to a file:// media store only"
-                                   " (for now; docs/storage.md).")
         mime = (req.content_type or "").split(";", 1)[0].strip().lower()
         multipart = mime == "multipart/form-data"
         if not multipart and not mime.startswith(RAW_TYPES):
@@ -272,7 +215,10 @@ class Upload:
         for key in FIELDS:  # for either shape; a form's own fields win
             if (value := query.get(key)) is not None:
                 fields.set(key, value, QUERY_LIMITS)
-        direct = None if multipart else rawbody.socket_source(req.env, declared)
+        # straight from the socket into the staged file; an object store's put reads
+        # whole parts, through Body.read
+        direct = (None if multipart or self.media_root is None
+                  else rawbody.socket_source(req.env, declared))
         body = Body(req.stream, declared, body_limit, direct)
         receipt = Receipt()
         try:
@@ -299,6 +245,12 @@ class Upload:
         except CatalogUnavailable:
             self._abandon(receipt, reason="catalog unavailable")
             raise  # the app's handler answers 503 (api/http/errors.py)
+        except (StoreUnavailable, StoreError) as exc:  # an object store (s3)
+            self._abandon(receipt, reason=f"storage: {exc}")
+            raise falcon.HTTPServiceUnavailable(
+                title="Cannot store the upload",
+                description="The media store did not take the file; try again later.",
+                retry_after=30) from exc
         except OSError as exc:  # writing to the store: disk full, permissions...
             self._abandon(receipt, reason=f"storage: {exc.strerror}")
             raise falcon.HTTPInsufficientStorage(
@@ -351,10 +303,14 @@ class Upload:
             filename=filename, name=fields.name, description=fields.description or "",
             source_id=fields.source_id)
         structlog.contextvars.bind_contextvars(video_id=receipt.video.id)
-        receipt.stage, fd = staging.open_stage(self.root(), receipt.video.id)
-        os.close(fd)
+        if self.media_root is not None:
+            receipt.stage, fd = staging.open_stage(self.root(), receipt.video.id)
+            os.close(fd)
 
     def _write_stage(self, receipt: Receipt, source: Readable) -> None:
+        if self.media_root is None:
+            self._put_object(receipt, source)
+            return
         assert receipt.video is not None and receipt.stage is not None
         limit = self.settings.max_file_size
         next_beat = self.clock() + HEARTBEAT_SECONDS
@@ -381,6 +337,17 @@ class Upload:
         finally:
             os.close(fd)
 
+    def _put_object(self, receipt: Receipt, source: Readable) -> None:
+        video = receipt.video
+        assert video is not None
+        counted = to_object.CountedSource(
+            source, limit=self.settings.max_file_size, clock=self.clock,
+            heartbeat=HEARTBEAT_SECONDS, beat=lambda n: self._heartbeat(video.id, n))
+        try:
+            receipt.stored = to_object.put(self.media, video.stored_path, counted)
+        finally:
+            receipt.size = counted.size
+
     def _heartbeat(self, video_id: int, received: int) -> None:
         try:
             alive = self.catalog.touch_upload(video_id, received)
@@ -392,7 +359,7 @@ class Upload:
 
     def _move_into_place(self, receipt: Receipt) -> Video:
         video, stage = receipt.video, receipt.stage
-        assert video is not None and stage is not None
+        assert video is not None and (stage is not None or receipt.stored is not None)
         if receipt.size == 0:
             raise falcon.HTTPBadRequest(title="Empty upload", description="The file is empty.")
         late = receipt.late
@@ -404,11 +371,28 @@ class Upload:
                 raise falcon.HTTPConflict(title="Upload cancelled",
                                           description="The video was deleted during the upload.")
             receipt.video = video = updated
+        if self.media_root is None:
+            return self._object_received(receipt, video)
+        assert stage is not None
         dst = staging.commit(stage, self.root(), video.stored_path)
         receipt.stage = None
         done = self.catalog.upload_received(video.id, receipt.size)
         if done is None:
             dst.unlink(missing_ok=True)
+            raise falcon.HTTPConflict(title="Upload cancelled",
+                                      description="The video was deleted during the upload.")
+        return done
+
+    def _object_received(self, receipt: Receipt, video: Video) -> Video:
+        """The put's object verified (moved first when late fields moved the row's
+        ``stored_path``), then the row ``processing`` with its size and SHA-256."""
+        stored = receipt.stored
+        assert stored is not None
+        if stored.key != video.stored_path:
+            receipt.stored = stored = to_object.move(self.media, stored, video.stored_path)
+        to_object.verify(self.media, stored)
+        done = self.catalog.upload_received(video.id, stored.size, stored.sha256)
+        if done is None:  # _abandon removes the object
             raise falcon.HTTPConflict(title="Upload cancelled",
                                       description="The video was deleted during the upload.")
         return done
@@ -419,9 +403,12 @@ class Upload:
         video = receipt.video
         if video is None:
             return
-        staging.remove_files(self.root(), video, stored=False)
-        if receipt.stage is None and receipt.size:  # renamed into place already
-            staging.remove_files(self.root(), video)
+        if self.media_root is None:
+            self._remove_object(receipt)
+        else:
+            staging.remove_files(self.root(), video, stored=False)
+            if receipt.stage is None and receipt.size:  # renamed into place already
+                staging.remove_files(self.root(), video)
         try:
             if interrupted:
                 self.catalog.mark_failed(video.id, "upload interrupted",
@@ -432,3 +419,15 @@ class Upload:
             pass  # the housekeeping sweep fails the row once its heartbeat is old
         self.log.info("upload abandoned", video_id=video.id, reason=reason,
                       received=receipt.size, interrupted=interrupted)
+
+    def _remove_object(self, receipt: Receipt) -> None:
+        """The completed object of an upload that did not make it (an unfinished put has
+        aborted its own multipart upload). A store that fails now leaves the object to
+        the housekeeping sweep (the row is failed or gone: nothing serves it)."""
+        if receipt.stored is None:
+            return
+        try:
+            self.media.delete(receipt.stored.key)
+        except (StoreUnavailable, StoreError) as exc:
+            self.log.warning("upload object not removed", key=receipt.stored.key,
+                             error=str(exc))

@@ -57,6 +57,11 @@ class Reads(CatalogBase):
     def ids_with_status(self, status: str) -> list[int]:
         return [r["id"] for r in self.db.all("ids_by_status", {"status": status})]
 
+    def stored_keys(self) -> dict[str, str | None]:
+        """The store keys of every original the catalog says is stored (``processing`` and
+        ``ready`` rows) → its SHA-256 (64 hex digits; None until the prober recorded it)."""
+        return {r["stored_path"]: r["sha256"] for r in self.db.all("stored_keys", {})}
+
     def known_ids(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` that name a video."""
         return {r["id"] for r in self.db.all("ids_known", {"ids": list(ids)})}

@@ -50,10 +50,12 @@ class Uploads(CatalogBase):
                     raise Conflict(f"source_id {source_id!r} already exists") from exc
         raise Conflict(f"source_id {source_id!r} already exists")
 
-    def upload_received(self, video_id: int, size: int) -> Video | None:
-        """The file (``size`` bytes) is stored: ``processing``. None unless uploading."""
+    def upload_received(self, video_id: int, size: int, sha256: str | None = None
+                        ) -> Video | None:
+        """The file (``size`` bytes; ``sha256``, 64 hex digits, when the put hashed it) is
+        stored: ``processing``. None unless uploading."""
         row = self.db.one("upload_received", {"id": video_id, "size": size,
-                                              "now": self.clock()})
+                                              "sha256": sha256, "now": self.clock()})
         return Video.from_row(row) if row else None
 
     def touch_upload(self, video_id: int, received: int) -> bool:

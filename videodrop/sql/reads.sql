@@ -18,3 +18,8 @@ SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
 
 -- name: ids_known
 SELECT id FROM videos WHERE id = ANY(%(ids)s);
+
+-- name: stored_keys
+-- The originals the store must hold (storage migrate): rows whose file is stored.
+SELECT stored_path, sha256 FROM videos WHERE status IN ('processing', 'ready')
+ORDER BY stored_path;

@@ -9,7 +9,9 @@ VALUES (%(source_id)s, %(name)s, %(description)s, 'uploading', %(access_token)s,
 RETURNING *;
 
 -- name: upload_received
-UPDATE videos SET status = 'processing', size = %(size)s, updated_at = %(now)s
+-- sha256: what the receiving put hashed (an object store's upload), or NULL (the prober's).
+UPDATE videos SET status = 'processing', size = %(size)s,
+    sha256 = coalesce(%(sha256)s, sha256), updated_at = %(now)s
 WHERE id = %(id)s AND status = 'uploading'
 RETURNING *;
 
