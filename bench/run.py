@@ -48,6 +48,7 @@ BENCHMARKS: dict[str, str] = {
     "retention": "retention decision over 1,000,000 rows (issue 21)",
     "timeline": "timelines with 1,000,000 rows (issue 21)",
     "s3_stream": "/stream/ on an s3 store, redirect and proxy (issue 20)",
+    "s3_ingest": "ingest into an s3 store: 1 GiB, 100 clips (issue 20)",
 }
 BY_PATH = {"stream", "lookup"}  # written separately; loaded from their files when present
 

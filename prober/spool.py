@@ -8,8 +8,9 @@ moves it into a file store (prober/store.py: a rename, or a copy for a file with
 names), so the claim's promises hold unchanged; the probe reads it there (no extra copy);
 then, in this order:
 
-1. :func:`put_spooled`: ``put_file(key, size=, sha256=)`` makes the object durable and
-   verified (what was hashed for the row is what the store holds);
+1. :func:`put_spooled`: ``put_file(key, size=)`` makes the object durable and verified
+   (size, and the store's CRC32 of each part), beside the probe; the SHA-256 of the bytes
+   it sent is what the row records (a put of a row that has one checks it);
 2. the row turns ``ready`` (or ``failed``) in one transaction;
 3. :func:`discard` removes the spool file.
 
@@ -43,14 +44,15 @@ def spool_root(inbox: Path) -> Path:
     return root
 
 
-def put_spooled(media_store: MediaStore, key: str, path: Path, *, size: int, sha256: str,
-                retried: bool, log: Any) -> Stored:
+def put_spooled(media_store: MediaStore, key: str, path: Path, *, size: int,
+                sha256: str | None, retried: bool, log: Any) -> Stored:
     """Store the spool file ``path`` as the object ``key``, verified against ``size`` and
-    ``sha256`` (what the row records). ``retried``: an earlier attempt on this row may
-    have died mid-put: its unfinished upload of ``key`` is aborted first (the caller holds
-    the row's processing lock, so no live put of ``key`` is running). A file that no
-    longer has those bytes (written to after its claim) is a :class:`TransientFileError`:
-    the next attempt hashes it again."""
+    ``sha256`` (what the row records; None while the row has none yet: the put's own hash
+    of what it sent is then the row's, in :attr:`Stored.sha256`). ``retried``: an earlier
+    attempt on this row may have died mid-put: its unfinished upload of ``key`` is aborted
+    first (the caller holds the row's processing lock, so no live put of ``key`` is
+    running). A file that no longer has those bytes (written to after its claim) is a
+    :class:`TransientFileError`: the next attempt hashes it again."""
     if retried:
         aborted = media_store.abort_stale_uploads(0, prefix=key)
         if aborted:

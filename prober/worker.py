@@ -4,6 +4,7 @@ derivatives in the transaction that makes it ready."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import time
@@ -164,6 +165,14 @@ class Worker(Consumer):
         spool.discard(self.spool, path)
         return True
 
+    def _put_spooled(self, video: Video, path: Path, size: int) -> str:
+        """Put the spool file ``path`` of ``video`` (``size`` bytes, as claimed) into the
+        store; the SHA-256 of the bytes sent, which the row then records (the store checks
+        each part's CRC32 and the size before it completes the object)."""
+        stored = spool.put_spooled(self.media, video.stored_path, path, size=size, sha256=None,
+                                   retried=video.attempts > 1, log=self.log)
+        return stored.sha256
+
     def _object_sha256(self, video: Video) -> str:
         """The SHA-256 of the object of ``video`` (the row's, when it has one: an object is
         never rewritten), read as a stream: no local copy."""
@@ -202,22 +211,29 @@ class Worker(Consumer):
         video = started
         path = self.media_root / video.stored_path
         t1 = time.perf_counter()
-        if local:
-            digest = self._hasher.submit(store.sha256_of, path)
+        spooled = self.spool is not None and local
+        size = path.stat().st_size if local else 0
+        if spooled:  # the put hashes what it sends: durable and verified before the row says so
+            digest = self._hasher.submit(self._put_spooled, video, path, size)
             target: Path | ProbeInput = path
+        elif local:
+            digest = self._hasher.submit(store.sha256_of, path)
+            target = path
         else:  # an object already in the s3 store (an upload): read where it lies
             target = ProbeInput.of_object(self.media, video.stored_path,
                                           self.settings.probe_timeout + 60)
+            size = target.size
             digest = self._hasher.submit(self._object_sha256, video)
         with metrics.PROBES_IN_PROGRESS.track_inprogress():
-            result = self.prober(target)
+            try:
+                result = self.prober(target)
+            except BaseException:
+                with contextlib.suppress(Exception):  # no second put of the key meanwhile
+                    digest.result()
+                raise
+            t2 = time.perf_counter()
             sha256 = digest.result()
-        t2 = time.perf_counter()
         metrics.PROBE_SECONDS.observe(t2 - t1)
-        size = target.size if isinstance(target, ProbeInput) else path.stat().st_size
-        if self.spool is not None and local:  # durable and verified before the row says so
-            spool.put_spooled(self.media, video.stored_path, path, size=size, sha256=sha256,
-                              retried=video.attempts > 1, log=self.log)
         t_put = time.perf_counter()
         metadata = {**result.metadata, "sha256": sha256, "size": size}
         timeline_origin = self.origins.timeline_origin(video.origin)
@@ -230,7 +246,7 @@ class Worker(Consumer):
                                metadata=metadata, raw=result.raw, recording=recording,
                                timeline_origin=timeline_origin)
         done = self.catalog.finish_processing(video.id, outcome, derive=self.settings.derive)
-        if self.spool is not None and local:  # the object holds it now (or no row wants it)
+        if spooled and self.spool is not None:  # the object holds it now (or no row wants it)
             if done is None:
                 self.media.delete(video.stored_path)
             spool.discard(self.spool, path)
@@ -238,7 +254,8 @@ class Worker(Consumer):
             self.log.info("deleted while being probed; nothing recorded")
             return video
         t3 = time.perf_counter()
-        stored_ms = {"put_ms": round((t_put - t2) * 1000, 1)} if self.spool and local else {}
+        # the put runs beside the probe: put_ms is how long the row waited for it after
+        stored_ms = {"put_ms": round((t_put - t2) * 1000, 1)} if spooled else {}
         self.log.info("probe", status=done.status, error=done.processing_error,
                       error_code=done.error_code,
                       format=done.format, duration=done.duration, size=size,
