@@ -41,10 +41,11 @@ from typing import Any
 import falcon
 
 from api.files.response import content_disposition
-from api.frames.cut import MP4_VIDEO, Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
+from api.frames.cut import MP4_VIDEO, NoFrames, NoKeyframe, Span, copy_span, exact_span
 from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
 from api.frames.errors import FrameError, bad, checked_query, parse_time
 from api.frames.index import Indexes
+from api.frames.stitch import Method, Stitcher
 from api.frames.timeline import Timeline
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
@@ -97,11 +98,11 @@ class Clip(FrameResource):
         os.close(fd)
         out = Path(name)
         try:
-            cutter = Cutter(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
+            cutter = Stitcher(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
                             runner=self.runner,
                             deadline=time.monotonic() + self.settings.clip_timeout)
-            span = self.cut(video, cutter, mode, start, end, out=out, audio=video.audio_codec,
-                            container=video.format)
+            span, method = self.cut(video, cutter, mode, start, end, out=out,
+                                    audio=video.audio_codec, container=video.format)
             body = out.open("rb")  # still readable once unlinked below
         finally:
             self.slots.release()
@@ -112,6 +113,11 @@ class Clip(FrameResource):
         resp.set_header("Clip-End", f"{span.end:.6f}")
         resp.set_header("Clip-Frames", str(span.count))
         resp.set_header("Clip-First-Index", str(span.first))
+        resp.set_header("Clip-Method", method.name)
+        if method.reason:
+            resp.set_header("Clip-Method-Reason", method.reason)
+        if method.copied:
+            resp.set_header("Clip-Copied", "{:.6f}-{:.6f}".format(*method.copied))
         stem = Path(video.original_filename).stem or "video"
         resp.set_header("Content-Disposition", content_disposition(
             "attachment", f"{stem}_{span.start:.3f}-{span.end:.3f}.mp4"))
@@ -123,28 +129,29 @@ class Clip(FrameResource):
 
     on_head = on_get
 
-    def cut(self, video: Video, cutter: Cutter, mode: str, start: float, end: float, *,
-            out: Path,
-            audio: str | None, container: str | None) -> Span:
-        """Write the clip to ``out``; the span it holds, or the HTTP error saying why not."""
+    def cut(self, video: Video, cutter: Stitcher, mode: str, start: float, end: float, *,
+            out: Path, audio: str | None, container: str | None) -> tuple[Span, Method]:
+        """Write the clip to ``out``; (the span it holds, how it was made), or the HTTP
+        error saying why not."""
         with explained():
             try:
                 line = self.timeline(video, cutter, end)
                 if mode == "exact":
                     span = exact_span(line, start, end)
-                    cutter.exact(span, line.at(span.start), out, audio)
+                    method = cutter.exact_clip(line, span, out, audio)
                 else:
                     line, span = self.copy_span(cutter, line, start, end)
                     span = cutter.copy(line, span, out, audio, container=container)
+                    method = Method("copy")
             except NoFrames as exc:
                 raise FrameError(falcon.HTTP_416, "No frames", f"{exc}.",
                                  "no_frames") from exc
             except NoKeyframe as exc:
                 raise FrameError(falcon.HTTP_422, "No keyframe", f"{exc}.",
                                  "no_keyframe") from exc
-        return span
+        return span, method
 
-    def copy_span(self, cutter: Cutter, line: Timeline, start: float, end: float
+    def copy_span(self, cutter: Stitcher, line: Timeline, start: float, end: float
                   ) -> tuple[Timeline, Span]:
         """:func:`~api.frames.cut.copy_span`, reading further when ``line`` holds no
         keyframe after ``end``: (the timeline read, the span)."""
