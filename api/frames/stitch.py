@@ -36,7 +36,7 @@ from api.frames.cut import AAC, MP4_OUTPUT, Cutter, Span
 from api.frames.extract import INPUT_OPTIONS, FrameFailed
 from api.frames.timeline import Timeline
 
-__all__ = ["PROFILES", "Method", "Pieces", "Stitcher", "pieces"]
+__all__ = ["IDR", "PROFILES", "Method", "Pieces", "Stitcher", "nal_types", "pieces"]
 
 #: H.264 profiles (ffprobe's names) stitched, and the x264 profile of the ends.
 PROFILES = {"Constrained Baseline": "baseline", "Baseline": "baseline", "Main": "main",
@@ -45,9 +45,14 @@ PROFILES = {"Constrained Baseline": "baseline", "Baseline": "baseline", "Main": 
 #: times are the presentation times less one lead), in 1/90000 s (MPEG-TS's clock).
 _ENDS = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p",
          "-bf", "0", "-enc_time_base:v", "1:90000")
+#: MPEG-TS null packets (PID 0x1FFF, ignored by every demuxer) that end each piece: ffmpeg's
+#: MPEG-TS probe asks for 10 packets at least, which a piece of one small frame lacks.
+_NULL_PACKETS = (b"\x47\x1f\xff\x10" + b"\xff" * 184) * 10
 #: Seconds a keyframe's time may differ from its frame's in the timeline (both are the
 #: same pts, converted by two roundings).
 _SAME = 1e-7
+#: H.264's nal_unit_type of a slice of an IDR picture.
+IDR = 5
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,12 @@ def pieces(line: Timeline, span: Span) -> Pieces | str:
                   (max(0.0, line.times[k1] - d1), max(0.0, line.times[k2] - d2)))
 
 
+def nal_types(annex_b: bytes) -> set[int]:
+    """The ``nal_unit_type`` of every NAL unit of an H.264 Annex B stream."""
+    return {annex_b[n + 3] & 0x1F for n in range(len(annex_b) - 3)
+            if annex_b[n:n + 3] == b"\x00\x00\x01"}
+
+
 class Stitcher(Cutter):
     """:class:`~api.frames.cut.Cutter` whose ``exact`` clips stitch when they can."""
 
@@ -119,16 +130,20 @@ class Stitcher(Cutter):
                           " or High, progressive, yuv420p, of even width and height")
         with tempfile.TemporaryDirectory(prefix="videodrop-stitch-") as scratch:
             folder = Path(scratch)
+            if not self.copied(cut.middle, folder / "middle.ts"):
+                self.exact(span, line.at(span.start), out, audio)
+                return Method("encode", f"the keyframe at {cut.middle.start:.6f} s is not"
+                                        " an IDR picture (an open GOP's, say)")
             listed = ["ffconcat version 1.0"]
             for name, piece in (("head", cut.head), ("middle", cut.middle),
                                 ("tail", cut.tail)):
                 if piece is None:
                     continue
-                if name == "middle":
-                    self.copied(piece, folder / f"{name}.ts")
-                else:
+                if name != "middle":
                     lead = cut.leads[0 if name == "head" else 1]
                     self.encoded(line, piece, profile, lead, folder / f"{name}.ts")
+                with (folder / f"{name}.ts").open("ab") as piece_file:
+                    piece_file.write(_NULL_PACKETS)
                 listed += [f"file {name}.ts", f"duration {piece.end - piece.start:.6f}"]
             (folder / "pieces.ffconcat").write_text("\n".join(listed) + "\n")
             self.joined(folder / "pieces.ffconcat", span, out, audio, rotation)
@@ -153,16 +168,22 @@ class Stitcher(Cutter):
                 and stream.get("field_order", "progressive") in ("progressive", "unknown")
                 and int(stream.get("width", 1)) % 2 == 0 and int(stream.get("height", 1)) % 2 == 0)
         turns = [int(d["rotation"]) for d in stream.get("side_data_list", []) if "rotation" in d]
-        rotation = (-turns[0]) % 360 if turns else 0
+        rotation = turns[0] % 360 if turns else 0
         return (PROFILES[stream["profile"]] if fits else ""), rotation, what
 
-    def copied(self, piece: Span, out: Path) -> None:
-        """The middle's packets, as stored, to an MPEG-TS file."""
+    def copied(self, piece: Span, out: Path) -> bool:
+        """The middle's packets, as stored, to an MPEG-TS file; whether its first one is
+        an IDR picture (else, an open GOP's recovery point say, the decoder would order
+        its frames after the head's by picture order counts that are not reset)."""
         seek, offset, until = self.copy_input(piece)
+        first = out.with_suffix(".h264")
         self._run(self._ffmpeg(*seek, *offset, *until, "-i", f"file:{self.path}",
                                "-map", "0:v:0", "-c:v", "copy", "-an", "-sn", "-dn",
-                               "-copypriorss", "0", "-f", "mpegts", "-y", f"file:{out}"),
-                  "ffmpeg")
+                               "-copypriorss", "0", "-f", "mpegts", "-y", f"file:{out}",
+                               "-map", "0:v:0", "-c:v", "copy", "-frames:v", "1",
+                               "-copypriorss", "0", "-bsf:v", "h264_mp4toannexb",
+                               "-f", "h264", "-y", f"file:{first}"), "ffmpeg")
+        return IDR in nal_types(first.read_bytes())
 
     def encoded(self, line: Timeline, piece: Span, profile: str, lead: float,
                 out: Path) -> None:
