@@ -2,8 +2,9 @@
 
 ``GET /api/video/{token}/clip/?start=10&end=20[&mode=exact|copy]`` → ``video/mp4``:
 
-* ``exact`` (the default): exactly the frames whose time is in ``[start, end)``,
-  re-encoded (H.264 and AAC);
+* ``exact`` (the default): exactly the frames whose time is in ``[start, end)``: the
+  partial GOPs at each end re-encoded and the whole GOPs between copied when the stream
+  allows (:mod:`api.frames.stitch`), else all re-encoded (H.264 and AAC);
 * ``copy``: whole GOPs by stream copy, from the last keyframe at or before ``start`` to
   the first at or after ``end`` (:mod:`api.frames.cut`).
 
@@ -12,7 +13,9 @@ end``, ``end - start`` at most VIDEODROP_CLIP_MAX_SECONDS. The answer says what 
 holds: ``Clip-Start`` (its first frame's time), ``Clip-End`` (the end of its last frame:
 the next frame's time, or the stream's end), seconds with 6 decimals, on the same
 timeline; ``Clip-Frames`` (how many) and ``Clip-First-Index`` (the first one's index, as
-``Video-Frame-Index`` counts). ``Content-Disposition: attachment`` names it
+``Video-Frame-Index`` counts); ``Clip-Method``: ``copy``, ``stitch`` (``Clip-Copied``:
+``<K1>-<K2>``, the seconds of the frames copied) or ``encode`` (``Clip-Method-Reason``:
+why not stitched). ``Content-Disposition: attachment`` names it
 ``<original name>_<Clip-Start>-<Clip-End>.mp4``.
 
 The clip is written whole to a scratch file (the system's temporary folder) and then sent
