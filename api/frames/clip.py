@@ -118,7 +118,8 @@ class Clip(FrameResource):
         resp.set_header("Clip-First-Index", str(span.first))
         resp.set_header("Clip-Method", method.name)
         if method.reason:
-            resp.set_header("Clip-Method-Reason", method.reason)
+            resp.set_header("Clip-Method-Reason",
+                            method.reason.encode("ascii", "replace").decode("ascii"))
         if method.copied:
             resp.set_header("Clip-Copied", "{:.6f}-{:.6f}".format(*method.copied))
         stem = Path(video.original_filename).stem or "video"

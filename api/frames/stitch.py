@@ -91,6 +91,8 @@ def pieces(line: Timeline, span: Span) -> Pieces | str:
     clean keyframe at or after its start and the last at or before its end, or a sentence
     saying why it cannot be (no whole GOP between two clean keyframes in it)."""
     stop = span.first + span.count
+    if len(line.clean) != len(line.keys):
+        return "the timeline does not say which keyframes are clean cuts"
     cuts = []
     for time, decoded, clean in zip(line.keys, line.key_decoded, line.clean, strict=True):
         index = bisect.bisect_left(line.times, time - _SAME)
