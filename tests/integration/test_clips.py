@@ -7,7 +7,9 @@ the streams and durations of the MP4 by ffprobe; the limits and the refusals."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
 import random
 import subprocess
@@ -31,7 +33,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
     ``closed.ts`` (closed GOPs, B-frames, H.264 Main in MPEG-TS),
     ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the same, its video
     0.2 s after its audio), ``noise.mp4`` (4 s of noise, ~2 MB a second) and ``slow.mp4``
-    (8 s at 1280x720: seconds to re-encode): the folder, and the oracles of the corpus,
+    (8 s at 1280x720 in one GOP: seconds to re-encode): the folder, and the oracles of the corpus,
     of av.mp4 and of odd.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
     paths = frame_corpus.build(folder)
@@ -42,10 +44,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
     subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", "0.2", "-i", str(folder / "av.mp4"),
                     "-i", str(folder / "av.mp4"), "-map", "0:v", "-map", "1:a", "-c", "copy",
                     str(folder / "late.mp4")], check=True, timeout=60)
-    for name, source in (("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t"),
-                         ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8")):
+    # slow.mp4 is one GOP: an exact clip of it is re-encoded whole, not stitched
+    for name, source, gop in (
+            ("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t", "50"),
+            ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8", "250")):
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
-                        "-preset", "ultrafast", "-crf", "10", "-g", "50", str(folder / name)],
+                        "-preset", "ultrafast", "-crf", "10", "-g", gop, str(folder / name)],
                        check=True, timeout=120)
     # odd width and height (4:4:4, which H.264 allows at any size): an exact clip is 4:2:0
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
@@ -438,3 +442,30 @@ def test_a_worker_cuts_at_most_its_share_at_once(served):
     assert frame.status_code == 200 and lookup.status_code == 200
     assert [r.status_code for r in slow] == [200]
     assert slow[0].headers["Clip-Frames"] == "200"
+
+
+def test_stitched_clips_play_and_seek_in_chromium(served, clips, tmp_path):
+    """Stitched clips (the ends' parameter sets beside the copied middle's, ``avc3``)
+    play from the start and from their middle in Debian's Chromium (the playback check
+    of tests/e2e/test_playback_browser.py), served as files from a folder."""
+    from tests.e2e.test_playback_browser import in_chromium
+
+    system, records = served
+    times = clips[1]["cfr.mp4"].times
+    for name in ("cfr.mp4", "vfr.mkv", "closed.ts", "av.mp4"):
+        resp = clip(system, token(records, name), start=round(times[10], 6),
+                    end=round(times[-5], 6), mode="exact")
+        assert resp.status_code == 200 and resp.headers["Clip-Method"] == "stitch", name
+        (tmp_path / f"{name}.mp4").write_bytes(resp.content)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as files:
+        serving = threading.Thread(target=files.serve_forever, daemon=True)
+        serving.start()
+        try:
+            seen = in_chromium(system.base_url, {
+                name: (f"http://127.0.0.1:{files.server_address[1]}/{name}.mp4", None)
+                for name in ("cfr.mp4", "vfr.mkv", "closed.ts", "av.mp4")})
+        finally:
+            files.shutdown()
+    for name, what in seen.items():
+        assert what["plays"] and what["seeks"], (name, what)
