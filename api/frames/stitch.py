@@ -36,7 +36,8 @@ from api.frames.cut import AAC, MP4_OUTPUT, Cutter, Span
 from api.frames.extract import INPUT_OPTIONS, FrameFailed
 from api.frames.timeline import Timeline
 
-__all__ = ["IDR", "PROFILES", "Method", "Pieces", "Stitcher", "nal_types", "pieces"]
+__all__ = ["IDR", "PARAMETER_SETS", "PROFILES", "Method", "Pieces", "Stitcher", "nal_types",
+           "pieces"]
 
 #: H.264 profiles (ffprobe's names) stitched, and the x264 profile of the ends.
 PROFILES = {"Constrained Baseline": "baseline", "Baseline": "baseline", "Main": "main",
@@ -51,8 +52,9 @@ _NULL_PACKETS = (b"\x47\x1f\xff\x10" + b"\xff" * 184) * 10
 #: Seconds a keyframe's time may differ from its frame's in the timeline (both are the
 #: same pts, converted by two roundings).
 _SAME = 1e-7
-#: H.264's nal_unit_type of a slice of an IDR picture.
+#: H.264's nal_unit_type of a slice of an IDR picture, and of the parameter sets (SPS, PPS).
 IDR = 5
+PARAMETER_SETS = frozenset({7, 8})
 
 
 @dataclass(frozen=True)
@@ -132,10 +134,10 @@ class Stitcher(Cutter):
                           " or High, progressive, yuv420p, of even width and height")
         with tempfile.TemporaryDirectory(prefix="videodrop-stitch-") as scratch:
             folder = Path(scratch)
-            if not self.copied(cut.middle, folder / "middle.ts"):
+            why = self.copied(cut.middle, folder / "middle.ts")
+            if why:
                 self.exact(span, line.at(span.start), out, audio)
-                return Method("encode", f"the keyframe at {cut.middle.start:.6f} s is not"
-                                        " an IDR picture (an open GOP's, say)")
+                return Method("encode", why)
             listed = ["ffconcat version 1.0"]
             for name, piece in (("head", cut.head), ("middle", cut.middle),
                                 ("tail", cut.tail)):
@@ -173,10 +175,13 @@ class Stitcher(Cutter):
         rotation = turns[0] % 360 if turns else 0
         return (PROFILES[stream["profile"]] if fits else ""), rotation, what
 
-    def copied(self, piece: Span, out: Path) -> bool:
-        """The middle's packets, as stored, to an MPEG-TS file; whether its first one is
-        an IDR picture (else, an open GOP's recovery point say, the decoder would order
-        its frames after the head's by picture order counts that are not reset)."""
+    def copied(self, piece: Span, out: Path) -> str:
+        """The middle's packets, as stored, to an MPEG-TS file; "" when its first one is
+        an IDR picture with its parameter sets before it, else why it cannot follow the
+        head: a picture that is not IDR (an open GOP's recovery point, say) leaves the
+        decoder ordering its frames among the head's by picture order counts that are
+        not reset; without its own parameter sets (an MPEG-TS source that sends them
+        once) it would be decoded with the head's."""
         seek, offset, until = self.copy_input(piece)
         first = out.with_suffix(".h264")
         self._run(self._ffmpeg(*seek, *offset, *until, "-i", f"file:{self.path}",
@@ -185,7 +190,13 @@ class Stitcher(Cutter):
                                "-map", "0:v:0", "-c:v", "copy", "-frames:v", "1",
                                "-copypriorss", "0", "-bsf:v", "h264_mp4toannexb",
                                "-f", "h264", "-y", f"file:{first}"), "ffmpeg")
-        return IDR in nal_types(first.read_bytes())
+        types = nal_types(first.read_bytes())
+        if IDR not in types:
+            return (f"the keyframe at {piece.start:.6f} s is not an IDR picture"
+                    " (an open GOP's, say)")
+        if not types >= PARAMETER_SETS:
+            return f"the keyframe at {piece.start:.6f} s has no parameter sets before it"
+        return ""
 
     def encoded(self, line: Timeline, piece: Span, profile: str, lead: float,
                 out: Path) -> None:
