@@ -2,8 +2,9 @@
 
 ``GET /api/video/{token}/clip/?start=10&end=20[&mode=exact|copy]`` → ``video/mp4``:
 
-* ``exact`` (the default): exactly the frames whose time is in ``[start, end)``,
-  re-encoded (H.264 and AAC);
+* ``exact`` (the default): exactly the frames whose time is in ``[start, end)``: the
+  partial GOPs at each end re-encoded and the whole GOPs between copied when the stream
+  allows (:mod:`api.frames.stitch`), else all re-encoded (H.264 and AAC);
 * ``copy``: whole GOPs by stream copy, from the last keyframe at or before ``start`` to
   the first at or after ``end`` (:mod:`api.frames.cut`).
 
@@ -12,7 +13,9 @@ end``, ``end - start`` at most VIDEODROP_CLIP_MAX_SECONDS. The answer says what 
 holds: ``Clip-Start`` (its first frame's time), ``Clip-End`` (the end of its last frame:
 the next frame's time, or the stream's end), seconds with 6 decimals, on the same
 timeline; ``Clip-Frames`` (how many) and ``Clip-First-Index`` (the first one's index, as
-``Video-Frame-Index`` counts). ``Content-Disposition: attachment`` names it
+``Video-Frame-Index`` counts); ``Clip-Method``: ``copy``, ``stitch`` (``Clip-Copied``:
+``<K1>-<K2>``, the seconds of the frames copied) or ``encode`` (``Clip-Method-Reason``:
+why not stitched). ``Content-Disposition: attachment`` names it
 ``<original name>_<Clip-Start>-<Clip-End>.mp4``.
 
 The clip is written whole to a scratch file (the system's temporary folder) and then sent
@@ -41,10 +44,11 @@ from typing import Any
 import falcon
 
 from api.files.response import content_disposition
-from api.frames.cut import MP4_VIDEO, Cutter, NoFrames, NoKeyframe, Span, copy_span, exact_span
+from api.frames.cut import MP4_VIDEO, NoFrames, NoKeyframe, Span, copy_span, exact_span
 from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
 from api.frames.errors import FrameError, bad, checked_query, parse_time
 from api.frames.index import Indexes
+from api.frames.stitch import Method, Stitcher
 from api.frames.timeline import Timeline
 from videodrop.catalog import Catalog, Video
 from videodrop.children import ChildRunner
@@ -97,11 +101,11 @@ class Clip(FrameResource):
         os.close(fd)
         out = Path(name)
         try:
-            cutter = Cutter(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
+            cutter = Stitcher(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
                             runner=self.runner,
                             deadline=time.monotonic() + self.settings.clip_timeout)
-            span = self.cut(video, cutter, mode, start, end, out=out, audio=video.audio_codec,
-                            container=video.format)
+            span, method = self.cut(video, cutter, mode, start, end, out=out,
+                                    audio=video.audio_codec, container=video.format)
             body = out.open("rb")  # still readable once unlinked below
         finally:
             self.slots.release()
@@ -112,6 +116,12 @@ class Clip(FrameResource):
         resp.set_header("Clip-End", f"{span.end:.6f}")
         resp.set_header("Clip-Frames", str(span.count))
         resp.set_header("Clip-First-Index", str(span.first))
+        resp.set_header("Clip-Method", method.name)
+        if method.reason:
+            resp.set_header("Clip-Method-Reason",
+                            method.reason.encode("ascii", "replace").decode("ascii"))
+        if method.copied:
+            resp.set_header("Clip-Copied", "{:.6f}-{:.6f}".format(*method.copied))
         stem = Path(video.original_filename).stem or "video"
         resp.set_header("Content-Disposition", content_disposition(
             "attachment", f"{stem}_{span.start:.3f}-{span.end:.3f}.mp4"))
@@ -123,28 +133,29 @@ class Clip(FrameResource):
 
     on_head = on_get
 
-    def cut(self, video: Video, cutter: Cutter, mode: str, start: float, end: float, *,
-            out: Path,
-            audio: str | None, container: str | None) -> Span:
-        """Write the clip to ``out``; the span it holds, or the HTTP error saying why not."""
+    def cut(self, video: Video, cutter: Stitcher, mode: str, start: float, end: float, *,
+            out: Path, audio: str | None, container: str | None) -> tuple[Span, Method]:
+        """Write the clip to ``out``; (the span it holds, how it was made), or the HTTP
+        error saying why not."""
         with explained():
             try:
                 line = self.timeline(video, cutter, end)
                 if mode == "exact":
                     span = exact_span(line, start, end)
-                    cutter.exact(span, line.at(span.start), out, audio)
+                    method = cutter.exact_clip(line, span, out, audio)
                 else:
                     line, span = self.copy_span(cutter, line, start, end)
                     span = cutter.copy(line, span, out, audio, container=container)
+                    method = Method("copy")
             except NoFrames as exc:
                 raise FrameError(falcon.HTTP_416, "No frames", f"{exc}.",
                                  "no_frames") from exc
             except NoKeyframe as exc:
                 raise FrameError(falcon.HTTP_422, "No keyframe", f"{exc}.",
                                  "no_keyframe") from exc
-        return span
+        return span, method
 
-    def copy_span(self, cutter: Cutter, line: Timeline, start: float, end: float
+    def copy_span(self, cutter: Stitcher, line: Timeline, start: float, end: float
                   ) -> tuple[Timeline, Span]:
         """:func:`~api.frames.cut.copy_span`, reading further when ``line`` holds no
         keyframe after ``end``: (the timeline read, the span)."""

@@ -38,8 +38,8 @@ from pathlib import Path
 from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
-__all__ = ["DURATIONS_KEPT", "MP4_AUDIO", "MP4_VIDEO", "Cutter", "NoFrames", "NoKeyframe", "Span",
-           "copy_span", "exact_span"]
+__all__ = ["AAC", "DURATIONS_KEPT", "MP4_AUDIO", "MP4_OUTPUT", "MP4_VIDEO", "Cutter", "NoFrames",
+           "NoKeyframe", "Span", "copy_span", "exact_span"]
 
 #: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
 #: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
@@ -51,14 +51,16 @@ MP4_AUDIO = frozenset({"aac", "mp3", "ac3", "eac3", "opus", "flac", "alac"})
 MP4_VIDEO = frozenset({"h264", "hevc", "av1", "vp9", "mpeg4", "mpeg1video", "mpeg2video",
                        "mjpeg"})
 _VIDEO = ("-c:v", "libx264", "-preset", "veryfast", "-crf", "18", "-pix_fmt", "yuv420p")
-_AUDIO = ("-c:a", "aac", "-b:a", "160k")
+#: The audio of an ``exact`` clip (and of a ``copy`` one whose codec MP4 cannot carry).
+AAC = ("-c:a", "aac", "-b:a", "160k")
 #: Where a copied clip's first keyframe lands (seconds after 0): never before 0 whatever
 #: the rounding of timestamps to microseconds, so it is never dropped as shown before it.
 _LANDING = MARGIN / 2
 #: 4:2:0 needs an even width and height: an odd one gets one black column (row) at the
 #: right (bottom), every pixel of the source kept at its place.
 _EVEN = "pad=w=ceil(iw/2)*2:h=ceil(ih/2)*2:x=0:y=0"
-_OUTPUT = ("-sn", "-dn", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", "-y")
+#: Every clip's output options: its streams only, an MP4 with its index first.
+MP4_OUTPUT = ("-sn", "-dn", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", "-y")
 
 
 class NoFrames(ValueError):
@@ -138,6 +140,30 @@ class Cutter(Frames):
         return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                 *INPUT_OPTIONS, *args]
 
+    def copy_input(self, span: Span) -> tuple[list[str], list[str], list[str]]:
+        """The input options that read ``span`` (whole GOPs from :func:`copy_span`) by
+        stream copy: (the seek, the offset, the duration). A time t of the timeline lands
+        at ``t - span.start + _LANDING`` (packets before the keyframe are dropped, with
+        ``-copypriorss 0``, as shown before it); reading stops before the packet of the
+        keyframe decoded at ``span.cut``."""
+        origin = span.start
+        seek = ["-ss", f"{origin + MARGIN:.6f}"] if span.first > 0 else []
+        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else -origin):.6f}"]
+        # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
+        # take the rounding to the stream's time base (1 ms in Matroska): stop before
+        until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
+        return seek, offset, until
+
+    def encode_input(self, span: Span, chosen: Chosen) -> tuple[list[str], list[str]]:
+        """(the input options, the filters) that decode exactly the frames of ``span``
+        (their first at time 0): decoding starts where ``chosen`` (the timeline's
+        :class:`~api.frames.timeline.Chosen` of the span's first frame) says, ``select``
+        keeps the frames from its ``seek`` on; stop after ``-frames:v span.count``."""
+        origin = chosen.start
+        seek = ["-noaccurate_seek", "-ss", f"{origin:.6f}"] if origin > 0 else []
+        picks = [f"select='gte(t,{chosen.seek - origin:.6f})'"] if span.first > 0 else []
+        return seek, [*picks, "setpts=PTS-STARTPTS"]
+
     def copy(self, line: Timeline, span: Span, out: Path, audio: str | None, *,
              container: str | None) -> Span:
         """Write ``span`` (from :func:`copy_span` of ``line``) to ``out`` by stream copy;
@@ -154,19 +180,15 @@ class Cutter(Frames):
         # a time t of the timeline lands at t - span.start + _LANDING in the clip (audio
         # before the first frame included: it is dropped as shown before the clip)
         origin = span.start
-        seek = ["-ss", f"{origin + MARGIN:.6f}"] if span.first > 0 else []
-        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else -origin):.6f}"]
-        # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
-        # take the rounding to the stream's time base (1 ms in Matroska): stop before
-        until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
+        seek, offset, until = self.copy_input(span)
         second = ([] if audio is None else
                   [*seek, *offset, "-t", f"{span.end - origin + _LANDING:.6f}",
                    "-i", f"file:{self.path}"])
         sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
-            ["-c:a", "copy"] if audio in MP4_AUDIO else _AUDIO)]
+            ["-c:a", "copy"] if audio in MP4_AUDIO else AAC)]
         self._run(self._ffmpeg(
             *seek, *offset, *until, "-i", f"file:{self.path}", *second,
-            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *_OUTPUT,
+            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *MP4_OUTPUT,
             f"file:{out}"), "ffmpeg")
         if container in DURATIONS_KEPT:
             return span
@@ -186,14 +208,13 @@ class Cutter(Frames):
         """Write ``span`` (from :func:`exact_span`) to ``out`` re-encoded; ``chosen``: the
         timeline's :class:`~api.frames.timeline.Chosen` for the span's first frame."""
         origin = chosen.start
-        seek = ["-noaccurate_seek", "-ss", f"{origin:.6f}"] if origin > 0 else []
-        picks = [f"select='gte(t,{chosen.seek - origin:.6f})'"] if span.first > 0 else []
+        seek, picks = self.encode_input(span, chosen)
         trim = (["-af", f"atrim=start={max(0.0, span.start - origin):.6f}"
                  f":end={span.end - origin:.6f},asetpts=PTS-STARTPTS"] if audio else [])
         self._run(self._ffmpeg(
             "-threads", "2", *seek, "-i", f"file:{self.path}", "-map", "0:v:0",
-            *(["-an"] if audio is None else ["-map", "0:a:0?", *_AUDIO]),
-            "-vf", ",".join([*picks, "setpts=PTS-STARTPTS", _EVEN]),
+            *(["-an"] if audio is None else ["-map", "0:a:0?", *AAC]),
+            "-vf", ",".join([*picks, _EVEN]),
             *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",
-            "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *_OUTPUT, f"file:{out}"),
+            "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *MP4_OUTPUT, f"file:{out}"),
             "ffmpeg")

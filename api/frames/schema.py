@@ -117,8 +117,10 @@ def paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Sc
              "content": {"application/x-npy": binary, "application/x-tar": binary}},
             token_404, busy),
         "/api/video/{token}/clip/": _operation(
-            "A clip (MP4): exact, the frames whose time is in [start, end), re-encoded;"
-            " copy, whole GOPs around them by stream copy.", _clip_params(token, seconds),
+            "A clip (MP4): exact, the frames whose time is in [start, end), the partial"
+            " GOPs at each end re-encoded and the middle copied when the stream allows,"
+            " else all re-encoded; copy, whole GOPs around them by stream copy.",
+            _clip_params(token, seconds),
             {"description": "The clip, an MP4 with its index first.",
              "headers": _CLIP_HEADERS, "content": {"video/mp4": binary}},
             token_404, busy, past="start is past the last frame, or no frame is in the span."),
@@ -130,6 +132,10 @@ _CLIP_HEADERS = {name: {"schema": {"type": "string"}, "description": text} for n
     ("Clip-End", "the end of its last frame: the next frame's time, or the stream's end"),
     ("Clip-Frames", "how many frames it holds"),
     ("Clip-First-Index", "the index of its first frame (presentation order, from 0)"),
+    ("Clip-Method", "how it was made: copy, stitch (exact, the middle copied) or encode"
+                    " (exact, all re-encoded)"),
+    ("Clip-Copied", "stitch: <K1>-<K2>, the seconds of the frames stream-copied"),
+    ("Clip-Method-Reason", "encode: why the clip was not stitched (a sentence)"),
     ("Content-Disposition", "attachment; <original name>_<start>-<end>.mp4"))}
 
 
@@ -142,7 +148,8 @@ def _clip_params(token: Schema, seconds: Schema) -> list[Schema]:
                             " VIDEODROP_CLIP_MAX_SECONDS (by default"
                             f" {_DEFAULTS.clip_max_seconds:g})"},
             {"name": "mode", "in": "query",
-             "description": "exact: frame-accurate, re-encoded; copy: cut at keyframes",
+             "description": "exact: frame-accurate (re-encoded at the ends or whole);"
+                            " copy: cut at keyframes",
              "schema": {"type": "string", "enum": ["exact", "copy"], "default": "exact"}}]
 
 

@@ -19,6 +19,7 @@ A frame's index is its 0-based position in presentation order among the frames c
 from __future__ import annotations
 
 import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -67,13 +68,17 @@ class Timeline:
     were not read to the end of the stream, so ``t`` past the frames read is not known to
     be past the end); ``keys``: the keyframes' times (sorted), ``key_decoded``: their
     decoding times (same order), ``delay``: the most a packet's presentation follows its
-    decoding (seconds; B-frames' reordering)."""
+    decoding (seconds; B-frames' reordering); ``clean``: per keyframe (same order), whether
+    the stream can be cut there: every packet before it in decoding order is shown before
+    it and every packet after it at or after it (no leading frames of an open GOP, no
+    frame of the GOP before shown after it); empty when not known."""
 
     times: list[float]
     end: float | None
     keys: list[float] = field(default_factory=list)
     delay: float = 0.0
     key_decoded: list[float] = field(default_factory=list)
+    clean: list[bool] = field(default_factory=list)
 
     def at(self, t: float) -> Chosen:
         """The frame shown at ``t`` (seconds, ``>= 0``); :class:`PastTheEnd` after the last
@@ -145,7 +150,10 @@ def timeline_of(base: Fraction, start: Fraction, packets: Iterable[Packet], *,
     keys: dict[int, int] = {}  # pts → dts
     delay = 0
     durations: dict[int, int] = {}
+    order: list[int | None] = []  # every packet's pts, decoding (file) order
+    where: dict[int, int] = {}  # a keyframe's pts → its place in ``order``
     for p, d, length, key, discarded in packets:
+        order.append(p)
         if p is not None and d is not None:
             delay = max(delay, p - d)
         if discarded:  # cut off by an edit list: decoded, never shown
@@ -155,6 +163,7 @@ def timeline_of(base: Fraction, start: Fraction, packets: Iterable[Packet], *,
         pts.append(p)
         if key:
             keys[p] = d if d is not None else p
+            where[p] = len(order) - 1
         if length is not None and length > 0:
             durations[p] = length
     pts = sorted(set(pts))
@@ -176,5 +185,30 @@ def timeline_of(base: Fraction, start: Fraction, packets: Iterable[Packet], *,
         if end is None:  # a single frame of unknown length: it is shown at its time only
             end = times[-1] + 1e-6
     ordered = sorted(keys)
+    clean = _clean_cuts(order, where)
     return Timeline(times, end, [float(k * base - start) for k in ordered],
-                    float(delay * base), [float(keys[k] * base - start) for k in ordered])
+                    float(delay * base), [float(keys[k] * base - start) for k in ordered],
+                    [clean[where[k]] for k in ordered])
+
+
+def _clean_cuts(order: list[int | None], where: dict[int, int]) -> dict[int, bool]:
+    """For each keyframe's place in ``order`` (pts in decoding order, None unknown):
+    whether every pts before it is lower and every one after it higher (an unknown pts
+    next to it makes it unclean)."""
+    later: list[float] = [0.0] * (len(order) + 1)  # the lowest pts from each place on
+    later[-1] = math.inf
+    for n in range(len(order) - 1, -1, -1):
+        p = order[n]
+        later[n] = -math.inf if p is None else min(later[n + 1], p)
+    clean: dict[int, bool] = {}
+    places = sorted(where.values())
+    highest = -math.inf
+    n = 0
+    for place in places:
+        for m in range(n, place):
+            p = order[m]
+            highest = math.inf if p is None else max(highest, p)
+        n = place
+        p = order[place]
+        clean[place] = p is not None and highest < p < later[place + 1]
+    return clean

@@ -7,6 +7,9 @@ the streams and durations of the MP4 by ffprobe; the limits and the refusals."""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import http.server
 import json
 import random
 import subprocess
@@ -27,9 +30,10 @@ MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noi
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
     """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry),
+    ``closed.ts`` (closed GOPs, B-frames, H.264 Main in MPEG-TS),
     ``av.mp4`` (the pattern with a 1 kHz tone, AAC), ``late.mp4`` (the same, its video
     0.2 s after its audio), ``noise.mp4`` (4 s of noise, ~2 MB a second) and ``slow.mp4``
-    (8 s at 1280x720: seconds to re-encode): the folder, and the oracles of the corpus,
+    (8 s at 1280x720 in one GOP: seconds to re-encode): the folder, and the oracles of the corpus,
     of av.mp4 and of odd.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
     paths = frame_corpus.build(folder)
@@ -40,10 +44,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
     subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", "0.2", "-i", str(folder / "av.mp4"),
                     "-i", str(folder / "av.mp4"), "-map", "0:v", "-map", "1:a", "-c", "copy",
                     str(folder / "late.mp4")], check=True, timeout=60)
-    for name, source in (("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t"),
-                         ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8")):
+    # slow.mp4 is one GOP: an exact clip of it is re-encoded whole, not stitched
+    for name, source, gop in (
+            ("noise.mp4", "color=c=gray:s=320x240:r=25:d=4,noise=alls=100:allf=t", "50"),
+            ("slow.mp4", "testsrc2=s=1280x720:r=25:d=8", "250")):
         subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", source, "-c:v", "libx264",
-                        "-preset", "ultrafast", "-crf", "10", "-g", "50", str(folder / name)],
+                        "-preset", "ultrafast", "-crf", "10", "-g", gop, str(folder / name)],
                        check=True, timeout=120)
     # odd width and height (4:4:4, which H.264 allows at any size): an exact clip is 4:2:0
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
@@ -53,8 +59,12 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
                    check=True, timeout=120)
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x48:r=25:d=2",
                     "-c:v", "libvpx", str(folder / "vp8.webm")], check=True, timeout=120)
+    # closed GOPs with B-frames in MPEG-TS (its start 1.4 s): the stitch's TS case
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
+                    "-c:v", "libx264", "-preset", "veryfast", "-crf", "8", "-bf", "3", "-g", "12",
+                    "-profile:v", "main", str(folder / "closed.ts")], check=True, timeout=120)
     named = {p.name: frame_corpus.oracle(p)
-             for p in [*paths, folder / "av.mp4", folder / "odd.mp4"]}
+             for p in [*paths, folder / "av.mp4", folder / "odd.mp4", folder / "closed.ts"]}
     return folder, named
 
 
@@ -170,6 +180,110 @@ def test_exact_of_an_odd_size(served, clips, tmp_path):
     assert got.pixels.shape[1:] == (242, 322, 3)
     cropped = frame_corpus.Oracle(got.times, got.pixels[:, :241, :321], got.keys)
     assert named_frames(cropped, oracle, worst=4.0) == want
+
+
+def slices(path: Path) -> list[tuple[float, list[str]]]:
+    """Each video packet of ``path`` in decoding order, those an edit list cuts off left
+    out: (its time, pts less the container's start, seconds; the sha256 of each of its
+    slice NAL units, in Annex B (MPEG-TS) or 4-byte length-prefixed (MP4, Matroska))."""
+    out = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+         "format=start_time:packet=pts_time,flags,data", "-show_data", "-of", "json",
+         str(path)], check=True, capture_output=True, timeout=60).stdout)
+    start = float(out["format"].get("start_time", 0))
+    found = []
+    for packet in out["packets"]:
+        if "D" in packet["flags"]:
+            continue
+        # "00000010: b796 2cd8 … 2d20  ascii": eight groups of hex digits, then the text
+        data = bytes.fromhex("".join(line[10:49].replace(" ", "")
+                                     for line in packet["data"].splitlines() if line))
+        if data.startswith((b"\0\0\1", b"\0\0\0\1")):
+            units = [unit.rstrip(b"\0") for unit in data.split(b"\0\0\1")[1:]]
+        else:
+            units, n = [], 0
+            while n + 4 <= len(data):
+                size = int.from_bytes(data[n:n + 4], "big")
+                units.append(data[n + 4:n + 4 + size])
+                n += 4 + size
+        found.append((float(packet["pts_time"]) - start,
+                      [hashlib.sha256(u).hexdigest() for u in units if u[0] & 0x1F in (1, 5)]))
+    return found
+
+
+def between(packets: list[tuple[float, list[str]]], low: float, high: float) -> list[list[str]]:
+    """The slices of the packets whose time is in ``[low, high)`` (1 ms early)."""
+    return [hashes for t, hashes in packets if low - 1e-3 <= t < high - 1e-3]
+
+
+STITCHED = ["cfr.mp4", "vfr.mkv", "closed.ts", "edit.mp4", "rotated.mp4", "av.mp4"]
+
+
+@pytest.mark.parametrize("name", STITCHED)
+def test_exact_stitches_copying_the_middle_as_stored(served, clips, name, tmp_path):
+    """H.264 in closed GOPs (constant and variable frame rates, B-frames, an edit list,
+    a non-zero start, a rotation; MP4, MKV, TS): an exact clip holding a whole GOP is
+    re-encoded at its ends only (``Clip-Method: stitch``, ``Clip-Copied``): exactly the
+    frames in ``[start, end)`` at their times, the middle's packets the source's byte for
+    byte (every slice), decoded without an error; with and without a head and a tail."""
+    system, records = served
+    folder, oracles = clips
+    oracle = oracles[name]
+    source = slices(folder / name)
+    first_key, last_key = oracle.keys[1], oracle.keys[-1]
+    times = oracle.times
+    for start, end in ((round(times[first_key - 2], 6), round(times[last_key] + 0.15, 6)),
+                       (round(times[first_key], 6), round(times[last_key], 6))):
+        resp = clip(system, token(records, name), start=start, end=end, mode="exact")
+        assert resp.status_code == 200, (start, end, resp.text)
+        assert resp.headers["Clip-Method"] == "stitch", resp.headers.get("Clip-Method-Reason")
+        low, high = (float(t) for t in resp.headers["Clip-Copied"].split("-"))
+        assert (low, high) == (pytest.approx(times[first_key], abs=1e-6),
+                               pytest.approx(times[last_key], abs=1e-6))
+        want = [i for i, t in enumerate(times) if start <= t < end]
+        expect_headers(resp, oracle, want)
+        got = decoded(resp, tmp_path)
+        assert named_frames(got, oracle, worst=4.0) == want, (name, start, end)
+        assert got.times == pytest.approx([times[i] - times[want[0]] for i in want], abs=2e-3)
+        path = tmp_path / "clip.mp4"
+        # every frame decoded, as it is timed (the null output in the clip's time base)
+        errors = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-fps_mode",
+                                 "passthrough", "-enc_time_base:v", "-1", "-f", "null", "-"],
+                                capture_output=True, timeout=60)
+        assert errors.returncode == 0 and not errors.stderr, errors.stderr[-500:]
+        middle = between(source, low, high)
+        shift = float(resp.headers["Clip-Start"])
+        assert middle and all(middle)
+        assert between(slices(path), low - shift, high - shift) == middle
+    if name == "av.mp4":  # the audio covers the clip
+        info = probe(resp, tmp_path)
+        length = float(resp.headers["Clip-End"]) - float(resp.headers["Clip-Start"])
+        assert sorted(s["codec_type"] for s in info["streams"]) == ["audio", "video"]
+        for stream in info["streams"]:
+            assert float(stream["duration"]) == pytest.approx(length, abs=0.05), stream
+
+
+@pytest.mark.parametrize("case", [
+    ("open.ts", 0.3, 2.9, "IDR"),  # open GOPs: recovery points, not IDR pictures
+    ("vp9.webm", 0.3, 2.9, "vp9"),
+    ("odd.mp4", 0.3, 1.9, "yuv444p"),
+    ("cfr.mp4", 1.0, 1.2, "no whole GOP")])
+def test_exact_says_when_it_re_encodes_the_whole_span(served, clips, case, tmp_path):
+    """Not stitched (``Clip-Method: encode``, ``Clip-Method-Reason`` says why), the
+    frames still exactly those in ``[start, end)``."""
+    name, start, end, why = case
+    system, records = served
+    resp = clip(system, token(records, name), start=start, end=end, mode="exact")
+    assert resp.status_code == 200, resp.text
+    assert resp.headers["Clip-Method"] == "encode"
+    assert why in resp.headers["Clip-Method-Reason"]
+    assert "Clip-Copied" not in resp.headers
+    oracle = clips[1][name]
+    want = [i for i, t in enumerate(oracle.times) if start <= t < end]
+    got = decoded(resp, tmp_path)
+    if name == "odd.mp4":
+        got = frame_corpus.Oracle(got.times, got.pixels[:, :241, :321], got.keys)
+    assert named_frames(got, oracle, worst=4.0) == want
 
 
 @pytest.mark.parametrize("name", CORPUS)
@@ -328,3 +442,30 @@ def test_a_worker_cuts_at_most_its_share_at_once(served):
     assert frame.status_code == 200 and lookup.status_code == 200
     assert [r.status_code for r in slow] == [200]
     assert slow[0].headers["Clip-Frames"] == "200"
+
+
+def test_stitched_clips_play_and_seek_in_chromium(served, clips, tmp_path):
+    """Stitched clips (the ends' parameter sets beside the copied middle's, ``avc3``)
+    play from the start and from their middle in Debian's Chromium (the playback check
+    of tests/e2e/test_playback_browser.py), served as files from a folder."""
+    from tests.e2e.test_playback_browser import in_chromium
+
+    system, records = served
+    times = clips[1]["cfr.mp4"].times
+    for name in ("cfr.mp4", "vfr.mkv", "closed.ts", "av.mp4"):
+        resp = clip(system, token(records, name), start=round(times[10], 6),
+                    end=round(times[-5], 6), mode="exact")
+        assert resp.status_code == 200 and resp.headers["Clip-Method"] == "stitch", name
+        (tmp_path / f"{name}.mp4").write_bytes(resp.content)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as files:
+        serving = threading.Thread(target=files.serve_forever, daemon=True)
+        serving.start()
+        try:
+            seen = in_chromium(system.base_url, {
+                name: (f"http://127.0.0.1:{files.server_address[1]}/{name}.mp4", None)
+                for name in ("cfr.mp4", "vfr.mkv", "closed.ts", "av.mp4")})
+        finally:
+            files.shutdown()
+    for name, what in seen.items():
+        assert what["plays"] and what["seeks"], (name, what)

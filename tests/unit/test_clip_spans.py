@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from api.frames.cut import NoFrames, NoKeyframe, copy_span, exact_span
+from api.frames.stitch import Pieces, pieces
 from api.frames.timeline import PastTheEnd, Timeline, parse_packets
 
 # 10 frames at 25 fps (1/100 s ticks), keyframes at 0, 0.16 and 0.32 (decoded 0.04 earlier)
@@ -50,3 +51,39 @@ def test_copy_without_a_keyframe_to_cut_at():
     with pytest.raises(NoKeyframe):
         copy_span(late_key, 0.0, 0.05)  # the only keyframe is after the end
     assert copy_span(late_key, 0.0, 0.1).first == 2  # from the first keyframe
+
+
+def packets(*rows: tuple[int, int, str]) -> Timeline:
+    """A timeline of packets (pts, dts, flags) in decoding order, 1/100 s ticks."""
+    return parse_packets("stream,1/100\nformat,0\n" + "".join(
+        f"packet,{p},{d},4,{f}_\n" for p, d, f in rows), complete=True)
+
+
+def test_clean_cuts_are_keyframes_no_frame_crosses():
+    # closed GOPs with a B-frame: I0 P8 B4 | I12 P20 B16: every keyframe is a clean cut
+    closed = packets((0, -4, "K"), (8, 0, "_"), (4, 4, "_"), (12, 8, "K"), (20, 12, "_"),
+                     (16, 16, "_"))
+    assert closed.clean == [True, True]
+    # an open GOP: the keyframe at 12 is decoded before the B-frame shown at 8
+    leading = packets((0, -4, "K"), (4, 0, "_"), (12, 4, "K"), (8, 8, "_"), (16, 12, "_"))
+    assert leading.clean == [True, False]
+    # a frame of the GOP before shown after the keyframe
+    late = packets((0, -4, "K"), (16, 0, "_"), (12, 4, "K"), (20, 8, "_"))
+    assert late.clean == [True, False]
+
+
+def test_pieces_cut_at_the_first_and_last_clean_keyframes_in_the_span():
+    span = exact_span(line(), 0.05, 0.38)  # frames 0.08 … 0.36; keyframes 0.16, 0.32
+    cut = pieces(line(), span)
+    assert isinstance(cut, Pieces)
+    assert cut.head is not None and (cut.head.first, cut.head.count) == (2, 2)
+    assert (cut.middle.first, cut.middle.count) == (4, 4)
+    assert cut.middle.cut == pytest.approx(0.28)  # stop reading before K2's packet
+    assert cut.tail is not None and (cut.tail.first, cut.tail.count) == (8, 2)
+    assert cut.leads == (pytest.approx(0.04), pytest.approx(0.04))
+    exact_keys = pieces(line(), exact_span(line(), 0.16, 0.32))
+    assert isinstance(exact_keys, Pieces)
+    assert exact_keys.head is None and exact_keys.tail is None
+    assert isinstance(pieces(line(), exact_span(line(), 0.05, 0.27)), str)  # one key inside
+    unknown = Timeline(line().times, line().end, line().keys, 0.04, line().key_decoded)
+    assert isinstance(pieces(unknown, span), str)  # cleanness not known: not stitched
