@@ -105,7 +105,7 @@ def new_request_log(settings: Settings) -> RequestLog:
 
 def get_app() -> WSGIApplication:
     settings = Settings.from_env()
-    if problem := weak_token(settings.admin_token) or settings.store_in_use_problem():
+    if problem := weak_token(settings.admin_token) or settings.store_in_use_problem("api"):
         raise ConfigurationError(problem)
     # what the workers share, made by the master before the fork (or refuse to start)
     stamp = made_for_workers() if settings.token_cache_size else None

@@ -45,7 +45,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="videodrop api",
                                      description="serve the HTTP API (gunicorn)")
     _, extra = parser.parse_known_args(argv)
-    if problem := weak_token(settings.admin_token) or settings.store_in_use_problem():
+    if problem := weak_token(settings.admin_token) or settings.store_in_use_problem("api"):
         raise ConfigurationError(problem)  # exit 78: systemd does not restart
     refuse_taken_address(settings.bind)  # exit 78, not a restart loop on a taken port
     settings.inbox.mkdir(parents=True, exist_ok=True)

@@ -56,7 +56,7 @@ class Role:
 
     def __init__(self, name: str, settings: Settings, *, notifier: Notifier | None = None
                  ) -> None:
-        if problem := settings.store_in_use_problem():
+        if problem := settings.store_in_use_problem(name):
             raise ConfigurationError(problem)  # exit 78: systemd does not restart
         logs.configure(role=name, fmt=settings.log_format, level=settings.log_level)
         self.name = name

@@ -34,6 +34,8 @@ DEFAULT_IGNORE = (
 )
 
 MIN_CHILD_MEMORY = 384 << 20
+#: The roles that run on an ``s3://`` store (docs/storage.md); the others refuse it at start.
+S3_ROLES = frozenset({"api", "derive"})
 
 _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G": 1000**3,
           "GB": 1000**3, "T": 1000**4, "TB": 1000**4, "KIB": 1024, "MIB": 1024**2,
@@ -231,15 +233,19 @@ class Settings:
         if not re.fullmatch(r"[A-Za-z0-9_.\-]+", self.amqp_prefix):
             raise SettingsError("VIDEODROP_AMQP_PREFIX may hold letters, digits, _ . - only")
 
-    def store_in_use_problem(self) -> str | None:
-        """Why the roles cannot run on ``storage_url`` (None: they can). Every role keeps
-        media in the store ``VIDEODROP_STORAGE_URL`` names (videodrop/storage/); a
-        ``file://`` store (any folder) works throughout, an ``s3://`` one is refused rather
-        than half used until the roles' s3 paths land (docs/storage.md)."""
-        if self.storage_url is not None and self.storage_url.startswith("s3://"):
-            return ("VIDEODROP_STORAGE_URL=s3://… is not used by the roles yet (they need a"
-                    " file:// store; docs/storage.md): unset it")
-        return None
+    def store_in_use_problem(self, role: str | None = None) -> str | None:
+        """Why ``role`` (None: every role) cannot run on ``storage_url`` (None: it can).
+        Every role keeps media in the store ``VIDEODROP_STORAGE_URL`` names
+        (videodrop/storage/); a ``file://`` store (any folder) works throughout, an
+        ``s3://`` one is refused by a role not in :data:`S3_ROLES` rather than half used
+        until its s3 paths land (docs/storage.md)."""
+        if self.storage_url is None or not self.storage_url.startswith("s3://"):
+            return None
+        if role is not None and role in S3_ROLES:
+            return None
+        who = "the roles" if role is None else f"the {role} role"
+        return (f"VIDEODROP_STORAGE_URL=s3://… is not used by {who} yet (they need a"
+                " file:// store; docs/storage.md): unset it")
 
     def _validate_storage(self) -> None:
         if self.storage_url is not None and not re.match(r"(file|s3)://", self.storage_url):

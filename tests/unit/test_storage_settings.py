@@ -81,6 +81,10 @@ def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
     assert other.store_in_use_problem() is None
     s3 = Settings(media_root=root, storage_url="s3://bucket/media")
     assert "s3://" in (s3.store_in_use_problem() or "")
+    # the API (reads, deletes) and derive work on s3; the prober does not yet
+    assert s3.store_in_use_problem("api") is None
+    assert s3.store_in_use_problem("derive") is None
+    assert "the prober role" in (s3.store_in_use_problem("prober") or "")
 
 
 def test_how_s3_objects_are_served() -> None:
