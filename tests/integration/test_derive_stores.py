@@ -31,6 +31,7 @@ from derive.scratch import ScratchRoot
 from derive.source import redacted
 from testbed.s3 import S3Server
 from tests.harness import REPO, System, rows, videodrop, wait_for
+from tests.integration.test_derive_pipeline import slow_ffmpeg
 from videodrop.catalog import Catalog, ProbeOutcome
 from videodrop.derivatives import KINDS
 from videodrop.settings import Settings
@@ -195,21 +196,6 @@ def test_every_derivative_is_made_in_the_store_served_and_removed(
     assert list(store.list_objects(f"videos/{sid}")) == []
 
 
-def slow_ffmpeg(folder: Path) -> tuple[Path, str]:
-    """An ffmpeg that sleeps a long while (a command unique on the machine) while the file
-    ``SLOW`` exists in ``folder``, and is the real one otherwise."""
-    sleep = f"600.{secrets.randbelow(10**9):09d}"
-    script = folder / "ffmpeg"
-    script.write_text(f"""#!/bin/sh
-case "$*" in *-version*) exec {REAL_FFMPEG} "$@" ;; esac
-[ -e {folder}/SLOW ] && exec sleep {sleep}
-exec {REAL_FFMPEG} "$@"
-""")
-    script.chmod(0o755)
-    (folder / "SLOW").touch()
-    return script, sleep
-
-
 def pids_running(argument: str) -> list[int]:
     """The processes whose command line holds ``argument`` (ours: a unique sleep)."""
     found = []
@@ -225,7 +211,8 @@ def pids_running(argument: str) -> list[int]:
 
 def test_a_derive_role_killed_mid_job_finishes_it_and_leaves_nothing_half_made(
         make_system: Any, store_kind: dict[str, str], clip: Path, tmp_path: Path):
-    fake, sleep = slow_ffmpeg(tmp_path)
+    fake, command = slow_ffmpeg(tmp_path)
+    sleep = command.split()[1]  # its unique argument
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     system: System = make_system(VIDEODROP_FFMPEG=str(fake), TMPDIR=str(scratch),
