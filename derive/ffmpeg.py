@@ -1,4 +1,5 @@
-"""ffmpeg children of the derive role: an argument list, ``file:`` input, a deadline and
+"""ffmpeg children of the derive role: an argument list, the stored original as input
+(derive/source.py: ``file:``, or a presigned URL of an s3 store), a deadline and
 the resource limits of videodrop/children.py; what went wrong as a typed error that says
 whether the derivative failed for good (:class:`Failed`) or may work later.
 
@@ -23,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from derive.source import Source, as_source, redacted
 from videodrop.children import ChildError, ChildMissing, ChildRunner, ChildTimeout, Completed
 from videodrop.derivatives import Reason
 from videodrop.formats import DEMUXERS
@@ -38,8 +40,6 @@ _FORMATS = ",".join(sorted(DEMUXERS))
 _INPUT_DUMP = re.compile(rb"^Input #0\b.*?(?=^Output #|^Stream mapping:|\Z)", re.S | re.M)
 _VIDEO_DUMP = re.compile(rb"^ *Stream #0:\d+\S*: Video:.*?(?=^ *Stream #|\Z)", re.S | re.M)
 _ROTATION = re.compile(rb"displaymatrix: rotation of (-?[\d.]+) degrees")
-#: Before every input: the ``file`` protocol only, the demuxers of the accepted containers.
-_INPUT = ("-protocol_whitelist", "file", "-format_whitelist", _FORMATS)
 #: The first video stream and nothing else, for an output of a pass.
 VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
@@ -66,22 +66,34 @@ class Skipped(Failed):
     """Nothing to make it from (no decodable frame, no picture in any frame looked at)."""
 
 
+def _input(source: Source) -> tuple[str, ...]:
+    """Before every input: its protocols only (``file``; HTTP(S) for an s3 store's
+    presigned URL), the demuxers of the accepted containers."""
+    return ("-protocol_whitelist", source.protocols, "-format_whitelist", _FORMATS)
+
+
+def seconds_held(size: int) -> float:
+    """The media seconds ``size`` bytes can hold at the least (:data:`MIN_BYTE_RATE`),
+    at most :data:`MAX_MEDIA_SECONDS`."""
+    return min(size / MIN_BYTE_RATE, MAX_MEDIA_SECONDS)
+
+
 @dataclass(frozen=True)
 class FullDecode:
-    """What a pass that decodes every frame reads: the file at ``path`` for ``seconds``
-    of media (the probe's duration, or the window a pass looks at; None: unknown)."""
+    """What a pass that decodes every frame reads: the file (a path or a
+    :class:`~derive.source.Source`) for ``seconds`` of media (the probe's duration, or the
+    window a pass looks at; None: unknown)."""
 
-    path: Path
+    source: Path | Source
     seconds: float | None
 
     def held(self) -> float:
         """The media seconds counted: ``seconds``, no more than the file's bytes can hold
         (:data:`MIN_BYTE_RATE`) nor :data:`MAX_MEDIA_SECONDS`; 0 when unknown (None, NaN,
-        not positive). OSError when the file is gone."""
+        not positive). OSError when a local file is gone."""
         if self.seconds is None or not self.seconds > 0:
             return 0.0
-        held = self.path.stat().st_size / MIN_BYTE_RATE
-        return min(held, MAX_MEDIA_SECONDS, self.seconds)
+        return min(seconds_held(as_source(self.source).size), self.seconds)
 
 
 @dataclass(frozen=True)
@@ -99,6 +111,10 @@ class Deadline:
             return self.base
         return self.base + self.per_media_second * full.held()
 
+    def longest(self, size: int) -> float:
+        """The longest deadline any child reading a file of ``size`` bytes can get."""
+        return self.base + self.per_media_second * seconds_held(size)
+
 
 @dataclass(frozen=True)
 class Frames:
@@ -107,18 +123,20 @@ class Frames:
     stderr: bytes = b""  # what ffmpeg logged
 
 
-def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
+def input_args(path: Path | Source, *, keyframes: bool, start: float = 0.0,
                duration: float | None = None, autorotate: bool = True) -> list[str]:
     """The input of a pass over ``path``'s first video stream: keyframes only (packets
     not flagged as keyframes are dropped before they are read into a decoder, which skips
     any other non-key frame) or every frame, from ``start`` (seconds) for ``duration``.
-    As for ffprobe (prober/ffprobe.py): the ``file`` protocol only, and only the demuxers
-    of the accepted containers; two decoding threads; the first output takes the video
-    stream alone. A pass with a second output maps the stream again (:data:`VIDEO_ONLY`)
-    with a ``-vf`` of its own (the stream is decoded once for both): a ``-filter_complex``
-    taking the stream would make ``-discard`` of no effect (ffmpeg 5.1). ``autorotate``
-    False: the frames as coded (``-noautorotate``; :func:`rotation` gives the filters)."""
-    args = [*_INPUT, "-threads", "2"]
+    As for ffprobe (prober/ffprobe.py): the source's protocols only (:func:`_input`), and
+    only the demuxers of the accepted containers; two decoding threads; the first output
+    takes the video stream alone. A pass with a second output maps the stream again
+    (:data:`VIDEO_ONLY`) with a ``-vf`` of its own (the stream is decoded once for both):
+    a ``-filter_complex`` taking the stream would make ``-discard`` of no effect (ffmpeg
+    5.1). ``autorotate`` False: the frames as coded (``-noautorotate``; :func:`rotation`
+    gives the filters)."""
+    source = as_source(path)
+    args = [*_input(source), "-threads", "2"]
     if keyframes:  # the demuxer drops the other packets; the decoder skips what is left
         args += ["-discard", "nokey", "-skip_frame", "nokey"]
     if start > 0:
@@ -127,23 +145,25 @@ def input_args(path: Path, *, keyframes: bool, start: float = 0.0,
         args += ["-t", f"{duration:.3f}"]
     if not autorotate:
         args.append("-noautorotate")
-    return [*args, "-i", f"file:{path}", *VIDEO_ONLY]
+    return [*args, "-i", source.url(), *VIDEO_ONLY]
 
 
-def plain_input(path: Path) -> list[str]:
-    """``path`` as input #0, every stream: the ``file`` protocol and the accepted
+def plain_input(path: Path | Source) -> list[str]:
+    """``path`` as input #0, every stream: the source's protocols and the accepted
     containers' demuxers only (as :func:`input_args`)."""
-    return [*_INPUT, "-i", f"file:{path}"]
+    source = as_source(path)
+    return [*_input(source), "-i", source.url()]
 
 
-def keyframe_input(path: Path, at: float) -> list[str]:
+def keyframe_input(path: Path | Source, at: float) -> list[str]:
     """An input of ``path`` that starts at the keyframe at or before ``at`` (seconds; the
     last keyframe when ``at`` is past it): a seek by the container's index (``-ss`` before
     ``-i``, not accurate), keyframes only, one decoding thread (a frame or two is decoded).
     Its frames' times are relative to ``at`` (the first is at or below 0). Without an
     output mapping: the pass maps ``{i}:v:0`` of each such input itself."""
-    return [*_INPUT, "-threads", "1", "-discard", "nokey", "-skip_frame", "nokey",
-            "-noaccurate_seek", "-ss", f"{max(0.0, at):.3f}", "-i", f"file:{path}"]
+    source = as_source(path)
+    return [*_input(source), "-threads", "1", "-discard", "nokey", "-skip_frame", "nokey",
+            "-noaccurate_seek", "-ss", f"{max(0.0, at):.3f}", "-i", source.url()]
 
 
 def rotation(stderr: bytes) -> str:
@@ -237,8 +257,9 @@ def first_times(stderr: bytes) -> dict[str, float]:
 
 def last_error(stderr: bytes) -> str:
     """The last line ffmpeg logged that says something (not a frame's ``showinfo``, not
-    its closing "Conversion failed!"), for a reason."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
+    its closing "Conversion failed!"), for a reason; URLs redacted (a presigned URL is a
+    credential: derive/source.py)."""
+    lines = [ln.strip() for ln in redacted(stderr.decode("utf-8", "replace")).splitlines()
              if ln.strip() and "showinfo" not in ln
              and ln.strip() not in _SAYS_NOTHING]
     return (lines[-1] if lines else "no message")[:300]

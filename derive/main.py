@@ -15,8 +15,9 @@ import shutil
 import subprocess
 import threading
 
-from derive import ffmpeg
+from derive import ffmpeg, output
 from derive.relay import Relay
+from derive.scratch import ScratchRoot
 from derive.transcoder import Transcoder
 from derive.worker import Worker
 from videodrop import links, storage
@@ -80,12 +81,20 @@ def main(settings: Settings, argv: list[str]) -> int:
         raise ConfigurationError(f"{exc}; install ffmpeg (apt-get install ffmpeg) or set"
                                  " VIDEODROP_FFMPEG") from exc
     media = storage.from_settings(settings)  # the one store of this process
-    storage.local_root(media).mkdir(parents=True, exist_ok=True)
+    if isinstance(media, storage.FileStore):
+        media.root.mkdir(parents=True, exist_ok=True)
+        out = output.for_store(media)
+    else:  # files are made in a local scratch folder, then put into the store
+        scratch = ScratchRoot()
+        if scratch.removed:
+            log.info("scratch folders of dead processes removed", count=len(scratch.removed))
+        out = output.for_store(media, scratch)
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=2 * args.concurrency + 4,
                               links=links.from_settings(settings, media))
     role.start(stopping="finishing the jobs in hand")
     log.info("starting", concurrency=args.concurrency, kinds=list(settings.derive),
+             store=media.describe(),
              ffmpeg=settings.ffmpeg, ffmpeg_version=version, timeout=settings.derive_timeout,
              timeout_per_media_second=settings.derive_timeout_per_media_second,
              child_memory=settings.child_memory, **priority)
@@ -94,12 +103,12 @@ def main(settings: Settings, argv: list[str]) -> int:
     tool = ffmpeg.FFmpeg(settings.ffmpeg, runner, ffmpeg.Deadline(
         settings.derive_timeout, settings.derive_timeout_per_media_second))
     workers = [Worker(settings, catalog, tool, log.bind(worker=i), name=f"derive-{i}",
-                      media=media)
+                      media=media, out=out)
                for i in range(args.concurrency)]
     if "rendition" in settings.derive:  # one video transcode at a time (derive/transcoder.py)
         workers.append(Transcoder(settings, catalog, tool, log.bind(worker="transcode"),
                                   name="derive-transcode", queue=settings.transcode_queue,
-                                  media=media))
+                                  media=media, out=out))
     relay = Relay(settings, catalog, log.bind(worker="relay"))
     relay_thread = threading.Thread(target=relay.run, args=(role.stop,), name="derive-relay",
                                     daemon=True)

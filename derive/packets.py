@@ -1,10 +1,11 @@
 """The packet index (``packets``): one ffprobe child lists every packet of the video's first
 video stream (no decoding) and the listing is stored as videodrop/packets.py says.
 
-The child runs as every child of videodrop: an argument list, ``file:`` input, the
-``file`` protocol and the accepted demuxers only, VIDEODROP_DERIVE_TIMEOUT and the resource
-limits of videodrop/children.py. Its output is read as it comes (bounded memory for a
-long video's listing).
+The child runs as every child of videodrop: an argument list, the stored original as
+input (derive/source.py: ``file:`` and the ``file`` protocol only, or an s3 store's
+presigned URL and the HTTP(S) protocols), the accepted demuxers only,
+VIDEODROP_DERIVE_TIMEOUT and the resource limits of videodrop/children.py. Its output is
+read as it comes (bounded memory for a long video's listing).
 
 Errors: :class:`~derive.ffmpeg.Failed` (``timeout``, ``resource_limit``,
 ``ffmpeg_failed``: ffprobe failed), :class:`~derive.ffmpeg.Skipped` (``no_video_frames``:
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from derive.ffmpeg import Failed, Skipped
+from derive.source import Source, as_source, redacted
 from videodrop.children import ChildMissing, ChildRunner, ChildTimeout
 from videodrop.derivatives import Reason
 from videodrop.formats import DEMUXERS
@@ -82,16 +84,17 @@ class Listing:
                            c["pos"], c["size"], c["flags"])
 
 
-def make(ffprobe: str, runner: ChildRunner, timeout: float, path: Path, out: Path
+def make(ffprobe: str, runner: ChildRunner, timeout: float, path: Path | Source, out: Path
          ) -> dict[str, Any]:
     """Write the index of ``path`` to ``out``; the facts for the row's ``data``:
     ``time_base`` (``"1/15360"``), ``start`` (seconds, ffprobe's text), ``count`` (packets),
     ``keyframes``, ``bytes`` (of the file written). ChildMissing when ffprobe cannot be
     run (transient)."""
     listing = Listing()
-    args = [ffprobe, "-v", "warning", "-protocol_whitelist", "file",
+    source = as_source(path)
+    args = [ffprobe, "-v", "warning", "-protocol_whitelist", source.protocols,
             "-format_whitelist", ",".join(sorted(DEMUXERS)), "-select_streams", "v:0",
-            "-show_entries", ENTRIES, "-of", "csv=nk=0", f"file:{path}"]
+            "-show_entries", ENTRIES, "-of", "csv=nk=0", source.url()]
     try:
         done = runner(args, timeout, on_stdout=listing.feed)
     except ChildTimeout as exc:
@@ -101,7 +104,7 @@ def make(ffprobe: str, runner: ChildRunner, timeout: float, path: Path, out: Pat
     if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
         raise Failed(Reason.RESOURCE_LIMIT, "ffprobe was stopped by a resource limit")
     if done.returncode != 0:
-        said = done.stderr.decode("utf-8", "replace")
+        said = redacted(done.stderr.decode("utf-8", "replace"))
         stream = _NO_DECODER.search(said)
         if stream is not None:  # ffprobe 5.1 opens every stream's decoder before listing
             raise Failed(Reason.FFMPEG_FAILED, "ffprobe cannot open the decoder of stream"

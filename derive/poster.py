@@ -56,6 +56,7 @@ from derive.ffmpeg import (
     keyframe_input,
     rotation,
 )
+from derive.source import Source, as_source
 from videodrop.derivatives import Reason
 
 LONG_SIDE = 1280
@@ -113,7 +114,7 @@ def window(duration: float | None) -> tuple[float, float | None]:
     return min(duration * 0.1, duration - WINDOW), WINDOW
 
 
-def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path, *,
+def candidates(ffmpeg: FFmpeg, path: Path | Source, duration: float | None, folder: Path, *,
                keyframes: bool) -> list[Made]:
     """The window's candidates, measured. ``keyframes``: keyframes only, at most one per
     :data:`MIN_SPACING` s (less apart in a video too short for :data:`FEW_CANDIDATES` so
@@ -159,7 +160,7 @@ def candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, folder: Path,
     return found
 
 
-def sought(ffmpeg: FFmpeg, path: Path, duration: float, folder: Path) -> list[Made]:
+def sought(ffmpeg: FFmpeg, path: Path | Source, duration: float, folder: Path) -> list[Made]:
     """Candidates by seeking (:func:`seeks`): one ffmpeg, one input per seek, each giving
     its first keyframe measured (``folder/seek-{i}.gray``) and at full size
     (``folder/seek-{i}.jpg``). Two seeks landing on the same keyframe give one candidate."""
@@ -195,7 +196,7 @@ def seeks(duration: float) -> list[float]:
     return [start + span * (i + 0.5) / n for i in range(n)]
 
 
-def by_seeking(path: Path, duration: float | None) -> bool:
+def by_seeking(path: Path | Source, duration: float | None) -> bool:
     """Whether the candidates are found by seeking rather than by one pass over the
     window: a Matroska/WebM file (its demuxer reads every packet, ``-discard nokey`` is of
     no effect, and decoders such as VP9's decode every frame of the window) or an ASF
@@ -203,17 +204,8 @@ def by_seeking(path: Path, duration: float | None) -> bool:
     duration is known."""
     if not duration or duration <= 0:
         return False
-    head = _head(path)
+    head = as_source(path).head(16)
     return head.startswith(EBML) or head.startswith(ASF)
-
-
-def _head(path: Path) -> bytes:
-    """The first bytes of ``path`` (b"" when it cannot be read)."""
-    try:
-        with path.open("rb") as f:
-            return f.read(16)
-    except OSError:
-        return b""
 
 
 def choose(found: Sequence[Candidate]) -> Candidate | None:
@@ -228,7 +220,7 @@ def choose_seen(seen: Sequence[Candidate], duration: float | None) -> Candidate 
     return choose([c for c in seen if start <= c.time < end]) or choose(seen)
 
 
-def make(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path, *,
+def make(ffmpeg: FFmpeg, path: Path | Source, duration: float | None, out: Path, *,
          seen: Sequence[Candidate] = ()) -> dict[str, Any]:
     """Write the poster to ``out``; its facts (``time`` s, ``width``, ``height`` px,
     ``decode``: keyframes | full). ``seen``: keyframes measured already (the storyboard's
@@ -253,7 +245,7 @@ def make(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path, *,
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _from_candidates(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path,
+def _from_candidates(ffmpeg: FFmpeg, path: Path | Source, duration: float | None, out: Path,
                      folder: Path) -> dict[str, Any]:
     decode = "keyframes"
     found: list[Made] = []

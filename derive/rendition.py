@@ -28,6 +28,7 @@ from typing import Any
 
 from derive import rendition_check
 from derive.ffmpeg import FFmpeg, FullDecode, Skipped, plain_input
+from derive.source import Source
 from videodrop.derivatives import Reason
 from videodrop.playback import Needs, played_audio, verdict
 from videodrop.settings import Settings
@@ -152,7 +153,7 @@ def input_options(metadata: Mapping[str, Any]) -> list[str]:
     return ["-fflags", "+genpts"] if metadata.get("format") == "avi" else []
 
 
-def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path,
+def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
          metadata: Mapping[str, Any], *, out: Path,
          progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """Write ``chosen`` of the video at ``path`` to ``out`` and check it

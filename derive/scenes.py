@@ -32,6 +32,7 @@ from typing import Any
 
 from derive import shots
 from derive.ffmpeg import Failed, FFmpeg, FullDecode, Skipped, input_args
+from derive.source import Source
 from videodrop.derivatives import ACTIVITY_SCALE, Reason, pack_activity
 
 THUMB_W, THUMB_H = 160, 90
@@ -66,7 +67,7 @@ class _Frames:
         del self.pending[:whole]
 
 
-def analyse(ffmpeg: FFmpeg, path: Path, rate: float, duration: float | None, thumbs: Path
+def analyse(ffmpeg: FFmpeg, path: Path | Source, rate: float, duration: float | None, thumbs: Path
             ) -> tuple[shots.Shots, list[int], dict[int, int]]:
     """The pass over the ``duration`` seconds of ``path`` (its deadline grows with them):
     the detector, the scenes' first frames, and where each scene's thumbnail lies in
@@ -157,7 +158,7 @@ def span(count: int, rate: float, duration: float | None) -> tuple[int, float]:
     return min(count, max(1, math.ceil(duration * rate - 1e-6))), duration
 
 
-def make(ffmpeg: FFmpeg, path: Path, fps: float | None, duration: float | None, out: Path,
+def make(ffmpeg: FFmpeg, path: Path | Source, fps: float | None, duration: float | None, out: Path,
          *, shown: tuple[int, int] | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (module docstring) of the video at ``path`` (the
     probe's ``fps`` and ``duration`` in seconds, either None when unknown; ``shown``: the

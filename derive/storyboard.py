@@ -24,6 +24,7 @@ from typing import Any
 
 from derive import jpeg, poster
 from derive.ffmpeg import VIDEO_ONLY, Failed, FFmpeg, FullDecode, Skipped, input_args
+from derive.source import Source
 from videodrop.derivatives import Reason
 
 SHORT_TILES, LONG_TILES = 50, 100
@@ -60,7 +61,7 @@ def _tile_scale(landscape: bool) -> str:
     return f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,scale={size}"
 
 
-def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes: bool,
+def run_pass(ffmpeg: FFmpeg, path: Path | Source, the_plan: Plan, out: Path, *, keyframes: bool,
              landscape: bool) -> tuple[list[float], list[Path], list[poster.Candidate]]:
     """One pass: the tiles' times (s), the sheets written in ``out`` and each tile's
     frame measured as a poster candidate (derive/poster.py). Decoding every frame, its
@@ -84,7 +85,7 @@ def run_pass(ffmpeg: FFmpeg, path: Path, the_plan: Plan, out: Path, *, keyframes
     return frames.times, sheets, measured
 
 
-def make(ffmpeg: FFmpeg, path: Path, duration: float | None, landscape: bool, out: Path,
+def make(ffmpeg: FFmpeg, path: Path | Source, duration: float | None, landscape: bool, out: Path,
          *, seen: list[poster.Candidate] | None = None) -> tuple[dict[str, Any], list[Path]]:
     """Sheets in ``out`` and the facts (``tiles``: start, end s, sheet index, x, y; tile
     ``width``/``height`` px; ``wanted``, ``slot`` s, ``decode``). ``seen``, when given,

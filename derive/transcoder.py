@@ -10,7 +10,9 @@ message at once; it holds the lock until its outcome is recorded. A worker kille
 mid-transcode leaves the row running with its lock released (PostgreSQL ends the dead
 session): the role's sweep (derive/relay.py, :meth:`Catalog.sweep_transcodes`) finds it
 and publishes the job again; the half-written file sits in a temporary folder, never
-served, removed by the next job. As many dead jobs as VIDEODROP_DELIVERY_LIMIT: ``gave_up``."""
+served, removed by the next job (on s3: the local scratch file, removed at the role's
+next start, and at most an unfinished upload, aborted by the next job). As many dead
+jobs as VIDEODROP_DELIVERY_LIMIT: ``gave_up``."""
 
 from __future__ import annotations
 
@@ -18,8 +20,7 @@ import time
 
 import structlog
 
-from derive import output
-from derive.worker import RENDITION_TEMP, Interrupted, Worker
+from derive.worker import Interrupted, Worker
 from videodrop.messages import DeriveVideo
 from videodrop.tokens import token_prefix
 
@@ -52,11 +53,11 @@ class Transcoder(Worker):
             if started is None:
                 return
             self.ack_early()  # the row and the lock hold the job from now on
-            output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
+            self.output.sweep(video.source_id, rendition=True)
             try:
                 summary = self.derive(video, started)
             except Interrupted:
-                output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
+                self.output.sweep(video.source_id, rendition=True)
                 given_back = self.catalog.interrupt_transcode(started)
                 self.log.info("transcode interrupted: the role stops", kind="rendition",
                               given_back=given_back,

@@ -7,11 +7,16 @@ A remake (a ready derivative requested again) leaves the previous version served
 the new one replaces it (derive/output.py publishes it); a remake that fails or is
 skipped removes the previous files once its outcome is recorded.
 
+The original is read where the store keeps it (derive/source.py: a file, or an s3 store's
+presigned URL, never copied whole); the derivatives are published through
+derive/output.py (renames in the file store's folder, verified puts into an s3 store).
+
 A job is idempotent: it makes only the kinds still pending, under a per-video lock (a
 duplicate job finds it taken and is acked). A worker killed mid-job leaves its message
-unacked (the broker delivers it again) and its temporary files (removed by the next job
-of the video); a request that as many jobs as VIDEODROP_DELIVERY_LIMIT started and none
-finished fails (``gave_up``) rather than staying pending."""
+unacked (the broker delivers it again) and its temporary files or unfinished uploads
+(removed by the next job of the video, or by the next start of the role); a request
+that as many jobs as VIDEODROP_DELIVERY_LIMIT started and none finished fails
+(``gave_up``) rather than staying pending."""
 
 from __future__ import annotations
 
@@ -24,23 +29,28 @@ import structlog
 
 from derive import output, packets, poster, rendition, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
+from derive.output import STALE, Output
+from derive.source import Source, StoredObject
 from videodrop import broker, derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
 from videodrop.children import ChildMissing
 from videodrop.consumer import Consumer, Settle
 from videodrop.derivatives import Reason
-from videodrop.errors import BrokerUnavailable, CatalogUnavailable
+from videodrop.errors import BrokerUnavailable, CatalogUnavailable, TransientFileError
 from videodrop.messages import BadMessage, DeriveVideo, decode, encode
 from videodrop.outbox import TRANSCODE_KEY
 from videodrop.packets import FILE_NAME as PACKETS_FILE
 from videodrop.settings import Settings
-from videodrop.storage import MediaStore, from_settings, local_root
+from videodrop.storage import MediaStore, ObjectMissing, from_settings
+from videodrop.storage.base import MAX_PRESIGN_SECONDS
 from videodrop.tokens import token_prefix
 
 
 class Worker(Consumer):
-    # Worth waiting for: the database comes back; ffmpeg is reinstalled; the disk frees up.
-    TRANSIENT = (CatalogUnavailable, ChildMissing, OSError, BrokerUnavailable)
+    # Worth waiting for: the database comes back; ffmpeg is reinstalled; the disk frees up;
+    # the media store answers again (StoreUnavailable, StorageFull).
+    TRANSIENT = (CatalogUnavailable, ChildMissing, OSError, BrokerUnavailable,
+                 TransientFileError)
     CONTEXT_KEYS = ("delivery", "video_id", "source_id", "token")
     REDELIVERIES = metrics.DERIVE_REDELIVERIES
     #: Whether a stop interrupts a job of this consumer (:class:`Interrupted`): only the
@@ -50,13 +60,14 @@ class Worker(Consumer):
 
     def __init__(self, settings: Settings, catalog: Catalog, ffmpeg: FFmpeg, log: Any, *,
                  name: str = "derive", queue: str | None = None,
-                 media: MediaStore | None = None) -> None:
-        """``media``: the process's media store (default: the one the settings name)."""
+                 media: MediaStore | None = None, out: Output | None = None) -> None:
+        """``media``: the process's media store (default: the one the settings name);
+        ``out``: the process's output (derive/output.py; default: one for ``media``)."""
         super().__init__(settings, log, name=name, queue=queue or settings.derive_queue)
         self.catalog = catalog
         self.ffmpeg = ffmpeg
         self.media = media if media is not None else from_settings(settings)
-        self.media_root = local_root(self.media).resolve()
+        self.output = out if out is not None else output.for_store(self.media)
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
         # the job's storyboard keyframes measured as poster candidates (derive/poster.py)
         self._seen: list[poster.Candidate] = []
@@ -101,7 +112,7 @@ class Worker(Consumer):
             if not locked:
                 self.log.info("duplicate: another worker is deriving this video")
                 return
-            output.sweep(self.media_root, video.source_id, keep=RENDITION_TEMP)
+            self.output.sweep(video.source_id, rendition=False)
             self._seen = []
             for kind in sorted(derivatives.KINDS, key=_order):
                 if msg.kinds and kind not in msg.kinds:
@@ -148,7 +159,7 @@ class Worker(Consumer):
             started = self._start(video.id, "rendition")
             if started is None:
                 return None
-            output.sweep(self.media_root, video.source_id, only=RENDITION_TEMP)
+            self.output.sweep(video.source_id, rendition=True)
             return self.derive(video, started)
 
     def settle(self, body: bytes, deliveries: int, stop: threading.Event) -> Settle:
@@ -185,7 +196,7 @@ class Worker(Consumer):
         if done is None:  # requested afresh meanwhile, or the video deleted or expired
             now = self.catalog.by_id(video.id)
             if now is None or now.status == "expired":  # its files went before ours came
-                derivatives.remove_all(self.media_root, video.source_id)
+                self.output.remove_all(video.source_id)
             summary["status"] = "dropped"
         else:
             if kind == "rendition":  # the stream link: the rendition, or the original again
@@ -193,7 +204,7 @@ class Worker(Consumer):
                 if done.error_code == Reason.ON_VIEW and done.wanted_at is not None:
                     self.catalog.want_rendition(video.id)  # asked for while it was planned
             if done.status != "ready":  # no file of the kind is served any more
-                output.withdraw(self.media_root, video.source_id, STALE[kind])
+                self.output.withdraw(video.source_id, STALE[kind])
             metrics.DERIVE_JOBS.labels(kind, outcome.status, outcome.error_code or "").inc()
             metrics.DERIVE_SECONDS.labels(kind).observe(seconds)
             if outcome.error:
@@ -211,11 +222,12 @@ class Worker(Consumer):
         if started.attempts > self.settings.delivery_limit:
             return Outcome("failed", {}, Reason.GAVE_UP,
                            f"{started.attempts - 1} jobs started on it and none finished")
-        path = self.media_root / video.stored_path
-        if not path.is_file():
+        try:
+            path = self.source(video)
+        except ObjectMissing:
             return Outcome("failed", {}, Reason.MISSING_FILE, "the stored video is missing")
         try:
-            with output.scratch(self.media_root, video.source_id, kind) as temp:
+            with self.output.scratch(video.source_id, kind) as temp:
                 if kind == "packets":
                     return self._packets(video, path, temp)
                 if kind == "poster":
@@ -228,41 +240,57 @@ class Worker(Consumer):
         except Skipped as exc:
             return Outcome("skipped", {}, exc.reason, str(exc))
         except Failed as exc:
+            if path.remote and not isinstance(exc, Skipped):
+                # a child reading the store over HTTP failed: an outage of the store is
+                # transient (StoreUnavailable), a vanished original a missing file
+                try:
+                    self.media.stat(video.stored_path)
+                except ObjectMissing:
+                    return Outcome("failed", {}, Reason.MISSING_FILE,
+                                   "the stored video is missing")
             return Outcome("failed", {}, exc.reason, str(exc))
         except Withdrawn as exc:  # not recorded: the request it was made for is gone
             return Outcome("skipped", {}, None, str(exc))
 
-    def _packets(self, video: Video, path: Path, temp: Path) -> Outcome:
+    def source(self, video: Video) -> Source:
+        """The stored original as the job's children read it (derive/source.py): its URL
+        lives twice the longest deadline a child of it may get. ObjectMissing."""
+        size = self.media.stat(video.stored_path).size
+        lifetime = min(MAX_PRESIGN_SECONDS, 2 * self.ffmpeg.deadline.longest(size) + 60)
+        return StoredObject(self.media, video.stored_path, size, lifetime)
+
+    def _packets(self, video: Video, path: Source, temp: Path) -> Outcome:
         made = temp / PACKETS_FILE
         facts = packets.make(self.settings.ffprobe, self.ffmpeg.runner,
                              self.ffmpeg.deadline.base, path, made)
-        [file] = output.publish(self.media_root, video.source_id, {made: PACKETS_FILE},
-                                stale=STALE["packets"])
+        [file] = self.output.publish(video.source_id, {made: PACKETS_FILE},
+                                     stale=STALE["packets"])
         return Outcome("ready", {**facts, "file": file})
 
-    def _poster(self, video: Video, path: Path, temp: Path) -> Outcome:
+    def _poster(self, video: Video, path: Source, temp: Path) -> Outcome:
         made = temp / "poster.jpg"
         facts = poster.make(self.ffmpeg, path, video.duration, made, seen=self._seen)
-        [file] = output.publish(self.media_root, video.source_id, {made: "poster.jpg"},
-                                stale=STALE["poster"])
-        size = (self.media_root / file).stat().st_size
+        size = made.stat().st_size
+        [file] = self.output.publish(video.source_id, {made: "poster.jpg"},
+                                     stale=STALE["poster"])
         return Outcome("ready", {**facts, "file": file, "bytes": size})
 
-    def _storyboard(self, video: Video, path: Path, temp: Path) -> Outcome:
+    def _storyboard(self, video: Video, path: Source, temp: Path) -> Outcome:
         facts, sheets = storyboard.make(self.ffmpeg, path, video.duration,
                                         _landscape(video), temp, seen=self._seen)
         names = {sheet: storyboard.SHEET.format(i) for i, sheet in enumerate(sheets)}
-        files = output.publish(self.media_root, video.source_id, names, stale=STALE["storyboard"])
+        files = self.output.publish(video.source_id, names, stale=STALE["storyboard"])
         return Outcome("ready", {**facts, "sheets": files})
 
-    def _scenes(self, video: Video, path: Path, temp: Path) -> Outcome:
+    def _scenes(self, video: Video, path: Source, temp: Path) -> Outcome:
         facts, sheets = scenes.make(self.ffmpeg, path, video.fps, video.duration, temp,
                                     shown=_shown(video))
         names = {sheet: scenes.SHEET.format(i) for i, sheet in enumerate(sheets)}
-        files = output.publish(self.media_root, video.source_id, names, stale=STALE["scenes"])
+        files = self.output.publish(video.source_id, names, stale=STALE["scenes"])
         return Outcome("ready", {**facts, "sheets": files})
 
-    def _rendition(self, video: Video, path: Path, temp: Path, started: Derivative) -> Outcome:
+    def _rendition(self, video: Video, path: Source, temp: Path,
+                   started: Derivative) -> Outcome:
         chosen = rendition.plan(video.metadata, self.settings,
                                 wanted=started.wanted_at is not None)
         made = temp / chosen.file_name
@@ -274,8 +302,8 @@ class Worker(Consumer):
 
         facts = rendition.make(self.ffmpeg, self.settings, chosen, path, video.metadata, out=made,
                                progress=progress)
-        [file] = output.publish(self.media_root, video.source_id, {made: chosen.file_name},
-                                stale=STALE["rendition"])
+        [file] = self.output.publish(video.source_id, {made: chosen.file_name},
+                                     stale=STALE["rendition"])
         return Outcome("ready", {**facts, "file": file})
 
 
@@ -288,13 +316,6 @@ class Interrupted(Exception):
 class Withdrawn(Exception):
     """The request a running rendition is made for was withdrawn (the video deleted, or
     requested afresh): its ffmpeg is killed rather than run to an outcome never recorded."""
-
-
-#: The start of every file name of a kind in the video's folder (derive/output.py).
-STALE = {"packets": PACKETS_FILE, "poster": "poster", "storyboard": "storyboard-",
-         "scenes": "scenes-", "rendition": "rendition."}
-#: The temporary folders of renditions: swept only under the rendition lock.
-RENDITION_TEMP = f"{output.TEMP_PREFIX}rendition-"
 
 
 def _order(kind: str) -> tuple[bool, bool]:

@@ -1,9 +1,10 @@
 """What the derive role makes from a ready video, and where the files go: the names every
 role shares (the prober requests them, derive/ makes them, the API serves them).
 
-Files of a video live in ``MEDIA_ROOT/derivatives/<source_id>/`` (one folder, removed
-with the video); their names are in each row's ``data`` (relative to MEDIA_ROOT), never
-built from a request."""
+Files of a video live under the store key ``derivatives/<source_id>/`` (:func:`key_prefix`;
+on the file store the folder ``MEDIA_ROOT/derivatives/<source_id>/``, removed with the
+video); their keys are in each row's ``data`` (relative to MEDIA_ROOT: the store's keys),
+never built from a request."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 
 __all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reason",
-           "folder_of", "pack_activity", "remove_all", "unpack_activity"]
+           "folder_of", "key_prefix", "pack_activity", "remove_all", "unpack_activity"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
 KINDS = ("packets", "poster", "storyboard", "scenes", "rendition")
@@ -59,6 +60,11 @@ def parse_kinds(text: str) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown kind(s) {', '.join(unknown)}; known: {', '.join(KINDS)}")
     return tuple(k for k in KINDS if k in names)
+
+
+def key_prefix(source_id: str) -> str:
+    """The store keys' beginning of one video's derivatives: ``derivatives/<source_id>/``."""
+    return f"{FOLDER}/{source_id}/"
 
 
 def folder_of(media_root: Path, source_id: str) -> Path:

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from videodrop import formats
+from videodrop import formats, logs
 from videodrop.changes import (
     LINKS_CHANNEL,
     AllChanged,
@@ -52,7 +52,7 @@ from videodrop.changes import (
     Listening,
 )
 from videodrop.settings import Settings
-from videodrop.storage import MediaStore, local_root
+from videodrop.storage import FileStore, MediaStore, local_root
 from videodrop.storage import from_settings as storage_of
 
 CHANNEL = LINKS_CHANNEL  # NOTIFY payload: the old token, or '*' (table truncated)
@@ -86,12 +86,18 @@ def target_of(token: str | None, stored_path: str, fmt: str | None, original_fil
 
 def from_settings(settings: Settings, media: MediaStore | None = None) -> StreamLinks | None:
     """The link folder of ``VIDEODROP_STREAM_LINKS`` pointing into the folder of ``media``
-    (default: the store the settings name), or None when it is not set. The links need a
-    store of local files: ConfigurationError otherwise."""
+    (default: the store the settings name), or None when it is not set. The links point at
+    local files: on a store without them (s3) the setting is ignored, with a warning (the
+    API serves ``/stream/`` itself: a redirect or a proxy, docs/storage.md)."""
     if settings.stream_links is None:
         return None
-    return StreamLinks(settings.stream_links,
-                       local_root(media if media is not None else storage_of(settings)))
+    store = media if media is not None else storage_of(settings)
+    if not isinstance(store, FileStore):
+        logs.get("videodrop.links").warning(
+            "VIDEODROP_STREAM_LINKS is ignored: stream links point at local files and"
+            " this store has none; the API serves /stream/", store=store.describe())
+        return None
+    return StreamLinks(settings.stream_links, local_root(store))
 
 
 class StreamLinks:

@@ -47,7 +47,7 @@ def remove_video(media: MediaStore | Path, video: Video) -> None:
     object and every object under the derivatives' prefix)."""
     if isinstance(media, MediaStore) and not isinstance(media, FileStore):
         media.delete(video.stored_path)
-        media.delete_prefix(f"{derivatives.FOLDER}/{video.source_id}/")
+        media.delete_prefix(derivatives.key_prefix(video.source_id))
         return
     root = media.root if isinstance(media, FileStore) else media
     remove_files(root, video)

@@ -13,7 +13,8 @@ from api.http.params import query_params, repeated_params
 from api.tokens.endpoints import gone
 from videodrop.catalog import Video
 
-__all__ = ["RETRY_PENDING", "FrameError", "bad", "checked_query", "parse_time", "ready_file"]
+__all__ = ["RETRY_PENDING", "FrameError", "bad", "checked_query", "parse_time", "ready_file",
+           "ready_video"]
 
 _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_PENDING = 10  # seconds: Retry-After of a video (or its index) still being made
@@ -62,10 +63,9 @@ def parse_time(raw: str, name: str = "t") -> float:
     return float(raw)
 
 
-def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path]:
-    """The ready video and its stored file: 410 ``expired`` (a retention rule removed its
-    files), 409 ``not_ready`` (``Retry-After`` while it may still become ready), 404
-    ``missing_file``; 501 ``not_supported`` on a store without local files (s3)."""
+def ready_video(video: Video) -> Video:
+    """The video when it is ready: 410 ``expired`` (a retention rule removed its files),
+    409 ``not_ready`` (``Retry-After`` while it may still become ready)."""
     if video.status == "expired":
         exc = gone(video)
         raise FrameError(falcon.HTTP_410, exc.title or "", exc.description or "", "expired")
@@ -75,10 +75,17 @@ def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path
         retry = ({"Retry-After": str(RETRY_PENDING)}
                  if video.status in {"uploading", "processing"} else None)
         raise FrameError(falcon.HTTP_409, f"Video {video.status}", detail, "not_ready", retry)
+    return video
+
+
+def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path]:
+    """The ready video and its stored file: as :func:`ready_video`, and 404
+    ``missing_file``; 501 ``not_supported`` on a store without local files (s3)."""
+    ready_video(video)
     if media_root is None:
         raise FrameError(falcon.HTTP_501, "Not on this store",
-                         "Frames, clips and packet indexes are read from a file:// media"
-                         " store only (for now).", "not_supported")
+                         "Frames and clips are read from a file:// media store only"
+                         " (for now).", "not_supported")
     path = Path(media_root) / video.stored_path
     if not path.is_file():
         raise FrameError(falcon.HTTP_404, "File missing",

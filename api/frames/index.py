@@ -1,6 +1,7 @@
-"""The stored packet index of a video (videodrop/packets.py), as this API worker reads it:
-kept in memory once read (the :data:`KEPT` most recently used, checked against the
-file's size and modification time on every use), with what the endpoints make of it
+"""The stored packet index of a video (videodrop/packets.py), as this API worker reads it
+from the media store (a file, or an s3 object read with ``MediaStore.open``): kept in
+memory once read (the :data:`KEPT` most recently used, checked against the file's size
+and modification time, an object's size and ETag, on every use), with what the endpoints make of it
 (the frames' timeline, the JSON and ``.npy`` views, the byte ranges of a time span)
 made once.
 
@@ -28,6 +29,7 @@ import orjson
 
 from api.frames.timeline import Chosen, Timeline, timeline_of
 from videodrop.packets import DISCARD, KEY, PacketIndex, from_npy
+from videodrop.storage import MediaStore, ObjectMissing, read_chunks
 
 __all__ = ["KEPT", "Indexes", "Loaded", "Span", "Unavailable"]
 
@@ -186,19 +188,21 @@ def _round(seconds: float | None) -> float | None:
 
 
 class Indexes:
-    """This worker's indexes, read from the files under ``media_root`` (keyed by the
-    file, checked against its size and modification time on every use)."""
+    """This worker's indexes, read from ``media`` where the derive role put them (keyed by
+    the key, checked on every use against the file's size and modification time, or an
+    object's size and ETag)."""
 
-    def __init__(self, media_root: Path, catalog: Any, kept: int = KEPT) -> None:
-        self.media_root = media_root
+    def __init__(self, media: MediaStore, catalog: Any, kept: int = KEPT) -> None:
+        self.media = media
         self.catalog = catalog
         self.kept = kept
         self._lock = threading.Lock()
-        self._loaded: OrderedDict[str, tuple[tuple[int, int], Loaded]] = OrderedDict()
+        self._loaded: OrderedDict[str, tuple[tuple[int, int | str], Loaded]] = OrderedDict()
 
-    def of(self, video: Any, video_path: Path) -> Loaded:
+    def of(self, video: Any, video_path: Path | None = None) -> Loaded:
         """The index of ``video`` (a :class:`~videodrop.catalog.Video` whose file is at
-        ``video_path``); :class:`Unavailable` when it has no ready one."""
+        ``video_path``, or in the store when None); :class:`Unavailable` when it has no
+        ready one. The store's errors (StoreUnavailable: a 503) propagate."""
         state = video.derivatives.get("packets")
         if state is None:
             raise Unavailable("missing", "The packet index is not requested"
@@ -211,19 +215,13 @@ class Indexes:
                         "failed": f"Making the packet index failed{why}.",
                         "skipped": f"The packet index was not made{why}."}
             raise Unavailable(status, sentence.get(status, f"The packet index is {status}."))
-        path = self.media_root / file
-        try:
-            stat = os.stat(path)
-        except FileNotFoundError as exc:
-            raise Unavailable("missing", "The packet index file is missing; tell an"
-                              " operator.") from exc
-        stamp = (stat.st_size, stat.st_mtime_ns)
+        stamp = self._stamp(file)
         with self._lock:
             found = self._loaded.get(file)
             if found is not None and found[0] == stamp:
                 self._loaded.move_to_end(file)
                 return found[1]
-        loaded = self._read(video, path, video_path)
+        loaded = self._read(video, file, video_path)
         with self._lock:
             self._loaded[file] = (stamp, loaded)
             self._loaded.move_to_end(file)
@@ -231,13 +229,28 @@ class Indexes:
                 self._loaded.popitem(last=False)
         return loaded
 
-    def _read(self, video: Any, path: Path, video_path: Path) -> Loaded:
+    def _stamp(self, file: str) -> tuple[int, int | str]:
+        """What tells one version of the index at ``file`` from another: a file's size and
+        modification time (ns), an object's size and ETag."""
+        path = self.media.local_path(file)
+        try:
+            if path is not None:
+                stat = os.stat(path)
+                return stat.st_size, stat.st_mtime_ns
+            info = self.media.stat(file)
+        except (FileNotFoundError, ObjectMissing) as exc:
+            raise Unavailable("missing", "The packet index file is missing; tell an"
+                              " operator.") from exc
+        return info.size, info.etag
+
+    def _read(self, video: Any, file: str, video_path: Path | None) -> Loaded:
         row = self.catalog.derivative(video.id, "packets")
         if row is None or row.status != "ready":
             raise Unavailable("missing", "The packet index is being made again.")
         try:
-            data = path.read_bytes()
-        except OSError as exc:  # removed since the stat: a remake, or the video deleted
+            data = b"".join(read_chunks(self.media.open(file)))
+        except (OSError, ObjectMissing) as exc:  # removed since the stat: a remake, or
+            # the video deleted
             raise Unavailable("missing", "The packet index file is missing; tell an"
                               " operator.") from exc
         try:
@@ -245,7 +258,8 @@ class Indexes:
         except (KeyError, ValueError, ZeroDivisionError) as exc:
             raise Unavailable("failed", f"The packet index cannot be read: {exc}.") from exc
         try:
-            size = video_path.stat().st_size
-        except FileNotFoundError:
+            size = (video_path.stat().st_size if video_path is not None
+                    else self.media.stat(video.stored_path).size)
+        except (FileNotFoundError, ObjectMissing):
             size = int(video.size or 0)
         return Loaded(index, data, size)

@@ -31,7 +31,15 @@ from typing import Any
 import falcon
 
 from api.frames.endpoints import explained
-from api.frames.errors import RETRY_PENDING, FrameError, bad, checked_query, parse_time, ready_file
+from api.frames.errors import (
+    RETRY_PENDING,
+    FrameError,
+    bad,
+    checked_query,
+    parse_time,
+    ready_file,
+    ready_video,
+)
 from api.frames.index import Indexes, Loaded, Unavailable
 from api.frames.timeline import NoTimestamps, PastTheEnd
 from api.tokens.endpoints import TokenResource
@@ -56,7 +64,11 @@ class IndexResource(TokenResource):
 
     def loaded(self, req: falcon.Request, token: str) -> tuple[dict[str, str], Loaded]:
         """(the query, the video's index) or the error that says why there is none."""
-        video, path = ready_file(self.lookup(token).video, self.media_root)
+        video, path = self.lookup(token).video, None
+        if self.media_root is None:  # an object store: the index is read, not the video
+            ready_video(video)
+        else:
+            video, path = ready_file(video, self.media_root)
         query = checked_query(req, self.allowed)
         try:
             return query, self.indexes.of(video, path)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import falcon
@@ -15,7 +14,7 @@ from api.frames.index import Indexes
 from api.frames.packets import ByteRange, Packets
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
-from videodrop.storage import FileStore, MediaStore, from_settings
+from videodrop.storage import MediaStore, from_settings
 
 
 def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: Any,
@@ -28,10 +27,8 @@ def add_routes(app: falcon.App, settings: Settings, catalog: Catalog, tokens: An
     slots = threading.BoundedSemaphore(settings.frame_concurrency)
     decoders = Decoders(settings.child_memory)  # this worker's decoding children
     media = media if media is not None else from_settings(settings)
-    # the indexes are read where the derive role wrote them: the store's folder (an s3
-    # store answers 501 before any index is read)
-    indexes = Indexes(media.root if isinstance(media, FileStore) else Path(settings.media_root),
-                      catalog)
+    # the indexes are read where the derive role wrote them: the store
+    indexes = Indexes(media, catalog)
     app.add_route("/api/video/{token}/frame/",
                   Frame(settings, catalog, tokens, slots=slots, indexes=indexes, media=media,
                         decoders=decoders))

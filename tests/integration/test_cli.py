@@ -100,11 +100,11 @@ def test_any_command_into_a_closed_pipe_ends_quietly(make_system, args: list[str
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
 
 
-@pytest.mark.parametrize("role", ["derive"])
+@pytest.mark.parametrize("role", ["retention"])
 def test_a_role_refuses_an_s3_store_it_does_not_use_yet(make_system, role: str) -> None:
     """VIDEODROP_STORAGE_URL=s3://… is refused by a role that has no s3 path yet (exit 78,
     the setting named), not silently ignored while media go to VIDEODROP_MEDIA_ROOT
-    (docs/storage.md; the ingest, the prober and the API run on s3)."""
+    (docs/storage.md; the ingest, the prober, derive and the API run on s3)."""
     system: System = make_system()
     done = subprocess.run([sys.executable, "-m", "videodrop", role],
                           env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},

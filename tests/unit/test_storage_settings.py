@@ -81,8 +81,8 @@ def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
     assert other.store_in_use_problem() is None
     s3 = Settings(media_root=root, storage_url="s3://bucket/media")
     assert "s3://" in (s3.store_in_use_problem() or "")
-    assert "derive role" in (s3.store_in_use_problem("derive") or "")
-    for role in ("ingest", "prober", "api"):  # their s3 paths are in place
+    assert "retention role" in (s3.store_in_use_problem("retention") or "")
+    for role in ("ingest", "prober", "derive", "api"):  # their s3 paths are in place
         assert s3.store_in_use_problem(role) is None
 
 

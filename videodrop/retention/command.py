@@ -51,7 +51,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     if args.every is not None and not 0 < args.every <= LONGEST_INTERVAL:  # nan too
         raise ConfigurationError(f"--every: a number of seconds over 0 and at most"
                                  f" {LONGEST_INTERVAL}, not {args.every}")
-    if problem := settings.store_in_use_problem():
+    if problem := settings.store_in_use_problem("retention"):
         raise ConfigurationError(problem)
     root = media_root(settings)
     if args.dry_run:
