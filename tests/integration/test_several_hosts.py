@@ -2,8 +2,8 @@
 a temporary folder, logs, a process group and a network of their own (testbed/hosts.py:
 network namespaces where ``unshare --net`` works, else the machine's loopback, as with
 ``VIDEODROP_TEST_HOSTS_NETWORK=loopback``); a third (c) runs the API on 127.0.0.3. They
-share only PostgreSQL, RabbitMQ and the media store (a file:// folder every host uses, as
-NFS would; or an S3 bucket). 200 distinct small clips are split between the two inboxes
+share only PostgreSQL, RabbitMQ and the media store (an S3 bucket; the burst also on a
+file:// folder every host uses, as NFS would). 200 distinct small clips are split between the two inboxes
 while they run:
 
 - every file is ``ready`` exactly once (one row per file, asked of PostgreSQL itself),
@@ -36,7 +36,6 @@ from tests.harness import rows, wait_for
 
 # =loopback: the hosts share the machine's network even where namespaces work
 NETWORK_ENV = "VIDEODROP_TEST_HOSTS_NETWORK"
-S3_PENDING = "roles refuse s3 until the s3ingest/s3derive branches land"
 pytestmark = [pytest.mark.hosts, pytest.mark.timeout(600)]
 FILES = 200
 ROLES = ("ingest", "prober", "derive")
@@ -64,8 +63,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             for p in sorted(folder.glob("clip-*.mp4"))}
 
 
-@pytest.fixture(params=["file", pytest.param("s3", marks=pytest.mark.xfail(
-    reason=S3_PENDING, strict=False))])
+@pytest.fixture(params=["s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
     """The shared media store's environment: a file:// folder outside every host's own
     folder, or a fresh prefix of the session's S3 bucket."""
@@ -206,6 +204,7 @@ def probed_by(host: Host) -> set[str]:
             if e.get("status") == "ready"}
 
 
+@pytest.mark.parametrize("store", ["s3", "file"], indirect=True)
 def test_two_hosts_share_a_burst(hosts, clips):
     a, b, c = hosts["a"], hosts["b"], hosts["c"]
     if a.network is not None and c.network is not None:  # networks of their own
