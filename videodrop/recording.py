@@ -37,6 +37,9 @@ from videodrop.origins import OriginRule
 FIRST_YEAR, LAST_YEAR = 2000, 2100
 #: The longest duration a recording is given (a header may claim any): 100 years.
 LONGEST = timedelta(days=36525)
+#: How far a file's mtime (the server's clock) may lie before the end its recorder's clock
+#: gives it, when the mtime tells which of a repeated hour's moments a wall time is.
+CLOCK_SLACK = timedelta(minutes=5)
 SOURCES = ("creation_time", "file_name", "mtime", "received")
 ESTIMATED_SOURCES = frozenset({"mtime", "received"})  # not the recorder's own clock
 _D = r"(?<!\d)"  # no digit before
@@ -95,14 +98,35 @@ def recording_of(rule: OriginRule, *, path: str, duration: float | None,
     seconds = duration if duration is not None and math.isfinite(duration) else 0.0
     length = timedelta(seconds=min(max(0.0, seconds), LONGEST.total_seconds()))
     start = _from_creation_time(creation_time, rule)
+    if start is not None and rule.creation_time == "local":
+        start = second_pass(start, rule.timezone, length, mtime)
     if start is not None and (end := _end(start, length)) is not None:
         return Recording(start, end, "creation_time", False)
     named = start_from_name(path, rule.timezone, rule.patterns)
+    if named is not None:
+        named = (second_pass(named[0], rule.timezone, length, mtime), named[1])
     if named is not None and (end := _end(named[0], length)) is not None:
         return Recording(named[0], end, "file_name", False, named[1])
     if mtime is not None:
         return Recording(mtime - length, mtime, "mtime", True)
     return Recording(received - length, received, "received", True)
+
+
+def second_pass(start: datetime, zone: ZoneInfo, length: timedelta,
+                mtime: datetime | None) -> datetime:
+    """``start`` (a wall time in ``zone`` read as the first of its moments) or, when that
+    wall time came twice (the hour a clock goes back) and the file was closed
+    (``mtime``) no earlier than :data:`CLOCK_SLACK` before the second moment's end and
+    nearer it than the first's, the second moment: a recorder writing through the
+    repeated hour is told from one writing the first time through it."""
+    local = start.astimezone(zone)
+    later = local.replace(fold=1).astimezone(UTC)
+    if later == start or mtime is None:
+        return start
+    first_end, later_end = start + length, later + length
+    if mtime >= later_end - CLOCK_SLACK and abs(mtime - later_end) < abs(mtime - first_end):
+        return later
+    return start
 
 
 def _end(start: datetime, length: timedelta) -> datetime | None:

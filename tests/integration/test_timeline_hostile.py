@@ -6,6 +6,7 @@ expectations come from the names and dates the test gave."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import struct
@@ -138,3 +139,33 @@ def test_a_day_of_a_clock_change_is_drawn_whole(make_system, mov: Path, tmp_path
         assert re.search(r'id="day-summary">1 recording,', html), day
         drawn = re.findall(r'class="recording"\s+data-x="([0-9.]+)"', html)
         assert [float(v) for v in drawn] == [x], day
+
+
+def test_the_hour_a_clock_goes_back_leaves_no_phantom_gap(make_system, mov: Path,
+                                                         tmp_path: Path):
+    """Berlin, 25 October 2026: 02:00-03:00 runs twice (CEST, then CET). A camera naming
+    its segments by wall time writes 02:59:58 then 02:00:00 and 02:00:02: the second pass
+    is told from the first by when each file was closed (its mtime), so the timeline runs
+    on without the hour-long hole (and hour of overlaps) reading both as CEST would make."""
+    origins = tmp_path / "origins.toml"
+    origins.write_text(ORIGINS)
+    system = make_system(VIDEODROP_ORIGINS_FILE=str(origins)).start()
+    true_starts = {"ch01_20261025025958.mov": datetime(2026, 10, 25, 0, 59, 58, tzinfo=UTC),
+                   "ch01_20261025020000.mov": datetime(2026, 10, 25, 1, 0, 0, tzinfo=UTC),
+                   "ch01_20261025020002.mov": datetime(2026, 10, 25, 1, 0, 2, tzinfo=UTC)}
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    (system.inbox / "berlin").mkdir()
+    for name, start in true_starts.items():
+        made = staging / name
+        shutil.copyfile(mov, made)
+        closed = start.timestamp() + 2  # the clip lasts 2 s; the recorder closed it then
+        os.utime(made, (closed, closed))
+        os.rename(made, system.inbox / "berlin" / name)
+    records = {r["original_filename"]: r for r in system.wait_done(3, timeout=120)}
+    assert {n: r["recording"]["start"] for n, r in records.items()} == {
+        n: s.strftime("%Y-%m-%dT%H:%M:%S.000Z") for n, s in true_starts.items()}
+    body = system.http.get(f"{system.base_url}/api/origins/inbox/berlin/timeline",
+                           params={"from": "2026-10-24T23:00:00Z", "to": "2026-10-25T03:00:00Z"},
+                           headers=system.admin, timeout=10).json()
+    assert (body["gaps"], body["overlaps"]) == ([], []), body
