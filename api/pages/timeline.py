@@ -133,7 +133,7 @@ class OriginsPage:
             strip = day_strip(recordings, rule.gap_tolerance, day_start, seconds, zone,
                               activity=self.site.catalog.activity_of([r.id for r in recordings]),
                               threshold=rule.activity_threshold)
-            marks = ([f"{h:02d}:00" for h in range(0, 25, 3)] if hour is None else
+            marks = (_day_marks(day_start, seconds, zone) if hour is None else
                      [f"{hour:02d}:{m:02d}" for m in range(0, 60, 10)] + [f"{hour + 1:02d}:00"])
             context.update(day=day.isoformat(), bars=strip.recordings, gaps=strip.gaps,
                            activity=strip.activity, activity_known=strip.activity_known,
@@ -143,6 +143,15 @@ class OriginsPage:
                            next_day=(day + timedelta(days=1)).isoformat(),
                            cut=window.cut)
         self.site.page(req, resp, "origins.html", **context)
+
+
+def _day_marks(day_start: datetime, seconds: float, zone: Any) -> list[str]:
+    """The wall times at the strip's nine evenly spaced marks (``00:00``, ``03:00``…
+    ``24:00`` on a day of 24 hours; ``02:07``… on one of 25, where the strip is longer)."""
+    start = day_start.astimezone(UTC)
+    inner = [f"{(start + timedelta(seconds=seconds * k / 8)).astimezone(zone):%H:%M}"
+             for k in range(8)]
+    return [*inner, "24:00"]
 
 
 def _day(raw: str | None, default: date) -> date:

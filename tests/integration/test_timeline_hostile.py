@@ -129,13 +129,23 @@ def test_a_day_of_a_clock_change_is_drawn_whole(make_system, mov: Path, tmp_path
     _probed(system, mov, {"berlin/ch01_20261025233000.mov": None,
                           "berlin/ch01_20260329233000.mov": None})
     page = _page(system)
-    for day, length, x in (("2026-10-25", 25 * 3600, 24.5 * 3600),
-                           ("2026-03-29", 23 * 3600, 22.5 * 3600)):
+    for day, length, x, marks in (
+            ("2026-10-25", 25 * 3600, 24.5 * 3600,
+             ["00:00", "02:07", "05:15", "08:22", "11:30", "14:37", "17:45", "20:52", "24:00"]),
+            ("2026-03-29", 23 * 3600, 22.5 * 3600,
+             ["00:00", "03:52", "06:45", "09:37", "12:30", "15:22", "18:15", "21:07", "24:00"]),
+            ("2026-11-30", 24 * 3600, None,
+             ["00:00", "03:00", "06:00", "09:00", "12:00", "15:00", "18:00", "21:00", "24:00"])):
         resp = page.get(f"{system.base_url}/origins", timeout=10,
                         params={"origin": "inbox/berlin", "day": day})
         assert resp.status_code == 200, resp.text
         html = resp.text
         assert re.search(r'viewBox="0 0 ' + str(length) + r'(\.0)? 10"', html), day
+        # the hour marks under the strip: the wall time where each stands
+        hours = re.search(r'<div class="strip-hours"[^>]*>(.*?)</div>', html, re.S)
+        assert hours and re.findall(r"<span>([0-9:]+)</span>", hours.group(1)) == marks, day
+        if x is None:
+            continue
         assert re.search(r'id="day-summary">1 recording,', html), day
         drawn = re.findall(r'class="recording"\s+data-x="([0-9.]+)"', html)
         assert [float(v) for v in drawn] == [x], day
