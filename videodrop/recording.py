@@ -103,13 +103,21 @@ def recording_of(rule: OriginRule, *, path: str, duration: float | None,
     if start is not None and (end := _end(start, length)) is not None:
         return Recording(start, end, "creation_time", False)
     named = start_from_name(path, rule.timezone, rule.patterns)
-    if named is not None:
+    if named is not None and not _absolute(named[1], rule):  # a wall time, not epoch
         named = (second_pass(named[0], rule.timezone, length, mtime), named[1])
     if named is not None and (end := _end(named[0], length)) is not None:
         return Recording(named[0], end, "file_name", False, named[1])
     if mtime is not None:
         return Recording(mtime - length, mtime, "mtime", True)
     return Recording(received - length, received, "received", True)
+
+
+def _absolute(label: str, rule: OriginRule) -> bool:
+    """Whether the pattern ``label`` (``epoch``, ``own:<n>``…) reads a Unix time: a moment,
+    not a wall time a clock change can repeat."""
+    pattern = (rule.patterns[int(label[4:])] if label.startswith("own:")
+               else BUILT_IN[label])
+    return bool({"epoch", "epoch_ms"} & set(pattern.groupindex))
 
 
 def second_pass(start: datetime, zone: ZoneInfo, length: timedelta,

@@ -214,3 +214,15 @@ def test_an_own_pattern_catching_too_many_digits_is_no_moment():
                        creation_time=None, mtime=datetime(2026, 12, 1, tzinfo=UTC),
                        received=datetime(2026, 12, 1, tzinfo=UTC))
     assert rec.source == "mtime"
+
+
+def test_an_epoch_stamp_is_a_moment_whatever_the_mtime():
+    # 00:30 UTC is 02:30 CEST, the first pass of Berlin's repeated hour; the file came in
+    # an hour later (mtime at the second pass's end): an epoch stamp still says 00:30
+    stamp = int(datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp())
+    for rule in (OriginRule(timezone=BERLIN),
+                 OriginRule(timezone=BERLIN, patterns=(re.compile(r"cam(?P<epoch>\d+)"),))):
+        rec = recording_of(rule, path=f"x/cam{stamp}.mp4", duration=10, creation_time=None,
+                           mtime=datetime(2026, 10, 25, 1, 30, 10, tzinfo=UTC),
+                           received=datetime(2026, 10, 25, 3, tzinfo=UTC))
+        assert rec.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC), rule
