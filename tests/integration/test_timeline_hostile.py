@@ -179,3 +179,30 @@ def test_the_hour_a_clock_goes_back_leaves_no_phantom_gap(make_system, mov: Path
                            params={"from": "2026-10-24T23:00:00Z", "to": "2026-10-25T03:00:00Z"},
                            headers=system.admin, timeout=10).json()
     assert (body["gaps"], body["overlaps"]) == ([], []), body
+
+
+def test_paging_through_recordings_that_start_together_ends(make_system, mov: Path):
+    """An NVR exporting a channel's main and sub stream (or two channels) into one folder
+    gives recordings that start on the same second. Following ``next_from`` with any
+    ``limit`` lists each recording once and ends."""
+    system = make_system().start()
+    names = ["ch01_20261130100000.mov", "ch02_20261130100000.mov",
+             "ch03_20261130100000.mov", "ch01_20261130100002.mov"]
+    records = _probed(system, mov, {f"nvr/{n}": None for n in names})
+    ids = sorted(r["id"] for r in records.values())
+    url = f"{system.base_url}/api/origins/inbox/nvr/timeline"
+    for limit in (1, 2, 3, 4):
+        seen: list[int] = []
+        params = {"from": "2026-11-30T09:00:00Z", "to": "2026-11-30T11:00:00Z",
+                  "limit": str(limit)}
+        for _ in range(len(names) + 2):  # bounded: a loop that never ends fails here
+            body = system.http.get(url, params=params, headers=system.admin,
+                                   timeout=10).json()
+            seen += [r["id"] for r in body["recordings"]
+                     if r["start"] >= params["from"].replace("Z", ".000Z")]
+            if not body["truncated"]:
+                break
+            params["from"] = body["next_from"]
+        else:
+            pytest.fail(f"limit {limit}: next_from never ended ({seen})")
+        assert sorted(seen) == ids, (limit, seen)
