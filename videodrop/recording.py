@@ -23,6 +23,7 @@ are rounded to the second, and a rounded end makes phantom gaps).
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -31,6 +32,14 @@ from zoneinfo import ZoneInfo
 
 from videodrop.origins import OriginRule
 
+#: The years a recorder's clock (creation_time, a stamp in a name) is believed in; outside
+#: them the next source is used.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+#: The longest duration a recording is given (a header may claim any): 100 years.
+LONGEST = timedelta(days=36525)
+#: How far a file's mtime (the server's clock) may lie before the end its recorder's clock
+#: gives it, when the mtime tells which of a repeated hour's moments a wall time is.
+CLOCK_SLACK = timedelta(minutes=5)
 SOURCES = ("creation_time", "file_name", "mtime", "received")
 ESTIMATED_SOURCES = frozenset({"mtime", "received"})  # not the recorder's own clock
 _D = r"(?<!\d)"  # no digit before
@@ -86,16 +95,57 @@ def recording_of(rule: OriginRule, *, path: str, duration: float | None,
     an upload), ``duration`` seconds (None counts as 0), ``creation_time`` the metadata's
     (``2026-11-30T10:00:00Z``, UTC digits), ``mtime`` the file's modification time
     (None for uploads), ``received`` when the row was made. Sources as the module says."""
-    length = timedelta(seconds=max(0.0, duration or 0.0))
+    seconds = duration if duration is not None and math.isfinite(duration) else 0.0
+    length = timedelta(seconds=min(max(0.0, seconds), LONGEST.total_seconds()))
     start = _from_creation_time(creation_time, rule)
-    if start is not None:
-        return Recording(start, start + length, "creation_time", False)
+    if start is not None and rule.creation_time == "local":
+        start = second_pass(start, rule.timezone, length, mtime)
+    if start is not None and (end := _end(start, length)) is not None:
+        return Recording(start, end, "creation_time", False)
     named = start_from_name(path, rule.timezone, rule.patterns)
-    if named is not None:
-        return Recording(named[0], named[0] + length, "file_name", False, named[1])
+    if named is not None and not _absolute(named[1], rule):  # a wall time, not epoch
+        named = (second_pass(named[0], rule.timezone, length, mtime), named[1])
+    if named is not None and (end := _end(named[0], length)) is not None:
+        return Recording(named[0], end, "file_name", False, named[1])
     if mtime is not None:
         return Recording(mtime - length, mtime, "mtime", True)
     return Recording(received - length, received, "received", True)
+
+
+def _absolute(label: str, rule: OriginRule) -> bool:
+    """Whether the pattern ``label`` (``epoch``, ``own:<n>``…) reads a Unix time: a moment,
+    not a wall time a clock change can repeat."""
+    pattern = (rule.patterns[int(label[4:])] if label.startswith("own:")
+               else BUILT_IN[label])
+    return bool({"epoch", "epoch_ms"} & set(pattern.groupindex))
+
+
+def second_pass(start: datetime, zone: ZoneInfo, length: timedelta,
+                mtime: datetime | None) -> datetime:
+    """``start`` (a wall time in ``zone`` read as the first of its moments) or, when that
+    wall time came twice (the hour a clock goes back) and the file was closed
+    (``mtime``) no earlier than :data:`CLOCK_SLACK` before the second moment's end and
+    nearer it than the first's, the second moment: a recorder writing through the
+    repeated hour is told from one writing the first time through it."""
+    local = start.astimezone(zone)
+    later = local.replace(fold=1).astimezone(UTC)
+    if later == start or mtime is None:
+        return start
+    first_end, later_end = start + length, later + length
+    if mtime >= later_end - CLOCK_SLACK and abs(mtime - later_end) < abs(mtime - first_end):
+        return later
+    return start
+
+
+def _end(start: datetime, length: timedelta) -> datetime | None:
+    """The end of a recording from a recorder's clock, or None when that clock cannot be
+    believed: the recording must run within :data:`FIRST_YEAR`..:data:`LAST_YEAR` (a
+    camera whose clock was never set says 1970; a hostile header says 9999, whose end is
+    no date)."""
+    if not FIRST_YEAR <= start.year <= LAST_YEAR:
+        return None
+    end = start + length  # under 100 years after at most 2100: a date
+    return end if end.year <= LAST_YEAR else None
 
 
 def _from_creation_time(text: str | None, rule: OriginRule) -> datetime | None:
@@ -103,11 +153,11 @@ def _from_creation_time(text: str | None, rule: OriginRule) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        if rule.creation_time == "local":  # the digits are wall time in the origin's zone
+            return _wall(moment.replace(tzinfo=None), rule.timezone)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # no moment, or none UTC can say (year 1, 9999)
         return None
-    if rule.creation_time == "local":  # the digits are wall time in the origin's zone
-        return _wall(moment.replace(tzinfo=None), rule.timezone)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def start_from_name(path: str, zone: ZoneInfo, own: tuple[re.Pattern[str], ...] = ()
@@ -128,11 +178,14 @@ def start_from_name(path: str, zone: ZoneInfo, own: tuple[re.Pattern[str], ...] 
 
 def _moment(groups: dict[str, str | None], folders: tuple[str, ...], zone: ZoneInfo
             ) -> datetime | None:
-    if groups.get("epoch"):
-        seconds = int(groups["epoch"] or 0) + int(groups.get("epoch_ms") or 0) / 1000
-        return datetime.fromtimestamp(seconds, UTC)
-    if groups.get("epoch_ms") and not groups.get("epoch"):
-        return datetime.fromtimestamp(int(groups["epoch_ms"] or 0) / 1000, UTC)
+    try:  # an origin's own pattern may catch any digits: 99999999999999 is no moment
+        if groups.get("epoch"):
+            seconds = int(groups["epoch"] or 0) + int(groups.get("epoch_ms") or 0) / 1000
+            return _bounded(datetime.fromtimestamp(seconds, UTC))
+        if groups.get("epoch_ms") and not groups.get("epoch"):
+            return _bounded(datetime.fromtimestamp(int(groups["epoch_ms"] or 0) / 1000, UTC))
+    except (ValueError, OverflowError, OSError):
+        return None
     try:
         if groups.get("year") and groups.get("month") and groups.get("day"):
             day = date(int(groups["year"] or 0), int(groups["month"] or 0),
@@ -147,9 +200,13 @@ def _moment(groups: dict[str, str | None], folders: tuple[str, ...], zone: ZoneI
                         int(groups["minute"] or 0), int(groups["second"] or 0), int(fraction))
     except (ValueError, TypeError):
         return None  # 2026-13-45, 25:61:00: not a moment, try the next pattern
-    if not 2000 <= wall.year <= 2100:
+    if not FIRST_YEAR <= wall.year <= LAST_YEAR:
         return None
     return _wall(wall, zone)
+
+
+def _bounded(moment: datetime) -> datetime | None:
+    return moment if FIRST_YEAR <= moment.year <= LAST_YEAR else None
 
 
 def folder_date(folders: tuple[str, ...]) -> date | None:

@@ -17,14 +17,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 import falcon
 
 from api.auth.credential import AdminAuth, admin_only
-from api.http.params import bad, parse_int, parse_when, query_params, repeated_params
+from api.http.params import (
+    bad,
+    checked_origin,
+    parse_int,
+    parse_when,
+    query_params,
+    repeated_params,
+)
 from videodrop.activity import stretches
 from videodrop.catalog import Catalog
 from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
@@ -35,6 +42,7 @@ from videodrop.tokens import utcnow
 
 MAX_ORIGINS = 10_000
 MAX_SPAN = timedelta(days=31)
+EARLIEST = datetime(1, 1, 1, tzinfo=UTC)
 DEFAULT_SPAN = timedelta(days=1)
 MAX_RECORDINGS = MAX_WINDOW
 TIMELINE_PARAMS = ("from", "to", "limit")
@@ -89,7 +97,7 @@ class OriginTimeline:
     def on_get(self, req: falcon.Request, resp: falcon.Response, origin: str) -> None:
         self.admin.require(req)
         start, end, limit = _window(req)
-        origin = origin.strip("/")
+        origin = checked_origin(origin.strip("/"))
         window = self.catalog.timeline_window(origin, start, end, limit)
         tolerance = self.origins.rule(origin).gap_tolerance
         ordered = [*reversed(window.before), *window.within,
@@ -138,7 +146,8 @@ def _window(req: falcon.Request) -> tuple[datetime, datetime, int]:
         raise bad("parameter", f"unknown parameter {', '.join(unknown)}; a timeline takes"
                                f" {', '.join(TIMELINE_PARAMS)}")
     end = parse_when(query["to"], "to") if "to" in query else utcnow()
-    start = parse_when(query["from"], "from") if "from" in query else end - DEFAULT_SPAN
+    start = parse_when(query["from"], "from") if "from" in query else end - min(
+        DEFAULT_SPAN, end - EARLIEST)  # to=0001-01-01T00:00:00Z has no day before it
     if start >= end:
         raise bad("window", "from must be before to")
     if end - start > MAX_SPAN:

@@ -57,6 +57,15 @@ def bad(name: str, description: str) -> falcon.HTTPBadRequest:
     return falcon.HTTPBadRequest(title=f"Bad {name}", description=description)
 
 
+def checked_origin(origin: str) -> str:
+    """``origin`` (a timeline's, docs/timeline.md) as given, or 400 for one no folder can
+    be named (a NUL, other control characters): it has no recordings, and the catalog
+    cannot be asked about it (PostgreSQL text holds no NUL)."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in origin):
+        raise bad("origin", "an origin is a folder's name: no control characters")
+    return origin
+
+
 def parse_int(raw: str, name: str, *, low: int, high: int) -> int:
     if not re.fullmatch(r"[0-9]{1,19}", raw) or not low <= int(raw) <= high:
         raise bad(name, f"{name} is an integer from {low} to {high}")

@@ -10,11 +10,12 @@ docs/timeline.md."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
 import falcon
 
+from api.http.params import checked_origin
 from videodrop.activity import stretches
 from videodrop.catalog.timeline import MAX_WINDOW, TimedRecording
 from videodrop.origins import OriginRules
@@ -23,8 +24,7 @@ from videodrop.timeline import Span, gaps_and_overlaps
 if TYPE_CHECKING:
     from api.pages.site import Site
 
-DAY = 86400  # seconds on a day's strip (a day with a clock change shows 23 or 25 hours')
-HOUR = 3600
+DAY = 86400  # seconds on a day's strip (a day with a clock change has 23 or 25 hours')
 #: The most stretches of activity listed under the strip (all are drawn on it).
 MAX_LISTED = 200
 
@@ -113,6 +113,7 @@ class OriginsPage:
                                    "timezone": None, "prev_day": None, "next_day": None,
                                    "cut": False, "span_seconds": DAY}
         if origin:
+            origin = checked_origin(origin)
             rule = self.origins.rule(origin)
             zone = rule.timezone
             known = next((o for o in listed if o.origin == origin), None)
@@ -120,8 +121,11 @@ class OriginsPage:
                        if known else datetime.now(zone).date())
             hour = _hour(req.get_param("hour"))
             day_start = datetime.combine(day, time(hour or 0), zone)
-            seconds = DAY if hour is None else HOUR
-            day_end = day_start + timedelta(seconds=seconds)
+            # the real seconds to the next midnight: a day with a clock change has 23 or
+            # 25 hours (aware datetimes of one zone subtract by the wall clock: ask UTC)
+            day_end = (datetime.combine(day + timedelta(days=1), time(0), zone)
+                       if hour is None else day_start.astimezone(UTC) + timedelta(hours=1))
+            seconds = (day_end.astimezone(UTC) - day_start.astimezone(UTC)).total_seconds()
             window = self.site.catalog.timeline_window(origin, day_start, day_end,
                                                        MAX_WINDOW)
             recordings = [*reversed(window.before), *window.within]
@@ -129,7 +133,7 @@ class OriginsPage:
             strip = day_strip(recordings, rule.gap_tolerance, day_start, seconds, zone,
                               activity=self.site.catalog.activity_of([r.id for r in recordings]),
                               threshold=rule.activity_threshold)
-            marks = ([f"{h:02d}:00" for h in range(0, 25, 3)] if hour is None else
+            marks = (_day_marks(day_start, seconds, zone) if hour is None else
                      [f"{hour:02d}:{m:02d}" for m in range(0, 60, 10)] + [f"{hour + 1:02d}:00"])
             context.update(day=day.isoformat(), bars=strip.recordings, gaps=strip.gaps,
                            activity=strip.activity, activity_known=strip.activity_known,
@@ -141,14 +145,29 @@ class OriginsPage:
         self.site.page(req, resp, "origins.html", **context)
 
 
+def _day_marks(day_start: datetime, seconds: float, zone: Any) -> list[str]:
+    """The wall times at the strip's nine evenly spaced marks (``00:00``, ``03:00``…
+    ``24:00`` on a day of 24 hours; ``02:07``… on one of 25, where the strip is longer)."""
+    start = day_start.astimezone(UTC)
+    inner = [f"{(start + timedelta(seconds=seconds * k / 8)).astimezone(zone):%H:%M}"
+             for k in range(8)]
+    return [*inner, "24:00"]
+
+
 def _day(raw: str | None, default: date) -> date:
+    """The day asked for; 400 for no date, or one without a day before and after it (the
+    page links both, and a zone's midnight must be a moment: 0001-01-01, 9999-12-31)."""
     if not raw:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError as exc:
         raise falcon.HTTPBadRequest(title="Bad day",
                                     description="day is a date: YYYY-MM-DD") from exc
+    if not date(1, 1, 2) < day < date(9999, 12, 30):
+        raise falcon.HTTPBadRequest(title="Bad day",
+                                    description="day is a date from 0001-01-03 to 9999-12-29")
+    return day
 
 
 def _hour(raw: str | None) -> int | None:

@@ -4,6 +4,7 @@ written out by hand from each name, not computed by the code under test."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -171,3 +172,57 @@ def test_the_documented_example_file_loads():
     assert rules.rule("inbox/nvr1/ch01").gap_tolerance == 2.0
     assert rules.rule("inbox/dashcam").creation_time == "local"
     assert rules.rule("inbox/garden").activity_threshold == 3.0
+
+
+@pytest.mark.parametrize(("closed", "expected"), [
+    # closed when the second pass's recording ended: the second pass (CET)
+    (datetime(2026, 10, 25, 1, 30, 10, tzinfo=UTC), datetime(2026, 10, 25, 1, 30, tzinfo=UTC)),
+    # closed when the first pass's ended: the first (CEST)
+    (datetime(2026, 10, 25, 0, 30, 10, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    # copied in 40 minutes late: before the second pass's end, so the first
+    (datetime(2026, 10, 25, 1, 10, 10, tzinfo=UTC), datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+    # no mtime (an upload): the first, as documented
+    (None, datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),
+])
+def test_the_repeated_hour_is_told_apart_by_the_mtime(closed, expected):
+    rule = OriginRule(timezone=BERLIN)
+    rec = recording_of(rule, path="cam/ch01_20261025023000.mp4", duration=10,
+                       creation_time=None, mtime=closed,
+                       received=datetime(2026, 10, 25, 3, tzinfo=UTC))
+    assert (rec.start, rec.source) == (expected, "file_name")
+    local = OriginRule(timezone=BERLIN, creation_time="local")
+    rec = recording_of(local, path="cam/x.mov", duration=10,
+                       creation_time="2026-10-25T02:30:00.000000Z", mtime=closed,
+                       received=datetime(2026, 10, 25, 3, tzinfo=UTC))
+    assert (rec.start, rec.source) == (expected, "creation_time")
+
+
+@pytest.mark.parametrize("creation_time", ["9999-12-31T23:59:59.000000Z",
+                                           "1970-01-01T00:00:05.000000Z",
+                                           "0001-01-01T00:00:00.000000Z"])
+def test_a_recorder_clock_beyond_belief_is_passed_over(creation_time):
+    for rule in (OriginRule(), OriginRule(timezone=BERLIN, creation_time="local")):
+        rec = recording_of(rule, path="cam/ch01_20261130100000.mov", duration=10,
+                           creation_time=creation_time, mtime=None,
+                           received=datetime(2026, 12, 1, tzinfo=UTC))
+        assert rec.source == "file_name", (rule, creation_time)
+
+
+def test_an_own_pattern_catching_too_many_digits_is_no_moment():
+    rule = OriginRule(patterns=(re.compile(r"(?P<epoch>\d+)"),))
+    rec = recording_of(rule, path="cam/99999999999999999999.mp4", duration=float("inf"),
+                       creation_time=None, mtime=datetime(2026, 12, 1, tzinfo=UTC),
+                       received=datetime(2026, 12, 1, tzinfo=UTC))
+    assert rec.source == "mtime"
+
+
+def test_an_epoch_stamp_is_a_moment_whatever_the_mtime():
+    # 00:30 UTC is 02:30 CEST, the first pass of Berlin's repeated hour; the file came in
+    # an hour later (mtime at the second pass's end): an epoch stamp still says 00:30
+    stamp = int(datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp())
+    for rule in (OriginRule(timezone=BERLIN),
+                 OriginRule(timezone=BERLIN, patterns=(re.compile(r"cam(?P<epoch>\d+)"),))):
+        rec = recording_of(rule, path=f"x/cam{stamp}.mp4", duration=10, creation_time=None,
+                           mtime=datetime(2026, 10, 25, 1, 30, 10, tzinfo=UTC),
+                           received=datetime(2026, 10, 25, 3, tzinfo=UTC))
+        assert rec.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC), rule

@@ -18,6 +18,8 @@ from videodrop.catalog.base import CatalogBase
 BEFORE_WINDOW = 50
 #: The most recordings one window reads (the API's and the pages' limit).
 MAX_WINDOW = 5000
+#: The most recordings of one origin starting at one instant a page takes (all of them).
+SAME_START = 100_000
 #: The summaries' estimates are large (an origin's whole history), so PostgreSQL would
 #: compile them (JIT), which costs more than running them: off for their transaction.
 _NO_JIT = sql.SQL("SET LOCAL jit = off")
@@ -102,6 +104,21 @@ class Timeline(CatalogBase):
             within = tx.all("timeline_within", {**params, "limit": limit + 1})
             cut = len(within) > limit
             after = within[limit] if cut else tx.one("timeline_after", params)
+            if cut and after is not None and within[limit - 1]["recorded_start"] == (
+                    at := after["recorded_start"]):
+                # The next page starts at a start (its ``from``): a page never ends inside
+                # the recordings of one start, or the next would show them again, and
+                # forever when a page's worth start together (a main and a sub stream).
+                kept = [r for r in within[:limit] if r["recorded_start"] < at]
+                if kept:
+                    within, limit = kept, len(kept)
+                else:  # all of this page start at once: take every one of that start
+                    just_after = at + timedelta(microseconds=1)
+                    within = tx.all("timeline_within", {**params, "from": at, "to": just_after,
+                                                        "limit": SAME_START})
+                    after = tx.one("timeline_after", {**params, "to": just_after})
+                    cut = after is not None and after["recorded_start"] < end
+                    limit = len(within)
         return Window([TimedRecording.from_row(r) for r in before],
                       [TimedRecording.from_row(r) for r in within[:limit]],
                       TimedRecording.from_row(after) if after else None, cut)
