@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import secrets
 import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -35,15 +34,12 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fr
     AAC): the folder and the oracles by name."""
     folder = tmp_path_factory.mktemp("store-corpus")
     paths = frame_corpus.build(folder)
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
-                    "-f", "lavfi", "-i", "sine=frequency=1000:duration=3", "-c:v", "libx264",
-                    "-crf", "8", "-g", "25", "-c:a", "aac", "-shortest", str(folder / "av.mp4")],
-                   check=True, timeout=120)
-    return folder, {p.name: frame_corpus.oracle(p) for p in [*paths, folder / "av.mp4"]}
+    paths.append(test_clips.with_audio(folder / "av.mp4"))
+    return folder, {p.name: frame_corpus.oracle(p) for p in paths}
 
 
 @pytest.fixture(scope="module", params=STORES)
-def stored(request: pytest.FixtureRequest, tmp_path_factory, database_url, amqp_url,
+def stored(request: pytest.FixtureRequest, tmp_path_factory, database_url, amqp_url,  # noqa: PLR0917 - fixtures
            amqp_prefix, corpus) -> Iterator[tuple[System, dict[str, dict]]]:
     """The system on one store with every file of the corpus ready: name → record."""
     env: dict[str, str] = {}
