@@ -80,14 +80,10 @@ def ready_video(video: Video) -> Video:
     return video
 
 
-def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path]:
-    """The ready video and its stored file: as :func:`ready_video`, and 404
-    ``missing_file``; 501 ``not_supported`` on a store without local files (s3)."""
+def ready_file(video: Video, media_root: str | Path) -> tuple[Video, Path]:
+    """The ready video and its file under ``media_root`` (the file store): as
+    :func:`ready_video`, and 404 ``missing_file``."""
     ready_video(video)
-    if media_root is None:
-        raise FrameError(falcon.HTTP_501, "Not on this store",
-                         "Frames and clips are read from a file:// media store only"
-                         " (for now).", "not_supported")
     path = Path(media_root) / video.stored_path
     if not path.is_file():
         raise missing_file()
