@@ -171,3 +171,17 @@ def test_a_kept_input_is_opened_afresh_before_its_url_expires(corpus):
     finally:
         for key in list(inputs.opened):
             inputs.drop(key)
+
+
+def test_the_decoding_childs_sentence_names_no_url():
+    """A URL the decoding child cannot open (nothing listens there): decode_failed, and
+    the sentence (PyAV names the URL it failed on) holds no URL."""
+    now = time.time()
+    secret = "http://127.0.0.1:9/videos/x.mp4?X-Amz-Signature=0123abcd"
+    head, data = decoder.answer(decoder.Inputs(), {
+        "key": "videos/x.mp4", "stamp": [1, "etag"], "url": secret, "expires": now + 900,
+        "until": now + 30, "start": 0.0, "seek": -1e9, "width": 64, "raw": False,
+        "format": "jpeg"})
+    assert head["ok"] is False and head["reason"] == "decode_failed" and data == b""
+    assert "127.0.0.1" not in head["sentence"] and "Signature" not in head["sentence"], head
+    assert "<stored video>" in head["sentence"], head
