@@ -14,11 +14,8 @@ default list.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,13 +27,10 @@ from api.frames.decoders import Decoders
 from api.frames.extract import Shape
 from api.frames.source import Original
 from api.frames.stitch import Stitcher
-from bench import common
-from bench.common import Row, log, ms, row, standalone
-from bench.derive_s3 import KEY, SECONDS, clip
-from testbed.s3 import ThrowawayS3
+from bench.common import Row, standalone
+from bench.derive_s3 import KEY, SECONDS, ratio_rows, two_stores
 from videodrop.children import ChildRunner
-from videodrop.storage import FileStore, MediaStore
-from videodrop.storage.s3store import S3Store
+from videodrop.storage import MediaStore
 
 FRAMES = 20
 SEED = 7
@@ -80,36 +74,19 @@ def jobs(store: MediaStore, decoders: Decoders, scratch: Path) -> dict[str, floa
 
 
 def main(rounds: int) -> list[Row]:
-    path = clip()
-    with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp, \
-            ThrowawayS3(Path(tmp) / "weed") as weed:
-        server = weed.server
-        bucket = server.create_bucket("vdbench")
-        for name, value in server.env().items():
-            os.environ.setdefault(name, value)
-        stores: dict[str, MediaStore] = {
-            "file": FileStore(Path(tmp) / "media"),
-            "s3": S3Store(bucket, "frames/", endpoint_url=server.endpoint, region=server.region)}
-        for store in stores.values():
-            store.put_file(KEY, path)
+    with two_stores("frames/") as (tmp, files, s3):
+        stores: dict[str, MediaStore] = {"file": files, "s3": s3}
         decoders = {name: Decoders(1 << 30) for name in stores}
         times: dict[tuple[str, str], list[float]] = {}
         try:
             for _ in range(rounds):
                 for name, store in stores.items():
-                    for job, seconds in jobs(store, decoders[name], Path(tmp)).items():
+                    for job, seconds in jobs(store, decoders[name], tmp).items():
                         times.setdefault((job, name), []).append(seconds)
         finally:
             for pool in decoders.values():
                 pool.close()
-    rows = []
-    for job in sorted({job for job, _ in times}):
-        ours, ref = (statistics.median(times[job, n]) for n in ("s3", "file"))
-        log(f"{job}: s3 {[round(t, 3) for t in times[job, 's3']]} s,"
-            f" file {[round(t, 3) for t in times[job, 'file']]} s")
-        rows.append(row(f"{job} of a {SECONDS} s 720p clip, read from s3 (presigned URL)",
-                        ms(ours), f"file store {ms(ref)}", ref / ours))
-    return rows
+    return ratio_rows(times)
 
 
 if __name__ == "__main__":
