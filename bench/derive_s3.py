@@ -13,13 +13,14 @@ default list.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -83,9 +84,11 @@ def kinds(tool: FFmpeg, store: MediaStore, out: output.Output) -> dict[str, Call
             "scenes": scene_list}
 
 
-def main(rounds: int) -> list[Row]:
+@contextlib.contextmanager
+def two_stores(prefix: str) -> Iterator[tuple[Path, FileStore, S3Store]]:
+    """(a scratch folder, a file store in it, an S3 store under ``prefix`` of a bucket of
+    a throwaway ``weed mini``), the clip at ``KEY`` in both; all removed afterwards."""
     path = clip()
-    tool = FFmpeg("ffmpeg", ChildRunner(1 << 30, file_size=None, cpus=2), 600)
     with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp, \
             ThrowawayS3(Path(tmp) / "weed") as weed:
         server = weed.server
@@ -93,12 +96,31 @@ def main(rounds: int) -> list[Row]:
         for name, value in server.env().items():
             os.environ.setdefault(name, value)
         files = FileStore(Path(tmp) / "media")
-        s3 = S3Store(bucket, "derive/", endpoint_url=server.endpoint, region=server.region)
+        s3 = S3Store(bucket, prefix, endpoint_url=server.endpoint, region=server.region)
+        for store in (files, s3):
+            store.put_file(KEY, path)
+        yield Path(tmp), files, s3
+
+
+def ratio_rows(times: dict[tuple[str, str], list[float]]) -> list[Row]:
+    """A row per job of ``times`` ((job, store) → seconds of each round): the s3 store's
+    median against the file store's."""
+    rows = []
+    for job in dict.fromkeys(job for job, _ in times):
+        ours, ref = (statistics.median(times[job, n]) for n in ("s3", "file"))
+        log(f"{job}: s3 {[round(t, 3) for t in times[job, 's3']]} s,"
+            f" file {[round(t, 3) for t in times[job, 'file']]} s")
+        rows.append(row(f"{job} of a {SECONDS} s 720p clip, read from s3 (presigned URL)",
+                        ms(ours), f"file store {ms(ref)}", ref / ours))
+    return rows
+
+
+def main(rounds: int) -> list[Row]:
+    tool = FFmpeg("ffmpeg", ChildRunner(1 << 30, file_size=None, cpus=2), 600)
+    with two_stores("derive/") as (tmp, files, s3):
         stores: dict[str, tuple[MediaStore, output.Output]] = {
             "file": (files, output.for_store(files)),
-            "s3": (s3, output.for_store(s3, ScratchRoot(Path(tmp) / "scratch")))}
-        for store, _ in stores.values():
-            store.put_file(KEY, path)
+            "s3": (s3, output.for_store(s3, ScratchRoot(tmp / "scratch")))}
         jobs = {name: kinds(tool, store, out) for name, (store, out) in stores.items()}
         times: dict[tuple[str, str], list[float]] = {}
         for _ in range(rounds):
@@ -107,14 +129,7 @@ def main(rounds: int) -> list[Row]:
                     t0 = time.perf_counter()
                     jobs[name][kind]()
                     times.setdefault((kind, name), []).append(time.perf_counter() - t0)
-    rows = []
-    for kind in jobs["file"]:
-        ours, ref = (statistics.median(times[kind, n]) for n in ("s3", "file"))
-        log(f"{kind}: s3 {[round(t, 3) for t in times[kind, 's3']]} s,"
-            f" file {[round(t, 3) for t in times[kind, 'file']]} s")
-        rows.append(row(f"{kind} of a {SECONDS} s 720p clip, read from s3 (presigned URL)",
-                        ms(ours), f"file store {ms(ref)}", ref / ours))
-    return rows
+    return ratio_rows(times)
 
 
 if __name__ == "__main__":

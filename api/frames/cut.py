@@ -35,7 +35,7 @@ import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.frames.extract import INPUT_OPTIONS, FrameFailed, Frames
+from api.frames.extract import FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
 
 __all__ = ["AAC", "DURATIONS_KEPT", "MP4_AUDIO", "MP4_OUTPUT", "MP4_VIDEO", "Cutter", "NoFrames",
@@ -137,8 +137,10 @@ class Cutter(Frames):
     """:class:`~api.frames.extract.Frames` that also writes clips (MP4) to a path."""
 
     def _ffmpeg(self, *args: str) -> list[str]:
+        """ffmpeg's arguments: ``args`` hold each input of the original as
+        :meth:`~api.frames.extract.Frames.input` gives it (its protocols with it)."""
         return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
-                *INPUT_OPTIONS, *args]
+                *args]
 
     def copy_input(self, span: Span) -> tuple[list[str], list[str], list[str]]:
         """The input options that read ``span`` (whole GOPs from :func:`copy_span`) by
@@ -183,11 +185,11 @@ class Cutter(Frames):
         seek, offset, until = self.copy_input(span)
         second = ([] if audio is None else
                   [*seek, *offset, "-t", f"{span.end - origin + _LANDING:.6f}",
-                   "-i", f"file:{self.path}"])
+                   *self.input()])
         sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
             ["-c:a", "copy"] if audio in MP4_AUDIO else AAC)]
         self._run(self._ffmpeg(
-            *seek, *offset, *until, "-i", f"file:{self.path}", *second,
+            *seek, *offset, *until, *self.input(), *second,
             "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *MP4_OUTPUT,
             f"file:{out}"), "ffmpeg")
         if container in DURATIONS_KEPT:
@@ -212,7 +214,7 @@ class Cutter(Frames):
         trim = (["-af", f"atrim=start={max(0.0, span.start - origin):.6f}"
                  f":end={span.end - origin:.6f},asetpts=PTS-STARTPTS"] if audio else [])
         self._run(self._ffmpeg(
-            "-threads", "2", *seek, "-i", f"file:{self.path}", "-map", "0:v:0",
+            "-threads", "2", *seek, *self.input(), "-map", "0:v:0",
             *(["-an"] if audio is None else ["-map", "0:a:0?", *AAC]),
             "-vf", ",".join([*picks, _EVEN]),
             *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",

@@ -5,7 +5,13 @@ gives each request a deadline and kills it past that).
 
 Protocol, on its stdin and stdout: a request is one JSON line ``{"path", "start",
 "seek", "time", "width", "raw", "format"}`` (seconds on the API's timeline,
-api/frames/timeline.py; ``format``: ``jpeg``, ``png`` or ``ppm``); the answer is one JSON
+api/frames/timeline.py; ``format``: ``jpeg``, ``png`` or ``ppm``) for a local file, or for
+an object of an s3 store ``{"key", "stamp", "url", "expires", "until", …}`` in place of
+``"path"``: the input is kept by its ``key`` (and ``stamp``, the object's size and ETag),
+read through the presigned ``url`` (the protocols :data:`REMOTE_PROTOCOLS` for that input
+only), and opened afresh with the request's ``url`` once the kept one's ``expires``
+(``time.time()``) is less than :data:`RENEW_MARGIN` seconds after ``until``, the request's
+end: a URL never expires while it is read. The answer is one JSON
 line, ``{"ok": true, "time": <the frame's time, s>, "size": <bytes>, "cpu": <the
 child's CPU seconds so far>}`` followed by ``size`` bytes of the picture, or ``{"ok":
 false, "reason": "decode_failed", "sentence": …}``.
@@ -38,12 +44,48 @@ from typing import Any, BinaryIO
 
 import av
 
+from api.frames.source import REMOTE_PROTOCOLS, redacted
 from videodrop.formats import DEMUXERS
 
 #: Inputs kept open by one child (each holds its demuxer and decoder: ~30 MB for 1080p).
 KEPT = 4
 #: What the input may be: the file protocol and the accepted demuxers only.
 OPEN_OPTIONS = {"protocol_whitelist": "file", "format_whitelist": ",".join(sorted(DEMUXERS))}
+#: An object's input: its presigned URL over HTTP(S), the accepted demuxers only.
+REMOTE_OPTIONS = {**OPEN_OPTIONS, "protocol_whitelist": REMOTE_PROTOCOLS}
+#: Seconds a kept input's URL must outlive the request's end to be read again.
+RENEW_MARGIN = 60.0
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """The input of one request: ``key`` (what it is kept by: a file's path, an object's
+    key), the ``url`` to open it with, ``options`` (av.open's), when that URL ``expires``
+    and when the request ``until`` (``time.time()``; inf for a file), and the object's
+    ``stamp`` (None for a file: its size and modification time are read at each use)."""
+
+    key: str
+    url: str
+    options: dict[str, str]
+    expires: float = float("inf")
+    until: float = 0.0
+    stamp: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of(cls, request: dict[str, Any]) -> Wanted:
+        if "path" in request:
+            path = str(request["path"])
+            return cls(path, f"file:{path}", OPEN_OPTIONS)
+        return cls(str(request["key"]), str(request["url"]), REMOTE_OPTIONS,
+                   float(request["expires"]), float(request["until"]),
+                   tuple(request["stamp"]))
+
+    def current(self) -> tuple[Any, ...]:
+        """The version of the input now: OSError when a file is gone."""
+        if self.stamp is not None:
+            return self.stamp
+        stat = os.stat(self.key)
+        return stat.st_size, stat.st_mtime_ns
 
 
 class Failed(Exception):
@@ -52,11 +94,12 @@ class Failed(Exception):
 
 @dataclass
 class Opened:
-    """One input kept open: its ``stamp`` (size, mtime), container, video stream, the
-    container's start (s), the frames decoded and not yet served, and the time of the
-    last frame served (None: none since the last seek)."""
+    """One input kept open: its ``stamp`` (a file's size and mtime, an object's size and
+    ETag), container, video stream, the container's start (s), the frames decoded and not
+    yet served, the time of the last frame served (None: none since the last seek), and
+    when the URL it was opened with expires (``time.time()``; inf for a file)."""
 
-    stamp: tuple[int, int]
+    stamp: tuple[Any, ...]
     container: Any
     stream: Any
     start: float
@@ -64,6 +107,7 @@ class Opened:
     packets: Any = None
     last: float | None = None
     ended: bool = False
+    expires: float = float("inf")
 
 
 class Inputs:
@@ -72,30 +116,32 @@ class Inputs:
     def __init__(self) -> None:
         self.opened: OrderedDict[str, Opened] = OrderedDict()
 
-    def get(self, path: str) -> Opened:
-        stat = os.stat(path)
-        stamp = (stat.st_size, stat.st_mtime_ns)
-        found = self.opened.pop(path, None)
-        if found is not None and found.stamp == stamp:
-            self.opened[path] = found
+    def get(self, wanted: Wanted) -> Opened:
+        """The input ``wanted``, kept open while its version is the same and its URL
+        outlives the request by :data:`RENEW_MARGIN` s; else opened afresh."""
+        stamp = wanted.current()
+        found = self.opened.pop(wanted.key, None)
+        if (found is not None and found.stamp == stamp
+                and found.expires >= wanted.until + RENEW_MARGIN):
+            self.opened[wanted.key] = found
             return found
         if found is not None:
             found.container.close()
-        one = self.open(path, stamp)
-        self.opened[path] = one
+        one = self.open(wanted, stamp)
+        self.opened[wanted.key] = one
         while len(self.opened) > KEPT:
             _, old = self.opened.popitem(last=False)
             old.container.close()
         return one
 
-    def drop(self, path: str) -> None:
-        found = self.opened.pop(path, None)
+    def drop(self, key: str) -> None:
+        found = self.opened.pop(key, None)
         if found is not None:
             found.container.close()
 
     @staticmethod
-    def open(path: str, stamp: tuple[int, int]) -> Opened:
-        container = av.open(f"file:{path}", options=OPEN_OPTIONS)
+    def open(wanted: Wanted, stamp: tuple[Any, ...]) -> Opened:
+        container = av.open(wanted.url, options=wanted.options)
         if not container.streams.video:
             container.close()
             raise Failed("the file has no video stream")
@@ -103,19 +149,19 @@ class Inputs:
         stream.thread_type = "AUTO"
         stream.codec_context.thread_count = 2
         start = container.start_time / 1e6 if container.start_time is not None else 0.0
-        one = Opened(stamp, container, stream, start)
+        one = Opened(stamp, container, stream, start, expires=wanted.expires)
         one.packets = container.demux(stream)
         return one
 
 
-def frame_at(inputs: Inputs, path: str, start: float, seek: float) -> tuple[Any, float]:
+def frame_at(inputs: Inputs, wanted: Wanted, start: float, seek: float) -> tuple[Any, float]:
     """(the first frame at or after ``seek`` s, its time), decoding from the keyframe at
     or before ``start`` s (the module docstring)."""
-    one = inputs.get(path)
+    one = inputs.get(wanted)
     going_on = (not one.ended and one.last is not None and one.last < seek
                 and start <= one.last)
     if not going_on:
-        one = landed(inputs, path, start)
+        one = landed(inputs, wanted, start)
     stream, context = one.stream, one.stream.codec_context
     base = Fraction(stream.time_base)
     while True:
@@ -140,7 +186,7 @@ def frame_at(inputs: Inputs, path: str, start: float, seek: float) -> tuple[Any,
         one.pending.extend(context.decode(packet))
 
 
-def landed(inputs: Inputs, path: str, start: float) -> Opened:
+def landed(inputs: Inputs, wanted: Wanted, start: float) -> Opened:
     """The input, its demuxer at a keyframe shown at or before ``start`` s (its packets
     from there), or at the file's first byte when ``start`` is 0 or no such keyframe is
     found. A demuxer's seek may land on a packet that is no keyframe (MPEG-TS: the
@@ -150,9 +196,9 @@ def landed(inputs: Inputs, path: str, start: float) -> Opened:
     while True:
         target = start - back
         if target <= 0:
-            inputs.drop(path)  # from the first byte, as a fresh demuxer reads it
-            return inputs.get(path)
-        one = inputs.get(path)
+            inputs.drop(wanted.key)  # from the first byte, as a fresh demuxer reads it
+            return inputs.get(wanted)
+        one = inputs.get(wanted)
         one.container.seek(round(target * 1e6) + round(one.start * 1e6), backward=True)
         one.pending.clear()
         one.ended, one.last = False, None
@@ -230,22 +276,23 @@ def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], byt
     inputs are open is tried once more with them closed: near the child's address-space
     limit (VIDEODROP_CHILD_MEMORY) libav fails in many ways (no memory, no thread,
     "invalid data"), and the inputs kept open are what a request can give back."""
-    path = str(request["path"])
     while True:
         try:
-            frame, shown = frame_at(inputs, path, float(request["start"]),
+            wanted = Wanted.of(request)
+            frame, shown = frame_at(inputs, wanted, float(request["start"]),
                                     float(request["seek"]))
-            stream = inputs.opened[path].stream
+            stream = inputs.opened[wanted.key].stream
             data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
                                  str(request["format"])), str(request["format"]))
         except (Failed, av.FFmpegError, OSError, ValueError, MemoryError) as exc:
-            others = [p for p in inputs.opened if p != path]
-            for each in [*others, path]:
+            key = str(request.get("path", request.get("key")))
+            others = [k for k in inputs.opened if k != key]
+            for each in [*others, key]:
                 inputs.drop(each)
             if others:
                 continue
             reason = "resource_limit" if isinstance(exc, MemoryError) else "decode_failed"
-            return {"ok": False, "reason": reason, "sentence": str(exc)[:300]}, b""
+            return {"ok": False, "reason": reason, "sentence": redacted(str(exc))[:300]}, b""
         return {"ok": True, "time": shown, "size": len(data)}, data
 
 

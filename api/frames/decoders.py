@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from api.frames.source import Original, as_original, redacted
 from videodrop.children import ARENAS, ChildLimits, prlimit_binary
 
 __all__ = ["CPU_SECONDS", "DecodeFailed", "Decoders", "Request"]
@@ -55,19 +56,37 @@ class DecodeFailed(Exception):
 
 @dataclass(frozen=True)
 class Request:
-    """One picture (api/frames/decoder.py's protocol): the file, ``start``/``seek`` as
+    """One picture (api/frames/decoder.py's protocol): the original (a local file's
+    path, or an :class:`~api.frames.source.Original`), ``start``/``seek`` as
     :class:`~api.frames.timeline.Chosen` gives them (s), the widest ``width`` (px),
     ``raw`` and the format (``jpeg``, ``png``, ``ppm``)."""
 
-    path: Path
+    source: Path | Original
     start: float
     seek: float
     width: int
     raw: bool
     format: str
 
-    def line(self) -> bytes:
-        return json.dumps({"path": str(self.path), "start": self.start, "seek": self.seek,
+    @property
+    def key(self) -> str:
+        """What the children keep the input open by: the file's path, the object's key."""
+        return as_original(self.source).key
+
+    def line(self, left: float) -> bytes:
+        """The request's line, for a request done within ``left`` seconds: a local file
+        by its path; an object by its key, its stamp, a presigned URL made now and when
+        that URL expires and when the request ends (``time.time()``): a child keeps the
+        input open while its URL outlives the request, else opens it afresh."""
+        original = as_original(self.source)
+        where: dict[str, Any]
+        if original.path is not None:
+            where = {"path": str(original.path)}
+        else:
+            url, expires = original.remote_input(2 * left)
+            where = {"key": original.key, "stamp": list(original.stamp or ()), "url": url,
+                     "expires": expires, "until": time.time() + left}
+        return json.dumps({**where, "start": self.start, "seek": self.seek,
                            "width": self.width, "raw": self.raw,
                            "format": self.format}).encode() + b"\n"
 
@@ -83,14 +102,14 @@ class _Child:
                                                      "PYTHONPATH": str(_ROOT)})
         self.buffer = bytearray()
         self.cpu = 0.0
-        self.recent: list[Path] = []  # the inputs it last read (it keeps them open)
+        self.recent: list[str] = []  # the inputs it last read (it keeps them open), by key
 
     def ask(self, request: Request, deadline: float) -> tuple[dict[str, Any], bytes]:
         """(the answer's head, its bytes); EOFError when the child is gone,
         TimeoutError at ``deadline`` (``time.monotonic``)."""
         assert self.proc.stdin is not None
         try:
-            self.proc.stdin.write(request.line())
+            self.proc.stdin.write(request.line(max(0.0, deadline - time.monotonic())))
             self.proc.stdin.flush()
         except (BrokenPipeError, ValueError) as exc:
             raise EOFError("the decoder is gone") from exc
@@ -105,7 +124,7 @@ class _Child:
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
         self.cpu = float(head.get("cpu", 0.0))
-        self.recent = [request.path, *(p for p in self.recent if p != request.path)][:4]
+        self.recent = [request.key, *(k for k in self.recent if k != request.key)][:4]
         return head, data
 
     def _read(self, deadline: float) -> None:
@@ -160,7 +179,7 @@ class Decoders:
         """(the time of the frame decoded, s; its picture's bytes), by ``deadline``
         (``time.monotonic``); :class:`DecodeFailed`."""
         for attempt in (0, 1):
-            child, fresh = self._take(request.path)
+            child, fresh = self._take(request.key)
             try:
                 head, data = child.ask(request, deadline)
             except TimeoutError:
@@ -181,12 +200,12 @@ class Decoders:
             self._give_back(child)
             if not head.get("ok"):
                 raise DecodeFailed(str(head.get("reason", "decode_failed")),
-                                   str(head.get("sentence", "no frame")))
+                                   redacted(str(head.get("sentence", "no frame"))))
             return float(head["time"]), data
         raise AssertionError("unreachable")
 
-    def _take(self, path: Path) -> tuple[_Child, bool]:
-        """An idle child, one that has ``path`` open if any; else a new one."""
+    def _take(self, key: str) -> tuple[_Child, bool]:
+        """An idle child, one that has the input ``key`` open if any; else a new one."""
         gone: list[_Child] = []
         with self._lock:
             if self._idle:
@@ -196,7 +215,7 @@ class Decoders:
             child.kill()  # reaps it
         with self._lock:
             if self._idle:
-                has = [n for n, c in enumerate(self._idle) if path in c.recent]
+                has = [n for n, c in enumerate(self._idle) if key in c.recent]
                 return self._idle.pop(has[0] if has else -1), False
         return _Child(self.argv()), True
 

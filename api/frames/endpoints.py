@@ -36,16 +36,16 @@ import re
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import falcon
 
 from api.frames.decoders import Decoders
-from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_file
+from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_original
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.index import Indexes, Unavailable
 from api.frames.packing import TAR_END, npy, tar_member
+from api.frames.source import Original
 from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
 from api.tokens.endpoints import TokenResource
 from videodrop.catalog import Catalog, Video
@@ -76,8 +76,9 @@ class FrameResource(TokenResource):
         self.runner = ChildRunner(settings.child_memory, cpus=2)
         self.decoders = decoders if decoders is not None else Decoders(settings.child_memory)
 
-    def video_file(self, token: str) -> tuple[Video, Path]:
-        return ready_file(self.lookup(token).video, self.media_root)
+    def video_file(self, token: str) -> tuple[Video, Original]:
+        """The ready video and its stored original (a local file, or an s3 object)."""
+        return ready_original(self.lookup(token).video, self.media, self.media_root)
 
     def params(self, req: falcon.Request) -> tuple[dict[str, str], Shape, str]:
         """(the query, the shape, the format) or 400."""
@@ -96,7 +97,7 @@ class FrameResource(TokenResource):
             raise bad(f"format is one of {', '.join(self.formats)}")
         return query, Shape(int(raw_width), raw == "1"), fmt
 
-    def frames(self, path: Path) -> Frames:
+    def frames(self, path: Original) -> Frames:
         return Frames(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
                       runner=self.runner, decoders=self.decoders,
                       deadline=time.monotonic() + self.settings.frame_timeout)

@@ -9,12 +9,14 @@ from typing import Any
 
 import falcon
 
+from api.frames.source import Original
 from api.http.params import query_params, repeated_params
 from api.tokens.endpoints import gone
 from videodrop.catalog import Video
+from videodrop.storage import MediaStore, ObjectMissing
 
 __all__ = ["RETRY_PENDING", "FrameError", "bad", "checked_query", "parse_time", "ready_file",
-           "ready_video"]
+           "ready_original", "ready_video"]
 
 _TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
 RETRY_PENDING = 10  # seconds: Retry-After of a video (or its index) still being made
@@ -78,16 +80,33 @@ def ready_video(video: Video) -> Video:
     return video
 
 
-def ready_file(video: Video, media_root: str | Path | None) -> tuple[Video, Path]:
-    """The ready video and its stored file: as :func:`ready_video`, and 404
-    ``missing_file``; 501 ``not_supported`` on a store without local files (s3)."""
+def ready_file(video: Video, media_root: str | Path) -> tuple[Video, Path]:
+    """The ready video and its file under ``media_root`` (the file store): as
+    :func:`ready_video`, and 404 ``missing_file``."""
     ready_video(video)
-    if media_root is None:
-        raise FrameError(falcon.HTTP_501, "Not on this store",
-                         "Frames and clips are read from a file:// media store only"
-                         " (for now).", "not_supported")
     path = Path(media_root) / video.stored_path
     if not path.is_file():
-        raise FrameError(falcon.HTTP_404, "File missing",
-                         "The stored file is missing; tell an operator.", "missing_file")
+        raise missing_file()
     return video, path
+
+
+def ready_original(video: Video, media: MediaStore, media_root: str | Path | None
+                   ) -> tuple[Video, Original]:
+    """The ready video and its stored original, on either store: as :func:`ready_file`
+    on the file store (``media_root``); on s3 (``media_root`` None) the object, stamped
+    with its size and ETag (one HEAD request), and 404 ``missing_file`` when it is not
+    there. The store's errors (StoreUnavailable: the app answers 503) propagate."""
+    if media_root is not None:
+        video, path = ready_file(video, media_root)
+        return video, Original(str(path), path)
+    ready_video(video)
+    try:
+        info = media.stat(video.stored_path)
+    except ObjectMissing as exc:
+        raise missing_file() from exc
+    return video, Original(video.stored_path, None, media, (info.size, info.etag))
+
+
+def missing_file() -> FrameError:
+    return FrameError(falcon.HTTP_404, "File missing",
+                      "The stored file is missing; tell an operator.", "missing_file")

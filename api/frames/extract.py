@@ -3,8 +3,11 @@ packets when the video has no packet index yet (:mod:`api.frames.timeline` picks
 frame; api/frames/index.py reads the index), and the worker's decoding children
 (api/frames/decoders.py, api/frames/decoder.py: long-lived, the input kept open) decode
 each frame from the keyframe before it. ffprobe as every child of videodrop: an argument
-list, ``file:`` input, the ``file`` protocol and the accepted demuxers only, the deadline
-and resource limits of :mod:`videodrop.children`; the decoding children likewise.
+list, the input and its protocols as :class:`~api.frames.source.Original` gives them
+(``file:`` and the ``file`` protocol on the file store; a presigned URL and HTTP(S) for
+that input only on s3), the accepted demuxers only, the deadline and resource limits of
+:mod:`videodrop.children`; the decoding children likewise. A child's message is
+redacted (no URL) before it becomes an error sentence.
 
 The decoding: the demuxer jumps to the last keyframe at or before
 :attr:`~api.frames.timeline.Chosen.start` (picked early enough for the frame's
@@ -29,15 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.frames.decoders import DecodeFailed, Decoders, Request
+from api.frames.source import Original, as_original, input_options, redacted
 from api.frames.timeline import Chosen, Timeline, parse_packets
 from videodrop.children import ChildError, ChildRunner, ChildTimeout, Completed
-from videodrop.formats import DEMUXERS
 
 #: Image formats served (api/frames/decoder.py draws them): JPEG, PNG, and binary PPM
 #: (raw RGB behind a small header, for ``.npy``).
 FORMATS = ("jpeg", "png", "ppm")
-#: Every media child's input options: the file protocol and the accepted demuxers only.
-INPUT_OPTIONS = ("-protocol_whitelist", "file", "-format_whitelist", ",".join(sorted(DEMUXERS)))
 #: Seconds read past the last time asked for, so that every packet presented before it
 #: is read whatever the reordering of B-frames.
 READ_AHEAD = 5.0
@@ -71,13 +72,17 @@ class Shape:
 
 
 class Frames:
-    """Frames of the file at ``path``, every child under ``runner`` with ``ffmpeg`` and
-    ``ffprobe`` (binaries), pictures from ``decoders`` (None: this one draws none), and
-    all of them done by ``deadline`` (``time.monotonic``)."""
+    """Frames of the stored original ``source`` (a local file's path, or an
+    :class:`~api.frames.source.Original`: ``path`` is its local file, None on s3), every
+    child under ``runner`` with ``ffmpeg`` and ``ffprobe`` (binaries), pictures from
+    ``decoders`` (None: this one draws none), and all of them done by ``deadline``
+    (``time.monotonic``)."""
 
-    def __init__(self, path: Path, *, ffmpeg: str, ffprobe: str, runner: ChildRunner,
-                 deadline: float, decoders: Decoders | None = None) -> None:
-        self.path = path
+    def __init__(self, source: Path | Original, *, ffmpeg: str, ffprobe: str,
+                 runner: ChildRunner, deadline: float, decoders: Decoders | None = None
+                 ) -> None:
+        self.source = as_original(source)
+        self.path = self.source.path
         self.decoders = decoders
         self.ffmpeg = ffmpeg
         self.ffprobe = ffprobe
@@ -96,22 +101,34 @@ class Frames:
 
     def _probe(self, interval: str | None) -> Completed:
         reading = ["-read_intervals", interval] if interval else []
-        args = [self.ffprobe, "-v", "error", *INPUT_OPTIONS, "-select_streams", "v:0",
+        args = [self.ffprobe, "-v", "error", *input_options(self.source.protocols),
+                "-select_streams", "v:0",
                 "-show_entries", "format=start_time:stream=time_base:packet=pts,dts,duration,flags",
-                "-of", "csv", *reading, f"file:{self.path}"]
+                "-of", "csv", *reading, self.input_url()]
         return self._run(args, "ffprobe")
+
+    def input_url(self) -> str:
+        """The original's URL for a child started now (``file:`` on the file store; a
+        presigned URL outliving the deadline on s3)."""
+        return self.source.url(2 * max(0.0, self.deadline - time.monotonic()))
+
+    def input(self) -> list[str]:
+        """The original as an ffmpeg input: its options (protocols for this input only,
+        the accepted demuxers) and ``-i``."""
+        return [*input_options(self.source.protocols), "-i", self.input_url()]
 
     def picture(self, chosen: Chosen, shape: Shape, fmt: str) -> Picture:
         """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`FORMATS`)."""
         assert self.decoders is not None, "these Frames draw no picture"
         seek = chosen.seek if chosen.index > 0 else -1e9  # the first frame decoded
-        request = Request(self.path, chosen.start, seek, shape.width, shape.raw, fmt)
+        request = Request(self.source, chosen.start, seek, shape.width, shape.raw, fmt)
         try:
             got, data = self.decoders.picture(request, self.deadline)
         except DecodeFailed as exc:
             raise FrameFailed(exc.reason, f"decoding: {exc}") from exc
         except (ChildError, OSError) as exc:
-            raise FrameFailed("decode_failed", f"the decoder could not run: {exc}") from exc
+            raise FrameFailed("decode_failed",
+                              f"the decoder could not run: {redacted(str(exc))}") from exc
         if not data:
             raise FrameFailed("decode_failed", "no frame was decoded at this time")
         if abs(got - chosen.time) > max(1e-3, (chosen.time - chosen.seek) / 2):
@@ -126,7 +143,8 @@ class Frames:
         except ChildTimeout as exc:
             raise FrameFailed("timeout", f"{name} did not finish in time") from exc
         except ChildError as exc:
-            raise FrameFailed("decode_failed", f"{name} could not run: {exc}") from exc
+            raise FrameFailed("decode_failed",
+                              f"{name} could not run: {redacted(str(exc))}") from exc
         if done.returncode == -signal.SIGXFSZ:
             raise FrameFailed("too_large", f"{name}'s output reached its size limit")
         if done.returncode in (-signal.SIGKILL, -signal.SIGXCPU):
@@ -134,7 +152,8 @@ class Frames:
         if done.returncode != 0:
             lines = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise FrameFailed("decode_failed", f"{name} exited with {done.returncode}: "
-                                               + (lines[-1][:200] if lines else "no message"))
+                                               + (redacted(lines[-1])[:200] if lines
+                                                  else "no message"))
         return done
 
 

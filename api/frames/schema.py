@@ -13,8 +13,6 @@ Schema = dict[str, Any]
 ERROR_CODES = {
     "bad_parameter": "a parameter is missing, unknown or malformed",
     "missing_file": "the stored file is gone",
-    "not_supported": "the media store has no local files (s3): frames and clips are not"
-                     " served from it yet (501)",
     "not_ready": "the video is not ready (processing, or failed)",
     "expired": "a retention rule removed the video's files (410)",
     "past_end": "t (a clip's start) is at or after the end of the last frame",

@@ -33,7 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.frames.cut import AAC, MP4_OUTPUT, Cutter, Span
-from api.frames.extract import INPUT_OPTIONS, FrameFailed
+from api.frames.extract import FrameFailed
+from api.frames.source import input_options
 from api.frames.timeline import Timeline
 
 __all__ = ["IDR", "PARAMETER_SETS", "PROFILES", "Method", "Pieces", "Stitcher", "nal_types",
@@ -156,10 +157,11 @@ class Stitcher(Cutter):
     def stitchable(self) -> tuple[str, int, str]:
         """(the x264 profile of the ends or "" when the video stream is not one to stitch
         (module docstring), its rotation in degrees clockwise, what it is in words)."""
-        done = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
+        done = self._run([self.ffprobe, "-v", "error", *input_options(self.source.protocols),
+                          "-select_streams", "v:0",
                           "-show_entries", "stream=codec_name,profile,pix_fmt,width,height,"
                           "field_order:stream_side_data=rotation", "-of", "json",
-                          f"file:{self.path}"], "ffprobe")
+                          self.input_url()], "ffprobe")
         try:
             [stream] = json.loads(done.stdout)["streams"]
         except (ValueError, KeyError) as exc:
@@ -184,7 +186,7 @@ class Stitcher(Cutter):
         once) it would be decoded with the head's."""
         seek, offset, until = self.copy_input(piece)
         first = out.with_suffix(".h264")
-        self._run(self._ffmpeg(*seek, *offset, *until, "-i", f"file:{self.path}",
+        self._run(self._ffmpeg(*seek, *offset, *until, *self.input(),
                                "-map", "0:v:0", "-c:v", "copy", "-an", "-sn", "-dn",
                                "-copypriorss", "0", "-f", "mpegts", "-y", f"file:{out}",
                                "-map", "0:v:0", "-c:v", "copy", "-frames:v", "1",
@@ -205,7 +207,7 @@ class Stitcher(Cutter):
         seek, picks = self.encode_input(piece, line.at(piece.start))
         shift = ["-bsf:v", f"setts=dts=PTS-{round(lead * 90000)}"] if lead > 0 else []
         self._run(self._ffmpeg(
-            "-threads", "2", "-noautorotate", *seek, "-i", f"file:{self.path}",
+            "-threads", "2", "-noautorotate", *seek, *self.input(),
             "-map", "0:v:0", "-an", "-sn", "-dn", "-vf", ",".join(picks),
             "-frames:v", str(piece.count), "-fps_mode", "passthrough", *_ENDS,
             "-profile:v", profile, *shift, "-threads", "2", "-f", "mpegts", "-y",
@@ -216,8 +218,7 @@ class Stitcher(Cutter):
         """The pieces ``listed`` (an ffconcat file) joined into the MP4 ``out``, with the
         audio of ``span`` encoded to AAC and the source's rotation as metadata."""
         sound = [] if audio is None else [
-            *INPUT_OPTIONS, "-ss", f"{span.start:.6f}",
-            "-t", f"{span.end - span.start:.6f}", "-i", f"file:{self.path}"]
+            "-ss", f"{span.start:.6f}", "-t", f"{span.end - span.start:.6f}", *self.input()]
         turn = ["-metadata:s:v:0", f"rotate={rotation}"] if rotation else []
         self._run([self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                    "-protocol_whitelist", "file", "-format_whitelist", "concat,mpegts",

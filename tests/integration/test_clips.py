@@ -27,6 +27,15 @@ CORPUS = ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "edit.mp4", "rotated.mp4"
 MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noise.mp4's
 
 
+def with_audio(out: Path) -> Path:
+    """The corpus's pattern with a 1 kHz tone (AAC), 3 s, GOPs of 25: ``out``."""
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
+                    "-f", "lavfi", "-i", "sine=frequency=1000:duration=3", "-c:v", "libx264",
+                    "-crf", "8", "-g", "25", "-c:a", "aac", "-shortest", str(out)],
+                   check=True, timeout=120)
+    return out
+
+
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, frame_corpus.Oracle]]:
     """The corpus, ``odd.mp4`` (321x241), ``vp8.webm`` (a codec MP4 cannot carry),
@@ -37,10 +46,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
     of av.mp4 and of odd.mp4 by name."""
     folder = tmp_path_factory.mktemp("clip-corpus")
     paths = frame_corpus.build(folder)
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", frame_corpus.index_pattern(),
-                    "-f", "lavfi", "-i", "sine=frequency=1000:duration=3", "-c:v", "libx264",
-                    "-crf", "8", "-g", "25", "-c:a", "aac", "-shortest", str(folder / "av.mp4")],
-                   check=True, timeout=120)
+    with_audio(folder / "av.mp4")
     subprocess.run(["ffmpeg", "-v", "error", "-itsoffset", "0.2", "-i", str(folder / "av.mp4"),
                     "-i", str(folder / "av.mp4"), "-map", "0:v", "-map", "1:a", "-c", "copy",
                     str(folder / "late.mp4")], check=True, timeout=60)
