@@ -24,7 +24,7 @@ from prober.ffprobe_log import parse_log_summary
 from prober.fields import as_int
 from prober.inputs import ProbeInput
 from prober.packets import Listing, PacketSummary
-from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed
+from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed, redacted
 from videodrop.formats import DEMUXERS
 
 __all__ = [
@@ -193,7 +193,7 @@ def run_probe(
     err = _storable_text(done.stderr)
     error = data.get("error") if isinstance(data, dict) else None
     if done.returncode != 0 or data is None or error or listing.overflow:
-        message = error.get("string") if isinstance(error, dict) else None
+        message = _error_string(error)
         if listing.overflow:
             message = "ffprobe's output is larger than any real file's header"
         raise FFprobeFailed(done.returncode, message, err, listing.text())
@@ -306,7 +306,7 @@ def _run_for_json(runner: Runner, args: Sequence[str], timeout: float) -> dict[s
         data = None
     if done.returncode != 0 or not isinstance(data, dict) or data.get("error"):
         error = data.get("error") if isinstance(data, dict) else None
-        message = error.get("string") if isinstance(error, dict) else None
+        message = _error_string(error)
         raise FFprobeFailed(done.returncode, message, _storable_text(done.stderr),
                             _storable_text(done.stdout))
     return data
@@ -349,7 +349,14 @@ def read_log_summary(
     return parse_log_summary(log), log
 
 
+def _error_string(error: object) -> str | None:
+    """The ``string`` of ffprobe's ``-show_error`` object, without URLs; None without one."""
+    text = error.get("string") if isinstance(error, dict) else None
+    return redacted(str(text)) if text is not None else None
+
+
 def _storable_text(data: bytes) -> str:
     """ffprobe's output (log or stdout) as text that PostgreSQL jsonb accepts: UTF-8 with
-    replacement characters, no NUL."""
-    return data.decode("utf-8", "replace").replace("\x00", "")
+    replacement characters, no NUL, no URL (an upload on s3 is read through a presigned
+    URL, which ffprobe names in its messages: :func:`videodrop.children.redacted`)."""
+    return redacted(data.decode("utf-8", "replace").replace("\x00", ""))

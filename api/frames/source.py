@@ -18,12 +18,12 @@ This module imports nothing heavy: the decoding child (api/frames/decoder.py) us
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from videodrop.children import redacted
 from videodrop.formats import DEMUXERS
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ __all__ = ["REMOTE_PROTOCOLS", "URL_LIFETIME", "Original", "input_options", "red
 REMOTE_PROTOCOLS = "http,https,tcp,tls"
 #: Seconds a presigned URL given to a child lives at least.
 URL_LIFETIME = 900.0
-_URL = re.compile(r"(?:https?|tls|tcp)://[^\s'\"]*?(?=:?(?:\s|$|['\"]))")
 
 
 def input_options(protocols: str) -> list[str]:
@@ -43,11 +42,6 @@ def input_options(protocols: str) -> list[str]:
     demuxers only."""
     return ["-protocol_whitelist", protocols, "-format_whitelist", ",".join(sorted(DEMUXERS))]
 
-
-def redacted(text: str) -> str:
-    """``text`` with every URL (a presigned one is a credential) replaced by ``<stored
-    video>``: what a child said, fit for an error sentence and a log line."""
-    return _URL.sub("<stored video>", text)
 
 
 @dataclass(frozen=True)
