@@ -29,9 +29,14 @@ from typing import Any
 
 from videodrop import removal
 from videodrop.catalog import Catalog, Video
+from videodrop.errors import ConfigurationError
 from videodrop.retention import metrics
 from videodrop.retention.plan import Decision, Plan, Store, decide
 from videodrop.retention.rules import Rules
+from videodrop.storage import FileStore, MediaStore, StoreError, StoreUnavailable
+
+#: Where a pass removes files: the media store, or the file store's folder.
+Media = MediaStore | Path
 
 #: Rows expired in one transaction (then their files go, then one statement records it).
 EXPIRE_BATCH = 200
@@ -54,40 +59,66 @@ class PassResult:
     stopped: bool = False  # ``between`` asked the pass to stop before its end
 
 
-def store_space(media_root: Path) -> Store | None:
-    """The media store's space (None when the folder cannot be asked)."""
+def _folder(media: Media) -> Path | None:
+    """The folder of a store of local files; None for an object store."""
+    if isinstance(media, Path):
+        return media
+    return media.root if isinstance(media, FileStore) else None
+
+
+def store_space(media: Media) -> Store | None:
+    """The media store's space: its file system's (``os.statvfs`` of the folder); None
+    when the folder cannot be asked, and always on an object store (s3 has no free space
+    to ask: a bucket grows until a quota or the bill stops it)."""
+    folder = _folder(media)
+    if folder is None:
+        return None
     try:
-        st = os.statvfs(media_root)
+        st = os.statvfs(folder)
     except OSError:
         return None
     return Store(free=st.f_bavail * st.f_frsize, total=st.f_blocks * st.f_frsize)
 
 
-def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
+def space_problem(rules: Rules, media: Media) -> str | None:
+    """Why ``rules`` cannot apply on ``media`` (None: they can): ``keep_free`` on an object
+    store, which has no free space to keep (refused rather than silently ignored)."""
+    if _folder(media) is not None or rules.keep_free(1 << 60) is None:
+        return None
+    where = media.describe() if isinstance(media, MediaStore) else str(media)
+    return (f"[global] keep_free: a free-space floor has no meaning on the object store"
+            f" {where} (a bucket has no free space to keep); remove it and bound usage"
+            " with quota instead (docs/operations.md, Retention and quotas)")
+
+
+def run_pass(catalog: Catalog, rules: Rules, media: Media, log: Any, *,
              now: datetime | None = None,
              between: Callable[[], bool] | None = None) -> PassResult:
     """One pass (see the module docstring); ``now`` defaults to the catalog's clock.
     ``between`` is called after each batch of removals: the pass goes on while it returns
     True (the role pings its watchdog there, and stops early when asked to: the rest
-    waits for the next pass)."""
+    waits for the next pass). ``media``: the media store (or the file store's folder);
+    ConfigurationError when the rules cannot apply there (:func:`space_problem`)."""
+    if problem := space_problem(rules, media):
+        raise ConfigurationError(problem)
     with catalog.db.advisory_lock(LOCK_SPACE, 0) as got:
         if not got:
             log.info("retention pass skipped: another one runs")
             return PassResult(skipped=True)
-        result = PassResult(finished=finish_removals(catalog, media_root, rules, log))
-        result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media_root))
+        result = PassResult(finished=finish_removals(catalog, media, rules, log))
+        result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media))
         batch: list[Decision] = []
         for decision in result.plan.chosen(catalog):
             batch.append(decision)
             if len(batch) == EXPIRE_BATCH:
-                _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
+                _remove(catalog, batch, media, rules=rules, log=log, result=result)
                 batch = []
                 if between is not None and not between():
                     result.stopped = True
                     break
         if batch:
-            _remove(catalog, batch, media_root, rules=rules, log=log, result=result)
-        space = store_space(media_root)
+            _remove(catalog, batch, media, rules=rules, log=log, result=result)
+        space = store_space(media)
         metrics.after_pass(catalog.usage(), space.free if space else None, time.time())
     log.info("retention pass", expired=sum(result.files.values()),
              bytes=sum(result.bytes.values()), files_by_rule=dict(result.files),
@@ -97,7 +128,7 @@ def run_pass(catalog: Catalog, rules: Rules, media_root: Path, log: Any, *,
     return result
 
 
-def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, *, rules: Rules,
+def _remove(catalog: Catalog, batch: list[Decision], media: Media, *, rules: Rules,
             log: Any, result: PassResult) -> None:
     """Expire ``batch`` (committed), remove each expired row's files, record it."""
     expired = catalog.expire([(d.video_id, d.rule, d.detail) for d in batch])
@@ -107,7 +138,7 @@ def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, *, rules:
     removed = []
     for video in sorted(expired, key=lambda v: order[v.id]):
         d = by_id[video.id]
-        if not _remove_files(media_root, video, log):
+        if not _remove_files(media, video, log):
             continue
         removed.append(video.id)
         result.files[d.rule] += 1
@@ -119,26 +150,27 @@ def _remove(catalog: Catalog, batch: list[Decision], media_root: Path, *, rules:
     catalog.files_removed(removed, drop_rows=rules.drop_rows)
 
 
-def _remove_files(media_root: Path, video: Video, log: Any) -> bool:
-    """Remove an expired row's files; False (logged) when the file system refuses: the row
-    keeps ``files_removed_at`` NULL and the next pass tries again."""
+def _remove_files(media: Media, video: Video, log: Any) -> bool:
+    """Remove an expired row's files (objects); False (logged) when the file system or
+    the object store refuses or does not answer: the row keeps ``files_removed_at`` NULL
+    and the next pass tries again."""
     try:
-        removal.remove_video(media_root, video)
-    except OSError as exc:
+        removal.remove_video(media, video)
+    except (OSError, StoreError, StoreUnavailable) as exc:
         log.error("expired video's files not removed; the next pass tries again",
                   video_id=video.id, stored_path=video.stored_path, error=str(exc))
         return False
     return True
 
 
-def finish_removals(catalog: Catalog, media_root: Path, rules: Rules, log: Any) -> int:
+def finish_removals(catalog: Catalog, media: Media, rules: Rules, log: Any) -> int:
     """Remove the files of rows expired earlier whose removal is still to do (a pass died,
     or the file system refused): how many it removed now."""
     done = after = 0
     while batch := catalog.unremoved(after=after):
         removed = []
         for video in batch:
-            if _remove_files(media_root, video, log):
+            if _remove_files(media, video, log):
                 removed.append(video.id)
                 log.info("expired video's files removed after an interrupted pass",
                          video_id=video.id, stored_path=video.stored_path)
