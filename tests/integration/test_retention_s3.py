@@ -145,7 +145,7 @@ def test_sigkill_mid_pass_on_s3_then_another_pass(db_url, media, s3_env, tmp_pat
         def some_removed() -> Any:
             [(n,)] = rows(db_url, "SELECT count(*) FROM videos WHERE status = 'expired'"
                           " AND files_removed_at IS NULL")
-            return n > 0 and len(keys(media)) < len(generated) or proc.poll() is not None
+            return (n > 0 and len(keys(media)) < len(generated)) or proc.poll() is not None
         wait_for(some_removed, timeout=60, interval=0.005,
                  what="the pass to delete some objects")
         proc.send_signal(signal.SIGKILL)
