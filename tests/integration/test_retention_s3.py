@@ -20,7 +20,7 @@ import pytest
 
 from testbed.retention_rows import GenRow, add_derivatives, generate, insert
 from testbed.s3 import S3Server
-from tests.harness import REPO, rows, wait_for
+from tests.harness import REPO, free_port, rows, wait_for
 from tests.integration.test_prober_pipeline import s3_store
 from tests.integration.test_retention import (
     NOW,
@@ -37,6 +37,7 @@ from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
 from videodrop.retention.enforce import run_pass
 from videodrop.storage import MediaStore
+from videodrop.storage.s3store import S3Store, parse_s3_url
 
 #: Rows of up to 40 kB: a few MB in the bucket, enough for every rule to take some.
 SIZES = (1, 40_000)
@@ -163,3 +164,44 @@ def test_sigkill_mid_pass_on_s3_then_another_pass(db_url, media, s3_env, tmp_pat
     kept = {r.stored_path for r in generated if after[r.id][0] != "expired"}
     assert keys(media) == kept  # no expired row's object is left anywhere
     assert not (tmp_path / "no").exists()  # nothing went to VIDEODROP_MEDIA_ROOT
+
+
+def test_a_store_that_does_not_answer_stops_the_pass(db_url, catalog, media, s3_env,
+                                                     tmp_path):
+    """The bucket's endpoint refuses connections: the pass expires its first batch, stops
+    at the first removal (not one failure per video) and deletes nothing; the next pass,
+    the store back, finishes those rows and goes on."""
+    local = tmp_path / "made"
+    generated = insert(db_url, generate(60, ORIGINS, NOW, span=timedelta(days=10)), local)
+    put = put_tree(media, local)
+    rules = rules_file.parse('[global]\nquota = 1\n[uploads]\n')  # all that may go
+    bucket, prefix = parse_s3_url(s3_env["VIDEODROP_STORAGE_URL"])
+    nobody = S3Server(f"http://127.0.0.1:{free_port()}", "key", "secret")
+    down = S3Store(bucket, prefix, client=nobody.client(retries={"max_attempts": 1}))
+    said = Said()
+    result = run_pass(catalog, rules, down, said, now=NOW)
+    assert result.stopped and sum(result.files.values()) == 0
+    assert said.errors == ["retention pass stopped: the media store fails; the next pass"
+                           " removes what is left"]  # once, not once per video
+    counts = check_objects(db_url, media, generated)
+    assert counts["expired"] == counts["unremoved"] > 1
+    assert keys(media) == put
+
+    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW)
+    assert not result.stopped and result.finished == counts["expired"]
+    assert check_objects(db_url, media, generated) == {**counts, "unremoved": 0}
+    expired = {i for i, (status, _, _) in state(db_url).items() if status == "expired"}
+    assert keys(media) == put - {r.stored_path for r in generated if r.id in expired}
+
+
+class Said:
+    """A logger that keeps the events of its error lines."""
+
+    def __init__(self) -> None:
+        self.errors: list[str] = []
+
+    def info(self, event: str, **_: Any) -> None:
+        pass
+
+    def error(self, event: str, **_: Any) -> None:
+        self.errors.append(event)

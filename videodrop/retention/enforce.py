@@ -13,7 +13,10 @@ holds it the pass is skipped (it is doing the same work). Then:
 
 So at any instant: no file is removed whose row says it exists (the row says ``expired``
 first), and no row that says its file exists points at a removed one. One log line per
-removal (``video expired``) and one per pass (``retention pass``).
+removal (``video expired``) and one per pass (``retention pass``). On an object store
+(s3) the files are the original's object and the derivatives' objects; a store that does
+not answer or refuses us stops the pass (``retention pass stopped``) instead of trying
+each video in turn: what it expired stays to do for the next pass.
 """
 
 from __future__ import annotations
@@ -105,19 +108,14 @@ def run_pass(catalog: Catalog, rules: Rules, media: Media, log: Any, *,
         if not got:
             log.info("retention pass skipped: another one runs")
             return PassResult(skipped=True)
-        result = PassResult(finished=finish_removals(catalog, media, rules, log))
-        result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media))
-        batch: list[Decision] = []
-        for decision in result.plan.chosen(catalog):
-            batch.append(decision)
-            if len(batch) == EXPIRE_BATCH:
-                _remove(catalog, batch, media, rules=rules, log=log, result=result)
-                batch = []
-                if between is not None and not between():
-                    result.stopped = True
-                    break
-        if batch:
-            _remove(catalog, batch, media, rules=rules, log=log, result=result)
+        result = PassResult()
+        try:
+            result.finished = finish_removals(catalog, media, rules, log)
+            _expire_and_remove(catalog, rules, media, log, result, now=now, between=between)
+        except (StoreError, StoreUnavailable) as exc:  # the whole store: stop, not retry each
+            result.stopped = True
+            log.error("retention pass stopped: the media store fails; the next pass"
+                      " removes what is left", error=str(exc))
         space = store_space(media)
         metrics.after_pass(catalog.usage(), space.free if space else None, time.time())
     log.info("retention pass", expired=sum(result.files.values()),
@@ -128,35 +126,57 @@ def run_pass(catalog: Catalog, rules: Rules, media: Media, log: Any, *,
     return result
 
 
+def _expire_and_remove(catalog: Catalog, rules: Rules, media: Media, log: Any,
+                       result: PassResult, *, now: datetime | None,
+                       between: Callable[[], bool] | None) -> None:
+    """Decide, then expire and remove the plan's videos batch by batch (``result``)."""
+    result.plan = decide(catalog, rules, now or catalog.clock(), store_space(media))
+    batch: list[Decision] = []
+    for decision in result.plan.chosen(catalog):
+        batch.append(decision)
+        if len(batch) == EXPIRE_BATCH:
+            _remove(catalog, batch, media, rules=rules, log=log, result=result)
+            batch = []
+            if between is not None and not between():
+                result.stopped = True
+                return
+    if batch:
+        _remove(catalog, batch, media, rules=rules, log=log, result=result)
+
+
 def _remove(catalog: Catalog, batch: list[Decision], media: Media, *, rules: Rules,
             log: Any, result: PassResult) -> None:
-    """Expire ``batch`` (committed), remove each expired row's files, record it."""
+    """Expire ``batch`` (committed), remove each expired row's files, record it (those
+    removed before a store error too)."""
     expired = catalog.expire([(d.video_id, d.rule, d.detail) for d in batch])
     result.passed_over += len(batch) - len(expired)
     by_id = {d.video_id: d for d in batch}
     order = {d.video_id: n for n, d in enumerate(batch)}
-    removed = []
-    for video in sorted(expired, key=lambda v: order[v.id]):
-        d = by_id[video.id]
-        if not _remove_files(media, video, log):
-            continue
-        removed.append(video.id)
-        result.files[d.rule] += 1
-        result.bytes[d.rule] += d.size
-        metrics.removed(d.rule, d.size)
-        log.info("video expired", video_id=video.id, origin=video.origin, rule=d.rule,
-                 size=d.size, created_at=video.created_at.isoformat(), detail=d.detail,
-                 stored_path=video.stored_path)
-    catalog.files_removed(removed, drop_rows=rules.drop_rows)
+    removed: list[int] = []
+    try:
+        for video in sorted(expired, key=lambda v: order[v.id]):
+            d = by_id[video.id]
+            if not _remove_files(media, video, log):
+                continue
+            removed.append(video.id)
+            result.files[d.rule] += 1
+            result.bytes[d.rule] += d.size
+            metrics.removed(d.rule, d.size)
+            log.info("video expired", video_id=video.id, origin=video.origin, rule=d.rule,
+                     size=d.size, created_at=video.created_at.isoformat(), detail=d.detail,
+                     stored_path=video.stored_path)
+    finally:
+        catalog.files_removed(removed, drop_rows=rules.drop_rows)
 
 
 def _remove_files(media: Media, video: Video, log: Any) -> bool:
-    """Remove an expired row's files (objects); False (logged) when the file system or
-    the object store refuses or does not answer: the row keeps ``files_removed_at`` NULL
-    and the next pass tries again."""
+    """Remove an expired row's files (objects); False (logged) when the file system
+    refuses this one: the row keeps ``files_removed_at`` NULL and the next pass tries
+    again. StoreUnavailable / StoreError (an object store that does not answer or refuses
+    us) propagate: the pass stops there, every row it expired still marked unremoved."""
     try:
         removal.remove_video(media, video)
-    except (OSError, StoreError, StoreUnavailable) as exc:
+    except OSError as exc:
         log.error("expired video's files not removed; the next pass tries again",
                   video_id=video.id, stored_path=video.stored_path, error=str(exc))
         return False
@@ -168,13 +188,15 @@ def finish_removals(catalog: Catalog, media: Media, rules: Rules, log: Any) -> i
     or the file system refused): how many it removed now."""
     done = after = 0
     while batch := catalog.unremoved(after=after):
-        removed = []
-        for video in batch:
-            if _remove_files(media, video, log):
-                removed.append(video.id)
-                log.info("expired video's files removed after an interrupted pass",
-                         video_id=video.id, stored_path=video.stored_path)
-        catalog.files_removed(removed, drop_rows=rules.drop_rows)
+        removed: list[int] = []
+        try:
+            for video in batch:
+                if _remove_files(media, video, log):
+                    removed.append(video.id)
+                    log.info("expired video's files removed after an interrupted pass",
+                             video_id=video.id, stored_path=video.stored_path)
+        finally:
+            catalog.files_removed(removed, drop_rows=rules.drop_rows)
         done += len(removed)
         after = batch[-1].id
     return done
