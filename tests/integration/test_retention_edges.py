@@ -4,8 +4,6 @@ packet index and range routes of an expired video answer 410 like the other file
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 import requests
 
 from testbed.retention_rows import generate, insert
-from tests.harness import REPO, rows, videodrop, wait_for
+from tests.harness import rows, videodrop, wait_for
 from tests.integration.test_api_uploads import ready_upload
 from tests.integration.test_prober_pipeline import s3_store
 from videodrop import logs
