@@ -37,7 +37,6 @@ from videodrop.metrics import RETENTION
 from videodrop.retention import rules as rules_file
 from videodrop.retention.enforce import run_pass
 from videodrop.storage import MediaStore
-from videodrop.storage.s3store import S3Store, parse_s3_url
 
 #: Rows of up to 40 kB: a few MB in the bucket, enough for every rule to take some.
 SIZES = (1, 40_000)
@@ -168,40 +167,30 @@ def test_sigkill_mid_pass_on_s3_then_another_pass(db_url, media, s3_env, tmp_pat
 
 def test_a_store_that_does_not_answer_stops_the_pass(db_url, catalog, media, s3_env,
                                                      tmp_path):
-    """The bucket's endpoint refuses connections: the pass expires its first batch, stops
-    at the first removal (not one failure per video) and deletes nothing; the next pass,
-    the store back, finishes those rows and goes on."""
+    """The bucket's endpoint refuses connections: ``videodrop retention`` expires its first
+    batch, stops at the first removal (one error line, not one per video), deletes
+    nothing and exits 69; the next pass, the store back, finishes those rows."""
     local = tmp_path / "made"
     generated = insert(db_url, generate(60, ORIGINS, NOW, span=timedelta(days=10)), local)
     put = put_tree(media, local)
-    rules = rules_file.parse('[global]\nquota = 1\n[uploads]\n')  # all that may go
-    bucket, prefix = parse_s3_url(s3_env["VIDEODROP_STORAGE_URL"])
-    nobody = S3Server(f"http://127.0.0.1:{free_port()}", "key", "secret")
-    down = S3Store(bucket, prefix, client=nobody.client(retries={"max_attempts": 1}))
-    said = Said()
-    result = run_pass(catalog, rules, down, said, now=NOW)
-    assert result.stopped and sum(result.files.values()) == 0
-    assert said.errors == ["retention pass stopped: the media store fails; the next pass"
-                           " removes what is left"]  # once, not once per video
+    rules = tmp_path / "rules.toml"
+    rules.write_text('[global]\nquota = 1\n[uploads]\n')  # all that may go
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VIDEODROP_")}
+    env.update({"VIDEODROP_DATABASE_URL": db_url, "VIDEODROP_RETENTION_FILE": str(rules),
+                "VIDEODROP_LOG_FORMAT": "json", **s3_env,
+                "VIDEODROP_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}"})
+    done = subprocess.run([sys.executable, "-m", "videodrop", "retention"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 69, done.stderr
+    said = done.stdout + done.stderr
+    assert said.count('"retention pass stopped: the media store fails') == 1
+    assert "files not removed" not in said and '"video expired"' not in said
     counts = check_objects(db_url, media, generated)
     assert counts["expired"] == counts["unremoved"] > 1
     assert keys(media) == put
 
-    result = run_pass(catalog, rules, media, logs.get("test"), now=NOW)
+    result = run_pass(catalog, rules_file.parse(rules.read_text()), media, logs.get("test"))
     assert not result.stopped and result.finished == counts["expired"]
     assert check_objects(db_url, media, generated) == {**counts, "unremoved": 0}
     expired = {i for i, (status, _, _) in state(db_url).items() if status == "expired"}
     assert keys(media) == put - {r.stored_path for r in generated if r.id in expired}
-
-
-class Said:
-    """A logger that keeps the events of its error lines."""
-
-    def __init__(self) -> None:
-        self.errors: list[str] = []
-
-    def info(self, event: str, **_: Any) -> None:
-        pass
-
-    def error(self, event: str, **_: Any) -> None:
-        self.errors.append(event)

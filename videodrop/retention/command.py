@@ -1,7 +1,8 @@
 """``videodrop retention``: apply the rules of ``VIDEODROP_RETENTION_FILE``.
 
 * ``videodrop retention`` runs one pass now and exits (0; 69 when the database is
-  unavailable; 78 when the file is missing or invalid, naming the problem);
+  unavailable or the media store stopped the pass; 78 when the file is missing or
+  invalid, or sets what the store cannot have, naming the problem);
 * ``--dry-run`` prints what a pass would remove and why, one line per video (id, origin,
   created_at, bytes, rule, why), then a summary, and changes nothing;
 * ``--every SECONDS`` is the role (``videodrop-retention.service``): a pass, then one every
@@ -28,6 +29,8 @@ from videodrop.retention.plan import decide, describe
 from videodrop.role import Role
 from videodrop.settings import Settings
 
+#: sysexits.h EX_UNAVAILABLE: the media store stopped a single pass (the next one finishes).
+EX_UNAVAILABLE = 69
 #: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
 LONGEST_INTERVAL = 7 * 86400
 #: The longest wait between two watchdog pings while the role waits for its next pass (s;
@@ -57,10 +60,10 @@ def main(settings: Settings, argv: list[str]) -> int:
         logs.configure(role="retention", fmt=settings.log_format, level=settings.log_level)
         catalog = _catalog(settings)
         try:
-            run_pass(catalog, rules, media, logs.get("retention"))
+            result = run_pass(catalog, rules, media, logs.get("retention"))
         finally:
             catalog.close()
-        return 0
+        return EX_UNAVAILABLE if result.store_error else 0
     return _serve(settings, rules, args.every, media)
 
 
@@ -125,9 +128,10 @@ def _serve(settings: Settings, rules: rules_file.Rules, every: float,
         while going_on():
             try:
                 result = run_pass(catalog, rules, media, log, between=going_on)
-                status = ("waiting for the next pass" if not result.skipped
+                status = ("media store unavailable" if result.store_error else
+                          "waiting for the next pass" if not result.skipped
                           else "another process runs the passes")
-                ready = True
+                ready = result.store_error is None
             except CatalogUnavailable as exc:
                 log.warning("retention pass failed: database unavailable", error=str(exc))
                 status, ready = "database unavailable", False

@@ -51,7 +51,8 @@ LOCK_SPACE = 0x5652_4554  # "VRET"
 class PassResult:
     """What a pass did: skipped (another held the lock), the plan, rows expired and their
     bytes by rule, decisions no longer removable when their turn came (held meanwhile),
-    rows whose files it finished removing after a crash, and whether it stopped early."""
+    rows whose files it finished removing after a crash, whether it stopped early and why
+    the media store stopped it."""
 
     skipped: bool = False
     plan: Plan = field(default_factory=Plan)
@@ -59,7 +60,8 @@ class PassResult:
     bytes: Counter[str] = field(default_factory=Counter)
     passed_over: int = 0
     finished: int = 0
-    stopped: bool = False  # ``between`` asked the pass to stop before its end
+    stopped: bool = False  # ``between`` asked the pass to stop, or the store failed
+    store_error: str | None = None  # why the media store stopped the pass (None: it did not)
 
 
 def _folder(media: Media) -> Path | None:
@@ -113,7 +115,7 @@ def run_pass(catalog: Catalog, rules: Rules, media: Media, log: Any, *,
             result.finished = finish_removals(catalog, media, rules, log)
             _expire_and_remove(catalog, rules, media, log, result, now=now, between=between)
         except (StoreError, StoreUnavailable) as exc:  # the whole store: stop, not retry each
-            result.stopped = True
+            result.stopped, result.store_error = True, str(exc)
             log.error("retention pass stopped: the media store fails; the next pass"
                       " removes what is left", error=str(exc))
         space = store_space(media)
