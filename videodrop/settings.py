@@ -43,9 +43,10 @@ _UNITS = {"": 1, "B": 1, "K": 1000, "KB": 1000, "M": 1000**2, "MB": 1000**2, "G"
 #: The roles that run on an ``s3://`` store: the ingest (it never touches the store), the
 #: prober (inbox files through its spool, uploads read where they lie), derive (reads
 #: through presigned URLs, puts what it makes) and the API (serves and deletes objects,
-#: takes uploads into the bucket, decodes frames and clips through presigned URLs).
-#: docs/storage.md.
-S3_ROLES = frozenset({"ingest", "prober", "derive", "api"})
+#: takes uploads into the bucket, decodes frames and clips through presigned URLs) and
+#: retention (age and quota rules over the catalog's bytes, objects deleted; ``keep_free``
+#: refused). docs/storage.md.
+S3_ROLES = frozenset({"ingest", "prober", "derive", "api", "retention"})
 
 
 class SettingsError(ValueError):

@@ -100,17 +100,29 @@ def test_any_command_into_a_closed_pipe_ends_quietly(make_system, args: list[str
     assert b"Traceback" not in err and b"BrokenPipe" not in err, err
 
 
-@pytest.mark.parametrize("role", ["retention"])
-def test_a_role_refuses_an_s3_store_it_does_not_use_yet(make_system, role: str) -> None:
-    """VIDEODROP_STORAGE_URL=s3://… is refused by a role that has no s3 path yet (exit 78,
-    the setting named), not silently ignored while media go to VIDEODROP_MEDIA_ROOT
-    (docs/storage.md; the ingest, the prober, derive and the API run on s3)."""
+def test_retention_on_s3_refuses_a_free_space_floor(make_system, s3_server, s3_bucket,
+                                                     tmp_path: Path) -> None:
+    """keep_free has no meaning on an object store: retention on s3 refuses a rules file
+    that sets it (exit 78, the file, the key and why named) rather than silently ignoring
+    it; without it, the same store and rules run a pass (exit 0)."""
     system: System = make_system()
-    done = subprocess.run([sys.executable, "-m", "videodrop", role],
-                          env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert videodrop(system, "migrate").returncode == 0
+    rules = tmp_path / "rules.toml"
+    env = {**system.env, **s3_server.env(), "VIDEODROP_RETENTION_FILE": str(rules),
+           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/cli"}
+
+    def retention() -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "videodrop", "retention"], env=env,
+                              cwd=REPO, capture_output=True, text=True, timeout=120)
+
+    rules.write_text('[global]\nquota = "1GiB"\nkeep_free = "5%"\n')
+    done = retention()
     assert done.returncode == 78, done.stderr
-    assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr and "storage.md" in done.stderr
+    assert str(rules) in done.stderr and "[global] keep_free" in done.stderr
+    assert "object store" in done.stderr and f"s3://{s3_bucket}/cli/" in done.stderr
+    rules.write_text('[global]\nquota = "1GiB"\n')
+    done = retention()
+    assert done.returncode == 0, done.stderr
 
 
 def test_the_prober_refuses_an_s3_store_without_its_bucket(make_system, s3_server) -> None:

@@ -2,33 +2,46 @@
 itself (never the machine's shared servers). While 120 files arrive: SIGKILL the probers
 several times and the ingest daemon once, stop and start RabbitMQ, restart PostgreSQL.
 Every file ends `ready` exactly once, the inbox ends empty, every record has its stored
-file and no stored file lacks a record. Run alone with `pytest -m crash`."""
+file (object) with the dropped file's size and SHA-256, and no stored file lacks a record;
+on the file store and on an s3 one (real SeaweedFS: the prober spools inbox files and puts
+them into the bucket). Run alone with `pytest -m crash`."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import threading
-from pathlib import Path
 
 import pytest
 
 from tests.harness import System, fresh_database, rows, wait_for
 from tests.integration.test_ingest_faults import assert_exactly_once, drop_files
+from tests.integration.test_prober_pipeline import s3_store
+from videodrop.storage import FileStore, MediaStore, read_chunks
 
 pytestmark = pytest.mark.crash
 CLIP = "tiny_av1.mp4"
 
 
-def stored_files(media_root: Path) -> set[str]:
-    return {p.relative_to(media_root).as_posix() for p in (media_root / "videos").rglob("*")
-            if p.is_file()}
+def stored_originals(media: MediaStore) -> dict[str, tuple[int, str]]:
+    """Every original in the store (``videos/…``, read back): key -> (size, SHA-256)."""
+    found = {}
+    for info in media.list_objects("videos/"):
+        digest = hashlib.sha256()
+        size = 0
+        for chunk in read_chunks(media.open(info.key)):
+            digest.update(chunk)
+            size += len(chunk)
+        found[info.key] = (size, digest.hexdigest())
+    return found
 
 
 def test_everything_crashes_while_120_files_arrive(make_system, samples, throwaway_postgres,
-                                                  throwaway_rabbitmq):
-    system: System = make_system(amqp=throwaway_rabbitmq.url)
+                                                  throwaway_rabbitmq, store_env):
+    """Once per store (``store_env``: the file store, then an s3 bucket)."""
+    system: System = make_system(amqp=throwaway_rabbitmq.url, **store_env)
     system.database_url = fresh_database(throwaway_postgres.url)
     system.start()
     names = [f"crash-{i:03d}.mp4" for i in range(120)]
@@ -54,8 +67,15 @@ def test_everything_crashes_while_120_files_arrive(make_system, samples, throwaw
     [(count, distinct)] = rows(system.database_url,
                                "SELECT count(*), count(DISTINCT origin_path) FROM videos")
     assert count == distinct == 120
-    recorded = {r[0] for r in rows(system.database_url, "SELECT stored_path FROM videos")}
-    assert stored_files(system.media_root) == recorded
+    dropped = (samples / CLIP).read_bytes()
+    want = (len(dropped), hashlib.sha256(dropped).hexdigest())
+    recorded = {path: (size, sha256) for path, size, sha256 in rows(
+        system.database_url, "SELECT stored_path, size, sha256 FROM videos")}
+    assert set(recorded.values()) == {want}
+    media = s3_store(store_env) if store_env else FileStore(system.media_root)
+    assert stored_originals(media) == recorded  # each one whole, none lacking a record
+    if store_env:
+        assert not list((system.media_root / "videos").rglob("*"))  # all went to the bucket
 
 
 def test_media_disk_full_keeps_files_safe_and_resumes(make_system, samples, tmp_path):

@@ -4,8 +4,6 @@ packet index and range routes of an expired video answer 410 like the other file
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,8 +12,9 @@ import pytest
 import requests
 
 from testbed.retention_rows import generate, insert
-from tests.harness import REPO, rows, videodrop, wait_for
+from tests.harness import rows, videodrop, wait_for
 from tests.integration.test_api_uploads import ready_upload
+from tests.integration.test_prober_pipeline import s3_store
 from videodrop import logs
 from videodrop.catalog import Catalog
 from videodrop.links import StreamLinks
@@ -116,16 +115,33 @@ def test_a_pass_removes_the_files_from_the_store_the_roles_use(make_system, samp
     assert not stored.exists(), "the row says its files are removed; the file is there"
 
 
-@pytest.mark.parametrize("args", [[], ["--dry-run"]])
-def test_retention_refuses_an_s3_store_it_does_not_use_yet(make_system, tmp_path, args):
+def test_a_pass_removes_the_objects_from_an_s3_store(make_system, samples, tmp_path,
+                                                     s3_server, s3_bucket):
+    """VIDEODROP_STORAGE_URL=s3://…: an upload the roles put into the bucket is printed by
+    a dry run (nothing changes), then a pass expires it and deletes its objects; its file
+    routes answer 410."""
+    url = f"s3://{s3_bucket}/edges-{tmp_path.name[-12:]}"
+    env = {**s3_server.env(), "VIDEODROP_STORAGE_URL": url}
     rules = tmp_path / "rules.toml"
-    rules.write_text('[global]\nmax_age = "1d"\n')
-    system = make_system(VIDEODROP_RETENTION_FILE=str(rules))
-    done = subprocess.run([sys.executable, "-m", "videodrop", "retention", *args],
-                          env={**system.env, "VIDEODROP_STORAGE_URL": "s3://bucket/media"},
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 78, done.stderr
-    assert "VIDEODROP_STORAGE_URL=s3://" in done.stderr
+    rules.write_text('[uploads]\nmax_age = "1d"\n')
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules), **env).start("api", "prober")
+    rec = ready_upload(system, samples / SAMPLE)
+    media = s3_store(env)
+    [(key,)] = rows(system.database_url, "SELECT stored_path FROM videos")
+    assert media.exists(key)
+    rows(system.database_url, "UPDATE videos SET created_at = now() - interval '2 days'"
+         " RETURNING id")
+    dry = videodrop(system, "retention", "--dry-run")
+    assert dry.returncode == 0, dry.stderr
+    assert f"{rec['id']}\tupload\t" in dry.stdout and media.exists(key)
+    done = videodrop(system, "retention")
+    assert done.returncode == 0, done.stderr
+    assert tombstone(system, rec["id"])[:3] == ("expired", "max_age", True)
+    assert not media.exists(key), "the row says its files are removed; the object is there"
+    token = rec["api_links"]["access_token"]
+    resp = requests.get(f"{system.base_url}/api/video/{token}/download/", timeout=10,
+                        allow_redirects=False)
+    assert resp.status_code == 410, resp.text
 
 
 def test_a_hold_placed_after_the_decision_keeps_the_stream_link(make_system, samples,

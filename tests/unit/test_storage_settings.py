@@ -71,9 +71,9 @@ def test_verifier() -> None:
         Verifier(None, "0" * 64).check()
 
 
-def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
-    """Every role works on any file:// store; until their s3 paths land an s3:// store
-    is refused at start, never silently ignored."""
+def test_every_role_runs_on_either_store(tmp_path):
+    """Every role works on any file:// store and on an s3:// one; a role not named in
+    S3_ROLES (one to come) refuses s3 at start rather than silently ignoring it."""
     root = tmp_path / "media"
     assert Settings(media_root=root).store_in_use_problem() is None
     assert Settings(media_root=root, storage_url=root.as_uri()).store_in_use_problem() is None
@@ -81,8 +81,8 @@ def test_the_roles_refuse_a_store_they_do_not_use_yet(tmp_path):
     assert other.store_in_use_problem() is None
     s3 = Settings(media_root=root, storage_url="s3://bucket/media")
     assert "s3://" in (s3.store_in_use_problem() or "")
-    assert "retention role" in (s3.store_in_use_problem("retention") or "")
-    for role in ("ingest", "prober", "derive", "api"):  # their s3 paths are in place
+    assert "newrole role" in (s3.store_in_use_problem("newrole") or "")
+    for role in ("ingest", "prober", "derive", "api", "retention"):  # s3 paths in place
         assert s3.store_in_use_problem(role) is None
 
 

@@ -1,7 +1,8 @@
 """``videodrop retention``: apply the rules of ``VIDEODROP_RETENTION_FILE``.
 
 * ``videodrop retention`` runs one pass now and exits (0; 69 when the database is
-  unavailable; 78 when the file is missing or invalid, naming the problem);
+  unavailable or the media store stopped the pass; 78 when the file is missing or
+  invalid, or sets what the store cannot have, naming the problem);
 * ``--dry-run`` prints what a pass would remove and why, one line per video (id, origin,
   created_at, bytes, rule, why), then a summary, and changes nothing;
 * ``--every SECONDS`` is the role (``videodrop-retention.service``): a pass, then one every
@@ -17,18 +18,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 from typing import Any
 
 from videodrop import links, logs, storage
 from videodrop.catalog import Catalog
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.retention import rules as rules_file
-from videodrop.retention.enforce import run_pass, store_space
+from videodrop.retention.enforce import run_pass, space_problem, store_space
 from videodrop.retention.plan import decide, describe
 from videodrop.role import Role
 from videodrop.settings import Settings
 
+#: sysexits.h EX_UNAVAILABLE: the media store stopped a single pass (the next one finishes).
+EX_UNAVAILABLE = 69
 #: The longest ``--every`` (a week, in seconds): a wait the platform can always time.
 LONGEST_INTERVAL = 7 * 86400
 #: The longest wait between two watchdog pings while the role waits for its next pass (s;
@@ -51,27 +53,38 @@ def main(settings: Settings, argv: list[str]) -> int:
     if args.every is not None and not 0 < args.every <= LONGEST_INTERVAL:  # nan too
         raise ConfigurationError(f"--every: a number of seconds over 0 and at most"
                                  f" {LONGEST_INTERVAL}, not {args.every}")
-    if problem := settings.store_in_use_problem("retention"):
-        raise ConfigurationError(problem)
-    root = media_root(settings)
+    media = media_store(settings, rules)
     if args.dry_run:
-        return _dry_run(settings, rules, root)
+        return _dry_run(settings, rules, media)
     if args.every is None:
         logs.configure(role="retention", fmt=settings.log_format, level=settings.log_level)
         catalog = _catalog(settings)
         try:
-            run_pass(catalog, rules, root, logs.get("retention"))
+            result = run_pass(catalog, rules, media, logs.get("retention"))
         finally:
             catalog.close()
-        return 0
-    return _serve(settings, rules, args.every, root)
+        return EX_UNAVAILABLE if result.store_error else 0
+    return _serve(settings, rules, args.every, media)
 
 
-def media_root(settings: Settings) -> Path:
-    """The folder the roles keep media in (``VIDEODROP_STORAGE_URL``'s ``file://`` folder,
-    by default ``VIDEODROP_MEDIA_ROOT``): where a pass removes files and asks for space.
-    ConfigurationError for a store without local files."""
-    return storage.local_root(storage.from_settings(settings))
+def media_store(settings: Settings, rules: rules_file.Rules) -> storage.MediaStore:
+    """The store the roles keep media in (``VIDEODROP_STORAGE_URL``, by default the folder
+    ``VIDEODROP_MEDIA_ROOT``): where a pass removes files or objects, and asks for space
+    on a file store. ConfigurationError (exit 78) when the rules set what the store
+    cannot have (``keep_free`` on s3) or the store refuses us (no bucket, credentials);
+    a store that does not answer yet is the passes' problem (each removal is retried)."""
+    media = storage.from_settings(settings)
+    if problem := space_problem(rules, media):
+        raise ConfigurationError(f"VIDEODROP_RETENTION_FILE={settings.retention_file}:"
+                                 f" {problem}")
+    if not isinstance(media, storage.FileStore):
+        try:
+            media.check()
+        except storage.StoreRefused as exc:
+            raise ConfigurationError(f"media store {media.describe()}: {exc}") from exc
+        except storage.StoreUnavailable:
+            pass  # the passes retry: an expired row keeps its objects until removed
+    return media
 
 
 def _catalog(settings: Settings) -> Catalog:
@@ -80,10 +93,10 @@ def _catalog(settings: Settings) -> Catalog:
     return Catalog.connect(settings.database_url, links=links.from_settings(settings))
 
 
-def _dry_run(settings: Settings, rules: rules_file.Rules, root: Path) -> int:
+def _dry_run(settings: Settings, rules: rules_file.Rules, media: storage.MediaStore) -> int:
     catalog = Catalog.connect(settings.database_url)
     try:
-        plan = decide(catalog, rules, catalog.clock(), store_space(root))
+        plan = decide(catalog, rules, catalog.clock(), store_space(media))
         print("id\torigin\tcreated_at\tbytes\trule\twhy")
         videos = size = 0
         for d in plan.chosen(catalog):
@@ -97,7 +110,8 @@ def _dry_run(settings: Settings, rules: rules_file.Rules, root: Path) -> int:
     return 0
 
 
-def _serve(settings: Settings, rules: rules_file.Rules, every: float, root: Path) -> int:
+def _serve(settings: Settings, rules: rules_file.Rules, every: float,
+           media: storage.MediaStore) -> int:
     """The role: READY=1 at once, then a pass every ``every`` seconds until SIGTERM; the
     watchdog is pinged between a pass's batches and while it waits (a pass of many
     removals, or an interval longer than ``WatchdogSec``, never looks like a hang)."""
@@ -113,10 +127,11 @@ def _serve(settings: Settings, rules: rules_file.Rules, every: float, root: Path
     try:
         while going_on():
             try:
-                result = run_pass(catalog, rules, root, log, between=going_on)
-                status = ("waiting for the next pass" if not result.skipped
+                result = run_pass(catalog, rules, media, log, between=going_on)
+                status = ("media store unavailable" if result.store_error else
+                          "waiting for the next pass" if not result.skipped
                           else "another process runs the passes")
-                ready = True
+                ready = result.store_error is None
             except CatalogUnavailable as exc:
                 log.warning("retention pass failed: database unavailable", error=str(exc))
                 status, ready = "database unavailable", False

@@ -1,10 +1,15 @@
 """The retention role's metrics (registry ``videodrop.metrics.RETENTION``, served on
 ``VIDEODROP_METRICS_BIND`` by ``videodrop retention --every``): usage per origin after the
-last pass, the store's free bytes, and what the passes removed, by rule."""
+last pass, the store's free bytes (a file store only: omitted on s3), and what the passes
+removed, by rule."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import Counter, Gauge
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from videodrop.catalog import Usage
 from videodrop.metrics import NAMESPACE, RETENTION
@@ -28,8 +33,24 @@ ORIGIN_FILES = _gauge("origin_files", "Videos of an origin on the store (after t
 ORIGIN_OLDEST = _gauge("origin_oldest_timestamp_seconds", "created_at of the oldest video of"
                        " an origin on the store (Unix time, after the last pass)",
                        ("origin",))
-STORE_FREE = _gauge("store_free_bytes", "Bytes free on the media store's file system (after"
-                    " the last pass)")
+
+
+class _FreeBytes(Collector):
+    """``videodrop_retention_store_free_bytes``: the free bytes of the media store's file
+    system after the last pass; no series at all while unknown (an s3 store, or before
+    the first pass), rather than a 0 that would read as a full disk."""
+
+    name = f"{NAMESPACE}_retention_store_free_bytes"
+    free: int | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        if self.free is not None:
+            yield GaugeMetricFamily(self.name, "Bytes free on the media store's file system"
+                                    " (after the last pass; absent on s3)", value=self.free)
+
+
+STORE_FREE = _FreeBytes()
+RETENTION.register(STORE_FREE)
 DELETED_BYTES = _counter("deleted_bytes", "Bytes of videos removed, by rule")
 DELETED_FILES = _counter("deleted_files", "Videos removed, by rule")
 LAST_PASS = _gauge("last_pass_timestamp_seconds", "When the last pass ended (Unix time)")
@@ -44,7 +65,8 @@ def removed(rule: str, size: int) -> None:
 
 
 def after_pass(usage: list[Usage], free: int | None, ended: float) -> None:
-    """Set the gauges from the usage read after the pass."""
+    """Set the gauges from the usage read after the pass and the store's free bytes (None:
+    not known, the series is left out)."""
     ORIGIN_BYTES.clear()
     ORIGIN_FILES.clear()
     ORIGIN_OLDEST.clear()
@@ -53,6 +75,5 @@ def after_pass(usage: list[Usage], free: int | None, ended: float) -> None:
         ORIGIN_FILES.labels(use.origin).set(use.files)
         if use.oldest is not None:
             ORIGIN_OLDEST.labels(use.origin).set(use.oldest.timestamp())
-    if free is not None:
-        STORE_FREE.set(free)
+    STORE_FREE.free = free
     LAST_PASS.set(ended)
