@@ -2,9 +2,9 @@
 a temporary folder, logs, a process group and a network of their own (testbed/hosts.py:
 network namespaces where ``unshare --net`` works, else the machine's loopback, as with
 ``VIDEODROP_TEST_HOSTS_NETWORK=loopback``); a third (c) runs the API on 127.0.0.3. They
-share only PostgreSQL, RabbitMQ and the media store (an S3 bucket; the burst also on a
-file:// folder every host uses, as NFS would). 200 distinct small clips are split between the two inboxes
-while they run:
+share only PostgreSQL, RabbitMQ and the media store (an S3 bucket; the burst also on
+a file:// folder every host uses, as NFS would). 200 distinct small clips are split
+between the two inboxes while they run:
 
 - every file is ``ready`` exactly once (one row per file, asked of PostgreSQL itself),
   its poster and packet index made, and its bytes (sha256) read back from host c;
