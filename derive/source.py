@@ -18,16 +18,14 @@ child's arguments only, never in a log line or a row (:func:`redacted`).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from videodrop.storage import MediaStore, ObjectMissing
+from videodrop.storage import MediaStore, ObjectMissing, redact_urls
 
 __all__ = ["REMOTE_PROTOCOLS", "LocalFile", "Source", "StoredObject", "as_source", "redacted"]
 
 #: The protocols a child may use for a presigned URL of the store: HTTP(S) over TCP/TLS.
 REMOTE_PROTOCOLS = "http,https,tcp,tls"
-_URL = re.compile(r"(?:https?|tls|tcp)://[^\s'\"]*?(?=:?(?:\s|$|['\"]))")
 
 
 class Source:
@@ -111,5 +109,6 @@ def as_source(given: Path | Source) -> Source:
 
 def redacted(text: str) -> str:
     """``text`` with every URL (a presigned one is a credential) replaced by
-    ``<stored video>``: what a child said, fit for a row's error and a log line."""
-    return _URL.sub("<stored video>", text)
+    ``<stored video>``: what a child said, fit for a row's error and a log line
+    (:func:`videodrop.storage.redact_urls`)."""
+    return redact_urls(text)

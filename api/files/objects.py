@@ -54,12 +54,16 @@ class _Recent:
             return recent
 
     def url(self, media: MediaStore, key: str) -> str:
-        """A presigned URL of ``key`` made at most :data:`REUSE_SECONDS` ago, else a new
-        one after checking the object is there (ObjectMissing)."""
+        """A presigned URL of ``key`` made at most :data:`REUSE_SECONDS` ago (and at most
+        half the store's ``presign_seconds``), else a new one after checking the object is
+        there (ObjectMissing)."""
         now = time.monotonic()
         with self.lock:
             kept = self.urls.get(key)
-        if kept is not None and now - kept[1] < REUSE_SECONDS:
+        # a URL is handed out again only while at least half its life is left: with
+        # VIDEODROP_S3_PRESIGN_SECONDS under 2 × REUSE_SECONDS, never an expired one
+        reuse = min(REUSE_SECONDS, media.presign_seconds / 2)
+        if kept is not None and now - kept[1] < reuse:
             return kept[0]
         media.stat(key)  # 404 for a key without an object, not a 307 to the store's 404
         url = media.presign(key)

@@ -17,6 +17,7 @@ from videodrop.storage.base import (
     Stored,
     check_key,
     read_chunks,
+    redact_urls,
 )
 from videodrop.storage.errors import (
     IntegrityFailure,
@@ -31,7 +32,7 @@ from videodrop.storage.filestore import FileStore
 __all__ = ["STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure", "MediaStore", "ObjectInfo",
            "ObjectMissing", "ObjectReader", "StorageFull", "StoreError", "StoreRefused",
            "StoreUnavailable", "Stored", "check_key", "from_settings", "from_url",
-           "local_root", "read_chunks"]
+           "local_root", "read_chunks", "redact_urls"]
 
 
 def from_url(url: str, settings: Settings | None = None) -> MediaStore:

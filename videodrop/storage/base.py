@@ -37,6 +37,7 @@ from typing import BinaryIO, Protocol, Self
 from videodrop.storage.errors import IntegrityFailure, ObjectMissing
 
 __all__ = ["CHUNK", "MAX_PRESIGN_SECONDS", "STALE_UPLOAD_SECONDS", "MediaStore", "ObjectInfo",
+           "redact_urls",
            "ObjectReader", "ReaderBase", "Stored", "Verifier", "check_key", "check_prefix",
            "read_chunks"]
 
@@ -160,6 +161,8 @@ class MediaStore(abc.ABC):
 
     #: ``"file"`` or ``"s3"``.
     scheme: str
+    #: How long the URLs :meth:`presign` gives by default live, in seconds (≤ 60).
+    presign_seconds: float = 60.0
 
     @abc.abstractmethod
     def put_stream(self, key: str, source: BinaryIO, *, size: int | None = None,
@@ -258,3 +261,15 @@ def read_chunks(reader: ObjectReader, chunk: int = CHUNK) -> Iterator[bytes]:
             yield data
     finally:
         reader.close()
+
+
+#: A URL as a child (ffprobe, ffmpeg) prints it: up to a blank, a quote, or the ": " of
+#: its error lines.
+_URL = re.compile(r"(?:https?|tls|tcp)://[^\s'\"]*?(?=:?(?:\s|$|['\"]))")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL replaced by ``<stored video>``: a presigned URL
+    (:meth:`MediaStore.input_url`) is a credential, and a child reading one echoes it in
+    its errors and logs; what a child said is stored or logged only through this."""
+    return _URL.sub("<stored video>", text)
