@@ -26,6 +26,7 @@ from prober.inputs import ProbeInput
 from prober.packets import Listing, PacketSummary
 from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
+from videodrop.storage import redact_urls
 
 __all__ = [
     "Completed",
@@ -196,7 +197,9 @@ def run_probe(
         message = error.get("string") if isinstance(error, dict) else None
         if listing.overflow:
             message = "ffprobe's output is larger than any real file's header"
-        raise FFprobeFailed(done.returncode, message, err, listing.text())
+        raise FFprobeFailed(done.returncode, message, err, redact_urls(listing.text()))
+    if isinstance(data.get("format"), dict) and "filename" in data["format"]:
+        data["format"]["filename"] = redact_urls(str(data["format"]["filename"]))
     for stream in data.get("streams") or []:
         stream.pop("nb_read_packets", None)  # (our own count is in ``packets``)
     return ProbeOutput(data, err, listing.summary(full=full), done.max_rss)
@@ -351,5 +354,6 @@ def read_log_summary(
 
 def _storable_text(data: bytes) -> str:
     """ffprobe's output (log or stdout) as text that PostgreSQL jsonb accepts: UTF-8 with
-    replacement characters, no NUL."""
-    return data.decode("utf-8", "replace").replace("\x00", "")
+    replacement characters, no NUL, and no URL (ffprobe echoes its input in its errors,
+    and an object's input is a presigned URL: a credential; ``redact_urls``)."""
+    return redact_urls(data.decode("utf-8", "replace").replace("\x00", ""))
