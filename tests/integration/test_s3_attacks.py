@@ -4,9 +4,14 @@ reach a row, a record, a log line or an error sentence."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import secrets
+import socket
+import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +22,9 @@ import pytest
 import requests
 
 from testbed.s3 import S3Server
-from tests.harness import System, rows, videodrop, wait_for
+from tests.harness import System, free_port, rows, videodrop, wait_for
 from tests.integration.test_prober_pipeline import s3_store
+from tests.integration.test_prober_s3 import big_mp4, object_sha256, spooled
 from videodrop.catalog import Catalog
 from videodrop.messages import ProbeVideo, encode
 from videodrop.settings import Settings
@@ -132,3 +138,141 @@ def test_migrate_to_a_store_that_refuses_us_exits_78_with_a_sentence(
         assert done.returncode == 78, (done.returncode, done.stdout, done.stderr)
         assert "Traceback" not in done.stderr
         assert "configuration error" in done.stderr
+
+
+class Relay:
+    """A TCP relay on a fixed loopback port in front of the S3 server: :meth:`down` closes
+    its listener and cuts every connection (the store gone: connection refused), :meth:`up`
+    listens again on the same port (the same endpoint, so the same signatures)."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = free_port()
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.up()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.conns += [client, server]
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.crash
+def test_the_store_going_away_mid_put_makes_the_file_wait_not_fail(
+        make_system: Any, s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> None:
+    """The S3 endpoint refuses connections in the middle of a large file's put, then comes
+    back on the same address: the file waits (row ``processing``, the file in the spool),
+    then ends as one ready row and one verified object, no unfinished upload left."""
+    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    relay = Relay((host, int(port)))
+    env = {**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
+           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/away-{secrets.token_hex(4)}",
+           "VIDEODROP_S3_PART_SIZE": "5MiB", "VIDEODROP_PROBER_CONCURRENCY": "1"}
+    system: System = make_system(**env).start("prober", "ingest")
+    media = s3_store({**env, "VIDEODROP_S3_ENDPOINT_URL": s3_server.endpoint})
+    client, bucket, prefix = s3_server.client(), media.bucket, media.prefix
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=2:size=64x64:rate=10", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(clip)], check=True, timeout=60)
+    writing = system.inbox / ".big.mp4.tmp"
+    size, sha256 = big_mp4(writing, clip, 64 << 20)
+    os.rename(writing, system.inbox / "big.mp4")
+
+    def uploads() -> list[dict[str, Any]]:
+        return client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    wait_for(uploads, timeout=120, interval=0.01, what="the put's multipart upload to start")
+    relay.down()
+    try:
+        wait_for(lambda: "transient problem" in system.log_text("prober"), timeout=120,
+                 what="the prober to wait the store out")
+        [(status, error)] = rows(system.database_url,
+                                 "SELECT status, processing_error FROM videos")
+        assert status == "processing", error
+        assert list(media.list_objects("")) == []
+        assert [p.stat().st_size for p in spooled(system)] == [size]
+    finally:
+        relay.up()
+
+    def ready() -> list[tuple[Any, ...]] | None:
+        found = rows(system.database_url, "SELECT status, size, sha256 FROM videos")
+        return found if found[0][0] in {"ready", "failed"} else None
+    assert wait_for(ready, timeout=180, what="the file to be ready") == [
+        ("ready", size, sha256)]
+    [stored] = list(media.list_objects(""))
+    assert stored.size == size
+    assert object_sha256(media, stored.key) == sha256
+    wait_for(lambda: uploads() == [], timeout=60, what="no unfinished upload")
+    assert spooled(system) == []
+
+
+ODD_NAMES = ["two  spaces é.mp4", "cafe\u0301 日本 #1?%.mp4", "a+b=c&d;e'f\".mp4"]
+
+
+@pytest.mark.parametrize("serve", ["redirect", "proxy"])
+def test_odd_names_are_stored_and_served_from_s3(make_system: Any, s3_env: dict[str, str],
+                                                  samples: Path, serve: str) -> None:
+    """Inbox files whose names carry spaces, combining marks, CJK, ``#?%+&;'"``: stored
+    in the bucket under their keys and served by /download/ (a 307 whose presigned URL
+    works, or the bytes through the API), Range included."""
+    system: System = make_system(VIDEODROP_S3_SERVE=serve, **s3_env).start()
+    media = s3_store(s3_env)
+    data = (samples / "bbb_chapters.mp4").read_bytes()
+    for name in ODD_NAMES:
+        (system.inbox / name).write_bytes(data)
+    for name in ODD_NAMES:
+        record = system.wait_record(name)
+        assert record["status"] == "ready", record
+        url = record["api_links"]["download_url"]
+        got = requests.get(url, headers={"Range": "bytes=100-199"}, timeout=30)
+        assert (got.status_code, got.content) == (206, data[100:200]), name
+        assert ("X-Amz-Signature" in got.url) == (serve == "redirect")
+    assert len(list(media.list_objects("videos/"))) == len(ODD_NAMES)
