@@ -61,7 +61,7 @@ class _Recent:
         with self.lock:
             kept = self.urls.get(key)
         # a URL is handed out again only while at least half its life is left: with
-        # VIDEODROP_S3_PRESIGN_SECONDS under 2 × REUSE_SECONDS, never an expired one
+        # VIDEODROP_S3_PRESIGN_SECONDS under twice REUSE_SECONDS, never an expired one
         reuse = min(REUSE_SECONDS, media.presign_seconds / 2)
         if kept is not None and now - kept[1] < reuse:
             return kept[0]

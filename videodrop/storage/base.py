@@ -36,10 +36,21 @@ from typing import BinaryIO, Protocol, Self
 
 from videodrop.storage.errors import IntegrityFailure, ObjectMissing
 
-__all__ = ["CHUNK", "MAX_PRESIGN_SECONDS", "STALE_UPLOAD_SECONDS", "MediaStore", "ObjectInfo",
-           "redact_urls",
-           "ObjectReader", "ReaderBase", "Stored", "Verifier", "check_key", "check_prefix",
-           "read_chunks"]
+__all__ = [
+    "CHUNK",
+    "MAX_PRESIGN_SECONDS",
+    "STALE_UPLOAD_SECONDS",
+    "MediaStore",
+    "ObjectInfo",
+    "ObjectReader",
+    "ReaderBase",
+    "Stored",
+    "Verifier",
+    "check_key",
+    "check_prefix",
+    "read_chunks",
+    "redact_urls",
+]
 
 #: Bytes read from a source or a store at a time.
 CHUNK = 1 << 20
