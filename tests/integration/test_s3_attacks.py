@@ -277,3 +277,25 @@ def test_odd_names_are_stored_and_served_from_s3(make_system: Any, s3_env: dict[
         assert (got.status_code, got.content) == (206, data[100:200]), name
         assert ("X-Amz-Signature" in got.url) == (serve == "redirect")
     assert len(list(media.list_objects("videos/"))) == len(ODD_NAMES)
+
+
+def test_a_revoked_token_gets_404_at_once_and_its_url_dies(
+        make_system: Any, s3_env: dict[str, str], samples: Path) -> None:
+    """Redirect mode: a token revoked right after a 307 answers 404 at once on every
+    token endpoint (the worker's reused URL is not handed out again), and the URL it got
+    stops working within VIDEODROP_S3_PRESIGN_SECONDS."""
+    system: System = make_system(VIDEODROP_S3_PRESIGN_SECONDS="3", **s3_env).start()
+    (system.inbox / "r.mp4").write_bytes((samples / "bbb_chapters.mp4").read_bytes())
+    record = system.wait_record("r.mp4")
+    links = record["api_links"]
+    first = requests.get(links["download_url"], allow_redirects=False, timeout=30)
+    assert first.status_code == 307
+    url = first.headers["Location"]
+    gone = requests.delete(f"{system.base_url}/api/videos/{record['id']}/token",
+                           headers=system.admin, timeout=30)
+    assert gone.status_code == 200
+    for link in (links["download_url"], links["stream_url"]):
+        again = requests.get(link, allow_redirects=False, timeout=30)
+        assert again.status_code == 404, link
+    wait_for(lambda: requests.get(url, timeout=30).status_code == 403, timeout=30,
+             what="the URL handed out before the revocation to die")
