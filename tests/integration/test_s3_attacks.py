@@ -11,6 +11,7 @@ import os
 import secrets
 import socket
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ import pytest
 import requests
 
 from testbed.s3 import S3Server
-from tests.harness import System, free_port, rows, videodrop, wait_for
+from tests.harness import REPO, System, free_port, rows, videodrop, wait_for
 from tests.integration.test_prober_pipeline import s3_store
 from tests.integration.test_prober_s3 import big_mp4, object_sha256, spooled
 from videodrop.catalog import Catalog
@@ -299,3 +300,24 @@ def test_a_revoked_token_gets_404_at_once_and_its_url_dies(
         assert again.status_code == 404, link
     wait_for(lambda: requests.get(url, timeout=30).status_code == 403, timeout=30,
              what="the URL handed out before the revocation to die")
+
+
+@pytest.mark.parametrize("role", ["derive", "api"])
+@pytest.mark.parametrize("what", ["no bucket", "wrong secret"])
+def test_derive_and_the_api_refuse_a_store_that_refuses_them(
+        make_system: Any, s3_server: S3Server, s3_bucket: str, role: str, what: str) -> None:
+    """As the prober: a bucket that is not there or credentials the server refuses stop
+    derive and the API at start (exit 78, the store named), instead of failing every
+    job or request (derive would mark every derivative failed for good)."""
+    env = {**s3_server.env(), "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/refused"}
+    if what == "no bucket":
+        env["VIDEODROP_STORAGE_URL"] = f"s3://nobucket-{secrets.token_hex(4)}/refused"
+    else:
+        env["AWS_SECRET_ACCESS_KEY"] = "not-the-secret"
+    system: System = make_system()
+    done = subprocess.run([sys.executable, "-m", "videodrop", role],
+                          env={**system.env, **env, "VIDEODROP_BIND": f"127.0.0.1:{free_port()}"},
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 78, (done.returncode, done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    assert "/refused/" in done.stderr
