@@ -75,9 +75,11 @@ def main(settings: Settings, argv: list[str]) -> int:
         sweep = functools.partial(_sweep_stale_copies, root, role.log)
     else:  # claimed files wait in the inbox's spool until stored (prober/spool.py)
         storage.refuse_if_refused(media, log)  # exit 78 when it refuses us
-        sweep = functools.partial(spool.sweep, media, spool.spool_root(settings.inbox), role.log)
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
                               links=links.from_settings(settings, media))
+    if not isinstance(media, storage.FileStore):
+        sweep = functools.partial(spool.sweep, media, spool.spool_root(settings.inbox), role.log,
+                                  catalog.named_keys)
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version, runner=runner)
     role.start(stopping="finishing the files in hand")

@@ -321,3 +321,38 @@ def test_derive_and_the_api_refuse_a_store_that_refuses_them(
     assert done.returncode == 78, (done.returncode, done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     assert "/refused/" in done.stderr
+
+
+@pytest.mark.crash
+def test_a_row_deleted_while_its_prober_is_dead_leaves_no_spool_file(
+        make_system: Any, s3_env: dict[str, str], s3_server: S3Server, tmp_path: Path) -> None:
+    """SIGKILL of the prober mid-put, then an admin DELETE of the row (the API cannot see
+    the inbox's spool): the restarted prober finds the spool file no row names and removes
+    it, with the dead put's upload of its key (no file left in the inbox for ever)."""
+    system: System = make_system(VIDEODROP_S3_PART_SIZE="5MiB",
+                                 VIDEODROP_PROBER_CONCURRENCY="1", **s3_env)
+    system.start("prober", "ingest", "api")
+    media = s3_store(s3_env)
+    client, bucket, prefix = s3_server.client(), media.bucket, media.prefix
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=2:size=64x64:rate=10", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(clip)], check=True, timeout=60)
+    writing = system.inbox / ".big.mp4.tmp"
+    big_mp4(writing, clip, 64 << 20)
+    os.rename(writing, system.inbox / "big.mp4")
+
+    def uploads() -> list[dict[str, Any]]:
+        return client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
+    wait_for(uploads, timeout=120, interval=0.01, what="the put's multipart upload to start")
+    system.kill("prober")
+    [(video_id,)] = rows(system.database_url, "SELECT id FROM videos")
+    assert len(spooled(system)) == 1
+    gone = requests.delete(f"{system.base_url}/api/videos/{video_id}", headers=system.admin,
+                           timeout=30)
+    assert gone.status_code == 204
+    system.start("prober")
+    wait_for(lambda: spooled(system) == [], timeout=60, what="the orphan spool file removed")
+    wait_for(lambda: uploads() == [], timeout=60, what="its dead upload aborted")
+    assert list(media.list_objects("")) == []
+    assert rows(system.database_url, "SELECT id FROM videos") == []
