@@ -142,6 +142,19 @@ def test_migrate_to_a_store_that_refuses_us_exits_78_with_a_sentence(
         assert "configuration error" in done.stderr
 
 
+def drop_big_mp4(system: System, folder: Path) -> tuple[int, str]:
+    """A 64 MiB valid MP4 written hidden, then renamed into the inbox as ``big.mp4``:
+    (size, sha256)."""
+    clip = folder / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc=duration=2:size=64x64:rate=10", "-pix_fmt", "yuv420p",
+                    "-movflags", "+faststart", str(clip)], check=True, timeout=60)
+    writing = system.inbox / ".big.mp4.tmp"
+    size, sha256 = big_mp4(writing, clip, 64 << 20)
+    os.rename(writing, system.inbox / "big.mp4")
+    return size, sha256
+
+
 class Relay:
     """A TCP relay on a fixed loopback port in front of the S3 server: :meth:`down` closes
     its listener and cuts every connection (the store gone: connection refused), :meth:`up`
@@ -221,13 +234,7 @@ def test_the_store_going_away_mid_put_makes_the_file_wait_not_fail(
     system: System = make_system(**env).start("prober", "ingest")
     media = s3_store({**env, "VIDEODROP_S3_ENDPOINT_URL": s3_server.endpoint})
     client, bucket, prefix = s3_server.client(), media.bucket, media.prefix
-    clip = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc=duration=2:size=64x64:rate=10", "-pix_fmt", "yuv420p",
-                    "-movflags", "+faststart", str(clip)], check=True, timeout=60)
-    writing = system.inbox / ".big.mp4.tmp"
-    size, sha256 = big_mp4(writing, clip, 64 << 20)
-    os.rename(writing, system.inbox / "big.mp4")
+    size, sha256 = drop_big_mp4(system, tmp_path)
 
     def uploads() -> list[dict[str, Any]]:
         return client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
@@ -334,13 +341,7 @@ def test_a_row_deleted_while_its_prober_is_dead_leaves_no_spool_file(
     system.start("prober", "ingest", "api")
     media = s3_store(s3_env)
     client, bucket, prefix = s3_server.client(), media.bucket, media.prefix
-    clip = tmp_path / "clip.mp4"
-    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
-                    "testsrc=duration=2:size=64x64:rate=10", "-pix_fmt", "yuv420p",
-                    "-movflags", "+faststart", str(clip)], check=True, timeout=60)
-    writing = system.inbox / ".big.mp4.tmp"
-    big_mp4(writing, clip, 64 << 20)
-    os.rename(writing, system.inbox / "big.mp4")
+    drop_big_mp4(system, tmp_path)
 
     def uploads() -> list[dict[str, Any]]:
         return client.list_multipart_uploads(Bucket=bucket, Prefix=prefix).get("Uploads", [])
