@@ -357,3 +357,25 @@ def test_a_row_deleted_while_its_prober_is_dead_leaves_no_spool_file(
     wait_for(lambda: uploads() == [], timeout=60, what="its dead upload aborted")
     assert list(media.list_objects("")) == []
     assert rows(system.database_url, "SELECT id FROM videos") == []
+
+
+def test_a_redirect_serves_the_type_and_the_download_name_as_the_proxy_does(
+        make_system: Any, s3_env: dict[str, str], samples: Path) -> None:
+    """VIDEODROP_S3_SERVE=redirect: what the presigned URL answers carries the type and
+    the disposition (attachment with the original's name for /download/, inline for
+    /stream/) that the API itself sends in proxy mode; S3 would otherwise answer with
+    whatever type it guessed (``binary/octet-stream`` on AWS) and no name."""
+    system: System = make_system(**s3_env).start()
+    (system.inbox / "door cam ü.mov").write_bytes(
+        (samples / "sandwich-av-mp4a.40.5.mov").read_bytes())
+    record = system.wait_record("door cam ü.mov")
+    links = record["api_links"]
+    download = requests.get(links["download_url"], timeout=30)
+    assert download.history and download.history[0].status_code == 307
+    assert download.headers["Content-Type"] == "video/quicktime"
+    disposition = download.headers.get("Content-Disposition", "")
+    assert disposition.startswith("attachment") and "door" in disposition
+    stream = requests.get(links["stream_url"], headers={"Range": "bytes=0-9"}, timeout=30)
+    assert stream.status_code == 206
+    assert stream.headers["Content-Type"] == "video/quicktime"
+    assert stream.headers.get("Content-Disposition", "inline").startswith("inline")

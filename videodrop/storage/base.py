@@ -208,12 +208,15 @@ class MediaStore(abc.ABC):
         return True
 
     @abc.abstractmethod
-    def presign(self, key: str, expires: float | None = None) -> str | None:
+    def presign(self, key: str, expires: float | None = None, *,
+                content_type: str | None = None, disposition: str | None = None
+                ) -> str | None:
         """A URL that lets anyone holding it GET the object (Range requests included) for
         ``expires`` seconds (the store's default, at most 60 s, when None), without other
-        credentials: what ``/download/`` and ``/stream/`` redirect to. None from a store
-        that has no URLs (the file store: the API serves :meth:`local_path` itself). Does
-        not check that the object exists."""
+        credentials: what ``/download/`` and ``/stream/`` redirect to; the answers carry
+        ``content_type`` and ``disposition`` (a ``Content-Disposition`` value) when given.
+        None from a store that has no URLs (the file store: the API serves
+        :meth:`local_path` itself). Does not check that the object exists."""
 
     @abc.abstractmethod
     def input_url(self, key: str, expires: float) -> str:
