@@ -41,7 +41,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from videodrop import logs, storage
+from videodrop import logs, media, storage
 from videodrop.catalog import Catalog
 from videodrop.errors import ConfigurationError, TransientFileError
 from videodrop.settings import Settings
@@ -176,7 +176,7 @@ def main(settings: Settings, argv: list[str]) -> int:
 
 def _dry_run(todo: Plan, expected: dict[str, str | None], url: str) -> int:
     for info in todo.copy:
-        print(f"would copy {info.key} {info.size}")
+        print(f"would copy {media.display(info.key)} {info.size}")
     print(f"dry run: {len(todo.copy)} objects ({sum(i.size for i in todo.copy)} bytes)"
           f" to copy to {url}, {len(todo.verified)} verified already; the catalog names"
           f" {len(expected)} originals")
@@ -194,7 +194,11 @@ def _run(settings: Settings, source: MediaStore, target: MediaStore, *, journal:
             entry = copy_one(source, target, info, expected.get(info.key))
         except (StoreError, TransientFileError, OSError) as exc:
             failed += 1
-            print(f"FAILED {info.key}: {exc}")
+            print(f"FAILED {media.display(info.key)}: {exc}")
+            continue
+        except ValueError as exc:  # a file whose name is no key (not UTF-8, a control char)
+            failed += 1
+            print(f"FAILED {media.display(info.key)}: its name is no object key ({exc})")
             continue
         journal.add(entry)
         todo.verified[info.key] = entry

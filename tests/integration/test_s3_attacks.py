@@ -379,3 +379,28 @@ def test_a_redirect_serves_the_type_and_the_download_name_as_the_proxy_does(
     assert stream.status_code == 206
     assert stream.headers["Content-Type"] == "video/quicktime"
     assert stream.headers.get("Content-Disposition", "inline").startswith("inline")
+
+
+def test_migrate_reports_a_file_whose_name_is_no_key_and_copies_the_rest(
+        make_system: Any, s3_server: S3Server, s3_bucket: str) -> None:
+    """A file store holding a file whose name is no valid key (bytes that are not UTF-8, a
+    control character): one ``FAILED`` line naming it, the other objects copied, exit 1;
+    never a traceback halfway through."""
+    system: System = make_system(**s3_server.env())
+    folder = system.media_root / "videos" / "cam1"
+    folder.mkdir(parents=True)
+    (folder / "a.mp4").write_bytes(b"a" * 1000)
+    with open(os.fsencode(folder) + b"/b\xff\x01.mp4", "wb") as fh:
+        fh.write(b"b" * 1000)
+    (folder / "c.mp4").write_bytes(b"c" * 1000)
+    prefix = f"odd-{secrets.token_hex(4)}"
+    dry = videodrop(system, "storage", "migrate", "--to", f"s3://{s3_bucket}/{prefix}",
+                    "--dry-run")
+    assert (dry.returncode, dry.stdout.count("would copy ")) == (0, 3), dry.stderr
+    done = videodrop(system, "storage", "migrate", "--to", f"s3://{s3_bucket}/{prefix}")
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert [line for line in done.stdout.splitlines() if line.startswith("FAILED")] != []
+    media = s3_store({**s3_server.env(), "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/{prefix}"})
+    assert sorted(i.key for i in media.list_objects("")) == ["videos/cam1/a.mp4",
+                                                             "videos/cam1/c.mp4"]
