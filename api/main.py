@@ -17,7 +17,7 @@ import socket
 import sys
 
 from api.auth.credential import weak_token
-from videodrop import logs, storage
+from videodrop import logs
 from videodrop.cli import sync_links
 from videodrop.errors import CatalogUnavailable, ConfigurationError
 from videodrop.settings import Settings
@@ -48,7 +48,6 @@ def main(settings: Settings, argv: list[str]) -> int:
     if problem := weak_token(settings.admin_token) or settings.store_in_use_problem("api"):
         raise ConfigurationError(problem)  # exit 78: systemd does not restart
     refuse_taken_address(settings.bind)  # exit 78, not a restart loop on a taken port
-    _check_store(settings)  # exit 78 when the media store refuses us
     settings.inbox.mkdir(parents=True, exist_ok=True)
     if settings.stream_links is not None:
         _sync_stream_links(settings)
@@ -84,17 +83,6 @@ def refuse_taken_address(bind: str) -> None:
             raise ConfigurationError(
                 f"cannot listen on {bind}: the address is in use by another process "
                 f"(another videodrop api?); stop it or set VIDEODROP_BIND") from exc
-
-
-def _check_store(settings: Settings) -> None:
-    """ConfigurationError when the media store refuses us (no bucket, credentials
-    refused): every upload and download would fail; one that does not answer is logged
-    and the API starts (503 until it does)."""
-    media = storage.from_settings(settings)
-    if isinstance(media, storage.FileStore):  # (a folder: served as it is)
-        return
-    logs.configure(role="api", fmt=settings.log_format, level=settings.log_level)
-    storage.refuse_if_refused(media, logs.get("api.store"))
 
 
 def _sync_stream_links(settings: Settings) -> None:
