@@ -85,6 +85,7 @@ def main(settings: Settings, argv: list[str]) -> int:
         media.root.mkdir(parents=True, exist_ok=True)
         out = output.for_store(media)
     else:  # files are made in a local scratch folder, then put into the store
+        storage.refuse_if_refused(media, log)  # exit 78: no bucket, credentials refused
         scratch = ScratchRoot()
         if scratch.removed:
             log.info("scratch folders of dead processes removed", count=len(scratch.removed))

@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from videodrop.children import redacted
-from videodrop.storage import MediaStore, ObjectMissing
+from videodrop.storage import MediaStore, ObjectMissing, redact_urls
 
 __all__ = ["REMOTE_PROTOCOLS", "LocalFile", "Source", "StoredObject", "as_source", "redacted"]
 
@@ -107,3 +106,9 @@ def as_source(given: Path | Source) -> Source:
     """``given`` as a :class:`Source` (a path: :class:`LocalFile`)."""
     return given if isinstance(given, Source) else LocalFile(Path(given))
 
+
+def redacted(text: str) -> str:
+    """``text`` with every URL (a presigned one is a credential) replaced by
+    ``<stored video>``: what a child said, fit for a row's error and a log line
+    (:func:`videodrop.storage.redact_urls`)."""
+    return redact_urls(text)

@@ -24,8 +24,9 @@ from prober.ffprobe_log import parse_log_summary
 from prober.fields import as_int
 from prober.inputs import ProbeInput
 from prober.packets import Listing, PacketSummary
-from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed, redacted
+from videodrop.children import ChildMissing, ChildRunner, ChildTimeout, Completed
 from videodrop.formats import DEMUXERS
+from videodrop.storage import redact_urls
 
 __all__ = [
     "Completed",
@@ -196,7 +197,9 @@ def run_probe(
         message = _error_string(error)
         if listing.overflow:
             message = "ffprobe's output is larger than any real file's header"
-        raise FFprobeFailed(done.returncode, message, err, listing.text())
+        raise FFprobeFailed(done.returncode, message, err, redact_urls(listing.text()))
+    if isinstance(data.get("format"), dict) and "filename" in data["format"]:
+        data["format"]["filename"] = redact_urls(str(data["format"]["filename"]))
     for stream in data.get("streams") or []:
         stream.pop("nb_read_packets", None)  # (our own count is in ``packets``)
     return ProbeOutput(data, err, listing.summary(full=full), done.max_rss)
@@ -352,11 +355,11 @@ def read_log_summary(
 def _error_string(error: object) -> str | None:
     """The ``string`` of ffprobe's ``-show_error`` object, without URLs; None without one."""
     text = error.get("string") if isinstance(error, dict) else None
-    return redacted(str(text)) if text is not None else None
+    return redact_urls(str(text)) if text is not None else None
 
 
 def _storable_text(data: bytes) -> str:
     """ffprobe's output (log or stdout) as text that PostgreSQL jsonb accepts: UTF-8 with
-    replacement characters, no NUL, no URL (an upload on s3 is read through a presigned
-    URL, which ffprobe names in its messages: :func:`videodrop.children.redacted`)."""
-    return redacted(data.decode("utf-8", "replace").replace("\x00", ""))
+    replacement characters, no NUL, and no URL (ffprobe echoes its input in its errors,
+    and an object's input is a presigned URL: a credential; ``redact_urls``)."""
+    return redact_urls(data.decode("utf-8", "replace").replace("\x00", ""))

@@ -59,18 +59,6 @@ def _sweep_stale_copies(root: Path, log: Any) -> None:
              paths=[str(p.relative_to(root)) for p in removed[:20]])
 
 
-def _check_store(media: storage.MediaStore, log: Any) -> None:
-    """A store that refuses us (no bucket, bad credentials) is a configuration error (exit
-    78); one that does not answer yet is waited out file by file (the files stay put)."""
-    try:
-        media.check()
-    except storage.StoreRefused as exc:
-        raise ConfigurationError(f"media store {media.describe()}: {exc}") from exc
-    except storage.StoreUnavailable as exc:
-        log.warning("media store unavailable at start", store=media.describe(),
-                    error=str(exc))
-
-
 def main(settings: Settings, argv: list[str]) -> int:
     args = consumer_arguments(
         "videodrop prober", "consume probe messages and store their outcomes",
@@ -86,10 +74,12 @@ def main(settings: Settings, argv: list[str]) -> int:
         root.mkdir(parents=True, exist_ok=True)
         sweep = functools.partial(_sweep_stale_copies, root, role.log)
     else:  # claimed files wait in the inbox's spool until stored (prober/spool.py)
-        _check_store(media, log)
-        sweep = functools.partial(spool.sweep, media, spool.spool_root(settings.inbox), role.log)
+        storage.refuse_if_refused(media, log)  # exit 78 when it refuses us
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=2 * args.concurrency + 1,
                               links=links.from_settings(settings, media))
+    if not isinstance(media, storage.FileStore):
+        sweep = functools.partial(spool.sweep, media, spool.spool_root(settings.inbox), role.log,
+                                  catalog.named_keys)
     prober = functools.partial(probe_file, ffprobe=settings.ffprobe,
                                timeout=settings.probe_timeout, version=version, runner=runner)
     role.start(stopping="finishing the files in hand")

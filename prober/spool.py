@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,11 +81,19 @@ def discard(root: Path, path: Path) -> None:
         media.fsync_dir(folder)
 
 
-def sweep(media_store: MediaStore, root: Path, log: Any) -> None:
+def sweep(media_store: MediaStore, root: Path, log: Any,
+          named: Callable[[list[str]], set[str]] | None = None) -> None:
     """At a prober's start: remove the spool's temporary copies (a claim's copy that died,
-    older than :data:`store.STALE_PART_SECONDS`) and abort the store's unfinished uploads
-    of originals started more than :data:`STALE_UPLOAD_SECONDS` ago (one log line each,
-    the store's). Failures are logged, not raised: the next start tries again."""
+    older than :data:`store.STALE_PART_SECONDS`), the spool files no row names
+    (``named(keys)``: those of the keys a row names; see :func:`sweep_orphans`) and abort
+    the store's unfinished uploads of originals started more than
+    :data:`STALE_UPLOAD_SECONDS` ago (one log line each, the store's). Failures are
+    logged, not raised: the next start tries again."""
+    if named is not None:
+        try:
+            sweep_orphans(media_store, root, log, named)
+        except Exception as exc:  # (the catalog's or the store's errors: next start)
+            log.warning("orphan spool files: sweep failed", error=str(exc))
     try:
         removed = store.sweep_parts(root)
         log.info("stale copies removed", count=len(removed), where="spool",
@@ -98,3 +107,23 @@ def sweep(media_store: MediaStore, root: Path, log: Any) -> None:
                  older_than_s=STALE_UPLOAD_SECONDS, keys=aborted[:20])
     except Exception as exc:  # (the store's errors: the next start sweeps again)
         log.warning("stale uploads: sweep failed", error=str(exc))
+
+
+def sweep_orphans(media_store: MediaStore, root: Path, log: Any,
+                  named: Callable[[list[str]], set[str]]) -> list[str]:
+    """Remove the spool files that no row names (their keys, returned): a row deleted (the
+    API's DELETE, which cannot see this inbox) while its prober was dead mid-probe. A
+    claim commits its row before it moves the file into the spool, so a file here that no
+    row names is no live claim's; its key's unfinished put is aborted too, and an object
+    there (a put completed just before the kill, after the DELETE) deleted."""
+    found = {os.fspath(p.relative_to(root)): p for p in root.rglob("*")
+             if p.is_file() and not p.name.startswith(".")}
+    if not found:
+        return []
+    keys = sorted(set(found) - named(sorted(found)))
+    for key in keys:
+        media_store.abort_stale_uploads(0, prefix=key)
+        media_store.delete(key)
+        discard(root, found[key])
+        log.info("orphan spool file removed: its row was deleted", key=key)
+    return keys

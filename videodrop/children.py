@@ -52,7 +52,6 @@ __all__ = [
     "ChildTimeout",
     "Completed",
     "prlimit_binary",
-    "redacted",
     "time_binary",
 ]
 
@@ -68,15 +67,6 @@ _CHUNK = 1 << 16
 _PRLIMIT_HINT = "install util-linux (it provides prlimit)"
 _TIME_HINT = "install GNU time (apt-get install time)"
 _TIME_SIGNAL = re.compile(rb"^Command terminated by signal (\d+)$", re.MULTILINE)
-#: A URL in what a child printed: ffmpeg names its input, and a presigned one is a
-#: credential (up to the whitespace or quote after it, a trailing ``:`` left out).
-_URL = re.compile(r"(?:https?|tls|tcp)://[^\s'\"]*?(?=:?(?:\s|$|['\"]))")
-
-
-def redacted(text: str) -> str:
-    """``text`` with every URL replaced by ``<stored video>``: what a child reading a
-    presigned URL said, fit for a row's error, an answer and a log line."""
-    return _URL.sub("<stored video>", text)
 
 
 class ChildError(Exception):

@@ -25,8 +25,9 @@ with that size; anything else is copied again, a killed run's unfinished multipa
 of that key aborted first. A run after the switch's final one copies nothing.
 
 Exit status: 0 (all verified, the catalog's originals all in the target), 1 (an object
-failed, or an original is missing from the source or the target), 69 (the catalog is
-unavailable), 78 (the source is not a file store, the target is the source, a bad URL).
+failed, or an original is missing from the source or the target), 69 (the catalog or the
+target does not answer), 78 (the source is not a file store, the target is the source, a
+bad URL, the target refuses us: no bucket, credentials or permission refused).
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from videodrop import logs, storage
+from videodrop import logs, media, storage
 from videodrop.catalog import Catalog
 from videodrop.errors import ConfigurationError, TransientFileError
 from videodrop.settings import Settings
@@ -49,8 +51,12 @@ from videodrop.storage import (
     MediaStore,
     ObjectInfo,
     StoreError,
+    StoreRefused,
+    StoreUnavailable,
 )
 
+#: sysexits.h EX_UNAVAILABLE: the catalog or the target store does not answer; run again.
+EX_UNAVAILABLE = 69
 HELP = "storage migrate --to s3://bucket/prefix: copy the file store there, verified"
 #: Where a file store keeps the journals of its migrations (a dot folder: not an object).
 JOURNAL_DIR = ".migrate"
@@ -154,7 +160,14 @@ def main(settings: Settings, argv: list[str]) -> int:
     finally:
         catalog.close()
     journal = Journal(source.root, target.describe())
-    todo = plan(source, target, journal.load(), expected)
+    try:
+        todo = plan(source, target, journal.load(), expected)
+    except StoreRefused as exc:  # no bucket, credentials refused: an operator must act
+        raise ConfigurationError(f"--to {args.to}: the store refuses us: {exc}") from exc
+    except StoreUnavailable as exc:
+        print(f"videodrop storage: --to {args.to} does not answer: {exc}; nothing copied,"
+              " run again later", file=sys.stderr)
+        return EX_UNAVAILABLE
     if args.dry_run:
         return _dry_run(todo, expected, args.to)
     return _run(settings, source, target, journal=journal, todo=todo, expected=expected,
@@ -163,7 +176,7 @@ def main(settings: Settings, argv: list[str]) -> int:
 
 def _dry_run(todo: Plan, expected: dict[str, str | None], url: str) -> int:
     for info in todo.copy:
-        print(f"would copy {info.key} {info.size}")
+        print(f"would copy {media.display(info.key)} {info.size}")
     print(f"dry run: {len(todo.copy)} objects ({sum(i.size for i in todo.copy)} bytes)"
           f" to copy to {url}, {len(todo.verified)} verified already; the catalog names"
           f" {len(expected)} originals")
@@ -181,7 +194,11 @@ def _run(settings: Settings, source: MediaStore, target: MediaStore, *, journal:
             entry = copy_one(source, target, info, expected.get(info.key))
         except (StoreError, TransientFileError, OSError) as exc:
             failed += 1
-            print(f"FAILED {info.key}: {exc}")
+            print(f"FAILED {media.display(info.key)}: {exc}")
+            continue
+        except ValueError as exc:  # a file whose name is no key (not UTF-8, a control char)
+            failed += 1
+            print(f"FAILED {media.display(info.key)}: its name is no object key ({exc})")
             continue
         journal.add(entry)
         todo.verified[info.key] = entry

@@ -53,23 +53,28 @@ class _Recent:
                 recent = cls._by_store[media] = cls()
             return recent
 
-    def url(self, media: MediaStore, key: str) -> str:
-        """A presigned URL of ``key`` made at most :data:`REUSE_SECONDS` ago, else a new
-        one after checking the object is there (ObjectMissing)."""
+    def url(self, media: MediaStore, key: str, content_type: str, disposition: str) -> str:
+        """A presigned URL of ``key`` made at most :data:`REUSE_SECONDS` ago (and at most
+        half the store's ``presign_seconds``), else a new one after checking the object is
+        there (ObjectMissing)."""
         now = time.monotonic()
+        wanted = f"{key}\n{content_type}\n{disposition}"  # (a URL answers with both)
         with self.lock:
-            kept = self.urls.get(key)
-        if kept is not None and now - kept[1] < REUSE_SECONDS:
+            kept = self.urls.get(wanted)
+        # a URL is handed out again only while at least half its life is left: with
+        # VIDEODROP_S3_PRESIGN_SECONDS under twice REUSE_SECONDS, never an expired one
+        reuse = min(REUSE_SECONDS, media.presign_seconds / 2)
+        if kept is not None and now - kept[1] < reuse:
             return kept[0]
         media.stat(key)  # 404 for a key without an object, not a 307 to the store's 404
-        url = media.presign(key)
+        url = media.presign(key, content_type=content_type, disposition=disposition)
         if url is None:
             raise ValueError(f"{media.describe()} has no URLs: serve its local files")
         with self.lock:
             if len(self.urls) >= REUSE_KEYS:
                 for old in sorted(self.urls, key=lambda k: self.urls[k][1])[:REUSE_KEYS // 2]:
                     del self.urls[old]
-            self.urls[key] = (url, now)
+            self.urls[wanted] = (url, now)
         return url
 
 
@@ -112,7 +117,8 @@ def send_object(req: falcon.Request, resp: falcon.Response, media: MediaStore, k
                 disposition: Literal["inline", "attachment"], filename: str,
                 cache_control: str = "private, max-age=3600") -> None:
     """Fill ``resp`` with the object ``key`` of ``media`` for a GET or HEAD: ``redirect``
-    → 307 to ``media.presign(key)``, the same URL again for :data:`REUSE_SECONDS`
+    → 307 to ``media.presign(key)`` (its answers carry ``content_type`` and the
+    disposition, as the API's own would), the same URL again for :data:`REUSE_SECONDS`
     (``Cache-Control: no-store``); ``proxy`` → 200, 206
     (one range or ``multipart/byteranges``), 304, 412 or 416 exactly as
     :func:`api.files.response.send_file` answers for a file, its ETag the store's.
@@ -121,7 +127,8 @@ def send_object(req: falcon.Request, resp: falcon.Response, media: MediaStore, k
     security_headers(req, resp)
     if mode == "redirect":
         try:
-            url = _Recent.of(media).url(media, key)
+            url = _Recent.of(media).url(media, key, content_type,
+                                        content_disposition(disposition, filename))
         except ObjectMissing as exc:
             raise falcon.HTTPNotFound() from exc
         resp.status = falcon.HTTP_307

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from videodrop.children import redacted
 from videodrop.formats import DEMUXERS
+from videodrop.storage import redact_urls as redacted
 
 if TYPE_CHECKING:
     from videodrop.storage import MediaStore

@@ -62,6 +62,11 @@ class Reads(CatalogBase):
         ``ready`` rows) → its SHA-256 (64 hex digits; None until the prober recorded it)."""
         return {r["stored_path"]: r["sha256"] for r in self.db.all("stored_keys", {})}
 
+    def named_keys(self, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` (stored paths) that a row names, whatever its status."""
+        return {r["stored_path"] for r in self.db.all("stored_paths_known",
+                                                        {"keys": list(keys)})}
+
     def known_ids(self, ids: Sequence[int]) -> set[int]:
         """Those of ``ids`` that name a video."""
         return {r["id"] for r in self.db.all("ids_known", {"ids": list(ids)})}

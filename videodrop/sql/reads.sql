@@ -19,6 +19,11 @@ SELECT id FROM videos WHERE status = %(status)s ORDER BY id;
 -- name: ids_known
 SELECT id FROM videos WHERE id = ANY(%(ids)s);
 
+-- name: stored_paths_known
+-- Which of these keys a row names (whatever its status): a spool file no row names is left
+-- by a row deleted while its prober was dead.
+SELECT stored_path FROM videos WHERE stored_path = ANY(%(keys)s);
+
 -- name: stored_keys
 -- The originals the store must hold (storage migrate): rows whose file is stored.
 SELECT stored_path, sha256 FROM videos WHERE status IN ('processing', 'ready')

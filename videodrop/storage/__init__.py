@@ -5,6 +5,7 @@ Guarantees, settings and the client's choice: docs/storage.md."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from videodrop.errors import ConfigurationError
@@ -17,6 +18,7 @@ from videodrop.storage.base import (
     Stored,
     check_key,
     read_chunks,
+    redact_urls,
 )
 from videodrop.storage.errors import (
     IntegrityFailure,
@@ -31,7 +33,21 @@ from videodrop.storage.filestore import FileStore
 __all__ = ["STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure", "MediaStore", "ObjectInfo",
            "ObjectMissing", "ObjectReader", "StorageFull", "StoreError", "StoreRefused",
            "StoreUnavailable", "Stored", "check_key", "from_settings", "from_url",
-           "local_root", "read_chunks"]
+           "local_root", "read_chunks", "redact_urls", "refuse_if_refused"]
+
+
+def refuse_if_refused(media: MediaStore, log: Any) -> None:
+    """At a role's start: a store that refuses us (no bucket, credentials refused) is a
+    configuration error (:class:`ConfigurationError`: exit 78, the store named); one that
+    does not answer yet is logged (``media store unavailable at start``) and waited out
+    by the work itself."""
+    try:
+        media.check()
+    except StoreRefused as exc:
+        raise ConfigurationError(f"media store {media.describe()}: {exc}") from exc
+    except StoreUnavailable as exc:
+        log.warning("media store unavailable at start", store=media.describe(),
+                    error=str(exc))
 
 
 def from_url(url: str, settings: Settings | None = None) -> MediaStore:

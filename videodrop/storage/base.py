@@ -36,9 +36,21 @@ from typing import BinaryIO, Protocol, Self
 
 from videodrop.storage.errors import IntegrityFailure, ObjectMissing
 
-__all__ = ["CHUNK", "MAX_PRESIGN_SECONDS", "STALE_UPLOAD_SECONDS", "MediaStore", "ObjectInfo",
-           "ObjectReader", "ReaderBase", "Stored", "Verifier", "check_key", "check_prefix",
-           "read_chunks"]
+__all__ = [
+    "CHUNK",
+    "MAX_PRESIGN_SECONDS",
+    "STALE_UPLOAD_SECONDS",
+    "MediaStore",
+    "ObjectInfo",
+    "ObjectReader",
+    "ReaderBase",
+    "Stored",
+    "Verifier",
+    "check_key",
+    "check_prefix",
+    "read_chunks",
+    "redact_urls",
+]
 
 #: Bytes read from a source or a store at a time.
 CHUNK = 1 << 20
@@ -160,6 +172,8 @@ class MediaStore(abc.ABC):
 
     #: ``"file"`` or ``"s3"``.
     scheme: str
+    #: How long the URLs :meth:`presign` gives by default live, in seconds (≤ 60).
+    presign_seconds: float = 60.0
 
     @abc.abstractmethod
     def put_stream(self, key: str, source: BinaryIO, *, size: int | None = None,
@@ -194,12 +208,15 @@ class MediaStore(abc.ABC):
         return True
 
     @abc.abstractmethod
-    def presign(self, key: str, expires: float | None = None) -> str | None:
+    def presign(self, key: str, expires: float | None = None, *,
+                content_type: str | None = None, disposition: str | None = None
+                ) -> str | None:
         """A URL that lets anyone holding it GET the object (Range requests included) for
         ``expires`` seconds (the store's default, at most 60 s, when None), without other
-        credentials: what ``/download/`` and ``/stream/`` redirect to. None from a store
-        that has no URLs (the file store: the API serves :meth:`local_path` itself). Does
-        not check that the object exists."""
+        credentials: what ``/download/`` and ``/stream/`` redirect to; the answers carry
+        ``content_type`` and ``disposition`` (a ``Content-Disposition`` value) when given.
+        None from a store that has no URLs (the file store: the API serves
+        :meth:`local_path` itself). Does not check that the object exists."""
 
     @abc.abstractmethod
     def input_url(self, key: str, expires: float) -> str:
@@ -258,3 +275,15 @@ def read_chunks(reader: ObjectReader, chunk: int = CHUNK) -> Iterator[bytes]:
             yield data
     finally:
         reader.close()
+
+
+#: A URL as a child (ffprobe, ffmpeg) prints it: up to a blank, a quote, or the ": " of
+#: its error lines.
+_URL = re.compile(r"(?:https?|tls|tcp)://[^\s'\"]*?(?=:?(?:\s|$|['\"]))")
+
+
+def redact_urls(text: str) -> str:
+    """``text`` with every URL replaced by ``<stored video>``: a presigned URL
+    (:meth:`MediaStore.input_url`) is a credential, and a child reading one echoes it in
+    its errors and logs; what a child said is stored or logged only through this."""
+    return _URL.sub("<stored video>", text)

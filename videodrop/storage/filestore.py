@@ -161,7 +161,9 @@ class FileStore(MediaStore):
             raise ObjectMissing(key)
         return ObjectInfo(key, st.st_size, file_etag(st), st.st_mtime)
 
-    def presign(self, key: str, expires: float | None = None) -> str | None:
+    def presign(self, key: str, expires: float | None = None, *,
+                content_type: str | None = None, disposition: str | None = None
+                ) -> str | None:
         check_key(key)
         return None
 

@@ -280,17 +280,23 @@ class S3Store(MediaStore):
         return ObjectInfo(key, answer["ContentLength"], answer["ETag"],
                           answer["LastModified"].timestamp())
 
-    def presign(self, key: str, expires: float | None = None) -> str | None:
-        return self._presign(key, self.presign_seconds if expires is None else expires)
+    def presign(self, key: str, expires: float | None = None, *,
+                content_type: str | None = None, disposition: str | None = None
+                ) -> str | None:
+        # (response-content-type / -disposition: signed query parameters S3 answers with)
+        overrides = {name: value for name, value in (("ResponseContentType", content_type),
+                     ("ResponseContentDisposition", disposition)) if value is not None}
+        return self._presign(key, self.presign_seconds if expires is None else expires,
+                             **overrides)
 
     def input_url(self, key: str, expires: float) -> str:
         return self._presign(key, expires)
 
-    def _presign(self, key: str, expires: float) -> str:
+    def _presign(self, key: str, expires: float, **overrides: str) -> str:
         if not 0 < expires <= base.MAX_PRESIGN_SECONDS:
             raise ValueError(f"a presigned URL lives 1 s to {base.MAX_PRESIGN_SECONDS} s")
         url: str = _call(key, self._client.generate_presigned_url, "get_object",
-                         Params={"Bucket": self.bucket, "Key": self._key(key)},
+                         Params={"Bucket": self.bucket, "Key": self._key(key), **overrides},
                          ExpiresIn=max(1, round(expires)))
         return url
 
