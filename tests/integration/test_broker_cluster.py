@@ -20,8 +20,9 @@ import pytest
 from deploy import devstack
 from testbed.cluster import ThrowawayCluster
 from tests.harness import System, rows, wait_for
-from tests.integration.test_crash_suite import stored_files
+from tests.integration.test_crash_suite import stored_originals
 from tests.integration.test_ingest_faults import assert_exactly_once, drop_files
+from videodrop.storage import FileStore
 
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(600)]
 FILES = 120
@@ -104,7 +105,7 @@ def test_stop_the_probe_queues_leader_during_a_burst(make_system, rabbit_cluster
                                "SELECT count(*), count(DISTINCT origin_path) FROM videos")
     assert count == distinct == FILES
     recorded = {r[0] for r in rows(system.database_url, "SELECT stored_path FROM videos")}
-    assert stored_files(system.media_root) == recorded
+    assert set(stored_originals(FileStore(system.media_root))) == recorded
     assert system.queue_counts("probe")[0] == 0
     assert system.queue_counts("probe.dead")[0] == 0, "files were dead-lettered"
     assert new_leader in everyone and new_leader != leader
