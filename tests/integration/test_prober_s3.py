@@ -76,6 +76,16 @@ def test_an_inbox_file_is_stored_in_s3_and_served(make_system: Any, s3_env: dict
     assert hashlib.sha256(got.content).hexdigest() == sha256
 
 
+def ask_probe(system: System, video_id: int) -> None:
+    """Publish the ProbeVideo an upload's end publishes (confirmed, persistent)."""
+    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
+    channel = conn.channel()
+    channel.confirm_delivery()
+    channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video_id)),
+                          pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+
 def test_an_object_already_in_s3_is_probed_where_it_lies(
         make_system: Any, s3_env: dict[str, str], samples: Path) -> None:
     """A ProbeVideo for a row whose original is in the bucket (an upload): ffprobe reads
@@ -88,12 +98,7 @@ def test_an_object_already_in_s3_is_probed_where_it_lies(
     stored = media.put_file(video.stored_path, sample)
     catalog.upload_received(video.id, stored.size)
     catalog.close()
-    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
-    channel = conn.channel()
-    channel.confirm_delivery()
-    channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video.id)),
-                          pika.BasicProperties(delivery_mode=2))
-    conn.close()
+    ask_probe(system, video.id)
 
     def finished() -> tuple[Any, ...] | None:
         found = rows(system.database_url, "SELECT status, size, sha256, metadata, error_code"
@@ -123,12 +128,7 @@ def test_a_bad_upload_in_s3_fails_without_its_url(make_system: Any,
     stored = media.put_stream(video.stored_path, io.BytesIO(os.urandom(300_000)))
     catalog.upload_received(video.id, stored.size)
     catalog.close()
-    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
-    channel = conn.channel()
-    channel.confirm_delivery()
-    channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video.id)),
-                          pika.BasicProperties(delivery_mode=2))
-    conn.close()
+    ask_probe(system, video.id)
 
     def finished() -> tuple[Any, ...] | None:
         found = rows(system.database_url, "SELECT status, processing_error, error_code,"
