@@ -229,6 +229,32 @@ def test_the_api_serves_a_video_and_its_poster_from_s3(db_url: str, s3_server: S
         catalog.close()
 
 
+def redirecting(s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch,
+                name: str, body: bytes, **env: str) -> tuple[Any, falcon.testing.TestClient]:
+    """A store on a fresh prefix of the bucket holding ``videos/<name>.mp4`` (``body``),
+    and an in-process app whose ``/r`` serves it by ``send_object(mode="redirect")``;
+    ``env``: more settings (VIDEODROP_S3_PRESIGN_SECONDS…)."""
+    from api.files import objects
+
+    settings = {**s3_server.env(), **env,
+                "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/{name}-{secrets.token_hex(4)}/"}
+    for key, value in settings.items():
+        if key.startswith("AWS_"):
+            monkeypatch.setenv(key, value)
+    store = from_settings(Settings.from_env(settings))
+    store.put_stream(f"videos/{name}.mp4", io.BytesIO(body))
+
+    class Serve:
+        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+            objects.send_object(req, resp, store, f"videos/{name}.mp4", mode="redirect",
+                                content_type="video/mp4", disposition="inline",
+                                filename=f"{name}.mp4")
+
+    app = falcon.App()
+    app.add_route("/r", Serve())
+    return store, falcon.testing.TestClient(app)
+
+
 def test_a_worker_hands_out_its_presigned_url_again_for_a_while(s3_server: S3Server,
                                                                  s3_bucket: str, monkeypatch):
     """A client reading range by range gets the URL made moments ago (no stat, no new
@@ -236,23 +262,7 @@ def test_a_worker_hands_out_its_presigned_url_again_for_a_while(s3_server: S3Ser
     asked again (404 once the object is gone)."""
     from api.files import objects
 
-    env = {**s3_server.env(),
-           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/reuse-{secrets.token_hex(4)}/"}
-    for name, value in env.items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    store = from_settings(Settings.from_env(env))
-    store.put_stream("videos/reuse.mp4", io.BytesIO(b"x" * 1000))
-
-    class Serve:
-        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-            objects.send_object(req, resp, store, "videos/reuse.mp4", mode="redirect",
-                                content_type="video/mp4", disposition="inline",
-                                filename="reuse.mp4")
-
-    app = falcon.App()
-    app.add_route("/r", Serve())
-    client = falcon.testing.TestClient(app)
+    store, client = redirecting(s3_server, s3_bucket, monkeypatch, "reuse", b"x" * 1000)
     first = client.simulate_get("/r")
     assert first.status_code == 307
     assert requests.get(first.headers["Location"], timeout=30).content == b"x" * 1000

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
 import shutil
 import struct
@@ -114,31 +113,6 @@ def test_an_object_already_in_s3_is_probed_where_it_lies(
         assert metadata[field] == local[field], field
     assert not [p for p in system.media_root.rglob("*") if p.is_file()]
     assert spooled(system) == []
-
-
-def test_a_bad_upload_in_s3_fails_without_its_url(make_system: Any,
-                                                  s3_env: dict[str, str]) -> None:
-    """An upload that is not media fails with ffprobe's reason, and nothing the row, the
-    record or the log keeps holds the presigned URL it was read through (a credential:
-    ffprobe names its input in its messages)."""
-    system: System = make_system(**s3_env).start("prober")
-    media = s3_store(s3_env)
-    catalog = Catalog.connect(system.database_url)
-    video = catalog.create_upload(filename="garbage.mp4")
-    stored = media.put_stream(video.stored_path, io.BytesIO(os.urandom(300_000)))
-    catalog.upload_received(video.id, stored.size)
-    catalog.close()
-    ask_probe(system, video.id)
-
-    def finished() -> tuple[Any, ...] | None:
-        found = rows(system.database_url, "SELECT status, processing_error, error_code,"
-                     " metadata::text, ffprobe::text FROM videos")
-        return found[0] if found[0][0] in {"ready", "failed"} else None
-    status, error, code, metadata, raw = wait_for(finished, timeout=60,
-                                                  what="the upload to be probed")
-    assert status == "failed" and code and error
-    kept = " ".join(str(x) for x in (error, metadata, raw, system.log_text("prober")))
-    assert "X-Amz-" not in kept, [line for line in kept.splitlines() if "X-Amz-" in line]
 
 
 def big_mp4(path: Path, clip: Path, padding: int) -> tuple[int, str]:

@@ -5,7 +5,6 @@ reach a row, a record, a log line or an error sentence."""
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import secrets
@@ -16,20 +15,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import falcon
-import falcon.testing
-import pika
 import pytest
 import requests
 
 from testbed.s3 import S3Server
 from tests.harness import REPO, System, free_port, rows, videodrop, wait_for
+from tests.integration.test_object_serving import redirecting
 from tests.integration.test_prober_pipeline import s3_store
-from tests.integration.test_prober_s3 import big_mp4, object_sha256, spooled
+from tests.integration.test_prober_s3 import ask_probe, big_mp4, object_sha256, spooled
 from videodrop.catalog import Catalog
-from videodrop.messages import ProbeVideo, encode
-from videodrop.settings import Settings
-from videodrop.storage import from_settings
 
 #: What every presigned URL of SigV4 carries (query parameters): never stored or logged.
 SIGNED = ("X-Amz-Signature", "X-Amz-Credential", "Signature=", "AWSAccessKeyId")
@@ -39,15 +33,6 @@ SIGNED = ("X-Amz-Signature", "X-Amz-Credential", "Signature=", "AWSAccessKeyId")
 def s3_env(s3_server: S3Server, s3_bucket: str, tmp_path: Path) -> dict[str, str]:
     return {"VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/{tmp_path.name[-24:]}",
             **s3_server.env()}
-
-
-def _publish_probe(system: System, video_id: int) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(system.amqp_url))
-    channel = conn.channel()
-    channel.confirm_delivery()
-    channel.basic_publish(system.prefix, "probe", encode(ProbeVideo(video_id=video_id)),
-                          pika.BasicProperties(delivery_mode=2))
-    conn.close()
 
 
 def test_a_broken_upload_probed_in_the_bucket_leaks_no_presigned_url(
@@ -67,7 +52,7 @@ def test_a_broken_upload_probed_in_the_bucket_leaks_no_presigned_url(
         video = catalog.create_upload(filename=name)
         stored = media.put_file(video.stored_path, path)
         catalog.upload_received(video.id, stored.size)
-        _publish_probe(system, video.id)
+        ask_probe(system, video.id)
         ids.append(video.id)
     catalog.close()
 
@@ -92,25 +77,8 @@ def test_a_reused_presigned_url_is_never_handed_out_dead(s3_server: S3Server, s3
                                                          ) -> None:
     """VIDEODROP_S3_PRESIGN_SECONDS may be as short as 1 s, shorter than the worker's
     REUSE_SECONDS: a 307 must never point at a URL that has already expired."""
-    from api.files import objects
-
-    env = {**s3_server.env(), "VIDEODROP_S3_PRESIGN_SECONDS": "2",
-           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/short-{secrets.token_hex(4)}/"}
-    for name, value in env.items():
-        if name.startswith("AWS_"):
-            monkeypatch.setenv(name, value)
-    store = from_settings(Settings.from_env(env))
-    store.put_stream("videos/short.mp4", io.BytesIO(b"y" * 1000))
-
-    class Serve:
-        def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
-            objects.send_object(req, resp, store, "videos/short.mp4", mode="redirect",
-                                content_type="video/mp4", disposition="inline",
-                                filename="short.mp4")
-
-    app = falcon.App()
-    app.add_route("/r", Serve())
-    client = falcon.testing.TestClient(app)
+    _, client = redirecting(s3_server, s3_bucket, monkeypatch, "short", b"y" * 1000,
+                            VIDEODROP_S3_PRESIGN_SECONDS="2")
     first = client.simulate_get("/r").headers["Location"]
     assert requests.get(first, timeout=30).status_code == 200
     wait_for(lambda: requests.get(first, timeout=30).status_code == 403, timeout=30,
