@@ -23,8 +23,11 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The identity's file in the inbox root: 32 lower-case hex digits and a newline.
-ID_FILE = ".videodrop-inbox-id"
+from videodrop.inboxpolicy import INBOX_ID
+
+#: The identity's file in the inbox root: 32 lower-case hex digits and a newline (its
+#: temporary names start with it too: the inbox policy passes over both).
+ID_FILE = INBOX_ID
 _ID_LENGTH = 32
 
 
@@ -62,7 +65,7 @@ def ensure(inbox: Path) -> InboxIdentity:
     path = inbox / ID_FILE
     found = _read(path)
     if found is None:
-        tmp = inbox / f".{ID_FILE}.{secrets.token_hex(4)}.tmp"
+        tmp = inbox / f"{ID_FILE}.{secrets.token_hex(4)}.tmp"
         try:
             tmp.write_text(secrets.token_hex(_ID_LENGTH // 2) + "\n", encoding="ascii")
             with contextlib.suppress(FileExistsError):  # another ingest's, read below

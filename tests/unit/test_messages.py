@@ -68,3 +68,16 @@ def replace_dev(msg, dev):
     from dataclasses import replace
 
     return replace(msg, dev=dev)
+
+
+def test_the_inbox_identity_is_never_a_file_to_take(tmp_path):
+    """Whatever VIDEODROP_IGNORE_PATTERNS says (here: nothing), the identity file and
+    its temporary names are passed over like the ingest's lock."""
+    from videodrop import inboxid
+    from videodrop.inboxpolicy import InboxPolicy
+
+    inboxid.ensure(tmp_path)
+    policy = InboxPolicy((), frozenset({"mp4"}), None)
+    assert [p.name for p in tmp_path.iterdir()] == [inboxid.ID_FILE]
+    assert policy.ignored(inboxid.ID_FILE) and policy.ignored(f"{inboxid.ID_FILE}.ab12.tmp")
+    assert not policy.ignored("cam.mp4")
