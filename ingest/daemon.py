@@ -16,7 +16,7 @@ from ingest.access import AccessWatch, Blocked
 from ingest.prune import Pruner
 from ingest.scan import FileState, Verdict, count_dirs, examine, relative, walk
 from ingest.settle import Candidate, OpenForWriting, SettleTracker
-from videodrop import inboxpolicy, media, metrics
+from videodrop import inboxid, inboxpolicy, media, metrics
 from videodrop.errors import BrokerUnavailable, ConfigurationError
 from videodrop.inboxpolicy import InboxPolicy, Refusal
 from videodrop.messages import InboxFile, Message
@@ -75,11 +75,18 @@ class IngestDaemon:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._next_rescan = 0.0
+        # The inbox's identity and device number, stamped on every message (written at
+        # prepare(): videodrop/inboxid.py); None until then.
+        self.identity: inboxid.InboxIdentity | None = None
 
     # --- set-up -----------------------------------------------------------------------
 
     def prepare(self) -> None:
         self.inbox.mkdir(parents=True, exist_ok=True)
+        try:
+            self.identity = inboxid.ensure(self.inbox)
+        except inboxid.InboxIdError as exc:
+            raise ConfigurationError(f"the inbox needs its identity file: {exc}") from exc
         self.mode, why = watcher.choose_mode(self.settings.ingest_mode, self.inbox)
         self.log.info("ingest mode", mode=self.mode, why=why, inbox=str(self.inbox),
                       settle_seconds=self.settings.settle_seconds)
@@ -267,8 +274,10 @@ class IngestDaemon:
         while self.pending and now >= self._retry_at:
             chunk, self.pending = self.pending[:batch], self.pending[batch:]
             msgs: dict[InboxFile, Candidate] = {cand.state.file: cand for cand in chunk}
+            stamped: list[Message] = list(msgs) if self.identity is None else [
+                m.from_inbox(self.identity.id, self.identity.dev) for m in msgs]
             try:
-                confirmed = self.publisher.publish_batch(list(msgs))
+                confirmed = self.publisher.publish_batch(stamped)
             except BrokerUnavailable as exc:
                 confirmed, error = [], str(exc)
             else:

@@ -43,8 +43,9 @@ def matches(st: os.stat_result, key: InboxFile) -> bool:
 
 def same_content(st: os.stat_result, key: InboxFile) -> bool:
     """``st`` is the inode of ``key`` with the same size and mtime, and a ctime no earlier
-    (another name of it may have been removed since)."""
-    return (stat.S_ISREG(st.st_mode) and st.st_dev == key.dev and st.st_ino == key.ino
+    (another name of it may have been removed since); its device as this host sees it
+    (``key.stat_dev``: a shared inbox has another device number on each host)."""
+    return (stat.S_ISREG(st.st_mode) and st.st_dev == key.stat_dev and st.st_ino == key.ino
             and st.st_size == key.size and st.st_mtime_ns == key.mtime_ns
             and st.st_ctime_ns >= key.ctime_ns)
 

@@ -20,7 +20,7 @@ from prober import spool, store
 from prober.ffprobe import FFprobeMissing
 from prober.inputs import ProbeInput
 from prober.probe import ProbeResult
-from videodrop import media, metrics
+from videodrop import inboxid, media, metrics
 from videodrop.catalog import Catalog, ProbeOutcome, Video
 from videodrop.consumer import Consumer
 from videodrop.errorcodes import ErrorCode
@@ -108,6 +108,13 @@ class Worker(Consumer):
             except store.Refused as exc:  # left in the inbox, like the ingest's refusals
                 metrics.CLAIMS_REFUSED.labels(exc.refusal.code).inc()
                 self.log.warning("refused", reason=exc.refusal.reason, code=exc.refusal.code)
+                return
+            except ForeignMessage as exc:
+                metrics.FOREIGN_MESSAGES.inc()
+                self.log.error("another inbox's message: hosts with inboxes of their own need"
+                               " a VIDEODROP_AMQP_PREFIX each (docs/several-hosts.md); the"
+                               " file waits for its host's rescan", inbox=msg.inbox,
+                               this_inbox=exc.here or None)
                 return
             if video is None:
                 self.log.info("stale message: file changed or gone before claim")
@@ -286,14 +293,26 @@ def _mtime(video: Video) -> datetime | None:
 
 # --- the claim of an inbox file ---------------------------------------------------------
 
+class ForeignMessage(Exception):
+    """A watch-folder message stamped with another inbox's identity than this prober's
+    (``here``: this inbox's, empty when no ingest stamped it): the file is on another
+    host; the message is dropped, that host's ingest publishes it again at its rescan."""
+
+    def __init__(self, msg: InboxFile, here: str) -> None:
+        super().__init__(f"{media.display(msg.path)} is in inbox {msg.inbox}, not here"
+                         f" ({here or 'no identity'})")
+        self.here = here
+
+
 def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
           policy: InboxPolicy | None = None) -> Video | None:
     """The row for this name of this file, with the file in the store (prober/store.py
     moves it); None for a stale message (the file changed or vanished before anyone
-    claimed it: a fresh message will follow). :class:`TransientFileError` while another
-    prober claims the same name; :class:`store.Refused` when ``policy`` (default: the
-    default policy) refuses the file as it is now (a row an interrupted claim left goes
-    ``failed``, ``refused``)."""
+    claimed it: a fresh message will follow). :class:`ForeignMessage` for another inbox's
+    file; :class:`TransientFileError` while another prober claims the same name;
+    :class:`store.Refused` when ``policy`` (default: the default policy) refuses the file
+    as it is now (a row an interrupted claim left goes ``failed``, ``refused``)."""
+    msg = _seen_here(inbox, msg)
     src = inbox / msg.path
     with catalog.claim_lock(msg) as locked:
         if not locked:
@@ -324,6 +343,20 @@ def claim(catalog: Catalog, inbox: Path, media_root: Path, msg: InboxFile,
             catalog.note_waiting(video.id, str(exc))
             raise
         return video
+
+
+def _seen_here(inbox: Path, msg: InboxFile) -> InboxFile:
+    """``msg`` as this host sees its file (:meth:`InboxFile.seen_from`), after checking
+    that it names a file of this inbox (:class:`ForeignMessage` if not)."""
+    if not msg.inbox:  # a message of an earlier version: compared as it is
+        return msg
+    try:
+        here = inboxid.read(inbox)
+    except OSError as exc:
+        raise TransientFileError(str(exc)) from exc
+    if msg.foreign_to(here.id):
+        raise ForeignMessage(msg, here.id)
+    return msg.seen_from(here.dev)
 
 
 def _earlier_claim(catalog: Catalog, media_root: Path, src: Path, key: InboxFile

@@ -22,7 +22,7 @@ from testbed.broker import amqp_parameters, delete_amqp_names
 from testbed.databases import drop_database, fresh_database
 from testbed.processes import REPO, free_port, stop_process
 from testbed.waits import wait_for
-from videodrop.inboxpolicy import INGEST_LOCK, SPOOL
+from videodrop.inboxpolicy import INBOX_ID, INGEST_LOCK, SPOOL
 
 
 def token_lookups(base_url: str) -> dict[str, float]:
@@ -129,9 +129,10 @@ class System:
         self.http.close()
 
     def inbox_entries(self) -> list[str]:
-        """Names in the inbox folder, but for the ingest's lock and the prober's spool
-        (sorted)."""
-        return sorted(p.name for p in self.inbox.iterdir() if p.name not in (INGEST_LOCK, SPOOL))
+        """Names in the inbox folder, but for the ingest's lock and identity and the
+        prober's spool (sorted)."""
+        return sorted(p.name for p in self.inbox.iterdir()
+                      if p.name not in (INGEST_LOCK, SPOOL, INBOX_ID))
 
     def log_text(self, role: str) -> str:
         path = self.logs / f"{role}.log"

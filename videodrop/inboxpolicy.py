@@ -39,6 +39,8 @@ INGEST_LOCK = ".videodrop-ingest.lock"
 #: The prober's spool in the inbox on an s3 store (prober/spool.py): claimed files wait
 #: there, on the inbox's file system, until their object is stored.
 SPOOL = ".videodrop-spool"
+#: The inbox's identity (videodrop/inboxid.py), and the prefix of its temporary names.
+INBOX_ID = ".videodrop-inbox-id"
 #: Files below this many bytes are never called sparse.
 SPARSE_MIN_SIZE = 1 << 20
 #: Sparse: less than 1/SPARSE_RATIO of the size allocated, and as data extents.
@@ -67,9 +69,10 @@ class InboxPolicy:
 
     def ignored(self, name: str) -> bool:
         """A hidden or temporary name: not a file yet, passed over without a word (and the
-        ingest's own lock, :data:`INGEST_LOCK`, and the prober's spool, :data:`SPOOL`,
-        whatever the ignore patterns say)."""
-        return name in (INGEST_LOCK, SPOOL) or media.is_ignored(name, self.ignore)
+        ingest's own lock, :data:`INGEST_LOCK`, the prober's spool, :data:`SPOOL`, and the
+        inbox's identity, :data:`INBOX_ID`, whatever the ignore patterns say)."""
+        return (name in (INGEST_LOCK, SPOOL) or name.startswith(INBOX_ID)
+                or media.is_ignored(name, self.ignore))
 
     def by_name(self, name: str) -> Refusal | None:
         if media.has_extension(name, self.extensions):

@@ -10,7 +10,7 @@ import binascii
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from videodrop import media
@@ -30,7 +30,12 @@ class InboxFile:
     inode (hard links) are two videos.
 
     ``dev``, ``ino``, ``size`` (bytes), ``mtime_ns`` and ``ctime_ns`` (ns since 1970) are
-    the file's ``lstat`` as the ingest saw it when it settled."""
+    the file's ``lstat`` as the ingest saw it when it settled.
+
+    Beside the key, not part of it (videodrop/inboxid.py): ``inbox``, the identity of the
+    publishing ingest's inbox, and ``inbox_dev``, that inbox folder's device number on the
+    ingest's host (empty and 0 in messages of earlier versions); ``local_dev``, never sent,
+    is the device number this host's prober sees the file on (:meth:`seen_from`)."""
 
     path: str  # relative to the inbox, '/'-separated; os.fsdecode of the bytes on disk
     dev: int
@@ -39,12 +44,39 @@ class InboxFile:
     mtime_ns: int
     ctime_ns: int
     kind: str = "inbox"
+    inbox: str = field(default="", compare=False)
+    inbox_dev: int = field(default=0, compare=False)
+    local_dev: int = field(default=0, compare=False)
 
     @classmethod
     def of(cls, path: str, st: os.stat_result) -> InboxFile:
         """The file at the inbox-relative ``path`` (as in :attr:`path`) whose ``lstat`` is
         ``st``."""
         return cls(path, st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def from_inbox(self, identity: str, dev: int) -> InboxFile:
+        """This message stamped with its inbox's ``identity`` and device number ``dev``
+        (the ingest's view), as it is published."""
+        return replace(self, inbox=identity, inbox_dev=dev)
+
+    def foreign_to(self, identity: str) -> bool:
+        """The message names a file of another inbox than the one whose identity is
+        ``identity`` (empty: an inbox no ingest stamped). False for an unstamped message."""
+        return bool(self.inbox) and self.inbox != identity
+
+    def seen_from(self, dev: int) -> InboxFile:
+        """This message as a prober whose inbox folder has the device number ``dev``
+        compares it with the file (:attr:`stat_dev`): a file on the inbox's own file
+        system, as the ingest saw it, is on ``dev`` here."""
+        if self.inbox_dev and self.dev == self.inbox_dev and dev != self.inbox_dev:
+            return replace(self, local_dev=dev)
+        return self
+
+    @property
+    def stat_dev(self) -> int:
+        """The device number the file has on this host (the key's ``dev`` unless
+        :meth:`seen_from` says otherwise)."""
+        return self.local_dev or self.dev
 
     @property
     def raw_path(self) -> bytes:
@@ -93,9 +125,13 @@ def routing_key(msg: Message) -> str:
 
 def encode(msg: Message) -> bytes:
     data = {"v": VERSION, **asdict(msg)}  # the wire format: the fields, flat
-    if isinstance(msg, InboxFile) and (shown := media.display(msg.path)) != msg.path:
-        data["path"] = shown
-        data["path_b64"] = base64.b64encode(os.fsencode(msg.path)).decode("ascii")
+    if isinstance(msg, InboxFile):
+        del data["local_dev"]  # this host's own view
+        if not msg.inbox:
+            del data["inbox"], data["inbox_dev"]
+        if (shown := media.display(msg.path)) != msg.path:
+            data["path"] = shown
+            data["path_b64"] = base64.b64encode(os.fsencode(msg.path)).decode("ascii")
     return json.dumps(data, separators=(",", ":")).encode()
 
 
@@ -116,6 +152,13 @@ def _inbox_path(data: dict[str, Any]) -> str:
     return os.fsdecode(raw)
 
 
+def _inbox_id(data: dict[str, Any]) -> str:
+    found = data.get("inbox", "")
+    if not isinstance(found, str) or len(found) > 64:
+        raise BadMessage(f"inbox is not an inbox identity: {found!r}"[:200])
+    return found
+
+
 def decode(body: bytes) -> Message:
     try:
         data: dict[str, Any] = json.loads(body)
@@ -127,7 +170,8 @@ def decode(body: bytes) -> Message:
         if kind == "inbox":
             return InboxFile(path=_inbox_path(data), dev=int(data["dev"]), ino=int(data["ino"]),
                              size=int(data["size"]), mtime_ns=int(data["mtime_ns"]),
-                             ctime_ns=int(data["ctime_ns"]))
+                             ctime_ns=int(data["ctime_ns"]), inbox=_inbox_id(data),
+                             inbox_dev=int(data.get("inbox_dev", 0)))
         if kind == "video":
             return ProbeVideo(video_id=int(data["video_id"]), force=bool(data.get("force")))
         if kind == "derive":

@@ -258,6 +258,12 @@ CLAIMS_REFUSED = Counter(
 for _reason in ("extension", "empty", "too_large", "sparse"):
     CLAIMS_REFUSED.labels(_reason)
 
+FOREIGN_MESSAGES = Counter(
+    "foreign_messages", "Watch-folder messages of another host's inbox (another inbox"
+    " identity) that reached this prober: hosts with inboxes of their own share a"
+    " VIDEODROP_AMQP_PREFIX (docs/several-hosts.md). Left to that host's rescan.",
+    namespace=NAMESPACE, subsystem="prober", registry=PROBER)
+
 # --- derive ------------------------------------------------------------------------------
 
 DERIVE_JOBS = Counter(
@@ -404,7 +410,7 @@ def start_metrics_server(bind: str, role: str) -> MetricsServer:
 
 __all__ = [
     "API", "CLAIMS_REFUSED", "DEAD_LETTERS", "FILES_PUBLISHED", "FILES_REFUSED", "FILES_SEEN",
-    "FILES_SETTLED", "HTTP_REFUSED", "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS",
+    "FILES_SETTLED", "FOREIGN_MESSAGES", "HTTP_REFUSED", "HTTP_REQUESTS", "HTTP_REQUEST_SECONDS",
     "HTTP_RESPONSE_BYTES",
     "INBOX_BACKLOG", "INGEST",
     "PROBER", "PROBES", "PROBES_IN_PROGRESS", "PROBE_SECONDS", "PUBLISH_RETRIES",

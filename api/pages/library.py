@@ -19,7 +19,7 @@ from api.http.params import decode_cursor, encode_cursor
 from videodrop import formats, media
 from videodrop.catalog import STATUSES, Catalog, Cursor, Sort, Video, VideoFilter
 from videodrop.catalog.lists import NEWEST
-from videodrop.inboxpolicy import INGEST_LOCK, InboxPolicy
+from videodrop.inboxpolicy import INBOX_ID, INGEST_LOCK, InboxPolicy
 
 PAGE_SIZE = 25
 MAX_ARRIVING = 100  # inbox entries shown; the walk stops there
@@ -161,7 +161,7 @@ def arriving(inbox: Path, ignore: tuple[str, ...] = (),
     for folder, dirs, files in os.walk(inbox, onerror=lambda exc: None):
         dirs.sort()
         for name in sorted(files):
-            if name == INGEST_LOCK:
+            if name == INGEST_LOCK or name.startswith(INBOX_ID):
                 continue  # the ingest's, never a file to show
             seen += 1
             if seen > limit:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -16,6 +17,7 @@ import pytest
 
 from prober import store, worker
 from tests.harness import drop_database, rows
+from videodrop import inboxid
 from videodrop.errors import TransientFileError
 from videodrop.messages import InboxFile
 from videodrop.migrate import available, migrate
@@ -208,3 +210,61 @@ def test_a_sparse_file_is_refused_at_claim_and_its_interrupted_row_failed(catalo
     assert rows(db_url, "SELECT status, error_code FROM videos WHERE id = %s", video.id) == [
         ("failed", "refused")]
     assert src.exists() and not any(media.rglob("*"))
+
+
+def stamped(inbox: Path, name: str, *, dev: int) -> InboxFile:
+    """The message an ingest on another host publishes for ``name``: the same inode,
+    size and times, on the device number that host gives the shared inbox (``dev``)."""
+    here = inboxid.ensure(inbox)
+    return replace(settled(inbox, name), dev=dev).from_inbox(here.id, dev)
+
+
+def test_a_shared_inbox_seen_under_another_device_number_is_claimed(catalog, places,
+                                                                     samples, db_url):
+    """Every NFS/SMB client numbers its mounts itself: the ingest's host and the prober's
+    see one shared inbox under two device numbers. The claim compares the file with this
+    host's view of the inbox; the row's key stays the message's (the same row whichever
+    host takes a redelivery)."""
+    inbox, media = places
+    shutil.copy(samples / "tiny_av1.mp4", inbox / "cam.mp4")
+    other = os.stat(inbox).st_dev + 17
+    msg = stamped(inbox, "cam.mp4", dev=other)
+    video = worker.claim(catalog, inbox, media, msg)
+    assert video is not None and not (inbox / "cam.mp4").exists()
+    assert video.claim_dev == other
+    again = worker.claim(catalog, inbox, media, msg)  # a redelivery: the same row
+    assert again is not None and again.id == video.id and count(db_url) == 1
+
+
+def test_a_file_on_another_device_than_the_inbox_is_not_translated(catalog, places,
+                                                                     samples, db_url):
+    """Only a file on the inbox's own file system takes this host's inbox device: a
+    message whose file was on a mount inside the inbox (another device than the inbox's)
+    is compared as it was sent."""
+    inbox, media = places
+    shutil.copy(samples / "tiny_av1.mp4", inbox / "sub.mp4")
+    msg = stamped(inbox, "sub.mp4", dev=os.stat(inbox).st_dev + 17)
+    msg = replace(msg, dev=msg.inbox_dev + 1)
+    assert worker.claim(catalog, inbox, media, msg) is None  # not this inode: stale
+    assert (inbox / "sub.mp4").exists() and count(db_url) == 0
+
+
+def test_another_inbox_s_message_is_refused_and_the_file_stays(catalog, places, samples,
+                                                               tmp_path, db_url):
+    """Hosts with inboxes of their own behind one VIDEODROP_AMQP_PREFIX: a message of
+    another inbox (another identity, or an inbox no ingest stamped) is not taken for a
+    stale one: :class:`worker.ForeignMessage`, no row, its file untouched."""
+    inbox, media = places
+    shutil.copy(samples / "tiny_av1.mp4", inbox / "cam.mp4")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    theirs = inboxid.ensure(elsewhere)
+    msg = settled(inbox, "cam.mp4").from_inbox(theirs.id, theirs.dev)
+    with pytest.raises(worker.ForeignMessage, match="not here"):
+        worker.claim(catalog, inbox, media, msg)  # this inbox has no identity yet
+    inboxid.ensure(inbox)
+    with pytest.raises(worker.ForeignMessage):
+        worker.claim(catalog, inbox, media, msg)
+    assert (inbox / "cam.mp4").exists() and count(db_url) == 0
+    assert worker.claim(catalog, inbox, media, stamped(inbox, "cam.mp4",
+                                                       dev=os.stat(inbox).st_dev))

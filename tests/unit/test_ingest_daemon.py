@@ -88,3 +88,41 @@ def test_names_published_lately_stay_bounded_and_newest_first(tmp_path, monkeypa
     now[0] += daemon_module.REUSE_SECONDS
     d._remember_published(tmp_path / "late.mp4", (state, now[0]))
     assert list(d.lately) == [tmp_path / "late.mp4"]
+
+
+class Recording(NoBroker):
+    def __init__(self):
+        self.sent = []
+
+    def publish_batch(self, msgs):
+        self.sent.extend(msgs)
+        return list(msgs)
+
+
+def test_published_messages_carry_the_inbox_identity_and_device(tmp_path):
+    """Every watch-folder message names its inbox (the identity written once at start,
+    the same on a restart) and the inbox folder's device number as this host sees it: a
+    prober elsewhere tells another inbox's file from a stale message, and compares the
+    device with its own view of a shared inbox."""
+    import os
+
+    from videodrop import inboxid
+
+    publisher = Recording()
+    (tmp_path / "inbox").mkdir()
+    d = IngestDaemon(Settings(inbox=tmp_path / "inbox", ingest_mode="poll", settle_seconds=0.1),
+                     publisher, logs.get("test"))
+    d.prepare()
+    written = (tmp_path / "inbox" / inboxid.ID_FILE).read_text().strip()
+    assert len(written) == 32
+    d.prepare()  # a restart keeps it
+    assert (tmp_path / "inbox" / inboxid.ID_FILE).read_text().strip() == written
+    (d.inbox / "cam.mp4").write_bytes(b"x" * 100)
+    d.rescan("test")
+    for cand in list(d.tracker.candidates.values()):
+        d.pending.append(cand)
+    d.publish_pending(now=1e12)
+    assert [m.path for m in publisher.sent] == ["cam.mp4"]
+    assert publisher.sent[0].inbox == written
+    assert publisher.sent[0].inbox_dev == os.stat(d.inbox).st_dev
+    assert d.stats.published == 1  # confirmed: the stamp is not part of the claim key

@@ -47,3 +47,37 @@ def test_encoding_is_versioned_json():
 def test_bad_messages_are_refused(body):
     with pytest.raises(BadMessage):
         decode(body)
+
+
+def test_the_inbox_stamp_travels_and_is_not_part_of_the_key():
+    from videodrop.messages import InboxFile, decode, encode
+
+    key = InboxFile("cam/a.mp4", 41, 7, 100, 5, 6)
+    sent = key.from_inbox("ab" * 16, 41)
+    back = decode(encode(sent))
+    assert (back.inbox, back.inbox_dev) == ("ab" * 16, 41)
+    assert back == key and hash(back) == hash(key)  # the same claim key
+    assert "local_dev" not in encode(sent.seen_from(52)).decode()
+    assert "inbox_dev" not in encode(key).decode()  # unstamped: the earlier wire format
+    assert sent.seen_from(52).stat_dev == 52 and sent.seen_from(41).stat_dev == 41
+    assert replace_dev(sent, 40).seen_from(52).stat_dev == 40  # a mount inside the inbox
+    assert sent.foreign_to("cd" * 16) and sent.foreign_to("") and not key.foreign_to("")
+
+
+def replace_dev(msg, dev):
+    from dataclasses import replace
+
+    return replace(msg, dev=dev)
+
+
+def test_the_inbox_identity_is_never_a_file_to_take(tmp_path):
+    """Whatever VIDEODROP_IGNORE_PATTERNS says (here: nothing), the identity file and
+    its temporary names are passed over like the ingest's lock."""
+    from videodrop import inboxid
+    from videodrop.inboxpolicy import InboxPolicy
+
+    inboxid.ensure(tmp_path)
+    policy = InboxPolicy((), frozenset({"mp4"}), None)
+    assert [p.name for p in tmp_path.iterdir()] == [inboxid.ID_FILE]
+    assert policy.ignored(inboxid.ID_FILE) and policy.ignored(f"{inboxid.ID_FILE}.ab12.tmp")
+    assert not policy.ignored("cam.mp4")
