@@ -2,7 +2,8 @@
 against ffmpeg's command line (api/frames/cut.py's fallback), on real ffmpeg-made MP4s
 (constant and variable frame rate, B-frames, an edit list, a rotation, AAC audio, a video
 that starts after its audio): the same packets, timestamps and streams by ffprobe, and a
-clean decode; a child that fails leaves the clip to ffmpeg; the file-size limit holds."""
+clean decode; a child that fails leaves the clip to ffmpeg; the file-size limit holds;
+through the API, a copy of an MP4 needs no ffmpeg."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from api.frames.cut import Cutter, copy_span
 from api.frames.decoders import Decoders
 from api.frames.extract import FrameFailed
 from testbed import frame_corpus
+from tests.harness import own_system, wait_for
 from tests.integration.test_clips import with_audio
 from videodrop.children import ChildRunner
 
@@ -116,3 +118,34 @@ def test_a_remux_past_the_size_limit_is_too_large(folder, tmp_path):
         assert failed.value.reason == "too_large"
     finally:
         small.close()
+
+
+def test_the_endpoint_copies_an_mp4_without_ffmpeg(folder, tmp_path_factory, database_url,
+                                                   amqp_url, amqp_prefix, tmp_path):
+    """The API's ffmpeg a program that fails: a ``copy`` clip of an MP4 is still served
+    (the decoding child writes it), with its audio and the bounds it states, while an
+    ``exact`` one, which needs ffmpeg, fails."""
+    with own_system(tmp_path_factory.mktemp("remux-api"), database_url, amqp_url,
+                    f"{amqp_prefix}_remux", "api", "prober", "ingest",
+                    VIDEODROP_DERIVE="") as system:
+        (system.inbox / "av.mp4").write_bytes((folder / "av.mp4").read_bytes())
+        [item] = system.wait_done(1, timeout=120)
+        system.kill("api")
+        system.start_role("api", env={"VIDEODROP_FFMPEG": "/bin/false"})
+        wait_for(lambda: system.http.get(f"{system.base_url}/healthz", timeout=2).ok,
+                 timeout=30, what="the API again")
+        url = f"{system.base_url}/api/video/{item['api_links']['access_token']}/clip/"
+        copy = system.http.get(url, params={"start": "1.02", "end": "2.5", "mode": "copy"},
+                               timeout=60)
+        assert copy.status_code == 200, copy.text
+        assert float(copy.headers["Clip-Start"]) <= 1.02 < float(copy.headers["Clip-End"])
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(copy.content)
+        assert audio_codec(clip) == "aac" and decode_errors(clip) == ""
+        decoded = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
+                                  "-count_frames", "-show_entries", "stream=nb_read_frames",
+                                  "-of", "csv=p=0", str(clip)], check=True,
+                                 capture_output=True, text=True, timeout=60).stdout.strip()
+        assert decoded == copy.headers["Clip-Frames"]
+        exact = system.http.get(url, params={"start": "1.02", "end": "2.5"}, timeout=60)
+        assert exact.status_code == 422 and exact.json()["error_code"] == "decode_failed"
