@@ -121,8 +121,8 @@ def test_a_remux_past_the_size_limit_is_too_large(folder, tmp_path):
 
 
 def test_the_endpoint_copies_an_mp4_without_ffmpeg(folder, tmp_path_factory, database_url,
-                                                   amqp_url, amqp_prefix, tmp_path):
-    """The API's ffmpeg a program that fails: a ``copy`` clip of an MP4 is still served
+                                                   amqp_url, amqp_prefix):
+    """With the API's ffmpeg a program that fails, a ``copy`` clip of an MP4 is still served
     (the decoding child writes it), with its audio and the bounds it states, while an
     ``exact`` one, which needs ffmpeg, fails."""
     with own_system(tmp_path_factory.mktemp("remux-api"), database_url, amqp_url,
@@ -139,7 +139,7 @@ def test_the_endpoint_copies_an_mp4_without_ffmpeg(folder, tmp_path_factory, dat
                                timeout=60)
         assert copy.status_code == 200, copy.text
         assert float(copy.headers["Clip-Start"]) <= 1.02 < float(copy.headers["Clip-End"])
-        clip = tmp_path / "clip.mp4"
+        clip = tmp_path_factory.mktemp("remux-clip") / "clip.mp4"
         clip.write_bytes(copy.content)
         assert audio_codec(clip) == "aac" and decode_errors(clip) == ""
         decoded = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
