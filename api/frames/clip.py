@@ -21,7 +21,9 @@ why not stitched). ``Content-Disposition: attachment`` names it
 The clip is written whole to a scratch file (the system's temporary folder) and then sent
 with its ``Content-Length``: an MP4 with its index first (``+faststart``), which any
 player or decoder can seek in; an error is always an error status, never a 200 cut off.
-The ffmpeg child writing it has a file-size limit of VIDEODROP_CLIP_MAX_BYTES.
+The child writing it (ffmpeg; for ``copy``, a kept decoding child of this endpoint, which
+has the input open from its last clip, ffmpeg when it cannot) has a file-size limit of
+VIDEODROP_CLIP_MAX_BYTES.
 
 Errors (JSON with ``error_code``): 400 ``bad_parameter``, ``too_long``, ``too_large``; the
 token's 404; 404 ``missing_file``; 409 ``not_ready``; 416 ``past_end`` (``start`` at or
@@ -45,6 +47,7 @@ import falcon
 
 from api.files.response import content_disposition
 from api.frames.cut import MP4_VIDEO, NoFrames, NoKeyframe, Span, copy_span, exact_span
+from api.frames.decoders import Decoders
 from api.frames.endpoints import CACHE_CONTROL, FrameResource, explained
 from api.frames.errors import FrameError, bad, checked_query, parse_time
 from api.frames.index import Indexes
@@ -65,7 +68,11 @@ class Clip(FrameResource):
     def __init__(self, settings: Settings, catalog: Catalog, tokens: Any = None, *,
                  slots: threading.BoundedSemaphore, indexes: Indexes,
                  media: MediaStore | None = None) -> None:
-        super().__init__(settings, catalog, tokens, slots=slots, indexes=indexes, media=media)
+        # ``copy`` clips are written by kept decoding children of their own, each file
+        # VIDEODROP_CLIP_MAX_BYTES at most (the frames' children write none)
+        super().__init__(settings, catalog, tokens, slots=slots, indexes=indexes, media=media,
+                         decoders=Decoders(settings.child_memory,
+                                           file_size=settings.clip_max_bytes))
         self.runner = ChildRunner(settings.child_memory, file_size=settings.clip_max_bytes,
                                   cpus=2)
 
@@ -102,7 +109,7 @@ class Clip(FrameResource):
         out = Path(name)
         try:
             cutter = Stitcher(path, ffmpeg=self.settings.ffmpeg, ffprobe=self.settings.ffprobe,
-                            runner=self.runner,
+                            runner=self.runner, decoders=self.decoders,
                             deadline=time.monotonic() + self.settings.clip_timeout)
             span, method = self.cut(video, cutter, mode, start, end, out=out,
                                     audio=video.audio_codec, container=video.format)

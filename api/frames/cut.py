@@ -9,11 +9,14 @@ the frames a clip holds, consecutive in presentation order.
   ``start`` is before it) and ends where the first keyframe at or after ``end`` starts (the
   stream's end when there is none). ffmpeg seeks to that keyframe, drops every packet
   shown before it (an earlier keyframe a demuxer landed on; an open GOP's leading frames)
-  and copies the packets decoded before the keyframe that ends the span. The file written
-  is then listed (ffprobe, no decoding) and the frames it shows counted: a container that keeps no
-  packet durations (Matroska) leaves the last frame without one, which an MP4 edit list
-  then hides; the span is shortened to what is shown. (Not for the containers of
-  :data:`DURATIONS_KEPT`, whose every sample has a duration.)
+  and copies the packets decoded before the keyframe that ends the span. For a source in
+  :data:`DURATIONS_KEPT`, a decoding child of the clip endpoint does the same with the
+  same options and no process started (api/frames/remux.py), ffmpeg when it cannot. The
+  file ffmpeg wrote from another container is then listed (ffprobe, no decoding) and the
+  frames it shows counted: a container that keeps no packet durations (Matroska) leaves
+  the last frame without one, which an MP4 edit list then hides; the span is shortened to
+  what is shown. (Not for the containers of :data:`DURATIONS_KEPT`, whose every sample
+  has a duration.)
 * ``exact`` (:func:`exact_span`, :meth:`Cutter.exact`): exactly the frames whose time is
   in ``[start, end)``, re-encoded (H.264, and AAC for the audio): decoding starts at the
   keyframe the frame endpoint would seek to for the first frame (its references, open
@@ -35,8 +38,10 @@ import bisect
 from dataclasses import dataclass
 from pathlib import Path
 
+from api.frames.decoders import CopyRequest, DecodeFailed
 from api.frames.extract import FrameFailed, Frames
 from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
+from videodrop.children import ChildError
 
 __all__ = ["AAC", "DURATIONS_KEPT", "MP4_AUDIO", "MP4_OUTPUT", "MP4_VIDEO", "Cutter", "NoFrames",
            "NoKeyframe", "Span", "copy_span", "exact_span"]
@@ -142,19 +147,27 @@ class Cutter(Frames):
         return [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error",
                 *args]
 
-    def copy_input(self, span: Span) -> tuple[list[str], list[str], list[str]]:
+    def copy_times(self, span: Span) -> tuple[float | None, float, float | None, float]:
         """The input options that read ``span`` (whole GOPs from :func:`copy_span`) by
-        stream copy: (the seek, the offset, the duration). A time t of the timeline lands
-        at ``t - span.start + _LANDING`` (packets before the keyframe are dropped, with
-        ``-copypriorss 0``, as shown before it); reading stops before the packet of the
-        keyframe decoded at ``span.cut``."""
+        stream copy, seconds: (the seek, None: none; the offset; the video's duration,
+        None: to the end; the audio's duration). A time t of the timeline lands at ``t -
+        span.start + _LANDING`` (packets before the keyframe are dropped, with
+        ``-copypriorss 0``, as shown before it); the video stops before the packet of the
+        keyframe decoded at ``span.cut``, the audio at the span's end."""
         origin = span.start
-        seek = ["-ss", f"{origin + MARGIN:.6f}"] if span.first > 0 else []
-        offset = ["-itsoffset", f"{_LANDING + (MARGIN if seek else -origin):.6f}"]
+        seek = origin + MARGIN if span.first > 0 else None
+        offset = _LANDING + (MARGIN if seek is not None else -origin)
         # the ending keyframe's decoding time lands at cut - origin + _LANDING, give or
         # take the rounding to the stream's time base (1 ms in Matroska): stop before
-        until = [] if span.cut is None else ["-t", f"{span.cut - origin:.6f}"]
-        return seek, offset, until
+        until = None if span.cut is None else span.cut - origin
+        return seek, offset, until, span.end - origin + _LANDING
+
+    def copy_input(self, span: Span) -> tuple[list[str], list[str], list[str]]:
+        """:meth:`copy_times` as ffmpeg's input options: (the seek, the offset, the
+        video's duration)."""
+        seek, offset, until, _ = self.copy_times(span)
+        return ([] if seek is None else ["-ss", f"{seek:.6f}"], ["-itsoffset", f"{offset:.6f}"],
+                [] if until is None else ["-t", f"{until:.6f}"])
 
     def encode_input(self, span: Span, chosen: Chosen) -> tuple[list[str], list[str]]:
         """(the input options, the filters) that decode exactly the frames of ``span``
@@ -171,40 +184,73 @@ class Cutter(Frames):
         """Write ``span`` (from :func:`copy_span` of ``line``) to ``out`` by stream copy;
         ``audio``: the first audio stream's codec (None: no audio); ``container``: the
         source's (``file_info.format``). The span the file shows: its first ``count``
-        frames or fewer (listed unless the source is in :data:`DURATIONS_KEPT`).
-
-        The video is read up to (not including) the packet of the keyframe that ends the
-        span: the input's ``-t`` stops a copied stream at the first packet whose decoding
-        time reaches it. (``-frames:v`` would end the whole file there, the audio with it,
-        though the audio's packets run ahead of the video's decoding times by the
-        B-frames' delay.) The audio, from a second reading of the file, is read up to the
-        span's end."""
-        # a time t of the timeline lands at t - span.start + _LANDING in the clip (audio
-        # before the first frame included: it is dropped as shown before the clip)
-        origin = span.start
-        seek, offset, until = self.copy_input(span)
-        second = ([] if audio is None else
-                  [*seek, *offset, "-t", f"{span.end - origin + _LANDING:.6f}",
-                   *self.input()])
-        sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
-            ["-c:a", "copy"] if audio in MP4_AUDIO else AAC)]
-        self._run(self._ffmpeg(
-            *seek, *offset, *until, *self.input(), *second,
-            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *MP4_OUTPUT,
-            f"file:{out}"), "ffmpeg")
+        frames or fewer (counted unless the source is in :data:`DURATIONS_KEPT`). Written
+        by a decoding child (:meth:`remuxed`), else by ffmpeg (:meth:`copied_by_ffmpeg`):
+        the same packets and timestamps either way."""
+        if self.remuxed(span, out, audio, container):
+            return span
+        self.copied_by_ffmpeg(span, out, audio)
         if container in DURATIONS_KEPT:
             return span
-        listed = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
-                            "-show_entries", "packet=flags", "-of", "csv", f"file:{out}"],
-                           "ffprobe").stdout.decode("ascii", "replace")
-        shown = sum(1 for row in listed.splitlines()
-                    if row.startswith("packet,") and "D" not in row.split(",")[1])
+        shown = self.shown(out)
         if shown == span.count:
             return span
         if not 0 < shown < span.count:
             raise FrameFailed("decode_failed", f"the stream copy shows {shown} frames, not"
                                                f" the {span.count} of the span")
         return Span(span.first, shown, span.start, _time_of(line, span.first + shown))
+
+    def remuxed(self, span: Span, out: Path, audio: str | None, container: str | None
+                ) -> bool:
+        """Whether a decoding child (api/frames/remux.py, no process started) wrote the
+        copy of ``span`` to ``out``: not without decoding children, nor for a source
+        outside :data:`DURATIONS_KEPT` (whose every frame is then shown) or an audio codec
+        to re-encode, nor when the remux failed (:meth:`copied_by_ffmpeg` then writes
+        it). FrameFailed: ``timeout``, ``resource_limit``, ``too_large``."""
+        if (self.decoders is None or container not in DURATIONS_KEPT
+                or (audio is not None and audio not in MP4_AUDIO)):
+            return False
+        seek, offset, until, audio_until = self.copy_times(span)
+        request = CopyRequest(self.source, out, seek, offset, until,
+                              None if audio is None else audio_until)
+        try:
+            self.decoders.copy(request, self.deadline)
+        except DecodeFailed as exc:
+            if exc.reason != "decode_failed":
+                raise FrameFailed(exc.reason, f"copying: {exc}") from exc
+            return False
+        except (ChildError, OSError):
+            return False
+        return True
+
+    def copied_by_ffmpeg(self, span: Span, out: Path, audio: str | None) -> None:
+        """Write the copy of ``span`` to ``out`` with ffmpeg (its input options from
+        :meth:`copy_input`). The video is read up to (not including) the packet of the
+        keyframe that ends the span: the input's ``-t`` stops a copied stream at the first
+        packet whose decoding time reaches it. (``-frames:v`` would end the whole file
+        there, the audio with it, though the audio's packets run ahead of the video's
+        decoding times by the B-frames' delay.) The audio, from a second reading of the
+        file, is read up to the span's end."""
+        # a time t of the timeline lands at t - span.start + _LANDING in the clip (audio
+        # before the first frame included: it is dropped as shown before the clip)
+        seek, offset, until = self.copy_input(span)
+        second = ([] if audio is None else
+                  [*seek, *offset, "-t", f"{self.copy_times(span)[3]:.6f}", *self.input()])
+        sound = ["-an"] if audio is None else ["-map", "1:a:0?", *(
+            ["-c:a", "copy"] if audio in MP4_AUDIO else AAC)]
+        self._run(self._ffmpeg(
+            *seek, *offset, *until, *self.input(), *second,
+            "-map", "0:v:0", "-c:v", "copy", *sound, "-copypriorss", "0", *MP4_OUTPUT,
+            f"file:{out}"), "ffmpeg")
+
+    def shown(self, out: Path) -> int:
+        """How many video frames the MP4 ``out`` shows (ffprobe lists its packets, the
+        ones its edit list discards excluded)."""
+        listed = self._run([self.ffprobe, "-v", "error", "-select_streams", "v:0",
+                            "-show_entries", "packet=flags", "-of", "csv", f"file:{out}"],
+                           "ffprobe").stdout.decode("ascii", "replace")
+        return sum(1 for row in listed.splitlines()
+                   if row.startswith("packet,") and "D" not in row.split(",")[1])
 
     def exact(self, span: Span, chosen: Chosen, out: Path, audio: str | None) -> None:
         """Write ``span`` (from :func:`exact_span`) to ``out`` re-encoded; ``chosen``: the

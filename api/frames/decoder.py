@@ -16,6 +16,11 @@ line, ``{"ok": true, "time": <the frame's time, s>, "size": <bytes>, "cpu": <the
 child's CPU seconds so far>}`` followed by ``size`` bytes of the picture, or ``{"ok":
 false, "reason": "decode_failed", "sentence": …}``.
 
+A ``copy`` clip (api/frames/remux.py) is the request ``{"op": "copy", "out", "seek",
+"offset", "video_until", "audio_until"}`` with the input's fields as above: the clip is
+written to the file ``out`` (the child's file-size limit bounds it) and the answer is
+``{"ok": true, "size": 0, …}`` (``reason`` ``too_large`` at the file-size limit).
+
 The frame: decoding starts at the last keyframe at or before ``start`` (the demuxer's
 backward seek, as ffmpeg's ``-noaccurate_seek -ss`` before ``-i``; ``start`` 0: from the
 beginning of the file) and the first frame whose time is at or after ``seek`` is the one
@@ -32,6 +37,7 @@ display matrix's rotation (unless ``raw``), the sample aspect ratio made square 
 from __future__ import annotations
 
 import collections
+import errno
 import itertools
 import json
 import os
@@ -44,6 +50,7 @@ from typing import Any, BinaryIO
 
 import av
 
+from api.frames.remux import copy_clip
 from api.frames.source import REMOTE_PROTOCOLS, redacted
 from videodrop.formats import DEMUXERS
 
@@ -271,29 +278,59 @@ def encoded(picture: Any, fmt: str) -> bytes:
     return b"".join(bytes(p) for p in [*codec.encode(picture), *codec.encode(None)])
 
 
+def picture(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """A picture request's answer: ``{"time", "size"}`` and the picture's bytes."""
+    wanted = Wanted.of(request)
+    frame, shown = frame_at(inputs, wanted, float(request["start"]), float(request["seek"]))
+    stream = inputs.opened[wanted.key].stream
+    data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
+                         str(request["format"])), str(request["format"]))
+    return {"time": shown, "size": len(data)}, data
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def clip(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    """A ``copy`` clip request's answer (api/frames/remux.py): no bytes. The input read
+    from ``seek`` (or its first byte) is left for the next picture to seek in."""
+    wanted = Wanted.of(request)
+    seek = _seconds(request["seek"])
+    if seek is None:
+        inputs.drop(wanted.key)  # from the first byte, as a fresh demuxer reads it
+    one = inputs.get(wanted)
+    one.pending.clear()
+    one.ended, one.last = False, None
+    copy_clip(one.container, str(request["out"]), seek=seek,
+              offset=float(request["offset"]), video_until=_seconds(request["video_until"]),
+              audio_until=_seconds(request["audio_until"]))
+    return {"size": 0}, b""
+
+
 def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
-    """One request's answer (the protocol of the module docstring). A failure while other
-    inputs are open is tried once more with them closed: near the child's address-space
-    limit (VIDEODROP_CHILD_MEMORY) libav fails in many ways (no memory, no thread,
-    "invalid data"), and the inputs kept open are what a request can give back."""
+    """One request's answer (the protocol of the module docstring): a picture, or a clip
+    when ``op`` is ``copy``. A failure while other inputs are open is tried once more with
+    them closed: near the child's address-space limit (VIDEODROP_CHILD_MEMORY) libav
+    fails in many ways (no memory, no thread, "invalid data"), and the inputs kept open
+    are what a request can give back. A clip that reaches the child's file-size limit
+    fails with ``too_large`` at once."""
+    work = clip if request.get("op") == "copy" else picture
     while True:
         try:
-            wanted = Wanted.of(request)
-            frame, shown = frame_at(inputs, wanted, float(request["start"]),
-                                    float(request["seek"]))
-            stream = inputs.opened[wanted.key].stream
-            data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
-                                 str(request["format"])), str(request["format"]))
+            head, data = work(inputs, request)
         except (Failed, av.FFmpegError, OSError, ValueError, MemoryError) as exc:
             key = str(request.get("path", request.get("key")))
             others = [k for k in inputs.opened if k != key]
             for each in [*others, key]:
                 inputs.drop(each)
-            if others:
+            full = getattr(exc, "errno", None) == errno.EFBIG
+            if others and not full:
                 continue
-            reason = "resource_limit" if isinstance(exc, MemoryError) else "decode_failed"
+            reason = ("resource_limit" if isinstance(exc, MemoryError) else
+                      "too_large" if full else "decode_failed")
             return {"ok": False, "reason": reason, "sentence": redacted(str(exc))[:300]}, b""
-        return {"ok": True, "time": shown, "size": len(data)}, data
+        return {"ok": True, **head}, data
 
 
 def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:

@@ -3,15 +3,17 @@ when first needed and kept, so that a frame costs its decoding only (no process 
 probing of the input, which stays open in the child for the next request).
 
 Each child runs as every child reading untrusted media (videodrop/children.py): an
-argument list, hard limits (address space VIDEODROP_CHILD_MEMORY, open files, no file
-written, CPU time), its own session, killed with the thread that started it, and at a
-lower CPU priority (``nice`` :data:`NICENESS`) so that decoding yields the cores to the
-worker's lookups and streams. A request has a deadline: past it the child is killed (its
+argument list, hard limits (address space VIDEODROP_CHILD_MEMORY, open files, CPU time,
+file size: none written by the frames' children, VIDEODROP_CLIP_MAX_BYTES by the clips'),
+its own session, killed with the thread that started it, and at a lower CPU priority
+(``nice`` :data:`NICENESS`) so that decoding yields the cores to the worker's lookups and
+streams. A request has a deadline: past it the child is killed (its
 whole group) and the next request starts a fresh one. A child whose CPU time nears its
 limit (:data:`CPU_SECONDS`) is retired after its answer; one that died between two
 requests is replaced and the request sent once more.
 
-How many children work at once is the caller's slots (VIDEODROP_FRAME_CONCURRENCY):
+How many children work at once is the caller's slots (VIDEODROP_FRAME_CONCURRENCY; the
+clips' pool: VIDEODROP_CLIP_CONCURRENCY):
 this pool keeps at most :data:`IDLE_KEPT` idle ones beyond what is in use.
 """
 
@@ -34,7 +36,7 @@ from typing import Any
 from api.frames.source import Original, as_original, redacted
 from videodrop.children import ARENAS, ChildLimits, prlimit_binary
 
-__all__ = ["CPU_SECONDS", "DecodeFailed", "Decoders", "Request"]
+__all__ = ["CPU_SECONDS", "CopyRequest", "DecodeFailed", "Decoders", "Request"]
 
 #: CPU seconds a child may use in its life (RLIMIT_CPU); retired at half of it.
 CPU_SECONDS = 3600
@@ -46,8 +48,9 @@ _ROOT = Path(__file__).resolve().parents[2]  # where ``python -m api.frames.deco
 
 
 class DecodeFailed(Exception):
-    """No picture: ``reason`` is ``timeout``, ``resource_limit`` (the child was stopped
-    by a limit) or ``decode_failed``; the sentence says more."""
+    """No picture (no clip): ``reason`` is ``timeout``, ``resource_limit`` (the child was
+    stopped by a limit), ``too_large`` (a clip at the file-size limit) or
+    ``decode_failed``; the sentence says more."""
 
     def __init__(self, reason: str, sentence: str) -> None:
         super().__init__(sentence)
@@ -74,21 +77,49 @@ class Request:
         return as_original(self.source).key
 
     def line(self, left: float) -> bytes:
-        """The request's line, for a request done within ``left`` seconds: a local file
-        by its path; an object by its key, its stamp, a presigned URL made now and when
-        that URL expires and when the request ends (``time.time()``): a child keeps the
-        input open while its URL outlives the request, else opens it afresh."""
-        original = as_original(self.source)
-        where: dict[str, Any]
-        if original.path is not None:
-            where = {"path": str(original.path)}
-        else:
-            url, expires = original.remote_input(2 * left)
-            where = {"key": original.key, "stamp": list(original.stamp or ()), "url": url,
-                     "expires": expires, "until": time.time() + left}
-        return json.dumps({**where, "start": self.start, "seek": self.seek,
-                           "width": self.width, "raw": self.raw,
-                           "format": self.format}).encode() + b"\n"
+        """The request's line, for a request done within ``left`` seconds."""
+        return _line(self.source, left, {"start": self.start, "seek": self.seek,
+                                         "width": self.width, "raw": self.raw,
+                                         "format": self.format})
+
+
+@dataclass(frozen=True)
+class CopyRequest:
+    """One ``copy`` clip written to the file ``out`` (api/frames/remux.py): the original
+    and the input options of its ffmpeg command line (seconds; ``seek`` None: from the
+    first byte; ``audio_until`` None: no audio)."""
+
+    source: Path | Original
+    out: Path
+    seek: float | None
+    offset: float
+    video_until: float | None
+    audio_until: float | None
+
+    @property
+    def key(self) -> str:
+        return as_original(self.source).key
+
+    def line(self, left: float) -> bytes:
+        return _line(self.source, left, {
+            "op": "copy", "out": str(self.out), "seek": self.seek, "offset": self.offset,
+            "video_until": self.video_until, "audio_until": self.audio_until})
+
+
+def _line(source: Path | Original, left: float, fields: dict[str, Any]) -> bytes:
+    """A request's line with ``fields``, for a request done within ``left`` seconds: a
+    local file by its path; an object by its key, its stamp, a presigned URL made now and
+    when that URL expires and when the request ends (``time.time()``): a child keeps the
+    input open while its URL outlives the request, else opens it afresh."""
+    original = as_original(source)
+    where: dict[str, Any]
+    if original.path is not None:
+        where = {"path": str(original.path)}
+    else:
+        url, expires = original.remote_input(2 * left)
+        where = {"key": original.key, "stamp": list(original.stamp or ()), "url": url,
+                 "expires": expires, "until": time.time() + left}
+    return json.dumps({**where, **fields}).encode() + b"\n"
 
 
 class _Child:
@@ -104,7 +135,8 @@ class _Child:
         self.cpu = 0.0
         self.recent: list[str] = []  # the inputs it last read (it keeps them open), by key
 
-    def ask(self, request: Request, deadline: float) -> tuple[dict[str, Any], bytes]:
+    def ask(self, request: Request | CopyRequest, deadline: float
+            ) -> tuple[dict[str, Any], bytes]:
         """(the answer's head, its bytes); EOFError when the child is gone,
         TimeoutError at ``deadline`` (``time.monotonic``)."""
         assert self.proc.stdin is not None
@@ -158,15 +190,17 @@ class Decoders:
     """The decoding children of this worker, each child ``memory`` bytes of address
     space at most. Thread-safe: each call has a child to itself."""
 
-    def __init__(self, memory: int) -> None:
+    def __init__(self, memory: int, file_size: int = 0) -> None:
         self.memory = memory
+        self.file_size = file_size
         self._idle: list[_Child] = []
         self._lock = threading.Lock()
         self._argv: list[str] | None = None
 
     def argv(self) -> list[str]:
         if self._argv is None:
-            limits = ChildLimits(memory=self.memory, cpu_seconds=CPU_SECONDS)
+            limits = ChildLimits(memory=self.memory, cpu_seconds=CPU_SECONDS,
+                                 file_size=self.file_size)
             setpriv = shutil.which("setpriv")
             nice = shutil.which("nice")
             self._argv = [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []),
@@ -178,6 +212,17 @@ class Decoders:
     def picture(self, request: Request, deadline: float) -> tuple[float, bytes]:
         """(the time of the frame decoded, s; its picture's bytes), by ``deadline``
         (``time.monotonic``); :class:`DecodeFailed`."""
+        head, data = self.ask(request, deadline)
+        return float(head["time"]), data
+
+    def copy(self, request: CopyRequest, deadline: float) -> None:
+        """Write a ``copy`` clip by ``deadline``; :class:`DecodeFailed` (``too_large`` at
+        this pool's ``file_size``)."""
+        self.ask(request, deadline)
+
+    def ask(self, request: Request | CopyRequest, deadline: float
+            ) -> tuple[dict[str, Any], bytes]:
+        """A child's answer to ``request``: (its head, its bytes); :class:`DecodeFailed`."""
         for attempt in (0, 1):
             child, fresh = self._take(request.key)
             try:
@@ -201,7 +246,7 @@ class Decoders:
             if not head.get("ok"):
                 raise DecodeFailed(str(head.get("reason", "decode_failed")),
                                    redacted(str(head.get("sentence", "no frame"))))
-            return float(head["time"]), data
+            return head, data
         raise AssertionError("unreachable")
 
     def _take(self, key: str) -> tuple[_Child, bool]:
