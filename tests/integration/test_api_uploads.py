@@ -1,4 +1,9 @@
-"""POST /api/videos over real HTTP against gunicorn, through the real prober."""
+"""POST /api/videos over real HTTP against gunicorn, through the real prober.
+
+The tests of upload semantics run once per media store (``store``: the file store, then a
+prefix of the session's bucket on a real S3 server, tests/s3server.py): the same bytes
+land, the same refusals leave nothing stored (no file, no object, no open multipart
+upload), a client gone mid-upload leaves a failed row."""
 
 from __future__ import annotations
 
@@ -15,17 +20,61 @@ from typing import Any
 import pytest
 import requests
 
+from testbed.s3 import S3Server
 from tests.harness import System, rows, wait_for
+from tests.integration.test_prober_pipeline import s3_store
+from videodrop.storage import FileStore, MediaStore
+from videodrop.storage.s3store import S3Store
 
 SAMPLE = "bbb_chapters.mp4"
+PART = 5 << 20  # the smallest S3 part: a body of a few MiB is a multipart upload
 
 
 # --- helpers (also used by the other test_api_* modules) ------------------------------
 
+@pytest.fixture
+def store(store_env: dict[str, str]) -> dict[str, str]:
+    """The settings of this test's media store (tests/s3server.py's ``store_env``: file,
+    then s3 with parts of :data:`PART`)."""
+    return {**store_env, "VIDEODROP_S3_PART_SIZE": str(PART)} if store_env else {}
+
+
+def media_of(system: System) -> MediaStore:
+    """The store ``system`` writes to, seen from this process."""
+    if system.extra_env.get("VIDEODROP_STORAGE_URL", "").startswith("s3://"):
+        return s3_store(system.extra_env)
+    return FileStore(system.media_root)
+
+
+def in_flight(system: System) -> list[str]:
+    """What unfinished uploads hold: the file store's ``.uploads/`` files, S3's open
+    multipart uploads (``(upload) key``)."""
+    media = media_of(system)
+    if isinstance(media, S3Store):
+        env = system.extra_env
+        client = S3Server(env["VIDEODROP_S3_ENDPOINT_URL"], env["AWS_ACCESS_KEY_ID"],
+                          env["AWS_SECRET_ACCESS_KEY"]).client()
+        found = client.list_multipart_uploads(Bucket=media.bucket, Prefix=media.prefix)
+        return sorted("(upload) " + u["Key"][len(media.prefix):]
+                      for u in found.get("Uploads", ()))
+    return sorted(str(p.relative_to(system.media_root))
+                  for p in (system.media_root / ".uploads").rglob("*") if p.is_file())
+
+
 def stored_files(system: System) -> list[str]:
-    """Every file under MEDIA_ROOT (temporary uploads included), relative."""
+    """Every file under MEDIA_ROOT (temporary uploads included), relative; on s3 every
+    object under the system's prefix and every open multipart upload."""
+    media = media_of(system)
+    if isinstance(media, S3Store):
+        return sorted([info.key for info in media.list_objects()] + in_flight(system))
     return sorted(str(p.relative_to(system.media_root)) for p in system.media_root.rglob("*")
                   if p.is_file())
+
+
+def stored_bytes(system: System, key: str) -> bytes:
+    """The bytes stored under ``key`` (a file or an object)."""
+    with media_of(system).open(key) as reader:
+        return reader.read()
 
 
 def upload_raw(system: System, path: Path, **params: str) -> requests.Response:
@@ -109,8 +158,9 @@ def multipart(fields: list[tuple[str, str | tuple[str, bytes]]], boundary: str =
 
 # --- the happy paths ------------------------------------------------------------------
 
-def test_curl_form_upload_becomes_ready_with_identical_bytes(make_system, samples, tmp_path):
-    system = make_system().start("api", "prober")
+def test_curl_form_upload_becomes_ready_with_identical_bytes(make_system, store, samples,
+                                                             tmp_path):
+    system = make_system(**store).start("api", "prober")
     src = samples / SAMPLE
     head_file, body_file = tmp_path / "head", tmp_path / "body"
     out = subprocess.run(
@@ -137,8 +187,8 @@ def test_curl_form_upload_becomes_ready_with_identical_bytes(make_system, sample
     assert stored_files(system) == [f"videos/cam1_0001/{SAMPLE}"]
 
 
-def test_requests_form_with_fields_after_the_file(make_system, samples):
-    system = make_system().start("api", "prober")
+def test_requests_form_with_fields_after_the_file(make_system, store, samples):
+    system = make_system(**store).start("api", "prober")
     src = samples / "bbb_input.webm"
     files = [("file", ("clip.webm", src.read_bytes(), "video/webm")),
              ("name", (None, "late name")), ("description", (None, "late déscription")),
@@ -152,12 +202,12 @@ def test_requests_form_with_fields_after_the_file(make_system, samples):
     assert rec["original_filename"] == "clip.webm"
     done = wait_status(system, rec["api_links"]["access_token"])
     assert done["status"] == "ready" and done["file_info"]["format"] == "webm"
-    assert (system.media_root / "videos/late-src.1/clip.webm").read_bytes() == src.read_bytes()
+    assert stored_bytes(system, "videos/late-src.1/clip.webm") == src.read_bytes()
     assert stored_files(system) == ["videos/late-src.1/clip.webm"]
 
 
-def test_raw_upload_named_by_query_or_content_disposition(make_system, samples):
-    system = make_system().start("api", "prober")
+def test_raw_upload_named_by_query_or_content_disposition(make_system, store, samples):
+    system = make_system(**store).start("api", "prober")
     src = samples / "grampa-laughing.flv"
     by_query = upload_raw(system, src, name="Grampa")
     assert by_query.status_code == 202, by_query.text
@@ -178,15 +228,14 @@ def test_raw_upload_named_by_query_or_content_disposition(make_system, samples):
         done = wait_status(system, made["api_links"]["access_token"])
         assert done["status"] == "ready", done
         assert done["file_info"]["format"] == "flv"
-        stored = system.media_root / done["file_info"]["filename"]
-        assert stored.read_bytes() == src.read_bytes()
+        assert stored_bytes(system, done["file_info"]["filename"]) == src.read_bytes()
     download = requests.get(rec["api_links"]["download_url"], timeout=10)
     assert "filename*=UTF-8''caf%C3%A9%20vid%C3%A9o.flv" in download.headers[
         "Content-Disposition"]
 
 
-def test_chunked_raw_upload_without_length(make_system, samples):
-    system = make_system().start("api", "prober")
+def test_chunked_raw_upload_without_length(make_system, store, samples):
+    system = make_system(**store).start("api", "prober")
     data = (samples / SAMPLE).read_bytes()
     chunks = (data[i:i + 100_000] for i in range(0, len(data), 100_000))
     resp = requests.post(f"{system.base_url}/api/videos", params={"filename": "c.mp4"},
@@ -195,14 +244,15 @@ def test_chunked_raw_upload_without_length(make_system, samples):
     assert resp.status_code == 202, resp.text
     done = wait_status(system, resp.json()["api_links"]["access_token"])
     assert done["status"] == "ready" and done["file_info"]["size"] == len(data)
+    assert stored_bytes(system, done["file_info"]["filename"]) == data
 
 
 # --- refusals leave nothing behind ----------------------------------------------------
 
 @pytest.fixture
-def small(make_system) -> System:
-    """The API alone with a 1 MB limit."""
-    return make_system(VIDEODROP_MAX_FILE_SIZE="1MB").start("api")
+def small(make_system, store) -> System:
+    """The API alone with a 1 MB limit, on each store."""
+    return make_system(VIDEODROP_MAX_FILE_SIZE="1MB", **store).start("api")
 
 
 def test_over_limit_with_content_length_is_refused_before_the_body(small):
@@ -321,28 +371,31 @@ def test_upload_needs_the_admin_token(small):
 # --- a client that goes away ----------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["close", "reset", "chunked", "form"])
-def test_client_gone_mid_upload_leaves_a_failed_row_and_no_file(make_system, how):
-    system = make_system().start("api")
+def test_client_gone_mid_upload_leaves_a_failed_row_and_no_file(make_system, store, how):
+    """On s3 more than a part is sent, so that a multipart upload is open when the client
+    goes: it must be aborted (no object, no open upload)."""
+    system = make_system(**store).start("api")
     sock = connect(system)
+    sent = PART + (2 << 20)  # a form is read 1 MiB at a time: more than a part arrives
     if how == "chunked":
         sock.sendall(request_head(system, "/api/videos?filename=gone.mp4",
                                   {"Content-Type": "video/mp4", "Transfer-Encoding": "chunked"}))
-        sock.sendall(b"%x\r\n%s\r\n" % (500_000, b"\0" * 500_000))
+        sock.sendall(b"%x\r\n%s\r\n" % (sent, b"\0" * sent))
     elif how == "form":
-        body = multipart([("name", "n"), ("file", ("gone.mp4", b"\0" * 5_000_000))])
+        body = multipart([("name", "n"), ("file", ("gone.mp4", b"\0" * (2 * PART)))])
         sock.sendall(request_head(system, "/api/videos", {
             "Content-Type": "multipart/form-data; boundary=XyZzy",
             "Content-Length": str(len(body))}))
-        sock.sendall(body[:1_000_000])
+        sock.sendall(body[:sent])
     else:
         sock.sendall(request_head(system, "/api/videos?filename=gone.mp4",
-                                  {"Content-Type": "video/mp4", "Content-Length": "5000000"}))
-        sock.sendall(b"\0" * 1_000_000)
-    # The row exists from the first byte, with its token, and the bytes are on disk.
+                                  {"Content-Type": "video/mp4",
+                                   "Content-Length": str(2 * PART)}))
+        sock.sendall(b"\0" * sent)
+    # The row exists from the first byte, with its token, and the bytes are in the store.
     [video_id] = wait_for(lambda: row_ids(system), what="the upload's row")
     assert status_of(system, video_id) == ("uploading", None)
-    wait_for(lambda: any(f.startswith(".uploads/") for f in stored_files(system)),
-             what="the temporary file")
+    wait_for(lambda: in_flight(system), timeout=30, what="the temporary file or upload")
     if how == "reset":
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     sock.close()

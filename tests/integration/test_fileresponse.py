@@ -1,10 +1,20 @@
-"""send_file over real HTTP: a tiny Falcon app on real gunicorn (gthread), real sockets."""
+"""send_file over real HTTP: a tiny Falcon app on real gunicorn (gthread), real sockets.
+
+Every HTTP-semantics test runs on both stores (the ``server`` fixture's params): ``file``
+serves files with send_file, ``s3`` serves the same bytes as objects of a real S3 server
+(weed mini, tests/s3server.py) with send_object in ``proxy`` mode (VIDEODROP_S3_SERVE=proxy),
+through the same ``answer()`` (api/files/response.py); the S3 endpoint is a counting relay
+(testbed/relay.py), so a test can see what the API asked the store for. The ``redirect``
+mode is checked against the file route of the same app. Tests of the file mechanism
+(sendfile, X-Accel-Redirect, descriptors) run on ``file`` only."""
 
 from __future__ import annotations
 
 import http.client
+import io
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -17,8 +27,9 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.message import Message
+from email.utils import parsedate_to_datetime
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import requests
@@ -27,7 +38,11 @@ from hypothesis import strategies as st
 
 from api.files.conditional import http_date
 from api.files.response import accel_redirect_uri, content_disposition
+from testbed.relay import Relay
+from testbed.s3 import S3Server
 from tests.harness import wait_for
+from tests.integration.test_prober_pipeline import s3_store
+from videodrop.storage import MediaStore
 
 REPO = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))
@@ -48,19 +63,33 @@ APP_MODULE = textwrap.dedent(f"""
 
     ROOT = Path(os.environ["FILEAPP_ROOT"])
     FILES = {FILES!r}
+    if os.environ.get("VIDEODROP_STORAGE_URL", "").startswith("s3://"):
+        from api.files.objects import send_object
+        from videodrop.settings import Settings
+        from videodrop.storage import from_settings
+        SETTINGS = Settings.from_env()
+        STORE = from_settings(SETTINGS)
+    else:
+        STORE = None
 
     class Serve:
-        def __init__(self, disposition, accel=False):
-            self.disposition, self.accel = disposition, accel
+        def __init__(self, disposition, accel=False, how=None):
+            self.disposition, self.accel, self.how = disposition, accel, how
 
         def on_get(self, req, resp, key):
             if key not in FILES:
                 raise falcon.HTTPNotFound()
             name, ctype = FILES[key]
-            send_file(req, resp, ROOT / name, content_type=ctype,
-                      disposition=self.disposition, filename=name,
-                      accel_prefix="/protected/" if self.accel else None,
-                      accel_path="videos/" + name if self.accel else None)
+            how = self.how or ("object" if STORE is not None else "file")
+            if how == "file":
+                send_file(req, resp, ROOT / name, content_type=ctype,
+                          disposition=self.disposition, filename=name,
+                          accel_prefix="/protected/" if self.accel else None,
+                          accel_path="videos/" + name if self.accel else None)
+            else:  # the object under the same name, as VIDEODROP_S3_SERVE says or redirect
+                mode = SETTINGS.s3_serve if how == "object" else how
+                send_object(req, resp, STORE, "videos/" + name, mode=mode, content_type=ctype,
+                            disposition=self.disposition, filename=name)
 
         on_head = on_get
 
@@ -72,7 +101,10 @@ APP_MODULE = textwrap.dedent(f"""
     app.add_route("/healthz", Health())
     app.add_route("/stream/{{key}}/", Serve("inline"))
     app.add_route("/download/{{key}}/", Serve("attachment"))
-    app.add_route("/accel/{{key}}/", Serve("inline", accel=True))
+    app.add_route("/accel/{{key}}/", Serve("inline", accel=True, how="file"))
+    app.add_route("/file/{{key}}/", Serve("inline", how="file"))
+    if STORE is not None:
+        app.add_route("/redirect/{{key}}/", Serve("inline", how="redirect"))
 """)
 
 
@@ -82,6 +114,8 @@ class Server:
     port: int
     master: int
     log: Path
+    store: MediaStore | None = None  # the store its objects are in (s3), else files
+    relay: Relay | None = None  # the counting relay in front of that store
 
     def workers(self) -> list[int]:
         pids = []
@@ -118,7 +152,7 @@ class Server:
 
 
 def start_server(workdir: Path, data_dir: Path, *, name: str = "gunicorn",
-                 strace_log: Path | None = None) -> Server:
+                 strace_log: Path | None = None, env: dict[str, str] | None = None) -> Server:
     """Run gunicorn on a socket we bound ourselves (fd://): no port race, no sleeps."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.bind(("127.0.0.1", 0))
@@ -135,7 +169,7 @@ def start_server(workdir: Path, data_dir: Path, *, name: str = "gunicorn",
         cmd = ["strace", "-f", "-qq", "-e", "trace=sendfile", "-e", "signal=none",
                "-o", str(strace_log), *cmd]
     proc = subprocess.Popen(cmd, pass_fds=(fd,), cwd=REPO,
-                            env={**os.environ, "FILEAPP_ROOT": str(data_dir)})
+                            env={**os.environ, **(env or {}), "FILEAPP_ROOT": str(data_dir)})
     listener.close()
     deadline = time.monotonic() + 60
     while True:
@@ -179,11 +213,49 @@ def files(workdir: Path) -> dict[str, bytes]:
     return contents
 
 
-@pytest.fixture(scope="module")
-def server(workdir: Path, files: dict[str, bytes]) -> Iterator[Server]:
-    srv = start_server(workdir, workdir / "data")
+#: The object standing for the sparse "huge" file on s3 (a real upload: kept small).
+HUGE_OBJECT_SIZE = 48 * 1024 * 1024
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def server(request: pytest.FixtureRequest, workdir: Path, files: dict[str, bytes]
+           ) -> Iterator[Server]:
+    """The app on ``file`` (send_file) or ``s3`` (the same bytes as objects, proxied)."""
+    if request.param == "file":
+        srv = start_server(workdir, workdir / "data")
+        yield srv
+        srv.stop()
+        return
+    s3: S3Server = request.getfixturevalue("s3_server")
+    bucket: str = request.getfixturevalue("s3_bucket")
+    relay = Relay(urlsplit_host_port(s3.endpoint))
+    env = {**s3.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
+           "VIDEODROP_S3_SERVE": "proxy",
+           "VIDEODROP_STORAGE_URL": f"s3://{bucket}/fileresponse-{secrets.token_hex(4)}/"}
+    store = s3_store({**env, "VIDEODROP_S3_ENDPOINT_URL": s3.endpoint})  # not counted
+    for key, body in files.items():
+        store.put_stream("videos/" + FILES[key][0], io.BytesIO(body))
+    sparse = workdir / "huge-object"
+    with open(sparse, "wb") as f:
+        f.truncate(HUGE_OBJECT_SIZE)
+    store.put_file("videos/" + FILES["huge"][0], sparse)
+    sparse.unlink()
+    srv = start_server(workdir, workdir / "data", name="gunicorn-s3", env=env)
+    srv.store, srv.relay = store, relay
     yield srv
     srv.stop()
+    relay.down()
+
+
+def urlsplit_host_port(endpoint: str) -> tuple[str, int]:
+    parts = urlsplit(endpoint)
+    return parts.hostname or "127.0.0.1", parts.port or 80
+
+
+def file_only(reason: str) -> pytest.MarkDecorator:
+    """Run a test on the ``file`` server only; ``reason`` says why (documentation)."""
+    del reason
+    return pytest.mark.parametrize("server", ["file"], indirect=True)
 
 
 def get(srv: Server, path: str, headers: dict[str, str] | None = None, method: str = "GET",
@@ -384,8 +456,13 @@ def test_whole_file_with_all_headers(server: Server, files: dict[str, bytes]) ->
     assert h["Content-Length"] == str(len(files["big"]))
     assert h["Content-Type"] == "video/mp4"
     assert h["Accept-Ranges"] == "bytes"
-    mtime = int((server_data(server) / "big.mp4").stat().st_mtime)
-    assert h["ETag"] == f'"{mtime:x}-{len(files["big"]):x}"'  # as nginx spells it
+    if server.store is None:
+        mtime = int((server_data(server) / "big.mp4").stat().st_mtime)
+        assert h["ETag"] == f'"{mtime:x}-{len(files["big"]):x}"'  # as nginx spells it
+    else:
+        info = server.store.stat("videos/big.mp4")
+        mtime = int(info.mtime)
+        assert h["ETag"] == info.etag  # the store's own validator
     assert h["Last-Modified"] == http_date(mtime)
     assert h["Cache-Control"] == "private, max-age=3600"
     assert h["Content-Disposition"] == 'inline; filename="big.mp4"'
@@ -489,6 +566,11 @@ def test_if_range(server: Server, files: dict[str, bytes]) -> None:
     data = files["small"]
     _, headers, _ = get(server, "/stream/small/", method="HEAD")
     etag, last_modified = headers["ETag"], headers["Last-Modified"]
+    # a date validates a range only once Last-Modified is a strong validator (a second old):
+    # the files are an hour old, an object may have been put this second
+    strong_from = parsedate_to_datetime(last_modified).timestamp() + 1
+    wait_for(lambda: time.time() >= strong_from, timeout=10,
+             what="Last-Modified to be a strong validator")
     for validator in (etag, last_modified):
         status, h, body = get(server, "/stream/small/",
                               {"Range": "bytes=10-19", "If-Range": validator})
@@ -523,6 +605,7 @@ def test_content_disposition_values(name: str, expected: str) -> None:
     assert content_disposition("attachment", name) == expected
 
 
+@file_only("X-Accel-Redirect names a file for nginx; an object is proxied or redirected")
 def test_accel_redirect(server: Server) -> None:
     for method in ("GET", "HEAD"):
         status, headers, body = get(server, "/accel/cafe/", {"Range": "bytes=0-1"}, method=method)
@@ -537,6 +620,7 @@ def test_accel_redirect(server: Server) -> None:
         accel_redirect_uri("/p/", "a/../../etc/passwd")
 
 
+@file_only("open descriptors of files: an object holds a connection to the store instead")
 def test_descriptors_closed_after_every_kind_of_response(server: Server) -> None:
     data_dir = server_data(server)
     for headers, method in (({}, "HEAD"), ({"If-None-Match": "*"}, "GET"),
@@ -561,21 +645,97 @@ def test_descriptors_closed_after_every_kind_of_response(server: Server) -> None
                  what="the descriptor to be closed")
 
 
-def test_multipart_memory_stays_flat(server: Server) -> None:
-    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
-    conn.request("GET", "/stream/huge/", headers={"Range": "bytes=0-99999999,150000000-"})
-    r = conn.getresponse()
-    total = 0
-    while chunk := r.read(1024 * 1024):
-        total += len(chunk)
-    conn.close()
-    assert r.status == 206
-    assert total == int(r.headers["Content-Length"]) > 200_000_000
+def peak_kib(server: Server) -> dict[int, int]:
+    """Each worker's peak resident memory so far (VmHWM), KiB."""
+    found = {}
     for pid in server.workers():
         peak = re.search(r"VmHWM:\s+([0-9]+)", Path(f"/proc/{pid}/status").read_text())
         assert peak
-        peak_kib = int(peak[1])
-        assert peak_kib < 100 * 1024, f"worker {pid} peaked at {peak_kib} KiB"
+        found[pid] = int(peak[1])
+    return found
+
+
+def read_through(server: Server, path: str, headers: dict[str, str]) -> tuple[int, int, int]:
+    """(status, bytes read, Content-Length) of a GET read 1 MiB at a time."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+    try:
+        conn.request("GET", path, headers=headers)
+        r = conn.getresponse()
+        total = 0
+        while chunk := r.read(1024 * 1024):
+            total += len(chunk)
+        return r.status, total, int(r.headers["Content-Length"])
+    finally:
+        conn.close()
+
+
+@file_only("a 256 MiB sparse file; the s3 counterpart below proxies a 48 MiB object")
+def test_multipart_memory_stays_flat(server: Server) -> None:
+    status, total, length = read_through(server, "/stream/huge/",
+                                         {"Range": "bytes=0-99999999,150000000-"})
+    assert status == 206
+    assert total == length > 200_000_000
+    for pid, peak in peak_kib(server).items():
+        assert peak < 100 * 1024, f"worker {pid} peaked at {peak} KiB"
+
+
+@pytest.mark.parametrize("server", ["s3"], indirect=True)
+def test_proxied_multipart_streams_the_ranges_only(server: Server) -> None:
+    """A proxied multipart/byteranges of a large object asks the store for its ranges
+    only (the relay counts what the store sent) and holds no part in memory."""
+    assert server.relay is not None
+    before = peak_kib(server)
+    sent_before = server.relay.downstream_bytes
+    ranges = {"Range": "bytes=0-19999999,30000000-"}  # ~38 MB of a 48 MiB object
+    status, total, length = read_through(server, "/stream/huge/", ranges)
+    assert status == 206
+    assert total == length > 38_000_000
+    from_store = server.relay.downstream_bytes - sent_before
+    wanted = 20_000_000 + HUGE_OBJECT_SIZE - 30_000_000
+    assert wanted <= from_store < wanted + 64 * 1024  # the ranges plus the store's headers
+    for pid, peak in peak_kib(server).items():
+        grew = peak - before.get(pid, 0)
+        assert grew < 16 * 1024, f"worker {pid} grew {grew} KiB serving {total} bytes"
+
+
+@pytest.mark.parametrize("server", ["s3"], indirect=True)
+@pytest.mark.parametrize("header", ["bytes=1000-2999", "bytes=-100", "bytes=3145000-"])
+def test_a_proxied_range_asks_the_store_for_that_range_only(
+        server: Server, files: dict[str, bytes], header: str) -> None:
+    assert server.relay is not None
+    sent_before = server.relay.downstream_bytes
+    status, headers, body = get(server, "/stream/big/", {"Range": header})
+    assert status == 206
+    [(first, last, payload)] = parse_parts(headers, body, len(files["big"]))
+    assert payload == files["big"][first: last + 1]
+    from_store = server.relay.downstream_bytes - sent_before
+    assert len(body) <= from_store < len(body) + 8 * 1024  # plus a HEAD's and a GET's headers
+
+
+#: Representative Range headers for the redirect mode (one range each: an S3 server
+#: answers one range, never multipart/byteranges). Past the size, the last position is
+#: kept within 64 bits: weed mini answers 416 to "bytes=0-" + "9" * 30 (the API's own
+#: parser takes any length; docs/storage.md, serving).
+REDIRECT_CASES = ["", "bytes=0-99", "bytes=-500", "bytes=100-", "bytes=1000-2999",
+                  "bytes=0-99999999999", "bytes=-99999999999", "bytes=99999999-"]
+
+
+@pytest.mark.parametrize("server", ["s3"], indirect=True)
+@pytest.mark.parametrize("header", REDIRECT_CASES)
+def test_redirect_followed_with_a_range_answers_like_the_file(server: Server, header: str
+                                                              ) -> None:
+    """The 307 followed with the same Range header: the store's answer has the status,
+    Content-Range and bytes the file store gives for that header."""
+    asked = {"Range": header} if header else {}
+    status, headers, body = get(server, "/redirect/big/", asked)
+    assert (status, body) == (307, b"")
+    followed = requests.get(headers["Location"], headers=asked, timeout=30)
+    f_status, f_headers, f_body = get(server, "/file/big/", asked)
+    assert followed.status_code == f_status
+    assert followed.headers.get("Content-Range") == f_headers.get("Content-Range")
+    if f_status != 416:
+        assert followed.content == f_body
+        assert followed.headers["Content-Type"] == f_headers["Content-Type"]
 
 
 def test_gunicorn_uses_sendfile_bounded_by_content_length(

@@ -21,14 +21,12 @@ from structlog.testing import capture_logs
 from api.uploads.probe_requests import ProbeRequests
 from testbed.s3 import S3Server
 from tests.harness import System, rows, wait_for
-from tests.integration.test_api_uploads import multipart, request_head, status_of
+from tests.integration.test_api_uploads import PART, multipart, request_head, status_of
 from videodrop import logs
 from videodrop.broker import Publisher
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 from videodrop.storage import from_settings
-
-PART = 5 << 20  # the smallest part: a body of a few MiB is a multipart upload
 
 
 @pytest.fixture
@@ -96,23 +94,6 @@ def test_uploads_land_as_verified_objects_and_probe_requests(s3_system: System,
     # one ProbeVideo each, waiting for a prober
     wait_for(lambda: system.queue_counts("probe")[0] == 2, timeout=10,
              what="two probe requests in the queue")
-
-
-def test_a_refused_or_interrupted_upload_leaves_no_object(s3_system: System):
-    system: Any = s3_system
-    with socket.create_connection(("127.0.0.1", system.port), timeout=30) as sock:
-        sock.sendall(request_head(system, "/api/videos?filename=cut.mp4",
-                                  {"Content-Type": "video/mp4",
-                                   "Content-Length": str(3 * PART)}))
-        sock.sendall(os.urandom(PART + 1000))  # more than a part: a multipart upload
-        wait_for(lambda: open_uploads(system), timeout=30, what="a multipart upload")
-        sock.shutdown(socket.SHUT_WR)  # the client goes away
-        sock.recv(65536)
-    [video_id] = [r[0] for r in rows(system.database_url, "SELECT id FROM videos")]
-    wait_for(lambda: status_of(system, video_id)[0] == "failed", timeout=30,
-             what="the interrupted upload's row failed")
-    assert objects(system) == {}
-    assert open_uploads(system) == []  # the put aborted its own upload
 
 
 def test_api_killed_mid_upload_leaves_nothing_visible_and_the_sweep_cleans(

@@ -1,0 +1,79 @@
+"""A TCP relay for tests: a loopback port in front of a server (an S3 endpoint) that can be
+taken down and brought back on the same port, and counts what the server sends back."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import threading
+
+from testbed.s3 import free_ports
+
+
+class Relay:
+    """A TCP relay on a fixed loopback port in front of the S3 server: :meth:`down` closes
+    its listener and cuts every connection (the store gone: connection refused), :meth:`up`
+    listens again on the same port (the same endpoint, so the same signatures).
+    :attr:`downstream_bytes` counts the bytes the server sent back through it."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        [self.port] = free_ports(1)
+        self.downstream_bytes = 0
+        self.conns: list[socket.socket] = []
+        self.lock = threading.Lock()
+        self.listener: socket.socket | None = None
+        self.up()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream, timeout=10)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.conns += [client, server]
+            for a, b, back in ((client, server, False), (server, client, True)):
+                threading.Thread(target=self._pump, args=(a, b, back), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket, back: bool) -> None:
+        try:
+            while data := src.recv(1 << 16):
+                if back:
+                    with self.lock:
+                        self.downstream_bytes += len(data)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                dst.shutdown(socket.SHUT_WR)
