@@ -175,22 +175,26 @@ def relocatable(chosen: Plan, metadata: Mapping[str, Any]) -> bool:
 
 def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
          metadata: Mapping[str, Any], *, out: Path,
-         progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+         progress: Callable[[float], None] | None = None,
+         relocate: bool = True) -> dict[str, Any]:
     """Write ``chosen`` of the video at ``path`` to ``out`` and check it
     (derive/rendition_check.py); its facts: ``stream``, ``content_type``, ``width``,
     ``height``, ``video_codec``, ``audio_codec``, ``rotation``, ``bytes``, ``ms`` (the
     time it took), ``made_by`` (``moov_relocation``: the original's index moved first, a
     file of this machine that :func:`relocatable` allows; ``ffmpeg`` otherwise, with
     ``relocation_refused``, the sentence, when the relocation was tried and refused).
-    ``progress(part)`` (0..1) at most every :data:`PROGRESS_SECONDS`. :class:`Failed`
-    (timeout, resource limit, ffmpeg's error, an output that does not pass)."""
+    ``progress(part)`` (0..1) at most every :data:`PROGRESS_SECONDS`; ``relocate``
+    False: ffmpeg's remux even where the relocation applies (bench/renditions.py compares
+    them). :class:`Failed` (timeout, resource limit, ffmpeg's error, an output that does
+    not pass)."""
     duration = metadata.get("duration")
     seconds = float(duration) if isinstance(duration, int | float) and duration > 0 else None
     reading = seconds * TRANSCODE_SECONDS_FACTOR if seconds and chosen.stream == "transcode" \
         else seconds
     watcher = _Progress(seconds, progress)
     t0 = time.perf_counter()
-    local = as_source(path).local_path() if relocatable(chosen, metadata) else None
+    local = as_source(path).local_path() if relocate and relocatable(chosen, metadata) \
+        else None
     refused: dict[str, str] = {}
     if local is not None:
         try:
