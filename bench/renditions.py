@@ -2,11 +2,15 @@
 the same run:
 
 - faststart remux of a ~160 MB moov-at-end MP4 (1080p H.264 + AAC, made once into
-  var/bench/cache) by derive/rendition.py under the role's child limits, checked as the
-  role checks it, against ``cp`` of the same file; three rounds, alternating, medians.
+  var/bench/cache) by derive/rendition.py (its index moved: derive/faststart.py), checked
+  as the role checks it, against ``cp`` of the same file; beside them, informative,
+  ffmpeg's remux (``relocate=False``) and a bare ``qt-faststart``; five rounds,
+  alternating, medians.
 - a 60 s 1080p HEVC clip (made once) turned into the H.264 rendition by
-  derive/rendition.py, against a bare ``ffmpeg`` with the same arguments; two rounds,
-  alternating, medians; the realtime factor (media seconds per wall second).
+  derive/rendition.py, against a bare ``ffmpeg`` with the same arguments, both at this
+  process's priority (the role's nice 19 is not applied here: like against like); three
+  rounds, alternating, medians of wall and CPU time (the children's user + system, which
+  the load moves less); the realtime factor (media seconds per wall second).
 - the share of the camera-style corpus (testbed/camera_variants.py) that the plan
   (probed by our prober, planned by derive/rendition.py with transcodes eager) makes
   playable by a remux alone: of every variant, and of those that do not play as they are.
