@@ -1,12 +1,17 @@
 """The browser rendition of a ready video (docs/playback.md): the cheapest version that
 plays in current browsers, chosen from the stored metadata's verdict
-(videodrop/playback.py), made by one ffmpeg child and checked before it is published.
+(videodrop/playback.py), made by one ffmpeg child (or, for an MP4/MOV whose only fault is
+its index at the end, by moving that index: derive/faststart.py) and checked before it
+is published.
 
 Paths (:class:`Plan`'s ``stream``), cheapest first:
 
 * ``remux``: every stream copied into a faststart MP4 (``hvc1`` tag for HEVC, ADTS AAC
   turned into MP4's form, AVI's missing timestamps generated), or a WebM when the codecs
-  are WebM's (VP8, Vorbis);
+  are WebM's (VP8, Vorbis); an MP4/MOV/M4V on the file store whose only reason is
+  ``moov_at_end`` and that holds one video and at most one audio track is instead
+  copied whole with its index moved first (:func:`relocatable`; at copy speed, its
+  metadata kept), ffmpeg's remux when the relocation refuses the file;
 * ``transcode_audio``: the video copied, the played audio track encoded to AAC;
 * ``transcode``: H.264 High 8-bit 4:2:0 + AAC, rotation and pixel shape applied, frame
   timing kept (``-fps_mode passthrough``), at most the source's height and
@@ -26,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from derive import rendition_check
+from derive import faststart, rendition_check
 from derive.ffmpeg import FFmpeg, FullDecode, Skipped, plain_input
-from derive.source import Source
+from derive.source import Source, as_source
 from videodrop.derivatives import Reason
 from videodrop.playback import Needs, played_audio, verdict
 from videodrop.settings import Settings
@@ -42,6 +47,8 @@ TRANSCODE_SECONDS_FACTOR = 4.0
 #: Seconds between two progress reports at least.
 PROGRESS_SECONDS = 2.0
 AUDIO_BITRATE = "128k"
+#: The containers (``metadata.format``) whose remux may be a relocation of the index.
+RELOCATED_FORMATS = frozenset({"mp4", "mov", "m4v"})
 
 
 @dataclass(frozen=True)
@@ -153,29 +160,63 @@ def input_options(metadata: Mapping[str, Any]) -> list[str]:
     return ["-fflags", "+genpts"] if metadata.get("format") == "avi" else []
 
 
+def relocatable(chosen: Plan, metadata: Mapping[str, Any]) -> bool:
+    """Whether the remux may be the original with its index moved first
+    (derive/faststart.py) rather than ffmpeg's: an MP4/MOV/M4V whose only reason is
+    ``moov_at_end`` (its codecs and tag play), with no stream the rendition would drop
+    (more than one audio track, subtitles, data, attachments)."""
+    codes = [code.value for code, _ in verdict(metadata).reasons]
+    return (chosen.stream == "remux" and chosen.container == "mp4"
+            and metadata.get("format") in RELOCATED_FORMATS and codes == ["moov_at_end"]
+            and len(metadata.get("audio_tracks") or []) <= 1
+            and not any(metadata.get(k) for k in ("subtitles", "data_streams",
+                                                   "attachments")))
+
+
 def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
          metadata: Mapping[str, Any], *, out: Path,
-         progress: Callable[[float], None] | None = None) -> dict[str, Any]:
+         progress: Callable[[float], None] | None = None,
+         relocate: bool = True) -> dict[str, Any]:
     """Write ``chosen`` of the video at ``path`` to ``out`` and check it
     (derive/rendition_check.py); its facts: ``stream``, ``content_type``, ``width``,
-    ``height``, ``video_codec``, ``audio_codec``, ``bytes``, ``ms`` (the child's time).
-    ``progress(part)`` (0..1) at most every :data:`PROGRESS_SECONDS`. :class:`Failed`
-    (timeout, resource limit, ffmpeg's error, an output that does not pass)."""
+    ``height``, ``video_codec``, ``audio_codec``, ``rotation``, ``bytes``, ``ms`` (the
+    time it took), ``made_by`` (``moov_relocation``: the original's index moved first, a
+    file of this machine that :func:`relocatable` allows; ``ffmpeg`` otherwise, with
+    ``relocation_refused``, the sentence, when the relocation was tried and refused).
+    ``progress(part)`` (0..1) at most every :data:`PROGRESS_SECONDS`; ``relocate``
+    False: ffmpeg's remux even where the relocation applies (bench/renditions.py compares
+    them). :class:`Failed` (timeout, resource limit, ffmpeg's error, an output that does
+    not pass)."""
     duration = metadata.get("duration")
     seconds = float(duration) if isinstance(duration, int | float) and duration > 0 else None
     reading = seconds * TRANSCODE_SECONDS_FACTOR if seconds and chosen.stream == "transcode" \
         else seconds
     watcher = _Progress(seconds, progress)
+    t0 = time.perf_counter()
+    local = as_source(path).local_path() if relocate and relocatable(chosen, metadata) \
+        else None
+    refused: dict[str, str] = {}
+    if local is not None:
+        try:
+            faststart.relocate(local, out, deadline=ffmpeg.deadline.of(FullDecode(path, reading)),
+                               progress=watcher.at)
+            facts = rendition_check.relocated(metadata, out)
+            return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
+                    "bytes": out.stat().st_size,
+                    "ms": round((time.perf_counter() - t0) * 1000, 1),
+                    "made_by": "moov_relocation"}
+        except faststart.Unfit as exc:
+            refused = {"relocation_refused": str(exc)}
+            out.unlink(missing_ok=True)
     args = [*input_options(metadata), *plain_input(path),
             *output_args(chosen, metadata, settings),
             "-progress", "pipe:1", f"file:{out}"]
-    t0 = time.perf_counter()
     ffmpeg.run(args, on_stdout=watcher.feed, full=FullDecode(path, reading))
     ms = round((time.perf_counter() - t0) * 1000, 1)
     facts = rendition_check.check(ffmpeg.runner, settings.ffprobe, out, chosen.container,
                                   transcoded=chosen.stream == "transcode")
     return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
-            "bytes": out.stat().st_size, "ms": ms}
+            "bytes": out.stat().st_size, "ms": ms, "made_by": "ffmpeg", **refused}
 
 
 class _Progress:
@@ -197,8 +238,11 @@ class _Progress:
             key, _, value = line.partition(b"=")
             if key != b"out_time_us" or not value.strip().lstrip(b"-").isdigit():
                 continue
-            now = time.monotonic()
-            if now - self.last >= PROGRESS_SECONDS:
-                self.last = now
-                part = int(value) / 1e6 / self.seconds
-                self.report(round(min(1.0, max(0.0, part)), 3))
+            self.at(int(value) / 1e6 / self.seconds)
+
+    def at(self, part: float) -> None:
+        """Report ``part`` (0..1) of the work done, unless the last report is recent."""
+        now = time.monotonic()
+        if self.report is not None and now - self.last >= PROGRESS_SECONDS:
+            self.last = now
+            self.report(round(min(1.0, max(0.0, part)), 3))

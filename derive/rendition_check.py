@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from derive.ffmpeg import Failed
 from videodrop.children import ChildRunner
 from videodrop.derivatives import Reason
-from videodrop.playback import verdict
+from videodrop.playback import played_audio, verdict
 
 PROBE_SECONDS = 60.0  # ffprobe's deadline on the rendition (it reads the headers only)
 
@@ -54,6 +55,24 @@ def check(runner: ChildRunner, ffprobe: str, out: Path, container: str, *,
             "video_codec": video.get("codec_name"),
             "audio_codec": audios[0].get("codec_name") if audios else None,
             "rotation": rotation}
+
+
+def relocated(metadata: Mapping[str, Any], out: Path) -> dict[str, Any]:
+    """The facts of a rendition that is the original with its index moved first
+    (derive/faststart.py, which checked its tracks and chunk offsets): the original's
+    streams as the prober recorded them, which must play by our verdict with the
+    rendition's box order; :class:`Failed` (``not_playable``) otherwise."""
+    first = moov_first(out)
+    found = verdict({**metadata, "moov_before_mdat": first})
+    if found.playable is not True:
+        raise Failed(Reason.NOT_PLAYABLE, "the rendition would not play: "
+                     + "; ".join(detail for _, detail in found.reasons))
+    video = metadata.get("video") or {}
+    audio = played_audio(metadata.get("audio_tracks") or [])
+    return {"width": video.get("width"), "height": video.get("height"),
+            "video_codec": video.get("codec"),
+            "audio_codec": audio.get("codec") if audio else None,
+            "rotation": round(float(video.get("rotation") or 0)) % 360}
 
 
 def moov_first(path: Path) -> bool | None:

@@ -48,6 +48,10 @@ class Source:
         """The first ``count`` bytes (fewer when shorter; b"" when it cannot be read)."""
         raise NotImplementedError
 
+    def local_path(self) -> Path | None:
+        """The file of this machine that holds it; None on an object store."""
+        return None
+
 
 class LocalFile(Source):
     """A file of this machine (``file:`` input). ``size`` is read when asked: OSError when
@@ -64,6 +68,9 @@ class LocalFile(Source):
 
     def url(self) -> str:
         return f"file:{self.path}"
+
+    def local_path(self) -> Path | None:
+        return self.path
 
     def head(self, count: int) -> bytes:
         try:
@@ -88,6 +95,9 @@ class StoredObject(Source):
 
     def url(self) -> str:
         return self.media.input_url(self.key, self.lifetime)
+
+    def local_path(self) -> Path | None:
+        return self.media.local_path(self.key)
 
     def head(self, count: int) -> bytes:
         if self.size == 0:

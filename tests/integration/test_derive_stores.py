@@ -32,6 +32,7 @@ from derive.source import redacted
 from testbed.s3 import S3Server
 from tests.harness import REPO, System, rows, videodrop, wait_for
 from tests.integration.test_derive_pipeline import slow_ffmpeg
+from tests.integration.test_renditions import packets as packet_list
 from videodrop.catalog import Catalog, ProbeOutcome
 from videodrop.derivatives import KINDS
 from videodrop.settings import Settings
@@ -186,6 +187,23 @@ def test_every_derivative_is_made_in_the_store_served_and_removed(
     rendition = body(f"derivatives/{sid}/rendition.mp4")
     assert stream.status_code == 200 and stream.content == rendition
     assert rendition.index(b"moov") < rendition.index(b"mdat")
+    # the file store's original is a local file: its index moved first (derive/faststart.py);
+    # on s3 ffmpeg reads the presigned URL (no local copy of the original is made)
+    catalog = Catalog.connect(system.database_url)
+    try:
+        made = catalog.derivative(record["id"], "rendition")
+    finally:
+        catalog.close()
+    assert made is not None
+    on_s3 = "VIDEODROP_STORAGE_URL" in store_kind
+    assert made.data["made_by"] == ("ffmpeg" if on_s3 else "moov_relocation"), made.data
+    copy = tmp_path / "rendition.mp4"
+    copy.write_bytes(rendition)
+    if on_s3:  # ffmpeg's remux: the same video packets
+        assert [p for p in packet_list(copy) if p.startswith("packet,0,")] == [
+            p for p in packet_list(clip) if p.startswith("packet,0,")]
+    else:  # the same packets, byte for byte, in the same file layout
+        assert packet_list(copy) == packet_list(clip)
     download = http.get(links["download_url"], timeout=10)
     assert download.status_code == 200 and download.content == clip.read_bytes()
 

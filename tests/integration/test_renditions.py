@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from derive import rendition
+from derive import faststart, rendition
 from derive.ffmpeg import Deadline, FFmpeg
 from prober.isobmff import top_level_boxes
 from prober.probe import probe_file
@@ -168,3 +168,79 @@ def test_progress_is_reported_from_ffmpegs_progress(camera_corpus: Path, tmp_pat
     made(tool, camera_corpus / "hevc-hvc1.mp4", tmp_path, progress=seen.append)
     assert seen and all(0 <= p <= 1 for p in seen) and seen == sorted(seen)
     assert seen[-1] > 0.5
+
+
+def packets(path: Path) -> list[str]:
+    """Every packet of every stream: stream, timestamps, size, flags and an MD5 of its
+    bytes (what a decoder is handed)."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-show_entries",
+                           "packet=stream_index,pts,dts,duration,size,flags,data_hash",
+                           "-show_data_hash", "MD5", "-of", "csv", f"file:{path}"],
+                          capture_output=True, check=True, text=True)
+    return done.stdout.splitlines()
+
+
+def test_a_moov_at_end_mp4_gets_its_index_moved_with_every_packet_unchanged(
+        camera_corpus: Path, tmp_path: Path, tool: FFmpeg):
+    source = camera_corpus / "moov-at-end.mp4"
+    facts = made(tool, source, tmp_path)
+    out = next(tmp_path.iterdir())
+    assert facts["made_by"] == "moov_relocation" and "relocation_refused" not in facts
+    assert top_level_boxes(out).kinds == ["ftyp", "moov", "free", "mdat"]  # type: ignore[union-attr]
+    assert out.stat().st_size == source.stat().st_size == facts["bytes"]
+    assert packets(out) == packets(source)  # the chunk offsets point at the same bytes
+    assert (facts["width"], facts["height"], facts["video_codec"], facts["audio_codec"],
+            facts["rotation"]) == (320, 240, "h264", "aac", 0)
+    assert verdict(probe_file(out).metadata).playable is True
+
+
+def test_a_file_the_relocation_refuses_gets_ffmpegs_remux(camera_corpus: Path,
+                                                           tmp_path: Path, tool: FFmpeg):
+    """A box after the index (here a ``free``): the relocation moves only a last index."""
+    source = tmp_path / "src" / "trailing-free.mp4"
+    source.parent.mkdir()
+    source.write_bytes((camera_corpus / "moov-at-end.mp4").read_bytes()
+                       + b"\x00\x00\x00\x10free" + bytes(8))
+    out = tmp_path / "out"
+    out.mkdir()
+    facts = made(tool, source, out)
+    assert facts["made_by"] == "ffmpeg"
+    assert "moov" in facts["relocation_refused"]
+    rendition_file = next(out.iterdir())
+    assert top_level_boxes(rendition_file).moov_first is True  # type: ignore[union-attr]
+    assert verdict(probe_file(rendition_file).metadata).playable is True
+    video = [p for p in packets(source) if p.startswith("packet,0,")]
+    assert [p for p in packets(rendition_file) if p.startswith("packet,0,")] == video
+
+
+def test_a_chunk_offset_outside_the_media_data_is_refused_before_anything_is_written(
+        camera_corpus: Path, tmp_path: Path):
+    """An index whose first chunk offset points into ``ftyp`` (a damaged or hostile file):
+    shifted, it would point at other bytes; ffmpeg's remux reads it instead."""
+    data = bytearray((camera_corpus / "moov-at-end.mp4").read_bytes())
+    at = data.index(b"stco", data.rindex(b"moov"))
+    data[at + 12:at + 16] = (8).to_bytes(4, "big")  # the first entry: inside ftyp
+    source = tmp_path / "bad-offset.mp4"
+    source.write_bytes(bytes(data))
+    out = tmp_path / "out.mp4"
+    with pytest.raises(faststart.Unfit, match="outside the media data"):
+        faststart.relocate(source, out, deadline=60)
+    assert not out.exists()
+
+
+def test_extra_tracks_keep_ffmpegs_remux(tmp_path: Path, tool: FFmpeg):
+    """A subtitle track (the rendition holds one video and one audio): not relocated."""
+    source = tmp_path / "subtitled.mp4"
+    srt = tmp_path / "a.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:01,000\nhello\n")
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10:duration=2", "-f", "lavfi", "-i",
+                    "sine=duration=2", "-i", str(srt), "-map", "0", "-map", "1", "-map", "2",
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p",
+                    "-c:a", "aac", "-c:s", "mov_text", str(source)], check=True)
+    out = tmp_path / "out"
+    out.mkdir()
+    facts = made(tool, source, out)
+    assert (facts["stream"], facts["made_by"]) == ("remux", "ffmpeg")
+    assert "relocation_refused" not in facts  # not tried
+    assert [s["codec_type"] for s in streams(next(out.iterdir()))] == ["video", "audio"]
