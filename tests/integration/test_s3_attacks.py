@@ -150,6 +150,10 @@ class Relay:
 
     def down(self) -> None:
         if self.listener is not None:
+            # a close alone leaves a listener that a thread's accept() waits on listening
+            # until that accept returns: shutdown wakes it (EINVAL) and stops the listening
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:
