@@ -95,6 +95,7 @@ def register(app: falcon.App, html_page: Page | None = None,
              html_routes: Iterable[str] = ()) -> None:
     """Install the handlers on ``app`` (see the module docstring)."""
     app.add_error_handler(Exception, unexpected)
-    app.add_error_handler((StoreUnavailable, StoreRefused), store_unavailable)
+    for store_error in (StoreUnavailable, StoreRefused):
+        app.add_error_handler(store_error, store_unavailable)
     app.add_error_handler(CatalogUnavailable,
                           CatalogUnavailableHandler(html_page, html_routes))

@@ -125,8 +125,9 @@ def drop_big_mp4(system: System, folder: Path) -> tuple[int, str]:
 
 class Relay:
     """A TCP relay on a fixed loopback port in front of the S3 server: :meth:`down` closes
-    its listener and cuts every connection (the store gone: connection refused), :meth:`up`
-    listens again on the same port (the same endpoint, so the same signatures)."""
+    its listener and cuts every connection (the store gone: connection refused),
+    :meth:`stall` takes connections and never answers (the store hung), :meth:`up` relays
+    again on the same port (the same endpoint, so the same signatures)."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -134,6 +135,7 @@ class Relay:
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
+        self.stalled = False
         self.up()
 
     @property
@@ -141,6 +143,14 @@ class Relay:
         return f"http://127.0.0.1:{self.port}"
 
     def up(self) -> None:
+        """Listen (again) on the port; after :meth:`stall`, the connections it holds are
+        cut and new ones relayed."""
+        if self.stalled:
+            self.down()
+            self.stalled = False
+        self._listen()
+
+    def _listen(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -163,12 +173,23 @@ class Relay:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
+    def stall(self) -> None:
+        """The store hangs (a stopped server, a partition that drops packets): every
+        connection is cut and new ones are accepted, then neither read nor answered."""
+        self.down()
+        self.stalled = True
+        self._listen()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.stalled:  # held open, never read
+                with self.lock:
+                    self.conns.append(client)
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:

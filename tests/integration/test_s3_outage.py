@@ -15,6 +15,7 @@ import requests
 from testbed.s3 import S3Server
 from tests.harness import System
 from tests.integration.test_s3_attacks import Relay
+from videodrop.storage import SERVING_DEADLINE
 
 
 @pytest.mark.parametrize("serve", ["redirect", "proxy"])
@@ -50,3 +51,32 @@ def test_a_store_that_stops_answering_gets_503_not_500(
         got = requests.get(url, allow_redirects=False, timeout=120)
         assert got.status_code in {200, 307}, (url, got.status_code, got.text[:300])
     assert "request failed" not in system.log_text("api")
+
+
+@pytest.mark.parametrize("serve", ["redirect", "proxy"])
+def test_a_store_that_hangs_gets_503_within_a_bound(
+        make_system: Any, s3_server: S3Server, s3_bucket: str, samples: Path,
+        serve: str) -> None:
+    """An S3 endpoint that takes connections and never answers (a stopped server, a
+    partition) holds an API request at most ``storage.SERVING_DEADLINE`` seconds (then
+    503), not the minutes of the roles' patient client, which would hold every thread of
+    the worker; the metadata route answers meanwhile."""
+    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    relay = Relay((host, int(port)))
+    env = {**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
+           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/hang-{secrets.token_hex(4)}",
+           "VIDEODROP_S3_SERVE": serve}
+    system: System = make_system(**env).start("prober", "ingest", "api")
+    (system.inbox / "h.mp4").write_bytes((samples / "bbb_chapters.mp4").read_bytes())
+    links = system.wait_record("h.mp4")["api_links"]
+    relay.stall()
+    try:
+        # the bound's own margin, far under the patient client's 4 x 60 s of read timeouts
+        got = requests.get(links["download_url"], allow_redirects=False,
+                           timeout=SERVING_DEADLINE + 60)
+        assert got.status_code == 503, (got.status_code, got.text[:300])
+        assert requests.get(links["api_endpoint"], timeout=30).status_code == 200
+    finally:
+        relay.up()
+    got = requests.get(links["download_url"], allow_redirects=False, timeout=120)
+    assert got.status_code in {200, 307}, got.status_code
