@@ -18,6 +18,22 @@ from tests.integration.test_s3_attacks import Relay
 from videodrop.storage import SERVING_DEADLINE
 
 
+def ready_behind_a_relay(make_system: Any, s3_server: S3Server, bucket: str, samples: Path,
+                         serve: str) -> tuple[Relay, System, dict[str, str]]:
+    """The prober, the ingest and the API on an s3 store reached through a :class:`Relay`
+    (``VIDEODROP_S3_SERVE=serve``), one ready video in it: (relay, system, its api_links)."""
+    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    relay = Relay((host, int(port)))
+    env = {**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
+           "VIDEODROP_STORAGE_URL": f"s3://{bucket}/relayed-{secrets.token_hex(4)}",
+           "VIDEODROP_S3_SERVE": serve}
+    system: System = make_system(**env).start("prober", "ingest", "api")
+    (system.inbox / "o.mp4").write_bytes((samples / "bbb_chapters.mp4").read_bytes())
+    record = system.wait_record("o.mp4")
+    assert record["status"] == "ready", record
+    return relay, system, record["api_links"]
+
+
 @pytest.mark.parametrize("serve", ["redirect", "proxy"])
 def test_a_store_that_stops_answering_gets_503_not_500(
         make_system: Any, s3_server: S3Server, s3_bucket: str, samples: Path,
@@ -26,16 +42,8 @@ def test_a_store_that_stops_answering_gets_503_not_500(
     ``Retry-After`` and the JSON error while the S3 endpoint refuses connections, and its
     usual answer once the endpoint is back; the metadata route, which needs no store,
     answers 200 throughout."""
-    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
-    relay = Relay((host, int(port)))
-    env = {**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
-           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/outage-{secrets.token_hex(4)}",
-           "VIDEODROP_S3_SERVE": serve}
-    system: System = make_system(**env).start("prober", "ingest", "api")
-    (system.inbox / "o.mp4").write_bytes((samples / "bbb_chapters.mp4").read_bytes())
-    record = system.wait_record("o.mp4")
-    assert record["status"] == "ready", record
-    links = record["api_links"]
+    relay, system, links = ready_behind_a_relay(make_system, s3_server, s3_bucket, samples,
+                                                serve)
     reads = [links["download_url"], links["stream_url"], links["frame_url"].format(t=1)]
     relay.down()
     try:
@@ -61,14 +69,7 @@ def test_a_store_that_hangs_gets_503_within_a_bound(
     partition) holds an API request at most ``storage.SERVING_DEADLINE`` seconds (then
     503), not the minutes of the roles' patient client, which would hold every thread of
     the worker; the metadata route answers meanwhile."""
-    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
-    relay = Relay((host, int(port)))
-    env = {**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint,
-           "VIDEODROP_STORAGE_URL": f"s3://{s3_bucket}/hang-{secrets.token_hex(4)}",
-           "VIDEODROP_S3_SERVE": serve}
-    system: System = make_system(**env).start("prober", "ingest", "api")
-    (system.inbox / "h.mp4").write_bytes((samples / "bbb_chapters.mp4").read_bytes())
-    links = system.wait_record("h.mp4")["api_links"]
+    relay, _, links = ready_behind_a_relay(make_system, s3_server, s3_bucket, samples, serve)
     relay.stall()
     try:
         # the bound's own margin, far under the patient client's 4 x 60 s of read timeouts
