@@ -45,7 +45,7 @@ def create_app(settings: Settings, catalog: Catalog, probes: ProbeRequests | Non
                tokens: TokenCache | None = None, request_log: RequestLog | None = None,
                *, media: MediaStore | None = None) -> falcon.App:
     """The app on ``catalog`` and ``media`` (default: the store the settings name)."""
-    media = media if media is not None else storage.from_settings(settings)
+    media = media if media is not None else storage.from_settings(settings, serving=True)
     request_log = request_log or new_request_log(settings)
     middleware: list[Any] = [RequestMetrics(), request_log, SecurityHeaders()]
     app = falcon.App(middleware=middleware)
@@ -111,7 +111,7 @@ def get_app() -> WSGIApplication:
     stamp = made_for_workers() if settings.token_cache_size else None
     logs.configure(role="api", fmt=settings.log_format, level=settings.log_level,
                    batched=True)
-    media = storage.from_settings(settings)  # the one store of this worker process
+    media = storage.from_settings(settings, serving=True)  # this worker's one store
     catalog = Catalog.connect(settings.database_url, min_size=1,
                               max_size=max(2, settings.api_threads),
                               links=links.from_settings(settings, media))

@@ -12,8 +12,9 @@ from testbed.s3 import free_ports
 
 class Relay:
     """A TCP relay on a fixed loopback port in front of the S3 server: :meth:`down` closes
-    its listener and cuts every connection (the store gone: connection refused), :meth:`up`
-    listens again on the same port (the same endpoint, so the same signatures).
+    its listener and cuts every connection (the store gone: connection refused),
+    :meth:`stall` takes connections and never answers (the store hung), :meth:`up` relays
+    again on the same port (the same endpoint, so the same signatures).
     :attr:`downstream_bytes` counts the bytes the server sent back through it."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
@@ -23,6 +24,7 @@ class Relay:
         self.conns: list[socket.socket] = []
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
+        self.stalled = False
         self.up()
 
     @property
@@ -30,6 +32,14 @@ class Relay:
         return f"http://127.0.0.1:{self.port}"
 
     def up(self) -> None:
+        """Listen (again) on the port; after :meth:`stall`, the connections it holds are
+        cut and new ones relayed."""
+        if self.stalled:
+            self.down()
+            self.stalled = False
+        self._listen()
+
+    def _listen(self) -> None:
         listener = socket.socket()
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind(("127.0.0.1", self.port))
@@ -39,6 +49,10 @@ class Relay:
 
     def down(self) -> None:
         if self.listener is not None:
+            # a close alone leaves a listener that a thread's accept() waits on listening
+            # until that accept returns: shutdown wakes it (EINVAL) and stops the listening
+            with contextlib.suppress(OSError):
+                self.listener.shutdown(socket.SHUT_RDWR)
             self.listener.close()
             self.listener = None
         with self.lock:
@@ -48,12 +62,23 @@ class Relay:
                 conn.shutdown(socket.SHUT_RDWR)
             conn.close()
 
+    def stall(self) -> None:
+        """The store hangs (a stopped server, a partition that drops packets): every
+        connection is cut and new ones are accepted, then neither read nor answered."""
+        self.down()
+        self.stalled = True
+        self._listen()
+
     def _accept(self, listener: socket.socket) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self.stalled:  # held open, never read
+                with self.lock:
+                    self.conns.append(client)
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=10)
             except OSError:

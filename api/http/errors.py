@@ -7,6 +7,11 @@ into an answer.
 * ``CatalogUnavailable`` → 503 with ``Retry-After: 5`` and the JSON error
   ``{"title": "Catalog unavailable", "description": …}`` (:func:`catalog_unavailable`); on
   the routes of the web pages, the pages' own 503 page instead (``html_routes``).
+* the media store's :class:`~videodrop.storage.StoreUnavailable` (it does not answer: an
+  S3 endpoint down or timing out) and :class:`~videodrop.storage.StoreRefused` (no bucket,
+  credentials refused) → 503 with ``Retry-After: 5`` and ``{"title": "Media store
+  unavailable", …}`` (:func:`store_unavailable`), one ``warning`` line naming the route;
+  the routes that need no store keep answering.
 * anything else → one structured ``error`` line and a JSON 500 naming the request's id.
 
 Falcon's default for an unplanned exception writes the method, the path and the traceback
@@ -28,6 +33,7 @@ import falcon
 from api.ops.requestlog import route_of
 from videodrop import logs
 from videodrop.errors import CatalogUnavailable
+from videodrop.storage import StoreRefused, StoreUnavailable
 
 _log = logs.get("api")
 
@@ -55,6 +61,18 @@ def catalog_unavailable() -> falcon.HTTPServiceUnavailable:
         retry_after=RETRY_AFTER)
 
 
+def store_unavailable(req: falcon.Request, resp: falcon.Response, ex: Exception,
+                      params: dict[str, Any]) -> None:
+    """The handler of the media store's StoreUnavailable and StoreRefused: a warning line
+    and a 503 (see the module docstring)."""
+    _log.warning("media store unavailable", method=req.method, route=route_of(req),
+                 error=f"{type(ex).__name__}: {ex}")
+    raise falcon.HTTPServiceUnavailable(
+        title="Media store unavailable",
+        description="The media store cannot be reached or refuses us; try again shortly.",
+        retry_after=RETRY_AFTER) from ex
+
+
 class CatalogUnavailableHandler:
     """The handler of :class:`CatalogUnavailable`: ``html_page(req, resp)`` renders the
     answer of a request whose route template is one of ``html_routes``; every other
@@ -75,7 +93,9 @@ class CatalogUnavailableHandler:
 
 def register(app: falcon.App, html_page: Page | None = None,
              html_routes: Iterable[str] = ()) -> None:
-    """Install both handlers on ``app`` (see the module docstring)."""
+    """Install the handlers on ``app`` (see the module docstring)."""
     app.add_error_handler(Exception, unexpected)
+    for store_error in (StoreUnavailable, StoreRefused):
+        app.add_error_handler(store_error, store_unavailable)
     app.add_error_handler(CatalogUnavailable,
                           CatalogUnavailableHandler(html_page, html_routes))

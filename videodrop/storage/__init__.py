@@ -11,6 +11,9 @@ from urllib.parse import unquote, urlsplit
 from videodrop.errors import ConfigurationError
 from videodrop.settings import Settings
 from videodrop.storage.base import (
+    SERVING_ATTEMPTS,
+    SERVING_DEADLINE,
+    SERVING_READ_TIMEOUT,
     STALE_UPLOAD_SECONDS,
     MediaStore,
     ObjectInfo,
@@ -30,10 +33,11 @@ from videodrop.storage.errors import (
 )
 from videodrop.storage.filestore import FileStore
 
-__all__ = ["STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure", "MediaStore", "ObjectInfo",
-           "ObjectMissing", "ObjectReader", "StorageFull", "StoreError", "StoreRefused",
-           "StoreUnavailable", "Stored", "check_key", "from_settings", "from_url",
-           "local_root", "read_chunks", "redact_urls", "refuse_if_refused"]
+__all__ = ["SERVING_DEADLINE", "STALE_UPLOAD_SECONDS", "FileStore", "IntegrityFailure",
+           "MediaStore", "ObjectInfo", "ObjectMissing", "ObjectReader", "StorageFull",
+           "StoreError", "StoreRefused", "StoreUnavailable", "Stored", "check_key",
+           "from_settings", "from_url", "local_root", "read_chunks", "redact_urls",
+           "refuse_if_refused"]
 
 
 def refuse_if_refused(media: MediaStore, log: Any) -> None:
@@ -50,10 +54,12 @@ def refuse_if_refused(media: MediaStore, log: Any) -> None:
                     error=str(exc))
 
 
-def from_url(url: str, settings: Settings | None = None) -> MediaStore:
+def from_url(url: str, settings: Settings | None = None, *, serving: bool = False
+             ) -> MediaStore:
     """The store at ``file:///abs/path`` or ``s3://bucket/prefix`` (the s3 options from
-    ``settings``: endpoint, region, presign expiry, part size). ConfigurationError for any
-    other URL."""
+    ``settings``: endpoint, region, presign expiry, part size). ``serving``: for the API,
+    whose calls give up on a store that hangs within :data:`SERVING_DEADLINE` seconds.
+    ConfigurationError for any other URL."""
     settings = settings or Settings()
     parts = urlsplit(url)
     if parts.scheme == "file":
@@ -73,17 +79,20 @@ def from_url(url: str, settings: Settings | None = None) -> MediaStore:
             raise ConfigurationError(f"VIDEODROP_STORAGE_URL: {exc}") from exc
         return S3Store(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
                        region=settings.s3_region, presign_seconds=settings.s3_presign_seconds,
-                       part_size=settings.s3_part_size, checksum=settings.s3_checksum)
+                       part_size=settings.s3_part_size, checksum=settings.s3_checksum,
+                       read_timeout=SERVING_READ_TIMEOUT if serving else 60.0,
+                       attempts=SERVING_ATTEMPTS if serving else 4)
     raise ConfigurationError(f"VIDEODROP_STORAGE_URL must be file:///path or"
                              f" s3://bucket/prefix, not {url!r}")
 
 
-def from_settings(settings: Settings) -> MediaStore:
+def from_settings(settings: Settings, *, serving: bool = False) -> MediaStore:
     """The store ``VIDEODROP_STORAGE_URL`` names; by default the folder
-    ``VIDEODROP_MEDIA_ROOT`` (``file://``), which is what ``make run`` uses."""
+    ``VIDEODROP_MEDIA_ROOT`` (``file://``), which is what ``make run`` uses. ``serving``:
+    see :func:`from_url`."""
     if not settings.storage_url:  # the folder as given, no round trip through a URL
         return FileStore(settings.media_root)
-    return from_url(settings.storage_url, settings)
+    return from_url(settings.storage_url, settings, serving=serving)
 
 
 def local_root(store: MediaStore) -> Path:

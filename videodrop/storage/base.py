@@ -267,6 +267,15 @@ class MediaStore(abc.ABC):
 #: The default age after which :meth:`MediaStore.abort_stale_uploads` withdraws a put.
 STALE_UPLOAD_SECONDS = 3600.0
 
+#: A store built for serving (the API: ``from_settings(..., serving=True)``) waits at most
+#: this many seconds for a store that hangs before its call fails (StoreUnavailable: a
+#: 503), per call: :data:`SERVING_ATTEMPTS` tries of :data:`SERVING_READ_TIMEOUT` seconds
+#: and a 5 s connect each. The roles' patient client waits 4 tries of 60 s: a request
+#: thread held that long is a worker's thread lost to everyone else.
+SERVING_READ_TIMEOUT = 10.0
+SERVING_ATTEMPTS = 2
+SERVING_DEADLINE = SERVING_ATTEMPTS * (5.0 + SERVING_READ_TIMEOUT)
+
 
 def read_chunks(reader: ObjectReader, chunk: int = CHUNK) -> Iterator[bytes]:
     """The reader's bytes in chunks of up to ``chunk`` bytes; closes it at the end."""

@@ -127,7 +127,9 @@ class S3Store(MediaStore):
     ``endpoint_url``: None for AWS, else the server (path-style addressing);
     ``presign_seconds``: :meth:`presign`'s default expiry (≤ 60 s by contract of the
     serving redirect); ``part_size`` ≥ 5 MiB; ``max_in_flight`` parts sent at once;
-    ``checksum``: one of :data:`CHECKSUMS`.
+    ``checksum``: one of :data:`CHECKSUMS`; ``read_timeout`` (seconds a response may
+    keep silent) and ``attempts`` (tries of a call) bound how long a store that hangs holds
+    a call (:data:`~videodrop.storage.base.SERVING_DEADLINE` for the API's).
     """
 
     scheme = "s3"
@@ -136,6 +138,7 @@ class S3Store(MediaStore):
                  region: str | None = None, presign_seconds: float = 60.0,
                  part_size: int = 16 << 20, max_in_flight: int = 4,
                  checksum: str = "crc32", pool_connections: int = 32,
+                 read_timeout: float = 60.0, attempts: int = 4,
                  client: Any = None) -> None:
         if part_size < MIN_PART_SIZE:
             raise ValueError(f"part_size is at least {MIN_PART_SIZE} bytes")
@@ -151,8 +154,8 @@ class S3Store(MediaStore):
             config=Config(
                 s3={"addressing_style": "path" if endpoint_url else "auto"},
                 signature_version="s3v4",
-                retries={"max_attempts": 4, "mode": "standard"},
-                connect_timeout=5, read_timeout=60,
+                retries={"max_attempts": attempts, "mode": "standard"},
+                connect_timeout=5, read_timeout=read_timeout,
                 max_pool_connections=pool_connections,
                 # our own checksum header on every body (see CHECKSUMS), not botocore's
                 # streamed CRC trailer, which S3-compatible servers handle unevenly
