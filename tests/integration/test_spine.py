@@ -1,4 +1,5 @@
-"""The spine on real parts: a file dropped in the inbox becomes working token links."""
+"""The spine on real parts: a file dropped in the inbox becomes working token links, on
+each media store (file, and s3 on the session's weed mini)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import hashlib
 import shutil
 
 import pika
+import pytest
 import requests
 
 from tests.harness import rows, wait_for
+from tests.integration.test_api_uploads import media_of
 from videodrop.messages import InboxFile, encode
 from videodrop.migrate import available, migrate
 
@@ -31,6 +34,12 @@ def test_migrate_twice_changes_nothing(db_url):
     versions = [(m.version,) for m in available()]
     assert versions and versions[0] == (1,)
     assert rows(db_url, "SELECT version FROM schema_migrations ORDER BY 1") == versions
+
+
+@pytest.fixture
+def system(make_system, store_env):
+    """The whole system running (api, prober, ingest) on the store of ``store_env``."""
+    return make_system(**store_env).start()
 
 
 def test_dropped_file_becomes_working_links(system, samples):
@@ -70,8 +79,9 @@ def test_dropped_file_becomes_working_links(system, samples):
     assert record["original_filename"] == "bbb_chapters.mp4"
     assert record["name"] == "bbb chapters"
 
-    # The file moved into the store; the inbox is empty.
-    assert sha256(system.media_root / info["filename"]) == sha256(src)
+    # The file went into the store; the inbox is empty.
+    with media_of(system).open(info["filename"]) as stored:
+        assert hashlib.sha256(stored.read()).hexdigest() == sha256(src)
     assert system.inbox_entries() == []
 
     meta = requests.get(record["api_links"]["metadata_url"], timeout=5).json()
@@ -95,7 +105,8 @@ def test_dropped_file_becomes_working_links(system, samples):
         assert requests.get(url, timeout=5).status_code == 404
 
 
-def test_admin_list_needs_the_token(system):
+def test_admin_list_needs_the_token(make_system):
+    system = make_system().start("api")  # no media: one store is enough
     url = f"{system.base_url}/api/videos"
     assert requests.get(url, timeout=5).status_code == 401
     wrong = {"Authorization": "Bearer wrong"}
