@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from videodrop.children import (
     ChildMissing,
     ChildRunner,
     ChildTimeout,
+    Completed,
 )
 
 REPORT = """
@@ -144,3 +146,54 @@ def test_children_run_with_few_malloc_arenas(monkeypatch: pytest.MonkeyPatch) ->
     assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"2"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"8"
+
+
+# Prints the child's autogroup line once it shows the nice asked for on argv[1], or after
+# 10 s as it is (the parent sets it just after the start).
+AUTOGROUP = """
+import sys, time
+want = "nice " + sys.argv[1]
+end = time.monotonic() + 10
+line = open("/proc/self/autogroup").read().strip()
+while not line.endswith(want) and time.monotonic() < end:
+    time.sleep(0.01)
+    line = open("/proc/self/autogroup").read().strip()
+print(line)
+"""
+
+
+def autogroup_of_child(nice: int) -> str:
+    """The autogroup line (``/autogroup-N nice K``) of a child started by a thread at
+    niceness ``nice``; threads of one process have their own niceness on Linux."""
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)  # this thread only
+            got.append(ChildRunner()([sys.executable, "-c", AUTOGROUP, str(nice)], 20))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            got.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    [done] = got
+    assert isinstance(done, Completed), done
+    assert done.returncode == 0, done.stderr
+    return done.stdout.decode().strip()
+
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists()
+                    or Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+                    != "1", reason="no autogroups in this kernel")
+def test_a_low_priority_child_has_a_low_priority_autogroup() -> None:
+    """A child leads a session of its own, hence an autogroup of its own, and the
+    scheduler weighs autogroups by their own niceness before it looks at the tasks in
+    them: the child of a nice-19 thread (the derive role's ffmpeg) must have its autogroup
+    at 19, or it weighs as much as the prober's nice-0 ffprobe in its own session. A
+    child at normal priority keeps an autogroup at 0 (full weight)."""
+    low = autogroup_of_child(19)
+    assert low.endswith("nice 19"), low
+    normal = autogroup_of_child(0)
+    assert normal.endswith("nice 0"), normal
+    assert low.split()[0] != normal.split()[0]  # each its own autogroup
