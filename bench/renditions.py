@@ -13,6 +13,9 @@ the same run:
 - drop-to-ready p50 (bench/latency.py's measure: 20 clips one at a time) while the derive
   role transcodes HEVC renditions (two copies of the 60 s clip, eager), against a bare
   ffprobe of the same clips timed just before each drop.
+
+``python bench/renditions.py [remux] [transcode] [share] [drop]`` runs only those rows
+(all by default).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -211,17 +215,34 @@ def drop_row() -> Row:
     p50, b50 = percentile(got["ours"], 50), percentile(got["bare"], 50)
     pending = got["pending_derivatives"]  # the transcodes still under way at the end
     common.log(f"drop-to-ready while transcoding: p50 {ms(p50)}, bare ffprobe {ms(b50)};"
-               f" {pending} renditions pending at the end; {latency.stages(got)}")
+               f" {pending} renditions pending at the end; {latency.stages(got)};"
+               f" {latency.journey(got)}")
     return row(f"drop-to-ready p50 while a transcode runs ({pending} pending at the end)",
                ms(p50), f"bare ffprobe {ms(b50)}", p50 / b50, f"<= {DROP_RATIO}x",
                p50 / b50 <= DROP_RATIO and pending > 0)
 
 
-def main() -> list[Row]:
-    ffmpeg = tool()
+ROWS = ("remux", "transcode", "share", "drop")
+
+
+def main(only: Sequence[str] = ROWS) -> list[Row]:
+    """The rows named in ``only`` (:data:`ROWS`), in that order."""
     common.BENCH_VAR.mkdir(parents=True, exist_ok=True)
-    return [remux_row(ffmpeg), transcode_row(ffmpeg), *share_rows(), drop_row()]
+    rows: list[Row] = []
+    if "remux" in only:
+        rows.append(remux_row(tool()))
+    if "transcode" in only:
+        rows.append(transcode_row(tool()))
+    if "share" in only:
+        rows += share_rows()
+    if "drop" in only:
+        rows.append(drop_row())
+    return rows
 
 
 if __name__ == "__main__":
-    common.standalone(main, "renditions: remux, transcode, corpus share, drop-to-ready")
+    wanted = sys.argv[1:] or list(ROWS)
+    if any(w not in ROWS for w in wanted):
+        sys.exit(f"usage: bench/renditions.py [{'] ['.join(ROWS)}]")
+    common.standalone(lambda: main(wanted), "renditions: remux, transcode, corpus share,"
+                      " drop-to-ready")

@@ -56,9 +56,9 @@ from pathlib import Path
 
 __all__ = [
     "ARENAS",
-    "AutogroupNice",
     "DEFAULT_MEMORY",
     "STDERR_LIMIT",
+    "AutogroupNice",
     "ChildError",
     "ChildLimits",
     "ChildMissing",
