@@ -78,7 +78,8 @@ def run_once(clips: Sequence[Path], settle: float, timeout: float = 60,
                 if got[0] != "ready":
                     raise RuntimeError(f"{path.name} ended {got[0]}")
         published = {x["path"]: when(x) for x in log_events(system, "ingest", "published")}
-        probes = log_events(system, "prober", "probe")
+        probes = [x for x in log_events(system, "prober", "probe")
+                  if str(x.get("path")) in drops]  # not the backlog's
         settle_parts = [published[n] - t for n, t in drops.items() if n in published]
         # published → the prober's start on it (the queue, the delivery): its summary
         # line's time less its total
