@@ -184,25 +184,8 @@ def derive_backlog(scratch: Scratch, system: System) -> None:
     role = system.start_role("derive")
     # an ffmpeg of the role under way (at nice 19 on a loaded machine a whole job may take
     # minutes: what counts is that the role is at work while the clips are dropped)
-    wait_for(lambda: ffmpeg_children(role.pid), timeout=120,
+    wait_for(lambda: common.ffmpeg_children(role.pid), timeout=120,
              what="the derive role's first ffmpeg")
-
-
-def ffmpeg_children(pid: int) -> list[int]:
-    """The ffmpeg processes whose parent is ``pid`` (a child keeps its pid through the
-    setpriv and prlimit execs that precede ffmpeg)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm, _, rest = stat.partition("(")[2].rpartition(")")
-        if comm == "ffmpeg" and int(rest.split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 def drop_rows() -> list[Row]:
