@@ -81,13 +81,13 @@ def main(settings: Settings, argv: list[str]) -> int:
     if not settings.derive:
         log.info("VIDEODROP_DERIVE is empty: nothing to make; exiting")
         return 0
-    priority = lower_priority()
     runner = _runner(settings)
-    try:
+    try:  # before the priority drops: at nice 19 on a saturated machine its 10 s would pass
         version = ffmpeg.version(settings.ffmpeg, runner)
     except ChildMissing as exc:
         raise ConfigurationError(f"{exc}; install ffmpeg (apt-get install ffmpeg) or set"
                                  " VIDEODROP_FFMPEG") from exc
+    priority = lower_priority()
     media = storage.from_settings(settings)  # the one store of this process
     if isinstance(media, storage.FileStore):
         media.root.mkdir(parents=True, exist_ok=True)
