@@ -204,6 +204,30 @@ def ffprobe_args(path: Path | str) -> list[str]:
             "-show_format", "-show_streams", "-show_chapters", "-show_error", f"file:{path}"]
 
 
+def ffmpeg_children(pid: int, argument: str | None = None) -> list[int]:
+    """The ffmpeg processes whose parent is ``pid`` (a child keeps its pid through the
+    setpriv and prlimit execs that precede ffmpeg), with ``argument`` among their
+    arguments when given."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm, _, rest = stat.partition("(")[2].rpartition(")")
+        if comm != "ffmpeg" or int(rest.split()[1]) != pid:
+            continue
+        try:
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argument is None or argument.encode() in args:
+            found.append(int(entry.name))
+    return found
+
+
 # --- figures ---------------------------------------------------------------------------
 
 def percentile(values: Sequence[float], p: float) -> float:

@@ -22,7 +22,7 @@ from derive.transcoder import Transcoder
 from derive.worker import Worker
 from videodrop import links, storage
 from videodrop.catalog import Catalog
-from videodrop.children import ChildMissing, ChildRunner, prlimit_binary
+from videodrop.children import AutogroupNice, ChildMissing, ChildRunner, prlimit_binary
 from videodrop.errors import ConfigurationError
 from videodrop.role import Role, consumer_arguments
 from videodrop.settings import Settings
@@ -32,7 +32,10 @@ NICE = 19  # niceness of the role and its children (the lowest)
 
 def lower_priority() -> dict[str, object]:
     """Lower this thread's CPU priority to :data:`NICE` and its IO priority to the idle
-    class, before any thread or child starts (both are inherited).
+    class, before any thread or child starts (both are inherited; each ffmpeg child's
+    autogroup gets the niceness too: videodrop/children.py). When this process leads its
+    session (systemd, the testbed), its autogroup is its own and gets :data:`NICE` as
+    well; under ``videodrop run`` it shares the supervisor's, which is left alone.
     Best effort: a sandbox may forbid it (the systemd unit sets them itself)."""
     got: dict[str, object] = {}
     try:
@@ -42,6 +45,11 @@ def lower_priority() -> dict[str, object]:
         got["nice"] = max(current, NICE)
     except OSError as exc:
         got["nice_error"] = str(exc)
+    if os.getsid(0) == os.getpid():
+        autogroup = AutogroupNice(os.getpid(), NICE)
+        autogroup.attempt()
+        if autogroup.error is not None or autogroup.retry_at is not None:
+            got["autogroup_error"] = autogroup.error or "refused for now (EAGAIN)"
     ionice = shutil.which("ionice")
     if ionice is not None:
         done = subprocess.run([ionice, "-c", "3", "-p", str(os.getpid())],
@@ -73,13 +81,13 @@ def main(settings: Settings, argv: list[str]) -> int:
     if not settings.derive:
         log.info("VIDEODROP_DERIVE is empty: nothing to make; exiting")
         return 0
-    priority = lower_priority()
     runner = _runner(settings)
-    try:
+    try:  # before the priority drops: at nice 19 on a saturated machine its 10 s would pass
         version = ffmpeg.version(settings.ffmpeg, runner)
     except ChildMissing as exc:
         raise ConfigurationError(f"{exc}; install ffmpeg (apt-get install ffmpeg) or set"
                                  " VIDEODROP_FFMPEG") from exc
+    priority = lower_priority()
     media = storage.from_settings(settings)  # the one store of this process
     if isinstance(media, storage.FileStore):
         media.root.mkdir(parents=True, exist_ok=True)

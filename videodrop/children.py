@@ -12,6 +12,19 @@ kept up to :data:`STDERR_LIMIT` bytes (its head). Each child runs in its own ses
 its whole process group is killed when the deadline passes; it is killed when the thread
 that started it dies (``setpriv --pdeathsig KILL``: a SIGKILLed role leaves no child).
 
+A child runs at the niceness of the thread that starts it, and so does its *autogroup*.
+With ``kernel.sched_autogroup_enabled=1`` (Debian's default) the scheduler first shares
+the CPU between autogroups, one per session, each weighted by its own niceness (0 unless
+set): a child in a session of its own at nice 19 would weigh as much as a nice-0 ffprobe
+in another session, and the niceness of a low-priority role (derive, 19) would count for
+nothing against the prober's children. So a child started by a thread whose niceness is
+above 0 gets its autogroup set to it (``/proc/<pid>/autogroup``) right after it starts.
+Best effort: no autogroups in the kernel or the process in a cgroup other than the root
+(under systemd with the cpu controller, where ``CPUWeight=`` weighs the roles instead)
+make it a no-op or an error that is ignored; the kernel allows unprivileged writes once
+per 100 ms across the system (EAGAIN), so a refused write is retried while the child's
+output is read.
+
 Children run with at most :data:`ARENAS` malloc arenas (``MALLOC_ARENA_MAX``): glibc
 reserves 64 MiB of address space for each arena it adds (one per thread that meets
 contention, up to 8 per core), which counts against RLIMIT_AS without being memory; an
@@ -45,6 +58,7 @@ __all__ = [
     "ARENAS",
     "DEFAULT_MEMORY",
     "STDERR_LIMIT",
+    "AutogroupNice",
     "ChildError",
     "ChildLimits",
     "ChildMissing",
@@ -64,6 +78,7 @@ OPEN_FILES = 64
 #: stderr kept per child (bytes); the rest is read and dropped.
 STDERR_LIMIT = 1 << 20
 _CHUNK = 1 << 16
+_AUTOGROUP_RETRY = 0.02  # s between writes the kernel refused for now (EAGAIN)
 _PRLIMIT_HINT = "install util-linux (it provides prlimit)"
 _TIME_HINT = "install GNU time (apt-get install time)"
 _TIME_SIGNAL = re.compile(rb"^Command terminated by signal (\d+)$", re.MULTILINE)
@@ -177,11 +192,12 @@ class ChildRunner:
             self._prlimit = prlimit_binary()
         limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size, self.cpus)
         argv = [*_die_with_parent(), *limits.prlimit_args(self._prlimit), *args]
+        nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, which the child inherits
         if not self.measure_peak:
-            return run_limited(argv, timeout, on_stdout, program=args[0])
+            return run_limited(argv, timeout, on_stdout, program=args[0], nice=nice)
         with tempfile.NamedTemporaryFile(prefix="videodrop-peak-") as report:
             done = run_limited([time_binary(), "-f", "%M", "-o", report.name, *argv],
-                               timeout, on_stdout, program=args[0])
+                               timeout, on_stdout, program=args[0], nice=nice)
             return _measured(done, Path(report.name).read_bytes())
 
 
@@ -194,9 +210,42 @@ def _measured(done: Completed, report: bytes) -> Completed:
     return Completed(returncode, done.stdout, done.stderr, max_rss)
 
 
+class AutogroupNice:
+    """Sets the niceness of the autogroup of ``pid`` (a child of ours that leads a session
+    of its own, so that the autogroup is its alone) to ``nice`` (0..19).
+
+    :meth:`attempt` writes it once; ``retry_at`` is then the ``time.monotonic()`` at which
+    to try again (the kernel refused an unprivileged write within 100 ms of another one,
+    anywhere on the system: EAGAIN), or None when done or not possible (no autogroups in
+    this kernel, the child already gone, a sandbox refusing it: ``error`` says which)."""
+
+    def __init__(self, pid: int, nice: int) -> None:
+        self.path = f"/proc/{pid}/autogroup"
+        self.nice = nice
+        self.retry_at: float | None = 0.0
+        self.error: str | None = None
+
+    def attempt(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_WRONLY)
+            try:
+                os.write(fd, str(self.nice).encode())
+            finally:
+                os.close(fd)
+        except BlockingIOError:
+            self.retry_at = time.monotonic() + _AUTOGROUP_RETRY
+            return
+        except OSError as exc:
+            self.error = str(exc)
+        self.retry_at = None
+
+
 def run_limited(argv: Sequence[str], timeout: float,
-                on_stdout: Callable[[bytes], None] | None, *, program: str) -> Completed:
-    """Run ``argv`` (a list, never a shell) with a deadline; kill its group on timeout."""
+                on_stdout: Callable[[bytes], None] | None, *, program: str,
+                nice: int = 0) -> Completed:
+    """Run ``argv`` (a list, never a shell) with a deadline; kill its group on timeout.
+    ``nice``: the niceness the child runs at (inherited); above 0, its autogroup gets it
+    too (:class:`AutogroupNice`)."""
     deadline = time.monotonic() + timeout
     try:
         proc = subprocess.Popen(list(argv), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -206,8 +255,11 @@ def run_limited(argv: Sequence[str], timeout: float,
         raise ChildMissing(exc.filename or argv[0]) from exc
     except PermissionError as exc:
         raise ChildMissing(exc.filename or argv[0], "is not executable") from exc
+    autogroup = AutogroupNice(proc.pid, nice) if nice > 0 else None
+    if autogroup is not None:
+        autogroup.attempt()
     try:
-        out, err = _read_until_closed(proc, deadline, on_stdout)
+        out, err = _read_until_closed(proc, deadline, on_stdout, autogroup)
     except ChildTimeout:
         _kill_group(proc)
         raise ChildTimeout(timeout) from None
@@ -223,10 +275,12 @@ def run_limited(argv: Sequence[str], timeout: float,
 
 
 def _read_until_closed(proc: subprocess.Popen[bytes], deadline: float,
-                       on_stdout: Callable[[bytes], None] | None) -> tuple[bytes, bytes]:
+                       on_stdout: Callable[[bytes], None] | None,
+                       autogroup: AutogroupNice | None = None) -> tuple[bytes, bytes]:
     """Read the child's stdout and stderr until both close: (stdout, the first
     STDERR_LIMIT bytes of stderr); stdout goes to ``on_stdout`` chunk by chunk instead
-    when given (then b""). :class:`ChildTimeout` at ``deadline`` (``time.monotonic``)."""
+    when given (then b""). :class:`ChildTimeout` at ``deadline`` (``time.monotonic``).
+    ``autogroup``: a write refused for now, tried again at its ``retry_at``."""
     assert proc.stdout is not None and proc.stderr is not None
     out: list[bytes] = []
     err = bytearray()
@@ -234,9 +288,15 @@ def _read_until_closed(proc: subprocess.Popen[bytes], deadline: float,
         sel.register(proc.stdout, selectors.EVENT_READ, "out")
         sel.register(proc.stderr, selectors.EVENT_READ, "err")
         while sel.get_map():
-            left = deadline - time.monotonic()
+            now = time.monotonic()
+            left = deadline - now
             if left <= 0:
                 raise ChildTimeout(0)
+            if autogroup is not None and autogroup.retry_at is not None:
+                if now >= autogroup.retry_at:
+                    autogroup.attempt()
+                if autogroup.retry_at is not None:
+                    left = min(left, max(0.0, autogroup.retry_at - now))
             for key, _ in sel.select(left):
                 chunk = os.read(key.fd, _CHUNK)
                 if not chunk:

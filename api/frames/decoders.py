@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from api.frames.source import Original, as_original, redacted
-from videodrop.children import ARENAS, ChildLimits, prlimit_binary
+from videodrop.children import ARENAS, AutogroupNice, ChildLimits, prlimit_binary
 
 __all__ = ["CPU_SECONDS", "CopyRequest", "DecodeFailed", "Decoders", "Request"]
 
@@ -134,12 +134,19 @@ class _Child:
         self.buffer = bytearray()
         self.cpu = 0.0
         self.recent: list[str] = []  # the inputs it last read (it keeps them open), by key
+        # Its session's autogroup at NICENESS too, or its niceness would count for nothing
+        # against children of other sessions (videodrop/children.py); a write the kernel
+        # refused for now is tried again before a later request.
+        self.autogroup = AutogroupNice(self.proc.pid, NICENESS)
+        self.autogroup.attempt()
 
     def ask(self, request: Request | CopyRequest, deadline: float
             ) -> tuple[dict[str, Any], bytes]:
         """(the answer's head, its bytes); EOFError when the child is gone,
         TimeoutError at ``deadline`` (``time.monotonic``)."""
         assert self.proc.stdin is not None
+        if self.autogroup.retry_at is not None and time.monotonic() >= self.autogroup.retry_at:
+            self.autogroup.attempt()
         try:
             self.proc.stdin.write(request.line(max(0.0, deadline - time.monotonic())))
             self.proc.stdin.flush()

@@ -94,6 +94,9 @@ def test_the_child_runs_limited_and_at_a_lower_priority(clip, decoders):
     assert any(line.startswith("Max address space") and str(1 << 30) in line
                for line in limits.splitlines())
     assert os.getpriority(os.PRIO_PROCESS, pid) >= 10
+    autogroup = Path(f"/proc/{pid}/autogroup")  # its session's: at 10 too, or nice is moot
+    if autogroup.exists():
+        assert autogroup.read_text().split()[-1] == "10", autogroup.read_text()
 
 
 def test_a_child_that_cannot_run_under_its_memory_limit_fails_clearly(clip):

@@ -8,6 +8,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,7 @@ from videodrop.children import (
     ChildMissing,
     ChildRunner,
     ChildTimeout,
+    Completed,
 )
 
 REPORT = """
@@ -144,3 +146,64 @@ def test_children_run_with_few_malloc_arenas(monkeypatch: pytest.MonkeyPatch) ->
     assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"2"
     monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
     assert ChildRunner()([sys.executable, "-c", code], 10).stdout.strip() == b"8"
+
+
+
+def child_pids(parent: int) -> list[int]:
+    """The pids whose parent is ``parent``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append(int(entry.name))
+    return found
+
+
+def autogroup_of_child(nice: int) -> str:
+    """The autogroup line (``/autogroup-N nice K``) of a child started by a thread at
+    niceness ``nice`` (threads of one process have their own niceness on Linux), read
+    from outside while it runs: a child starved at nice 19 on a busy machine need not run
+    for it. The child is then killed."""
+    before = set(child_pids(os.getpid()))
+    got: list[object] = []
+
+    def run() -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, 0, nice)  # this thread only
+            got.append(ChildRunner()(["sleep", "120"], 120))
+        except BaseException as exc:
+            got.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        [pid] = wait_for(lambda: list(set(child_pids(os.getpid())) - before), timeout=30,
+                         what="the child")
+        line = wait_for(lambda: (text := Path(f"/proc/{pid}/autogroup").read_text().strip())
+                        .endswith(f"nice {nice}") and text, timeout=10,
+                        what=f"its autogroup at nice {nice}")
+    finally:
+        for pid in set(child_pids(os.getpid())) - before:
+            os.kill(pid, signal.SIGKILL)
+        thread.join()
+    assert isinstance(got[0], Completed) and got[0].returncode == -signal.SIGKILL, got
+    return str(line)
+
+@pytest.mark.skipif(not Path("/proc/self/autogroup").exists()
+                    or Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip()
+                    != "1", reason="no autogroups in this kernel")
+def test_a_low_priority_child_has_a_low_priority_autogroup() -> None:
+    """A child leads a session of its own, hence an autogroup of its own, and the
+    scheduler weighs autogroups by their own niceness before it looks at the tasks in
+    them: the child of a nice-19 thread (the derive role's ffmpeg) must have its autogroup
+    at 19, or it weighs as much as the prober's nice-0 ffprobe in its own session. A
+    child at normal priority keeps an autogroup at 0 (full weight)."""
+    low = autogroup_of_child(19)
+    assert low.endswith("nice 19"), low
+    normal = autogroup_of_child(0)
+    assert normal.endswith("nice 0"), normal
+    assert low.split()[0] != normal.split()[0]  # each its own autogroup
