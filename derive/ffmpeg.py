@@ -176,23 +176,35 @@ def rotation(stderr: bytes) -> str:
     found = _ROTATION.search(video.group(0)) if video else None
     if found is None:
         return ""
-    theta = -round(float(found.group(1)))  # as fftools' get_rotation()
+    return "".join(f"{name}={arg}," if arg else f"{name},"
+                   for name, arg in turn(float(found.group(1))))
+
+
+def turn(rotation: float) -> list[tuple[str, str]]:
+    """The filters (name, arguments) that ffmpeg 5.1's autorotation inserts for a display
+    matrix's ``rotation`` (degrees, counter-clockwise as ffprobe and PyAV give it)."""
+    theta = -round(rotation)  # as fftools' get_rotation()
     theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
     if abs(theta - 90) < 1:
-        return "transpose=clock,"
+        return [("transpose", "clock")]
     if abs(theta - 180) < 1:
-        return "hflip,vflip,"
+        return [("hflip", ""), ("vflip", "")]
     if abs(theta - 270) < 1:
-        return "transpose=cclock,"
-    return f"rotate={theta:f}*PI/180," if abs(theta) > 1 else ""
+        return [("transpose", "cclock")]
+    return [("rotate", f"{theta:f}*PI/180")] if abs(theta) > 1 else []
 
 
 def display_size(long_side: int) -> str:
     """Filters that apply the sample aspect ratio (square pixels) and bound the long side
     to ``long_side`` pixels without enlarging; ffmpeg applies the rotation itself."""
-    return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
-            f"scale=w='min({long_side},iw)':h='min({long_side},ih)'"
-            ":force_original_aspect_ratio=decrease:force_divisible_by=2")
+    return ",".join(f"{name}={arg}" for name, arg in display_filters(long_side))
+
+
+def display_filters(long_side: int) -> list[tuple[str, str]]:
+    """:func:`display_size` as (name, arguments) pairs, for a filter graph built by PyAV."""
+    return [("scale", "w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2'"), ("setsar", "1"),
+            ("scale", f"w='min({long_side},iw)':h='min({long_side},ih)'"
+                      ":force_original_aspect_ratio=decrease:force_divisible_by=2")]
 
 
 class FFmpeg:

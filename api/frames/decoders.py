@@ -17,13 +17,9 @@ this pool keeps at most :data:`IDLE_KEPT` idle ones beyond what is in use.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import selectors
 import shutil
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -32,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from api.frames.source import Original, as_original, redacted
-from videodrop.children import ARENAS, ChildLimits, prlimit_binary
+from videodrop.children import ChildLimits, prlimit_binary
+from videodrop.kept_child import KeptChild
 
 __all__ = ["CPU_SECONDS", "DecodeFailed", "Decoders", "Request"]
 
@@ -91,67 +88,20 @@ class Request:
                            "format": self.format}).encode() + b"\n"
 
 
-class _Child:
-    """One decoding child and the bytes read from it not yet used."""
+class _Child(KeptChild):
+    """One decoding child, and the inputs it last read (it keeps them open), by key."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True,
-                                     cwd=_ROOT, env={**os.environ,
-                                                     "MALLOC_ARENA_MAX": str(ARENAS),
-                                                     "PYTHONPATH": str(_ROOT)})
-        self.buffer = bytearray()
-        self.cpu = 0.0
-        self.recent: list[str] = []  # the inputs it last read (it keeps them open), by key
+        super().__init__(argv, _ROOT, {"PYTHONPATH": str(_ROOT)})
+        self.recent: list[str] = []
 
     def ask(self, request: Request, deadline: float) -> tuple[dict[str, Any], bytes]:
         """(the answer's head, its bytes); EOFError when the child is gone,
         TimeoutError at ``deadline`` (``time.monotonic``)."""
-        assert self.proc.stdin is not None
-        try:
-            self.proc.stdin.write(request.line(max(0.0, deadline - time.monotonic())))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise EOFError("the decoder is gone") from exc
-        while b"\n" not in self.buffer:
-            self._read(deadline)
-        end = self.buffer.index(b"\n")
-        head = json.loads(bytes(self.buffer[:end]))
-        del self.buffer[:end + 1]
-        size = int(head.get("size", 0))
-        while len(self.buffer) < size:
-            self._read(deadline)
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        self.cpu = float(head.get("cpu", 0.0))
+        head, data = self.exchange(request.line(max(0.0, deadline - time.monotonic())),
+                                   deadline)
         self.recent = [request.key, *(k for k in self.recent if k != request.key)][:4]
         return head, data
-
-    def _read(self, deadline: float) -> None:
-        assert self.proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                raise TimeoutError
-        chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
-        if not chunk:
-            raise EOFError("the decoder is gone")
-        self.buffer += chunk
-
-    def kill(self) -> int:
-        """Kill its group, reap it: its exit status (negative: the signal)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        try:
-            return self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
 
 
 class Decoders:

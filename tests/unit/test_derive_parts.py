@@ -87,26 +87,6 @@ def test_poster_window_of_long_videos_starts_a_tenth_in():
     assert poster.window(130) == (10.0, poster.WINDOW)
 
 
-def test_poster_seeks_one_per_stretch_of_the_window_two_to_four():
-    assert poster.SEEK_SPACING == 5.0
-    assert poster.seeks(20.0) == [2.5, 7.5, 12.5, 17.5]
-    assert poster.seeks(10.0) == [2.5, 7.5]
-    assert poster.seeks(3.0) == [0.75, 2.25]
-    long = poster.seeks(3600.0)  # the window: 120 s from a tenth in
-    assert len(long) == poster.SEEKS and 360.0 < long[0] < long[-1] < 480.0
-
-
-def test_poster_seeks_in_matroska_and_asf_files_whose_duration_is_known(tmp_path: Path):
-    webm, mp4, wmv = tmp_path / "a.webm", tmp_path / "a.mp4", tmp_path / "a.wmv"
-    webm.write_bytes(poster.EBML + b"\x42\x86\x81\x01")
-    mp4.write_bytes(b"\0\0\0\x20ftypisom")
-    wmv.write_bytes(poster.ASF + bytes(14))
-    assert poster.by_seeking(webm, 10.0) and poster.by_seeking(wmv, 95.0)
-    assert not poster.by_seeking(webm, None) and not poster.by_seeking(mp4, 10.0)
-    assert not poster.by_seeking(wmv, None)
-    assert not poster.by_seeking(tmp_path / "gone.webm", 10.0)
-
-
 DUMP = b"""Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:x.mp4':
   Duration: 00:00:02.01, start: 0.000000, bitrate: 2696 kb/s
   Stream #0:0[0x1](eng): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, 5.1, fltp
