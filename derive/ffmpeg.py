@@ -33,13 +33,7 @@ from videodrop.formats import DEMUXERS
 PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
 _SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
-_NAMED_SHOWINFO = re.compile(rb"\[showinfo@(\w+) @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
-                             rb"pts_time:(-?[\d.e+-]+)")
 _FORMATS = ",".join(sorted(DEMUXERS))
-# ffmpeg's dump of input #0 (before its outputs'), its first video stream's part, a rotation
-_INPUT_DUMP = re.compile(rb"^Input #0\b.*?(?=^Output #|^Stream mapping:|\Z)", re.S | re.M)
-_VIDEO_DUMP = re.compile(rb"^ *Stream #0:\d+\S*: Video:.*?(?=^ *Stream #|\Z)", re.S | re.M)
-_ROTATION = re.compile(rb"displaymatrix: rotation of (-?[\d.]+) degrees")
 #: The first video stream and nothing else, for an output of a pass.
 VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
@@ -133,8 +127,7 @@ def input_args(path: Path | Source, *, keyframes: bool, start: float = 0.0,
     takes the video stream alone. A pass with a second output maps the stream again
     (:data:`VIDEO_ONLY`) with a ``-vf`` of its own (the stream is decoded once for both):
     a ``-filter_complex`` taking the stream would make ``-discard`` of no effect (ffmpeg
-    5.1). ``autorotate`` False: the frames as coded (``-noautorotate``; :func:`rotation`
-    gives the filters)."""
+    5.1). ``autorotate`` False: the frames as coded (``-noautorotate``)."""
     source = as_source(path)
     args = [*_input(source), "-threads", "2"]
     if keyframes:  # the demuxer drops the other packets; the decoder skips what is left
@@ -153,31 +146,6 @@ def plain_input(path: Path | Source) -> list[str]:
     containers' demuxers only (as :func:`input_args`)."""
     source = as_source(path)
     return [*_input(source), "-i", source.url()]
-
-
-def keyframe_input(path: Path | Source, at: float) -> list[str]:
-    """An input of ``path`` that starts at the keyframe at or before ``at`` (seconds; the
-    last keyframe when ``at`` is past it): a seek by the container's index (``-ss`` before
-    ``-i``, not accurate), keyframes only, one decoding thread (a frame or two is decoded).
-    Its frames' times are relative to ``at`` (the first is at or below 0). Without an
-    output mapping: the pass maps ``{i}:v:0`` of each such input itself."""
-    source = as_source(path)
-    return [*_input(source), "-threads", "1", "-discard", "nokey", "-skip_frame", "nokey",
-            "-noaccurate_seek", "-ss", f"{max(0.0, at):.3f}", "-i", source.url()]
-
-
-def rotation(stderr: bytes) -> str:
-    """The filters (``""`` or ending in a comma) that ffmpeg 5.1's autorotation inserts
-    for input #0's first video stream, from the display matrix in ffmpeg's dump of that
-    input (``-loglevel info``): applied by hand after ``-noautorotate``, they rotate
-    only the frames kept rather than every frame decoded."""
-    dump = _INPUT_DUMP.search(stderr)
-    video = _VIDEO_DUMP.search(dump.group(0)) if dump else None
-    found = _ROTATION.search(video.group(0)) if video else None
-    if found is None:
-        return ""
-    return "".join(f"{name}={arg}," if arg else f"{name},"
-                   for name, arg in turn(float(found.group(1))))
 
 
 def turn(rotation: float) -> list[tuple[str, str]]:
@@ -257,14 +225,6 @@ class FFmpeg:
 def showinfo_times(stderr: bytes) -> list[float]:
     """The frame times ``showinfo`` logged, in order (seconds)."""
     return [float(m.group(1)) for m in _SHOWINFO.finditer(stderr)]
-
-
-def first_times(stderr: bytes) -> dict[str, float]:
-    """The time (seconds) of the first frame each ``showinfo@name`` filter logged, by name."""
-    times: dict[str, float] = {}
-    for m in _NAMED_SHOWINFO.finditer(stderr):
-        times.setdefault(m.group(1).decode("ascii"), float(m.group(2)))
-    return times
 
 
 def last_error(stderr: bytes) -> str:

@@ -131,9 +131,12 @@ class Input:
         self._open()
 
     def _open(self) -> None:
-        options = {"protocol_whitelist": self.protocols, "format_whitelist": _FORMATS}
-        try:  # the stream probe's frames without the deblocking filter (H.264 decodes up to
-            # 7 to guess its delay: 4 Mpx ones cost); the decoder's own frames keep it
+        # the stream probe estimates no frame rate (unused here: it decodes frames of a
+        # variable-rate video for seconds) and decodes its frames without the deblocking
+        # filter (H.264 decodes up to 7 to guess its delay); the decoder's own keep it
+        options = {"protocol_whitelist": self.protocols, "format_whitelist": _FORMATS,
+                   "fpsprobesize": "0"}
+        try:
             self.container = av.open(self.url, options=options,
                                      stream_options=[_PROBE_OPTIONS] * _PROBED)  # type: ignore[list-item]
         except ValueError:  # a format whose streams appear while probing (FLV)
