@@ -51,6 +51,7 @@ from derive.poster import (
     window,
 )
 from videodrop.derivatives import Reason
+from videodrop.filtering import through
 from videodrop.formats import DEMUXERS
 from videodrop.storage import redact_urls
 
@@ -81,24 +82,9 @@ class Best:
             self.candidate, self.frame = candidate, frame
 
 
-def graph_of(frame: Any, sar: Fraction | None, chain: list[tuple[str, str]]) -> Any:
-    """``frame`` through the filters ``chain`` (name, arguments), as ffmpeg would."""
-    graph = av.filter.Graph()
-    aspect = f"{sar.numerator}/{sar.denominator}" if sar else "0/1"
-    nodes = [graph.add("buffer", f"video_size={frame.width}x{frame.height}"
-                                 f":pix_fmt={frame.format.name}:time_base=1/90000"
-                                 f":pixel_aspect={aspect}")]
-    nodes += [graph.add(name, arg) if arg else graph.add(name) for name, arg in chain]
-    nodes.append(graph.add("buffersink"))
-    graph.link_nodes(*nodes).configure()
-    frame.pts = None
-    graph.push(frame)
-    return graph.pull()
-
-
 def measured(time: float, frame: Any) -> Candidate:
     """The candidate ``frame`` is: shrunk as ``poster.MEASURE``, grey, measured."""
-    small = graph_of(frame, None, [("scale", f"{PROBE_W}:{PROBE_H}:flags=area"),
+    small = through(frame, None, [("scale", f"{PROBE_W}:{PROBE_H}:flags=area"),
                                    ("format", "gray")])
     plane = small.planes[0]
     data = bytes(plane)
@@ -111,7 +97,7 @@ def drawn(frame: Any, sar: Fraction | None) -> tuple[bytes, int, int]:
     """(the poster's JPEG, its width, its height): ``frame`` turned as displayed, its
     pixels made square, its long side at most ``LONG_SIDE`` px."""
     rotation = frame.rotation or 0.0
-    picture = graph_of(frame, sar, [*turn(rotation), *display_filters(LONG_SIDE),
+    picture = through(frame, sar, [*turn(rotation), *display_filters(LONG_SIDE),
                                     ("format", "yuvj420p")])
     codec = av.CodecContext.create("mjpeg", "w")
     codec.width, codec.height = picture.width, picture.height
@@ -322,29 +308,23 @@ def _facts(chosen: Candidate, frame: Any, source: Input, decode: str,
 
 def answer(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """One request's answer (the protocol of the module docstring)."""
+    source: Input | None = None
     try:
         source = Input(str(request["url"]), str(request["protocols"]))
-    except Failed as exc:
-        return _failure(exc.reason, str(exc))
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        return _failure(Reason.FFMPEG_FAILED, f"the file cannot be read: {exc}")
-    except MemoryError:
-        return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
-                        " (VIDEODROP_CHILD_MEMORY)")
-    try:
-        duration = request.get("duration")
-        seen = request.get("seen")
+        duration, seen = request.get("duration"), request.get("seen")
         facts = pick(source, float(duration) if duration else None,
                      None if seen is None else float(seen))
     except Failed as exc:
         return _failure(exc.reason, str(exc))
     except (av.FFmpegError, OSError, ValueError) as exc:
-        return _failure(Reason.FFMPEG_FAILED, f"decoding failed: {exc}")
+        what = "the file cannot be read" if source is None else "decoding failed"
+        return _failure(Reason.FFMPEG_FAILED, f"{what}: {exc}")
     except MemoryError:
         return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
                         " (VIDEODROP_CHILD_MEMORY)")
     finally:
-        source.close()
+        if source is not None:
+            source.close()
     data = facts.pop("jpeg")
     return {"ok": True, **facts, "size": len(data)}, data
 

@@ -15,19 +15,14 @@ request sent once more. At most :data:`IDLE_KEPT` idle children are kept.
 from __future__ import annotations
 
 import json
-import shutil
-import signal
-import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from derive.ffmpeg import Deadline, Failed, FFmpeg, FullDecode, Skipped
 from derive.source import Source, as_source
-from videodrop.children import ChildLimits, prlimit_binary
 from videodrop.derivatives import Reason
-from videodrop.kept_child import KeptChild
+from videodrop.kept_child import KeptChild, KeptChildren, Stopped, limited_argv
 
 __all__ = ["CPU_SECONDS", "IDLE_KEPT", "Posters"]
 
@@ -49,23 +44,21 @@ class Posters:
         self.memory = memory
         self.deadline = deadline
         self.cpu = 0.0
-        self._idle: list[KeptChild] = []
-        self._lock = threading.Lock()
-        self._argv: list[str] | None = None
+        self._children: KeptChildren[KeptChild] | None = None
+
+    @property
+    def children(self) -> KeptChildren[KeptChild]:
+        if self._children is None:  # prlimit looked for at the first poster
+            argv = limited_argv(self.memory, CPU_SECONDS, "derive.poster_child")
+            self._children = KeptChildren(
+                lambda: KeptChild(argv, _ROOT, {"PYTHONPATH": str(_ROOT)}), IDLE_KEPT,
+                CPU_SECONDS)
+        return self._children
 
     @classmethod
     def like(cls, ffmpeg: FFmpeg) -> Posters:
         """Children with the limits and deadlines of ``ffmpeg``'s."""
         return cls(ffmpeg.runner.memory, ffmpeg.deadline)
-
-    def argv(self) -> list[str]:
-        if self._argv is None:
-            limits = ChildLimits(memory=self.memory, cpu_seconds=CPU_SECONDS)
-            setpriv = shutil.which("setpriv")
-            self._argv = [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []),
-                          *limits.prlimit_args(prlimit_binary()),
-                          sys.executable, "-m", "derive.poster_child"]
-        return self._argv
 
     def pick(self, path: Path | Source, duration: float | None, *, seen: float | None = None,
              seconds: float | None = None) -> tuple[dict[str, Any], bytes]:
@@ -77,74 +70,39 @@ class Posters:
         timeout = self.timeout(path, seconds)
         line = json.dumps({"url": source.url(), "protocols": source.protocols,
                            "duration": duration, "seen": seen}).encode() + b"\n"
-        for attempt in (0, 1):
-            child, fresh = self._take()
+
+        def send(child: KeptChild) -> tuple[dict[str, Any], bytes, float]:
             before = child.cpu
-            try:
-                head, data = child.exchange(line, time.monotonic() + timeout)
-            except TimeoutError:
-                child.kill()
-                raise Failed(Reason.TIMEOUT,
-                             f"the poster's child timed out after {timeout:g} s") from None
-            except EOFError:
-                status = child.kill()
-                if attempt == 0 and not fresh and status != -signal.SIGXCPU:
-                    continue  # died while idle: once more, with a fresh one
-                if status in (-signal.SIGKILL, -signal.SIGXCPU, -signal.SIGSEGV):
-                    raise Failed(Reason.RESOURCE_LIMIT, "the poster's child was stopped by"
-                                 " a resource limit (VIDEODROP_CHILD_MEMORY or CPU time)"
-                                 ) from None
-                raise Failed(Reason.FFMPEG_FAILED,
-                             f"the poster's child exited with {status}") from None
-            except BaseException:
-                child.kill()
-                raise
-            self.cpu = child.cpu - before
-            self._give_back(child)
-            if not head.get("ok"):
-                reason = Reason(str(head.get("reason", Reason.FFMPEG_FAILED)))
-                kind = Skipped if reason in _SKIPS else Failed
-                raise kind(reason, str(head.get("sentence", "no poster")))
-            return head, data
-        raise AssertionError("unreachable")
+            head, data = child.exchange(line, time.monotonic() + timeout)
+            return head, data, child.cpu - before
+
+        try:
+            head, data, self.cpu = self.children.ask(send)
+        except TimeoutError:
+            raise Failed(Reason.TIMEOUT,
+                         f"the poster's child timed out after {timeout:g} s") from None
+        except Stopped as exc:
+            if exc.by_limit:
+                raise Failed(Reason.RESOURCE_LIMIT, "the poster's child was stopped by a"
+                             " resource limit (VIDEODROP_CHILD_MEMORY or CPU time)") from None
+            raise Failed(Reason.FFMPEG_FAILED,
+                         f"the poster's child exited with {exc.status}") from None
+        if not head.get("ok"):
+            reason = Reason(str(head.get("reason", Reason.FFMPEG_FAILED)))
+            kind = Skipped if reason in _SKIPS else Failed
+            raise kind(reason, str(head.get("sentence", "no poster")))
+        return head, data
 
     def timeout(self, path: Path | Source, seconds: float | None) -> float:
         """A request's deadline (s): a pass decoding every frame of ``seconds`` of
         ``path``'s media (:meth:`Deadline.of`)."""
         return self.deadline.of(FullDecode(path, seconds))
 
-    def _take(self) -> tuple[KeptChild, bool]:
-        """An idle child that is still alive, else a new one (and whether it is new)."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        alive = [child for child in idle if child.alive()]
-        for child in idle:
-            if child not in alive:
-                child.kill()  # reaps it
-        with self._lock:
-            self._idle = alive + self._idle
-            if self._idle:
-                return self._idle.pop(), False
-        return KeptChild(self.argv(), _ROOT, {"PYTHONPATH": str(_ROOT)}), True
-
-    def _give_back(self, child: KeptChild) -> None:
-        if child.cpu > CPU_SECONDS / 2:
-            child.kill()
-            return
-        with self._lock:
-            if len(self._idle) < IDLE_KEPT:
-                self._idle.append(child)
-                return
-        child.kill()
-
     def pids(self) -> list[int]:
         """The idle children's process ids (tests, operators)."""
-        with self._lock:
-            return [child.proc.pid for child in self._idle]
+        return self._children.pids() if self._children is not None else []
 
     def close(self) -> None:
         """Kill the idle children."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for child in idle:
-            child.kill()
+        if self._children is not None:
+            self._children.close()

@@ -6,7 +6,7 @@ request costs its work only, not a process start.
 Protocol: a request is one line; its answer one JSON line (with ``"size"``: the bytes
 that follow it, 0 when absent) and those bytes. Each exchange has a deadline; the caller
 kills the child past it (its whole group: it runs in its own session) and starts a new
-one for the next request.
+one for the next request (:class:`KeptChildren`: the idle ones of a process).
 """
 
 from __future__ import annotations
@@ -15,15 +15,19 @@ import contextlib
 import json
 import os
 import selectors
+import shutil
 import signal
 import subprocess
+import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
-from videodrop.children import ARENAS
+from videodrop.children import ARENAS, ChildLimits, prlimit_binary
 
-__all__ = ["KeptChild"]
+__all__ = ["KeptChild", "KeptChildren", "Stopped", "limited_argv"]
 
 
 class KeptChild:
@@ -89,3 +93,104 @@ class KeptChild:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             return self.proc.wait()
+
+
+C = TypeVar("C", bound=KeptChild)
+T = TypeVar("T")
+
+
+class Stopped(Exception):
+    """The child died during a request: ``status`` (negative: the signal);
+    ``by_limit``: killed by a resource limit (address space, CPU time)."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"the child exited with {status}")
+        self.status = status
+        self.by_limit = status in (-signal.SIGKILL, -signal.SIGXCPU, -signal.SIGSEGV)
+
+
+def limited_argv(memory: int, cpu_seconds: int, module: str,
+                 niceness: int | None = None) -> list[str]:
+    """The command of a kept child running ``python -m module``: killed with the thread
+    that starts it (``setpriv --pdeathsig KILL`` when installed), under prlimit's
+    ``memory`` bytes of address space and ``cpu_seconds`` of CPU time for its life
+    (videodrop/children.py's other limits), at ``niceness`` when given."""
+    limits = ChildLimits(memory=memory, cpu_seconds=cpu_seconds)
+    setpriv, nice = shutil.which("setpriv"), shutil.which("nice")
+    return [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []),
+            *limits.prlimit_args(prlimit_binary()),
+            *([nice, "-n", str(niceness)] if nice and niceness is not None else []),
+            sys.executable, "-m", module]
+
+
+class KeptChildren(Generic[C]):
+    """The idle children of one process, at most ``idle_kept`` of them, each retired
+    (killed) once its CPU time passes half of ``cpu_seconds``; ``make`` starts one.
+    Thread-safe: each request has a child to itself."""
+
+    def __init__(self, make: Callable[[], C], idle_kept: int, cpu_seconds: int) -> None:
+        self.make = make
+        self.idle_kept = idle_kept
+        self.cpu_seconds = cpu_seconds
+        self._idle: list[C] = []
+        self._lock = threading.Lock()
+
+    def ask(self, send: Callable[[C], T],
+               prefer: Callable[[C], bool] | None = None) -> T:
+        """``send(child)``'s answer, on an idle child (one that ``prefer`` likes first)
+        or a new one. A kept child that died while idle is replaced and the request
+        sent once more. TimeoutError (the child killed), :class:`Stopped`."""
+        for attempt in (0, 1):
+            child, fresh = self._take(prefer)
+            try:
+                answer = send(child)
+            except TimeoutError:
+                child.kill()
+                raise
+            except EOFError:
+                status = child.kill()
+                if attempt == 0 and not fresh and status != -signal.SIGXCPU:
+                    continue  # died while idle (its thread gone?): once more, fresh
+                raise Stopped(status) from None
+            except BaseException:
+                child.kill()
+                raise
+            self._give_back(child)
+            return answer
+        raise AssertionError("unreachable")
+
+    def _take(self, prefer: Callable[[C], bool] | None) -> tuple[C, bool]:
+        """An idle child still alive (one ``prefer`` likes if any), else a new one; and
+        whether it is new."""
+        with self._lock:
+            gone = [c for c in self._idle if not c.alive()]
+            self._idle = [c for c in self._idle if c not in gone]
+        for child in gone:
+            child.kill()  # reaps it
+        with self._lock:
+            if self._idle:
+                liked = [n for n, c in enumerate(self._idle) if prefer and prefer(c)]
+                return self._idle.pop(liked[0] if liked else -1), False
+        return self.make(), True
+
+    def _give_back(self, child: C) -> None:
+        if child.cpu > self.cpu_seconds / 2:
+            child.kill()
+            return
+        with self._lock:
+            if len(self._idle) < self.idle_kept:
+                self._idle.append(child)
+                return
+        child.kill()
+
+    def pids(self) -> list[int]:
+        """The idle children's process ids (tests, operators)."""
+        with self._lock:
+            return [child.proc.pid for child in self._idle]
+
+    def close(self) -> None:
+        """Kill the idle children."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.kill()

@@ -45,6 +45,7 @@ from typing import Any, BinaryIO
 import av
 
 from api.frames.source import REMOTE_PROTOCOLS, redacted
+from videodrop.filtering import through
 from videodrop.formats import DEMUXERS
 
 #: Inputs kept open by one child (each holds its demuxer and decoder: ~30 MB for 1080p).
@@ -239,18 +240,7 @@ def filters(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> list[tu
 def drawn(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> Any:
     """The frame through :func:`filters`."""
     sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    graph = av.filter.Graph()
-    args = (f"video_size={frame.width}x{frame.height}:pix_fmt={frame.format.name}"
-            f":time_base=1/90000:pixel_aspect="
-            f"{sar.numerator if sar else 0}/{sar.denominator if sar else 1}")
-    nodes = [graph.add("buffer", args)]
-    nodes += [graph.add(name, arg) if arg else graph.add(name)
-              for name, arg in filters(frame, stream, width, raw, fmt)]
-    nodes.append(graph.add("buffersink"))
-    graph.link_nodes(*nodes).configure()
-    frame.pts = None
-    graph.push(frame)
-    return graph.pull()
+    return through(frame, sar, filters(frame, stream, width, raw, fmt))
 
 
 def encoded(picture: Any, fmt: str) -> bytes:

@@ -18,18 +18,13 @@ this pool keeps at most :data:`IDLE_KEPT` idle ones beyond what is in use.
 from __future__ import annotations
 
 import json
-import shutil
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from api.frames.source import Original, as_original, redacted
-from videodrop.children import ChildLimits, prlimit_binary
-from videodrop.kept_child import KeptChild
+from videodrop.kept_child import KeptChild, KeptChildren, Stopped, limited_argv
 
 __all__ = ["CPU_SECONDS", "DecodeFailed", "Decoders", "Request"]
 
@@ -110,83 +105,42 @@ class Decoders:
 
     def __init__(self, memory: int) -> None:
         self.memory = memory
-        self._idle: list[_Child] = []
-        self._lock = threading.Lock()
-        self._argv: list[str] | None = None
+        self._children: KeptChildren[_Child] | None = None
 
     def argv(self) -> list[str]:
-        if self._argv is None:
-            limits = ChildLimits(memory=self.memory, cpu_seconds=CPU_SECONDS)
-            setpriv = shutil.which("setpriv")
-            nice = shutil.which("nice")
-            self._argv = [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []),
-                          *limits.prlimit_args(prlimit_binary()),
-                          *([nice, "-n", str(NICENESS)] if nice else []),
-                          sys.executable, "-m", "api.frames.decoder"]
-        return self._argv
+        return limited_argv(self.memory, CPU_SECONDS, "api.frames.decoder", NICENESS)
+
+    @property
+    def children(self) -> KeptChildren[_Child]:
+        if self._children is None:  # prlimit looked for at the first picture
+            argv = self.argv()
+            self._children = KeptChildren(lambda: _Child(argv), IDLE_KEPT, CPU_SECONDS)
+        return self._children
 
     def picture(self, request: Request, deadline: float) -> tuple[float, bytes]:
         """(the time of the frame decoded, s; its picture's bytes), by ``deadline``
         (``time.monotonic``); :class:`DecodeFailed`."""
-        for attempt in (0, 1):
-            child, fresh = self._take(request.key)
-            try:
-                head, data = child.ask(request, deadline)
-            except TimeoutError:
-                child.kill()
-                raise DecodeFailed("timeout", "the decoder did not finish in time") from None
-            except EOFError:
-                status = child.kill()
-                if attempt == 0 and not fresh and status != -signal.SIGXCPU:
-                    continue  # died while idle (its thread gone?): once more, fresh
-                if status in (-signal.SIGKILL, -signal.SIGXCPU, -signal.SIGSEGV):
-                    raise DecodeFailed("resource_limit",
-                                       "the decoder was stopped by a resource limit") from None
-                raise DecodeFailed("decode_failed",
-                                   f"the decoder exited with {status}") from None
-            except BaseException:
-                child.kill()
-                raise
-            self._give_back(child)
-            if not head.get("ok"):
-                raise DecodeFailed(str(head.get("reason", "decode_failed")),
-                                   redacted(str(head.get("sentence", "no frame"))))
-            return float(head["time"]), data
-        raise AssertionError("unreachable")
-
-    def _take(self, key: str) -> tuple[_Child, bool]:
-        """An idle child, one that has the input ``key`` open if any; else a new one."""
-        gone: list[_Child] = []
-        with self._lock:
-            if self._idle:
-                gone = [c for c in self._idle if c.proc.poll() is not None]
-                self._idle = [c for c in self._idle if c not in gone]
-        for child in gone:
-            child.kill()  # reaps it
-        with self._lock:
-            if self._idle:
-                has = [n for n, c in enumerate(self._idle) if key in c.recent]
-                return self._idle.pop(has[0] if has else -1), False
-        return _Child(self.argv()), True
-
-    def _give_back(self, child: _Child) -> None:
-        if child.cpu > CPU_SECONDS / 2:
-            child.kill()
-            return
-        with self._lock:
-            if len(self._idle) < IDLE_KEPT:
-                self._idle.append(child)
-                return
-        child.kill()
+        try:
+            head, data = self.children.ask(lambda child: child.ask(request, deadline),
+                                           lambda child: request.key in child.recent)
+        except TimeoutError:
+            raise DecodeFailed("timeout", "the decoder did not finish in time") from None
+        except Stopped as exc:
+            if exc.by_limit:
+                raise DecodeFailed("resource_limit",
+                                   "the decoder was stopped by a resource limit") from None
+            raise DecodeFailed("decode_failed",
+                               f"the decoder exited with {exc.status}") from None
+        if not head.get("ok"):
+            raise DecodeFailed(str(head.get("reason", "decode_failed")),
+                               redacted(str(head.get("sentence", "no frame"))))
+        return float(head["time"]), data
 
     def pids(self) -> list[int]:
         """The idle children's process ids (tests, operators)."""
-        with self._lock:
-            return [child.proc.pid for child in self._idle]
+        return self.children.pids() if self._children is not None else []
 
     def close(self) -> None:
         """Kill the idle children."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for child in idle:
-            child.kill()
+        if self._children is not None:
+            self._children.close()
