@@ -23,14 +23,11 @@ rotation and ``display_size``'s filters and encoded as ffmpeg's mjpeg at ``-q:v`
 
 from __future__ import annotations
 
-import json
 import math
-import resource
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any
 
 import av
 
@@ -53,6 +50,7 @@ from derive.poster import (
 from videodrop.derivatives import Reason
 from videodrop.filtering import through
 from videodrop.formats import DEMUXERS
+from videodrop.kept_child import serve
 from videodrop.storage import redact_urls
 
 #: Seconds ahead of the packets read beyond which the next candidate is sought by a seek.
@@ -333,15 +331,5 @@ def _failure(reason: Reason, sentence: str) -> tuple[dict[str, Any], bytes]:
     return {"ok": False, "reason": str(reason), "sentence": redact_urls(sentence)[:300]}, b""
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Answer requests until stdin closes."""
-    for line in stdin:
-        head, data = answer(json.loads(line))
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        head["cpu"] = usage.ru_utime + usage.ru_stime
-        stdout.write(json.dumps(head).encode() + b"\n" + data)
-        stdout.flush()
-
-
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    serve(answer)

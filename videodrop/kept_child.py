@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import selectors
 import shutil
 import signal
@@ -23,11 +24,11 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 from videodrop.children import ARENAS, ChildLimits, prlimit_binary
 
-__all__ = ["KeptChild", "KeptChildren", "Stopped", "limited_argv"]
+__all__ = ["KeptChild", "KeptChildren", "Stopped", "limited_argv", "serve"]
 
 
 class KeptChild:
@@ -194,3 +195,18 @@ class KeptChildren(Generic[C]):
             idle, self._idle = self._idle, []
         for child in idle:
             child.kill()
+
+
+def serve(answer: Callable[[dict[str, Any]], tuple[dict[str, Any], bytes]],
+          stdin: BinaryIO | None = None, stdout: BinaryIO | None = None) -> None:
+    """The child's side: answer each JSON line of ``stdin`` (default: this process's)
+    with ``answer``'s head, plus ``"cpu"`` (this process's CPU seconds so far) and its
+    bytes, on ``stdout``, until ``stdin`` closes."""
+    stdin = stdin or sys.stdin.buffer
+    stdout = stdout or sys.stdout.buffer
+    for line in stdin:
+        head, data = answer(json.loads(line))
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        head["cpu"] = usage.ru_utime + usage.ru_stime
+        stdout.write(json.dumps(head).encode() + b"\n" + data)
+        stdout.flush()

@@ -33,20 +33,18 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import os
-import resource
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any
 
 import av
 
 from api.frames.source import REMOTE_PROTOCOLS, redacted
 from videodrop.filtering import through
 from videodrop.formats import DEMUXERS
+from videodrop.kept_child import serve
 
 #: Inputs kept open by one child (each holds its demuxer and decoder: ~30 MB for 1080p).
 KEPT = 4
@@ -286,16 +284,11 @@ def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], byt
         return {"ok": True, "time": shown, "size": len(data)}, data
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Answer requests until stdin closes."""
+def main() -> None:
+    """Answer requests on stdin until it closes (videodrop.kept_child.serve)."""
     inputs = Inputs()
-    for line in stdin:
-        head, data = answer(inputs, json.loads(line))
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        head["cpu"] = usage.ru_utime + usage.ru_stime
-        stdout.write(json.dumps(head).encode() + b"\n" + data)
-        stdout.flush()
+    serve(lambda request: answer(inputs, request))
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    main()
