@@ -30,6 +30,7 @@ from fractions import Fraction
 from typing import Any
 
 import av
+from av.stream import Discard
 
 from derive.ffmpeg import Failed, Skipped, display_filters, turn
 from derive.poster import (
@@ -156,10 +157,18 @@ class Input:
         except (av.PermissionError, av.InvalidDataError, av.EOFError):
             # no index to seek by (an AVI without one): from the first byte again; the
             # callers skip what is shown before ``at``
-            skip = self.stream.codec_context.skip_frame
+            keyframes = self.stream.discard == Discard.nonkey
             self.container.close()
             self._open()
-            self.stream.codec_context.skip_frame = skip
+            self.keyframes_only(keyframes)
+
+    def keyframes_only(self, only: bool) -> None:
+        """Whether the packets that are not keyframes are dropped by the demuxer (as
+        ffmpeg's ``-discard nokey``: the mp4 demuxer does not read them; others drop
+        them after reading) and the decoder skips any other frame (``-skip_frame
+        nokey``)."""
+        self.stream.discard = Discard.nonkey if only else Discard.default
+        self.stream.codec_context.skip_frame = "NONKEY" if only else "DEFAULT"
 
     def packets(self) -> Iterator[Any]:
         """The video stream's packets from here; as ffmpeg, the input ends at the first
@@ -199,8 +208,7 @@ def keyframes(source: Input, duration: float | None, best: Best) -> int:
     spacing = max(span / CANDIDATES, min(MIN_SPACING, span / FEW_CANDIDATES)) if span else 0.0
     most = CANDIDATES if duration else UNTIMED_CANDIDATES
     end = start + length if length is not None else math.inf
-    context = source.stream.codec_context
-    context.skip_frame = "NONKEY"
+    source.keyframes_only(True)
     if start > 0 or source.moved:
         source.seek(start)
     chosen: float | None = None  # the last keyframe sent to the decoder
@@ -214,9 +222,8 @@ def keyframes(source: Input, duration: float | None, best: Best) -> int:
                 count += 1
                 best.offer(measured(time, frame), frame)
 
-    packets = source.packets()
     sent = 0
-    for packet in packets:
+    for packet in source.packets():
         time = source.time(packet.pts)
         if not packet.is_keyframe or time is None or time < start - 1e-6:
             continue
@@ -225,8 +232,7 @@ def keyframes(source: Input, duration: float | None, best: Best) -> int:
         if chosen is not None and time - chosen < spacing - 1e-6:
             if chosen + spacing - time > SEEK_AHEAD:
                 offer(source.frames(None))
-                source.seek(chosen + spacing)
-                packets = source.packets()
+                source.seek(chosen + spacing)  # the packets read on from there
             continue
         chosen = time
         sent += 1
@@ -241,8 +247,7 @@ def every_frame(source: Input, duration: float | None, best: Best) -> int:
     start, length = window(duration)
     length = min(length or duration or FULL_SECONDS, FULL_SECONDS)
     spacing = length / CANDIDATES
-    context = source.stream.codec_context
-    context.skip_frame = "DEFAULT"
+    source.keyframes_only(False)
     source.seek(start)
     last: float | None = None
     count = 0
@@ -262,7 +267,7 @@ def every_frame(source: Input, duration: float | None, best: Best) -> int:
 def keyframe_at(source: Input, at: float) -> tuple[float, Any] | None:
     """(time, frame) of the first keyframe at or after ``at`` s (a keyframe measured
     already; as an accurate seek to it), or None when none decodes."""
-    source.stream.codec_context.skip_frame = "NONKEY"
+    source.keyframes_only(True)
     source.seek(max(0.0, at - SEEK_MARGIN))
     for packet in source.packets():
         time = source.time(packet.pts)
