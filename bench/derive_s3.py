@@ -30,6 +30,7 @@ from bench import common
 from bench.common import Row, log, ms, row, standalone
 from derive import output, packets, poster, scenes, storyboard
 from derive.ffmpeg import FFmpeg
+from derive.posters import Posters
 from derive.scratch import ScratchRoot
 from derive.source import StoredObject
 from testbed.s3 import ThrowawayS3
@@ -58,6 +59,7 @@ def kinds(tool: FFmpeg, store: MediaStore, out: output.Output) -> dict[str, Call
     """Each kind as the worker makes and publishes it, reading ``KEY`` of ``store``."""
     size = store.stat(KEY).size
     source = StoredObject(store, KEY, size, 2 * tool.deadline.longest(size) + 60)
+    posters = Posters.like(tool)
 
     def packet_index() -> None:
         with out.scratch("bench", "packets") as temp:
@@ -71,7 +73,7 @@ def kinds(tool: FFmpeg, store: MediaStore, out: output.Output) -> dict[str, Call
             out.publish("bench", {s: storyboard.SHEET.format(i) for i, s in enumerate(sheets)},
                         "storyboard-")
         with out.scratch("bench", "poster") as temp:
-            poster.make(tool, source, SECONDS, temp / "poster.jpg", seen=seen)
+            poster.make(posters, source, SECONDS, temp / "poster.jpg", seen=seen)
             out.publish("bench", {temp / "poster.jpg": "poster.jpg"}, "poster")
 
     def scene_list() -> None:

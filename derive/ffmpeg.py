@@ -33,13 +33,7 @@ from videodrop.formats import DEMUXERS
 PREAMBLE = ("-hide_banner", "-nostdin", "-nostats", "-loglevel", "info")
 _SHOWINFO = re.compile(rb"\[Parsed_showinfo_\d+ @ [^\]]+\] n:\s*\d+ pts:\s*-?\d+ "
                        rb"pts_time:(-?[\d.e+-]+)")
-_NAMED_SHOWINFO = re.compile(rb"\[showinfo@(\w+) @ [^\]]+\] n:\s*0 pts:\s*-?\d+ "
-                             rb"pts_time:(-?[\d.e+-]+)")
 _FORMATS = ",".join(sorted(DEMUXERS))
-# ffmpeg's dump of input #0 (before its outputs'), its first video stream's part, a rotation
-_INPUT_DUMP = re.compile(rb"^Input #0\b.*?(?=^Output #|^Stream mapping:|\Z)", re.S | re.M)
-_VIDEO_DUMP = re.compile(rb"^ *Stream #0:\d+\S*: Video:.*?(?=^ *Stream #|\Z)", re.S | re.M)
-_ROTATION = re.compile(rb"displaymatrix: rotation of (-?[\d.]+) degrees")
 #: The first video stream and nothing else, for an output of a pass.
 VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
@@ -133,8 +127,7 @@ def input_args(path: Path | Source, *, keyframes: bool, start: float = 0.0,
     takes the video stream alone. A pass with a second output maps the stream again
     (:data:`VIDEO_ONLY`) with a ``-vf`` of its own (the stream is decoded once for both):
     a ``-filter_complex`` taking the stream would make ``-discard`` of no effect (ffmpeg
-    5.1). ``autorotate`` False: the frames as coded (``-noautorotate``; :func:`rotation`
-    gives the filters)."""
+    5.1). ``autorotate`` False: the frames as coded (``-noautorotate``)."""
     source = as_source(path)
     args = [*_input(source), "-threads", "2"]
     if keyframes:  # the demuxer drops the other packets; the decoder skips what is left
@@ -155,44 +148,31 @@ def plain_input(path: Path | Source) -> list[str]:
     return [*_input(source), "-i", source.url()]
 
 
-def keyframe_input(path: Path | Source, at: float) -> list[str]:
-    """An input of ``path`` that starts at the keyframe at or before ``at`` (seconds; the
-    last keyframe when ``at`` is past it): a seek by the container's index (``-ss`` before
-    ``-i``, not accurate), keyframes only, one decoding thread (a frame or two is decoded).
-    Its frames' times are relative to ``at`` (the first is at or below 0). Without an
-    output mapping: the pass maps ``{i}:v:0`` of each such input itself."""
-    source = as_source(path)
-    return [*_input(source), "-threads", "1", "-discard", "nokey", "-skip_frame", "nokey",
-            "-noaccurate_seek", "-ss", f"{max(0.0, at):.3f}", "-i", source.url()]
-
-
-def rotation(stderr: bytes) -> str:
-    """The filters (``""`` or ending in a comma) that ffmpeg 5.1's autorotation inserts
-    for input #0's first video stream, from the display matrix in ffmpeg's dump of that
-    input (``-loglevel info``): applied by hand after ``-noautorotate``, they rotate
-    only the frames kept rather than every frame decoded."""
-    dump = _INPUT_DUMP.search(stderr)
-    video = _VIDEO_DUMP.search(dump.group(0)) if dump else None
-    found = _ROTATION.search(video.group(0)) if video else None
-    if found is None:
-        return ""
-    theta = -round(float(found.group(1)))  # as fftools' get_rotation()
+def turn(rotation: float) -> list[tuple[str, str]]:
+    """The filters (name, arguments) that ffmpeg 5.1's autorotation inserts for a display
+    matrix's ``rotation`` (degrees, counter-clockwise as ffprobe and PyAV give it)."""
+    theta = -round(rotation)  # as fftools' get_rotation()
     theta -= 360 * math.floor(theta / 360 + 0.9 / 360)
     if abs(theta - 90) < 1:
-        return "transpose=clock,"
+        return [("transpose", "clock")]
     if abs(theta - 180) < 1:
-        return "hflip,vflip,"
+        return [("hflip", ""), ("vflip", "")]
     if abs(theta - 270) < 1:
-        return "transpose=cclock,"
-    return f"rotate={theta:f}*PI/180," if abs(theta) > 1 else ""
+        return [("transpose", "cclock")]
+    return [("rotate", f"{theta:f}*PI/180")] if abs(theta) > 1 else []
 
 
 def display_size(long_side: int) -> str:
     """Filters that apply the sample aspect ratio (square pixels) and bound the long side
     to ``long_side`` pixels without enlarging; ffmpeg applies the rotation itself."""
-    return ("scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
-            f"scale=w='min({long_side},iw)':h='min({long_side},ih)'"
-            ":force_original_aspect_ratio=decrease:force_divisible_by=2")
+    return ",".join(f"{name}={arg}" for name, arg in display_filters(long_side))
+
+
+def display_filters(long_side: int) -> list[tuple[str, str]]:
+    """:func:`display_size` as (name, arguments) pairs, for a filter graph built by PyAV."""
+    return [("scale", "w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2'"), ("setsar", "1"),
+            ("scale", f"w='min({long_side},iw)':h='min({long_side},ih)'"
+                      ":force_original_aspect_ratio=decrease:force_divisible_by=2")]
 
 
 class FFmpeg:
@@ -245,14 +225,6 @@ class FFmpeg:
 def showinfo_times(stderr: bytes) -> list[float]:
     """The frame times ``showinfo`` logged, in order (seconds)."""
     return [float(m.group(1)) for m in _SHOWINFO.finditer(stderr)]
-
-
-def first_times(stderr: bytes) -> dict[str, float]:
-    """The time (seconds) of the first frame each ``showinfo@name`` filter logged, by name."""
-    times: dict[str, float] = {}
-    for m in _NAMED_SHOWINFO.finditer(stderr):
-        times.setdefault(m.group(1).decode("ascii"), float(m.group(2)))
-    return times
 
 
 def last_error(stderr: bytes) -> str:

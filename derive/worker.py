@@ -30,6 +30,7 @@ import structlog
 from derive import output, packets, poster, rendition, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
 from derive.output import STALE, Output
+from derive.posters import Posters
 from derive.source import Source, StoredObject
 from videodrop import broker, derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
@@ -66,6 +67,8 @@ class Worker(Consumer):
         super().__init__(settings, log, name=name, queue=queue or settings.derive_queue)
         self.catalog = catalog
         self.ffmpeg = ffmpeg
+        # the poster's children, kept between jobs (derive/posters.py)
+        self.posters = Posters.like(ffmpeg)
         self.media = media if media is not None else from_settings(settings)
         self.output = out if out is not None else output.for_store(self.media)
         self._tried: set[tuple[int, str]] = set()  # (video, kind) this delivery started
@@ -269,7 +272,7 @@ class Worker(Consumer):
 
     def _poster(self, video: Video, path: Source, temp: Path) -> Outcome:
         made = temp / "poster.jpg"
-        facts = poster.make(self.ffmpeg, path, video.duration, made, seen=self._seen)
+        facts = poster.make(self.posters, path, video.duration, made, seen=self._seen)
         size = made.stat().st_size
         [file] = self.output.publish(video.source_id, {made: "poster.jpg"},
                                      stale=STALE["poster"])

@@ -39,20 +39,19 @@ from __future__ import annotations
 import collections
 import errno
 import itertools
-import json
 import os
-import resource
-import sys
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, BinaryIO
+from typing import Any
 
 import av
 
 from api.frames.remux import copy_clip
 from api.frames.source import REMOTE_PROTOCOLS, redacted
+from videodrop.filtering import through
 from videodrop.formats import DEMUXERS
+from videodrop.kept_child import serve
 
 #: Inputs kept open by one child (each holds its demuxer and decoder: ~30 MB for 1080p).
 KEPT = 4
@@ -246,18 +245,7 @@ def filters(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> list[tu
 def drawn(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> Any:
     """The frame through :func:`filters`."""
     sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    graph = av.filter.Graph()
-    args = (f"video_size={frame.width}x{frame.height}:pix_fmt={frame.format.name}"
-            f":time_base=1/90000:pixel_aspect="
-            f"{sar.numerator if sar else 0}/{sar.denominator if sar else 1}")
-    nodes = [graph.add("buffer", args)]
-    nodes += [graph.add(name, arg) if arg else graph.add(name)
-              for name, arg in filters(frame, stream, width, raw, fmt)]
-    nodes.append(graph.add("buffersink"))
-    graph.link_nodes(*nodes).configure()
-    frame.pts = None
-    graph.push(frame)
-    return graph.pull()
+    return through(frame, sar, filters(frame, stream, width, raw, fmt))
 
 
 def encoded(picture: Any, fmt: str) -> bytes:
@@ -333,16 +321,11 @@ def answer(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], byt
         return {"ok": True, **head}, data
 
 
-def serve(stdin: BinaryIO, stdout: BinaryIO) -> None:
-    """Answer requests until stdin closes."""
+def main() -> None:
+    """Answer requests on stdin until it closes (videodrop.kept_child.serve)."""
     inputs = Inputs()
-    for line in stdin:
-        head, data = answer(inputs, json.loads(line))
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        head["cpu"] = usage.ru_utime + usage.ru_stime
-        stdout.write(json.dumps(head).encode() + b"\n" + data)
-        stdout.flush()
+    serve(lambda request: answer(inputs, request))
 
 
 if __name__ == "__main__":
-    serve(sys.stdin.buffer, sys.stdout.buffer)
+    main()

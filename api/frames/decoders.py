@@ -19,22 +19,14 @@ this pool keeps at most :data:`IDLE_KEPT` idle ones beyond what is in use.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import selectors
-import shutil
-import signal
-import subprocess
-import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from api.frames.source import Original, as_original, redacted
-from videodrop.children import ARENAS, AutogroupNice, ChildLimits, prlimit_binary
+from videodrop.kept_child import KeptChild, KeptChildren, Stopped, limited_argv
 
 __all__ = ["CPU_SECONDS", "CopyRequest", "DecodeFailed", "Decoders", "Request"]
 
@@ -48,9 +40,8 @@ _ROOT = Path(__file__).resolve().parents[2]  # where ``python -m api.frames.deco
 
 
 class DecodeFailed(Exception):
-    """No picture (no clip): ``reason`` is ``timeout``, ``resource_limit`` (the child was
-    stopped by a limit), ``too_large`` (a clip at the file-size limit) or
-    ``decode_failed``; the sentence says more."""
+    """No picture: ``reason`` is ``timeout``, ``resource_limit`` (the child was stopped
+    by a limit) or ``decode_failed``; the sentence says more."""
 
     def __init__(self, reason: str, sentence: str) -> None:
         super().__init__(sentence)
@@ -122,75 +113,21 @@ def _line(source: Path | Original, left: float, fields: dict[str, Any]) -> bytes
     return json.dumps({**where, **fields}).encode() + b"\n"
 
 
-class _Child:
-    """One decoding child and the bytes read from it not yet used."""
+class _Child(KeptChild):
+    """One decoding child, and the inputs it last read (it keeps them open), by key."""
 
     def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL, start_new_session=True,
-                                     cwd=_ROOT, env={**os.environ,
-                                                     "MALLOC_ARENA_MAX": str(ARENAS),
-                                                     "PYTHONPATH": str(_ROOT)})
-        self.buffer = bytearray()
-        self.cpu = 0.0
-        self.recent: list[str] = []  # the inputs it last read (it keeps them open), by key
-        # Its session's autogroup at NICENESS too, or its niceness would count for nothing
-        # against children of other sessions (videodrop/children.py); a write the kernel
-        # refused for now is tried again before a later request.
-        self.autogroup = AutogroupNice(self.proc.pid, NICENESS)
-        self.autogroup.attempt()
+        super().__init__(argv, _ROOT, {"PYTHONPATH": str(_ROOT)}, nice=NICENESS)
+        self.recent: list[str] = []
 
     def ask(self, request: Request | CopyRequest, deadline: float
             ) -> tuple[dict[str, Any], bytes]:
         """(the answer's head, its bytes); EOFError when the child is gone,
         TimeoutError at ``deadline`` (``time.monotonic``)."""
-        assert self.proc.stdin is not None
-        if self.autogroup.retry_at is not None and time.monotonic() >= self.autogroup.retry_at:
-            self.autogroup.attempt()
-        try:
-            self.proc.stdin.write(request.line(max(0.0, deadline - time.monotonic())))
-            self.proc.stdin.flush()
-        except (BrokenPipeError, ValueError) as exc:
-            raise EOFError("the decoder is gone") from exc
-        while b"\n" not in self.buffer:
-            self._read(deadline)
-        end = self.buffer.index(b"\n")
-        head = json.loads(bytes(self.buffer[:end]))
-        del self.buffer[:end + 1]
-        size = int(head.get("size", 0))
-        while len(self.buffer) < size:
-            self._read(deadline)
-        data = bytes(self.buffer[:size])
-        del self.buffer[:size]
-        self.cpu = float(head.get("cpu", 0.0))
+        head, data = self.exchange(request.line(max(0.0, deadline - time.monotonic())),
+                                   deadline)
         self.recent = [request.key, *(k for k in self.recent if k != request.key)][:4]
         return head, data
-
-    def _read(self, deadline: float) -> None:
-        assert self.proc.stdout is not None
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            left = deadline - time.monotonic()
-            if left <= 0 or not sel.select(left):
-                raise TimeoutError
-        chunk = os.read(self.proc.stdout.fileno(), 1 << 20)
-        if not chunk:
-            raise EOFError("the decoder is gone")
-        self.buffer += chunk
-
-    def kill(self) -> int:
-        """Kill its group, reap it: its exit status (negative: the signal)."""
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        try:
-            return self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait()
 
 
 class Decoders:
@@ -200,21 +137,18 @@ class Decoders:
     def __init__(self, memory: int, file_size: int = 0) -> None:
         self.memory = memory
         self.file_size = file_size
-        self._idle: list[_Child] = []
-        self._lock = threading.Lock()
-        self._argv: list[str] | None = None
+        self._children: KeptChildren[_Child] | None = None
 
     def argv(self) -> list[str]:
-        if self._argv is None:
-            limits = ChildLimits(memory=self.memory, cpu_seconds=CPU_SECONDS,
-                                 file_size=self.file_size)
-            setpriv = shutil.which("setpriv")
-            nice = shutil.which("nice")
-            self._argv = [*([setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []),
-                          *limits.prlimit_args(prlimit_binary()),
-                          *([nice, "-n", str(NICENESS)] if nice else []),
-                          sys.executable, "-m", "api.frames.decoder"]
-        return self._argv
+        return limited_argv(self.memory, CPU_SECONDS, "api.frames.decoder", NICENESS,
+                            file_size=self.file_size)
+
+    @property
+    def children(self) -> KeptChildren[_Child]:
+        if self._children is None:  # prlimit looked for at the first picture
+            argv = self.argv()
+            self._children = KeptChildren(lambda: _Child(argv), IDLE_KEPT, CPU_SECONDS)
+        return self._children
 
     def picture(self, request: Request, deadline: float) -> tuple[float, bytes]:
         """(the time of the frame decoded, s; its picture's bytes), by ``deadline``
@@ -230,65 +164,27 @@ class Decoders:
     def ask(self, request: Request | CopyRequest, deadline: float
             ) -> tuple[dict[str, Any], bytes]:
         """A child's answer to ``request``: (its head, its bytes); :class:`DecodeFailed`."""
-        for attempt in (0, 1):
-            child, fresh = self._take(request.key)
-            try:
-                head, data = child.ask(request, deadline)
-            except TimeoutError:
-                child.kill()
-                raise DecodeFailed("timeout", "the decoder did not finish in time") from None
-            except EOFError:
-                status = child.kill()
-                if attempt == 0 and not fresh and status != -signal.SIGXCPU:
-                    continue  # died while idle (its thread gone?): once more, fresh
-                if status in (-signal.SIGKILL, -signal.SIGXCPU, -signal.SIGSEGV):
-                    raise DecodeFailed("resource_limit",
-                                       "the decoder was stopped by a resource limit") from None
-                raise DecodeFailed("decode_failed",
-                                   f"the decoder exited with {status}") from None
-            except BaseException:
-                child.kill()
-                raise
-            self._give_back(child)
-            if not head.get("ok"):
-                raise DecodeFailed(str(head.get("reason", "decode_failed")),
-                                   redacted(str(head.get("sentence", "no frame"))))
-            return head, data
-        raise AssertionError("unreachable")
-
-    def _take(self, key: str) -> tuple[_Child, bool]:
-        """An idle child, one that has the input ``key`` open if any; else a new one."""
-        gone: list[_Child] = []
-        with self._lock:
-            if self._idle:
-                gone = [c for c in self._idle if c.proc.poll() is not None]
-                self._idle = [c for c in self._idle if c not in gone]
-        for child in gone:
-            child.kill()  # reaps it
-        with self._lock:
-            if self._idle:
-                has = [n for n, c in enumerate(self._idle) if key in c.recent]
-                return self._idle.pop(has[0] if has else -1), False
-        return _Child(self.argv()), True
-
-    def _give_back(self, child: _Child) -> None:
-        if child.cpu > CPU_SECONDS / 2:
-            child.kill()
-            return
-        with self._lock:
-            if len(self._idle) < IDLE_KEPT:
-                self._idle.append(child)
-                return
-        child.kill()
+        try:
+            head, data = self.children.ask(lambda child: child.ask(request, deadline),
+                                           lambda child: request.key in child.recent)
+        except TimeoutError:
+            raise DecodeFailed("timeout", "the decoder did not finish in time") from None
+        except Stopped as exc:
+            if exc.by_limit:
+                raise DecodeFailed("resource_limit",
+                                   "the decoder was stopped by a resource limit") from None
+            raise DecodeFailed("decode_failed",
+                               f"the decoder exited with {exc.status}") from None
+        if not head.get("ok"):
+            raise DecodeFailed(str(head.get("reason", "decode_failed")),
+                               redacted(str(head.get("sentence", "no frame"))))
+        return head, data
 
     def pids(self) -> list[int]:
         """The idle children's process ids (tests, operators)."""
-        with self._lock:
-            return [child.proc.pid for child in self._idle]
+        return self.children.pids() if self._children is not None else []
 
     def close(self) -> None:
         """Kill the idle children."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for child in idle:
-            child.kill()
+        if self._children is not None:
+            self._children.close()

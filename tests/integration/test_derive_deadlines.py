@@ -8,6 +8,8 @@ The children run for real; what the runner hands to prlimit is recorded on the w
 from __future__ import annotations
 
 import math
+import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,10 +18,18 @@ from typing import Any
 import pytest
 
 from derive import poster, scenes, storyboard
-from derive.ffmpeg import MAX_MEDIA_SECONDS, MIN_BYTE_RATE, Deadline, FFmpeg, FullDecode, Skipped
+from derive.ffmpeg import (
+    MAX_MEDIA_SECONDS,
+    MIN_BYTE_RATE,
+    Deadline,
+    Failed,
+    FFmpeg,
+    FullDecode,
+)
+from derive.posters import Posters
 from videodrop import children
 from videodrop.children import ChildLimits, ChildRunner
-from videodrop.derivatives import unpack_activity
+from videodrop.derivatives import Reason, unpack_activity
 
 BASE, PER_SECOND, CPUS = 120.0, 0.5, 2
 
@@ -125,15 +135,32 @@ def test_the_storyboards_full_decode_fallback_gets_the_scaled_deadline(
     assert full_cpu == math.ceil(CPUS * full) + 1
 
 
-def test_the_posters_full_decode_fallback_gets_the_scaled_deadline(
-        ffmpeg: FFmpeg, launched: list[tuple[float, int, list[str]]], tmp_path: Path):
+def test_a_poster_request_gets_the_deadline_of_its_full_decode_fallback(tmp_path: Path):
     path = clip(tmp_path, "black.mp4", "color=black:size=320x240:rate=10:duration=3",
                 "-g", "10")
-    with pytest.raises(Skipped):  # black throughout: both passes run
-        poster.make(ffmpeg, path, 3.0, tmp_path / "poster.jpg")
-    (keyframes, _, key_args), (full, _, full_args) = launched
-    assert "nokey" in key_args and "nokey" not in full_args
-    assert keyframes == BASE
-    assert full == pytest.approx(BASE + PER_SECOND * min(3.0, path.stat().st_size
-                                                          / MIN_BYTE_RATE))
-    assert full > BASE
+    posters = Posters(1 << 30, Deadline(BASE, PER_SECOND))
+    assert posters.timeout(path, poster.FULL_SECONDS) == pytest.approx(
+        BASE + PER_SECOND * min(poster.FULL_SECONDS, path.stat().st_size / MIN_BYTE_RATE))
+    assert posters.timeout(path, None) == BASE
+
+
+def test_a_poster_child_past_its_deadline_is_killed_and_the_next_gets_a_fresh_one(
+        tmp_path: Path):
+    path = clip(tmp_path, "picture.mp4", "testsrc2=size=320x240:rate=10:duration=3",
+                "-g", "10")
+    posters = Posters(1 << 30, Deadline(1e-9))
+    try:
+        with pytest.raises(Failed) as caught:
+            poster.make(posters, path, 3.0, tmp_path / "p.jpg")
+        assert caught.value.reason == Reason.TIMEOUT
+        assert posters.pids() == []  # killed, not kept
+        posters.deadline = Deadline(BASE)
+        facts = poster.make(posters, path, 3.0, tmp_path / "p.jpg")
+        assert facts["decode"] == "keyframes"
+        [first] = posters.pids()
+        os.kill(first, signal.SIGKILL)  # dies while idle: replaced, the request answered
+        assert poster.make(posters, path, 3.0, tmp_path / "q.jpg") == facts
+        assert posters.pids() != [first]
+    finally:
+        posters.close()
+

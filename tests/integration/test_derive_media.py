@@ -1,12 +1,13 @@
-"""Posters and storyboards made by the real ffmpeg (derive/poster.py, derive/storyboard.py)
-from media generated here and from samples: the choice of the poster frame, its size,
-rotation and pixel shape, and the storyboard's keyframe pass and its fallback."""
+"""Posters and storyboards made by the real ffmpeg and the real poster child
+(derive/poster.py and its child, derive/storyboard.py) from media generated here and from
+samples: the choice of the poster frame, its size, rotation and pixel shape, and the
+storyboard's keyframe pass and its fallback."""
 
 from __future__ import annotations
 
 import contextlib
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +15,21 @@ import pytest
 
 from derive import jpeg, poster, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
-from videodrop.children import ChildRunner, Completed
+from derive.posters import Posters
+from videodrop.children import ChildRunner
 from videodrop.derivatives import Reason
 
 
 @pytest.fixture(scope="module")
 def ffmpeg() -> FFmpeg:
     return FFmpeg("ffmpeg", ChildRunner(1 << 30, file_size=None), 120)
+
+
+@pytest.fixture(scope="module")
+def posters(ffmpeg: FFmpeg) -> Iterator[Posters]:
+    kept = Posters.like(ffmpeg)
+    yield kept
+    kept.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,18 +76,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-class Recording(FFmpeg):
-    """The real ffmpeg, each child's arguments kept."""
-
-    def __init__(self) -> None:
-        super().__init__("ffmpeg", ChildRunner(1 << 30, file_size=None), 120)
-        self.children: list[list[str]] = []
-
-    def run(self, args: Sequence[str], **kwargs: Any) -> Completed:
-        self.children.append(list(args))
-        return super().run(args, **kwargs)
-
-
 def looks(ffmpeg: FFmpeg, image: Path) -> poster.Candidate:
     frames = ffmpeg.frames(["-i", f"file:{image}", "-vf",
                             f"showinfo,scale={poster.PROBE_W}:{poster.PROBE_H},format=gray",
@@ -86,9 +83,10 @@ def looks(ffmpeg: FFmpeg, image: Path) -> poster.Candidate:
     return poster.measure(0, frames.data[0])
 
 
-def test_poster_is_never_a_frame_of_the_fade_in(ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+def test_poster_is_never_a_frame_of_the_fade_in(ffmpeg: FFmpeg, posters: Posters, media: Path,
+                                                tmp_path: Path):
     out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "fade.mp4", 10.0, out)
+    facts = poster.make(posters, media / "fade.mp4", 10.0, out)
     assert facts["time"] >= 4.0, facts
     assert facts["decode"] == "keyframes"
     assert (facts["width"], facts["height"]) == (640, 360) == jpeg.size_of(out)
@@ -96,8 +94,14 @@ def test_poster_is_never_a_frame_of_the_fade_in(ffmpeg: FFmpeg, media: Path, tmp
     assert made.usable and made.mean > 60, made
 
 
-def from_storyboard(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Path,
-                    ) -> dict[str, Any]:
+def alone(ffmpeg: FFmpeg, posters: Posters, path: Path, duration: float | None, out: Path,
+          ) -> dict[str, Any]:
+    """The poster as a job without a storyboard makes it: its own search."""
+    return poster.make(posters, path, duration, out)
+
+
+def from_storyboard(ffmpeg: FFmpeg, posters: Posters, path: Path, duration: float | None,
+                    out: Path) -> dict[str, Any]:
     """The poster as the worker makes it after the storyboard: from the candidates the
     storyboard's keyframe pass measured (its own passes when none will do)."""
     seen: list[poster.Candidate] = []
@@ -105,16 +109,16 @@ def from_storyboard(ffmpeg: FFmpeg, path: Path, duration: float | None, out: Pat
     board.mkdir()
     with contextlib.suppress(Skipped):  # no duration: no storyboard, no candidates
         storyboard.make(ffmpeg, path, duration, True, board, seen=seen)
-    return poster.make(ffmpeg, path, duration, out, seen=seen)
+    return poster.make(posters, path, duration, out, seen=seen)
 
 
 def test_poster_from_the_storyboards_keyframes_is_not_a_frame_of_the_fade_in(
-        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+        ffmpeg: FFmpeg, posters: Posters, media: Path, tmp_path: Path):
     seen: list[poster.Candidate] = []
     storyboard.make(ffmpeg, media / "fade.mp4", 10.0, True, tmp_path, seen=seen)
     assert len(seen) >= 9 and any(not c.usable for c in seen)  # the fade's keyframes
     out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "fade.mp4", 10.0, out, seen=seen)
+    facts = poster.make(posters, media / "fade.mp4", 10.0, out, seen=seen)
     assert facts["time"] >= 4.0, facts
     assert facts["time"] in [c.time for c in seen]
     assert (facts["width"], facts["height"]) == (640, 360) == jpeg.size_of(out)
@@ -123,37 +127,38 @@ def test_poster_from_the_storyboards_keyframes_is_not_a_frame_of_the_fade_in(
 
 
 def test_a_candidate_the_seek_cannot_find_leaves_the_poster_to_its_own_pass(
-        ffmpeg: FFmpeg, media: Path, tmp_path: Path):
+        posters: Posters, media: Path, tmp_path: Path):
     """A measured candidate past the end of the video (timestamps that lied): the seek
-    decodes nothing, and the poster's own keyframe pass makes it."""
+    decodes nothing, and the poster's own keyframe search makes it."""
     out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "gop1s.mp4", 60.0, out,
+    facts = poster.make(posters, media / "gop1s.mp4", 60.0, out,
                         seen=[poster.Candidate(1000.0, 128.0, 60.0)])
     assert facts["time"] < 60.0 and facts["decode"] == "keyframes", facts
     assert jpeg.size_of(out) == (320, 180)
 
 
-@pytest.mark.parametrize("make", [poster.make, from_storyboard])
-def test_a_black_video_gets_no_poster_and_says_why(ffmpeg: FFmpeg, media: Path,
-                                                   tmp_path: Path, make: Any):
+@pytest.mark.parametrize("make", [alone, from_storyboard])
+def test_a_black_video_gets_no_poster_and_says_why(ffmpeg: FFmpeg, posters: Posters,
+                                                   media: Path, tmp_path: Path, make: Any):
     with pytest.raises(Skipped) as caught:
-        make(ffmpeg, media / "black.mp4", 3.0, tmp_path / "p.jpg")
+        make(ffmpeg, posters, media / "black.mp4", 3.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.NO_PICTURE
     assert "black, white or uniform" in str(caught.value)
 
 
-@pytest.mark.parametrize("make", [poster.make, from_storyboard])
-def test_poster_long_side_is_at_most_1280(ffmpeg: FFmpeg, media: Path, tmp_path: Path,
-                                          make: Any):
-    facts = make(ffmpeg, media / "big.mp4", 2.0, tmp_path / "p.jpg")
+@pytest.mark.parametrize("make", [alone, from_storyboard])
+def test_poster_long_side_is_at_most_1280(ffmpeg: FFmpeg, posters: Posters, media: Path,
+                                          tmp_path: Path, make: Any):
+    facts = make(ffmpeg, posters, media / "big.mp4", 2.0, tmp_path / "p.jpg")
     assert (facts["width"], facts["height"]) == (1280, 720)
 
 
-@pytest.mark.parametrize("make", [poster.make, from_storyboard])
+@pytest.mark.parametrize("make", [alone, from_storyboard])
 @pytest.mark.parametrize(("sample", "shape"), [("video_rotation_90.mp4", "portrait"),
                                                 ("sar_2x1.mp4", "sar")])
 def test_poster_applies_rotation_and_pixel_shape(  # noqa: PLR0917 - fixtures and params
-        ffmpeg: FFmpeg, samples: Path, tmp_path: Path, sample: str, shape: str, make: Any):
+        ffmpeg: FFmpeg, posters: Posters, samples: Path, tmp_path: Path, sample: str,
+        shape: str, make: Any):
     probe = subprocess.run(
         ["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
          "stream=width,height,sample_aspect_ratio:stream_side_data=rotation:"
@@ -162,7 +167,7 @@ def test_poster_applies_rotation_and_pixel_shape(  # noqa: PLR0917 - fixtures an
     info = dict(line.split("=", 1) for line in probe.splitlines() if "=" in line)
     width, height = int(info["width"]), int(info["height"])
     duration = float(info["duration"]) if make is from_storyboard else None
-    facts = make(ffmpeg, samples / sample, duration, tmp_path / "p.jpg")
+    facts = make(ffmpeg, posters, samples / sample, duration, tmp_path / "p.jpg")
     if shape == "portrait":
         assert abs(int(float(info.get("rotation", 0)))) == 90
         assert facts["height"] > facts["width"]
@@ -220,79 +225,74 @@ def test_storyboard_without_duration_is_skipped(ffmpeg: FFmpeg, media: Path, tmp
     assert caught.value.reason == Reason.TOO_SHORT
 
 
-def test_a_file_ffmpeg_cannot_read_fails_with_its_reason(ffmpeg: FFmpeg, tmp_path: Path):
+def test_a_file_ffmpeg_cannot_read_fails_with_its_reason(posters: Posters, tmp_path: Path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\0not a video" * 100)
     with pytest.raises(Failed) as caught:
-        poster.make(ffmpeg, junk, 1.0, tmp_path / "p.jpg")
+        poster.make(posters, junk, 1.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.FFMPEG_FAILED
-    assert "ffmpeg exited with" in str(caught.value)
+    assert "the file cannot be read" in str(caught.value)
 
 
-def test_a_video_whose_frames_do_not_decode_is_skipped(ffmpeg: FFmpeg, samples: Path,
+def test_a_video_whose_frames_do_not_decode_is_skipped(posters: Posters, samples: Path,
                                                        tmp_path: Path):
     """invalid_userdata.mp4: a cut-off file whose video stream ends before a frame
     decodes (the prober fails it; derive says the same if it ever meets one)."""
     with pytest.raises(Skipped) as caught:
-        poster.make(ffmpeg, samples / "invalid_userdata.mp4", 1.0, tmp_path / "p.jpg")
+        poster.make(posters, samples / "invalid_userdata.mp4", 1.0, tmp_path / "p.jpg")
     assert caught.value.reason == Reason.NO_VIDEO_FRAMES
 
 
-def test_a_webm_gets_its_poster_from_seeks_to_keyframes_and_skips_the_black_one(
-        media: Path, tmp_path: Path):
-    """VP9 in WebM: the Matroska demuxer keeps every packet and the VP9 decoder every
-    frame, so the candidates come from seeks (one ffmpeg, a keyframe per seek), never a
-    pass decoding the window; the black first keyframe loses."""
-    ffmpeg = Recording()
+@pytest.mark.parametrize(("sample", "duration", "after"), [("blackstart.webm", 8.0, 2.0),
+                                                       ("blackstart.wmv", 20.0, 4.0)])
+def test_the_black_start_of_a_webm_or_wmv_loses_to_a_later_keyframe(  # noqa: PLR0917
+        ffmpeg: FFmpeg, posters: Posters, media: Path, tmp_path: Path, sample: str,
+        duration: float, after: float):
+    """VP9 in WebM (a keyframe every 2 s), WMV in ASF (every 0.4 s): keyframe packets
+    only are decoded, at the candidates' spacing; the black start loses."""
     out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "blackstart.webm", 8.0, out)
-    assert facts["decode"] == "keyframes" and facts["time"] >= 2.0, facts
-    assert len(ffmpeg.children) == 1, ffmpeg.children
-    assert ffmpeg.children[0].count("-noaccurate_seek") >= 2
+    facts = poster.make(posters, media / sample, duration, out)
+    assert facts["decode"] == "keyframes" and facts["time"] >= after, facts
     assert jpeg.size_of(out) == (320, 180)
     made = looks(ffmpeg, out)
     assert made.usable and made.mean > 60, made
 
 
-def test_a_wmv_gets_its_poster_from_seeks_not_from_every_keyframe(media: Path,
-                                                                  tmp_path: Path):
-    """ASF: a keyframe every 0.4 s (50 in 20 s): the candidates come from seeks (one
-    ffmpeg, a keyframe per seek), not from a pass decoding each keyframe; the black
-    start loses."""
-    ffmpeg = Recording()
-    out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "blackstart.wmv", 20.0, out)
-    assert facts["decode"] == "keyframes" and facts["time"] >= 4.0, facts
-    assert len(ffmpeg.children) == 1, ffmpeg.children
-    assert ffmpeg.children[0].count("-noaccurate_seek") == poster.SEEKS
-    assert jpeg.size_of(out) == (320, 180)
-    made = looks(ffmpeg, out)
-    assert made.usable and made.mean > 60, made
+def test_the_poster_child_is_kept_between_posters_and_starts_no_ffmpeg(
+        posters: Posters, media: Path, tmp_path: Path):
+    """One long-lived child makes poster after poster (no process start per poster, nor
+    per pass); it starts no ffmpeg."""
+    poster.make(posters, media / "fade.mp4", 10.0, tmp_path / "a.jpg")
+    [child] = posters.pids()
+    poster.make(posters, media / "blackstart.wmv", 20.0, tmp_path / "b.jpg")
+    with pytest.raises(Skipped):
+        poster.make(posters, media / "black.mp4", 3.0, tmp_path / "c.jpg")
+    assert posters.pids() == [child]
+    kids = Path(f"/proc/{child}/task/{child}/children").read_text().split()
+    assert kids == []
 
 
 @pytest.mark.parametrize("sample", ["black.webm", "latepicture.mp4"])
 def test_the_frame_by_frame_proof_of_no_picture_is_bounded_and_says_so(
-        ffmpeg: FFmpeg, media: Path, tmp_path: Path, sample: str):
+        posters: Posters, media: Path, tmp_path: Path, sample: str):
     """Keyframes all black: frames are decoded one by one over the first FULL_SECONDS of
     the window only; a picture after that is not looked for, and the reason says so."""
     with pytest.raises(Skipped) as caught:
-        poster.make(ffmpeg, media / sample, 8.0 if "late" in sample else 6.0,
+        poster.make(posters, media / sample, 8.0 if "late" in sample else 6.0,
                     tmp_path / "p.jpg")
     assert caught.value.reason == Reason.NO_PICTURE
     assert f"every frame of the first {poster.FULL_SECONDS:g} s" in str(caught.value)
 
 
-def test_a_poster_found_frame_by_frame_is_turned_as_displayed(media: Path, tmp_path: Path):
-    """One keyframe, black (a fade-in) in a video displayed turned a quarter: the frames
-    are measured as coded (``-noautorotate``) and the winner is turned by the filters
-    ffmpeg's own autorotation would use: the same pixels as ffmpeg shows them."""
-    ffmpeg = Recording()
+def test_a_poster_found_frame_by_frame_is_turned_as_displayed(posters: Posters, media: Path,
+                                                              tmp_path: Path):
+    """One keyframe, black (a fade-in) in a video displayed turned a quarter: the winner
+    of the frame-by-frame search is turned by the filters ffmpeg's own autorotation
+    would use: the same pixels as ffmpeg shows them."""
     out = tmp_path / "p.jpg"
-    facts = poster.make(ffmpeg, media / "fade-turned.mp4", 3.0, out)
+    facts = poster.make(posters, media / "fade-turned.mp4", 3.0, out)
     assert facts["decode"] == "full" and facts["time"] >= 1.5, facts
     assert jpeg.size_of(out) == (180, 320)  # portrait
-    *_, last = ffmpeg.children
-    assert "-noautorotate" in last and any("transpose=" in a for a in last)
 
     def gray(*args: str) -> bytes:
         return subprocess.run(
@@ -307,11 +307,11 @@ def test_a_poster_found_frame_by_frame_is_turned_as_displayed(media: Path, tmp_p
 
 
 @pytest.mark.parametrize("duration", [4.0, None])
-def test_a_short_video_keeps_enough_keyframe_candidates(ffmpeg: FFmpeg, media: Path,
+def test_a_short_video_keeps_enough_keyframe_candidates(posters: Posters, media: Path,
                                                         tmp_path: Path,
                                                         duration: float | None):
     """Candidates at least MIN_SPACING apart would leave a 4 s video its black first
     keyframe alone (then a frame-by-frame pass): a short one keeps FEW_CANDIDATES spread
     over it, one of unknown duration its first keyframes."""
-    facts = poster.make(ffmpeg, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
+    facts = poster.make(posters, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
     assert facts["decode"] == "keyframes" and facts["time"] >= 1.0, facts

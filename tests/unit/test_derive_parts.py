@@ -11,7 +11,7 @@ import pytest
 
 from api.derivatives.endpoints import state_sentence, storyboard_view, storyboard_vtt
 from derive import jpeg, poster, storyboard
-from derive.ffmpeg import rotation
+from derive.ffmpeg import turn
 from videodrop import records
 from videodrop.catalog import Video
 from videodrop.derivatives import KINDS, parse_kinds
@@ -87,56 +87,16 @@ def test_poster_window_of_long_videos_starts_a_tenth_in():
     assert poster.window(130) == (10.0, poster.WINDOW)
 
 
-def test_poster_seeks_one_per_stretch_of_the_window_two_to_four():
-    assert poster.SEEK_SPACING == 5.0
-    assert poster.seeks(20.0) == [2.5, 7.5, 12.5, 17.5]
-    assert poster.seeks(10.0) == [2.5, 7.5]
-    assert poster.seeks(3.0) == [0.75, 2.25]
-    long = poster.seeks(3600.0)  # the window: 120 s from a tenth in
-    assert len(long) == poster.SEEKS and 360.0 < long[0] < long[-1] < 480.0
-
-
-def test_poster_seeks_in_matroska_and_asf_files_whose_duration_is_known(tmp_path: Path):
-    webm, mp4, wmv = tmp_path / "a.webm", tmp_path / "a.mp4", tmp_path / "a.wmv"
-    webm.write_bytes(poster.EBML + b"\x42\x86\x81\x01")
-    mp4.write_bytes(b"\0\0\0\x20ftypisom")
-    wmv.write_bytes(poster.ASF + bytes(14))
-    assert poster.by_seeking(webm, 10.0) and poster.by_seeking(wmv, 95.0)
-    assert not poster.by_seeking(webm, None) and not poster.by_seeking(mp4, 10.0)
-    assert not poster.by_seeking(wmv, None)
-    assert not poster.by_seeking(tmp_path / "gone.webm", 10.0)
-
-
-DUMP = b"""Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:x.mp4':
-  Duration: 00:00:02.01, start: 0.000000, bitrate: 2696 kb/s
-  Stream #0:0[0x1](eng): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, 5.1, fltp
-    Side data:
-      displaymatrix: rotation of 45.00 degrees
-  Stream #0:1[0x2](eng): Video: h264 (High) (avc1 / 0x31637661), yuv420p, 1920x1080
-    Metadata:
-      handler_name    : VideoHandler
-    Side data:
-      displaymatrix: rotation of %s degrees
-  Stream #0:2[0x3](eng): Video: mjpeg, yuvj420p, 300x300 (attached pic)
-Stream mapping:
-  Stream #0:1 -> #0:0 (h264 (native) -> rawvideo (native))
-Output #0, rawvideo, to 'pipe:':
-  Stream #0:0: Video: rawvideo, gray, 32x18
-    Side data:
-      displaymatrix: rotation of -0.00 degrees
-"""
-
-
-@pytest.mark.parametrize(("matrix", "filters"), [
-    (b"-90.00", "transpose=clock,"), (b"90.00", "transpose=cclock,"),
-    (b"-270.00", "transpose=cclock,"), (b"180.00", "hflip,vflip,"),
-    (b"-180.00", "hflip,vflip,"), (b"-0.00", ""), (b"-30.00", "rotate=30.000000*PI/180,")])
-def test_rotation_is_what_ffmpegs_autorotation_inserts(matrix: bytes, filters: str):
-    """The first video stream's display matrix in ffmpeg's dump of input #0 (not an
-    audio stream's, not an output's), turned into fftools' filters (ffmpeg 5.1)."""
-    assert rotation(DUMP.replace(b"%s", matrix)) == filters
-    unturned = DUMP.replace(b"      displaymatrix: rotation of %s degrees\n", b"")
-    assert rotation(unturned) == ""
+@pytest.mark.parametrize(("degrees", "filters"), [
+    (-90.0, [("transpose", "clock")]), (90.0, [("transpose", "cclock")]),
+    (-270.0, [("transpose", "cclock")]), (180.0, [("hflip", ""), ("vflip", "")]),
+    (-180.0, [("hflip", ""), ("vflip", "")]), (-0.0, []),
+    (-30.0, [("rotate", "30.000000*PI/180")])])
+def test_the_turn_is_what_ffmpegs_autorotation_inserts(degrees: float,
+                                                       filters: list[tuple[str, str]]):
+    """A display matrix's rotation (degrees, as ffprobe and PyAV give it) turned into
+    fftools' filters (ffmpeg 5.1)."""
+    assert turn(degrees) == filters
 
 
 def test_jpeg_size_reads_the_frame_header(tmp_path: Path):
