@@ -79,6 +79,11 @@ OPEN_FILES = 64
 STDERR_LIMIT = 1 << 20
 _CHUNK = 1 << 16
 _AUTOGROUP_RETRY = 0.02  # s between writes the kernel refused for now (EAGAIN)
+#: A low-priority child (niceness above 0: the derive role's) yields the cores to normal
+#: work and may wait for them: its wall-clock deadline is this many times its timeout,
+#: while its CPU time stays limited to what the timeout allows (RLIMIT_CPU), so a busy
+#: machine delays its work without failing it and a runaway child is still stopped.
+LOW_PRIORITY_WALL_FACTOR = 4
 _PRLIMIT_HINT = "install util-linux (it provides prlimit)"
 _TIME_HINT = "install GNU time (apt-get install time)"
 _TIME_SIGNAL = re.compile(rb"^Command terminated by signal (\d+)$", re.MULTILINE)
@@ -172,7 +177,9 @@ class ChildRunner:
     ``cpus``: cores a child may keep busy at once (ffmpeg's decoding and filter threads),
     which its CPU-time limit allows for (:meth:`ChildLimits.for_deadline`).
     ``measure_peak``: report the child's own peak resident memory in ``max_rss`` (through
-    GNU time; ChildMissing when it is not installed).
+    GNU time; ChildMissing when it is not installed). A call from a thread at a niceness
+    above 0 gives its child :data:`LOW_PRIORITY_WALL_FACTOR` times the timeout of wall
+    clock (the CPU time limit stays the timeout's).
     """
 
     def __init__(self, memory: int = DEFAULT_MEMORY, *, file_size: int | None = 0,
@@ -193,6 +200,8 @@ class ChildRunner:
         limits = ChildLimits.for_deadline(timeout, self.memory, self.file_size, self.cpus)
         argv = [*_die_with_parent(), *limits.prlimit_args(self._prlimit), *args]
         nice = os.getpriority(os.PRIO_PROCESS, 0)  # this thread's, which the child inherits
+        if nice > 0:
+            timeout *= LOW_PRIORITY_WALL_FACTOR
         if not self.measure_peak:
             return run_limited(argv, timeout, on_stdout, program=args[0], nice=nice)
         with tempfile.NamedTemporaryFile(prefix="videodrop-peak-") as report:

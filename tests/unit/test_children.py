@@ -9,12 +9,15 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testbed.processes import wait_until_gone
 from testbed.waits import wait_for
+from videodrop import children
 from videodrop.children import (
     STDERR_LIMIT,
     ChildLimits,
@@ -207,3 +210,33 @@ def test_a_low_priority_child_has_a_low_priority_autogroup() -> None:
     normal = autogroup_of_child(0)
     assert normal.endswith("nice 0"), normal
     assert low.split()[0] != normal.split()[0]  # each its own autogroup
+
+
+def test_a_low_priority_child_waits_longer_for_the_cores_but_not_for_more_cpu(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nice-19 child (the derive role's ffmpeg) yields the cores to the prober and may
+    wait a long time for them on a busy machine: its wall-clock deadline is longer than
+    its timeout, so waiting does not fail the job, while its CPU time stays the timeout's
+    (RLIMIT_CPU), so a runaway child is stopped as before. At normal priority the wall
+    deadline is the timeout."""
+    seen: dict[int, tuple[float, list[str]]] = {}
+    real = children.run_limited
+
+    def recording(argv: Sequence[str], timeout: float, *args: Any, **kwargs: Any
+                  ) -> Completed:
+        seen[int(kwargs["nice"])] = (timeout, [a for a in argv if a.startswith("--cpu=")])
+        return real(argv, timeout, *args, **kwargs)
+
+    monkeypatch.setattr(children, "run_limited", recording)
+
+    def at(nice: int) -> None:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)  # this thread only
+        ChildRunner()(["true"], 5)
+
+    for nice in (0, 19):
+        thread = threading.Thread(target=at, args=(nice,))
+        thread.start()
+        thread.join()
+    assert seen[0] == (5, ["--cpu=6"])
+    assert seen[19] == (5 * children.LOW_PRIORITY_WALL_FACTOR, ["--cpu=6"])
+    assert children.LOW_PRIORITY_WALL_FACTOR > 1
