@@ -138,10 +138,14 @@ class Decoders:
         self.memory = memory
         self.file_size = file_size
         self._children: KeptChildren[_Child] | None = None
+        self._argv: list[str] | None = None
 
     def argv(self) -> list[str]:
-        return limited_argv(self.memory, CPU_SECONDS, "api.frames.decoder", NICENESS,
-                            file_size=self.file_size)
+        """A child's command (made once)."""
+        if self._argv is None:
+            self._argv = limited_argv(self.memory, CPU_SECONDS, "api.frames.decoder",
+                                      NICENESS, file_size=self.file_size)
+        return self._argv
 
     @property
     def children(self) -> KeptChildren[_Child]:
