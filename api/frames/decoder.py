@@ -4,8 +4,10 @@ time, requests for exact frames (api/frames/decoders.py starts it under resource
 gives each request a deadline and kills it past that).
 
 Protocol, on its stdin and stdout: a request is one JSON line ``{"path", "start",
-"seek", "time", "width", "raw", "format"}`` (seconds on the API's timeline,
-api/frames/timeline.py; ``format``: ``jpeg``, ``png`` or ``ppm``) for a local file, or for
+"seek", "time", "ahead", "width", "raw", "format"}`` (seconds on the API's timeline,
+api/frames/timeline.py; ``time``, optional: the wanted frame's; ``ahead``, optional: a
+later frame of the same input follows at once; ``format``: ``jpeg``, ``png`` or
+``ppm``) for a local file, or for
 an object of an s3 store ``{"key", "stamp", "url", "expires", "until", …}`` in place of
 ``"path"``: the input is kept by its ``key`` (and ``stamp``, the object's size and ETag),
 read through the presigned ``url`` (the protocols :data:`REMOTE_PROTOCOLS` for that input
@@ -24,14 +26,26 @@ written to the file ``out`` (the child's file-size limit bounds it) and the answ
 The frame: decoding starts at the last keyframe at or before ``start`` (the demuxer's
 backward seek, as ffmpeg's ``-noaccurate_seek -ss`` before ``-i``; ``start`` 0: from the
 beginning of the file) and the first frame whose time is at or after ``seek`` is the one
-served, checked against ``time``. When the input's decoder already stands past
+served (the caller checks its time). When the input's decoder already stands past
 ``start`` and before ``seek`` (frames asked in order), it goes on from there without
 seeking. Frames that no other frame refers to and that are shown before ``seek`` are not
 decoded (``skip_frame`` ``NONREF``): nothing served depends on them.
 
+A decoder outputs a frame only once it knows no frame decoded later is shown before it
+(B-frames' reordering; frame threads add their own delay): the frames decoded after the
+wanted one for that are wasted when the next request seeks elsewhere. So, given the
+wanted frame's ``time``, a request that does not follow the last one (frames asked in
+order) and has no ``ahead`` drains the decoder (end of stream) as soon as the wanted
+frame's packet is sent and the next packet is another picture (a pts of its own: never
+between the two fields of a frame), and the frames it holds come out at once. A drained
+decoder seeks for the next request; a request that would have gone on from the last one
+does not drain, so that a run of frames asked in order goes on from its second frame.
+
 The picture: as ffmpeg's command line draws it (api/frames/extract.py's filters): the
 display matrix's rotation (unless ``raw``), the sample aspect ratio made square (unless
-``raw``), the width; JPEG (mjpeg, yuvj444p, quantiser 2), PNG (rgb24) or binary PPM.
+``raw``), the width; JPEG (mjpeg, quantiser 2; its chroma sampled as the frame's: 4:2:0
+(yuvj420p) for a 4:2:0 frame, else 4:4:4, never coarser than the source), PNG (rgb24) or
+binary PPM.
 """
 
 from __future__ import annotations
@@ -160,14 +174,18 @@ class Inputs:
         return one
 
 
-def frame_at(inputs: Inputs, wanted: Wanted, start: float, seek: float) -> tuple[Any, float]:
+def frame_at(inputs: Inputs, wanted: Wanted, start: float, seek: float, *,
+             time: float | None = None, ahead: bool = False) -> tuple[Any, float]:
     """(the first frame at or after ``seek`` s, its time), decoding from the keyframe at
-    or before ``start`` s (the module docstring)."""
+    or before ``start`` s; ``time``: the wanted frame's (s; None: unknown, the decoder is
+    never drained), ``ahead``: keep the decoder going (the module docstring)."""
     one = inputs.get(wanted)
-    going_on = (not one.ended and one.last is not None and one.last < seek
-                and start <= one.last)
-    if not going_on:
+    follows = one.last is not None and one.last < seek and start <= one.last
+    if one.ended or not follows:
         one = landed(inputs, wanted, start)
+    drain = time is not None and not follows and not ahead
+    near = min(1e-4, (time - seek) / 2) if time is not None else 0.0
+    sent = False  # the wanted frame's packet was sent (when draining)
     stream, context = one.stream, one.stream.codec_context
     base = Fraction(stream.time_base)
     while True:
@@ -182,14 +200,19 @@ def frame_at(inputs: Inputs, wanted: Wanted, start: float, seek: float) -> tuple
         if one.ended:
             raise Failed("no frame was decoded at this time")
         packet = next(one.packets, None)
-        if packet is None or packet.size == 0:  # the end: the frames the decoder holds
+        at = (None if packet is None or packet.pts is None
+              else float(packet.pts * base) - one.start)
+        the_one = at is not None and time is not None and abs(at - time) <= near
+        if packet is None or packet.size == 0 or (sent and at is not None and not the_one):
+            # the end, or (draining) the picture after the wanted one: not sent; the
+            # frames the decoder holds come out
             one.ended = True
             one.pending.extend(context.decode(None))
             continue
-        if packet.pts is not None:
-            context.skip_frame = ("NONREF" if float(packet.pts * base) - one.start < seek
-                                  else "DEFAULT")
+        if at is not None:
+            context.skip_frame = "NONREF" if at < seek else "DEFAULT"
         one.pending.extend(context.decode(packet))
+        sent = sent or (drain and the_one)
 
 
 def landed(inputs: Inputs, wanted: Wanted, start: float) -> Opened:
@@ -238,8 +261,18 @@ def filters(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> list[tu
         chain += [("scale", "w='if(eq(sar,1),iw,2*trunc(iw*sar/2))':h=ih"), ("setsar", "1")]
     chain.append(("scale", f"w='min({width},iw)'"
                            f":h='if(gte({width},iw),ih,max(2,2*trunc({width}*ih/iw/2)))'"))
-    chain.append(("format", "yuvj444p" if fmt == "jpeg" else "rgb24"))
+    chain.append(("format", jpeg_format(frame) if fmt == "jpeg" else "rgb24"))
     return chain
+
+
+def jpeg_format(frame: Any) -> str:
+    """The JPEG's pixel format for ``frame``: ``yuvj420p`` when its chroma is 4:2:0 (a
+    4:4:4 JPEG would add no chroma detail, only interpolated samples to encode and send), else
+    ``yuvj444p`` (4:2:2, 4:1:1, RGB…: no chroma resolution lost, whatever the rotation)."""
+    form = frame.format
+    if not form.is_rgb and form.chroma_width(16) == 8 and form.chroma_height(16) == 8:
+        return "yuvj420p"
+    return "yuvj444p"
 
 
 def drawn(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> Any:
@@ -249,7 +282,7 @@ def drawn(frame: Any, stream: Any, width: int, raw: bool, fmt: str) -> Any:
 
 
 def encoded(picture: Any, fmt: str) -> bytes:
-    """``picture`` (yuvj444p for jpeg, else rgb24) as ``fmt``."""
+    """``picture`` (:func:`jpeg_format`'s for jpeg, else rgb24) as ``fmt``."""
     if fmt == "ppm":
         plane, row = picture.planes[0], picture.width * 3
         data = bytes(plane)
@@ -269,7 +302,10 @@ def encoded(picture: Any, fmt: str) -> bytes:
 def picture(inputs: Inputs, request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
     """A picture request's answer: ``{"time", "size"}`` and the picture's bytes."""
     wanted = Wanted.of(request)
-    frame, shown = frame_at(inputs, wanted, float(request["start"]), float(request["seek"]))
+    wanted_time = request.get("time")
+    frame, shown = frame_at(inputs, wanted, float(request["start"]), float(request["seek"]),
+                            time=None if wanted_time is None else float(wanted_time),
+                            ahead=bool(request.get("ahead", False)))
     stream = inputs.opened[wanted.key].stream
     data = encoded(drawn(frame, stream, int(request["width"]), bool(request["raw"]),
                          str(request["format"])), str(request["format"]))

@@ -51,9 +51,11 @@ class DecodeFailed(Exception):
 @dataclass(frozen=True)
 class Request:
     """One picture (api/frames/decoder.py's protocol): the original (a local file's
-    path, or an :class:`~api.frames.source.Original`), ``start``/``seek`` as
-    :class:`~api.frames.timeline.Chosen` gives them (s), the widest ``width`` (px),
-    ``raw`` and the format (``jpeg``, ``png``, ``ppm``)."""
+    path, or an :class:`~api.frames.source.Original`), ``start``/``seek``/``time`` as
+    :class:`~api.frames.timeline.Chosen` gives them (s; ``time`` None: not known, the
+    child never drains its decoder), the widest ``width`` (px), ``raw``, the format
+    (``jpeg``, ``png``, ``ppm``), and ``ahead``: a later frame of this GOP is asked
+    next (the child keeps its decoder going)."""
 
     source: Path | Original
     start: float
@@ -61,6 +63,8 @@ class Request:
     width: int
     raw: bool
     format: str
+    time: float | None = None
+    ahead: bool = False
 
     @property
     def key(self) -> str:
@@ -70,6 +74,7 @@ class Request:
     def line(self, left: float) -> bytes:
         """The request's line, for a request done within ``left`` seconds."""
         return _line(self.source, left, {"start": self.start, "seek": self.seek,
+                                         "time": self.time, "ahead": self.ahead,
                                          "width": self.width, "raw": self.raw,
                                          "format": self.format})
 

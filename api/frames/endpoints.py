@@ -229,8 +229,8 @@ class ManyFrames(FrameResource):
         """The ``.npy`` of the frames; 422 when they differ in size."""
         pixels: list[bytes] = []
         size: tuple[int, int] | None = None
-        for one in chosen:
-            height, width, rgb = ppm_pixels(frames.picture(one, shape, "ppm").data)
+        for one, then in zip(chosen, [*chosen[1:], None], strict=True):
+            height, width, rgb = ppm_pixels(frames.picture(one, shape, "ppm", then).data)
             if size is None:
                 size = (height, width)
                 self.check_size(len(chosen), height, width)
@@ -248,12 +248,13 @@ class ManyFrames(FrameResource):
         """The members, frame by frame. Each frame takes a decode slot for its decoding
         only, waiting for one until the request's deadline (else ``timeout``: the archive
         is cut off): a client that reads slowly holds none while its members are sent."""
-        for n, (one, t) in enumerate(zip(chosen, times, strict=True)):
+        for n, (one, t, then) in enumerate(zip(chosen, times, [*chosen[1:], None],
+                                                strict=True)):
             if not self.slots.acquire(timeout=max(0.0, frames.deadline - time.monotonic())):
                 raise FrameFailed("timeout", "no decode slot came free before the"
                                              " request's deadline (VIDEODROP_FRAME_TIMEOUT)")
             try:
-                data = frames.picture(one, shape, "jpeg").data
+                data = frames.picture(one, shape, "jpeg", then).data
             finally:
                 self.slots.release()
             meta = {"t": t, "pts": round(one.time, 6), "index": one.index}

@@ -117,11 +117,16 @@ class Frames:
         the accepted demuxers) and ``-i``."""
         return [*input_options(self.source.protocols), "-i", self.input_url()]
 
-    def picture(self, chosen: Chosen, shape: Shape, fmt: str) -> Picture:
-        """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`FORMATS`)."""
+    def picture(self, chosen: Chosen, shape: Shape, fmt: str, then: Chosen | None = None
+                ) -> Picture:
+        """The frame ``chosen``, drawn as ``shape`` says, in ``fmt`` (:data:`FORMATS`);
+        ``then``: the frame asked next, if known (when it can be decoded going on from
+        this one, the decoding child keeps its decoder going for it)."""
         assert self.decoders is not None, "these Frames draw no picture"
         seek = chosen.seek if chosen.index > 0 else -1e9  # the first frame decoded
-        request = Request(self.source, chosen.start, seek, shape.width, shape.raw, fmt)
+        ahead = then is not None and then.start <= chosen.time < then.seek
+        request = Request(self.source, chosen.start, seek, shape.width, shape.raw, fmt,
+                          time=chosen.time, ahead=ahead)
         try:
             got, data = self.decoders.picture(request, self.deadline)
         except DecodeFailed as exc:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from api.frames.decoder import OPEN_OPTIONS, Inputs, Wanted, frame_at
 from api.frames.decoders import DecodeFailed, Decoders, Request
 
 FPS = 25
@@ -37,22 +38,49 @@ def decoders() -> Decoders:
     pool.close()
 
 
-def request(path: Path, n: int, fmt: str = "ppm") -> Request:
-    """Frame ``n`` of :func:`clip`: decoding from its GOP's keyframe (every 10 frames)."""
+def request(path: Path, n: int, fmt: str = "ppm", *, known: bool = True) -> Request:
+    """Frame ``n`` of :func:`clip`: decoding from its GOP's keyframe (every 10 frames);
+    ``known``: the frame's time is given (the child may drain its decoder)."""
     key = n // 10 * 10
     start = key / FPS + 0.001 if key else 0.0
-    return Request(path, start, (n - 0.5) / FPS if n else -1e9, 64, False, fmt)
+    return Request(path, start, (n - 0.5) / FPS if n else -1e9, 64, False, fmt,
+                   time=n / FPS if known else None)
 
 
 def later(seconds: float = 30.0) -> float:
     return time.monotonic() + seconds
 
 
-def test_frames_in_order_and_out_of_order_are_the_ones_asked(clip, decoders):
-    for n in [*range(0, 25), 49, 3, 31, 30, 12]:
-        got, data = decoders.picture(request(clip, n), later())
+@pytest.mark.parametrize("known", [True, False])
+def test_frames_in_order_and_out_of_order_are_the_ones_asked(clip, decoders, known):
+    """Whether the child drains its decoder after a frame (its time known) or keeps it
+    going (not known), in order and out of order, the frames are the ones asked, pixel
+    for pixel as a decode of the whole file gives them."""
+    whole = subprocess.run(["ffmpeg", "-v", "error", "-i", str(clip), "-f", "rawvideo",
+                            "-pix_fmt", "rgb24", "pipe:1"], check=True, capture_output=True,
+                           timeout=60).stdout
+    size = 64 * 48 * 3
+    for n in [*range(0, 25), 49, 3, 31, 30, 12, 13, 47, 29]:
+        got, data = decoders.picture(request(clip, n, known=known), later())
         assert got == pytest.approx(n / FPS, abs=1e-6), n
-        assert data.startswith(b"P6\n64 48\n255\n") and len(data) == 13 + 64 * 48 * 3
+        assert data.startswith(b"P6\n64 48\n255\n") and len(data) == 13 + size
+        assert data[13:] == whole[n * size:(n + 1) * size], n
+
+
+def test_a_frame_asked_alone_drains_the_decoder_one_asked_in_order_does_not(clip):
+    """A frame asked at random (its time known, no frame asked just before it in its
+    GOP): the decoder is drained once its packet is sent, nothing decoded after it;
+    the frame after it then goes on (its decoder seeks once and is kept going)."""
+    inputs = Inputs()
+    wanted = Wanted(str(clip), f"file:{clip}", OPEN_OPTIONS)
+    for n, drained in ((17, True), (18, False), (19, False), (5, True), (6, False)):
+        one = request(clip, n)
+        _, shown = frame_at(inputs, wanted, one.start, one.seek, time=one.time)
+        assert shown == pytest.approx(n / FPS, abs=1e-6)
+        assert inputs.opened[wanted.key].ended is drained, n
+    one = request(clip, 33)
+    frame_at(inputs, wanted, one.start, one.seek, time=one.time, ahead=True)
+    assert not inputs.opened[wanted.key].ended  # a later frame comes next: kept going
 
 
 def test_a_request_past_its_deadline_kills_its_child_and_the_next_gets_a_fresh_one(
