@@ -38,10 +38,12 @@ shorter scene (or the first settled frame after it).
 
 from __future__ import annotations
 
-import operator
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
 
 STEP = 13  # bytes: one of each STEP kept for comparison (13 mixes the channels of RGB)
 WINDOW = 2  # frames each side a cut is compared to
@@ -63,8 +65,18 @@ BRIGHTENING = 1.08  # a frame this much brighter half a lag on: a fade in goes o
 THUMB_WAIT = 5  # lags into a scene a thumbnail waits for a settled frame
 
 
-def _mad(a: bytes, b: bytes) -> float:
-    return sum(map(abs, map(operator.sub, a, b))) / (len(a) or 1)
+Sample = npt.NDArray[np.int16]
+Histogram = npt.NDArray[np.float64]
+
+
+def _sampled(frame: bytes) -> Sample:
+    """Every :data:`STEP`-th byte of ``frame``, signed so that differences don't wrap."""
+    return np.frombuffer(frame, np.uint8)[::STEP].astype(np.int16)
+
+
+def _mad(a: Sample, b: Sample) -> float:
+    """Mean absolute difference of two samples, 0..255."""
+    return float(np.abs(a - b).sum()) / (len(a) or 1)
 
 
 def _soft_bin(level: int) -> tuple[int, float]:
@@ -75,26 +87,31 @@ def _soft_bin(level: int) -> tuple[int, float]:
     return low, at - low
 
 
-_SOFT = tuple(_soft_bin(v) for v in range(256))
+def _soft_weights() -> Histogram:
+    """(256, :data:`HIST_BINS`): the share of a level counted in each bin."""
+    weights = np.zeros((256, HIST_BINS))
+    for level in range(256):
+        low, upper = _soft_bin(level)
+        weights[level, low] += 1.0 - upper
+        weights[level, low + 1] += upper
+    return weights
 
 
-def _histogram(frame: bytes) -> list[float]:
+_SOFT = _soft_weights()
+
+
+def _histogram(frame: bytes) -> Histogram:
     """Soft counts in :data:`HIST_BINS` bins per channel of an RGB24 frame's pixel sample
-    (module docstring): a level moving by ``d`` moves at most ``d / HIST_WIDTH`` of its
-    count."""
-    counts = [0.0] * (3 * HIST_BINS)
-    for channel in range(3):
-        base = channel * HIST_BINS
-        for level, n in Counter(frame[channel::HIST_STEP]).items():
-            low, upper = _SOFT[level]
-            counts[base + low] += n * (1.0 - upper)
-            counts[base + low + 1] += n * upper
-    return counts
+    (module docstring), shape (3 * HIST_BINS,): a level moving by ``d`` moves at most
+    ``d / HIST_WIDTH`` of its count."""
+    pixels = np.frombuffer(frame, np.uint8)
+    return np.concatenate([np.bincount(pixels[channel::HIST_STEP], minlength=256) @ _SOFT
+                           for channel in range(3)])
 
 
-def _moved(a: list[float], b: list[float]) -> float:
+def _moved(a: Histogram, b: Histogram) -> float:
     """The share of two histograms that differs, 0..1."""
-    return sum(map(abs, map(operator.sub, a, b))) / (2 * (sum(a) or 1))
+    return float(np.abs(a - b).sum()) / (2 * (float(a.sum()) or 1))
 
 
 def lag_for(rate: float) -> int:
@@ -115,8 +132,8 @@ class Shots:
     cuts: list[int] = field(default_factory=list)
     graduals: list[int] = field(default_factory=list)
     _dk: list[float] = field(default_factory=list)  # per frame from ``lag`` on
-    _samples: deque[bytes] = field(default_factory=deque)
-    _histogram: list[float] = field(default_factory=list)
+    _samples: deque[Sample] = field(default_factory=deque)
+    _histogram: Histogram | None = None
     _frames: deque[tuple[int, bytes]] = field(default_factory=deque)
     _run: list[tuple[int, float]] = field(default_factory=list)
     _wanted: dict[int, int] = field(default_factory=dict)  # scene start → thumbnail frame
@@ -132,10 +149,11 @@ class Shots:
 
     def add(self, frame: bytes) -> None:
         j = len(self.d1)
-        sample = frame[::STEP]
+        sample = _sampled(frame)
         self.d1.append(_mad(sample, self._samples[-1]) if self._samples else 0.0)
         histogram = _histogram(frame)
-        self.moved.append(_moved(histogram, self._histogram) if self._histogram else 0.0)
+        self.moved.append(_moved(histogram, self._histogram)
+                          if self._histogram is not None else 0.0)
         self._histogram = histogram
         if len(self._samples) >= self.lag:
             self._dk.append(_mad(sample, self._samples[-self.lag]))
@@ -175,7 +193,7 @@ class Shots:
 
     # --- cuts ---------------------------------------------------------------------------
 
-    def _sample(self, k: int) -> bytes:
+    def _sample(self, k: int) -> Sample:
         """The sample of frame ``k``, or of the oldest (newest) one still held."""
         first = len(self.d1) - len(self._samples)
         return self._samples[min(max(k - first, 0), len(self._samples) - 1)]
@@ -275,8 +293,7 @@ class Shots:
     def _mean(self, j: int, frame: bytes) -> float:
         """Frame ``j``'s mean level (0..255) over its sampled bytes, computed once."""
         if j not in self._means:
-            sample = frame[::STEP]
-            self._means[j] = sum(sample) / len(sample)
+            self._means[j] = float(np.frombuffer(frame, np.uint8)[::STEP].mean())
         return self._means[j]
 
 
