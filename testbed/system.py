@@ -4,6 +4,7 @@ HTTP over a socket: what tests and benchmarks start and stop."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import secrets
@@ -20,7 +21,7 @@ import requests
 
 from testbed.broker import amqp_parameters, delete_amqp_names
 from testbed.databases import drop_database, fresh_database
-from testbed.processes import REPO, free_port, stop_process
+from testbed.processes import REPO, free_port, stop_processes
 from testbed.waits import wait_for
 from videodrop.inboxpolicy import INBOX_ID, INGEST_LOCK, SPOOL
 
@@ -122,11 +123,16 @@ class System:
         proc.wait(timeout=30)
 
     def stop(self) -> None:
-        for role in list(self.procs):
-            stop_process(self.procs.pop(role))
-        while self.superseded:
-            stop_process(self.superseded.pop())
+        # First the client side: an API worker's graceful stop waits (gunicorn's
+        # STOP_KEEPALIVE_LINGER) for connections still open to it, and a request that timed
+        # out while the API started (a ReadTimeout) leaves its socket in a reference cycle,
+        # open until the garbage collector runs.
         self.http.close()
+        gc.collect()
+        procs = [*self.procs.values(), *self.superseded]
+        self.procs.clear()
+        self.superseded.clear()
+        stop_processes(procs)
 
     def inbox_entries(self) -> list[str]:
         """Names in the inbox folder, but for the ingest's lock and identity and the
