@@ -73,6 +73,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(folder / "fade-onekey.mp4"), "-c", "copy",
                     "-metadata:s:v:0", "rotate=90", str(folder / "fade-turned.mp4")],
                    check=True, timeout=60)
+    # 10 s of picture, 150 s of sound: the picture stops before the poster's window
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=10:duration=10", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=8000:duration=150", "-pix_fmt", "yuv420p",
+                    "-g", "10", "-c:a", "aac", "-b:a", "16k", str(folder / "shortpicture.mp4")],
+                   check=True, timeout=120)
     return folder
 
 
@@ -315,3 +321,16 @@ def test_a_short_video_keeps_enough_keyframe_candidates(posters: Posters, media:
     over it, one of unknown duration its first keyframes."""
     facts = poster.make(posters, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
     assert facts["decode"] == "keyframes" and facts["time"] >= 1.0, facts
+
+
+def test_a_picture_that_stops_before_the_window_still_gives_a_poster(
+        ffmpeg: FFmpeg, posters: Posters, media: Path, tmp_path: Path):
+    """A 150 s file whose video track lasts 10 s (the sound goes on): the window (from a
+    tenth in) holds no frame; the poster is one of the video's first keyframes, not
+    ``no_video_frames`` for a video whose frames decode."""
+    out = tmp_path / "p.jpg"
+    facts = poster.make(posters, media / "shortpicture.mp4", 150.0, out)
+    assert facts["decode"] == "keyframes" and facts["time"] < 10.0, facts
+    assert jpeg.size_of(out) == (320, 180)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
