@@ -329,12 +329,12 @@ def answer(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
                      None if seen is None else float(seen))
     except Failed as exc:
         return _failure(exc.reason, str(exc))
+    except MemoryError:  # before FFmpegError: PyAV's ENOMEM (av.MemoryError) is both
+        return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
+                        " (VIDEODROP_CHILD_MEMORY)")
     except (av.FFmpegError, OSError, ValueError) as exc:
         what = "the file cannot be read" if source is None else "decoding failed"
         return _failure(Reason.FFMPEG_FAILED, f"{what}: {exc}")
-    except MemoryError:
-        return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
-                        " (VIDEODROP_CHILD_MEMORY)")
     finally:
         if source is not None:
             source.close()

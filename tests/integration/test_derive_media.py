@@ -334,3 +334,37 @@ def test_a_picture_that_stops_before_the_window_still_gives_a_poster(
     assert jpeg.size_of(out) == (320, 180)
     made = looks(ffmpeg, out)
     assert made.usable and made.mean > 60, made
+
+
+def test_a_picture_too_big_for_the_memory_limit_fails_as_a_resource_limit(tmp_path: Path):
+    """An 8192x8192 MJPEG frame (0.5 MB) under an address-space limit it does not fit in:
+    the poster's child runs out of memory while decoding (PyAV's ENOMEM) and says so
+    (``resource_limit``, VIDEODROP_CHILD_MEMORY), not ``ffmpeg_failed``."""
+    big = tmp_path / "big.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=8192x8192:rate=1", "-frames:v", "1", "-c:v", "mjpeg",
+                    "-q:v", "31", "-pix_fmt", "yuvj420p", str(big)], check=True, timeout=120)
+    tight = Posters.like(FFmpeg("ffmpeg", ChildRunner(330 << 20, file_size=None), 120))
+    try:
+        with pytest.raises(Failed) as caught:
+            poster.make(tight, big, 1.0, tmp_path / "p.jpg")
+    finally:
+        tight.close()
+    assert caught.value.reason == Reason.RESOURCE_LIMIT, caught.value
+    assert "VIDEODROP_CHILD_MEMORY" in str(caught.value)
+
+
+def test_a_decoder_that_cannot_get_a_frame_buffer_is_a_resource_limit(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """ffmpeg's decoder failing to allocate a frame (``get_buffer() failed``, what the
+    address-space limit gives on a huge picture; here forced by ``-max_alloc``) ends as
+    ``resource_limit``: ffmpeg's own last words ("Output file is empty, nothing was
+    encoded", "Operation not permitted") would send the reader looking elsewhere."""
+    big = tmp_path / "big.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=4096x4096:rate=1", "-frames:v", "1", "-c:v", "mjpeg",
+                    "-q:v", "31", "-pix_fmt", "yuvj420p", str(big)], check=True, timeout=120)
+    with pytest.raises(Failed) as caught:
+        ffmpeg.run(["-max_alloc", "4000000", "-i", f"file:{big}", "-vf", "scale=160:90",
+                    "-f", "rawvideo", "-y", "/dev/null"])
+    assert caught.value.reason == Reason.RESOURCE_LIMIT, caught.value
