@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.harness import System, free_port, rows, videodrop, wait_for
+from tests.integration.test_health_metrics import NotifySocket
 from tests.integration.test_probe_samples import EXPECTED
 from videodrop.derivatives import KINDS
 
@@ -454,8 +455,14 @@ def test_an_empty_derive_setting_turns_the_role_off(make_system: Any, samples: P
     record = system.wait_record("off.mp4")
     assert record["status"] == "ready"
     assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
-    role = system.start_role("derive")
-    assert role.wait(timeout=60) == 0
+    notify = NotifySocket()  # under systemd (Type=notify): READY=1 before the clean exit
+    try:
+        role = system.start_role("derive", env={"NOTIFY_SOCKET": notify.address})
+        assert role.wait(timeout=60) == 0
+        ready = notify.wait_for("READY=1", timeout=5)
+    finally:
+        notify.close()
+    assert "STATUS=VIDEODROP_DERIVE is empty: nothing to make" in ready.split("\n")
     assert "VIDEODROP_DERIVE is empty: nothing to make" in system.log_text("derive")
     assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
     got = system.http.get(record["api_links"]["poster_url"], timeout=5)
