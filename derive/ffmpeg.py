@@ -39,7 +39,10 @@ VIDEO_ONLY = ("-map", "0:v:0", "-an", "-sn", "-dn")
 # ffmpeg's words when the input ended before one frame decoded (no output format known)
 _NO_FRAME = b"Cannot determine format of input stream"
 _SAYS_NOTHING = {"Conversion failed!", "Error marking filters as finished"}
-_OUT_OF_MEMORY = (b"Cannot allocate memory", b"cannot allocate memory", b"Out of memory")
+# ... and a decoder that could not get a frame's buffer (the address-space limit: ffmpeg
+# 5.1 then says "Operation not permitted" and, at the end, that nothing was encoded)
+_OUT_OF_MEMORY = (b"Cannot allocate memory", b"cannot allocate memory", b"Out of memory",
+                  b"get_buffer() failed")
 #: Bytes a second of video takes at the least, for the media seconds a file can hold (a
 #: tenth of what a still 1080p30 H.264 picture takes: skipped frames and their index);
 #: a file smaller than its duration times this gets its allowance for fewer seconds.

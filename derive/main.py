@@ -80,6 +80,9 @@ def main(settings: Settings, argv: list[str]) -> int:
     log = role.log
     if not settings.derive:
         log.info("VIDEODROP_DERIVE is empty: nothing to make; exiting")
+        # READY=1 first: under systemd (Type=notify) a main process that exits before it is
+        # a failed start (result 'protocol'), the unit left failed for a role turned off
+        role.notifier.ready("VIDEODROP_DERIVE is empty: nothing to make")
         return 0
     runner = _runner(settings)
     try:  # before the priority drops: at nice 19 on a saturated machine its 10 s would pass

@@ -279,6 +279,15 @@ def keyframe_at(source: Input, at: float) -> tuple[float, Any] | None:
     return None
 
 
+def search(source: Input, duration: float | None, best: Best) -> tuple[str, int]:
+    """Offer the window's keyframes to ``best``, then, when none qualifies, every frame of
+    its first seconds; (how the last pass decoded, the frames decoded in all)."""
+    decoded = keyframes(source, duration, best)
+    if best.candidate is not None:
+        return "keyframes", decoded
+    return "full", decoded + every_frame(source, duration, best)
+
+
 def pick(source: Input, duration: float | None, seen: float | None) -> dict[str, Any]:
     """The poster's facts and its JPEG (``"jpeg"``); :class:`Skipped` as derive/poster.py."""
     if seen is not None:
@@ -287,11 +296,12 @@ def pick(source: Input, duration: float | None, seen: float | None) -> dict[str,
             return _facts(Candidate(seen, 0.0, 0.0), found[1], source, "keyframes",
                           measured(seen, found[1]))
     best = Best()
-    decoded = keyframes(source, duration, best)
-    decode = "keyframes"
-    if best.candidate is None:
-        decode = "full"
-        decoded += every_frame(source, duration, best)
+    decode, decoded = search(source, duration, best)
+    if not decoded and window(duration)[0] > 0:
+        # no frame in the window: the picture stops before it (a video track shorter
+        # than the sound, frames only at the start); the video's first keyframes, then
+        # its first seconds, as for a video of unknown duration
+        decode, decoded = search(source, None, best)
     if not decoded:
         raise Skipped(Reason.NO_VIDEO_FRAMES, "no video frame decodes")
     if best.candidate is None:
@@ -319,12 +329,12 @@ def answer(request: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
                      None if seen is None else float(seen))
     except Failed as exc:
         return _failure(exc.reason, str(exc))
+    except MemoryError:  # before FFmpegError: PyAV's ENOMEM (av.MemoryError) is both
+        return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
+                        " (VIDEODROP_CHILD_MEMORY)")
     except (av.FFmpegError, OSError, ValueError) as exc:
         what = "the file cannot be read" if source is None else "decoding failed"
         return _failure(Reason.FFMPEG_FAILED, f"{what}: {exc}")
-    except MemoryError:
-        return _failure(Reason.RESOURCE_LIMIT, "the poster's child ran out of memory"
-                        " (VIDEODROP_CHILD_MEMORY)")
     finally:
         if source is not None:
             source.close()

@@ -73,6 +73,11 @@ def analyse(ffmpeg: FFmpeg, path: Path | Source, rate: float, duration: float | 
     the detector, the scenes' first frames, and where each scene's thumbnail lies in
     ``thumbs`` (scene start → frame index in the file)."""
     where: dict[int, int] = {}
+    # no further than the file's bytes can hold seconds (derive/ffmpeg.py MIN_BYTE_RATE):
+    # a few kB claiming hours, its frames far apart, would have the fps filter repeat
+    # them for every frame of those hours (a 21 kB file: 900,000 frames, ten minutes)
+    held = FullDecode(path, duration).held()
+    limit = held if duration and 0 < held < duration else None
     with thumbs.open("wb") as out:
         def keep(start: int, frame: bytes) -> None:
             where[start] = len(where)
@@ -85,7 +90,11 @@ def analyse(ffmpeg: FFmpeg, path: Path | Source, rate: float, duration: float | 
                    f"scale=w='trunc(iw*sar/2)*2':h='trunc(ih/2)*2',setsar=1,"
                    f"scale={THUMB_W}:{THUMB_H}:force_original_aspect_ratio=decrease"
                    f":flags=bilinear,pad={THUMB_W}:{THUMB_H}:-1:-1,format=rgb24",
-            "-fps_mode", "passthrough", "-f", "rawvideo", "pipe:1"],
+            "-fps_mode", "passthrough",
+            # an output limit: as an input's, the frames past it still reach the fps
+            # filter, which queues every repetition up to them (out of memory)
+            *(["-t", f"{limit:.3f}"] if limit is not None else []),
+            "-f", "rawvideo", "pipe:1"],
             on_stdout=_Frames(found), full=FullDecode(path, duration))
         starts = found.finish() if found.count else []
     said = _OUTPUT_FPS.search(done.stderr)

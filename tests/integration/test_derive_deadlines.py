@@ -164,3 +164,23 @@ def test_a_poster_child_past_its_deadline_is_killed_and_the_next_gets_a_fresh_on
     finally:
         posters.close()
 
+
+
+def test_frames_far_apart_in_a_tiny_file_are_not_repeated_for_the_claimed_hours(
+        ffmpeg: FFmpeg, launched: list[tuple[float, int, list[str]]], tmp_path: Path):
+    """Three frames of a few kB, the last at 1000 s: the scenes pass (the ``fps`` filter
+    repeats a frame over a gap) reads no further than the bytes can hold seconds, so it
+    does not analyse 25,000 frames of one repeated picture; the scenes still run to the
+    video's end."""
+    path = tmp_path / "gaps.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x90:rate=1", "-frames:v", "3",
+                    "-vf", "setpts='if(eq(N,2),1000/TB,N/TB)'", "-fps_mode", "passthrough",
+                    "-c:v", "libx264", "-g", "1", str(path)], check=True, timeout=60)
+    held = path.stat().st_size / MIN_BYTE_RATE
+    assert held < 100, held  # a few kB: under 100 s of the 1000 claimed
+    facts, _ = scenes.make(ffmpeg, path, 25.0, 1001.0, tmp_path)
+    assert 25 <= facts["frames"] <= math.ceil(held * 25) + 1, facts["frames"]
+    assert facts["duration"] == 1001.0
+    analysis_args = launched[0][2]
+    assert analysis_args[analysis_args.index("-t") + 1] == f"{held:.3f}"

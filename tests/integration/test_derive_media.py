@@ -73,6 +73,12 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(folder / "fade-onekey.mp4"), "-c", "copy",
                     "-metadata:s:v:0", "rotate=90", str(folder / "fade-turned.mp4")],
                    check=True, timeout=60)
+    # 10 s of picture, 150 s of sound: the picture stops before the poster's window
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x180:rate=10:duration=10", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=8000:duration=150", "-pix_fmt", "yuv420p",
+                    "-g", "10", "-c:a", "aac", "-b:a", "16k", str(folder / "shortpicture.mp4")],
+                   check=True, timeout=120)
     return folder
 
 
@@ -315,3 +321,50 @@ def test_a_short_video_keeps_enough_keyframe_candidates(posters: Posters, media:
     over it, one of unknown duration its first keyframes."""
     facts = poster.make(posters, media / "short-fade.mp4", duration, tmp_path / "p.jpg")
     assert facts["decode"] == "keyframes" and facts["time"] >= 1.0, facts
+
+
+def test_a_picture_that_stops_before_the_window_still_gives_a_poster(
+        ffmpeg: FFmpeg, posters: Posters, media: Path, tmp_path: Path):
+    """A 150 s file whose video track lasts 10 s (the sound goes on): the window (from a
+    tenth in) holds no frame; the poster is one of the video's first keyframes, not
+    ``no_video_frames`` for a video whose frames decode."""
+    out = tmp_path / "p.jpg"
+    facts = poster.make(posters, media / "shortpicture.mp4", 150.0, out)
+    assert facts["decode"] == "keyframes" and facts["time"] < 10.0, facts
+    assert jpeg.size_of(out) == (320, 180)
+    made = looks(ffmpeg, out)
+    assert made.usable and made.mean > 60, made
+
+
+def test_a_picture_too_big_for_the_memory_limit_fails_as_a_resource_limit(tmp_path: Path):
+    """An 8192x8192 MJPEG frame (0.5 MB) under an address-space limit it does not fit in:
+    the poster's child runs out of memory while decoding (PyAV's ENOMEM) and says so
+    (``resource_limit``, VIDEODROP_CHILD_MEMORY), not ``ffmpeg_failed``."""
+    big = tmp_path / "big.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=8192x8192:rate=1", "-frames:v", "1", "-c:v", "mjpeg",
+                    "-q:v", "31", "-pix_fmt", "yuvj420p", str(big)], check=True, timeout=120)
+    tight = Posters.like(FFmpeg("ffmpeg", ChildRunner(330 << 20, file_size=None), 120))
+    try:
+        with pytest.raises(Failed) as caught:
+            poster.make(tight, big, 1.0, tmp_path / "p.jpg")
+    finally:
+        tight.close()
+    assert caught.value.reason == Reason.RESOURCE_LIMIT, caught.value
+    assert "VIDEODROP_CHILD_MEMORY" in str(caught.value)
+
+
+def test_a_decoder_that_cannot_get_a_frame_buffer_is_a_resource_limit(
+        ffmpeg: FFmpeg, tmp_path: Path):
+    """ffmpeg's decoder failing to allocate a frame (``get_buffer() failed``, what the
+    address-space limit gives on a huge picture; here forced by ``-max_alloc``) ends as
+    ``resource_limit``: ffmpeg's own last words ("Output file is empty, nothing was
+    encoded", "Operation not permitted") would send the reader looking elsewhere."""
+    big = tmp_path / "big.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=4096x4096:rate=1", "-frames:v", "1", "-c:v", "mjpeg",
+                    "-q:v", "31", "-pix_fmt", "yuvj420p", str(big)], check=True, timeout=120)
+    with pytest.raises(Failed) as caught:
+        ffmpeg.run(["-max_alloc", "4000000", "-i", f"file:{big}", "-vf", "scale=160:90",
+                    "-f", "rawvideo", "-y", "/dev/null"])
+    assert caught.value.reason == Reason.RESOURCE_LIMIT, caught.value

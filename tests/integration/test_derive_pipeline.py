@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from tests.harness import System, free_port, rows, videodrop, wait_for
+from tests.integration.test_health_metrics import NotifySocket
 from tests.integration.test_probe_samples import EXPECTED
 from videodrop.derivatives import KINDS
 
@@ -443,3 +444,28 @@ exec {REAL_FFMPEG} "$@"
                           " status = 'ready' AND NOT remaking ORDER BY kind")
              == [("poster",), ("scenes",), ("storyboard",)],
              timeout=120, interval=0.3, what="every kind remade, with no restart")
+
+
+def test_an_empty_derive_setting_turns_the_role_off(make_system: Any, samples: Path):
+    """VIDEODROP_DERIVE empty: the prober requests nothing when a video turns ready, the
+    role exits at once (status 0, saying why), and the derivative URLs say the kind is
+    left out rather than pending."""
+    system = make_system(VIDEODROP_DERIVE="").start()
+    shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "off.mp4")
+    record = system.wait_record("off.mp4")
+    assert record["status"] == "ready"
+    assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
+    notify = NotifySocket()  # under systemd (Type=notify): READY=1 before the clean exit
+    try:
+        role = system.start_role("derive", env={"NOTIFY_SOCKET": notify.address})
+        assert role.wait(timeout=60) == 0
+        ready = notify.wait_for("READY=1", timeout=5)
+    finally:
+        notify.close()
+    assert "STATUS=VIDEODROP_DERIVE is empty: nothing to make" in ready.split("\n")
+    assert "VIDEODROP_DERIVE is empty: nothing to make" in system.log_text("derive")
+    assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
+    got = system.http.get(record["api_links"]["poster_url"], timeout=5)
+    assert got.status_code == 409 and "Retry-After" not in got.headers
+    assert got.json()["description"] == (
+        "The poster is not requested (VIDEODROP_DERIVE leaves it out).")
