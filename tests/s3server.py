@@ -54,13 +54,27 @@ def s3_bucket(s3_server: S3Server) -> Iterator[str]:
     s3_server.remove_bucket(name)
 
 
+def store_settings(request: pytest.FixtureRequest, kind: str) -> dict[str, str]:
+    """The settings of a media store of ``kind``: ``file`` (none: the system's own folder)
+    or ``s3`` (this session's bucket, under a prefix of its own; the S3 server started
+    only for this kind)."""
+    if kind == "file":
+        return {}
+    server: S3Server = request.getfixturevalue("s3_server")
+    bucket: str = request.getfixturevalue("s3_bucket")
+    return {"VIDEODROP_STORAGE_URL": f"s3://{bucket}/t{secrets.token_hex(4)}", **server.env()}
+
+
 @pytest.fixture(params=["file", "s3"])
 def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """The settings of a media store, once per kind: ``file`` (none: the system's own
     folder) and ``s3`` (this session's bucket, under a prefix of this test's own; the S3
     server started only for this kind)."""
-    if request.param == "file":
-        return {}
-    server: S3Server = request.getfixturevalue("s3_server")
-    bucket: str = request.getfixturevalue("s3_bucket")
-    return {"VIDEODROP_STORAGE_URL": f"s3://{bucket}/t{secrets.token_hex(4)}", **server.env()}
+    return store_settings(request, request.param)
+
+
+@pytest.fixture(scope="module", params=["file", "s3"])
+def module_store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """:func:`store_env` for a module-scoped system: one store of each kind per module
+    (pytest runs the module's tests on ``file``, then on ``s3``)."""
+    return store_settings(request, request.param)

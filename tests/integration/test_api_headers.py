@@ -1,6 +1,11 @@
 """Every response carries the safety headers and a Cache-Control fitting its endpoint;
 errors are Falcon's JSON with the right status. Plus the file endpoints of the real API
-(the Range machinery itself is covered in depth by test_fileresponse.py)."""
+(the Range machinery itself is covered in depth by test_fileresponse.py).
+
+Once per media store (``store_env``): the file store, then s3 with VIDEODROP_S3_SERVE=proxy,
+where the API answers with the bytes itself and owes the file store's headers, ranges and
+conditionals (docs/storage.md). s3's default, ``redirect``, answers the file endpoints with
+a 307 (``no-store``) and the store answers the rest: test_object_serving.py."""
 
 from __future__ import annotations
 
@@ -26,8 +31,9 @@ def check(resp: requests.Response, status: int, cache: str) -> None:
         assert set(body) <= {"title", "description"} and body["title"], where
 
 
-def test_headers_on_every_endpoint(make_system, samples):
-    system = make_system(VIDEODROP_MAX_FILE_SIZE="1MB").start("api", "prober")
+def test_headers_on_every_endpoint(make_system, samples, store_env):
+    store = {**store_env, "VIDEODROP_S3_SERVE": "proxy"} if store_env else {}
+    system = make_system(VIDEODROP_MAX_FILE_SIZE="1MB", **store).start("api", "prober")
     src = samples / "sar_2x1.mp4"
     rec = ready_upload(system, src)
     pending = upload_raw(system, samples / "tiny-broken.flv")  # fails in the prober

@@ -1,7 +1,13 @@
 """The derive role on the real pipeline (inbox → prober → PostgreSQL → derive → HTTP): the
 derivatives of every sample end ready, skipped or failed with a reason; the endpoints over
 HTTP; revocation and deletion; and the crash cases: nothing published by the prober (its
-commit is the request), the broker out of reach, a derive worker killed mid-job."""
+commit is the request), the broker out of reach, a derive worker killed mid-job.
+
+On the file store; the revocation and the delete once per media store (``store_env``: on
+s3 no presigned URL for a revoked token, the derivatives' objects gone with the video).
+The derive role on s3 (every derivative made in the store, served, removed; killed
+mid-job) is test_derive_stores.py's; the rest here is about ffmpeg, the broker, the jobs
+and the catalog, the same on both."""
 
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import psycopg
 import pytest
 
 from tests.harness import System, free_port, rows, videodrop, wait_for
+from tests.integration.test_api_uploads import media_of
 from tests.integration.test_health_metrics import NotifySocket
 from tests.integration.test_probe_samples import EXPECTED
 from videodrop.derivatives import KINDS
@@ -78,7 +85,13 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
 
 @pytest.fixture
 def one_ready(make_system: Any, samples: Path) -> tuple[System, dict[str, Any]]:
-    system = make_system().start()
+    return ready_system(make_system, samples)
+
+
+def ready_system(make_system: Any, samples: Path, **env: str
+                 ) -> tuple[System, dict[str, Any]]:
+    """A system (with ``env``) and the record of a video with every derivative ready."""
+    system = make_system(**env).start()
     system.start_role("derive")
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "bbb.mp4")
     record = system.wait_record("bbb.mp4")
@@ -155,14 +168,19 @@ def check_scenes(http: Any, links: dict[str, str], duration: float) -> None:
 
 
 def test_revoked_token_and_deleted_video_take_their_derivatives_along(
-        one_ready: tuple[System, dict[str, Any]]):
-    system, record = one_ready
+        make_system: Any, samples: Path, store_env: dict[str, str]):
+    system, record = ready_system(make_system, samples, **store_env)
     links = record["api_links"]
     derived = [links["poster_url"], links["storyboard_url"], links["storyboard_vtt_url"],
                links["storyboard_url"] + "0.jpg", links["scenes_url"],
                links["scenes_vtt_url"], links["scenes_url"] + "0.jpg"]
     folder = system.media_root / "derivatives" / record["source_id"]
-    assert (folder / "poster.jpg").is_file() and (folder / "scenes-00.jpg").is_file()
+    media, prefix = media_of(system), f"derivatives/{record['source_id']}/"
+    assert media.exists(prefix + "poster.jpg") and media.exists(prefix + "scenes-00.jpg")
+    # served before the revocation (on s3 a 307 to a presigned URL, made now and handed
+    # out again for a while: api/files/objects.py)
+    for url in derived:
+        assert system.http.get(url, timeout=5).status_code == 200, url
     revoked = system.http.delete(f"{system.base_url}/api/videos/{record['id']}/token",
                                  headers=system.admin, timeout=5)
     assert revoked.status_code == 200
@@ -174,6 +192,7 @@ def test_revoked_token_and_deleted_video_take_their_derivatives_along(
                               headers=system.admin, timeout=5)
     assert gone.status_code == 204
     assert not folder.exists()
+    assert list(media.list_objects(prefix)) == []
     assert rows(system.database_url, "SELECT count(*) FROM derivatives") == [(0,)]
 
 

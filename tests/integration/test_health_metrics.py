@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 
 from tests.harness import REPO, System, free_port, wait_for
+from tests.integration.test_prober_pipeline import s3_store
 
 # --- an app for gunicorn ---------------------------------------------------------------------
 
@@ -257,8 +258,10 @@ def health_env(tmp_path: Path, db_url: str, amqp_url: str, broker_prefix: str) -
             "VIDEODROP_MEDIA_ROOT": str(tmp_path / "media")}
 
 
-def test_health_passes_on_a_working_set_up(health_env: dict[str, str]) -> None:
-    done = health(health_env)
+def test_health_passes_on_a_working_set_up(health_env: dict[str, str],
+                                           store_env: dict[str, str]) -> None:
+    """Once per media store (``store_env``): on s3 the "media root" line is the bucket's."""
+    done = health({**health_env, **store_env})
     assert done.returncode == 0, done.stdout + done.stderr
     lines = done.stdout.splitlines()
     assert lines[0].split()[:3] == ["CHECK", "STATUS", "MS"]
@@ -269,6 +272,9 @@ def test_health_passes_on_a_working_set_up(health_env: dict[str, str]) -> None:
     assert f"{health_env['VIDEODROP_AMQP_PREFIX']}.derive:" in checks["broker"]
     assert not list(Path(health_env["VIDEODROP_INBOX"]).iterdir()), "health wrote in the inbox"
     assert not list(Path(health_env["VIDEODROP_MEDIA_ROOT"]).iterdir())
+    if store_env:
+        assert f"{store_env['VIDEODROP_STORAGE_URL']}" in checks["media root"]
+        assert not list(s3_store(store_env).list_objects()), "health left an object"
 
 
 def test_health_json_and_roles(health_env: dict[str, str]) -> None:
@@ -305,7 +311,12 @@ def test_health_json_and_roles(health_env: dict[str, str]) -> None:
 
 
 def test_health_fails_loudly(health_env: dict[str, str], postgres_server_url: str,
-                             tmp_path: Path) -> None:
+                             tmp_path: Path, store_env: dict[str, str]) -> None:
+    """Once per media store (``store_env``): a media root that is no folder, a bucket
+    that does not exist."""
+    bucket = f"vdmissing-{secrets.token_hex(4)}"
+    media = ({**store_env, "VIDEODROP_STORAGE_URL": f"s3://{bucket}/x"} if store_env
+             else {"VIDEODROP_MEDIA_ROOT": str(tmp_path / "missing")})
     name = f"vdhealth_{secrets.token_hex(4)}"
     with psycopg.connect(postgres_server_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
@@ -313,13 +324,14 @@ def test_health_fails_loudly(health_env: dict[str, str], postgres_server_url: st
         url = psycopg.conninfo.make_conninfo(postgres_server_url, dbname=name)
         env = {**health_env, "VIDEODROP_DATABASE_URL": url,
                "VIDEODROP_AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-               "VIDEODROP_MEDIA_ROOT": str(tmp_path / "missing")}
+               **media}
         done = health(env, "--role", "api")
         assert done.returncode == 1
         rows = {line.split("  ")[0].strip(): line for line in done.stdout.splitlines()[1:]}
         assert "FAIL" in rows["database"] and "videodrop migrate" in rows["database"]
         assert "FAIL" in rows["broker"]
-        assert "FAIL" in rows["media root"] and "no such folder" in rows["media root"]
+        assert "FAIL" in rows["media root"]
+        assert (f"no bucket '{bucket}'" if store_env else "no such folder") in rows["media root"]
         assert " ok " in rows["inbox"]
     finally:
         with psycopg.connect(postgres_server_url, autocommit=True) as conn:

@@ -4,7 +4,10 @@ under test) and its packet data, the oracle corpus's frames (testbed/frame_corpu
 what the byte ranges decode to, and the frame endpoints' answers before the index was
 made (ffprobe's listing per request) and after (the stored index).
 
-One system: the API, the prober and the ingest with VIDEODROP_DERIVE=packets and no
+One system per media store (``module_store_env``: the file store, then a prefix of the
+session's bucket on a real S3 server, its /download/ a 307 to a presigned URL that the
+Range requests here follow; the frames and the index made from the object through
+presigned URLs): the API, the prober and the ingest with VIDEODROP_DERIVE=packets and no
 derive role first (every index pending), then the derive role."""
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import requests
 
 from testbed import frame_corpus
 from tests.harness import REPO, System, own_system, wait_for
+from tests.integration.test_api_uploads import media_of
 
 NAMES = ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "rotated.mp4", "edit.mp4"]
 TIMES = 6  # seeded random times per clip for the frames compared before and after
@@ -59,14 +63,15 @@ def get(system: System, token: str, route: str, **params: object) -> requests.Re
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
-           ) -> Iterator[dict[str, Any]]:
+def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips,  # noqa: PLR0917 - fixtures
+           module_store_env) -> Iterator[dict[str, Any]]:
     """``system``, ``tokens`` (name → token), ``broken`` (the token of a file that is no
     video), ``pending`` (answers of /packets/ and /range/ while the index was pending)
     and ``before`` (name → the frames served then), with every index made since."""
-    with own_system(tmp_path_factory.mktemp("packets"), database_url, amqp_url,
-                    f"{amqp_prefix}_packets", "api", "prober", "ingest",
-                    VIDEODROP_DERIVE="packets") as system:
+    kind = "s3" if module_store_env else "file"
+    with own_system(tmp_path_factory.mktemp(f"packets-{kind}"), database_url, amqp_url,
+                    f"{amqp_prefix}_packets_{kind}", "api", "prober", "ingest",
+                    VIDEODROP_DERIVE="packets", **module_store_env) as system:
         for name in NAMES:
             (system.inbox / name).write_bytes(clips[name][0].read_bytes())
         (system.inbox / "broken.mp4").write_bytes(b"not a video at all" * 100)
@@ -337,10 +342,10 @@ def test_deleting_a_video_removes_its_index(served):
     """Last: it deletes vp9.webm."""
     system, token = served["system"], served["tokens"]["vp9.webm"]
     record = system.http.get(f"{system.base_url}/api/video/{token}/", timeout=10).json()
-    folder = system.media_root / "derivatives" / record["source_id"]
-    assert (folder / "packets.npy").is_file()
+    index, media = f"derivatives/{record['source_id']}/packets.npy", media_of(system)
+    assert media.exists(index)
     gone = requests.delete(f"{system.base_url}/api/videos/{record['id']}",
                            headers=system.admin, timeout=10)
     assert gone.status_code == 204
-    assert not (folder / "packets.npy").exists()
+    assert not media.exists(index)
     assert get(system, token, "packets/").status_code == 404

@@ -1,13 +1,14 @@
 """Holds and tombstones over real HTTP (gunicorn, a real upload probed by the prober):
 a held video outlives its rule, an expired one keeps its record and answers 410 Gone on
-every file endpoint."""
+every file endpoint. Once per media store (``store_env``: the file store, then a prefix of
+the session's bucket on a real S3 server): the expiry removes the file or the object."""
 
 from __future__ import annotations
 
 import requests
 
 from tests.harness import rows, videodrop
-from tests.integration.test_api_uploads import ready_upload
+from tests.integration.test_api_uploads import media_of, ready_upload
 
 SAMPLE = "tiny_av1.mp4"
 
@@ -29,16 +30,17 @@ def signed_in(system) -> requests.Session:
     return session
 
 
-def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
+def test_hold_then_expiry_then_gone(make_system, samples, tmp_path, store_env):
     rules = tmp_path / "rules.toml"
     rules.write_text('[uploads]\nmax_age = "1d"\n')
-    system = make_system(VIDEODROP_RETENTION_FILE=str(rules)).start("api", "prober")
+    system = make_system(VIDEODROP_RETENTION_FILE=str(rules), **store_env).start("api",
+                                                                                 "prober")
     rec = ready_upload(system, samples / SAMPLE)
     token, video_id = rec["api_links"]["access_token"], rec["id"]
     assert rec["held_at"] is None and rec["expired_at"] is None
     rows(system.database_url, "UPDATE videos SET created_at = now() - interval '2 days'"
          " RETURNING id")
-    stored = system.media_root / rec["file_info"]["filename"]
+    stored, media = rec["file_info"]["filename"], media_of(system)
     hold = f"{system.base_url}/api/videos/{video_id}/hold"
 
     page = signed_in(system)
@@ -52,7 +54,7 @@ def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
     assert videodrop(system, "retention").returncode == 0
     assert requests.get(f"{system.base_url}/api/video/{token}/download/",
                         timeout=5).status_code == 200
-    assert stored.is_file()
+    assert media.exists(stored)
 
     released = requests.delete(hold, headers=system.admin, timeout=5)
     assert released.status_code == 200 and released.json()["held_at"] is None
@@ -60,7 +62,7 @@ def test_hold_then_expiry_then_gone(make_system, samples, tmp_path):
     assert f"{video_id}\tupload\t" in dry.stdout and "max_age" in dry.stdout
     assert videodrop(system, "retention").returncode == 0
 
-    assert not stored.exists()
+    assert not media.exists(stored)
     for url in file_urls(system.base_url, token):
         resp = requests.get(url, timeout=10)
         assert resp.status_code == 410, (url, resp.status_code, resp.text)

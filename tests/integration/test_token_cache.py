@@ -198,8 +198,18 @@ def answers(base: str, token: str, n: int = 30) -> list[Any]:
     return got
 
 
-def test_every_worker_follows_every_change(make_system, samples):
-    system = make_system(VIDEODROP_API_WORKERS="3").start("api", "prober")
+def streams(base: str, token: str, n: int = 10) -> list[int]:
+    """The statuses of ``n`` HEADs of /stream/ on fresh connections (a redirect not
+    followed: on s3 the 307 to a presigned URL is the answer)."""
+    return [requests.head(f"{base}/stream/{token}/", allow_redirects=False,
+                          timeout=5).status_code for _ in range(n)]
+
+
+def test_every_worker_follows_every_change(make_system, samples, store_env):
+    """Once per media store (``store_env``): on s3 no worker hands out a presigned URL
+    for a token it no longer has."""
+    system = make_system(VIDEODROP_API_WORKERS="3", **store_env).start("api", "prober")
+    served = 307 if store_env else 200
     rec = ready_upload(system, samples / SAMPLE, name="first")
     base, token = system.base_url, rec["api_links"]["access_token"]
     assert answers(base, token) == ["first"] * 30
@@ -213,11 +223,14 @@ def test_every_worker_follows_every_change(make_system, samples):
 
     # The API's own writes: at once, in every worker.
     assert answers(base, token) == ["second"] * 30
+    assert streams(base, token) == [served] * 10
     token_url = f"{base}/api/videos/{rec['id']}/token"
     new = requests.post(token_url, headers=system.admin, timeout=5).json()
     assert answers(base, token) == [404] * 30
+    assert streams(base, token) == [404] * 10
     fresh = new["api_links"]["access_token"]
     assert answers(base, fresh) == ["second"] * 30
+    assert streams(base, fresh) == [served] * 10
     assert requests.delete(token_url, headers=system.admin, timeout=5).status_code == 200
     assert answers(base, fresh) == [404] * 30
 

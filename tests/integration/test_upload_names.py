@@ -1,6 +1,10 @@
 """What an upload is called and which formats it may be, over real HTTP against gunicorn,
 through the real prober: client paths, the formats of videodrop/formats.py, source_id
-folders."""
+folders.
+
+The whole module runs once per media store (``module_store_env``: one system on the file
+store, then one on a prefix of the session's bucket on a real S3 server, serving by its
+default redirect, followed here): a name and a type are the same on both."""
 
 from __future__ import annotations
 
@@ -12,15 +16,18 @@ import requests
 
 from tests.conftest import FORMAT_CLIPS
 from tests.harness import System, own_system, rows
-from tests.integration.test_api_uploads import wait_status
+from tests.integration.test_api_uploads import media_of, stored_bytes, wait_status
 
 SAMPLE = "tiny_av1.mp4"
 
 
 @pytest.fixture(scope="module")
-def uploads(tmp_path_factory, database_url, amqp_url, amqp_prefix) -> Iterator[System]:
-    with own_system(tmp_path_factory.mktemp("upnames"), database_url, amqp_url,
-                    f"{amqp_prefix}_upnames", "api", "prober") as system:
+def uploads(tmp_path_factory, database_url, amqp_url, amqp_prefix, module_store_env
+            ) -> Iterator[System]:
+    kind = "s3" if module_store_env else "file"
+    with own_system(tmp_path_factory.mktemp(f"upnames-{kind}"), database_url, amqp_url,
+                    f"{amqp_prefix}_upnames_{kind}", "api", "prober",
+                    **module_store_env) as system:
         yield system
 
 
@@ -106,9 +113,15 @@ def test_an_id_whose_folder_an_older_row_holds_is_not_refused(uploads, samples):
     """A row made before ids were kept apart: ``old.`` stored in ``videos/old/``."""
     data = (samples / SAMPLE).read_bytes()
     legacy = ready(uploads, form(uploads, "clip.mp4", data, source_id="old_x"))
-    (uploads.media_root / "videos" / "old").mkdir(parents=True)
-    shutil.move(uploads.media_root / legacy["file_info"]["filename"],
-                uploads.media_root / "videos/old/clip.mp4")
+    if uploads.extra_env:  # s3: the object copied to the old key, then removed
+        media = media_of(uploads)
+        with media.open(legacy["file_info"]["filename"]) as reader:
+            media.put_stream("videos/old/clip.mp4", reader)  # type: ignore[arg-type]
+        assert media.delete(legacy["file_info"]["filename"])
+    else:
+        (uploads.media_root / "videos" / "old").mkdir(parents=True)
+        shutil.move(uploads.media_root / legacy["file_info"]["filename"],
+                    uploads.media_root / "videos/old/clip.mp4")
     rows(uploads.database_url, "UPDATE videos SET source_id = 'old.',"
          " stored_path = 'videos/old/clip.mp4' WHERE id = %s RETURNING id", legacy["id"])
     rec = ready(uploads, form(uploads, "clip.mp4", data, source_id="old"))
@@ -127,7 +140,7 @@ def test_a_late_source_id_gets_its_own_folder_too(uploads, samples):
     rec = ready(uploads, resp)
     assert rec["source_id"] == "late." and rec["file_info"]["filename"] == (
         "videos/late%2E/late.mp4")
-    assert (uploads.media_root / "videos/late%2E/late.mp4").read_bytes() == data
+    assert stored_bytes(uploads, "videos/late%2E/late.mp4") == data
 
 
 
