@@ -10,9 +10,12 @@ daemon would see it); the media root gets an empty temporary file, removed at on
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +34,8 @@ from videodrop.migrate import available
 from videodrop.settings import Settings
 
 TIMEOUT = 5.0
+#: What the s3 check writes (under ``health/``) and removes at once.
+HEALTH_OBJECT = b"videodrop health check\n"
 
 
 @dataclass(frozen=True)
@@ -127,8 +132,13 @@ def check_media(settings: Settings) -> tuple[bool, str]:
     if isinstance(media, storage.FileStore):
         return _folder(media.root, write=True, probe_file=True,
                        min_free=settings.max_file_size)
+    key = f"health/{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         media.check()
+        # a bucket that answers to read-only credentials passes check(); the prober's
+        # first put would then fail: write a small object and remove it again
+        media.put_stream(key, io.BytesIO(HEALTH_OBJECT), size=len(HEALTH_OBJECT))
+        media.delete(key)
     except storage.StoreError as exc:
         return False, f"{media.describe()}: {exc}"
     return True, f"{media.describe()}: answers, takes writes"
