@@ -333,7 +333,9 @@ def _derived(content_type: str, schema: Schema, text: str, *,
     ok: Schema = {"description": text, "content": {content_type: {"schema": schema}}}
     if content_type == "image/jpeg":
         ok["headers"] = {"ETag": _header("strong entity tag"),
-                         "Cache-Control": _header("private, no-cache")}
+                         "Cache-Control": _header(
+                             "private, no-cache; the poster asked with v its current"
+                             " version: private, max-age=31536000, immutable")}
     return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},
@@ -542,7 +544,12 @@ def document() -> Schema:
                 _file_operation("attachment"), "Download the file."),
             "/stream/{token}/": _get_and_head(_file_operation("inline"), "Stream the file."),
             "/api/video/{token}/poster/": _get_and_head(
-                _derived("image/jpeg", {"type": "string", "format": "binary"}, "The poster."),
+                _derived("image/jpeg", {"type": "string", "format": "binary"}, "The poster.",
+                         params=[{"name": "v", "in": "query", "required": False,
+                                  "schema": {"type": "string", "maxLength": 32},
+                                  "description": "The poster's version (when it was made,"
+                                  " in microseconds since 1970 UTC), as the pages put it:"
+                                  " the current one is cached a year, immutable."}]),
                 "The video's poster (JPEG, at most 1280 px on its long side)."),
             **_sheeted("storyboard", "Storyboard", "The storyboard's tiles (hover previews).",
                        vtt=("WebVTT, #xywh= fragments.", "The storyboard as WebVTT thumbnails."),

@@ -11,11 +11,13 @@ from __future__ import annotations
 import base64
 import math
 import shutil
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 __all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reason",
-           "folder_of", "key_prefix", "pack_activity", "remove_all", "unpack_activity"]
+           "folder_of", "key_prefix", "pack_activity", "remove_all", "unpack_activity",
+           "version_of"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
 KINDS = ("packets", "poster", "storyboard", "scenes", "rendition")
@@ -48,6 +50,16 @@ class Reason(StrEnum):
     ON_VIEW = "on_view"  # skipped until someone asks to watch it (VIDEODROP_TRANSCODE=on-view)
     NO_PATH = "no_path"  # skipped: the verdict names no path (an unknown fact)
     NOT_PLAYABLE = "not_playable"  # failed: the output does not pass its checks
+
+
+def version_of(completed_at: datetime | None) -> int | None:
+    """A made derivative's version: when it was last made (its row's ``completed_at``), in
+    microseconds since 1970 UTC, what the catalog's JSON of a video's derivatives says as
+    ``version`` (videodrop/catalog/rows.py); a remake makes a new one. None before the
+    first make."""
+    if completed_at is None:
+        return None
+    return (completed_at - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
 """What the derive role made, under the video's token (the capability, as for the file):
 
-* ``GET /api/video/{token}/poster/`` → ``image/jpeg`` (ETag, Last-Modified, a private
-  cache revalidated on every use: If-None-Match answers 304);
+* ``GET /api/video/{token}/poster/[?v=<version>]`` → ``image/jpeg`` (ETag, Last-Modified;
+  a private cache revalidated on every use: If-None-Match answers 304; with ``v`` the
+  poster's current version, what the pages ask, a private cache of a year, immutable);
 * ``GET /api/video/{token}/storyboard/`` → JSON: the tiles (``start``/``end`` s, the
   sheet's ``url``, ``x``, ``y``, ``w``, ``h`` px) and what was covered;
 * ``GET /api/video/{token}/storyboard.vtt`` → WebVTT cues pointing at ``sheet#xywh=``;
@@ -22,12 +23,16 @@ import falcon
 
 from api.tokens.endpoints import TokenResource, gone
 from videodrop.catalog import Derivative, Video
+from videodrop.derivatives import version_of
 
 #: The URLs are fixed and a remake replaces their files: a browser asks each time whether
 #: its copy is still good (If-None-Match, a 304 when it is), so it never shows an old poster
 #: or old sprites under a new storyboard's coordinates, and a revoked token's images are
 #: no longer shown from the cache.
 CACHE_CONTROL = "private, no-cache"
+#: The poster asked with ``?v=`` its current version (the pages' URL): that URL names
+#: one make, so the browser keeps it a year without asking (a remake gives a new URL).
+VERSIONED_CACHE_CONTROL = "private, max-age=31536000, immutable"
 RETRY_PENDING = "10"  # seconds: Retry-After of a pending derivative
 
 
@@ -76,10 +81,10 @@ class DerivativeResource(TokenResource):
         return video, found
 
     def send_image(self, req: falcon.Request, resp: falcon.Response, video: Video,
-                   relative: str, name: str) -> None:
+                   relative: str, name: str, *, cache_control: str = CACHE_CONTROL) -> None:
         try:
             self.send(req, resp, relative, content_type="image/jpeg", disposition="inline",
-                      filename=f"{video.source_id}-{name}", cache_control=CACHE_CONTROL)
+                      filename=f"{video.source_id}-{name}", cache_control=cache_control)
         except falcon.HTTPNotFound as exc:
             raise falcon.HTTPNotFound(
                 title="File missing",
@@ -91,7 +96,9 @@ class Poster(DerivativeResource):
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, token: str) -> None:
         video, found = self.ready(token)
-        self.send_image(req, resp, video, found.data["file"], "poster.jpg")
+        current = req.get_param("v") == str(version_of(found.completed_at))
+        self.send_image(req, resp, video, found.data["file"], "poster.jpg",
+                        cache_control=VERSIONED_CACHE_CONTROL if current else CACHE_CONTROL)
 
     on_head = on_get
 

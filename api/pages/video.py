@@ -77,9 +77,14 @@ def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) 
 
 
 def poster_path(video: Video) -> str | None:
-    """The poster's path under the token once it is ready (docs/derivatives.md)."""
-    ready = video.derivatives.get("poster", {}).get("status") == "ready"
-    return f"/api/video/{video.access_token}/poster/" if ready and video.access_token else None
+    """The poster's path under the token once it is ready, with its version (``?v=``: the
+    browser keeps that URL's image without asking again; docs/derivatives.md)."""
+    poster = video.derivatives.get("poster", {})
+    if poster.get("status") != "ready" or not video.access_token:
+        return None
+    version = poster.get("version")
+    return (f"/api/video/{video.access_token}/poster/"
+            + (f"?v={version}" if version is not None else ""))
 
 
 def storyboard_path(video: Video) -> str | None:

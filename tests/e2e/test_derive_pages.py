@@ -36,6 +36,7 @@ def test_posters_in_the_library_and_the_player(system: System, browser: BrowserC
     for name in (PLAYABLE, OTHER):
         thumb = row(page, name.rsplit(".", 1)[0].replace("_", " ")).locator("img.thumb")
         expect(thumb).to_have_count(1)
+        assert re.search(r"/poster/\?v=[0-9]+$", thumb.get_attribute("src") or "")
         thumb.scroll_into_view_if_needed()
         wait_for(lambda t=thumb: t.evaluate("img => img.complete && img.naturalWidth > 0"),
                  timeout=30, what=f"the poster of {name} to load")
@@ -47,9 +48,18 @@ def test_posters_in_the_library_and_the_player(system: System, browser: BrowserC
     page.goto(f"{system.base_url}/videos/{video['id']}")
     player = page.locator("video#player")
     token = video["api_links"]["access_token"]
-    expect(player).to_have_attribute("poster", f"/api/video/{token}/poster/")
-    poster = page.request.get(f"{system.base_url}/api/video/{token}/poster/")
+    # the pages ask for the poster's current version: kept a year without asking again
+    expect(player).to_have_attribute("poster",
+                                     re.compile(rf"^/api/video/{token}/poster/\?v=[0-9]+$"))
+    versioned = player.get_attribute("poster")
+    poster = page.request.get(f"{system.base_url}{versioned}")
     assert poster.status == 200 and poster.headers["content-type"] == "image/jpeg"
+    assert poster.headers["cache-control"] == "private, max-age=31536000, immutable"
+    # the API's link, and a version that is not (or no longer) the poster's: revalidated
+    for path in (f"/api/video/{token}/poster/", f"/api/video/{token}/poster/?v=1"):
+        other = page.request.get(f"{system.base_url}{path}")
+        assert other.status == 200 and other.body() == poster.body()
+        assert other.headers["cache-control"] == "private, no-cache", path
     page.screenshot(path=str(output_dir / "derive-player-poster.png"))
 
 

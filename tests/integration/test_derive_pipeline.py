@@ -27,7 +27,7 @@ from tests.harness import System, free_port, rows, videodrop, wait_for
 from tests.integration.test_api_uploads import media_of
 from tests.integration.test_health_metrics import NotifySocket
 from tests.integration.test_probe_samples import EXPECTED
-from videodrop.derivatives import KINDS
+from videodrop.derivatives import KINDS, version_of
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -338,6 +338,10 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     folder = system.media_root / "derivatives" / record["source_id"]
     first_poster = system.http.get(links["poster_url"], timeout=5)
     assert first_poster.status_code == 200
+    made_at = "SELECT completed_at FROM derivatives WHERE kind = 'poster'"
+    first_version = version_of(rows(system.database_url, made_at)[0][0])
+    kept = system.http.get(f"{links['poster_url']}?v={first_version}", timeout=5)
+    assert kept.headers["Cache-Control"] == "private, max-age=31536000, immutable"
     (tmp_path / "STALL").write_text("-f rawvideo -pixel_format rgb24")  # the scenes' sheets
     done = videodrop(system, "requeue", "--derivatives", "all", timeout=60)
     assert done.returncode == 0, done.stderr
@@ -358,6 +362,13 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     assert system.http.get(links["scenes_url"] + "0.jpg", timeout=5).status_code == 200
     poster = system.http.get(links["poster_url"], timeout=5)
     assert poster.status_code == 200 and poster.headers["ETag"] != first_poster.headers["ETag"]
+    # the remade poster has a new version: the old one's URL is revalidated, not kept
+    version = version_of(rows(system.database_url, made_at)[0][0])
+    assert version != first_version
+    for asked, cache in ((first_version, "private, no-cache"),
+                         (version, "private, max-age=31536000, immutable")):
+        got = system.http.get(f"{links['poster_url']}?v={asked}", timeout=5)
+        assert got.headers["Cache-Control"] == cache and got.content == poster.content
     # The scenes' remake fails: its previous files go, the state says why.
     (tmp_path / "FAIL").touch()
     subprocess.run(["pkill", "-f", sleep], check=False)

@@ -161,3 +161,18 @@ def test_the_409_sentence_reads_for_every_state_and_kind():
             == "The scenes were not made: no picture.")
     assert (state_sentence("storyboard", "skipped", ": too short")
             == "The storyboard was not made: too short.")
+
+
+def test_a_derivative_s_version_is_its_make_time_in_microseconds():
+    """The version the pages put in a poster's URL (``?v=``): microseconds since 1970 UTC
+    of the row's ``completed_at`` (PostgreSQL keeps microseconds: exact), whatever the
+    time zone it comes in; None before the first make."""
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from videodrop.derivatives import version_of
+
+    assert version_of(None) is None
+    assert version_of(datetime(1970, 1, 1, 0, 0, 1, 5, tzinfo=UTC)) == 1_000_005
+    made = datetime(2026, 12, 1, 18, 45, 3, 123456, tzinfo=UTC)
+    assert version_of(made) == 1796150703123456
+    assert version_of(made.astimezone(timezone(timedelta(hours=-5)))) == version_of(made)

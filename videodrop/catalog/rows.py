@@ -98,7 +98,9 @@ _DERIVATIVES = sql.SQL(
     "(SELECT coalesce(jsonb_object_agg(d.kind, jsonb_build_object("
     "'status', d.status, 'error', d.error, 'error_code', d.error_code,"
     " 'remaking', d.remaking, 'progress', d.progress, 'file', d.data->'file',"
-    " 'stream', d.data->'stream')), '{{}}'::jsonb)"
+    " 'stream', d.data->'stream',"
+    # the make's version (videodrop.derivatives.version_of: completed_at in microseconds)
+    " 'version', floor(extract(epoch FROM d.completed_at) * 1000000)::bigint)), '{{}}'::jsonb)"
     " FROM derivatives AS d WHERE d.video_id = {id}) AS derivatives")
 
 

@@ -22,8 +22,10 @@
     const tries = Number(img.dataset.tries || 0) + 1;
     if (tries > POSTER_TRIES) return;
     img.dataset.tries = String(tries);
-    const src = img.getAttribute("src").split("?")[0];
-    setTimeout(() => { img.src = `${src}?retry=${tries}`; }, 1000 * tries);
+    const src = img.dataset.src || img.getAttribute("src");  // with its ?v= version
+    img.dataset.src = src;
+    const joint = src.includes("?") ? "&" : "?";
+    setTimeout(() => { img.src = `${src}${joint}retry=${tries}`; }, 1000 * tries);
   }, true);
 
   function fromHTML(text) {
