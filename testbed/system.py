@@ -148,6 +148,17 @@ class System:
         """The role's JSON log lines (those named ``event`` when given), parsed."""
         return events(self.log_text(role), event)
 
+    def wait_log_events(self, role: str, event: str, count: int = 1, timeout: float = 15,
+                        **fields: Any) -> list[dict[str, Any]]:
+        """The role's ``event`` lines whose ``fields`` match, once there are ``count`` of
+        them: a role logs a line after the commit a test saw, so a test waits for it."""
+        def matching() -> list[dict[str, Any]] | None:
+            found = [e for e in self.log_events(role, event)
+                     if all(e.get(k) == v for k, v in fields.items())]
+            return found if len(found) >= count else None
+        return wait_for(matching, timeout=timeout,
+                        what=f"{count} {event!r} line(s) {fields or ''} in the {role} log")
+
     # --- the broker -------------------------------------------------------------------
 
     def queue_counts(self, queue: str = "probe") -> tuple[int, int]:

@@ -69,7 +69,7 @@ def test_every_sample_ends_with_each_derivative_settled(system: System, samples:
         if item["status"] == "ready":
             assert set(item["derivatives"]) == set(KINDS)
     assert [v["status"] for v in system.videos()] == [v["status"] for v in items]
-    summaries = system.log_events("derive", "derive")
+    summaries = system.wait_log_events("derive", "derive")
     assert summaries and all("kinds" in s and "total_ms" in s for s in summaries)
     # what retention counts of each video's derivatives (migration 0022): the bytes of the
     # files its ready rows name and record, as they are on disk
@@ -351,7 +351,7 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
         ("scenes", "ready", True), ("storyboard", "ready", False)], timeout=120,
         interval=0.3, what="the packet index, poster and storyboard remade, the scenes stalled")
     # Logged as each kind was recorded, while the job is still on its scenes.
-    lines = [e for e in system.log_events("derive", "derived") if e.get("remake")]
+    lines = system.wait_log_events("derive", "derived", count=3, remake=True)
     assert sorted(e["kind"] for e in lines) == ["packets", "poster", "storyboard"]
     assert all(e["status"] == "ready" for e in lines)
     # The scenes being remade are served as they were; the record says so.

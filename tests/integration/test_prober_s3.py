@@ -66,7 +66,7 @@ def test_an_inbox_file_is_stored_in_s3_and_served(make_system: Any, s3_env: dict
     assert system.inbox_entries() == []  # the inbox file is gone, the spool empty
     assert spooled(system) == []
     assert not [p for p in system.media_root.rglob("*") if p.is_file()]
-    [probed] = system.log_events("prober", "probe")
+    [probed] = system.wait_log_events("prober", "probe")
     assert probed["put_ms"] >= 0 and probed["status"] == "ready"
 
     got = system.http.get(record["api_links"]["download_url"], timeout=10)

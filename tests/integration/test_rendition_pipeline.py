@@ -184,8 +184,7 @@ def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
     assert (ready["status"], ready["stream"]) == ("ready", "transcode")
     assert rows(system.database_url, "SELECT attempts, running_since IS NULL FROM derivatives"
                 " WHERE kind = 'rendition'") == [(2, True)]
-    made = [e for e in system.log_events("derive", "derived")
-            if e.get("kind") == "rendition" and e.get("status") == "ready"]
+    made = system.wait_log_events("derive", "derived", kind="rendition", status="ready")
     assert len(made) == 1  # exactly once
     assert list(folder.glob(".tmp-*")) == [] and (folder / "rendition.mp4").is_file()
 
@@ -271,8 +270,8 @@ def test_requeue_all_during_a_transcode_ends_without_a_restart(
     ended = wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
                      what="the requested-again rendition to end")
     assert (ended["status"], ended["error_code"]) == ("skipped", "on_view")
-    assert [e.get("status") for e in system.log_events("derive", "derived")
-            if e.get("kind") == "rendition"] == ["skipped", "dropped", "skipped"]
+    assert [e.get("status") for e in system.wait_log_events(
+        "derive", "derived", count=3, kind="rendition")] == ["skipped", "dropped", "skipped"]
     folder = system.media_root / "derivatives" / record["source_id"]
     assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn
 
