@@ -83,8 +83,11 @@ class DerivativeResource(TokenResource):
     def send_image(self, req: falcon.Request, resp: falcon.Response, video: Video,
                    relative: str, name: str, *, cache_control: str = CACHE_CONTROL) -> None:
         try:
+            # through the API on s3 too: a presigned URL changes each minute, so a browser
+            # could neither keep a versioned poster nor revalidate an image (small files)
             self.send(req, resp, relative, content_type="image/jpeg", disposition="inline",
-                      filename=f"{video.source_id}-{name}", cache_control=cache_control)
+                      filename=f"{video.source_id}-{name}", cache_control=cache_control,
+                      proxy=True)
         except falcon.HTTPNotFound as exc:
             raise falcon.HTTPNotFound(
                 title="File missing",

@@ -70,13 +70,14 @@ class TokenResource:
 
     def send(self, req: falcon.Request, resp: falcon.Response, key: str, *,
              content_type: str, disposition: str, filename: str, cache_control: str,
-             accel: bool = False) -> None:
+             accel: bool = False, proxy: bool = False) -> None:
         """Serve the object ``key`` of the media store: a local file by
         :func:`send_file` (by nginx with ``accel`` and VIDEODROP_ACCEL_REDIRECT), an s3
-        object by :func:`send_object` as VIDEODROP_S3_SERVE says. 404 when missing."""
+        object by :func:`send_object` as VIDEODROP_S3_SERVE says, or its bytes through
+        the API with ``proxy``. 404 when missing."""
         if self.media_root is None:
             send_object(req, resp, self.media, key,
-                        mode=self.settings.s3_serve,  # type: ignore[arg-type]
+                        mode="proxy" if proxy else self.settings.s3_serve,  # type: ignore[arg-type]
                         content_type=content_type,
                         disposition=disposition,  # type: ignore[arg-type]
                         filename=filename, cache_control=cache_control)

@@ -28,6 +28,7 @@ from tests.integration.test_api_uploads import media_of
 from tests.integration.test_health_metrics import NotifySocket
 from tests.integration.test_probe_samples import EXPECTED
 from videodrop.derivatives import KINDS, version_of
+from videodrop.storage.base import read_chunks
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -177,10 +178,23 @@ def test_revoked_token_and_deleted_video_take_their_derivatives_along(
     folder = system.media_root / "derivatives" / record["source_id"]
     media, prefix = media_of(system), f"derivatives/{record['source_id']}/"
     assert media.exists(prefix + "poster.jpg") and media.exists(prefix + "scenes-00.jpg")
-    # served before the revocation (on s3 a 307 to a presigned URL, made now and handed
-    # out again for a while: api/files/objects.py)
+    # served before the revocation (the JSON and VTT by the API; the images through it on
+    # both stores: on s3 a presigned URL changes each minute, so no browser could keep the
+    # versioned poster a year nor revalidate an image)
     for url in derived:
         assert system.http.get(url, timeout=5).status_code == 200, url
+    made_at = "SELECT completed_at FROM derivatives WHERE kind = 'poster'"
+    version = version_of(rows(system.database_url, made_at)[0][0])
+    with media.open(prefix + "poster.jpg") as reader:
+        stored = b"".join(read_chunks(reader))
+    poster = system.http.get(f"{links['poster_url']}?v={version}", timeout=5)
+    assert (poster.history, poster.content) == ([], stored)
+    assert poster.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    sheet = system.http.get(links["storyboard_url"] + "0.jpg", timeout=5)
+    assert sheet.history == [] and sheet.headers["Cache-Control"] == "private, no-cache"
+    again = system.http.get(links["storyboard_url"] + "0.jpg", timeout=5,
+                            headers={"If-None-Match": sheet.headers["ETag"]})
+    assert again.status_code == 304
     revoked = system.http.delete(f"{system.base_url}/api/videos/{record['id']}/token",
                                  headers=system.admin, timeout=5)
     assert revoked.status_code == 200
