@@ -129,3 +129,17 @@ def test_pieces_cut_at_the_first_and_last_clean_keyframes_in_the_span():
     assert isinstance(pieces(line(), exact_span(line(), 0.05, 0.27)), str)  # one key inside
     unknown = Timeline(line().times, line().end, line().keys, 0.04, line().key_decoded)
     assert isinstance(pieces(unknown, span), str)  # cleanness not known: not stitched
+
+
+def test_the_reason_not_to_stitch_is_true():
+    """A span shorter than a GOP of closed GOPs says so, not "open GOP"; a span over
+    keyframes with leading frames says open GOP."""
+    short = pieces(line(), exact_span(line(), 0.05, 0.11))  # frame 0.08 only: no keyframe
+    assert isinstance(short, str) and "no keyframe" in short and "open" not in short
+    one = pieces(line(), exact_span(line(), 0.1, 0.25))  # the keyframe at 0.16 only
+    assert isinstance(one, str) and "(1 keyframe " in one and "open" not in one
+    # open GOPs: each keyframe (12, 24) decoded before a B-frame shown before it
+    leading = packets((0, -4, "K"), (4, 0, "_"), (12, 4, "K"), (8, 8, "_"), (16, 12, "_"),
+                      (24, 16, "K"), (20, 20, "_"), (28, 24, "_"))
+    open_gop = pieces(leading, exact_span(leading, 0.04, 0.3))
+    assert isinstance(open_gop, str) and "open GOP" in open_gop and "2 keyframes" in open_gop
