@@ -40,7 +40,7 @@ from pathlib import Path
 
 from api.frames.decoders import CopyRequest, DecodeFailed
 from api.frames.extract import FrameFailed, Frames
-from api.frames.timeline import MARGIN, Chosen, PastTheEnd, Timeline
+from api.frames.timeline import MARGIN, ROUNDING, Chosen, PastTheEnd, Timeline
 from videodrop.children import ChildError
 
 __all__ = ["AAC", "DURATIONS_KEPT", "MP4_AUDIO", "MP4_OUTPUT", "MP4_VIDEO", "Cutter", "NoFrames",
@@ -107,10 +107,12 @@ def _check_start(line: Timeline, start: float) -> None:
 
 
 def exact_span(line: Timeline, start: float, end: float) -> Span:
-    """The frames whose time is in ``[start, end)`` (seconds, ``start < end``)."""
+    """The frames whose time is in ``[start, end)`` (seconds, ``start < end``; a bound
+    within :data:`~api.frames.timeline.ROUNDING` of a frame's time is that time: a frame's
+    time written with 6 decimals as ``start`` takes it, as ``end`` leaves it out)."""
     _check_start(line, start)
-    first = bisect.bisect_left(line.times, start)
-    stop = bisect.bisect_left(line.times, end)
+    first = bisect.bisect_left(line.times, start - ROUNDING)
+    stop = bisect.bisect_left(line.times, end - ROUNDING)
     if stop <= first:
         raise NoFrames(f"no frame's time is in [{start:g}, {end:g}) s")
     return Span(first, stop - first, line.times[first], _time_of(line, stop))
@@ -119,11 +121,13 @@ def exact_span(line: Timeline, start: float, end: float) -> Span:
 def copy_span(line: Timeline, start: float, end: float) -> Span:
     """Whole GOPs from the last keyframe at or before ``start`` to the first at or after
     ``end`` (module docstring); :class:`NoKeyframe` when the stream has none before ``end``
-    or the packets read hold none after it and do not reach the stream's end."""
+    or the packets read hold none after it and do not reach the stream's end. A bound
+    within :data:`~api.frames.timeline.ROUNDING` of a keyframe's time is that time (a
+    keyframe's time written with 6 decimals starts the clip at it, or ends it there)."""
     _check_start(line, start)
     keys = line.keys
-    a = max(0, bisect.bisect_right(keys, start) - 1)
-    b = bisect.bisect_left(keys, end)
+    a = max(0, bisect.bisect_right(keys, start + ROUNDING) - 1)
+    b = bisect.bisect_left(keys, end - ROUNDING)
     if not keys or b <= a:
         raise NoKeyframe(f"no keyframe before {end:g} s to cut at: ask mode=exact")
     first = bisect.bisect_left(line.times, keys[a])

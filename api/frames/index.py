@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from api.frames.timeline import Chosen, Timeline, timeline_of
+from api.frames.timeline import ROUNDING, Chosen, Timeline, timeline_of
 from videodrop.packets import DISCARD, KEY, PacketIndex, from_npy
 from videodrop.storage import MediaStore, ObjectMissing, read_chunks
 
@@ -151,7 +151,9 @@ class Loaded:
     def span(self, start: float, end: float) -> Span:
         """The bytes of the frames shown in ``[start, end)`` (``start < end``; the rule:
         docs/models.md): :class:`~api.frames.timeline.PastTheEnd` when ``start`` is at or
-        after the last frame's end, ValueError when a packet needed has no byte offset."""
+        after the last frame's end, ValueError when a packet needed has no byte offset.
+        A bound within :data:`~api.frames.timeline.ROUNDING` of a frame's time is that
+        time (``end`` at a frame's time written with 6 decimals leaves that frame out)."""
         chosen = self.timeline.at(start)
         i, times = self.index, self.times
         # the keyframe decoding starts at: the last one (cut off by an edit list or not)
@@ -163,7 +165,7 @@ class Loaded:
         key = max(before, key=lambda n: (times[n], n)) if before else keys[0]
         shown = [n for n, t in enumerate(times)
                  if n >= key and t is not None and not i.flags[n] & DISCARD
-                 and (t < end or t == chosen.time)]
+                 and (t < end - ROUNDING or t == chosen.time)]
         last = max(shown) if shown else key
         needed = range(key, last + 1)
         if any(i.pos[n] < 0 for n in needed):

@@ -69,7 +69,7 @@ def _operation(summary: str, params: list[Schema], ok: Schema, token_404: Schema
                         "400": _error("A bad parameter, or over a size limit."),
                         "404": token_404,
                         "409": _error("The video is not ready (Retry-After while it may"
-                                      " still be)."),
+                                      " still be).", retry=True),
                         "410": _error("Expired: a retention rule removed the file."),
                         "416": _error(past),
                         "422": _error("No frame could be decoded there."),
@@ -165,6 +165,7 @@ def _index_operation(summary: str, params: list[Schema], ok: Schema, *, token_40
                         "409": _error("The video is not ready (not_ready), or its packet"
                                       " index is not (index_pending, with Retry-After;"
                                       " index_unavailable).", retry=True),
+                        "410": _error("Expired: a retention rule removed the file."),
                         "503": unavailable}}
     return {"get": {**op, "summary": summary},
             "head": {**op, "summary": f"{summary} (headers only)"}}

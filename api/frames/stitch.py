@@ -97,14 +97,22 @@ def pieces(line: Timeline, span: Span) -> Pieces | str:
     if len(line.clean) != len(line.keys):
         return "the timeline does not say which keyframes are clean cuts"
     cuts = []
+    inside = 0  # keyframes in the span, clean or not
     for time, decoded, clean in zip(line.keys, line.key_decoded, line.clean, strict=True):
         index = bisect.bisect_left(line.times, time - _SAME)
-        if clean and span.first <= index <= stop and index < len(line.times) \
+        if span.first <= index <= stop and index < len(line.times) \
                 and abs(line.times[index] - time) <= _SAME:
-            cuts.append((index, decoded))
+            inside += 1
+            if clean:
+                cuts.append((index, decoded))
     if len(cuts) < 2:
-        return ("the span holds no whole GOP between two keyframes that are clean cuts"
-                " (an open GOP's keyframes are not)")
+        if inside < 2:
+            return (f"the span holds no whole GOP ({inside or 'no'} keyframe"
+                    f"{'' if inside == 1 else 's'} from its first frame to its end), and"
+                    " only whole GOPs between two keyframes are copied")
+        return (f"the span holds {inside} keyframes but no whole GOP between two that are"
+                " clean cuts (an open GOP's keyframes, whose leading frames are shown"
+                " before them, are not)")
     (k1, d1), (k2, d2) = cuts[0], cuts[-1]
     middle = _piece(line, k1, k2, d2)
     assert middle is not None

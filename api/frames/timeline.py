@@ -8,7 +8,8 @@ stream's first timestamp, ffprobe's ``format.start_time``, which is what ffmpeg'
 counts from). An MP4 edit list is applied by the demuxer: packets it cuts off (flagged
 ``D``, decoded only to feed the decoder) are not frames; a shift it makes is in the pts.
 
-The rule: the frame served at ``t`` is the last frame whose time is ``<= t``; for
+The rule: the frame served at ``t`` is the last frame whose time is ``<= t`` (a time
+within :data:`ROUNDING` of a frame's is that frame's: a time written with 6 decimals); for
 ``0 <= t`` before the first frame's time, the first frame (what a player shows from the
 start). Past the last frame's end (its time plus its packet's duration, or the mean spacing
 of the frames when the packet has none) there is no frame: :class:`PastTheEnd`.
@@ -24,12 +25,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-__all__ = ["MARGIN", "Chosen", "NoTimestamps", "Packet", "PastTheEnd", "Timeline", "parse_packets",
-           "timeline_of"]
+__all__ = ["MARGIN", "ROUNDING", "Chosen", "NoTimestamps", "Packet", "PastTheEnd", "Timeline",
+           "parse_packets", "timeline_of"]
 
 #: Seconds between a keyframe's time and where decoding is asked to start (the rounding
 #: of timestamps to microseconds in ffmpeg's seeks).
 MARGIN = 0.001
+#: Seconds a time given by a client may differ from a frame's time and still be that
+#: frame's time: half the last digit of the 6 decimals the API writes times with
+#: (``Video-Frame-Time``, ``Clip-Start``, the packet index's columns), and a hair for the
+#: float's own rounding. A frame's time fed back as written names that frame, whichever
+#: way it was rounded (frames are never that close together).
+ROUNDING = 5e-7 + 1e-9
 
 
 class NoTimestamps(ValueError):
@@ -89,7 +96,7 @@ class Timeline:
             raise PastTheEnd(t, self.end)
         if self.end is None and t > self.times[-1]:
             raise ValueError("the packets read do not reach t")
-        index = max(0, bisect.bisect_right(self.times, t) - 1)
+        index = max(0, bisect.bisect_right(self.times, t + ROUNDING) - 1)
         time = self.times[index]
         seek = 0.0 if index == 0 else (self.times[index - 1] + time) / 2
         key = bisect.bisect_right(self.keys, time) - 1

@@ -63,6 +63,23 @@ def test_decoding_starts_early_when_the_next_keyframe_is_decoded_before_it():
     assert line.at(0.09).start == pytest.approx(0.04 + MARGIN)
 
 
+def test_a_frames_own_time_with_6_decimals_names_that_frame():
+    """30 fps in 1/15360 (512 ticks a frame): frame 1 is at 0.0333333… s, written
+    0.033333 (below it), frame 2 at 0.0666666…, written 0.066667 (above it). Fed back as
+    written, each names its own frame, not the one before (nor the one after); a
+    microsecond less is the frame before when the time was rounded down."""
+    line = parse_packets("stream,1/15360\nformat,0\n" + "".join(
+        f"packet,{512 * n},{512 * n},512,{'K' if n % 30 == 0 else '_'}_\n" for n in range(90)),
+        complete=True)
+    assert f"{line.times[1]:.6f}" == "0.033333" and f"{line.times[2]:.6f}" == "0.066667"
+    for k, seconds in enumerate(line.times):
+        assert line.at(float(f"{seconds:.6f}")).index == k, (k, seconds)
+    assert line.at(0.033332).index == 0
+    assert line.at(0.066666).index == 1  # the frame 2's rounding goes up: 0.066666 is before it
+    # the last frame's end (3 s) is not moved: just before it is still the last frame
+    assert line.at(2.999999).index == 89
+
+
 def test_before_the_first_frame_it_is_the_first():
     line = parse_packets("stream,1/1000\nformat,0.0\npacket,300,300,40,K_\n"
                          "packet,340,340,40,__\n", complete=True)
