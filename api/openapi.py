@@ -79,6 +79,15 @@ THROTTLED = _error("Too many wrong admin tokens from this client address: refuse
                    " comparing the token until Retry-After.",
                    {"Retry-After": _header("seconds")})
 TOKEN_404 = _error("Unknown, revoked or expired token (all look the same).")
+#: an s3 store serving by redirect (VIDEODROP_S3_SERVE=redirect, its default): the bytes
+#: at a presigned URL (api/files/objects.py)
+REDIRECT: Schema = {
+    "description": "On an s3 store with VIDEODROP_S3_SERVE=redirect (its default): the"
+                   " bytes are at a presigned URL of the store (Location), valid for"
+                   " VIDEODROP_S3_PRESIGN_SECONDS (at most 60 s); follow it with the same"
+                   " method and Range header. Never cached.",
+    "headers": {"Location": _header("the presigned URL"),
+                "Cache-Control": _header("no-store")}}
 ID_404 = _error("No video has this id.")
 
 ERROR_CODE: Schema = {
@@ -316,6 +325,7 @@ def _file_operation(disposition: str) -> Schema:
                     "content": {**video, "multipart/byteranges": {
                         "schema": {"type": "string", "format": "binary"}}}},
             "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
+            "307": REDIRECT,
             "404": TOKEN_404,
             "409": _error("Not ready yet (status) or processing failed (reason)."),
             "410": GONE,
@@ -331,7 +341,9 @@ def _derived(content_type: str, schema: Schema, text: str, *,
              params: list[Schema] | None = None) -> Schema:
     """GET (and HEAD) of a derivative under the token."""
     ok: Schema = {"description": text, "content": {content_type: {"schema": schema}}}
+    served: Schema = {}  # an image is served as a file is: on s3 by redirect
     if content_type == "image/jpeg":
+        served = {"307": REDIRECT}
         ok["headers"] = {"ETag": _header("strong entity tag"),
                          "Cache-Control": _header(
                              "private, no-cache; the poster asked with v its current"
@@ -339,6 +351,7 @@ def _derived(content_type: str, schema: Schema, text: str, *,
     return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},
+                          **served,
                           "404": TOKEN_404,
                           "410": GONE,
                           "409": _error("The derivative is not ready: its state and reason"

@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import pytest
 
 from testbed.s3 import INSTALL, S3Server, ThrowawayS3, find_weed
+
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -78,3 +81,47 @@ def module_store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """:func:`store_env` for a module-scoped system: one store of each kind per module
     (pytest runs the module's tests on ``file``, then on ``s3``)."""
     return store_settings(request, request.param)
+
+
+def on_stores(fixture: str, *kinds: str) -> pytest.MarkDecorator:
+    """Run a test on the stores ``kinds`` (default both) through ``fixture``, a
+    module-scoped system that reads ``request.param`` (``file`` or ``s3``) and passes
+    :func:`store_settings` on: one system per store for the module, whichever of its
+    tests run on s3 (a representative part of a module too slow to run twice)."""
+    return pytest.mark.parametrize(fixture, list(kinds or ("file", "s3")), indirect=True)
+
+
+def on_stores_each(fixture: str, argname: str, every: Sequence[object],
+                   on_s3: Sequence[object]) -> Callable[[T], T]:
+    """:func:`on_stores` for a test parametrised by ``argname``: each of ``every`` on the
+    file store, those of ``on_s3`` on s3 (the other pairs are never collected:
+    :func:`pytest_collection_modifyitems`). Two parametrisations, not one of pairs: a pair
+    would be a parameter of each test, and the module's system would be made per test."""
+    assert set(on_s3) <= set(every), on_s3
+
+    def mark(test: T) -> T:
+        test = pytest.mark.parametrize(argname, list(every))(test)
+        test = on_stores(fixture)(test)
+        return pytest.mark.s3_subset(fixture, argname, list(on_s3))(test)
+    return mark
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "s3_subset(fixture, argname, values): on s3 (the"
+                            " fixture's param) only these values of argname")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave out the pairs :func:`on_stores_each` does not run on s3."""
+    left_out = []
+    for item in items:
+        marker = item.get_closest_marker("s3_subset")
+        callspec = getattr(item, "callspec", None)
+        if marker is None or callspec is None:
+            continue
+        fixture, argname, values = marker.args
+        if callspec.params.get(fixture) == "s3" and callspec.params[argname] not in values:
+            left_out.append(item)
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]

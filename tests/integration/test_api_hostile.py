@@ -4,10 +4,15 @@ send their request head a byte a second, 32 send a ``POST /login`` body a byte a
 64 send nothing (testbed/hostile.py, loopback, reopened whenever the server closes them),
 ``/healthz`` and a token lookup are answered, each probe on a fresh connection, within a
 second. And what the worker does to keep it so: a request that stalls is answered 408 and
-closed, an oversized head 431, while an upload that keeps progressing is never cut off."""
+closed, an oversized head 431, while an upload that keeps progressing is never cut off.
+
+The slow upload and one client's slow downloads run once per media store (``store_env``:
+on s3 the upload streams into the bucket, the downloads are proxied from an object); the
+rest is about gunicorn's worker and its sockets, answered before the store is asked."""
 
 from __future__ import annotations
 
+import io
 import socket
 import time
 from collections.abc import Iterator
@@ -18,7 +23,8 @@ import pytest
 from api.worker import MAX_HEAD
 from testbed.hostile import Probe, under_attack
 from testbed.nginx import nginx_in_front
-from tests.harness import System, wait_for
+from tests.harness import System, rows, wait_for
+from tests.integration.test_api_uploads import media_of, stored_bytes
 from tests.integration.test_token_cache import add_ready
 
 HEADER_TIMEOUT = 3  # seconds (VIDEODROP_HEADER_TIMEOUT): a few cycles of reopened sockets
@@ -27,12 +33,19 @@ ATTACK = {"slow_headers": 64, "slow_bodies": 32, "silent": 64}
 LIVE = 1.0  # seconds each probe may take: a functional bound, far above the ~2 ms usual
 
 
+def deploy(make_system, **env: str) -> tuple[System, str]:  # type: ignore[no-untyped-def]
+    """The API as deployed (2 workers x 8 threads) on ``env``'s store, and a ready row's
+    token."""
+    system: System = make_system(VIDEODROP_API_WORKERS="2", VIDEODROP_API_THREADS="8",
+                                 VIDEODROP_HEADER_TIMEOUT=str(HEADER_TIMEOUT), **env
+                                 ).start("api")
+    _, token = add_ready(system.database_url)
+    return system, token
+
+
 @pytest.fixture
 def deployed(make_system) -> Iterator[tuple[System, str]]:  # type: ignore[no-untyped-def]
-    system: System = make_system(VIDEODROP_API_WORKERS="2", VIDEODROP_API_THREADS="8",
-                                 VIDEODROP_HEADER_TIMEOUT=str(HEADER_TIMEOUT)).start("api")
-    _, token = add_ready(system.database_url)
-    yield system, token
+    yield deploy(make_system)
 
 
 def check(probes: list[Probe], token: str) -> None:
@@ -115,10 +128,12 @@ def test_the_head_limit_holds_for_complete_heads(deployed, size: int, status: by
     assert got.startswith(b"HTTP/1.1 " + status + b" "), got[:100]
 
 
-def test_a_slow_but_progressing_upload_goes_through(deployed, samples: Path) -> None:
+def test_a_slow_but_progressing_upload_goes_through(make_system, samples: Path,
+                                                   store_env: dict[str, str]) -> None:
     """A raw upload sent in pieces over about three header timeouts: a body too large to be
-    held is read by a thread as it comes (each read may wait up to the upload's idle time)."""
-    system, _ = deployed
+    held is read by a thread as it comes (each read may wait up to the upload's idle time),
+    and stored whole. Once per media store (``store_env``)."""
+    system, _ = deploy(make_system, **store_env)
     data = (samples / "bbb_chapters.mp4").read_bytes()
     pieces = 12
     step = -(-len(data) // pieces)
@@ -135,25 +150,32 @@ def test_a_slow_but_progressing_upload_goes_through(deployed, samples: Path) -> 
         head = sock.recv(65536)
     assert head.startswith(b"HTTP/1.1 202 "), head[:200]
     wait_for(lambda: system.records_named("slow.mp4"), timeout=10, what="the upload's row")
+    [(key,)] = rows(system.database_url,
+                    "SELECT stored_path FROM videos WHERE original_filename = 'slow.mp4'")
+    assert stored_bytes(system, key) == data
 
 
-def test_one_client_leaves_two_of_a_workers_threads_to_others(make_system) -> None:
+def test_one_client_leaves_two_of_a_workers_threads_to_others(make_system,
+                                                              store_env: dict[str, str]
+                                                              ) -> None:
     """Slow downloads from one client (here named by the trusted proxy's X-Forwarded-For)
     take all the threads but two: the next from that client gets 503 with Retry-After
-    at once, and everyone else is still answered."""
+    at once, and everyone else is still answered. Once per media store (``store_env``:
+    on s3 the downloads proxied from an object, ``VIDEODROP_S3_SERVE=proxy``; a redirect
+    holds no thread)."""
     import socket
 
     import psycopg
     import requests
 
+    proxy = {"VIDEODROP_S3_SERVE": "proxy"} if store_env else {}
     system: System = make_system(VIDEODROP_API_WORKERS="1", VIDEODROP_API_THREADS="4",
-                                 VIDEODROP_TOKEN_CACHE_SIZE="0")
+                                 VIDEODROP_TOKEN_CACHE_SIZE="0", **store_env, **proxy)
     system.start("api")
     wait_for(lambda: _up(system), timeout=30, what="the API")
     video_id, token = add_ready(system.database_url)
-    stored = system.media_root / "videos" / "big" / "c.mp4"
-    stored.parent.mkdir(parents=True)
-    stored.write_bytes(b"\0" * (64 << 20))  # far more than the sockets' buffers hold
+    with io.BytesIO(b"\0" * (64 << 20)) as zeros:  # far more than the sockets' buffers hold
+        media_of(system).put_stream("videos/big/c.mp4", zeros)
     with psycopg.connect(system.database_url, autocommit=True) as conn:
         conn.execute("UPDATE videos SET stored_path = 'videos/big/c.mp4', size = %s"
                      " WHERE id = %s", (64 << 20, video_id))

@@ -1,7 +1,10 @@
 """Cache hits of the record and metadata answered in front of Falcon (the fast path,
 api/tokens/fastpath.py), over real HTTP against gunicorn with one worker: a token's first
 lookup reads the database (through Falcon), the next ones are cache hits (answered before
-Falcon). Both must answer the same, log the same and count the same."""
+Falcon). Both must answer the same, log the same and count the same.
+
+File store only: a record and its metadata come from the catalog and the token cache,
+never from the media store."""
 
 from __future__ import annotations
 

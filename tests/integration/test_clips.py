@@ -3,7 +3,15 @@ API over a socket: ``exact`` holds exactly the frames whose time is in ``[start,
 and ``copy`` exactly the frames of the bounds it states, each checked by decoding the
 clip with ffmpeg and naming every frame by its pixels (constant and variable frame rate,
 B-frames, an open GOP, an edit list, a non-zero start, a rotation; MP4, MKV, WebM, TS);
-the streams and durations of the MP4 by ffprobe; the limits and the refusals."""
+the streams and durations of the MP4 by ffprobe; the limits and the refusals.
+
+One system per media store (``on_stores``: on s3 every clip cut from the object through
+a presigned URL). On s3 a representative part, the whole module twice costing minutes:
+``exact`` of open.ts (open GOPs), stitched edit.mp4 (an edit list) and av.mp4 (audio, a
+second input of the object), ``copy`` of cfr.mp4, the streams and durations, a video
+after its audio, the limits, refusals and a revoked token. On the file store only: the
+other names (the cut is the same code, whatever it reads), the re-encode decisions and the
+odd size (from the probe's metadata), a worker's cut slot and Chromium's playback."""
 
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import requests
 
 from testbed import frame_corpus
 from tests.harness import System, own_system, wait_for
+from tests.s3server import on_stores, on_stores_each, store_settings
 
 CORPUS = ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "edit.mp4", "rotated.mp4"]
 MAX_BYTES = 5_000_000  # VIDEODROP_CLIP_MAX_BYTES here: above every clip but noise.mp4's
@@ -75,13 +84,17 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, fra
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
-           ) -> Iterator[tuple[System, dict[str, dict]]]:
+def served(request: pytest.FixtureRequest, tmp_path_factory, database_url, amqp_url,  # noqa: PLR0917
+           amqp_prefix, clips) -> Iterator[tuple[System, dict[str, dict]]]:
     """The system with every file of the corpus ready, and one that is not a video:
-    name → record."""
+    name → record. On the media store the test names (``on_stores``: the file store, or
+    a prefix of the session's bucket, every clip cut from the object through a presigned
+    URL)."""
     folder, _ = clips
-    with own_system(tmp_path_factory.mktemp("clips"), database_url, amqp_url,
-                    f"{amqp_prefix}_clips", "api", "prober", "ingest",
+    kind = request.param
+    with own_system(tmp_path_factory.mktemp(f"clips-{kind}"), database_url, amqp_url,
+                    f"{amqp_prefix}_clips_{kind}", "api", "prober", "ingest",
+                    **store_settings(request, kind),
                     VIDEODROP_DERIVE="", VIDEODROP_CLIP_CONCURRENCY="1",
                     VIDEODROP_CLIP_MAX_SECONDS="8",
                     VIDEODROP_CLIP_MAX_BYTES=str(MAX_BYTES)) as system:
@@ -157,7 +170,7 @@ def expect_headers(resp: requests.Response, oracle: frame_corpus.Oracle,
         assert float(resp.headers["Clip-End"]) > oracle.times[-1]
 
 
-@pytest.mark.parametrize("name", CORPUS)
+@on_stores_each("served", "name", CORPUS, ["open.ts"])
 def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_path):
     system, records = served
     oracle = clips[1][name]
@@ -173,6 +186,7 @@ def test_exact_holds_exactly_the_frames_in_the_span(served, clips, name, tmp_pat
         assert got.times == pytest.approx([oracle.times[i] - first for i in want], abs=2e-3)
 
 
+@on_stores("served", "file")
 def test_exact_of_an_odd_size(served, clips, tmp_path):
     """4:2:0 needs even sizes: the clip of a 321x241 video is 322x242, every source pixel
     at its place, the added column and row at the right and the bottom."""
@@ -225,7 +239,7 @@ def between(packets: list[tuple[float, list[str]]], low: float, high: float) -> 
 STITCHED = ["cfr.mp4", "vfr.mkv", "closed.ts", "edit.mp4", "rotated.mp4", "av.mp4"]
 
 
-@pytest.mark.parametrize("name", STITCHED)
+@on_stores_each("served", "name", STITCHED, ["edit.mp4", "av.mp4"])
 def test_exact_stitches_copying_the_middle_as_stored(served, clips, name, tmp_path):
     """H.264 in closed GOPs (constant and variable frame rates, B-frames, an edit list,
     a non-zero start, a rotation; MP4, MKV, TS): an exact clip holding a whole GOP is
@@ -269,6 +283,7 @@ def test_exact_stitches_copying_the_middle_as_stored(served, clips, name, tmp_pa
             assert float(stream["duration"]) == pytest.approx(length, abs=0.05), stream
 
 
+@on_stores("served", "file")
 @pytest.mark.parametrize("case", [
     ("open.ts", 0.3, 2.9, "IDR"),  # open GOPs: recovery points, not IDR pictures
     ("vp9.webm", 0.3, 2.9, "vp9"),
@@ -294,7 +309,7 @@ def test_exact_says_when_it_re_encodes_the_whole_span(served, clips, case, tmp_p
     assert named_frames(got, oracle, worst=4.0) == want
 
 
-@pytest.mark.parametrize("name", CORPUS)
+@on_stores_each("served", "name", CORPUS, ["cfr.mp4"])
 def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
     """The frames of a copy are exactly those of its stated bounds (by their pixels), it
     starts at a keyframe at or before start (the first one shown when start is before it)
@@ -321,6 +336,7 @@ def test_copy_holds_whole_gops_and_says_which(served, clips, name, tmp_path):
         assert got.times == pytest.approx([oracle.times[i] - first for i in frames], abs=2e-3)
 
 
+@on_stores("served")
 def test_streams_durations_and_name(served, clips, tmp_path):
     system, records = served
     oracle = clips[1]["av.mp4"]
@@ -347,6 +363,7 @@ def test_streams_durations_and_name(served, clips, tmp_path):
     assert head.status_code == 200 and head.headers["Clip-Frames"] == "25"
 
 
+@on_stores("served")
 def test_a_video_that_starts_after_its_audio(served, clips, tmp_path):
     """The timeline starts with the audio: the first frame is at 0.2 s. A clip from 0
     starts at that frame (Clip-Start), and in the clip both streams start at 0."""
@@ -372,6 +389,7 @@ def error_code(resp: requests.Response) -> str:
     return body["error_code"]
 
 
+@on_stores("served")
 def test_refusals_and_limits(served):
     system, records = served
     cfr = token(records, "cfr.mp4")
@@ -403,6 +421,7 @@ def test_refusals_and_limits(served):
     assert unknown.json() == record_404.json()
 
 
+@on_stores("served")
 def test_a_revoked_token_is_404(served):
     system, records = served
     record = records["rotated.mp4"]
@@ -416,6 +435,7 @@ def test_a_revoked_token_is_404(served):
     assert clip(system, new, start="0", end="1").status_code == 200
 
 
+@on_stores("served", "file")  # the worker's cut slot, whatever the store
 def test_a_worker_cuts_at_most_its_share_at_once(served):
     """VIDEODROP_CLIP_CONCURRENCY=1 (one API worker): while one clip is being cut (a slow
     re-encode, its client trying again while refused), another is refused at once with
@@ -452,6 +472,7 @@ def test_a_worker_cuts_at_most_its_share_at_once(served):
     assert slow[0].headers["Clip-Frames"] == "200"
 
 
+@on_stores("served", "file")  # the clips' bytes are the oracle's, on either store
 def test_stitched_clips_play_and_seek_in_chromium(served, clips, tmp_path):
     """Stitched clips (the ends' parameter sets beside the copied middle's, ``avc3``)
     play from the start and from their middle in Debian's Chromium (the playback check

@@ -2,7 +2,10 @@
 times, and at and just before frames' own times, the frame served is exactly the one the
 rule names (its index from ffprobe's frames, its pixels from a full decode), through the
 real API over a socket, in constant and variable frame rate, B-frames, an open GOP, an
-edit list, a non-zero start time, a rotation, MP4, MKV, WebM and TS."""
+edit list, a non-zero start time, a rotation, MP4, MKV, WebM and TS.
+
+On both media stores, one system each (``on_stores``: on s3 every frame decoded from the
+object through a presigned URL), but for a worker's decode slot (whatever the store)."""
 
 from __future__ import annotations
 
@@ -25,7 +28,9 @@ import requests
 
 from testbed import frame_corpus
 from tests.harness import REPO, System, own_system, wait_for
+from tests.s3server import on_stores, on_stores_each, store_settings
 
+NAMES = ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "rotated.mp4", "edit.mp4"]
 TIMES_PER_CLIP = 6  # random times per clip, beside the boundaries
 
 
@@ -51,12 +56,16 @@ def clips(tmp_path_factory: pytest.TempPathFactory, samples: Path
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, database_url, amqp_url, amqp_prefix, clips
-           ) -> Iterator[tuple[System, dict[str, str]]]:
+def served(request: pytest.FixtureRequest, tmp_path_factory, database_url, amqp_url,  # noqa: PLR0917
+           amqp_prefix, clips) -> Iterator[tuple[System, dict[str, str]]]:
     """The system with every file of the corpus's folder ready, and one file that is not
-    a video: name → token."""
-    with own_system(tmp_path_factory.mktemp("frames"), database_url, amqp_url,
-                    f"{amqp_prefix}_frames", "api", "prober", "ingest",
+    a video: name → token. On the media store the test names (``on_stores``: the file
+    store, or a prefix of the session's bucket, every frame decoded from the object
+    through a presigned URL)."""
+    kind = request.param
+    with own_system(tmp_path_factory.mktemp(f"frames-{kind}"), database_url, amqp_url,
+                    f"{amqp_prefix}_frames_{kind}", "api", "prober", "ingest",
+                    **store_settings(request, kind),
                     VIDEODROP_DERIVE="", VIDEODROP_FRAME_CONCURRENCY="1",
                     VIDEODROP_FRAMES_MAX="8",
                     VIDEODROP_INBOX_EXTENSIONS="*") as system:  # raw.264 too
@@ -96,8 +105,7 @@ def times_to_try(oracle: frame_corpus.Oracle, seed: str) -> list[float]:
     return [*chosen, oracle.times[k], round(oracle.times[k] - 0.0005, 6), 0.0, *before_keys]
 
 
-@pytest.mark.parametrize("name", ["cfr.mp4", "vfr.mkv", "open.ts", "vp9.webm", "rotated.mp4",
-                                  "edit.mp4"])
+@on_stores_each("served", "name", NAMES, NAMES)
 def test_the_frame_served_at_t_is_the_one_shown_then(served, clips, name):
     system, tokens = served
     oracle: frame_corpus.Oracle = clips[name]
@@ -115,6 +123,7 @@ def test_the_frame_served_at_t_is_the_one_shown_then(served, clips, name):
         assert nearest == want and diff < 1.0, (name, t, nearest, want, diff)
 
 
+@on_stores("served")
 def test_frames_as_npy_and_as_tar(served, clips):
     system, tokens = served
     oracle: frame_corpus.Oracle = clips["vfr.mkv"]
@@ -146,6 +155,7 @@ def test_frames_as_npy_and_as_tar(served, clips):
             assert oracle.nearest(pixels) == (want[n], pytest.approx(0, abs=3))
 
 
+@on_stores("served")
 def test_width_rotation_and_raw(served, clips):
     system, tokens = served
     turned = frame(system, tokens["rotated.mp4"], t="1")
@@ -175,6 +185,7 @@ def error_code(resp: requests.Response) -> str:
     return body["error_code"]
 
 
+@on_stores("served")
 def test_refusals(served, clips):
     system, tokens = served
     token = tokens["cfr.mp4"]
@@ -210,6 +221,7 @@ def test_refusals(served, clips):
     assert unknown.json() == record_404.json()
 
 
+@on_stores("served", "file")  # the worker's decode slot, whatever the store
 def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
     """VIDEODROP_FRAME_CONCURRENCY=1: of two requests sent together (each ~1 s of
     decoding: 8 frames of 1080p noise asked last first, each decoded from the one
@@ -247,6 +259,7 @@ def test_a_worker_decodes_at_most_its_share_at_once(served, clips):
     assert {r.headers["Retry-After"] for r in refusals} == {"1"}
 
 
+@on_stores("served")
 def test_a_tar_read_slowly_holds_no_decode_slot(served):
     """VIDEODROP_FRAME_CONCURRENCY=1: a client that asks a tar of 8 frames of megabytes
     each and stops reading after its first bytes holds a thread (its socket), never the
@@ -270,6 +283,7 @@ def test_a_tar_read_slowly_holds_no_decode_slot(served):
         stalled.close()
 
 
+@on_stores("served")
 def test_the_example_of_docs_models_md_runs(served):
     """The page's Python block, as it is, against the real API."""
     system, tokens = served

@@ -1,10 +1,9 @@
-"""The frame and clip endpoints on either media store (file:// and a real S3 server,
-weed mini), through the real API over a socket: a representative part of
-tests/integration/test_frames.py and test_clips.py (the exact frame against the oracle,
-``/frames/`` as npy and tar, clips by copy, re-encoded and stitched, with audio) run
-once per store; on s3 the children read the original through a presigned URL (nothing of
-it under VIDEODROP_MEDIA_ROOT), and no URL shows in an error sentence or a log.
-The decoding child's kept input is opened afresh before its URL expires."""
+"""What the frame and clip endpoints owe on an s3 store beyond test_frames.py's and
+test_clips.py's oracles (which run on both stores): an original that no longer decodes
+answers ``decode_failed`` with no URL in the sentence nor in a log (once per store, file://
+and a real S3 server, weed mini; on s3 the originals are read where they lie, nothing of
+them under VIDEODROP_MEDIA_ROOT); the decoding child's kept input is opened afresh before
+its URL expires; the child's own sentence names no URL."""
 
 from __future__ import annotations
 
@@ -20,7 +19,7 @@ import pytest
 from api.frames import decoder
 from testbed import frame_corpus
 from tests.harness import System, own_system
-from tests.integration import test_clips, test_frames
+from tests.integration import test_clips
 from videodrop.catalog import Catalog
 from videodrop.settings import Settings
 from videodrop.storage import from_settings
@@ -64,47 +63,6 @@ def stored(request: pytest.FixtureRequest, tmp_path_factory, database_url, amqp_
         if request.param == "s3":  # the originals are read where they lie
             assert not any(p.is_file() for p in system.media_root.rglob("*"))
         yield system, {v["original_filename"]: v for v in items}
-
-
-@pytest.fixture
-def served(stored) -> tuple[System, dict[str, str]]:
-    """As test_frames.py's: the system and name → token."""
-    system, records = stored
-    return system, {name: v["api_links"]["access_token"] for name, v in records.items()}
-
-
-@pytest.fixture
-def oracles(corpus) -> dict[str, frame_corpus.Oracle]:
-    """As test_frames.py's ``clips``."""
-    return corpus[1]
-
-
-@pytest.mark.parametrize("name", ["cfr.mp4", "open.ts"])  # vfr.mkv: the npy test's
-def test_the_frame_served_at_t_is_the_one_shown_then(served, oracles, name):
-    test_frames.test_the_frame_served_at_t_is_the_one_shown_then(served, oracles, name)
-
-
-def test_frames_as_npy_and_as_tar(served, oracles):
-    test_frames.test_frames_as_npy_and_as_tar(served, oracles)
-
-
-def test_copy_holds_whole_gops_and_says_which(stored, corpus, tmp_path):
-    test_clips.test_copy_holds_whole_gops_and_says_which(stored, corpus, "cfr.mp4", tmp_path)
-
-
-def test_exact_holds_exactly_the_frames_in_the_span(stored, corpus, tmp_path):
-    test_clips.test_exact_holds_exactly_the_frames_in_the_span(stored, corpus, "open.ts",
-                                                               tmp_path)
-
-
-def test_exact_stitches_copying_the_middle_as_stored(stored, corpus, tmp_path):
-    test_clips.test_exact_stitches_copying_the_middle_as_stored(stored, corpus, "av.mp4",
-                                                                tmp_path)
-
-
-def test_streams_durations_and_name(stored, corpus, tmp_path):
-    """The audio too (a second input of the original in a copy, re-encoded in exact)."""
-    test_clips.test_streams_durations_and_name(stored, corpus, tmp_path)
 
 
 def test_an_unreadable_original_is_a_sentence_without_its_url(stored):

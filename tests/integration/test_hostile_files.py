@@ -6,6 +6,13 @@ a concat list naming another stored video (a metadata leak), a PNG under an imag
 sequence's name, a GIF and SubRip subtitles named .mp4: each ends ``failed`` with a code
 and a sentence naming what it is, no other file is opened (an inotify watch on the stored
 video they name, and strace of the child), and a good file dropped after them is ready.
+
+The pipeline's case runs once per media store (``store_env``): on the file store the files
+are dropped and the stored video they name is watched (inotify); on s3 they are uploaded,
+so that the prober probes each where it lies, ffprobe reading it through a presigned URL
+beside the stored video's object (a dropped file is probed in the inbox's spool, a local
+file as on the file store, and an object cannot be watched: nothing in the record may show
+what the named video holds). The limits of the child are the same on both.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from watchdog.observers import Observer
 from prober.ffprobe import run_probe
 from prober.probe import MAX_ITEMS, MAX_TEXT, probe_file
 from tests.harness import System
+from tests.integration.test_api_uploads import upload_raw, wait_status
 from videodrop.children import ChildRunner, Completed
 
 #: the probe's limits, with the child's own peak memory measured
@@ -73,28 +81,40 @@ class Opened(FileSystemEventHandler):
                 self.events.append(event)
 
 
-def test_hostile_files_fail_clearly_and_read_nothing_else(system: System, samples: Path,
-                                                          tmp_path: Path) -> None:
+def test_hostile_files_fail_clearly_and_read_nothing_else(make_system, samples: Path,
+                                                          tmp_path: Path,
+                                                          store_env: dict[str, str]) -> None:
+    system: System = make_system(**store_env).start()
     shutil.copy(samples / "bbb_chapters.mp4", system.inbox / "decoy.mp4")
     decoy = system.wait_record("decoy.mp4")
     assert decoy["status"] == "ready"
     stored = system.media_root / decoy["file_info"]["filename"]
     other = f"../{decoy['source_id']}/{stored.name}"  # as seen from a sibling's folder
-    watch = Opened(stored)
-    observer = Observer()
-    observer.schedule(watch, str(stored.parent))
-    observer.start()
-    try:
-        files = hostile_files(tmp_path, other)
-        for name, content in files.items():
-            (system.inbox / name).write_bytes(content)
-        records = {name: system.wait_record(name, timeout=60) for name in files}
-        shutil.copy(samples / "tiny_av1.mp4", system.inbox / "good-after.mp4")
-        assert system.wait_record("good-after.mp4")["status"] == "ready"  # still serving
-    finally:
-        observer.stop()
-        observer.join(timeout=10)
-    assert watch.events == [], "a hostile file made the prober open another stored video"
+    files = hostile_files(tmp_path, other)
+    if store_env:  # uploaded: probed in the bucket, beside the decoy's object
+        uploads = {name: tmp_path / f"upload-{n}" for n, name in enumerate(files)}
+        for name, path in uploads.items():
+            path.write_bytes(files[name])
+        tokens = {name: upload_raw(system, path, filename=name).json()["api_links"][
+            "access_token"] for name, path in uploads.items()}
+        records = {name: wait_status(system, token) for name, token in tokens.items()}
+        watch = None
+    else:
+        watch = Opened(stored)
+        observer = Observer()
+        observer.schedule(watch, str(stored.parent))
+        observer.start()
+        try:
+            for name, content in files.items():
+                (system.inbox / name).write_bytes(content)
+            records = {name: system.wait_record(name, timeout=60) for name in files}
+        finally:
+            observer.stop()
+            observer.join(timeout=10)
+    shutil.copy(samples / "tiny_av1.mp4", system.inbox / "good-after.mp4")
+    assert system.wait_record("good-after.mp4")["status"] == "ready"  # still serving
+    if watch is not None:
+        assert watch.events == [], "a hostile file made the prober open another stored video"
     for name, record in records.items():
         assert record["status"] == "failed", (name, record)
         assert record["error_code"] in REFUSED, (name, record)

@@ -3,7 +3,12 @@ broker, database and ffmpeg: ``/stream/`` switches to the rendition once it is r
 ``/download/`` keeps the original's bytes; ``playback`` says what is served; on-view
 transcodes start on the first ``/stream/``; a derive worker SIGKILLed mid-transcode leaves
 its message acked (no consumer timeout can end it) and, restarted, finishes the rendition
-exactly once."""
+exactly once.
+
+The rendition served and deleted, and a delete mid-transcode, run once per media store
+(``store_env``: on s3 the rendition an object, served by proxy so that the API's own
+headers are the ones checked); the rest is about ffmpeg, the broker and the jobs (the
+derive role killed mid-job on s3 is test_derive_stores.py's)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ import pika.exceptions
 from deploy.devstack import ThrowawayRabbitMQ
 from testbed.processes import wait_until_gone
 from tests.harness import System, rows, videodrop, wait_for
+from tests.integration.test_api_uploads import media_of, stored_files
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -37,9 +43,23 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def stored(system: System, key: str) -> bytes | None:
+    """The bytes stored under ``key`` (a file or an object), None when there are none."""
+    media = media_of(system)
+    if not media.exists(key):
+        return None
+    with media.open(key) as reader:
+        return reader.read()
+
+
+def proxied(store_env: dict[str, str]) -> dict[str, str]:
+    """``store_env`` with an S3 object's bytes served through the API."""
+    return {**store_env, "VIDEODROP_S3_SERVE": "proxy"} if store_env else {}
+
+
 def test_stream_switches_to_the_rendition_and_download_stays_the_original(
-        make_system: Any, camera_corpus: Path):
-    system = make_system(VIDEODROP_TRANSCODE="eager").start()
+        make_system: Any, camera_corpus: Path, store_env: dict[str, str]):
+    system = make_system(VIDEODROP_TRANSCODE="eager", **proxied(store_env)).start()
     system.start_role("derive")
     files = {"remux.mp4": "moov-at-end.mp4", "hevc.mp4": "hevc-hev1.mp4",
              "plays.mp4": "faststart.mp4"}
@@ -61,15 +81,16 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
     download = system.http.get(links["download_url"], timeout=10)
     original = (camera_corpus / files["hevc.mp4"]).read_bytes()
     assert sha256(download.content) == sha256(original)  # untouched
-    made = system.media_root / "derivatives" / hevc["source_id"] / "rendition.mp4"
-    assert stream.status_code == 200 and stream.content == made.read_bytes()
+    key = f"derivatives/{hevc['source_id']}/rendition.mp4"
+    made = stored(system, key)
+    assert made is not None and stream.status_code == 200 and stream.content == made
     assert stream.headers["Content-Type"] == "video/mp4"
     assert stream.headers["ETag"] != download.headers["ETag"]
     # the bytes under /stream/ changed: revalidated, never reused from a cache blindly
     assert stream.headers["Cache-Control"] == "private, no-cache"
     assert download.headers["Cache-Control"] == "private, max-age=3600"
     part = system.http.get(links["stream_url"], headers={"Range": "bytes=100-199"}, timeout=5)
-    assert part.status_code == 206 and part.content == made.read_bytes()[100:200]
+    assert part.status_code == 206 and part.content == made[100:200]
     meta = system.http.get(links["metadata_url"], timeout=5).json()
     assert meta["playback"]["stream"] == "transcode" and meta["sha256"] == sha256(original)
     row = rows(system.database_url, "SELECT data FROM derivatives d JOIN videos v"
@@ -80,7 +101,7 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
         "file": f"derivatives/{hevc['source_id']}/rendition.mp4", "stream": "transcode",
         "content_type": "video/mp4", "video_codec": "h264", "audio_codec": "aac",
         "width": 320, "height": 240}
-    assert data["bytes"] == made.stat().st_size and data["ms"] > 0
+    assert data["bytes"] == len(made) and data["ms"] > 0
     plays = records["plays.mp4"]["api_links"]["stream_url"]
     plain = system.http.get(plays, timeout=5)
     assert sha256(plain.content) == sha256((camera_corpus / "faststart.mp4").read_bytes())
@@ -92,7 +113,8 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
     assert system.http.get(links["stream_url"], timeout=5).status_code == 404
     gone = system.http.delete(f"{system.base_url}/api/videos/{hevc['id']}",
                               headers=system.admin, timeout=5)
-    assert gone.status_code == 204 and not made.exists()
+    assert gone.status_code == 204 and stored(system, key) is None
+    assert not [k for k in stored_files(system) if hevc["source_id"] in k]
 
 
 def test_on_view_transcode_starts_when_someone_streams(make_system: Any, camera_corpus: Path):
@@ -276,7 +298,7 @@ def test_requeue_all_during_a_transcode_ends_without_a_restart(
     assert not list(folder.glob("rendition.*"))  # the dropped transcode's file withdrawn
 
 
-def transcoding(make_system: Any, folder: Path, name: str
+def transcoding(make_system: Any, folder: Path, name: str, **env: str
                 ) -> tuple[System, subprocess.Popen[bytes], dict[str, Any], int]:
     """A system (eager transcodes) with a derive role transcoding a 20 s HEVC file dropped
     as ``name``, its transcode reading the input at its own pace (it runs 20 s) and past
@@ -288,7 +310,8 @@ def transcoding(make_system: Any, folder: Path, name: str
                     "-x265-params", "log-level=error", str(source)], check=True)
     fake = fake_x264(folder, f'echo $$ > {folder}/x264.pid; exec {REAL_FFMPEG} -re "$@"',
                      "unused")
-    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager").start()
+    system = make_system(VIDEODROP_FFMPEG=str(fake), VIDEODROP_TRANSCODE="eager",
+                         **env).start()
     derive = system.start_role("derive")
     shutil.copy(source, system.inbox / name)
     record = system.wait_record(name)
@@ -298,10 +321,12 @@ def transcoding(make_system: Any, folder: Path, name: str
     return system, derive, record, int((folder / "x264.pid").read_text())
 
 
-def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path):
+def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_path: Path,
+                                                         store_env: dict[str, str]):
     """A video deleted while its transcode runs: the transcode's ffmpeg is killed at its
-    next progress report (not run to an outcome never recorded), nothing of it is left."""
-    system, _, record, pid = transcoding(make_system, tmp_path, "gone.mp4")
+    next progress report (not run to an outcome never recorded), nothing of it is left.
+    Once per media store (``store_env``: on s3 no object and no open upload)."""
+    system, _, record, pid = transcoding(make_system, tmp_path, "gone.mp4", **store_env)
     gone = system.http.delete(f"{system.base_url}/api/videos/{record['id']}",
                               headers=system.admin, timeout=5)
     assert gone.status_code == 204
@@ -310,6 +335,7 @@ def test_deleting_a_video_mid_transcode_stops_its_ffmpeg(make_system: Any, tmp_p
                       if e.get("kind") == "rendition"] == ["dropped"], timeout=10,
              what="the transcode's outcome dropped")
     assert not (system.media_root / "derivatives" / record["source_id"]).exists()
+    assert not [k for k in stored_files(system) if record["source_id"] in k]
 
 
 def test_a_viewer_does_not_wait_behind_the_other_kinds_of_the_video(

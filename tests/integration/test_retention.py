@@ -1,7 +1,10 @@
 """Retention over thousands of generated rows on the real catalog and real files: the
 quotas are met exactly as stated (the expected set is computed here from the generated
 rows), held and too-young videos stay, a SIGKILL mid-pass leaves the invariants whole and
-the next pass finishes, the advisory lock keeps a second pass out."""
+the next pass finishes, the advisory lock keeps a second pass out.
+
+File store only (3,000 files; keep_free is a folder's): test_retention_s3.py runs the
+same rules over objects (quotas, tombstones, a SIGKILL mid-pass, keep_free refused)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,11 @@
 that cannot be believed (a MOV header saying the year 9999, or 1970), windows and days at
 the ends of the calendar, an origin with a NUL, and a day of a clock change in the origin's
 zone (25 hours drawn, not 24). Real inbox → RabbitMQ → prober → PostgreSQL → API; the
-expectations come from the names and dates the test gave."""
+expectations come from the names and dates the test gave.
+
+A recorder's clock read from its file runs once per media store (``store_env``); the rest
+is the catalog's and the API's (windows, days, pages), the same on both: file store
+only."""
 
 from __future__ import annotations
 
@@ -63,7 +67,9 @@ def _probed(system: System, mov: Path, made: dict[str, bytes | None]) -> dict[st
 
 
 def test_a_recorder_clock_beyond_belief_falls_back_to_the_name(make_system, mov: Path,
-                                                              tmp_path: Path):
+                                                              tmp_path: Path,
+                                                              store_env: dict[str, str]):
+    """Once per media store (``store_env``: on s3 the header read in the inbox's spool)."""
     far = far_creation_time(mov.read_bytes(), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
     unset = tmp_path / "unset.mov"  # a camera whose clock was never set
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(mov), "-c", "copy", "-metadata",
@@ -75,7 +81,7 @@ def test_a_recorder_clock_beyond_belief_falls_back_to_the_name(make_system, mov:
                            "format_tags=creation_time", "-of", "default=nw=1:nk=1",
                            str(crafted)], capture_output=True, text=True, timeout=30, check=True)
     assert said.stdout.startswith("9999-12-31T23:59:59"), said  # what the prober reads
-    system = make_system().start()
+    system = make_system(**store_env).start()
     records = _probed(system, mov, {"cam1/ch01_20261130100000.mov": far,
                                     "cam1/ch01_20261130100002.mov": unset.read_bytes()})
     far_record = records["ch01_20261130100000.mov"]

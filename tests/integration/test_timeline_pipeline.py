@@ -3,7 +3,10 @@ small ffmpeg-made segments per camera, each camera named in one of the built-in 
 patterns (or MOV creation_time in local time, or only its mtime), with jittered ends
 (±200 ms), one injected gap and one injected overlap. Every injected gap and overlap is
 found, exactly where the test put it; no jitter shows as a gap. The expectations come from
-the schedule this test generated, never from the system's output."""
+the schedule this test generated, never from the system's output.
+
+The pipeline's case runs once per media store; the bounds of a timeline request are the
+catalog's and the API's, answered before the store is asked: file store only."""
 
 from __future__ import annotations
 
@@ -130,10 +133,13 @@ def _drop(system: System, staging: Path, camera: Camera, clips: dict[float, Path
 
 
 def test_every_gap_and_overlap_of_every_camera(make_system, tmp_path: Path,
-                                               clips: dict[float, Path]):
+                                               clips: dict[float, Path],
+                                               store_env: dict[str, str]):
+    """Once per media store (``store_env``: on s3 each file probed in the inbox's spool,
+    its mtime kept by the move there, while it is put into the bucket)."""
     origins = tmp_path / "origins.toml"
     origins.write_text(ORIGINS_TOML)
-    system = make_system(VIDEODROP_ORIGINS_FILE=str(origins)).start()
+    system = make_system(VIDEODROP_ORIGINS_FILE=str(origins), **store_env).start()
     dropped = datetime.now(UTC)
     # an hour ago, on a whole second: stamps in names carry whole seconds
     base = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
