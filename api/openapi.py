@@ -341,9 +341,7 @@ def _derived(content_type: str, schema: Schema, text: str, *,
              params: list[Schema] | None = None) -> Schema:
     """GET (and HEAD) of a derivative under the token."""
     ok: Schema = {"description": text, "content": {content_type: {"schema": schema}}}
-    served: Schema = {}  # an image is served as a file is: on s3 by redirect
-    if content_type == "image/jpeg":
-        served = {"307": REDIRECT}
+    if content_type == "image/jpeg":  # through the API on s3 too, to be cacheable
         ok["headers"] = {"ETag": _header("strong entity tag"),
                          "Cache-Control": _header(
                              "private, no-cache; the poster asked with v its current"
@@ -351,7 +349,6 @@ def _derived(content_type: str, schema: Schema, text: str, *,
     return {"security": NOBODY, "parameters": [TOKEN_PARAM, *(params or [])],
             "responses": {"200": ok,
                           "304": {"description": "Not modified (If-None-Match)."},
-                          **served,
                           "404": TOKEN_404,
                           "410": GONE,
                           "409": _error("The derivative is not ready: its state and reason"
