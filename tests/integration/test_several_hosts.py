@@ -215,7 +215,7 @@ def test_two_hosts_share_a_burst(hosts, clips):
     # each host's probers took its own inbox's files, and only those
     for host in (a, b):  # a summary line is written after the commit the outcome saw
         mine = {n for n in expected if n.startswith(f"{host.name}-")}
-        wait_for(lambda h=host: probed_by(h) >= mine, timeout=15,
+        wait_for(lambda h=host, m=mine: probed_by(h) >= m, timeout=15,
                  what=f"host {host.name}'s probe summaries")
         assert probed_by(host) == mine
 
