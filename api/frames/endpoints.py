@@ -33,10 +33,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import falcon
 
@@ -44,7 +45,7 @@ from api.frames.decoders import Decoders
 from api.frames.errors import FrameError, bad, checked_query, parse_time, ready_original
 from api.frames.extract import FrameFailed, Frames, Shape, ppm_pixels
 from api.frames.index import Indexes, Unavailable
-from api.frames.packing import TAR_END, npy, tar_member
+from api.frames.packing import TAR_END, npy_header, tar_member
 from api.frames.source import Original
 from api.frames.timeline import Chosen, NoTimestamps, PastTheEnd, Timeline
 from api.tokens.endpoints import TokenResource
@@ -195,11 +196,12 @@ class ManyFrames(FrameResource):
             raise bad(f"at most {self.settings.frames_max} times a request"
                       " (VIDEODROP_FRAMES_MAX)")
         self.take_slot()
+        body: IO[bytes] | None = None
         try:
             frames = self.frames(path)
             chosen = self.choose(video, frames, times)
             if fmt == "npy":
-                resp.data = self.array(frames, chosen, shape)
+                body = self.array(frames, chosen, shape)
             else:
                 first = frames.picture(chosen[0], shape, "ppm")
                 self.check_size(len(chosen), *ppm_pixels(first.data)[:2])
@@ -208,11 +210,16 @@ class ManyFrames(FrameResource):
         finally:
             self.slots.release()
         picture_headers(resp, chosen)
-        if fmt == "npy" or req.method == "HEAD":
-            resp.content_type = f"application/x-{fmt}"
-            return
-        resp.content_type = "application/x-tar"
-        resp.stream = self.tar(frames, chosen, times, shape)
+        resp.content_type = f"application/x-{fmt}"
+        if body is not None:  # npy
+            resp.content_length = body.tell()
+            body.seek(0)
+            if req.method == "HEAD":  # Falcon never closes a HEAD's stream
+                body.close()
+            else:
+                resp.stream = body
+        elif req.method != "HEAD":
+            resp.stream = self.tar(frames, chosen, times, shape, token)
 
     on_head = on_get
 
@@ -225,31 +232,43 @@ class ManyFrames(FrameResource):
                              " (VIDEODROP_FRAMES_MAX_BYTES): ask fewer or narrower",
                              "too_large")
 
-    def array(self, frames: Frames, chosen: list[Chosen], shape: Shape) -> bytes:
-        """The ``.npy`` of the frames; 422 when they differ in size."""
-        pixels: list[bytes] = []
-        size: tuple[int, int] | None = None
-        for one, then in zip(chosen, [*chosen[1:], None], strict=True):
-            height, width, rgb = ppm_pixels(frames.picture(one, shape, "ppm", then).data)
-            if size is None:
-                size = (height, width)
-                self.check_size(len(chosen), height, width)
-            elif size != (height, width):
-                raise FrameError(falcon.HTTP_422, "Frames differ in size",
-                                 f"the frame at {one.time:.6f} s is {width}x{height}, the"
-                                 f" first {size[1]}x{size[0]}: ask format=tar",
-                                 "sizes_differ")
-            pixels.append(rgb)
-        assert size is not None
-        return npy((len(chosen), size[0], size[1], 3), pixels)
+    def array(self, frames: Frames, chosen: list[Chosen], shape: Shape) -> IO[bytes]:
+        """The ``.npy`` of the frames, written frame by frame to an anonymous scratch file
+        (the system's temporary folder) and left at its end: a worker holds one frame in
+        memory, never the array, however slowly its client reads; 422 when the frames
+        differ in size."""
+        body = tempfile.TemporaryFile(prefix="videodrop-frames-")  # noqa: SIM115 (returned)
+        try:
+            size: tuple[int, int] | None = None
+            for one, then in zip(chosen, [*chosen[1:], None], strict=True):
+                height, width, rgb = ppm_pixels(frames.picture(one, shape, "ppm", then).data)
+                if size is None:
+                    size = (height, width)
+                    self.check_size(len(chosen), height, width)
+                    body.write(npy_header((len(chosen), height, width, 3)))
+                elif size != (height, width):
+                    raise FrameError(falcon.HTTP_422, "Frames differ in size",
+                                     f"the frame at {one.time:.6f} s is {width}x{height}, the"
+                                     f" first {size[1]}x{size[0]}: ask format=tar",
+                                     "sizes_differ")
+                body.write(rgb)
+        except BaseException:
+            body.close()
+            raise
+        return body
 
     def tar(self, frames: Frames, chosen: list[Chosen], times: list[float],
-            shape: Shape) -> Iterator[bytes]:
+            shape: Shape, token: str) -> Iterator[bytes]:
         """The members, frame by frame. Each frame takes a decode slot for its decoding
         only, waiting for one until the request's deadline (else ``timeout``: the archive
-        is cut off): a client that reads slowly holds none while its members are sent."""
+        is cut off): a client that reads slowly holds none while its members are sent,
+        and the time its members wait to be read is not counted against the deadline
+        (which bounds decoding). A token revoked (rotated, expired, its video deleted)
+        while the archive is sent cuts it off before the next frame is decoded."""
         for n, (one, t, then) in enumerate(zip(chosen, times, [*chosen[1:], None],
                                                 strict=True)):
+            if n:
+                self.lookup(token)  # the token's 404 (raised here: the archive is cut off)
             if not self.slots.acquire(timeout=max(0.0, frames.deadline - time.monotonic())):
                 raise FrameFailed("timeout", "no decode slot came free before the"
                                              " request's deadline (VIDEODROP_FRAME_TIMEOUT)")
@@ -258,6 +277,8 @@ class ManyFrames(FrameResource):
             finally:
                 self.slots.release()
             meta = {"t": t, "pts": round(one.time, 6), "index": one.index}
+            sent = time.monotonic()
             yield tar_member(f"{n:06d}.jpg", data) + tar_member(
                 f"{n:06d}.json", json.dumps(meta).encode())
+            frames.deadline += time.monotonic() - sent  # the client's time, not ours
         yield TAR_END

@@ -18,7 +18,9 @@ from videodrop.storage import MediaStore, ObjectMissing
 __all__ = ["RETRY_PENDING", "FrameError", "bad", "checked_query", "parse_time", "ready_file",
            "ready_original", "ready_video"]
 
-_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})?")
+#: up to 24 decimals: what Python prints for a float (``repr``: 0.30000000000000004,
+#: 0.00012345678901234567) is taken as it is sent
+_TIME = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,24})?")
 RETRY_PENDING = 10  # seconds: Retry-After of a video (or its index) still being made
 
 

@@ -82,15 +82,15 @@ def paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Sc
     """``/frame/``, ``/frames/`` and ``/clip/``; ``token``, ``token_404``, ``unavailable``: the
     document's token parameter, its 404 and its 503 (to which a frame route adds its
     own 503s: ``busy``, ``timeout``; all carry Retry-After)."""
-    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?$"}
+    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,24})?$"}
     one = {"name": "t", "in": "query", "required": True, "schema": seconds,
            "description": "seconds from the start: the frame shown then (the last frame"
                           " whose time is <= t; the first frame before it)"}
     many = {"name": "t", "in": "query", "required": True,
             "description": "times, comma-separated (at most VIDEODROP_FRAMES_MAX, by"
                            f" default {_DEFAULTS.frames_max})",
-            "schema": {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?"
-                                                    r"(,[0-9]{1,9}(\.[0-9]{1,9})?)*$"}}
+            "schema": {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,24})?"
+                                                    r"(,[0-9]{1,9}(\.[0-9]{1,24})?)*$"}}
     header = {"schema": {"type": "string"}}
     one_headers = {
         "Video-Frame-Time": {**header, "description": "the frame's time, seconds"},
@@ -173,7 +173,7 @@ def _index_operation(summary: str, params: list[Schema], ok: Schema, *, token_40
 
 def index_paths(token: Schema, token_404: Schema, unavailable: Schema) -> dict[str, Schema]:
     """``/packets/`` and ``/range/`` (docs/models.md, "The packet index")."""
-    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,9})?$"}
+    seconds = {"type": "string", "pattern": r"^[0-9]{1,9}(\.[0-9]{1,24})?$"}
     integers = {"type": "array", "items": {"type": ["integer", "null"]}}
     flags = {"type": "array", "items": {"enum": [0, 1]}}
     columns = {"type": "object",

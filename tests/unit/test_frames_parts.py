@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from api.frames.errors import FrameError, parse_time
 from api.frames.extract import FrameFailed, Frames
 from api.frames.packing import TAR_END, npy, tar_member
 from api.frames.timeline import MARGIN, NoTimestamps, PastTheEnd, parse_packets
@@ -127,3 +128,26 @@ def test_a_request_past_its_deadline_starts_no_child(tmp_path):
     with pytest.raises(FrameFailed) as failed:
         frames.timeline(1.0)
     assert failed.value.reason == "timeout"
+
+
+@given(st.floats(min_value=1e-4, max_value=1e6, allow_nan=False, allow_infinity=False))
+def test_a_float_as_python_prints_it_is_a_time(t):
+    """``requests``/``str()`` send a float's repr (``0.30000000000000004``, up to 17
+    significant digits): taken as it is, the same float."""
+    text = repr(t)
+    if "e" in text:  # exponents stay a 400 (docs/models.md)
+        return
+    assert parse_time(text) == t
+
+
+@pytest.mark.parametrize("raw", ["1.6666666666666667", "0.30000000000000004",
+                                 "0.00012345678901234567"])
+def test_long_decimals_are_times(raw):
+    assert parse_time(raw) == float(raw)
+
+
+@pytest.mark.parametrize("raw", ["-1", "1e-05", "nan", "inf", "1.", ".5", "1." + "1" * 25,
+                                 "1234567890"])
+def test_what_is_no_plain_decimal_stays_a_400(raw):
+    with pytest.raises(FrameError):
+        parse_time(raw)
