@@ -182,7 +182,9 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 def sent_bytes(req: falcon.Request, resp: falcon.Response) -> int:
-    """The bytes of body a request is answered with: none for HEAD."""
+    """The bytes of body a request is answered with, as announced (:func:`body_size`):
+    none for HEAD. Counted before the body is sent, so a client that hangs up early
+    was sent fewer."""
     return 0 if req.method == "HEAD" else body_size(resp)
 
 
