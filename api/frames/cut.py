@@ -22,7 +22,8 @@ the frames a clip holds, consecutive in presentation order.
   keyframe the frame endpoint would seek to for the first frame (its references, open
   GOPs included), ``select`` keeps the frames from a time between the first frame and the
   one before it, and ``-frames:v`` stops after the last. Each frame keeps its duration
-  (``-fps_mode passthrough``, the input stream's time base). An odd width or height is
+  (``-fps_mode passthrough``, the input stream's time base), the last one until the span's
+  end (:func:`lasting`). An odd width or height is
   padded to even (4:2:0) with a black column or row at the right or the bottom.
 
 The audio (the first audio stream, if any) covers the same span: copied by ``copy``
@@ -44,7 +45,7 @@ from api.frames.timeline import MARGIN, ROUNDING, Chosen, PastTheEnd, Timeline
 from videodrop.children import ChildError
 
 __all__ = ["AAC", "DURATIONS_KEPT", "MP4_AUDIO", "MP4_OUTPUT", "MP4_VIDEO", "Cutter", "NoFrames",
-           "NoKeyframe", "Span", "copy_span", "exact_span"]
+           "NoKeyframe", "Span", "copy_span", "exact_span", "lasting"]
 
 #: Containers (``file_info.format``) that store every sample's duration (ISO BMFF's
 #: ``stts``): a copy of theirs shows every frame copied, so the clip is not listed again.
@@ -66,6 +67,21 @@ _LANDING = MARGIN / 2
 _EVEN = "pad=w=ceil(iw/2)*2:h=ceil(ih/2)*2:x=0:y=0"
 #: Every clip's output options: its streams only, an MP4 with its index first.
 MP4_OUTPUT = ("-sn", "-dn", "-map_chapters", "-1", "-movflags", "+faststart", "-f", "mp4", "-y")
+
+
+def lasting(span: Span) -> tuple[str, str]:
+    """The output option that makes the last frame of an ``exact`` clip of ``span`` last
+    until the span's end (``span.end``, the next frame's time or the stream's end): every
+    video packet is given the time from its own to the end as its duration. The MP4 muxer
+    keeps durations only for the end of the clip: the edit list ends at the latest packet
+    time plus duration, and the last sample of ``stts`` lasts what its packet says (the
+    others, until the next one's decoding time). Without it the last frame lasted what a
+    packet said that was not its own (libx264 gives a frame's duration to the packet it
+    outputs then, B-frames reordered) or 1 tick (MPEG-TS, which the stitched pieces are
+    joined from, carries no durations). ``pts`` and ``dts`` are named: ffmpeg 5.1's
+    ``setts`` sets both to its ``ts`` (the ``dts``) otherwise."""
+    length = span.end - span.start
+    return "-bsf:v", f"setts=pts=PTS:dts=DTS:duration=round({length:.6f}/TB)+STARTPTS-PTS"
 
 
 class NoFrames(ValueError):
@@ -268,5 +284,6 @@ class Cutter(Frames):
             *(["-an"] if audio is None else ["-map", "0:a:0?", *AAC]),
             "-vf", ",".join([*picks, _EVEN]),
             *trim, "-frames:v", str(span.count), "-fps_mode", "passthrough",
-            "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *MP4_OUTPUT, f"file:{out}"),
+            "-enc_time_base:v", "-1", *_VIDEO, "-threads", "2", *lasting(span), *MP4_OUTPUT,
+            f"file:{out}"),
             "ffmpeg")

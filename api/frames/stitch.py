@@ -32,7 +32,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.frames.cut import AAC, MP4_OUTPUT, Cutter, Span
+from api.frames.cut import AAC, MP4_OUTPUT, Cutter, Span, lasting
 from api.frames.extract import FrameFailed
 from api.frames.source import input_options
 from api.frames.timeline import Timeline
@@ -224,7 +224,9 @@ class Stitcher(Cutter):
     def joined(self, listed: Path, span: Span, out: Path, audio: str | None,
                rotation: int) -> None:
         """The pieces ``listed`` (an ffconcat file) joined into the MP4 ``out``, with the
-        audio of ``span`` encoded to AAC and the source's rotation as metadata."""
+        audio of ``span`` encoded to AAC and the source's rotation as metadata; the last
+        frame lasts until the span's end (:func:`~api.frames.cut.lasting`: MPEG-TS keeps
+        no durations)."""
         sound = [] if audio is None else [
             "-ss", f"{span.start:.6f}", "-t", f"{span.end - span.start:.6f}", *self.input()]
         turn = ["-metadata:s:v:0", f"rotate={rotation}"] if rotation else []
@@ -233,4 +235,4 @@ class Stitcher(Cutter):
                    "-f", "concat", "-i", f"file:{listed}", *sound,
                    "-map", "0:v:0", "-c:v", "copy", "-tag:v", "avc3", *turn,
                    *(["-an"] if audio is None else ["-map", "1:a:0?", *AAC]),
-                   *MP4_OUTPUT, f"file:{out}"], "ffmpeg")
+                   *lasting(span), *MP4_OUTPUT, f"file:{out}"], "ffmpeg")
