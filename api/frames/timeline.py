@@ -48,7 +48,8 @@ class PastTheEnd(ValueError):
     """``t`` is at or after the end of the last frame; ``end`` (seconds) is that end."""
 
     def __init__(self, t: float, end: float) -> None:
-        super().__init__(f"t={t:g} s is past the last frame, which ends at {end:.6f} s")
+        # t as asked (Python's shortest repr), never rounded to a time that is not past it
+        super().__init__(f"t={t!r} s is past the last frame, which ends at {end:.6f} s")
         self.end = end
 
 

@@ -51,6 +51,9 @@ def test_the_frame_shown_at_t_is_the_last_one_at_or_before_it():
     assert late.start == pytest.approx(0.16 + MARGIN)  # just after its keyframe
     with pytest.raises(PastTheEnd):
         line.at(0.24)
+    # the sentence names t as asked, not rounded to a time before the end
+    with pytest.raises(PastTheEnd, match=r"t=0\.2400001 s is past the last frame"):
+        line.at(0.2400001)
 
 
 def test_decoding_starts_early_when_the_next_keyframe_is_decoded_before_it():
