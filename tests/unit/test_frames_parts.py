@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from api.frames.errors import FrameError, parse_time
 from api.frames.extract import FrameFailed, Frames
-from api.frames.packing import TAR_END, npy, tar_member
+from api.frames.packing import TAR_END, npy_header, tar_member
 from api.frames.timeline import MARGIN, NoTimestamps, PastTheEnd, parse_packets
 from videodrop.children import ChildRunner
 
@@ -111,7 +111,7 @@ def test_the_last_frame_without_a_duration_lasts_the_mean_spacing():
 @given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 9))
 def test_npy_is_what_numpy_reads(n, h, w):
     frames = [bytes((i * 7 + k) % 256 for k in range(h * w * 3)) for i in range(n)]
-    data = npy((n, h, w, 3), frames)
+    data = npy_header((n, h, w, 3)) + b"".join(frames)
     assert (data.index(b"\n") + 1) % 64 == 0  # the header's padding
     array = np.load(io.BytesIO(data))
     assert array.dtype == np.uint8 and array.shape == (n, h, w, 3)
