@@ -50,3 +50,18 @@ def test_the_wrapped_channel_is_pikas(amqp_url: str, broker_prefix: str) -> None
         conn.close()
     with pytest.raises(TypeError, match="BatchPublisher needs it"):
         wrapped_channel(object())  # type: ignore[arg-type]
+
+
+@pytest.mark.timeout(60)
+def test_the_wait_for_confirms_ends_when_they_come(amqp_url: str, broker_prefix: str) -> None:
+    """A confirm ends the publisher's wait at once, not at the end of its poll: with a
+    poll of 10 minutes the batches still come back (pytest-timeout fails the test when
+    the wait runs to the poll's end, as it did: every published file paid 10 ms)."""
+    settings = Settings(amqp_url=amqp_url, amqp_prefix=broker_prefix)
+    publisher = BatchPublisher(settings, name="test-poll", confirm_timeout=900, poll=600)
+    try:
+        for i in range(3):
+            msg = InboxFile(f"cam/poll-{i}.mp4", 1, i, 10, i, i)
+            assert publisher.publish_batch([msg]) == [msg]
+    finally:
+        publisher.close()
