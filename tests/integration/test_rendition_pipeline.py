@@ -212,13 +212,15 @@ def test_a_worker_killed_mid_transcode_finishes_it_exactly_once_after_restart(
 
 
 class ShortTimeoutRabbitMQ(ThrowawayRabbitMQ):
-    """A throwaway broker whose consumer timeout is 3 s (RabbitMQ checks it about once a
-    minute)."""
+    """A throwaway broker whose consumer timeout is 3 s, checked every second (a channel
+    checks it at each tick, ``channel_tick_interval``: a minute by default)."""
 
     def _prepare(self) -> None:
         super()._prepare()
         with (self.base_dir / "rabbitmq.conf").open("a") as conf:
             conf.write("consumer_timeout = 3000\n")
+        (self.base_dir / "advanced.config").write_text(
+            "[{rabbit, [{channel_tick_interval, 1000}]}].\n")
 
 
 def held_x264(folder: Path) -> Path:
