@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from fractions import Fraction
 
+from videodrop.npy import MAGIC, npy_header
+
 __all__ = ["DISCARD", "FILE_NAME", "KEY", "RECORD", "UNKNOWN", "PacketIndex", "from_npy",
            "to_npy"]
 
@@ -36,7 +38,6 @@ DISCARD = 2
 RECORD = struct.Struct("<qqqqiB")
 _DESCR = [("pts", "<i8"), ("dts", "<i8"), ("duration", "<i8"), ("pos", "<i8"),
           ("size", "<i4"), ("flags", "|u1")]
-_MAGIC = b"\x93NUMPY\x01\x00"
 
 
 @dataclass(frozen=True)
@@ -76,21 +77,18 @@ def _known(value: int) -> int | None:
 
 def to_npy(index: PacketIndex) -> bytes:
     """The stored file of ``index`` (module docstring)."""
-    text = (f"{{'descr': {_DESCR!r}, 'fortran_order': False, 'shape': ({len(index)},), }}")
-    pad = -(len(_MAGIC) + 2 + len(text) + 1) % 64
-    header = (text + " " * pad + "\n").encode("latin1")
     pack = RECORD.pack
     body = b"".join(
         pack(UNKNOWN if p is None else p, UNKNOWN if d is None else d,
              UNKNOWN if n is None else n, o, s, f)
         for p, d, n, o, s, f in zip(index.pts, index.dts, index.duration, index.pos,
                                     index.size, index.flags, strict=True))
-    return _MAGIC + len(header).to_bytes(2, "little") + header + body
+    return npy_header((len(index),), _DESCR) + body
 
 
 def from_npy(data: bytes, time_base: Fraction, start: Fraction) -> PacketIndex:
     """The index in a stored file (:func:`to_npy`'s bytes); ValueError when it is not one."""
-    if not data.startswith(_MAGIC) or len(data) < 10:
+    if not data.startswith(MAGIC) or len(data) < 10:
         raise ValueError("not a .npy file of version 1.0")
     size = int.from_bytes(data[8:10], "little")
     try:
