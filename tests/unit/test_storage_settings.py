@@ -97,3 +97,14 @@ def test_local_root_is_the_file_stores_folder_only(tmp_path: Path) -> None:
     assert local_root(FileStore(tmp_path)) == tmp_path
     with pytest.raises(ConfigurationError, match="file://"):
         local_root(from_url("s3://bucket/media/"))
+
+
+@pytest.mark.parametrize("bucket", ["Bad_Bucket!", "user@bucket", "bucket:9000", "b%20c"])
+def test_s3_url_with_no_bucket_name_is_a_configuration_error(bucket: str) -> None:
+    # boto3 refuses such a name before any request (ParamValidationError), which the
+    # roles took for a store that does not answer: the prober waited forever instead of
+    # stopping with exit 78
+    with pytest.raises(ValueError, match="no bucket name"):
+        parse_s3_url(f"s3://{bucket}/p")
+    with pytest.raises(ConfigurationError, match="VIDEODROP_STORAGE_URL"):
+        from_url(f"s3://{bucket}/p")
