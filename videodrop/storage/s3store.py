@@ -91,7 +91,10 @@ def _call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         if code in _INTEGRITY:
             raise IntegrityFailure(f"{what}: the store refused the bytes ({code})") from exc
         if code in _REFUSED or status in (401, 403):
-            raise StoreRefused(f"{what}: {code or status}") from exc
+            if not code or code.isdigit():  # a HEAD's answer has no body to name the error
+                raise StoreRefused(f"{what}: access denied (HTTP {status or code}): the"
+                                   " credentials are refused or may not use it") from exc
+            raise StoreRefused(f"{what}: {code}") from exc
         raise StoreUnavailable(f"{what}: {code or status}") from exc
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
