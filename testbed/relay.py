@@ -15,7 +15,9 @@ class Relay:
     its listener and cuts every connection (the store gone: connection refused),
     :meth:`stall` takes connections and never answers (the store hung), :meth:`up` relays
     again on the same port (the same endpoint, so the same signatures).
-    :attr:`downstream_bytes` counts the bytes the server sent back through it."""
+    :attr:`downstream_bytes` counts the bytes the server sent back through it; with
+    :attr:`drop_answers_holding` set, an answer holding those bytes is never relayed: its
+    connection is cut instead (the server did the work, the client never hears it)."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -25,6 +27,7 @@ class Relay:
         self.lock = threading.Lock()
         self.listener: socket.socket | None = None
         self.stalled = False
+        self.drop_answers_holding: bytes | None = None
         self.up()
 
     @property
@@ -94,6 +97,11 @@ class Relay:
         try:
             while data := src.recv(1 << 16):
                 if back:
+                    if self.drop_answers_holding and self.drop_answers_holding in data:
+                        for conn in (src, dst):
+                            with contextlib.suppress(OSError):
+                                conn.shutdown(socket.SHUT_RDWR)
+                        return
                     with self.lock:
                         self.downstream_bytes += len(data)
                 dst.sendall(data)

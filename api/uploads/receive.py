@@ -100,6 +100,9 @@ class Receipt:
     video: Video | None = None
     stage: Path | None = None
     stored: Stored | None = None
+    #: keys a put was sent to (s3): a put that raised may still have made its object (the
+    #: store committed, its answer was lost), so an abandoned upload removes these too
+    put_keys: set[str] = field(default_factory=set)
     size: int = 0
     late: Fields = field(default_factory=Fields)
 
@@ -344,6 +347,7 @@ class Upload:
             source, limit=self.settings.max_file_size, clock=self.clock,
             heartbeat=HEARTBEAT_SECONDS, beat=lambda n: self._heartbeat(video.id, n))
         try:
+            receipt.put_keys.add(video.stored_path)
             receipt.stored = to_object.put(self.media, video.stored_path, counted)
         finally:
             receipt.size = counted.size
@@ -389,6 +393,7 @@ class Upload:
         stored = receipt.stored
         assert stored is not None
         if stored.key != video.stored_path:
+            receipt.put_keys.add(video.stored_path)
             receipt.stored = stored = to_object.move(self.media, stored, video.stored_path)
         to_object.verify(self.media, stored)
         done = self.catalog.upload_received(video.id, stored.size, stored.sha256)
@@ -422,12 +427,16 @@ class Upload:
 
     def _remove_object(self, receipt: Receipt) -> None:
         """The completed object of an upload that did not make it (an unfinished put has
-        aborted its own multipart upload). A store that fails now leaves the object to
-        the housekeeping sweep (the row is failed or gone: nothing serves it)."""
-        if receipt.stored is None:
-            return
-        try:
-            self.media.delete(receipt.stored.key)
-        except (StoreUnavailable, StoreError) as exc:
-            self.log.warning("upload object not removed", key=receipt.stored.key,
-                             error=str(exc))
+        aborted its own multipart upload), and whatever a put that raised may have made
+        all the same under the keys it was sent to (a completion the store committed but
+        whose answer was lost: these keys are the row's own, its ``source_id`` new). A
+        store that fails now leaves the object to the housekeeping sweep (the row is failed
+        or gone: nothing serves it)."""
+        keys = set(receipt.put_keys)
+        if receipt.stored is not None:
+            keys.add(receipt.stored.key)
+        for key in sorted(keys):
+            try:
+                self.media.delete(key)
+            except (StoreUnavailable, StoreError) as exc:
+                self.log.warning("upload object not removed", key=key, error=str(exc))

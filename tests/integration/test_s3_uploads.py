@@ -19,6 +19,7 @@ import requests
 from structlog.testing import capture_logs
 
 from api.uploads.probe_requests import ProbeRequests
+from testbed.relay import Relay
 from testbed.s3 import S3Server
 from tests.harness import System, rows, wait_for
 from tests.integration.test_api_uploads import PART, multipart, request_head, status_of
@@ -184,3 +185,30 @@ def test_a_store_that_refuses_the_upload_is_503_and_leaves_no_row(
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"] == "30"
     assert rows(system.database_url, "SELECT id FROM videos") == []
+
+
+def test_a_completion_whose_answer_is_lost_leaves_no_object(
+        make_system: Any, s3_server: S3Server, s3_bucket: str):
+    """The store completes the multipart upload but its answer never arrives (a cut
+    connection, a read timeout): the put raises although the object is there. The upload
+    is refused (503, no row) and that object removed, not left in the bucket with no row
+    naming it."""
+    host, port = s3_server.endpoint.removeprefix("http://").rsplit(":", 1)
+    relay = Relay((host, int(port)))
+    relay.drop_answers_holding = b"CompleteMultipartUploadResult"
+    prefix = f"lost-{secrets.token_hex(4)}"
+    system: Any = make_system(**{**s3_server.env(), "VIDEODROP_S3_ENDPOINT_URL": relay.endpoint},
+                              VIDEODROP_STORAGE_URL=f"s3://{s3_bucket}/{prefix}",
+                              VIDEODROP_S3_PART_SIZE=str(PART))
+    system.s3_prefix, system.s3, system.bucket = prefix + "/", s3_server.client(), s3_bucket
+    system.start("api")
+    try:
+        answer = requests.post(f"{system.base_url}/api/videos", params={"filename": "a.mp4"},
+                               data=os.urandom(2 * PART + 10), timeout=120,
+                               headers={**system.admin, "Content-Type": "video/mp4"})
+    finally:
+        relay.down()
+    assert answer.status_code == 503, answer.text
+    assert rows(system.database_url, "SELECT id FROM videos") == []
+    assert objects(system) == {}
+    assert open_uploads(system) == []

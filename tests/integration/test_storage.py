@@ -274,6 +274,9 @@ def test_s3_errors_are_typed(s3_server: S3Server, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wrong")
     with pytest.raises(StoreRefused):
         S3Store("bucket", endpoint_url=s3_server.endpoint).stat("v/x")
+    # what a role prints at start (exit 78) names the cause, not a bare status
+    with pytest.raises(StoreRefused, match=r"access denied \(HTTP 403\): the credentials"):
+        S3Store("bucket", endpoint_url=s3_server.endpoint).check()
 
 
 @pytest.mark.parametrize("checksum", s3store.CHECKSUMS)

@@ -97,3 +97,33 @@ def test_local_root_is_the_file_stores_folder_only(tmp_path: Path) -> None:
     assert local_root(FileStore(tmp_path)) == tmp_path
     with pytest.raises(ConfigurationError, match="file://"):
         local_root(from_url("s3://bucket/media/"))
+
+
+@pytest.mark.parametrize("bucket", ["Bad_Bucket!", "user@bucket", "bucket:9000", "b%20c"])
+def test_s3_url_with_no_bucket_name_is_a_configuration_error(bucket: str) -> None:
+    # boto3 refuses such a name before any request (ParamValidationError), which the
+    # roles took for a store that does not answer: the prober waited forever instead of
+    # stopping with exit 78
+    with pytest.raises(ValueError, match="no bucket name"):
+        parse_s3_url(f"s3://{bucket}/p")
+    with pytest.raises(ConfigurationError, match="VIDEODROP_STORAGE_URL"):
+        from_url(f"s3://{bucket}/p")
+
+
+@pytest.mark.parametrize("env", [
+    {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": ""},  # the secret left out
+    {"AWS_PROFILE": "videodrop-no-such-profile"}])
+def test_s3_credentials_misconfigured_are_a_configuration_error(
+        env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # botocore reads the credential chain as the client is made and raised its own error
+    # there: every role died with a traceback (the API's workers failed to boot) instead
+    # of one sentence and exit 78
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                 "AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigurationError, match="AWS credentials or configuration"):
+        from_url("s3://media-bucket/p")

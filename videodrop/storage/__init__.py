@@ -77,11 +77,21 @@ def from_url(url: str, settings: Settings | None = None, *, serving: bool = Fals
             bucket, prefix = parse_s3_url(url)
         except ValueError as exc:
             raise ConfigurationError(f"VIDEODROP_STORAGE_URL: {exc}") from exc
-        return S3Store(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
-                       region=settings.s3_region, presign_seconds=settings.s3_presign_seconds,
-                       part_size=settings.s3_part_size, checksum=settings.s3_checksum,
-                       read_timeout=SERVING_READ_TIMEOUT if serving else 60.0,
-                       attempts=SERVING_ATTEMPTS if serving else 4)
+        import botocore.exceptions  # noqa: PLC0415 - as above
+
+        try:
+            return S3Store(bucket, prefix, endpoint_url=settings.s3_endpoint_url,
+                           region=settings.s3_region,
+                           presign_seconds=settings.s3_presign_seconds,
+                           part_size=settings.s3_part_size, checksum=settings.s3_checksum,
+                           read_timeout=SERVING_READ_TIMEOUT if serving else 60.0,
+                           attempts=SERVING_ATTEMPTS if serving else 4)
+        except botocore.exceptions.BotoCoreError as exc:
+            # the client reads the credential chain as it is made: AWS_ACCESS_KEY_ID
+            # without AWS_SECRET_ACCESS_KEY, an AWS_PROFILE that ~/.aws/ does not hold, a
+            # broken ~/.aws/config (the operator's to mend, as a bad URL is)
+            raise ConfigurationError(f"VIDEODROP_STORAGE_URL {url}: the AWS credentials"
+                                     f" or configuration: {exc}") from exc
     raise ConfigurationError(f"VIDEODROP_STORAGE_URL must be file:///path or"
                              f" s3://bucket/prefix, not {url!r}")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import re
 import threading
 import time
 import zlib
@@ -58,11 +59,20 @@ log = logs.get("videodrop.storage")
 T = TypeVar("T")
 
 
+#: The bucket names boto3 sends at all (botocore's own parameter check, the loosest any
+#: S3-compatible server takes); another is refused by the client before any request, so
+#: it is a configuration error, never a store that does not answer.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
+
+
 def parse_s3_url(url: str) -> tuple[str, str]:
     """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix/")``; ValueError otherwise."""
     parts = urlsplit(url)
     if parts.scheme != "s3" or not parts.netloc or parts.query or parts.fragment:
         raise ValueError(f"not an s3://bucket/prefix URL: {url!r}")
+    if not _BUCKET.fullmatch(parts.netloc):
+        raise ValueError(f"{parts.netloc!r} is no bucket name (letters, digits, '.', '-',"
+                         f" '_'): {url!r}")
     prefix = parts.path.strip("/")
     if prefix:
         base.check_key(prefix)
@@ -81,7 +91,10 @@ def _call(what: str, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         if code in _INTEGRITY:
             raise IntegrityFailure(f"{what}: the store refused the bytes ({code})") from exc
         if code in _REFUSED or status in (401, 403):
-            raise StoreRefused(f"{what}: {code or status}") from exc
+            if not code or code.isdigit():  # a HEAD's answer has no body to name the error
+                raise StoreRefused(f"{what}: access denied (HTTP {status or code}): the"
+                                   " credentials are refused or may not use it") from exc
+            raise StoreRefused(f"{what}: {code}") from exc
         raise StoreUnavailable(f"{what}: {code or status}") from exc
     except (botocore.exceptions.BotoCoreError, OSError) as exc:
         if isinstance(exc, botocore.exceptions.NoCredentialsError):
