@@ -430,8 +430,8 @@ class Upload:
         aborted its own multipart upload), and whatever a put that raised may have made
         all the same under the keys it was sent to (a completion the store committed but
         whose answer was lost: these keys are the row's own, its ``source_id`` new). A
-        store that fails now leaves the object to the housekeeping sweep (the row is failed
-        or gone: nothing serves it)."""
+        store that fails now leaves the object (logged, with its key): no sweep looks for
+        objects no row names (docs/storage.md, "What can still be left")."""
         keys = set(receipt.put_keys)
         if receipt.stored is not None:
             keys.add(receipt.stored.key)
