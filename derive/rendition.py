@@ -25,6 +25,7 @@ checks the output."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -201,6 +202,7 @@ def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
             faststart.relocate(local, out, deadline=ffmpeg.deadline.of(FullDecode(path, reading)),
                                progress=watcher.at)
             facts = rendition_check.relocated(metadata, out)
+            after_the_original(out, local)
             return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
                     "bytes": out.stat().st_size,
                     "ms": round((time.perf_counter() - t0) * 1000, 1),
@@ -215,8 +217,30 @@ def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
     ms = round((time.perf_counter() - t0) * 1000, 1)
     facts = rendition_check.check(ffmpeg.runner, settings.ffprobe, out, chosen.container,
                                   transcoded=chosen.stream == "transcode")
+    after_the_original(out, as_source(path).local_path())
     return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
             "bytes": out.stat().st_size, "ms": ms, "made_by": "ffmpeg", **refused}
+
+
+def after_the_original(out: Path, original: Path | None) -> None:
+    """Date ``out`` at least a whole second after the ``original`` file (on this
+    machine; an object store's ETag is its content's). The ETag of ``/stream/`` (the API's
+    and nginx's of a stream link, api/files/conditional.py) is the mtime's second and the
+    size, and a moved index is exactly the original's size: a rendition made in the
+    second the original was last written (an upload made ready at once, an inbox file
+    stamped ahead) had the original's ETag, so a browser holding the original from
+    ``/stream/`` was answered 304, or had the rendition's bytes spliced onto the
+    original's by an ``If-Range`` resume. Never older than the original either (its
+    Last-Modified)."""
+    if original is None:
+        return
+    try:
+        second = original.stat().st_mtime_ns // 1_000_000_000
+    except OSError:
+        return
+    made = out.stat()
+    if made.st_mtime_ns // 1_000_000_000 <= second:
+        os.utime(out, ns=(made.st_atime_ns, (second + 1) * 1_000_000_000))
 
 
 class _Progress:

@@ -151,7 +151,7 @@ class FileEndpoint(TokenResource):
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
-        path, content_type, cache = self.served(video)
+        path, content_type, cache = self.served(video, watching=req.method == "GET")
         try:
             self.send(req, resp, path, content_type=content_type,
                       disposition=self.disposition, filename=video.original_filename,
@@ -164,8 +164,9 @@ class FileEndpoint(TokenResource):
     on_head = on_get
 
 
-    def served(self, video: Video) -> tuple[str, str, str]:
-        """(the file's key in the media store, content type, Cache-Control): the original."""
+    def served(self, video: Video, *, watching: bool) -> tuple[str, str, str]:
+        """(the file's key in the media store, content type, Cache-Control): the original.
+        ``watching``: a GET (a HEAD watches nothing)."""
         return (video.stored_path,
                 formats.content_type(video.format, video.original_filename),
                 "private, max-age=3600")
@@ -189,13 +190,16 @@ class Stream(FileEndpoint):
         # once, not each with a database write; a new state asks again.
         self.asked = Recently(seconds=30.0)
 
-    def served(self, video: Video) -> tuple[str, str, str]:
+    def served(self, video: Video, *, watching: bool) -> tuple[str, str, str]:
         state = video.derivatives.get("rendition") or {}
-        if (state.get("status") == "pending" or state.get("error_code") == "on_view") \
+        # only a GET asks: a HEAD (a link checker, a preview) watches nothing, and an
+        # on-view transcode costs a core for about the video's length
+        if watching and (state.get("status") == "pending"
+                         or state.get("error_code") == "on_view") \
                 and self.asked.first((video.id, state.get("status"), state.get("error_code"))):
             self.catalog.want_rendition(video.id)  # someone watches: transcode it now
         ready = records.rendition_file(video)
-        path, content_type, _ = ready or super().served(video)
+        path, content_type, _ = ready or super().served(video, watching=watching)
         return path, content_type, STREAM_CACHE
 
 

@@ -142,6 +142,28 @@ def test_on_view_transcode_starts_when_someone_streams(make_system: Any, camera_
                 " WHERE kind = 'rendition' AND video_id = %s", record["id"]) == [(1,)]
 
 
+def test_a_head_of_the_stream_does_not_start_an_on_view_transcode(make_system: Any,
+                                                                  camera_corpus: Path):
+    """``HEAD /stream/`` (a link checker, a preview, ``curl -I``) watches nothing: only a
+    GET (or the page) starts an on-view transcode, which costs a core for about the
+    video's length (docs/playback.md, "Capacity"). A HEAD started it."""
+    system = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    shutil.copy(camera_corpus / "hevc-hvc1.mp4", system.inbox / "h.mp4")
+    record = system.wait_record("h.mp4")
+    waiting = wait_for(lambda: rendition_of(system, record), timeout=60, interval=0.3,
+                       what="the on-view skip")
+    assert (waiting["status"], waiting["error_code"]) == ("skipped", "on_view")
+    wanted = ("SELECT status, error_code, wanted_at IS NOT NULL FROM derivatives"
+              " WHERE kind = 'rendition' AND video_id = %s")
+    head = system.http.head(record["api_links"]["stream_url"], timeout=5)
+    assert head.status_code == 200
+    # want_rendition writes before the answer: nothing to wait for
+    assert rows(system.database_url, wanted, record["id"]) == [("skipped", "on_view", False)]
+    assert system.http.get(record["api_links"]["stream_url"], timeout=5).status_code == 200
+    assert rows(system.database_url, wanted, record["id"])[0][2] is True
+
+
 def test_a_viewer_before_the_job_plans_it_gets_the_transcode(make_system: Any,
                                                              camera_corpus: Path):
     """on-view: someone streams the video while its rendition is still pending (the derive

@@ -11,12 +11,16 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import os
+import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from api.files.conditional import make_etag
 from derive import faststart, rendition
 from derive.ffmpeg import Deadline, FFmpeg
 from prober.isobmff import top_level_boxes
@@ -192,6 +196,33 @@ def test_a_moov_at_end_mp4_gets_its_index_moved_with_every_packet_unchanged(
     assert (facts["width"], facts["height"], facts["video_codec"], facts["audio_codec"],
             facts["rotation"]) == (320, 240, "h264", "aac", 0)
     assert verdict(probe_file(out).metadata).playable is True
+
+
+def test_a_moved_index_has_an_etag_of_its_own_even_made_in_the_originals_second(
+        camera_corpus: Path, tmp_path: Path, tool: FFmpeg):
+    """The moved index is exactly the original's size, and the ETag (``/stream/``'s, and
+    nginx's of a stream link) is the mtime's second and the size: a rendition made in the
+    second the original was last written (an upload made ready at once; an inbox file
+    stamped a little ahead) got the original's ETag, so a browser holding the original
+    from ``/stream/`` was answered 304, or an ``If-Range`` resume spliced the rendition's
+    bytes onto the original's."""
+    source = tmp_path / "src" / "moov-at-end.mp4"
+    source.parent.mkdir()
+    shutil.copyfile(camera_corpus / "moov-at-end.mp4", source)
+    out = tmp_path / "out"
+    out.mkdir()
+    while time.time() % 1 > 0.5:  # the relocation (a few ms) ends in this very second
+        time.sleep(0.05)
+    second = int(time.time())
+    os.utime(source, (second, second))
+    facts = made(tool, source, out)
+    rendered = next(out.iterdir())
+    assert facts["made_by"] == "moov_relocation"
+    assert rendered.stat().st_size == source.stat().st_size
+    original, renditions = source.stat(), rendered.stat()
+    assert (make_etag(renditions.st_size, renditions.st_mtime_ns)
+            != make_etag(original.st_size, original.st_mtime_ns))
+    assert renditions.st_mtime_ns // 10**9 > original.st_mtime_ns // 10**9  # never older
 
 
 def test_a_file_the_relocation_refuses_gets_ffmpegs_remux(camera_corpus: Path,
