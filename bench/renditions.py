@@ -174,7 +174,7 @@ def transcode_row(ffmpeg: FFmpeg) -> Row:
     with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
         out, bare_out = Path(tmp) / "rendition.mp4", Path(tmp) / "bare.mp4"
         bare_args = ["ffmpeg", "-v", "error", "-nostdin", "-y",
-                     *rendition.input_options(meta), *plain_input(source),
+                     *rendition.input_options(meta, chosen), *plain_input(source),
                      *rendition.output_args(chosen, meta, settings), f"file:{bare_out}"]
 
         def ours() -> None:

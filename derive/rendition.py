@@ -93,8 +93,8 @@ def plan(metadata: Mapping[str, Any], settings: Settings, *, wanted: bool = Fals
                       f" (unknown: {', '.join(found.unknown) or 'nothing'}); `videodrop"
                       " requeue` probes it again")
     needs = found.needs
-    if needs is not Needs.TRANSCODE and damaged(metadata):
-        needs = Needs.TRANSCODE  # a copy would carry the damage; decoding keeps what decodes
+    if needs is not Needs.TRANSCODE and (damaged(metadata) or reordered_untimed(metadata)):
+        needs = Needs.TRANSCODE  # a copy would carry the damage or lose the frames' order
     if needs in (Needs.TRANSCODE, Needs.TRANSCODE_AUDIO):
         if settings.transcode == "off":
             raise Skipped(Reason.TRANSCODE_OFF, f"it needs a {needs.value.replace('_', ' ')}"
@@ -116,6 +116,21 @@ def damaged(metadata: Mapping[str, Any]) -> bool:
                for w in metadata.get("warnings") or [])
 
 
+#: Containers whose packets carry no presentation time (pts), only their order.
+UNTIMED = frozenset({"avi"})
+
+
+def reordered_untimed(metadata: Mapping[str, Any]) -> bool:
+    """Whether the video is stored in decoding order with frames shown in another (B-frames:
+    ffprobe's ``has_b_frames`` > 0) in a container that keeps no presentation times
+    (:data:`UNTIMED`): a stream copy would have to invent each packet's pts (``+genpts``:
+    pts = dts, in decoding order), and browsers then drop or misplace the reordered
+    frames; only a decode restores their order. Unknown (a record probed before
+    ``has_b_frames`` was kept) is False: the remux it always got."""
+    video = metadata.get("video") or {}
+    return metadata.get("format") in UNTIMED and (video.get("has_b_frames") or 0) > 0
+
+
 def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -> list[str]:
     """ffmpeg's arguments after the input for ``chosen`` (without the output file)."""
     video = metadata.get("video") or {}
@@ -127,7 +142,9 @@ def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -
     if chosen.stream == "transcode":
         args += ["-c:v", "libx264", "-preset", settings.rendition_preset,
                  "-crf", str(settings.rendition_crf), "-profile:v", "high",
-                 "-pix_fmt", "yuv420p", "-vf", scale_filter(settings.rendition_max_height),
+                 "-pix_fmt", "yuv420p",
+                 "-vf", ("setpts=PTS-STARTPTS," if metadata.get("format") in UNTIMED else "")
+                 + scale_filter(settings.rendition_max_height),
                  "-fps_mode", "passthrough"]
     else:
         args += ["-c:v", "copy"]
@@ -156,9 +173,15 @@ def scale_filter(max_height: int) -> str:
             f"scale=w=-2:h='max(2,trunc(min({max_height},ih)/2)*2)'")
 
 
-def input_options(metadata: Mapping[str, Any]) -> list[str]:
-    """Before the input: AVI (no timestamps on its packets) gets them generated."""
-    return ["-fflags", "+genpts"] if metadata.get("format") == "avi" else []
+def input_options(metadata: Mapping[str, Any], chosen: Plan | None = None) -> list[str]:
+    """Before the input: the packets of an AVI (no presentation times, :data:`UNTIMED`)
+    get them generated when the video is copied (``chosen`` a remux or an audio
+    transcode; None: copied). A video transcode reads them without: the decoder gives
+    each frame its time in presentation order (``+genpts`` gave reordered frames the
+    times of others), and the video starts at 0 (``setpts=PTS-STARTPTS`` in
+    :func:`output_args`: the decoder's first time is its reorder delay)."""
+    copied = chosen is None or chosen.stream != "transcode"
+    return ["-fflags", "+genpts"] if metadata.get("format") in UNTIMED and copied else []
 
 
 def relocatable(chosen: Plan, metadata: Mapping[str, Any]) -> bool:
@@ -210,7 +233,7 @@ def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
         except faststart.Unfit as exc:
             refused = {"relocation_refused": str(exc)}
             out.unlink(missing_ok=True)
-    args = [*input_options(metadata), *plain_input(path),
+    args = [*input_options(metadata, chosen), *plain_input(path),
             *output_args(chosen, metadata, settings),
             "-progress", "pipe:1", f"file:{out}"]
     ffmpeg.run(args, on_stdout=watcher.feed, full=FullDecode(path, reading))

@@ -244,6 +244,7 @@ def _add_video(meta: dict[str, Any], s: Mapping[str, Any], count: VideoCount) ->
         "index": s.get("index"), "codec": s.get("codec_name") or s.get("codec_tag_string"),
         "codec_long_name": s.get("codec_long_name"), "codec_tag": s.get("codec_tag_string"),
         "profile": s.get("profile"), "level": s.get("level"), "pix_fmt": s.get("pix_fmt"),
+        "has_b_frames": s.get("has_b_frames"),
         "width": width, "height": height, "coded_width": width, "coded_height": height,
         "resolution": resolution, "rotation": rotation,
         "sample_aspect_ratio": _ratio(s.get("sample_aspect_ratio")),

@@ -275,3 +275,39 @@ def test_extra_tracks_keep_ffmpegs_remux(tmp_path: Path, tool: FFmpeg):
     assert (facts["stream"], facts["made_by"]) == ("remux", "ffmpeg")
     assert "relocation_refused" not in facts  # not tried
     assert [s["codec_type"] for s in streams(next(out.iterdir()))] == ["video", "audio"]
+
+
+def decoded_times(path: Path) -> list[float]:
+    """The time of every frame ffmpeg decodes from the first video stream (its best-effort
+    timestamp, presentation order), seconds."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries",
+                           "frame=best_effort_timestamp_time", "-of", "csv=p=0",
+                           f"file:{path}"], capture_output=True, check=True, text=True)
+    return [float(t.strip(",")) for t in done.stdout.split() if t.strip(",") not in ("",
+                                                                                    "N/A")]
+
+
+def test_an_avi_with_b_frames_keeps_every_frame_in_order(tmp_path: Path, tool: FFmpeg):
+    """H.264 with B-frames in AVI (no presentation times): the rendition is a transcode
+    whose frames are the source's, each 1/25 s after the last from 0 (a remux with
+    generated times lost one and misplaced the reordered ones: browsers dropped 16 of 75)."""
+    source = tmp_path / "bframes.avi"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc=size=160x120:rate=25:duration=3", "-f", "lavfi", "-i",
+                    "sine=duration=3", "-c:v", "libx264", "-preset", "veryfast", "-bf", "3",
+                    "-pix_fmt", "yuv420p", "-c:a", "libmp3lame", str(source)],
+                   check=True, timeout=60)
+    meta = probe_file(source).metadata
+    assert meta["video"]["has_b_frames"] > 0
+    assert rendition.plan(meta, Settings(transcode="eager")).stream == "transcode"
+    frames = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0",
+                             "-count_frames", "-show_entries", "stream=nb_read_frames",
+                             "-of", "csv=p=0", f"file:{source}"], capture_output=True,
+                            check=True, text=True).stdout.strip().strip(",")
+    out = tmp_path / "out"
+    out.mkdir()
+    facts = made(tool, source, out)
+    assert facts["stream"] == "transcode"
+    times = decoded_times(next(out.glob("*.mp4")))
+    assert len(times) == int(frames) == 75
+    assert times == pytest.approx([i / 25 for i in range(75)], abs=0.001)

@@ -53,6 +53,24 @@ def test_corrupt_packets_are_transcoded_not_copied():
     assert plan(truncated).stream == "remux"
 
 
+def test_an_avi_with_b_frames_is_transcoded_not_remuxed():
+    """AVI keeps no presentation times: a copy of reordered video (B-frames) cannot give
+    its frames their times; one without B-frames, or probed before ``has_b_frames`` was
+    kept, is remuxed as before."""
+    avi = {**PLAYS, "format": "avi", "moov_before_mdat": None}
+    reordered = {**avi, "video": {**PLAYS["video"], "has_b_frames": 2}}
+    assert plan(reordered) == rendition.Plan("transcode", "mp4")
+    assert skipped(reordered, transcode="on-view") == "on_view"
+    for meta in (avi, {**avi, "video": {**PLAYS["video"], "has_b_frames": 0}}):
+        assert plan(meta) == rendition.Plan("remux", "mp4")
+    # the transcode reads the AVI's own times; a copy has them generated
+    assert rendition.input_options(reordered, rendition.Plan("transcode", "mp4")) == []
+    assert rendition.input_options(avi, rendition.Plan("remux", "mp4")) == [
+        "-fflags", "+genpts"]
+    args = rendition.output_args(rendition.Plan("transcode", "mp4"), reordered, Settings())
+    assert args[args.index("-vf") + 1].startswith("setpts=PTS-STARTPTS,")
+
+
 def test_always_and_off():
     assert plan(PLAYS, renditions="always") == rendition.Plan("remux", "mp4")
     assert plan({**PLAYS, "format": "webm", "video": {"codec": "vp9", "pix_fmt": "yuv420p"},
