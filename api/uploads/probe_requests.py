@@ -20,7 +20,11 @@ id is kept for the housekeeping thread, which, once a round (``interval`` second
   multipart uploads under the row's key (aborted, one ``stale upload aborted`` line each);
 * on an object store, aborts every multipart upload older than ``abort_after`` seconds
   (:data:`~videodrop.storage.STALE_UPLOAD_SECONDS`: a put of a role that died, an upload
-  or a derivative), in its first round and every ``abort_every`` seconds after.
+  or a derivative), in its first round and every ``abort_every`` seconds after;
+* on an object store, deletes the leftovers noted more than ``leftover_after`` ago
+  (``store_leftovers``, migration 0023: the first key of an upload moved by a late
+  ``source_id``, a delete the store failed) that no row names, one ``leftover object
+  removed`` line each, and forgets them.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ class ProbeRequests:
                  interval: float = 30.0, stale_after: timedelta = timedelta(minutes=5),
                  unpublished_after: timedelta = timedelta(minutes=10),
                  abort_after: float = STALE_UPLOAD_SECONDS, abort_every: float = 900.0,
+                 leftover_after: timedelta = timedelta(seconds=STALE_UPLOAD_SECONDS),
                  media: MediaStore | None = None) -> None:
         """``media``: the process's media store (default: the one the settings name)."""
         self.settings = settings
@@ -60,6 +65,9 @@ class ProbeRequests:
         self.media_root = self.media.root if isinstance(self.media, FileStore) else None
         self.abort_after = abort_after
         self.abort_every = abort_every
+        # a noted key is deleted only this long after its note: a live move reads the old
+        # object for as long as its copy takes
+        self.leftover_after = leftover_after
         self._next_abort = 0.0  # time.monotonic() of the next store-wide sweep (s3)
         self.catalog = catalog
         self.log = log
@@ -133,8 +141,9 @@ class ProbeRequests:
             pending |= set(self.catalog.claim_unpublished_uploads(self.unpublished_after))
         except CatalogUnavailable as exc:
             self.log.warning("housekeeping: catalog unavailable", error=str(exc))
-        if self.media_root is None:  # an object store's unfinished puts
+        if self.media_root is None:  # an object store's unfinished puts, and leftovers
             counts["aborted"] = self._abort_stale()
+            counts["leftovers"] = self._remove_leftovers()
         for done, video_id in enumerate(sorted(pending)):
             try:
                 publisher.publish(ProbeVideo(video_id=video_id))
@@ -147,6 +156,21 @@ class ProbeRequests:
             self.log.info("housekeeping", **counts)
         return counts
 
+    def _remove_leftovers(self) -> int:
+        """Delete the objects of the due leftovers (:meth:`Catalog.due_leftovers`) and
+        forget them; how many. A store or catalog that fails leaves the rest for the next
+        round."""
+        removed = 0
+        try:
+            for key, video_id in self.catalog.due_leftovers(self.leftover_after):
+                self.media.delete(key)
+                self.catalog.forget_leftover(key)
+                removed += 1
+                self.log.info("leftover object removed", key=key, video_id=video_id)
+        except (CatalogUnavailable, StoreUnavailable, StoreError) as exc:
+            self.log.warning("housekeeping: leftovers not removed", error=str(exc))
+        return removed
+
     def _remove_upload(self, video: Video) -> None:
         """What the dead upload of ``video`` (a row just failed) left in the store."""
         if self.media_root is not None:
@@ -156,7 +180,7 @@ class ProbeRequests:
             self.media.delete(video.stored_path)
             # the row's own folder (videos/<source_id>/: one row's, media.source_folder)
             self.media.abort_stale_uploads(0, prefix=video.stored_path.rpartition("/")[0] + "/")
-        except (StoreUnavailable, StoreError) as exc:  # the store-wide sweep gets them later
+        except (StoreUnavailable, StoreError) as exc:  # the object: a leftover, later
             self.log.warning("housekeeping: upload leftovers not removed",
                              video_id=video.id, error=str(exc))
 

@@ -31,6 +31,7 @@ refusing or failing a check), no row, no object.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -368,6 +369,10 @@ class Upload:
             raise falcon.HTTPBadRequest(title="Empty upload", description="The file is empty.")
         late = receipt.late
         if late.name is not None or late.description is not None or late.source_id is not None:
+            if late.source_id is not None and receipt.stored is not None:
+                # the row is about to name another key: the object put under its first
+                # one is noted before, so that a kill mid-move leaves nothing for good
+                self.catalog.note_leftover(receipt.stored.key, video.id)
             updated = self.catalog.upload_details(video.id, name=late.name,
                                                   description=late.description,
                                                   source_id=late.source_id)
@@ -394,7 +399,10 @@ class Upload:
         assert stored is not None
         if stored.key != video.stored_path:
             receipt.put_keys.add(video.stored_path)
+            first = stored.key
             receipt.stored = stored = to_object.move(self.media, stored, video.stored_path)
+            with contextlib.suppress(CatalogUnavailable):  # else the sweep finds it gone
+                self.catalog.forget_leftover(first)
         to_object.verify(self.media, stored)
         done = self.catalog.upload_received(video.id, stored.size, stored.sha256)
         if done is None:  # _abandon removes the object
@@ -430,13 +438,17 @@ class Upload:
         aborted its own multipart upload), and whatever a put that raised may have made
         all the same under the keys it was sent to (a completion the store committed but
         whose answer was lost: these keys are the row's own, its ``source_id`` new). A
-        store that fails now leaves the object (logged, with its key): no sweep looks for
-        objects no row names (docs/storage.md, "What can still be left")."""
+        key the store fails to delete now is noted as a leftover (the housekeeping deletes
+        it later, unless a row names it)."""
         keys = set(receipt.put_keys)
         if receipt.stored is not None:
             keys.add(receipt.stored.key)
+        video_id = receipt.video.id if receipt.video else None
         for key in sorted(keys):
             try:
                 self.media.delete(key)
             except (StoreUnavailable, StoreError) as exc:
-                self.log.warning("upload object not removed", key=key, error=str(exc))
+                self.log.warning("upload object not removed; noted as a leftover", key=key,
+                                 video_id=video_id, error=str(exc))
+                with contextlib.suppress(CatalogUnavailable):
+                    self.catalog.note_leftover(key, video_id)

@@ -85,6 +85,26 @@ class Uploads(CatalogBase):
                                       current["original_filename"])
         return Video.from_row(row) if row else None
 
+    def note_leftover(self, key: str, video_id: int | None) -> None:
+        """Note ``key``: the store may hold an object there that no row may come to name
+        (the first key of an upload a late ``source_id`` moves; a delete the store failed).
+        The housekeeping deletes it once old and unnamed (:meth:`due_leftovers`)."""
+        self.db.one("note_leftover", {"key": key, "video_id": video_id, "now": self.clock()})
+
+    def forget_leftover(self, key: str) -> None:
+        """``key``'s object is gone (deleted by whoever noted it, or by the sweep)."""
+        self.db.one("forget_leftover", {"key": key})
+
+    def due_leftovers(self, older_than: timedelta, limit: int = 1000
+                      ) -> list[tuple[str, int | None]]:
+        """(key, video id) of the leftovers noted more than ``older_than`` ago that no row's
+        ``stored_path`` names: their objects are to be deleted, then forgotten. Older notes
+        of keys a row names are forgotten here (that row's removal deletes its object)."""
+        cutoff = self.clock() - older_than
+        self.db.one("forget_named_leftovers", {"cutoff": cutoff})
+        return [(r["key"], r["video_id"]) for r in
+                self.db.all("due_leftovers", {"cutoff": cutoff, "limit": limit})]
+
     def fail_stale_uploads(self, older_than: timedelta) -> list[Video]:
         """Uploads without a heartbeat for ``older_than`` (their API process died):
         ``failed: upload interrupted``. Returns them so their files can be removed."""

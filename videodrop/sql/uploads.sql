@@ -50,3 +50,22 @@ UPDATE videos SET updated_at = %(now)s
 WHERE status = 'processing' AND origin = 'upload' AND processing_started_at IS NULL
   AND updated_at < %(cutoff)s
 RETURNING id;
+
+-- name: note_leftover
+-- A key the store may hold that no row may come to name (migration 0023).
+INSERT INTO store_leftovers (key, video_id, since) VALUES (%(key)s, %(video_id)s, %(now)s)
+ON CONFLICT (key) DO UPDATE SET since = excluded.since, video_id = excluded.video_id;
+
+-- name: forget_leftover
+DELETE FROM store_leftovers WHERE key = %(key)s;
+
+-- name: forget_named_leftovers
+-- Old notes of keys a row names: that row's removal deletes its object.
+DELETE FROM store_leftovers l
+WHERE l.since < %(cutoff)s AND EXISTS (SELECT 1 FROM videos v WHERE v.stored_path = l.key);
+
+-- name: due_leftovers
+SELECT l.key, l.video_id FROM store_leftovers l
+WHERE l.since < %(cutoff)s
+  AND NOT EXISTS (SELECT 1 FROM videos v WHERE v.stored_path = l.key)
+ORDER BY l.since LIMIT %(limit)s;
