@@ -116,6 +116,12 @@ def damaged(metadata: Mapping[str, Any]) -> bool:
                for w in metadata.get("warnings") or [])
 
 
+#: ffprobe's ``field_order`` of interlaced video (top or bottom field first, coded and
+#: shown). Its transcode is deinterlaced first (``yadif``, one frame per frame, only the
+#: frames flagged interlaced): browsers show every frame progressive, and two fields
+#: woven together show combs on anything that moves; scaling before would mix the fields.
+INTERLACED = frozenset({"tt", "bb", "tb", "bt"})
+
 #: Containers whose packets carry no presentation time (pts), only their order.
 UNTIMED = frozenset({"avi"})
 
@@ -144,7 +150,8 @@ def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -
                  "-crf", str(settings.rendition_crf), "-profile:v", "high",
                  "-pix_fmt", "yuv420p",
                  "-vf", ("setpts=PTS-STARTPTS," if metadata.get("format") in UNTIMED else "")
-                 + scale_filter(settings.rendition_max_height),
+                 + ("yadif=deint=interlaced," if video.get("field_order") in INTERLACED
+                    else "") + scale_filter(settings.rendition_max_height),
                  "-fps_mode", "passthrough"]
     else:
         args += ["-c:v", "copy"]

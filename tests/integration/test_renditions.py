@@ -311,3 +311,33 @@ def test_an_avi_with_b_frames_keeps_every_frame_in_order(tmp_path: Path, tool: F
     times = decoded_times(next(out.glob("*.mp4")))
     assert len(times) == int(frames) == 75
     assert times == pytest.approx([i / 25 for i in range(75)], abs=0.001)
+
+
+def combed_frames(path: Path) -> tuple[int, int]:
+    """(frames ffmpeg's ``idet`` filter finds interlaced, frames it looked at) in ``path``."""
+    done = subprocess.run(["ffmpeg", "-nostdin", "-v", "info", "-i", f"file:{path}", "-map",
+                           "0:v:0", "-vf", "idet", "-f", "null", "-"], capture_output=True,
+                          check=True, text=True)
+    line = next(x for x in done.stderr.splitlines() if "Multi frame detection" in x)
+    counts = dict(zip(line.split()[-8::2], (int(n) for n in line.split()[-7::2]), strict=True))
+    return counts["TFF:"] + counts["BFF:"], sum(counts.values())
+
+
+def test_an_interlaced_source_is_deinterlaced_when_transcoded(tmp_path: Path, tool: FFmpeg):
+    """Interlaced MPEG-2 (an analog camera's DVR): the rendition's frames are whole
+    pictures, not two fields woven together (ffmpeg's ``idet`` sees combs in all of the
+    source's and the plain transcode's frames, in few of the rendition's)."""
+    source = tmp_path / "interlaced.ts"
+    subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=50,tinterlace=interleave_top,fieldorder=tff",
+                    "-t", "2", "-c:v", "mpeg2video", "-flags", "+ilme+ildct", "-top", "1",
+                    "-q:v", "3", str(source)], check=True, timeout=60)
+    meta = probe_file(source).metadata
+    assert meta["video"]["field_order"] == "tt"
+    combed, frames = combed_frames(source)
+    assert combed == frames == 50
+    out = tmp_path / "out"
+    out.mkdir()
+    assert made(tool, source, out)["stream"] == "transcode"
+    combed, frames = combed_frames(next(out.glob("*.mp4")))
+    assert frames == 50 and combed <= frames // 10, (combed, frames)
