@@ -151,7 +151,7 @@ def main(settings: Settings, argv: list[str]) -> int:
     if not isinstance(source, FileStore):
         raise ConfigurationError(f"storage migrate copies a file:// store; the settings"
                                  f" name {source.describe()}")
-    target = storage.from_url(args.to, settings)
+    target = storage.from_url(args.to, settings, named_by="--to")
     if target.describe() == source.describe():
         raise ConfigurationError(f"--to {args.to} is the store the settings name")
     catalog = Catalog.connect(settings.database_url, min_size=1, max_size=1)

@@ -24,8 +24,10 @@ def test_file_url(tmp_path: Path) -> None:
     store = from_url((tmp_path / "m%x").as_uri())
     assert isinstance(store, FileStore) and store.root == tmp_path / "m%x"
     for bad in ("file://host/x", "file:relative", "ftp://x/y", "s3://", "s3:///prefix"):
-        with pytest.raises(ConfigurationError):
+        with pytest.raises(ConfigurationError, match=r"^VIDEODROP_STORAGE_URL"):
             from_url(bad)
+        with pytest.raises(ConfigurationError, match=r"^--to"):  # what named it
+            from_url(bad, named_by="--to")
 
 
 def test_s3_url_and_its_settings() -> None:

@@ -54,17 +54,18 @@ def refuse_if_refused(media: MediaStore, log: Any) -> None:
                     error=str(exc))
 
 
-def from_url(url: str, settings: Settings | None = None, *, serving: bool = False
-             ) -> MediaStore:
+def from_url(url: str, settings: Settings | None = None, *, serving: bool = False,
+             named_by: str = "VIDEODROP_STORAGE_URL") -> MediaStore:
     """The store at ``file:///abs/path`` or ``s3://bucket/prefix`` (the s3 options from
     ``settings``: endpoint, region, presign expiry, part size). ``serving``: for the API,
     whose calls give up on a store that hangs within :data:`SERVING_DEADLINE` seconds.
-    ConfigurationError for any other URL."""
+    ConfigurationError for any other URL, its sentence starting with ``named_by`` (what
+    gave the URL: the setting, or a command's option)."""
     settings = settings or Settings()
     parts = urlsplit(url)
     if parts.scheme == "file":
         if parts.netloc not in ("", "localhost") or not parts.path.startswith("/"):
-            raise ConfigurationError(f"VIDEODROP_STORAGE_URL: not a file:///absolute/path"
+            raise ConfigurationError(f"{named_by}: not a file:///absolute/path"
                                      f" URL: {url!r}")
         return FileStore(Path(unquote(parts.path)))
     if parts.scheme == "s3":
@@ -76,7 +77,7 @@ def from_url(url: str, settings: Settings | None = None, *, serving: bool = Fals
         try:
             bucket, prefix = parse_s3_url(url)
         except ValueError as exc:
-            raise ConfigurationError(f"VIDEODROP_STORAGE_URL: {exc}") from exc
+            raise ConfigurationError(f"{named_by}: {exc}") from exc
         import botocore.exceptions  # noqa: PLC0415 - as above
 
         try:
@@ -90,9 +91,9 @@ def from_url(url: str, settings: Settings | None = None, *, serving: bool = Fals
             # the client reads the credential chain as it is made: AWS_ACCESS_KEY_ID
             # without AWS_SECRET_ACCESS_KEY, an AWS_PROFILE that ~/.aws/ does not hold, a
             # broken ~/.aws/config (the operator's to mend, as a bad URL is)
-            raise ConfigurationError(f"VIDEODROP_STORAGE_URL {url}: the AWS credentials"
+            raise ConfigurationError(f"{named_by} {url}: the AWS credentials"
                                      f" or configuration: {exc}") from exc
-    raise ConfigurationError(f"VIDEODROP_STORAGE_URL must be file:///path or"
+    raise ConfigurationError(f"{named_by} must be file:///path or"
                              f" s3://bucket/prefix, not {url!r}")
 
 
