@@ -146,13 +146,14 @@ def output_args(chosen: Plan, metadata: Mapping[str, Any], settings: Settings) -
         args += ["-map", f"0:{audio['index']}"]
     args += ["-sn", "-dn", "-map_metadata", "-1", "-map_chapters", "-1"]
     if chosen.stream == "transcode":
+        filters = [scale_filter(settings.rendition_max_height)]
+        if video.get("field_order") in INTERLACED:  # the fields, before any scaling
+            filters.insert(0, "yadif=deint=interlaced")
+        if metadata.get("format") in UNTIMED:  # from 0 (input_options: no +genpts here)
+            filters.insert(0, "setpts=PTS-STARTPTS")
         args += ["-c:v", "libx264", "-preset", settings.rendition_preset,
                  "-crf", str(settings.rendition_crf), "-profile:v", "high",
-                 "-pix_fmt", "yuv420p",
-                 "-vf", ("setpts=PTS-STARTPTS," if metadata.get("format") in UNTIMED else "")
-                 + ("yadif=deint=interlaced," if video.get("field_order") in INTERLACED
-                    else "") + scale_filter(settings.rendition_max_height),
-                 "-fps_mode", "passthrough"]
+                 "-pix_fmt", "yuv420p", "-vf", ",".join(filters), "-fps_mode", "passthrough"]
     else:
         args += ["-c:v", "copy"]
         if video.get("codec") == "hevc":
