@@ -228,6 +228,25 @@ SCHEMAS: dict[str, Schema] = {
             "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1,
                          "description": "the part of the media written while a job"
                                         " makes the rendition, else null"},
+            "hevc": {
+                "type": ["object", "null"],
+                "description": "the HEVC rendition, for browsers that decode HEVC (Safari;"
+                               " Chrome, Edge, Firefox with a hardware decoder): a stream"
+                               " copy tagged hvc1 in a faststart MP4 of 8-bit 4:2:0 HEVC."
+                               " null: not HEVC, or HEVC that needs more than a copy",
+                "required": ["status", "error_code", "stream", "type", "path"],
+                "properties": {
+                    "status": {"enum": ["pending", "ready", "failed"]},
+                    "error_code": {"type": ["string", "null"]},
+                    "stream": {"enum": ["remux", "original", None],
+                               "description": "original: the original plays as it is"
+                                              " there and is served"},
+                    "type": {"type": "string",
+                             "description": "MIME type with RFC 6381 codecs, for"
+                                            " canPlayType"},
+                    "path": {"type": ["string", "null"],
+                             "description": "/stream/{token}/?rendition=hevc once ready"},
+                }},
         },
     },
     "Record": {
@@ -297,7 +316,19 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _file_operation(disposition: str) -> Schema:
+#: /stream/'s query: the HEAD/GET of the HEVC rendition, and the page's cache key.
+STREAM_PARAMS: list[Schema] = [
+    {"name": "rendition", "in": "query", "required": False, "schema": {"enum": ["hevc"]},
+     "description": "hevc: the HEVC rendition (playback.hevc), for a browser whose"
+                    " canPlayType says yes to playback.hevc.type; 404 while it is not"
+                    " ready or the video has none."},
+    {"name": "v", "in": "query", "required": False, "schema": {"type": "string"},
+     "description": "ignored: the pages put playback.stream here, so that a browser never"
+                    " mixes the original's cached bytes with a rendition's."},
+]
+
+
+def _file_operation(disposition: str, params: list[Schema] | None = None) -> Schema:
     """GET (and HEAD) of the video bytes: ranges, validators, conditionals."""
     conditional = [
         {"name": "Range", "in": "header", "schema": {"type": "string"},
@@ -316,7 +347,7 @@ def _file_operation(disposition: str) -> Schema:
                   "Content-Disposition": _header(f"{disposition}; filename=...")}
     return {
         "security": NOBODY,
-        "parameters": [TOKEN_PARAM, *conditional],
+        "parameters": [TOKEN_PARAM, *(params or []), *conditional],
         "responses": {
             "200": {"description": "The whole file.", "headers": validators, "content": video},
             "206": {"description": "One range (Content-Range), or several as "
@@ -552,7 +583,8 @@ def document() -> Schema:
             "/api/video/{token}/metadata/": _get_and_head(metadata, "A video's metadata."),
             "/api/video/{token}/download/": _get_and_head(
                 _file_operation("attachment"), "Download the file."),
-            "/stream/{token}/": _get_and_head(_file_operation("inline"), "Stream the file."),
+            "/stream/{token}/": _get_and_head(_file_operation("inline", STREAM_PARAMS),
+                                              "Stream the file."),
             "/api/video/{token}/poster/": _get_and_head(
                 _derived("image/jpeg", {"type": "string", "format": "binary"}, "The poster.",
                          params=[{"name": "v", "in": "query", "required": False,

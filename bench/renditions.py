@@ -13,7 +13,8 @@ the same run:
   the load moves less); the realtime factor (media seconds per wall second).
 - the share of the camera-style corpus (testbed/camera_variants.py) that the plan
   (probed by our prober, planned by derive/rendition.py with transcodes eager) makes
-  playable by a remux alone: of every variant, and of those that do not play as they are.
+  playable by a remux alone: in browsers that decode HEVC (the HEVC rendition, a copy,
+  counts), in every browser, and of those that do not play as they are.
 - drop-to-ready p50 (bench/latency.py's measure: 20 clips one at a time) while the derive
   role transcodes HEVC renditions (two copies of the 60 s clip, eager), against a bare
   ffprobe of the same clips timed just before each drop.
@@ -24,6 +25,7 @@ the same run:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -217,25 +219,38 @@ def share_rows() -> list[Row]:
     with tempfile.TemporaryDirectory(dir=common.BENCH_VAR) as tmp:
         paths = camera_variants.build(Path(tmp))
         streams: dict[str, str] = {}
+        hevc: dict[str, str] = {}  # the HEVC rendition's path, where there is one
         for path in paths:
             meta = probe_file(path).metadata
             try:
                 streams[path.name] = rendition.plan(meta, settings).stream
             except rendition.Skipped as exc:  # the original plays (or no path)
                 streams[path.name] = exc.reason.value
+            with contextlib.suppress(rendition.Skipped):
+                hevc[path.name] = rendition.plan_hevc(meta, settings).stream
     total = len(streams)
     counts = {k: sum(1 for s in streams.values() if s == k)
               for k in sorted(set(streams.values()))}
     remux = counts.get("remux", 0)
-    unplayable = total - counts.get("not_needed", 0)
-    common.log(f"corpus plans: {counts}")
-    share = (remux + counts.get("not_needed", 0)) / total
-    return [row(f"camera-style corpus ({total} variants) playable as is or by a remux alone",
-                f"{share:.0%} ({counts.get('not_needed', 0)} as is + {remux} remux)",
-                "—", None, f">= {REMUX_SHARE:.0%}", share >= REMUX_SHARE),
+    as_is = counts.get("not_needed", 0)
+    unplayable = total - as_is
+    common.log(f"corpus plans: {counts}; HEVC renditions: {hevc}")
+    share = (remux + as_is) / total
+    # where HEVC decodes (Safari; Chrome, Edge, Firefox with a hardware decoder), the
+    # HEVC rendition (a copy, or the original) serves what the strict plan transcodes
+    copied = sum(1 for name in hevc if streams[name] == "transcode")
+    hevc_share = (remux + as_is + copied) / total
+    return [row(f"camera-style corpus ({total} variants) playable as is or by a remux alone,"
+                " in browsers that decode HEVC (the HEVC rendition)",
+                f"{hevc_share:.0%} ({as_is} as is + {remux} remux + {copied} HEVC copy)",
+                "—", None, f">= {REMUX_SHARE:.0%}", hevc_share >= REMUX_SHARE),
+            row(f"camera-style corpus ({total} variants) playable as is or by a remux alone,"
+                " in every browser (no HEVC decoder: Debian's Chromium)",
+                f"{share:.0%} ({as_is} as is + {remux} remux)", "—", None,
+                f"(informative; >= {REMUX_SHARE:.0%} where HEVC decodes)"),
             row("of the variants that do not play as they are, made playable by a remux"
-                " alone", f"{remux / unplayable:.0%} ({remux} of {unplayable})", "—", None,
-                f"(informative; {counts})")]
+                " alone (every browser)", f"{remux / unplayable:.0%} ({remux} of {unplayable})",
+                "—", None, f"(informative; {counts})")]
 
 
 def transcoding(scratch: Scratch, system: System) -> None:

@@ -35,7 +35,7 @@ from videodrop.storage import FileStore, MediaStore
 TEMP_PREFIX = ".tmp-"
 #: The start of every file name of a kind in the video's folder.
 STALE = {"packets": PACKETS_FILE, "poster": "poster", "storyboard": "storyboard-",
-         "scenes": "scenes-", "rendition": "rendition."}
+         "scenes": "scenes-", "rendition": "rendition.", "hevc": "hevc."}
 #: The temporary folders of renditions (file store): swept only under the rendition lock.
 RENDITION_TEMP = f"{TEMP_PREFIX}rendition-"
 

@@ -17,6 +17,12 @@ Paths (:class:`Plan`'s ``stream``), cheapest first:
   timing kept (``-fps_mode passthrough``), at most the source's height and
   VIDEODROP_RENDITION_MAX_HEIGHT (even dimensions), VIDEODROP_RENDITION_PRESET/CRF.
 
+The HEVC rendition (kind ``hevc``, :func:`plan_hevc`) is the same remux of an 8-bit
+4:2:0 HEVC video, made for browsers that decode HEVC (videodrop/playback.py's
+``hevc_copyable``) beside the rendition the others get (a transcode): the page offers it
+first where ``canPlayType`` says yes. An original already fit for them (``hvc1`` in a
+faststart MP4 with such audio) is served as it is (``stream`` ``original``, no file).
+
 Only the first video stream and the played audio track (the first flagged default, else
 the first) are kept; no subtitle, data or attachment stream. :func:`plan` applies
 VIDEODROP_RENDITIONS and VIDEODROP_TRANSCODE; :func:`make` runs ffmpeg with ``-progress``
@@ -36,7 +42,7 @@ from derive import faststart, rendition_check
 from derive.ffmpeg import FFmpeg, FullDecode, Skipped, plain_input
 from derive.source import Source, as_source
 from videodrop.derivatives import Reason
-from videodrop.playback import Needs, played_audio, verdict
+from videodrop.playback import Needs, hevc_copyable, played_audio, verdict
 from videodrop.settings import Settings
 
 #: The stream a rendition serves, by the verdict's path (``always`` on a playable file:
@@ -60,6 +66,8 @@ class Plan:
 
     stream: str
     container: str
+    #: the kind it is made for: ``rendition`` or ``hevc`` (its file's name)
+    kind: str = "rendition"
 
     @property
     def queue(self) -> str:
@@ -67,7 +75,12 @@ class Plan:
 
     @property
     def file_name(self) -> str:
-        return f"rendition.{self.container}"
+        return f"{self.kind}.{self.container}"
+
+    @property
+    def hevc(self) -> bool:
+        """Made for browsers that decode HEVC (judged by ``verdict(…, hevc=True)``)."""
+        return self.kind == "hevc"
 
     @property
     def content_type(self) -> str:
@@ -105,6 +118,27 @@ def plan(metadata: Mapping[str, Any], settings: Settings, *, wanted: bool = Fals
     if needs is Needs.REMUX:
         return Plan("remux", found.target or "mp4")
     return Plan(needs.value, "mp4")
+
+
+def plan_hevc(metadata: Mapping[str, Any], settings: Settings) -> Plan:
+    """The HEVC rendition of a video with ``metadata``: a remux into a faststart MP4
+    tagged ``hvc1`` (``stream`` ``remux``), or the original as it is (``original``: it
+    plays where HEVC decodes). :class:`Skipped` with ``renditions_off``, ``not_needed``
+    (the video is not HEVC: the rendition serves every browser), ``no_path`` (the
+    HEVC needs more than a copy: 10-bit, 4:2:2, audio MP4 does not carry as it is, an
+    AVI, corrupt packets)."""
+    if settings.renditions == "off":
+        raise Skipped(Reason.RENDITIONS_OFF, "VIDEODROP_RENDITIONS=off: no rendition is made")
+    video = metadata.get("video") or {}
+    if (video.get("codec") or metadata.get("codec")) != "hevc":
+        raise Skipped(Reason.NOT_NEEDED, "the video is not HEVC")
+    if not hevc_copyable(metadata) or damaged(metadata):
+        raise Skipped(Reason.NO_PATH, "this HEVC needs more than a stream copy to play where"
+                      " HEVC decodes (10-bit, 4:2:2, its audio or its container): the"
+                      " rendition's transcode serves every browser")
+    if verdict(metadata, hevc=True).playable is True:
+        return Plan("original", "mp4", "hevc")
+    return Plan("remux", "mp4", "hevc")
 
 
 def damaged(metadata: Mapping[str, Any]) -> bool:
@@ -197,7 +231,7 @@ def relocatable(chosen: Plan, metadata: Mapping[str, Any]) -> bool:
     (derive/faststart.py) rather than ffmpeg's: an MP4/MOV/M4V whose only reason is
     ``moov_at_end`` (its codecs and tag play), with no stream the rendition would drop
     (more than one audio track, subtitles, data, attachments)."""
-    codes = [code.value for code, _ in verdict(metadata).reasons]
+    codes = [code.value for code, _ in verdict(metadata, hevc=chosen.hevc).reasons]
     return (chosen.stream == "remux" and chosen.container == "mp4"
             and metadata.get("format") in RELOCATED_FORMATS and codes == ["moov_at_end"]
             and len(metadata.get("audio_tracks") or []) <= 1
@@ -232,7 +266,7 @@ def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
         try:
             faststart.relocate(local, out, deadline=ffmpeg.deadline.of(FullDecode(path, reading)),
                                progress=watcher.at)
-            facts = rendition_check.relocated(metadata, out)
+            facts = rendition_check.relocated(metadata, out, hevc=chosen.hevc)
             after_the_original(out, local)
             return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
                     "bytes": out.stat().st_size,
@@ -247,7 +281,7 @@ def make(ffmpeg: FFmpeg, settings: Settings, chosen: Plan, path: Path | Source,
     ffmpeg.run(args, on_stdout=watcher.feed, full=FullDecode(path, reading))
     ms = round((time.perf_counter() - t0) * 1000, 1)
     facts = rendition_check.check(ffmpeg.runner, settings.ffprobe, out, chosen.container,
-                                  transcoded=chosen.stream == "transcode")
+                                  transcoded=chosen.stream == "transcode", hevc=chosen.hevc)
     after_the_original(out, as_source(path).local_path())
     return {"stream": chosen.stream, "content_type": chosen.content_type, **facts,
             "bytes": out.stat().st_size, "ms": ms, "made_by": "ffmpeg", **refused}

@@ -21,10 +21,11 @@ PROBE_SECONDS = 60.0  # ffprobe's deadline on the rendition (it reads the header
 
 
 def check(runner: ChildRunner, ffprobe: str, out: Path, container: str, *,
-          transcoded: bool) -> dict[str, Any]:
+          transcoded: bool, hevc: bool = False) -> dict[str, Any]:
     """The rendition's facts (``width``, ``height`` as stored, ``video_codec``,
     ``audio_codec`` or None, ``rotation``: the display matrix's degrees, 0 when none);
-    :class:`Failed` (``not_playable``) naming what is wrong."""
+    :class:`Failed` (``not_playable``) naming what is wrong. ``hevc``: the HEVC
+    rendition, judged for a browser that decodes HEVC."""
     done = runner([ffprobe, "-v", "error", "-protocol_whitelist", "file", "-print_format",
                    "json", "-show_streams", "-show_format", f"file:{out}"], PROBE_SECONDS)
     if done.returncode != 0:
@@ -44,7 +45,7 @@ def check(runner: ChildRunner, ffprobe: str, out: Path, container: str, *,
         "audio_tracks": [{"codec": a.get("codec_name"), "default": True} for a in audios],
         "moov_before_mdat": moov_first(out) if container == "mp4" else None,
     }
-    found = verdict(metadata)
+    found = verdict(metadata, hevc=hevc)
     if found.playable is not True:
         raise Failed(Reason.NOT_PLAYABLE, "the rendition would not play: "
                      + "; ".join(detail for _, detail in found.reasons))
@@ -57,13 +58,13 @@ def check(runner: ChildRunner, ffprobe: str, out: Path, container: str, *,
             "rotation": rotation}
 
 
-def relocated(metadata: Mapping[str, Any], out: Path) -> dict[str, Any]:
+def relocated(metadata: Mapping[str, Any], out: Path, *, hevc: bool = False) -> dict[str, Any]:
     """The facts of a rendition that is the original with its index moved first
     (derive/faststart.py, which checked its tracks and chunk offsets): the original's
     streams as the prober recorded them, which must play by our verdict with the
     rendition's box order; :class:`Failed` (``not_playable``) otherwise."""
     first = moov_first(out)
-    found = verdict({**metadata, "moov_before_mdat": first})
+    found = verdict({**metadata, "moov_before_mdat": first}, hevc=hevc)
     if found.playable is not True:
         raise Failed(Reason.NOT_PLAYABLE, "the rendition would not play: "
                      + "; ".join(detail for _, detail in found.reasons))

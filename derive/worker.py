@@ -31,6 +31,7 @@ from derive import output, packets, poster, rendition, scenes, storyboard
 from derive.ffmpeg import Failed, FFmpeg, Skipped
 from derive.output import STALE, Output
 from derive.posters import Posters
+from derive.rendition import Plan
 from derive.source import Source, StoredObject
 from videodrop import broker, derivatives, metrics
 from videodrop.catalog import Catalog, Derivative, Outcome, Video
@@ -239,6 +240,8 @@ class Worker(Consumer):
                     return self._scenes(video, path, temp)
                 if kind == "rendition":
                     return self._rendition(video, path, temp, started)
+                if kind == "hevc":
+                    return self._hevc(video, path, temp, started)
                 return self._storyboard(video, path, temp)
         except Skipped as exc:
             return Outcome("skipped", {}, exc.reason, str(exc))
@@ -296,17 +299,34 @@ class Worker(Consumer):
                    started: Derivative) -> Outcome:
         chosen = rendition.plan(video.metadata, self.settings,
                                 wanted=started.wanted_at is not None)
+        return self._made(video, path, temp, started, chosen)
+
+    def _hevc(self, video: Video, path: Source, temp: Path, started: Derivative) -> Outcome:
+        """The HEVC rendition (derive/rendition.py :func:`~derive.rendition.plan_hevc`): a
+        stream copy, or nothing to make when the original plays where HEVC decodes."""
+        chosen = rendition.plan_hevc(video.metadata, self.settings)
+        if chosen.stream == "original":
+            self.output.withdraw(video.source_id, STALE["hevc"])  # an earlier make's file
+            return Outcome("ready", {"stream": "original", "content_type": "video/mp4",
+                                     "file": None})
+        return self._made(video, path, temp, started, chosen)
+
+    def _made(self, video: Video, path: Source, temp: Path, started: Derivative,
+              chosen: Plan) -> Outcome:
+        """Make ``chosen`` (a rendition of either kind) with its progress recorded, and
+        publish it. Interrupted when the role stops, Withdrawn when the request goes."""
         made = temp / chosen.file_name
+
         def progress(part: float) -> None:
             if self.INTERRUPTIBLE and self._stop.is_set():
                 raise Interrupted("its derive role stops")
             if not self.catalog.set_progress(started, part):
                 raise Withdrawn("its request was withdrawn while it was made")
 
-        facts = rendition.make(self.ffmpeg, self.settings, chosen, path, video.metadata, out=made,
-                               progress=progress)
+        facts = rendition.make(self.ffmpeg, self.settings, chosen, path, video.metadata,
+                               out=made, progress=progress)
         [file] = self.output.publish(video.source_id, {made: chosen.file_name},
-                                     stale=STALE["rendition"])
+                                     stale=STALE[chosen.kind])
         return Outcome("ready", {**facts, "file": file})
 
 
@@ -321,11 +341,12 @@ class Withdrawn(Exception):
     requested afresh): its ffmpeg is killed rather than run to an outcome never recorded."""
 
 
-def _order(kind: str) -> tuple[bool, bool]:
+def _order(kind: str) -> tuple[bool, bool, bool]:
     """The packet index first (a listing: the frame routes use it as soon as it is made),
-    then the storyboard before the poster: its keyframe pass gives the poster's candidates
-    (one decoding of the keyframes for both)."""
-    return kind != "packets", kind != "storyboard"
+    then the HEVC rendition (a stream copy: a browser that decodes HEVC plays it without
+    waiting for the decoding kinds), then the storyboard before the poster: its keyframe
+    pass gives the poster's candidates (one decoding of the keyframes for both)."""
+    return kind != "packets", kind != "hevc", kind != "storyboard"
 
 
 def _shown(video: Video) -> tuple[int, int] | None:

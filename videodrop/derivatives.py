@@ -20,7 +20,7 @@ __all__ = ["ACTIVITY_SCALE", "DEFAULT_KINDS", "FOLDER", "KINDS", "STATES", "Reas
            "version_of"]
 
 #: Kinds the derive role knows how to make, in the order one job makes them.
-KINDS = ("packets", "poster", "storyboard", "scenes", "rendition")
+KINDS = ("packets", "poster", "storyboard", "scenes", "rendition", "hevc")
 #: VIDEODROP_DERIVE's default: every kind.
 DEFAULT_KINDS = KINDS
 STATES = ("pending", "ready", "failed", "skipped")

@@ -16,7 +16,10 @@ alike (the intersection, not the union):
 
 HEVC is not in the intersection (Chromium and Firefox decode it only through the
 platform's hardware decoder where there is one; Debian's Chromium never: sound over an
-empty frame). Rotation and
+empty frame). Where it decodes (Safari; Chrome, Edge and Firefox with a hardware decoder),
+8-bit 4:2:0 HEVC tagged ``hvc1`` in MP4 plays: ``verdict(metadata, hevc=True)`` judges for
+such a browser, :func:`hevc_type` names the type a page asks it about (the HEVC rendition,
+derive/rendition.py). Rotation and
 variable frame rate are not reasons: browsers apply an MP4/MOV display matrix and play
 frames at their timestamps (the corpus in ``testbed/camera_variants.py`` shows both in
 Chromium).
@@ -35,9 +38,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-__all__ = ["DESCRIPTIONS", "FAMILIES", "ISO_BMFF", "UNKNOWN_FACTS", "Needs", "Reason", "Verdict",
-           "played_audio",
-           "verdict"]
+__all__ = ["DESCRIPTIONS", "FAMILIES", "HEVC_FAMILIES", "ISO_BMFF", "UNKNOWN_FACTS", "Needs",
+           "Reason", "Verdict", "hevc_copyable", "hevc_type", "played_audio", "verdict"]
 
 
 class Reason(StrEnum):
@@ -102,7 +104,9 @@ FAMILIES = (
     Family("webm", frozenset({"webm"}), frozenset({"vp8", "vp9", "av1"}),
            frozenset({"vorbis", "opus"})),
 )
-_VIDEO = frozenset().union(*(f.video for f in FAMILIES))
+#: :data:`FAMILIES` where HEVC decodes: HEVC (``hvc1``) in MP4 too.
+HEVC_FAMILIES = (Family("mp4", FAMILIES[0].containers, FAMILIES[0].video | {"hevc"},
+                        FAMILIES[0].audio), FAMILIES[1])
 _AUDIO = frozenset().union(*(f.audio for f in FAMILIES))
 _PIXELS = frozenset({"yuv420p", "yuvj420p"})
 _H264_PROFILES = frozenset({"Constrained Baseline", "Baseline", "Main", "High",
@@ -159,11 +163,13 @@ class Verdict:
         }
 
 
-def verdict(metadata: Mapping[str, Any]) -> Verdict:
+def verdict(metadata: Mapping[str, Any], *, hevc: bool = False) -> Verdict:
     """The verdict on a ready video from its normalised metadata (``prober.metadata``'s
     shape: ``format``, ``video.codec``/``codec_tag``/``pix_fmt``/``profile``,
     ``audio_tracks[].codec``/``default``, ``moov_before_mdat``). A key missing (a record
-    probed before it was kept) is an unknown fact, never a guess."""
+    probed before it was kept) is an unknown fact, never a guess. ``hevc``: in a browser
+    that decodes HEVC (:data:`HEVC_FAMILIES`; the record's verdict is the strict one)."""
+    families = HEVC_FAMILIES if hevc else FAMILIES
     container = metadata.get("format")
     video: Mapping[str, Any] = metadata.get("video") or {}
     codec = video.get("codec") or metadata.get("codec")
@@ -174,7 +180,7 @@ def verdict(metadata: Mapping[str, Any]) -> Verdict:
 
     if codec is None:
         unknown.append("video_codec")
-    elif codec not in _VIDEO:
+    elif not any(codec in f.video for f in families):
         found[Reason.VIDEO_CODEC] = f"video is {_name(codec)}"
     if pix_fmt is None:
         unknown.append("pixel_format")
@@ -185,7 +191,7 @@ def verdict(metadata: Mapping[str, Any]) -> Verdict:
 
     # The families a version that plays could be in: those holding the video codec (any,
     # when the video is re-encoded anyway).
-    holding = [f for f in FAMILIES if codec in f.video] or list(FAMILIES)
+    holding = [f for f in families if codec in f.video] or list(families)
     if audio is not None and not any(audio.get("codec") in f.audio for f in holding):
         if audio.get("codec") is None:
             unknown.append("audio_codec")
@@ -200,7 +206,7 @@ def verdict(metadata: Mapping[str, Any]) -> Verdict:
         unknown.append("container")
     elif container not in target.containers:
         what = _CONTAINER_NAMES.get(container, container)
-        if any(container in f.containers for f in FAMILIES):  # the codecs need another
+        if any(container in f.containers for f in families):  # the codecs need another
             held = " and ".join(_name(c) for c in (codec, audio and audio.get("codec")) if c)
             found[Reason.CONTAINER] = (f"{held} in {what}: browsers play"
                                        f" {'them' if ' and ' in held else 'it'} in"
@@ -222,6 +228,40 @@ def verdict(metadata: Mapping[str, Any]) -> Verdict:
     playable = False if reasons else (None if unknown else True)
     return Verdict(playable, reasons, needs if needs == worst else None, tuple(unknown),
                    target.name if needs else None)
+
+
+#: Containers an HEVC stream is copied out of into the HEVC rendition: each keeps every
+#: packet's presentation time (an AVI's would be invented, see derive/rendition.py).
+HEVC_SOURCES = frozenset({"mp4", "mov", "m4v", "mkv", "ts"})
+
+
+def hevc_copyable(metadata: Mapping[str, Any]) -> bool:
+    """Whether the video is HEVC that a stream copy into a faststart MP4 tagged ``hvc1``
+    (the HEVC rendition) makes play where HEVC decodes: 8-bit 4:2:0 HEVC in
+    :data:`HEVC_SOURCES`, whose played audio (if any) an MP4 carries as it is; only the
+    container, the index's place or the tag are wrong for such a browser."""
+    video = metadata.get("video") or {}
+    if (video.get("codec") or metadata.get("codec")) != "hevc" \
+            or metadata.get("format") not in HEVC_SOURCES:
+        return False
+    return verdict(metadata, hevc=True).needs in (None, Needs.REMUX)
+
+
+#: HEVC profiles by ffprobe's name: (general_profile_idc, profile compatibility flags in
+#: hex, bits reversed: ISO/IEC 14496-15 Annex E).
+_HEVC_PROFILES = {"Main": (1, "6"), "Main Still Picture": (3, "8")}
+
+
+def hevc_type(metadata: Mapping[str, Any]) -> str:
+    """The MIME type with RFC 6381 ``codecs`` of the video's HEVC rendition, what a page
+    asks ``canPlayType`` (``video/mp4; codecs="hvc1.1.6.L93.B0"``: Main profile, main tier,
+    level 3.1); an unknown level says 6.2 (a browser that cannot tell refuses rather than
+    stalls)."""
+    video = metadata.get("video") or {}
+    profile, flags = _HEVC_PROFILES.get(str(video.get("profile")), _HEVC_PROFILES["Main"])
+    level = video.get("level")
+    level = level if isinstance(level, int) and 0 < level <= 255 else 186
+    return f'video/mp4; codecs="hvc1.{profile}.{flags}.L{level}.B0"'
 
 
 def _needs(reasons: set[Reason]) -> Needs | None:

@@ -72,6 +72,39 @@ def rendition_file(video: Video) -> tuple[str, str, str] | None:
     return file, ("video/webm" if file.endswith(".webm") else "video/mp4"), str(stream)
 
 
+def hevc_file(video: Video) -> tuple[str, str] | None:
+    """What ``/stream/{token}/?rendition=hevc`` serves: ``(file relative to MEDIA_ROOT,
+    content type)`` of the video's ready HEVC rendition (the original itself when it
+    plays as it is where HEVC decodes), None when there is none."""
+    state = video.derivatives.get("hevc") or {}
+    if state.get("status") != "ready":
+        return None
+    if state.get("stream") == "original":
+        return video.stored_path, "video/mp4"
+    file = state.get("file")
+    return (file, "video/mp4") if isinstance(file, str) else None
+
+
+def hevc_state(video: Video) -> dict[str, Any] | None:
+    """The record's ``playback.hevc``: the HEVC rendition for browsers that decode HEVC
+    (derive/rendition.py), None when the video has no such request, it was skipped, or
+    the video is not HEVC that a copy serves (``playback.hevc_copyable``): ``status``
+    (pending, ready, failed), ``error_code``, ``stream`` (``remux``, or ``original``
+    when the original is served as it is; None until ready), ``type`` (the MIME type
+    with its RFC 6381 ``codecs``, to ask ``canPlayType``) and ``path``
+    (``/stream/{token}/?rendition=hevc`` once ready)."""
+    state = video.derivatives.get("hevc") or {}
+    if not state or state.get("status") == "skipped" \
+            or not playback.hevc_copyable(video.metadata):
+        return None
+    ready = state.get("status") == "ready"
+    return {"status": state.get("status"), "error_code": state.get("error_code"),
+            "stream": state.get("stream") if ready else None,
+            "type": playback.hevc_type(video.metadata),
+            "path": (f"/stream/{video.access_token}/?rendition=hevc"
+                     if ready and video.access_token else None)}
+
+
 def file_info(video: Video) -> dict[str, Any]:
     """The record's ``file_info``: stored path, container key (``formats``), size in bytes,
     duration in seconds, ``WxH`` resolution, frames per second and the codecs; None where
@@ -94,7 +127,7 @@ def playback_state(video: Video) -> dict[str, Any] | None:
     ``/stream/`` serves now (``original``, or the ready rendition's ``remux``,
     ``transcode_audio`` or ``transcode``); ``status``, ``error_code`` and ``progress``
     (0..1 while a job makes it, else None) of the rendition (all None when the video has
-    no rendition request). docs/playback.md."""
+    no rendition request); ``hevc``, :func:`hevc_state`. docs/playback.md."""
     if video.status != "ready":
         return None
     state = video.derivatives.get("rendition") or {}
@@ -103,7 +136,8 @@ def playback_state(video: Video) -> dict[str, Any] | None:
     return {**playback.verdict(video.metadata).as_json(),
             "stream": served[2] if served else "original",
             "status": state.get("status"), "error_code": state.get("error_code"),
-            "progress": round(float(progress), 3) if progress is not None else None}
+            "progress": round(float(progress), 3) if progress is not None else None,
+            "hevc": hevc_state(video)}
 
 
 def recording(video: Video) -> dict[str, Any] | None:

@@ -60,7 +60,18 @@ def pending(video: Video, playback: dict[str, Any]) -> bool:
         return True
     states = video.derivatives.values()
     return (any(s.get("status") == "pending" or s.get("remaking") for s in states)
-            or playback.get("status") == "pending")
+            or playback.get("status") == "pending" or hevc_first(playback))
+
+
+def hevc_first(playback: dict[str, Any]) -> bool:
+    """Whether the page offers a ready HEVC rendition first while the rendition every
+    browser plays is not made yet (pending, or waiting for a viewer: ``on_view``): the
+    page does not ask for it (a browser that decodes HEVC never needs it); a browser that
+    does not asks by reading ``/stream/`` (api/tokens/endpoints.py), and the page keeps
+    watching for it."""
+    hevc = playback.get("hevc") or {}
+    waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
+    return bool(hevc.get("path")) and (waiting or playback.get("status") == "pending")
 
 
 def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) -> Video:
@@ -68,8 +79,11 @@ def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) 
     (``VIDEODROP_TRANSCODE=on-view``: rendition ``skipped``/``on_view``), or whose
     rendition is still pending (its job, when it plans it, then transcodes it rather than
     wait for a viewer): ask for it, and return the video as it is now (its rendition
-    ``pending``). Any other video unchanged."""
+    ``pending``). Any other video unchanged, and one with a ready HEVC rendition
+    (:func:`hevc_first`)."""
     waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
+    if hevc_first(playback):  # asked for by /stream/ if the browser does not decode HEVC
+        return video
     if not waiting and playback.get("status") != "pending":  # pending: not planned yet
         return video
     catalog.want_rendition(video.id)

@@ -151,7 +151,8 @@ class FileEndpoint(TokenResource):
             detail = (f"Processing failed: {video.processing_error}" if video.status == "failed"
                       else f"The video is not ready yet (status: {video.status}).")
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
-        path, content_type, cache = self.served(video, watching=req.method == "GET")
+        path, content_type, cache = self.served(video, watching=req.method == "GET",
+                                                rendition=req.get_param("rendition"))
         try:
             self.send(req, resp, path, content_type=content_type,
                       disposition=self.disposition, filename=video.original_filename,
@@ -164,9 +165,11 @@ class FileEndpoint(TokenResource):
     on_head = on_get
 
 
-    def served(self, video: Video, *, watching: bool) -> tuple[str, str, str]:
+    def served(self, video: Video, *, watching: bool,
+               rendition: str | None = None) -> tuple[str, str, str]:
         """(the file's key in the media store, content type, Cache-Control): the original.
-        ``watching``: a GET (a HEAD watches nothing)."""
+        ``watching``: a GET (a HEAD watches nothing); ``rendition``: the query's (only
+        ``/stream/`` takes one)."""
         return (video.stored_path,
                 formats.content_type(video.format, video.original_filename),
                 "private, max-age=3600")
@@ -179,7 +182,9 @@ class Stream(FileEndpoint):
     no-cache``: a client revalidates with the ETag and never mixes cached original bytes
     with the rendition's (the page adds ``?v=<playback.stream>`` too; nginx's stream links
     say the same, deploy/nginx.conf). A rendition waiting for a viewer (``on_view``) is
-    asked for (docs/playback.md)."""
+    asked for (docs/playback.md). ``?rendition=hevc``: the HEVC rendition (for browsers
+    that decode HEVC; 404 when there is none ready, 400 for another value), which asks
+    for nothing."""
 
     disposition = "inline"
 
@@ -190,7 +195,21 @@ class Stream(FileEndpoint):
         # once, not each with a database write; a new state asks again.
         self.asked = Recently(seconds=30.0)
 
-    def served(self, video: Video, *, watching: bool) -> tuple[str, str, str]:
+    def served(self, video: Video, *, watching: bool,
+               rendition: str | None = None) -> tuple[str, str, str]:
+        if rendition is not None:  # a page that found the browser decodes HEVC asks it
+            if rendition != "hevc":
+                raise falcon.HTTPBadRequest(
+                    title="Bad parameter",
+                    description=f"rendition takes only 'hevc', not {rendition[:40]!r}")
+            hevc = records.hevc_file(video)
+            if hevc is None:
+                raise falcon.HTTPNotFound(
+                    title="No HEVC rendition",
+                    description="This video has no HEVC rendition (ready): its record's"
+                                " playback.hevc says why; /stream/ without ?rendition"
+                                " serves every browser.")
+            return hevc[0], hevc[1], STREAM_CACHE
         state = video.derivatives.get("rendition") or {}
         # only a GET asks: a HEAD (a link checker, a preview) watches nothing, and an
         # on-view transcode costs a core for about the video's length

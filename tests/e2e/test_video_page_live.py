@@ -17,7 +17,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.e2e.test_browser import PLAYABLE, browser, log_in  # noqa: F401
 from tests.e2e.test_pages_http import logged_in
-from tests.harness import System, wait_for
+from tests.harness import System, rows, wait_for
 
 NOT_RELOADED = "window.__notReloaded === true"  # set on the page; gone if it ever reloads
 # how many times the page has asked for its live state
@@ -188,3 +188,65 @@ def test_the_page_prepares_a_playable_version_then_plays_it(
                            f" return !v.seeking && v.currentTime > {middle + 0.3}; }}")
     assert not player.evaluate("v => v.error")
     page.screenshot(path=str(output_dir / "video-page-rendition-playing.png"))
+
+
+#: A browser that decodes HEVC, as Safari or Chrome with a hardware decoder does: Debian's
+#: Chromium has no decoder, so its ``canPlayType`` is told to say yes to ``hvc1``.
+HEVC_DECODER = """(() => {
+  const plain = HTMLMediaElement.prototype.canPlayType;
+  HTMLMediaElement.prototype.canPlayType = function (type) {
+    return /codecs="hvc1\\./.test(type) ? "probably" : plain.call(this, type);
+  };
+})();"""
+
+
+def test_a_browser_that_decodes_hevc_gets_the_hevc_rendition_and_no_transcode(
+        make_system, browser: BrowserContext, samples: Path,  # type: ignore[no-untyped-def]  # noqa: F811
+        output_dir: Path) -> None:
+    """on-view, HEVC tagged hev1: the HEVC rendition (a copy) is made at once. A browser
+    whose ``canPlayType`` says it decodes HEVC plays it and asks for no transcode; Debian's
+    Chromium as it is plays ``/stream/``, which asks for the transcode, and switches to it
+    once it is ready, and plays it."""
+    system: System = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    name = "video-h265.mp4"
+    shutil.copy(samples / name, system.inbox / name)
+    video = system.wait_record(name)
+    token = video["api_links"]["access_token"]
+    offered = wait_for(lambda: (rendition_state(system, name).get("hevc") or {}).get("path"),
+                       timeout=120, interval=0.3, what="the HEVC rendition")
+    assert offered == f"/stream/{token}/?rendition=hevc"
+    wait_for(lambda: rendition_state(system, name).get("error_code") == "on_view",
+             timeout=60, interval=0.3, what="the transcode to wait for a viewer")
+    wanted = ("SELECT wanted_at IS NOT NULL FROM derivatives"
+              " WHERE kind = 'rendition' AND video_id = %s")
+
+    hevc_page = browser.new_page()
+    hevc_page.add_init_script(HEVC_DECODER)
+    log_in(hevc_page, system)
+    hevc_page.goto(f"{system.base_url}/videos/{video['id']}")
+    player = hevc_page.locator("video#player")
+    expect(player).to_have_attribute("src", offered)
+    expect(player).to_have_attribute("data-stream", "hevc")
+    expect(hevc_page.locator("#playback-state")).to_contain_text("Playing the HEVC version")
+    # the player read the HEVC rendition (its bytes came), and nothing asked for a transcode
+    wait_for(lambda: hevc_page.evaluate(
+        "() => performance.getEntriesByType('resource')"
+        ".some(e => e.name.includes('rendition=hevc'))"), timeout=30,
+        what="the player to read the HEVC rendition")
+    assert rows(system.database_url, wanted, video["id"]) == [(False,)]
+    hevc_page.screenshot(path=str(output_dir / "video-page-hevc-rendition.png"))
+    hevc_page.close()
+
+    page = browser.new_page()  # the same browser's session, without the init script
+    page.goto(f"{system.base_url}/videos/{video['id']}")
+    page.evaluate("window.__notReloaded = true")
+    player = page.locator("video#player")
+    expect(player).to_have_attribute("src", f"/stream/{token}/")
+    wait_for(lambda: rows(system.database_url, wanted, video["id"]) == [(True,)], timeout=30,
+             what="the page's /stream/ to ask for the transcode")
+    expect(player).to_have_attribute("data-stream", "transcode", timeout=180_000)
+    player.evaluate("v => { v.muted = true; return v.play(); }")
+    page.wait_for_function("() => { const v = document.getElementById('player');"
+                           " return v.currentTime > 0.3 && v.videoWidth > 0; }")
+    assert page.evaluate(NOT_RELOADED)

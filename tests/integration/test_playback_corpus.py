@@ -91,7 +91,7 @@ def test_a_video_probed_before_the_box_order_was_kept_says_it_is_unknown(
     shutil.copyfile(camera_corpus / "faststart.mp4", system.inbox / "old.mp4")
     rec = system.wait_record("old.mp4")
     # no derive role here: the rendition's request stays pending
-    waiting = {"status": "pending", "error_code": None, "progress": None}
+    waiting = {"status": "pending", "error_code": None, "progress": None, "hevc": None}
     assert rec["playback"] == {"playable": True, "reasons": [], "needs": None, "unknown": [],
                                "stream": "original", **waiting}
     rows(system.database_url, "UPDATE videos SET metadata = metadata - 'moov_before_mdat'"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
 import signal
@@ -25,9 +26,11 @@ import pika
 import pika.exceptions
 
 from deploy.devstack import ThrowawayRabbitMQ
+from prober.isobmff import top_level_boxes
 from testbed.processes import wait_until_gone
 from tests.harness import System, rows, videodrop, wait_for
 from tests.integration.test_api_uploads import media_of, stored_files
+from tests.integration.test_retention_api import signed_in
 
 REAL_FFMPEG = shutil.which("ffmpeg") or "ffmpeg"
 
@@ -72,7 +75,7 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
     assert (done["hevc.mp4"]["stream"], done["hevc.mp4"]["status"]) == ("transcode", "ready")
     assert done["plays.mp4"] | {"reasons": []} == {
         "playable": True, "reasons": [], "needs": None, "unknown": [], "stream": "original",
-        "status": "skipped", "error_code": "not_needed", "progress": None}
+        "status": "skipped", "error_code": "not_needed", "progress": None, "hevc": None}
     assert all(p["progress"] is None for p in done.values())
 
     hevc = records["hevc.mp4"]
@@ -102,6 +105,22 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
         "content_type": "video/mp4", "video_codec": "h264", "audio_codec": "aac",
         "width": 320, "height": 240}
     assert data["bytes"] == len(made) and data["ms"] > 0
+    # the HEVC rendition (browsers that decode HEVC): the same frames, tagged hvc1, index
+    # first, stored beside the rendition and served by ?rendition=hevc
+    offered = system.http.get(links["api_endpoint"], timeout=5).json()["playback"]["hevc"]
+    assert offered == {"status": "ready", "error_code": None, "stream": "remux",
+                       "type": 'video/mp4; codecs="hvc1.1.6.L60.B0"',
+                       "path": f"/stream/{links['access_token']}/?rendition=hevc"}
+    hevc_key = f"derivatives/{hevc['source_id']}/hevc.mp4"
+    copied = system.http.get(system.base_url + offered["path"], timeout=10)
+    assert copied.status_code == 200 and copied.content == stored(system, hevc_key)
+    assert copied.headers["Content-Type"] == "video/mp4"
+    assert copied.headers["ETag"] not in (stream.headers["ETag"], download.headers["ETag"])
+    copy_file = system.media_root.parent / "hevc-copy.mp4"
+    copy_file.write_bytes(copied.content)
+    assert [s["codec_tag_string"] for s in ffprobe_streams(copy_file)] == ["hvc1", "mp4a"]
+    assert top_level_boxes(copy_file).moov_first is True
+    assert framemd5(copy_file) == framemd5(camera_corpus / files["hevc.mp4"])
     plays = records["plays.mp4"]["api_links"]["stream_url"]
     plain = system.http.get(plays, timeout=5)
     assert sha256(plain.content) == sha256((camera_corpus / "faststart.mp4").read_bytes())
@@ -111,10 +130,91 @@ def test_stream_switches_to_the_rendition_and_download_stays_the_original(
                                  headers=system.admin, timeout=5)
     assert revoked.status_code == 200
     assert system.http.get(links["stream_url"], timeout=5).status_code == 404
+    assert system.http.get(system.base_url + offered["path"], timeout=5).status_code == 404
     gone = system.http.delete(f"{system.base_url}/api/videos/{hevc['id']}",
                               headers=system.admin, timeout=5)
     assert gone.status_code == 204 and stored(system, key) is None
+    assert stored(system, hevc_key) is None
     assert not [k for k in stored_files(system) if hevc["source_id"] in k]
+
+
+def ffprobe_streams(path: Path) -> list[dict[str, Any]]:
+    done = subprocess.run(["ffprobe", "-v", "error", "-print_format", "json", "-show_streams",
+                           f"file:{path}"], capture_output=True, check=True, timeout=60)
+    return list(json.loads(done.stdout)["streams"])
+
+
+def framemd5(path: Path) -> list[str]:
+    """The decoded video frames' MD5s (ffmpeg's framemd5, the timing columns left out)."""
+    done = subprocess.run([REAL_FFMPEG, "-v", "error", "-i", f"file:{path}", "-map", "0:v:0",
+                           "-f", "framemd5", "-"], capture_output=True, check=True,
+                          text=True, timeout=120)
+    return [line.rsplit(",", 1)[1].strip() for line in done.stdout.splitlines()
+            if line and not line.startswith("#")]
+
+
+def test_the_hevc_rendition_is_offered_without_a_transcode(make_system: Any,
+                                                           camera_corpus: Path,
+                                                           tmp_path: Path):
+    """on-view: HEVC gets its HEVC rendition at once (a copy; the original itself when it
+    is fit already), and reading it asks for no transcode; HEVC a copy cannot serve
+    (10-bit) has none, and ``?rendition=hevc`` answers 404 there, 400 for another value."""
+    ten_bit = tmp_path / "ten.mkv"
+    subprocess.run([REAL_FFMPEG, "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=160x120:rate=10:duration=1", "-c:v", "libx265", "-preset",
+                    "ultrafast", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error",
+                    str(ten_bit)], check=True, timeout=120)
+    system = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    system.start_role("derive")
+    files = {"ts.ts": camera_corpus / "hevc-aac.ts", "fit.mp4": camera_corpus / "hevc-hvc1.mp4",
+             "ten.mkv": ten_bit}
+    for name, source in files.items():
+        shutil.copy(source, system.inbox / name)
+    records = {name: system.wait_record(name) for name in files}
+
+    def hevc_settled(record: dict[str, Any]) -> dict[str, Any] | None:
+        item = system.http.get(record["api_links"]["api_endpoint"], timeout=5).json()
+        state = item["derivatives"].get("hevc", {}).get("status")
+        return item if state not in (None, "pending") else None
+    done = {name: wait_for(lambda r=r: hevc_settled(r), timeout=120, interval=0.3,
+                           what=f"the HEVC rendition of {name}")
+            for name, r in records.items()}
+    assert done["ten.mkv"]["derivatives"]["hevc"]["error_code"] == "no_path"
+    assert done["ten.mkv"]["playback"]["hevc"] is None
+    ten_link = f"{records['ten.mkv']['api_links']['stream_url']}?rendition=hevc"
+    missing = system.http.get(ten_link, timeout=5)
+    assert missing.status_code == 404 and "No HEVC rendition" in missing.text
+    assert system.http.get(f"{records['ts.ts']['api_links']['stream_url']}?rendition=h264",
+                           timeout=5).status_code == 400
+    wanted = ("SELECT wanted_at IS NOT NULL FROM derivatives"
+              " WHERE kind = 'rendition' AND video_id = %s")
+    for name, record in records.items():
+        offered = done[name]["playback"]["hevc"]
+        if name == "ten.mkv":
+            continue
+        assert offered["status"] == "ready", name
+        got = system.http.get(system.base_url + offered["path"], timeout=10)
+        assert got.status_code == 200 and got.headers["Content-Type"] == "video/mp4"
+        # want_rendition would write before the answer: nothing to wait for
+        assert rows(system.database_url, wanted, record["id"]) == [(False,)], name
+        if name == "fit.mp4":  # hvc1, index first, AAC: the original is served as it is
+            assert offered["stream"] == "original"
+            assert got.content == files[name].read_bytes()
+        else:
+            assert offered["stream"] == "remux"
+            out = tmp_path / f"{name}.mp4"
+            out.write_bytes(got.content)
+            assert [s["codec_tag_string"] for s in ffprobe_streams(out)] == ["hvc1", "mp4a"]
+            assert framemd5(out) == framemd5(files[name])
+    # the page does not ask for the transcode either: a browser that does not decode HEVC
+    # asks by reading /stream/ (the page's fallback source)
+    page = signed_in(system).get(f"{system.base_url}/videos/{records['ts.ts']['id']}",
+                                 timeout=5)
+    assert page.status_code == 200 and 'data-hevc-src="/stream/' in page.text
+    assert rows(system.database_url, wanted, records["ts.ts"]["id"]) == [(False,)]
+    assert system.http.get(records["ts.ts"]["api_links"]["stream_url"],
+                           timeout=5).status_code == 200
+    assert rows(system.database_url, wanted, records["ts.ts"]["id"]) == [(True,)]
 
 
 def test_on_view_transcode_starts_when_someone_streams(make_system: Any, camera_corpus: Path):

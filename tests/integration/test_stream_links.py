@@ -481,6 +481,10 @@ def test_the_link_points_at_the_rendition_once_it_is_ready(linked, camera_corpus
         assert (resp.status_code, who) == (200, "nginx")
         assert resp.content == made.read_bytes()
         assert resp.headers["Content-Type"] == "video/mp4"
+        # ?rendition=hevc is the API's (the link is the rendition every browser plays):
+        # these have no HEVC rendition
+        resp, who = served_by(system, url, f"/stream/{token}/?rendition=hevc")
+        assert (resp.status_code, who) == (404, "api")
 
 
 def rendition_state(system: System, token: str) -> tuple[str | None, str | None]:

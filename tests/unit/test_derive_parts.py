@@ -26,7 +26,7 @@ def test_derive_setting_names_kinds_and_empty_turns_the_role_off():
     assert Settings.from_env({"VIDEODROP_DERIVE": ""}).derive == ()
     assert Settings.from_env({"VIDEODROP_DERIVE": "none"}).derive == ()
     assert Settings.from_env({}).derive == ("packets", "poster", "storyboard", "scenes",
-                                            "rendition")
+                                            "rendition", "hevc")
     assert Settings.from_env({"VIDEODROP_DERIVE": " Storyboard,poster "}).derive == (
         "poster", "storyboard")
     with pytest.raises(SettingsError, match=r"VIDEODROP_DERIVE=.*unknown kind\(s\) gifs"):

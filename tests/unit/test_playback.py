@@ -34,7 +34,7 @@ def meta(fmt: str = "mp4", video: str | None = "h264", pix_fmt: str | None = "yu
     found: dict[str, Any] = {
         "format": fmt, "codec": video, "audio_tracks": tracks,
         "video": {"codec": video, "codec_tag": extra.pop("tag", None), "pix_fmt": pix_fmt,
-                  "profile": extra.pop("profile", "High")},
+                  "profile": extra.pop("profile", "High"), "level": extra.pop("level", None)},
         "moov_before_mdat": True if fmt in playback.ISO_BMFF else None,
     }
     return {**found, **extra}
@@ -218,7 +218,7 @@ def test_the_record_and_the_metadata_carry_playback_once_ready() -> None:
     expected = {"playable": False, "reasons": [{"code": "moov_at_end",
                                                 "detail": "moov after mdat"}],
                 "needs": "remux", "unknown": [], "stream": "original", "status": None,
-                "error_code": None, "progress": None}
+                "error_code": None, "progress": None, "hevc": None}
     assert playback_state(ready) == expected
     assert record(ready, "http://x")["playback"] == expected
     assert metadata_of(ready)["playback"] == expected
@@ -235,3 +235,83 @@ def test_the_record_and_the_metadata_carry_playback_once_ready() -> None:
         "status": "ready", "error": None, "error_code": None, "remaking": False,
         "progress": None, "file": "derivatives/file_1/rendition.mp4", "stream": "remux"}})
     assert playback_state(made) == expected | {"status": "ready", "stream": "remux"}
+
+
+HEVC = {"profile": "Main", "level": 93}
+
+
+@pytest.mark.parametrize(("metadata", "copyable", "where_hevc_decodes"), [
+    (meta(video="hevc", tag="hvc1", **HEVC), True, []),
+    (meta(video="hevc", tag="hev1", **HEVC), True, ["hevc_tag"]),
+    (meta(video="hevc", tag="hvc1", moov_before_mdat=False, **HEVC), True, ["moov_at_end"]),
+    (meta("ts", video="hevc", **HEVC), True, ["container"]),
+    (meta("mkv", video="hevc", audio=["opus"], **HEVC), True, ["container"]),
+    (meta(video="hevc", pix_fmt="yuv420p10le", profile="Main 10", level=93), False,
+     ["pixel_format"]),
+    (meta(video="hevc", pix_fmt="yuv422p", profile="Rext", level=93), False,
+     ["pixel_format"]),
+    (meta("mov", video="hevc", tag="hvc1", audio=["pcm_s16le"], **HEVC), False,
+     ["audio_codec"]),
+    (meta("avi", video="hevc", **HEVC), False, ["container"]),  # no pts to copy
+    (meta(), False, []),  # H.264: the rendition serves every browser
+])
+def test_hevc_is_judged_for_browsers_that_decode_it(metadata: dict[str, Any], copyable: bool,
+                                                    where_hevc_decodes: list[str]) -> None:
+    judged = [code.value for code, _ in verdict(metadata, hevc=True).reasons]
+    assert judged == where_hevc_decodes
+    assert playback.hevc_copyable(metadata) is copyable
+    if metadata["codec"] == "hevc":  # the strict verdict: no HEVC in the intersection
+        assert "video_codec" in codes(metadata) and verdict(metadata).needs is Needs.TRANSCODE
+
+
+def test_the_hevc_type_names_profile_and_level_for_can_play_type() -> None:
+    assert playback.hevc_type(meta(video="hevc", **HEVC)) == \
+        'video/mp4; codecs="hvc1.1.6.L93.B0"'
+    assert playback.hevc_type(meta(video="hevc", profile="Main", level=150)) == \
+        'video/mp4; codecs="hvc1.1.6.L150.B0"'
+    # an unknown level asks for the highest a browser knows: one that cannot tell refuses
+    assert playback.hevc_type(meta(video="hevc", profile="Main", level=None)) == \
+        'video/mp4; codecs="hvc1.1.6.L186.B0"'
+
+
+def test_the_record_offers_the_hevc_rendition_once_ready() -> None:
+    from derive.rendition import Plan, Skipped, plan_hevc
+    from videodrop.records import hevc_file
+    from videodrop.settings import Settings
+
+    hev1 = meta(video="hevc", tag="hev1", **HEVC)
+    settings = Settings.from_env({})
+    assert plan_hevc(hev1, settings) == Plan("remux", "mp4", "hevc")
+    assert plan_hevc(hev1, settings).file_name == "hevc.mp4"
+    assert plan_hevc(meta(video="hevc", tag="hvc1", **HEVC), settings).stream == "original"
+    for other, code in ((meta(), "not_needed"),
+                        (meta(video="hevc", pix_fmt="yuv420p10le", **HEVC), "no_path"),
+                        (meta(video="hevc", warnings=["ffprobe: Packet corrupt (x)"], **HEVC),
+                         "no_path")):
+        with pytest.raises(Skipped) as skipped:
+            plan_hevc(other, settings)
+        assert skipped.value.reason.value == code
+    with pytest.raises(Skipped) as off:
+        plan_hevc(hev1, Settings.from_env({"VIDEODROP_RENDITIONS": "off"}))
+    assert off.value.reason.value == "renditions_off"
+
+    state = {"error": None, "error_code": None, "remaking": False, "progress": None}
+    video = replace(_video("ready", hev1), codec="hevc")
+    assert playback_state(video)["hevc"] is None  # no request
+    assert hevc_file(video) is None
+    pending = replace(video, derivatives={"hevc": {**state, "status": "pending", "file": None,
+                                                   "stream": None}})
+    assert playback_state(pending)["hevc"] == {
+        "status": "pending", "error_code": None, "stream": None,
+        "type": 'video/mp4; codecs="hvc1.1.6.L93.B0"', "path": None}
+    made = replace(video, derivatives={"hevc": {
+        **state, "status": "ready", "file": "derivatives/file_1/hevc.mp4", "stream": "remux"}})
+    assert playback_state(made)["hevc"]["path"] == f"/stream/{'t' * 43}/?rendition=hevc"
+    assert hevc_file(made) == ("derivatives/file_1/hevc.mp4", "video/mp4")
+    as_is = replace(video, derivatives={"hevc": {**state, "status": "ready", "file": None,
+                                                 "stream": "original"}})
+    assert hevc_file(as_is) == ("videos/file_1/clip.mp4", "video/mp4")
+    skipped_row = replace(video, derivatives={"hevc": {**state, "status": "skipped",
+                                                       "error_code": "not_needed"}})
+    assert playback_state(skipped_row)["hevc"] is None
+    assert playback_state(made)["stream"] == "original"  # /stream/ itself is unchanged

@@ -147,9 +147,9 @@ WHERE video_id = %(id)s AND kind = 'rendition'
 RETURNING video_id;
 
 -- name: rendition_bytes
--- Bytes of the ready renditions (their files in the media store).
+-- Bytes of the ready renditions of both kinds (their files in the media store).
 SELECT coalesce(sum((data->>'bytes')::bigint), 0) AS bytes
-FROM derivatives WHERE kind = 'rendition' AND status = 'ready';
+FROM derivatives WHERE kind IN ('rendition', 'hevc') AND status = 'ready';
 
 -- name: republish_rendition
 -- A rendition request with no transcode running gets a job again (the relay publishes

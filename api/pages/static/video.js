@@ -81,6 +81,32 @@
   // stands in for the player as a still.
   const player = document.getElementById("player");
   const problem = document.getElementById("player-problem");
+  // An HEVC rendition is ready (docs/playback.md): where the browser decodes HEVC it plays
+  // that (a stream copy, no transcode asked for); elsewhere /stream/, the version every
+  // browser plays (or the original while it is made).
+  const decodesHevc = (type) => Boolean(player && type && player.canPlayType(type));
+  const HEVC_LINE = "Playing the HEVC version: the same video and sound, index first, for"
+    + " browsers that decode HEVC, as this one does.";
+  const sayHevc = () => {
+    const state = document.getElementById("playback-state");
+    if (!state) return;
+    const line = document.createElement("p");
+    line.className = "rendition-line muted";
+    line.dataset.rendition = "hevc";
+    line.textContent = HEVC_LINE;
+    state.replaceChildren(line);
+    state.dataset.renditionStatus = "hevc";
+    state.hidden = false;
+  };
+  if (player && player.dataset.hevcSrc) {
+    if (decodesHevc(player.dataset.hevcType)) {
+      player.dataset.stream = "hevc";
+      player.src = player.dataset.hevcSrc;
+      sayHevc();
+    } else {
+      player.src = player.dataset.src;
+    }
+  }
   const still = () => document.getElementById("poster-still");  // the poster, when ready
   if (player && problem) {
     const cannotPlay = () => {
@@ -146,7 +172,9 @@
     const rows = document.getElementById("derivative-states");
     if (rows && live.html.states.trim()) rows.innerHTML = live.html.states;
     const state = document.getElementById("playback-state");
-    if (state) {
+    if (state && player && player.dataset.stream === "hevc") {
+      /* the HEVC version plays: the rendition for other browsers is not this page's */
+    } else if (state) {
       const status = live.playback.status || "none";
       const percent = state.querySelector(".percent");
       const bar = state.querySelector("progress");
@@ -181,8 +209,13 @@
         if (card && card.id === "scenes" && videodrop.scenes) videodrop.scenes();
       }
     }
-    if (player && live.playback.status === "ready" && live.playback.stream
-        && live.playback.stream !== player.dataset.stream) {
+    const hevc = live.playback.hevc;
+    if (player && player.dataset.stream !== "hevc" && hevc && hevc.path
+        && decodesHevc(hevc.type)) {
+      switchStream(hevc.path, "hevc");
+      sayHevc();
+    } else if (player && player.dataset.stream !== "hevc" && live.playback.status === "ready"
+        && live.playback.stream && live.playback.stream !== player.dataset.stream) {
       switchStream(live.stream_src, live.playback.stream);
     }
   }
