@@ -64,14 +64,16 @@ def pending(video: Video, playback: dict[str, Any]) -> bool:
 
 
 def hevc_first(playback: dict[str, Any]) -> bool:
-    """Whether the page offers a ready HEVC rendition first while the rendition every
-    browser plays is not made yet (pending, or waiting for a viewer: ``on_view``): the
-    page does not ask for it (a browser that decodes HEVC never needs it); a browser that
-    does not asks by reading ``/stream/`` (api/tokens/endpoints.py), and the page keeps
-    watching for it."""
+    """Whether the page offers an HEVC rendition first, ready or on its way (pending: the
+    derive job copies it at once, but the page of a video just made ready opens before),
+    while the rendition every browser plays is not made yet (pending, or waiting for a
+    viewer: ``on_view``): the page does not ask for it (a browser that decodes HEVC never
+    needs it); a browser that does not asks by reading ``/stream/``
+    (api/tokens/endpoints.py), and the page keeps watching for it."""
     hevc = playback.get("hevc") or {}
     waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
-    return bool(hevc.get("path")) and (waiting or playback.get("status") == "pending")
+    return hevc.get("status") in ("pending", "ready") \
+        and (waiting or playback.get("status") == "pending")
 
 
 def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) -> Video:
@@ -79,7 +81,7 @@ def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) 
     (``VIDEODROP_TRANSCODE=on-view``: rendition ``skipped``/``on_view``), or whose
     rendition is still pending (its job, when it plans it, then transcodes it rather than
     wait for a viewer): ask for it, and return the video as it is now (its rendition
-    ``pending``). Any other video unchanged, and one with a ready HEVC rendition
+    ``pending``). Any other video unchanged, and one offering an HEVC rendition
     (:func:`hevc_first`)."""
     waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
     if hevc_first(playback):  # asked for by /stream/ if the browser does not decode HEVC

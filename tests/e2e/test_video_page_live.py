@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,74 @@ def test_a_browser_that_decodes_hevc_gets_the_hevc_rendition_and_no_transcode(
     page.wait_for_function("() => { const v = document.getElementById('player');"
                            " return v.currentTime > 0.3 && v.videoWidth > 0; }")
     assert page.evaluate(NOT_RELOADED)
+
+
+def test_a_browser_that_decodes_hevc_waits_for_the_hevc_rendition_on_its_way(
+        make_system, browser: BrowserContext, samples: Path,  # type: ignore[no-untyped-def]  # noqa: F811
+        tmp_path: Path) -> None:
+    """on-view, the derive role not yet running: the HEVC rendition is on its way
+    (pending), as on the page of a video just made ready (an upload's page reloads then,
+    before the derive job has copied it). A browser that decodes HEVC opening the page
+    asks for no transcode and does not read ``/stream/`` (which would ask); the player
+    plays the HEVC rendition once it is made. Where none comes (a TS cut short: corrupt
+    packets: a video packet of the TS left out, no copy), the player falls back to
+    ``/stream/``, and that read asks for the transcode."""
+    system: System = make_system(VIDEODROP_TRANSCODE="on-view").start()
+    name, cut = "video-h265.mp4", "damaged.ts"
+    whole = tmp_path / "whole.ts"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i",
+                    "testsrc2=size=320x240:rate=25:duration=2", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000:duration=2", "-c:v", "libx265",
+                    "-preset", "ultrafast", "-x265-params", "log-level=error", "-pix_fmt",
+                    "yuv420p", "-c:a", "aac", str(whole)], check=True, timeout=120)
+    data = whole.read_bytes()
+    packets = [data[at:at + 188] for at in range(0, len(data), 188)]
+    video_middle = [i for i, p in enumerate(packets)  # PID 256, not a PES's first packet
+                    if (p[1] & 0x1f) << 8 | p[2] == 256 and not p[1] & 0x40]
+    left_out = video_middle[len(video_middle) // 2]  # ffprobe: "Packet corrupt"
+    (system.inbox / cut).write_bytes(b"".join(p for i, p in enumerate(packets)
+                                              if i != left_out))
+    shutil.copy(samples / name, system.inbox / name)
+    videos = {n: system.wait_record(n) for n in (name, cut)}
+    for n in videos:
+        assert (rendition_state(system, n).get("hevc") or {}).get("status") == "pending", n
+    wanted = ("SELECT wanted_at IS NOT NULL FROM derivatives"
+              " WHERE kind = 'rendition' AND video_id = %s")
+    read_stream = ("() => performance.getEntriesByType('resource')"
+                   ".filter(e => e.name.includes('/stream/')).map(e => e.name)")
+    pages = {}
+    for n, video in videos.items():
+        page = browser.new_page()
+        page.add_init_script(HEVC_DECODER)
+        if not pages:
+            log_in(page, system)
+        page.goto(f"{system.base_url}/videos/{video['id']}")
+        page.evaluate("window.__notReloaded = true")
+        pages[n] = page
+    for n, page in pages.items():
+        wait_for(lambda p=page: p.evaluate(POLLS) >= 2, timeout=30,
+                 what=f"the page of {n} to poll twice")
+        assert page.evaluate(read_stream) == [], n
+        assert rows(system.database_url, wanted, videos[n]["id"]) == [(False,)], n
+
+    system.start_role("derive")
+    token = videos[name]["api_links"]["access_token"]
+    page = pages[name]
+    player = page.locator("video#player")
+    expect(player).to_have_attribute("src", f"/stream/{token}/?rendition=hevc",
+                                     timeout=120_000)
+    expect(player).to_have_attribute("data-stream", "hevc")
+    expect(page.locator("#playback-state")).to_contain_text("Playing the HEVC version")
+    wait_for(lambda: rendition_state(system, name).get("error_code") == "on_view",
+             timeout=60, interval=0.3, what="the transcode to wait for a viewer")
+    assert page.evaluate(read_stream) == [f"{system.base_url}/stream/{token}/?rendition=hevc"]
+    assert rows(system.database_url, wanted, videos[name]["id"]) == [(False,)]
+    assert page.evaluate(NOT_RELOADED)
+
+    cut_token = videos[cut]["api_links"]["access_token"]
+    expect(pages[cut].locator("video#player")).to_have_attribute(
+        "src", f"/stream/{cut_token}/", timeout=120_000)
+    wait_for(lambda: rows(system.database_url, wanted, videos[cut]["id"]) == [(True,)],
+             timeout=30, what="the fallback's /stream/ to ask for the transcode")
+    assert rendition_state(system, cut)["hevc"] is None
+    assert pages[cut].evaluate(NOT_RELOADED)

@@ -365,7 +365,8 @@ def test_a_remake_keeps_serving_the_previous_version_and_a_failed_one_removes_it
     assert done.returncode == 0, done.stderr
     remade = "SELECT kind, status, remaking FROM derivatives ORDER BY kind"
     wait_for(lambda: rows(system.database_url, remade) == [
-        ("hevc", "skipped", False), ("packets", "ready", False), ("poster", "ready", False), ("rendition", "ready", True),
+        ("hevc", "skipped", False), ("packets", "ready", False), ("poster", "ready", False),
+        ("rendition", "ready", True),
         ("scenes", "ready", True), ("storyboard", "ready", False)], timeout=120,
         interval=0.3, what="the packet index, poster and storyboard remade, the scenes stalled")
     # Logged as each kind was recorded, while the job is still on its scenes.

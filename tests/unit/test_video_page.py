@@ -128,3 +128,22 @@ def test_opening_the_page_asks_for_an_on_view_transcode_only() -> None:
                   {**UNPLAYABLE, "status": "skipped", "error_code": "transcode_off"}):
         ask_for_rendition(catalog, video(), other)  # type: ignore[arg-type]
     assert catalog.wanted == [7, 7]
+
+
+def test_opening_the_page_asks_for_no_transcode_while_an_hevc_rendition_is_offered() -> None:
+    """A ready HEVC rendition, or one on its way (pending: the derive job makes it at once,
+    but the page of a video just made ready opens before): the page asks for nothing (a
+    browser that decodes HEVC never needs the transcode; one that does not asks by
+    reading /stream/). A failed HEVC rendition offers nothing: the page asks as before."""
+    catalog = Asked()
+    waiting = {**UNPLAYABLE, "status": "skipped", "error_code": "on_view"}
+    hevc_type = 'video/mp4; codecs="hvc1.1.6.L93.B0"'
+    for state in ({"status": "ready", "path": "/stream/T/?rendition=hevc"},
+                  {"status": "pending", "path": None}):
+        for rendition in (waiting, {**UNPLAYABLE, "status": "pending"}):
+            playback = {**rendition, "hevc": {**state, "type": hevc_type}}
+            ask_for_rendition(catalog, video(), playback)  # type: ignore[arg-type]
+    assert catalog.wanted == []
+    failed = {"status": "failed", "error_code": "not_playable", "path": None, "type": hevc_type}
+    ask_for_rendition(catalog, video(), {**waiting, "hevc": failed})  # type: ignore[arg-type]
+    assert catalog.wanted == [7]

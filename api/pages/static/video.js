@@ -81,9 +81,11 @@
   // stands in for the player as a still.
   const player = document.getElementById("player");
   const problem = document.getElementById("player-problem");
-  // An HEVC rendition is ready (docs/playback.md): where the browser decodes HEVC it plays
-  // that (a stream copy, no transcode asked for); elsewhere /stream/, the version every
-  // browser plays (or the original while it is made).
+  // An HEVC rendition is ready or on its way (docs/playback.md): where the browser decodes
+  // HEVC it plays that (a stream copy, no transcode asked for; one on its way once it is
+  // made, apply() below: reading /stream/ meanwhile would ask for the transcode);
+  // elsewhere /stream/, the version every browser plays (or the original while it is
+  // made).
   const decodesHevc = (type) => Boolean(player && type && player.canPlayType(type));
   const HEVC_LINE = "Playing the HEVC version: the same video and sound, index first, for"
     + " browsers that decode HEVC, as this one does.";
@@ -98,13 +100,15 @@
     state.dataset.renditionStatus = "hevc";
     state.hidden = false;
   };
-  if (player && player.dataset.hevcSrc) {
-    if (decodesHevc(player.dataset.hevcType)) {
+  // how many more polls follow a fallback's /stream/ read (the transcode it asks for)
+  let following = 0;
+  if (player && player.dataset.hevcType) {
+    if (!decodesHevc(player.dataset.hevcType)) {
+      player.src = player.dataset.src;
+    } else if (player.dataset.hevcSrc) {
       player.dataset.stream = "hevc";
       player.src = player.dataset.hevcSrc;
       sayHevc();
-    } else {
-      player.src = player.dataset.src;
     }
   }
   const still = () => document.getElementById("poster-still");  // the poster, when ready
@@ -214,6 +218,12 @@
         && decodesHevc(hevc.type)) {
       switchStream(hevc.path, "hevc");
       sayHevc();
+    } else if (player && !player.getAttribute("src") && player.dataset.src
+        && !(hevc && hevc.status === "pending" && decodesHevc(hevc.type))) {
+      // the HEVC version waited for will not come (failed, or no copy serves it): the
+      // version every browser plays; that read asks for its transcode, followed below
+      player.src = player.dataset.src;
+      following = 3;
     } else if (player && player.dataset.stream !== "hevc" && live.playback.status === "ready"
         && live.playback.stream && live.playback.stream !== player.dataset.stream) {
       switchStream(live.stream_src, live.playback.stream);
@@ -251,7 +261,8 @@
       if (live) {
         const seen = JSON.stringify([live.derivatives, live.playback]);
         if (seen !== last) { last = seen; wait = 1000; apply(live); } else wait = Math.min(wait * 1.5, cap);
-        if (!live.pending) { article.dataset.watching = "false"; return; }
+        if (!live.pending && following <= 0) { article.dataset.watching = "false"; return; }
+        following -= 1;
         if (live.playback.status === "pending" && !document.hidden) wait = 1000;
       } else wait = Math.min(wait * 1.5, cap);
       if (failures >= 5 || Date.now() > until) { article.dataset.watching = "false"; return; }
