@@ -239,12 +239,14 @@ def hevc_copyable(metadata: Mapping[str, Any]) -> bool:
     """Whether the video is HEVC that a stream copy into a faststart MP4 tagged ``hvc1``
     (the HEVC rendition) makes play where HEVC decodes: 8-bit 4:2:0 HEVC in
     :data:`HEVC_SOURCES`, whose played audio (if any) an MP4 carries as it is; only the
-    container, the index's place or the tag are wrong for such a browser."""
+    container, the index's place or the tag are wrong for such a browser. An unknown fact
+    (pixels or audio ffprobe did not name) is no copy."""
     video = metadata.get("video") or {}
     if (video.get("codec") or metadata.get("codec")) != "hevc" \
             or metadata.get("format") not in HEVC_SOURCES:
         return False
-    return verdict(metadata, hevc=True).needs in (None, Needs.REMUX)
+    found = verdict(metadata, hevc=True)
+    return not found.unknown and found.needs in (None, Needs.REMUX)
 
 
 #: HEVC profiles by ffprobe's name: (general_profile_idc, profile compatibility flags in

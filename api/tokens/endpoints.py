@@ -11,6 +11,7 @@ import falcon
 
 from api.files.objects import send_object
 from api.files.response import send_file
+from api.http.params import query_params, repeated_params
 from api.ops.requestlog import TOKEN_PREFIX, VIDEO_ID
 from api.tokens.cache import Entry, TokenCache
 from api.tokens.recently import Recently
@@ -152,7 +153,7 @@ class FileEndpoint(TokenResource):
                       else f"The video is not ready yet (status: {video.status}).")
             raise falcon.HTTPConflict(title=f"Video {video.status}", description=detail)
         path, content_type, cache = self.served(video, watching=req.method == "GET",
-                                                rendition=req.get_param("rendition"))
+                                                rendition=self.rendition_asked(req))
         try:
             self.send(req, resp, path, content_type=content_type,
                       disposition=self.disposition, filename=video.original_filename,
@@ -164,6 +165,10 @@ class FileEndpoint(TokenResource):
 
     on_head = on_get
 
+
+    def rendition_asked(self, req: falcon.Request) -> str | None:
+        """The query's ``rendition`` (only ``/stream/`` takes one: None here)."""
+        return None
 
     def served(self, video: Video, *, watching: bool,
                rendition: str | None = None) -> tuple[str, str, str]:
@@ -194,6 +199,16 @@ class Stream(FileEndpoint):
         # (video, rendition state) asked for lately: a player's many range requests ask
         # once, not each with a database write; a new state asks again.
         self.asked = Recently(seconds=30.0)
+
+    def rendition_asked(self, req: falcon.Request) -> str | None:
+        """``?rendition=`` as sent (blank kept: nginx hands any ``rendition`` to the API,
+        which must refuse what it does not serve rather than serve another file); 400 when
+        it is given more than once (a first-or-last choice would differ between
+        readers)."""
+        if "rendition" in repeated_params(req):
+            raise falcon.HTTPBadRequest(title="Bad parameter",
+                                        description="rendition is given more than once")
+        return query_params(req).get("rendition")
 
     def served(self, video: Video, *, watching: bool,
                rendition: str | None = None) -> tuple[str, str, str]:

@@ -191,13 +191,23 @@ def test_the_page_prepares_a_playable_version_then_plays_it(
     page.screenshot(path=str(output_dir / "video-page-rendition-playing.png"))
 
 
-#: A browser that decodes HEVC, as Safari or Chrome with a hardware decoder does: Debian's
-#: Chromium has no decoder, so its ``canPlayType`` is told to say yes to ``hvc1``.
-HEVC_DECODER = """(() => {
+#: A browser that says it decodes HEVC: Debian's Chromium has no decoder, so its
+#: ``canPlayType`` is told to say yes to ``hvc1`` (it then plays the sound over no picture).
+SAYS_HEVC = """(() => {
   const plain = HTMLMediaElement.prototype.canPlayType;
   HTMLMediaElement.prototype.canPlayType = function (type) {
     return /codecs="hvc1\\./.test(type) ? "probably" : plain.call(this, type);
   };
+})();"""
+#: A browser that decodes HEVC, as Safari or Chrome with a hardware decoder does: it says
+#: so, and shows a picture (the HEVC rendition's ``videoWidth`` is not 0).
+HEVC_DECODER = SAYS_HEVC + """(() => {
+  const plain = Object.getOwnPropertyDescriptor(HTMLVideoElement.prototype, "videoWidth");
+  Object.defineProperty(HTMLVideoElement.prototype, "videoWidth", {
+    get() {
+      return plain.get.call(this) || (this.currentSrc.includes("rendition=hevc") ? 320 : 0);
+    },
+  });
 })();"""
 
 
@@ -205,9 +215,10 @@ def test_a_browser_that_decodes_hevc_gets_the_hevc_rendition_and_no_transcode(
         make_system, browser: BrowserContext, samples: Path,  # type: ignore[no-untyped-def]  # noqa: F811
         output_dir: Path) -> None:
     """on-view, HEVC tagged hev1: the HEVC rendition (a copy) is made at once. A browser
-    whose ``canPlayType`` says it decodes HEVC plays it and asks for no transcode; Debian's
-    Chromium as it is plays ``/stream/``, which asks for the transcode, and switches to it
-    once it is ready, and plays it."""
+    whose ``canPlayType`` says it decodes HEVC plays it and asks for no transcode; one that
+    says so but shows no picture of it falls back to ``/stream/``, which asks for the
+    transcode; Debian's Chromium as it is plays ``/stream/``, switches to the transcode once
+    it is ready, and plays it."""
     system: System = make_system(VIDEODROP_TRANSCODE="on-view").start()
     system.start_role("derive")
     name = "video-h265.mp4"
@@ -239,13 +250,24 @@ def test_a_browser_that_decodes_hevc_gets_the_hevc_rendition_and_no_transcode(
     hevc_page.screenshot(path=str(output_dir / "video-page-hevc-rendition.png"))
     hevc_page.close()
 
+    # a browser that says it decodes HEVC but shows no picture of this one (a decoder's
+    # limit): the page leaves the HEVC rendition for /stream/, whose read asks for the
+    # transcode
+    lying = browser.new_page()
+    lying.add_init_script(SAYS_HEVC)
+    lying.goto(f"{system.base_url}/videos/{video['id']}")
+    player = lying.locator("video#player")
+    expect(player).to_have_attribute("src", f"/stream/{token}/")
+    expect(player).not_to_have_attribute("data-stream", "hevc")
+    wait_for(lambda: rows(system.database_url, wanted, video["id"]) == [(True,)], timeout=30,
+             what="the fallback's /stream/ to ask for the transcode")
+    lying.close()
+
     page = browser.new_page()  # the same browser's session, without the init script
     page.goto(f"{system.base_url}/videos/{video['id']}")
     page.evaluate("window.__notReloaded = true")
     player = page.locator("video#player")
-    expect(player).to_have_attribute("src", f"/stream/{token}/")
-    wait_for(lambda: rows(system.database_url, wanted, video["id"]) == [(True,)], timeout=30,
-             what="the page's /stream/ to ask for the transcode")
+    expect(player).to_have_attribute("src", re.compile(rf"^/stream/{token}/"))
     expect(player).to_have_attribute("data-stream", "transcode", timeout=180_000)
     player.evaluate("v => { v.muted = true; return v.play(); }")
     page.wait_for_function("() => { const v = document.getElementById('player');"

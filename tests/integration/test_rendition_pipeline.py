@@ -184,8 +184,11 @@ def test_the_hevc_rendition_is_offered_without_a_transcode(make_system: Any,
     ten_link = f"{records['ten.mkv']['api_links']['stream_url']}?rendition=hevc"
     missing = system.http.get(ten_link, timeout=5)
     assert missing.status_code == 404 and "No HEVC rendition" in missing.text
-    assert system.http.get(f"{records['ts.ts']['api_links']['stream_url']}?rendition=h264",
-                           timeout=5).status_code == 400
+    for query in ("rendition=h264", "rendition=", "rendition=hevc&rendition=hevc",
+                  "rendition=HEVC"):
+        refused = system.http.get(f"{records['ts.ts']['api_links']['stream_url']}?{query}",
+                                  timeout=5)
+        assert refused.status_code == 400, query
     wanted = ("SELECT wanted_at IS NOT NULL FROM derivatives"
               " WHERE kind = 'rendition' AND video_id = %s")
     for name, record in records.items():

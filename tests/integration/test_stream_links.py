@@ -485,6 +485,8 @@ def test_the_link_points_at_the_rendition_once_it_is_ready(linked, camera_corpus
         # these have no HEVC rendition
         resp, who = served_by(system, url, f"/stream/{token}/?rendition=hevc")
         assert (resp.status_code, who) == (404, "api")
+        resp, who = served_by(system, url, f"/stream/{token}/?rendition=")  # refused there
+        assert (resp.status_code, who) == (400, "api")
 
 
 def rendition_state(system: System, token: str) -> tuple[str | None, str | None]:

@@ -86,7 +86,9 @@
   // made, apply() below: reading /stream/ meanwhile would ask for the transcode);
   // elsewhere /stream/, the version every browser plays (or the original while it is
   // made).
-  const decodesHevc = (type) => Boolean(player && type && player.canPlayType(type));
+  let hevcFailed = false;  // it said it decodes HEVC, then failed on this one
+  const decodesHevc = (type) => Boolean(player && type && !hevcFailed
+                                        && player.canPlayType(type));
   const HEVC_LINE = "Playing the HEVC version: the same video and sound, index first, for"
     + " browsers that decode HEVC, as this one does.";
   const sayHevc = () => {
@@ -106,6 +108,7 @@
     if (!decodesHevc(player.dataset.hevcType)) {
       player.src = player.dataset.src;
     } else if (player.dataset.hevcSrc) {
+      player.dataset.served = player.dataset.stream;  // what /stream/ serves (data-src)
       player.dataset.stream = "hevc";
       player.src = player.dataset.hevcSrc;
       sayHevc();
@@ -113,13 +116,26 @@
   }
   const still = () => document.getElementById("poster-still");  // the poster, when ready
   if (player && problem) {
+    // canPlayType said yes but this HEVC does not decode here (an error, or sound over no
+    // picture: a decoder's profile or level limit): the version every browser plays
+    // instead (its read asks for it, followed by the polls)
+    const leaveHevc = () => {
+      if (player.dataset.stream !== "hevc" || !player.dataset.src) return false;
+      hevcFailed = true;
+      switchStream(player.dataset.src, player.dataset.served || "original");
+      following = 3;
+      return true;
+    };
     const cannotPlay = () => {
+      if (leaveHevc()) return;
       problem.hidden = false;
       player.classList.add("unplayable");
       if (still()) still().hidden = false;  // the seek bar's previews still browse the video
     };
     const noPicture = () => {  // the sound may still play: keep the player, say why it is dark
-      if (player.dataset.hasVideo === "true" && player.videoWidth === 0) problem.hidden = false;
+      if (player.dataset.hasVideo === "true" && player.videoWidth === 0 && !leaveHevc()) {
+        problem.hidden = false;
+      }
     };
     player.addEventListener("error", cannotPlay);
     player.addEventListener("loadedmetadata", noPicture);
@@ -216,6 +232,7 @@
     const hevc = live.playback.hevc;
     if (player && player.dataset.stream !== "hevc" && hevc && hevc.path
         && decodesHevc(hevc.type)) {
+      player.dataset.served = player.dataset.stream;
       switchStream(hevc.path, "hevc");
       sayHevc();
     } else if (player && !player.getAttribute("src") && player.dataset.src
