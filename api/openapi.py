@@ -345,6 +345,8 @@ def _file_operation(disposition: str, params: list[Schema] | None = None) -> Sch
                   "Last-Modified": _header("HTTP date"),
                   "Accept-Ranges": _header("bytes"),
                   "Content-Disposition": _header(f"{disposition}; filename=...")}
+    bad = ({"400": _error("Bad parameter: rendition other than hevc, blank, or given twice.")}
+           if params else {})
     return {
         "security": NOBODY,
         "parameters": [TOKEN_PARAM, *(params or []), *conditional],
@@ -357,6 +359,7 @@ def _file_operation(disposition: str, params: list[Schema] | None = None) -> Sch
                         "schema": {"type": "string", "format": "binary"}}}},
             "304": {"description": "Not modified (If-None-Match / If-Modified-Since)."},
             "307": REDIRECT,
+            **bad,
             "404": TOKEN_404,
             "409": _error("Not ready yet (status) or processing failed (reason)."),
             "410": GONE,
