@@ -79,8 +79,8 @@ def hevc_file(video: Video) -> tuple[str, str] | None:
     state = video.derivatives.get("hevc") or {}
     if state.get("status") != "ready":
         return None
-    if state.get("stream") == "original":
-        return video.stored_path, "video/mp4"
+    if state.get("stream") == "original":  # an MP4 or MOV: served as /download/ names it
+        return video.stored_path, formats.content_type(video.format, video.original_filename)
     file = state.get("file")
     return (file, "video/mp4") if isinstance(file, str) else None
 

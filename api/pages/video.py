@@ -71,9 +71,14 @@ def hevc_first(playback: dict[str, Any]) -> bool:
     needs it); a browser that does not asks by reading ``/stream/``
     (api/tokens/endpoints.py), and the page keeps watching for it."""
     hevc = playback.get("hevc") or {}
-    waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
-    return hevc.get("status") in ("pending", "ready") \
-        and (waiting or playback.get("status") == "pending")
+    return hevc.get("status") in ("pending", "ready") and not_made_yet(playback)
+
+
+def not_made_yet(playback: dict[str, Any]) -> bool:
+    """Whether the rendition every browser plays is still to make: pending (not planned
+    yet), or skipped until someone watches (``on_view``)."""
+    return playback.get("status") == "pending" or (
+        playback.get("status") == "skipped" and playback.get("error_code") == "on_view")
 
 
 def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) -> Video:
@@ -83,10 +88,9 @@ def ask_for_rendition(catalog: Catalog, video: Video, playback: dict[str, Any]) 
     wait for a viewer): ask for it, and return the video as it is now (its rendition
     ``pending``). Any other video unchanged, and one offering an HEVC rendition
     (:func:`hevc_first`)."""
-    waiting = playback.get("status") == "skipped" and playback.get("error_code") == "on_view"
     if hevc_first(playback):  # asked for by /stream/ if the browser does not decode HEVC
         return video
-    if not waiting and playback.get("status") != "pending":  # pending: not planned yet
+    if not not_made_yet(playback):
         return video
     catalog.want_rendition(video.id)
     return catalog.by_id(video.id) or video
